@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The project's cargo checks, in order, failing fast. Normally run through
+# scripts/test-all.sh, which starts the test servers first.
+#
+# Usage: scripts/checks.sh [EXTRA CARGO TEST ARGS...]
+#   Extra arguments go to `cargo test --all-features` (e.g. `-- --nocapture`).
+# Environment:
+#   TAS_CHECK_PACKAGE=1   also run a full `cargo package --allow-dirty` (builds the package)
+#   TAS_CHECKS_SKIP="a b" skip the named steps (fmt clippy test doc package-list package)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if ! command -v cargo >/dev/null && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+
+summary=()
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# step NAME CMD [ARGS...]: run one check with a header and its elapsed time.
+step() {
+    local name=$1 t rc=0
+    shift
+    case " ${TAS_CHECKS_SKIP:-} " in
+    *" $name "*)
+        echo "==> [$name] skipped (TAS_CHECKS_SKIP)"
+        summary+=("$name: skipped")
+        return 0
+        ;;
+    esac
+    echo "==> [$name] $*"
+    t=$(now)
+    "$@" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        echo "==> [$name] FAILED (exit $rc) after $(elapsed "$t") s"
+        exit "$rc"
+    fi
+    echo "==> [$name] ok in $(elapsed "$t") s"
+    summary+=("$name: $(elapsed "$t") s")
+}
+
+quiet() { "$@" >/dev/null; }
+
+t_all=$(now)
+step fmt cargo fmt --all -- --check
+step clippy cargo clippy --all-targets --all-features -- -D warnings
+step test cargo test --all-features "$@"
+step doc env RUSTDOCFLAGS="${RUSTDOCFLAGS:+$RUSTDOCFLAGS }-D warnings" cargo doc --all-features --no-deps
+step package-list quiet cargo package --list --allow-dirty
+if [ "${TAS_CHECK_PACKAGE:-0}" = 1 ]; then
+    step package cargo package --allow-dirty
+fi
+
+echo "==> all checks passed in $(elapsed "$t_all") s"
+for line in "${summary[@]}"; do echo "    $line"; done

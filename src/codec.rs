@@ -1,0 +1,309 @@
+//! The signed-cookie codec: finding one cookie in `Cookie` headers, and signing and verifying
+//! `TOKEN.SIGNATURE` values byte-for-byte the way Better Auth (better-call) does.
+//!
+//! Every rule of the spec's §2.3–§2.5 lives in this module:
+//!
+//! * the value is `encodeURIComponent(token + "." + base64std(HMAC-SHA256(secret, token)))`;
+//! * on the way in, a value is trimmed, one pair of surrounding double quotes is removed, it is
+//!   percent-decoded only when it contains `%` (the raw value is kept if decoding fails), it is
+//!   split at the **last** `.`, the signature must be 44 characters ending in `=`, and the HMAC
+//!   is compared in constant time;
+//! * the first occurrence of a cookie name wins, across every `Cookie` header field.
+//!
+//! Nothing here allocates on the rejection paths, and nothing here can panic on any input.
+
+use std::borrow::Cow;
+
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use http::header::COOKIE;
+use http::HeaderMap;
+use percent_encoding::{percent_decode, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Length of a standard, padded base64 HMAC-SHA256 signature.
+pub(crate) const SIGNATURE_LEN: usize = 44;
+
+/// Session cookie values longer than this are rejected before any decoding or crypto.
+///
+/// A Better Auth value is 32 + 1 + 44 raw characters, 84 once percent-encoded; 1 KiB leaves room
+/// for longer custom tokens while bounding the work an attacker can ask for.
+pub const MAX_SIGNED_VALUE_LEN: usize = 1024;
+
+/// Standard base64 that, like the browser's `atob`, ignores the unused low bits of the last
+/// character. Better Auth accepts those non-canonical spellings, so we do too (spec §2.4).
+const LENIENT_STANDARD: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
+);
+
+/// What `encodeURIComponent` leaves alone: `A-Z a-z 0-9 - _ . ! ~ * ' ( )`.
+const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+
+/// An HMAC-SHA256 key prepared once.
+///
+/// Keying HMAC hashes the key into the inner and outer pads; cloning the prepared state is a
+/// copy of two SHA-256 states, so requests never pay for re-keying.
+#[derive(Clone)]
+pub struct Signer {
+    mac: HmacSha256,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer { .. }")
+    }
+}
+
+impl Signer {
+    /// Prepares a signer for `secret`, used as its UTF-8 bytes with no key derivation, exactly as
+    /// Better Auth does.
+    ///
+    /// This does not judge the secret's strength: [`SessionConfig`](crate::SessionConfig) does.
+    pub fn new(secret: &str) -> Self {
+        let mac =
+            HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+        Self { mac }
+    }
+
+    fn mac_of(&self, message: &[u8]) -> HmacSha256 {
+        let mut mac = self.mac.clone();
+        mac.update(message);
+        mac
+    }
+
+    /// The standard base64 signature of `value` (44 characters, ending `=`).
+    pub fn signature(&self, value: &str) -> String {
+        LENIENT_STANDARD.encode(self.mac_of(value.as_bytes()).finalize().into_bytes())
+    }
+
+    /// The raw signed form `value.signature`, as Better Auth's bearer plugin sends it in
+    /// `set-auth-token`.
+    pub fn sign_raw(&self, value: &str) -> String {
+        let mut out = String::with_capacity(value.len() + 1 + SIGNATURE_LEN);
+        out.push_str(value);
+        out.push('.');
+        out.push_str(&self.signature(value));
+        out
+    }
+
+    /// The cookie value for `value`: `encodeURIComponent(value + "." + signature)`, the exact
+    /// bytes Better Auth puts on the wire.
+    ///
+    /// ```
+    /// use tower_auth_session::codec::Signer;
+    ///
+    /// let signer = Signer::new("better-auth-secret-12345678901234567890");
+    /// assert_eq!(
+    ///     signer.sign_cookie_value("7aON9QvXi7cN5W22aBoYB7O4cBy827eS"),
+    ///     "7aON9QvXi7cN5W22aBoYB7O4cBy827eS.gDPkgSRm9C9ET9NJKyrCSrXKvFFJZGLMEcKUn2sWyTw%3D",
+    /// );
+    /// ```
+    pub fn sign_cookie_value(&self, value: &str) -> String {
+        utf8_percent_encode(&self.sign_raw(value), URI_COMPONENT).to_string()
+    }
+
+    /// Checks `signature` (standard base64, 44 characters ending `=`) against `value` in
+    /// constant time.
+    pub fn verify(&self, value: &[u8], signature: &[u8]) -> bool {
+        if signature.len() != SIGNATURE_LEN || signature.last() != Some(&b'=') {
+            return false;
+        }
+        let mut decoded = [0u8; 33];
+        match LENIENT_STANDARD.decode_slice(signature, &mut decoded) {
+            Ok(32) => self.mac_of(value).verify_slice(&decoded[..32]).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// Verifies a signed cookie value as found in a `Cookie` header and returns the token it
+    /// carries, or `None` for anything malformed or forged.
+    ///
+    /// ```
+    /// use tower_auth_session::codec::Signer;
+    ///
+    /// let signer = Signer::new("better-auth-secret-12345678901234567890");
+    /// let wire = b"7aON9QvXi7cN5W22aBoYB7O4cBy827eS.gDPkgSRm9C9ET9NJKyrCSrXKvFFJZGLMEcKUn2sWyTw%3D";
+    /// assert_eq!(signer.unsign(wire).as_deref(), Some("7aON9QvXi7cN5W22aBoYB7O4cBy827eS"));
+    /// assert_eq!(signer.unsign(b"7aON9QvXi7cN5W22aBoYB7O4cBy827eS"), None);
+    /// ```
+    pub fn unsign<'a>(&self, raw: &'a [u8]) -> Option<Cow<'a, str>> {
+        let value = decode_value(raw)?;
+        let token = split_and_verify(self, &value)?;
+        Some(match value {
+            Cow::Borrowed(b) => Cow::Borrowed(std::str::from_utf8(&b[..token]).ok()?),
+            Cow::Owned(mut v) => {
+                v.truncate(token);
+                Cow::Owned(String::from_utf8(v).ok()?)
+            }
+        })
+    }
+}
+
+/// Splits `value` at its last `.`, verifies the signature, and returns the token's length.
+fn split_and_verify(signer: &Signer, value: &[u8]) -> Option<usize> {
+    let dot = value.iter().rposition(|&b| b == b'.')?;
+    if dot < 1 {
+        return None;
+    }
+    let (token, signature) = (&value[..dot], &value[dot + 1..]);
+    signer.verify(token, signature).then_some(dot)
+}
+
+/// Trims, unquotes and (only when it contains `%`) percent-decodes a raw cookie value, rejecting
+/// empty and oversized values. Mirrors better-call's `parseCookies` value handling.
+pub(crate) fn decode_value(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
+    let mut value = raw.trim_ascii();
+    if value.len() > 3 * MAX_SIGNED_VALUE_LEN {
+        return None;
+    }
+    if value.len() >= 2 && value[0] == b'"' {
+        // better-call drops the first and the last character when the value starts with `"`.
+        value = &value[1..value.len() - 1];
+    }
+    let value: Cow<'_, [u8]> = if value.contains(&b'%') {
+        match strict_percent_decode(value) {
+            Some(decoded) => Cow::Owned(decoded),
+            // `decodeURIComponent` threw: better-call keeps the raw value.
+            None => Cow::Borrowed(value),
+        }
+    } else {
+        Cow::Borrowed(value)
+    };
+    (!value.is_empty() && value.len() <= MAX_SIGNED_VALUE_LEN).then_some(value)
+}
+
+/// `decodeURIComponent`: fails on a malformed escape or on bytes that do not form UTF-8.
+fn strict_percent_decode(value: &[u8]) -> Option<Vec<u8>> {
+    let mut i = 0;
+    while let Some(pos) = value[i..].iter().position(|&b| b == b'%') {
+        let at = i + pos;
+        let hex = value.get(at + 1..at + 3)?;
+        if !hex.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        i = at + 3;
+    }
+    let decoded: Vec<u8> = percent_decode(value).collect();
+    std::str::from_utf8(&decoded).ok()?;
+    Some(decoded)
+}
+
+/// Finds the first cookie called exactly `name` across every `Cookie` header field, and returns
+/// its raw (undecoded) value.
+///
+/// The scan follows better-call's `parseCookies`: segments are split on `;`, a segment needs an
+/// `=`, the name is the ASCII-trimmed text before the first `=`, and the first occurrence wins.
+/// Names are compared byte for byte: never decoded, never Unicode-trimmed.
+pub fn find_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .find_map(|field| find_in_field(field.as_bytes(), name.as_bytes()))
+}
+
+fn find_in_field<'h>(field: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
+    field.split(|&b| b == b';').find_map(|segment| {
+        let eq = segment.iter().position(|&b| b == b'=')?;
+        (segment[..eq].trim_ascii() == name).then(|| &segment[eq + 1..])
+    })
+}
+
+/// Generates a Better Auth identifier: `len` characters from `[a-zA-Z0-9]`, drawn from the
+/// operating system's CSPRNG with rejection sampling (bytes ≥ 248 are discarded, then `% 62`),
+/// exactly like Better Auth's `generateId` (spec §3). 32 characters carry about 190 bits.
+///
+/// # Panics
+///
+/// Panics if the operating system's random number generator fails, which `getrandom` reports
+/// only on a broken platform; a session must never be issued with a guessable token.
+pub fn generate_id(len: usize) -> String {
+    const ALPHABET: &[u8; 62] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        getrandom::fill(&mut buf).expect("the operating system's CSPRNG is unavailable");
+        for &b in &buf {
+            if b < 248 && out.len() < len {
+                out.push(ALPHABET[usize::from(b % 62)] as char);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "better-auth-secret-12345678901234567890";
+
+    #[test]
+    fn spec_vector_one() {
+        let s = Signer::new(SECRET);
+        assert_eq!(
+            s.signature("7aON9QvXi7cN5W22aBoYB7O4cBy827eS"),
+            "gDPkgSRm9C9ET9NJKyrCSrXKvFFJZGLMEcKUn2sWyTw="
+        );
+    }
+
+    #[test]
+    fn spec_vector_two_encodes_plus_slash_equals() {
+        let s = Signer::new(SECRET);
+        assert_eq!(
+            s.sign_cookie_value("7aON9QvXi7cN5W22aBoYB7O4cBy827eq"),
+            "7aON9QvXi7cN5W22aBoYB7O4cBy827eq.%2BhA15Gvr%2FyDv4%2Fn%2BNKXYvz3o6xDnwhkFl%2BP7s4Y1Ex8%3D"
+        );
+        assert_eq!(
+            s.sign_cookie_value("true"),
+            "true.2Q7qxj%2F11DldXW8be7RmiJCA7bM%2BY0L1gL5sny1v%2FJ8%3D"
+        );
+    }
+
+    #[test]
+    fn non_canonical_trailing_bits_are_accepted_like_atob() {
+        let s = Signer::new(SECRET);
+        for sig in ["yTw=", "yTx=", "yTz="] {
+            let v = format!(
+                "7aON9QvXi7cN5W22aBoYB7O4cBy827eS.gDPkgSRm9C9ET9NJKyrCSrXKvFFJZGLMEcKUn2sW{sig}"
+            );
+            assert!(s.unsign(v.as_bytes()).is_some(), "{sig}");
+        }
+        let v = "7aON9QvXi7cN5W22aBoYB7O4cBy827eS.gDPkgSRm9C9ET9NJKyrCSrXKvFFJZGLMEcKUn2sWyT0=";
+        assert!(s.unsign(v.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn first_occurrence_wins_across_fields() {
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, "a=1; sid=first".parse().unwrap());
+        h.append(COOKIE, "sid=second".parse().unwrap());
+        assert_eq!(find_cookie(&h, "sid"), Some(&b"first"[..]));
+        assert_eq!(find_cookie(&h, "a"), Some(&b"1"[..]));
+        assert_eq!(find_cookie(&h, "si"), None);
+    }
+
+    #[test]
+    fn generated_ids_use_the_alphabet() {
+        let id = generate_id(32);
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(id, generate_id(32));
+    }
+}

@@ -1,0 +1,131 @@
+//! Error types. Each message says what is wrong and what to do about it.
+
+use std::error::Error as StdError;
+
+/// A boxed error from a store's driver, kept as the source.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// The configuration cannot be used. Returned by [`SessionConfig::build`](crate::SessionConfigBuilder::build)
+/// and friends at start-up, never while serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No secret was given.
+    #[error(
+        "no session secret is configured: set BETTER_AUTH_SECRET to the same value as your \
+         Better Auth server (at least 32 random bytes, e.g. `openssl rand -base64 32`); there is \
+         no fallback secret"
+    )]
+    MissingSecret,
+    /// The secret is shorter than 32 bytes.
+    #[error(
+        "the session secret is {len} bytes long; set BETTER_AUTH_SECRET to at least 32 random \
+         bytes (e.g. `openssl rand -base64 32`)"
+    )]
+    WeakSecret {
+        /// The length of the rejected secret, in bytes.
+        len: usize,
+    },
+    /// The secret is Better Auth's published development default.
+    #[error(
+        "the session secret is Better Auth's public default secret, which anyone can use to \
+         forge sessions; set BETTER_AUTH_SECRET to a private value of at least 32 random bytes"
+    )]
+    DefaultSecret,
+    /// The environment variable holding the secret is not valid Unicode.
+    #[error("{var} is not valid UTF-8; set it to a printable secret of at least 32 bytes")]
+    NotUnicode {
+        /// The variable's name.
+        var: &'static str,
+    },
+    /// An option has a value that cannot work.
+    #[error("invalid session option `{option}`: {reason}")]
+    Invalid {
+        /// The option's name.
+        option: &'static str,
+        /// Why the value is refused and what would work.
+        reason: String,
+    },
+}
+
+/// A store operation failed. The driver's error is kept as the source.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be reached or the query failed.
+    #[error("session store {operation} failed: {source}")]
+    Backend {
+        /// What was being done ("find", "create", …).
+        operation: &'static str,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A row exists but cannot be read as a Better Auth session (an unparsable date, a wrong
+    /// type). The session is treated as absent.
+    #[error("session store returned an unreadable row: {reason}")]
+    Corrupt {
+        /// What could not be read.
+        reason: String,
+    },
+    /// The database schema does not match what the store was configured to expect. Raised at
+    /// start-up, so "session not found" on every request becomes one loud error instead.
+    #[error("{0}")]
+    Schema(#[from] SchemaError),
+    /// A store call took longer than its deadline.
+    #[error("session store {operation} timed out after {millis} ms")]
+    Timeout {
+        /// What was being done.
+        operation: &'static str,
+        /// The deadline that passed.
+        millis: u128,
+    },
+}
+
+impl StoreError {
+    /// Wraps a driver error.
+    pub fn backend(operation: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Backend {
+            operation,
+            source: source.into(),
+        }
+    }
+}
+
+/// The database's tables do not have the shape of Better Auth's schema.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SchemaError {
+    /// A table is missing.
+    #[error(
+        "table \"{table}\" is missing: run Better Auth's migrations (`npx @better-auth/cli migrate`) \
+         or let the store create the schema"
+    )]
+    MissingTable {
+        /// The table's name.
+        table: String,
+    },
+    /// A column is missing from a table.
+    #[error(
+        "column \"{column}\" is missing from table \"{table}\"{hint}: the store looks sessions up \
+         by this column, so every lookup would say \"not found\"; migrate the table to Better \
+         Auth's current schema or configure the column name"
+    )]
+    MissingColumn {
+        /// The table's name.
+        table: String,
+        /// The column's name.
+        column: String,
+        /// Extra advice for known legacy layouts.
+        hint: &'static str,
+    },
+}
+
+/// What went wrong in a sign-in, sign-out or revocation made from Rust.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,254 @@
+//! Axum extractors (feature `axum`), built on `axum-core` only.
+//!
+//! | extractor | when signed out |
+//! |---|---|
+//! | [`CurrentUser`] | rejects with `401` and a JSON body |
+//! | [`CurrentSession`] | rejects with `401` and a JSON body |
+//! | [`MaybeUser`] (or `Option<CurrentUser>`) | `None` |
+//! | [`Sessions`] | always succeeds: sign in, sign out, list |
+//!
+//! All of them need [`SessionLayer`](crate::SessionLayer) in front of the route; without it
+//! they reject with `500` and a message saying so, rather than silently treating every
+//! request as anonymous.
+
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
+use http::header::CONTENT_TYPE;
+use http::request::Parts;
+use http::{HeaderValue, StatusCode};
+
+use crate::error::SessionError;
+use crate::handle::{SessionManager, SetCookies, SignIn, SignedIn};
+use crate::model::{Authenticated, Session, User};
+
+/// Why an extractor refused the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The request is not signed in: `401 {"code":"UNAUTHORIZED",…}`.
+    Unauthorized,
+    /// `SessionLayer` is not installed in front of this route: `500`.
+    MissingLayer,
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            Self::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                r#"{"code":"UNAUTHORIZED","message":"sign in to access this resource"}"#,
+            ),
+            Self::MissingLayer => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                r#"{"code":"SESSION_LAYER_MISSING","message":"tower_auth_session::SessionLayer is not installed in front of this route"}"#,
+            ),
+        };
+        (
+            status,
+            [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            body,
+        )
+            .into_response()
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Unauthorized => "the request is not signed in",
+            Self::MissingLayer => "SessionLayer is not installed in front of this route",
+        })
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+fn authenticated(parts: &Parts) -> Result<Option<&Authenticated>, Rejection> {
+    if parts.extensions.get::<SessionManager>().is_none() {
+        return Err(Rejection::MissingLayer);
+    }
+    Ok(parts.extensions.get::<Authenticated>())
+}
+
+/// The signed-in user; rejects with `401` when signed out.
+///
+/// ```
+/// use tower_auth_session::extract::CurrentUser;
+///
+/// async fn me(CurrentUser(user): CurrentUser) -> String {
+///     format!("hello {}", user.email)
+/// }
+/// # let _ = axum::Router::<()>::new().route("/me", axum::routing::get(me));
+/// ```
+#[derive(Clone, Debug)]
+pub struct CurrentUser(pub User);
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        authenticated(parts)?
+            .map(|a| Self(a.user.clone()))
+            .ok_or(Rejection::Unauthorized)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentUser {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(authenticated(parts)?.map(|a| Self(a.user.clone())))
+    }
+}
+
+/// The signed-in user, or `None`.
+#[derive(Clone, Debug)]
+pub struct MaybeUser(pub Option<User>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeUser {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(authenticated(parts)?.map(|a| a.user.clone())))
+    }
+}
+
+/// The signed-in session and user; rejects with `401` when signed out.
+#[derive(Clone, Debug)]
+pub struct CurrentSession(pub Authenticated);
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentSession {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        authenticated(parts)?
+            .cloned()
+            .map(Self)
+            .ok_or(Rejection::Unauthorized)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentSession {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(authenticated(parts)?.cloned().map(Self))
+    }
+}
+
+/// Signs in and out from a handler. Carries the request's user agent and client IP for the
+/// session row, and the current session, if any.
+///
+/// ```
+/// use axum::Json;
+/// use tower_auth_session::extract::Sessions;
+/// use tower_auth_session::{SetCookies, User};
+///
+/// async fn sign_out(sessions: Sessions) -> Result<(SetCookies, &'static str), String> {
+///     let cookies = sessions.sign_out().await.map_err(|e| e.to_string())?;
+///     Ok((cookies, "bye"))
+/// }
+/// # let _ = axum::Router::<()>::new().route("/sign-out", axum::routing::post(sign_out));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Sessions {
+    manager: SessionManager,
+    current: Option<Authenticated>,
+    request: SignIn,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Sessions {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let manager = parts
+            .extensions
+            .get::<SessionManager>()
+            .cloned()
+            .ok_or(Rejection::MissingLayer)?;
+        let request = SignIn::from_headers(&parts.headers, manager.config());
+        Ok(Self {
+            current: parts.extensions.get::<Authenticated>().cloned(),
+            manager,
+            request,
+        })
+    }
+}
+
+impl Sessions {
+    /// Signs `user` in with a remembered session.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the session cannot be written.
+    pub async fn sign_in(&self, user: &User) -> Result<SignedIn, SessionError> {
+        self.manager.sign_in(user, self.request.clone()).await
+    }
+
+    /// Signs `user` in; `remember_me: false` makes a browser-session cookie that lasts at most
+    /// one day and is never refreshed, as Better Auth's `rememberMe: false`.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the session cannot be written.
+    pub async fn sign_in_with(
+        &self,
+        user: &User,
+        remember_me: bool,
+    ) -> Result<SignedIn, SessionError> {
+        let options = self.request.clone().remember_me(remember_me);
+        self.manager.sign_in(user, options).await
+    }
+
+    /// Signs the current session out (deletes it) and returns the clearing cookies. When the
+    /// request is not signed in, only the cookies are cleared.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the session cannot be deleted.
+    pub async fn sign_out(&self) -> Result<SetCookies, SessionError> {
+        match &self.current {
+            Some(current) => self.manager.sign_out(&current.session.token).await,
+            None => Ok(self.manager.clear_cookies()),
+        }
+    }
+
+    /// The current session and user, if signed in.
+    pub fn current(&self) -> Option<&Authenticated> {
+        self.current.as_ref()
+    }
+
+    /// The live sessions of the current user (empty when signed out).
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the store cannot be read.
+    pub async fn list(&self) -> Result<Vec<Session>, SessionError> {
+        match &self.current {
+            Some(current) => self.manager.list(&current.user.id).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The manager, for revocations and other users' sessions.
+    pub fn manager(&self) -> &SessionManager {
+        &self.manager
+    }
+}
+
+impl IntoResponseParts for SetCookies {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        self.apply(res.headers_mut());
+        Ok(res)
+    }
+}
+
+impl IntoResponseParts for SignedIn {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        self.cookies.into_response_parts(res)
+    }
+}

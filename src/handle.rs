@@ -1,0 +1,301 @@
+//! [`SessionManager`]: sign in, sign out, revoke and list sessions from Rust, writing rows a
+//! Better Auth server accepts.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::header::SET_COOKIE;
+use http::{HeaderMap, HeaderValue};
+use serde_json::Map;
+use time::{Duration, OffsetDateTime};
+
+use crate::codec::generate_id;
+use crate::config::SessionConfig;
+use crate::error::{SessionError, StoreError};
+use crate::layer::Shared;
+use crate::model::{Session, User};
+use crate::service::{clearing_cookies, mark_uncacheable};
+use crate::store::SessionStore;
+use crate::time_fmt;
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The store operations a manager needs, object-safe so that [`SessionManager`] is not generic.
+trait ManagerOps: Send + Sync + 'static {
+    fn config(&self) -> &SessionConfig;
+    fn create<'a>(&'a self, s: &'a Session, u: &'a User) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn delete<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn delete_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
+    fn list<'a>(
+        &'a self,
+        user_id: &'a str,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Vec<Session>, StoreError>>;
+}
+
+impl<St: SessionStore> ManagerOps for Shared<St> {
+    fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+    fn create<'a>(&'a self, s: &'a Session, u: &'a User) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.store.create(s, u))
+    }
+    fn delete<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.store.delete(token))
+    }
+    fn delete_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(self.store.delete_user_sessions(user_id))
+    }
+    fn list<'a>(
+        &'a self,
+        user_id: &'a str,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
+        Box::pin(self.store.list_user_sessions(user_id, now))
+    }
+}
+
+/// Signs users in and out, and revokes and lists sessions, through the layer's store and
+/// configuration.
+///
+/// The layer puts one in every request's extensions; [`SessionLayer::manager`](crate::SessionLayer::manager)
+/// gives one for use outside requests. Cloning is cheap.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use time::OffsetDateTime;
+/// use tower_auth_session::{MemoryStore, SessionConfig, SessionLayer, SignIn, User};
+///
+/// let store = MemoryStore::new();
+/// let config = SessionConfig::builder().secret("a-private-secret-of-at-least-32-bytes!!").build()?;
+/// let manager = SessionLayer::new(config, store.clone()).manager();
+///
+/// let user = User::new("alice@example.com", "Alice", OffsetDateTime::now_utc());
+/// store.insert_user(user.clone());
+/// let signed_in = manager.sign_in(&user, SignIn::new()).await?;
+/// assert!(signed_in.cookies.iter().next().unwrap().to_str()?.starts_with("better-auth.session_token="));
+/// assert_eq!(manager.list(&user.id).await?.len(), 1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SessionManager {
+    ops: Arc<dyn ManagerOps>,
+}
+
+impl std::fmt::Debug for SessionManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("config", self.ops.config())
+            .finish()
+    }
+}
+
+/// Options for [`SessionManager::sign_in`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct SignIn {
+    remember_me: bool,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl Default for SignIn {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SignIn {
+    /// Remembered (a persistent cookie), with no IP address or user agent recorded.
+    pub fn new() -> Self {
+        Self {
+            remember_me: true,
+            ip_address: None,
+            user_agent: None,
+        }
+    }
+
+    /// Options filled from a request: its `User-Agent`, and its client IP from the
+    /// configured [`ip_address_headers`](crate::SessionConfigBuilder::ip_address_headers).
+    pub fn from_headers(headers: &HeaderMap, config: &SessionConfig) -> Self {
+        let user_agent = headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let ip_address = config.ip_address_headers.iter().find_map(|name| {
+            let value = headers.get(name)?.to_str().ok()?;
+            let first = value.split(',').next()?.trim();
+            first
+                .parse::<std::net::IpAddr>()
+                .ok()
+                .map(|ip| ip.to_string())
+        });
+        Self {
+            remember_me: true,
+            ip_address,
+            user_agent,
+        }
+    }
+
+    /// `false` gives Better Auth's "don't remember me" session: it lasts one day whatever
+    /// `expiresIn` is, its cookie has no `Max-Age` (it ends with the browser session), a signed
+    /// `dont_remember` cookie is set, and it is never refreshed. Default: `true`.
+    pub fn remember_me(mut self, remember: bool) -> Self {
+        self.remember_me = remember;
+        self
+    }
+
+    /// The client IP address recorded on the session. Default: none (stored as `""`).
+    pub fn ip_address(mut self, ip: impl Into<String>) -> Self {
+        self.ip_address = Some(ip.into());
+        self
+    }
+
+    /// The client user agent recorded on the session. Default: none (stored as `""`).
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+}
+
+/// `Set-Cookie` headers to send with a response, produced by a sign-in or sign-out.
+///
+/// With the `axum` feature it is an `IntoResponseParts`; elsewhere call
+/// [`apply`](SetCookies::apply). Either way the response also gets `Cache-Control: no-store`
+/// and `Vary: Cookie`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[must_use = "the cookies only take effect when added to the response"]
+pub struct SetCookies(pub(crate) Vec<HeaderValue>);
+
+impl SetCookies {
+    /// The `Set-Cookie` values.
+    pub fn iter(&self) -> impl Iterator<Item = &HeaderValue> {
+        self.0.iter()
+    }
+
+    /// Appends the cookies to `headers`, with `Cache-Control: no-store` and `Vary: Cookie`.
+    pub fn apply(self, headers: &mut HeaderMap) {
+        if self.0.is_empty() {
+            return;
+        }
+        for cookie in self.0 {
+            headers.append(SET_COOKIE, cookie);
+        }
+        mark_uncacheable(headers);
+    }
+}
+
+/// The result of [`SessionManager::sign_in`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SignedIn {
+    /// The session row written.
+    pub session: Session,
+    /// The signed value `token.signature` (not URL-encoded), as Better Auth's bearer plugin
+    /// returns it in `set-auth-token`.
+    pub signed_token: String,
+    /// The cookies to send: the session cookie, and `dont_remember` handling.
+    pub cookies: SetCookies,
+}
+
+impl SessionManager {
+    pub(crate) fn new<St: SessionStore>(shared: Arc<Shared<St>>) -> Self {
+        Self { ops: shared }
+    }
+
+    /// The configuration this manager signs with.
+    pub fn config(&self) -> &SessionConfig {
+        self.ops.config()
+    }
+
+    /// Creates a session for `user` and returns the cookies that carry it.
+    ///
+    /// The token is 32 characters of `[A-Za-z0-9]` from the OS CSPRNG and the session `id` is a
+    /// separate value, as in Better Auth. A remembered session lasts `expiresIn`; a "don't
+    /// remember me" session lasts one day. For SQL stores the user row must already exist.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the row cannot be written.
+    pub async fn sign_in(&self, user: &User, options: SignIn) -> Result<SignedIn, SessionError> {
+        let config = self.config();
+        let now = config.clock.now();
+        let lifetime = if options.remember_me {
+            config.expires_in
+        } else {
+            Duration::days(1)
+        };
+        let session = Session {
+            id: generate_id(32),
+            token: generate_id(32),
+            user_id: user.id.clone(),
+            expires_at: time_fmt::truncate_ms(now + lifetime),
+            created_at: now,
+            updated_at: now,
+            ip_address: Some(options.ip_address.unwrap_or_default()),
+            user_agent: Some(options.user_agent.unwrap_or_default()),
+            extra: Map::new(),
+        };
+        self.ops.create(&session, user).await?;
+        let mut cookies = vec![config.session_set_cookie(&session.token, options.remember_me)];
+        if options.remember_me {
+            // Better Auth 1.7 expires a leftover "don't remember me" marker on a remembered
+            // sign-in, or the new session would never be refreshed.
+            cookies.push(config.expire_cookie(&config.dont_remember_cookie));
+        } else {
+            let value = config.signer.sign_cookie_value("true");
+            cookies.push(config.set_cookie(&config.dont_remember_cookie, &value, None));
+        }
+        tracing::debug!(user_id = %user.id, "signed in");
+        Ok(SignedIn {
+            signed_token: config.signer.sign_raw(&session.token),
+            session,
+            cookies: SetCookies(cookies),
+        })
+    }
+
+    /// Deletes the session `token` and returns the cookies that clear it from the browser.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the row cannot be deleted; the cookies are then not
+    /// cleared, so the user can retry.
+    pub async fn sign_out(&self, token: &str) -> Result<SetCookies, SessionError> {
+        self.ops.delete(token).await?;
+        Ok(SetCookies(clearing_cookies(self.config())))
+    }
+
+    /// Deletes one session (for example another device's), without touching cookies.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the row cannot be deleted.
+    pub async fn revoke(&self, token: &str) -> Result<(), SessionError> {
+        Ok(self.ops.delete(token).await?)
+    }
+
+    /// Deletes every session of `user_id` ("sign out everywhere"); returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the rows cannot be deleted.
+    pub async fn revoke_all(&self, user_id: &str) -> Result<u64, SessionError> {
+        Ok(self.ops.delete_user(user_id).await?)
+    }
+
+    /// The live sessions of `user_id`, earliest expiry first.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the store cannot be read.
+    pub async fn list(&self, user_id: &str) -> Result<Vec<Session>, SessionError> {
+        let now = self.config().clock.now();
+        Ok(self.ops.list(user_id, now).await?)
+    }
+
+    /// The cookies that clear the session from a browser, without touching the store.
+    pub fn clear_cookies(&self) -> SetCookies {
+        SetCookies(clearing_cookies(self.config()))
+    }
+}

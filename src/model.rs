@@ -1,0 +1,109 @@
+//! The session and user records, shaped like Better Auth's `session` and `user` rows.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::time_fmt;
+
+/// One row of Better Auth's `session` table (spec §4.1).
+///
+/// `token` is what the cookie carries; `id` is an unrelated primary key. Since Better Auth 1.0 the
+/// two are separate, and a store that looks sessions up by `id` finds nothing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    /// Primary key, 32 alphanumeric characters when this crate creates it.
+    pub id: String,
+    /// The secret bearer token the session cookie carries (`TOKEN.SIGNATURE`).
+    pub token: String,
+    /// The owner, `user.id`.
+    pub user_id: String,
+    /// When the session stops being valid; extended by refreshes.
+    #[serde(with = "time_fmt::iso_ms")]
+    pub expires_at: OffsetDateTime,
+    /// When the session was created (sign-in time; never changes).
+    #[serde(with = "time_fmt::iso_ms")]
+    pub created_at: OffsetDateTime,
+    /// When the row was last written.
+    #[serde(with = "time_fmt::iso_ms")]
+    pub updated_at: OffsetDateTime,
+    /// Client IP address at sign-in, when known. Better Auth writes `""` when unknown.
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    /// Client `User-Agent` at sign-in, when known. Better Auth writes `""` when unknown.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// Columns beyond Better Auth's core schema (plugins such as `impersonatedBy` or
+    /// `activeOrganizationId`), by column name.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One row of Better Auth's `user` table (spec §4.1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// Primary key.
+    pub id: String,
+    /// Display name (required by Better Auth; may be empty).
+    pub name: String,
+    /// E-mail address, stored lower-cased by Better Auth.
+    pub email: String,
+    /// Whether the address was verified.
+    pub email_verified: bool,
+    /// Avatar URL.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// When the user was created.
+    #[serde(with = "time_fmt::iso_ms")]
+    pub created_at: OffsetDateTime,
+    /// When the user was last updated.
+    #[serde(with = "time_fmt::iso_ms")]
+    pub updated_at: OffsetDateTime,
+    /// Columns beyond Better Auth's core schema (for example the admin plugin's `role` and
+    /// `banned`), by column name.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl User {
+    /// A new user with a fresh 32-character id, `created_at = updated_at = now`, the e-mail
+    /// lower-cased as Better Auth stores it, and no image.
+    pub fn new(email: &str, name: &str, now: OffsetDateTime) -> Self {
+        let now = time_fmt::truncate_ms(now);
+        Self {
+            id: crate::codec::generate_id(32),
+            name: name.to_owned(),
+            email: email.to_lowercase(),
+            email_verified: false,
+            image: None,
+            created_at: now,
+            updated_at: now,
+            extra: Map::new(),
+        }
+    }
+}
+
+/// An authenticated request's session and user, inserted into the request extensions by
+/// [`SessionService`](crate::SessionService).
+///
+/// Plain tower or hyper services read it with
+/// `request.extensions().get::<Authenticated>()`; axum handlers use the extractors in
+/// [`extract`](crate::extract).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Authenticated {
+    /// The session row, after any refresh this request caused.
+    pub session: Session,
+    /// The session's user.
+    pub user: User,
+}
+
+impl Authenticated {
+    /// Whether the session is "fresh": created less than `fresh_age` ago, as Better Auth's
+    /// `freshSessionMiddleware` requires for sensitive routes. A zero `fresh_age` disables the
+    /// check (always fresh).
+    pub fn is_fresh(&self, now: OffsetDateTime, fresh_age: time::Duration) -> bool {
+        fresh_age.is_zero() || now - self.session.created_at < fresh_age
+    }
+}

@@ -1,0 +1,271 @@
+//! [`SessionService`]: header → codec → store → policy → extension → response cookies.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{CACHE_CONTROL, RETRY_AFTER, SET_COOKIE, VARY};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use tower_service::Service;
+
+use crate::codec::find_cookie;
+use crate::config::SessionConfig;
+use crate::error::StoreError;
+use crate::future::ResponseFuture;
+use crate::handle::SessionManager;
+use crate::layer::Shared;
+use crate::model::Authenticated;
+use crate::policy::{judge, Verdict};
+use crate::store::SessionStore;
+
+/// The service built by [`SessionLayer`](crate::SessionLayer). See there for what it does.
+pub struct SessionService<S, St> {
+    inner: S,
+    shared: Arc<Shared<St>>,
+}
+
+impl<S: Clone, St> Clone for SessionService<S, St> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: std::fmt::Debug, St> std::fmt::Debug for SessionService<S, St> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionService")
+            .field("inner", &self.inner)
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, St> SessionService<S, St> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared<St>>) -> Self {
+        Self { inner, shared }
+    }
+}
+
+/// The result of looking a verified token up.
+pub(crate) enum Resolution {
+    /// Signed in; `cookie` is the refreshed session cookie when the session was extended.
+    Authenticated {
+        auth: Authenticated,
+        cookie: Option<HeaderValue>,
+    },
+    /// Not signed in, and the cookies the request carried must be cleared.
+    Rejected,
+    /// The store failed or timed out: answer 503 and change nothing.
+    Unavailable,
+}
+
+impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, St>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+    St: SessionStore,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let config = &self.shared.config;
+        let token = find_cookie(req.headers(), &config.session_cookie)
+            .and_then(|raw| config.signer.unsign(raw))
+            .map(std::borrow::Cow::into_owned);
+        req.extensions_mut()
+            .insert(SessionManager::new(self.shared.clone()));
+        let Some(token) = token else {
+            // No cookie, or a malformed or forged one: anonymous, no store call, no Set-Cookie.
+            return ResponseFuture::passthrough(self.inner.call(req));
+        };
+
+        // The inner service was driven to readiness in `poll_ready`; take that one and leave a
+        // fresh clone in its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        ResponseFuture::boxed(Box::pin(async move {
+            let resolution = resolve(&shared, &token, req.headers()).await;
+            let cookies = match resolution {
+                Resolution::Unavailable => return Ok(unavailable()),
+                Resolution::Authenticated { auth, cookie } => {
+                    req.extensions_mut().insert(auth);
+                    cookie.into_iter().collect()
+                }
+                Resolution::Rejected => clearing_cookies(&shared.config),
+            };
+            let mut response = inner.call(req).await?;
+            append_cookies(response.headers_mut(), cookies);
+            Ok(response)
+        }))
+    }
+}
+
+/// Runs one store call under the configured deadline.
+async fn timed<T>(
+    config: &SessionConfig,
+    operation: &'static str,
+    fut: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(config.store_timeout, fut).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::Timeout {
+            operation,
+            millis: config.store_timeout.as_millis(),
+        }),
+    }
+}
+
+/// Store → policy, for a token whose signature verified.
+pub(crate) async fn resolve<St: SessionStore>(
+    shared: &Shared<St>,
+    token: &str,
+    headers: &HeaderMap,
+) -> Resolution {
+    let config = &shared.config;
+    let store = &shared.store;
+    let found = match timed(config, "find", store.find(token)).await {
+        Ok(found) => found,
+        Err(StoreError::Corrupt { reason }) => {
+            tracing::warn!(%reason, "session row is unreadable; treating the request as signed out");
+            return Resolution::Rejected;
+        }
+        Err(error) => {
+            tracing::error!(%error, "session store lookup failed");
+            return Resolution::Unavailable;
+        }
+    };
+    let Some(mut auth) = found else {
+        tracing::debug!("session token is unknown or its user is gone");
+        return Resolution::Rejected;
+    };
+    let now = config.clock.now();
+    let dont_remember = has_dont_remember(config, headers);
+    match judge(config, &auth.session, now, dont_remember) {
+        Verdict::Valid => Resolution::Authenticated { auth, cookie: None },
+        Verdict::Expired => {
+            tracing::debug!("session expired");
+            if let Err(error) = timed(config, "delete", store.delete(token)).await {
+                tracing::warn!(%error, "could not delete an expired session");
+            }
+            Resolution::Rejected
+        }
+        Verdict::Refresh(expires_at) => {
+            match timed(config, "extend", store.extend(token, expires_at, now)).await {
+                Ok(Some(session)) => {
+                    auth.session = session;
+                    let cookie = config.session_set_cookie(token, true);
+                    Resolution::Authenticated {
+                        auth,
+                        cookie: Some(cookie),
+                    }
+                }
+                Ok(None) => reread(shared, token, now).await,
+                Err(error) => {
+                    // The session is valid; only its extension failed. Serve the request and
+                    // try again on the next one.
+                    tracing::warn!(%error, "could not extend a session");
+                    Resolution::Authenticated { auth, cookie: None }
+                }
+            }
+        }
+    }
+}
+
+/// The conditional extension touched nothing: someone else refreshed, signed out or revoked the
+/// session concurrently. Act on what is there now.
+async fn reread<St: SessionStore>(
+    shared: &Shared<St>,
+    token: &str,
+    now: time::OffsetDateTime,
+) -> Resolution {
+    let config = &shared.config;
+    match timed(config, "find", shared.store.find(token)).await {
+        Ok(Some(auth)) if auth.session.expires_at >= now => Resolution::Authenticated {
+            auth,
+            cookie: Some(config.session_set_cookie(token, true)),
+        },
+        Ok(_) => Resolution::Rejected,
+        Err(StoreError::Corrupt { .. }) => Resolution::Rejected,
+        Err(_) => Resolution::Unavailable,
+    }
+}
+
+fn has_dont_remember(config: &SessionConfig, headers: &HeaderMap) -> bool {
+    find_cookie(headers, &config.dont_remember_cookie)
+        .and_then(|raw| config.signer.unsign(raw))
+        .is_some_and(|v| v == "true")
+}
+
+/// `Max-Age=0` for the session token, the cookie cache and `dont_remember`, as Better Auth's
+/// `deleteSessionCookie` emits them.
+pub(crate) fn clearing_cookies(config: &SessionConfig) -> Vec<HeaderValue> {
+    vec![
+        config.expire_cookie(&config.session_cookie),
+        config.expire_cookie(&config.session_data_cookie),
+        config.expire_cookie(&config.dont_remember_cookie),
+    ]
+}
+
+/// Appends the layer's cookies unless the handler already set a cookie of the same name (a
+/// sign-in or sign-out made during this request wins), then marks the response uncacheable.
+fn append_cookies(headers: &mut HeaderMap, cookies: Vec<HeaderValue>) {
+    if cookies.is_empty() {
+        return;
+    }
+    let already: Vec<Vec<u8>> = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| cookie_name(v.as_bytes()).map(<[u8]>::to_vec))
+        .collect();
+    let mut added = false;
+    for cookie in cookies {
+        let name = cookie_name(cookie.as_bytes()).unwrap_or_default();
+        if !already.iter().any(|n| n == name) {
+            headers.append(SET_COOKIE, cookie);
+            added = true;
+        }
+    }
+    if added || !already.is_empty() {
+        mark_uncacheable(headers);
+    }
+}
+
+fn cookie_name(set_cookie: &[u8]) -> Option<&[u8]> {
+    set_cookie
+        .iter()
+        .position(|&b| b == b'=')
+        .map(|eq| set_cookie[..eq].trim_ascii())
+}
+
+/// `Cache-Control: no-store` and `Vary: Cookie`, for responses that set or clear cookies.
+pub(crate) fn mark_uncacheable(headers: &mut HeaderMap) {
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let varies = headers.get_all(VARY).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|s| s.to_ascii_lowercase().contains("cookie"))
+    });
+    if !varies {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    }
+}
+
+/// The fail-closed answer when the store cannot be asked: nobody is signed out.
+fn unavailable<B: Default>() -> Response<B> {
+    let mut response = Response::new(B::default());
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let headers = response.headers_mut();
+    headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,158 @@
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use time::OffsetDateTime;
+
+use super::SessionStore;
+use crate::error::StoreError;
+use crate::model::{Authenticated, Session, User};
+
+/// An in-process store for tests, demos and single-process apps that accept losing every
+/// session on restart. Cloning shares the same data.
+///
+/// It holds users as well as sessions, so a user removed with
+/// [`delete_user`](MemoryStore::delete_user) stops authenticating at once, as a `user` row
+/// deleted under Better Auth's `ON DELETE CASCADE` would.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use time::OffsetDateTime;
+/// use tower_auth_session::{MemoryStore, SessionStore, User};
+///
+/// let store = MemoryStore::new();
+/// let user = User::new("alice@example.com", "Alice", OffsetDateTime::now_utc());
+/// store.insert_user(user.clone());
+/// assert_eq!(store.find_user_by_email("ALICE@example.com").unwrap().id, user.id);
+/// assert!(store.find("no-such-token").await.unwrap().is_none());
+/// # }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    inner: Arc<RwLock<Inner>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    sessions: HashMap<String, Session>,
+    users: HashMap<String, User>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the maps half-updated (every write is a
+        // single insert or retain), so a poisoned lock is still safe to use.
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds or replaces a user.
+    pub fn insert_user(&self, user: User) {
+        self.write().users.insert(user.id.clone(), user);
+    }
+
+    /// Removes a user and, like `ON DELETE CASCADE`, all of their sessions.
+    pub fn delete_user(&self, user_id: &str) {
+        let mut inner = self.write();
+        inner.users.remove(user_id);
+        inner.sessions.retain(|_, s| s.user_id != user_id);
+    }
+
+    /// The user with this e-mail address, compared case-insensitively.
+    pub fn find_user_by_email(&self, email: &str) -> Option<User> {
+        let email = email.to_lowercase();
+        self.read()
+            .users
+            .values()
+            .find(|u| u.email == email)
+            .cloned()
+    }
+
+    /// The number of sessions held, expired ones included.
+    pub fn session_count(&self) -> usize {
+        self.read().sessions.len()
+    }
+}
+
+impl SessionStore for MemoryStore {
+    async fn find(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
+        let inner = self.read();
+        let Some(session) = inner.sessions.get(token) else {
+            return Ok(None);
+        };
+        Ok(inner.users.get(&session.user_id).map(|user| Authenticated {
+            session: session.clone(),
+            user: user.clone(),
+        }))
+    }
+
+    async fn create(&self, session: &Session, user: &User) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        inner
+            .users
+            .entry(user.id.clone())
+            .or_insert_with(|| user.clone());
+        inner
+            .sessions
+            .insert(session.token.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn extend(
+        &self,
+        token: &str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut inner = self.write();
+        Ok(inner.sessions.get_mut(token).and_then(|s| {
+            (s.expires_at >= now && s.expires_at < expires_at).then(|| {
+                s.expires_at = expires_at;
+                s.updated_at = now;
+                s.clone()
+            })
+        }))
+    }
+
+    async fn delete(&self, token: &str) -> Result<(), StoreError> {
+        self.write().sessions.remove(token);
+        Ok(())
+    }
+
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
+        let mut inner = self.write();
+        let before = inner.sessions.len();
+        inner.sessions.retain(|_, s| s.user_id != user_id);
+        Ok((before - inner.sessions.len()) as u64)
+    }
+
+    async fn list_user_sessions(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut list: Vec<Session> = self
+            .read()
+            .sessions
+            .values()
+            .filter(|s| s.user_id == user_id && s.expires_at > now)
+            .cloned()
+            .collect();
+        list.sort_by(|a, b| a.expires_at.cmp(&b.expires_at).then(a.id.cmp(&b.id)));
+        Ok(list)
+    }
+
+    async fn delete_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut inner = self.write();
+        let before = inner.sessions.len();
+        inner.sessions.retain(|_, s| s.expires_at >= now);
+        Ok((before - inner.sessions.len()) as u64)
+    }
+}

@@ -1,0 +1,134 @@
+//! Where sessions live: the [`SessionStore`] trait and its implementations.
+//!
+//! # Why a generic trait rather than `dyn`
+//!
+//! The trait's methods return `impl Future + Send` (return-position `impl Trait` in traits), so
+//! the layer is generic over its store and the store's futures are polled in place, never boxed
+//! twice on the request path. The price is that the trait is not object-safe: to pick a store at
+//! run time, wrap the choices in an enum that implements the trait by delegating (a few lines).
+//!
+//! # Contract
+//!
+//! Every store keeps Better Auth's semantics (spec §4, §5, §7):
+//!
+//! * sessions are found by **`token`**, never by `id`;
+//! * [`find`](SessionStore::find) returns the session together with its user, and `None` when
+//!   either is missing (a session whose user was deleted never authenticates);
+//! * [`extend`](SessionStore::extend) is a narrow, conditional write of `expiresAt` and
+//!   `updatedAt`: it only moves `expiresAt` forward and only on a row that is still live, so it
+//!   can never resurrect a session deleted by a concurrent sign-out, nor shorten one;
+//! * `list_user_sessions` returns sessions with `expiresAt > now`, oldest expiry first.
+//!
+//! The crate's test-suite runs one conformance suite against every store.
+
+use std::future::Future;
+
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+use crate::model::{Authenticated, Session, User};
+
+mod memory;
+pub use memory::MemoryStore;
+
+#[cfg(feature = "sqlite")]
+mod sqlite;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SchemaMode, SqliteStore};
+
+/// A place where sessions and users are kept. See the [module docs](self) for the contract.
+pub trait SessionStore: Send + Sync + 'static {
+    /// The session whose `token` is `token`, with its user; `None` when either is absent.
+    /// Expired sessions are returned too: expiry is the layer's decision.
+    fn find(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<Option<Authenticated>, StoreError>> + Send;
+
+    /// Stores a new session for `user`. SQL stores write only the session row (the user row is
+    /// expected to exist); key-value stores embed the user, as Better Auth's secondary storage.
+    fn create(
+        &self,
+        session: &Session,
+        user: &User,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Sets `expiresAt = expires_at` and `updatedAt = now` on the session `token`, only if it
+    /// exists, is still live (`expiresAt >= now`) and `expires_at` is later than its current
+    /// expiry. Returns the updated session, or `None` when nothing was written.
+    fn extend(
+        &self,
+        token: &str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
+
+    /// Deletes the session `token`. Deleting a missing session is not an error.
+    fn delete(&self, token: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes every session of `user_id` and returns how many were deleted (where the store
+    /// can tell).
+    fn delete_user_sessions(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The sessions of `user_id` with `expiresAt > now`, earliest expiry first.
+    fn list_user_sessions(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
+
+    /// Deletes sessions with `expiresAt < now` and returns how many were deleted.
+    fn delete_expired(
+        &self,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
+    fn find(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<Option<Authenticated>, StoreError>> + Send {
+        (**self).find(token)
+    }
+    fn create(
+        &self,
+        session: &Session,
+        user: &User,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).create(session, user)
+    }
+    fn extend(
+        &self,
+        token: &str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send {
+        (**self).extend(token, expires_at, now)
+    }
+    fn delete(&self, token: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).delete(token)
+    }
+    fn delete_user_sessions(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).delete_user_sessions(user_id)
+    }
+    fn list_user_sessions(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send {
+        (**self).list_user_sessions(user_id, now)
+    }
+    fn delete_expired(
+        &self,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).delete_expired(now)
+    }
+}

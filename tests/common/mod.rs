@@ -1,0 +1,174 @@
+//! Shared test helpers: a store wrapper that counts calls, request helpers, cookie parsing.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use http::{header, Request, Response};
+use http_body_util::BodyExt;
+use time::OffsetDateTime;
+use tower::ServiceExt;
+use tower_auth_session::{Authenticated, Session, SessionStore, StoreError, User};
+
+pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnop";
+
+/// Counts every store call, so tests can assert "zero store calls".
+#[derive(Clone, Debug)]
+pub struct Counting<S> {
+    pub inner: S,
+    pub calls: Arc<AtomicUsize>,
+    pub writes: Arc<AtomicUsize>,
+}
+
+impl<S> Counting<S> {
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            calls: Arc::default(),
+            writes: Arc::default(),
+        }
+    }
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+    fn hit(&self, write: bool) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if write {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl<S: SessionStore> SessionStore for Counting<S> {
+    async fn find(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
+        self.hit(false);
+        self.inner.find(token).await
+    }
+    async fn create(&self, session: &Session, user: &User) -> Result<(), StoreError> {
+        self.hit(true);
+        self.inner.create(session, user).await
+    }
+    async fn extend(
+        &self,
+        token: &str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
+        self.hit(true);
+        self.inner.extend(token, expires_at, now).await
+    }
+    async fn delete(&self, token: &str) -> Result<(), StoreError> {
+        self.hit(true);
+        self.inner.delete(token).await
+    }
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.hit(true);
+        self.inner.delete_user_sessions(user_id).await
+    }
+    async fn list_user_sessions(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.hit(false);
+        self.inner.list_user_sessions(user_id, now).await
+    }
+    async fn delete_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.hit(true);
+        self.inner.delete_expired(now).await
+    }
+}
+
+/// A simple response snapshot.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+    /// The `Set-Cookie` line for `name`, if any.
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies()
+            .into_iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+    }
+    /// `name=value` for the `Cookie` header, taken from the `Set-Cookie` for `name`.
+    pub fn cookie_pair(&self, name: &str) -> String {
+        let line = self
+            .set_cookie(name)
+            .unwrap_or_else(|| panic!("no Set-Cookie for {name}: {:?}", self.set_cookies()));
+        line.split(';').next().unwrap().to_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+pub async fn send<S>(svc: S, req: Request<Body>) -> Reply
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>> + Send,
+    S::Error: std::fmt::Debug,
+    S::Future: Send,
+{
+    let resp = svc.oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+pub fn get_req(path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut b = Request::get(path);
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+pub fn post_json(path: &str, cookie: Option<&str>, json: &str) -> Request<Body> {
+    let mut b = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::from(json.to_owned())).unwrap()
+}
+
+/// Whether `TAS_REQUIRE_SERVERS` asks for failures instead of skips.
+pub fn servers_required() -> bool {
+    std::env::var_os("TAS_REQUIRE_SERVERS").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Reads a server URL from `var`; without it, the test is skipped with a message, or fails
+/// when the full test command (`TAS_REQUIRE_SERVERS=1`) runs it.
+pub fn server_url(var: &str, test: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            assert!(
+                !servers_required(),
+                "{test}: {var} is not set but TAS_REQUIRE_SERVERS is: the full test command must start the server"
+            );
+            eprintln!(
+                "SKIPPED {test}: {var} is not set (run scripts/test-all.sh to start the server)"
+            );
+            None
+        }
+    }
+}

@@ -1,0 +1,522 @@
+//! The layer's rules (issue 2, item 4) at their exact boundaries, with an injected clock.
+
+mod common;
+
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use common::*;
+use http::header;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use tower_auth_session::extract::{CurrentSession, CurrentUser, MaybeUser, Sessions};
+use tower_auth_session::{
+    Authenticated, ManualClock, MemoryStore, SessionConfig, SessionLayer, SessionStore, SignIn,
+    StoreError, User,
+};
+
+const T0: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
+const COOKIE: &str = "better-auth.session_token";
+
+struct Fixture {
+    app: Router,
+    layer: SessionLayer<Counting<MemoryStore>>,
+    store: Counting<MemoryStore>,
+    clock: ManualClock,
+    user: User,
+}
+
+fn fixture_with(
+    config: impl FnOnce(
+        tower_auth_session::SessionConfigBuilder,
+    ) -> tower_auth_session::SessionConfigBuilder,
+) -> Fixture {
+    let clock = ManualClock::new(T0);
+    let store = Counting::new(MemoryStore::new());
+    let user = User::new("alice@example.com", "Alice", T0);
+    store.inner.insert_user(user.clone());
+    let cfg = config(SessionConfig::builder().secret(SECRET).clock(clock.clone()))
+        .build()
+        .unwrap();
+    let layer = SessionLayer::new(cfg, store.clone());
+    let sign_in_user = user.clone();
+    let app =
+        Router::new()
+            .route(
+                "/me",
+                get(|CurrentSession(a): CurrentSession| async move {
+                    Json(serde_json::json!({
+                        "email": a.user.email,
+                        "expiresAt": tower_auth_session::time_fmt::to_iso(a.session.expires_at),
+                    }))
+                }),
+            )
+            .route(
+                "/user",
+                get(|CurrentUser(u): CurrentUser| async move { u.email }),
+            )
+            .route(
+                "/maybe",
+                get(|MaybeUser(u): MaybeUser| async move {
+                    u.map_or("anonymous".to_owned(), |u| u.email)
+                }),
+            )
+            .route(
+                "/sign-in",
+                post(move |sessions: Sessions| {
+                    let user = sign_in_user.clone();
+                    async move {
+                        let signed = sessions.sign_in(&user).await.unwrap();
+                        (signed, "signed in")
+                    }
+                }),
+            )
+            .route(
+                "/sign-out",
+                post(
+                    |sessions: Sessions| async move { (sessions.sign_out().await.unwrap(), "bye") },
+                ),
+            )
+            .layer(layer.clone());
+    Fixture {
+        app,
+        layer,
+        store,
+        clock,
+        user,
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(|b| b)
+}
+
+impl Fixture {
+    async fn sign_in(&self) -> String {
+        let signed = self
+            .layer
+            .manager()
+            .sign_in(&self.user, SignIn::new())
+            .await
+            .unwrap();
+        let line = signed
+            .cookies
+            .iter()
+            .next()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        line.split(';').next().unwrap().to_owned()
+    }
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
+        send(self.app.clone(), get_req(path, cookie)).await
+    }
+}
+
+#[tokio::test]
+async fn anonymous_requests_touch_nothing() {
+    let f = fixture();
+    let r = f.get("/me", None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["code"], "UNAUTHORIZED");
+    assert!(r.set_cookies().is_empty());
+    assert!(r.headers.get(header::CACHE_CONTROL).is_none());
+    assert_eq!(f.get("/maybe", None).await.body, "anonymous");
+    assert_eq!(f.store.calls(), 0);
+}
+
+#[tokio::test]
+async fn sign_in_sets_better_auth_cookie_and_authenticates() {
+    let f = fixture();
+    let r = send(f.app.clone(), post_json("/sign-in", None, "{}")).await;
+    assert_eq!(r.status, 200);
+    let line = r.set_cookie(COOKIE).unwrap();
+    let value = line
+        .split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("better-auth.session_token=")
+        .unwrap();
+    let (token, sig) = value.split_once('.').unwrap();
+    assert_eq!(token.len(), 32);
+    assert!(token.bytes().all(|b| b.is_ascii_alphanumeric()));
+    assert!(sig.ends_with("%3D"), "{sig}");
+    assert!(
+        line.ends_with("; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax"),
+        "{line}"
+    );
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+
+    let cookie = r.cookie_pair(COOKIE);
+    let me = f.get("/me", Some(&cookie)).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.json()["email"], "alice@example.com");
+    assert_eq!(me.json()["expiresAt"], "2026-11-30T12:00:00.000Z");
+    assert!(me.set_cookies().is_empty());
+    assert_eq!(
+        f.get("/user", Some(&cookie)).await.body,
+        "alice@example.com"
+    );
+    assert_eq!(
+        f.get("/maybe", Some(&cookie)).await.body,
+        "alice@example.com"
+    );
+
+    // The row has a separate id and the token the cookie carries.
+    let row = f.store.inner.find(token).await.unwrap().unwrap().session;
+    assert_ne!(row.id, row.token);
+    assert_eq!(row.token, token);
+}
+
+#[tokio::test]
+async fn no_refresh_one_millisecond_before_update_age() {
+    let f = fixture();
+    let cookie = f.sign_in().await;
+    let writes = f.store.writes();
+    f.clock
+        .set(T0 + Duration::days(1) - Duration::milliseconds(1));
+    let r = f.get("/me", Some(&cookie)).await;
+    assert_eq!(r.status, 200);
+    assert!(r.set_cookies().is_empty());
+    assert!(r.headers.get(header::CACHE_CONTROL).is_none());
+    assert_eq!(f.store.writes(), writes, "no store write before updateAge");
+    assert_eq!(r.json()["expiresAt"], "2026-11-30T12:00:00.000Z");
+}
+
+#[tokio::test]
+async fn refresh_exactly_at_update_age_extends_and_resends_cookie() {
+    let f = fixture();
+    let cookie = f.sign_in().await;
+    let writes = f.store.writes();
+    f.clock.set(T0 + Duration::days(1));
+    let r = f.get("/me", Some(&cookie)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(f.store.writes(), writes + 1);
+    assert_eq!(r.json()["expiresAt"], "2026-12-01T12:00:00.000Z");
+    let line = r.set_cookie(COOKIE).expect("refreshed cookie");
+    assert_eq!(
+        line,
+        format!("{cookie}; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax")
+    );
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(r.headers[header::VARY], "Cookie");
+
+    // The next request is inside the new window: no further write.
+    f.clock.advance(Duration::hours(23));
+    let r = f.get("/me", Some(&cookie)).await;
+    assert!(r.set_cookies().is_empty());
+    assert_eq!(f.store.writes(), writes + 1);
+}
+
+#[tokio::test]
+async fn refresh_one_millisecond_after_update_age() {
+    let f = fixture();
+    let cookie = f.sign_in().await;
+    f.clock
+        .set(T0 + Duration::days(1) + Duration::milliseconds(1));
+    let r = f.get("/me", Some(&cookie)).await;
+    assert_eq!(r.json()["expiresAt"], "2026-12-01T12:00:00.001Z");
+    assert!(r.set_cookie(COOKIE).is_some());
+}
+
+#[tokio::test]
+async fn valid_at_the_exact_expiry_millisecond() {
+    let f = fixture_with(|b| b.disable_refresh(true));
+    let cookie = f.sign_in().await;
+    f.clock.set(T0 + Duration::days(7));
+    let r = f.get("/me", Some(&cookie)).await;
+    assert_eq!(r.status, 200, "expiresAt == now is still valid");
+    assert!(r.set_cookies().is_empty(), "refresh disabled: no cookie");
+    f.clock
+        .set(T0 + Duration::days(7) - Duration::milliseconds(1));
+    assert_eq!(f.get("/me", Some(&cookie)).await.status, 200);
+}
+
+#[tokio::test]
+async fn expired_one_millisecond_later_is_deleted_and_cleared() {
+    let f = fixture();
+    let cookie = f.sign_in().await;
+    assert_eq!(f.store.inner.session_count(), 1);
+    f.clock
+        .set(T0 + Duration::days(7) + Duration::milliseconds(1));
+    let r = f.get("/me", Some(&cookie)).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(f.store.inner.session_count(), 0, "expired row deleted");
+    assert_eq!(
+        r.set_cookie(COOKIE).unwrap(),
+        "better-auth.session_token=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"
+    );
+    assert!(r
+        .set_cookie("better-auth.session_data")
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert!(r
+        .set_cookie("better-auth.dont_remember")
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+}
+
+#[tokio::test]
+async fn unknown_token_is_anonymous_and_cleared() {
+    let f = fixture();
+    let signer = f.layer.config().signer();
+    let cookie = format!(
+        "{COOKIE}={}",
+        signer.sign_cookie_value("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+    );
+    let r = f.get("/me", Some(&cookie)).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(f.store.calls(), 1, "exactly one store read");
+    assert!(r.set_cookie(COOKIE).unwrap().contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn deleted_user_never_authenticates() {
+    let f = fixture();
+    let cookie = f.sign_in().await;
+    f.store.inner.delete_user(&f.user.id);
+    let r = f.get("/me", Some(&cookie)).await;
+    assert_eq!(r.status, 401);
+    assert!(r.set_cookie(COOKIE).unwrap().contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn sign_out_deletes_row_and_clears_cookies() {
+    let f = fixture();
+    let cookie = f.sign_in().await;
+    let r = send(f.app.clone(), post_json("/sign-out", Some(&cookie), "")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(f.store.inner.session_count(), 0);
+    assert_eq!(
+        r.set_cookie(COOKIE).unwrap(),
+        "better-auth.session_token=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"
+    );
+    assert_eq!(
+        r.set_cookies()
+            .iter()
+            .filter(|c| c.starts_with(COOKIE))
+            .count(),
+        1,
+        "handler's cookie is not duplicated"
+    );
+    assert_eq!(f.get("/me", Some(&cookie)).await.status, 401);
+}
+
+#[tokio::test]
+async fn dont_remember_sessions_are_never_refreshed_while_marked() {
+    let f = fixture();
+    let signed = f
+        .layer
+        .manager()
+        .sign_in(&f.user, SignIn::new().remember_me(false))
+        .await
+        .unwrap();
+    let lines: Vec<String> = signed
+        .cookies
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !lines[0].contains("Max-Age"),
+        "browser-session cookie: {}",
+        lines[0]
+    );
+    assert_eq!(signed.session.expires_at, T0 + Duration::days(1));
+    let dont = lines
+        .iter()
+        .find(|l| l.starts_with("better-auth.dont_remember="))
+        .unwrap();
+    assert!(!dont.contains("Max-Age"));
+    let session_pair = lines[0].split(';').next().unwrap().to_owned();
+    let dont_pair = dont.split(';').next().unwrap().to_owned();
+
+    // expiresAt − 7d + 1d ≤ now from the very start: due, but the marker forbids it.
+    f.clock.set(T0 + Duration::hours(1));
+    let both = format!("{session_pair}; {dont_pair}");
+    let r = f.get("/me", Some(&both)).await;
+    assert_eq!(r.status, 200);
+    assert!(r.set_cookies().is_empty());
+    assert_eq!(r.json()["expiresAt"], "2026-11-24T12:00:00.000Z");
+
+    // A forged marker does not count: Better Auth then extends to 7 days.
+    let forged = format!("{session_pair}; better-auth.dont_remember=true.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA%3D");
+    let r = f.get("/me", Some(&forged)).await;
+    assert_eq!(r.json()["expiresAt"], "2026-11-30T13:00:00.000Z");
+    assert!(r.set_cookie(COOKIE).unwrap().contains("Max-Age=604800"));
+}
+
+#[tokio::test]
+async fn handler_sign_in_wins_over_layer_clearing() {
+    let f = fixture();
+    let cookie = f.sign_in().await;
+    f.clock.set(T0 + Duration::days(8));
+    let r = send(f.app.clone(), post_json("/sign-in", Some(&cookie), "{}")).await;
+    let mine: Vec<_> = r
+        .set_cookies()
+        .into_iter()
+        .filter(|c| c.starts_with(&format!("{COOKIE}=")))
+        .collect();
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert!(
+        mine[0].contains("Max-Age=604800"),
+        "the new session cookie is kept: {mine:?}"
+    );
+}
+
+#[tokio::test]
+async fn secure_and_custom_names() {
+    let f = fixture_with(|b| {
+        b.base_url("https://app.example.com")
+            .cookie_prefix("myapp")
+            .domain("example.com")
+    });
+    let r = send(f.app.clone(), post_json("/sign-in", None, "{}")).await;
+    let line = r.set_cookie("__Secure-myapp.session_token").unwrap();
+    assert!(
+        line.ends_with(
+            "; Max-Age=604800; Domain=example.com; Path=/; HttpOnly; Secure; SameSite=Lax"
+        ),
+        "{line}"
+    );
+    let cookie = r.cookie_pair("__Secure-myapp.session_token");
+    assert_eq!(f.get("/me", Some(&cookie)).await.status, 200);
+    // The unprefixed name is not the configured one, and is ignored.
+    let unprefixed = cookie.replacen("__Secure-", "", 1);
+    assert_eq!(f.get("/me", Some(&unprefixed)).await.status, 401);
+
+    let f = fixture_with(|b| b.session_cookie_name("sid"));
+    let r = send(f.app.clone(), post_json("/sign-in", None, "{}")).await;
+    assert!(r.set_cookie("sid").is_some(), "{:?}", r.set_cookies());
+}
+
+/// A store whose every call fails, to check the fail-closed outage answer.
+#[derive(Clone, Debug)]
+struct Down;
+
+impl SessionStore for Down {
+    async fn find(&self, _: &str) -> Result<Option<Authenticated>, StoreError> {
+        Err(StoreError::backend(
+            "find",
+            std::io::Error::other("connection refused"),
+        ))
+    }
+    async fn create(&self, _: &tower_auth_session::Session, _: &User) -> Result<(), StoreError> {
+        Err(StoreError::backend(
+            "create",
+            std::io::Error::other("connection refused"),
+        ))
+    }
+    async fn extend(
+        &self,
+        _: &str,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+    ) -> Result<Option<tower_auth_session::Session>, StoreError> {
+        Err(StoreError::backend(
+            "extend",
+            std::io::Error::other("connection refused"),
+        ))
+    }
+    async fn delete(&self, _: &str) -> Result<(), StoreError> {
+        Err(StoreError::backend(
+            "delete",
+            std::io::Error::other("connection refused"),
+        ))
+    }
+    async fn delete_user_sessions(&self, _: &str) -> Result<u64, StoreError> {
+        Err(StoreError::backend(
+            "delete",
+            std::io::Error::other("connection refused"),
+        ))
+    }
+    async fn list_user_sessions(
+        &self,
+        _: &str,
+        _: OffsetDateTime,
+    ) -> Result<Vec<tower_auth_session::Session>, StoreError> {
+        Err(StoreError::backend(
+            "list",
+            std::io::Error::other("connection refused"),
+        ))
+    }
+    async fn delete_expired(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
+        Err(StoreError::backend(
+            "delete",
+            std::io::Error::other("connection refused"),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn store_outage_is_503_and_signs_nobody_out() {
+    let cfg = SessionConfig::builder().secret(SECRET).build().unwrap();
+    let signer = cfg.signer().clone();
+    let app = Router::new()
+        .route("/", get(|| async { "public" }))
+        .layer(SessionLayer::new(cfg, Down));
+    let cookie = format!(
+        "{COOKIE}={}",
+        signer.sign_cookie_value("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+    );
+    let r = send(app.clone(), get_req("/", Some(&cookie))).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.headers[header::RETRY_AFTER], "5");
+    assert!(
+        r.set_cookies().is_empty(),
+        "no cookie clearing during an outage"
+    );
+    // Requests without a valid cookie never touch the store and are served.
+    assert_eq!(send(app.clone(), get_req("/", None)).await.status, 200);
+    assert_eq!(
+        send(app, get_req("/", Some("better-auth.session_token=garbage")))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn missing_layer_is_a_loud_500() {
+    let app: Router = Router::new().route(
+        "/me",
+        get(|CurrentUser(u): CurrentUser| async move { u.email }),
+    );
+    let r = send(app, get_req("/me", None)).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json()["code"], "SESSION_LAYER_MISSING");
+}
+
+#[tokio::test]
+async fn plain_tower_service_reads_the_extension() {
+    use tower::ServiceBuilder;
+    let f = fixture();
+    let cookie = f.sign_in().await;
+    let svc = ServiceBuilder::new().layer(f.layer.clone()).service_fn(
+        |req: http::Request<axum::body::Body>| async move {
+            let who = req
+                .extensions()
+                .get::<Authenticated>()
+                .map_or("anonymous".to_owned(), |a| a.user.email.clone());
+            Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::from(who)))
+        },
+    );
+    assert_eq!(
+        send(svc.clone(), get_req("/", Some(&cookie))).await.body,
+        "alice@example.com"
+    );
+    assert_eq!(send(svc, get_req("/", None)).await.body, "anonymous");
+}
+
+#[tokio::test]
+async fn revoke_all_and_list() {
+    let f = fixture();
+    let a = f.sign_in().await;
+    let b = f.sign_in().await;
+    let manager = f.layer.manager();
+    assert_eq!(manager.list(&f.user.id).await.unwrap().len(), 2);
+    assert_eq!(manager.revoke_all(&f.user.id).await.unwrap(), 2);
+    assert_eq!(f.get("/me", Some(&a)).await.status, 401);
+    assert_eq!(f.get("/me", Some(&b)).await.status, 401);
+    assert!(manager.list(&f.user.id).await.unwrap().is_empty());
+}
