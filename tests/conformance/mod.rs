@@ -1,0 +1,241 @@
+//! One conformance suite for every store: each store's test file instantiates it with
+//! `conformance_suite!(async constructor)`.
+#![allow(dead_code, unreachable_pub)]
+
+use serde_json::Map;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use tower_auth_session::codec::generate_id;
+use tower_auth_session::{Session, SessionStore, User};
+
+pub const NOW: OffsetDateTime = datetime!(2026-11-23 12:00:00.123 UTC);
+
+/// What the suite needs besides the trait: putting users in and taking them out.
+pub trait Harness: SessionStore + Clone {
+    fn add_user(&self, user: &User) -> impl std::future::Future<Output = ()> + Send;
+    fn remove_user(&self, id: &str) -> impl std::future::Future<Output = ()> + Send;
+}
+
+pub fn user(tag: &str) -> User {
+    User::new(&format!("{tag}-{}@example.com", generate_id(6)), tag, NOW)
+}
+
+pub fn session(user: &User, expires_at: OffsetDateTime) -> Session {
+    Session {
+        id: generate_id(32),
+        token: generate_id(32),
+        user_id: user.id.clone(),
+        expires_at,
+        created_at: NOW,
+        updated_at: NOW,
+        ip_address: Some("127.0.0.1".into()),
+        user_agent: Some("conformance/1.0".into()),
+        extra: Map::new(),
+    }
+}
+
+async fn with_session<S: Harness>(store: &S, expires_at: OffsetDateTime) -> (User, Session) {
+    let u = user("u");
+    store.add_user(&u).await;
+    let s = session(&u, expires_at);
+    store.create(&s, &u).await.unwrap();
+    (u, s)
+}
+
+pub async fn find_returns_what_create_wrote<S: Harness>(store: S) {
+    let (u, s) = with_session(&store, NOW + Duration::days(7)).await;
+    let found = store
+        .find(&s.token)
+        .await
+        .unwrap()
+        .expect("session found by token");
+    assert_eq!(found.session.id, s.id);
+    assert_eq!(found.session.token, s.token);
+    assert_eq!(found.session.user_id, u.id);
+    assert_eq!(found.session.expires_at, s.expires_at);
+    assert_eq!(found.session.created_at, s.created_at);
+    assert_eq!(found.session.updated_at, s.updated_at);
+    assert_eq!(found.session.ip_address.as_deref(), Some("127.0.0.1"));
+    assert_eq!(found.session.user_agent.as_deref(), Some("conformance/1.0"));
+    assert_eq!(found.user.id, u.id);
+    assert_eq!(found.user.email, u.email);
+    assert_eq!(found.user.name, u.name);
+    assert!(!found.user.email_verified);
+    assert_eq!(found.user.created_at, u.created_at);
+}
+
+pub async fn find_is_by_token_not_id<S: Harness>(store: S) {
+    let (_, s) = with_session(&store, NOW + Duration::days(7)).await;
+    assert!(
+        store.find(&s.id).await.unwrap().is_none(),
+        "the id is not the token"
+    );
+    assert!(store.find("no-such-token").await.unwrap().is_none());
+    assert!(store.find("").await.unwrap().is_none());
+}
+
+pub async fn extend_moves_expiry_forward_only<S: Harness>(store: S) {
+    let (_, s) = with_session(&store, NOW + Duration::days(6)).await;
+    let later = NOW + Duration::days(7);
+    let updated = store
+        .extend(&s.token, later, NOW)
+        .await
+        .unwrap()
+        .expect("extended");
+    assert_eq!(updated.expires_at, later);
+    assert_eq!(updated.updated_at, NOW);
+    assert_eq!(updated.created_at, s.created_at, "createdAt never changes");
+    let found = store.find(&s.token).await.unwrap().unwrap().session;
+    assert_eq!(found.expires_at, later);
+
+    // Never shortens, and an equal expiry writes nothing.
+    assert!(store
+        .extend(&s.token, NOW + Duration::days(1), NOW)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.extend(&s.token, later, NOW).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .find(&s.token)
+            .await
+            .unwrap()
+            .unwrap()
+            .session
+            .expires_at,
+        later
+    );
+}
+
+pub async fn extend_never_resurrects<S: Harness>(store: S) {
+    // Expired one millisecond ago: not live, so not extended.
+    let (_, s) = with_session(&store, NOW - Duration::milliseconds(1)).await;
+    assert!(store
+        .extend(&s.token, NOW + Duration::days(7), NOW)
+        .await
+        .unwrap()
+        .is_none());
+    // Expiring exactly now is still live.
+    let (_, t) = with_session(&store, NOW).await;
+    assert!(store
+        .extend(&t.token, NOW + Duration::days(7), NOW)
+        .await
+        .unwrap()
+        .is_some());
+    // Deleted: nothing to extend, and nothing comes back.
+    let (_, d) = with_session(&store, NOW + Duration::days(6)).await;
+    store.delete(&d.token).await.unwrap();
+    assert!(store
+        .extend(&d.token, NOW + Duration::days(7), NOW)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.find(&d.token).await.unwrap().is_none());
+}
+
+pub async fn delete_one<S: Harness>(store: S) {
+    let (u, a) = with_session(&store, NOW + Duration::days(7)).await;
+    let b = session(&u, NOW + Duration::days(7));
+    store.create(&b, &u).await.unwrap();
+    store.delete(&a.token).await.unwrap();
+    assert!(store.find(&a.token).await.unwrap().is_none());
+    assert!(
+        store.find(&b.token).await.unwrap().is_some(),
+        "only that session"
+    );
+    store.delete(&a.token).await.unwrap();
+    store.delete("never-existed").await.unwrap();
+}
+
+pub async fn revoke_all_for_user<S: Harness>(store: S) {
+    let (u, a) = with_session(&store, NOW + Duration::days(7)).await;
+    let b = session(&u, NOW + Duration::days(3));
+    store.create(&b, &u).await.unwrap();
+    let (_, other) = with_session(&store, NOW + Duration::days(7)).await;
+    let n = store.delete_user_sessions(&u.id).await.unwrap();
+    assert!(
+        n == 2 || n == 0,
+        "count is 2 where the store can tell, got {n}"
+    );
+    assert!(store.find(&a.token).await.unwrap().is_none());
+    assert!(store.find(&b.token).await.unwrap().is_none());
+    assert!(
+        store.find(&other.token).await.unwrap().is_some(),
+        "other users untouched"
+    );
+}
+
+pub async fn list_live_sessions_in_expiry_order<S: Harness>(store: S) {
+    let (u, late) = with_session(&store, NOW + Duration::days(7)).await;
+    let early = session(&u, NOW + Duration::hours(1));
+    store.create(&early, &u).await.unwrap();
+    let exact = session(&u, NOW);
+    store.create(&exact, &u).await.unwrap();
+    let expired = session(&u, NOW - Duration::hours(1));
+    store.create(&expired, &u).await.unwrap();
+    let (_, _someone_else) = with_session(&store, NOW + Duration::days(7)).await;
+
+    let list = store.list_user_sessions(&u.id, NOW).await.unwrap();
+    let tokens: Vec<&str> = list.iter().map(|s| s.token.as_str()).collect();
+    assert_eq!(
+        tokens,
+        [early.token.as_str(), late.token.as_str()],
+        "expiresAt > now, earliest first"
+    );
+    assert!(store
+        .list_user_sessions("nobody", NOW)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn delete_expired_sessions<S: Harness>(store: S) {
+    let (u, live) = with_session(&store, NOW + Duration::days(1)).await;
+    let exact = session(&u, NOW);
+    store.create(&exact, &u).await.unwrap();
+    let old = session(&u, NOW - Duration::milliseconds(1));
+    store.create(&old, &u).await.unwrap();
+    let n = store.delete_expired(NOW).await.unwrap();
+    assert!(n >= 1, "deleted {n}");
+    assert!(store.find(&old.token).await.unwrap().is_none());
+    assert!(
+        store.find(&exact.token).await.unwrap().is_some(),
+        "expiresAt == now is not expired"
+    );
+    assert!(store.find(&live.token).await.unwrap().is_some());
+}
+
+pub async fn deleted_user_never_authenticates<S: Harness>(store: S) {
+    let (u, s) = with_session(&store, NOW + Duration::days(7)).await;
+    store.remove_user(&u.id).await;
+    assert!(store.find(&s.token).await.unwrap().is_none());
+}
+
+/// Instantiates every conformance test for a store. `$make` is an async block yielding
+/// `Option<store>` (`None` skips, for servers that are not available).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:expr) => {
+        $crate::conformance_suite!(@tests $make;
+            find_returns_what_create_wrote,
+            find_is_by_token_not_id,
+            extend_moves_expiry_forward_only,
+            extend_never_resurrects,
+            delete_one,
+            revoke_all_for_user,
+            list_live_sessions_in_expiry_order,
+            delete_expired_sessions,
+            deleted_user_never_authenticates
+        );
+    };
+    (@tests $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                if let Some(store) = $make.await {
+                    conformance::$name(store).await;
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,17 @@
+//! The conformance suite on `MemoryStore`.
+
+mod conformance;
+
+use conformance::Harness;
+use tower_auth_session::{MemoryStore, User};
+
+impl Harness for MemoryStore {
+    async fn add_user(&self, user: &User) {
+        self.insert_user(user.clone());
+    }
+    async fn remove_user(&self, id: &str) {
+        self.delete_user(id);
+    }
+}
+
+conformance_suite!(async { Some(MemoryStore::new()) });
