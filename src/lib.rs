@@ -28,7 +28,7 @@
 //! request extension ([`Authenticated`]) → response cookies.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, unreachable_pub)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod clock;
 pub mod codec;
@@ -59,3 +59,8 @@ pub use service::SessionService;
 pub use store::{MemoryStore, SessionStore};
 #[cfg(feature = "sqlite")]
 pub use store::{SchemaMode, SqliteStore};
+
+/// The README's Rust examples, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

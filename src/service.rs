@@ -48,6 +48,7 @@ impl<S, St> SessionService<S, St> {
 }
 
 /// The result of looking a verified token up.
+#[allow(clippy::large_enum_variant)] // built once per request, never stored
 pub(crate) enum Resolution {
     /// Signed in; `cookie` is the refreshed session cookie when the session was extended.
     Authenticated {

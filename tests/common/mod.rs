@@ -1,6 +1,8 @@
 //! Shared test helpers: a store wrapper that counts calls, request helpers, cookie parsing.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod process;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
