@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use http::HeaderValue;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use crate::clock::{Clock, SystemClock};
 use crate::codec::Signer;
@@ -47,19 +47,28 @@ impl SameSite {
     }
 }
 
+/// One cookie's final name and the attributes rendered into its `Set-Cookie`. The
+/// `__Secure-`/`__Host-` rules depend on each cookie's own name, as in Better Auth.
+#[derive(Clone, Debug)]
+pub(crate) struct CookieSpec {
+    pub(crate) name: String,
+    /// `; Domain=…; Path=…`
+    scope: String,
+    /// `; HttpOnly; Secure; SameSite=…`
+    flags: String,
+}
+
 /// Validated session configuration, shared by the layer, its services and the sign-in handle.
 ///
 /// Build one with [`SessionConfig::builder`] or [`SessionConfig::from_env`].
 #[derive(Clone)]
 pub struct SessionConfig {
     pub(crate) signer: Signer,
-    pub(crate) session_cookie: String,
-    pub(crate) dont_remember_cookie: String,
-    pub(crate) session_data_cookie: String,
-    /// `; Domain=…; Path=…` as rendered into every Set-Cookie.
-    pub(crate) scope_attrs: String,
-    /// `; HttpOnly; Secure; SameSite=…` as rendered into every Set-Cookie.
-    pub(crate) flag_attrs: String,
+    /// Old secrets that still verify, each until its optional end.
+    pub(crate) previous_signers: Vec<(Signer, Option<OffsetDateTime>)>,
+    pub(crate) session_cookie: CookieSpec,
+    pub(crate) dont_remember_cookie: CookieSpec,
+    pub(crate) session_data_cookie: CookieSpec,
     pub(crate) expires_in: Duration,
     pub(crate) update_age: Duration,
     pub(crate) disable_refresh: bool,
@@ -99,30 +108,37 @@ impl SessionConfig {
         SessionConfigBuilder::default()
     }
 
-    /// Builds a configuration with Better Auth's defaults and the secret read from
-    /// `BETTER_AUTH_SECRET` (then `AUTH_SECRET`), as Better Auth reads it.
+    /// Builds a configuration with Better Auth's defaults, reading the environment as Better
+    /// Auth does:
+    ///
+    /// * the secret from `BETTER_AUTH_SECRETS` (`version:value,…`, the first is current, the
+    ///   others still verify), else `BETTER_AUTH_SECRET`, else `AUTH_SECRET`;
+    /// * secure cookies (`__Secure-` names) when the base URL (`BETTER_AUTH_URL`,
+    ///   `NEXT_PUBLIC_BETTER_AUTH_URL`, `PUBLIC_BETTER_AUTH_URL`, `NUXT_PUBLIC_BETTER_AUTH_URL`,
+    ///   `NUXT_PUBLIC_AUTH_URL`, `BASE_URL`, first set wins) starts with `https://`, or, with no
+    ///   base URL, when `NODE_ENV=production`.
     ///
     /// # Errors
     ///
-    /// Fails when neither variable is set, or the secret is weak (see
+    /// Fails when no secret is set, or the secret is weak (see
     /// [`SessionConfigBuilder::build`]).
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::builder().secret_from_env()?.build()
+        Self::builder().secret_from_env()?.secure_from_env().build()
     }
 
     /// The exact name of the session token cookie, including any `__Secure-` prefix.
     pub fn session_cookie_name(&self) -> &str {
-        &self.session_cookie
+        &self.session_cookie.name
     }
 
     /// The exact name of the `dont_remember` cookie.
     pub fn dont_remember_cookie_name(&self) -> &str {
-        &self.dont_remember_cookie
+        &self.dont_remember_cookie.name
     }
 
     /// The exact name of the cookie-cache cookie (`session_data`).
     pub fn session_data_cookie_name(&self) -> &str {
-        &self.session_data_cookie
+        &self.session_data_cookie.name
     }
 
     /// How long a session lives after its last refresh (`expiresIn`).
@@ -149,14 +165,14 @@ impl SessionConfig {
     /// `name=value; Max-Age=N; Domain=d; Path=p; HttpOnly; Secure; SameSite=Lax`.
     pub(crate) fn set_cookie(
         &self,
-        name: &str,
+        spec: &CookieSpec,
         value: &str,
         max_age: Option<Duration>,
     ) -> HeaderValue {
         let mut out = String::with_capacity(
-            name.len() + value.len() + self.scope_attrs.len() + self.flag_attrs.len() + 20,
+            spec.name.len() + value.len() + spec.scope.len() + spec.flags.len() + 20,
         );
-        out.push_str(name);
+        out.push_str(&spec.name);
         out.push('=');
         out.push_str(value);
         if let Some(age) = max_age {
@@ -164,12 +180,30 @@ impl SessionConfig {
             out.push_str("; Max-Age=");
             out.push_str(&secs.to_string());
         }
-        out.push_str(&self.scope_attrs);
-        out.push_str(&self.flag_attrs);
+        out.push_str(&spec.scope);
+        out.push_str(&spec.flags);
         // Names and attributes were validated at build time and values are URI-encoded, so
         // this cannot fail; fall back to a deletion rather than panic if it ever did.
         HeaderValue::try_from(out)
             .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+    }
+
+    /// Verifies a raw cookie value with the current secret, then with each previous secret
+    /// still in force. Returns the value and whether an old secret verified it (so the cookie
+    /// should be re-signed).
+    pub(crate) fn unsign(&self, raw: &[u8]) -> Option<(String, bool)> {
+        if let Some(v) = self.signer.unsign(raw) {
+            return Some((v.into_owned(), false));
+        }
+        if self.previous_signers.is_empty() {
+            return None;
+        }
+        let now = self.clock.now();
+        self.previous_signers
+            .iter()
+            .filter(|(_, until)| until.is_none_or(|u| now <= u))
+            .find_map(|(signer, _)| signer.unsign(raw))
+            .map(|v| (v.into_owned(), true))
     }
 
     /// The session cookie for a signed-in session.
@@ -179,9 +213,9 @@ impl SessionConfig {
         self.set_cookie(&self.session_cookie, &value, max_age)
     }
 
-    /// The deletion of cookie `name` (`Max-Age=0`, same attributes).
-    pub(crate) fn expire_cookie(&self, name: &str) -> HeaderValue {
-        self.set_cookie(name, "", Some(Duration::ZERO))
+    /// The deletion of a cookie (`Max-Age=0`, same attributes).
+    pub(crate) fn expire_cookie(&self, spec: &CookieSpec) -> HeaderValue {
+        self.set_cookie(spec, "", Some(Duration::ZERO))
     }
 }
 
@@ -190,6 +224,7 @@ impl SessionConfig {
 #[must_use]
 pub struct SessionConfigBuilder {
     secret: Option<String>,
+    previous_secrets: Vec<(String, Option<OffsetDateTime>)>,
     secure: Option<bool>,
     cookie_prefix: Option<String>,
     session_cookie_name: Option<String>,
@@ -220,23 +255,70 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Reads the secret from `BETTER_AUTH_SECRET`, then `AUTH_SECRET`, as Better Auth does.
+    /// A previous secret that still verifies cookies, for rotating secrets without logging
+    /// everyone out (Better Auth itself rejects cookies signed with an old secret). A cookie
+    /// verified with it is re-signed with the current secret on that response. After `until`
+    /// (if given) it no longer verifies anything. Default: none.
+    pub fn previous_secret(
+        mut self,
+        secret: impl Into<String>,
+        until: Option<OffsetDateTime>,
+    ) -> Self {
+        self.previous_secrets.push((secret.into(), until));
+        self
+    }
+
+    /// Reads the secret as Better Auth does: `BETTER_AUTH_SECRETS` (`version:value,…`, first
+    /// is current, the rest become [`previous_secret`](Self::previous_secret)s), else
+    /// `BETTER_AUTH_SECRET`, else `AUTH_SECRET`.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::MissingSecret`] when neither is set, [`ConfigError::NotUnicode`] when the
-    /// value is not UTF-8.
-    pub fn secret_from_env(self) -> Result<Self, ConfigError> {
-        for var in ["BETTER_AUTH_SECRET", "AUTH_SECRET"] {
-            match std::env::var(var) {
-                Ok(v) if !v.is_empty() => return Ok(self.secret(v)),
-                Ok(_) | Err(std::env::VarError::NotPresent) => {}
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    return Err(ConfigError::NotUnicode { var })
+    /// [`ConfigError::MissingSecret`] when none is set, [`ConfigError::NotUnicode`] when a
+    /// value is not UTF-8, [`ConfigError::Invalid`] for a malformed `BETTER_AUTH_SECRETS`.
+    pub fn secret_from_env(mut self) -> Result<Self, ConfigError> {
+        if let Some(list) = env_var("BETTER_AUTH_SECRETS")? {
+            let secrets = parse_secrets(&list)?;
+            let mut values = secrets.into_iter();
+            if let Some(current) = values.next() {
+                self = self.secret(current);
+                for old in values {
+                    self = self.previous_secret(old, None);
                 }
+                return Ok(self);
+            }
+        }
+        for var in ["BETTER_AUTH_SECRET", "AUTH_SECRET"] {
+            if let Some(v) = env_var(var)? {
+                return Ok(self.secret(v));
             }
         }
         Err(ConfigError::MissingSecret)
+    }
+
+    /// Sets [`secure`](Self::secure) from the environment as Better Auth does: the first base
+    /// URL variable set (`BETTER_AUTH_URL`, `NEXT_PUBLIC_BETTER_AUTH_URL`,
+    /// `PUBLIC_BETTER_AUTH_URL`, `NUXT_PUBLIC_BETTER_AUTH_URL`, `NUXT_PUBLIC_AUTH_URL`,
+    /// `BASE_URL`) decides; without one, `NODE_ENV=production` means secure. An explicit
+    /// `secure(…)` wins.
+    pub fn secure_from_env(self) -> Self {
+        if self.secure.is_some() {
+            return self;
+        }
+        for var in [
+            "BETTER_AUTH_URL",
+            "NEXT_PUBLIC_BETTER_AUTH_URL",
+            "PUBLIC_BETTER_AUTH_URL",
+            "NUXT_PUBLIC_BETTER_AUTH_URL",
+            "NUXT_PUBLIC_AUTH_URL",
+            "BASE_URL",
+        ] {
+            if let Ok(Some(url)) = env_var(var) {
+                return self.base_url(&url);
+            }
+        }
+        let production = matches!(env_var("NODE_ENV"), Ok(Some(v)) if v == "production");
+        self.secure(production)
     }
 
     /// Whether cookies are `Secure` and their names get the `__Secure-` prefix, like Better
@@ -364,49 +446,52 @@ impl SessionConfigBuilder {
         }
 
         let secure = self.secure.unwrap_or(false);
+        // `cookiePrefix || "better-auth"`: an empty prefix means the default.
         let prefix = self
             .cookie_prefix
+            .filter(|p| !p.is_empty())
             .unwrap_or_else(|| "better-auth".to_owned());
         let secure_prefix = if secure { "__Secure-" } else { "" };
         let base = self
             .session_cookie_name
+            .filter(|n| !n.is_empty())
             .unwrap_or_else(|| format!("{prefix}.session_token"));
-        let session_cookie = format!("{secure_prefix}{base}");
-        let dont_remember_cookie = format!("{secure_prefix}{prefix}.dont_remember");
-        let session_data_cookie = format!("{secure_prefix}{prefix}.session_data");
-        for name in [&session_cookie, &dont_remember_cookie, &session_data_cookie] {
-            check_token("cookie name", name)?;
-        }
-
-        let is_host = session_cookie.starts_with("__Host-");
-        let path = if is_host {
-            "/".to_owned()
-        } else {
-            self.path.unwrap_or_else(|| "/".to_owned())
-        };
+        let path = self.path.unwrap_or_else(|| "/".to_owned());
         check_attr("path", &path)?;
-        let mut scope_attrs = String::new();
-        if let (Some(domain), false) = (&self.domain, is_host) {
+        if let Some(domain) = &self.domain {
             check_attr("domain", domain)?;
-            scope_attrs.push_str("; Domain=");
-            scope_attrs.push_str(domain);
         }
-        scope_attrs.push_str("; Path=");
-        scope_attrs.push_str(&path);
-
-        let forced_secure = secure
-            || session_cookie.starts_with("__Secure-")
-            || is_host
-            || self.same_site == SameSite::None;
-        let mut flag_attrs = String::new();
-        if self.http_only.unwrap_or(true) {
-            flag_attrs.push_str("; HttpOnly");
-        }
-        if forced_secure {
-            flag_attrs.push_str("; Secure");
-        }
-        flag_attrs.push_str("; SameSite=");
-        flag_attrs.push_str(self.same_site.as_str());
+        let http_only = self.http_only.unwrap_or(true);
+        let spec = |name: String| -> Result<CookieSpec, ConfigError> {
+            check_token("cookie name", &name)?;
+            // Per cookie, as better-call: `__Host-` forces `Path=/`, no `Domain` and `Secure`;
+            // `__Secure-` and `SameSite=None` force `Secure`.
+            let is_host = name.starts_with("__Host-");
+            let mut scope = String::new();
+            if let (Some(domain), false) = (&self.domain, is_host) {
+                scope.push_str("; Domain=");
+                scope.push_str(domain);
+            }
+            scope.push_str("; Path=");
+            scope.push_str(if is_host { "/" } else { &path });
+            let mut flags = String::new();
+            if http_only {
+                flags.push_str("; HttpOnly");
+            }
+            if secure
+                || is_host
+                || name.starts_with("__Secure-")
+                || self.same_site == SameSite::None
+            {
+                flags.push_str("; Secure");
+            }
+            flags.push_str("; SameSite=");
+            flags.push_str(self.same_site.as_str());
+            Ok(CookieSpec { name, scope, flags })
+        };
+        let session_cookie = spec(format!("{secure_prefix}{base}"))?;
+        let dont_remember_cookie = spec(format!("{secure_prefix}{prefix}.dont_remember"))?;
+        let session_data_cookie = spec(format!("{secure_prefix}{prefix}.session_data"))?;
 
         let expires_in = self.expires_in.unwrap_or(Duration::days(7));
         if expires_in <= Duration::ZERO || expires_in > MAX_COOKIE_AGE {
@@ -436,13 +521,24 @@ impl SessionConfigBuilder {
             })
             .collect::<Result<_, _>>()?;
 
+        let mut previous = Vec::with_capacity(self.previous_secrets.len());
+        for (old, until) in self.previous_secrets {
+            if old.len() < MIN_SECRET_LEN || old == BETTER_AUTH_DEFAULT_SECRET {
+                return Err(ConfigError::Invalid {
+                    option: "previous_secret",
+                    reason: "a previous secret must also be at least 32 bytes and not Better Auth's default".to_owned(),
+                });
+            }
+            if old != secret {
+                previous.push((Signer::new(&old), until));
+            }
+        }
         Ok(SessionConfig {
+            previous_signers: previous,
             signer: Signer::new(&secret),
             session_cookie,
             dont_remember_cookie,
             session_data_cookie,
-            scope_attrs,
-            flag_attrs,
             expires_in,
             update_age,
             disable_refresh: self.disable_refresh,
@@ -451,6 +547,44 @@ impl SessionConfigBuilder {
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
         })
     }
+}
+
+/// Reads an environment variable; unset and empty are both `None`.
+fn env_var(var: &'static str) -> Result<Option<String>, ConfigError> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Ok(Some(v)),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::NotUnicode { var }),
+    }
+}
+
+/// Parses `BETTER_AUTH_SECRETS`: comma-separated `version:value`, non-negative integer versions,
+/// no duplicates; returns the values, current first.
+fn parse_secrets(list: &str) -> Result<Vec<String>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        option: "BETTER_AUTH_SECRETS",
+        reason,
+    };
+    let mut versions = Vec::new();
+    let mut values = Vec::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (version, value) = entry
+            .split_once(':')
+            .ok_or_else(|| invalid("expected comma-separated `version:value` entries, e.g. `2:new-secret,1:old-secret`".to_owned()))?;
+        let version: u64 = version
+            .trim()
+            .parse()
+            .map_err(|_| invalid(format!("version {version:?} is not a non-negative integer")))?;
+        if versions.contains(&version) {
+            return Err(invalid(format!("version {version} appears twice")));
+        }
+        versions.push(version);
+        values.push(value.to_owned());
+    }
+    if values.is_empty() {
+        return Err(invalid("no `version:value` entry".to_owned()));
+    }
+    Ok(values)
 }
 
 /// RFC 6265 cookie-name characters (an RFC 7230 token).

@@ -56,9 +56,15 @@ pub use handle::{SessionManager, SetCookies, SignIn, SignedIn};
 pub use layer::SessionLayer;
 pub use model::{Authenticated, Session, User};
 pub use service::SessionService;
-pub use store::{MemoryStore, SessionStore};
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+#[cfg(feature = "redis")]
+pub use store::RedisStore;
 #[cfg(feature = "sqlite")]
-pub use store::{SchemaMode, SqliteStore};
+pub use store::SqliteStore;
+pub use store::{MemoryStore, SessionStore};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use store::{SchemaMode, SqlSchema};
 
 /// The README's Rust examples, compiled as doctests so they cannot rot.
 #[cfg(doctest)]

@@ -57,6 +57,8 @@ pub(crate) enum Resolution {
     },
     /// Not signed in, and the cookies the request carried must be cleared.
     Rejected,
+    /// Not signed in, cookies left alone.
+    Anonymous,
     /// The store failed or timed out: answer 503 and change nothing.
     Unavailable,
 }
@@ -80,12 +82,11 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let config = &self.shared.config;
-        let token = find_cookie(req.headers(), &config.session_cookie)
-            .and_then(|raw| config.signer.unsign(raw))
-            .map(std::borrow::Cow::into_owned);
+        let token = find_cookie(req.headers(), &config.session_cookie.name)
+            .and_then(|raw| config.unsign(raw));
         req.extensions_mut()
             .insert(SessionManager::new(self.shared.clone()));
-        let Some(token) = token else {
+        let Some((token, resign)) = token else {
             // No cookie, or a malformed or forged one: anonymous, no store call, no Set-Cookie.
             return ResponseFuture::passthrough(self.inner.call(req));
         };
@@ -96,7 +97,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
         ResponseFuture::boxed(Box::pin(async move {
-            let resolution = resolve(&shared, &token, req.headers()).await;
+            let resolution = resolve(&shared, &token, resign, req.headers()).await;
             let cookies = match resolution {
                 Resolution::Unavailable => return Ok(unavailable()),
                 Resolution::Authenticated { auth, cookie } => {
@@ -104,6 +105,7 @@ where
                     cookie.into_iter().collect()
                 }
                 Resolution::Rejected => clearing_cookies(&shared.config),
+                Resolution::Anonymous => Vec::new(),
             };
             let mut response = inner.call(req).await?;
             append_cookies(response.headers_mut(), cookies);
@@ -128,9 +130,13 @@ async fn timed<T>(
 }
 
 /// Store → policy, for a token whose signature verified.
+///
+/// `resign` says the cookie was verified with a previous secret: a valid session then gets its
+/// cookie re-signed with the current one.
 pub(crate) async fn resolve<St: SessionStore>(
     shared: &Shared<St>,
     token: &str,
+    resign: bool,
     headers: &HeaderMap,
 ) -> Resolution {
     let config = &shared.config;
@@ -138,8 +144,10 @@ pub(crate) async fn resolve<St: SessionStore>(
     let found = match timed(config, "find", store.find(token)).await {
         Ok(found) => found,
         Err(StoreError::Corrupt { reason }) => {
-            tracing::warn!(%reason, "session row is unreadable; treating the request as signed out");
-            return Resolution::Rejected;
+            // A row this crate cannot read is not proof that the session is invalid (another
+            // writer may use a layout we do not know): anonymous, but the cookies are kept.
+            tracing::warn!(%reason, "session row is unreadable; treating the request as anonymous");
+            return Resolution::Anonymous;
         }
         Err(error) => {
             tracing::error!(%error, "session store lookup failed");
@@ -153,7 +161,19 @@ pub(crate) async fn resolve<St: SessionStore>(
     let now = config.clock.now();
     let dont_remember = has_dont_remember(config, headers);
     match judge(config, &auth.session, now, dont_remember) {
-        Verdict::Valid => Resolution::Authenticated { auth, cookie: None },
+        Verdict::Valid => {
+            let cookie = resign.then(|| {
+                tracing::debug!("re-signing a cookie verified with a previous secret");
+                let left = auth.session.expires_at - now;
+                let value = config.signer.sign_cookie_value(token);
+                config.set_cookie(
+                    &config.session_cookie,
+                    &value,
+                    (!dont_remember).then_some(left),
+                )
+            });
+            Resolution::Authenticated { auth, cookie }
+        }
         Verdict::Expired => {
             tracing::debug!("session expired");
             if let Err(error) = timed(config, "delete", store.delete(token)).await {
@@ -171,7 +191,7 @@ pub(crate) async fn resolve<St: SessionStore>(
                         cookie: Some(cookie),
                     }
                 }
-                Ok(None) => reread(shared, token, now).await,
+                Ok(None) => reread(shared, token, dont_remember).await,
                 Err(error) => {
                     // The session is valid; only its extension failed. Serve the request and
                     // try again on the next one.
@@ -184,28 +204,34 @@ pub(crate) async fn resolve<St: SessionStore>(
 }
 
 /// The conditional extension touched nothing: someone else refreshed, signed out or revoked the
-/// session concurrently. Act on what is there now.
+/// session concurrently. Read it again and act on what is there now.
 async fn reread<St: SessionStore>(
     shared: &Shared<St>,
     token: &str,
-    now: time::OffsetDateTime,
+    dont_remember: bool,
 ) -> Resolution {
     let config = &shared.config;
-    match timed(config, "find", shared.store.find(token)).await {
-        Ok(Some(auth)) if auth.session.expires_at >= now => Resolution::Authenticated {
-            auth,
-            cookie: Some(config.session_set_cookie(token, true)),
+    let found = timed(config, "find", shared.store.find(token)).await;
+    let now = config.clock.now();
+    match found {
+        Ok(Some(auth)) => match judge(config, &auth.session, now, dont_remember) {
+            Verdict::Expired => Resolution::Rejected,
+            Verdict::Valid => Resolution::Authenticated { auth, cookie: None },
+            Verdict::Refresh(_) => {
+                tracing::warn!("a due refresh wrote nothing; check that the store's date format matches the table");
+                Resolution::Authenticated { auth, cookie: None }
+            }
         },
-        Ok(_) => Resolution::Rejected,
-        Err(StoreError::Corrupt { .. }) => Resolution::Rejected,
+        Ok(None) => Resolution::Rejected,
+        Err(StoreError::Corrupt { .. }) => Resolution::Anonymous,
         Err(_) => Resolution::Unavailable,
     }
 }
 
 fn has_dont_remember(config: &SessionConfig, headers: &HeaderMap) -> bool {
-    find_cookie(headers, &config.dont_remember_cookie)
-        .and_then(|raw| config.signer.unsign(raw))
-        .is_some_and(|v| v == "true")
+    find_cookie(headers, &config.dont_remember_cookie.name)
+        .and_then(|raw| config.unsign(raw))
+        .is_some_and(|(v, _)| v == "true")
 }
 
 /// `Max-Age=0` for the session token, the cookie cache and `dont_remember`, as Better Auth's

@@ -29,12 +29,38 @@ use crate::error::StoreError;
 use crate::model::{Authenticated, Session, User};
 
 mod memory;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod schema;
 pub use memory::MemoryStore;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use schema::{DateFormat, SessionColumn, SqlSchema, UserColumn};
 
 #[cfg(feature = "sqlite")]
 mod sqlite;
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SchemaMode, SqliteStore};
+pub use sqlite::SqliteStore;
+
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresStore, PostgresStoreBuilder, DEFAULT_ACQUIRE_TIMEOUT};
+
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisStore, RedisStoreBuilder, RedisWithDatabase};
+
+/// What a SQL store does at start-up when Better Auth's tables are absent.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SchemaMode {
+    /// Create Better Auth's `user` and `session` tables when they do not exist, then verify.
+    CreateIfMissing,
+    /// Only verify: a missing table or column is an error naming it. For databases whose
+    /// schema Better Auth's migrations own.
+    VerifyOnly,
+}
 
 /// A place where sessions and users are kept. See the [module docs](self) for the contract.
 pub trait SessionStore: Send + Sync + 'static {

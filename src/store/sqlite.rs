@@ -1,4 +1,5 @@
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use sqlx::sqlite::{
@@ -7,47 +8,11 @@ use sqlx::sqlite::{
 use sqlx::{Row, TypeInfo, ValueRef};
 use time::OffsetDateTime;
 
-use super::SessionStore;
-use crate::error::{SchemaError, StoreError};
+use super::schema::{check_columns, ddl, DateFormat, Dialect, Queries, SqlSchema};
+use super::{SchemaMode, SessionStore};
+use crate::error::StoreError;
 use crate::model::{Authenticated, Session, User};
 use crate::time_fmt;
-
-/// What to do at start-up when the schema is absent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SchemaMode {
-    /// Create Better Auth's `user` and `session` tables when they do not exist, then verify.
-    CreateIfMissing,
-    /// Only verify: a missing table or column is an error naming it. For databases whose
-    /// schema Better Auth's migrations own.
-    VerifyOnly,
-}
-
-const SESSION_CORE: [&str; 8] = [
-    "id",
-    "token",
-    "userId",
-    "expiresAt",
-    "createdAt",
-    "updatedAt",
-    "ipAddress",
-    "userAgent",
-];
-const USER_CORE: [&str; 7] = [
-    "id",
-    "name",
-    "email",
-    "emailVerified",
-    "image",
-    "createdAt",
-    "updatedAt",
-];
-
-/// Better Auth's own SQLite DDL (`getMigrations().compileMigrations()`, 1.7.25; spec §4.2).
-const CREATE_USER: &str = r#"create table if not exists "user" ("id" text not null primary key, "name" text not null, "email" text not null unique, "emailVerified" integer not null, "image" text, "createdAt" date not null, "updatedAt" date not null)"#;
-const CREATE_SESSION: &str = r#"create table if not exists "session" ("id" text not null primary key, "expiresAt" date not null, "token" text not null unique, "createdAt" date not null, "updatedAt" date not null, "ipAddress" text, "userAgent" text, "userId" text not null references "user" ("id") on delete cascade)"#;
-const CREATE_INDEX: &str =
-    r#"create index if not exists "session_userId_idx" on "session" ("userId")"#;
 
 /// Sessions in a SQLite database with Better Auth's schema (spec §4): tables `user` and
 /// `session`, camelCase quoted columns, dates as `toISOString()` text, booleans as `0`/`1`.
@@ -70,20 +35,8 @@ const CREATE_INDEX: &str =
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    queries: std::sync::Arc<Queries>,
-}
-
-#[derive(Debug)]
-struct Queries {
-    find: String,
-    extend: String,
-    list: String,
-    session_extra: Vec<String>,
-    user_extra: Vec<String>,
-}
-
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
+    queries: Arc<Queries>,
+    dates: DateFormat,
 }
 
 impl SqliteStore {
@@ -95,6 +48,17 @@ impl SqliteStore {
     /// Fails when the file cannot be opened, or when existing tables lack a column the store
     /// needs ([`StoreError::Schema`], naming it).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = Self::pool_for(url).await?;
+        Self::open(pool, SchemaMode::CreateIfMissing).await
+    }
+
+    /// A pool for `url` with the settings the store expects: the file is created if missing,
+    /// WAL journal, foreign keys on, a 2-second acquire timeout.
+    ///
+    /// # Errors
+    ///
+    /// A backend error when the URL is invalid or the file cannot be opened.
+    pub async fn pool_for(url: &str) -> Result<SqlitePool, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::backend("connect", e))?
             .create_if_missing(true)
@@ -106,7 +70,7 @@ impl SqliteStore {
         } else {
             8
         };
-        let pool = SqlitePoolOptions::new()
+        SqlitePoolOptions::new()
             .max_connections(max)
             .min_connections(1)
             .idle_timeout(None)
@@ -114,58 +78,57 @@ impl SqliteStore {
             .acquire_timeout(std::time::Duration::from_secs(2))
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::backend("connect", e))?;
-        Self::open(pool, SchemaMode::CreateIfMissing).await
+            .map_err(|e| StoreError::backend("connect", e))
     }
 
-    /// Uses an existing pool. With [`SchemaMode::VerifyOnly`] nothing is ever created.
+    /// Uses an existing pool with Better Auth's default schema. With
+    /// [`SchemaMode::VerifyOnly`] nothing is ever created.
     ///
     /// # Errors
     ///
     /// [`StoreError::Schema`] naming the missing table or column, or a backend error.
     pub async fn open(pool: SqlitePool, mode: SchemaMode) -> Result<Self, StoreError> {
+        Self::open_with(pool, mode, SqlSchema::better_auth()).await
+    }
+
+    /// Uses an existing pool with custom table and column names (for example
+    /// [`SqlSchema::drizzle`]).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Schema`] naming the missing table or column, or a backend error.
+    pub async fn open_with(
+        pool: SqlitePool,
+        mode: SchemaMode,
+        schema: SqlSchema,
+    ) -> Result<Self, StoreError> {
         if mode == SchemaMode::CreateIfMissing {
-            for ddl in [CREATE_USER, CREATE_SESSION, CREATE_INDEX] {
-                sqlx::query(ddl)
+            for statement in ddl(&schema, Dialect::Sqlite) {
+                sqlx::query(&statement)
                     .execute(&pool)
                     .await
                     .map_err(|e| StoreError::backend("create schema", e))?;
             }
         }
-        let session_cols = table_columns(&pool, "session").await?;
-        let user_cols = table_columns(&pool, "user").await?;
-        let session_extra = check_columns("session", &session_cols, &SESSION_CORE)?;
-        let user_extra = check_columns("user", &user_cols, &USER_CORE)?;
-
-        let s_cols = session_select_list("s", &session_extra);
-        let u_cols: Vec<String> = USER_CORE
-            .iter()
-            .map(|c| c.to_string())
-            .chain(user_extra.iter().cloned())
-            .map(|c| format!("u.{}", quote(&c)))
-            .collect();
-        let find = format!(
-            r#"select {}, {} from "session" s join "user" u on u."id" = s."userId" where s."token" = ?1"#,
-            s_cols,
-            u_cols.join(", ")
-        );
-        let plain = session_select_list("session", &session_extra);
-        let extend = format!(
-            r#"update "session" set "expiresAt" = ?1, "updatedAt" = ?2 where "token" = ?3 and "expiresAt" >= ?2 and "expiresAt" < ?1 returning {}"#,
-            plain.replace("\"session\".", "")
-        );
-        let list = format!(
-            r#"select {plain} from "session" where "userId" = ?1 and "expiresAt" > ?2 order by "expiresAt", "id""#
-        );
+        let session_cols = table_columns(&pool, &schema.session_table).await?;
+        let user_cols = table_columns(&pool, &schema.user_table).await?;
+        let token = &schema.session[super::schema::SessionColumn::Token as usize];
+        let session_extra = check_columns(
+            &schema.session_table,
+            &session_cols,
+            &schema.session,
+            Some(token.as_str()),
+        )?;
+        let user_extra = check_columns(&schema.user_table, &user_cols, &schema.user, None)?;
         Ok(Self {
             pool,
-            queries: std::sync::Arc::new(Queries {
-                find,
-                extend,
-                list,
+            queries: Arc::new(Queries::build(
+                &schema,
+                Dialect::Sqlite,
                 session_extra,
                 user_extra,
-            }),
+            )),
+            dates: schema.sqlite_dates,
         })
     }
 
@@ -174,25 +137,30 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// Inserts a user row (e-mail lower-cased, dates as `toISOString()`, boolean as `0`/`1`).
+    fn date(&self, t: OffsetDateTime) -> SqlDate {
+        match self.dates {
+            DateFormat::IsoText => SqlDate::Text(time_fmt::to_iso(t)),
+            DateFormat::UnixMillis => SqlDate::Millis(time_fmt::to_unix_ms(t)),
+        }
+    }
+
+    /// Inserts a user row (e-mail lower-cased, dates as configured, boolean as `0`/`1`).
     ///
     /// # Errors
     ///
     /// A backend error, for example when the e-mail address is already taken.
     pub async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
-        sqlx::query(
-            r#"insert into "user" ("id", "name", "email", "emailVerified", "image", "createdAt", "updatedAt") values (?1, ?2, ?3, ?4, ?5, ?6, ?7)"#,
-        )
-        .bind(&user.id)
-        .bind(&user.name)
-        .bind(user.email.to_lowercase())
-        .bind(i64::from(user.email_verified))
-        .bind(&user.image)
-        .bind(time_fmt::to_iso(user.created_at))
-        .bind(time_fmt::to_iso(user.updated_at))
-        .execute(&self.pool)
-        .await
-        .map_err(|e| StoreError::backend("insert user", e))?;
+        sqlx::query(&self.queries.insert_user)
+            .bind(&user.id)
+            .bind(&user.name)
+            .bind(user.email.to_lowercase())
+            .bind(i64::from(user.email_verified))
+            .bind(&user.image)
+            .bind(self.date(user.created_at))
+            .bind(self.date(user.updated_at))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::backend("insert user", e))?;
         Ok(())
     }
 
@@ -202,17 +170,7 @@ impl SqliteStore {
     ///
     /// A backend error, or [`StoreError::Corrupt`] for an unreadable row.
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        let cols: Vec<String> = USER_CORE
-            .iter()
-            .map(|c| c.to_string())
-            .chain(self.queries.user_extra.iter().cloned())
-            .map(|c| quote(&c))
-            .collect();
-        let sql = format!(
-            r#"select {} from "user" where "email" = ?1"#,
-            cols.join(", ")
-        );
-        let row = sqlx::query(&sql)
+        let row = sqlx::query(&self.queries.find_user_by_email)
             .bind(email.to_lowercase())
             .fetch_optional(&self.pool)
             .await
@@ -221,39 +179,52 @@ impl SqliteStore {
             .transpose()
     }
 
-    /// Deletes a user; its sessions go with it (`ON DELETE CASCADE`).
+    /// Deletes a user and its sessions (as `ON DELETE CASCADE` would, even where foreign keys
+    /// are off).
     ///
     /// # Errors
     ///
     /// A backend error.
     pub async fn delete_user(&self, user_id: &str) -> Result<(), StoreError> {
-        sqlx::query(r#"delete from "session" where "userId" = ?1"#)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| StoreError::backend("delete user", e))?;
-        sqlx::query(r#"delete from "user" where "id" = ?1"#)
-            .bind(user_id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| StoreError::backend("delete user", e))?;
+        for sql in [
+            &self.queries.delete_user_sessions,
+            &self.queries.delete_user,
+        ] {
+            sqlx::query(sql)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| StoreError::backend("delete user", e))?;
+        }
         Ok(())
     }
 }
 
-fn session_select_list(alias: &str, extra: &[String]) -> String {
-    let alias = if alias == "session" {
-        quote(alias)
-    } else {
-        alias.to_owned()
-    };
-    SESSION_CORE
-        .iter()
-        .map(|c| c.to_string())
-        .chain(extra.iter().cloned())
-        .map(|c| format!("{alias}.{}", quote(&c)))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// A date bound as the schema stores it.
+enum SqlDate {
+    Text(String),
+    Millis(i64),
+}
+
+impl sqlx::Type<sqlx::Sqlite> for SqlDate {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <String as sqlx::Type<sqlx::Sqlite>>::type_info()
+    }
+    fn compatible(_: &sqlx::sqlite::SqliteTypeInfo) -> bool {
+        true
+    }
+}
+
+impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for SqlDate {
+    fn encode_by_ref(
+        &self,
+        buf: &mut Vec<sqlx::sqlite::SqliteArgumentValue<'q>>,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        match self {
+            Self::Text(s) => <String as sqlx::Encode<'q, sqlx::Sqlite>>::encode(s.clone(), buf),
+            Self::Millis(ms) => <i64 as sqlx::Encode<'q, sqlx::Sqlite>>::encode_by_ref(ms, buf),
+        }
+    }
 }
 
 async fn table_columns(pool: &SqlitePool, table: &str) -> Result<Vec<String>, StoreError> {
@@ -262,54 +233,10 @@ async fn table_columns(pool: &SqlitePool, table: &str) -> Result<Vec<String>, St
         .fetch_all(pool)
         .await
         .map_err(|e| StoreError::backend("read schema", e))?;
-    if rows.is_empty() {
-        return Err(SchemaError::MissingTable {
-            table: table.to_owned(),
-        }
-        .into());
-    }
     rows.iter()
         .map(|r| r.try_get::<String, _>(0))
         .collect::<Result<_, _>>()
         .map_err(|e| StoreError::backend("read schema", e))
-}
-
-/// Checks that every core column exists and returns the extra ones, in table order.
-fn check_columns(table: &str, have: &[String], core: &[&str]) -> Result<Vec<String>, SchemaError> {
-    for column in core {
-        if !have.iter().any(|h| h == column) {
-            let hint = if table == "session" && *column == "token" {
-                " (this looks like Better Auth's pre-1.0 layout, where \"id\" held the cookie token)"
-            } else if have.iter().any(|h| h == &camel_to_snake(column)) {
-                " (the table uses snake_case names, as Better Auth's Drizzle generator writes them)"
-            } else {
-                ""
-            };
-            return Err(SchemaError::MissingColumn {
-                table: table.to_owned(),
-                column: (*column).to_owned(),
-                hint,
-            });
-        }
-    }
-    Ok(have
-        .iter()
-        .filter(|h| !core.contains(&h.as_str()))
-        .cloned()
-        .collect())
-}
-
-fn camel_to_snake(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 4);
-    for c in s.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -318,13 +245,28 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-fn get_string(row: &SqliteRow, idx: usize, what: &str) -> Result<String, StoreError> {
-    row.try_get::<String, _>(idx).map_err(|e| corrupt(what, e))
+/// Reads text, or an integer as its decimal string (Better Auth's `generateId: "serial"` ids
+/// are integers in the database and `String(n)` in JavaScript).
+fn get_opt_string(row: &SqliteRow, idx: usize, what: &str) -> Result<Option<String>, StoreError> {
+    let raw = row.try_get_raw(idx).map_err(|e| corrupt(what, e))?;
+    if raw.is_null() {
+        return Ok(None);
+    }
+    let kind = raw.type_info().name().to_ascii_uppercase();
+    match kind.as_str() {
+        "INTEGER" => row
+            .try_get_unchecked::<i64, _>(idx)
+            .map(|n| Some(n.to_string()))
+            .map_err(|e| corrupt(what, e)),
+        _ => row
+            .try_get_unchecked::<String, _>(idx)
+            .map(Some)
+            .map_err(|e| corrupt(what, e)),
+    }
 }
 
-fn get_opt_string(row: &SqliteRow, idx: usize, what: &str) -> Result<Option<String>, StoreError> {
-    row.try_get::<Option<String>, _>(idx)
-        .map_err(|e| corrupt(what, e))
+fn get_string(row: &SqliteRow, idx: usize, what: &str) -> Result<String, StoreError> {
+    get_opt_string(row, idx, what)?.ok_or_else(|| corrupt(what, "NULL"))
 }
 
 /// Reads a date stored as ISO text (Better Auth's Kysely path) or as unix milliseconds
@@ -399,7 +341,7 @@ fn read_extra(row: &SqliteRow, start: usize, names: &[String]) -> Map<String, Va
         .collect()
 }
 
-/// Reads a session from columns `start..` in [`SESSION_CORE`] order, then the extras.
+/// Reads a session from columns `start..` in [`SessionColumn`](super::schema::SessionColumn) order, then the extras.
 fn read_session(row: &SqliteRow, start: usize, extra: &[String]) -> Result<Session, StoreError> {
     Ok(Session {
         id: get_string(row, start, "session.id")?,
@@ -410,11 +352,11 @@ fn read_session(row: &SqliteRow, start: usize, extra: &[String]) -> Result<Sessi
         updated_at: get_date(row, start + 5, "session.updatedAt")?,
         ip_address: get_opt_string(row, start + 6, "session.ipAddress")?,
         user_agent: get_opt_string(row, start + 7, "session.userAgent")?,
-        extra: read_extra(row, start + SESSION_CORE.len(), extra),
+        extra: read_extra(row, start + 8, extra),
     })
 }
 
-/// Reads a user from columns `start..` in [`USER_CORE`] order, then the extras.
+/// Reads a user from columns `start..` in [`UserColumn`](super::schema::UserColumn) order, then the extras.
 fn read_user(row: &SqliteRow, start: usize, extra: &[String]) -> Result<User, StoreError> {
     Ok(User {
         id: get_string(row, start, "user.id")?,
@@ -424,7 +366,7 @@ fn read_user(row: &SqliteRow, start: usize, extra: &[String]) -> Result<User, St
         image: get_opt_string(row, start + 4, "user.image")?,
         created_at: get_date(row, start + 5, "user.createdAt")?,
         updated_at: get_date(row, start + 6, "user.updatedAt")?,
-        extra: read_extra(row, start + USER_CORE.len(), extra),
+        extra: read_extra(row, start + 7, extra),
     })
 }
 
@@ -438,29 +380,23 @@ impl SessionStore for SqliteStore {
         let Some(row) = row else { return Ok(None) };
         let q = &self.queries;
         let session = read_session(&row, 0, &q.session_extra)?;
-        let user = read_user(
-            &row,
-            SESSION_CORE.len() + q.session_extra.len(),
-            &q.user_extra,
-        )?;
+        let user = read_user(&row, 8 + q.session_extra.len(), &q.user_extra)?;
         Ok(Some(Authenticated { session, user }))
     }
 
     async fn create(&self, session: &Session, _user: &User) -> Result<(), StoreError> {
-        sqlx::query(
-            r#"insert into "session" ("id", "expiresAt", "token", "createdAt", "updatedAt", "ipAddress", "userAgent", "userId") values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"#,
-        )
-        .bind(&session.id)
-        .bind(time_fmt::to_iso(session.expires_at))
-        .bind(&session.token)
-        .bind(time_fmt::to_iso(session.created_at))
-        .bind(time_fmt::to_iso(session.updated_at))
-        .bind(session.ip_address.as_deref().unwrap_or(""))
-        .bind(session.user_agent.as_deref().unwrap_or(""))
-        .bind(&session.user_id)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| StoreError::backend("create", e))?;
+        sqlx::query(&self.queries.insert)
+            .bind(&session.id)
+            .bind(&session.token)
+            .bind(&session.user_id)
+            .bind(self.date(session.expires_at))
+            .bind(self.date(session.created_at))
+            .bind(self.date(session.updated_at))
+            .bind(session.ip_address.as_deref().unwrap_or(""))
+            .bind(session.user_agent.as_deref().unwrap_or(""))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::backend("create", e))?;
         Ok(())
     }
 
@@ -471,8 +407,8 @@ impl SessionStore for SqliteStore {
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         let row = sqlx::query(&self.queries.extend)
-            .bind(time_fmt::to_iso(expires_at))
-            .bind(time_fmt::to_iso(now))
+            .bind(self.date(expires_at))
+            .bind(self.date(now))
             .bind(token)
             .fetch_optional(&self.pool)
             .await
@@ -482,7 +418,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn delete(&self, token: &str) -> Result<(), StoreError> {
-        sqlx::query(r#"delete from "session" where "token" = ?1"#)
+        sqlx::query(&self.queries.delete)
             .bind(token)
             .execute(&self.pool)
             .await
@@ -491,7 +427,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query(r#"delete from "session" where "userId" = ?1"#)
+        let done = sqlx::query(&self.queries.delete_user_sessions)
             .bind(user_id)
             .execute(&self.pool)
             .await
@@ -506,7 +442,7 @@ impl SessionStore for SqliteStore {
     ) -> Result<Vec<Session>, StoreError> {
         let rows = sqlx::query(&self.queries.list)
             .bind(user_id)
-            .bind(time_fmt::to_iso(now))
+            .bind(self.date(now))
             .fetch_all(&self.pool)
             .await
             .map_err(|e| StoreError::backend("list", e))?;
@@ -516,8 +452,8 @@ impl SessionStore for SqliteStore {
     }
 
     async fn delete_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let done = sqlx::query(r#"delete from "session" where "expiresAt" < ?1"#)
-            .bind(time_fmt::to_iso(now))
+        let done = sqlx::query(&self.queries.delete_expired)
+            .bind(self.date(now))
             .execute(&self.pool)
             .await
             .map_err(|e| StoreError::backend("delete expired", e))?;

@@ -174,3 +174,27 @@ pub fn server_url(var: &str, test: &str) -> Option<String> {
         }
     }
 }
+
+/// A fresh, empty PostgreSQL database on the test server, or `None` (after saying why) when
+/// there is no server and none is required.
+#[cfg(feature = "postgres")]
+pub async fn fresh_pg_database(test: &str) -> Option<String> {
+    let url = server_url("TAS_TEST_POSTGRES_URL", test)?;
+    let name = format!(
+        "t_{}",
+        tower_auth_session::codec::generate_id(12).to_lowercase()
+    );
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(&format!("create database {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let (base, _) = url.rsplit_once('/').unwrap();
+    Some(format!("{base}/{name}"))
+}
+
+/// A random Redis key prefix, so tests sharing the server never see each other's keys.
+pub fn redis_prefix() -> String {
+    format!("t{}:", tower_auth_session::codec::generate_id(10))
+}

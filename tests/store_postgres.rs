@@ -1,0 +1,156 @@
+//! `PostgresStore` against a real server (`TAS_TEST_POSTGRES_URL`, started by
+//! `scripts/test-all.sh`): the conformance suite, schema checks and presets.
+#![cfg(feature = "postgres")]
+
+mod common;
+mod conformance;
+
+use conformance::Harness;
+use sqlx::Row;
+use time::macros::datetime;
+use tower_auth_session::store::{PostgresStore, SqlSchema};
+use tower_auth_session::{SchemaError, SessionStore, StoreError, User};
+
+impl Harness for PostgresStore {
+    async fn add_user(&self, user: &User) {
+        self.insert_user(user).await.unwrap();
+    }
+    async fn remove_user(&self, id: &str) {
+        self.delete_user(id).await.unwrap();
+    }
+}
+
+async fn store(test: &str) -> Option<PostgresStore> {
+    let url = common::fresh_pg_database(test).await?;
+    Some(
+        PostgresStore::builder(url)
+            .create_schema(true)
+            .build()
+            .await
+            .unwrap(),
+    )
+}
+
+conformance_suite!(store("postgres conformance"));
+
+#[tokio::test]
+async fn better_auth_ddl_rows_are_read_and_written() {
+    let Some(url) = common::fresh_pg_database("better_auth_ddl_rows_are_read_and_written").await
+    else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    // Better Auth 1.7.25's own DDL (spec §4.2), plus the admin plugin's columns.
+    for ddl in [
+        r#"create table "user" ("id" text not null primary key, "name" text not null, "email" text not null unique, "emailVerified" boolean not null, "image" text, "createdAt" timestamptz default CURRENT_TIMESTAMP not null, "updatedAt" timestamptz default CURRENT_TIMESTAMP not null, "role" text, "banned" boolean)"#,
+        r#"create table "session" ("id" text not null primary key, "expiresAt" timestamptz not null, "token" text not null unique, "createdAt" timestamptz default CURRENT_TIMESTAMP not null, "updatedAt" timestamptz not null, "ipAddress" text, "userAgent" text, "userId" text not null references "user" ("id") on delete cascade, "impersonatedBy" text)"#,
+        r#"create index "session_userId_idx" on "session" ("userId")"#,
+        r#"insert into "user" values ('U1', 'Alice', 'alice@example.com', true, null, '2026-11-22T12:50:00.395Z', '2026-11-22T12:50:00.395Z', 'admin', false)"#,
+        r#"insert into "session" values ('S1', '2026-11-29T12:50:00.395Z', 'Tok1', '2026-11-22T12:50:00.395Z', '2026-11-22T12:50:00.395Z', '', '', 'U1', null)"#,
+    ] {
+        sqlx::query(ddl).execute(&pool).await.unwrap();
+    }
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let found = store.find("Tok1").await.unwrap().unwrap();
+    assert_eq!(found.session.id, "S1");
+    assert_eq!(
+        found.session.expires_at,
+        datetime!(2026-11-29 12:50:00.395 UTC)
+    );
+    assert!(found.user.email_verified);
+    assert_eq!(found.user.extra["role"], "admin");
+    assert_eq!(found.user.extra["banned"], false);
+    assert!(found.session.extra["impersonatedBy"].is_null());
+    // A refresh is a narrow write of expiresAt and updatedAt.
+    let now = datetime!(2026-11-23 12:00:00.5 UTC);
+    let s = store
+        .extend("Tok1", datetime!(2026-11-30 12:00:00.5 UTC), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.updated_at, now);
+    let row = sqlx::query(
+        r#"select "expiresAt"::text, "updatedAt"::text, "createdAt"::text from "session""#,
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(row.get::<String, _>(0), "2026-11-30 12:00:00.5+00");
+    assert_eq!(row.get::<String, _>(1), "2026-11-23 12:00:00.5+00");
+    assert_eq!(row.get::<String, _>(2), "2026-11-22 12:50:00.395+00");
+}
+
+#[tokio::test]
+async fn old_layout_is_refused_naming_the_token_column() {
+    let Some(url) =
+        common::fresh_pg_database("old_layout_is_refused_naming_the_token_column").await
+    else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(r#"create table "user" ("id" text primary key, "name" text, "email" text, "emailVerified" boolean, "image" text, "createdAt" timestamptz, "updatedAt" timestamptz)"#).execute(&pool).await.unwrap();
+    sqlx::query(r#"create table "session" ("id" text primary key, "expiresAt" timestamptz, "createdAt" timestamptz, "updatedAt" timestamptz, "ipAddress" text, "userAgent" text, "userId" text)"#).execute(&pool).await.unwrap();
+    let err = PostgresStore::connect(&url).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Schema(SchemaError::MissingColumn { table, column, .. }) if table == "session" && column == "token"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains(r#"column "token" is missing from table "session""#),
+        "{err}"
+    );
+    let missing =
+        PostgresStore::connect(&common::fresh_pg_database("missing table").await.unwrap())
+            .await
+            .unwrap_err();
+    assert!(
+        missing
+            .to_string()
+            .contains(r#"table "session" is missing"#),
+        "{missing}"
+    );
+}
+
+#[tokio::test]
+async fn drizzle_layout_with_timestamp_without_time_zone() {
+    let Some(url) =
+        common::fresh_pg_database("drizzle_layout_with_timestamp_without_time_zone").await
+    else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    // Better Auth's Drizzle generator: snake_case, `timestamp` without time zone.
+    sqlx::query(r#"create table "user" ("id" text primary key, "name" text not null, "email" text not null unique, "email_verified" boolean not null, "image" text, "created_at" timestamp not null, "updated_at" timestamp not null)"#).execute(&pool).await.unwrap();
+    sqlx::query(r#"create table "session" ("id" text primary key, "expires_at" timestamp not null, "token" text not null unique, "created_at" timestamp not null, "updated_at" timestamp not null, "ip_address" text, "user_agent" text, "user_id" text not null references "user"("id") on delete cascade)"#).execute(&pool).await.unwrap();
+    let err = PostgresStore::connect(&url).await.unwrap_err().to_string();
+    assert!(err.contains("SqlSchema::drizzle()"), "{err}");
+    let store = PostgresStore::builder(&url)
+        .schema(SqlSchema::drizzle())
+        .build()
+        .await
+        .unwrap();
+    conformance::find_returns_what_create_wrote(store.clone()).await;
+    conformance::extend_moves_expiry_forward_only(store.clone()).await;
+    let stored: String = sqlx::query_scalar(r#"select min("expires_at")::text from "session""#)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        stored.starts_with("2026-11-"),
+        "UTC wall time stored: {stored}"
+    );
+}
+
+#[tokio::test]
+async fn acquire_timeout_is_short_when_the_server_is_unreachable() {
+    // A port nobody listens on: connecting fails fast instead of waiting sqlx's 30 s.
+    let started = std::time::Instant::now();
+    let err = PostgresStore::builder("postgres://postgres@127.0.0.1:9/none")
+        .acquire_timeout(std::time::Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
