@@ -94,20 +94,35 @@ pub fn example_path(name: &str) -> std::path::PathBuf {
 
 /// Starts the quickstart example with `env`, on a random port.
 pub fn quickstart(env: &[(&str, &str)]) -> Server {
-    let mut cmd = Command::new(example_path("quickstart"));
+    example("quickstart", env)
+}
+
+/// Starts example `name` (built by `cargo test`) with `env`, on a random port. Examples print
+/// `<name> listening on http://127.0.0.1:PORT (…)` when ready.
+pub fn example(name: &'static str, env: &[(&str, &str)]) -> Server {
+    let mut cmd = Command::new(example_path(name));
     cmd.env_remove("BETTER_AUTH_SECRET")
+        .env_remove("BETTER_AUTH_SECRETS")
         .env_remove("AUTH_SECRET")
         .env("PORT", "0");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    Server::spawn(cmd, "quickstart", Duration::from_secs(30), |line| {
-        line.strip_prefix("quickstart listening on http://127.0.0.1:")?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    })
+    let parse: fn(&str) -> Option<u16> = match name {
+        "quickstart" => |line| port_after(line, "quickstart listening on http://127.0.0.1:"),
+        "postgres" => |line| port_after(line, "postgres listening on http://127.0.0.1:"),
+        "redis" => |line| port_after(line, "redis listening on http://127.0.0.1:"),
+        other => panic!("unknown example {other}"),
+    };
+    Server::spawn(cmd, name, Duration::from_secs(30), parse)
+}
+
+fn port_after(line: &str, prefix: &str) -> Option<u16> {
+    line.strip_prefix(prefix)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Starts the Better Auth peer (`tests/interop/server.mjs`) with `env`; `None` (after saying
