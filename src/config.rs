@@ -21,6 +21,24 @@ pub const MIN_SECRET_LEN: usize = 32;
 /// The largest `Max-Age` a browser honours (400 days), which Better Auth also enforces.
 pub const MAX_COOKIE_AGE: Duration = Duration::seconds(34_560_000);
 
+/// Whether `Authorization: Bearer` authenticates requests (Better Auth's `bearer()` plugin).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Bearer {
+    /// Only the session cookie counts. The default.
+    #[default]
+    Off,
+    /// `Authorization: Bearer <token>.<signature>` is accepted when no session cookie is
+    /// present, with the same HMAC check as the cookie. Sign-ins and refreshes answer with
+    /// `set-auth-token`.
+    Signed,
+    /// Like [`Signed`](Self::Signed), and a raw, unsigned `Bearer <token>` is accepted too, as
+    /// Better Auth's bearer plugin does by default. **Risk:** anyone who reads the session table
+    /// (a backup, a replica, a SQL injection elsewhere) gets working credentials; signed values
+    /// also need the secret.
+    SignedOrRaw,
+}
+
 /// The default deadline for one store call made while serving a request.
 pub const DEFAULT_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -74,6 +92,10 @@ pub struct SessionConfig {
     pub(crate) disable_refresh: bool,
     pub(crate) ip_address_headers: Vec<http::HeaderName>,
     pub(crate) store_timeout: std::time::Duration,
+    pub(crate) bearer: Bearer,
+    pub(crate) origins: crate::origin::OriginCheck,
+    pub(crate) read_only: bool,
+    pub(crate) fresh_age: Duration,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -154,6 +176,21 @@ impl SessionConfig {
     /// The signer prepared from the secret.
     pub fn signer(&self) -> &Signer {
         &self.signer
+    }
+
+    /// How recently a session must have been created for fresh-session routes (`freshAge`).
+    pub fn fresh_age(&self) -> Duration {
+        self.fresh_age
+    }
+
+    /// Whether the layer runs read-only (never writes).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The bearer-token mode.
+    pub fn bearer_mode(&self) -> Bearer {
+        self.bearer
     }
 
     /// The clock the layer reads.
@@ -237,6 +274,12 @@ pub struct SessionConfigBuilder {
     disable_refresh: bool,
     ip_address_headers: Option<Vec<String>>,
     store_timeout: Option<std::time::Duration>,
+    bearer: Bearer,
+    trusted_origins: Vec<String>,
+    origin_check: Option<bool>,
+    origin_check_exempt: Vec<String>,
+    read_only: bool,
+    fresh_age: Option<Duration>,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -418,6 +461,63 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Accept `Authorization: Bearer` credentials when no session cookie is present. Default:
+    /// [`Bearer::Off`].
+    pub fn bearer(mut self, mode: Bearer) -> Self {
+        self.bearer = mode;
+        self
+    }
+
+    /// Origins trusted for cookie-authenticated writes, as Better Auth's `trustedOrigins`:
+    /// exact origins (`https://app.example.com`) and wildcard hosts (`*.example.com`,
+    /// `https://*.example.com`). Setting any turns on the origin check (CSRF defence): a
+    /// request other than GET, HEAD or OPTIONS that carries the session cookie must come from
+    /// one of them (`Origin`, else `Referer`; with neither, `Sec-Fetch-Site: cross-site` is
+    /// refused), or it gets `403 {"code":"INVALID_ORIGIN"}` without any store call.
+    /// Bearer-authenticated requests are exempt. Default: none (check off).
+    pub fn trusted_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.trusted_origins
+            .extend(origins.into_iter().map(Into::into));
+        self
+    }
+
+    /// Turns the origin check on or off explicitly. Default: on exactly when
+    /// [`trusted_origins`](Self::trusted_origins) are configured.
+    pub fn origin_check(mut self, enabled: bool) -> Self {
+        self.origin_check = Some(enabled);
+        self
+    }
+
+    /// Exempts request paths starting with `prefix` from the origin check (for webhooks that
+    /// receive cross-site POSTs). Default: none.
+    pub fn skip_origin_check_for(mut self, prefix: impl Into<String>) -> Self {
+        self.origin_check_exempt.push(prefix.into());
+        self
+    }
+
+    /// Read-only verification, for services with only `SELECT` on the auth tables (a replica or
+    /// a read-only role): the layer never writes (no refresh, no deletion of expired sessions,
+    /// no `Set-Cookie`), still rejects expired sessions, and reports a due refresh in
+    /// [`SessionInfo::needs_refresh`](crate::SessionInfo) (Better Auth's
+    /// `deferSessionRefresh`) so the app can ask its Better Auth server to refresh.
+    /// Default: `false`.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// How recently a session must have been created for "fresh session" routes
+    /// ([`FreshSession`](crate::extract::FreshSession)), Better Auth's `session.freshAge`.
+    /// Zero disables the check. Default: 1 day.
+    pub fn fresh_age(mut self, fresh_age: Duration) -> Self {
+        self.fresh_age = Some(fresh_age);
+        self
+    }
+
     /// The clock the layer reads; tests inject a [`ManualClock`](crate::ManualClock).
     /// Default: [`SystemClock`].
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -544,6 +644,18 @@ impl SessionConfigBuilder {
             disable_refresh: self.disable_refresh,
             ip_address_headers,
             store_timeout: self.store_timeout.unwrap_or(DEFAULT_STORE_TIMEOUT),
+            bearer: self.bearer,
+            origins: crate::origin::OriginCheck::new(
+                &self.trusted_origins,
+                self.origin_check
+                    .unwrap_or(!self.trusted_origins.is_empty()),
+                self.origin_check_exempt,
+            )?,
+            read_only: self.read_only,
+            fresh_age: self
+                .fresh_age
+                .unwrap_or(Duration::days(1))
+                .max(Duration::ZERO),
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
         })
     }

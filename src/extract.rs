@@ -5,6 +5,7 @@
 //! | [`CurrentUser`] | rejects with `401` and a JSON body |
 //! | [`CurrentSession`] | rejects with `401` and a JSON body |
 //! | [`MaybeUser`] (or `Option<CurrentUser>`) | `None` |
+//! | [`FreshSession`] | rejects with `401`; `403 SESSION_NOT_FRESH` when created more than `freshAge` ago |
 //! | [`Sessions`] | always succeeds: sign in, sign out, list |
 //!
 //! All of them need [`SessionLayer`](crate::SessionLayer) in front of the route; without it
@@ -29,6 +30,8 @@ pub enum Rejection {
     Unauthorized,
     /// `SessionLayer` is not installed in front of this route: `500`.
     MissingLayer,
+    /// The session is older than `freshAge`: `403 {"code":"SESSION_NOT_FRESH",…}`.
+    NotFresh,
 }
 
 impl IntoResponse for Rejection {
@@ -37,6 +40,10 @@ impl IntoResponse for Rejection {
             Self::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 r#"{"code":"UNAUTHORIZED","message":"sign in to access this resource"}"#,
+            ),
+            Self::NotFresh => (
+                StatusCode::FORBIDDEN,
+                r#"{"code":"SESSION_NOT_FRESH","message":"Session is not fresh"}"#,
             ),
             Self::MissingLayer => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -57,6 +64,7 @@ impl std::fmt::Display for Rejection {
         f.write_str(match self {
             Self::Unauthorized => "the request is not signed in",
             Self::MissingLayer => "SessionLayer is not installed in front of this route",
+            Self::NotFresh => "the session is not fresh enough for this route",
         })
     }
 }
@@ -98,6 +106,31 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentUser {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
         Ok(authenticated(parts)?.map(|a| Self(a.user.clone())))
+    }
+}
+
+/// The signed-in session, required to be *fresh*: created less than
+/// [`fresh_age`](crate::SessionConfigBuilder::fresh_age) ago (Better Auth's
+/// `freshSessionMiddleware`), for sensitive routes such as changing a password. Rejects with
+/// `401` when signed out and `403 {"code":"SESSION_NOT_FRESH"}` when the sign-in is too old.
+#[derive(Clone, Debug)]
+pub struct FreshSession(pub Authenticated);
+
+impl<S: Send + Sync> FromRequestParts<S> for FreshSession {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let auth = authenticated(parts)?.ok_or(Rejection::Unauthorized)?;
+        let config = parts
+            .extensions
+            .get::<SessionManager>()
+            .ok_or(Rejection::MissingLayer)?
+            .config();
+        if auth.is_fresh(config.clock().now(), config.fresh_age()) {
+            Ok(Self(auth.clone()))
+        } else {
+            Err(Rejection::NotFresh)
+        }
     }
 }
 
@@ -227,6 +260,19 @@ impl Sessions {
         match &self.current {
             Some(current) => self.manager.list(&current.user.id).await,
             None => Ok(Vec::new()),
+        }
+    }
+
+    /// Revokes one of the current user's own sessions by token (others' are left alone, as
+    /// Better Auth's `revoke-session`). Returns whether a session was deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the store fails.
+    pub async fn revoke(&self, token: &str) -> Result<bool, SessionError> {
+        match &self.current {
+            Some(current) => self.manager.revoke_own(&current.user.id, token).await,
+            None => Ok(false),
         }
     }
 

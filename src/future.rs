@@ -12,7 +12,8 @@ pin_project! {
     /// The response future of [`SessionService`](crate::SessionService).
     ///
     /// Requests without a valid signed cookie poll the inner future in place (no allocation);
-    /// requests that need the store run in one boxed future.
+    /// requests that need the store run in one boxed future; requests the layer answers itself
+    /// (an untrusted origin) are ready at once.
     pub struct ResponseFuture<F: Future> {
         #[pin]
         kind: Kind<F>,
@@ -24,6 +25,7 @@ pin_project! {
     enum Kind<F: Future> {
         Passthrough { #[pin] future: F },
         Store { future: BoxFuture<F::Output> },
+        Ready { output: Option<F::Output> },
     }
 }
 
@@ -31,6 +33,14 @@ impl<F: Future> ResponseFuture<F> {
     pub(crate) fn passthrough(future: F) -> Self {
         Self {
             kind: Kind::Passthrough { future },
+        }
+    }
+
+    pub(crate) fn ready(output: F::Output) -> Self {
+        Self {
+            kind: Kind::Ready {
+                output: Some(output),
+            },
         }
     }
 
@@ -48,6 +58,8 @@ impl<F: Future> Future for ResponseFuture<F> {
         match self.project().kind.project() {
             KindProj::Passthrough { future } => future.poll(cx),
             KindProj::Store { future } => future.as_mut().poll(cx),
+            // Polled again after completion: stay pending rather than panic.
+            KindProj::Ready { output } => output.take().map_or(Poll::Pending, Poll::Ready),
         }
     }
 }

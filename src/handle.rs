@@ -11,11 +11,12 @@ use serde_json::Map;
 use time::{Duration, OffsetDateTime};
 
 use crate::codec::generate_id;
+use crate::config::Bearer;
 use crate::config::SessionConfig;
 use crate::error::{SessionError, StoreError};
 use crate::layer::Shared;
 use crate::model::{Session, User};
-use crate::service::{clearing_cookies, mark_uncacheable};
+use crate::service::{clearing_cookies, mark_uncacheable, set_auth_token};
 use crate::store::SessionStore;
 use crate::time_fmt;
 
@@ -26,6 +27,10 @@ trait ManagerOps: Send + Sync + 'static {
     fn config(&self) -> &SessionConfig;
     fn create<'a>(&'a self, s: &'a Session, u: &'a User) -> BoxFuture<'a, Result<(), StoreError>>;
     fn delete<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn find<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::Authenticated>, StoreError>>;
     fn delete_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
     fn list<'a>(
         &'a self,
@@ -43,6 +48,12 @@ impl<St: SessionStore> ManagerOps for Shared<St> {
     }
     fn delete<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(self.store.delete(token))
+    }
+    fn find<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Option<crate::Authenticated>, StoreError>> {
+        Box::pin(self.store.find(token))
     }
     fn delete_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(self.store.delete_user_sessions(user_id))
@@ -166,20 +177,39 @@ impl SignIn {
 /// and `Vary: Cookie`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[must_use = "the cookies only take effect when added to the response"]
-pub struct SetCookies(pub(crate) Vec<HeaderValue>);
+pub struct SetCookies {
+    cookies: Vec<HeaderValue>,
+    auth_token: Option<String>,
+}
 
 impl SetCookies {
-    /// The `Set-Cookie` values.
-    pub fn iter(&self) -> impl Iterator<Item = &HeaderValue> {
-        self.0.iter()
+    pub(crate) fn new(cookies: Vec<HeaderValue>) -> Self {
+        Self {
+            cookies,
+            auth_token: None,
+        }
     }
 
-    /// Appends the cookies to `headers`, with `Cache-Control: no-store` and `Vary: Cookie`.
+    /// The `Set-Cookie` values.
+    pub fn iter(&self) -> impl Iterator<Item = &HeaderValue> {
+        self.cookies.iter()
+    }
+
+    /// The `set-auth-token` value sent along (bearer mode only).
+    pub fn auth_token(&self) -> Option<&str> {
+        self.auth_token.as_deref()
+    }
+
+    /// Appends the cookies to `headers`, with `Cache-Control: no-store` and `Vary: Cookie`, and
+    /// in bearer mode `set-auth-token` and `Access-Control-Expose-Headers`.
     pub fn apply(self, headers: &mut HeaderMap) {
-        if self.0.is_empty() {
+        if let Some(token) = &self.auth_token {
+            set_auth_token(headers, token);
+        }
+        if self.cookies.is_empty() {
             return;
         }
-        for cookie in self.0 {
+        for cookie in self.cookies {
             headers.append(SET_COOKIE, cookie);
         }
         mark_uncacheable(headers);
@@ -248,10 +278,15 @@ impl SessionManager {
             cookies.push(config.set_cookie(&config.dont_remember_cookie, &value, None));
         }
         tracing::debug!(user_id = %user.id, "signed in");
+        let signed_token = config.signer.sign_raw(&session.token);
+        let auth_token = (config.bearer != Bearer::Off).then(|| signed_token.clone());
         Ok(SignedIn {
-            signed_token: config.signer.sign_raw(&session.token),
+            signed_token,
             session,
-            cookies: SetCookies(cookies),
+            cookies: SetCookies {
+                cookies,
+                auth_token,
+            },
         })
     }
 
@@ -263,7 +298,7 @@ impl SessionManager {
     /// cleared, so the user can retry.
     pub async fn sign_out(&self, token: &str) -> Result<SetCookies, SessionError> {
         self.ops.delete(token).await?;
-        Ok(SetCookies(clearing_cookies(self.config())))
+        Ok(SetCookies::new(clearing_cookies(self.config())))
     }
 
     /// Deletes one session (for example another device's), without touching cookies.
@@ -273,6 +308,23 @@ impl SessionManager {
     /// [`SessionError::Store`] when the row cannot be deleted.
     pub async fn revoke(&self, token: &str) -> Result<(), SessionError> {
         Ok(self.ops.delete(token).await?)
+    }
+
+    /// Deletes the session `token` only if it belongs to `user_id`, as Better Auth's
+    /// `revoke-session` endpoint does; returns whether it was deleted. Use this for requests
+    /// where a user revokes one of their own sessions by token.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the store cannot be read or written.
+    pub async fn revoke_own(&self, user_id: &str, token: &str) -> Result<bool, SessionError> {
+        match self.ops.find(token).await? {
+            Some(found) if found.session.user_id == user_id => {
+                self.ops.delete(token).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Deletes every session of `user_id` ("sign out everywhere"); returns how many.
@@ -296,6 +348,6 @@ impl SessionManager {
 
     /// The cookies that clear the session from a browser, without touching the store.
     pub fn clear_cookies(&self) -> SetCookies {
-        SetCookies(clearing_cookies(self.config()))
+        SetCookies::new(clearing_cookies(self.config()))
     }
 }

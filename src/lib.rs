@@ -40,6 +40,7 @@ mod future;
 mod handle;
 mod layer;
 mod model;
+mod origin;
 pub mod policy;
 mod service;
 pub mod store;
@@ -47,14 +48,14 @@ pub mod time_fmt;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    SameSite, SessionConfig, SessionConfigBuilder, BETTER_AUTH_DEFAULT_SECRET,
+    Bearer, SameSite, SessionConfig, SessionConfigBuilder, BETTER_AUTH_DEFAULT_SECRET,
     DEFAULT_STORE_TIMEOUT, MAX_COOKIE_AGE, MIN_SECRET_LEN,
 };
 pub use error::{BoxError, ConfigError, SchemaError, SessionError, StoreError};
 pub use future::ResponseFuture;
 pub use handle::{SessionManager, SetCookies, SignIn, SignedIn};
 pub use layer::SessionLayer;
-pub use model::{Authenticated, Session, User};
+pub use model::{Authenticated, Session, SessionInfo, User};
 pub use service::SessionService;
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;

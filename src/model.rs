@@ -107,3 +107,17 @@ impl Authenticated {
         fresh_age.is_zero() || now - self.session.created_at < fresh_age
     }
 }
+
+/// How the layer treated an authenticated request, inserted next to [`Authenticated`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// In read-only mode: the session is due for a refresh that this service did not perform
+    /// (Better Auth's `needsRefresh` with `deferSessionRefresh`); ask the Better Auth server to
+    /// refresh it.
+    pub needs_refresh: bool,
+    /// The credential came from `Authorization: Bearer`, not the cookie.
+    pub via_bearer: bool,
+    /// This request extended the session (and the response re-sends the cookie).
+    pub refreshed: bool,
+}

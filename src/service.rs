@@ -3,17 +3,20 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::{CACHE_CONTROL, RETRY_AFTER, SET_COOKIE, VARY};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::header::{
+    ACCESS_CONTROL_EXPOSE_HEADERS, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER,
+    SET_COOKIE, VARY,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use tower_service::Service;
 
 use crate::codec::find_cookie;
-use crate::config::SessionConfig;
+use crate::config::{Bearer, SessionConfig};
 use crate::error::StoreError;
 use crate::future::ResponseFuture;
 use crate::handle::SessionManager;
 use crate::layer::Shared;
-use crate::model::Authenticated;
+use crate::model::{Authenticated, SessionInfo};
 use crate::policy::{judge, Verdict};
 use crate::store::SessionStore;
 
@@ -54,6 +57,7 @@ pub(crate) enum Resolution {
     Authenticated {
         auth: Authenticated,
         cookie: Option<HeaderValue>,
+        needs_refresh: bool,
     },
     /// Not signed in, and the cookies the request carried must be cleared.
     Rejected,
@@ -70,7 +74,7 @@ where
     S::Error: 'static,
     St: SessionStore,
     ReqBody: Send + 'static,
-    ResBody: Default + Send + 'static,
+    ResBody: From<&'static str> + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -82,12 +86,41 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let config = &self.shared.config;
-        let token = find_cookie(req.headers(), &config.session_cookie.name)
-            .and_then(|raw| config.unsign(raw));
+        let raw_cookie = find_cookie(req.headers(), &config.session_cookie.name);
+        if raw_cookie.is_some()
+            && config
+                .origins
+                .refuses(req.method(), req.uri().path(), req.headers())
+        {
+            tracing::info!(
+                reason = "untrusted origin",
+                "refused a cookie-authenticated write"
+            );
+            return ResponseFuture::ready(Ok(json_response(
+                StatusCode::FORBIDDEN,
+                r#"{"code":"INVALID_ORIGIN","message":"this request's Origin is not trusted for cookie-authenticated writes"}"#,
+            )));
+        }
+        let had_cookie = raw_cookie.is_some();
+        let credential = match raw_cookie {
+            Some(raw) => config
+                .unsign(raw)
+                .map(|(token, resign)| (token, resign, false)),
+            None => bearer_token(config, req.headers()).map(|token| (token, false, true)),
+        };
         req.extensions_mut()
             .insert(SessionManager::new(self.shared.clone()));
-        let Some((token, resign)) = token else {
-            // No cookie, or a malformed or forged one: anonymous, no store call, no Set-Cookie.
+        let Some((token, resign, via_bearer)) = credential else {
+            // No credential, or a malformed or forged one: anonymous, no store call, no
+            // Set-Cookie.
+            tracing::trace!(
+                reason = if had_cookie {
+                    "bad signature"
+                } else {
+                    "no cookie"
+                },
+                "anonymous request"
+            );
             return ResponseFuture::passthrough(self.inner.call(req));
         };
 
@@ -98,19 +131,91 @@ where
         let shared = Arc::clone(&self.shared);
         ResponseFuture::boxed(Box::pin(async move {
             let resolution = resolve(&shared, &token, resign, req.headers()).await;
+            let config = &shared.config;
+            let mut extra = Vec::new();
             let cookies = match resolution {
-                Resolution::Unavailable => return Ok(unavailable()),
-                Resolution::Authenticated { auth, cookie } => {
+                Resolution::Unavailable => {
+                    return Ok(json_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        r#"{"code":"SESSION_STORE_UNAVAILABLE","message":"sessions cannot be checked right now; retry shortly"}"#,
+                    ))
+                }
+                Resolution::Authenticated {
+                    auth,
+                    cookie,
+                    needs_refresh,
+                } => {
+                    if cookie.is_some() && config.bearer != Bearer::Off {
+                        extra.push(config.signer.sign_raw(&token));
+                    }
+                    req.extensions_mut().insert(SessionInfo {
+                        needs_refresh,
+                        via_bearer,
+                        refreshed: cookie.is_some() && !resign,
+                    });
                     req.extensions_mut().insert(auth);
                     cookie.into_iter().collect()
                 }
-                Resolution::Rejected => clearing_cookies(&shared.config),
+                Resolution::Rejected => clearing_cookies(config),
                 Resolution::Anonymous => Vec::new(),
             };
             let mut response = inner.call(req).await?;
             append_cookies(response.headers_mut(), cookies);
+            for signed in extra {
+                set_auth_token(response.headers_mut(), &signed);
+            }
             Ok(response)
         }))
+    }
+}
+
+/// `Authorization: Bearer …` when the bearer mode allows it: a signed value is verified like
+/// the cookie; a raw token only with [`Bearer::SignedOrRaw`].
+fn bearer_token(config: &SessionConfig, headers: &HeaderMap) -> Option<String> {
+    if config.bearer == Bearer::Off {
+        return None;
+    }
+    let value = headers.get(AUTHORIZATION)?.as_bytes();
+    let scheme = value.get(..7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    let credential = value[7..].trim_ascii();
+    if credential.contains(&b'.') {
+        // Verified with the current secret only: a rotated bearer value is simply re-issued
+        // by the next sign-in.
+        return config
+            .signer
+            .unsign(credential)
+            .map(std::borrow::Cow::into_owned);
+    }
+    let raw_ok = config.bearer == Bearer::SignedOrRaw
+        && !credential.is_empty()
+        && credential.len() <= 256
+        && credential.iter().all(u8::is_ascii_alphanumeric);
+    raw_ok
+        .then(|| String::from_utf8(credential.to_vec()).ok())
+        .flatten()
+}
+
+/// `set-auth-token: token.signature` (not URL-encoded, as Better Auth's bearer plugin sends it),
+/// exposed to cross-origin scripts.
+pub(crate) fn set_auth_token(headers: &mut HeaderMap, signed: &str) {
+    if let Ok(value) = HeaderValue::try_from(signed) {
+        headers.insert(HeaderName::from_static("set-auth-token"), value);
+        let exposed = headers
+            .get_all(ACCESS_CONTROL_EXPOSE_HEADERS)
+            .iter()
+            .any(|v| {
+                v.to_str()
+                    .is_ok_and(|s| s.to_ascii_lowercase().contains("set-auth-token"))
+            });
+        if !exposed {
+            headers.append(
+                ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("set-auth-token"),
+            );
+        }
     }
 }
 
@@ -155,12 +260,40 @@ pub(crate) async fn resolve<St: SessionStore>(
         }
     };
     let Some(mut auth) = found else {
-        tracing::debug!("session token is unknown or its user is gone");
-        return Resolution::Rejected;
+        tracing::debug!(
+            reason = "unknown token or user missing",
+            "rejected a session"
+        );
+        return if config.read_only {
+            Resolution::Anonymous
+        } else {
+            Resolution::Rejected
+        };
     };
     let now = config.clock.now();
     let dont_remember = has_dont_remember(config, headers);
-    match judge(config, &auth.session, now, dont_remember) {
+    let verdict = judge(config, &auth.session, now, dont_remember);
+    if config.read_only {
+        // Never write: expired is anonymous (no deletion, no Set-Cookie), a due refresh is
+        // only reported.
+        return match verdict {
+            Verdict::Expired => {
+                tracing::debug!(reason = "expired", "rejected a session (read-only)");
+                Resolution::Anonymous
+            }
+            Verdict::Refresh(_) => Resolution::Authenticated {
+                auth,
+                cookie: None,
+                needs_refresh: true,
+            },
+            Verdict::Valid => Resolution::Authenticated {
+                auth,
+                cookie: None,
+                needs_refresh: false,
+            },
+        };
+    }
+    match verdict {
         Verdict::Valid => {
             let cookie = resign.then(|| {
                 tracing::debug!("re-signing a cookie verified with a previous secret");
@@ -172,10 +305,14 @@ pub(crate) async fn resolve<St: SessionStore>(
                     (!dont_remember).then_some(left),
                 )
             });
-            Resolution::Authenticated { auth, cookie }
+            Resolution::Authenticated {
+                auth,
+                cookie,
+                needs_refresh: false,
+            }
         }
         Verdict::Expired => {
-            tracing::debug!("session expired");
+            tracing::debug!(reason = "expired", "rejected a session");
             if let Err(error) = timed(config, "delete", store.delete(token)).await {
                 tracing::warn!(%error, "could not delete an expired session");
             }
@@ -189,6 +326,7 @@ pub(crate) async fn resolve<St: SessionStore>(
                     Resolution::Authenticated {
                         auth,
                         cookie: Some(cookie),
+                        needs_refresh: false,
                     }
                 }
                 Ok(None) => reread(shared, token, dont_remember).await,
@@ -196,7 +334,11 @@ pub(crate) async fn resolve<St: SessionStore>(
                     // The session is valid; only its extension failed. Serve the request and
                     // try again on the next one.
                     tracing::warn!(%error, "could not extend a session");
-                    Resolution::Authenticated { auth, cookie: None }
+                    Resolution::Authenticated {
+                        auth,
+                        cookie: None,
+                        needs_refresh: false,
+                    }
                 }
             }
         }
@@ -216,10 +358,18 @@ async fn reread<St: SessionStore>(
     match found {
         Ok(Some(auth)) => match judge(config, &auth.session, now, dont_remember) {
             Verdict::Expired => Resolution::Rejected,
-            Verdict::Valid => Resolution::Authenticated { auth, cookie: None },
+            Verdict::Valid => Resolution::Authenticated {
+                auth,
+                cookie: None,
+                needs_refresh: false,
+            },
             Verdict::Refresh(_) => {
                 tracing::warn!("a due refresh wrote nothing; check that the store's date format matches the table");
-                Resolution::Authenticated { auth, cookie: None }
+                Resolution::Authenticated {
+                    auth,
+                    cookie: None,
+                    needs_refresh: false,
+                }
             }
         },
         Ok(None) => Resolution::Rejected,
@@ -287,12 +437,16 @@ pub(crate) fn mark_uncacheable(headers: &mut HeaderMap) {
     }
 }
 
-/// The fail-closed answer when the store cannot be asked: nobody is signed out.
-fn unavailable<B: Default>() -> Response<B> {
-    let mut response = Response::new(B::default());
-    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+/// A JSON answer the layer gives without calling the inner service: `403` for an untrusted
+/// origin, `503` (with `Retry-After`) when the store cannot be asked. Nobody is signed out.
+fn json_response<B: From<&'static str>>(status: StatusCode, body: &'static str) -> Response<B> {
+    let mut response = Response::new(B::from(body));
+    *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    }
     response
 }

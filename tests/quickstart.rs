@@ -94,3 +94,35 @@ async fn signed_in_across_a_restart() {
     let bad = http("POST", &app.url("/sign-in"), &[], Some(r#"{"email":""}"#)).await;
     assert_eq!(bad.status, 400);
 }
+
+#[tokio::test]
+async fn plain_hyper_example_uses_the_same_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("hyper.db").display());
+    let app = common::process::example(
+        "hyper",
+        &[
+            ("BETTER_AUTH_SECRET", common::SECRET),
+            ("DATABASE_URL", url.as_str()),
+        ],
+    );
+    assert_eq!(http("GET", &app.url("/me"), &[], None).await.status, 401);
+    let r = http("POST", &app.url("/sign-in"), &[], Some("hy@example.com")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.headers["cache-control"], "no-store");
+    let cookie = r.cookie_pair("better-auth.session_token");
+    let me = http("GET", &app.url("/me"), &[("cookie", &cookie)], None).await;
+    assert_eq!(me.status, 200);
+    assert!(me.body.starts_with("hy@example.com"), "{}", me.body);
+    let out = http("POST", &app.url("/sign-out"), &[("cookie", &cookie)], None).await;
+    assert!(out
+        .set_cookie("better-auth.session_token")
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(
+        http("GET", &app.url("/me"), &[("cookie", &cookie)], None)
+            .await
+            .status,
+        401
+    );
+}

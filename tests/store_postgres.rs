@@ -154,3 +154,119 @@ async fn acquire_timeout_is_short_when_the_server_is_unreachable() {
     assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+#[tokio::test]
+async fn read_only_role_serves_requests_without_writing() {
+    use axum::routing::get;
+    use tower_auth_session::extract::CurrentSession;
+    use tower_auth_session::{ManualClock, SessionConfig, SessionInfo, SessionLayer, SignIn};
+
+    let test = "read_only_role_serves_requests_without_writing";
+    let Some(url) = common::fresh_pg_database(test).await else {
+        return;
+    };
+    let t0 = datetime!(2026-11-23 12:00 UTC);
+    let owner = PostgresStore::builder(&url)
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+    let user = User::new("ro@example.com", "RO", t0);
+    owner.insert_user(&user).await.unwrap();
+    let clock = ManualClock::new(t0);
+    let writer = SessionLayer::new(
+        SessionConfig::builder()
+            .secret(common::SECRET)
+            .clock(clock.clone())
+            .build()
+            .unwrap(),
+        owner.clone(),
+    );
+    let cookie = |s: tower_auth_session::SignedIn| {
+        s.cookies
+            .iter()
+            .next()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let live = cookie(
+        writer
+            .manager()
+            .sign_in(&user, SignIn::new())
+            .await
+            .unwrap(),
+    );
+    clock.set(t0 - time::Duration::days(8));
+    let old = cookie(
+        writer
+            .manager()
+            .sign_in(&user, SignIn::new())
+            .await
+            .unwrap(),
+    );
+
+    // A role with SELECT on the two tables and nothing else.
+    let role = format!(
+        "ro_{}",
+        tower_auth_session::codec::generate_id(8).to_lowercase()
+    );
+    let db = url.rsplit('/').next().unwrap();
+    for sql in [
+        format!("create role {role} login"),
+        format!("grant connect on database {db} to {role}"),
+        format!(r#"grant select on "user", "session" to {role}"#),
+    ] {
+        sqlx::query(&sql).execute(owner.pool()).await.unwrap();
+    }
+    let ro_url = url.replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    let ro = common::Counting::new(PostgresStore::connect(&ro_url).await.unwrap());
+    let denied = sqlx::query(r#"delete from "session""#)
+        .execute(ro.inner.pool())
+        .await;
+    assert!(denied.is_err(), "the role really is read-only");
+
+    let layer = SessionLayer::new(
+        SessionConfig::builder()
+            .secret(common::SECRET)
+            .clock(clock.clone())
+            .read_only(true)
+            .build()
+            .unwrap(),
+        ro.clone(),
+    );
+    let app = axum::Router::new()
+        .route(
+            "/me",
+            get(
+                |CurrentSession(a): CurrentSession, info: axum::Extension<SessionInfo>| async move {
+                    format!("{} {}", a.user.email, info.needs_refresh)
+                },
+            ),
+        )
+        .layer(layer);
+    clock.set(t0 + time::Duration::days(2));
+    let r = common::send(app.clone(), common::get_req("/me", Some(&live))).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "ro@example.com true"),
+        "refresh due, only reported"
+    );
+    assert!(r.set_cookies().is_empty());
+    let r = common::send(app.clone(), common::get_req("/me", Some(&old))).await;
+    assert_eq!(r.status, 401, "expired is rejected");
+    assert!(r.set_cookies().is_empty());
+    assert_eq!(ro.writes(), 0, "no write attempted");
+    let rows: i64 = sqlx::query_scalar(r#"select count(*) from "session""#)
+        .fetch_one(owner.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        rows, 2,
+        "the expired row is left for the Better Auth server"
+    );
+}

@@ -112,6 +112,7 @@ pub fn example(name: &'static str, env: &[(&str, &str)]) -> Server {
         "quickstart" => |line| port_after(line, "quickstart listening on http://127.0.0.1:"),
         "postgres" => |line| port_after(line, "postgres listening on http://127.0.0.1:"),
         "redis" => |line| port_after(line, "redis listening on http://127.0.0.1:"),
+        "hyper" => |line| port_after(line, "hyper listening on http://127.0.0.1:"),
         other => panic!("unknown example {other}"),
     };
     Server::spawn(cmd, name, Duration::from_secs(30), parse)
