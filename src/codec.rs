@@ -119,6 +119,16 @@ impl Signer {
         utf8_percent_encode(&self.sign_raw(value), URI_COMPONENT).to_string()
     }
 
+    /// The raw 32-byte HMAC-SHA256 of `message`.
+    pub(crate) fn mac(&self, message: &[u8]) -> [u8; 32] {
+        self.mac_of(message).finalize().into_bytes().into()
+    }
+
+    /// Checks a raw 32-byte tag against `message` in constant time.
+    pub(crate) fn verify_tag(&self, message: &[u8], tag: &[u8]) -> bool {
+        self.mac_of(message).verify_slice(tag).is_ok()
+    }
+
     /// Checks `signature` (standard base64, 44 characters ending `=`) against `value` in
     /// constant time.
     pub fn verify(&self, value: &[u8], signature: &[u8]) -> bool {
@@ -222,6 +232,25 @@ fn find_in_field<'h>(field: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
     field.split(|&b| b == b';').find_map(|segment| {
         let eq = segment.iter().position(|&b| b == b'=')?;
         (segment[..eq].trim_ascii() == name).then(|| &segment[eq + 1..])
+    })
+}
+
+/// Finds every cookie whose name starts with `prefix`, across all `Cookie` fields, in header
+/// order, as `(name, raw value)` pairs. Used to reassemble chunked cookies.
+pub(crate) fn cookies_with_prefix<'h>(
+    headers: &'h HeaderMap,
+    prefix: &'h str,
+) -> impl Iterator<Item = (&'h [u8], &'h [u8])> + 'h {
+    headers.get_all(COOKIE).iter().flat_map(move |field| {
+        field
+            .as_bytes()
+            .split(|&b| b == b';')
+            .filter_map(move |segment| {
+                let eq = segment.iter().position(|&b| b == b'=')?;
+                let name = segment[..eq].trim_ascii();
+                name.starts_with(prefix.as_bytes())
+                    .then(|| (name, segment[eq + 1..].trim_ascii()))
+            })
     })
 }
 

@@ -76,6 +76,16 @@ pub(crate) struct CookieSpec {
     flags: String,
 }
 
+impl CookieSpec {
+    /// The same attributes under another name (a cache-cookie chunk).
+    pub(crate) fn renamed(&self, name: &str) -> CookieSpec {
+        CookieSpec {
+            name: name.to_owned(),
+            ..self.clone()
+        }
+    }
+}
+
 /// Validated session configuration, shared by the layer, its services and the sign-in handle.
 ///
 /// Build one with [`SessionConfig::builder`] or [`SessionConfig::from_env`].
@@ -96,6 +106,8 @@ pub struct SessionConfig {
     pub(crate) origins: crate::origin::OriginCheck,
     pub(crate) read_only: bool,
     pub(crate) fresh_age: Duration,
+    pub(crate) cookie_cache: Option<crate::cookie_cache::CookieCache>,
+    pub(crate) authoritative: Vec<String>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -280,6 +292,8 @@ pub struct SessionConfigBuilder {
     origin_check_exempt: Vec<String>,
     read_only: bool,
     fresh_age: Option<Duration>,
+    cookie_cache: Option<crate::cookie_cache::CookieCache>,
+    authoritative: Vec<String>,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -518,6 +532,23 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Trust Better Auth's cookie cache (`session_data`): a request whose cache cookie verifies
+    /// (HMAC, token, version, both expiries) is served **without a store read**, and every store
+    /// read re-issues the cache cookie, byte-compatibly with Better Auth. Any failure falls back
+    /// to the store. Read the revocation trade-off in [`crate::cookie_cache`]. Default: off.
+    pub fn cookie_cache(mut self, cache: crate::cookie_cache::CookieCache) -> Self {
+        self.cookie_cache = Some(cache);
+        self
+    }
+
+    /// Request paths starting with `prefix` always read the store, ignoring the cookie cache
+    /// (Better Auth's `sensitiveSessionMiddleware`), so a revoked session cannot use them even
+    /// while its cache cookie is valid. Default: none.
+    pub fn authoritative_for(mut self, prefix: impl Into<String>) -> Self {
+        self.authoritative.push(prefix.into());
+        self
+    }
+
     /// The clock the layer reads; tests inject a [`ManualClock`](crate::ManualClock).
     /// Default: [`SystemClock`].
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -652,6 +683,14 @@ impl SessionConfigBuilder {
                 self.origin_check_exempt,
             )?,
             read_only: self.read_only,
+            cookie_cache: match self.cookie_cache {
+                Some(cache) => {
+                    cache.validate()?;
+                    Some(cache)
+                }
+                None => None,
+            },
+            authoritative: self.authoritative,
             fresh_age: self
                 .fresh_age
                 .unwrap_or(Duration::days(1))

@@ -33,6 +33,7 @@
 pub mod clock;
 pub mod codec;
 mod config;
+pub mod cookie_cache;
 mod error;
 #[cfg(feature = "axum")]
 pub mod extract;
@@ -51,6 +52,7 @@ pub use config::{
     Bearer, SameSite, SessionConfig, SessionConfigBuilder, BETTER_AUTH_DEFAULT_SECRET,
     DEFAULT_STORE_TIMEOUT, MAX_COOKIE_AGE, MIN_SECRET_LEN,
 };
+pub use cookie_cache::{CookieCache, CookieCacheStrategy};
 pub use error::{BoxError, ConfigError, SchemaError, SessionError, StoreError};
 pub use future::ResponseFuture;
 pub use handle::{SessionManager, SetCookies, SignIn, SignedIn};

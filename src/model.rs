@@ -120,4 +120,6 @@ pub struct SessionInfo {
     pub via_bearer: bool,
     /// This request extended the session (and the response re-sends the cookie).
     pub refreshed: bool,
+    /// The session came from a valid cookie-cache cookie, without a store read.
+    pub from_cache: bool,
 }

@@ -12,6 +12,7 @@ use tower_service::Service;
 
 use crate::codec::find_cookie;
 use crate::config::{Bearer, SessionConfig};
+use crate::cookie_cache;
 use crate::error::StoreError;
 use crate::future::ResponseFuture;
 use crate::handle::SessionManager;
@@ -53,14 +54,15 @@ impl<S, St> SessionService<S, St> {
 /// The result of looking a verified token up.
 #[allow(clippy::large_enum_variant)] // built once per request, never stored
 pub(crate) enum Resolution {
-    /// Signed in; `cookie` is the refreshed session cookie when the session was extended.
+    /// Signed in. `cookies` are the refreshed session cookie and cache-cookie updates.
     Authenticated {
         auth: Authenticated,
-        cookie: Option<HeaderValue>,
-        needs_refresh: bool,
+        cookies: Vec<HeaderValue>,
+        info: SessionInfo,
     },
-    /// Not signed in, and the cookies the request carried must be cleared.
-    Rejected,
+    /// Not signed in, and the cookies the request carried must be cleared (including these
+    /// cache-cookie chunks).
+    Rejected { chunks: Vec<String> },
     /// Not signed in, cookies left alone.
     Anonymous,
     /// The store failed or timed out: answer 503 and change nothing.
@@ -130,9 +132,10 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
         ResponseFuture::boxed(Box::pin(async move {
-            let resolution = resolve(&shared, &token, resign, req.headers()).await;
+            let resolution =
+                resolve(&shared, &token, resign, req.headers(), req.uri().path()).await;
             let config = &shared.config;
-            let mut extra = Vec::new();
+            let mut auth_token = None;
             let cookies = match resolution {
                 Resolution::Unavailable => {
                     return Ok(json_response(
@@ -142,26 +145,31 @@ where
                 }
                 Resolution::Authenticated {
                     auth,
-                    cookie,
-                    needs_refresh,
+                    cookies,
+                    mut info,
                 } => {
-                    if cookie.is_some() && config.bearer != Bearer::Off {
-                        extra.push(config.signer.sign_raw(&token));
+                    if info.refreshed && config.bearer != Bearer::Off {
+                        auth_token = Some(config.signer.sign_raw(&token));
                     }
-                    req.extensions_mut().insert(SessionInfo {
-                        needs_refresh,
-                        via_bearer,
-                        refreshed: cookie.is_some() && !resign,
-                    });
+                    info.via_bearer = via_bearer;
+                    req.extensions_mut().insert(info);
                     req.extensions_mut().insert(auth);
-                    cookie.into_iter().collect()
+                    cookies
                 }
-                Resolution::Rejected => clearing_cookies(config),
+                Resolution::Rejected { chunks } => {
+                    let mut cookies = clearing_cookies(config);
+                    cookies.extend(
+                        chunks
+                            .iter()
+                            .map(|n| config.expire_cookie(&config.session_data_cookie.renamed(n))),
+                    );
+                    cookies
+                }
                 Resolution::Anonymous => Vec::new(),
             };
             let mut response = inner.call(req).await?;
             append_cookies(response.headers_mut(), cookies);
-            for signed in extra {
+            if let Some(signed) = auth_token {
                 set_auth_token(response.headers_mut(), &signed);
             }
             Ok(response)
@@ -234,7 +242,7 @@ async fn timed<T>(
     }
 }
 
-/// Store → policy, for a token whose signature verified.
+/// Cookie cache → store → policy, for a token whose signature verified.
 ///
 /// `resign` says the cookie was verified with a previous secret: a valid session then gets its
 /// cookie re-signed with the current one.
@@ -243,9 +251,46 @@ pub(crate) async fn resolve<St: SessionStore>(
     token: &str,
     resign: bool,
     headers: &HeaderMap,
+    path: &str,
 ) -> Resolution {
     let config = &shared.config;
     let store = &shared.store;
+    let dont_remember = has_dont_remember(config, headers);
+
+    // The cookie cache, when configured and the route does not demand an authoritative read.
+    let mut cookies = Vec::new();
+    let (cache_value, chunks) = match &config.cookie_cache {
+        Some(_) => cookie_cache::read(config, headers),
+        None => (None, Vec::new()),
+    };
+    if let (Some(cache), Some(value)) = (&config.cookie_cache, &cache_value) {
+        if !config
+            .authoritative
+            .iter()
+            .any(|p| path.starts_with(p.as_str()))
+        {
+            let now = config.clock.now();
+            if let Some(auth) = cookie_cache::verify(config, cache, value, token, now) {
+                if resign && !config.read_only {
+                    cookies.push(resigned_cookie(config, token, &auth, now, dont_remember));
+                }
+                return Resolution::Authenticated {
+                    auth,
+                    cookies,
+                    info: SessionInfo {
+                        from_cache: true,
+                        ..SessionInfo::default()
+                    },
+                };
+            }
+            tracing::debug!(reason = "cookie cache invalid", "falling back to the store");
+            if !config.read_only {
+                // As Better Auth: expire the unusable cache cookie, then read the store.
+                cookies.extend(cookie_cache::expire_all(config, &chunks));
+            }
+        }
+    }
+
     let found = match timed(config, "find", store.find(token)).await {
         Ok(found) => found,
         Err(StoreError::Corrupt { reason }) => {
@@ -255,7 +300,7 @@ pub(crate) async fn resolve<St: SessionStore>(
             return Resolution::Anonymous;
         }
         Err(error) => {
-            tracing::error!(%error, "session store lookup failed");
+            tracing::error!(%error, reason = "store error", "session store lookup failed");
             return Resolution::Unavailable;
         }
     };
@@ -267,11 +312,10 @@ pub(crate) async fn resolve<St: SessionStore>(
         return if config.read_only {
             Resolution::Anonymous
         } else {
-            Resolution::Rejected
+            Resolution::Rejected { chunks }
         };
     };
     let now = config.clock.now();
-    let dont_remember = has_dont_remember(config, headers);
     let verdict = judge(config, &auth.session, now, dont_remember);
     if config.read_only {
         // Never write: expired is anonymous (no deletion, no Set-Cookie), a due refresh is
@@ -281,100 +325,109 @@ pub(crate) async fn resolve<St: SessionStore>(
                 tracing::debug!(reason = "expired", "rejected a session (read-only)");
                 Resolution::Anonymous
             }
-            Verdict::Refresh(_) => Resolution::Authenticated {
+            Verdict::Refresh(_) | Verdict::Valid => Resolution::Authenticated {
                 auth,
-                cookie: None,
-                needs_refresh: true,
-            },
-            Verdict::Valid => Resolution::Authenticated {
-                auth,
-                cookie: None,
-                needs_refresh: false,
+                cookies: Vec::new(),
+                info: SessionInfo {
+                    needs_refresh: matches!(verdict, Verdict::Refresh(_)),
+                    ..SessionInfo::default()
+                },
             },
         };
     }
+    let mut info = SessionInfo::default();
     match verdict {
-        Verdict::Valid => {
-            let cookie = resign.then(|| {
-                tracing::debug!("re-signing a cookie verified with a previous secret");
-                let left = auth.session.expires_at - now;
-                let value = config.signer.sign_cookie_value(token);
-                config.set_cookie(
-                    &config.session_cookie,
-                    &value,
-                    (!dont_remember).then_some(left),
-                )
-            });
-            Resolution::Authenticated {
-                auth,
-                cookie,
-                needs_refresh: false,
-            }
-        }
         Verdict::Expired => {
             tracing::debug!(reason = "expired", "rejected a session");
             if let Err(error) = timed(config, "delete", store.delete(token)).await {
                 tracing::warn!(%error, "could not delete an expired session");
             }
-            Resolution::Rejected
+            return Resolution::Rejected { chunks };
+        }
+        Verdict::Valid => {
+            if resign {
+                tracing::debug!("re-signing a cookie verified with a previous secret");
+                cookies.push(resigned_cookie(config, token, &auth, now, dont_remember));
+            }
         }
         Verdict::Refresh(expires_at) => {
             match timed(config, "extend", store.extend(token, expires_at, now)).await {
                 Ok(Some(session)) => {
                     auth.session = session;
-                    let cookie = config.session_set_cookie(token, true);
-                    Resolution::Authenticated {
-                        auth,
-                        cookie: Some(cookie),
-                        needs_refresh: false,
-                    }
+                    info.refreshed = true;
+                    cookies.push(config.session_set_cookie(token, true));
                 }
-                Ok(None) => reread(shared, token, dont_remember).await,
+                Ok(None) => match reread(shared, token, dont_remember).await {
+                    Some(Ok(fresh)) => auth = fresh,
+                    Some(Err(resolution)) => return resolution,
+                    None => return Resolution::Rejected { chunks },
+                },
                 Err(error) => {
                     // The session is valid; only its extension failed. Serve the request and
                     // try again on the next one.
                     tracing::warn!(%error, "could not extend a session");
-                    Resolution::Authenticated {
-                        auth,
-                        cookie: None,
-                        needs_refresh: false,
-                    }
                 }
             }
         }
     }
+    // As Better Auth, every store read re-issues the cache cookie.
+    if let Some(cache) = &config.cookie_cache {
+        cookies.extend(cookie_cache::issue(
+            config,
+            cache,
+            &auth,
+            now,
+            dont_remember,
+            &chunks,
+        ));
+    }
+    Resolution::Authenticated {
+        auth,
+        cookies,
+        info,
+    }
+}
+
+/// The session cookie re-signed with the current secret, for its remaining lifetime.
+fn resigned_cookie(
+    config: &SessionConfig,
+    token: &str,
+    auth: &Authenticated,
+    now: time::OffsetDateTime,
+    dont_remember: bool,
+) -> HeaderValue {
+    let left = auth.session.expires_at - now;
+    let value = config.signer.sign_cookie_value(token);
+    config.set_cookie(
+        &config.session_cookie,
+        &value,
+        (!dont_remember).then_some(left),
+    )
 }
 
 /// The conditional extension touched nothing: someone else refreshed, signed out or revoked the
-/// session concurrently. Read it again and act on what is there now.
+/// session concurrently. Read it again: `Some(Ok)` is a live session to serve (without a
+/// cookie: whoever refreshed it sent one), `Some(Err)` a final answer, `None` "gone".
 async fn reread<St: SessionStore>(
     shared: &Shared<St>,
     token: &str,
     dont_remember: bool,
-) -> Resolution {
+) -> Option<Result<Authenticated, Resolution>> {
     let config = &shared.config;
     let found = timed(config, "find", shared.store.find(token)).await;
     let now = config.clock.now();
     match found {
         Ok(Some(auth)) => match judge(config, &auth.session, now, dont_remember) {
-            Verdict::Expired => Resolution::Rejected,
-            Verdict::Valid => Resolution::Authenticated {
-                auth,
-                cookie: None,
-                needs_refresh: false,
-            },
+            Verdict::Expired => None,
+            Verdict::Valid => Some(Ok(auth)),
             Verdict::Refresh(_) => {
                 tracing::warn!("a due refresh wrote nothing; check that the store's date format matches the table");
-                Resolution::Authenticated {
-                    auth,
-                    cookie: None,
-                    needs_refresh: false,
-                }
+                Some(Ok(auth))
             }
         },
-        Ok(None) => Resolution::Rejected,
-        Err(StoreError::Corrupt { .. }) => Resolution::Anonymous,
-        Err(_) => Resolution::Unavailable,
+        Ok(None) => None,
+        Err(StoreError::Corrupt { .. }) => Some(Err(Resolution::Anonymous)),
+        Err(_) => Some(Err(Resolution::Unavailable)),
     }
 }
 

@@ -1,0 +1,279 @@
+//! The cookie cache (`session_data`) in the layer: trusted without a store read when valid,
+//! falling back to the store on any failure, issued on store reads, chunked when large.
+
+mod common;
+
+use axum::routing::get;
+use axum::Router;
+use common::*;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use tower_auth_session::extract::CurrentSession;
+use tower_auth_session::{
+    CookieCache, ManualClock, MemoryStore, SessionConfig, SessionConfigBuilder, SessionInfo,
+    SessionLayer, SignIn, User,
+};
+
+const T0: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
+const TOKEN_COOKIE: &str = "better-auth.session_token";
+const DATA: &str = "better-auth.session_data";
+
+struct Fx {
+    app: Router,
+    layer: SessionLayer<Counting<MemoryStore>>,
+    store: Counting<MemoryStore>,
+    clock: ManualClock,
+    user: User,
+}
+
+fn fx_with(name: &str, f: impl FnOnce(SessionConfigBuilder) -> SessionConfigBuilder) -> Fx {
+    let clock = ManualClock::new(T0);
+    let store = Counting::new(MemoryStore::new());
+    let user = User::new("cache@example.com", name, T0);
+    store.inner.insert_user(user.clone());
+    let config = f(SessionConfig::builder().secret(SECRET).clock(clock.clone()))
+        .build()
+        .unwrap();
+    let layer = SessionLayer::new(config, store.clone());
+    let handler = |CurrentSession(a): CurrentSession, info: axum::Extension<SessionInfo>| async move {
+        format!("{} cache={}", a.user.email, info.from_cache)
+    };
+    let app = Router::new()
+        .route("/me", get(handler))
+        .route("/account/security", get(handler))
+        .layer(layer.clone());
+    Fx {
+        app,
+        layer,
+        store,
+        clock,
+        user,
+    }
+}
+
+fn fx() -> Fx {
+    fx_with("Cache", |b| {
+        b.cookie_cache(CookieCache::compact().max_age(Duration::minutes(5)))
+            .authoritative_for("/account/")
+    })
+}
+
+/// Cookie header value from every `name=value` the response set (deletions skipped).
+fn jar(lines: &[String]) -> String {
+    lines
+        .iter()
+        .map(|l| l.split(';').next().unwrap())
+        .filter(|pair| !pair.ends_with('='))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Fx {
+    async fn token_cookie(&self, remember: bool) -> String {
+        let s = self
+            .layer
+            .manager()
+            .sign_in(&self.user, SignIn::new().remember_me(remember))
+            .await
+            .unwrap();
+        let lines: Vec<String> = s
+            .cookies
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        jar(&lines)
+    }
+    async fn get(&self, path: &str, cookie: &str) -> Reply {
+        send(self.app.clone(), get_req(path, Some(cookie))).await
+    }
+}
+
+#[tokio::test]
+async fn a_store_read_issues_the_cache_and_the_cache_skips_the_store() {
+    let f = fx();
+    let token = f.token_cookie(true).await;
+    let first = f.get("/me", &token).await;
+    assert_eq!(first.body, "cache@example.com cache=false");
+    let line = first
+        .set_cookie(DATA)
+        .expect("session_data issued on a store read");
+    assert!(
+        line.ends_with("; Max-Age=300; Path=/; HttpOnly; SameSite=Lax"),
+        "{line}"
+    );
+    let calls = f.store.calls();
+
+    let both = format!("{token}; {}", first.cookie_pair(DATA));
+    let cached = f.get("/me", &both).await;
+    assert_eq!(cached.body, "cache@example.com cache=true");
+    assert!(
+        cached.set_cookies().is_empty(),
+        "a cache hit writes nothing"
+    );
+    assert_eq!(f.store.calls(), calls, "no store read on a cache hit");
+
+    // The trade-off: a revoked session keeps working from the cache until it expires...
+    f.store.inner.delete_user(&f.user.id);
+    assert_eq!(f.get("/me", &both).await.status, 200);
+    // ...except on authoritative routes, which always read the store.
+    let r = f.get("/account/security", &both).await;
+    assert_eq!(r.status, 401);
+    // ...and not after the cache cookie's own expiry.
+    f.clock
+        .advance(Duration::minutes(5) + Duration::milliseconds(1));
+    assert_eq!(f.get("/me", &both).await.status, 401);
+}
+
+/// Changes one character in the middle of a base64url value (never only unused trailing bits).
+fn tamper(value: &str) -> String {
+    let mid = value.len() / 2;
+    let replacement = if value.as_bytes()[mid] == b'A' {
+        "B"
+    } else {
+        "A"
+    };
+    format!("{}{replacement}{}", &value[..mid], &value[mid + 1..])
+}
+
+#[tokio::test]
+async fn any_cache_failure_falls_back_to_the_store_and_expires_the_cache() {
+    let f = fx();
+    let token = f.token_cookie(true).await;
+    let data = f.get("/me", &token).await.cookie_pair(DATA);
+    let value = data.split_once('=').unwrap().1.to_owned();
+    let other = f.token_cookie(true).await;
+    let cases = [
+        ("tampered", format!("{token}; {DATA}={}", tamper(&value))),
+        ("garbage", format!("{token}; {DATA}=not-base64!!")),
+        (
+            "another session's cache",
+            format!("{other}; {DATA}={value}"),
+        ),
+    ];
+    for (what, cookie) in cases {
+        let calls = f.store.calls();
+        let r = f.get("/me", &cookie).await;
+        assert_eq!(r.status, 200, "{what}: still served, from the store");
+        assert!(r.body.ends_with("cache=false"), "{what}");
+        assert!(f.store.calls() > calls, "{what}: the store was read");
+        let lines: Vec<_> = r
+            .set_cookies()
+            .into_iter()
+            .filter(|l| l.starts_with(&format!("{DATA}=")))
+            .collect();
+        assert!(
+            lines.iter().any(|l| l.contains("Max-Age=0")),
+            "{what}: bad cache expired: {lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains("Max-Age=300")),
+            "{what}: fresh cache issued: {lines:?}"
+        );
+    }
+
+    // A cache cookie without a valid session token is useless.
+    let r = f.get("/me", &format!("{DATA}={value}")).await;
+    assert_eq!(r.status, 401);
+
+    // Bumping the version invalidates every cache cookie.
+    let v2 = fx_with("Cache", |b| {
+        b.cookie_cache(CookieCache::compact().version("2"))
+    });
+    let t2 = v2.token_cookie(true).await;
+    let r = v2.get("/me", &format!("{t2}; {DATA}={value}")).await;
+    assert!(r.body.ends_with("cache=false"));
+}
+
+#[tokio::test]
+async fn the_session_cache_is_chunked_when_large() {
+    // A 9 KB user name makes the cookie exceed 4050 bytes.
+    let f = fx_with(&"N".repeat(9000), |b| {
+        b.cookie_cache(CookieCache::compact())
+    });
+    let token = f.token_cookie(true).await;
+    let r = f.get("/me", &token).await;
+    let chunks: Vec<String> = r
+        .set_cookies()
+        .into_iter()
+        .filter(|l| l.starts_with(DATA))
+        .collect();
+    assert!(chunks.len() >= 3, "{}", chunks.len());
+    for (i, line) in chunks.iter().enumerate() {
+        assert!(line.starts_with(&format!("{DATA}.{i}=")), "{line}");
+        assert!(line.len() <= 4050, "{}", line.len());
+    }
+    let both = format!("{token}; {}", jar(&chunks));
+    let calls = f.store.calls();
+    let cached = f.get("/me", &both).await;
+    assert!(cached.body.ends_with("cache=true"), "chunks reassembled");
+    assert_eq!(f.store.calls(), calls);
+}
+
+#[tokio::test]
+async fn dont_remember_sessions_get_a_browser_session_cache() {
+    let f = fx();
+    let cookies = f.token_cookie(false).await;
+    let r = f.get("/me", &cookies).await;
+    let line = r.set_cookie(DATA).unwrap();
+    assert!(!line.contains("Max-Age"), "{line}");
+}
+
+#[tokio::test]
+async fn jwt_strategy_round_trips() {
+    let f = fx_with("Jwt", |b| b.cookie_cache(CookieCache::jwt()));
+    let token = f.token_cookie(true).await;
+    let data = f.get("/me", &token).await.cookie_pair(DATA);
+    assert_eq!(
+        data.split_once('=').unwrap().1.split('.').count(),
+        3,
+        "a JWT"
+    );
+    let calls = f.store.calls();
+    assert!(f
+        .get("/me", &format!("{token}; {data}"))
+        .await
+        .body
+        .ends_with("cache=true"));
+    assert_eq!(f.store.calls(), calls);
+}
+
+#[test]
+fn jwe_is_refused_at_start_up() {
+    let err = SessionConfig::builder()
+        .secret(SECRET)
+        .cookie_cache(CookieCache::with_strategy(
+            tower_auth_session::CookieCacheStrategy::Jwe,
+        ))
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("\"jwe\" strategy is not supported"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn expired_sessions_clear_the_cache_chunks_too() {
+    let f = fx_with(&"N".repeat(9000), |b| {
+        b.cookie_cache(CookieCache::compact())
+    });
+    let token = f.token_cookie(true).await;
+    let chunks: Vec<String> = f
+        .get("/me", &token)
+        .await
+        .set_cookies()
+        .into_iter()
+        .filter(|l| l.starts_with(DATA))
+        .collect();
+    f.clock.set(T0 + Duration::days(8));
+    let r = f.get("/me", &format!("{token}; {}", jar(&chunks))).await;
+    assert_eq!(r.status, 401);
+    for i in 0..chunks.len() {
+        assert!(r
+            .set_cookie(&format!("{DATA}.{i}"))
+            .unwrap()
+            .contains("Max-Age=0"));
+    }
+    assert!(r.set_cookie(TOKEN_COOKIE).unwrap().contains("Max-Age=0"));
+}
