@@ -572,11 +572,12 @@ backend_test!(
 /// same on both sides, both accept; mismatched, both reject.
 #[tokio::test]
 async fn cookie_names_must_match_on_both_sides() {
-    let cases: [(
-        &[(&str, &str)],
+    type Case = (
+        &'static [(&'static str, &'static str)],
         fn(SessionConfigBuilder) -> SessionConfigBuilder,
-        &str,
-    ); 3] = [
+        &'static str,
+    );
+    let cases: [Case; 3] = [
         (
             &[("BA_BASE_URL", "https://app.example.com")],
             |b| b.base_url("https://app.example.com"),
