@@ -46,12 +46,15 @@ quiet() { "$@" >/dev/null; }
 t_all=$(now)
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --all-targets --all-features -- -D warnings
+# Every feature combination users can pick must build on its own (features are not unified
+# with the dev-dependencies here).
+step features-default cargo check --lib
+step features-none cargo check --lib --no-default-features
+step features-servers cargo check --lib --no-default-features --features postgres,redis
 step test cargo test --all-features "$@"
 step doc env RUSTDOCFLAGS="${RUSTDOCFLAGS:+$RUSTDOCFLAGS }-D warnings" cargo doc --all-features --no-deps
-step package-list quiet cargo package --list --allow-dirty
-if [ "${TAS_CHECK_PACKAGE:-0}" = 1 ]; then
-    step package cargo package --allow-dirty
-fi
+step fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash scripts/fuzz.sh
+step package cargo package --allow-dirty
 
 echo "==> all checks passed in $(elapsed "$t_all") s"
 for line in "${summary[@]}"; do echo "    $line"; done

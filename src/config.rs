@@ -39,6 +39,20 @@ pub enum Bearer {
     SignedOrRaw,
 }
 
+/// What a request with a valid signed credential gets when the store fails or times out.
+/// There is deliberately no "treat as authenticated".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OutagePolicy {
+    /// `503 Service Unavailable` with `Retry-After` and a generic JSON body; no cookie is
+    /// cleared and nothing is deleted, so nobody is signed out by an outage. The default.
+    #[default]
+    FailClosed,
+    /// Serve the request as anonymous (again without clearing cookies): public pages keep
+    /// working, protected routes answer `401` until the store is back.
+    Anonymous,
+}
+
 /// The default deadline for one store call made while serving a request.
 pub const DEFAULT_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -108,6 +122,8 @@ pub struct SessionConfig {
     pub(crate) fresh_age: Duration,
     pub(crate) cookie_cache: Option<crate::cookie_cache::CookieCache>,
     pub(crate) authoritative: Vec<String>,
+    pub(crate) outage: OutagePolicy,
+    pub(crate) hash_tokens: bool,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -255,6 +271,16 @@ impl SessionConfig {
             .map(|v| (v.into_owned(), true))
     }
 
+    /// The key a token is stored under: the token itself, or its SHA-256 (hex) with
+    /// [`hash_tokens_at_rest`](SessionConfigBuilder::hash_tokens_at_rest).
+    pub fn storage_key<'t>(&self, token: &'t str) -> std::borrow::Cow<'t, str> {
+        if self.hash_tokens {
+            std::borrow::Cow::Owned(sha256_hex(token))
+        } else {
+            std::borrow::Cow::Borrowed(token)
+        }
+    }
+
     /// The session cookie for a signed-in session.
     pub(crate) fn session_set_cookie(&self, token: &str, remember: bool) -> HeaderValue {
         let value = self.signer.sign_cookie_value(token);
@@ -294,6 +320,8 @@ pub struct SessionConfigBuilder {
     fresh_age: Option<Duration>,
     cookie_cache: Option<crate::cookie_cache::CookieCache>,
     authoritative: Vec<String>,
+    outage: OutagePolicy,
+    hash_tokens: bool,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -549,6 +577,22 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// What a request with a valid credential gets while the store is failing or slower than
+    /// [`store_timeout`](Self::store_timeout). Default: [`OutagePolicy::FailClosed`] (`503`).
+    pub fn on_store_error(mut self, policy: OutagePolicy) -> Self {
+        self.outage = policy;
+        self
+    }
+
+    /// Keep only SHA-256 of each token in the store (the Copenhagen Book's advice): a leaked
+    /// session table cannot be replayed as cookies. **Off by default, and incompatible with a
+    /// Better Auth server sharing the store**, which stores and looks up raw tokens; use it for
+    /// Rust-only deployments. Sessions created before switching it on stop working.
+    pub fn hash_tokens_at_rest(mut self, enabled: bool) -> Self {
+        self.hash_tokens = enabled;
+        self
+    }
+
     /// The clock the layer reads; tests inject a [`ManualClock`](crate::ManualClock).
     /// Default: [`SystemClock`].
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -691,6 +735,8 @@ impl SessionConfigBuilder {
                 None => None,
             },
             authoritative: self.authoritative,
+            outage: self.outage,
+            hash_tokens: self.hash_tokens,
             fresh_age: self
                 .fresh_age
                 .unwrap_or(Duration::days(1))
@@ -698,6 +744,13 @@ impl SessionConfigBuilder {
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
         })
     }
+}
+
+/// Lower-case hex SHA-256.
+pub(crate) fn sha256_hex(input: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(input.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Reads an environment variable; unset and empty are both `None`.

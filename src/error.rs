@@ -128,4 +128,7 @@ pub enum SessionError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A health check found the store answering but inconsistent.
+    #[error("session store health check failed: {0}")]
+    HealthCheck(&'static str),
 }

@@ -241,7 +241,7 @@ impl Sessions {
     /// [`SessionError::Store`] when the session cannot be deleted.
     pub async fn sign_out(&self) -> Result<SetCookies, SessionError> {
         match &self.current {
-            Some(current) => self.manager.sign_out(&current.session.token).await,
+            Some(current) => self.manager.sign_out_session(&current.session).await,
             None => Ok(self.manager.clear_cookies()),
         }
     }

@@ -37,6 +37,11 @@ trait ManagerOps: Send + Sync + 'static {
         user_id: &'a str,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<Vec<Session>, StoreError>>;
+    fn delete_expired(
+        &self,
+        now: OffsetDateTime,
+        limit: u64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
 
 impl<St: SessionStore> ManagerOps for Shared<St> {
@@ -64,6 +69,13 @@ impl<St: SessionStore> ManagerOps for Shared<St> {
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
         Box::pin(self.store.list_user_sessions(user_id, now))
+    }
+    fn delete_expired(
+        &self,
+        now: OffsetDateTime,
+        limit: u64,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.store.delete_expired_batch(now, limit))
     }
 }
 
@@ -256,9 +268,11 @@ impl SessionManager {
         } else {
             Duration::days(1)
         };
+        let token = generate_id(32);
         let session = Session {
             id: generate_id(32),
-            token: generate_id(32),
+            // The store sees the storage key (the token, or its hash when hashing at rest).
+            token: config.storage_key(&token).into_owned(),
             user_id: user.id.clone(),
             expires_at: time_fmt::truncate_ms(now + lifetime),
             created_at: now,
@@ -268,7 +282,7 @@ impl SessionManager {
             extra: Map::new(),
         };
         self.ops.create(&session, user).await?;
-        let mut cookies = vec![config.session_set_cookie(&session.token, options.remember_me)];
+        let mut cookies = vec![config.session_set_cookie(&token, options.remember_me)];
         if options.remember_me {
             // Better Auth 1.7 expires a leftover "don't remember me" marker on a remembered
             // sign-in, or the new session would never be refreshed.
@@ -278,7 +292,7 @@ impl SessionManager {
             cookies.push(config.set_cookie(&config.dont_remember_cookie, &value, None));
         }
         tracing::debug!(user_id = %user.id, "signed in");
-        let signed_token = config.signer.sign_raw(&session.token);
+        let signed_token = config.signer.sign_raw(&token);
         let auth_token = (config.bearer != Bearer::Off).then(|| signed_token.clone());
         Ok(SignedIn {
             signed_token,
@@ -297,7 +311,19 @@ impl SessionManager {
     /// [`SessionError::Store`] when the row cannot be deleted; the cookies are then not
     /// cleared, so the user can retry.
     pub async fn sign_out(&self, token: &str) -> Result<SetCookies, SessionError> {
-        self.ops.delete(token).await?;
+        let key = self.config().storage_key(token);
+        self.ops.delete(&key).await?;
+        Ok(SetCookies::new(clearing_cookies(self.config())))
+    }
+
+    /// Deletes `session` (as found by the layer or returned by [`list`](Self::list)) and
+    /// returns the cookies that clear it.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the row cannot be deleted.
+    pub async fn sign_out_session(&self, session: &Session) -> Result<SetCookies, SessionError> {
+        self.ops.delete(&session.token).await?;
         Ok(SetCookies::new(clearing_cookies(self.config())))
     }
 
@@ -307,20 +333,26 @@ impl SessionManager {
     ///
     /// [`SessionError::Store`] when the row cannot be deleted.
     pub async fn revoke(&self, token: &str) -> Result<(), SessionError> {
-        Ok(self.ops.delete(token).await?)
+        let key = self.config().storage_key(token);
+        Ok(self.ops.delete(&key).await?)
     }
 
-    /// Deletes the session `token` only if it belongs to `user_id`, as Better Auth's
-    /// `revoke-session` endpoint does; returns whether it was deleted. Use this for requests
-    /// where a user revokes one of their own sessions by token.
+    /// Deletes the session whose `token` field is `session_token` (as returned by
+    /// [`list`](Self::list)) only if it belongs to `user_id`, as Better Auth's `revoke-session`
+    /// endpoint does; returns whether it was deleted. Use this for requests where a user
+    /// revokes one of their own sessions.
     ///
     /// # Errors
     ///
     /// [`SessionError::Store`] when the store cannot be read or written.
-    pub async fn revoke_own(&self, user_id: &str, token: &str) -> Result<bool, SessionError> {
-        match self.ops.find(token).await? {
+    pub async fn revoke_own(
+        &self,
+        user_id: &str,
+        session_token: &str,
+    ) -> Result<bool, SessionError> {
+        match self.ops.find(session_token).await? {
             Some(found) if found.session.user_id == user_id => {
-                self.ops.delete(token).await?;
+                self.ops.delete(session_token).await?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -344,6 +376,90 @@ impl SessionManager {
     pub async fn list(&self, user_id: &str) -> Result<Vec<Session>, SessionError> {
         let now = self.config().clock.now();
         Ok(self.ops.list(user_id, now).await?)
+    }
+
+    /// Writes, reads and deletes a probe session for `probe_user` through the store, and returns
+    /// how long the round trip took: a health check for the app to expose. SQL stores need
+    /// `probe_user` to exist.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] naming the step that failed, or [`SessionError::HealthCheck`]
+    /// when the probe was written but could not be read back.
+    pub async fn health_check(
+        &self,
+        probe_user: &User,
+    ) -> Result<std::time::Duration, SessionError> {
+        let started = std::time::Instant::now();
+        let now = self.config().clock.now();
+        let probe = Session {
+            id: generate_id(32),
+            token: format!("health-check-{}", generate_id(20)),
+            user_id: probe_user.id.clone(),
+            expires_at: time_fmt::truncate_ms(now + Duration::minutes(1)),
+            created_at: now,
+            updated_at: now,
+            ip_address: None,
+            user_agent: Some("tower-auth-session health check".to_owned()),
+            extra: Map::new(),
+        };
+        self.ops.create(&probe, probe_user).await?;
+        let read = self.ops.find(&probe.token).await;
+        let deleted = self.ops.delete(&probe.token).await;
+        match read? {
+            Some(found) if found.session.id == probe.id => {}
+            _ => {
+                return Err(SessionError::HealthCheck(
+                    "the probe session was written but not found",
+                ))
+            }
+        }
+        deleted?;
+        Ok(started.elapsed())
+    }
+
+    /// Starts a background task that deletes expired sessions every `every`, at most `batch`
+    /// at a time per pass (repeating passes while full batches come back). Stores that expire
+    /// sessions by themselves (Redis) report nothing to delete. Abort the returned handle to
+    /// stop it. Needs a Tokio runtime.
+    pub fn spawn_sweeper(
+        &self,
+        every: std::time::Duration,
+        batch: u64,
+    ) -> tokio::task::JoinHandle<()> {
+        let manager = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match manager.sweep_expired(batch).await {
+                    Ok(n) if n > 0 => tracing::debug!(deleted = n, "swept expired sessions"),
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "expired-session sweep failed"),
+                }
+            }
+        })
+    }
+
+    /// One sweep: deletes expired sessions in batches of at most `batch` until a batch comes
+    /// back short; returns how many were deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when a batch fails (earlier batches stay deleted).
+    pub async fn sweep_expired(&self, batch: u64) -> Result<u64, SessionError> {
+        let batch = batch.max(1);
+        let mut total = 0;
+        loop {
+            let now = self.config().clock.now();
+            let n = self.ops.delete_expired(now, batch).await?;
+            total += n;
+            if n < batch {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
     }
 
     /// The cookies that clear the session from a browser, without touching the store.

@@ -13,6 +13,9 @@ use crate::store::SessionStore;
 pub(crate) struct Shared<St> {
     pub(crate) config: Arc<SessionConfig>,
     pub(crate) store: St,
+    /// Tokens whose refresh is being written right now: concurrent requests for the same
+    /// session skip their own write (at most one store write per session per `updateAge`).
+    pub(crate) refreshing: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// A tower [`Layer`] that authenticates requests with Better Auth–compatible session cookies.
@@ -68,6 +71,7 @@ impl<St: SessionStore> SessionLayer<St> {
             shared: Arc::new(Shared {
                 config: Arc::new(config),
                 store,
+                refreshing: std::sync::Mutex::default(),
             }),
         }
     }

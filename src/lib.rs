@@ -49,8 +49,8 @@ pub mod time_fmt;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    Bearer, SameSite, SessionConfig, SessionConfigBuilder, BETTER_AUTH_DEFAULT_SECRET,
-    DEFAULT_STORE_TIMEOUT, MAX_COOKIE_AGE, MIN_SECRET_LEN,
+    Bearer, OutagePolicy, SameSite, SessionConfig, SessionConfigBuilder,
+    BETTER_AUTH_DEFAULT_SECRET, DEFAULT_STORE_TIMEOUT, MAX_COOKIE_AGE, MIN_SECRET_LEN,
 };
 pub use cookie_cache::{CookieCache, CookieCacheStrategy};
 pub use error::{BoxError, ConfigError, SchemaError, SessionError, StoreError};

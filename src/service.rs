@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use tower_service::Service;
 
 use crate::codec::find_cookie;
-use crate::config::{Bearer, SessionConfig};
+use crate::config::{Bearer, OutagePolicy, SessionConfig};
 use crate::cookie_cache;
 use crate::error::StoreError;
 use crate::future::ResponseFuture;
@@ -95,9 +95,10 @@ where
                 .refuses(req.method(), req.uri().path(), req.headers())
         {
             tracing::info!(
-                reason = "untrusted origin",
+                reason = "untrusted_origin",
                 "refused a cookie-authenticated write"
             );
+            outcome("untrusted_origin");
             return ResponseFuture::ready(Ok(json_response(
                 StatusCode::FORBIDDEN,
                 r#"{"code":"INVALID_ORIGIN","message":"this request's Origin is not trusted for cookie-authenticated writes"}"#,
@@ -115,14 +116,13 @@ where
         let Some((token, resign, via_bearer)) = credential else {
             // No credential, or a malformed or forged one: anonymous, no store call, no
             // Set-Cookie.
-            tracing::trace!(
-                reason = if had_cookie {
-                    "bad signature"
-                } else {
-                    "no cookie"
-                },
-                "anonymous request"
-            );
+            let reason = if had_cookie {
+                "bad_signature"
+            } else {
+                "no_credential"
+            };
+            tracing::trace!(reason, "anonymous request");
+            outcome(reason);
             return ResponseFuture::passthrough(self.inner.call(req));
         };
 
@@ -132,16 +132,24 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
         ResponseFuture::boxed(Box::pin(async move {
-            let resolution =
-                resolve(&shared, &token, resign, req.headers(), req.uri().path()).await;
             let config = &shared.config;
+            let resolution =
+                match resolve(&shared, &token, resign, req.headers(), req.uri().path()).await {
+                    // The opt-in alternative to failing closed; never "authenticated".
+                    Resolution::Unavailable if config.outage == OutagePolicy::Anonymous => {
+                        outcome("store_error_anonymous");
+                        Resolution::Anonymous
+                    }
+                    other => other,
+                };
             let mut auth_token = None;
             let cookies = match resolution {
                 Resolution::Unavailable => {
+                    outcome("store_error");
                     return Ok(json_response(
                         StatusCode::SERVICE_UNAVAILABLE,
                         r#"{"code":"SESSION_STORE_UNAVAILABLE","message":"sessions cannot be checked right now; retry shortly"}"#,
-                    ))
+                    ));
                 }
                 Resolution::Authenticated {
                     auth,
@@ -152,11 +160,17 @@ where
                         auth_token = Some(config.signer.sign_raw(&token));
                     }
                     info.via_bearer = via_bearer;
+                    outcome(if info.from_cache {
+                        "cache_hit"
+                    } else {
+                        "authenticated"
+                    });
                     req.extensions_mut().insert(info);
                     req.extensions_mut().insert(auth);
                     cookies
                 }
                 Resolution::Rejected { chunks } => {
+                    outcome("rejected");
                     let mut cookies = clearing_cookies(config);
                     cookies.extend(
                         chunks
@@ -233,12 +247,63 @@ async fn timed<T>(
     operation: &'static str,
     fut: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> Result<T, StoreError> {
-    match tokio::time::timeout(config.store_timeout, fut).await {
+    let started = std::time::Instant::now();
+    let result = match tokio::time::timeout(config.store_timeout, fut).await {
         Ok(result) => result,
         Err(_) => Err(StoreError::Timeout {
             operation,
             millis: config.store_timeout.as_millis(),
         }),
+    };
+    metrics::histogram!("tower_auth_session_store_seconds", "op" => operation)
+        .record(started.elapsed().as_secs_f64());
+    if result.is_err() {
+        metrics::counter!("tower_auth_session_store_errors_total", "op" => operation).increment(1);
+    }
+    result
+}
+
+/// A short, non-reversible tag for a token in logs (the first 8 hex digits of its SHA-256),
+/// computed only when the event is actually recorded.
+struct TokenTag<'a>(&'a str);
+
+impl std::fmt::Display for TokenTag<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::config::sha256_hex(self.0)[..8])
+    }
+}
+
+/// Counts one request outcome.
+fn outcome(kind: &'static str) {
+    metrics::counter!("tower_auth_session_requests_total", "outcome" => kind).increment(1);
+}
+
+/// Removes a token from the in-flight refresh set when the refresh ends (or is cancelled).
+struct RefreshSlot<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+    key: String,
+}
+
+impl<'a> RefreshSlot<'a> {
+    /// Claims the refresh of `key`; `None` when another request is already writing it.
+    fn claim(
+        set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+        key: &str,
+    ) -> Option<Self> {
+        let mut guard = set.lock().unwrap_or_else(|e| e.into_inner());
+        guard.insert(key.to_owned()).then(|| RefreshSlot {
+            set,
+            key: key.to_owned(),
+        })
+    }
+}
+
+impl Drop for RefreshSlot<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
     }
 }
 
@@ -256,6 +321,10 @@ pub(crate) async fn resolve<St: SessionStore>(
     let config = &shared.config;
     let store = &shared.store;
     let dont_remember = has_dont_remember(config, headers);
+    // The raw token signs cookies; the store knows it by its storage key (the same string
+    // unless tokens are hashed at rest).
+    let key = config.storage_key(token);
+    let key = key.as_ref();
 
     // The cookie cache, when configured and the route does not demand an authoritative read.
     let mut cookies = Vec::new();
@@ -270,7 +339,7 @@ pub(crate) async fn resolve<St: SessionStore>(
             .any(|p| path.starts_with(p.as_str()))
         {
             let now = config.clock.now();
-            if let Some(auth) = cookie_cache::verify(config, cache, value, token, now) {
+            if let Some(auth) = cookie_cache::verify(config, cache, value, key, now) {
                 if resign && !config.read_only {
                     cookies.push(resigned_cookie(config, token, &auth, now, dont_remember));
                 }
@@ -291,7 +360,7 @@ pub(crate) async fn resolve<St: SessionStore>(
         }
     }
 
-    let found = match timed(config, "find", store.find(token)).await {
+    let found = match timed(config, "find", store.find(key)).await {
         Ok(found) => found,
         Err(StoreError::Corrupt { reason }) => {
             // A row this crate cannot read is not proof that the session is invalid (another
@@ -300,13 +369,14 @@ pub(crate) async fn resolve<St: SessionStore>(
             return Resolution::Anonymous;
         }
         Err(error) => {
-            tracing::error!(%error, reason = "store error", "session store lookup failed");
+            tracing::error!(%error, reason = "store_error", token = %TokenTag(token), "session store lookup failed");
             return Resolution::Unavailable;
         }
     };
     let Some(mut auth) = found else {
         tracing::debug!(
             reason = "unknown token or user missing",
+            token = %TokenTag(token),
             "rejected a session"
         );
         return if config.read_only {
@@ -338,8 +408,8 @@ pub(crate) async fn resolve<St: SessionStore>(
     let mut info = SessionInfo::default();
     match verdict {
         Verdict::Expired => {
-            tracing::debug!(reason = "expired", "rejected a session");
-            if let Err(error) = timed(config, "delete", store.delete(token)).await {
+            tracing::debug!(reason = "expired", token = %TokenTag(token), "rejected a session");
+            if let Err(error) = timed(config, "delete", store.delete(key)).await {
                 tracing::warn!(%error, "could not delete an expired session");
             }
             return Resolution::Rejected { chunks };
@@ -351,13 +421,19 @@ pub(crate) async fn resolve<St: SessionStore>(
             }
         }
         Verdict::Refresh(expires_at) => {
-            match timed(config, "extend", store.extend(token, expires_at, now)).await {
+            // Coalesce: when another request is already extending this session, let it write.
+            let Some(_slot) = RefreshSlot::claim(&shared.refreshing, key) else {
+                tracing::trace!("refresh already in flight");
+                return finish(config, auth, cookies, info, now, dont_remember, &chunks);
+            };
+            match timed(config, "extend", store.extend(key, expires_at, now)).await {
                 Ok(Some(session)) => {
                     auth.session = session;
                     info.refreshed = true;
+                    metrics::counter!("tower_auth_session_refreshes_total").increment(1);
                     cookies.push(config.session_set_cookie(token, true));
                 }
-                Ok(None) => match reread(shared, token, dont_remember).await {
+                Ok(None) => match reread(shared, key, dont_remember).await {
                     Some(Ok(fresh)) => auth = fresh,
                     Some(Err(resolution)) => return resolution,
                     None => return Resolution::Rejected { chunks },
@@ -370,7 +446,19 @@ pub(crate) async fn resolve<St: SessionStore>(
             }
         }
     }
-    // As Better Auth, every store read re-issues the cache cookie.
+    finish(config, auth, cookies, info, now, dont_remember, &chunks)
+}
+
+/// A signed-in resolution; as Better Auth, every store read re-issues the cache cookie.
+fn finish(
+    config: &SessionConfig,
+    auth: Authenticated,
+    mut cookies: Vec<HeaderValue>,
+    info: SessionInfo,
+    now: time::OffsetDateTime,
+    dont_remember: bool,
+    chunks: &[String],
+) -> Resolution {
     if let Some(cache) = &config.cookie_cache {
         cookies.extend(cookie_cache::issue(
             config,
@@ -378,7 +466,7 @@ pub(crate) async fn resolve<St: SessionStore>(
             &auth,
             now,
             dont_remember,
-            &chunks,
+            chunks,
         ));
     }
     Resolution::Authenticated {

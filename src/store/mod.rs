@@ -111,6 +111,17 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Deletes at most `limit` sessions with `expiresAt < now`, for background sweeps that must
+    /// not hold long locks. The default deletes them all at once; the SQL stores bound it.
+    fn delete_expired_batch(
+        &self,
+        now: OffsetDateTime,
+        limit: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let _ = limit;
+        self.delete_expired(now)
+    }
 }
 
 impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
@@ -156,5 +167,12 @@ impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).delete_expired(now)
+    }
+    fn delete_expired_batch(
+        &self,
+        now: OffsetDateTime,
+        limit: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).delete_expired_batch(now, limit)
     }
 }

@@ -213,6 +213,7 @@ pub(crate) fn quote(ident: &str) -> String {
 /// Placeholder syntax.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Dialect {
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     Sqlite,
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Postgres,
@@ -238,6 +239,7 @@ pub(crate) struct Queries {
     pub(crate) delete_user_sessions: String,
     pub(crate) list: String,
     pub(crate) delete_expired: String,
+    pub(crate) delete_expired_batch: String,
     pub(crate) insert_user: String,
     pub(crate) find_user_by_email: String,
     pub(crate) delete_user: String,
@@ -330,6 +332,13 @@ impl Queries {
             schema.s(S::ExpiresAt),
             p(1)
         );
+        let delete_expired_batch = format!(
+            "delete from {st} where {id} in (select {id} from {st} where {exp} < {} limit {})",
+            p(1),
+            p(2),
+            id = schema.s(S::Id),
+            exp = schema.s(S::ExpiresAt),
+        );
         let insert_user = format!(
             "insert into {ut} ({}) values ({})",
             schema
@@ -359,6 +368,7 @@ impl Queries {
             delete_user_sessions,
             list,
             delete_expired,
+            delete_expired_batch,
             insert_user,
             find_user_by_email,
             delete_user,

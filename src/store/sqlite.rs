@@ -451,6 +451,20 @@ impl SessionStore for SqliteStore {
             .collect()
     }
 
+    async fn delete_expired_batch(
+        &self,
+        now: OffsetDateTime,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(&self.queries.delete_expired_batch)
+            .bind(self.date(now))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::backend("delete expired", e))?;
+        Ok(done.rows_affected())
+    }
+
     async fn delete_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let done = sqlx::query(&self.queries.delete_expired)
             .bind(self.date(now))

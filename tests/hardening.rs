@@ -1,0 +1,796 @@
+//! Issue 6: outage policy, race-free refresh and revocation, secret rotation, observability,
+//! housekeeping, absurd stored dates and hashed tokens at rest.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use common::*;
+use futures_util::future::join_all;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use tower_auth_session::extract::{CurrentSession, MaybeUser};
+use tower_auth_session::{
+    Authenticated, ManualClock, MemoryStore, OutagePolicy, Session, SessionConfig,
+    SessionConfigBuilder, SessionLayer, SessionStore, SignIn, SqliteStore, StoreError, User,
+};
+
+const T0: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
+const COOKIE: &str = "better-auth.session_token";
+
+/// A store that yields to the scheduler inside every call, so concurrent requests interleave
+/// inside the store as they would against a real database.
+#[derive(Clone, Debug)]
+struct Yielding<S>(S);
+
+async fn pause() {
+    for _ in 0..4 {
+        tokio::task::yield_now().await;
+    }
+}
+
+impl<S: SessionStore> SessionStore for Yielding<S> {
+    async fn find(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
+        pause().await;
+        let found = self.0.find(token).await;
+        pause().await;
+        found
+    }
+    async fn create(&self, session: &Session, user: &User) -> Result<(), StoreError> {
+        self.0.create(session, user).await
+    }
+    async fn extend(
+        &self,
+        token: &str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
+        pause().await;
+        self.0.extend(token, expires_at, now).await
+    }
+    async fn delete(&self, token: &str) -> Result<(), StoreError> {
+        self.0.delete(token).await
+    }
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.0.delete_user_sessions(user_id).await
+    }
+    async fn list_user_sessions(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.0.list_user_sessions(user_id, now).await
+    }
+    async fn delete_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.0.delete_expired(now).await
+    }
+}
+
+fn me_router<St: SessionStore>(layer: &SessionLayer<St>) -> Router {
+    Router::new()
+        .route(
+            "/me",
+            get(|CurrentSession(a): CurrentSession| async move {
+                tower_auth_session::time_fmt::to_iso(a.session.expires_at)
+            }),
+        )
+        .route(
+            "/",
+            get(|MaybeUser(u): MaybeUser| async move { u.map_or("anonymous".into(), |u| u.email) }),
+        )
+        .layer(layer.clone())
+}
+
+fn config(
+    clock: &ManualClock,
+    f: impl FnOnce(SessionConfigBuilder) -> SessionConfigBuilder,
+) -> SessionConfig {
+    f(SessionConfig::builder().secret(SECRET).clock(clock.clone()))
+        .build()
+        .unwrap()
+}
+
+async fn signed_cookie<St: SessionStore>(layer: &SessionLayer<St>, user: &User) -> String {
+    let s = layer.manager().sign_in(user, SignIn::new()).await.unwrap();
+    let line = s
+        .cookies
+        .iter()
+        .next()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    line.split(';').next().unwrap().to_owned()
+}
+
+fn token_of(cookie: &str) -> String {
+    cookie
+        .split_once('=')
+        .unwrap()
+        .1
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+// ---- races -----------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_parallel_refreshes_write_once_and_expiry_only_grows() {
+    let clock = ManualClock::new(T0);
+    let memory = MemoryStore::new();
+    let store = Counting::new(Yielding(memory.clone()));
+    let user = User::new("race@example.com", "R", T0);
+    memory.insert_user(user.clone());
+    let layer = SessionLayer::new(config(&clock, |b| b), store.clone());
+    let cookie = signed_cookie(&layer, &user).await;
+    let app = me_router(&layer);
+    let writes = store.writes();
+
+    clock.set(T0 + Duration::days(1) + Duration::milliseconds(1));
+    let replies = join_all((0..50).map(|_| send(app.clone(), get_req("/me", Some(&cookie))))).await;
+    assert!(
+        replies.iter().all(|r| r.status == 200),
+        "nobody is logged out by the race"
+    );
+    assert_eq!(
+        store.writes() - writes,
+        1,
+        "one store write for 50 concurrent refreshes"
+    );
+    let refreshed = replies
+        .iter()
+        .filter(|r| r.set_cookie(COOKIE).is_some())
+        .count();
+    assert_eq!(refreshed, 1, "one response re-sends the cookie");
+    let final_expiry = memory
+        .find(&token_of(&cookie))
+        .await
+        .unwrap()
+        .unwrap()
+        .session
+        .expires_at;
+    assert_eq!(
+        final_expiry,
+        T0 + Duration::days(8) + Duration::milliseconds(1)
+    );
+    for r in &replies {
+        let seen = tower_auth_session::time_fmt::parse_iso(&r.body).unwrap();
+        assert!(
+            seen >= T0 + Duration::days(7) && seen <= final_expiry,
+            "monotonic: {}",
+            r.body
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_racing_a_slow_refresh_never_resurrects_the_session() {
+    for _ in 0..20 {
+        let clock = ManualClock::new(T0);
+        let memory = MemoryStore::new();
+        let user = User::new("race2@example.com", "R", T0);
+        memory.insert_user(user.clone());
+        let layer = SessionLayer::new(config(&clock, |b| b), Yielding(memory.clone()));
+        let cookie = signed_cookie(&layer, &user).await;
+        let app = me_router(&layer);
+        clock.set(T0 + Duration::days(2));
+        let manager = layer.manager();
+        let token = token_of(&cookie);
+        let (slow, _) = tokio::join!(
+            send(app.clone(), get_req("/me", Some(&cookie))),
+            manager.sign_out(&token)
+        );
+        assert!(slow.status == 200 || slow.status == 401, "{}", slow.status);
+        assert!(
+            memory.find(&token).await.unwrap().is_none(),
+            "signed out stays signed out"
+        );
+        assert_eq!(send(app, get_req("/me", Some(&cookie))).await.status, 401);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_all_racing_a_refresh_wins() {
+    for _ in 0..20 {
+        let clock = ManualClock::new(T0);
+        let memory = MemoryStore::new();
+        let user = User::new("race3@example.com", "R", T0);
+        memory.insert_user(user.clone());
+        let layer = SessionLayer::new(config(&clock, |b| b), Yielding(memory.clone()));
+        let a = signed_cookie(&layer, &user).await;
+        let b = signed_cookie(&layer, &user).await;
+        let app = me_router(&layer);
+        clock.set(T0 + Duration::days(2));
+        let manager = layer.manager();
+        let (_, _, revoked) = tokio::join!(
+            send(app.clone(), get_req("/me", Some(&a))),
+            send(app.clone(), get_req("/me", Some(&b))),
+            manager.revoke_all(&user.id)
+        );
+        revoked.unwrap();
+        assert_eq!(
+            memory.session_count(),
+            0,
+            "no refresh brought a session back"
+        );
+        assert_eq!(
+            send(app.clone(), get_req("/me", Some(&a))).await.status,
+            401
+        );
+        assert_eq!(send(app, get_req("/me", Some(&b))).await.status, 401);
+    }
+}
+
+// ---- outage policy -----------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+struct Down;
+
+impl SessionStore for Down {
+    async fn find(&self, _: &str) -> Result<Option<Authenticated>, StoreError> {
+        Err(StoreError::backend(
+            "find",
+            std::io::Error::other("connection refused"),
+        ))
+    }
+    async fn create(&self, _: &Session, _: &User) -> Result<(), StoreError> {
+        Err(StoreError::backend("create", std::io::Error::other("down")))
+    }
+    async fn extend(
+        &self,
+        _: &str,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
+        Err(StoreError::backend("extend", std::io::Error::other("down")))
+    }
+    async fn delete(&self, _: &str) -> Result<(), StoreError> {
+        Err(StoreError::backend("delete", std::io::Error::other("down")))
+    }
+    async fn delete_user_sessions(&self, _: &str) -> Result<u64, StoreError> {
+        Err(StoreError::backend("delete", std::io::Error::other("down")))
+    }
+    async fn list_user_sessions(
+        &self,
+        _: &str,
+        _: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        Err(StoreError::backend("list", std::io::Error::other("down")))
+    }
+    async fn delete_expired(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
+        Err(StoreError::backend("delete", std::io::Error::other("down")))
+    }
+}
+
+/// A store that never answers: the per-call deadline must.
+#[derive(Clone, Debug)]
+struct Hanging;
+
+impl SessionStore for Hanging {
+    async fn find(&self, _: &str) -> Result<Option<Authenticated>, StoreError> {
+        std::future::pending().await
+    }
+    async fn create(&self, _: &Session, _: &User) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+    async fn extend(
+        &self,
+        _: &str,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
+        std::future::pending().await
+    }
+    async fn delete(&self, _: &str) -> Result<(), StoreError> {
+        std::future::pending().await
+    }
+    async fn delete_user_sessions(&self, _: &str) -> Result<u64, StoreError> {
+        std::future::pending().await
+    }
+    async fn list_user_sessions(
+        &self,
+        _: &str,
+        _: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        std::future::pending().await
+    }
+    async fn delete_expired(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn outage_policies() {
+    let clock = ManualClock::new(T0);
+    let cfg = config(&clock, |b| b);
+    let cookie = format!(
+        "{COOKIE}={}",
+        cfg.signer()
+            .sign_cookie_value("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+    );
+
+    let closed = me_router(&SessionLayer::new(cfg, Down));
+    let r = send(closed.clone(), get_req("/", Some(&cookie))).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["code"], "SESSION_STORE_UNAVAILABLE");
+    assert!(r.set_cookies().is_empty());
+
+    let anonymous = me_router(&SessionLayer::new(
+        config(&clock, |b| b.on_store_error(OutagePolicy::Anonymous)),
+        Down,
+    ));
+    let r = send(anonymous.clone(), get_req("/", Some(&cookie))).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "anonymous"),
+        "served as anonymous"
+    );
+    assert!(r.set_cookies().is_empty(), "but nobody is signed out");
+    assert_eq!(
+        send(anonymous, get_req("/me", Some(&cookie))).await.status,
+        401
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_store_hits_the_deadline() {
+    let clock = ManualClock::new(T0);
+    let cfg = config(&clock, |b| {
+        b.store_timeout(std::time::Duration::from_millis(250))
+    });
+    let cookie = format!(
+        "{COOKIE}={}",
+        cfg.signer()
+            .sign_cookie_value("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+    );
+    let app = me_router(&SessionLayer::new(cfg, Hanging));
+    // Tokio's paused clock auto-advances to the deadline: no real waiting.
+    let r = send(app, get_req("/me", Some(&cookie))).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.headers["retry-after"], "5");
+}
+
+// ---- secret rotation ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn previous_secrets_verify_and_cookies_are_re_signed() {
+    const OLD: &str = "old-secret-0123456789-abcdefghijklmnop";
+    let clock = ManualClock::new(T0);
+    let memory = MemoryStore::new();
+    let user = User::new("rot@example.com", "R", T0);
+    memory.insert_user(user.clone());
+    let before = SessionLayer::new(
+        SessionConfig::builder()
+            .secret(OLD)
+            .clock(clock.clone())
+            .build()
+            .unwrap(),
+        memory.clone(),
+    );
+    let cookie = signed_cookie(&before, &user).await;
+
+    // Rotated: the new secret is current, the old one verifies until `until`.
+    let until = T0 + Duration::days(3);
+    let after = SessionLayer::new(
+        config(&clock, |b| b.previous_secret(OLD, Some(until))),
+        memory.clone(),
+    );
+    let app = me_router(&after);
+    clock.set(T0 + Duration::hours(1));
+    let r = send(app.clone(), get_req("/me", Some(&cookie))).await;
+    assert_eq!(r.status, 200, "an old-secret cookie still works");
+    let line = r
+        .set_cookie(COOKIE)
+        .expect("re-signed with the current secret");
+    let resigned = line.split(';').next().unwrap().to_owned();
+    assert_ne!(resigned, cookie);
+    assert!(
+        line.contains("Max-Age=601200"),
+        "remaining lifetime: {line}"
+    );
+    assert_eq!(
+        resigned,
+        format!(
+            "{COOKIE}={}",
+            after
+                .config()
+                .signer()
+                .sign_cookie_value(&token_of(&cookie))
+        )
+    );
+    let again = send(app.clone(), get_req("/me", Some(&resigned))).await;
+    assert!(
+        again.set_cookies().is_empty(),
+        "a current-secret cookie is left alone"
+    );
+
+    clock.set(until + Duration::milliseconds(1));
+    assert_eq!(
+        send(app.clone(), get_req("/me", Some(&cookie)))
+            .await
+            .status,
+        401,
+        "past its end date"
+    );
+    assert_eq!(send(app, get_req("/me", Some(&resigned))).await.status, 200);
+}
+
+#[test]
+fn better_auth_secrets_env_is_read_first_current_first() {
+    // The only test in this binary that touches the environment.
+    std::env::set_var(
+        "BETTER_AUTH_SECRETS",
+        "2:current-secret-0123456789-abcdefghijk, 1:previous-secret-0123456789-abcdefghij",
+    );
+    std::env::set_var(
+        "BETTER_AUTH_SECRET",
+        "legacy-secret-0123456789-abcdefghijklmn",
+    );
+    let cfg = SessionConfig::from_env().unwrap();
+    let current = tower_auth_session::codec::Signer::new("current-secret-0123456789-abcdefghijk");
+    assert_eq!(cfg.signer().sign_raw("t"), current.sign_raw("t"));
+    std::env::set_var("BETTER_AUTH_SECRETS", "2:a,2:b");
+    assert!(SessionConfig::from_env()
+        .unwrap_err()
+        .to_string()
+        .contains("appears twice"));
+    std::env::set_var("BETTER_AUTH_SECRETS", "no-version");
+    assert!(SessionConfig::from_env()
+        .unwrap_err()
+        .to_string()
+        .contains("version:value"));
+    std::env::remove_var("BETTER_AUTH_SECRETS");
+    std::env::remove_var("BETTER_AUTH_SECRET");
+}
+
+// ---- observability ------------------------------------------------------------------------------
+
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn rejections_are_logged_with_a_reason_and_never_the_token() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let token = "SecretTokenValue0123456789abcdef";
+    tracing::subscriber::with_default(subscriber, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let clock = ManualClock::new(T0);
+            let layer = SessionLayer::new(config(&clock, |b| b), MemoryStore::new());
+            let app = me_router(&layer);
+            let cookie = format!(
+                "{COOKIE}={}",
+                layer.config().signer().sign_cookie_value(token)
+            );
+            send(app.clone(), get_req("/me", Some(&cookie))).await;
+            send(
+                app.clone(),
+                get_req("/me", Some(&format!("{COOKIE}={token}.bad"))),
+            )
+            .await;
+            send(app, get_req("/me", None)).await;
+        });
+    });
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("unknown token or user missing"), "{logs}");
+    assert!(logs.contains("bad_signature"), "{logs}");
+    assert!(logs.contains("no_credential"), "{logs}");
+    assert!(
+        !logs.contains(token),
+        "the token never appears in logs:\n{logs}"
+    );
+}
+
+// ---- housekeeping, dates, Max-Age ---------------------------------------------------------------
+
+#[tokio::test]
+async fn sweeper_deletes_expired_sessions_in_bounded_batches() {
+    let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    let clock = ManualClock::new(T0);
+    let layer = SessionLayer::new(config(&clock, |b| b), store.clone());
+    let user = User::new("sweep@example.com", "S", T0);
+    store.insert_user(&user).await.unwrap();
+    for _ in 0..25 {
+        layer.manager().sign_in(&user, SignIn::new()).await.unwrap();
+    }
+    clock.set(T0 + Duration::days(3));
+    let live = signed_cookie(&layer, &user).await;
+    clock.set(T0 + Duration::days(8));
+    let deleted = layer.manager().sweep_expired(10).await.unwrap();
+    assert_eq!(deleted, 25, "three batches: 10 + 10 + 5");
+    let left: i64 = sqlx::query_scalar(r#"select count(*) from "session""#)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 1);
+    assert_eq!(
+        send(me_router(&layer), get_req("/me", Some(&live)))
+            .await
+            .status,
+        200
+    );
+
+    let task = layer
+        .manager()
+        .spawn_sweeper(std::time::Duration::from_secs(60), 100);
+    task.abort();
+}
+
+#[tokio::test]
+async fn health_check_round_trips_a_probe() {
+    let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    let user = User::new("probe@example.com", "P", T0);
+    store.insert_user(&user).await.unwrap();
+    let layer = SessionLayer::new(
+        SessionConfig::builder().secret(SECRET).build().unwrap(),
+        store.clone(),
+    );
+    layer.manager().health_check(&user).await.unwrap();
+    let left: i64 = sqlx::query_scalar(r#"select count(*) from "session""#)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the probe is deleted");
+    let down = SessionLayer::new(
+        SessionConfig::builder().secret(SECRET).build().unwrap(),
+        Down,
+    );
+    assert!(down.manager().health_check(&user).await.is_err());
+}
+
+#[tokio::test]
+async fn absurd_stored_dates_never_panic() {
+    let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    let user = User::new("dates@example.com", "D", T0);
+    store.insert_user(&user).await.unwrap();
+    let clock = ManualClock::new(T0);
+    let layer = SessionLayer::new(config(&clock, |b| b), store.clone());
+    let app = me_router(&layer);
+    let cases = [
+        ("9999-12-31T23:59:59.999Z", 200),
+        ("1969-07-20T20:17:40.000Z", 401),
+        ("0000-01-01T00:00:00.000Z", 401),
+        ("not a date", 401),
+        ("", 401),
+        ("99999999999999999999", 401),
+    ];
+    for (i, (expires, status)) in cases.into_iter().enumerate() {
+        let token = format!("AbsurdDate{i:022}");
+        sqlx::query(r#"insert into "session" values (?1, ?2, ?3, ?4, ?4, '', '', ?5)"#)
+            .bind(format!("id{i}"))
+            .bind(expires)
+            .bind(&token)
+            .bind("2026-11-23T12:00:00.000Z")
+            .bind(&user.id)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let cookie = format!(
+            "{COOKIE}={}",
+            layer.config().signer().sign_cookie_value(&token)
+        );
+        let r = send(app.clone(), get_req("/me", Some(&cookie))).await;
+        assert_eq!(r.status, status, "expiresAt {expires:?}: {}", r.body);
+        assert!(r.set_cookies().iter().all(|c| !c.contains("Max-Age=")
+            || c.contains("Max-Age=0")
+            || c.contains("Max-Age=604800")));
+    }
+}
+
+#[test]
+fn max_age_is_clamped_to_400_days() {
+    let cfg = SessionConfig::builder()
+        .secret(SECRET)
+        .expires_in(Duration::days(400))
+        .build()
+        .unwrap();
+    assert_eq!(cfg.expires_in(), Duration::seconds(34_560_000));
+    let err = SessionConfig::builder()
+        .secret(SECRET)
+        .expires_in(Duration::days(401))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("400 days"), "{err}");
+}
+
+#[tokio::test]
+async fn max_age_header_never_exceeds_400_days() {
+    let clock = ManualClock::new(T0);
+    let memory = MemoryStore::new();
+    let user = User::new("max@example.com", "M", T0);
+    memory.insert_user(user.clone());
+    let layer = SessionLayer::new(
+        config(&clock, |b| b.expires_in(Duration::days(400))),
+        memory,
+    );
+    let s = layer.manager().sign_in(&user, SignIn::new()).await.unwrap();
+    assert!(s
+        .cookies
+        .iter()
+        .next()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=34560000"));
+}
+
+// ---- hashed tokens at rest ------------------------------------------------------------------------
+
+#[tokio::test]
+async fn hashed_tokens_keep_only_a_digest_in_the_store() {
+    let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    let user = User::new("hash@example.com", "H", T0);
+    store.insert_user(&user).await.unwrap();
+    let clock = ManualClock::new(T0);
+    let layer = SessionLayer::new(
+        config(&clock, |b| b.hash_tokens_at_rest(true)),
+        store.clone(),
+    );
+    let app = me_router(&layer);
+    let cookie = signed_cookie(&layer, &user).await;
+    let raw = token_of(&cookie);
+    let stored: String = sqlx::query_scalar(r#"select "token" from "session""#)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_ne!(stored, raw, "the raw token is not in the table");
+    assert_eq!(stored.len(), 64, "a SHA-256 hex digest");
+    assert_eq!(stored, layer.config().storage_key(&raw));
+    assert_eq!(
+        send(app.clone(), get_req("/me", Some(&cookie)))
+            .await
+            .status,
+        200
+    );
+
+    // A leaked table row replayed as a cookie does not authenticate.
+    let replay = format!(
+        "{COOKIE}={}",
+        layer.config().signer().sign_cookie_value(&stored)
+    );
+    assert_eq!(
+        send(app.clone(), get_req("/me", Some(&replay)))
+            .await
+            .status,
+        401
+    );
+
+    // Refresh and sign-out work through the digest.
+    clock.set(T0 + Duration::days(2));
+    let r = send(app.clone(), get_req("/me", Some(&cookie))).await;
+    assert!(r.set_cookie(COOKIE).is_some());
+    let _cleared = layer.manager().sign_out(&raw).await.unwrap();
+    assert_eq!(send(app, get_req("/me", Some(&cookie))).await.status, 401);
+}
+
+// ---- metrics ------------------------------------------------------------------------------------
+
+/// A minimal `metrics` recorder that sums counters by name and labels.
+#[derive(Clone, Default)]
+struct Tally(Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>);
+
+struct TallyCounter(String, Tally);
+
+impl metrics::CounterFn for TallyCounter {
+    fn increment(&self, value: u64) {
+        *self.1 .0.lock().unwrap().entry(self.0.clone()).or_default() += value;
+    }
+    fn absolute(&self, value: u64) {
+        self.1 .0.lock().unwrap().insert(self.0.clone(), value);
+    }
+}
+
+impl metrics::Recorder for Tally {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        let name = format!("{}{{{}}}", key.name(), labels.join(","));
+        metrics::Counter::from_arc(Arc::new(TallyCounter(name, self.clone())))
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        _: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+#[test]
+fn every_outcome_and_refresh_is_counted() {
+    let tally = Tally::default();
+    metrics::with_local_recorder(&tally, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let clock = ManualClock::new(T0);
+            let memory = MemoryStore::new();
+            let user = User::new("count@example.com", "C", T0);
+            memory.insert_user(user.clone());
+            let layer = SessionLayer::new(config(&clock, |b| b), memory);
+            let app = me_router(&layer);
+            let cookie = signed_cookie(&layer, &user).await;
+            send(app.clone(), get_req("/me", Some(&cookie))).await;
+            clock.set(T0 + Duration::days(2));
+            send(app.clone(), get_req("/me", Some(&cookie))).await;
+            send(app.clone(), get_req("/me", None)).await;
+            send(app.clone(), get_req("/me", Some(&format!("{COOKIE}=x.y")))).await;
+            let unknown = format!(
+                "{COOKIE}={}",
+                layer.config().signer().sign_cookie_value("nope")
+            );
+            send(app, get_req("/me", Some(&unknown))).await;
+        });
+    });
+    let counts = tally.0.lock().unwrap().clone();
+    let get = |k: &str| counts.get(k).copied().unwrap_or(0);
+    assert_eq!(
+        get("tower_auth_session_requests_total{outcome=authenticated}"),
+        2,
+        "{counts:?}"
+    );
+    assert_eq!(
+        get("tower_auth_session_requests_total{outcome=no_credential}"),
+        1
+    );
+    assert_eq!(
+        get("tower_auth_session_requests_total{outcome=bad_signature}"),
+        1
+    );
+    assert_eq!(
+        get("tower_auth_session_requests_total{outcome=rejected}"),
+        1
+    );
+    assert_eq!(get("tower_auth_session_refreshes_total{}"), 1);
+}
