@@ -50,7 +50,7 @@ step clippy cargo clippy --all-targets --all-features -- -D warnings
 # with the dev-dependencies here).
 step features-default cargo check --lib
 step features-none cargo check --lib --no-default-features
-step features-servers cargo check --lib --no-default-features --features postgres,redis
+step features-servers cargo check --lib --no-default-features --features postgres,redis,cache
 step test cargo test --all-features "$@"
 step doc env RUSTDOCFLAGS="${RUSTDOCFLAGS:+$RUSTDOCFLAGS }-D warnings" cargo doc --all-features --no-deps
 step fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash scripts/fuzz.sh

@@ -50,6 +50,11 @@ mod redis;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisStore, RedisStoreBuilder, RedisWithDatabase};
 
+#[cfg(feature = "cache")]
+mod cached;
+#[cfg(feature = "cache")]
+pub use cached::{CachedStore, CachedStoreBuilder};
+
 /// What a SQL store does at start-up when Better Auth's tables are absent.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
