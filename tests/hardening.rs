@@ -93,16 +93,7 @@ fn config(
 }
 
 async fn signed_cookie<St: SessionStore>(layer: &SessionLayer<St>, user: &User) -> String {
-    let s = layer.manager().sign_in(user, SignIn::new()).await.unwrap();
-    let line = s
-        .cookies
-        .iter()
-        .next()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
-    line.split(';').next().unwrap().to_owned()
+    session_cookie(&layer.manager().sign_in(user, SignIn::new()).await.unwrap())
 }
 
 fn token_of(cookie: &str) -> String {
@@ -226,45 +217,6 @@ async fn revoke_all_racing_a_refresh_wins() {
 }
 
 // ---- outage policy -----------------------------------------------------------------------------
-
-#[derive(Clone, Debug)]
-struct Down;
-
-impl SessionStore for Down {
-    async fn find(&self, _: &str) -> Result<Option<Authenticated>, StoreError> {
-        Err(StoreError::backend(
-            "find",
-            std::io::Error::other("connection refused"),
-        ))
-    }
-    async fn create(&self, _: &Session, _: &User) -> Result<(), StoreError> {
-        Err(StoreError::backend("create", std::io::Error::other("down")))
-    }
-    async fn extend(
-        &self,
-        _: &str,
-        _: OffsetDateTime,
-        _: OffsetDateTime,
-    ) -> Result<Option<Session>, StoreError> {
-        Err(StoreError::backend("extend", std::io::Error::other("down")))
-    }
-    async fn delete(&self, _: &str) -> Result<(), StoreError> {
-        Err(StoreError::backend("delete", std::io::Error::other("down")))
-    }
-    async fn delete_user_sessions(&self, _: &str) -> Result<u64, StoreError> {
-        Err(StoreError::backend("delete", std::io::Error::other("down")))
-    }
-    async fn list_user_sessions(
-        &self,
-        _: &str,
-        _: OffsetDateTime,
-    ) -> Result<Vec<Session>, StoreError> {
-        Err(StoreError::backend("list", std::io::Error::other("down")))
-    }
-    async fn delete_expired(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
-        Err(StoreError::backend("delete", std::io::Error::other("down")))
-    }
-}
 
 /// A store that never answers: the per-call deadline must.
 #[derive(Clone, Debug)]

@@ -11,7 +11,7 @@ use time::{Duration, OffsetDateTime};
 use tower_auth_session::extract::{CurrentSession, CurrentUser, MaybeUser, Sessions};
 use tower_auth_session::{
     Authenticated, ManualClock, MemoryStore, SessionConfig, SessionLayer, SessionStore, SignIn,
-    StoreError, User,
+    User,
 };
 
 const T0: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
@@ -388,64 +388,6 @@ async fn secure_and_custom_names() {
     let f = fixture_with(|b| b.session_cookie_name("sid"));
     let r = send(f.app.clone(), post_json("/sign-in", None, "{}")).await;
     assert!(r.set_cookie("sid").is_some(), "{:?}", r.set_cookies());
-}
-
-/// A store whose every call fails, to check the fail-closed outage answer.
-#[derive(Clone, Debug)]
-struct Down;
-
-impl SessionStore for Down {
-    async fn find(&self, _: &str) -> Result<Option<Authenticated>, StoreError> {
-        Err(StoreError::backend(
-            "find",
-            std::io::Error::other("connection refused"),
-        ))
-    }
-    async fn create(&self, _: &tower_auth_session::Session, _: &User) -> Result<(), StoreError> {
-        Err(StoreError::backend(
-            "create",
-            std::io::Error::other("connection refused"),
-        ))
-    }
-    async fn extend(
-        &self,
-        _: &str,
-        _: OffsetDateTime,
-        _: OffsetDateTime,
-    ) -> Result<Option<tower_auth_session::Session>, StoreError> {
-        Err(StoreError::backend(
-            "extend",
-            std::io::Error::other("connection refused"),
-        ))
-    }
-    async fn delete(&self, _: &str) -> Result<(), StoreError> {
-        Err(StoreError::backend(
-            "delete",
-            std::io::Error::other("connection refused"),
-        ))
-    }
-    async fn delete_user_sessions(&self, _: &str) -> Result<u64, StoreError> {
-        Err(StoreError::backend(
-            "delete",
-            std::io::Error::other("connection refused"),
-        ))
-    }
-    async fn list_user_sessions(
-        &self,
-        _: &str,
-        _: OffsetDateTime,
-    ) -> Result<Vec<tower_auth_session::Session>, StoreError> {
-        Err(StoreError::backend(
-            "list",
-            std::io::Error::other("connection refused"),
-        ))
-    }
-    async fn delete_expired(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
-        Err(StoreError::backend(
-            "delete",
-            std::io::Error::other("connection refused"),
-        ))
-    }
 }
 
 #[tokio::test]

@@ -68,28 +68,17 @@ async fn two_instances_share_sessions_revocations_and_refreshes() {
 
     let user = User::new("multi@example.com", "Multi", T0);
     a.layer.store().database().insert_user(&user).await.unwrap();
-    let cookie_of = |signed: tower_auth_session::SignedIn| {
-        let line = signed
-            .cookies
-            .iter()
-            .next()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_owned();
-        line.split(';').next().unwrap().to_owned()
-    };
 
     // Sign in on A, use the cookie on B.
-    let first = cookie_of(
-        a.layer
+    let first = common::session_cookie(
+        &a.layer
             .manager()
             .sign_in(&user, SignIn::new())
             .await
             .unwrap(),
     );
-    let second = cookie_of(
-        a.layer
+    let second = common::session_cookie(
+        &a.layer
             .manager()
             .sign_in(&user, SignIn::new())
             .await

@@ -127,26 +127,15 @@ mod across_instances {
             .insert_user(&user)
             .await
             .unwrap();
-        let cookie_of = |s: tower_auth_session::SignedIn| {
-            let line = s
-                .cookies
-                .iter()
-                .next()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .to_owned();
-            line.split(';').next().unwrap().to_owned()
-        };
-        let one = cookie_of(
-            layer_a
+        let one = common::session_cookie(
+            &layer_a
                 .manager()
                 .sign_in(&user, SignIn::new())
                 .await
                 .unwrap(),
         );
-        let two = cookie_of(
-            layer_a
+        let two = common::session_cookie(
+            &layer_a
                 .manager()
                 .sign_in(&user, SignIn::new())
                 .await

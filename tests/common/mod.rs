@@ -198,3 +198,50 @@ pub async fn fresh_pg_database(test: &str) -> Option<String> {
 pub fn redis_prefix() -> String {
     format!("t{}:", tower_auth_session::codec::generate_id(10))
 }
+
+/// A store whose every call fails, as a database that refuses connections would.
+#[derive(Clone, Debug)]
+pub struct Down;
+
+fn refused(op: &'static str) -> StoreError {
+    StoreError::backend(op, std::io::Error::other("connection refused"))
+}
+
+impl SessionStore for Down {
+    async fn find(&self, _: &str) -> Result<Option<Authenticated>, StoreError> {
+        Err(refused("find"))
+    }
+    async fn create(&self, _: &Session, _: &User) -> Result<(), StoreError> {
+        Err(refused("create"))
+    }
+    async fn extend(
+        &self,
+        _: &str,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
+        Err(refused("extend"))
+    }
+    async fn delete(&self, _: &str) -> Result<(), StoreError> {
+        Err(refused("delete"))
+    }
+    async fn delete_user_sessions(&self, _: &str) -> Result<u64, StoreError> {
+        Err(refused("delete user sessions"))
+    }
+    async fn list_user_sessions(
+        &self,
+        _: &str,
+        _: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        Err(refused("list"))
+    }
+    async fn delete_expired(&self, _: OffsetDateTime) -> Result<u64, StoreError> {
+        Err(refused("delete expired"))
+    }
+}
+
+/// `name=value` of the session cookie a sign-in set (its first `Set-Cookie`).
+pub fn session_cookie(signed: &tower_auth_session::SignedIn) -> String {
+    let line = signed.cookies.iter().next().unwrap().to_str().unwrap();
+    line.split(';').next().unwrap().to_owned()
+}
