@@ -409,7 +409,7 @@ pub(crate) async fn resolve<St: SessionStore>(
     match verdict {
         Verdict::Expired => {
             tracing::debug!(reason = "expired", token = %TokenTag(token), "rejected a session");
-            if let Err(error) = timed(config, "delete", store.delete(key)).await {
+            if let Err(error) = timed(config, "delete", store.delete_if_expired(key, now)).await {
                 tracing::warn!(%error, "could not delete an expired session");
             }
             return Resolution::Rejected { chunks };

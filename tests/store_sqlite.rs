@@ -219,3 +219,27 @@ async fn sessions_survive_a_restart() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, "alice@example.com");
 }
+
+#[tokio::test]
+async fn drizzle_layout_with_unix_ms_dates() {
+    use tower_auth_session::store::SqlSchema;
+    let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    let store = SqliteStore::open_with(
+        pool.clone(),
+        SchemaMode::CreateIfMissing,
+        SqlSchema::drizzle(),
+    )
+    .await
+    .unwrap();
+    conformance::find_returns_what_create_wrote(store.clone()).await;
+    conformance::extend_moves_expiry_forward_only(store.clone()).await;
+    conformance::list_live_sessions_in_expiry_order(store.clone()).await;
+    conformance::delete_expired_sessions(store.clone()).await;
+    let row =
+        sqlx::query(r#"select typeof("expires_at"), typeof("created_at") from "session" limit 1"#)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(row.get::<String, _>(0), "integer", "Drizzle's timestamp_ms");
+    assert_eq!(row.get::<String, _>(1), "integer");
+}

@@ -328,6 +328,12 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         Ok(())
     }
 
+    async fn delete_if_expired(&self, token: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.inner.delete_if_expired(token, now).await?;
+        self.cache.invalidate(token).await;
+        Ok(())
+    }
+
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         let n = self.inner.delete_user_sessions(user_id).await?;
         invalidate_user(&self.cache, user_id);

@@ -126,6 +126,18 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    async fn delete_if_expired(&self, token: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        if inner
+            .sessions
+            .get(token)
+            .is_some_and(|s| s.expires_at < now)
+        {
+            inner.sessions.remove(token);
+        }
+        Ok(())
+    }
+
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         let mut inner = self.write();
         let before = inner.sessions.len();

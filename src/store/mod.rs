@@ -97,6 +97,19 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Deletes the session `token`. Deleting a missing session is not an error.
     fn delete(&self, token: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Deletes the session `token` only if it is still expired at `now` (`expiresAt < now`),
+    /// so that an instance whose clock runs ahead never deletes a session another instance has
+    /// just extended. The layer uses this for the sessions it finds expired. The default
+    /// deletes unconditionally; the SQL and memory stores make it conditional.
+    fn delete_if_expired(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = now;
+        self.delete(token)
+    }
+
     /// Deletes every session of `user_id` and returns how many were deleted (where the store
     /// can tell).
     fn delete_user_sessions(
@@ -153,6 +166,13 @@ impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
     }
     fn delete(&self, token: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).delete(token)
+    }
+    fn delete_if_expired(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).delete_if_expired(token, now)
     }
     fn delete_user_sessions(
         &self,

@@ -412,6 +412,16 @@ impl SessionStore for PostgresStore {
         Ok(())
     }
 
+    async fn delete_if_expired(&self, token: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query(&self.queries.delete_if_expired)
+            .bind(token)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::backend("delete", e))?;
+        Ok(())
+    }
+
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         let done = sqlx::query(&self.queries.delete_user_sessions)
             .bind(user_id)

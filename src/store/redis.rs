@@ -452,6 +452,13 @@ impl SessionStore for RedisStore {
         Ok(())
     }
 
+    async fn delete_if_expired(&self, token: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        match self.read(token).await? {
+            Some((_, stored, _)) if stored.session.expires_at < now => self.delete(token).await,
+            _ => Ok(()),
+        }
+    }
+
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         let now_ms = time_fmt::to_unix_ms(self.clock.now());
         let mut conn = self.conn.clone();
@@ -576,6 +583,16 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
     async fn delete(&self, token: &str) -> Result<(), StoreError> {
         self.database.delete(token).await?;
         self.redis.delete(token).await
+    }
+
+    async fn delete_if_expired(&self, token: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.database.delete_if_expired(token, now).await?;
+        // The Redis key carries its own TTL; drop it only if it too says expired.
+        match self.redis.read(token).await? {
+            Some((_, stored, _)) if stored.session.expires_at >= now => Ok(()),
+            Some(_) => self.redis.delete(token).await,
+            None => Ok(()),
+        }
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {

@@ -236,6 +236,7 @@ pub(crate) struct Queries {
     pub(crate) insert: String,
     pub(crate) extend: String,
     pub(crate) delete: String,
+    pub(crate) delete_if_expired: String,
     pub(crate) delete_user_sessions: String,
     pub(crate) list: String,
     pub(crate) delete_expired: String,
@@ -316,6 +317,13 @@ impl Queries {
             p3 = p(3),
         );
         let delete = format!("delete from {st} where {} = {}", schema.s(S::Token), p(1));
+        let delete_if_expired = format!(
+            "delete from {st} where {} = {} and {} < {}",
+            schema.s(S::Token),
+            p(1),
+            schema.s(S::ExpiresAt),
+            p(2)
+        );
         let delete_user_sessions =
             format!("delete from {st} where {} = {}", schema.s(S::UserId), p(1));
         let list = format!(
@@ -365,6 +373,7 @@ impl Queries {
             insert,
             extend,
             delete,
+            delete_if_expired,
             delete_user_sessions,
             list,
             delete_expired,

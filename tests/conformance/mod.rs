@@ -151,6 +151,20 @@ pub async fn delete_one<S: Harness>(store: S) {
     store.delete("never-existed").await.unwrap();
 }
 
+pub async fn delete_if_expired_spares_a_live_session<S: Harness>(store: S) {
+    // Another instance extended it a moment ago: an instance that saw it expired must not
+    // delete it.
+    let (_, live) = with_session(&store, NOW + Duration::days(7)).await;
+    store.delete_if_expired(&live.token, NOW).await.unwrap();
+    assert!(store.find(&live.token).await.unwrap().is_some());
+    let (_, old) = with_session(&store, NOW + Duration::seconds(1)).await;
+    store
+        .delete_if_expired(&old.token, NOW + Duration::seconds(2))
+        .await
+        .unwrap();
+    assert!(store.find(&old.token).await.unwrap().is_none());
+}
+
 pub async fn revoke_all_for_user<S: Harness>(store: S) {
     let (u, a) = with_session(&store, NOW + Duration::days(7)).await;
     let b = session(&u, NOW + Duration::days(3));
@@ -228,6 +242,7 @@ macro_rules! conformance_suite {
             extend_moves_expiry_forward_only,
             extend_never_resurrects,
             delete_one,
+            delete_if_expired_spares_a_live_session,
             revoke_all_for_user,
             list_live_sessions_in_expiry_order,
             delete_expired_sessions,
