@@ -213,12 +213,8 @@ pub(crate) fn verify(
         CookieCacheStrategy::Jwe => return None,
     };
     let version_ok = payload.version.as_deref().unwrap_or("1") == cache.version;
-    (version_ok && payload.session.token == token && payload.session.expires_at >= now).then(|| {
-        Authenticated {
-            session: payload.session,
-            user: payload.user,
-        }
-    })
+    (version_ok && payload.session.token == token && payload.session.expires_at >= now)
+        .then(|| Authenticated::new(payload.session, payload.user))
 }
 
 /// Compact: HMAC over the signed message rebuilt from the raw bytes (no re-serialization), then
@@ -477,10 +473,7 @@ mod tests {
             r#"{"session":{"expiresAt":"2099-12-31T00:00:00.000Z","token":"7aON9QvXi7cN5W22aBoYB7O4cBy827eS","createdAt":"2026-01-01T00:00:00.000Z","updatedAt":"2026-01-01T00:00:00.000Z","ipAddress":"","userAgent":"","userId":"U0000000000000000000000000000001","id":"S0000000000000000000000000000001"},"user":{"name":"Alice","email":"alice@example.com","emailVerified":false,"image":null,"createdAt":"2026-01-01T00:00:00.000Z","updatedAt":"2026-01-01T00:00:00.000Z","id":"U0000000000000000000000000000001"},"updatedAt":1767225600000,"version":"1"}"#,
         )
         .unwrap();
-        Authenticated {
-            session: p.session,
-            user: p.user,
-        }
+        Authenticated::new(p.session, p.user)
     }
 
     #[test]

@@ -96,7 +96,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         authenticated(parts)?
-            .map(|a| Self(a.user.clone()))
+            .map(|a| Self((*a.user).clone()))
             .ok_or(Rejection::Unauthorized)
     }
 }
@@ -105,7 +105,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentUser {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
-        Ok(authenticated(parts)?.map(|a| Self(a.user.clone())))
+        Ok(authenticated(parts)?.map(|a| Self((*a.user).clone())))
     }
 }
 
@@ -142,7 +142,7 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeUser {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(authenticated(parts)?.map(|a| a.user.clone())))
+        Ok(Self(authenticated(parts)?.map(|a| (*a.user).clone())))
     }
 }
 

@@ -86,7 +86,9 @@ impl User {
 }
 
 /// An authenticated request's session and user, inserted into the request extensions by
-/// [`SessionService`](crate::SessionService).
+/// [`SessionService`](crate::SessionService). Both are shared (`Arc`), so passing this around
+/// or caching it never copies the rows; fields read through the `Arc` as usual
+/// (`auth.user.email`).
 ///
 /// Plain tower or hyper services read it with
 /// `request.extensions().get::<Authenticated>()`; axum handlers use the extractors in
@@ -94,12 +96,20 @@ impl User {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Authenticated {
     /// The session row, after any refresh this request caused.
-    pub session: Session,
+    pub session: std::sync::Arc<Session>,
     /// The session's user.
-    pub user: User,
+    pub user: std::sync::Arc<User>,
 }
 
 impl Authenticated {
+    /// Wraps a session and its user.
+    pub fn new(session: Session, user: User) -> Self {
+        Self {
+            session: std::sync::Arc::new(session),
+            user: std::sync::Arc::new(user),
+        }
+    }
+
     /// Whether the session is "fresh": created less than `fresh_age` ago, as Better Auth's
     /// `freshSessionMiddleware` requires for sensitive routes. A zero `fresh_age` disables the
     /// check (always fresh).

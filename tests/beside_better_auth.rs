@@ -51,13 +51,13 @@ fn fx(f: impl FnOnce(SessionConfigBuilder) -> SessionConfigBuilder) -> Fx {
         )
         .route(
             "/write",
-            post(|CurrentSession(a): CurrentSession| async move { a.user.email }),
+            post(|CurrentSession(a): CurrentSession| async move { a.user.email.clone() }),
         )
         .route("/webhooks/stripe", post(|| async { "hook" }))
         .route("/public-write", post(|| async { "ok" }))
         .route(
             "/sensitive",
-            post(|FreshSession(a): FreshSession| async move { a.user.email }),
+            post(|FreshSession(a): FreshSession| async move { a.user.email.clone() }),
         )
         .route(
             "/sign-in",

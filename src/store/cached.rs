@@ -311,7 +311,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         match (&updated, self.cache.get(token).await) {
             (Some(session), Some(Entry::Found(auth))) => {
                 let mut fresh = (*auth).clone();
-                fresh.session = session.clone();
+                fresh.session = Arc::new(session.clone());
                 self.cache
                     .insert(token.to_owned(), Entry::Found(Arc::new(fresh)))
                     .await;

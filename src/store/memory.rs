@@ -33,8 +33,8 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    sessions: HashMap<String, Session>,
-    users: HashMap<String, User>,
+    sessions: HashMap<String, Arc<Session>>,
+    users: HashMap<String, Arc<User>>,
 }
 
 impl MemoryStore {
@@ -55,7 +55,7 @@ impl MemoryStore {
 
     /// Adds or replaces a user.
     pub fn insert_user(&self, user: User) {
-        self.write().users.insert(user.id.clone(), user);
+        self.write().users.insert(user.id.clone(), Arc::new(user));
     }
 
     /// Removes a user and, like `ON DELETE CASCADE`, all of their sessions.
@@ -72,7 +72,7 @@ impl MemoryStore {
             .users
             .values()
             .find(|u| u.email == email)
-            .cloned()
+            .map(|u| (**u).clone())
     }
 
     /// The number of sessions held, expired ones included.
@@ -87,9 +87,10 @@ impl SessionStore for MemoryStore {
         let Some(session) = inner.sessions.get(token) else {
             return Ok(None);
         };
+        // Shared rows: a lookup copies two pointers, not the strings.
         Ok(inner.users.get(&session.user_id).map(|user| Authenticated {
-            session: session.clone(),
-            user: user.clone(),
+            session: Arc::clone(session),
+            user: Arc::clone(user),
         }))
     }
 
@@ -98,10 +99,10 @@ impl SessionStore for MemoryStore {
         inner
             .users
             .entry(user.id.clone())
-            .or_insert_with(|| user.clone());
+            .or_insert_with(|| Arc::new(user.clone()));
         inner
             .sessions
-            .insert(session.token.clone(), session.clone());
+            .insert(session.token.clone(), Arc::new(session.clone()));
         Ok(())
     }
 
@@ -114,6 +115,7 @@ impl SessionStore for MemoryStore {
         let mut inner = self.write();
         Ok(inner.sessions.get_mut(token).and_then(|s| {
             (s.expires_at >= now && s.expires_at < expires_at).then(|| {
+                let s = Arc::make_mut(s);
                 s.expires_at = expires_at;
                 s.updated_at = now;
                 s.clone()
@@ -155,7 +157,7 @@ impl SessionStore for MemoryStore {
             .sessions
             .values()
             .filter(|s| s.user_id == user_id && s.expires_at > now)
-            .cloned()
+            .map(|s| (**s).clone())
             .collect();
         list.sort_by(|a, b| a.expires_at.cmp(&b.expires_at).then(a.id.cmp(&b.id)));
         Ok(list)

@@ -356,10 +356,7 @@ impl RedisStore {
 impl SessionStore for RedisStore {
     async fn find(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
         Ok(match self.read(token).await? {
-            Some((_, stored, false)) => Some(Authenticated {
-                session: stored.session,
-                user: stored.user,
-            }),
+            Some((_, stored, false)) => Some(Authenticated::new(stored.session, stored.user)),
             _ => None,
         })
     }
@@ -511,7 +508,7 @@ impl SessionStore for RedisStore {
         for entry in list {
             if let Some(auth) = self.find(&entry.token).await? {
                 if auth.session.expires_at > now {
-                    sessions.push(auth.session);
+                    sessions.push((*auth.session).clone());
                 }
             }
         }
@@ -551,10 +548,7 @@ impl<D> RedisWithDatabase<D> {
 impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
     async fn find(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
         match self.redis.read(token).await? {
-            Some((_, stored, false)) => Ok(Some(Authenticated {
-                session: stored.session,
-                user: stored.user,
-            })),
+            Some((_, stored, false)) => Ok(Some(Authenticated::new(stored.session, stored.user))),
             // Revoked by the marker: authoritative, no fallback.
             Some((_, _, true)) => Ok(None),
             None => self.database.find(token).await,

@@ -381,7 +381,7 @@ impl SessionStore for SqliteStore {
         let q = &self.queries;
         let session = read_session(&row, 0, &q.session_extra)?;
         let user = read_user(&row, 8 + q.session_extra.len(), &q.user_extra)?;
-        Ok(Some(Authenticated { session, user }))
+        Ok(Some(Authenticated::new(session, user)))
     }
 
     async fn create(&self, session: &Session, _user: &User) -> Result<(), StoreError> {

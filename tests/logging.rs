@@ -1,0 +1,76 @@
+//! Rejections are logged with a reason and never the token. Its own test binary: `tracing`
+//! caches callsite interest process-wide, so a scoped subscriber must not share the process
+//! with tests running on other threads.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use common::{get_req, send, SECRET};
+use tower_auth_session::extract::CurrentUser;
+use tower_auth_session::{MemoryStore, SessionConfig, SessionLayer};
+
+const COOKIE: &str = "better-auth.session_token";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn rejections_are_logged_with_a_reason_and_never_the_token() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let token = "SecretTokenValue0123456789abcdef";
+    tracing::subscriber::with_default(subscriber, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let layer = SessionLayer::new(
+                SessionConfig::builder().secret(SECRET).build().unwrap(),
+                MemoryStore::new(),
+            );
+            let app = axum::Router::new()
+                .route(
+                    "/me",
+                    get(|CurrentUser(u): CurrentUser| async move { u.email }),
+                )
+                .layer(layer.clone());
+            let cookie = format!(
+                "{COOKIE}={}",
+                layer.config().signer().sign_cookie_value(token)
+            );
+            send(app.clone(), get_req("/me", Some(&cookie))).await;
+            send(
+                app.clone(),
+                get_req("/me", Some(&format!("{COOKIE}={token}.bad"))),
+            )
+            .await;
+            send(app, get_req("/me", None)).await;
+        });
+    });
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("unknown token or user missing"), "{logs}");
+    assert!(logs.contains("bad_signature"), "{logs}");
+    assert!(logs.contains("no_credential"), "{logs}");
+    assert!(
+        !logs.contains(token),
+        "the token never appears in logs:\n{logs}"
+    );
+}
