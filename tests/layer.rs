@@ -462,3 +462,51 @@ async fn revoke_all_and_list() {
     assert_eq!(f.get("/me", Some(&b)).await.status, 401);
     assert!(manager.list(&f.user.id).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn sign_in_records_user_agent_and_client_ip() {
+    let f = fixture();
+    let req = http::Request::post("/sign-in")
+        .header("user-agent", "Mozilla/5.0 (test)")
+        .header("x-forwarded-for", "203.0.113.7, 10.0.0.1")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let r = send(f.app.clone(), req).await;
+    let token = r
+        .cookie_pair(COOKIE)
+        .split_once('=')
+        .unwrap()
+        .1
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    let row = f.store.inner.find(&token).await.unwrap().unwrap().session;
+    assert_eq!(row.user_agent.as_deref(), Some("Mozilla/5.0 (test)"));
+    assert_eq!(
+        row.ip_address.as_deref(),
+        Some("203.0.113.7"),
+        "first address of X-Forwarded-For"
+    );
+
+    // Unknown values are written as "", as Better Auth does; a bogus forwarded value is ignored.
+    let req = http::Request::post("/sign-in")
+        .header("x-forwarded-for", "not-an-ip")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let r = send(f.app.clone(), req).await;
+    let token = r
+        .cookie_pair(COOKIE)
+        .split_once('=')
+        .unwrap()
+        .1
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    let row = f.store.inner.find(&token).await.unwrap().unwrap().session;
+    assert_eq!(
+        (row.user_agent.as_deref(), row.ip_address.as_deref()),
+        (Some(""), Some(""))
+    );
+}
