@@ -5,8 +5,9 @@
 # Usage: scripts/checks.sh [EXTRA CARGO TEST ARGS...]
 #   Extra arguments go to `cargo test --all-features` (e.g. `-- --nocapture`).
 # Environment:
-#   TAS_CHECK_PACKAGE=1   also run a full `cargo package --allow-dirty` (builds the package)
-#   TAS_CHECKS_SKIP="a b" skip the named steps (fmt clippy test doc package-list package)
+#   TAS_CHECKS_SKIP="a b" skip the named steps (fmt clippy features-default features-none
+#                         features-servers test doc fuzz package)
+#   FUZZ_SECONDS=N        how long the fuzz step runs (default 20)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -204,12 +204,9 @@ fn bearer_token(config: &SessionConfig, headers: &HeaderMap) -> Option<String> {
     }
     let credential = value[7..].trim_ascii();
     if credential.contains(&b'.') {
-        // Verified with the current secret only: a rotated bearer value is simply re-issued
-        // by the next sign-in.
-        return config
-            .signer
-            .unsign(credential)
-            .map(std::borrow::Cow::into_owned);
+        // Previous secrets verify bearer values too, so a rotation does not log out API
+        // clients.
+        return config.unsign(credential).map(|(token, _)| token);
     }
     let raw_ok = config.bearer == Bearer::SignedOrRaw
         && !credential.is_empty()

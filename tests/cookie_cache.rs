@@ -175,13 +175,52 @@ async fn any_cache_failure_falls_back_to_the_store_and_expires_the_cache() {
     let r = f.get("/me", &format!("{DATA}={value}")).await;
     assert_eq!(r.status, 401);
 
-    // Bumping the version invalidates every cache cookie.
-    let v2 = fx_with("Cache", |b| {
-        b.cookie_cache(CookieCache::compact().version("2"))
+    // Bumping the version invalidates every cache cookie: the same store and token, a layer
+    // configured with version "2", the version-"1" cache cookie above.
+    let v2 = SessionLayer::new(
+        SessionConfig::builder()
+            .secret(SECRET)
+            .clock(f.clock.clone())
+            .cookie_cache(CookieCache::compact().version("2"))
+            .build()
+            .unwrap(),
+        f.store.clone(),
+    );
+    let app2 = Router::new()
+        .route(
+            "/me",
+            get(
+                |CurrentSession(a): CurrentSession, info: axum::Extension<SessionInfo>| async move {
+                    format!("{} cache={}", a.user.email, info.from_cache)
+                },
+            ),
+        )
+        .layer(v2);
+    let calls = f.store.calls();
+    let r = send(
+        app2,
+        get_req("/me", Some(&format!("{token}; {DATA}={value}"))),
+    )
+    .await;
+    assert!(r.body.ends_with("cache=false"), "{}", r.body);
+    assert!(
+        f.store.calls() > calls,
+        "version mismatch: the store was read"
+    );
+
+    // A cache cookie whose embedded session has expired, while the cache cookie itself has
+    // not (a cache max-age longer than the session), is not trusted.
+    let long = fx_with("Long", |b| {
+        b.cookie_cache(CookieCache::compact().max_age(Duration::days(10)))
     });
-    let t2 = v2.token_cookie(true).await;
-    let r = v2.get("/me", &format!("{t2}; {DATA}={value}")).await;
-    assert!(r.body.ends_with("cache=false"));
+    let short = long.token_cookie(true).await;
+    let cache = long.get("/me", &short).await.cookie_pair(DATA);
+    long.clock
+        .set(T0 + Duration::days(7) + Duration::seconds(1));
+    let calls = long.store.calls();
+    let r = long.get("/me", &format!("{short}; {cache}")).await;
+    assert_eq!(r.status, 401, "the session inside the cache expired");
+    assert!(long.store.calls() > calls, "fell back to the store");
 }
 
 #[tokio::test]

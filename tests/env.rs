@@ -16,6 +16,60 @@ fn better_auth_secrets_env_is_read_first_current_first() {
     let cfg = SessionConfig::from_env().unwrap();
     let current = tower_auth_session::codec::Signer::new("current-secret-0123456789-abcdefghijk");
     assert_eq!(cfg.signer().sign_raw("t"), current.sign_raw("t"));
+
+    // The previous secret from the list still verifies, and such a cookie is re-signed.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use tower::ServiceExt;
+        let store = tower_auth_session::MemoryStore::new();
+        let user =
+            tower_auth_session::User::new("env@example.com", "E", time::OffsetDateTime::now_utc());
+        store.insert_user(user.clone());
+        let old = tower_auth_session::SessionLayer::new(
+            SessionConfig::builder()
+                .secret("previous-secret-0123456789-abcdefghij")
+                .build()
+                .unwrap(),
+            store.clone(),
+        );
+        let signed = old
+            .manager()
+            .sign_in(&user, tower_auth_session::SignIn::new())
+            .await
+            .unwrap();
+        let cookie = signed
+            .cookies
+            .iter()
+            .next()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let app = axum::Router::new()
+            .route("/", axum::routing::get(|| async { "ok" }))
+            .layer(tower_auth_session::SessionLayer::new(cfg.clone(), store));
+        let req = http::Request::get("/")
+            .header("cookie", &cookie)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        let line = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+        let token = &signed.session.token;
+        assert!(
+            line.starts_with(&format!(
+                "better-auth.session_token={}",
+                cfg.signer().sign_cookie_value(token)
+            )),
+            "{line}"
+        );
+    });
+
     std::env::set_var("BETTER_AUTH_SECRETS", "2:a,2:b");
     assert!(SessionConfig::from_env()
         .unwrap_err()

@@ -377,11 +377,12 @@ async fn previous_secrets_verify_and_cookies_are_re_signed() {
 
 #[tokio::test]
 async fn sweeper_deletes_expired_sessions_in_bounded_batches() {
-    let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    let sqlite = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    let store = Counting::new(sqlite.clone());
     let clock = ManualClock::new(T0);
     let layer = SessionLayer::new(config(&clock, |b| b), store.clone());
     let user = User::new("sweep@example.com", "S", T0);
-    store.insert_user(&user).await.unwrap();
+    sqlite.insert_user(&user).await.unwrap();
     for _ in 0..25 {
         layer.manager().sign_in(&user, SignIn::new()).await.unwrap();
     }
@@ -389,9 +390,14 @@ async fn sweeper_deletes_expired_sessions_in_bounded_batches() {
     let live = signed_cookie(&layer, &user).await;
     clock.set(T0 + Duration::days(8));
     let deleted = layer.manager().sweep_expired(10).await.unwrap();
-    assert_eq!(deleted, 25, "three batches: 10 + 10 + 5");
+    assert_eq!(deleted, 25);
+    assert_eq!(
+        *store.batches.lock().unwrap(),
+        vec![(10, 10), (10, 10), (10, 5)],
+        "bounded batches until one comes back short"
+    );
     let left: i64 = sqlx::query_scalar(r#"select count(*) from "session""#)
-        .fetch_one(store.pool())
+        .fetch_one(sqlite.pool())
         .await
         .unwrap();
     assert_eq!(left, 1);
@@ -402,10 +408,27 @@ async fn sweeper_deletes_expired_sessions_in_bounded_batches() {
         200
     );
 
+    // The background task sweeps by itself (Tokio's paused clock is not needed: the first tick
+    // fires at once).
+    for _ in 0..3 {
+        layer.manager().sign_in(&user, SignIn::new()).await.unwrap();
+    }
+    clock.set(T0 + Duration::days(20));
+    store.batches.lock().unwrap().clear();
     let task = layer
         .manager()
-        .spawn_sweeper(std::time::Duration::from_secs(60), 100);
+        .spawn_sweeper(std::time::Duration::from_secs(3600), 100);
+    let mut waited = 0;
+    while store.batches.lock().unwrap().is_empty() && waited < 1000 {
+        tokio::task::yield_now().await;
+        waited += 1;
+    }
     task.abort();
+    assert_eq!(
+        store.batches.lock().unwrap().first(),
+        Some(&(100, 4)),
+        "the task swept"
+    );
 }
 
 #[tokio::test]
@@ -483,6 +506,135 @@ fn max_age_is_clamped_to_400_days() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("400 days"), "{err}");
+}
+
+#[tokio::test]
+async fn a_re_signed_cookie_for_a_far_future_row_is_capped_at_400_days() {
+    const OLD: &str = "old-secret-0123456789-abcdefghijklmnop";
+    let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    let user = User::new("far@example.com", "F", T0);
+    store.insert_user(&user).await.unwrap();
+    let token = "FarFutureToken000000000000000000";
+    sqlx::query(r#"insert into "session" values ('far', '9999-12-31T23:59:59.999Z', ?1, ?2, ?2, '', '', ?3)"#)
+        .bind(token)
+        .bind("2026-11-23T12:00:00.000Z")
+        .bind(&user.id)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let clock = ManualClock::new(T0);
+    let layer = SessionLayer::new(config(&clock, |b| b.previous_secret(OLD, None)), store);
+    let cookie = format!(
+        "{COOKIE}={}",
+        tower_auth_session::codec::Signer::new(OLD).sign_cookie_value(token)
+    );
+    let r = send(me_router(&layer), get_req("/me", Some(&cookie))).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.set_cookie(COOKIE)
+            .unwrap()
+            .contains("; Max-Age=34560000;"),
+        "{:?}",
+        r.set_cookies()
+    );
+}
+
+/// A store whose conditional refresh always writes nothing (as if another instance had just
+/// acted), and whose second read returns what `after` says.
+#[derive(Clone, Debug)]
+struct RacedAway {
+    memory: MemoryStore,
+    after: Arc<std::sync::Mutex<Option<OffsetDateTime>>>,
+    reads: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SessionStore for RacedAway {
+    async fn find(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
+        let n = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let found = self.memory.find(token).await?;
+        if n == 0 {
+            return Ok(found);
+        }
+        // The re-read: the session was refreshed elsewhere (`Some(expiry)`) or deleted.
+        let after = *self.after.lock().unwrap();
+        Ok(match (found, after) {
+            (Some(mut auth), Some(expires_at)) => {
+                Arc::make_mut(&mut auth.session).expires_at = expires_at;
+                Some(auth)
+            }
+            _ => None,
+        })
+    }
+    async fn create(&self, s: &Session, u: &User) -> Result<(), StoreError> {
+        self.memory.create(s, u).await
+    }
+    async fn extend(
+        &self,
+        _: &str,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
+        Ok(None)
+    }
+    async fn delete(&self, t: &str) -> Result<(), StoreError> {
+        self.memory.delete(t).await
+    }
+    async fn delete_user_sessions(&self, u: &str) -> Result<u64, StoreError> {
+        self.memory.delete_user_sessions(u).await
+    }
+    async fn list_user_sessions(
+        &self,
+        u: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.memory.list_user_sessions(u, now).await
+    }
+    async fn delete_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.memory.delete_expired(now).await
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_that_writes_nothing_acts_on_a_fresh_read() {
+    for (after, status, refreshed_elsewhere) in [
+        (Some(T0 + Duration::days(9)), 200, true),
+        (None, 401, false),
+    ] {
+        let clock = ManualClock::new(T0);
+        let memory = MemoryStore::new();
+        let user = User::new("reread@example.com", "R", T0);
+        memory.insert_user(user.clone());
+        let store = RacedAway {
+            memory,
+            after: Arc::new(std::sync::Mutex::new(after)),
+            reads: Arc::default(),
+        };
+        let layer = SessionLayer::new(config(&clock, |b| b), store.clone());
+        let cookie = signed_cookie(&layer, &user).await;
+        clock.set(T0 + Duration::days(2));
+        let r = send(me_router(&layer), get_req("/me", Some(&cookie))).await;
+        assert_eq!(r.status, status);
+        assert_eq!(
+            store.reads.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "read again after the empty write"
+        );
+        if refreshed_elsewhere {
+            assert_eq!(
+                r.body, "2026-12-02T12:00:00.000Z",
+                "serves what the re-read found"
+            );
+            assert!(
+                r.set_cookies().is_empty(),
+                "the instance that refreshed sent the cookie"
+            );
+        } else {
+            assert!(
+                r.set_cookie(COOKIE).unwrap().contains("Max-Age=0"),
+                "gone: signed out"
+            );
+        }
+    }
 }
 
 #[tokio::test]

@@ -483,6 +483,11 @@ async fn every_direction<St: SessionStore>(p: Peer<St>) {
         "{:?}: Rust rejects the expired session too",
         p.backend
     );
+    assert!(
+        !p.stored(&token_of(&d)).await,
+        "{:?}: the expired row is gone",
+        p.backend
+    );
 
     // 7. "Don't remember me": Rust never refreshes while the signed marker is present.
     let up = p.ba_sign_up("peer-dont@example.com", false).await;

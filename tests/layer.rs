@@ -510,3 +510,23 @@ async fn sign_in_records_user_agent_and_client_ip() {
         (Some(""), Some(""))
     );
 }
+
+#[test]
+fn the_public_default_secret_and_weak_secrets_are_refused() {
+    let err = SessionConfig::builder()
+        .secret(tower_auth_session::BETTER_AUTH_DEFAULT_SECRET)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, tower_auth_session::ConfigError::DefaultSecret),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("BETTER_AUTH_SECRET"), "{err}");
+    let err = SessionConfig::builder()
+        .secret("short")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("at least 32"), "{err}");
+    let err = SessionConfig::builder().secret("").build().unwrap_err();
+    assert!(err.to_string().contains("BETTER_AUTH_SECRET"), "{err}");
+}

@@ -243,3 +243,28 @@ async fn drizzle_layout_with_unix_ms_dates() {
     assert_eq!(row.get::<String, _>(0), "integer", "Drizzle's timestamp_ms");
     assert_eq!(row.get::<String, _>(1), "integer");
 }
+
+#[tokio::test]
+async fn prisma_layout_with_unix_ms_dates() {
+    use tower_auth_session::store::SqlSchema;
+    let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+    let store = SqliteStore::open_with(
+        pool.clone(),
+        SchemaMode::CreateIfMissing,
+        SqlSchema::prisma(),
+    )
+    .await
+    .unwrap();
+    conformance::find_returns_what_create_wrote(store.clone()).await;
+    conformance::extend_never_resurrects(store.clone()).await;
+    conformance::list_live_sessions_in_expiry_order(store.clone()).await;
+    let row = sqlx::query(r#"select typeof("expiresAt") from "session" limit 1"#)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        row.get::<String, _>(0),
+        "integer",
+        "Prisma's DateTime in SQLite"
+    );
+}

@@ -163,6 +163,25 @@ impl SessionStore for MemoryStore {
         Ok(list)
     }
 
+    async fn delete_expired_batch(
+        &self,
+        now: OffsetDateTime,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        let mut inner = self.write();
+        let doomed: Vec<String> = inner
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.expires_at < now)
+            .map(|(token, _)| token.clone())
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect();
+        for token in &doomed {
+            inner.sessions.remove(token);
+        }
+        Ok(doomed.len() as u64)
+    }
+
     async fn delete_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let mut inner = self.write();
         let before = inner.sessions.len();

@@ -606,4 +606,12 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
     async fn delete_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         self.database.delete_expired(now).await
     }
+
+    async fn delete_expired_batch(
+        &self,
+        now: OffsetDateTime,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        self.database.delete_expired_batch(now, limit).await
+    }
 }

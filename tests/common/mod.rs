@@ -21,6 +21,8 @@ pub struct Counting<S> {
     pub inner: S,
     pub calls: Arc<AtomicUsize>,
     pub writes: Arc<AtomicUsize>,
+    /// `(limit, deleted)` of every `delete_expired_batch` call.
+    pub batches: Arc<std::sync::Mutex<Vec<(u64, u64)>>>,
 }
 
 impl<S> Counting<S> {
@@ -29,6 +31,7 @@ impl<S> Counting<S> {
             inner,
             calls: Arc::default(),
             writes: Arc::default(),
+            batches: Arc::default(),
         }
     }
     pub fn calls(&self) -> usize {
@@ -82,6 +85,20 @@ impl<S: SessionStore> SessionStore for Counting<S> {
     async fn delete_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         self.hit(true);
         self.inner.delete_expired(now).await
+    }
+    async fn delete_if_expired(&self, token: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.hit(true);
+        self.inner.delete_if_expired(token, now).await
+    }
+    async fn delete_expired_batch(
+        &self,
+        now: OffsetDateTime,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        self.hit(true);
+        let n = self.inner.delete_expired_batch(now, limit).await?;
+        self.batches.lock().unwrap().push((limit, n));
+        Ok(n)
     }
 }
 

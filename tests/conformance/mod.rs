@@ -225,6 +225,33 @@ pub async fn delete_expired_sessions<S: Harness>(store: S) {
     assert!(store.find(&live.token).await.unwrap().is_some());
 }
 
+pub async fn delete_expired_batch_is_bounded<S: Harness>(store: S) {
+    let u = user("b");
+    store.add_user(&u).await;
+    let mut old = Vec::new();
+    for _ in 0..3 {
+        let s = session(&u, NOW - Duration::milliseconds(1));
+        store.create(&s, &u).await.unwrap();
+        old.push(s);
+    }
+    let live = session(&u, NOW + Duration::days(1));
+    store.create(&live, &u).await.unwrap();
+    let first = store.delete_expired_batch(NOW, 2).await.unwrap();
+    if store.sweeps() {
+        assert_eq!(first, 2, "at most the limit");
+        assert_eq!(
+            store.delete_expired_batch(NOW, 2).await.unwrap(),
+            1,
+            "then the rest"
+        );
+        assert_eq!(store.delete_expired_batch(NOW, 2).await.unwrap(), 0);
+        for s in &old {
+            assert!(store.find(&s.token).await.unwrap().is_none());
+        }
+    }
+    assert!(store.find(&live.token).await.unwrap().is_some());
+}
+
 pub async fn deleted_user_never_authenticates<S: Harness>(store: S) {
     let (u, s) = with_session(&store, NOW + Duration::days(7)).await;
     store.remove_user(&u.id).await;
@@ -246,6 +273,7 @@ macro_rules! conformance_suite {
             revoke_all_for_user,
             list_live_sessions_in_expiry_order,
             delete_expired_sessions,
+            delete_expired_batch_is_bounded,
             deleted_user_never_authenticates
         );
     };
