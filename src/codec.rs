@@ -210,7 +210,9 @@ fn strict_percent_decode(value: &[u8]) -> Option<Vec<u8>> {
         }
         i = at + 3;
     }
-    let decoded: Vec<u8> = percent_decode(value).collect();
+    // One allocation of the final size (decoding only shrinks), reused as the token's String.
+    let mut decoded = Vec::with_capacity(value.len());
+    decoded.extend(percent_decode(value));
     std::str::from_utf8(&decoded).ok()?;
     Some(decoded)
 }

@@ -97,6 +97,10 @@ impl PostgresStoreBuilder {
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)
             .acquire_timeout(self.acquire_timeout)
+            // sqlx pings every connection before handing it out by default: a second round
+            // trip per lookup. A dead connection fails the query instead, which the layer
+            // answers with 503 and the pool replaces.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| StoreError::backend("connect", e))?;

@@ -71,6 +71,8 @@ impl SqliteStore {
             8
         };
         SqlitePoolOptions::new()
+            // No ping before each use: an in-process database has no connection to lose.
+            .test_before_acquire(false)
             .max_connections(max)
             .min_connections(1)
             .idle_timeout(None)

@@ -1,0 +1,400 @@
+#!/usr/bin/env bash
+# Benchmarks and load tests of issue 5; writes BENCHMARKS.md and benches/overhead.png.
+#
+# Usage: scripts/bench.sh            (works from any directory; about 10 minutes once built)
+#
+# As root it installs what is missing (wrk, valgrind, gnuplot-nox, python3 with apt-get; PostgreSQL,
+# Redis, Node.js and the Better Auth harness's npm packages through scripts/with-servers.sh), then,
+# with throwaway PostgreSQL and Redis servers on 127.0.0.1:
+#
+#   1. builds the benches and examples/load_server.rs (release profile, --all-features);
+#   2. criterion: cargo bench --bench overhead (bare, this crate on every store and request kind,
+#      tower-sessions, axum-login), in process;
+#   3. allocations per request (benches/allocations.rs, a counting global allocator);
+#   4. instruction counts per request under valgrind callgrind: Ir(N2) - Ir(N1) over N2 - N1;
+#   5. for each store (memory, sqlite, postgres, redis): load_server seeded with many sessions, wrk
+#      with anonymous, authenticated and refresh-heavy (update_age = 0) traffic; then, on the same
+#      database and sessions, the in-process latency of one lookup (benches/latency.rs) against
+#      Better Auth's auth.api.getSession (scripts/bench/ba-getsession.mjs), and the same wrk runs
+#      against a Better Auth server (tests/interop/server.mjs, GET /api/auth/get-session);
+#   6. memory flatness: load_server on the memory store with 100k sessions under wrk for 60 s,
+#      its RSS sampled every 5 s;
+#   7. scripts/bench/report.py writes BENCHMARKS.md and benches/overhead.png (gnuplot).
+#
+# All traffic goes to 127.0.0.1; every server started here is stopped on exit.
+#
+# Environment (defaults in brackets):
+#   CARGO_TARGET_DIR        [target]   build directory; results go to $CARGO_TARGET_DIR/bench-results
+#   BENCH_CRITERION_ARGS    [--warm-up-time 1 --measurement-time 3]
+#   BENCH_WRK_DURATION      [10s]      per wrk run (each preceded by a 2 s warm-up run)
+#   BENCH_WRK_THREADS       [2]
+#   BENCH_WRK_CONNECTIONS   [64]
+#   BENCH_SESSIONS          [10000]    distinct sessions per store for the wrk runs
+#   BENCH_FLAT_SESSIONS     [100000]   sessions for the memory-flatness run
+#   BENCH_FLAT_SECONDS      [60]
+#   BENCH_SKIP              []         steps to skip, space-separated: criterion allocations
+#                                      callgrind wrk better-auth memory
+#   BENCH_WAIT_QUIET        [0]        wait up to this many seconds, after building, for the 1-minute
+#                                      load average to fall below 1.0 (other work skews every number)
+#   BENCH_NO_REPORT=1                  do not rewrite BENCHMARKS.md and the PNG
+set -euo pipefail
+
+log() { echo "[bench] $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+if ! command -v cargo >/dev/null && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+command -v cargo >/dev/null || die "cargo is not on PATH"
+
+# ---------------------------------------------------------------- outer: tools, then servers
+
+if [ "${1:-}" != --inner ]; then
+    missing=()
+    command -v wrk >/dev/null || missing+=(wrk)
+    command -v valgrind >/dev/null || missing+=(valgrind)
+    command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
+    command -v python3 >/dev/null || missing+=(python3)
+    if [ ${#missing[@]} -gt 0 ]; then
+        [ "$(id -u)" -eq 0 ] || die "missing: ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root"
+        log "installing: ${missing[*]}"
+        {
+            export DEBIAN_FRONTEND=noninteractive
+            apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"
+        } </dev/null >&2 || die "apt-get install ${missing[*]} failed"
+    fi
+    exec bash "$root/scripts/with-servers.sh" bash "$root/scripts/bench.sh" --inner
+fi
+
+# ---------------------------------------------------------------- inner: servers are up
+
+: "${TAS_TEST_POSTGRES_URL:?run through scripts/bench.sh (with-servers.sh sets it)}"
+: "${TAS_TEST_REDIS_URL:?run through scripts/bench.sh}"
+: "${TAS_TEST_NODE_INTEROP:?run through scripts/bench.sh}"
+
+target=${CARGO_TARGET_DIR:-$root/target}
+export CARGO_TARGET_DIR=$target
+out=$target/bench-results
+rm -rf "$out"
+mkdir -p "$out"
+criterion_args=${BENCH_CRITERION_ARGS:---warm-up-time 1 --measurement-time 3}
+wrk_duration=${BENCH_WRK_DURATION:-10s}
+wrk_threads=${BENCH_WRK_THREADS:-2}
+wrk_conns=${BENCH_WRK_CONNECTIONS:-64}
+sessions=${BENCH_SESSIONS:-10000}
+flat_sessions=${BENCH_FLAT_SESSIONS:-100000}
+flat_seconds=${BENCH_FLAT_SECONDS:-60}
+lua=$root/scripts/bench/sessions.lua
+BETTER_AUTH_SECRET=$(head -c 32 /dev/urandom | base64)
+export BETTER_AUTH_SECRET
+unset BETTER_AUTH_SECRETS AUTH_SECRET BETTER_AUTH_URL BASE_URL NODE_ENV
+
+skip() { case " ${BENCH_SKIP:-} " in *" $1 "*) return 0 ;; esac; return 1; }
+now() { date +%s.%N; }
+t_start=$(now)
+commands=$out/commands.txt
+: >"$commands"
+record() { printf '%s\n' "$*" >>"$commands"; }
+
+# Servers this script starts, stopped on exit (with-servers.sh then stops PostgreSQL and Redis).
+pids=()
+stop_pid() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do stop_pid "$pid"; done
+}
+trap cleanup EXIT
+
+# start_server NAME CMD...: starts CMD in the background (stdout to $out/NAME.out), waits for
+# its "LISTENING <port>" line, sets $server_pid and $server_port.
+start_server() {
+    local name=$1 i
+    shift
+    "$@" >"$out/$name.out" 2>"$out/$name.err" </dev/null &
+    server_pid=$!
+    pids+=("$server_pid")
+    for ((i = 0; i < 600; i++)); do
+        if grep -q '^LISTENING ' "$out/$name.out" 2>/dev/null; then
+            server_port=$(awk '/^LISTENING /{print $2; exit}' "$out/$name.out")
+            return 0
+        fi
+        kill -0 "$server_pid" 2>/dev/null || { cat "$out/$name.err" >&2; die "$name exited before listening"; }
+        sleep 0.1
+    done
+    die "$name did not listen within 60 s"
+}
+stop_server() {
+    stop_pid "$server_pid"
+    local keep=() pid
+    for pid in "${pids[@]}"; do [ "$pid" = "$server_pid" ] || keep+=("$pid"); done
+    pids=("${keep[@]}")
+}
+
+# run_wrk ID URL [COOKIES_FILE] [ALT_PATH]: a 2 s warm-up run, then the measured one; appends
+# {"id":…, wrk's numbers} to $out/wrk.jsonl.
+run_wrk() {
+    local id=$1 url=$2 cookies=${3:-} alt=${4:-} line
+    COOKIES_FILE=$cookies ALT_PATH=$alt wrk -t"$wrk_threads" -c"$wrk_conns" -d2s -s "$lua" "$url" >/dev/null 2>&1 || true
+    COOKIES_FILE=$cookies ALT_PATH=$alt wrk -t"$wrk_threads" -c"$wrk_conns" -d"$wrk_duration" --timeout 5s \
+        -s "$lua" "$url" >"$out/wrk-$id.txt" 2>&1 || die "wrk $id failed: $(tail -3 "$out/wrk-$id.txt")"
+    line=$(sed -n 's/^WRK_JSON //p' "$out/wrk-$id.txt")
+    [ -n "$line" ] || die "wrk $id printed no summary"
+    echo "{\"id\":\"$id\",${line#\{}" >>"$out/wrk.jsonl"
+    log "wrk $id: $(python3 -c 'import json, sys
+d = json.loads(sys.argv[1])
+print("%.0f req/s, p50 %.2f ms, p99 %.2f ms, non-2xx %d" % (d["rps"], d["p50_us"] / 1000, d["p99_us"] / 1000, d["errors_status"]))' "$line")"
+}
+
+rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# ---------------------------------------------------------------- environment
+
+{
+    echo "started=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "nproc=$(nproc)"
+    echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+    echo "sha_ni=$(grep -qw sha_ni /proc/cpuinfo && echo yes || echo no)"
+    echo "kernel=$(uname -sr)"
+    echo "mem=$(awk '/^MemTotal:/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)"
+    echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "rustc=$(rustc --version)"
+    echo "cargo=$(cargo --version)"
+    echo "node=$(node --version)"
+    echo "better_auth=$(node -p "require('$TAS_TEST_NODE_INTEROP/node_modules/better-auth/package.json').version")"
+    echo "wrk=$(wrk -v 2>&1 | head -n 1 | awk '{print $2}')"
+    echo "valgrind=$(valgrind --version)"
+    echo "postgres=$("$TAS_TEST_POSTGRES_BINDIR/postgres" --version | awk '{print $3}')"
+    echo "redis=$(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p')"
+    echo "gnuplot=$(gnuplot --version)"
+    echo "python=$(python3 --version)"
+    echo "wrk_threads=$wrk_threads"
+    echo "wrk_connections=$wrk_conns"
+    echo "wrk_duration=$wrk_duration"
+    echo "sessions=$sessions"
+    echo "flat_sessions=$flat_sessions"
+    echo "flat_seconds=$flat_seconds"
+} >"$out/env.txt"
+
+# ---------------------------------------------------------------- 1. build
+
+log "building benches and load_server (release profile)"
+build_cmd=(cargo bench --all-features --no-run --message-format=json)
+record "${build_cmd[*]}"
+"${build_cmd[@]}" >"$out/build-benches.json" 2>"$out/build.log" || { tail -30 "$out/build.log" >&2; die "build failed"; }
+example_cmd=(cargo build --profile bench --all-features --example load_server --message-format=json)
+record "${example_cmd[*]}"
+"${example_cmd[@]}" >"$out/build-example.json" 2>>"$out/build.log" || { tail -30 "$out/build.log" >&2; die "build failed"; }
+executable() { # FILE TARGET-NAME
+    python3 - "$1" "$2" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[2] and m.get("executable"):
+        print(m["executable"])
+        break
+EOF
+}
+alloc_bin=$(executable "$out/build-benches.json" allocations)
+latency_bin=$(executable "$out/build-benches.json" latency)
+server_bin=$(executable "$out/build-example.json" load_server)
+for exe in "$alloc_bin" "$latency_bin" "$server_bin"; do
+    [ -x "$exe" ] || die "built executables not found (allocations, latency, load_server)"
+done
+
+# The load average when each phase starts goes into the report: this machine has 2 cores.
+phase_load() { echo "loadavg_$1=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/env.txt"; }
+wait_quiet=${BENCH_WAIT_QUIET:-0}
+if [ "$wait_quiet" -gt 0 ]; then
+    log "waiting up to $wait_quiet s for the load average to fall below 1.0"
+    for ((i = 0; i < wait_quiet; i += 5)); do
+        awk '{ exit !($1 < 1.0) }' /proc/loadavg && break
+        sleep 5
+    done
+fi
+
+# ---------------------------------------------------------------- 2. criterion
+
+if ! skip criterion; then
+    log "criterion: overhead ($criterion_args)"
+    phase_load criterion
+    export CRITERION_HOME=$out/criterion
+    read -ra criterion_flags <<<"$criterion_args"
+    cmd=(cargo bench --all-features --bench overhead -- --noplot "${criterion_flags[@]}")
+    record "${cmd[*]}"
+    "${cmd[@]}" >"$out/criterion.log" 2>&1 || { tail -30 "$out/criterion.log" >&2; die "criterion failed"; }
+    grep -E '^overhead/|time:' "$out/criterion.log" >&2 || true
+fi
+
+# ---------------------------------------------------------------- 3. allocations
+
+if ! skip allocations; then
+    log "allocations per request"
+    record "cargo bench --all-features --bench allocations -- --json"
+    "$alloc_bin" --json >"$out/allocations.jsonl" 2>"$out/allocations.err" || { cat "$out/allocations.err" >&2; die "allocations failed"; }
+    # Where the valid-session path allocates, for the report's notes.
+    "$alloc_bin" --trace tas_memory_valid_borrow >"$out/allocations-trace-valid.txt" 2>&1 || true
+    "$alloc_bin" --trace tas_bad_signature >"$out/allocations-trace-bad-signature.txt" 2>&1 || true
+fi
+
+# ---------------------------------------------------------------- 4. callgrind
+
+if ! skip callgrind; then
+    n1=1000 n2=3000
+    log "callgrind: instructions per request (N = $n1 and $n2)"
+    phase_load callgrind
+    record "valgrind --tool=callgrind --callgrind-out-file=F \$(allocations bench executable) --callgrind CASE N   # N = $n1, $n2; per request = (Ir($n2) - Ir($n1)) / $((n2 - n1))"
+    : >"$out/callgrind.jsonl"
+    for case in bare tas_anonymous tas_bad_signature tas_memory_valid tas_memory_valid_borrow tas_unknown_token tower_sessions_memory axum_login_memory; do
+        irs=()
+        for n in $n1 $n2; do
+            # Without the Postgres and Redis cases: fewer connections to set up under valgrind.
+            env -u TAS_TEST_POSTGRES_URL -u TAS_TEST_REDIS_URL \
+                valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.$case.$n" \
+                "$alloc_bin" --callgrind "$case" "$n" >"$out/callgrind.$case.$n.log" 2>&1 ||
+                { tail -20 "$out/callgrind.$case.$n.log" >&2; die "callgrind $case failed"; }
+            irs+=("$(awk '/^(summary|totals):/{print $2; exit}' "$out/callgrind.$case.$n")")
+        done
+        echo "{\"name\":\"$case\",\"n1\":$n1,\"n2\":$n2,\"ir1\":${irs[0]},\"ir2\":${irs[1]}}" >>"$out/callgrind.jsonl"
+        log "callgrind $case: $(((irs[1] - irs[0]) / (n2 - n1))) instructions per request"
+    done
+    callgrind_annotate --inclusive=no "$out/callgrind.tas_memory_valid.$n2" >"$out/callgrind-annotate-valid.txt" 2>/dev/null || true
+    callgrind_annotate --inclusive=no "$out/callgrind.tas_bad_signature.$n2" >"$out/callgrind-annotate-bad-signature.txt" 2>/dev/null || true
+fi
+
+# ---------------------------------------------------------------- 5. wrk, latency, Better Auth
+
+pg_base=${TAS_TEST_POSTGRES_URL%/*}
+psql_cmd() { psql -q -v ON_ERROR_STOP=1 "$TAS_TEST_POSTGRES_URL" "$@"; }
+: >"$out/wrk.jsonl"
+: >"$out/latency.jsonl"
+
+# store_env STORE: the environment load_server, latency and Better Auth share for STORE.
+store_setup() {
+    local store=$1
+    db_url='' redis_url='' ba_db=''
+    case $store in
+    memory) ;;
+    sqlite)
+        db_url="sqlite://$out/sqlite/bench.db"
+        ba_db="sqlite:$out/sqlite/bench.db"
+        mkdir -p "$out/sqlite"
+        ;;
+    postgres)
+        psql_cmd -c 'DROP DATABASE IF EXISTS tas_bench' -c 'CREATE DATABASE tas_bench'
+        db_url="$pg_base/tas_bench"
+        ba_db=$db_url
+        ;;
+    redis)
+        redis_url=$TAS_TEST_REDIS_URL
+        redis-cli -u "$TAS_TEST_REDIS_URL" FLUSHALL >/dev/null
+        # Better Auth keeps users in its database even with secondary storage; sessions (with the
+        # user embedded) are read from Redis only.
+        ba_db="sqlite:$out/redis-users.db"
+        ;;
+    esac
+}
+
+if ! skip wrk; then
+    phase_load wrk
+    for store in memory sqlite postgres redis; do
+        store_setup "$store"
+        cookies=$out/cookies-$store.txt
+        log "load_server: STORE=$store, seeding $sessions sessions"
+        record "STORE=$store DATABASE_URL=… REDIS_URL=… SEED_SESSIONS=$sessions COOKIES_FILE=cookies-$store.txt WORKERS=2 target/release/examples/load_server"
+        start_server "server-$store" env STORE="$store" DATABASE_URL="$db_url" REDIS_URL="$redis_url" \
+            SEED_SESSIONS="$sessions" COOKIES_FILE="$cookies" WORKERS=2 "$server_bin"
+        base=http://127.0.0.1:$server_port
+        run_wrk "tas-$store-anonymous" "$base/anonymous"
+        run_wrk "tas-$store-authenticated" "$base/me" "$cookies"
+        run_wrk "tas-$store-refresh" "$base/refresh/me" "$cookies"
+        stop_server
+
+        [ "$store" = memory ] && continue
+        skip better-auth && continue
+
+        # In-process: one lookup through the layer vs Better Auth's getSession, same database.
+        log "latency: $store, tower-auth-session vs Better Auth getSession, same database"
+        lat_url=$db_url
+        [ "$store" = redis ] && lat_url=$redis_url
+        LAT_STORE=$store LAT_URL=$lat_url COOKIES_FILE=$cookies "$latency_bin" >>"$out/latency.jsonl" 2>"$out/latency-$store.err" ||
+            { cat "$out/latency-$store.err" >&2; die "latency $store failed"; }
+        BA_DB=$ba_db BA_REDIS_URL=$redis_url COOKIES_FILE=$cookies \
+            node "$root/scripts/bench/ba-getsession.mjs" >>"$out/latency.jsonl" 2>"$out/ba-getsession-$store.err" ||
+            { cat "$out/ba-getsession-$store.err" >&2; die "ba-getsession $store failed"; }
+
+        # Over HTTP: a Better Auth server on the same database.
+        for kind in authenticated refresh; do
+            update_age=''
+            [ "$kind" = refresh ] && update_age=0
+            log "Better Auth server: $store ($kind)"
+            start_server "better-auth-$store-$kind" env BA_DB="$ba_db" BA_REDIS_URL="$redis_url" BA_MIGRATE=1 \
+                BA_UPDATE_AGE="$update_age" BA_IGNORE_STDIN=1 BA_LOG_LEVEL=error PORT=0 \
+                node "$TAS_TEST_NODE_INTEROP/server.mjs"
+            base=http://127.0.0.1:$server_port/api/auth/get-session
+            if [ "$kind" = authenticated ]; then
+                run_wrk "ba-$store-anonymous" "$base"
+                run_wrk "ba-$store-authenticated" "$base" "$cookies"
+            else
+                run_wrk "ba-$store-refresh" "$base" "$cookies"
+            fi
+            stop_server
+        done
+    done
+    record "wrk -t$wrk_threads -c$wrk_conns -d$wrk_duration --timeout 5s -s scripts/bench/sessions.lua URL   # COOKIES_FILE=… for authenticated and refresh runs; each after a 2 s warm-up run"
+    record "LAT_STORE=STORE LAT_URL=URL COOKIES_FILE=cookies-STORE.txt cargo bench --all-features --bench latency"
+    record "BA_DB=… [BA_REDIS_URL=…] COOKIES_FILE=cookies-STORE.txt node scripts/bench/ba-getsession.mjs"
+    record "BA_DB=… [BA_REDIS_URL=…] BA_MIGRATE=1 [BA_UPDATE_AGE=0] node tests/interop/server.mjs   # then wrk on /api/auth/get-session"
+fi
+
+# ---------------------------------------------------------------- 6. memory flatness
+
+if ! skip memory; then
+    cookies=$out/cookies-flat.txt
+    phase_load memory
+    log "memory flatness: $flat_sessions sessions, ${flat_seconds} s of /me and /refresh/me"
+    start_server server-flat env STORE=memory SEED_SESSIONS="$flat_sessions" COOKIES_FILE="$cookies" WORKERS=2 "$server_bin"
+    pid=$server_pid
+    base=http://127.0.0.1:$server_port
+    samples=$out/memory.tsv
+    printf 't_s\trss_kb\n0\t%s\n' "$(rss_kb "$pid")" >"$samples"
+    record "STORE=memory SEED_SESSIONS=$flat_sessions WORKERS=2 load_server; wrk -t$wrk_threads -c$wrk_conns -d${flat_seconds}s (ALT_PATH=/refresh/me: half the requests refresh) over the $flat_sessions sessions; VmRSS every 5 s"
+    COOKIES_FILE=$cookies ALT_PATH=/refresh/me wrk -t"$wrk_threads" -c"$wrk_conns" -d"${flat_seconds}s" --timeout 5s \
+        -s "$lua" "$base/me" >"$out/wrk-flat.txt" 2>&1 &
+    wrk_pid=$!
+    t0=$(now)
+    while kill -0 "$wrk_pid" 2>/dev/null; do
+        sleep 5
+        printf '%s\t%s\n' "$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')" "$(rss_kb "$pid")" >>"$samples"
+    done
+    wait "$wrk_pid" || die "wrk (memory flatness) failed"
+    printf 'end\t%s\n' "$(rss_kb "$pid")" >>"$samples"
+    sed -n 's/^WRK_JSON //p' "$out/wrk-flat.txt" >"$out/wrk-flat.json"
+    stop_server
+fi
+
+echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/env.txt"
+echo "elapsed_s=$(awk -v a="$t_start" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')" >>"$out/env.txt"
+
+# ---------------------------------------------------------------- 7. report
+
+if [ "${BENCH_NO_REPORT:-0}" != 1 ]; then
+    python3 "$root/scripts/bench/report.py" "$out" "$root" "$criterion_args" ||
+        die "report failed"
+    log "wrote BENCHMARKS.md and benches/overhead.png"
+fi
+log "done in $(awk -v a="$t_start" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }') s; raw results in $out"
