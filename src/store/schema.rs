@@ -469,3 +469,59 @@ pub(crate) fn check_columns(
     }
     Ok(have.iter().filter(|h| !want.contains(h)).cloned().collect())
 }
+
+/// Defines `read_extra`, `read_session` and `read_user` for a SQL row type, in terms of the
+/// calling module's `get_string`, `get_opt_string`, `get_date`, `get_bool` and `get_json`
+/// (which differ per database). Columns come in [`SessionColumn`] / [`UserColumn`] order,
+/// then the extra (plugin) columns.
+macro_rules! row_readers {
+    ($row:ty) => {
+        fn read_extra(
+            row: &$row,
+            start: usize,
+            names: &[String],
+        ) -> serde_json::Map<String, serde_json::Value> {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| (name.clone(), get_json(row, start + i)))
+                .collect()
+        }
+
+        fn read_session(
+            row: &$row,
+            start: usize,
+            extra: &[String],
+        ) -> Result<crate::model::Session, crate::error::StoreError> {
+            Ok(crate::model::Session {
+                id: get_string(row, start, "session.id")?,
+                token: get_string(row, start + 1, "session.token")?,
+                user_id: get_string(row, start + 2, "session.userId")?,
+                expires_at: get_date(row, start + 3, "session.expiresAt")?,
+                created_at: get_date(row, start + 4, "session.createdAt")?,
+                updated_at: get_date(row, start + 5, "session.updatedAt")?,
+                ip_address: get_opt_string(row, start + 6, "session.ipAddress")?,
+                user_agent: get_opt_string(row, start + 7, "session.userAgent")?,
+                extra: read_extra(row, start + 8, extra),
+            })
+        }
+
+        fn read_user(
+            row: &$row,
+            start: usize,
+            extra: &[String],
+        ) -> Result<crate::model::User, crate::error::StoreError> {
+            Ok(crate::model::User {
+                id: get_string(row, start, "user.id")?,
+                name: get_string(row, start + 1, "user.name")?,
+                email: get_string(row, start + 2, "user.email")?,
+                email_verified: get_bool(row, start + 3, "user.emailVerified")?,
+                image: get_opt_string(row, start + 4, "user.image")?,
+                created_at: get_date(row, start + 5, "user.createdAt")?,
+                updated_at: get_date(row, start + 6, "user.updatedAt")?,
+                extra: read_extra(row, start + 7, extra),
+            })
+        }
+    };
+}
+pub(crate) use row_readers;

@@ -1,7 +1,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
 };
@@ -335,42 +335,7 @@ fn get_json(row: &SqliteRow, idx: usize) -> Value {
     }
 }
 
-fn read_extra(row: &SqliteRow, start: usize, names: &[String]) -> Map<String, Value> {
-    names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| (name.clone(), get_json(row, start + i)))
-        .collect()
-}
-
-/// Reads a session from columns `start..` in [`SessionColumn`](super::schema::SessionColumn) order, then the extras.
-fn read_session(row: &SqliteRow, start: usize, extra: &[String]) -> Result<Session, StoreError> {
-    Ok(Session {
-        id: get_string(row, start, "session.id")?,
-        token: get_string(row, start + 1, "session.token")?,
-        user_id: get_string(row, start + 2, "session.userId")?,
-        expires_at: get_date(row, start + 3, "session.expiresAt")?,
-        created_at: get_date(row, start + 4, "session.createdAt")?,
-        updated_at: get_date(row, start + 5, "session.updatedAt")?,
-        ip_address: get_opt_string(row, start + 6, "session.ipAddress")?,
-        user_agent: get_opt_string(row, start + 7, "session.userAgent")?,
-        extra: read_extra(row, start + 8, extra),
-    })
-}
-
-/// Reads a user from columns `start..` in [`UserColumn`](super::schema::UserColumn) order, then the extras.
-fn read_user(row: &SqliteRow, start: usize, extra: &[String]) -> Result<User, StoreError> {
-    Ok(User {
-        id: get_string(row, start, "user.id")?,
-        name: get_string(row, start + 1, "user.name")?,
-        email: get_string(row, start + 2, "user.email")?,
-        email_verified: get_bool(row, start + 3, "user.emailVerified")?,
-        image: get_opt_string(row, start + 4, "user.image")?,
-        created_at: get_date(row, start + 5, "user.createdAt")?,
-        updated_at: get_date(row, start + 6, "user.updatedAt")?,
-        extra: read_extra(row, start + 7, extra),
-    })
-}
+super::schema::row_readers!(SqliteRow);
 
 impl SessionStore for SqliteStore {
     async fn find(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
