@@ -349,7 +349,8 @@ pub(crate) async fn resolve<St: SessionStore>(
 ) -> Resolution {
     let config = &shared.config;
     let store = &shared.store;
-    let dont_remember = has_dont_remember(config, headers);
+    // Read only when it can change the answer (a due refresh, or the attributes of a cookie).
+    let mut dont_remember = DontRemember::new(headers);
     // The raw token signs cookies; the store knows it by its storage key (the same string
     // unless tokens are hashed at rest).
     let key = config.storage_key(token);
@@ -370,7 +371,13 @@ pub(crate) async fn resolve<St: SessionStore>(
             let now = config.clock.now();
             if let Some(auth) = cookie_cache::verify(config, cache, value, key, now) {
                 if resign && !config.read_only {
-                    cookies.push(resigned_cookie(config, token, &auth, now, dont_remember));
+                    cookies.push(resigned_cookie(
+                        config,
+                        token,
+                        &auth,
+                        now,
+                        dont_remember.get(config),
+                    ));
                 }
                 return Resolution::Authenticated {
                     auth,
@@ -415,7 +422,7 @@ pub(crate) async fn resolve<St: SessionStore>(
         };
     };
     let now = config.clock.now();
-    let verdict = judge(config, &auth.session, now, dont_remember);
+    let verdict = dont_remember.judge(config, &auth.session, now);
     if config.read_only {
         // Never write: expired is anonymous (no deletion, no Set-Cookie), a due refresh is
         // only reported.
@@ -446,14 +453,28 @@ pub(crate) async fn resolve<St: SessionStore>(
         Verdict::Valid => {
             if resign {
                 tracing::debug!("re-signing a cookie verified with a previous secret");
-                cookies.push(resigned_cookie(config, token, &auth, now, dont_remember));
+                cookies.push(resigned_cookie(
+                    config,
+                    token,
+                    &auth,
+                    now,
+                    dont_remember.get(config),
+                ));
             }
         }
         Verdict::Refresh(expires_at) => {
             // Coalesce: when another request is already extending this session, let it write.
             let Some(_slot) = RefreshSlot::claim(&shared.refreshing, key) else {
                 tracing::trace!("refresh already in flight");
-                return finish(config, auth, cookies, info, now, dont_remember, &chunks);
+                return finish(
+                    config,
+                    auth,
+                    cookies,
+                    info,
+                    now,
+                    &mut dont_remember,
+                    &chunks,
+                );
             };
             match timed(config, "extend", store.extend(key, expires_at, now)).await {
                 Ok(Some(session)) => {
@@ -462,7 +483,7 @@ pub(crate) async fn resolve<St: SessionStore>(
                     metrics::counter!("tower_auth_session_refreshes_total").increment(1);
                     cookies.push(config.session_set_cookie(token, true));
                 }
-                Ok(None) => match reread(shared, key, dont_remember).await {
+                Ok(None) => match reread(shared, key).await {
                     Some(Ok(fresh)) => auth = fresh,
                     Some(Err(resolution)) => return resolution,
                     None => return Resolution::Rejected { chunks },
@@ -475,7 +496,15 @@ pub(crate) async fn resolve<St: SessionStore>(
             }
         }
     }
-    finish(config, auth, cookies, info, now, dont_remember, &chunks)
+    finish(
+        config,
+        auth,
+        cookies,
+        info,
+        now,
+        &mut dont_remember,
+        &chunks,
+    )
 }
 
 /// A signed-in resolution; as Better Auth, every store read re-issues the cache cookie.
@@ -485,7 +514,7 @@ fn finish(
     mut cookies: Vec<HeaderValue>,
     info: SessionInfo,
     now: time::OffsetDateTime,
-    dont_remember: bool,
+    dont_remember: &mut DontRemember<'_>,
     chunks: &[String],
 ) -> Resolution {
     if let Some(cache) = &config.cookie_cache {
@@ -494,7 +523,7 @@ fn finish(
             cache,
             &auth,
             now,
-            dont_remember,
+            dont_remember.get(config),
             chunks,
         ));
     }
@@ -525,16 +554,18 @@ fn resigned_cookie(
 /// The conditional extension touched nothing: someone else refreshed, signed out or revoked the
 /// session concurrently. Read it again: `Some(Ok)` is a live session to serve (without a
 /// cookie: whoever refreshed it sent one), `Some(Err)` a final answer, `None` "gone".
+///
+/// Only reached after a refresh was judged due, so the request carries no valid
+/// `dont_remember` cookie.
 async fn reread<St: SessionStore>(
     shared: &Shared<St>,
     token: &str,
-    dont_remember: bool,
 ) -> Option<Result<Authenticated, Resolution>> {
     let config = &shared.config;
     let found = timed(config, "find", shared.store.find(token)).await;
     let now = config.clock.now();
     match found {
-        Ok(Some(auth)) => match judge(config, &auth.session, now, dont_remember) {
+        Ok(Some(auth)) => match judge(config, &auth.session, now, false) {
             Verdict::Expired => None,
             Verdict::Valid => Some(Ok(auth)),
             Verdict::Refresh(_) => {
@@ -548,10 +579,42 @@ async fn reread<St: SessionStore>(
     }
 }
 
-fn has_dont_remember(config: &SessionConfig, headers: &HeaderMap) -> bool {
-    find_cookie(headers, &config.dont_remember_cookie.name)
-        .and_then(|raw| config.unsign(raw))
-        .is_some_and(|(v, _)| v == "true")
+/// Whether the request carries a valid signed `dont_remember` cookie, found on first use:
+/// most requests never need to scan the header for it a second time.
+struct DontRemember<'h> {
+    headers: &'h HeaderMap,
+    known: Option<bool>,
+}
+
+impl<'h> DontRemember<'h> {
+    fn new(headers: &'h HeaderMap) -> Self {
+        Self {
+            headers,
+            known: None,
+        }
+    }
+
+    fn get(&mut self, config: &SessionConfig) -> bool {
+        let headers = self.headers;
+        *self.known.get_or_insert_with(|| {
+            find_cookie(headers, &config.dont_remember_cookie.name)
+                .and_then(|raw| config.unsign(raw))
+                .is_some_and(|(v, _)| v == "true")
+        })
+    }
+
+    /// [`judge`], reading the cookie only for a due refresh: the one verdict it can change.
+    fn judge(
+        &mut self,
+        config: &SessionConfig,
+        session: &crate::model::Session,
+        now: time::OffsetDateTime,
+    ) -> Verdict {
+        match judge(config, session, now, false) {
+            Verdict::Refresh(_) if self.get(config) => Verdict::Valid,
+            verdict => verdict,
+        }
+    }
 }
 
 /// `Max-Age=0` for the session token, the cookie cache and `dont_remember`, as Better Auth's
