@@ -249,7 +249,27 @@ pub(crate) struct Queries {
 }
 
 impl Queries {
-    pub(crate) fn build(
+    /// Checks the tables' actual columns (`session_cols`, `user_cols`, in table order) against
+    /// the schema, naming what is missing, and builds the statements, reading any extra
+    /// (plugin) columns too.
+    pub(crate) fn checked(
+        schema: &SqlSchema,
+        dialect: Dialect,
+        session_cols: &[String],
+        user_cols: &[String],
+    ) -> Result<Self, SchemaError> {
+        let token = &schema.session[SessionColumn::Token as usize];
+        let session_extra = check_columns(
+            &schema.session_table,
+            session_cols,
+            &schema.session,
+            Some(token.as_str()),
+        )?;
+        let user_extra = check_columns(&schema.user_table, user_cols, &schema.user, None)?;
+        Ok(Self::build(schema, dialect, session_extra, user_extra))
+    }
+
+    fn build(
         schema: &SqlSchema,
         dialect: Dialect,
         session_extra: Vec<String>,
@@ -436,7 +456,7 @@ pub(crate) fn ddl(schema: &SqlSchema, dialect: Dialect) -> [String; 3] {
 
 /// Checks that the table has every column the schema names, and returns the others (plugin
 /// columns), in table order.
-pub(crate) fn check_columns(
+fn check_columns(
     table: &str,
     have: &[String],
     want: &[String],

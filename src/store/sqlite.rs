@@ -8,7 +8,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, TypeInfo, ValueRef};
 use time::OffsetDateTime;
 
-use super::schema::{check_columns, ddl, DateFormat, Dialect, Queries, SqlSchema};
+use super::schema::{ddl, DateFormat, Dialect, Queries, SqlSchema};
 use super::{SchemaMode, SessionStore};
 use crate::error::StoreError;
 use crate::model::{Authenticated, Session, User};
@@ -114,22 +114,14 @@ impl SqliteStore {
         }
         let session_cols = table_columns(&pool, &schema.session_table).await?;
         let user_cols = table_columns(&pool, &schema.user_table).await?;
-        let token = &schema.session[super::schema::SessionColumn::Token as usize];
-        let session_extra = check_columns(
-            &schema.session_table,
-            &session_cols,
-            &schema.session,
-            Some(token.as_str()),
-        )?;
-        let user_extra = check_columns(&schema.user_table, &user_cols, &schema.user, None)?;
         Ok(Self {
             pool,
-            queries: Arc::new(Queries::build(
+            queries: Arc::new(Queries::checked(
                 &schema,
                 Dialect::Sqlite,
-                session_extra,
-                user_extra,
-            )),
+                &session_cols,
+                &user_cols,
+            )?),
             dates: schema.sqlite_dates,
         })
     }
