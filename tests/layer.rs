@@ -466,22 +466,26 @@ async fn revoke_all_and_list() {
 #[tokio::test]
 async fn sign_in_records_user_agent_and_client_ip() {
     let f = fixture();
-    let req = http::Request::post("/sign-in")
-        .header("user-agent", "Mozilla/5.0 (test)")
-        .header("x-forwarded-for", "203.0.113.7, 10.0.0.1")
-        .body(axum::body::Body::empty())
-        .unwrap();
-    let r = send(f.app.clone(), req).await;
-    let token = r
-        .cookie_pair(COOKIE)
-        .split_once('=')
-        .unwrap()
-        .1
-        .split('.')
-        .next()
-        .unwrap()
-        .to_owned();
-    let row = f.store.inner.find(&token).await.unwrap().unwrap().session;
+    // Signs in through the `Sessions` extractor with `headers`; returns the stored session.
+    let sign_in = |headers: Vec<(&'static str, &'static str)>| {
+        let app = f.app.clone();
+        let store = f.store.inner.clone();
+        async move {
+            let mut req = http::Request::post("/sign-in");
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            let r = send(app, req.body(axum::body::Body::empty()).unwrap()).await;
+            let pair = r.cookie_pair(COOKIE);
+            let token = pair.split_once('=').unwrap().1.split('.').next().unwrap();
+            store.find(token).await.unwrap().unwrap().session
+        }
+    };
+    let row = sign_in(vec![
+        ("user-agent", "Mozilla/5.0 (test)"),
+        ("x-forwarded-for", "203.0.113.7, 10.0.0.1"),
+    ])
+    .await;
     assert_eq!(row.user_agent.as_deref(), Some("Mozilla/5.0 (test)"));
     assert_eq!(
         row.ip_address.as_deref(),
@@ -490,21 +494,7 @@ async fn sign_in_records_user_agent_and_client_ip() {
     );
 
     // Unknown values are written as "", as Better Auth does; a bogus forwarded value is ignored.
-    let req = http::Request::post("/sign-in")
-        .header("x-forwarded-for", "not-an-ip")
-        .body(axum::body::Body::empty())
-        .unwrap();
-    let r = send(f.app.clone(), req).await;
-    let token = r
-        .cookie_pair(COOKIE)
-        .split_once('=')
-        .unwrap()
-        .1
-        .split('.')
-        .next()
-        .unwrap()
-        .to_owned();
-    let row = f.store.inner.find(&token).await.unwrap().unwrap().session;
+    let row = sign_in(vec![("x-forwarded-for", "not-an-ip")]).await;
     assert_eq!(
         (row.user_agent.as_deref(), row.ip_address.as_deref()),
         (Some(""), Some(""))
