@@ -22,9 +22,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tower::ServiceBuilder;
-use tower_auth_session::{
-    Authenticated, SessionConfig, SessionLayer, SessionManager, SignIn, SqliteStore, User,
-};
+use tower_auth_session::{AuthContext, SessionConfig, SessionLayer, SignIn, SqliteStore, User};
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body.into()));
@@ -36,15 +34,16 @@ async fn handle(
     store: SqliteStore,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    // The layer always inserts a manager; `Authenticated` only when signed in.
-    let manager = req.extensions().get::<SessionManager>().cloned();
-    let current = req.extensions().get::<Authenticated>().cloned();
-    let Some(manager) = manager else {
+    // The layer inserts an `AuthContext` into every request: a manager, and the session and
+    // user when signed in.
+    let Some(context) = req.extensions().get::<AuthContext>().cloned() else {
         return Ok(text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "SessionLayer is not installed",
         ));
     };
+    let manager = context.manager();
+    let current = context.authenticated();
     let route = (req.method().clone(), req.uri().path().to_owned());
     let options = SignIn::from_headers(req.headers(), manager.config());
     Ok(match (route.0, route.1.as_str()) {

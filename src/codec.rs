@@ -10,7 +10,8 @@
 //!   is compared in constant time;
 //! * the first occurrence of a cookie name wins, across every `Cookie` header field.
 //!
-//! Nothing here allocates on the rejection paths, and nothing here can panic on any input.
+//! Verifying allocates nothing (values are decoded on the stack; a token spelled plainly on the
+//! wire is borrowed from the header), and nothing here can panic on any input.
 
 use std::borrow::Cow;
 
@@ -21,7 +22,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use http::header::COOKIE;
 use http::HeaderMap;
-use percent_encoding::{percent_decode, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -154,15 +155,46 @@ impl Signer {
     /// assert_eq!(signer.unsign(b"7aON9QvXi7cN5W22aBoYB7O4cBy827eS"), None);
     /// ```
     pub fn unsign<'a>(&self, raw: &'a [u8]) -> Option<Cow<'a, str>> {
-        let value = decode_value(raw)?;
-        let token = split_and_verify(self, &value)?;
-        Some(match value {
-            Cow::Borrowed(b) => Cow::Borrowed(std::str::from_utf8(&b[..token]).ok()?),
-            Cow::Owned(mut v) => {
-                v.truncate(token);
-                Cow::Owned(String::from_utf8(v).ok()?)
+        let value = trim_and_unquote(raw)?;
+        if memchr::memchr(b'%', value).is_none() {
+            let text = std::str::from_utf8(value).ok()?;
+            return self.verify_text(text).map(Cow::Borrowed);
+        }
+        // Decoded on the stack: a Better Auth value always carries `%3D`, and a request must not
+        // allocate to read its own cookie. Longer custom values use the heap.
+        let mut small = [0u8; 128];
+        let mut large = Vec::new();
+        let buf: &mut [u8] = if value.len() <= small.len() {
+            &mut small
+        } else {
+            large.resize(value.len().min(MAX_SIGNED_VALUE_LEN), 0);
+            &mut large
+        };
+        let token = match decode_into(value, buf) {
+            Decoded::Text(text) => self.verify_text(text)?,
+            Decoded::TooLong => return None,
+            // `decodeURIComponent` threw: better-call keeps the raw value.
+            Decoded::Invalid => {
+                let text = std::str::from_utf8(value).ok()?;
+                return self.verify_text(text).map(Cow::Borrowed);
             }
+        };
+        // The token is almost always spelled the same on the wire (it is alphanumeric): borrow
+        // it from the header then.
+        Some(match value.get(..token.len()) {
+            Some(wire) if wire == token.as_bytes() => {
+                Cow::Borrowed(std::str::from_utf8(wire).ok()?)
+            }
+            _ => Cow::Owned(token.to_owned()),
         })
+    }
+
+    /// Checks a decoded `TOKEN.SIGNATURE` and returns the token.
+    fn verify_text<'t>(&self, text: &'t str) -> Option<&'t str> {
+        if text.is_empty() || text.len() > MAX_SIGNED_VALUE_LEN {
+            return None;
+        }
+        split_and_verify(self, text.as_bytes()).map(|dot| &text[..dot])
     }
 }
 
@@ -176,9 +208,8 @@ fn split_and_verify(signer: &Signer, value: &[u8]) -> Option<usize> {
     signer.verify(token, signature).then_some(dot)
 }
 
-/// Trims, unquotes and (only when it contains `%`) percent-decodes a raw cookie value, rejecting
-/// empty and oversized values. Mirrors better-call's `parseCookies` value handling.
-pub(crate) fn decode_value(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
+/// Trims and unquotes a raw cookie value, rejecting values too long to be worth decoding.
+fn trim_and_unquote(raw: &[u8]) -> Option<&[u8]> {
     let mut value = raw.trim_ascii();
     if value.len() > 3 * MAX_SIGNED_VALUE_LEN {
         return None;
@@ -187,34 +218,61 @@ pub(crate) fn decode_value(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
         // better-call drops the first and the last character when the value starts with `"`.
         value = &value[1..value.len() - 1];
     }
-    let value: Cow<'_, [u8]> = if value.contains(&b'%') {
-        match strict_percent_decode(value) {
-            Some(decoded) => Cow::Owned(decoded),
-            // `decodeURIComponent` threw: better-call keeps the raw value.
-            None => Cow::Borrowed(value),
-        }
-    } else {
-        Cow::Borrowed(value)
-    };
-    (!value.is_empty() && value.len() <= MAX_SIGNED_VALUE_LEN).then_some(value)
+    Some(value)
 }
 
-/// `decodeURIComponent`: fails on a malformed escape or on bytes that do not form UTF-8.
-fn strict_percent_decode(value: &[u8]) -> Option<Vec<u8>> {
-    let mut i = 0;
-    while let Some(pos) = value[i..].iter().position(|&b| b == b'%') {
-        let at = i + pos;
-        let hex = value.get(at + 1..at + 3)?;
-        if !hex.iter().all(u8::is_ascii_hexdigit) {
-            return None;
-        }
-        i = at + 3;
+/// The outcome of [`decode_into`].
+enum Decoded<'b> {
+    /// Decoded into the start of the buffer.
+    Text(&'b str),
+    /// Longer than the buffer once decoded: longer than any value worth verifying.
+    TooLong,
+    /// What `decodeURIComponent` would throw on (a malformed escape, or not UTF-8).
+    Invalid,
+}
+
+/// `decodeURIComponent` into a caller's buffer, without allocating.
+///
+/// Written out rather than driven by `percent_encoding::percent_decode`: that byte-at-a-time
+/// iterator took a third of a request's cookie handling; here the plain runs between escapes
+/// are found with `memchr` and copied whole.
+fn decode_into<'b>(value: &[u8], buf: &'b mut [u8]) -> Decoded<'b> {
+    let mut n = 0;
+    let mut rest = value;
+    loop {
+        let run = memchr::memchr(b'%', rest).unwrap_or(rest.len());
+        let Some(out) = buf.get_mut(n..n + run) else {
+            return Decoded::TooLong;
+        };
+        out.copy_from_slice(&rest[..run]);
+        n += run;
+        rest = &rest[run..];
+        let Some(escape) = rest.get(..3) else {
+            if rest.is_empty() {
+                break;
+            }
+            return Decoded::Invalid; // a `%` without two characters after it
+        };
+        let (Some(hi), Some(lo)) = (hex_value(escape[1]), hex_value(escape[2])) else {
+            return Decoded::Invalid;
+        };
+        let Some(slot) = buf.get_mut(n) else {
+            return Decoded::TooLong;
+        };
+        *slot = (hi << 4) | lo;
+        n += 1;
+        rest = &rest[3..];
     }
-    // One allocation of the final size (decoding only shrinks), reused as the token's String.
-    let mut decoded = Vec::with_capacity(value.len());
-    decoded.extend(percent_decode(value));
-    std::str::from_utf8(&decoded).ok()?;
-    Some(decoded)
+    match std::str::from_utf8(&buf[..n]) {
+        Ok(text) => Decoded::Text(text),
+        Err(_) => Decoded::Invalid,
+    }
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    char::from(digit)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 /// Finds the first cookie called exactly `name` across every `Cookie` header field, and returns
@@ -224,6 +282,11 @@ fn strict_percent_decode(value: &[u8]) -> Option<Vec<u8>> {
 /// `=`, the name is the ASCII-trimmed text before the first `=`, and the first occurrence wins.
 /// Names are compared byte for byte: never decoded, never Unicode-trimmed.
 pub fn find_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
+    let name_bytes = name.as_bytes();
+    if name_bytes.contains(&b'=') || name_bytes.trim_ascii().len() != name_bytes.len() {
+        // No trimmed text before a first `=` can equal such a name.
+        return None;
+    }
     headers
         .get_all(COOKIE)
         .iter()
@@ -231,10 +294,20 @@ pub fn find_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
 }
 
 fn find_in_field<'h>(field: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
-    field.split(|&b| b == b';').find_map(|segment| {
-        let eq = segment.iter().position(|&b| b == b'=')?;
-        (segment[..eq].trim_ascii() == name).then(|| &segment[eq + 1..])
-    })
+    // `name` has no `=` and no surrounding blanks (checked above), so "the trimmed text before
+    // the first `=` is `name`" is "after leading blanks, `name`, then blanks, then `=`": a segment that
+    // does not start with the name is skipped without looking for its `=`.
+    let mut start = 0;
+    for end in memchr::memchr_iter(b';', field).chain(std::iter::once(field.len())) {
+        let segment = &field[start..end];
+        start = end + 1;
+        if let Some(after) = segment.trim_ascii_start().strip_prefix(name) {
+            if let Some(value) = after.trim_ascii_start().strip_prefix(b"=") {
+                return Some(value);
+            }
+        }
+    }
+    None
 }
 
 /// Finds every cookie whose name starts with `prefix`, across all `Cookie` fields, in header

@@ -1,6 +1,7 @@
 //! Configuration: the secret, cookie names and attributes, and the session lifetimes, with
 //! Better Auth's defaults (spec §1, §2.1, §2.2).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -256,9 +257,9 @@ impl SessionConfig {
     /// Verifies a raw cookie value with the current secret, then with each previous secret
     /// still in force. Returns the value and whether an old secret verified it (so the cookie
     /// should be re-signed).
-    pub(crate) fn unsign(&self, raw: &[u8]) -> Option<(String, bool)> {
+    pub(crate) fn unsign<'a>(&self, raw: &'a [u8]) -> Option<(Cow<'a, str>, bool)> {
         if let Some(v) = self.signer.unsign(raw) {
-            return Some((v.into_owned(), false));
+            return Some((v, false));
         }
         if self.previous_signers.is_empty() {
             return None;
@@ -268,16 +269,16 @@ impl SessionConfig {
             .iter()
             .filter(|(_, until)| until.is_none_or(|u| now <= u))
             .find_map(|(signer, _)| signer.unsign(raw))
-            .map(|v| (v.into_owned(), true))
+            .map(|v| (v, true))
     }
 
     /// The key a token is stored under: the token itself, or its SHA-256 (hex) with
     /// [`hash_tokens_at_rest`](SessionConfigBuilder::hash_tokens_at_rest).
-    pub fn storage_key<'t>(&self, token: &'t str) -> std::borrow::Cow<'t, str> {
+    pub fn storage_key<'t>(&self, token: &'t str) -> Cow<'t, str> {
         if self.hash_tokens {
-            std::borrow::Cow::Owned(sha256_hex(token))
+            Cow::Owned(sha256_hex(token))
         } else {
-            std::borrow::Cow::Borrowed(token)
+            Cow::Borrowed(token)
         }
     }
 

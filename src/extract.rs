@@ -7,10 +7,13 @@
 //! | [`MaybeUser`] (or `Option<CurrentUser>`) | `None` |
 //! | [`FreshSession`] | rejects with `401`; `403 SESSION_NOT_FRESH` when created more than `freshAge` ago |
 //! | [`Sessions`] | always succeeds: sign in, sign out, list |
+//! | [`AuthContext`], [`SessionInfo`] | always succeed: the layer's view of the request |
 //!
 //! All of them need [`SessionLayer`](crate::SessionLayer) in front of the route; without it
 //! they reject with `500` and a message saying so, rather than silently treating every
 //! request as anonymous.
+
+use std::sync::Arc;
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
@@ -20,7 +23,7 @@ use http::{HeaderValue, StatusCode};
 
 use crate::error::SessionError;
 use crate::handle::{SessionManager, SetCookies, SignIn, SignedIn};
-use crate::model::{Authenticated, Session, User};
+use crate::model::{AuthContext, Authenticated, Session, SessionInfo, User};
 
 /// Why an extractor refused the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,14 +74,40 @@ impl std::fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {}
 
+fn context(parts: &Parts) -> Result<&AuthContext, Rejection> {
+    parts
+        .extensions
+        .get::<AuthContext>()
+        .ok_or(Rejection::MissingLayer)
+}
+
 fn authenticated(parts: &Parts) -> Result<Option<&Authenticated>, Rejection> {
-    if parts.extensions.get::<SessionManager>().is_none() {
-        return Err(Rejection::MissingLayer);
+    context(parts).map(AuthContext::authenticated)
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthContext {
+    type Rejection = Rejection;
+
+    /// The whole context: signed in or not, how the request was treated, and the manager.
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        context(parts).cloned()
     }
-    Ok(parts.extensions.get::<Authenticated>())
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionInfo {
+    type Rejection = Rejection;
+
+    /// How the layer treated the request (a refresh, a cookie-cache hit, a bearer token, a
+    /// refresh left to Better Auth in read-only mode).
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        context(parts).map(AuthContext::info)
+    }
 }
 
 /// The signed-in user; rejects with `401` when signed out.
+///
+/// The user row is shared with the request, not copied (`Arc`): fields read as usual, and
+/// `Json(user)` serializes it.
 ///
 /// ```
 /// use tower_auth_session::extract::CurrentUser;
@@ -89,14 +118,14 @@ fn authenticated(parts: &Parts) -> Result<Option<&Authenticated>, Rejection> {
 /// # let _ = axum::Router::<()>::new().route("/me", axum::routing::get(me));
 /// ```
 #[derive(Clone, Debug)]
-pub struct CurrentUser(pub User);
+pub struct CurrentUser(pub Arc<User>);
 
 impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         authenticated(parts)?
-            .map(|a| Self((*a.user).clone()))
+            .map(|a| Self(Arc::clone(&a.user)))
             .ok_or(Rejection::Unauthorized)
     }
 }
@@ -105,7 +134,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentUser {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
-        Ok(authenticated(parts)?.map(|a| Self((*a.user).clone())))
+        Ok(authenticated(parts)?.map(|a| Self(Arc::clone(&a.user))))
     }
 }
 
@@ -120,12 +149,9 @@ impl<S: Send + Sync> FromRequestParts<S> for FreshSession {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let auth = authenticated(parts)?.ok_or(Rejection::Unauthorized)?;
-        let config = parts
-            .extensions
-            .get::<SessionManager>()
-            .ok_or(Rejection::MissingLayer)?
-            .config();
+        let context = context(parts)?;
+        let auth = context.authenticated().ok_or(Rejection::Unauthorized)?;
+        let config = context.manager().config();
         if auth.is_fresh(config.clock().now(), config.fresh_age()) {
             Ok(Self(auth.clone()))
         } else {
@@ -134,15 +160,15 @@ impl<S: Send + Sync> FromRequestParts<S> for FreshSession {
     }
 }
 
-/// The signed-in user, or `None`.
+/// The signed-in user, or `None`. Shared, not copied, like [`CurrentUser`].
 #[derive(Clone, Debug)]
-pub struct MaybeUser(pub Option<User>);
+pub struct MaybeUser(pub Option<Arc<User>>);
 
 impl<S: Send + Sync> FromRequestParts<S> for MaybeUser {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(authenticated(parts)?.map(|a| (*a.user).clone())))
+        Ok(Self(authenticated(parts)?.map(|a| Arc::clone(&a.user))))
     }
 }
 
@@ -194,14 +220,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Sessions {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let manager = parts
-            .extensions
-            .get::<SessionManager>()
-            .cloned()
-            .ok_or(Rejection::MissingLayer)?;
+        let context = context(parts)?;
+        let manager = context.manager().clone();
         let request = SignIn::from_headers(&parts.headers, manager.config());
         Ok(Self {
-            current: parts.extensions.get::<Authenticated>().cloned(),
+            current: context.authenticated().cloned(),
             manager,
             request,
         })

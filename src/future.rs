@@ -2,18 +2,22 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
+use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
+
+use crate::service::append_cookies;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 pin_project! {
     /// The response future of [`SessionService`](crate::SessionService).
     ///
-    /// Requests without a valid signed cookie poll the inner future in place (no allocation);
-    /// requests that need the store run in one boxed future; requests the layer answers itself
-    /// (an untrusted origin) are ready at once.
+    /// Requests decided without waiting (no credential, a forged one, a session found in memory
+    /// or in the cookie cache) poll the inner future in place, then add the layer's cookies;
+    /// requests that need a store round trip run in one boxed future; requests the layer
+    /// answers itself (an untrusted origin, an unavailable store) are ready at once.
     pub struct ResponseFuture<F: Future> {
         #[pin]
         kind: Kind<F>,
@@ -23,16 +27,16 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F: Future> {
-        Passthrough { #[pin] future: F },
+        Passthrough { #[pin] future: F, cookies: Vec<HeaderValue> },
         Store { future: BoxFuture<F::Output> },
         Ready { output: Option<F::Output> },
     }
 }
 
 impl<F: Future> ResponseFuture<F> {
-    pub(crate) fn passthrough(future: F) -> Self {
+    pub(crate) fn passthrough(future: F, cookies: Vec<HeaderValue>) -> Self {
         Self {
-            kind: Kind::Passthrough { future },
+            kind: Kind::Passthrough { future, cookies },
         }
     }
 
@@ -51,12 +55,21 @@ impl<F: Future> ResponseFuture<F> {
     }
 }
 
-impl<F: Future> Future for ResponseFuture<F> {
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Passthrough { future } => future.poll(cx),
+            KindProj::Passthrough { future, cookies } => {
+                let mut output = ready!(future.poll(cx));
+                if let Ok(response) = &mut output {
+                    append_cookies(response.headers_mut(), std::mem::take(cookies));
+                }
+                Poll::Ready(output)
+            }
             KindProj::Store { future } => future.as_mut().poll(cx),
             // Polled again after completion: stay pending rather than panic.
             KindProj::Ready { output } => output.take().map_or(Poll::Pending, Poll::Ready),

@@ -82,7 +82,7 @@ impl<St: SessionStore> ManagerOps for Shared<St> {
 /// Signs users in and out, and revokes and lists sessions, through the layer's store and
 /// configuration.
 ///
-/// The layer puts one in every request's extensions; [`SessionLayer::manager`](crate::SessionLayer::manager)
+/// Every request's [`AuthContext`](crate::AuthContext) carries one; [`SessionLayer::manager`](crate::SessionLayer::manager)
 /// gives one for use outside requests. Cloning is cheap.
 ///
 /// ```

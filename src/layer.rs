@@ -26,8 +26,8 @@ pub(crate) struct Shared<St> {
 /// 2. reads the session and its user from the store, once;
 /// 3. rejects expired sessions (deleting the row and clearing the cookies), and extends sessions
 ///    whose last refresh is `updateAge` old, re-sending the cookie with a fresh `Max-Age`;
-/// 4. inserts [`Authenticated`](crate::Authenticated) (when signed in) and a
-///    [`SessionManager`](crate::SessionManager) into the request extensions.
+/// 4. inserts one [`AuthContext`](crate::AuthContext) into the request extensions: the
+///    session and user when signed in, and a [`SessionManager`](crate::SessionManager).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -19,13 +19,13 @@
 //! let store = SqliteStore::connect("sqlite::memory:").await?;
 //!
 //! let app: Router = Router::new()
-//!     .route("/me", get(|CurrentUser(user): CurrentUser| async move { user.email }))
+//!     .route("/me", get(|CurrentUser(user): CurrentUser| async move { user.email.clone() }))
 //!     .layer(SessionLayer::new(config, store));
 //! # let _ = app; Ok(()) }
 //! ```
 //!
 //! The data flows one way: header → [`codec`] → [`store`] → [`policy`] (expiry and refresh) →
-//! request extension ([`Authenticated`]) → response cookies.
+//! request extension ([`AuthContext`]) → response cookies.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -57,7 +57,7 @@ pub use error::{BoxError, ConfigError, SchemaError, SessionError, StoreError};
 pub use future::ResponseFuture;
 pub use handle::{SessionManager, SetCookies, SignIn, SignedIn};
 pub use layer::SessionLayer;
-pub use model::{Authenticated, Session, SessionInfo, User};
+pub use model::{AuthContext, Authenticated, Session, SessionInfo, User};
 pub use service::SessionService;
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;

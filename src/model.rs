@@ -1,9 +1,12 @@
 //! The session and user records, shaped like Better Auth's `session` and `user` rows.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use crate::handle::SessionManager;
 use crate::time_fmt;
 
 /// One row of Better Auth's `session` table (spec §4.1).
@@ -85,28 +88,25 @@ impl User {
     }
 }
 
-/// An authenticated request's session and user, inserted into the request extensions by
-/// [`SessionService`](crate::SessionService). Both are shared (`Arc`), so passing this around
-/// or caching it never copies the rows; fields read through the `Arc` as usual
-/// (`auth.user.email`).
+/// A signed-in session and its user. Both are shared (`Arc`), so passing this around or caching
+/// it never copies the rows; fields read through the `Arc` as usual (`auth.user.email`).
 ///
-/// Plain tower or hyper services read it with
-/// `request.extensions().get::<Authenticated>()`; axum handlers use the extractors in
+/// For a request, [`AuthContext::authenticated`] gives it; axum handlers use the extractors in
 /// [`extract`](crate::extract).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Authenticated {
     /// The session row, after any refresh this request caused.
-    pub session: std::sync::Arc<Session>,
+    pub session: Arc<Session>,
     /// The session's user.
-    pub user: std::sync::Arc<User>,
+    pub user: Arc<User>,
 }
 
 impl Authenticated {
     /// Wraps a session and its user.
     pub fn new(session: Session, user: User) -> Self {
         Self {
-            session: std::sync::Arc::new(session),
-            user: std::sync::Arc::new(user),
+            session: Arc::new(session),
+            user: Arc::new(user),
         }
     }
 
@@ -118,7 +118,7 @@ impl Authenticated {
     }
 }
 
-/// How the layer treated an authenticated request, inserted next to [`Authenticated`].
+/// How the layer treated an authenticated request: [`AuthContext::info`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SessionInfo {
@@ -132,4 +132,79 @@ pub struct SessionInfo {
     pub refreshed: bool,
     /// The session came from a valid cookie-cache cookie, without a store read.
     pub from_cache: bool,
+}
+
+/// What [`SessionLayer`](crate::SessionLayer) established about a request: inserted into the
+/// extensions of every request it passes on, signed in or not.
+///
+/// It is the layer's only request extension (one allocation per request). Plain tower or hyper
+/// services read it with `request.extensions().get::<AuthContext>()`; axum handlers use the
+/// extractors in [`extract`](crate::extract), which read it for them.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use tower::{service_fn, Layer, ServiceExt};
+/// use tower_auth_session::{AuthContext, MemoryStore, SessionConfig, SessionLayer};
+///
+/// let config = SessionConfig::builder().secret("a-private-secret-of-at-least-32-bytes!!").build()?;
+/// let service = SessionLayer::new(config, MemoryStore::new()).layer(service_fn(
+///     |req: http::Request<String>| async move {
+///         let ctx = req.extensions().get::<AuthContext>().expect("the layer is installed");
+///         let who = ctx.user().map_or("anonymous".to_owned(), |u| u.email.clone());
+///         Ok::<_, std::convert::Infallible>(http::Response::new(who))
+///     },
+/// ));
+/// let response = service.oneshot(http::Request::new(String::new())).await?;
+/// assert_eq!(response.body(), "anonymous");
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct AuthContext {
+    manager: SessionManager,
+    authenticated: Option<Authenticated>,
+    info: SessionInfo,
+}
+
+impl AuthContext {
+    pub(crate) fn new(
+        manager: SessionManager,
+        authenticated: Option<Authenticated>,
+        info: SessionInfo,
+    ) -> Self {
+        Self {
+            manager,
+            authenticated,
+            info,
+        }
+    }
+
+    /// The session and user, when the request is signed in.
+    pub fn authenticated(&self) -> Option<&Authenticated> {
+        self.authenticated.as_ref()
+    }
+
+    /// The signed-in user, if any.
+    pub fn user(&self) -> Option<&Arc<User>> {
+        self.authenticated.as_ref().map(|a| &a.user)
+    }
+
+    /// The signed-in session, if any.
+    pub fn session(&self) -> Option<&Arc<Session>> {
+        self.authenticated.as_ref().map(|a| &a.session)
+    }
+
+    /// Whether the request is signed in.
+    pub fn is_signed_in(&self) -> bool {
+        self.authenticated.is_some()
+    }
+
+    /// How the layer treated the request (all `false` when signed out).
+    pub fn info(&self) -> SessionInfo {
+        self.info
+    }
+
+    /// The layer's manager, to sign in or out, revoke or list sessions from this request.
+    pub fn manager(&self) -> &SessionManager {
+        &self.manager
+    }
 }

@@ -1,5 +1,6 @@
 //! [`SessionService`]: header → codec → store → policy → extension → response cookies.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -17,7 +18,7 @@ use crate::error::StoreError;
 use crate::future::ResponseFuture;
 use crate::handle::SessionManager;
 use crate::layer::Shared;
-use crate::model::{Authenticated, SessionInfo};
+use crate::model::{AuthContext, Authenticated, SessionInfo};
 use crate::policy::{judge, Verdict};
 use crate::store::SessionStore;
 
@@ -69,6 +70,14 @@ pub(crate) enum Resolution {
     Unavailable,
 }
 
+/// A verified credential: the token (borrowed from the header whenever it can be), whether a
+/// previous secret verified it, and whether it came from `Authorization: Bearer`.
+struct Credential<'h> {
+    token: Cow<'h, str>,
+    resign: bool,
+    via_bearer: bool,
+}
+
 impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, St>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -86,13 +95,17 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let config = &self.shared.config;
-        let raw_cookie = find_cookie(req.headers(), &config.session_cookie.name);
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // Split, so that the token can stay borrowed from the headers while the extensions are
+        // written.
+        let (mut parts, body) = req.into_parts();
+        let shared = &self.shared;
+        let config = &shared.config;
+        let raw_cookie = find_cookie(&parts.headers, &config.session_cookie.name);
         if raw_cookie.is_some()
             && config
                 .origins
-                .refuses(req.method(), req.uri().path(), req.headers())
+                .refuses(&parts.method, parts.uri.path(), &parts.headers)
         {
             tracing::info!(
                 reason = "untrusted_origin",
@@ -106,14 +119,18 @@ where
         }
         let had_cookie = raw_cookie.is_some();
         let credential = match raw_cookie {
-            Some(raw) => config
-                .unsign(raw)
-                .map(|(token, resign)| (token, resign, false)),
-            None => bearer_token(config, req.headers()).map(|token| (token, false, true)),
+            Some(raw) => config.unsign(raw).map(|(token, resign)| Credential {
+                token,
+                resign,
+                via_bearer: false,
+            }),
+            None => bearer_token(config, &parts.headers).map(|token| Credential {
+                token,
+                resign: false,
+                via_bearer: true,
+            }),
         };
-        req.extensions_mut()
-            .insert(SessionManager::new(self.shared.clone()));
-        let Some((token, resign, via_bearer)) = credential else {
+        let Some(credential) = credential else {
             // No credential, or a malformed or forged one: anonymous, no store call, no
             // Set-Cookie.
             let reason = if had_cookie {
@@ -123,77 +140,147 @@ where
             };
             tracing::trace!(reason, "anonymous request");
             outcome(reason);
-            return ResponseFuture::passthrough(self.inner.call(req));
+            parts.extensions.insert(AuthContext::new(
+                SessionManager::new(shared.clone()),
+                None,
+                SessionInfo::default(),
+            ));
+            let req = Request::from_parts(parts, body);
+            return ResponseFuture::passthrough(self.inner.call(req), Vec::new());
         };
 
+        // Whatever can be decided without waiting (a cookie-cache hit, an in-memory store, a
+        // cache hit) is served in place: no boxed future, no owned token.
+        let pending = match resolve_now(
+            shared,
+            &credential.token,
+            credential.resign,
+            &parts.headers,
+            parts.uri.path(),
+        ) {
+            Now::Done(resolution) => {
+                return match settle(
+                    shared,
+                    resolution,
+                    credential.via_bearer,
+                    &mut parts.extensions,
+                ) {
+                    Settled::Respond(response) => ResponseFuture::ready(Ok(response)),
+                    Settled::Forward { cookies, .. } => {
+                        let req = Request::from_parts(parts, body);
+                        ResponseFuture::passthrough(self.inner.call(req), cookies)
+                    }
+                };
+            }
+            Now::Later(pending) => pending,
+        };
+
+        let Credential {
+            token,
+            resign,
+            via_bearer,
+        } = credential;
+        let token = token.into_owned();
         // The inner service was driven to readiness in `poll_ready`; take that one and leave a
         // fresh clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
         ResponseFuture::boxed(Box::pin(async move {
-            let config = &shared.config;
-            let resolution =
-                match resolve(&shared, &token, resign, req.headers(), req.uri().path()).await {
-                    // The opt-in alternative to failing closed; never "authenticated".
-                    Resolution::Unavailable if config.outage == OutagePolicy::Anonymous => {
-                        outcome("store_error_anonymous");
-                        Resolution::Anonymous
-                    }
-                    other => other,
+            let resolution = resolve_later(&shared, &token, resign, &parts.headers, pending).await;
+            let (cookies, refreshed) =
+                match settle(&shared, resolution, via_bearer, &mut parts.extensions) {
+                    Settled::Respond(response) => return Ok(response),
+                    Settled::Forward { cookies, refreshed } => (cookies, refreshed),
                 };
-            let mut auth_token = None;
-            let cookies = match resolution {
-                Resolution::Unavailable => {
-                    outcome("store_error");
-                    return Ok(json_response(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        r#"{"code":"SESSION_STORE_UNAVAILABLE","message":"sessions cannot be checked right now; retry shortly"}"#,
-                    ));
-                }
-                Resolution::Authenticated {
-                    auth,
-                    cookies,
-                    mut info,
-                } => {
-                    if info.refreshed && config.bearer != Bearer::Off {
-                        auth_token = Some(config.signer.sign_raw(&token));
-                    }
-                    info.via_bearer = via_bearer;
-                    outcome(if info.from_cache {
-                        "cache_hit"
-                    } else {
-                        "authenticated"
-                    });
-                    req.extensions_mut().insert(info);
-                    req.extensions_mut().insert(auth);
-                    cookies
-                }
-                Resolution::Rejected { chunks } => {
-                    outcome("rejected");
-                    let mut cookies = clearing_cookies(config);
-                    cookies.extend(
-                        chunks
-                            .iter()
-                            .map(|n| config.expire_cookie(&config.session_data_cookie.renamed(n))),
-                    );
-                    cookies
-                }
-                Resolution::Anonymous => Vec::new(),
-            };
-            let mut response = inner.call(req).await?;
+            let mut response = inner.call(Request::from_parts(parts, body)).await?;
             append_cookies(response.headers_mut(), cookies);
-            if let Some(signed) = auth_token {
-                set_auth_token(response.headers_mut(), &signed);
+            if refreshed && shared.config.bearer != Bearer::Off {
+                set_auth_token(
+                    response.headers_mut(),
+                    &shared.config.signer.sign_raw(&token),
+                );
             }
             Ok(response)
         }))
     }
 }
 
+/// What to do with a request once its session is resolved.
+enum Settled<B> {
+    /// Answer without calling the inner service (the store is unavailable).
+    Respond(Response<B>),
+    /// Call the inner service, then add these cookies; `refreshed` says the session was
+    /// extended (a bearer client gets a new `set-auth-token`).
+    Forward {
+        cookies: Vec<HeaderValue>,
+        refreshed: bool,
+    },
+}
+
+/// Counts the outcome, inserts the request's [`AuthContext`] and says what the response needs.
+fn settle<St: SessionStore, B: From<&'static str>>(
+    shared: &Arc<Shared<St>>,
+    resolution: Resolution,
+    via_bearer: bool,
+    extensions: &mut http::Extensions,
+) -> Settled<B> {
+    let config = &shared.config;
+    let resolution = match resolution {
+        // The opt-in alternative to failing closed; never "authenticated".
+        Resolution::Unavailable if config.outage == OutagePolicy::Anonymous => {
+            outcome("store_error_anonymous");
+            Resolution::Anonymous
+        }
+        other => other,
+    };
+    let (authenticated, info, cookies) = match resolution {
+        Resolution::Unavailable => {
+            outcome("store_error");
+            return Settled::Respond(json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                r#"{"code":"SESSION_STORE_UNAVAILABLE","message":"sessions cannot be checked right now; retry shortly"}"#,
+            ));
+        }
+        Resolution::Authenticated {
+            auth,
+            cookies,
+            mut info,
+        } => {
+            info.via_bearer = via_bearer;
+            outcome(if info.from_cache {
+                "cache_hit"
+            } else {
+                "authenticated"
+            });
+            (Some(auth), info, cookies)
+        }
+        Resolution::Rejected { chunks } => {
+            outcome("rejected");
+            let mut cookies = clearing_cookies(config);
+            cookies.extend(
+                chunks
+                    .iter()
+                    .map(|n| config.expire_cookie(&config.session_data_cookie.renamed(n))),
+            );
+            (None, SessionInfo::default(), cookies)
+        }
+        Resolution::Anonymous => (None, SessionInfo::default(), Vec::new()),
+    };
+    extensions.insert(AuthContext::new(
+        SessionManager::new(shared.clone()),
+        authenticated,
+        info,
+    ));
+    Settled::Forward {
+        cookies,
+        refreshed: info.refreshed,
+    }
+}
+
 /// `Authorization: Bearer …` when the bearer mode allows it: a signed value is verified like
 /// the cookie; a raw token only with [`Bearer::SignedOrRaw`].
-fn bearer_token(config: &SessionConfig, headers: &HeaderMap) -> Option<String> {
+fn bearer_token<'h>(config: &SessionConfig, headers: &'h HeaderMap) -> Option<Cow<'h, str>> {
     if config.bearer == Bearer::Off {
         return None;
     }
@@ -213,7 +300,7 @@ fn bearer_token(config: &SessionConfig, headers: &HeaderMap) -> Option<String> {
         && credential.len() <= 256
         && credential.iter().all(u8::is_ascii_alphanumeric);
     raw_ok
-        .then(|| String::from_utf8(credential.to_vec()).ok())
+        .then(|| std::str::from_utf8(credential).ok().map(Cow::Borrowed))
         .flatten()
 }
 
@@ -336,21 +423,49 @@ impl Drop for RefreshSlot<'_> {
     }
 }
 
-/// Cookie cache → store → policy, for a token whose signature verified.
-///
-/// `resign` says the cookie was verified with a previous secret: a valid session then gets its
+/// Where the part of a resolution that needs no waiting stopped.
+pub(crate) enum Now {
+    /// Decided in place.
+    Done(Resolution),
+    /// The store must be asked, or written to: [`resolve_later`] goes on from here.
+    Later(Pending),
+}
+
+/// What [`resolve_now`] found out before it had to stop, so nothing is done twice.
+pub(crate) struct Pending {
+    /// Cookies already decided (an unusable cache cookie's expiry).
+    cookies: Vec<HeaderValue>,
+    /// The cookie cache's chunk names, for clearing.
+    chunks: Vec<String>,
+    /// The `dont_remember` cookie, when it was read.
+    dont_remember: Option<bool>,
+    /// The store's answer, when it gave one at once, judged at `.1`.
+    found: Option<(Found, time::OffsetDateTime)>,
+}
+
+/// A store answer judged by the policy.
+enum Found {
+    /// Final without any store write.
+    Final(Resolution),
+    /// Expired: delete it (conditionally), then reject.
+    Expired,
+    /// Due for a refresh to the given expiry.
+    Refresh(Authenticated, time::OffsetDateTime),
+}
+
+/// Cookie cache → store (only what it answers at once) → policy, for a token whose signature
+/// verified. `resign` says a previous secret verified the cookie: a valid session then gets its
 /// cookie re-signed with the current one.
-pub(crate) async fn resolve<St: SessionStore>(
+pub(crate) fn resolve_now<St: SessionStore>(
     shared: &Shared<St>,
     token: &str,
     resign: bool,
     headers: &HeaderMap,
     path: &str,
-) -> Resolution {
+) -> Now {
     let config = &shared.config;
-    let store = &shared.store;
     // Read only when it can change the answer (a due refresh, or the attributes of a cookie).
-    let mut dont_remember = DontRemember::new(headers);
+    let mut dont_remember = DontRemember::new(headers, None);
     // The raw token signs cookies; the store knows it by its storage key (the same string
     // unless tokens are hashed at rest).
     let key = config.storage_key(token);
@@ -379,14 +494,14 @@ pub(crate) async fn resolve<St: SessionStore>(
                         dont_remember.get(config),
                     ));
                 }
-                return Resolution::Authenticated {
+                return Now::Done(Resolution::Authenticated {
                     auth,
                     cookies,
                     info: SessionInfo {
                         from_cache: true,
                         ..SessionInfo::default()
                     },
-                };
+                });
             }
             tracing::debug!(reason = "cookie cache invalid", "falling back to the store");
             if !config.read_only {
@@ -396,73 +511,80 @@ pub(crate) async fn resolve<St: SessionStore>(
         }
     }
 
-    let found = match timed(config, "find", store.find(key)).await {
-        Ok(found) => found,
-        Err(StoreError::Corrupt { reason }) => {
-            // A row this crate cannot read is not proof that the session is invalid (another
-            // writer may use a layout we do not know): anonymous, but the cookies are kept.
-            tracing::warn!(%reason, "session row is unreadable; treating the request as anonymous");
-            return Resolution::Anonymous;
-        }
-        Err(error) => {
-            tracing::error!(%error, reason = "store_error", token = %TokenTag(token), "session store lookup failed");
-            return Resolution::Unavailable;
-        }
-    };
-    let Some(mut auth) = found else {
-        tracing::debug!(
-            reason = "unknown token or user missing",
-            token = %TokenTag(token),
-            "rejected a session"
+    let found = shared.store.find_now(key).map(|answer| {
+        let now = config.clock.now();
+        let found = judge_found(
+            config,
+            answer,
+            token,
+            resign,
+            now,
+            &mut dont_remember,
+            &mut cookies,
+            &chunks,
         );
-        return if config.read_only {
-            Resolution::Anonymous
-        } else {
-            Resolution::Rejected { chunks }
-        };
-    };
-    let now = config.clock.now();
-    let verdict = dont_remember.judge(config, &auth.session, now);
-    if config.read_only {
-        // Never write: expired is anonymous (no deletion, no Set-Cookie), a due refresh is
-        // only reported.
-        return match verdict {
-            Verdict::Expired => {
-                tracing::debug!(reason = "expired", "rejected a session (read-only)");
-                Resolution::Anonymous
-            }
-            Verdict::Refresh(_) | Verdict::Valid => Resolution::Authenticated {
-                auth,
-                cookies: Vec::new(),
-                info: SessionInfo {
-                    needs_refresh: matches!(verdict, Verdict::Refresh(_)),
-                    ..SessionInfo::default()
-                },
-            },
-        };
+        (found, now)
+    });
+    match found {
+        Some((Found::Final(resolution), _)) => Now::Done(resolution),
+        found => Now::Later(Pending {
+            cookies,
+            chunks,
+            dont_remember: dont_remember.known,
+            found,
+        }),
     }
-    let mut info = SessionInfo::default();
-    match verdict {
-        Verdict::Expired => {
+}
+
+/// The rest of [`resolve_now`]: the store lookup when it could not answer at once, and the
+/// writes (deleting an expired session, extending a due one).
+pub(crate) async fn resolve_later<St: SessionStore>(
+    shared: &Shared<St>,
+    token: &str,
+    resign: bool,
+    headers: &HeaderMap,
+    pending: Pending,
+) -> Resolution {
+    let config = &shared.config;
+    let store = &shared.store;
+    let Pending {
+        mut cookies,
+        chunks,
+        dont_remember,
+        found,
+    } = pending;
+    let mut dont_remember = DontRemember::new(headers, dont_remember);
+    let key = config.storage_key(token);
+    let key = key.as_ref();
+    let (found, now) = match found {
+        Some(found) => found,
+        None => {
+            let answer = timed(config, "find", store.find(key)).await;
+            let now = config.clock.now();
+            let found = judge_found(
+                config,
+                answer,
+                token,
+                resign,
+                now,
+                &mut dont_remember,
+                &mut cookies,
+                &chunks,
+            );
+            (found, now)
+        }
+    };
+    match found {
+        Found::Final(resolution) => resolution,
+        Found::Expired => {
             tracing::debug!(reason = "expired", token = %TokenTag(token), "rejected a session");
             if let Err(error) = timed(config, "delete", store.delete_if_expired(key, now)).await {
                 tracing::warn!(%error, "could not delete an expired session");
             }
-            return Resolution::Rejected { chunks };
+            Resolution::Rejected { chunks }
         }
-        Verdict::Valid => {
-            if resign {
-                tracing::debug!("re-signing a cookie verified with a previous secret");
-                cookies.push(resigned_cookie(
-                    config,
-                    token,
-                    &auth,
-                    now,
-                    dont_remember.get(config),
-                ));
-            }
-        }
-        Verdict::Refresh(expires_at) => {
+        Found::Refresh(mut auth, expires_at) => {
+            let mut info = SessionInfo::default();
             // Coalesce: when another request is already extending this session, let it write.
             let Some(_slot) = RefreshSlot::claim(&shared.refreshing, key) else {
                 tracing::trace!("refresh already in flight");
@@ -494,17 +616,102 @@ pub(crate) async fn resolve<St: SessionStore>(
                     tracing::warn!(%error, "could not extend a session");
                 }
             }
+            finish(
+                config,
+                auth,
+                cookies,
+                info,
+                now,
+                &mut dont_remember,
+                &chunks,
+            )
         }
     }
-    finish(
-        config,
-        auth,
-        cookies,
-        info,
-        now,
-        &mut dont_remember,
-        &chunks,
-    )
+}
+
+/// Judges a store answer at `now`: everything that needs no store write is final here.
+#[allow(clippy::too_many_arguments)] // one private step of `resolve_*`, called twice
+fn judge_found(
+    config: &SessionConfig,
+    answer: Result<Option<Authenticated>, StoreError>,
+    token: &str,
+    resign: bool,
+    now: time::OffsetDateTime,
+    dont_remember: &mut DontRemember<'_>,
+    cookies: &mut Vec<HeaderValue>,
+    chunks: &[String],
+) -> Found {
+    let found = match answer {
+        Ok(found) => found,
+        Err(StoreError::Corrupt { reason }) => {
+            // A row this crate cannot read is not proof that the session is invalid (another
+            // writer may use a layout we do not know): anonymous, but the cookies are kept.
+            tracing::warn!(%reason, "session row is unreadable; treating the request as anonymous");
+            return Found::Final(Resolution::Anonymous);
+        }
+        Err(error) => {
+            tracing::error!(%error, reason = "store_error", token = %TokenTag(token), "session store lookup failed");
+            return Found::Final(Resolution::Unavailable);
+        }
+    };
+    let Some(auth) = found else {
+        tracing::debug!(
+            reason = "unknown token or user missing",
+            token = %TokenTag(token),
+            "rejected a session"
+        );
+        return Found::Final(if config.read_only {
+            Resolution::Anonymous
+        } else {
+            Resolution::Rejected {
+                chunks: chunks.to_vec(),
+            }
+        });
+    };
+    let verdict = dont_remember.judge(config, &auth.session, now);
+    if config.read_only {
+        // Never write: expired is anonymous (no deletion, no Set-Cookie), a due refresh is
+        // only reported.
+        return Found::Final(match verdict {
+            Verdict::Expired => {
+                tracing::debug!(reason = "expired", "rejected a session (read-only)");
+                Resolution::Anonymous
+            }
+            Verdict::Refresh(_) | Verdict::Valid => Resolution::Authenticated {
+                auth,
+                cookies: Vec::new(),
+                info: SessionInfo {
+                    needs_refresh: matches!(verdict, Verdict::Refresh(_)),
+                    ..SessionInfo::default()
+                },
+            },
+        });
+    }
+    match verdict {
+        Verdict::Expired => Found::Expired,
+        Verdict::Refresh(expires_at) => Found::Refresh(auth, expires_at),
+        Verdict::Valid => {
+            if resign {
+                tracing::debug!("re-signing a cookie verified with a previous secret");
+                cookies.push(resigned_cookie(
+                    config,
+                    token,
+                    &auth,
+                    now,
+                    dont_remember.get(config),
+                ));
+            }
+            Found::Final(finish(
+                config,
+                auth,
+                std::mem::take(cookies),
+                SessionInfo::default(),
+                now,
+                dont_remember,
+                chunks,
+            ))
+        }
+    }
 }
 
 /// A signed-in resolution; as Better Auth, every store read re-issues the cache cookie.
@@ -587,11 +794,8 @@ struct DontRemember<'h> {
 }
 
 impl<'h> DontRemember<'h> {
-    fn new(headers: &'h HeaderMap) -> Self {
-        Self {
-            headers,
-            known: None,
-        }
+    fn new(headers: &'h HeaderMap, known: Option<bool>) -> Self {
+        Self { headers, known }
     }
 
     fn get(&mut self, config: &SessionConfig) -> bool {
@@ -629,7 +833,7 @@ pub(crate) fn clearing_cookies(config: &SessionConfig) -> Vec<HeaderValue> {
 
 /// Appends the layer's cookies unless the handler already set a cookie of the same name (a
 /// sign-in or sign-out made during this request wins), then marks the response uncacheable.
-fn append_cookies(headers: &mut HeaderMap, cookies: Vec<HeaderValue>) {
+pub(crate) fn append_cookies(headers: &mut HeaderMap, cookies: Vec<HeaderValue>) {
     if cookies.is_empty() {
         return;
     }

@@ -270,7 +270,7 @@ impl Fx {
             .route(
                 "/",
                 get(|MaybeUser(u): MaybeUser| async move {
-                    u.map_or("anonymous".to_owned(), |u| u.email)
+                    u.map_or("anonymous".to_owned(), |u| u.email.clone())
                 }),
             )
             .layer(layer);

@@ -100,10 +100,12 @@ fn allocations_per_request() {
     let bad = allocations(&rt, &layered, Some(&forged)) - base;
     let valid = allocations(&rt, &layered, Some(&jar)) - base;
     println!("allocations per request: bare {base}; extra: anonymous {anonymous}, bad signature {bad}, valid session (memory store) {valid}");
-    // Regression bounds at today's figures. Anonymous and bad-signature requests pay only for
-    // the request-extensions map and the `SessionManager` in it (3); the issue's target for
-    // the valid path is 3, today it is 8 (see BENCHMARKS.md for the breakdown).
+    // Every request pays for its one `AuthContext` extension: the extensions map (its box and
+    // its table, which a bare route never allocates) and the boxed value, 3 in all. Nothing
+    // else: the cookie is decoded on the stack, the token borrowed from the header, and a
+    // session the memory store answers at once is served without a boxed future (issue 5's
+    // target for the valid path is 3).
     assert!(anonymous <= 3, "anonymous: {anonymous}");
     assert!(bad <= 3, "bad signature: {bad}");
-    assert!(valid <= 8, "valid session: {valid}");
+    assert!(valid <= 3, "valid session: {valid}");
 }

@@ -41,7 +41,7 @@ fn fx(f: impl FnOnce(SessionConfigBuilder) -> SessionConfigBuilder) -> Fx {
         .route(
             "/me",
             get(
-                |CurrentSession(a): CurrentSession, info: axum::Extension<SessionInfo>| async move {
+                |CurrentSession(a): CurrentSession, info: SessionInfo| async move {
                     format!(
                         "{} needs_refresh={} bearer={}",
                         a.user.email, info.needs_refresh, info.via_bearer

@@ -246,15 +246,14 @@ async fn malformed_cookies_are_anonymous_with_zero_store_calls() {
     let other = Signer::new("another-secret-0123456789-abcdefghijk")
         .sign_cookie_value(&signed.session.token);
 
-    let app =
-        Router::new()
-            .route(
-                "/",
-                get(|MaybeUser(u): MaybeUser| async move {
-                    u.map_or("anonymous".to_owned(), |u| u.email)
-                }),
-            )
-            .layer(layer);
+    let app = Router::new()
+        .route(
+            "/",
+            get(|MaybeUser(u): MaybeUser| async move {
+                u.map_or("anonymous".to_owned(), |u| u.email.clone())
+            }),
+        )
+        .layer(layer);
 
     // Sanity: the good cookie works, so every rejection below is the shape's doing.
     let ok = send(

@@ -35,7 +35,7 @@ fn fx_with(name: &str, f: impl FnOnce(SessionConfigBuilder) -> SessionConfigBuil
         .build()
         .unwrap();
     let layer = SessionLayer::new(config, store.clone());
-    let handler = |CurrentSession(a): CurrentSession, info: axum::Extension<SessionInfo>| async move {
+    let handler = |CurrentSession(a): CurrentSession, info: SessionInfo| async move {
         format!("{} cache={}", a.user.email, info.from_cache)
     };
     let app = Router::new()
@@ -190,7 +190,7 @@ async fn any_cache_failure_falls_back_to_the_store_and_expires_the_cache() {
         .route(
             "/me",
             get(
-                |CurrentSession(a): CurrentSession, info: axum::Extension<SessionInfo>| async move {
+                |CurrentSession(a): CurrentSession, info: SessionInfo| async move {
                     format!("{} cache={}", a.user.email, info.from_cache)
                 },
             ),

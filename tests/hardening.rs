@@ -78,7 +78,9 @@ fn me_router<St: SessionStore>(layer: &SessionLayer<St>) -> Router {
         )
         .route(
             "/",
-            get(|MaybeUser(u): MaybeUser| async move { u.map_or("anonymous".into(), |u| u.email) }),
+            get(|MaybeUser(u): MaybeUser| async move {
+                u.map_or("anonymous".into(), |u| u.email.clone())
+            }),
         )
         .layer(layer.clone())
 }

@@ -46,11 +46,11 @@ async fn both(
     let app = Router::new()
         .route(
             "/me",
-            get(|CurrentUser(u): CurrentUser| async move { u.email }),
+            get(|CurrentUser(u): CurrentUser| async move { u.email.clone() }),
         )
         .route(
             "/write",
-            post(|CurrentUser(u): CurrentUser| async move { u.email }),
+            post(|CurrentUser(u): CurrentUser| async move { u.email.clone() }),
         )
         .layer(layer.clone());
     Some(Both {

@@ -95,7 +95,7 @@ fn router<St: SessionStore>(layer: &SessionLayer<St>) -> Router {
         .route(
             "/me",
             get(
-                |CurrentSession(a): CurrentSession, info: axum::Extension<SessionInfo>| async move {
+                |CurrentSession(a): CurrentSession, info: SessionInfo| async move {
                     axum::Json(json!({
                         "email": a.user.email,
                         "id": a.user.id,

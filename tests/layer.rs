@@ -10,8 +10,7 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use tower_auth_session::extract::{CurrentSession, CurrentUser, MaybeUser, Sessions};
 use tower_auth_session::{
-    Authenticated, ManualClock, MemoryStore, SessionConfig, SessionLayer, SessionStore, SignIn,
-    User,
+    AuthContext, ManualClock, MemoryStore, SessionConfig, SessionLayer, SessionStore, SignIn, User,
 };
 
 const T0: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
@@ -39,44 +38,41 @@ fn fixture_with(
         .unwrap();
     let layer = SessionLayer::new(cfg, store.clone());
     let sign_in_user = user.clone();
-    let app =
-        Router::new()
-            .route(
-                "/me",
-                get(|CurrentSession(a): CurrentSession| async move {
-                    Json(serde_json::json!({
-                        "email": a.user.email,
-                        "expiresAt": tower_auth_session::time_fmt::to_iso(a.session.expires_at),
-                    }))
-                }),
-            )
-            .route(
-                "/user",
-                get(|CurrentUser(u): CurrentUser| async move { u.email }),
-            )
-            .route(
-                "/maybe",
-                get(|MaybeUser(u): MaybeUser| async move {
-                    u.map_or("anonymous".to_owned(), |u| u.email)
-                }),
-            )
-            .route(
-                "/sign-in",
-                post(move |sessions: Sessions| {
-                    let user = sign_in_user.clone();
-                    async move {
-                        let signed = sessions.sign_in(&user).await.unwrap();
-                        (signed, "signed in")
-                    }
-                }),
-            )
-            .route(
-                "/sign-out",
-                post(
-                    |sessions: Sessions| async move { (sessions.sign_out().await.unwrap(), "bye") },
-                ),
-            )
-            .layer(layer.clone());
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|CurrentSession(a): CurrentSession| async move {
+                Json(serde_json::json!({
+                    "email": a.user.email,
+                    "expiresAt": tower_auth_session::time_fmt::to_iso(a.session.expires_at),
+                }))
+            }),
+        )
+        .route(
+            "/user",
+            get(|CurrentUser(u): CurrentUser| async move { u.email.clone() }),
+        )
+        .route(
+            "/maybe",
+            get(|MaybeUser(u): MaybeUser| async move {
+                u.map_or("anonymous".to_owned(), |u| u.email.clone())
+            }),
+        )
+        .route(
+            "/sign-in",
+            post(move |sessions: Sessions| {
+                let user = sign_in_user.clone();
+                async move {
+                    let signed = sessions.sign_in(&user).await.unwrap();
+                    (signed, "signed in")
+                }
+            }),
+        )
+        .route(
+            "/sign-out",
+            post(|sessions: Sessions| async move { (sessions.sign_out().await.unwrap(), "bye") }),
+        )
+        .layer(layer.clone());
     Fixture {
         app,
         layer,
@@ -422,7 +418,7 @@ async fn store_outage_is_503_and_signs_nobody_out() {
 async fn missing_layer_is_a_loud_500() {
     let app: Router = Router::new().route(
         "/me",
-        get(|CurrentUser(u): CurrentUser| async move { u.email }),
+        get(|CurrentUser(u): CurrentUser| async move { u.email.clone() }),
     );
     let r = send(app, get_req("/me", None)).await;
     assert_eq!(r.status, 500);
@@ -438,8 +434,9 @@ async fn plain_tower_service_reads_the_extension() {
         |req: http::Request<axum::body::Body>| async move {
             let who = req
                 .extensions()
-                .get::<Authenticated>()
-                .map_or("anonymous".to_owned(), |a| a.user.email.clone());
+                .get::<AuthContext>()
+                .and_then(AuthContext::user)
+                .map_or("anonymous".to_owned(), |u| u.email.clone());
             Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::from(who)))
         },
     );

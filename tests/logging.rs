@@ -50,7 +50,7 @@ fn rejections_are_logged_with_a_reason_and_never_the_token() {
             let app = axum::Router::new()
                 .route(
                     "/me",
-                    get(|CurrentUser(u): CurrentUser| async move { u.email }),
+                    get(|CurrentUser(u): CurrentUser| async move { u.email.clone() }),
                 )
                 .layer(layer.clone());
             let cookie = format!(
@@ -88,14 +88,14 @@ fn rejections_are_logged_with_a_reason_and_never_the_token() {
             let app = axum::Router::new()
                 .route(
                     "/me",
-                    get(|CurrentUser(u): CurrentUser| async move { u.email }),
+                    get(|CurrentUser(u): CurrentUser| async move { u.email.clone() }),
                 )
                 .layer(layer);
             send(app, get_req("/me", Some(&expired))).await;
             let down = axum::Router::new()
                 .route(
                     "/me",
-                    get(|CurrentUser(u): CurrentUser| async move { u.email }),
+                    get(|CurrentUser(u): CurrentUser| async move { u.email.clone() }),
                 )
                 .layer(SessionLayer::new(
                     SessionConfig::builder().secret(SECRET).build().unwrap(),

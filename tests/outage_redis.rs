@@ -52,7 +52,9 @@ async fn redis_outage_under_load_signs_nobody_out() {
     let app = axum::Router::new()
         .route(
             "/",
-            get(|MaybeUser(u): MaybeUser| async move { u.map_or("anonymous".into(), |u| u.email) }),
+            get(|MaybeUser(u): MaybeUser| async move {
+                u.map_or("anonymous".into(), |u| u.email.clone())
+            }),
         )
         .layer(layer.clone());
     let user = User::new("load@example.com", "L", time::OffsetDateTime::now_utc());

@@ -93,7 +93,7 @@ mod across_instances {
         let app = axum::Router::new()
             .route(
                 "/me",
-                get(|CurrentUser(u): CurrentUser| async move { u.email }),
+                get(|CurrentUser(u): CurrentUser| async move { u.email.clone() }),
             )
             .layer(layer.clone());
         (app, layer, inner)

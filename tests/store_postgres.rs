@@ -243,7 +243,7 @@ async fn read_only_role_serves_requests_without_writing() {
         .route(
             "/me",
             get(
-                |CurrentSession(a): CurrentSession, info: axum::Extension<SessionInfo>| async move {
+                |CurrentSession(a): CurrentSession, info: SessionInfo| async move {
                     format!("{} {}", a.user.email, info.needs_refresh)
                 },
             ),

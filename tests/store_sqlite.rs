@@ -212,7 +212,7 @@ async fn sessions_survive_a_restart() {
     let app = axum::Router::new()
         .route(
             "/me",
-            axum::routing::get(|tower_auth_session::extract::CurrentUser(u): tower_auth_session::extract::CurrentUser| async move { u.email }),
+            axum::routing::get(|tower_auth_session::extract::CurrentUser(u): tower_auth_session::extract::CurrentUser| async move { u.email.clone() }),
         )
         .layer(SessionLayer::new(config(), store));
     let r = common::send(app, common::get_req("/me", Some(&cookie))).await;

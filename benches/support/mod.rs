@@ -23,8 +23,7 @@ use tower::ServiceExt;
 use tower_auth_session::codec::Signer;
 use tower_auth_session::extract::MaybeUser;
 use tower_auth_session::{
-    Authenticated, MemoryStore, SessionConfig, SessionLayer, SessionStore, SignIn, SqliteStore,
-    User,
+    AuthContext, MemoryStore, SessionConfig, SessionLayer, SessionStore, SignIn, SqliteStore, User,
 };
 
 /// The secret every bench signs with (≥ 32 bytes, not Better Auth's default).
@@ -125,9 +124,13 @@ async fn tas_handler(MaybeUser(user): MaybeUser) -> &'static str {
     }
 }
 
-/// A handler that only borrows `Authenticated` from the extensions: the layer's own cost.
+/// A handler that only borrows the `AuthContext` from the extensions: the layer's own cost.
 async fn tas_ref_handler(req: Request) -> &'static str {
-    if req.extensions().get::<Authenticated>().is_some() {
+    if req
+        .extensions()
+        .get::<AuthContext>()
+        .is_some_and(AuthContext::is_signed_in)
+    {
         SIGNED_IN
     } else {
         ANONYMOUS
@@ -222,8 +225,7 @@ pub async fn tas_memory() -> TasMemory {
         },
         valid_borrow: Case {
             name: "tas_memory_valid_borrow",
-            what:
-                "tower-auth-session, MemoryStore, valid session (handler borrows `Authenticated`)",
+            what: "tower-auth-session, MemoryStore, valid session (handler borrows `AuthContext`)",
             app: tas_router(&layer, true),
             cookie: header(&cookie),
             expect: SIGNED_IN,

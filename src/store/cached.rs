@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use moka::future::Cache;
+use moka::sync::Cache;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
@@ -15,7 +15,7 @@ use crate::model::{Authenticated, Session, User};
 /// What the cache remembers for a token: the session, or that the store has none.
 #[derive(Clone, Debug)]
 enum Entry {
-    Found(Arc<Authenticated>),
+    Found(Authenticated),
     Missing,
 }
 
@@ -215,7 +215,7 @@ impl<S: SessionStore> CachedStore<S> {
                         let Ok(payload) = message.get_payload::<String>() else {
                             continue;
                         };
-                        apply(&cache, &payload).await;
+                        apply(&cache, &payload);
                         applied.send_modify(|n| *n += 1);
                     }
                 }
@@ -257,11 +257,26 @@ async fn reconnect(client: &redis::Client, channel: &str) -> Option<redis::aio::
 
 /// Applies one bus message: `t:<token>` or `u:<user id>`.
 #[cfg(feature = "redis")]
-async fn apply(cache: &Cache<String, Entry>, payload: &str) {
+fn apply(cache: &Cache<String, Entry>, payload: &str) {
     if let Some(token) = payload.strip_prefix("t:") {
-        cache.invalidate(token).await;
+        cache.invalidate(token);
     } else if let Some(user_id) = payload.strip_prefix("u:") {
         invalidate_user(cache, user_id);
+    }
+}
+
+impl<S> CachedStore<S> {
+    /// Caches what the inner store answered for `token` (a miss only with negative entries on).
+    fn remember(&self, token: &str, found: Option<&Authenticated>) {
+        match found {
+            Some(auth) => self
+                .cache
+                .insert(token.to_owned(), Entry::Found(auth.clone())),
+            None if !self.negative_ttl.is_zero() => {
+                self.cache.insert(token.to_owned(), Entry::Missing);
+            }
+            None => {}
+        }
     }
 }
 
@@ -277,27 +292,33 @@ fn invalidate_user(cache: &Cache<String, Entry>, user_id: &str) {
 
 impl<S: SessionStore> SessionStore for CachedStore<S> {
     async fn find(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
-        if let Some(entry) = self.cache.get(token).await {
-            return Ok(match entry {
-                Entry::Found(auth) => Some((*auth).clone()),
-                Entry::Missing => None,
-            });
+        if let Some(answer) = self.find_now(token) {
+            return answer;
         }
         let found = self.inner.find(token).await?;
-        let entry = match &found {
-            Some(auth) => Entry::Found(Arc::new(auth.clone())),
-            None => Entry::Missing,
-        };
-        if !self.negative_ttl.is_zero() || matches!(entry, Entry::Found(_)) {
-            self.cache.insert(token.to_owned(), entry).await;
-        }
+        self.remember(token, found.as_ref());
         Ok(found)
+    }
+
+    fn find_now(&self, token: &str) -> Option<Result<Option<Authenticated>, StoreError>> {
+        if let Some(entry) = self.cache.get(token) {
+            return Some(Ok(match entry {
+                Entry::Found(auth) => Some(auth),
+                Entry::Missing => None,
+            }));
+        }
+        // A miss may still be answered at once by an in-memory inner store.
+        let answer = self.inner.find_now(token)?;
+        if let Ok(found) = &answer {
+            self.remember(token, found.as_ref());
+        }
+        Some(answer)
     }
 
     async fn create(&self, session: &Session, user: &User) -> Result<(), StoreError> {
         self.inner.create(session, user).await?;
         // A negative entry for this token (vanishingly unlikely) must not hide the new session.
-        self.cache.invalidate(&session.token).await;
+        self.cache.invalidate(&session.token);
         Ok(())
     }
 
@@ -308,29 +329,26 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         let updated = self.inner.extend(token, expires_at, now).await?;
-        match (&updated, self.cache.get(token).await) {
-            (Some(session), Some(Entry::Found(auth))) => {
-                let mut fresh = (*auth).clone();
+        match (&updated, self.cache.get(token)) {
+            (Some(session), Some(Entry::Found(mut fresh))) => {
                 fresh.session = Arc::new(session.clone());
-                self.cache
-                    .insert(token.to_owned(), Entry::Found(Arc::new(fresh)))
-                    .await;
+                self.cache.insert(token.to_owned(), Entry::Found(fresh));
             }
-            _ => self.cache.invalidate(token).await,
+            _ => self.cache.invalidate(token),
         }
         Ok(updated)
     }
 
     async fn delete(&self, token: &str) -> Result<(), StoreError> {
         self.inner.delete(token).await?;
-        self.cache.invalidate(token).await;
+        self.cache.invalidate(token);
         self.publish(format!("t:{token}")).await;
         Ok(())
     }
 
     async fn delete_if_expired(&self, token: &str, now: OffsetDateTime) -> Result<(), StoreError> {
         self.inner.delete_if_expired(token, now).await?;
-        self.cache.invalidate(token).await;
+        self.cache.invalidate(token);
         Ok(())
     }
 

@@ -75,6 +75,17 @@ impl MemoryStore {
             .map(|u| (**u).clone())
     }
 
+    /// The session `token` and its user. Shared rows: a lookup copies two pointers, not the
+    /// strings.
+    fn lookup(&self, token: &str) -> Option<Authenticated> {
+        let inner = self.read();
+        let session = inner.sessions.get(token)?;
+        inner.users.get(&session.user_id).map(|user| Authenticated {
+            session: Arc::clone(session),
+            user: Arc::clone(user),
+        })
+    }
+
     /// The number of sessions held, expired ones included.
     pub fn session_count(&self) -> usize {
         self.read().sessions.len()
@@ -83,15 +94,11 @@ impl MemoryStore {
 
 impl SessionStore for MemoryStore {
     async fn find(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
-        let inner = self.read();
-        let Some(session) = inner.sessions.get(token) else {
-            return Ok(None);
-        };
-        // Shared rows: a lookup copies two pointers, not the strings.
-        Ok(inner.users.get(&session.user_id).map(|user| Authenticated {
-            session: Arc::clone(session),
-            user: Arc::clone(user),
-        }))
+        Ok(self.lookup(token))
+    }
+
+    fn find_now(&self, token: &str) -> Option<Result<Option<Authenticated>, StoreError>> {
+        Some(Ok(self.lookup(token)))
     }
 
     async fn create(&self, session: &Session, user: &User) -> Result<(), StoreError> {

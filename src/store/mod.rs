@@ -76,6 +76,17 @@ pub trait SessionStore: Send + Sync + 'static {
         token: &str,
     ) -> impl Future<Output = Result<Option<Authenticated>, StoreError>> + Send;
 
+    /// Answers [`find`](Self::find) at once when the answer is already in this process's
+    /// memory (an in-memory store, a cache hit), or returns `None` to send the lookup down the
+    /// asynchronous path. When it answers, it must answer as `find` would.
+    ///
+    /// The layer asks this first: a request whose session is found here, valid and not due for
+    /// a refresh is served without allocating or boxing a future. The default answers nothing.
+    fn find_now(&self, token: &str) -> Option<Result<Option<Authenticated>, StoreError>> {
+        let _ = token;
+        None
+    }
+
     /// Stores a new session for `user`. SQL stores write only the session row (the user row is
     /// expected to exist); key-value stores embed the user, as Better Auth's secondary storage.
     fn create(
@@ -148,6 +159,9 @@ impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
         token: &str,
     ) -> impl Future<Output = Result<Option<Authenticated>, StoreError>> + Send {
         (**self).find(token)
+    }
+    fn find_now(&self, token: &str) -> Option<Result<Option<Authenticated>, StoreError>> {
+        (**self).find_now(token)
     }
     fn create(
         &self,
