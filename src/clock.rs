@@ -1,9 +1,11 @@
 //! Where the layer gets "now" from. Tests inject a [`ManualClock`] so that expiry and refresh
 //! boundaries are exercised to the millisecond without sleeping.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use time::{Duration, OffsetDateTime};
 
@@ -21,7 +23,30 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
-        time_fmt::truncate_ms(OffsetDateTime::now_utc())
+        // Turning a `SystemTime` into a calendar date costs as much as the rest of a cache-hit
+        // lookup, so each thread converts once per second and only sets the milliseconds for
+        // the other calls within that second.
+        thread_local! {
+            static SECOND: Cell<Option<(u64, OffsetDateTime)>> = const { Cell::new(None) };
+        }
+        let Ok(since) = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) else {
+            return time_fmt::truncate_ms(OffsetDateTime::now_utc());
+        };
+        let secs = since.as_secs();
+        let start = SECOND.with(|cached| match cached.get() {
+            Some((s, at)) if s == secs => Some(at),
+            _ => {
+                let at = i64::try_from(secs)
+                    .ok()
+                    .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())?;
+                cached.set(Some((secs, at)));
+                Some(at)
+            }
+        });
+        let millis = u16::try_from(since.subsec_millis()).unwrap_or(0);
+        start
+            .and_then(|at| at.replace_millisecond(millis).ok())
+            .unwrap_or_else(|| time_fmt::truncate_ms(OffsetDateTime::now_utc()))
     }
 }
 
@@ -72,5 +97,24 @@ impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
         time_fmt::from_unix_ms(self.unix_ms.load(Ordering::SeqCst))
             .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_clock_reads_the_wall_clock_to_the_millisecond() {
+        for _ in 0..3 {
+            let before = time_fmt::truncate_ms(OffsetDateTime::now_utc());
+            // The first call of a second converts; the second reuses that second.
+            let first = SystemClock.now();
+            let second = SystemClock.now();
+            let after = OffsetDateTime::now_utc();
+            assert!(before <= first && first <= second && second <= after);
+            assert_eq!(first.nanosecond() % 1_000_000, 0);
+            assert_eq!(second.offset(), time::UtcOffset::UTC);
+        }
     }
 }

@@ -127,7 +127,8 @@ impl Signer {
 
     /// Checks a raw 32-byte tag against `message` in constant time.
     pub(crate) fn verify_tag(&self, message: &[u8], tag: &[u8]) -> bool {
-        self.mac_of(message).verify_slice(tag).is_ok()
+        <&[u8; 32]>::try_from(tag)
+            .is_ok_and(|tag| constant_time_eq::constant_time_eq_32(&self.mac(message), tag))
     }
 
     /// Checks `signature` (standard base64, 44 characters ending `=`) against `value` in
@@ -138,7 +139,7 @@ impl Signer {
         }
         let mut decoded = [0u8; 33];
         match LENIENT_STANDARD.decode_slice(signature, &mut decoded) {
-            Ok(32) => self.mac_of(value).verify_slice(&decoded[..32]).is_ok(),
+            Ok(32) => self.verify_tag(value, &decoded[..32]),
             _ => false,
         }
     }

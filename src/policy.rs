@@ -35,11 +35,12 @@ pub fn judge(
     if dont_remember || config.disable_refresh {
         return Verdict::Valid;
     }
-    // Saturating: absurd stored dates must not overflow.
-    let last_refresh = session.expires_at.checked_sub(config.expires_in);
-    let due = last_refresh
-        .and_then(|t| t.checked_add(config.update_age))
-        .is_none_or(|t| t <= now);
+    // `expiresAt − expiresIn + updateAge ≤ now` is `expiresAt ≤ now + (expiresIn − updateAge)`:
+    // one date addition per request instead of two. Checked: an absurd clock must not overflow
+    // (it counts as due).
+    let due = now
+        .checked_add(config.expires_in - config.update_age)
+        .is_none_or(|t| session.expires_at <= t);
     if due {
         Verdict::Refresh(now + config.expires_in)
     } else {

@@ -95,17 +95,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // Split, so that the token can stay borrowed from the headers while the extensions are
-        // written.
-        let (mut parts, body) = req.into_parts();
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
         let config = &shared.config;
-        let raw_cookie = find_cookie(&parts.headers, &config.session_cookie.name);
+        let raw_cookie = find_cookie(req.headers(), &config.session_cookie.name);
         if raw_cookie.is_some()
             && config
                 .origins
-                .refuses(&parts.method, parts.uri.path(), &parts.headers)
+                .refuses(req.method(), req.uri().path(), req.headers())
         {
             tracing::info!(
                 reason = "untrusted_origin",
@@ -124,13 +121,18 @@ where
                 resign,
                 via_bearer: false,
             }),
-            None => bearer_token(config, &parts.headers).map(|token| Credential {
+            None => bearer_token(config, req.headers()).map(|token| Credential {
                 token,
                 resign: false,
                 via_bearer: true,
             }),
         };
-        let Some(credential) = credential else {
+        let Some(Credential {
+            token,
+            resign,
+            via_bearer,
+        }) = credential
+        else {
             // No credential, or a malformed or forged one: anonymous, no store call, no
             // Set-Cookie.
             let reason = if had_cookie {
@@ -140,46 +142,28 @@ where
             };
             tracing::trace!(reason, "anonymous request");
             outcome(reason);
-            parts.extensions.insert(AuthContext::new(
+            req.extensions_mut().insert(AuthContext::new(
                 SessionManager::new(shared.clone()),
                 None,
                 SessionInfo::default(),
             ));
-            let req = Request::from_parts(parts, body);
             return ResponseFuture::passthrough(self.inner.call(req), Vec::new());
         };
 
         // Whatever can be decided without waiting (a cookie-cache hit, an in-memory store, a
         // cache hit) is served in place: no boxed future, no owned token.
-        let pending = match resolve_now(
-            shared,
-            &credential.token,
-            credential.resign,
-            &parts.headers,
-            parts.uri.path(),
-        ) {
+        let pending = match resolve_now(shared, &token, resign, req.headers(), req.uri().path()) {
             Now::Done(resolution) => {
-                return match settle(
-                    shared,
-                    resolution,
-                    credential.via_bearer,
-                    &mut parts.extensions,
-                ) {
+                // The resolution owns what it holds: the borrow of the headers ends here.
+                return match settle(shared, resolution, via_bearer, req.extensions_mut()) {
                     Settled::Respond(response) => ResponseFuture::ready(Ok(response)),
                     Settled::Forward { cookies, .. } => {
-                        let req = Request::from_parts(parts, body);
                         ResponseFuture::passthrough(self.inner.call(req), cookies)
                     }
                 };
             }
             Now::Later(pending) => pending,
         };
-
-        let Credential {
-            token,
-            resign,
-            via_bearer,
-        } = credential;
         let token = token.into_owned();
         // The inner service was driven to readiness in `poll_ready`; take that one and leave a
         // fresh clone in its place.
@@ -187,13 +171,13 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
         ResponseFuture::boxed(Box::pin(async move {
-            let resolution = resolve_later(&shared, &token, resign, &parts.headers, pending).await;
+            let resolution = resolve_later(&shared, &token, resign, req.headers(), pending).await;
             let (cookies, refreshed) =
-                match settle(&shared, resolution, via_bearer, &mut parts.extensions) {
+                match settle(&shared, resolution, via_bearer, req.extensions_mut()) {
                     Settled::Respond(response) => return Ok(response),
                     Settled::Forward { cookies, refreshed } => (cookies, refreshed),
                 };
-            let mut response = inner.call(Request::from_parts(parts, body)).await?;
+            let mut response = inner.call(req).await?;
             append_cookies(response.headers_mut(), cookies);
             if refreshed && shared.config.bearer != Bearer::Off {
                 set_auth_token(

@@ -31,10 +31,15 @@ pub struct MemoryStore {
     inner: Arc<RwLock<Inner>>,
 }
 
+/// foldhash rather than SipHash: a lookup hashes two 32-character keys per request, and keys
+/// are tokens and ids this crate generated (a request can look keys up, never choose them), so
+/// a seeded fast hash is enough.
+type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 struct Inner {
-    sessions: HashMap<String, Arc<Session>>,
-    users: HashMap<String, Arc<User>>,
+    sessions: Map<Arc<Session>>,
+    users: Map<Arc<User>>,
 }
 
 impl MemoryStore {
