@@ -18,6 +18,10 @@
 //! per-acquire ping costs). Requests run one after another on
 //! a single-threaded runtime, each with the 4-cookie header of `overhead`, cycling through the
 //! cookies; every answer is checked to be signed in. Prints one JSON line.
+//!
+//! Then, as the floor any store on the same driver can reach, the driver's own trivial round trip
+//! on the same database, sent the same way: sqlx `SELECT 1` (SQLite, PostgreSQL) or a Redis
+//! `PING` (`floor_median_us`, `floor_p99_us`).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -106,9 +110,11 @@ fn main() {
             other => panic!("LAT_STORE={other}: expected sqlite, postgres or redis"),
         }
     });
-    let mut us: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e6).collect();
-    us.sort_by(f64::total_cmp);
-    let pct = |p: f64| us[((us.len() as f64 * p).ceil() as usize).clamp(1, us.len()) - 1];
+    let floor = rt.block_on(driver_floor(&kind, &url, requests));
+    let floor = sorted_us(&floor);
+    let us = sorted_us(&samples);
+    let pct =
+        |us: &[f64], p: f64| us[((us.len() as f64 * p).ceil() as usize).clamp(1, us.len()) - 1];
     println!(
         "{}",
         serde_json::json!({
@@ -117,8 +123,11 @@ fn main() {
             "pool": if no_ping { "test_before_acquire(false)" } else { "store default" },
             "requests": us.len(),
             "sessions": cookies.len(),
-            "median_us": pct(0.50),
-            "p99_us": pct(0.99),
+            "median_us": pct(&us, 0.50),
+            "p99_us": pct(&us, 0.99),
+            "floor": if kind == "redis" { "PING" } else { "SELECT 1" },
+            "floor_median_us": pct(&floor, 0.50),
+            "floor_p99_us": pct(&floor, 0.99),
             "mean_us": us.iter().sum::<f64>() / us.len() as f64,
             "max_us": us[us.len() - 1],
         })
@@ -156,4 +165,56 @@ async fn measure<St: SessionStore + Clone>(
         .to_bytes();
     assert_eq!(&body[..], support::SIGNED_IN.as_bytes(), "not signed in");
     samples
+}
+
+fn sorted_us(samples: &[std::time::Duration]) -> Vec<f64> {
+    let mut us: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e6).collect();
+    us.sort_by(f64::total_cmp);
+    us
+}
+
+/// The driver's own cheapest round trip on the same database, one after another, after 500
+/// warm-up calls: what no store built on that driver can beat.
+async fn driver_floor(kind: &str, url: &str, requests: usize) -> Vec<std::time::Duration> {
+    macro_rules! sample {
+        ($call:expr) => {{
+            let mut samples = Vec::with_capacity(requests);
+            for i in 0..500 + requests {
+                let started = Instant::now();
+                $call;
+                if i >= 500 {
+                    samples.push(started.elapsed());
+                }
+            }
+            samples
+        }};
+    }
+    match kind {
+        "sqlite" => {
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .test_before_acquire(false)
+                .connect(url)
+                .await
+                .unwrap();
+            sample!(sqlx::query("SELECT 1").fetch_one(&pool).await.unwrap())
+        }
+        #[cfg(feature = "postgres")]
+        "postgres" => {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .test_before_acquire(false)
+                .connect(url)
+                .await
+                .unwrap();
+            sample!(sqlx::query("SELECT 1").fetch_one(&pool).await.unwrap())
+        }
+        #[cfg(feature = "redis")]
+        "redis" => {
+            let client = redis::Client::open(url).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            sample!({
+                let _: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
+            })
+        }
+        other => panic!("no driver floor for {other}"),
+    }
 }
