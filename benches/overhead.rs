@@ -9,13 +9,15 @@
 //! |---|---|
 //! | `bare` | no layer: the baseline every overhead is measured from |
 //! | `tas_memory_valid` | this crate, `MemoryStore`, valid session, `MaybeUser` handler |
-//! | `tas_memory_valid_borrow` | the same, the handler only borrows `Authenticated` |
+//! | `tas_memory_valid_borrow` | the same, the handler only borrows the `AuthContext` |
 //! | `tas_anonymous` | this crate, no session cookie |
 //! | `tas_bad_signature` | this crate, well-formed cookie with a wrong HMAC |
 //! | `tas_unknown_token` | this crate, valid HMAC, token not in the store |
 //! | `tas_sqlite_valid` | this crate, `SqliteStore` on a file in a temporary directory |
 //! | `tas_postgres_valid` | this crate, `PostgresStore` (feature `postgres`, `TAS_TEST_POSTGRES_URL`) |
 //! | `tas_redis_valid` | this crate, `RedisStore` (feature `redis`, `TAS_TEST_REDIS_URL`) |
+//! | `tas_cached_sqlite_valid` | this crate, `CachedStore` over `SqliteStore`, a cache hit (feature `cache`) |
+//! | `tas_cached_postgres_valid` | the same over `PostgresStore` (features `cache`, `postgres`) |
 //! | `tower_sessions_memory` | tower-sessions 0.15, its `MemoryStore`, session holding a user id |
 //! | `axum_login_memory` | axum-login 0.18 with an in-memory backend, logged-in user |
 //!

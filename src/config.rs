@@ -126,6 +126,9 @@ pub struct SessionConfig {
     pub(crate) outage: OutagePolicy,
     pub(crate) hash_tokens: bool,
     pub(crate) clock: Arc<dyn Clock>,
+    /// `Max-Age=0` for the session token, the cookie cache and `dont_remember`: the same bytes on
+    /// every rejection, so built once.
+    pub(crate) clearing: [HeaderValue; 3],
 }
 
 impl fmt::Debug for SessionConfig {
@@ -709,7 +712,7 @@ impl SessionConfigBuilder {
                 previous.push((Signer::new(&old), until));
             }
         }
-        Ok(SessionConfig {
+        let mut config = SessionConfig {
             previous_signers: previous,
             signer: Signer::new(&secret),
             session_cookie,
@@ -743,7 +746,18 @@ impl SessionConfigBuilder {
                 .unwrap_or(Duration::days(1))
                 .max(Duration::ZERO),
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-        })
+            clearing: [
+                HeaderValue::from_static(""),
+                HeaderValue::from_static(""),
+                HeaderValue::from_static(""),
+            ],
+        };
+        config.clearing = [
+            config.expire_cookie(&config.session_cookie),
+            config.expire_cookie(&config.session_data_cookie),
+            config.expire_cookie(&config.dont_remember_cookie),
+        ];
+        Ok(config)
     }
 }
 

@@ -808,11 +808,7 @@ impl<'h> DontRemember<'h> {
 /// `Max-Age=0` for the session token, the cookie cache and `dont_remember`, as Better Auth's
 /// `deleteSessionCookie` emits them.
 pub(crate) fn clearing_cookies(config: &SessionConfig) -> Vec<HeaderValue> {
-    vec![
-        config.expire_cookie(&config.session_cookie),
-        config.expire_cookie(&config.session_data_cookie),
-        config.expire_cookie(&config.dont_remember_cookie),
-    ]
+    config.clearing.to_vec()
 }
 
 /// Appends the layer's cookies unless the handler already set a cookie of the same name (a

@@ -275,6 +275,62 @@ pub async fn tas_sqlite(dir: &std::path::Path) -> Case {
     }
 }
 
+/// tower-auth-session over `CachedStore` in front of `store`, signed in through the layer: the
+/// check request fills the cache, so every measured request is a hit (issue 5 target 4).
+#[cfg(feature = "cache")]
+async fn tas_cached<St: SessionStore + Clone>(
+    name: &'static str,
+    what: &'static str,
+    store: St,
+    user: &User,
+) -> Case {
+    let cached = tower_auth_session::store::CachedStore::builder(store).build();
+    let layer = SessionLayer::new(tas_config(), cached);
+    let cookie = tas_sign_in(&layer, user).await;
+    Case {
+        name,
+        what,
+        app: tas_router(&layer, false),
+        cookie: header(&cookie),
+        expect: SIGNED_IN,
+    }
+}
+
+/// `CachedStore` over `SqliteStore` (a file in `dir`), a cache hit.
+#[cfg(feature = "cache")]
+pub async fn tas_cached_sqlite(dir: &std::path::Path) -> Case {
+    let url = format!("sqlite://{}", dir.join("cached.db").display());
+    let store = SqliteStore::connect(&url).await.expect("sqlite store");
+    let user = bench_user(2);
+    store.insert_user(&user).await.unwrap();
+    tas_cached(
+        "tas_cached_sqlite_valid",
+        "tower-auth-session, CachedStore over SqliteStore, cache hit",
+        store,
+        &user,
+    )
+    .await
+}
+
+/// `CachedStore` over `PostgresStore` at `url`, a cache hit.
+#[cfg(all(feature = "cache", feature = "postgres"))]
+pub async fn tas_cached_postgres(url: &str) -> Case {
+    let store = tower_auth_session::PostgresStore::builder(url)
+        .create_schema(true)
+        .build()
+        .await
+        .expect("postgres store");
+    let user = bench_user(2);
+    store.insert_user(&user).await.unwrap();
+    tas_cached(
+        "tas_cached_postgres_valid",
+        "tower-auth-session, CachedStore over PostgresStore, cache hit",
+        store,
+        &user,
+    )
+    .await
+}
+
 /// tower-auth-session over `PostgresStore` at `url` (tables created when absent).
 #[cfg(feature = "postgres")]
 pub async fn tas_postgres(url: &str) -> Case {
@@ -540,9 +596,13 @@ pub async fn all_cases() -> AllCases {
         tas.unknown_token,
         tas_sqlite(dir.path()).await,
     ];
+    #[cfg(feature = "cache")]
+    cases.push(tas_cached_sqlite(dir.path()).await);
     #[cfg(feature = "postgres")]
     if let Some(url) = env_url("TAS_TEST_POSTGRES_URL") {
         cases.push(tas_postgres(&url).await);
+        #[cfg(feature = "cache")]
+        cases.push(tas_cached_postgres(&url).await);
     }
     #[cfg(feature = "redis")]
     if let Some(url) = env_url("TAS_TEST_REDIS_URL") {

@@ -132,6 +132,11 @@ r_ts = ratio(o_ts, o_valid)
 r_al = ratio(o_al, o_valid)
 r_ts_b = ratio(o_ts, o_borrow)
 r_al_b = ratio(o_al, o_borrow)
+o_cached = {
+    store: overhead(f"tas_cached_{store}_valid")
+    for store in ("sqlite", "postgres")
+    if overhead(f"tas_cached_{store}_valid") is not None
+}
 alloc_by = {a["name"]: a for a in allocs}
 
 
@@ -249,7 +254,7 @@ w("|---|---|---|")
 if o_valid is not None:
     w(
         f"| valid session, MemoryStore, no refresh: overhead ≤ 1.0 µs | {fmt_us(o_valid)} µs with the "
-        f"`MaybeUser` extractor; {fmt_us(o_borrow)} µs when the handler only borrows `Authenticated` | "
+        f"`MaybeUser` extractor; {fmt_us(o_borrow)} µs when the handler only borrows the `AuthContext` | "
         f"{verdict(o_valid <= 1000)} (borrow-only: {verdict(o_borrow <= 1000)}) |"
     )
     w(
@@ -294,10 +299,18 @@ if mem_samples and mem_end is not None:
         f"{first / 1024:.1f} MiB after 5 s of load, {mem_end / 1024:.1f} MiB at the end ({growth:+.1f} %), "
         f"max {peak / 1024:.1f} MiB | {verdict(abs(growth) <= 5)} (≤ 5 % growth) |"
     )
+for store, o in o_cached.items():
+    r = ratio(o, o_valid)
+    w(
+        f"| cache hit (`CachedStore` over `{store}`): within 1.5× of the valid-session target | overhead "
+        f"{fmt_us(o)} µs, {fmt_ratio(r)} the memory store's {fmt_us(o_valid)} µs in this run | "
+        f"{verdict(o <= 1500 and r is not None and r <= 1.5)} (≤ 1.5 µs and ≤ 1.5× the memory store) |"
+    )
 w("")
 w(
-    "Issue 5's targets 4 (a cache in front of persistent stores) and 5 (refresh coalescing) concern code "
-    "that is measured here only through the store rows below."
+    "Target 5 (at most one refresh write per session per `updateAge` under 50 concurrent requests that "
+    "all cross the threshold) is a correctness property, asserted by `cargo test` "
+    "(`tests/hardening.rs`, coalesced in process, conditional in the store), not timed here."
 )
 w("")
 
