@@ -437,9 +437,21 @@ enum Found {
     Refresh(Authenticated, time::OffsetDateTime),
 }
 
+/// The request's side of a resolution: what judging a store answer reads, and the cookies it
+/// adds to. Built by [`resolve_now`], rebuilt from [`Pending`] by [`resolve_later`].
+struct Judging<'a> {
+    config: &'a SessionConfig,
+    /// The raw token (it signs cookies; the store knows it by its storage key).
+    token: &'a str,
+    /// A previous secret verified the cookie: a valid session gets it re-signed.
+    resign: bool,
+    dont_remember: DontRemember<'a>,
+    cookies: Vec<HeaderValue>,
+    chunks: Vec<String>,
+}
+
 /// Cookie cache → store (only what it answers at once) → policy, for a token whose signature
-/// verified. `resign` says a previous secret verified the cookie: a valid session then gets its
-/// cookie re-signed with the current one.
+/// verified. `resign` says a previous secret verified the cookie.
 pub(crate) fn resolve_now<St: SessionStore>(
     shared: &Shared<St>,
     token: &str,
@@ -448,19 +460,22 @@ pub(crate) fn resolve_now<St: SessionStore>(
     path: &str,
 ) -> Now {
     let config = &shared.config;
-    // Read only when it can change the answer (a due refresh, or the attributes of a cookie).
-    let mut dont_remember = DontRemember::new(headers, None);
-    // The raw token signs cookies; the store knows it by its storage key (the same string
-    // unless tokens are hashed at rest).
     let key = config.storage_key(token);
-    let key = key.as_ref();
-
-    // The cookie cache, when configured and the route does not demand an authoritative read.
-    let mut cookies = Vec::new();
     let (cache_value, chunks) = match &config.cookie_cache {
         Some(_) => cookie_cache::read(config, headers),
         None => (None, Vec::new()),
     };
+    let mut j = Judging {
+        config,
+        token,
+        resign,
+        // Read only when it can change the answer (a due refresh, or a cookie's attributes).
+        dont_remember: DontRemember::new(headers, None),
+        cookies: Vec::new(),
+        chunks,
+    };
+
+    // The cookie cache, when configured and the route does not demand an authoritative read.
     if let (Some(cache), Some(value)) = (&config.cookie_cache, &cache_value) {
         if !config
             .authoritative
@@ -468,19 +483,15 @@ pub(crate) fn resolve_now<St: SessionStore>(
             .any(|p| path.starts_with(p.as_str()))
         {
             let now = config.clock.now();
-            if let Some(auth) = cookie_cache::verify(config, cache, value, key, now) {
+            if let Some(auth) = cookie_cache::verify(config, cache, value, &key, now) {
                 if resign && !config.read_only {
-                    cookies.push(resigned_cookie(
-                        config,
-                        token,
-                        &auth,
-                        now,
-                        dont_remember.get(config),
-                    ));
+                    let dont_remember = j.dont_remember.get(config);
+                    j.cookies
+                        .push(resigned_cookie(config, token, &auth, now, dont_remember));
                 }
                 return Now::Done(Resolution::Authenticated {
                     auth,
-                    cookies,
+                    cookies: j.cookies,
                     info: SessionInfo {
                         from_cache: true,
                         ..SessionInfo::default()
@@ -490,31 +501,18 @@ pub(crate) fn resolve_now<St: SessionStore>(
             tracing::debug!(reason = "cookie cache invalid", "falling back to the store");
             if !config.read_only {
                 // As Better Auth: expire the unusable cache cookie, then read the store.
-                cookies.extend(cookie_cache::expire_all(config, &chunks));
+                j.cookies
+                    .extend(cookie_cache::expire_all(config, &j.chunks));
             }
         }
     }
 
-    let found = shared.store.find_now(key).map(|answer| {
-        let now = config.clock.now();
-        let found = judge_found(
-            config,
-            answer,
-            token,
-            resign,
-            now,
-            &mut dont_remember,
-            &mut cookies,
-            &chunks,
-        );
-        (found, now)
-    });
-    match found {
+    match shared.store.find_now(&key).map(|answer| j.judge(answer)) {
         Some((Found::Final(resolution), _)) => Now::Done(resolution),
         found => Now::Later(Pending {
-            cookies,
-            chunks,
-            dont_remember: dont_remember.known,
+            cookies: j.cookies,
+            chunks: j.chunks,
+            dont_remember: j.dont_remember.known,
             found,
         }),
     }
@@ -531,32 +529,19 @@ pub(crate) async fn resolve_later<St: SessionStore>(
 ) -> Resolution {
     let config = &shared.config;
     let store = &shared.store;
-    let Pending {
-        mut cookies,
-        chunks,
-        dont_remember,
-        found,
-    } = pending;
-    let mut dont_remember = DontRemember::new(headers, dont_remember);
     let key = config.storage_key(token);
     let key = key.as_ref();
-    let (found, now) = match found {
+    let mut j = Judging {
+        config,
+        token,
+        resign,
+        dont_remember: DontRemember::new(headers, pending.dont_remember),
+        cookies: pending.cookies,
+        chunks: pending.chunks,
+    };
+    let (found, now) = match pending.found {
         Some(found) => found,
-        None => {
-            let answer = timed(config, "find", store.find(key)).await;
-            let now = config.clock.now();
-            let found = judge_found(
-                config,
-                answer,
-                token,
-                resign,
-                now,
-                &mut dont_remember,
-                &mut cookies,
-                &chunks,
-            );
-            (found, now)
-        }
+        None => j.judge(timed(config, "find", store.find(key)).await),
     };
     match found {
         Found::Final(resolution) => resolution,
@@ -565,34 +550,26 @@ pub(crate) async fn resolve_later<St: SessionStore>(
             if let Err(error) = timed(config, "delete", store.delete_if_expired(key, now)).await {
                 tracing::warn!(%error, "could not delete an expired session");
             }
-            Resolution::Rejected { chunks }
+            Resolution::Rejected { chunks: j.chunks }
         }
         Found::Refresh(mut auth, expires_at) => {
             let mut info = SessionInfo::default();
             // Coalesce: when another request is already extending this session, let it write.
             let Some(_slot) = RefreshSlot::claim(&shared.refreshing, key) else {
                 tracing::trace!("refresh already in flight");
-                return finish(
-                    config,
-                    auth,
-                    cookies,
-                    info,
-                    now,
-                    &mut dont_remember,
-                    &chunks,
-                );
+                return j.finish(auth, info, now);
             };
             match timed(config, "extend", store.extend(key, expires_at, now)).await {
                 Ok(Some(session)) => {
                     auth.session = Arc::new(session);
                     info.refreshed = true;
                     metrics::counter!("tower_auth_session_refreshes_total").increment(1);
-                    cookies.push(config.session_set_cookie(token, true));
+                    j.cookies.push(config.session_set_cookie(token, true));
                 }
                 Ok(None) => match reread(shared, key).await {
                     Some(Ok(fresh)) => auth = fresh,
                     Some(Err(resolution)) => return resolution,
-                    None => return Resolution::Rejected { chunks },
+                    None => return Resolution::Rejected { chunks: j.chunks },
                 },
                 Err(error) => {
                     // The session is valid; only its extension failed. Serve the request and
@@ -600,128 +577,120 @@ pub(crate) async fn resolve_later<St: SessionStore>(
                     tracing::warn!(%error, "could not extend a session");
                 }
             }
-            finish(
-                config,
-                auth,
-                cookies,
-                info,
-                now,
-                &mut dont_remember,
-                &chunks,
-            )
+            j.finish(auth, info, now)
         }
     }
 }
 
-/// Judges a store answer at `now`: everything that needs no store write is final here.
-#[allow(clippy::too_many_arguments)] // one private step of `resolve_*`, called twice
-fn judge_found(
-    config: &SessionConfig,
-    answer: Result<Option<Authenticated>, StoreError>,
-    token: &str,
-    resign: bool,
-    now: time::OffsetDateTime,
-    dont_remember: &mut DontRemember<'_>,
-    cookies: &mut Vec<HeaderValue>,
-    chunks: &[String],
-) -> Found {
-    let found = match answer {
-        Ok(found) => found,
-        Err(StoreError::Corrupt { reason }) => {
-            // A row this crate cannot read is not proof that the session is invalid (another
-            // writer may use a layout we do not know): anonymous, but the cookies are kept.
-            tracing::warn!(%reason, "session row is unreadable; treating the request as anonymous");
-            return Found::Final(Resolution::Anonymous);
-        }
-        Err(error) => {
-            tracing::error!(%error, reason = "store_error", token = %TokenTag(token), "session store lookup failed");
-            return Found::Final(Resolution::Unavailable);
-        }
-    };
-    let Some(auth) = found else {
-        tracing::debug!(
-            reason = "unknown token or user missing",
-            token = %TokenTag(token),
-            "rejected a session"
-        );
-        return Found::Final(if config.read_only {
-            Resolution::Anonymous
-        } else {
-            Resolution::Rejected {
-                chunks: chunks.to_vec(),
-            }
-        });
-    };
-    let verdict = dont_remember.judge(config, &auth.session, now);
-    if config.read_only {
-        // Never write: expired is anonymous (no deletion, no Set-Cookie), a due refresh is
-        // only reported.
-        return Found::Final(match verdict {
-            Verdict::Expired => {
-                tracing::debug!(reason = "expired", "rejected a session (read-only)");
-                Resolution::Anonymous
-            }
-            Verdict::Refresh(_) | Verdict::Valid => Resolution::Authenticated {
-                auth,
-                cookies: Vec::new(),
-                info: SessionInfo {
-                    needs_refresh: matches!(verdict, Verdict::Refresh(_)),
-                    ..SessionInfo::default()
-                },
-            },
-        });
+impl Judging<'_> {
+    /// Reads the clock and judges a store answer: everything that needs no store write is
+    /// final here.
+    fn judge(
+        &mut self,
+        answer: Result<Option<Authenticated>, StoreError>,
+    ) -> (Found, time::OffsetDateTime) {
+        let now = self.config.clock.now();
+        (self.judge_at(answer, now), now)
     }
-    match verdict {
-        Verdict::Expired => Found::Expired,
-        Verdict::Refresh(expires_at) => Found::Refresh(auth, expires_at),
-        Verdict::Valid => {
-            if resign {
-                tracing::debug!("re-signing a cookie verified with a previous secret");
-                cookies.push(resigned_cookie(
-                    config,
-                    token,
-                    &auth,
-                    now,
-                    dont_remember.get(config),
-                ));
+
+    fn judge_at(
+        &mut self,
+        answer: Result<Option<Authenticated>, StoreError>,
+        now: time::OffsetDateTime,
+    ) -> Found {
+        let config = self.config;
+        let found = match answer {
+            Ok(found) => found,
+            Err(StoreError::Corrupt { reason }) => {
+                // A row this crate cannot read is not proof that the session is invalid
+                // (another writer may use a layout we do not know): anonymous, but the cookies
+                // are kept.
+                tracing::warn!(%reason, "session row is unreadable; treating the request as anonymous");
+                return Found::Final(Resolution::Anonymous);
             }
-            Found::Final(finish(
+            Err(error) => {
+                tracing::error!(%error, reason = "store_error", token = %TokenTag(self.token), "session store lookup failed");
+                return Found::Final(Resolution::Unavailable);
+            }
+        };
+        let Some(auth) = found else {
+            tracing::debug!(
+                reason = "unknown token or user missing",
+                token = %TokenTag(self.token),
+                "rejected a session"
+            );
+            return Found::Final(if config.read_only {
+                Resolution::Anonymous
+            } else {
+                Resolution::Rejected {
+                    chunks: std::mem::take(&mut self.chunks),
+                }
+            });
+        };
+        let verdict = self.dont_remember.judge(config, &auth.session, now);
+        if config.read_only {
+            // Never write: expired is anonymous (no deletion, no Set-Cookie), a due refresh is
+            // only reported.
+            return Found::Final(match verdict {
+                Verdict::Expired => {
+                    tracing::debug!(reason = "expired", "rejected a session (read-only)");
+                    Resolution::Anonymous
+                }
+                Verdict::Refresh(_) | Verdict::Valid => Resolution::Authenticated {
+                    auth,
+                    cookies: Vec::new(),
+                    info: SessionInfo {
+                        needs_refresh: matches!(verdict, Verdict::Refresh(_)),
+                        ..SessionInfo::default()
+                    },
+                },
+            });
+        }
+        match verdict {
+            Verdict::Expired => Found::Expired,
+            Verdict::Refresh(expires_at) => Found::Refresh(auth, expires_at),
+            Verdict::Valid => {
+                if self.resign {
+                    tracing::debug!("re-signing a cookie verified with a previous secret");
+                    let dont_remember = self.dont_remember.get(config);
+                    self.cookies.push(resigned_cookie(
+                        config,
+                        self.token,
+                        &auth,
+                        now,
+                        dont_remember,
+                    ));
+                }
+                Found::Final(self.finish(auth, SessionInfo::default(), now))
+            }
+        }
+    }
+
+    /// A signed-in resolution; as Better Auth, every store read re-issues the cache cookie.
+    fn finish(
+        &mut self,
+        auth: Authenticated,
+        info: SessionInfo,
+        now: time::OffsetDateTime,
+    ) -> Resolution {
+        let config = self.config;
+        let mut cookies = std::mem::take(&mut self.cookies);
+        if let Some(cache) = &config.cookie_cache {
+            let dont_remember = self.dont_remember.get(config);
+            cookies.extend(cookie_cache::issue(
                 config,
-                auth,
-                std::mem::take(cookies),
-                SessionInfo::default(),
+                cache,
+                &auth,
                 now,
                 dont_remember,
-                chunks,
-            ))
+                &self.chunks,
+            ));
         }
-    }
-}
-
-/// A signed-in resolution; as Better Auth, every store read re-issues the cache cookie.
-fn finish(
-    config: &SessionConfig,
-    auth: Authenticated,
-    mut cookies: Vec<HeaderValue>,
-    info: SessionInfo,
-    now: time::OffsetDateTime,
-    dont_remember: &mut DontRemember<'_>,
-    chunks: &[String],
-) -> Resolution {
-    if let Some(cache) = &config.cookie_cache {
-        cookies.extend(cookie_cache::issue(
-            config,
-            cache,
-            &auth,
-            now,
-            dont_remember.get(config),
-            chunks,
-        ));
-    }
-    Resolution::Authenticated {
-        auth,
-        cookies,
-        info,
+        Resolution::Authenticated {
+            auth,
+            cookies,
+            info,
+        }
     }
 }
 

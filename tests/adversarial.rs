@@ -24,7 +24,6 @@ use std::cell::Cell;
 use std::fmt::Debug;
 
 use axum::body::Body;
-use axum::routing::get;
 use axum::Router;
 use common::*;
 use hmac::{Hmac, Mac};
@@ -35,7 +34,6 @@ use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use sha2::Sha256;
 use tower_auth_session::codec::{find_cookie, Signer, MAX_SIGNED_VALUE_LEN};
-use tower_auth_session::extract::MaybeUser;
 use tower_auth_session::{Bearer, MemoryStore, SessionConfig, SessionLayer, SignIn, User};
 
 const NAME: &str = "better-auth.session_token";
@@ -266,14 +264,7 @@ impl Fx {
                 email,
             });
         }
-        let app = Router::new()
-            .route(
-                "/",
-                get(|MaybeUser(u): MaybeUser| async move {
-                    u.map_or("anonymous".to_owned(), |u| u.email.clone())
-                }),
-            )
-            .layer(layer);
+        let app = email_router(layer);
         Self {
             rt,
             app,

@@ -3,13 +3,10 @@
 
 mod common;
 
-use axum::routing::get;
-use axum::Router;
 use common::*;
 use http::header::COOKIE;
 use http::HeaderMap;
 use tower_auth_session::codec::{find_cookie, Signer};
-use tower_auth_session::extract::MaybeUser;
 use tower_auth_session::{MemoryStore, SessionConfig, SessionLayer, SignIn, User};
 
 const SPEC_SECRET: &str = "better-auth-secret-12345678901234567890";
@@ -246,14 +243,7 @@ async fn malformed_cookies_are_anonymous_with_zero_store_calls() {
     let other = Signer::new("another-secret-0123456789-abcdefghijk")
         .sign_cookie_value(&signed.session.token);
 
-    let app = Router::new()
-        .route(
-            "/",
-            get(|MaybeUser(u): MaybeUser| async move {
-                u.map_or("anonymous".to_owned(), |u| u.email.clone())
-            }),
-        )
-        .layer(layer);
+    let app = email_router(layer);
 
     // Sanity: the good cookie works, so every rejection below is the shape's doing.
     let ok = send(

@@ -29,8 +29,16 @@ fn fixture_with(
         tower_auth_session::SessionConfigBuilder,
     ) -> tower_auth_session::SessionConfigBuilder,
 ) -> Fixture {
+    fixture_on(Counting::new(MemoryStore::new()), config)
+}
+
+fn fixture_on(
+    store: Counting<MemoryStore>,
+    config: impl FnOnce(
+        tower_auth_session::SessionConfigBuilder,
+    ) -> tower_auth_session::SessionConfigBuilder,
+) -> Fixture {
     let clock = ManualClock::new(T0);
-    let store = Counting::new(MemoryStore::new());
     let user = User::new("alice@example.com", "Alice", T0);
     store.inner.insert_user(user.clone());
     let cfg = config(SessionConfig::builder().secret(SECRET).clock(clock.clone()))
@@ -107,6 +115,62 @@ impl Fixture {
     async fn get(&self, path: &str, cookie: Option<&str>) -> Reply {
         send(self.app.clone(), get_req(path, cookie)).await
     }
+}
+
+/// A store that answers at once (`find_now`) is served in place; any other lookup, and every
+/// write, takes the asynchronous path. Request by request, both must answer the same.
+#[tokio::test]
+async fn in_place_and_asynchronous_lookups_agree() {
+    type Seen = (u16, String, Vec<String>);
+    async fn script(f: Fixture) -> (Vec<Seen>, usize) {
+        let cookie = f.sign_in().await;
+        let unknown = format!(
+            "{COOKIE}={}",
+            tower_auth_session::codec::Signer::new(SECRET)
+                .sign_cookie_value("UnknownTokenUnknownTokenUnknown1")
+        );
+        let mut seen = Vec::new();
+        for (advance, path, cookie) in [
+            (Duration::ZERO, "/me", &cookie),
+            (Duration::ZERO, "/maybe", &unknown),
+            (Duration::days(1), "/me", &cookie), // a refresh is due
+            (Duration::ZERO, "/me", &cookie),
+            (Duration::days(8), "/me", &cookie), // expired
+            (Duration::ZERO, "/maybe", &cookie), // deleted
+        ] {
+            f.clock.advance(advance);
+            let r = f.get(path, Some(cookie)).await;
+            // Cookie values carry the random token; compare names and attributes.
+            let cookies = r
+                .set_cookies()
+                .iter()
+                .map(|c| {
+                    let (pair, attributes) = c.split_once(';').unwrap_or((c, ""));
+                    let name = pair.split('=').next().unwrap_or_default();
+                    let empty = pair.ends_with('=');
+                    format!("{name}={}{attributes}", if empty { "" } else { "…" })
+                })
+                .collect();
+            seen.push((r.status, r.body, cookies));
+        }
+        (seen, f.store.writes())
+    }
+    let in_place = script(fixture_on(Counting::new(MemoryStore::new()), |b| b)).await;
+    let deferred = script(fixture_on(Counting::async_only(MemoryStore::new()), |b| b)).await;
+    assert_eq!(in_place, deferred);
+
+    let (seen, writes) = in_place;
+    let statuses: Vec<u16> = seen.iter().map(|s| s.0).collect();
+    assert_eq!(statuses, [200, 200, 200, 200, 401, 200]);
+    assert_eq!(seen[1].1, "anonymous");
+    assert_eq!(seen[1].2.len(), 3, "an unknown token clears the cookies");
+    assert_eq!(seen[2].2.len(), 1, "the due refresh re-sends the cookie");
+    assert!(seen[2].2[0].contains("Max-Age=604800"), "{:?}", seen[2].2);
+    assert!(seen[3].2.is_empty(), "a fresh session writes nothing");
+    assert_eq!(seen[4].2.len(), 3, "an expired session clears the cookies");
+    assert_eq!(seen[5].1, "anonymous");
+    // Sign-in, the refresh and the deletion of the expired row.
+    assert_eq!(writes, 3);
 }
 
 #[tokio::test]

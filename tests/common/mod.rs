@@ -15,6 +15,19 @@ use tower_auth_session::{Authenticated, Session, SessionStore, StoreError, User}
 
 pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnop";
 
+/// `GET /`: the signed-in user's e-mail, or `anonymous`.
+pub fn email_router<St: SessionStore>(layer: tower_auth_session::SessionLayer<St>) -> axum::Router {
+    use tower_auth_session::extract::MaybeUser;
+    axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(|MaybeUser(u): MaybeUser| async move {
+                u.map_or("anonymous".to_owned(), |u| u.email.clone())
+            }),
+        )
+        .layer(layer)
+}
+
 /// Counts every store call, so tests can assert "zero store calls".
 #[derive(Clone, Debug)]
 pub struct Counting<S> {
@@ -23,6 +36,9 @@ pub struct Counting<S> {
     pub writes: Arc<AtomicUsize>,
     /// `(limit, deleted)` of every `delete_expired_batch` call.
     pub batches: Arc<std::sync::Mutex<Vec<(u64, u64)>>>,
+    /// Whether `find_now` passes the inner store's immediate answers on (the layer's in-place
+    /// path) or always defers to `find` (its asynchronous path).
+    pub answer_now: bool,
 }
 
 impl<S> Counting<S> {
@@ -32,6 +48,14 @@ impl<S> Counting<S> {
             calls: Arc::default(),
             writes: Arc::default(),
             batches: Arc::default(),
+            answer_now: true,
+        }
+    }
+    /// Like [`new`](Self::new), but every lookup takes the layer's asynchronous path.
+    pub fn async_only(inner: S) -> Self {
+        Self {
+            answer_now: false,
+            ..Self::new(inner)
         }
     }
     pub fn calls(&self) -> usize {
@@ -52,6 +76,14 @@ impl<S: SessionStore> SessionStore for Counting<S> {
     async fn find(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
         self.hit(false);
         self.inner.find(token).await
+    }
+    fn find_now(&self, token: &str) -> Option<Result<Option<Authenticated>, StoreError>> {
+        if !self.answer_now {
+            return None;
+        }
+        let answer = self.inner.find_now(token)?;
+        self.hit(false);
+        Some(answer)
     }
     async fn create(&self, session: &Session, user: &User) -> Result<(), StoreError> {
         self.hit(true);
