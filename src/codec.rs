@@ -288,6 +288,12 @@ pub fn find_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
         // No trimmed text before a first `=` can equal such a name.
         return None;
     }
+    find_token_cookie(headers, name)
+}
+
+/// [`find_cookie`] for a name already known to be a cookie-name token (the configuration's
+/// names are checked when it is built), without checking it again on every request.
+pub(crate) fn find_token_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
     headers
         .get_all(COOKIE)
         .iter()

@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
 
-use crate::codec::{cookies_with_prefix, find_cookie, Signer};
+use crate::codec::{cookies_with_prefix, find_token_cookie, Signer};
 use crate::config::SessionConfig;
 use crate::error::ConfigError;
 use crate::model::{Authenticated, Session, User};
@@ -149,7 +149,7 @@ pub(crate) fn read(config: &SessionConfig, headers: &HeaderMap) -> (Option<Vec<u
         })
         .collect();
     let names = chunks.iter().map(|c| c.2.clone()).collect();
-    if let Some(exact) = find_cookie(headers, &spec.name) {
+    if let Some(exact) = find_token_cookie(headers, &spec.name) {
         let exact = exact.trim_ascii();
         return (
             (!exact.is_empty() && exact.len() <= MAX_CACHE_LEN).then(|| exact.to_vec()),

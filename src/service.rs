@@ -11,7 +11,7 @@ use http::header::{
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use tower_service::Service;
 
-use crate::codec::find_cookie;
+use crate::codec::find_token_cookie;
 use crate::config::{Bearer, OutagePolicy, SessionConfig};
 use crate::cookie_cache;
 use crate::error::StoreError;
@@ -98,7 +98,7 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
         let config = &shared.config;
-        let raw_cookie = find_cookie(req.headers(), &config.session_cookie.name);
+        let raw_cookie = find_token_cookie(req.headers(), &config.session_cookie.name);
         if raw_cookie.is_some()
             && config
                 .origins
@@ -754,7 +754,7 @@ impl<'h> DontRemember<'h> {
     fn get(&mut self, config: &SessionConfig) -> bool {
         let headers = self.headers;
         *self.known.get_or_insert_with(|| {
-            find_cookie(headers, &config.dont_remember_cookie.name)
+            find_token_cookie(headers, &config.dont_remember_cookie.name)
                 .and_then(|raw| config.unsign(raw))
                 .is_some_and(|(v, _)| v == "true")
         })
