@@ -157,29 +157,31 @@ impl Signer {
     /// ```
     pub fn unsign<'a>(&self, raw: &'a [u8]) -> Option<Cow<'a, str>> {
         let value = trim_and_unquote(raw)?;
-        if memchr::memchr(b'%', value).is_none() {
-            let text = std::str::from_utf8(value).ok()?;
-            return self.verify_text(text).map(Cow::Borrowed);
-        }
         // Decoded on the stack: a Better Auth value always carries `%3D`, and a request must not
         // allocate to read its own cookie. Longer custom values use the heap.
         let mut small = [0u8; 128];
         let mut large = Vec::new();
-        let buf: &mut [u8] = if value.len() <= small.len() {
-            &mut small
-        } else {
-            large.resize(value.len().min(MAX_SIGNED_VALUE_LEN), 0);
-            &mut large
-        };
-        let token = match decode_into(value, buf) {
-            Decoded::Text(text) => self.verify_text(text)?,
-            Decoded::TooLong => return None,
-            // `decodeURIComponent` threw: better-call keeps the raw value.
-            Decoded::Invalid => {
-                let text = std::str::from_utf8(value).ok()?;
-                return self.verify_text(text).map(Cow::Borrowed);
+        let decoded = if memchr::memchr(b'%', value).is_some() {
+            let buf: &mut [u8] = if value.len() <= small.len() {
+                &mut small
+            } else {
+                large.resize(value.len().min(MAX_SIGNED_VALUE_LEN), 0);
+                &mut large
+            };
+            match decode_into(value, buf) {
+                Decoded::Text(text) => Some(text),
+                Decoded::TooLong => return None,
+                // `decodeURIComponent` threw: better-call keeps the raw value.
+                Decoded::Invalid => None,
             }
+        } else {
+            None
         };
+        let Some(decoded) = decoded else {
+            let text = std::str::from_utf8(value).ok()?;
+            return self.verify_text(text).map(Cow::Borrowed);
+        };
+        let token = self.verify_text(decoded)?;
         // The token is almost always spelled the same on the wire (it is alphanumeric): borrow
         // it from the header then.
         Some(match value.get(..token.len()) {
@@ -301,9 +303,9 @@ pub(crate) fn find_token_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Optio
 }
 
 fn find_in_field<'h>(field: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
-    // `name` has no `=` and no surrounding blanks (checked above), so "the trimmed text before
-    // the first `=` is `name`" is "after leading blanks, `name`, then blanks, then `=`": a segment that
-    // does not start with the name is skipped without looking for its `=`.
+    // `name` has no `=` and no surrounding blanks (a cookie-name token), so "the trimmed text
+    // before the first `=` is `name`" is "after leading blanks, `name`, then blanks, then `=`":
+    // a segment that does not start with the name is skipped without looking for its `=`.
     let mut start = 0;
     for end in memchr::memchr_iter(b';', field).chain(std::iter::once(field.len())) {
         let segment = &field[start..end];

@@ -99,6 +99,33 @@ impl CookieSpec {
             ..self.clone()
         }
     }
+
+    /// A `Set-Cookie` value in Better Auth's attribute order:
+    /// `name=value; Max-Age=N; Domain=d; Path=p; HttpOnly; Secure; SameSite=Lax`.
+    pub(crate) fn header(&self, value: &str, max_age: Option<Duration>) -> HeaderValue {
+        let mut out = String::with_capacity(
+            self.name.len() + value.len() + self.scope.len() + self.flags.len() + 20,
+        );
+        out.push_str(&self.name);
+        out.push('=');
+        out.push_str(value);
+        if let Some(age) = max_age {
+            let secs = age.clamp(Duration::ZERO, MAX_COOKIE_AGE).whole_seconds();
+            out.push_str("; Max-Age=");
+            out.push_str(&secs.to_string());
+        }
+        out.push_str(&self.scope);
+        out.push_str(&self.flags);
+        // Names and attributes were validated at build time and values are URI-encoded, so
+        // this cannot fail; fall back to a deletion rather than panic if it ever did.
+        HeaderValue::try_from(out)
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+    }
+
+    /// Its deletion: an empty value with `Max-Age=0` and the same attributes.
+    pub(crate) fn expired(&self) -> HeaderValue {
+        self.header("", Some(Duration::ZERO))
+    }
 }
 
 /// Validated session configuration, shared by the layer, its services and the sign-in handle.
@@ -230,31 +257,14 @@ impl SessionConfig {
         &*self.clock
     }
 
-    /// A `Set-Cookie` value in Better Auth's attribute order:
-    /// `name=value; Max-Age=N; Domain=d; Path=p; HttpOnly; Secure; SameSite=Lax`.
+    /// A `Set-Cookie` value in Better Auth's attribute order (see [`CookieSpec::header`]).
     pub(crate) fn set_cookie(
         &self,
         spec: &CookieSpec,
         value: &str,
         max_age: Option<Duration>,
     ) -> HeaderValue {
-        let mut out = String::with_capacity(
-            spec.name.len() + value.len() + spec.scope.len() + spec.flags.len() + 20,
-        );
-        out.push_str(&spec.name);
-        out.push('=');
-        out.push_str(value);
-        if let Some(age) = max_age {
-            let secs = age.clamp(Duration::ZERO, MAX_COOKIE_AGE).whole_seconds();
-            out.push_str("; Max-Age=");
-            out.push_str(&secs.to_string());
-        }
-        out.push_str(&spec.scope);
-        out.push_str(&spec.flags);
-        // Names and attributes were validated at build time and values are URI-encoded, so
-        // this cannot fail; fall back to a deletion rather than panic if it ever did.
-        HeaderValue::try_from(out)
-            .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+        spec.header(value, max_age)
     }
 
     /// Verifies a raw cookie value with the current secret, then with each previous secret
@@ -294,7 +304,7 @@ impl SessionConfig {
 
     /// The deletion of a cookie (`Max-Age=0`, same attributes).
     pub(crate) fn expire_cookie(&self, spec: &CookieSpec) -> HeaderValue {
-        self.set_cookie(spec, "", Some(Duration::ZERO))
+        spec.expired()
     }
 }
 
@@ -712,7 +722,12 @@ impl SessionConfigBuilder {
                 previous.push((Signer::new(&old), until));
             }
         }
-        let mut config = SessionConfig {
+        let clearing = [
+            session_cookie.expired(),
+            session_data_cookie.expired(),
+            dont_remember_cookie.expired(),
+        ];
+        Ok(SessionConfig {
             previous_signers: previous,
             signer: Signer::new(&secret),
             session_cookie,
@@ -746,18 +761,8 @@ impl SessionConfigBuilder {
                 .unwrap_or(Duration::days(1))
                 .max(Duration::ZERO),
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-            clearing: [
-                HeaderValue::from_static(""),
-                HeaderValue::from_static(""),
-                HeaderValue::from_static(""),
-            ],
-        };
-        config.clearing = [
-            config.expire_cookie(&config.session_cookie),
-            config.expire_cookie(&config.session_data_cookie),
-            config.expire_cookie(&config.dont_remember_cookie),
-        ];
-        Ok(config)
+            clearing,
+        })
     }
 }
 

@@ -142,11 +142,7 @@ where
             };
             tracing::trace!(reason, "anonymous request");
             outcome(reason);
-            req.extensions_mut().insert(AuthContext::new(
-                SessionManager::new(shared.clone()),
-                None,
-                SessionInfo::default(),
-            ));
+            insert_context(shared, req.extensions_mut(), None, SessionInfo::default());
             return ResponseFuture::passthrough(self.inner.call(req), Vec::new());
         };
 
@@ -188,6 +184,20 @@ where
             Ok(response)
         }))
     }
+}
+
+/// The request's one extension: what the layer established, and a manager for the handler.
+fn insert_context<St: SessionStore>(
+    shared: &Arc<Shared<St>>,
+    extensions: &mut http::Extensions,
+    authenticated: Option<Authenticated>,
+    info: SessionInfo,
+) {
+    extensions.insert(AuthContext::new(
+        SessionManager::new(shared.clone()),
+        authenticated,
+        info,
+    ));
 }
 
 /// What to do with a request once its session is resolved.
@@ -251,11 +261,7 @@ fn settle<St: SessionStore, B: From<&'static str>>(
         }
         Resolution::Anonymous => (None, SessionInfo::default(), Vec::new()),
     };
-    extensions.insert(AuthContext::new(
-        SessionManager::new(shared.clone()),
-        authenticated,
-        info,
-    ));
+    insert_context(shared, extensions, authenticated, info);
     Settled::Forward {
         cookies,
         refreshed: info.refreshed,
