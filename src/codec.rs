@@ -25,6 +25,8 @@ use http::HeaderMap;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::Sha256;
 
+mod memo;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// Length of a standard, padded base64 HMAC-SHA256 signature.
@@ -61,9 +63,14 @@ const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 ///
 /// Keying HMAC hashes the key into the inner and outer pads; cloning the prepared state is a
 /// copy of two SHA-256 states, so requests never pay for re-keying.
+///
+/// Clones share an identity: cookie values one of them verified are recognised by all of them
+/// on the same thread without computing the HMAC again (see [`unsign`](Self::unsign)).
 #[derive(Clone)]
 pub struct Signer {
     mac: HmacSha256,
+    /// Names this key in the per-thread memo of verified values; never 0.
+    id: u64,
 }
 
 impl std::fmt::Debug for Signer {
@@ -80,7 +87,9 @@ impl Signer {
     pub fn new(secret: &str) -> Self {
         let mac =
             HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
-        Self { mac }
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self { mac, id }
     }
 
     fn mac_of(&self, message: &[u8]) -> HmacSha256 {
@@ -147,6 +156,11 @@ impl Signer {
     /// Verifies a signed cookie value as found in a `Cookie` header and returns the token it
     /// carries, or `None` for anything malformed or forged.
     ///
+    /// Each thread remembers the last few values it verified with this key (and its clones):
+    /// the same bytes again are answered without decoding or computing the HMAC, compared in
+    /// constant time. A forged value is never remembered, and the answer is always the one
+    /// verifying would give.
+    ///
     /// ```
     /// use tower_auth_session::codec::Signer;
     ///
@@ -157,6 +171,21 @@ impl Signer {
     /// ```
     pub fn unsign<'a>(&self, raw: &'a [u8]) -> Option<Cow<'a, str>> {
         let value = trim_and_unquote(raw)?;
+        // The same bytes verified lately on this thread by this key: the answer is known.
+        if let Some(token_len) = memo::recall(self.id, value) {
+            return std::str::from_utf8(value.get(..token_len)?)
+                .ok()
+                .map(Cow::Borrowed);
+        }
+        let token = self.unsign_value(value)?;
+        if let Cow::Borrowed(token) = token {
+            memo::remember(self.id, value, token.len());
+        }
+        Some(token)
+    }
+
+    /// [`unsign`](Self::unsign) for a trimmed and unquoted value, without the memo.
+    fn unsign_value<'a>(&self, value: &'a [u8]) -> Option<Cow<'a, str>> {
         // Decoded on the stack: a Better Auth value always carries `%3D`, and a request must not
         // allocate to read its own cookie. Longer custom values use the heap.
         let mut small = [0u8; 128];
@@ -366,6 +395,64 @@ mod tests {
     use super::*;
 
     const SECRET: &str = "better-auth-secret-12345678901234567890";
+
+    /// A value verified once is answered from the memo the next time, and the memo never
+    /// answers differently from verifying: not for another key, not for other bytes.
+    #[test]
+    fn memo_answers_exactly_what_verifying_would() {
+        let token = "7aON9QvXi7cN5W22aBoYB7O4cBy827eS";
+        let signer = Signer::new(SECRET);
+        let wire = signer.sign_cookie_value(token);
+        assert_eq!(memo::recall(signer.id, wire.as_bytes()), None);
+        assert_eq!(signer.unsign(wire.as_bytes()).as_deref(), Some(token));
+        assert_eq!(memo::recall(signer.id, wire.as_bytes()), Some(token.len()));
+        // Answered from the memo, by the signer and by its clones.
+        assert_eq!(signer.unsign(wire.as_bytes()).as_deref(), Some(token));
+        assert_eq!(
+            signer.clone().unsign(wire.as_bytes()).as_deref(),
+            Some(token)
+        );
+        // Quoted or padded spellings of the same value are the same bytes once trimmed.
+        assert_eq!(
+            signer.unsign(format!(" \"{wire}\" ").as_bytes()).as_deref(),
+            Some(token)
+        );
+        // Another key never accepts it, even with the value remembered on this thread.
+        let other = Signer::new("another-secret-with-plenty-of-entropy-0123456789");
+        assert_eq!(other.unsign(wire.as_bytes()), None);
+        // The same key prepared again is a new signer: it verifies, and agrees.
+        assert_eq!(
+            Signer::new(SECRET).unsign(wire.as_bytes()).as_deref(),
+            Some(token)
+        );
+        // Bytes that differ anywhere, or are a prefix or an extension, are verified afresh.
+        let mut forged = wire.clone().into_bytes();
+        forged[40] ^= 1;
+        assert_eq!(signer.unsign(&forged), None);
+        assert_eq!(signer.unsign(&wire.as_bytes()[..wire.len() - 1]), None);
+        assert_eq!(signer.unsign(format!("{wire}A").as_bytes()), None);
+        assert_eq!(memo::recall(signer.id, &forged), None);
+        // Still remembered after the forgeries.
+        assert_eq!(signer.unsign(wire.as_bytes()).as_deref(), Some(token));
+    }
+
+    /// Many more values than slots: every answer stays right as slots are overwritten.
+    #[test]
+    fn memo_eviction_never_changes_an_answer() {
+        let signer = Signer::new(SECRET);
+        let tokens: Vec<String> = (0..500).map(|_| generate_id(32)).collect();
+        for _ in 0..2 {
+            for token in &tokens {
+                let wire = signer.sign_cookie_value(token);
+                assert_eq!(
+                    signer.unsign(wire.as_bytes()).as_deref(),
+                    Some(token.as_str())
+                );
+                let forged = format!("{token}.{}", signer.sign_cookie_value("x").split_at(2).1);
+                assert_eq!(signer.unsign(forged.as_bytes()), None);
+            }
+        }
+    }
 
     #[test]
     fn spec_vector_one() {

@@ -1,0 +1,119 @@
+//! A small per-thread memo of the session cookie values this thread verified lately.
+//!
+//! A client sends the same cookie with every request, and verifying it again costs a
+//! percent-decode, a base64 decode and an HMAC-SHA256: together about half of what the layer
+//! adds to a signed-in request. The memo keeps, per thread, the last verified value seen in each
+//! of [`SLOTS`] slots, so the next request carrying those exact bytes skips all three.
+//!
+//! Why this answers exactly what verifying again would:
+//! * a value is remembered only after it verified, as the bytes found in the header (trimmed and
+//!   unquoted, before decoding), together with the id of the [`Signer`](super::Signer) (its key)
+//!   that verified it; a hit needs the same signer id and the same bytes, and HMAC is a function
+//!   of key and message;
+//! * the comparison runs in constant time: a slot may hold another client's cookie, and a
+//!   byte-at-a-time comparison would tell a guess how much of it matched;
+//! * the slot is picked by a hash with a per-thread random key, so where a value lands says
+//!   nothing about it, and forged values are never remembered, so they cannot evict anything
+//!   either;
+//! * nothing here says whether a session is live: expiry and revocation stay with the store and
+//!   the policy, which run on every request.
+//!
+//! A value is remembered per thread rather than in one shared map so that a hit takes no lock
+//! and touches no shared cache line; a miss costs one keyed hash (about ten nanoseconds). No cache crate fits: they lock, and they compare keys with `==`.
+
+use std::cell::RefCell;
+use std::hash::BuildHasher;
+
+/// Slots per thread (a power of two).
+const SLOTS: usize = 64;
+
+/// Longest wire value remembered. Better Auth's are 79 bytes (32-character token, `.`, 43
+/// base64 characters and `%3D`); longer custom tokens are simply verified every time.
+const MAX_LEN: usize = 128;
+
+#[derive(Clone, Copy)]
+struct Slot {
+    /// The verifying signer's id; 0 (never issued) marks an empty slot.
+    signer: u64,
+    /// The value's keyed hash: a cheap first test, so a miss skips the byte comparison.
+    hash: u64,
+    len: u8,
+    token_len: u8,
+    value: [u8; MAX_LEN],
+}
+
+const EMPTY: Slot = Slot {
+    signer: 0,
+    hash: 0,
+    len: 0,
+    token_len: 0,
+    value: [0; MAX_LEN],
+};
+
+struct Memo {
+    hasher: foldhash::fast::RandomState,
+    slots: [Slot; SLOTS],
+}
+
+impl Memo {
+    /// The value's keyed hash and the slot it picks (its low bits).
+    fn place(&self, value: &[u8]) -> (u64, usize) {
+        let hash = self.hasher.hash_one(value);
+        // Truncation is the point: only the low bits pick the slot.
+        #[allow(clippy::cast_possible_truncation)]
+        let slot = hash as usize & (SLOTS - 1);
+        (hash, slot)
+    }
+}
+
+thread_local! {
+    static MEMO: RefCell<Memo> = RefCell::new(Memo {
+        hasher: foldhash::fast::RandomState::default(),
+        slots: [EMPTY; SLOTS],
+    });
+}
+
+/// The token length remembered for `value` as verified by signer `signer`, if this thread
+/// verified exactly these bytes with that signer lately.
+pub(super) fn recall(signer: u64, value: &[u8]) -> Option<usize> {
+    if value.len() > MAX_LEN {
+        return None;
+    }
+    MEMO.try_with(|memo| {
+        let memo = memo.try_borrow().ok()?;
+        let (hash, i) = memo.place(value);
+        let slot = &memo.slots[i];
+        // Equal keyed hashes of unequal values happen once in 2^64 and say nothing about the
+        // bytes (the key is random and never leaves the thread): only equal values reach the
+        // constant-time comparison, which has the last word.
+        let remembered = &slot.value[..usize::from(slot.len)];
+        (slot.hash == hash
+            && slot.signer == signer
+            && constant_time_eq::constant_time_eq(remembered, value))
+        .then_some(usize::from(slot.token_len))
+    })
+    .ok()
+    .flatten()
+}
+
+/// Remembers that signer `signer` verified `value`, whose first `token_len` bytes are the token.
+pub(super) fn remember(signer: u64, value: &[u8], token_len: usize) {
+    let (Ok(len), Ok(token_len)) = (u8::try_from(value.len()), u8::try_from(token_len)) else {
+        return;
+    };
+    if value.len() > MAX_LEN {
+        return;
+    }
+    let _ = MEMO.try_with(|memo| {
+        let Ok(mut memo) = memo.try_borrow_mut() else {
+            return;
+        };
+        let (hash, i) = memo.place(value);
+        let slot = &mut memo.slots[i];
+        slot.signer = signer;
+        slot.hash = hash;
+        slot.len = len;
+        slot.token_len = token_len;
+        slot.value[..value.len()].copy_from_slice(value);
+    });
+}
