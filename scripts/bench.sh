@@ -15,7 +15,8 @@
 #   5. for each store (memory, sqlite, postgres, redis): load_server seeded with many sessions, wrk
 #      with anonymous, authenticated and refresh-heavy (update_age = 0) traffic; then, on the same
 #      database and sessions, the in-process latency of one lookup (benches/latency.rs) against
-#      Better Auth's auth.api.getSession (scripts/bench/ba-getsession.mjs), and the same wrk runs
+#      Better Auth's auth.api.getSession (scripts/bench/ba-getsession.mjs), on all CPUs and again
+#      with both sides and the database server pinned to CPU 0 (taskset), and the same wrk runs
 #      against a Better Auth server (tests/interop/server.mjs, GET /api/auth/get-session);
 #   6. memory flatness: load_server on the memory store with 100k sessions under wrk for 60 s,
 #      its RSS sampled every 5 s;
@@ -309,6 +310,18 @@ store_setup() {
     esac
 }
 
+# pin_servers CPUS: PostgreSQL (the postmaster and its processes; new backends inherit it) and
+# Redis may run on CPUS only.
+pin_servers() {
+    local pm rp p
+    pm=$(head -1 "$TAS_TEST_POSTGRES_DATADIR/postmaster.pid")
+    rp=$(cat "$TAS_TEST_REDIS_DIR/redis.pid")
+    # The postmaster's children, from /proc (field 4 of stat is the parent's pid).
+    for p in "$pm" $(awk -v pm="$pm" '$4 == pm { print $1 }' /proc/[0-9]*/stat 2>/dev/null) "$rp"; do
+        taskset -a -p -c "$1" "$p" >/dev/null || die "taskset -p -c $1 $p failed"
+    done
+}
+
 if ! skip wrk; then
     phase_load wrk
     for store in memory sqlite postgres redis; do
@@ -336,6 +349,20 @@ if ! skip wrk; then
         BA_DB=$ba_db BA_REDIS_URL=$redis_url COOKIES_FILE=$cookies \
             node "$root/scripts/bench/ba-getsession.mjs" >>"$out/latency.jsonl" 2>"$out/ba-getsession-$store.err" ||
             { cat "$out/ba-getsession-$store.err" >&2; die "ba-getsession $store failed"; }
+        # The same pair with both sides and the database server on CPU 0: what the lookup costs
+        # when a thread hand-off is a context switch rather than a wake-up on an idle CPU.
+        if [ "$(nproc)" -gt 1 ]; then
+            log "latency: $store again, everything pinned to CPU 0"
+            pin_servers 0
+            LAT_STORE=$store LAT_URL=$lat_url COOKIES_FILE=$cookies taskset -c 0 "$latency_bin" 2>>"$out/latency-$store.err" |
+                sed 's/^{/{"cpus":"one",/' >>"$out/latency.jsonl" ||
+                { cat "$out/latency-$store.err" >&2; die "latency $store (one CPU) failed"; }
+            BA_DB=$ba_db BA_REDIS_URL=$redis_url COOKIES_FILE=$cookies \
+                taskset -c 0 node "$root/scripts/bench/ba-getsession.mjs" 2>>"$out/ba-getsession-$store.err" |
+                sed 's/^{/{"cpus":"one",/' >>"$out/latency.jsonl" ||
+                { cat "$out/ba-getsession-$store.err" >&2; die "ba-getsession $store (one CPU) failed"; }
+            pin_servers "0-$(($(nproc) - 1))"
+        fi
 
         # Over HTTP: a Better Auth server on the same database.
         for kind in authenticated refresh; do
@@ -356,7 +383,7 @@ if ! skip wrk; then
         done
     done
     record "wrk -t$wrk_threads -c$wrk_conns -d$wrk_duration --timeout 5s -s scripts/bench/sessions.lua URL   # COOKIES_FILE=… for authenticated and refresh runs; each after a 2 s warm-up run"
-    record "LAT_STORE=STORE LAT_URL=URL COOKIES_FILE=cookies-STORE.txt cargo bench --all-features --bench latency"
+    record "LAT_STORE=STORE LAT_URL=URL COOKIES_FILE=cookies-STORE.txt cargo bench --all-features --bench latency   # then again under taskset -c 0, with PostgreSQL and Redis pinned to CPU 0 (taskset -a -p)"
     record "BA_DB=… [BA_REDIS_URL=…] COOKIES_FILE=cookies-STORE.txt node scripts/bench/ba-getsession.mjs"
     record "BA_DB=… [BA_REDIS_URL=…] BA_MIGRATE=1 [BA_UPDATE_AGE=0] node tests/interop/server.mjs   # then wrk on /api/auth/get-session"
 fi
