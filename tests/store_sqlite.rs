@@ -268,3 +268,26 @@ async fn prisma_layout_with_unix_ms_dates() {
         "Prisma's DateTime in SQLite"
     );
 }
+
+/// `connect` opens the file with the settings its docs promise: WAL, foreign keys, and reads
+/// through a 256 MiB memory map.
+#[tokio::test]
+async fn connect_uses_wal_foreign_keys_and_a_memory_map() {
+    let (_dir, url) = temp_db();
+    let store = SqliteStore::connect(&url).await.unwrap();
+    let pragma = |name: &'static str| {
+        let pool = store.pool().clone();
+        async move {
+            sqlx::query(&format!("PRAGMA {name}"))
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let journal: String = pragma("journal_mode").await.get(0);
+    assert_eq!(journal, "wal");
+    let foreign_keys: i64 = pragma("foreign_keys").await.get(0);
+    assert_eq!(foreign_keys, 1);
+    let mmap: i64 = pragma("mmap_size").await.get(0);
+    assert_eq!(mmap, 268_435_456);
+}
