@@ -69,8 +69,8 @@ const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
 #[derive(Clone)]
 pub struct Signer {
     mac: HmacSha256,
-    /// Names this key in the per-thread memo of verified values; never 0.
-    id: u64,
+    /// This key's identity in the per-thread memo of verified values.
+    memo: memo::Key,
 }
 
 impl std::fmt::Debug for Signer {
@@ -87,9 +87,10 @@ impl Signer {
     pub fn new(secret: &str) -> Self {
         let mac =
             HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
-        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Self { mac, id }
+        Self {
+            mac,
+            memo: memo::Key::new(),
+        }
     }
 
     fn mac_of(&self, message: &[u8]) -> HmacSha256 {
@@ -172,19 +173,20 @@ impl Signer {
     pub fn unsign<'a>(&self, raw: &'a [u8]) -> Option<Cow<'a, str>> {
         let value = trim_and_unquote(raw)?;
         // The same bytes verified lately on this thread by this key: the answer is known.
-        if let Some(token_len) = memo::recall(self.id, value) {
+        if let Some(token_len) = memo::recall(&self.memo, value) {
             return std::str::from_utf8(value.get(..token_len)?)
                 .ok()
                 .map(Cow::Borrowed);
         }
         let token = self.unsign_value(value)?;
         if let Cow::Borrowed(token) = token {
-            memo::remember(self.id, value, token.len());
+            memo::remember(&self.memo, value, token.len());
         }
         Some(token)
     }
 
     /// [`unsign`](Self::unsign) for a trimmed and unquoted value, without the memo.
+    #[inline]
     fn unsign_value<'a>(&self, value: &'a [u8]) -> Option<Cow<'a, str>> {
         // Decoded on the stack: a Better Auth value always carries `%3D`, and a request must not
         // allocate to read its own cookie. Longer custom values use the heap.
@@ -403,9 +405,12 @@ mod tests {
         let token = "7aON9QvXi7cN5W22aBoYB7O4cBy827eS";
         let signer = Signer::new(SECRET);
         let wire = signer.sign_cookie_value(token);
-        assert_eq!(memo::recall(signer.id, wire.as_bytes()), None);
+        assert_eq!(memo::recall(&signer.memo, wire.as_bytes()), None);
         assert_eq!(signer.unsign(wire.as_bytes()).as_deref(), Some(token));
-        assert_eq!(memo::recall(signer.id, wire.as_bytes()), Some(token.len()));
+        assert_eq!(
+            memo::recall(&signer.memo, wire.as_bytes()),
+            Some(token.len())
+        );
         // Answered from the memo, by the signer and by its clones.
         assert_eq!(signer.unsign(wire.as_bytes()).as_deref(), Some(token));
         assert_eq!(
@@ -431,7 +436,7 @@ mod tests {
         assert_eq!(signer.unsign(&forged), None);
         assert_eq!(signer.unsign(&wire.as_bytes()[..wire.len() - 1]), None);
         assert_eq!(signer.unsign(format!("{wire}A").as_bytes()), None);
-        assert_eq!(memo::recall(signer.id, &forged), None);
+        assert_eq!(memo::recall(&signer.memo, &forged), None);
         // Still remembered after the forgeries.
         assert_eq!(signer.unsign(wire.as_bytes()).as_deref(), Some(token));
     }

@@ -7,12 +7,12 @@
 //!
 //! Why this answers exactly what verifying again would:
 //! * a value is remembered only after it verified, as the bytes found in the header (trimmed and
-//!   unquoted, before decoding), together with the id of the [`Signer`](super::Signer) (its key)
-//!   that verified it; a hit needs the same signer id and the same bytes, and HMAC is a function
-//!   of key and message;
+//!   unquoted, before decoding), together with the id of the [`Signer`](super::Signer) (its
+//!   HMAC key) that verified it; a hit needs the same signer id and the same bytes, and HMAC is
+//!   a function of key and message;
 //! * the comparison runs in constant time: a slot may hold another client's cookie, and a
 //!   byte-at-a-time comparison would tell a guess how much of it matched;
-//! * the slot is picked by a hash with a per-thread random key, so where a value lands says
+//! * the slot is picked by a hash with a random per-signer key, so where a value lands says
 //!   nothing about it, and forged values are never remembered, so they cannot evict anything
 //!   either;
 //! * nothing here says whether a session is live: expiry and revocation stay with the store and
@@ -23,6 +23,7 @@
 
 use std::cell::RefCell;
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Slots per thread (a power of two).
 const SLOTS: usize = 64;
@@ -50,12 +51,27 @@ const EMPTY: Slot = Slot {
     value: [0; MAX_LEN],
 };
 
-struct Memo {
+/// A signer's identity in the memo: which slot holds a value, and whose verification it was.
+///
+/// Clones are the same key (same id, same hash), so they share remembered values.
+#[derive(Clone)]
+pub(super) struct Key {
+    /// Never 0, which marks an empty slot.
+    id: u64,
+    /// Seeded at random per key: where a value lands says nothing about it.
     hasher: foldhash::fast::RandomState,
-    slots: [Slot; SLOTS],
 }
 
-impl Memo {
+impl Key {
+    /// A key no other signer has.
+    pub(super) fn new() -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
     /// The value's keyed hash and the slot it picks (its low bits).
     fn place(&self, value: &[u8]) -> (u64, usize) {
         let hash = self.hasher.hash_one(value);
@@ -67,28 +83,27 @@ impl Memo {
 }
 
 thread_local! {
-    static MEMO: RefCell<Memo> = RefCell::new(Memo {
-        hasher: foldhash::fast::RandomState::default(),
-        slots: [EMPTY; SLOTS],
-    });
+    // Constant-initialised and without a destructor: reaching it is one TLS offset, no lazy
+    // set-up on each access.
+    static MEMO: RefCell<[Slot; SLOTS]> = const { RefCell::new([EMPTY; SLOTS]) };
 }
 
-/// The token length remembered for `value` as verified by signer `signer`, if this thread
-/// verified exactly these bytes with that signer lately.
-pub(super) fn recall(signer: u64, value: &[u8]) -> Option<usize> {
+/// The token length remembered for `value` under `key`, if this thread verified exactly these
+/// bytes with that key lately.
+pub(super) fn recall(key: &Key, value: &[u8]) -> Option<usize> {
     if value.len() > MAX_LEN {
         return None;
     }
-    MEMO.try_with(|memo| {
-        let memo = memo.try_borrow().ok()?;
-        let (hash, i) = memo.place(value);
-        let slot = &memo.slots[i];
+    let (hash, i) = key.place(value);
+    MEMO.try_with(|slots| {
+        let slots = slots.try_borrow().ok()?;
+        let slot = &slots[i];
         // Equal keyed hashes of unequal values happen once in 2^64 and say nothing about the
-        // bytes (the key is random and never leaves the thread): only equal values reach the
-        // constant-time comparison, which has the last word.
+        // bytes (the hash key is random and never leaves the process): only equal values reach
+        // the constant-time comparison, which has the last word.
         let remembered = &slot.value[..usize::from(slot.len)];
         (slot.hash == hash
-            && slot.signer == signer
+            && slot.signer == key.id
             && constant_time_eq::constant_time_eq(remembered, value))
         .then_some(usize::from(slot.token_len))
     })
@@ -96,21 +111,21 @@ pub(super) fn recall(signer: u64, value: &[u8]) -> Option<usize> {
     .flatten()
 }
 
-/// Remembers that signer `signer` verified `value`, whose first `token_len` bytes are the token.
-pub(super) fn remember(signer: u64, value: &[u8], token_len: usize) {
+/// Remembers that `key` verified `value`, whose first `token_len` bytes are the token.
+pub(super) fn remember(key: &Key, value: &[u8], token_len: usize) {
     let (Ok(len), Ok(token_len)) = (u8::try_from(value.len()), u8::try_from(token_len)) else {
         return;
     };
     if value.len() > MAX_LEN {
         return;
     }
-    let _ = MEMO.try_with(|memo| {
-        let Ok(mut memo) = memo.try_borrow_mut() else {
+    let (hash, i) = key.place(value);
+    let _ = MEMO.try_with(|slots| {
+        let Ok(mut slots) = slots.try_borrow_mut() else {
             return;
         };
-        let (hash, i) = memo.place(value);
-        let slot = &mut memo.slots[i];
-        slot.signer = signer;
+        let slot = &mut slots[i];
+        slot.signer = key.id;
         slot.hash = hash;
         slot.len = len;
         slot.token_len = token_len;
