@@ -119,6 +119,22 @@ pub enum SchemaError {
         /// Extra advice for known legacy layouts.
         hint: &'static str,
     },
+    /// An id or token column has a type the store cannot read and write as text.
+    #[error(
+        "column \"{column}\" of table \"{table}\" has type {found}, but the store reads and \
+         writes ids and tokens as text, as Better Auth does by default; Better Auth's \
+         `advanced.database.generateId: \"uuid\"` and `\"serial\"` layouts are not supported \
+         yet: keep the default text ids, or change the column and the columns referencing it to \
+         `text`"
+    )]
+    UnsupportedColumnType {
+        /// The table's name.
+        table: String,
+        /// The column's name.
+        column: String,
+        /// The column's type as the database names it (`uuid`, `integer`, …).
+        found: String,
+    },
 }
 
 /// What went wrong in a sign-in, sign-out or revocation made from Rust.

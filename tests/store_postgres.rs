@@ -270,3 +270,53 @@ async fn read_only_role_serves_requests_without_writing() {
         "the expired row is left for the Better Auth server"
     );
 }
+
+/// Better Auth's `generateId: "uuid"` layout (spec §4.2: `uuid default gen_random_uuid()` ids)
+/// would fail on every sign-in and lookup: it is refused at start-up, naming the column and type.
+#[tokio::test]
+async fn uuid_id_columns_are_refused_naming_the_column() {
+    let Some(url) =
+        common::fresh_pg_database("uuid_id_columns_are_refused_naming_the_column").await
+    else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    for ddl in [
+        r#"create table "user" ("id" uuid default gen_random_uuid() not null primary key, "name" text not null, "email" text not null unique, "emailVerified" boolean not null, "image" text, "createdAt" timestamptz default CURRENT_TIMESTAMP not null, "updatedAt" timestamptz default CURRENT_TIMESTAMP not null)"#,
+        r#"create table "session" ("id" uuid default gen_random_uuid() not null primary key, "expiresAt" timestamptz not null, "token" text not null unique, "createdAt" timestamptz default CURRENT_TIMESTAMP not null, "updatedAt" timestamptz not null, "ipAddress" text, "userAgent" text, "userId" uuid not null references "user" ("id") on delete cascade)"#,
+    ] {
+        sqlx::query(ddl).execute(&pool).await.unwrap();
+    }
+    let err = PostgresStore::connect(&url).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            StoreError::Schema(SchemaError::UnsupportedColumnType { table, column, found })
+                if table == "session" && column == "id" && found == "uuid"
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains(r#"column "id" of table "session" has type uuid"#),
+        "{err}"
+    );
+    // A text session table over a uuid user table: the user's id is named.
+    sqlx::query(r#"drop table "session""#)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(r#"create table "session" ("id" text not null primary key, "expiresAt" timestamptz not null, "token" text not null unique, "createdAt" timestamptz not null, "updatedAt" timestamptz not null, "ipAddress" text, "userAgent" text, "userId" text not null)"#)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = PostgresStore::connect(&url).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            StoreError::Schema(SchemaError::UnsupportedColumnType { table, column, .. })
+                if table == "user" && column == "id"
+        ),
+        "{err:?}"
+    );
+}

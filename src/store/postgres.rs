@@ -7,9 +7,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Row, TypeInfo, ValueRef};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use super::schema::{ddl, Dialect, Queries, SqlSchema};
+use super::schema::{ddl, Dialect, Queries, SessionColumn, SqlSchema, UserColumn};
 use super::{SchemaMode, SessionStore};
-use crate::error::StoreError;
+use crate::error::{SchemaError, StoreError};
 use crate::model::{Authenticated, Session, User};
 use crate::time_fmt;
 
@@ -26,7 +26,9 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 /// one conditional `UPDATE … RETURNING`.
 ///
 /// At start-up the store reads the tables' columns and refuses to run when one it needs is
-/// missing, naming it. With [`SchemaMode::CreateIfMissing`] it first creates Better Auth's tables
+/// missing, naming it, or when an id column is not text (Better Auth's `generateId: "uuid"` and
+/// `"serial"` layouts are not supported yet). With [`SchemaMode::CreateIfMissing`] it first
+/// creates Better Auth's tables
 /// when absent. Dates in `timestamp` (without time zone) columns, as the Drizzle and Prisma
 /// generators create them, are read and written as UTC.
 ///
@@ -88,7 +90,7 @@ impl PostgresStoreBuilder {
     /// # Errors
     ///
     /// A backend error when the server cannot be reached, or [`StoreError::Schema`] naming the
-    /// missing table or column.
+    /// missing table or column, or an id column that is not text.
     pub async fn build(self) -> Result<PostgresStore, StoreError> {
         let options = PgConnectOptions::from_str(&self.url)
             .map_err(|e| StoreError::backend("connect", e))?
@@ -139,7 +141,8 @@ impl PostgresStore {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Schema`] naming the missing table or column, or a backend error.
+    /// [`StoreError::Schema`] naming the missing table or column, or an id column that is not
+    /// text ([`SchemaError::UnsupportedColumnType`]), or a backend error.
     pub async fn open(
         pool: PgPool,
         mode: SchemaMode,
@@ -155,14 +158,19 @@ impl PostgresStore {
         }
         let session_cols = table_columns(&pool, &schema.session_table).await?;
         let user_cols = table_columns(&pool, &schema.user_table).await?;
+        let names = |cols: &[(String, String)]| -> Vec<String> {
+            cols.iter().map(|(name, _)| name.clone()).collect()
+        };
+        let queries = Queries::checked(
+            &schema,
+            Dialect::Postgres,
+            &names(&session_cols),
+            &names(&user_cols),
+        )?;
+        check_text_ids(&schema, &session_cols, &user_cols)?;
         Ok(Self {
             pool,
-            queries: Arc::new(Queries::checked(
-                &schema,
-                Dialect::Postgres,
-                &session_cols,
-                &user_cols,
-            )?),
+            queries: Arc::new(queries),
         })
     }
 
@@ -226,15 +234,56 @@ impl PostgresStore {
     }
 }
 
-async fn table_columns(pool: &PgPool, table: &str) -> Result<Vec<String>, StoreError> {
-    sqlx::query_scalar::<_, String>(
-        "select column_name::text from information_schema.columns \
+/// The table's columns in table order, with their types (`information_schema`'s `data_type`).
+async fn table_columns(pool: &PgPool, table: &str) -> Result<Vec<(String, String)>, StoreError> {
+    sqlx::query_as::<_, (String, String)>(
+        "select column_name::text, data_type::text from information_schema.columns \
          where table_schema = current_schema() and table_name = $1 order by ordinal_position",
     )
     .bind(table)
     .fetch_all(pool)
     .await
     .map_err(|e| StoreError::backend("read schema", e))
+}
+
+/// Ids and the token are bound and read as text: a `uuid` or `integer` id column (Better
+/// Auth's `generateId: "uuid"` / `"serial"`) would fail on every sign-in and every lookup, so it
+/// is refused at start-up, naming the column.
+fn check_text_ids(
+    schema: &SqlSchema,
+    session_cols: &[(String, String)],
+    user_cols: &[(String, String)],
+) -> Result<(), SchemaError> {
+    let session = [
+        SessionColumn::Id,
+        SessionColumn::Token,
+        SessionColumn::UserId,
+    ]
+    .map(|c| {
+        (
+            &schema.session_table,
+            &schema.session[c as usize],
+            session_cols,
+        )
+    });
+    let user = [(
+        &schema.user_table,
+        &schema.user[UserColumn::Id as usize],
+        user_cols,
+    )];
+    for (table, column, cols) in session.into_iter().chain(user) {
+        let found = cols.iter().find(|(name, _)| name == column);
+        if let Some((_, kind)) = found {
+            if !matches!(kind.as_str(), "text" | "character varying" | "character") {
+                return Err(SchemaError::UnsupportedColumnType {
+                    table: table.clone(),
+                    column: column.clone(),
+                    found: kind.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
