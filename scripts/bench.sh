@@ -310,6 +310,10 @@ store_setup() {
     esac
 }
 
+# The CPUs this script may use (a cgroup may allow fewer than nproc reports), and the first.
+cpus_allowed=$(python3 -c 'import os; print(",".join(map(str, sorted(os.sched_getaffinity(0)))))')
+one_cpu=${cpus_allowed%%,*}
+
 # pin_servers CPUS: PostgreSQL (the postmaster and its processes; new backends inherit it) and
 # Redis may run on CPUS only.
 pin_servers() {
@@ -351,17 +355,17 @@ if ! skip wrk; then
             { cat "$out/ba-getsession-$store.err" >&2; die "ba-getsession $store failed"; }
         # The same pair with both sides and the database server on CPU 0: what the lookup costs
         # when a thread hand-off is a context switch rather than a wake-up on an idle CPU.
-        if [ "$(nproc)" -gt 1 ]; then
-            log "latency: $store again, everything pinned to CPU 0"
-            pin_servers 0
-            LAT_STORE=$store LAT_URL=$lat_url COOKIES_FILE=$cookies taskset -c 0 "$latency_bin" 2>>"$out/latency-$store.err" |
+        if [ "$cpus_allowed" != "$one_cpu" ]; then
+            log "latency: $store again, everything pinned to CPU $one_cpu"
+            pin_servers "$one_cpu"
+            LAT_STORE=$store LAT_URL=$lat_url COOKIES_FILE=$cookies taskset -c "$one_cpu" "$latency_bin" 2>>"$out/latency-$store.err" |
                 sed 's/^{/{"cpus":"one",/' >>"$out/latency.jsonl" ||
                 { cat "$out/latency-$store.err" >&2; die "latency $store (one CPU) failed"; }
             BA_DB=$ba_db BA_REDIS_URL=$redis_url COOKIES_FILE=$cookies \
-                taskset -c 0 node "$root/scripts/bench/ba-getsession.mjs" 2>>"$out/ba-getsession-$store.err" |
+                taskset -c "$one_cpu" node "$root/scripts/bench/ba-getsession.mjs" 2>>"$out/ba-getsession-$store.err" |
                 sed 's/^{/{"cpus":"one",/' >>"$out/latency.jsonl" ||
                 { cat "$out/ba-getsession-$store.err" >&2; die "ba-getsession $store (one CPU) failed"; }
-            pin_servers "0-$(($(nproc) - 1))"
+            pin_servers "$cpus_allowed"
         fi
 
         # Over HTTP: a Better Auth server on the same database.
@@ -383,7 +387,7 @@ if ! skip wrk; then
         done
     done
     record "wrk -t$wrk_threads -c$wrk_conns -d$wrk_duration --timeout 5s -s scripts/bench/sessions.lua URL   # COOKIES_FILE=… for authenticated and refresh runs; each after a 2 s warm-up run"
-    record "LAT_STORE=STORE LAT_URL=URL COOKIES_FILE=cookies-STORE.txt cargo bench --all-features --bench latency   # then again under taskset -c 0, with PostgreSQL and Redis pinned to CPU 0 (taskset -a -p)"
+    record "LAT_STORE=STORE LAT_URL=URL COOKIES_FILE=cookies-STORE.txt cargo bench --all-features --bench latency   # then again under taskset -c CPU, with PostgreSQL and Redis pinned to the same CPU (taskset -a -p)"
     record "BA_DB=… [BA_REDIS_URL=…] COOKIES_FILE=cookies-STORE.txt node scripts/bench/ba-getsession.mjs"
     record "BA_DB=… [BA_REDIS_URL=…] BA_MIGRATE=1 [BA_UPDATE_AGE=0] node tests/interop/server.mjs   # then wrk on /api/auth/get-session"
 fi

@@ -153,7 +153,7 @@ for c in callgrind:
 lat = {}
 for r in latency:
     lat[(r["system"], r["store"], r.get("cpus", "all"))] = r
-CPUS = {"all": "all CPUs", "one": "one CPU (`taskset -c 0`, client and server)"}
+CPUS = {"all": "all CPUs", "one": "one CPU (`taskset`, client and server)"}
 
 # Memory flatness.
 mem_samples = []
@@ -479,7 +479,7 @@ if latency:
     w("")
     w(
         "Each pair runs twice: on all CPUs, as any process would, then with the benchmark, Better Auth "
-        "and the database server (PostgreSQL, Redis) all pinned to CPU 0 with `taskset`. On this "
+        "and the database server (PostgreSQL, Redis) all pinned to one CPU with `taskset`. On this "
         "virtual machine a thread woken on an idle CPU starts tens of microseconds later, and every "
         "sqlx call crosses threads (SQLite's worker thread, the server's process) twice; on one CPU "
         "the same hand-off is a context switch. Better Auth's SQLite driver is synchronous, so it "
@@ -500,7 +500,7 @@ if latency:
             floor = f"{fm:.1f} / {fp:.1f}" if fm else "—"
             best = f"{b['median_us'] / fm:.1f}×" if fm else "—"
             w(
-                f"| {store} | {'all' if cpus == 'all' else 'one (CPU 0)'} | {a['median_us']:.1f} / {a['p99_us']:.1f} | {floor} | "
+                f"| {store} | {cpus} | {a['median_us']:.1f} / {a['p99_us']:.1f} | {floor} | "
                 f"{b['median_us']:.1f} / {b['p99_us']:.1f} | "
                 f"{b['median_us'] / a['median_us']:.1f}× | {b['p99_us'] / a['p99_us']:.1f}× | {best} |"
             )
