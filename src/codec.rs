@@ -173,14 +173,17 @@ impl Signer {
     pub fn unsign<'a>(&self, raw: &'a [u8]) -> Option<Cow<'a, str>> {
         let value = trim_and_unquote(raw)?;
         // The same bytes verified lately on this thread by this key: the answer is known.
-        if let Some(token_len) = memo::recall(&self.memo, value) {
-            return std::str::from_utf8(value.get(..token_len)?)
-                .ok()
-                .map(Cow::Borrowed);
-        }
+        let place = match memo::recall(&self.memo, value) {
+            Ok(token_len) => {
+                return std::str::from_utf8(value.get(..token_len)?)
+                    .ok()
+                    .map(Cow::Borrowed);
+            }
+            Err(place) => place,
+        };
         let token = self.unsign_value(value)?;
-        if let Cow::Borrowed(token) = token {
-            memo::remember(&self.memo, value, token.len());
+        if let (Cow::Borrowed(token), Some(place)) = (&token, place) {
+            memo::remember(&self.memo, place, value, token.len());
         }
         Some(token)
     }
@@ -405,10 +408,10 @@ mod tests {
         let token = "7aON9QvXi7cN5W22aBoYB7O4cBy827eS";
         let signer = Signer::new(SECRET);
         let wire = signer.sign_cookie_value(token);
-        assert_eq!(memo::recall(&signer.memo, wire.as_bytes()), None);
+        assert!(memo::recall(&signer.memo, wire.as_bytes()).is_err());
         assert_eq!(signer.unsign(wire.as_bytes()).as_deref(), Some(token));
         assert_eq!(
-            memo::recall(&signer.memo, wire.as_bytes()),
+            memo::recall(&signer.memo, wire.as_bytes()).ok(),
             Some(token.len())
         );
         // Answered from the memo, by the signer and by its clones.
@@ -436,7 +439,7 @@ mod tests {
         assert_eq!(signer.unsign(&forged), None);
         assert_eq!(signer.unsign(&wire.as_bytes()[..wire.len() - 1]), None);
         assert_eq!(signer.unsign(format!("{wire}A").as_bytes()), None);
-        assert_eq!(memo::recall(&signer.memo, &forged), None);
+        assert!(memo::recall(&signer.memo, &forged).is_err());
         // Still remembered after the forgeries.
         assert_eq!(signer.unsign(wire.as_bytes()).as_deref(), Some(token));
     }

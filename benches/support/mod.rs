@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -46,15 +48,34 @@ pub struct Case {
     pub what: &'static str,
     pub app: Router,
     pub cookie: HeaderValue,
+    /// When set, requests take these `Cookie` headers in turn instead of `cookie`.
+    pub rotation: Option<Arc<Rotation>>,
     /// The body the handler must answer with (checked once before measuring).
     pub expect: &'static str,
+}
+
+/// `Cookie` headers sent in turn, one per request.
+pub struct Rotation {
+    headers: Vec<HeaderValue>,
+    next: AtomicUsize,
+}
+
+impl Rotation {
+    fn next(&self) -> &HeaderValue {
+        // A power-of-two count: a mask, not a division, on every request.
+        let i = self.next.fetch_add(1, Relaxed);
+        &self.headers[i & (self.headers.len() - 1)]
+    }
 }
 
 impl Case {
     /// A fresh request for this case: `GET /` with the case's `Cookie` header.
     #[inline]
     pub fn request(&self) -> Request {
-        request(&self.cookie)
+        match &self.rotation {
+            Some(rotation) => request(rotation.next()),
+            None => request(&self.cookie),
+        }
     }
 
     /// Sends one request and returns the response status (body dropped unread).
@@ -188,13 +209,18 @@ pub fn bare(cookie: &str) -> Case {
             .with_state(()),
         cookie: header(cookie),
         expect: "ok",
+        rotation: None,
     }
 }
+
+/// Sessions `tas_memory_valid_many` sends in turn (a power of two).
+const MANY_SESSIONS: usize = 4096;
 
 /// tower-auth-session over `MemoryStore`: every request kind.
 pub struct TasMemory {
     pub valid: Case,
     pub valid_borrow: Case,
+    pub valid_many: Case,
     pub anonymous: Case,
     pub bad_signature: Case,
     pub unknown_token: Case,
@@ -215,12 +241,31 @@ pub async fn tas_memory() -> TasMemory {
     let forged =
         Signer::new("another-secret-0123456789-abcdefghijklmnop").sign_cookie_value(&token);
     let name = layer.config().session_cookie_name();
+    // Many sessions in turn: each cookie is new to the codec's per-thread memo of verified
+    // values (64 slots), so every request decodes and computes the HMAC.
+    let mut many = Vec::with_capacity(MANY_SESSIONS);
+    for _ in 0..MANY_SESSIONS {
+        let token = tas_sign_in_token(&layer, &user).await;
+        many.push(header(&session_cookie(layer.config(), &token)));
+    }
     TasMemory {
         valid: Case {
             name: "tas_memory_valid",
             what: "tower-auth-session, MemoryStore, valid session (`MaybeUser` handler)",
             app: app.clone(),
             cookie: header(&cookie),
+            expect: SIGNED_IN,
+            rotation: None,
+        },
+        valid_many: Case {
+            name: "tas_memory_valid_many",
+            what: "tower-auth-session, MemoryStore, 4,096 valid sessions in turn (each cookie new to the memo: decoded and HMAC'd)",
+            app: app.clone(),
+            cookie: many[0].clone(),
+            rotation: Some(Arc::new(Rotation {
+                headers: many,
+                next: AtomicUsize::new(0),
+            })),
             expect: SIGNED_IN,
         },
         valid_borrow: Case {
@@ -229,6 +274,7 @@ pub async fn tas_memory() -> TasMemory {
             app: tas_router(&layer, true),
             cookie: header(&cookie),
             expect: SIGNED_IN,
+            rotation: None,
         },
         anonymous: Case {
             name: "tas_anonymous",
@@ -236,6 +282,7 @@ pub async fn tas_memory() -> TasMemory {
             app: app.clone(),
             cookie: header("lang=en"),
             expect: ANONYMOUS,
+            rotation: None,
         },
         bad_signature: Case {
             name: "tas_bad_signature",
@@ -243,6 +290,7 @@ pub async fn tas_memory() -> TasMemory {
             app: app.clone(),
             cookie: header(&format!("{name}={forged}")),
             expect: ANONYMOUS,
+            rotation: None,
         },
         unknown_token: Case {
             name: "tas_unknown_token",
@@ -253,6 +301,7 @@ pub async fn tas_memory() -> TasMemory {
                 "UnknownTokenUnknownTokenUnknown1",
             )),
             expect: ANONYMOUS,
+            rotation: None,
         },
         cookie,
     }
@@ -272,6 +321,7 @@ pub async fn tas_sqlite(dir: &std::path::Path) -> Case {
         app: tas_router(&layer, false),
         cookie: header(&cookie),
         expect: SIGNED_IN,
+        rotation: None,
     }
 }
 
@@ -293,6 +343,7 @@ async fn tas_cached<St: SessionStore + Clone>(
         app: tas_router(&layer, false),
         cookie: header(&cookie),
         expect: SIGNED_IN,
+        rotation: None,
     }
 }
 
@@ -349,6 +400,7 @@ pub async fn tas_postgres(url: &str) -> Case {
         app: tas_router(&layer, false),
         cookie: header(&cookie),
         expect: SIGNED_IN,
+        rotation: None,
     }
 }
 
@@ -367,6 +419,7 @@ pub async fn tas_redis(url: &str) -> Case {
         app: tas_router(&layer, false),
         cookie: header(&cookie),
         expect: SIGNED_IN,
+        rotation: None,
     }
 }
 
@@ -414,6 +467,7 @@ pub async fn tower_sessions() -> Case {
         app,
         cookie: header(&cookie),
         expect: SIGNED_IN,
+        rotation: None,
     }
 }
 
@@ -573,6 +627,7 @@ pub async fn axum_login() -> Case {
         app,
         cookie: header(&cookie),
         expect: SIGNED_IN,
+        rotation: None,
     }
 }
 
@@ -591,6 +646,7 @@ pub async fn all_cases() -> AllCases {
         bare(&tas.cookie),
         tas.valid,
         tas.valid_borrow,
+        tas.valid_many,
         tas.anonymous,
         tas.bad_signature,
         tas.unknown_token,

@@ -88,45 +88,55 @@ thread_local! {
     static MEMO: RefCell<[Slot; SLOTS]> = const { RefCell::new([EMPTY; SLOTS]) };
 }
 
-/// The token length remembered for `value` under `key`, if this thread verified exactly these
-/// bytes with that key lately.
-pub(super) fn recall(key: &Key, value: &[u8]) -> Option<usize> {
-    if value.len() > MAX_LEN {
-        return None;
-    }
-    let (hash, i) = key.place(value);
-    MEMO.try_with(|slots| {
-        let slots = slots.try_borrow().ok()?;
-        let slot = &slots[i];
-        // Equal keyed hashes of unequal values happen once in 2^64 and say nothing about the
-        // bytes (the hash key is random and never leaves the process): only equal values reach
-        // the constant-time comparison, which has the last word.
-        let remembered = &slot.value[..usize::from(slot.len)];
-        (slot.hash == hash
-            && slot.signer == key.id
-            && constant_time_eq::constant_time_eq(remembered, value))
-        .then_some(usize::from(slot.token_len))
-    })
-    .ok()
-    .flatten()
+/// Where a value goes in the memo: computed once per request, for [`recall`] and, after a
+/// successful verification, for [`remember`].
+pub(super) struct Place {
+    hash: u64,
+    slot: usize,
 }
 
-/// Remembers that `key` verified `value`, whose first `token_len` bytes are the token.
-pub(super) fn remember(key: &Key, value: &[u8], token_len: usize) {
+/// Looks `value` up: `Ok(token_len)` when this thread verified exactly these bytes with `key`
+/// lately; otherwise `Err` with the place to [`remember`] it at once verified (`None` when the
+/// value is too long to be remembered).
+pub(super) fn recall(key: &Key, value: &[u8]) -> Result<usize, Option<Place>> {
+    if value.len() > MAX_LEN {
+        return Err(None);
+    }
+    let (hash, slot) = key.place(value);
+    let hit = MEMO
+        .try_with(|slots| {
+            let slots = slots.try_borrow().ok()?;
+            let remembered = &slots[slot];
+            // Equal keyed hashes of unequal values happen once in 2^64 and say nothing about
+            // the bytes (the hash key is random and never leaves the process): only equal values
+            // reach the constant-time comparison, which has the last word.
+            let bytes = &remembered.value[..usize::from(remembered.len)];
+            (remembered.hash == hash
+                && remembered.signer == key.id
+                && constant_time_eq::constant_time_eq(bytes, value))
+            .then_some(usize::from(remembered.token_len))
+        })
+        .ok()
+        .flatten();
+    hit.ok_or(Some(Place { hash, slot }))
+}
+
+/// Remembers that `key` verified `value` (looked up at `place`), whose first `token_len` bytes
+/// are the token.
+pub(super) fn remember(key: &Key, place: Place, value: &[u8], token_len: usize) {
     let (Ok(len), Ok(token_len)) = (u8::try_from(value.len()), u8::try_from(token_len)) else {
         return;
     };
     if value.len() > MAX_LEN {
         return;
     }
-    let (hash, i) = key.place(value);
     let _ = MEMO.try_with(|slots| {
         let Ok(mut slots) = slots.try_borrow_mut() else {
             return;
         };
-        let slot = &mut slots[i];
+        let slot = &mut slots[place.slot];
         slot.signer = key.id;
-        slot.hash = hash;
+        slot.hash = place.hash;
         slot.len = len;
         slot.token_len = token_len;
         slot.value[..value.len()].copy_from_slice(value);
