@@ -19,7 +19,9 @@
 //!   the policy, which run on every request.
 //!
 //! A value is remembered per thread rather than in one shared map so that a hit takes no lock
-//! and touches no shared cache line; a miss costs one keyed hash (about ten nanoseconds). No cache crate fits: they lock, and they compare keys with `==`.
+//! and touches no shared cache line. A miss costs a keyed hash and, once the value verifies, a
+//! copy into its slot (about 20 ns in the benches, against about 200 ns saved per hit). No cache
+//! crate fits: they lock, and they compare keys with `==`.
 
 use std::cell::RefCell;
 use std::hash::BuildHasher;

@@ -28,9 +28,8 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 /// At start-up the store reads the tables' columns and refuses to run when one it needs is
 /// missing, naming it, or when an id column is not text (Better Auth's `generateId: "uuid"` and
 /// `"serial"` layouts are not supported yet). With [`SchemaMode::CreateIfMissing`] it first
-/// creates Better Auth's tables
-/// when absent. Dates in `timestamp` (without time zone) columns, as the Drizzle and Prisma
-/// generators create them, are read and written as UTC.
+/// creates Better Auth's tables when absent. Dates in `timestamp` (without time zone) columns, as
+/// the Drizzle and Prisma generators create them, are read and written as UTC.
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
