@@ -13,9 +13,7 @@
 //!
 //! Environment: `BETTER_AUTH_SECRET` (the one the cookies were signed with), `LAT_STORE`
 //! (`sqlite`, `postgres`, `redis`), `LAT_URL`, `COOKIES_FILE` (one `name=value` per line),
-//! `LAT_REQUESTS` (default 5000, after 500 warm-up requests), `LAT_NO_PING=1` (SQL stores: give
-//! the store a pool built with `test_before_acquire(false)`, to show what sqlx's default
-//! per-acquire ping costs). Requests run one after another on
+//! `LAT_REQUESTS` (default 5000, after 500 warm-up requests). Requests run one after another on
 //! a single-threaded runtime, each with the 4-cookie header of `overhead`, cycling through the
 //! cookies; every answer is checked to be signed in. Prints one JSON line.
 //!
@@ -31,7 +29,7 @@ use std::time::Instant;
 use axum::Router;
 use http::{HeaderValue, StatusCode};
 use tower::ServiceExt;
-use tower_auth_session::{SchemaMode, SessionConfig, SessionLayer, SessionStore};
+use tower_auth_session::{SessionConfig, SessionLayer, SessionStore};
 
 fn main() {
     let Some(kind) = support::env_url("LAT_STORE") else {
@@ -52,54 +50,20 @@ fn main() {
         .collect();
     assert!(!cookies.is_empty(), "{cookies_file} holds no cookie");
     let config = SessionConfig::from_env().expect("BETTER_AUTH_SECRET");
-    let no_ping = std::env::var("LAT_NO_PING").is_ok_and(|v| v == "1");
     let rt = support::runtime();
     let samples = rt.block_on(async {
         match kind.as_str() {
             "sqlite" => {
-                let store = if no_ping {
-                    let options = url
-                        .parse::<sqlx::sqlite::SqliteConnectOptions>()
-                        .unwrap()
-                        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                        .foreign_keys(true);
-                    let pool = sqlx::sqlite::SqlitePoolOptions::new()
-                        .max_connections(8)
-                        .test_before_acquire(false)
-                        .connect_with(options)
-                        .await
-                        .unwrap();
-                    tower_auth_session::SqliteStore::open(pool, SchemaMode::VerifyOnly)
-                        .await
-                        .unwrap()
-                } else {
-                    tower_auth_session::SqliteStore::connect(&url)
-                        .await
-                        .unwrap()
-                };
+                let store = tower_auth_session::SqliteStore::connect(&url)
+                    .await
+                    .unwrap();
                 measure(config, store, &cookies, requests).await
             }
             #[cfg(feature = "postgres")]
             "postgres" => {
-                let store = if no_ping {
-                    let pool = sqlx::postgres::PgPoolOptions::new()
-                        .max_connections(10)
-                        .test_before_acquire(false)
-                        .connect(&url)
-                        .await
-                        .unwrap();
-                    tower_auth_session::PostgresStore::open(
-                        pool,
-                        SchemaMode::VerifyOnly,
-                        tower_auth_session::SqlSchema::better_auth(),
-                    )
+                let store = tower_auth_session::PostgresStore::connect(&url)
                     .await
-                    .unwrap()
-                } else {
-                    tower_auth_session::PostgresStore::connect(&url)
-                        .await
-                        .unwrap()
-                };
+                    .unwrap();
                 measure(config, store, &cookies, requests).await
             }
             #[cfg(feature = "redis")]
@@ -120,7 +84,6 @@ fn main() {
         serde_json::json!({
             "system": "tower-auth-session",
             "store": kind,
-            "pool": if no_ping { "test_before_acquire(false)" } else { "store default" },
             "requests": us.len(),
             "sessions": cookies.len(),
             "median_us": pct(&us, 0.50),
