@@ -59,17 +59,10 @@ impl AddUser for MemoryStore {
     }
 }
 
-#[cfg(feature = "sqlite")]
-impl AddUser for tower_auth_session::SqliteStore {
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl<D: tower_auth_session::store::Dialect> AddUser for tower_auth_session::store::SqlStore<D> {
     async fn add_user(&self, user: &User) -> Result<(), StoreError> {
-        self.insert_user(user).await
-    }
-}
-
-#[cfg(feature = "postgres")]
-impl AddUser for tower_auth_session::PostgresStore {
-    async fn add_user(&self, user: &User) -> Result<(), StoreError> {
-        self.insert_user(user).await
+        self.insert_user(user).await.map(|_| ())
     }
 }
 

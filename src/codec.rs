@@ -385,7 +385,7 @@ pub fn generate_id(len: usize) -> String {
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
     while out.len() < len {
-        getrandom::fill(&mut buf).expect("the operating system's CSPRNG is unavailable");
+        fill_random(&mut buf);
         for &b in &buf {
             if b < 248 && out.len() < len {
                 out.push(ALPHABET[usize::from(b % 62)] as char);
@@ -393,6 +393,15 @@ pub fn generate_id(len: usize) -> String {
         }
     }
     out
+}
+
+/// Fills `buf` from the operating system's CSPRNG.
+///
+/// # Panics
+///
+/// As [`generate_id`]: only on a platform whose random number generator is broken.
+pub(crate) fn fill_random(buf: &mut [u8]) {
+    getrandom::fill(buf).expect("the operating system's CSPRNG is unavailable");
 }
 
 #[cfg(test)]

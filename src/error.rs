@@ -72,6 +72,18 @@ pub enum StoreError {
     /// start-up, so "session not found" on every request becomes one loud error instead.
     #[error("{0}")]
     Schema(#[from] SchemaError),
+    /// The store refused the connection for a reason the user can fix (TLS, a connection
+    /// pooler's mode): the message says what to change.
+    #[error("cannot use the session store: {problem}; {fix}")]
+    Connect {
+        /// What went wrong.
+        problem: String,
+        /// What to change.
+        fix: String,
+        /// The driver's error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// A store call took longer than its deadline.
     #[error("session store {operation} timed out after {millis} ms")]
     Timeout {
@@ -119,21 +131,42 @@ pub enum SchemaError {
         /// Extra advice for known legacy layouts.
         hint: &'static str,
     },
-    /// An id or token column has a type the store cannot read and write as text.
+    /// An id or token column has a type the store cannot use.
     #[error(
-        "column \"{column}\" of table \"{table}\" has type {found}, but the store reads and \
-         writes ids and tokens as text, as Better Auth does by default; Better Auth's \
-         `advanced.database.generateId: \"uuid\"` and `\"serial\"` layouts are not supported \
-         yet: keep the default text ids, or change the column and the columns referencing it to \
-         `text`"
+        "column \"{column}\" of table \"{table}\" has type {found}: ids must be text, uuid or \
+         integer columns (Better Auth's default, `generateId: \"uuid\"` and `\"serial\"`), and \
+         the token a text column; check that the store points at Better Auth's tables"
     )]
     UnsupportedColumnType {
         /// The table's name.
         table: String,
         /// The column's name.
         column: String,
-        /// The column's type as the database names it (`uuid`, `integer`, …).
+        /// The column's type as the database names it.
         found: String,
+    },
+    /// The session table's user id column and the user table's id column have different
+    /// types (one `uuid`, the other `text`, say), so no session can join its user.
+    #[error(
+        "column \"{column}\" of table \"{table}\" and column \"{user_column}\" of table \
+         \"{user_table}\" have different types: a session must reference its user with the \
+         user id's own type; migrate both with the same `generateId` setting"
+    )]
+    IdTypeMismatch {
+        /// The session table.
+        table: String,
+        /// Its user id column.
+        column: String,
+        /// The user table.
+        user_table: String,
+        /// Its id column.
+        user_column: String,
+    },
+    /// A configured table or column name cannot be used (empty, or holding a NUL character).
+    #[error("{name:?} cannot be a table or column name: names must be non-empty and hold no NUL")]
+    InvalidName {
+        /// The name.
+        name: String,
     },
 }
 

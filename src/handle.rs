@@ -25,7 +25,11 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// The store operations a manager needs, object-safe so that [`SessionManager`] is not generic.
 trait ManagerOps: Send + Sync + 'static {
     fn config(&self) -> &SessionConfig;
-    fn create<'a>(&'a self, s: &'a Session, u: &'a User) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn create<'a>(
+        &'a self,
+        s: &'a Session,
+        u: &'a User,
+    ) -> BoxFuture<'a, Result<Session, StoreError>>;
     fn delete<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
     fn find<'a>(
         &'a self,
@@ -48,7 +52,11 @@ impl<St: SessionStore> ManagerOps for Shared<St> {
     fn config(&self) -> &SessionConfig {
         &self.config
     }
-    fn create<'a>(&'a self, s: &'a Session, u: &'a User) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn create<'a>(
+        &'a self,
+        s: &'a Session,
+        u: &'a User,
+    ) -> BoxFuture<'a, Result<Session, StoreError>> {
         Box::pin(self.store.create(s, u))
     }
     fn delete<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
@@ -281,7 +289,7 @@ impl SessionManager {
             user_agent: Some(options.user_agent.unwrap_or_default()),
             extra: Map::new(),
         };
-        self.ops.create(&session, user).await?;
+        let session = self.ops.create(&session, user).await?;
         let mut cookies = vec![config.session_set_cookie(&token, options.remember_me)];
         if options.remember_me {
             // Better Auth 1.7 expires a leftover "don't remember me" marker on a remembered
@@ -403,7 +411,7 @@ impl SessionManager {
             user_agent: Some("tower-auth-session health check".to_owned()),
             extra: Map::new(),
         };
-        self.ops.create(&probe, probe_user).await?;
+        let probe = self.ops.create(&probe, probe_user).await?;
         let read = self.ops.find(&probe.token).await;
         let deleted = self.ops.delete(&probe.token).await;
         match read? {

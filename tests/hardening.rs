@@ -38,7 +38,7 @@ impl<S: SessionStore> SessionStore for Yielding<S> {
         pause().await;
         found
     }
-    async fn create(&self, session: &Session, user: &User) -> Result<(), StoreError> {
+    async fn create(&self, session: &Session, user: &User) -> Result<Session, StoreError> {
         self.0.create(session, user).await
     }
     async fn extend(
@@ -228,7 +228,7 @@ impl SessionStore for Hanging {
     async fn find(&self, _: &str) -> Result<Option<Authenticated>, StoreError> {
         std::future::pending().await
     }
-    async fn create(&self, _: &Session, _: &User) -> Result<(), StoreError> {
+    async fn create(&self, _: &Session, _: &User) -> Result<Session, StoreError> {
         std::future::pending().await
     }
     async fn extend(
@@ -569,7 +569,7 @@ impl SessionStore for RacedAway {
             _ => None,
         })
     }
-    async fn create(&self, s: &Session, u: &User) -> Result<(), StoreError> {
+    async fn create(&self, s: &Session, u: &User) -> Result<Session, StoreError> {
         self.memory.create(s, u).await
     }
     async fn extend(

@@ -13,8 +13,9 @@ use tower_auth_session::store::CachedStore;
 use tower_auth_session::{MemoryStore, SessionStore, User};
 
 impl Harness for CachedStore<MemoryStore> {
-    async fn add_user(&self, user: &User) {
+    async fn add_user(&self, user: &User) -> User {
         self.inner().insert_user(user.clone());
+        user.clone()
     }
     async fn remove_user(&self, id: &str) {
         // Deleting a user revokes their sessions through the crate, which invalidates the cache.

@@ -6,8 +6,9 @@ use conformance::Harness;
 use tower_auth_session::{MemoryStore, User};
 
 impl Harness for MemoryStore {
-    async fn add_user(&self, user: &User) {
+    async fn add_user(&self, user: &User) -> User {
         self.insert_user(user.clone());
+        user.clone()
     }
     async fn remove_user(&self, id: &str) {
         self.delete_user(id);

@@ -12,7 +12,9 @@ use tower_auth_session::store::RedisStore;
 use tower_auth_session::{ManualClock, SessionStore, User};
 
 impl Harness for RedisStore {
-    async fn add_user(&self, _user: &User) {}
+    async fn add_user(&self, user: &User) -> User {
+        user.clone()
+    }
     async fn remove_user(&self, id: &str) {
         // Better Auth's deleteUser revokes the user's sessions in secondary storage.
         self.delete_user_sessions(id).await.unwrap();
@@ -43,8 +45,8 @@ mod in_front_of_postgres {
     use tower_auth_session::store::{PostgresStore, RedisWithDatabase};
 
     impl Harness for RedisWithDatabase<PostgresStore> {
-        async fn add_user(&self, user: &User) {
-            self.database().insert_user(user).await.unwrap();
+        async fn add_user(&self, user: &User) -> User {
+            self.database().insert_user(user).await.unwrap()
         }
         async fn remove_user(&self, id: &str) {
             self.delete_user_sessions(id).await.unwrap();
@@ -68,7 +70,6 @@ mod in_front_of_postgres {
         Some(redis.in_front_of(pg))
     }
 
-    use super::conformance;
     conformance_suite!(tiered("redis in front of postgres conformance"));
 }
 

@@ -13,8 +13,8 @@ use tower_auth_session::{
 };
 
 impl Harness for SqliteStore {
-    async fn add_user(&self, user: &User) {
-        self.insert_user(user).await.unwrap();
+    async fn add_user(&self, user: &User) -> User {
+        self.insert_user(user).await.unwrap()
     }
     async fn remove_user(&self, id: &str) {
         self.delete_user(id).await.unwrap();

@@ -23,27 +23,17 @@ pub trait Directory: Clone + Send + Sync + 'static {
         &self,
         email: &str,
     ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
-    /// Inserts a user.
-    fn insert_user(&self, user: &User) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Inserts a user and returns it as stored (the database may assign its id).
+    fn insert_user(&self, user: &User) -> impl Future<Output = Result<User, StoreError>> + Send;
 }
 
-#[cfg(feature = "sqlite")]
-impl Directory for tower_auth_session::SqliteStore {
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl<D: tower_auth_session::store::Dialect> Directory for tower_auth_session::store::SqlStore<D> {
     async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        tower_auth_session::SqliteStore::find_user_by_email(self, email).await
+        Self::find_user_by_email(self, email).await
     }
-    async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
-        tower_auth_session::SqliteStore::insert_user(self, user).await
-    }
-}
-
-#[cfg(feature = "postgres")]
-impl Directory for tower_auth_session::PostgresStore {
-    async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        tower_auth_session::PostgresStore::find_user_by_email(self, email).await
-    }
-    async fn insert_user(&self, user: &User) -> Result<(), StoreError> {
-        tower_auth_session::PostgresStore::insert_user(self, user).await
+    async fn insert_user(&self, user: &User) -> Result<User, StoreError> {
+        Self::insert_user(self, user).await
     }
 }
 
@@ -148,8 +138,7 @@ pub async fn sign_in<D: Directory>(
                 .name
                 .unwrap_or_else(|| email.split('@').next().unwrap_or("").to_owned());
             let user = User::new(&email, &name, sessions.manager().config().clock().now());
-            store.insert_user(&user).await.map_err(internal)?;
-            user
+            store.insert_user(&user).await.map_err(internal)?
         }
     };
     let signed = sessions

@@ -319,11 +319,11 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         Some(answer)
     }
 
-    async fn create(&self, session: &Session, user: &User) -> Result<(), StoreError> {
-        self.inner.create(session, user).await?;
+    async fn create(&self, session: &Session, user: &User) -> Result<Session, StoreError> {
+        let stored = self.inner.create(session, user).await?;
         // A negative entry for this token (vanishingly unlikely) must not hide the new session.
         self.cache.invalidate(&session.token);
-        Ok(())
+        Ok(stored)
     }
 
     async fn extend(

@@ -106,7 +106,7 @@ impl SessionStore for MemoryStore {
         Some(Ok(self.lookup(token)))
     }
 
-    async fn create(&self, session: &Session, user: &User) -> Result<(), StoreError> {
+    async fn create(&self, session: &Session, user: &User) -> Result<Session, StoreError> {
         let mut inner = self.write();
         inner
             .users
@@ -115,7 +115,7 @@ impl SessionStore for MemoryStore {
         inner
             .sessions
             .insert(session.token.clone(), Arc::new(session.clone()));
-        Ok(())
+        Ok(session.clone())
     }
 
     async fn extend(

@@ -29,21 +29,16 @@ use crate::error::StoreError;
 use crate::model::{Authenticated, Session, User};
 
 mod memory;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-mod schema;
 pub use memory::MemoryStore;
+
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use schema::{DateFormat, SessionColumn, SqlSchema, UserColumn};
-
-#[cfg(feature = "sqlite")]
-mod sqlite;
-#[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
-
+mod sql;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use sql::{DateFormat, Dialect, IdFormat, SessionColumn, SqlSchema, SqlStore, UserColumn};
 #[cfg(feature = "postgres")]
-mod postgres;
-#[cfg(feature = "postgres")]
-pub use postgres::{PostgresStore, PostgresStoreBuilder, DEFAULT_ACQUIRE_TIMEOUT};
+pub use sql::{PostgresDialect, PostgresStore, PostgresStoreBuilder, DEFAULT_ACQUIRE_TIMEOUT};
+#[cfg(feature = "sqlite")]
+pub use sql::{SqliteDialect, SqliteStore, SqliteStoreBuilder};
 
 #[cfg(feature = "redis")]
 mod redis;
@@ -87,13 +82,15 @@ pub trait SessionStore: Send + Sync + 'static {
         None
     }
 
-    /// Stores a new session for `user`. SQL stores write only the session row (the user row is
-    /// expected to exist); key-value stores embed the user, as Better Auth's secondary storage.
+    /// Stores a new session for `user` and returns it as stored. SQL stores write only the
+    /// session row (the user row is expected to exist) and may give it another id (a UUID, or
+    /// the number the database assigns, as the id columns require); key-value stores embed the
+    /// user, as Better Auth's secondary storage.
     fn create(
         &self,
         session: &Session,
         user: &User,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<Session, StoreError>> + Send;
 
     /// Sets `expiresAt = expires_at` and `updatedAt = now` on the session `token`, only if it
     /// exists, is still live (`expiresAt >= now`) and `expires_at` is later than its current
@@ -167,7 +164,7 @@ impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
         &self,
         session: &Session,
         user: &User,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> impl Future<Output = Result<Session, StoreError>> + Send {
         (**self).create(session, user)
     }
     fn extend(

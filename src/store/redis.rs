@@ -361,7 +361,7 @@ impl SessionStore for RedisStore {
         })
     }
 
-    async fn create(&self, session: &Session, user: &User) -> Result<(), StoreError> {
+    async fn create(&self, session: &Session, user: &User) -> Result<Session, StoreError> {
         let now = self.clock.now();
         let ttl = ttl_secs(session.expires_at, now);
         if ttl > 0 {
@@ -381,7 +381,8 @@ impl SessionStore for RedisStore {
             list.retain(|a| a.token != entry.token);
             list.push(entry.clone());
         })
-        .await
+        .await?;
+        Ok(session.clone())
     }
 
     async fn extend(
@@ -555,9 +556,9 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
         }
     }
 
-    async fn create(&self, session: &Session, user: &User) -> Result<(), StoreError> {
-        self.database.create(session, user).await?;
-        self.redis.create(session, user).await
+    async fn create(&self, session: &Session, user: &User) -> Result<Session, StoreError> {
+        let stored = self.database.create(session, user).await?;
+        self.redis.create(&stored, user).await
     }
 
     async fn extend(

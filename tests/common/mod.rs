@@ -85,7 +85,7 @@ impl<S: SessionStore> SessionStore for Counting<S> {
         self.hit(false);
         Some(answer)
     }
-    async fn create(&self, session: &Session, user: &User) -> Result<(), StoreError> {
+    async fn create(&self, session: &Session, user: &User) -> Result<Session, StoreError> {
         self.hit(true);
         self.inner.create(session, user).await
     }
@@ -264,7 +264,7 @@ impl SessionStore for Down {
     async fn find(&self, _: &str) -> Result<Option<Authenticated>, StoreError> {
         Err(refused("find"))
     }
-    async fn create(&self, _: &Session, _: &User) -> Result<(), StoreError> {
+    async fn create(&self, _: &Session, _: &User) -> Result<Session, StoreError> {
         Err(refused("create"))
     }
     async fn extend(

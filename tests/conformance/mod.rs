@@ -12,7 +12,9 @@ pub const NOW: OffsetDateTime = datetime!(2026-11-23 12:00:00.123 UTC);
 
 /// What the suite needs besides the trait: putting users in and taking them out.
 pub trait Harness: SessionStore + Clone {
-    fn add_user(&self, user: &User) -> impl std::future::Future<Output = ()> + Send;
+    /// Stores `user` and returns it as stored (a SQL store with uuid or serial ids gives it
+    /// another id).
+    fn add_user(&self, user: &User) -> impl std::future::Future<Output = User> + Send;
     fn remove_user(&self, id: &str) -> impl std::future::Future<Output = ()> + Send;
     /// Whether `delete_expired` removes rows (SQL) rather than leaving expiry to TTLs (Redis).
     fn sweeps(&self) -> bool {
@@ -39,10 +41,8 @@ pub fn session(user: &User, expires_at: OffsetDateTime) -> Session {
 }
 
 async fn with_session<S: Harness>(store: &S, expires_at: OffsetDateTime) -> (User, Session) {
-    let u = user("u");
-    store.add_user(&u).await;
-    let s = session(&u, expires_at);
-    store.create(&s, &u).await.unwrap();
+    let u = store.add_user(&user("u")).await;
+    let s = store.create(&session(&u, expires_at), &u).await.unwrap();
     (u, s)
 }
 
@@ -140,7 +140,7 @@ pub async fn extend_never_resurrects<S: Harness>(store: S) {
 pub async fn delete_one<S: Harness>(store: S) {
     let (u, a) = with_session(&store, NOW + Duration::days(7)).await;
     let b = session(&u, NOW + Duration::days(7));
-    store.create(&b, &u).await.unwrap();
+    let b = store.create(&b, &u).await.unwrap();
     store.delete(&a.token).await.unwrap();
     assert!(store.find(&a.token).await.unwrap().is_none());
     assert!(
@@ -168,7 +168,7 @@ pub async fn delete_if_expired_spares_a_live_session<S: Harness>(store: S) {
 pub async fn revoke_all_for_user<S: Harness>(store: S) {
     let (u, a) = with_session(&store, NOW + Duration::days(7)).await;
     let b = session(&u, NOW + Duration::days(3));
-    store.create(&b, &u).await.unwrap();
+    let b = store.create(&b, &u).await.unwrap();
     let (_, other) = with_session(&store, NOW + Duration::days(7)).await;
     let n = store.delete_user_sessions(&u.id).await.unwrap();
     assert!(
@@ -186,7 +186,7 @@ pub async fn revoke_all_for_user<S: Harness>(store: S) {
 pub async fn list_live_sessions_in_expiry_order<S: Harness>(store: S) {
     let (u, late) = with_session(&store, NOW + Duration::days(7)).await;
     let early = session(&u, NOW + Duration::hours(1));
-    store.create(&early, &u).await.unwrap();
+    let early = store.create(&early, &u).await.unwrap();
     let exact = session(&u, NOW);
     store.create(&exact, &u).await.unwrap();
     let expired = session(&u, NOW - Duration::hours(1));
@@ -210,9 +210,9 @@ pub async fn list_live_sessions_in_expiry_order<S: Harness>(store: S) {
 pub async fn delete_expired_sessions<S: Harness>(store: S) {
     let (u, live) = with_session(&store, NOW + Duration::days(1)).await;
     let exact = session(&u, NOW);
-    store.create(&exact, &u).await.unwrap();
+    let exact = store.create(&exact, &u).await.unwrap();
     let old = session(&u, NOW - Duration::milliseconds(1));
-    store.create(&old, &u).await.unwrap();
+    let old = store.create(&old, &u).await.unwrap();
     let n = store.delete_expired(NOW).await.unwrap();
     if store.sweeps() {
         assert!(n >= 1, "deleted {n}");
@@ -226,16 +226,14 @@ pub async fn delete_expired_sessions<S: Harness>(store: S) {
 }
 
 pub async fn delete_expired_batch_is_bounded<S: Harness>(store: S) {
-    let u = user("b");
-    store.add_user(&u).await;
+    let u = store.add_user(&user("b")).await;
     let mut old = Vec::new();
     for _ in 0..3 {
         let s = session(&u, NOW - Duration::milliseconds(1));
-        store.create(&s, &u).await.unwrap();
-        old.push(s);
+        old.push(store.create(&s, &u).await.unwrap());
     }
     let live = session(&u, NOW + Duration::days(1));
-    store.create(&live, &u).await.unwrap();
+    let live = store.create(&live, &u).await.unwrap();
     let first = store.delete_expired_batch(NOW, 2).await.unwrap();
     if store.sweeps() {
         assert_eq!(first, 2, "at most the limit");
@@ -282,7 +280,7 @@ macro_rules! conformance_suite {
             #[tokio::test]
             async fn $name() {
                 if let Some(store) = $make.await {
-                    conformance::$name(store).await;
+                    $crate::conformance::$name(store).await;
                 }
             }
         )*

@@ -1,0 +1,221 @@
+//! What differs between SQL databases: statement syntax, binding, reading a column, and reading
+//! the schema. Everything else (statements, the schema check, the session logic) is shared in
+//! [`super`].
+//!
+//! The trait is sealed: its items are `pub` only so that the public [`Dialect`](super::Dialect)
+//! can name it as a supertrait, and nothing outside this crate can reach them.
+#![allow(unreachable_pub)]
+
+use std::future::Future;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+
+/// One statement parameter.
+#[derive(Clone, Copy, Debug)]
+pub enum Param<'a> {
+    /// Text (tokens, ids, names): ids in `uuid` or integer columns are cast in the SQL.
+    Text(&'a str),
+    /// Text or `NULL`.
+    OptText(Option<&'a str>),
+    /// A boolean (an integer `0`/`1` where the dialect has no boolean type).
+    Bool(bool),
+    /// A date, bound as the dialect stores it.
+    Date(OffsetDateTime),
+    /// An integer (a `LIMIT`).
+    Int(i64),
+}
+
+/// How a dialect writes the `n`-th parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placeholder {
+    /// `?1`, `?2` (SQLite).
+    QuestionNumbered,
+    /// `$1`, `$2` (PostgreSQL).
+    DollarNumbered,
+    /// `?` in order of appearance (MySQL): a parameter used twice is bound twice.
+    Question,
+}
+
+/// The SQL spelling of a dialect.
+#[derive(Clone, Copy, Debug)]
+pub struct Syntax {
+    /// `"` (SQLite, PostgreSQL) or `` ` `` (MySQL).
+    pub quote: char,
+    /// How parameters are written.
+    pub placeholder: Placeholder,
+    /// `UPDATE … RETURNING` and `INSERT … RETURNING` are supported.
+    pub returning: bool,
+    /// `DELETE … LIMIT n` on one table (MySQL), rather than a sub-select.
+    pub delete_limit: bool,
+    /// The type names an id parameter is cast to, per id kind: `(uuid, integer)`; `None` means
+    /// text binds compare as they are.
+    pub id_casts: Option<(&'static str, &'static str)>,
+    /// The type name that casts an id column back to text when it is read (`None`: the dialect's
+    /// reader converts integers itself).
+    pub text_cast: Option<&'static str>,
+}
+
+/// A statement in the dialect's syntax and the order its placeholders take parameters in.
+#[derive(Clone, Debug)]
+pub struct Stmt {
+    /// The SQL text.
+    pub sql: String,
+    /// For each placeholder, in order, the index of the parameter it takes.
+    pub binds: Vec<usize>,
+}
+
+/// The marker that statement templates use for parameter `n` (1-based, one digit): NUL cannot
+/// appear in any identifier the schema accepts, so it never collides with a name.
+pub const fn param_marker(n: u8) -> [char; 2] {
+    ['\0', (b'0' + n) as char]
+}
+
+impl Stmt {
+    /// Turns a template whose parameters are [`param_marker`]s into the dialect's syntax.
+    pub fn new(syntax: &Syntax, template: &str) -> Self {
+        let mut sql = String::with_capacity(template.len() + 8);
+        let mut binds = Vec::new();
+        let mut chars = template.chars();
+        while let Some(c) = chars.next() {
+            if c != '\0' {
+                sql.push(c);
+                continue;
+            }
+            let n = chars
+                .next()
+                .and_then(|d| d.to_digit(10))
+                .expect("a parameter marker is NUL and one digit") as usize;
+            match syntax.placeholder {
+                Placeholder::QuestionNumbered => {
+                    sql.push('?');
+                    sql.push_str(&n.to_string());
+                }
+                Placeholder::DollarNumbered => {
+                    sql.push('$');
+                    sql.push_str(&n.to_string());
+                }
+                Placeholder::Question => sql.push('?'),
+            }
+            binds.push(n - 1);
+        }
+        if syntax.placeholder != Placeholder::Question {
+            // Numbered placeholders take each parameter once, in order.
+            let count = binds.iter().max().map_or(0, |m| m + 1);
+            binds = (0..count).collect();
+        }
+        Self { sql, binds }
+    }
+}
+
+/// The kind of a column as the store uses it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ColumnType {
+    /// Text of any length.
+    Text,
+    /// PostgreSQL `uuid`.
+    Uuid,
+    /// An integer type.
+    Integer,
+    /// Anything else, as the database names it.
+    Other(String),
+}
+
+/// One column of a table, as the database reports it.
+#[derive(Clone, Debug)]
+pub struct Column {
+    /// The column's name.
+    pub name: String,
+    /// Its type.
+    pub kind: ColumnType,
+    /// The database's own name for the type (`uuid`, `integer`, `varchar(36)`, …).
+    pub type_name: String,
+}
+
+/// A statement's effect: the rows it changed.
+pub type Affected = u64;
+
+/// A SQL database behind the shared store. Sealed: implemented by this crate's dialects only.
+pub trait Backend: Clone + Send + Sync + std::fmt::Debug + 'static {
+    /// The driver's row type.
+    type Row: Send + 'static;
+
+    /// The dialect's name, for messages (`SQLite`, `PostgreSQL`, `MySQL`).
+    const NAME: &'static str;
+
+    /// How statements are spelled.
+    const SYNTAX: Syntax;
+
+    /// Runs a statement that returns at most one row. `write` says it changes data (a dialect
+    /// may send writes to another connection).
+    fn fetch_optional<'a>(
+        &'a self,
+        operation: &'static str,
+        stmt: &'a Stmt,
+        params: &'a [Param<'a>],
+        write: bool,
+    ) -> impl Future<Output = Result<Option<Self::Row>, StoreError>> + Send + 'a;
+
+    /// Runs a query and returns all its rows.
+    fn fetch_all<'a>(
+        &'a self,
+        operation: &'static str,
+        stmt: &'a Stmt,
+        params: &'a [Param<'a>],
+    ) -> impl Future<Output = Result<Vec<Self::Row>, StoreError>> + Send + 'a;
+
+    /// Runs a statement and returns how many rows it changed.
+    fn execute<'a>(
+        &'a self,
+        operation: &'static str,
+        stmt: &'a Stmt,
+        params: &'a [Param<'a>],
+    ) -> impl Future<Output = Result<Affected, StoreError>> + Send + 'a;
+
+    /// Runs `insert` then, on the same connection, `select` (which reads the new row back by the
+    /// id the database generated), for dialects without `INSERT … RETURNING`.
+    fn insert_then_select<'a>(
+        &'a self,
+        operation: &'static str,
+        insert: &'a Stmt,
+        params: &'a [Param<'a>],
+        select: &'a Stmt,
+    ) -> impl Future<Output = Result<Option<Self::Row>, StoreError>> + Send + 'a {
+        let _ = (insert, params, select);
+        async move {
+            Err(StoreError::backend(
+                operation,
+                std::io::Error::other(format!("{} inserts use RETURNING", Self::NAME)),
+            ))
+        }
+    }
+
+    /// The columns of `table` in table order; empty when the table does not exist.
+    fn columns<'a>(
+        &'a self,
+        table: &'a str,
+    ) -> impl Future<Output = Result<Vec<Column>, StoreError>> + Send + 'a;
+
+    /// Better Auth's DDL for `schema` in this dialect.
+    fn ddl(&self, schema: &super::SqlSchema) -> [String; 3];
+
+    /// Runs DDL (schema creation).
+    fn run_ddl<'a>(
+        &'a self,
+        statement: &'a str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a;
+
+    /// Reads text; an integer (a serial id) as its decimal form. `Ok(None)` is SQL `NULL`.
+    fn text(row: &Self::Row, idx: usize) -> Result<Option<String>, String>;
+
+    /// Reads a date in any form the dialect's writers use. `Ok(None)` is SQL `NULL`.
+    fn date(row: &Self::Row, idx: usize) -> Result<Option<OffsetDateTime>, String>;
+
+    /// Reads a boolean (native, or an integer `0`/`1`).
+    fn boolean(row: &Self::Row, idx: usize) -> Result<Option<bool>, String>;
+
+    /// Reads any column as JSON (plugin columns).
+    fn json(row: &Self::Row, idx: usize) -> Value;
+}

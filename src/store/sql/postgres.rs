@@ -1,0 +1,931 @@
+//! The PostgreSQL dialect: Better Auth's PostgreSQL schema (spec §4.2), on sqlx with rustls.
+//!
+//! Connections, as production servers need them:
+//!
+//! * **TLS** follows libpq's `sslmode` (`disable`, `allow`, `prefer` (the default), `require`,
+//!   `verify-ca`, `verify-full`) and `sslrootcert`, from the URL or the builder. As in libpq,
+//!   `require` with a root certificate verifies the chain (`verify-ca`). A plaintext connection to
+//!   a host that is not on this machine logs one warning at start-up.
+//! * **A connection that failed never goes back into rotation.** A statement that fails on the
+//!   connection itself (reset, end of stream, a protocol error, a server shutting down) or is
+//!   cancelled mid-flight closes that connection; a connection-level failure or a statement that
+//!   times out also replaces the pool, so connections that died with it (a crashed server, a
+//!   failover, a network path that went silent) are never handed out. A lookup or another
+//!   repeatable statement is tried once more on the new pool.
+//! * **PgBouncer in transaction pooling mode** (`?pgbouncer=true` or
+//!   [`PostgresStoreBuilder::pgbouncer`]): no startup parameter PgBouncer refuses, and each
+//!   statement runs unnamed inside its own transaction, so its messages cannot land on two server
+//!   connections.
+
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use serde_json::Value;
+use sqlx::postgres::{
+    PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, PgSslMode,
+};
+use sqlx::{Connection as _, Row, TypeInfo, ValueRef};
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use super::dialect::{Affected, Backend, Column, ColumnType, Param, Placeholder, Stmt, Syntax};
+use super::schema::{ddl, DdlTypes, SqlSchema};
+use super::{PostgresStore, SqlStore};
+use crate::error::{BoxError, StoreError};
+use crate::store::SchemaMode;
+use crate::time_fmt;
+
+/// The default time to wait for a pooled connection before failing (sqlx's own default is 30 s,
+/// far too long for a request path).
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a replaced pool is left alone before the next replacement: one failure replaces the
+/// pool; the failures of the requests that were using it at the same moment do not.
+const RESET_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The PostgreSQL dialect of [`SqlStore`]: its connection pool and how it connects.
+#[derive(Clone, Debug)]
+pub struct PostgresDialect {
+    pools: Arc<Pools>,
+    /// PgBouncer transaction pooling: every statement unnamed, inside a transaction.
+    pooler: bool,
+    /// The deadline of one store operation, including a retry on a fresh connection.
+    timeout: Duration,
+}
+
+/// The current pool and how to build its replacement.
+#[derive(Debug)]
+struct Pools {
+    current: ArcSwap<PgPool>,
+    options: PgConnectOptions,
+    pool_options: PgPoolOptions,
+    last_reset: Mutex<Option<Instant>>,
+}
+
+impl Pools {
+    fn new(pool: PgPool, options: PgConnectOptions, pool_options: PgPoolOptions) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(pool),
+            options,
+            pool_options,
+            last_reset: Mutex::new(None),
+        }
+    }
+
+    fn current(&self) -> Arc<PgPool> {
+        self.current.load_full()
+    }
+
+    /// Replaces `failed` (if it is still the current pool) by a fresh, lazily connecting pool,
+    /// and closes the old one's idle connections in the background.
+    fn reset(&self, failed: &Arc<PgPool>, why: &dyn std::fmt::Display) {
+        {
+            let mut last = self.last_reset.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < RESET_INTERVAL) {
+                return;
+            }
+            if !Arc::ptr_eq(&self.current.load(), failed) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let fresh = self
+            .pool_options
+            .clone()
+            .connect_lazy_with(self.options.clone());
+        let old = self.current.swap(Arc::new(fresh));
+        tracing::warn!(
+            %why,
+            "PostgreSQL connection failed; replacing the session store's connection pool"
+        );
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(async move { old.close().await });
+        }
+    }
+}
+
+/// Builds a [`PostgresStore`] from a URL.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct PostgresStoreBuilder {
+    url: String,
+    schema: SqlSchema,
+    create: bool,
+    acquire_timeout: Duration,
+    max_connections: u32,
+    pgbouncer: Option<bool>,
+    root_cert: Option<Vec<u8>>,
+    ssl_mode: Option<PgSslMode>,
+    timeout: Duration,
+}
+
+impl PostgresStoreBuilder {
+    /// Table and column names. Default: [`SqlSchema::better_auth`].
+    pub fn schema(mut self, schema: SqlSchema) -> Self {
+        self.schema = schema;
+        self
+    }
+
+    /// Create Better Auth's tables when they are absent. Default: `false` (verify only: the
+    /// schema usually belongs to Better Auth's migrations).
+    pub fn create_schema(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// How long a request waits for a pooled connection (or a new one). Default: 2 seconds.
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// The deadline of one store operation (waiting for a connection, the statement, and one
+    /// retry on a fresh connection after a connection failure). An operation past it fails
+    /// with [`StoreError::Timeout`] and the pool is replaced, since a silent network path is the
+    /// usual cause. Default: 2 seconds, the layer's own default deadline.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The pool size. Default: 10.
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// Connect through PgBouncer (or another pooler) in **transaction** pooling mode, as
+    /// Supabase's and Neon's pooled URLs do: no `extra_float_digits` startup parameter (which
+    /// PgBouncer refuses), and each statement runs unnamed inside its own transaction, so
+    /// consecutive protocol messages can never reach two different server connections.
+    /// Costs three extra round trips per statement. Also set by `?pgbouncer=true` in the URL.
+    /// Default: off.
+    pub fn pgbouncer(mut self, enabled: bool) -> Self {
+        self.pgbouncer = Some(enabled);
+        self
+    }
+
+    /// Trust the certificate authority in `pem` (one or more PEM certificates) for TLS, as
+    /// `sslrootcert` does. Certificates are then verified (`verify-ca` at least, unless
+    /// `sslmode` says `verify-full`). Default: the built-in Mozilla roots.
+    pub fn tls_root_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_cert = Some(pem.into());
+        self
+    }
+
+    /// The TLS mode, as libpq's `sslmode`; overrides the URL's. Default: the URL's, else
+    /// [`PgSslMode::Prefer`].
+    pub fn ssl_mode(mut self, mode: PgSslMode) -> Self {
+        self.ssl_mode = Some(mode);
+        self
+    }
+
+    /// Connects and checks (or creates) the schema.
+    ///
+    /// # Errors
+    ///
+    /// A backend error when the server cannot be reached; [`StoreError::Connect`] when TLS or
+    /// a pooler refuses the connection, saying what to change; [`StoreError::Schema`] naming
+    /// the missing table or column, or an id column of a type the store cannot use.
+    pub async fn build(self) -> Result<PostgresStore, StoreError> {
+        let (url, from_url) = take_params(&self.url)?;
+        let pooler = self.pgbouncer.or(from_url.pgbouncer).unwrap_or(false);
+        let mut options =
+            PgConnectOptions::from_str(&url).map_err(|e| StoreError::backend("connect", e))?;
+        if let Some(mode) = self.ssl_mode {
+            options = options.ssl_mode(mode);
+        }
+        let has_root = self.root_cert.is_some() || from_url.root_cert;
+        if let Some(pem) = self.root_cert {
+            options = options.ssl_root_cert_from_pem(pem);
+        }
+        if has_root && matches!(options.get_ssl_mode(), PgSslMode::Require) {
+            // libpq: "require" with a root certificate verifies the chain.
+            options = options.ssl_mode(PgSslMode::VerifyCa);
+        }
+        if pooler {
+            // PgBouncer refuses startup parameters it does not track.
+            options = options.extra_float_digits(None);
+        }
+        let pool_options = PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+            // No ping before each use (a second round trip per lookup): a dead connection fails
+            // its statement instead, which closes it and replaces the pool.
+            .test_before_acquire(false);
+        let pool = pool_options
+            .clone()
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| connect_error(e, pooler))?;
+        warn_if_plaintext(&options).await;
+        let dialect = PostgresDialect {
+            pools: Arc::new(Pools::new(pool, options, pool_options)),
+            pooler,
+            timeout: self.timeout,
+        };
+        let mode = if self.create {
+            SchemaMode::CreateIfMissing
+        } else {
+            SchemaMode::VerifyOnly
+        };
+        SqlStore::open_dialect(dialect, mode, self.schema).await
+    }
+}
+
+/// What the store itself reads from the URL.
+#[derive(Debug, Default)]
+struct UrlParams {
+    pgbouncer: Option<bool>,
+    root_cert: bool,
+}
+
+/// Removes `pgbouncer=…` (the store's own parameter, which sqlx does not know) from the URL and
+/// notes whether it names a root certificate.
+fn take_params(url: &str) -> Result<(String, UrlParams), StoreError> {
+    let mut parsed = url::Url::parse(url).map_err(|e| StoreError::backend("connect", e))?;
+    let mut params = UrlParams::default();
+    let mut kept = Vec::new();
+    for (key, value) in parsed.query_pairs() {
+        match &*key {
+            "pgbouncer" => {
+                params.pgbouncer = Some(match &*value {
+                    "true" | "1" | "yes" | "on" => true,
+                    "false" | "0" | "no" | "off" => false,
+                    other => {
+                        return Err(StoreError::Connect {
+                            problem: format!(
+                                "`pgbouncer={other}` in the database URL is not a boolean"
+                            ),
+                            fix: "use ?pgbouncer=true or ?pgbouncer=false".to_owned(),
+                            source: None,
+                        })
+                    }
+                });
+            }
+            "sslrootcert" => {
+                params.root_cert = true;
+                kept.push((key.into_owned(), value.into_owned()));
+            }
+            _ => kept.push((key.into_owned(), value.into_owned())),
+        }
+    }
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    Ok((parsed.into(), params))
+}
+
+/// Whether `host` is this machine (a loopback address, `localhost`, or a Unix socket).
+fn is_local(host: &str) -> bool {
+    host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether a store connected with `mode` to `host` sends its traffic in plaintext:
+/// `Some(true)` for certain, `None` when only a TLS probe can tell (`prefer`, `allow`).
+fn plaintext(host: &str, socket: bool, mode: PgSslMode) -> Option<bool> {
+    if socket || is_local(host) {
+        return Some(false);
+    }
+    match mode {
+        PgSslMode::Disable | PgSslMode::Allow => Some(true),
+        PgSslMode::Prefer => None,
+        _ => Some(false),
+    }
+}
+
+/// Logs one warning when the connection to a remote server is not encrypted: `sslmode=disable`,
+/// or `prefer` (the default) against a server that offers no TLS (probed with one connection).
+async fn warn_if_plaintext(options: &PgConnectOptions) {
+    let host = options.get_host();
+    let mode = options.get_ssl_mode();
+    let certain = match plaintext(host, options.get_socket().is_some(), mode) {
+        Some(p) => p,
+        None => {
+            let probe = options.clone().ssl_mode(PgSslMode::Require);
+            match PgConnection::connect_with(&probe).await {
+                Ok(conn) => {
+                    let _ = conn.close().await;
+                    false
+                }
+                Err(sqlx::Error::Tls(_)) => true,
+                // Not a TLS answer (the probe could not tell): say nothing.
+                Err(_) => false,
+            }
+        }
+    };
+    if certain {
+        tracing::warn!(
+            host,
+            sslmode = ?mode,
+            "the session store talks to PostgreSQL in plaintext over the network: add \
+             ?sslmode=verify-full (and sslrootcert=… for a private CA) to the database URL"
+        );
+    }
+}
+
+/// Turns a connection failure into an error that says what to change, where the cause is known.
+fn connect_error(error: sqlx::Error, pooler: bool) -> StoreError {
+    if let Some(connect) = explain(&error, pooler) {
+        return connect;
+    }
+    StoreError::backend("connect", error)
+}
+
+fn explain(error: &sqlx::Error, pooler: bool) -> Option<StoreError> {
+    let (problem, fix) = match error {
+        sqlx::Error::Tls(inner) => tls_problem(inner.as_ref())?,
+        sqlx::Error::Database(db) if db.message().contains("unsupported startup parameter") => (
+            format!("the server refused a startup parameter ({})", db.message()),
+            if pooler {
+                "the pooler refuses a parameter this store does not send in pgbouncer mode; \
+                 add it to PgBouncer's ignore_startup_parameters"
+                    .to_owned()
+            } else {
+                "this looks like PgBouncer; in transaction pooling mode connect with \
+                 ?pgbouncer=true in the URL (or PostgresStoreBuilder::pgbouncer(true))"
+                    .to_owned()
+            },
+        ),
+        sqlx::Error::Database(db) if db.message().contains("prepared statement") && !pooler => (
+            format!("the server lost a prepared statement ({})", db.message()),
+            "this looks like a pooler in transaction mode (PgBouncer, Supavisor): connect \
+                 with ?pgbouncer=true in the URL (or PostgresStoreBuilder::pgbouncer(true))"
+                .to_owned(),
+        ),
+        _ => return None,
+    };
+    Some(StoreError::Connect {
+        problem,
+        fix,
+        source: Some(clone_error(error)),
+    })
+}
+
+/// A TLS failure in words, with the fix.
+fn tls_problem(error: &(dyn std::error::Error + 'static)) -> Option<(String, String)> {
+    use rustls::{CertificateError, Error as Tls};
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(tls) = e.downcast_ref::<Tls>() {
+            return Some(match tls {
+                Tls::InvalidCertificate(
+                    CertificateError::UnknownIssuer | CertificateError::BadSignature,
+                ) => (
+                    "TLS: the server's certificate is not signed by a certificate authority this \
+                     client trusts"
+                        .to_owned(),
+                    "pass the server's CA with sslrootcert=/path/to/ca.pem in the URL (or \
+                     PostgresStoreBuilder::tls_root_cert_pem)"
+                        .to_owned(),
+                ),
+                Tls::InvalidCertificate(
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. },
+                ) => (
+                    "TLS: the server's certificate is not valid for the host name in the URL"
+                        .to_owned(),
+                    "connect with a host name the certificate names (verify-full checks it), or \
+                     use sslmode=verify-ca to verify only the certificate chain"
+                        .to_owned(),
+                ),
+                Tls::InvalidCertificate(
+                    CertificateError::Expired | CertificateError::ExpiredContext { .. },
+                ) => (
+                    "TLS: the server's certificate has expired".to_owned(),
+                    "renew the server's certificate".to_owned(),
+                ),
+                other => (
+                    format!("TLS: {other}"),
+                    "check the server's certificate and the sslmode/sslrootcert settings"
+                        .to_owned(),
+                ),
+            });
+        }
+        if e.to_string().contains("server does not support TLS") {
+            return Some((
+                "TLS: the server does not offer TLS, and sslmode requires it".to_owned(),
+                "turn on ssl in the server's configuration, or (on a trusted network only) use \
+                 sslmode=prefer"
+                    .to_owned(),
+            ));
+        }
+        cause = e.source();
+    }
+    None
+}
+
+/// The driver's error as the source of ours (sqlx errors are not `Clone`).
+fn clone_error(error: &sqlx::Error) -> BoxError {
+    std::io::Error::other(error.to_string()).into()
+}
+
+/// Whether the connection a statement ran on is unusable after `error`.
+fn connection_broken(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08 (connection exception) and 57P0x (the server is shutting down or crashed).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
+        _ => false,
+    }
+}
+
+/// What a statement returns.
+enum Want {
+    Optional,
+    All,
+    Affected,
+}
+
+enum Got {
+    Optional(Option<PgRow>),
+    All(Vec<PgRow>),
+    Affected(Affected),
+}
+
+/// A pooled connection that is closed, not returned to the pool, unless the statement on it
+/// finished: a statement dropped mid-flight leaves the connection in an unknown state.
+struct Guard {
+    conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
+    finished: bool,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, PgArguments>;
+
+fn query<'q>(
+    stmt: &'q Stmt,
+    params: &[Param<'q>],
+    persistent: bool,
+) -> Result<Query<'q>, sqlx::Error> {
+    let mut query = sqlx::query(&stmt.sql).persistent(persistent);
+    for &i in &stmt.binds {
+        let param = params
+            .get(i)
+            .copied()
+            .ok_or_else(|| sqlx::Error::Protocol("missing statement parameter".into()))?;
+        query = match param {
+            Param::Text(s) => query.bind(s),
+            Param::OptText(s) => query.bind(s),
+            Param::Bool(b) => query.bind(b),
+            Param::Int(n) => query.bind(n),
+            Param::Date(t) => query.bind(t),
+        };
+    }
+    Ok(query)
+}
+
+async fn exec(
+    conn: &mut PgConnection,
+    stmt: &Stmt,
+    params: &[Param<'_>],
+    want: &Want,
+    persistent: bool,
+) -> Result<Got, sqlx::Error> {
+    let query = query(stmt, params, persistent)?;
+    Ok(match want {
+        Want::Optional => Got::Optional(query.fetch_optional(conn).await?),
+        Want::All => Got::All(query.fetch_all(conn).await?),
+        Want::Affected => Got::Affected(query.execute(conn).await?.rows_affected()),
+    })
+}
+
+impl PostgresDialect {
+    /// One attempt on `pool`.
+    async fn attempt(
+        &self,
+        pool: &PgPool,
+        stmt: &Stmt,
+        params: &[Param<'_>],
+        want: &Want,
+    ) -> Result<Got, sqlx::Error> {
+        let mut guard = Guard {
+            conn: pool.acquire().await?,
+            finished: false,
+        };
+        let result = if self.pooler {
+            let mut tx = guard.conn.begin().await?;
+            match exec(&mut tx, stmt, params, want, false).await {
+                Ok(got) => {
+                    tx.commit().await?;
+                    Ok(got)
+                }
+                // Rolled back when the transaction is dropped (before the connection is reused).
+                Err(e) => Err(e),
+            }
+        } else {
+            exec(&mut guard.conn, stmt, params, want, true).await
+        };
+        match &result {
+            Err(e) if connection_broken(e) => {}
+            _ => guard.finished = true,
+        }
+        result
+    }
+
+    /// Runs a statement under the store's deadline. A connection-level failure replaces the
+    /// pool; a `repeatable` statement is then tried once more on the new pool.
+    async fn run(
+        &self,
+        operation: &'static str,
+        stmt: &Stmt,
+        params: &[Param<'_>],
+        want: Want,
+        repeatable: bool,
+    ) -> Result<Got, StoreError> {
+        let pool = self.pools.current();
+        let work = async {
+            match self.attempt(&pool, stmt, params, &want).await {
+                Err(e) if connection_broken(&e) => {
+                    self.pools.reset(&pool, &e);
+                    if !repeatable {
+                        return Err(e);
+                    }
+                    let fresh = self.pools.current();
+                    self.attempt(&fresh, stmt, params, &want).await
+                }
+                other => other,
+            }
+        };
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(Ok(got)) => Ok(got),
+            Ok(Err(e)) => {
+                Err(explain(&e, self.pooler).unwrap_or_else(|| StoreError::backend(operation, e)))
+            }
+            Err(_) => {
+                self.pools.reset(&pool, &"a statement timed out");
+                Err(StoreError::Timeout {
+                    operation,
+                    millis: self.timeout.as_millis(),
+                })
+            }
+        }
+    }
+}
+
+fn unexpected(operation: &'static str) -> StoreError {
+    StoreError::backend(
+        operation,
+        std::io::Error::other("unexpected statement result"),
+    )
+}
+
+impl SqlStore<PostgresDialect> {
+    /// A builder for a store at `url`, such as
+    /// `postgres://user:password@db.example.com:5432/app?sslmode=verify-full`.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower_auth_session::store::PostgresStore;
+    ///
+    /// let store = PostgresStore::builder("postgres://app@127.0.0.1/app")
+    ///     .create_schema(true)
+    ///     .build()
+    ///     .await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
+    pub fn builder(url: impl Into<String>) -> PostgresStoreBuilder {
+        PostgresStoreBuilder {
+            url: url.into(),
+            schema: SqlSchema::better_auth(),
+            create: false,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            max_connections: 10,
+            pgbouncer: None,
+            root_cert: None,
+            ssl_mode: None,
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// Connects to `url` and verifies Better Auth's schema (creating nothing).
+    ///
+    /// # Errors
+    ///
+    /// See [`PostgresStoreBuilder::build`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder(url).build().await
+    }
+
+    /// Uses an existing pool (its connections are used as they are: no pgbouncer mode, and a
+    /// failed pool is not replaced).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Schema`] naming the missing table or column, or an id column of a type
+    /// the store cannot use ([`SchemaError::UnsupportedColumnType`](crate::SchemaError)), or a
+    /// backend error.
+    pub async fn open(
+        pool: PgPool,
+        mode: SchemaMode,
+        schema: SqlSchema,
+    ) -> Result<Self, StoreError> {
+        let options = pool.connect_options().as_ref().clone();
+        let pool_options = pool.options().clone();
+        let dialect = PostgresDialect {
+            pools: Arc::new(Pools::new(pool, options, pool_options)),
+            pooler: false,
+            timeout: Duration::from_secs(2),
+        };
+        SqlStore::open_dialect(dialect, mode, schema).await
+    }
+
+    /// The current connection pool, for the application's own queries. (After a connection
+    /// failure the store replaces its pool; ask again rather than keeping this one.)
+    pub fn pool(&self) -> PgPool {
+        (*self.dialect().pools.current()).clone()
+    }
+
+    /// Whether the store runs in PgBouncer transaction-pooling mode.
+    pub fn is_pgbouncer(&self) -> bool {
+        self.dialect().pooler
+    }
+}
+
+impl Backend for PostgresDialect {
+    type Row = PgRow;
+
+    const NAME: &'static str = "PostgreSQL";
+
+    const SYNTAX: Syntax = Syntax {
+        quote: '"',
+        placeholder: Placeholder::DollarNumbered,
+        returning: true,
+        delete_limit: false,
+        id_casts: Some(("uuid", "integer")),
+        text_cast: Some("text"),
+    };
+
+    async fn fetch_optional<'a>(
+        &'a self,
+        operation: &'static str,
+        stmt: &'a Stmt,
+        params: &'a [Param<'a>],
+        write: bool,
+    ) -> Result<Option<PgRow>, StoreError> {
+        // Inserts are the only writes that must not run twice; every other statement here is
+        // conditional or idempotent.
+        let repeatable = !(write && stmt.sql.starts_with("insert"));
+        match self
+            .run(operation, stmt, params, Want::Optional, repeatable)
+            .await?
+        {
+            Got::Optional(row) => Ok(row),
+            _ => Err(unexpected(operation)),
+        }
+    }
+
+    async fn fetch_all<'a>(
+        &'a self,
+        operation: &'static str,
+        stmt: &'a Stmt,
+        params: &'a [Param<'a>],
+    ) -> Result<Vec<PgRow>, StoreError> {
+        match self.run(operation, stmt, params, Want::All, true).await? {
+            Got::All(rows) => Ok(rows),
+            _ => Err(unexpected(operation)),
+        }
+    }
+
+    async fn execute<'a>(
+        &'a self,
+        operation: &'static str,
+        stmt: &'a Stmt,
+        params: &'a [Param<'a>],
+    ) -> Result<Affected, StoreError> {
+        let repeatable = !stmt.sql.starts_with("insert");
+        match self
+            .run(operation, stmt, params, Want::Affected, repeatable)
+            .await?
+        {
+            Got::Affected(n) => Ok(n),
+            _ => Err(unexpected(operation)),
+        }
+    }
+
+    async fn columns<'a>(&'a self, table: &'a str) -> Result<Vec<Column>, StoreError> {
+        let stmt = Stmt {
+            sql: "select column_name::text, data_type::text from information_schema.columns \
+                  where table_schema = current_schema() and table_name = $1 \
+                  order by ordinal_position"
+                .to_owned(),
+            binds: vec![0],
+        };
+        let rows = self
+            .fetch_all("read schema", &stmt, &[Param::Text(table)])
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.try_get(0)?;
+                let type_name: String = r.try_get(1)?;
+                let kind = match type_name.as_str() {
+                    "text" | "character varying" | "character" => ColumnType::Text,
+                    "uuid" => ColumnType::Uuid,
+                    "integer" | "bigint" | "smallint" => ColumnType::Integer,
+                    other => ColumnType::Other(other.to_owned()),
+                };
+                Ok(Column {
+                    name,
+                    kind,
+                    type_name,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| StoreError::backend("read schema", e))
+    }
+
+    fn ddl(&self, schema: &SqlSchema) -> [String; 3] {
+        ddl(
+            schema,
+            &Self::SYNTAX,
+            &DdlTypes {
+                text: "text",
+                unique_text: "text",
+                id_text: "text",
+                uuid: Some("uuid default gen_random_uuid()"),
+                serial_primary: "integer generated by default as identity not null primary key",
+                integer: "integer",
+                date: "timestamptz",
+                boolean: "boolean",
+                date_default: " default CURRENT_TIMESTAMP",
+                index_if_not_exists: true,
+            },
+        )
+    }
+
+    async fn run_ddl<'a>(&'a self, statement: &'a str) -> Result<(), StoreError> {
+        let stmt = Stmt {
+            sql: statement.to_owned(),
+            binds: Vec::new(),
+        };
+        self.execute("create schema", &stmt, &[]).await.map(|_| ())
+    }
+
+    fn text(row: &PgRow, idx: usize) -> Result<Option<String>, String> {
+        let Some(kind) = type_name(row, idx) else {
+            return Ok(None);
+        };
+        match kind.as_str() {
+            "INT2" => row.try_get::<i16, _>(idx).map(|n| n.to_string()),
+            "INT4" => row.try_get::<i32, _>(idx).map(|n| n.to_string()),
+            "INT8" => row.try_get::<i64, _>(idx).map(|n| n.to_string()),
+            _ => row.try_get::<String, _>(idx),
+        }
+        .map(Some)
+        .map_err(|e| e.to_string())
+    }
+
+    fn date(row: &PgRow, idx: usize) -> Result<Option<OffsetDateTime>, String> {
+        let Some(kind) = type_name(row, idx) else {
+            return Ok(None);
+        };
+        let parsed = match kind.as_str() {
+            "TIMESTAMPTZ" => row.try_get::<OffsetDateTime, _>(idx).ok(),
+            // `timestamp` columns (Drizzle, Prisma) hold UTC wall time: sqlx connects with
+            // TimeZone=UTC.
+            "TIMESTAMP" => row
+                .try_get::<PrimitiveDateTime, _>(idx)
+                .ok()
+                .map(PrimitiveDateTime::assume_utc),
+            "INT8" => row
+                .try_get::<i64, _>(idx)
+                .ok()
+                .and_then(time_fmt::from_unix_ms),
+            "TEXT" | "VARCHAR" => row
+                .try_get::<String, _>(idx)
+                .ok()
+                .and_then(|s| time_fmt::parse_iso(&s)),
+            _ => None,
+        };
+        parsed.map(Some).ok_or_else(|| "not a date".to_owned())
+    }
+
+    fn boolean(row: &PgRow, idx: usize) -> Result<Option<bool>, String> {
+        let Some(kind) = type_name(row, idx) else {
+            return Ok(None);
+        };
+        match kind.as_str() {
+            "BOOL" => row.try_get::<bool, _>(idx),
+            "INT4" => row.try_get::<i32, _>(idx).map(|v| v != 0),
+            "INT8" => row.try_get::<i64, _>(idx).map(|v| v != 0),
+            other => return Err(format!("unexpected type {other}")),
+        }
+        .map(Some)
+        .map_err(|e| e.to_string())
+    }
+
+    fn json(row: &PgRow, idx: usize) -> Value {
+        let Some(kind) = type_name(row, idx) else {
+            return Value::Null;
+        };
+        match kind.as_str() {
+            "BOOL" => row.try_get::<bool, _>(idx).map(Value::from).ok(),
+            "INT2" => row.try_get::<i16, _>(idx).map(Value::from).ok(),
+            "INT4" => row.try_get::<i32, _>(idx).map(Value::from).ok(),
+            "INT8" => row.try_get::<i64, _>(idx).map(Value::from).ok(),
+            "FLOAT4" => row.try_get::<f32, _>(idx).map(Value::from).ok(),
+            "FLOAT8" => row.try_get::<f64, _>(idx).map(Value::from).ok(),
+            "JSON" | "JSONB" => row.try_get::<Value, _>(idx).ok(),
+            "TIMESTAMPTZ" | "TIMESTAMP" => Self::date(row, idx)
+                .ok()
+                .flatten()
+                .map(|t| Value::from(time_fmt::to_iso(t))),
+            _ => row.try_get::<String, _>(idx).map(Value::from).ok(),
+        }
+        .unwrap_or(Value::Null)
+    }
+}
+
+fn type_name(row: &PgRow, idx: usize) -> Option<String> {
+    let raw = row.try_get_raw(idx).ok()?;
+    if raw.is_null() {
+        return None;
+    }
+    Some(raw.type_info().name().to_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_is_judged_per_host_and_mode() {
+        assert_eq!(
+            plaintext("127.0.0.1", false, PgSslMode::Disable),
+            Some(false)
+        );
+        assert_eq!(
+            plaintext("localhost", false, PgSslMode::Prefer),
+            Some(false)
+        );
+        assert_eq!(plaintext("::1", false, PgSslMode::Disable), Some(false));
+        assert_eq!(
+            plaintext("db.example.com", true, PgSslMode::Disable),
+            Some(false)
+        );
+        assert_eq!(
+            plaintext("db.example.com", false, PgSslMode::Disable),
+            Some(true)
+        );
+        assert_eq!(plaintext("10.0.0.5", false, PgSslMode::Allow), Some(true));
+        assert_eq!(plaintext("10.0.0.5", false, PgSslMode::Prefer), None);
+        assert_eq!(
+            plaintext("10.0.0.5", false, PgSslMode::Require),
+            Some(false)
+        );
+        assert_eq!(
+            plaintext("10.0.0.5", false, PgSslMode::VerifyFull),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn the_store_takes_its_own_url_parameters_and_leaves_the_rest() {
+        let (url, p) = take_params(
+            "postgres://u@db.example.com/app?sslmode=require&pgbouncer=true&sslrootcert=%2Fca.pem",
+        )
+        .unwrap();
+        assert_eq!(
+            url,
+            "postgres://u@db.example.com/app?sslmode=require&sslrootcert=%2Fca.pem"
+        );
+        assert_eq!(p.pgbouncer, Some(true));
+        assert!(p.root_cert);
+        let (url, p) = take_params("postgres://u@h/app?pgbouncer=false").unwrap();
+        assert_eq!(url, "postgres://u@h/app");
+        assert_eq!(p.pgbouncer, Some(false));
+        let err = take_params("postgres://u@h/app?pgbouncer=maybe").unwrap_err();
+        assert!(err.to_string().contains("pgbouncer=true"), "{err}");
+    }
+
+    #[test]
+    fn connection_failures_are_told_from_statement_failures() {
+        assert!(connection_broken(&sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::UnexpectedEof
+        ))));
+        assert!(connection_broken(&sqlx::Error::Protocol("desync".into())));
+        assert!(!connection_broken(&sqlx::Error::RowNotFound));
+        assert!(!connection_broken(&sqlx::Error::PoolTimedOut));
+    }
+}

@@ -1,0 +1,917 @@
+//! Physical table and column names, with presets for the layouts Better Auth's adapters produce
+//! (spec §4.4); the schema check that reads the real tables; and the statements built from both.
+
+use super::dialect::{param_marker, Column, ColumnType, Stmt, Syntax};
+use crate::error::SchemaError;
+
+/// How dates are stored in SQLite (PostgreSQL and MySQL use their timestamp types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DateFormat {
+    /// `toISOString()` text, `2026-11-29T13:26:18.309Z`: Better Auth's built-in (Kysely) adapter.
+    IsoText,
+    /// Integer milliseconds since the Unix epoch: Better Auth's Drizzle and Prisma generators.
+    UnixMillis,
+}
+
+/// How ids are made, Better Auth's `advanced.database.generateId`.
+///
+/// On PostgreSQL the store reads the id columns' types (`text`, `uuid`, `integer`) and follows
+/// them; SQLite and MySQL keep uuids in text columns, so there this setting says which ids a
+/// Rust sign-in writes. Integer (serial) id columns are recognised everywhere.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdFormat {
+    /// 32 characters of `[A-Za-z0-9]`, Better Auth's default.
+    #[default]
+    Text,
+    /// Version 4 UUIDs (`generateId: "uuid"`).
+    Uuid,
+    /// Integers the database assigns (`generateId: "serial"`).
+    Serial,
+}
+
+impl IdFormat {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text ids",
+            Self::Uuid => "uuid ids",
+            Self::Serial => "serial (integer) ids",
+        }
+    }
+}
+
+impl std::fmt::Display for IdFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The columns of the `user` table, in the order the stores read them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UserColumn {
+    /// `id`
+    Id,
+    /// `name`
+    Name,
+    /// `email`
+    Email,
+    /// `emailVerified`
+    EmailVerified,
+    /// `image`
+    Image,
+    /// `createdAt`
+    CreatedAt,
+    /// `updatedAt`
+    UpdatedAt,
+}
+
+/// The columns of the `session` table, in the order the stores read them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionColumn {
+    /// `id`
+    Id,
+    /// `token`
+    Token,
+    /// `userId`
+    UserId,
+    /// `expiresAt`
+    ExpiresAt,
+    /// `createdAt`
+    CreatedAt,
+    /// `updatedAt`
+    UpdatedAt,
+    /// `ipAddress`
+    IpAddress,
+    /// `userAgent`
+    UserAgent,
+}
+
+const USER_CAMEL: [&str; 7] = [
+    "id",
+    "name",
+    "email",
+    "emailVerified",
+    "image",
+    "createdAt",
+    "updatedAt",
+];
+const SESSION_CAMEL: [&str; 8] = [
+    "id",
+    "token",
+    "userId",
+    "expiresAt",
+    "createdAt",
+    "updatedAt",
+    "ipAddress",
+    "userAgent",
+];
+
+/// The number of core session columns a row starts with (then the plugin columns).
+pub(crate) const SESSION_CORE: usize = SESSION_CAMEL.len();
+
+/// Where Better Auth's `user` and `session` data physically live in a SQL database.
+///
+/// The default, [`SqlSchema::better_auth`], is what Better Auth's built-in Kysely adapter and
+/// its `migrate` command create. Rename anything else with the builder methods:
+///
+/// ```
+/// use tower_auth_session::store::{SessionColumn, SqlSchema};
+///
+/// let schema = SqlSchema::better_auth()
+///     .plural() // `usePlural: true`
+///     .session_column(SessionColumn::IpAddress, "ip");
+/// # let _ = schema;
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct SqlSchema {
+    pub(crate) user_table: String,
+    pub(crate) session_table: String,
+    pub(crate) user: [String; 7],
+    pub(crate) session: [String; 8],
+    pub(crate) sqlite_dates: DateFormat,
+    pub(crate) ids: IdFormat,
+}
+
+impl Default for SqlSchema {
+    fn default() -> Self {
+        Self::better_auth()
+    }
+}
+
+fn snake(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    for c in s.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl SqlSchema {
+    /// Better Auth's built-in adapter and `migrate`: tables `user` and `session`, camelCase
+    /// columns, SQLite dates as ISO text, text ids.
+    pub fn better_auth() -> Self {
+        Self {
+            user_table: "user".into(),
+            session_table: "session".into(),
+            user: USER_CAMEL.map(str::to_owned),
+            session: SESSION_CAMEL.map(str::to_owned),
+            sqlite_dates: DateFormat::IsoText,
+            ids: IdFormat::Text,
+        }
+    }
+
+    /// Better Auth's Drizzle generator: snake_case columns (`expires_at`, `user_id`, …) and,
+    /// in SQLite, dates as unix milliseconds (`integer(…, { mode: "timestamp_ms" })`).
+    pub fn drizzle() -> Self {
+        Self {
+            user: USER_CAMEL.map(snake),
+            session: SESSION_CAMEL.map(snake),
+            sqlite_dates: DateFormat::UnixMillis,
+            ..Self::better_auth()
+        }
+    }
+
+    /// Better Auth's Prisma generator: models `User` and `Session` mapped to tables `user` and
+    /// `session`, camelCase columns and, in SQLite, dates as unix milliseconds.
+    pub fn prisma() -> Self {
+        Self {
+            sqlite_dates: DateFormat::UnixMillis,
+            ..Self::better_auth()
+        }
+    }
+
+    /// Plural table names, `users` and `sessions` (Better Auth's `usePlural`).
+    pub fn plural(mut self) -> Self {
+        self.user_table = format!("{}s", self.user_table);
+        self.session_table = format!("{}s", self.session_table);
+        self
+    }
+
+    /// Renames the user table. Default: `user`.
+    pub fn user_table(mut self, name: impl Into<String>) -> Self {
+        self.user_table = name.into();
+        self
+    }
+
+    /// Renames the session table. Default: `session`.
+    pub fn session_table(mut self, name: impl Into<String>) -> Self {
+        self.session_table = name.into();
+        self
+    }
+
+    /// Renames one column of the user table (Better Auth's `user.fields`).
+    pub fn user_column(mut self, column: UserColumn, name: impl Into<String>) -> Self {
+        self.user[column as usize] = name.into();
+        self
+    }
+
+    /// Renames one column of the session table (Better Auth's `session.fields`).
+    pub fn session_column(mut self, column: SessionColumn, name: impl Into<String>) -> Self {
+        self.session[column as usize] = name.into();
+        self
+    }
+
+    /// How SQLite dates are stored. Default: [`DateFormat::IsoText`] (unix ms for the Drizzle and
+    /// Prisma presets). Reads accept both whatever this says; writes and range filters use it.
+    pub fn sqlite_dates(mut self, format: DateFormat) -> Self {
+        self.sqlite_dates = format;
+        self
+    }
+
+    /// Which ids a Rust sign-in writes, Better Auth's `advanced.database.generateId`, and which
+    /// id columns [`SchemaMode::CreateIfMissing`](crate::store::SchemaMode) creates. Default:
+    /// [`IdFormat::Text`]. Where the database has typed columns (PostgreSQL `uuid`, integer
+    /// columns anywhere) their type wins.
+    pub fn ids(mut self, format: IdFormat) -> Self {
+        self.ids = format;
+        self
+    }
+
+    /// Refuses names that cannot be quoted safely (empty, or holding NUL).
+    pub(crate) fn validate(&self) -> Result<(), SchemaError> {
+        let names = [&self.user_table, &self.session_table]
+            .into_iter()
+            .chain(&self.user)
+            .chain(&self.session);
+        for name in names {
+            if name.is_empty() || name.contains('\0') {
+                return Err(SchemaError::InvalidName { name: name.clone() });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How one id column is read and written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IdKind {
+    Text,
+    Uuid,
+    Integer,
+}
+
+impl IdKind {
+    /// Whether `value` can be an id of this kind at all: a value that cannot is simply not
+    /// found (the database would answer with a type error instead).
+    pub(crate) fn accepts(self, value: &str) -> bool {
+        match self {
+            Self::Text => true,
+            Self::Uuid => parse_uuid(value).is_some(),
+            Self::Integer => value.parse::<i64>().is_ok(),
+        }
+    }
+}
+
+/// A hyphenated UUID in any case.
+pub(crate) fn parse_uuid(value: &str) -> Option<uuid::Uuid> {
+    (value.len() == 36)
+        .then(|| uuid::Uuid::try_parse(value).ok())
+        .flatten()
+}
+
+/// The id layout the schema check found.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Layout {
+    pub(crate) session_id: IdKind,
+    pub(crate) user_id: IdKind,
+    /// What new text ids are made of.
+    pub(crate) text_ids: IdFormat,
+}
+
+impl Layout {
+    /// The layout a reader would name.
+    pub(crate) fn format(&self) -> IdFormat {
+        match (self.session_id, self.text_ids) {
+            (IdKind::Integer, _) => IdFormat::Serial,
+            (IdKind::Uuid, _) | (IdKind::Text, IdFormat::Uuid) => IdFormat::Uuid,
+            (IdKind::Text, _) => IdFormat::Text,
+        }
+    }
+}
+
+/// The statements a SQL store runs, built once at start-up from the schema, the dialect, the
+/// id layout, and the extra columns found in the tables.
+#[derive(Debug)]
+pub(crate) struct Queries {
+    pub(crate) find: Stmt,
+    pub(crate) insert: Stmt,
+    /// Reads a session back by its id (after an insert without `RETURNING`, or an extension).
+    pub(crate) session_by_token: Stmt,
+    pub(crate) session_by_last_insert: Option<Stmt>,
+    pub(crate) extend: Stmt,
+    pub(crate) delete: Stmt,
+    pub(crate) delete_if_expired: Stmt,
+    pub(crate) delete_user_sessions: Stmt,
+    pub(crate) list: Stmt,
+    pub(crate) delete_expired: Stmt,
+    pub(crate) delete_expired_batch: Stmt,
+    pub(crate) insert_user: Stmt,
+    pub(crate) user_by_email: Stmt,
+    pub(crate) user_by_last_insert: Option<Stmt>,
+    pub(crate) user_by_id: Stmt,
+    pub(crate) delete_user: Stmt,
+    pub(crate) session_extra: Vec<String>,
+    pub(crate) user_extra: Vec<String>,
+    pub(crate) layout: Layout,
+}
+
+/// The tables as the database reports them.
+pub(crate) struct Tables<'a> {
+    pub(crate) session: &'a [Column],
+    pub(crate) user: &'a [Column],
+}
+
+impl Queries {
+    /// Checks the tables' actual columns against the schema, naming what is missing or of a
+    /// type the store cannot use, recognises the id layout, and builds the statements (reading
+    /// any extra plugin columns too).
+    pub(crate) fn checked(
+        schema: &SqlSchema,
+        syntax: &Syntax,
+        tables: &Tables<'_>,
+    ) -> Result<Self, SchemaError> {
+        schema.validate()?;
+        let token = &schema.session[SessionColumn::Token as usize];
+        let session_extra = check_columns(
+            &schema.session_table,
+            tables.session,
+            &schema.session,
+            Some(token.as_str()),
+        )?;
+        let user_extra = check_columns(&schema.user_table, tables.user, &schema.user, None)?;
+        let kind = |table: &str, cols: &[Column], name: &str| -> Result<IdKind, SchemaError> {
+            let column =
+                cols.iter()
+                    .find(|c| c.name == name)
+                    .ok_or_else(|| SchemaError::MissingColumn {
+                        table: table.to_owned(),
+                        column: name.to_owned(),
+                        hint: "",
+                    })?;
+            match &column.kind {
+                ColumnType::Text => Ok(IdKind::Text),
+                ColumnType::Uuid => Ok(IdKind::Uuid),
+                ColumnType::Integer => Ok(IdKind::Integer),
+                ColumnType::Other(_) => Err(SchemaError::UnsupportedColumnType {
+                    table: table.to_owned(),
+                    column: name.to_owned(),
+                    found: column.type_name.clone(),
+                }),
+            }
+        };
+        let s = |c: SessionColumn| schema.session[c as usize].as_str();
+        let st = schema.session_table.as_str();
+        let ut = schema.user_table.as_str();
+        if kind(st, tables.session, s(SessionColumn::Token))? != IdKind::Text {
+            let column = tables
+                .session
+                .iter()
+                .find(|c| c.name == s(SessionColumn::Token))
+                .map_or_else(String::new, |c| c.type_name.clone());
+            return Err(SchemaError::UnsupportedColumnType {
+                table: st.to_owned(),
+                column: s(SessionColumn::Token).to_owned(),
+                found: column,
+            });
+        }
+        let session_id = kind(st, tables.session, s(SessionColumn::Id))?;
+        let session_user_id = kind(st, tables.session, s(SessionColumn::UserId))?;
+        let user_id = kind(ut, tables.user, &schema.user[UserColumn::Id as usize])?;
+        if session_user_id != user_id {
+            return Err(SchemaError::IdTypeMismatch {
+                table: st.to_owned(),
+                column: s(SessionColumn::UserId).to_owned(),
+                user_table: ut.to_owned(),
+                user_column: schema.user[UserColumn::Id as usize].clone(),
+            });
+        }
+        let layout = Layout {
+            session_id,
+            user_id,
+            text_ids: schema.ids,
+        };
+        let uuid_columns = |cols: &[Column]| -> Vec<String> {
+            cols.iter()
+                .filter(|c| c.kind == ColumnType::Uuid)
+                .map(|c| c.name.clone())
+                .collect()
+        };
+        let mut cast = uuid_columns(tables.session);
+        cast.extend(uuid_columns(tables.user));
+        if layout.session_id == IdKind::Integer {
+            cast.push(s(SessionColumn::Id).to_owned());
+        }
+        if layout.user_id == IdKind::Integer {
+            cast.push(s(SessionColumn::UserId).to_owned());
+            cast.push(schema.user[UserColumn::Id as usize].clone());
+        }
+        Ok(Build {
+            schema,
+            syntax,
+            layout,
+            text_cast: cast,
+        }
+        .queries(session_extra, user_extra))
+    }
+}
+
+/// Statement building for one schema, dialect and layout.
+struct Build<'a> {
+    schema: &'a SqlSchema,
+    syntax: &'a Syntax,
+    layout: Layout,
+    /// Columns read through a cast to text (uuid and integer ids).
+    text_cast: Vec<String>,
+}
+
+/// Parameter markers `$1`…`$8` in statement templates.
+fn p(n: u8) -> String {
+    param_marker(n).iter().collect()
+}
+
+impl Build<'_> {
+    fn q(&self, ident: &str) -> String {
+        quote_with(self.syntax.quote, ident)
+    }
+
+    fn s(&self, c: SessionColumn) -> String {
+        self.q(&self.schema.session[c as usize])
+    }
+
+    fn u(&self, c: UserColumn) -> String {
+        self.q(&self.schema.user[c as usize])
+    }
+
+    /// A column in a select list, cast to text when its id type is not text.
+    fn read(&self, alias: &str, name: &str) -> String {
+        let col = format!("{alias}{}", self.q(name));
+        match self.syntax.text_cast {
+            Some(ty) if self.text_cast.iter().any(|c| c == name) => {
+                format!("cast({col} as {ty})")
+            }
+            _ => col,
+        }
+    }
+
+    /// An id parameter, cast to the column's type where the dialect needs it.
+    fn id(&self, kind: IdKind, n: u8) -> String {
+        match (self.syntax.id_casts, kind) {
+            (Some((uuid, _)), IdKind::Uuid) => format!("cast({} as {uuid})", p(n)),
+            (Some((_, int)), IdKind::Integer) => format!("cast({} as {int})", p(n)),
+            _ => p(n),
+        }
+    }
+
+    fn stmt(&self, template: &str) -> Stmt {
+        Stmt::new(self.syntax, template)
+    }
+
+    fn queries(&self, session_extra: Vec<String>, user_extra: Vec<String>) -> Queries {
+        use SessionColumn as S;
+        let schema = self.schema;
+        let st = self.q(&schema.session_table);
+        let ut = self.q(&schema.user_table);
+        let session_cols = |alias: &str| -> String {
+            schema
+                .session
+                .iter()
+                .chain(&session_extra)
+                .map(|c| self.read(alias, c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let user_cols = |alias: &str| -> String {
+            schema
+                .user
+                .iter()
+                .chain(&user_extra)
+                .map(|c| self.read(alias, c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let returning = |cols: String| {
+            if self.syntax.returning {
+                format!(" returning {cols}")
+            } else {
+                String::new()
+            }
+        };
+        let (exp, upd, tok, sid, suid) = (
+            self.s(S::ExpiresAt),
+            self.s(S::UpdatedAt),
+            self.s(S::Token),
+            self.s(S::Id),
+            self.s(S::UserId),
+        );
+        let uid = self.u(UserColumn::Id);
+        let user_id_kind = self.layout.user_id;
+        let find = self.stmt(&format!(
+            "select {}, {} from {st} s join {ut} u on u.{uid} = s.{suid} where s.{tok} = {}",
+            session_cols("s."),
+            user_cols("u."),
+            p(1)
+        ));
+        // A serial id is left to the database; every other column is bound.
+        let serial_session = self.layout.session_id == IdKind::Integer;
+        let mut insert_cols = vec![
+            (S::Token, p(2)),
+            (S::UserId, self.id(user_id_kind, 3)),
+            (S::ExpiresAt, p(4)),
+            (S::CreatedAt, p(5)),
+            (S::UpdatedAt, p(6)),
+            (S::IpAddress, p(7)),
+            (S::UserAgent, p(8)),
+        ];
+        if !serial_session {
+            insert_cols.insert(0, (S::Id, self.id(self.layout.session_id, 1)));
+        }
+        let insert = self.stmt(&format!(
+            "insert into {st} ({}) values ({}){}",
+            insert_cols
+                .iter()
+                .map(|(c, _)| self.s(*c))
+                .collect::<Vec<_>>()
+                .join(", "),
+            insert_cols
+                .iter()
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            returning(session_cols(""))
+        ));
+        let session_by_token = self.stmt(&format!(
+            "select {} from {st} where {tok} = {}",
+            session_cols(""),
+            p(1)
+        ));
+        let session_by_last_insert = (!self.syntax.returning && serial_session).then(|| {
+            self.stmt(&format!(
+                "select {} from {st} where {sid} = last_insert_id()",
+                session_cols("")
+            ))
+        });
+        // Conditional: only a live row, only forward. $1 = new expiry, $2 = now, $3 = token.
+        let extend = self.stmt(&format!(
+            "update {st} set {exp} = {p1}, {upd} = {p2} where {tok} = {p3} and {exp} >= {p2} and {exp} < {p1}{}",
+            returning(session_cols("")),
+            p1 = p(1),
+            p2 = p(2),
+            p3 = p(3),
+        ));
+        let delete = self.stmt(&format!("delete from {st} where {tok} = {}", p(1)));
+        let delete_if_expired = self.stmt(&format!(
+            "delete from {st} where {tok} = {} and {exp} < {}",
+            p(1),
+            p(2)
+        ));
+        let delete_user_sessions = self.stmt(&format!(
+            "delete from {st} where {suid} = {}",
+            self.id(user_id_kind, 1)
+        ));
+        let list = self.stmt(&format!(
+            "select {} from {st} where {suid} = {} and {exp} > {} order by {exp}, {sid}",
+            session_cols(""),
+            self.id(user_id_kind, 1),
+            p(2),
+        ));
+        let delete_expired = self.stmt(&format!("delete from {st} where {exp} < {}", p(1)));
+        let delete_expired_batch = if self.syntax.delete_limit {
+            self.stmt(&format!(
+                "delete from {st} where {exp} < {} limit {}",
+                p(1),
+                p(2)
+            ))
+        } else {
+            self.stmt(&format!(
+                "delete from {st} where {sid} in (select {sid} from {st} where {exp} < {} limit {})",
+                p(1),
+                p(2),
+            ))
+        };
+        let serial_user = self.layout.user_id == IdKind::Integer;
+        let mut user_insert_cols: Vec<(UserColumn, String)> = vec![
+            (UserColumn::Name, p(2)),
+            (UserColumn::Email, p(3)),
+            (UserColumn::EmailVerified, p(4)),
+            (UserColumn::Image, p(5)),
+            (UserColumn::CreatedAt, p(6)),
+            (UserColumn::UpdatedAt, p(7)),
+        ];
+        if !serial_user {
+            user_insert_cols.insert(0, (UserColumn::Id, self.id(user_id_kind, 1)));
+        }
+        let insert_user = self.stmt(&format!(
+            "insert into {ut} ({}) values ({}){}",
+            user_insert_cols
+                .iter()
+                .map(|(c, _)| self.u(*c))
+                .collect::<Vec<_>>()
+                .join(", "),
+            user_insert_cols
+                .iter()
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            returning(user_cols(""))
+        ));
+        let user_by_last_insert = (!self.syntax.returning && serial_user).then(|| {
+            self.stmt(&format!(
+                "select {} from {ut} where {uid} = last_insert_id()",
+                user_cols("")
+            ))
+        });
+        let user_by_email = self.stmt(&format!(
+            "select {} from {ut} where {} = {}",
+            user_cols(""),
+            self.u(UserColumn::Email),
+            p(1)
+        ));
+        let user_by_id = self.stmt(&format!(
+            "select {} from {ut} where {uid} = {}",
+            user_cols(""),
+            self.id(user_id_kind, 1)
+        ));
+        let delete_user = self.stmt(&format!(
+            "delete from {ut} where {uid} = {}",
+            self.id(user_id_kind, 1)
+        ));
+        Queries {
+            find,
+            insert,
+            session_by_token,
+            session_by_last_insert,
+            extend,
+            delete,
+            delete_if_expired,
+            delete_user_sessions,
+            list,
+            delete_expired,
+            delete_expired_batch,
+            insert_user,
+            user_by_email,
+            user_by_last_insert,
+            user_by_id,
+            delete_user,
+            session_extra,
+            user_extra,
+            layout: self.layout,
+        }
+    }
+}
+
+/// Quotes an identifier with `quote`, doubling embedded quotes.
+pub(crate) fn quote_with(quote: char, ident: &str) -> String {
+    let mut out = String::with_capacity(ident.len() + 2);
+    out.push(quote);
+    for c in ident.chars() {
+        if c == quote {
+            out.push(quote);
+        }
+        out.push(c);
+    }
+    out.push(quote);
+    out
+}
+
+/// Column types for Better Auth's DDL in one dialect.
+pub(crate) struct DdlTypes {
+    /// Text ids, tokens and other strings.
+    pub(crate) text: &'static str,
+    /// Short unique strings where the dialect cannot index `text` (MySQL `varchar(255)`).
+    pub(crate) unique_text: &'static str,
+    /// Text ids (MySQL `varchar(36)`).
+    pub(crate) id_text: &'static str,
+    /// `uuid` id columns, when the dialect has a type for them.
+    pub(crate) uuid: Option<&'static str>,
+    /// A serial primary key's type and clause.
+    pub(crate) serial_primary: &'static str,
+    /// Integer foreign keys to a serial id.
+    pub(crate) integer: &'static str,
+    pub(crate) date: &'static str,
+    pub(crate) boolean: &'static str,
+    /// ` default CURRENT_TIMESTAMP` where Better Auth adds it.
+    pub(crate) date_default: &'static str,
+    /// `CREATE INDEX IF NOT EXISTS` is understood.
+    pub(crate) index_if_not_exists: bool,
+}
+
+/// Better Auth's DDL (spec §4.2) with the schema's names, for `CreateIfMissing`.
+pub(crate) fn ddl(schema: &SqlSchema, syntax: &Syntax, types: &DdlTypes) -> [String; 3] {
+    use SessionColumn as S;
+    let q = |s: &str| quote_with(syntax.quote, s);
+    let u = |c: UserColumn| q(&schema.user[c as usize]);
+    let s = |c: SessionColumn| q(&schema.session[c as usize]);
+    let (id_col, fk_type) = match schema.ids {
+        IdFormat::Serial => (types.serial_primary.to_owned(), types.integer),
+        IdFormat::Uuid => match types.uuid {
+            Some(uuid) => (format!("{uuid} not null primary key"), uuid),
+            None => (
+                format!("{} not null primary key", types.id_text),
+                types.id_text,
+            ),
+        },
+        IdFormat::Text => (
+            format!("{} not null primary key", types.id_text),
+            types.id_text,
+        ),
+    };
+    let DdlTypes {
+        text,
+        unique_text,
+        date,
+        boolean,
+        date_default,
+        ..
+    } = types;
+    let user = format!(
+        "create table if not exists {} ({} {id_col}, {} {text} not null, {} {unique_text} not null unique, {} {boolean} not null, {} {text}, {} {date}{date_default} not null, {} {date}{date_default} not null)",
+        q(&schema.user_table),
+        u(UserColumn::Id),
+        u(UserColumn::Name),
+        u(UserColumn::Email),
+        u(UserColumn::EmailVerified),
+        u(UserColumn::Image),
+        u(UserColumn::CreatedAt),
+        u(UserColumn::UpdatedAt),
+    );
+    let session = format!(
+        "create table if not exists {} ({} {id_col}, {} {date} not null, {} {unique_text} not null unique, {} {date}{date_default} not null, {} {date} not null, {} {text}, {} {text}, {} {fk_type} not null references {} ({}) on delete cascade)",
+        q(&schema.session_table),
+        s(S::Id),
+        s(S::ExpiresAt),
+        s(S::Token),
+        s(S::CreatedAt),
+        s(S::UpdatedAt),
+        s(S::IpAddress),
+        s(S::UserAgent),
+        s(S::UserId),
+        q(&schema.user_table),
+        u(UserColumn::Id),
+    );
+    let index = format!(
+        "create index {}{} on {} ({})",
+        if types.index_if_not_exists {
+            "if not exists "
+        } else {
+            ""
+        },
+        q(&format!(
+            "{}_{}_idx",
+            schema.session_table,
+            schema.session[S::UserId as usize]
+        )),
+        q(&schema.session_table),
+        s(S::UserId),
+    );
+    [user, session, index]
+}
+
+/// Checks that the table has every column the schema names, and returns the others (plugin
+/// columns), in table order.
+fn check_columns(
+    table: &str,
+    have: &[Column],
+    want: &[String],
+    token_column: Option<&str>,
+) -> Result<Vec<String>, SchemaError> {
+    if have.is_empty() {
+        return Err(SchemaError::MissingTable {
+            table: table.to_owned(),
+        });
+    }
+    let has = |name: &str| have.iter().any(|h| h.name == name);
+    for column in want {
+        if !has(column) {
+            let hint = if token_column == Some(column.as_str()) && has("id") {
+                " (this looks like Better Auth's pre-1.0 layout, where \"id\" held the cookie token)"
+            } else if has(&snake(column)) && *column != snake(column) {
+                " (the table uses snake_case names, as Better Auth's Drizzle generator writes them: use SqlSchema::drizzle())"
+            } else if column.contains('_')
+                && have
+                    .iter()
+                    .any(|h| snake(&h.name) == *column && h.name != *column)
+            {
+                " (the table uses camelCase names: use SqlSchema::better_auth())"
+            } else {
+                ""
+            };
+            return Err(SchemaError::MissingColumn {
+                table: table.to_owned(),
+                column: column.clone(),
+                hint,
+            });
+        }
+    }
+    Ok(have
+        .iter()
+        .filter(|h| !want.contains(&h.name))
+        .map(|h| h.name.clone())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sql::dialect::Placeholder;
+
+    const PG: Syntax = Syntax {
+        quote: '"',
+        placeholder: Placeholder::DollarNumbered,
+        returning: true,
+        delete_limit: false,
+        id_casts: Some(("uuid", "integer")),
+        text_cast: Some("text"),
+    };
+    const MY: Syntax = Syntax {
+        quote: '`',
+        placeholder: Placeholder::Question,
+        returning: false,
+        delete_limit: true,
+        id_casts: None,
+        text_cast: Some("char"),
+    };
+
+    fn cols(names: &[&str], id: ColumnType) -> Vec<Column> {
+        names
+            .iter()
+            .map(|n| Column {
+                name: (*n).to_owned(),
+                kind: if *n == "id" || *n == "userId" {
+                    id.clone()
+                } else {
+                    ColumnType::Text
+                },
+                type_name: "t".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn positional_placeholders_bind_a_repeated_parameter_twice() {
+        let q = Queries::checked(
+            &SqlSchema::better_auth(),
+            &MY,
+            &Tables {
+                session: &cols(&SESSION_CAMEL, ColumnType::Text),
+                user: &cols(&USER_CAMEL, ColumnType::Text),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            q.extend.sql,
+            "update `session` set `expiresAt` = ?, `updatedAt` = ? where `token` = ? and `expiresAt` >= ? and `expiresAt` < ?"
+        );
+        assert_eq!(q.extend.binds, [0, 1, 2, 1, 0]);
+    }
+
+    #[test]
+    fn uuid_ids_are_cast_in_and_out() {
+        let q = Queries::checked(
+            &SqlSchema::better_auth(),
+            &PG,
+            &Tables {
+                session: &cols(&SESSION_CAMEL, ColumnType::Uuid),
+                user: &cols(&USER_CAMEL, ColumnType::Uuid),
+            },
+        )
+        .unwrap();
+        assert!(
+            q.find
+                .sql
+                .starts_with(r#"select cast(s."id" as text), s."token", cast(s."userId" as text)"#),
+            "{}",
+            q.find.sql
+        );
+        assert!(
+            q.list.sql.contains(r#""userId" = cast($1 as uuid)"#),
+            "{}",
+            q.list.sql
+        );
+        assert_eq!(q.layout.format(), IdFormat::Uuid);
+    }
+
+    #[test]
+    fn mismatched_id_types_are_named() {
+        let mut session = cols(&SESSION_CAMEL, ColumnType::Text);
+        session[2].kind = ColumnType::Uuid;
+        let err = Queries::checked(
+            &SqlSchema::better_auth(),
+            &PG,
+            &Tables {
+                session: &session,
+                user: &cols(&USER_CAMEL, ColumnType::Text),
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, SchemaError::IdTypeMismatch { .. }), "{err}");
+    }
+}

@@ -1,0 +1,441 @@
+//! The SQLite dialect: Better Auth's SQLite schema (spec §4.2, §4.3) on sqlx with a bundled
+//! SQLite. Dates are `toISOString()` text (or unix milliseconds for the Drizzle and Prisma
+//! layouts), booleans `0`/`1`.
+//!
+//! Writes go through one connection of their own and reads through a pool: SQLite has a single
+//! write lock per file, so several pooled connections writing at once would wait for each other
+//! in SQLite's sleeping busy handler; one writer queues them in order instead, and readers never
+//! wait for it (WAL).
+
+use std::str::FromStr;
+
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow,
+};
+use sqlx::{Row, TypeInfo, ValueRef};
+use time::OffsetDateTime;
+
+use super::dialect::{Affected, Backend, Column, ColumnType, Param, Placeholder, Stmt, Syntax};
+use super::schema::{ddl, DateFormat, DdlTypes, SqlSchema};
+use super::{SqlStore, SqliteStore};
+use crate::error::StoreError;
+use crate::store::SchemaMode;
+use crate::time_fmt;
+
+/// The SQLite dialect of [`SqlStore`]: its connection pools and date format.
+#[derive(Clone, Debug)]
+pub struct SqliteDialect {
+    read: SqlitePool,
+    write: SqlitePool,
+    dates: DateFormat,
+}
+
+/// Builds a [`SqliteStore`](super::SqliteStore) from a URL.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct SqliteStoreBuilder {
+    url: String,
+    schema: SqlSchema,
+    create: bool,
+    readers: u32,
+}
+
+impl SqliteStoreBuilder {
+    /// Table and column names. Default: [`SqlSchema::better_auth`].
+    pub fn schema(mut self, schema: SqlSchema) -> Self {
+        self.schema = schema;
+        self
+    }
+
+    /// Create Better Auth's tables when they are absent. Default: `true` (an embedded database
+    /// usually belongs to the app).
+    pub fn create_schema(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// How many connections serve reads; writes always use one connection of their own.
+    /// Default: 8. An in-memory database always uses one connection for everything.
+    pub fn read_connections(mut self, n: u32) -> Self {
+        self.readers = n.max(1);
+        self
+    }
+
+    /// Opens the database (creating the file if needed) and checks (or creates) the schema.
+    ///
+    /// # Errors
+    ///
+    /// A backend error when the URL is invalid or the file cannot be opened, or
+    /// [`StoreError::Schema`] naming the missing table or column.
+    pub async fn build(self) -> Result<SqliteStore, StoreError> {
+        let options = connect_options(&self.url)?;
+        let mode = if self.create {
+            SchemaMode::CreateIfMissing
+        } else {
+            SchemaMode::VerifyOnly
+        };
+        let dialect = if is_memory(&self.url) {
+            // An in-memory database exists per connection: keep exactly one, for everything.
+            let pool = pool(options, 1).await?;
+            SqliteDialect {
+                read: pool.clone(),
+                write: pool,
+                dates: self.schema.sqlite_dates,
+            }
+        } else {
+            // The writer first: it creates the file and switches it to WAL before readers open it.
+            let write = pool(options.clone(), 1).await?;
+            let read = pool(options, self.readers).await?;
+            SqliteDialect {
+                read,
+                write,
+                dates: self.schema.sqlite_dates,
+            }
+        };
+        SqlStore::open_dialect(dialect, mode, self.schema).await
+    }
+}
+
+fn is_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    Ok(SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::backend("connect", e))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .foreign_keys(true)
+        .pragma("mmap_size", "268435456"))
+}
+
+async fn pool(options: SqliteConnectOptions, max: u32) -> Result<SqlitePool, StoreError> {
+    SqlitePoolOptions::new()
+        // No ping before each use: an in-process database has no connection to lose.
+        .test_before_acquire(false)
+        .max_connections(max)
+        .min_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .connect_with(options)
+        .await
+        .map_err(|e| StoreError::backend("connect", e))
+}
+
+impl SqlStore<SqliteDialect> {
+    /// Opens (creating the file if needed) the database at `url`, such as
+    /// `sqlite://app.db`, in WAL mode, and creates Better Auth's tables when they are absent.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower_auth_session::SqliteStore;
+    ///
+    /// let store = SqliteStore::connect("sqlite::memory:").await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Fails when the file cannot be opened, or when existing tables lack a column the store
+    /// needs ([`StoreError::Schema`], naming it).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder(url).build().await
+    }
+
+    /// A builder for a store at `url`, to change the schema or the pool.
+    pub fn builder(url: impl Into<String>) -> SqliteStoreBuilder {
+        SqliteStoreBuilder {
+            url: url.into(),
+            schema: SqlSchema::better_auth(),
+            create: true,
+            readers: 8,
+        }
+    }
+
+    /// A pool for `url` with the settings the store expects: the file is created if missing,
+    /// WAL journal, foreign keys on, a 2-second acquire timeout, and reads through a memory map
+    /// of up to 256 MiB (`PRAGMA mmap_size`).
+    ///
+    /// The memory map lets a lookup read pages straight from the operating system's page cache,
+    /// shared by every connection, instead of a `read` system call per page: pinned to one CPU,
+    /// a lookup over 10,000 sessions went from 19 µs to 12.6 µs. It reserves address space, not
+    /// memory. Build your own pool and pass it to [`open`](Self::open) to choose otherwise.
+    ///
+    /// # Errors
+    ///
+    /// A backend error when the URL is invalid or the file cannot be opened.
+    pub async fn pool_for(url: &str) -> Result<SqlitePool, StoreError> {
+        let max = if is_memory(url) { 1 } else { 8 };
+        pool(connect_options(url)?, max).await
+    }
+
+    /// Uses an existing pool, for reads and writes, with Better Auth's default schema. With
+    /// [`SchemaMode::VerifyOnly`] nothing is ever created.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Schema`] naming the missing table or column, or a backend error.
+    pub async fn open(pool: SqlitePool, mode: SchemaMode) -> Result<Self, StoreError> {
+        Self::open_with(pool, mode, SqlSchema::better_auth()).await
+    }
+
+    /// Uses an existing pool, for reads and writes, with custom table and column names (for
+    /// example [`SqlSchema::drizzle`]).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Schema`] naming the missing table or column, or a backend error.
+    pub async fn open_with(
+        pool: SqlitePool,
+        mode: SchemaMode,
+        schema: SqlSchema,
+    ) -> Result<Self, StoreError> {
+        let dialect = SqliteDialect {
+            read: pool.clone(),
+            write: pool,
+            dates: schema.sqlite_dates,
+        };
+        SqlStore::open_dialect(dialect, mode, schema).await
+    }
+
+    /// The pool that serves the store's reads, for the application's own queries. (The store's
+    /// writes use a connection of their own; writes made through this pool wait for SQLite's
+    /// write lock as usual.)
+    pub fn pool(&self) -> &SqlitePool {
+        &self.dialect().read
+    }
+}
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, SqliteArguments<'q>>;
+
+impl SqliteDialect {
+    fn query<'q>(&self, stmt: &'q Stmt, params: &[Param<'q>]) -> Result<Query<'q>, StoreError> {
+        let mut query = sqlx::query(&stmt.sql);
+        for &i in &stmt.binds {
+            let param = params.get(i).copied().ok_or_else(|| {
+                StoreError::backend("bind", std::io::Error::other("missing parameter"))
+            })?;
+            query = match param {
+                Param::Text(s) => query.bind(s),
+                Param::OptText(s) => query.bind(s),
+                Param::Bool(b) => query.bind(i64::from(b)),
+                Param::Int(n) => query.bind(n),
+                Param::Date(t) => match self.dates {
+                    DateFormat::IsoText => query.bind(time_fmt::to_iso(t)),
+                    DateFormat::UnixMillis => query.bind(time_fmt::to_unix_ms(t)),
+                },
+            };
+        }
+        Ok(query)
+    }
+}
+
+impl Backend for SqliteDialect {
+    type Row = SqliteRow;
+
+    const NAME: &'static str = "SQLite";
+
+    const SYNTAX: Syntax = Syntax {
+        quote: '"',
+        placeholder: Placeholder::QuestionNumbered,
+        returning: true,
+        delete_limit: false,
+        id_casts: None,
+        text_cast: None,
+    };
+
+    async fn fetch_optional<'a>(
+        &'a self,
+        operation: &'static str,
+        stmt: &'a Stmt,
+        params: &'a [Param<'a>],
+        write: bool,
+    ) -> Result<Option<SqliteRow>, StoreError> {
+        let pool = if write { &self.write } else { &self.read };
+        self.query(stmt, params)?
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| StoreError::backend(operation, e))
+    }
+
+    async fn fetch_all<'a>(
+        &'a self,
+        operation: &'static str,
+        stmt: &'a Stmt,
+        params: &'a [Param<'a>],
+    ) -> Result<Vec<SqliteRow>, StoreError> {
+        self.query(stmt, params)?
+            .fetch_all(&self.read)
+            .await
+            .map_err(|e| StoreError::backend(operation, e))
+    }
+
+    async fn execute<'a>(
+        &'a self,
+        operation: &'static str,
+        stmt: &'a Stmt,
+        params: &'a [Param<'a>],
+    ) -> Result<Affected, StoreError> {
+        self.query(stmt, params)?
+            .execute(&self.write)
+            .await
+            .map(|done| done.rows_affected())
+            .map_err(|e| StoreError::backend(operation, e))
+    }
+
+    async fn columns<'a>(&'a self, table: &'a str) -> Result<Vec<Column>, StoreError> {
+        let rows = sqlx::query("select name, type from pragma_table_info(?1)")
+            .bind(table)
+            .fetch_all(&self.write)
+            .await
+            .map_err(|e| StoreError::backend("read schema", e))?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.try_get(0)?;
+                let type_name: String = r.try_get(1)?;
+                let upper = type_name.to_ascii_uppercase();
+                // SQLite's type affinity rules (§3.1 of its datatype docs), reduced to what an
+                // id column can be.
+                let kind = if upper.contains("INT") {
+                    ColumnType::Integer
+                } else if upper.is_empty()
+                    || upper.contains("CHAR")
+                    || upper.contains("CLOB")
+                    || upper.contains("TEXT")
+                    || upper == "UUID"
+                {
+                    ColumnType::Text
+                } else {
+                    ColumnType::Other(type_name.clone())
+                };
+                Ok(Column {
+                    name,
+                    kind,
+                    type_name,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| StoreError::backend("read schema", e))
+    }
+
+    fn ddl(&self, schema: &SqlSchema) -> [String; 3] {
+        let date = match self.dates {
+            DateFormat::IsoText => "date",
+            DateFormat::UnixMillis => "integer",
+        };
+        ddl(
+            schema,
+            &Self::SYNTAX,
+            &DdlTypes {
+                text: "text",
+                unique_text: "text",
+                id_text: "text",
+                uuid: None,
+                serial_primary: "integer primary key autoincrement",
+                integer: "integer",
+                date,
+                boolean: "integer",
+                date_default: "",
+                index_if_not_exists: true,
+            },
+        )
+    }
+
+    async fn run_ddl<'a>(&'a self, statement: &'a str) -> Result<(), StoreError> {
+        sqlx::query(statement)
+            .execute(&self.write)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::backend("create schema", e))
+    }
+
+    /// Text, or an integer as its decimal string (Better Auth's `generateId: "serial"` ids
+    /// are integers in the database and `String(n)` in JavaScript).
+    fn text(row: &SqliteRow, idx: usize) -> Result<Option<String>, String> {
+        let raw = row.try_get_raw(idx).map_err(|e| e.to_string())?;
+        if raw.is_null() {
+            return Ok(None);
+        }
+        let kind = raw.type_info().name().to_ascii_uppercase();
+        match kind.as_str() {
+            "INTEGER" => row
+                .try_get_unchecked::<i64, _>(idx)
+                .map(|n| Some(n.to_string())),
+            _ => row.try_get_unchecked::<String, _>(idx).map(Some),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// A date stored as ISO text (Better Auth's Kysely path) or as unix milliseconds (its
+    /// Drizzle generator).
+    fn date(row: &SqliteRow, idx: usize) -> Result<Option<OffsetDateTime>, String> {
+        let raw = row.try_get_raw(idx).map_err(|e| e.to_string())?;
+        if raw.is_null() {
+            return Ok(None);
+        }
+        let kind = raw.type_info().name().to_ascii_uppercase();
+        let parsed =
+            match kind.as_str() {
+                "INTEGER" => row
+                    .try_get_unchecked::<i64, _>(idx)
+                    .ok()
+                    .and_then(time_fmt::from_unix_ms),
+                "REAL" => row
+                    .try_get_unchecked::<f64, _>(idx)
+                    .ok()
+                    .filter(|f| f.is_finite() && f.abs() < 1e15)
+                    .and_then(|f| time_fmt::from_unix_ms(f as i64)),
+                _ => row.try_get_unchecked::<String, _>(idx).ok().and_then(|s| {
+                    match s.parse::<i64>() {
+                        Ok(ms) => time_fmt::from_unix_ms(ms),
+                        Err(_) => time_fmt::parse_iso(&s),
+                    }
+                }),
+            };
+        parsed.map(Some).ok_or_else(|| "not a date".to_owned())
+    }
+
+    fn boolean(row: &SqliteRow, idx: usize) -> Result<Option<bool>, String> {
+        let raw = row.try_get_raw(idx).map_err(|e| e.to_string())?;
+        if raw.is_null() {
+            return Ok(None);
+        }
+        if raw.type_info().name().eq_ignore_ascii_case("TEXT") {
+            let s: String = row.try_get_unchecked(idx).map_err(|e| e.to_string())?;
+            return Ok(Some(matches!(s.as_str(), "1" | "true")));
+        }
+        row.try_get_unchecked::<i64, _>(idx)
+            .map(|v| Some(v != 0))
+            .map_err(|e| e.to_string())
+    }
+
+    fn json(row: &SqliteRow, idx: usize) -> Value {
+        let Ok(raw) = row.try_get_raw(idx) else {
+            return Value::Null;
+        };
+        if raw.is_null() {
+            return Value::Null;
+        }
+        match raw.type_info().name().to_ascii_uppercase().as_str() {
+            "INTEGER" => row
+                .try_get_unchecked::<i64, _>(idx)
+                .map(Value::from)
+                .unwrap_or(Value::Null),
+            "REAL" => row
+                .try_get_unchecked::<f64, _>(idx)
+                .map(Value::from)
+                .unwrap_or(Value::Null),
+            "BLOB" => row
+                .try_get_unchecked::<Vec<u8>, _>(idx)
+                .map(|b| Value::from(String::from_utf8_lossy(&b).into_owned()))
+                .unwrap_or(Value::Null),
+            _ => row
+                .try_get_unchecked::<String, _>(idx)
+                .map(Value::from)
+                .unwrap_or(Value::Null),
+        }
+    }
+}
