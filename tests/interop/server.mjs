@@ -16,7 +16,7 @@ delete process.env.BETTER_AUTH_TELEMETRY_ENDPOINT;
 const { betterAuth } = await import("better-auth");
 const { toNodeHandler } = await import("better-auth/node");
 const { getMigrations } = await import("better-auth/db/migration");
-const { bearer } = await import("better-auth/plugins");
+const { bearer, admin, multiSession, jwt, organization } = await import("better-auth/plugins");
 const { makeSignature } = await import("better-auth/crypto");
 
 const log = (...a) => process.stderr.write(`[interop] ${a.map((x) => (typeof x === "string" ? x : inspect(x, { depth: 4 }))).join(" ")}\n`);
@@ -51,7 +51,7 @@ const int = (name) => {
 const flag = (name) => ["1", "true", "yes"].includes((env[name] || "").toLowerCase());
 
 if (!env.BETTER_AUTH_SECRET) fail("BETTER_AUTH_SECRET is required");
-if (!env.BA_DB) fail("BA_DB is required (sqlite:/abs/path.db or postgres://...)");
+if (!env.BA_DB) fail("BA_DB is required (sqlite:/abs/path.db, postgres://... or mysql://...)");
 
 const closers = [];
 let database;
@@ -67,18 +67,65 @@ if (env.BA_DB.startsWith("sqlite:")) {
   database.on("error", (e) => log("pg pool error:", e.message));
   dbKind = "postgres";
   closers.push(() => database.end());
+} else if (/^mysql:\/\//.test(env.BA_DB)) {
+  // mysql2's promise pool: Better Auth detects it ("getConnection" in db) and wraps it in Kysely's MysqlDialect.
+  // Dates are sent and read as UTC (timezone "Z") unless the URL says otherwise (?timezone=...).
+  const { createPool } = await import("mysql2/promise");
+  const hasTz = new URL(env.BA_DB).searchParams.has("timezone");
+  database = createPool({ uri: env.BA_DB, connectionLimit: 5, ...(hasTz ? {} : { timezone: "Z" }) });
+  database.pool.on("error", (e) => log("mysql pool error:", e.message));
+  dbKind = "mysql";
+  closers.push(() => database.end());
 } else fail(`unsupported BA_DB: ${env.BA_DB}`);
+
+// Runs one SQL statement on the same driver object Better Auth uses (for POST /test/sql and raw user rows).
+// Placeholders are the driver's own: `?` for sqlite and mysql, `$1` for postgres.
+async function rawQuery(sql, params = []) {
+  if (dbKind === "sqlite") {
+    const stmt = database.prepare(sql);
+    if (stmt.reader) {
+      const rows = stmt.all(...params);
+      return { rows, rowCount: rows.length };
+    }
+    const r = stmt.run(...params);
+    return { rows: [], rowCount: r.changes, lastInsertRowid: Number(r.lastInsertRowid) };
+  }
+  if (dbKind === "postgres") {
+    const r = await database.query(sql, params);
+    return { rows: r.rows ?? [], rowCount: r.rowCount ?? null };
+  }
+  const [rows] = await database.query(sql, params);
+  if (Array.isArray(rows)) return { rows, rowCount: rows.length };
+  return { rows: [], rowCount: rows.affectedRows, lastInsertRowid: rows.insertId }; // ResultSetHeader
+}
+const quoteIdent = (name) => (dbKind === "mysql" ? `\`${name}\`` : `"${name}"`);
+const placeholder = (i) => (dbKind === "postgres" ? `$${i}` : "?");
 
 // Secondary storage: plain Redis, no key prefix, TTL in seconds, exactly the interface Better Auth calls.
 let secondaryStorage;
 let redis;
 const storageLog = []; // every call Better Auth makes, for GET /test/storage-log
+let redisKind = null;
+if (env.BA_REDIS_URL && env.BA_REDIS_CLUSTER_URLS) fail("set BA_REDIS_URL or BA_REDIS_CLUSTER_URLS, not both");
 if (env.BA_REDIS_URL) {
   const { createClient } = await import("redis");
   redis = createClient({ url: env.BA_REDIS_URL });
   redis.on("error", (e) => log("redis error:", e.message));
   await redis.connect();
+  redisKind = "single";
   closers.push(() => redis.quit().catch(() => redis.destroy()));
+} else if (env.BA_REDIS_CLUSTER_URLS) {
+  // Redis Cluster: the same commands, routed by key slot by node-redis.
+  const { createCluster } = await import("redis");
+  const rootNodes = env.BA_REDIS_CLUSTER_URLS.split(",").map((s) => s.trim()).filter(Boolean).map((url) => ({ url }));
+  if (!rootNodes.length) fail("BA_REDIS_CLUSTER_URLS is empty");
+  redis = createCluster({ rootNodes });
+  redis.on("error", (e) => log("redis cluster error:", e.message));
+  await redis.connect();
+  redisKind = "cluster";
+  closers.push(() => redis.close().catch(() => redis.destroy()));
+}
+if (redis) {
   const rec = (e) => {
     storageLog.push({ at: Date.now(), ...e });
     if (storageLog.length > 10000) storageLog.shift();
@@ -135,6 +182,49 @@ const advanced = {
 };
 if (env.BA_COOKIE_PREFIX) advanced.cookiePrefix = env.BA_COOKIE_PREFIX;
 if (env.BA_SESSION_COOKIE_NAME) advanced.cookies = { session_token: { name: env.BA_SESSION_COOKIE_NAME } };
+const generateId = (env.BA_GENERATE_ID || "").toLowerCase() || undefined;
+if (generateId !== undefined) {
+  if (!["uuid", "serial"].includes(generateId)) fail(`BA_GENERATE_ID must be uuid|serial, got ${env.BA_GENERATE_ID}`);
+  advanced.database = { generateId };
+}
+
+// Plugins: BA_PLUGINS=admin,multiSession,jwt,organization,bearer (BA_BEARER=1 still adds bearer).
+const PLUGIN_NAMES = ["admin", "multiSession", "jwt", "organization", "bearer"];
+const pluginNames = [];
+for (const raw of (env.BA_PLUGINS || "").split(",").map((s) => s.trim()).filter(Boolean)) {
+  const name = PLUGIN_NAMES.find((n) => n.toLowerCase() === raw.toLowerCase().replace(/[-_]/g, ""));
+  if (!name) fail(`BA_PLUGINS: unknown plugin ${raw} (known: ${PLUGIN_NAMES.join(", ")})`);
+  if (!pluginNames.includes(name)) pluginNames.push(name);
+}
+if (flag("BA_BEARER") && !pluginNames.includes("bearer")) pluginNames.push("bearer");
+const JWT_ALGS = { EdDSA: { alg: "EdDSA", crv: "Ed25519" }, ES256: { alg: "ES256" }, ES512: { alg: "ES512" }, RS256: { alg: "RS256" }, PS256: { alg: "PS256" } };
+let jwtOptions;
+const plugins = pluginNames.map((name) => {
+  switch (name) {
+    case "bearer":
+      return bearer();
+    case "admin":
+      return admin();
+    case "organization":
+      return organization();
+    case "multiSession": {
+      const max = int("BA_MULTI_SESSION_MAX");
+      return multiSession(max === undefined ? {} : { maximumSessions: max });
+    }
+    case "jwt": {
+      const algName = env.BA_JWT_ALG || "EdDSA";
+      const keyPairConfig = JWT_ALGS[Object.keys(JWT_ALGS).find((a) => a.toLowerCase() === algName.toLowerCase())];
+      if (!keyPairConfig) fail(`BA_JWT_ALG must be one of ${Object.keys(JWT_ALGS).join("|")}, got ${algName}`);
+      const jwtOpt = {};
+      if (env.BA_JWT_ISSUER) jwtOpt.issuer = env.BA_JWT_ISSUER;
+      if (env.BA_JWT_AUDIENCE) jwtOpt.audience = env.BA_JWT_AUDIENCE;
+      // jose time span ("15m", "1h"); a bare number means seconds (a number would otherwise be an absolute exp).
+      if (env.BA_JWT_EXPIRATION) jwtOpt.expirationTime = /^\d+$/.test(env.BA_JWT_EXPIRATION) ? `${env.BA_JWT_EXPIRATION}s` : env.BA_JWT_EXPIRATION;
+      jwtOptions = { jwks: { keyPairConfig }, jwt: jwtOpt };
+      return jwt(jwtOptions);
+    }
+  }
+});
 
 const options = {
   appName: "tower-auth-session-interop",
@@ -146,7 +236,7 @@ const options = {
   advanced,
   emailAndPassword: { enabled: true, requireEmailVerification: false, autoSignIn: true },
   trustedOrigins: (env.BA_TRUSTED_ORIGINS || "").split(",").map((s) => s.trim()).filter(Boolean),
-  plugins: flag("BA_BEARER") ? [bearer()] : [],
+  plugins,
   rateLimit: { enabled: false }, // tests hammer the endpoints; also keeps rate-limit keys out of Redis
   telemetry: { enabled: false },
   logger: {
@@ -233,6 +323,31 @@ const callApi = async (fn, args) => {
   }
 };
 
+const needPlugin = (name) =>
+  pluginNames.includes(name) ? undefined : [400, { error: `this route needs the ${name} plugin (BA_PLUGINS=${name})` }];
+const needUserId = (body) =>
+  body.userId === undefined || body.userId === null || body.userId === "" ? [400, { error: "userId required" }] : undefined;
+
+// BigInt (e.g. sqlite lastInsertRowid) is not JSON; everything else is left as the driver returned it
+// (Date -> ISO string, Buffer -> {type:"Buffer",data}).
+const jsonSafe = (v) => JSON.parse(JSON.stringify(v, (_k, x) => (typeof x === "bigint" ? x.toString() : x)));
+
+// The user row exactly as the driver returns it (column names, 0/1 booleans, date types), or null.
+const rawUserRow = async (userId) => {
+  const { rows } = await rawQuery(`SELECT * FROM ${quoteIdent("user")} WHERE ${quoteIdent("id")} = ${placeholder(1)}`, [userId]);
+  return rows.length ? jsonSafe(rows[0]) : null;
+};
+
+const b64urlJson = (part) => JSON.parse(Buffer.from(part, "base64url").toString("utf8"));
+const decodeJwt = (token) => {
+  const parts = token.split(".");
+  try {
+    return { header: b64urlJson(parts[0]), payload: b64urlJson(parts[1]) };
+  } catch {
+    return null;
+  }
+};
+
 const testRoutes = {
   "GET /test/health": async () => [200, { ok: true, version: VERSION }],
 
@@ -243,6 +358,12 @@ const testRoutes = {
       baseURL: ctx.baseURL,
       db: dbKind,
       secondaryStorage: Boolean(secondaryStorage),
+      redis: redisKind,
+      generateId: generateId ?? null,
+      plugins: pluginNames,
+      jwt: jwtOptions ?? null,
+      multiSessionMax: pluginNames.includes("multiSession") ? (int("BA_MULTI_SESSION_MAX") ?? 5) : null,
+      testSql: flag("BA_TEST_SQL"),
       cookies: ctx.authCookies,
       session: {
         expiresIn: ctx.sessionConfig.expiresIn,
@@ -252,7 +373,7 @@ const testRoutes = {
         cookieCache: ctx.options.session?.cookieCache ?? { enabled: false },
       },
       trustedOrigins: ctx.trustedOrigins,
-      bearer: flag("BA_BEARER"),
+      bearer: pluginNames.includes("bearer"),
     },
   ],
 
@@ -292,6 +413,95 @@ const testRoutes = {
     const out = storageLog.slice();
     if (url.searchParams.get("clear") === "1") storageLog.length = 0;
     return [200, { enabled: Boolean(secondaryStorage), calls: out }];
+  },
+
+  // ---- admin plugin: ban state written with the internal adapter (no admin session needed).
+  "POST /test/ban-user": async (body) => {
+    const missing = needPlugin("admin") ?? needUserId(body);
+    if (missing) return missing;
+    const userId = String(body.userId);
+    if (!(await ctx.internalAdapter.findUserById(userId))) return [404, { error: `user ${userId} not found` }];
+    const secs = body.banExpiresInSeconds;
+    if (secs !== undefined && secs !== null && typeof secs !== "number") return [400, { error: "banExpiresInSeconds must be a number" }];
+    // As the admin plugin's banUser: reason defaults to "No reason", no expiry means a permanent ban.
+    const user = await ctx.internalAdapter.updateUser(userId, {
+      banned: true,
+      banReason: "banReason" in body ? body.banReason : "No reason",
+      banExpires: typeof secs === "number" ? new Date(Date.now() + secs * 1000) : null,
+      updatedAt: new Date(),
+    });
+    if (body.revokeSessions) await ctx.internalAdapter.deleteUserSessions(userId); // banUser does this too
+    return [200, { user, row: await rawUserRow(userId) }];
+  },
+
+  "POST /test/unban-user": async (body) => {
+    const missing = needPlugin("admin") ?? needUserId(body);
+    if (missing) return missing;
+    const userId = String(body.userId);
+    if (!(await ctx.internalAdapter.findUserById(userId))) return [404, { error: `user ${userId} not found` }];
+    const user = await ctx.internalAdapter.updateUser(userId, { banned: false, banReason: null, banExpires: null, updatedAt: new Date() });
+    return [200, { user, row: await rawUserRow(userId) }];
+  },
+
+  "POST /test/user": async (body) => {
+    const missing = needUserId(body);
+    if (missing) return missing;
+    const userId = String(body.userId);
+    const user = await ctx.internalAdapter.findUserById(userId);
+    return [200, { user: user ?? null, row: await rawUserRow(userId) }];
+  },
+
+  // ---- jwt plugin
+  "POST /test/token": async (body) => {
+    const missing = needPlugin("jwt");
+    if (missing) return missing;
+    const r = await callApi(auth.api.getToken, { headers: toHeaders(body.headers) });
+    const token = r.status === 200 ? r.body?.token ?? null : null;
+    return [200, { ...r, token, decoded: token ? decodeJwt(token) : null }];
+  },
+
+  "GET /test/jwks": async () => {
+    const missing = needPlugin("jwt");
+    if (missing) return missing;
+    const r = await callApi(auth.api.getJwks, {});
+    return [200, { status: r.status, body: r.body }];
+  },
+
+  // ---- sign-out (any plugin set; multiSession's after-hook also expires the *_multi-* cookies)
+  "POST /test/sign-out": async (body) => {
+    const r = await callApi(auth.api.signOut, { headers: toHeaders(body.headers) });
+    return [200, r];
+  },
+
+  // ---- multiSession plugin
+  "POST /test/list-device-sessions": async (body) => {
+    const missing = needPlugin("multiSession");
+    if (missing) return missing;
+    const r = await callApi(auth.api.listDeviceSessions, { headers: toHeaders(body.headers) });
+    return [200, r];
+  },
+
+  "POST /test/set-active-session": async (body) => {
+    const missing = needPlugin("multiSession");
+    if (missing) return missing;
+    const r = await callApi(auth.api.setActiveSession, { headers: toHeaders(body.headers), body: { sessionToken: body.sessionToken } });
+    return [200, { ...r, cookie: cookieHeaderFrom(r.setCookie) }];
+  },
+
+  "POST /test/revoke-device-session": async (body) => {
+    const missing = needPlugin("multiSession");
+    if (missing) return missing;
+    const r = await callApi(auth.api.revokeDeviceSession, { headers: toHeaders(body.headers), body: { sessionToken: body.sessionToken } });
+    return [200, r];
+  },
+
+  // ---- raw SQL on Better Auth's own driver object (only with BA_TEST_SQL=1)
+  "POST /test/sql": async (body) => {
+    if (!flag("BA_TEST_SQL")) return [403, { error: "POST /test/sql is disabled; start the server with BA_TEST_SQL=1" }];
+    if (typeof body.sql !== "string" || !body.sql.trim()) return [400, { error: "sql (string) required" }];
+    if (body.params !== undefined && !Array.isArray(body.params)) return [400, { error: "params must be an array" }];
+    const r = await rawQuery(body.sql, body.params ?? []);
+    return [200, { db: dbKind, ...jsonSafe(r) }];
   },
 };
 
@@ -343,6 +553,7 @@ const port = int("PORT") ?? 0;
 server.on("error", (e) => fail(`listen: ${e.message}`));
 server.listen(port, "127.0.0.1", () => {
   const actual = server.address().port;
-  log(`better-auth ${VERSION}, db=${dbKind}, redis=${Boolean(secondaryStorage)}, baseURL=${baseURL}, cookie=${ctx.authCookies.sessionToken.name}`);
+  log(`better-auth ${VERSION}, db=${dbKind}, redis=${Boolean(secondaryStorage)}, baseURL=${baseURL}, cookie=${ctx.authCookies.sessionToken.name}` +
+    (redisKind === "cluster" ? ", redis-cluster" : "") + (generateId ? `, generateId=${generateId}` : "") + (pluginNames.length ? `, plugins=${pluginNames.join(",")}` : ""));
   fs.writeSync(1, `LISTENING ${actual}\n`);
 });
