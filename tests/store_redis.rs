@@ -91,7 +91,7 @@ async fn keys_have_better_auths_shapes_and_ttls() {
         .unwrap();
     let user = User::new("rita@example.com", "Rita", NOW);
     let late = conformance::session(&user, NOW + Duration::days(7));
-    let early = conformance::session(&user, NOW + Duration::days(1));
+    let early = conformance::session(&user, NOW + Duration::days(2));
     store.create(&late, &user).await.unwrap();
     store.create(&early, &user).await.unwrap();
 

@@ -140,7 +140,7 @@ struct Bus;
 #[cfg(feature = "redis")]
 #[derive(Clone)]
 struct Bus {
-    publisher: redis::aio::ConnectionManager,
+    publisher: super::redis::link::Link,
     channel: Arc<str>,
 }
 
@@ -182,10 +182,12 @@ impl<S: SessionStore> CachedStore<S> {
     #[cfg(feature = "redis")]
     pub async fn with_redis_bus(mut self, url: &str, channel: &str) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(|e| StoreError::backend("bus", e))?;
-        let publisher = client
-            .get_connection_manager()
-            .await
-            .map_err(|e| StoreError::backend("bus", e))?;
+        let publisher = super::redis::link::Link::connect(
+            super::redis::link::Target::Node(client.clone()),
+            Duration::from_secs(2),
+        )
+        .await
+        .map_err(|e| StoreError::backend("bus", e))?;
         let channel: Arc<str> = channel.into();
         // Subscribe before returning, so nothing published after this call is missed.
         let mut pubsub = client
@@ -239,11 +241,18 @@ impl<S: SessionStore> CachedStore<S> {
         let _ = message;
         #[cfg(feature = "redis")]
         if let Some(bus) = &self.bus {
-            let mut conn = bus.publisher.clone();
-            let sent: Result<i64, _> = redis::cmd("PUBLISH")
-                .arg(&*bus.channel)
-                .arg(message)
-                .query_async(&mut conn)
+            let sent: Result<i64, _> = bus
+                .publisher
+                .run(|mut conn| {
+                    let message = &message;
+                    async move {
+                        redis::cmd("PUBLISH")
+                            .arg(&*bus.channel)
+                            .arg(message)
+                            .query_async(&mut conn)
+                            .await
+                    }
+                })
                 .await;
             if let Err(error) = sent {
                 tracing::warn!(%error, "could not publish a session invalidation; other instances may serve it until their cache TTL");

@@ -40,6 +40,9 @@ pub use sql::{PostgresDialect, PostgresStore, PostgresStoreBuilder, DEFAULT_ACQU
 #[cfg(feature = "sqlite")]
 pub use sql::{SqliteDialect, SqliteStore, SqliteStoreBuilder};
 
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod tls;
+
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "redis")]

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod process;
+pub mod servers;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -297,4 +298,9 @@ impl SessionStore for Down {
 pub fn session_cookie(signed: &tower_auth_session::SignedIn) -> String {
     let line = signed.cookies.iter().next().unwrap().to_str().unwrap();
     line.split(';').next().unwrap().to_owned()
+}
+
+/// The wall clock, truncated to milliseconds as Better Auth keeps dates.
+pub fn now() -> OffsetDateTime {
+    tower_auth_session::time_fmt::truncate_ms(OffsetDateTime::now_utc())
 }

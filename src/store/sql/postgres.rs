@@ -343,7 +343,7 @@ fn connect_error(error: sqlx::Error, pooler: bool) -> StoreError {
 
 fn explain(error: &sqlx::Error, pooler: bool) -> Option<StoreError> {
     let (problem, fix) = match error {
-        sqlx::Error::Tls(inner) => tls_problem(inner.as_ref())?,
+        sqlx::Error::Tls(inner) => crate::store::tls::explain(inner.as_ref(), &CA_HINT)?,
         sqlx::Error::Database(db) if db.message().contains("unsupported startup parameter") => (
             format!("the server refused a startup parameter ({})", db.message()),
             if pooler {
@@ -371,58 +371,13 @@ fn explain(error: &sqlx::Error, pooler: bool) -> Option<StoreError> {
     })
 }
 
-/// A TLS failure in words, with the fix.
-fn tls_problem(error: &(dyn std::error::Error + 'static)) -> Option<(String, String)> {
-    use rustls::{CertificateError, Error as Tls};
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = cause {
-        if let Some(tls) = e.downcast_ref::<Tls>() {
-            return Some(match tls {
-                Tls::InvalidCertificate(
-                    CertificateError::UnknownIssuer | CertificateError::BadSignature,
-                ) => (
-                    "TLS: the server's certificate is not signed by a certificate authority this \
-                     client trusts"
-                        .to_owned(),
-                    "pass the server's CA with sslrootcert=/path/to/ca.pem in the URL (or \
-                     PostgresStoreBuilder::tls_root_cert_pem)"
-                        .to_owned(),
-                ),
-                Tls::InvalidCertificate(
-                    CertificateError::NotValidForName
-                    | CertificateError::NotValidForNameContext { .. },
-                ) => (
-                    "TLS: the server's certificate is not valid for the host name in the URL"
-                        .to_owned(),
-                    "connect with a host name the certificate names (verify-full checks it), or \
-                     use sslmode=verify-ca to verify only the certificate chain"
-                        .to_owned(),
-                ),
-                Tls::InvalidCertificate(
-                    CertificateError::Expired | CertificateError::ExpiredContext { .. },
-                ) => (
-                    "TLS: the server's certificate has expired".to_owned(),
-                    "renew the server's certificate".to_owned(),
-                ),
-                other => (
-                    format!("TLS: {other}"),
-                    "check the server's certificate and the sslmode/sslrootcert settings"
-                        .to_owned(),
-                ),
-            });
-        }
-        if e.to_string().contains("server does not support TLS") {
-            return Some((
-                "TLS: the server does not offer TLS, and sslmode requires it".to_owned(),
-                "turn on ssl in the server's configuration, or (on a trusted network only) use \
-                 sslmode=prefer"
-                    .to_owned(),
-            ));
-        }
-        cause = e.source();
-    }
-    None
-}
+/// Where a PostgreSQL user gives a private CA.
+const CA_HINT: crate::store::tls::CaHint = crate::store::tls::CaHint {
+    url: "sslrootcert=/path/to/ca.pem in the URL",
+    builder: "PostgresStoreBuilder::tls_root_cert_pem",
+    wrong_name: "connect with a host name the certificate names (verify-full checks it), or use \
+                 sslmode=verify-ca to verify only the certificate chain",
+};
 
 /// The driver's error as the source of ours (sqlx errors are not `Clone`).
 fn clone_error(error: &sqlx::Error) -> BoxError {

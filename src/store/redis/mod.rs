@@ -1,9 +1,9 @@
-//! Sessions in Redis, in Better Auth's secondary-storage format (spec §7).
+//! Sessions in Redis, in Better Auth's secondary-storage format (spec §7), on one node or a
+//! Redis Cluster, over plaintext or TLS.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -15,16 +15,19 @@ use crate::error::StoreError;
 use crate::model::{Authenticated, Session, User};
 use crate::time_fmt;
 
-/// Compare-and-set: `KEYS[1]` becomes `ARGV[2]` (deleted when empty) with TTL `ARGV[3]` seconds,
-/// only if it still holds `ARGV[1]` (empty = absent). Keeps read-modify-write updates atomic
-/// without rewriting the JSON in Lua, so the bytes stay exactly as Better Auth wrote them.
+pub(crate) mod link;
+
+use link::{Conn, Link, Target};
+
+/// Compare-and-set on one key: `KEYS[1]` becomes `ARGV[2]` with TTL `ARGV[3]` seconds (deleted
+/// when `ARGV[2]` is empty or the TTL is not positive), only if it still holds `ARGV[1]`.
+/// Keeps a read-modify-write atomic without rewriting the JSON in Lua, so the bytes stay
+/// exactly as Better Auth wrote them.
 const CAS: &str = r"
 local cur = redis.call('GET', KEYS[1])
-if cur == false then cur = '' end
+if cur == false then return 0 end
 if cur ~= ARGV[1] then return 0 end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
-elseif tonumber(ARGV[3]) > 0 then
+if ARGV[2] ~= '' and tonumber(ARGV[3]) > 0 then
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 else
   redis.call('DEL', KEYS[1])
@@ -32,7 +35,58 @@ end
 return 1
 ";
 
-/// One round trip per lookup: the session value and its user's revoked-before marker.
+/// One edit of `active-sessions-{userId}` (`KEYS[1]`), atomically, as Better Auth's
+/// `setActiveSessionReferences` writes the list: the entry for token `ARGV[2]` is removed,
+/// entries expired at `ARGV[1]` (ms) are pruned, and with a new expiry `ARGV[3]` (ms) the token
+/// is added back; the list is sorted by expiry and stored with the TTL of the latest one, or
+/// deleted when empty. Entries are written as `{"token":…,"expiresAt":N}` as `JSON.stringify`
+/// writes them. One key, so it is atomic on a single node and on a cluster, and concurrent
+/// sign-ins of one user can never lose an entry or fail on contention.
+const LIST_EDIT: &str = r#"
+local raw = redis.call('GET', KEYS[1])
+local now = tonumber(ARGV[1])
+local out = {}
+if raw then
+  local ok, list = pcall(cjson.decode, raw)
+  if ok and type(list) == 'table' then
+    for _, e in ipairs(list) do
+      if type(e) == 'table' and type(e.token) == 'string' and type(e.expiresAt) == 'number'
+         and e.token ~= ARGV[2] and e.expiresAt > now then
+        out[#out + 1] = e
+      end
+    end
+  end
+end
+if ARGV[3] ~= '' then
+  out[#out + 1] = {token = ARGV[2], expiresAt = tonumber(ARGV[3])}
+end
+table.sort(out, function(a, b) return a.expiresAt < b.expiresAt end)
+local ttl = 0
+if #out > 0 then ttl = math.floor((out[#out].expiresAt - now) / 1000) end
+if ttl <= 0 then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+local parts = {}
+for i, e in ipairs(out) do
+  parts[i] = '{"token":' .. cjson.encode(e.token) .. ',"expiresAt":' .. string.format('%.0f', e.expiresAt) .. '}'
+end
+redis.call('SET', KEYS[1], '[' .. table.concat(parts, ',') .. ']', 'EX', ttl)
+return #out
+"#;
+
+/// Sets the revoked-before marker (`KEYS[1]`) to `max(ARGV[1], its current value)` with TTL
+/// `ARGV[2]`, as Better Auth 1.7.16+ does: the marker never moves back.
+const MARKER: &str = r"
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local at = tonumber(ARGV[1])
+if cur > at then at = cur end
+redis.call('SET', KEYS[1], string.format('%.0f', at), 'EX', ARGV[2])
+return 1
+";
+
+/// On a single node, one round trip per lookup: the session value and its user's
+/// revoked-before marker (a key the script derives from the value, which a cluster forbids).
 const FIND: &str = r"
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
@@ -57,27 +111,45 @@ const CAS_RETRIES: usize = 8;
 /// | `{prefix}revoked-sessions-before-{userId}` | ms timestamp of the last revoke-all | `max(expiresIn, 1 day)` |
 ///
 /// A Better Auth server configured with the same Redis as `secondaryStorage` (and the same key
-/// prefix, none by default) shares sessions with this store in both directions. Updates are
-/// compare-and-set scripts, so concurrent refreshes, sign-outs and revocations on several
-/// instances never resurrect or shorten a session. The connection reconnects by itself after an
-/// outage.
+/// prefix, none by default) shares sessions with this store in both directions.
+///
+/// * **One node or a cluster**: [`RedisStore::builder`] connects to one node;
+///   [`RedisStore::cluster_builder`] (or [`RedisStoreBuilder::cluster`]) to a Redis Cluster, whose
+///   client follows `MOVED`/`ASK` redirections and failed-over masters. Better Auth's keys hash
+///   to different slots, so every script and compare-and-set here touches one key; a multi-step
+///   change orders its steps so that a failure part-way leaves nothing a later step cannot
+///   repair (the user's session list is written before the session key, and a revoke-all sets
+///   its marker before deleting anything).
+/// * **TLS**: `rediss://` URLs verify the server's certificate against the Mozilla roots, or
+///   against [`RedisStoreBuilder::tls_root_cert_pem`]; `#insecure` at the end of the URL is the
+///   explicit opt-out.
+/// * **Failures**: a connection that fails (a reset, a killed server, a timeout on a silent
+///   network path) is replaced on the next use, and the operation is tried once more on the new
+///   connection.
 ///
 /// To keep session rows in SQL as well (Better Auth's `storeSessionInDatabase`), wrap a SQL
 /// store with [`RedisStore::in_front_of`].
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    link: Link,
     prefix: Arc<str>,
     marker_ttl: u64,
     clock: Arc<dyn Clock>,
-    cas: Arc<Script>,
-    find: Arc<Script>,
+    scripts: Arc<Scripts>,
+}
+
+struct Scripts {
+    cas: Script,
+    list_edit: Script,
+    marker: Script,
+    find: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
+            .field("cluster", &self.link.is_cluster())
             .finish_non_exhaustive()
     }
 }
@@ -85,18 +157,36 @@ impl std::fmt::Debug for RedisStore {
 /// Builds a [`RedisStore`].
 #[must_use]
 pub struct RedisStoreBuilder {
-    url: String,
+    urls: Vec<String>,
+    cluster: bool,
     prefix: String,
     expires_in: time::Duration,
     timeout: Duration,
     clock: Arc<dyn Clock>,
+    root_cert: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStoreBuilder")
             .field("prefix", &self.prefix)
+            .field("cluster", &self.cluster)
             .finish_non_exhaustive()
+    }
+}
+
+/// Where a Redis user gives a private CA.
+const CA_HINT: super::tls::CaHint = super::tls::CaHint {
+    url: "REDIS_TLS_CA in the examples",
+    builder: "RedisStoreBuilder::tls_root_cert_pem",
+    wrong_name: "connect with a host name the certificate names",
+};
+
+/// A connection failure as an error that says what to change, where the cause is known.
+fn connect_error(error: redis::RedisError) -> StoreError {
+    match super::tls::explain(&error, &CA_HINT) {
+        Some(explained) => super::tls::connect_error(explained, error),
+        None => StoreError::backend("connect", error),
     }
 }
 
@@ -127,31 +217,69 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Treat the URL(s) as seed nodes of a Redis Cluster. Default: `false` (one node).
+    pub fn cluster(mut self, cluster: bool) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// Another seed node of the cluster (with [`cluster`](Self::cluster)). Default: none.
+    pub fn seed(mut self, url: impl Into<String>) -> Self {
+        self.urls.push(url.into());
+        self
+    }
+
+    /// Trust the certificate authority in `pem` (PEM certificates) for `rediss://` URLs, instead
+    /// of the built-in Mozilla roots. Default: none.
+    pub fn tls_root_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_cert = Some(pem.into());
+        self
+    }
+
     /// Connects.
     ///
     /// # Errors
     ///
-    /// A backend error when the URL is invalid or the server cannot be reached.
+    /// A backend error when a URL is invalid or the server cannot be reached;
+    /// [`StoreError::Connect`] when TLS refuses the connection, saying what to change.
     pub async fn build(self) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(self.url.as_str())
-            .map_err(|e| StoreError::backend("connect", e))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = client
-            .get_connection_manager_with_config(config)
+        super::tls::install_provider();
+        let certs = self.root_cert.map(|pem| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        });
+        let target = if self.cluster {
+            let mut builder = redis::cluster::ClusterClientBuilder::new(self.urls.clone())
+                .connection_timeout(self.timeout)
+                .response_timeout(self.timeout);
+            if let Some(certs) = certs {
+                builder = builder.certs(certs);
+            }
+            Target::Cluster(builder.build().map_err(connect_error)?)
+        } else {
+            let url = self.urls.first().map_or("", String::as_str);
+            let client = match certs {
+                Some(certs) => redis::Client::build_with_tls(url, certs),
+                None => redis::Client::open(url),
+            }
+            .map_err(connect_error)?;
+            Target::Node(client)
+        };
+        let link = Link::connect(target, self.timeout)
             .await
-            .map_err(|e| StoreError::backend("connect", e))?;
+            .map_err(connect_error)?;
         Ok(RedisStore {
-            conn,
+            link,
             prefix: self.prefix.into(),
             marker_ttl: u64::try_from(self.expires_in.whole_seconds().max(86_400))
                 .unwrap_or(86_400),
             clock: self.clock,
-            cas: Arc::new(Script::new(CAS)),
-            find: Arc::new(Script::new(FIND)),
+            scripts: Arc::new(Scripts {
+                cas: Script::new(CAS),
+                list_edit: Script::new(LIST_EDIT),
+                marker: Script::new(MARKER),
+                find: Script::new(FIND),
+            }),
         })
     }
 }
@@ -229,18 +357,34 @@ fn user_json(u: &User) -> Value {
 }
 
 impl RedisStore {
-    /// A builder for a store at `url`, such as `redis://127.0.0.1:6379/`.
+    /// A builder for a store on one node at `url`, such as `redis://127.0.0.1:6379/` or
+    /// `rediss://cache.example.com:6380/`.
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder {
-            url: url.into(),
+            urls: vec![url.into()],
+            cluster: false,
             prefix: String::new(),
             expires_in: time::Duration::days(7),
             timeout: Duration::from_secs(2),
             clock: Arc::new(SystemClock),
+            root_cert: None,
         }
     }
 
-    /// Connects to `url` with the defaults.
+    /// A builder for a store on a Redis Cluster, given one or more of its nodes' URLs.
+    pub fn cluster_builder<I, S>(urls: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RedisStoreBuilder {
+            urls: urls.into_iter().map(Into::into).collect(),
+            cluster: true,
+            ..Self::builder(String::new())
+        }
+    }
+
+    /// Connects to one node at `url` with the defaults.
     ///
     /// # Errors
     ///
@@ -258,9 +402,9 @@ impl RedisStore {
         }
     }
 
-    /// The connection, for the application's own commands.
-    pub fn connection(&self) -> ConnectionManager {
-        self.conn.clone()
+    /// Whether the store talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.link.is_cluster()
     }
 
     fn key(&self, suffix: &str) -> String {
@@ -275,81 +419,130 @@ impl RedisStore {
         format!("{}revoked-sessions-before-{user_id}", self.prefix)
     }
 
-    /// Atomically replaces `key`'s `old` value (`""` = absent) by `new` (`""` = delete).
+    /// Runs `op` on the connection, replacing it after a connection failure.
+    async fn run<T, F, Fut>(&self, operation: &'static str, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        self.link.run(op).await.map_err(backend(operation))
+    }
+
+    /// Atomically replaces `key`'s `old` value by `new` (`""` = delete).
     async fn cas(&self, key: &str, old: &str, new: &str, ttl: i64) -> Result<bool, StoreError> {
-        let mut conn = self.conn.clone();
         let done: i64 = self
-            .cas
-            .key(key)
-            .arg(old)
-            .arg(new)
-            .arg(ttl.max(0))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(backend("write"))?;
+            .run("write", |mut c| async move {
+                self.scripts
+                    .cas
+                    .key(key)
+                    .arg(old)
+                    .arg(new)
+                    .arg(ttl.max(0))
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
         Ok(done == 1)
     }
 
-    /// Applies `edit` to `active-sessions-{user_id}`, pruning expired entries, sorting by
-    /// expiry and setting the TTL to the latest one (deleting the key when empty), atomically.
+    /// Removes `token` from `active-sessions-{user_id}`, pruning expired entries, and with
+    /// `expires_at` adds it back with that expiry: one atomic step on one key.
     async fn edit_list(
         &self,
         user_id: &str,
+        token: &str,
+        expires_at: Option<OffsetDateTime>,
         now: OffsetDateTime,
-        edit: impl Fn(&mut Vec<Active>),
     ) -> Result<(), StoreError> {
         let key = self.list_key(user_id);
         let now_ms = time_fmt::to_unix_ms(now);
-        for _ in 0..CAS_RETRIES {
-            let mut conn = self.conn.clone();
-            let old: Option<String> = conn.get(&key).await.map_err(backend("read list"))?;
-            let mut list: Vec<Active> = old
-                .as_deref()
-                .and_then(|s| serde_json::from_str(s).ok())
-                .unwrap_or_default();
-            edit(&mut list);
-            // Expiry is strict (`expiresAt < now`), so a session expiring this very millisecond stays.
-            list.retain(|a| a.expires_at >= now_ms);
-            list.sort_by_key(|a| a.expires_at);
-            let (new, ttl) = match list.last() {
-                Some(last) => (
-                    serde_json::to_string(&list).map_err(corrupt)?,
-                    (last.expires_at - now_ms).div_euclid(1000),
-                ),
-                None => (String::new(), 0),
-            };
-            if self
-                .cas(&key, old.as_deref().unwrap_or(""), &new, ttl)
-                .await?
-            {
-                return Ok(());
-            }
-        }
-        Err(StoreError::backend(
-            "update active-sessions",
-            std::io::Error::other("too much contention on the session list"),
-        ))
+        let expires = expires_at.map_or_else(String::new, |t| time_fmt::to_unix_ms(t).to_string());
+        let _: i64 = self
+            .run("update active-sessions", |mut c| {
+                let (key, expires) = (&key, &expires);
+                async move {
+                    self.scripts
+                        .list_edit
+                        .key(key)
+                        .arg(now_ms)
+                        .arg(token)
+                        .arg(expires)
+                        .invoke_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The user's session list as stored.
+    async fn active(&self, user_id: &str) -> Result<Vec<Active>, StoreError> {
+        let key = self.list_key(user_id);
+        let list: Option<String> = self
+            .run("read active-sessions", |mut c| {
+                let key = &key;
+                async move { c.get(key).await }
+            })
+            .await?;
+        Ok(list
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default())
     }
 
     /// Reads the raw value and the parsed session, and whether the user's revoked-before
     /// marker rejects it.
     async fn read(&self, token: &str) -> Result<Option<(String, Stored, bool)>, StoreError> {
-        let mut conn = self.conn.clone();
-        let found: Option<(String, String)> = self
-            .find
-            .key(self.key(token))
-            .arg(self.marker_key(""))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(backend("find"))?;
-        let Some((raw, marker)) = found else {
-            return Ok(None);
+        let key = self.key(token);
+        let (raw, marker) = if self.link.is_cluster() {
+            // The session key and its user's marker live in different slots: two lookups.
+            let raw: Option<String> = self
+                .run("find", |mut c| {
+                    let key = &key;
+                    async move { c.get(key).await }
+                })
+                .await?;
+            let Some(raw) = raw else { return Ok(None) };
+            let user_id = serde_json::from_str::<Stored>(&raw)
+                .map(|s| s.session.user_id)
+                .unwrap_or_default();
+            let marker_key = self.marker_key(&user_id);
+            let marker: Option<String> = self
+                .run("find", |mut c| {
+                    let marker_key = &marker_key;
+                    async move { c.get(marker_key).await }
+                })
+                .await?;
+            (raw, marker.unwrap_or_default())
+        } else {
+            let marker_prefix = self.marker_key("");
+            let found: Option<(String, String)> = self
+                .run("find", |mut c| {
+                    let (key, marker_prefix) = (&key, &marker_prefix);
+                    async move {
+                        self.scripts
+                            .find
+                            .key(key)
+                            .arg(marker_prefix)
+                            .invoke_async(&mut c)
+                            .await
+                    }
+                })
+                .await?;
+            let Some(found) = found else { return Ok(None) };
+            found
         };
         let stored: Stored = serde_json::from_str(&raw).map_err(corrupt)?;
         let revoked = marker
             .parse::<i64>()
             .is_ok_and(|before| time_fmt::to_unix_ms(stored.session.created_at) < before);
         Ok(Some((raw, stored, revoked)))
+    }
+
+    /// Deletes one key.
+    async fn del(&self, operation: &'static str, key: &str) -> Result<(), StoreError> {
+        self.run(operation, |mut c| async move { c.del::<_, ()>(key).await })
+            .await
     }
 }
 
@@ -361,27 +554,39 @@ impl SessionStore for RedisStore {
         })
     }
 
+    /// The user's list first, then the session key (as Better Auth orders them): a failure
+    /// between the two leaves a list entry whose key is missing, which readers skip and the
+    /// list drops at that entry's expiry, never a session key that no list names.
     async fn create(&self, session: &Session, user: &User) -> Result<Session, StoreError> {
         let now = self.clock.now();
         let ttl = ttl_secs(session.expires_at, now);
-        if ttl > 0 {
-            let value =
-                serde_json::json!({ "session": session_json(session), "user": user_json(user) });
-            let mut conn = self.conn.clone();
-            let _: () = conn
-                .set_ex(self.key(&session.token), value.to_string(), ttl as u64)
-                .await
-                .map_err(backend("create"))?;
+        if ttl <= 0 {
+            return Ok(session.clone());
         }
-        let entry = Active {
-            token: session.token.clone(),
-            expires_at: time_fmt::to_unix_ms(session.expires_at),
-        };
-        self.edit_list(&session.user_id, now, |list| {
-            list.retain(|a| a.token != entry.token);
-            list.push(entry.clone());
-        })
+        self.edit_list(
+            &session.user_id,
+            &session.token,
+            Some(session.expires_at),
+            now,
+        )
         .await?;
+        let value =
+            serde_json::json!({ "session": session_json(session), "user": user_json(user) })
+                .to_string();
+        let key = self.key(&session.token);
+        let written = self
+            .run("create", |mut c| {
+                let (key, value) = (&key, &value);
+                async move { c.set_ex::<_, _, ()>(key, value, ttl as u64).await }
+            })
+            .await;
+        if let Err(error) = written {
+            // Best effort: take the entry back out of the list.
+            let _ = self
+                .edit_list(&session.user_id, &session.token, None, now)
+                .await;
+            return Err(error);
+        }
         Ok(session.clone())
     }
 
@@ -407,45 +612,40 @@ impl SessionStore for RedisStore {
                 s.insert("expiresAt".into(), time_fmt::to_iso(expires_at).into());
                 s.insert("updatedAt".into(), time_fmt::to_iso(now).into());
             }
-            let new = value.to_string();
             if self
-                .cas(&key, &raw, &new, ttl_secs(expires_at, now))
+                .cas(&key, &raw, &value.to_string(), ttl_secs(expires_at, now))
                 .await?
             {
                 let mut session = stored.session;
                 session.expires_at = time_fmt::truncate_ms(expires_at);
                 session.updated_at = time_fmt::truncate_ms(now);
-                let entry_ms = time_fmt::to_unix_ms(expires_at);
-                self.edit_list(&session.user_id, now, |list| {
-                    list.retain(|a| a.token != token);
-                    list.push(Active {
-                        token: token.to_owned(),
-                        expires_at: entry_ms,
-                    });
-                })
-                .await?;
+                self.edit_list(&session.user_id, token, Some(expires_at), now)
+                    .await?;
                 return Ok(Some(session));
             }
         }
         Err(StoreError::backend(
             "extend",
-            std::io::Error::other("too much contention on the session"),
+            std::io::Error::other("the session changed under eight refreshes in a row"),
         ))
     }
 
     async fn delete(&self, token: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let raw: Option<String> = conn.get(self.key(token)).await.map_err(backend("delete"))?;
-        let _: () = conn.del(self.key(token)).await.map_err(backend("delete"))?;
+        let key = self.key(token);
+        let raw: Option<String> = self
+            .run("delete", |mut c| {
+                let key = &key;
+                async move { c.get(key).await }
+            })
+            .await?;
+        self.del("delete", &key).await?;
         let user_id = raw
             .as_deref()
             .and_then(|r| serde_json::from_str::<Stored>(r).ok())
             .map(|s| s.session.user_id);
         if let Some(user_id) = user_id {
-            self.edit_list(&user_id, self.clock.now(), |list| {
-                list.retain(|a| a.token != token);
-            })
-            .await?;
+            self.edit_list(&user_id, token, None, self.clock.now())
+                .await?;
         }
         Ok(())
     }
@@ -457,37 +657,31 @@ impl SessionStore for RedisStore {
         }
     }
 
+    /// The marker first: every session created before it is rejected from then on, so a
+    /// failure part-way through the deletions leaves nothing that still authenticates.
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         let now_ms = time_fmt::to_unix_ms(self.clock.now());
-        let mut conn = self.conn.clone();
-        // The marker first: a session created before it is rejected even if its key survives a
-        // race with this revocation (Better Auth 1.7.16+).
-        let _: () = conn
-            .set_ex(
-                self.marker_key(user_id),
-                now_ms.to_string(),
-                self.marker_ttl,
-            )
-            .await
-            .map_err(backend("revoke all"))?;
-        let list: Option<String> = conn
-            .get(self.list_key(user_id))
-            .await
-            .map_err(backend("revoke all"))?;
-        let list: Vec<Active> = list
-            .as_deref()
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default();
+        let marker_key = self.marker_key(user_id);
+        let marker_ttl = self.marker_ttl;
+        let _: i64 = self
+            .run("revoke all", |mut c| {
+                let marker_key = &marker_key;
+                async move {
+                    self.scripts
+                        .marker
+                        .key(marker_key)
+                        .arg(now_ms)
+                        .arg(marker_ttl)
+                        .invoke_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        let list = self.active(user_id).await?;
         for entry in &list {
-            let _: () = conn
-                .del(self.key(&entry.token))
-                .await
-                .map_err(backend("revoke all"))?;
+            self.del("revoke all", &self.key(&entry.token)).await?;
         }
-        let _: () = conn
-            .del(self.list_key(user_id))
-            .await
-            .map_err(backend("revoke all"))?;
+        self.del("revoke all", &self.list_key(user_id)).await?;
         Ok(list.len() as u64)
     }
 
@@ -496,15 +690,7 @@ impl SessionStore for RedisStore {
         user_id: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<Session>, StoreError> {
-        let mut conn = self.conn.clone();
-        let list: Option<String> = conn
-            .get(self.list_key(user_id))
-            .await
-            .map_err(backend("list"))?;
-        let list: Vec<Active> = list
-            .as_deref()
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default();
+        let list = self.active(user_id).await?;
         let mut sessions = Vec::with_capacity(list.len());
         for entry in list {
             if let Some(auth) = self.find(&entry.token).await? {

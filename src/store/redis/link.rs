@@ -1,0 +1,205 @@
+//! One connection to Redis (a node or a cluster) that is replaced when it fails.
+//!
+//! A multiplexed connection whose server was killed, failed over, or went silent behind a
+//! network partition never recovers by itself: a timeout is not a disconnection, so the driver
+//! keeps sending on it. [`Link`] drops the connection on any connection-level failure (an I/O
+//! error, a reset, a timeout), connects again on the next use, and tries the operation once more
+//! on the new connection. While the server stays unreachable, callers fail at once instead of
+//! queueing behind connection attempts: one attempt at a time, at most one every
+//! [`RETRY_EVERY`].
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+
+/// The shortest interval between two connection attempts after one failed.
+const RETRY_EVERY: Duration = Duration::from_millis(200);
+
+/// Where to connect. Built once per store, so the size difference does not matter.
+#[derive(Clone)]
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Target {
+    Node(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+/// A connection of either kind.
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Node(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Node(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Node(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Node(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The current connection, tagged with its generation.
+struct Current {
+    generation: u64,
+    conn: Conn,
+}
+
+/// A connection that is replaced when it fails. Cloning shares it.
+#[derive(Clone)]
+pub(crate) struct Link {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    target: Target,
+    timeout: Duration,
+    current: ArcSwapOption<Current>,
+    generation: AtomicU64,
+    /// One connection attempt at a time; holds when the last one failed.
+    connecting: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// Whether `error` means the connection it came from is unusable.
+pub(crate) fn connection_failed(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_unrecoverable_error()
+}
+
+impl Link {
+    /// Connects to `target`; `timeout` bounds connecting and every response.
+    pub(crate) async fn connect(target: Target, timeout: Duration) -> RedisResult<Self> {
+        let link = Self {
+            inner: Arc::new(Inner {
+                target,
+                timeout,
+                current: ArcSwapOption::empty(),
+                generation: AtomicU64::new(0),
+                connecting: tokio::sync::Mutex::new(None),
+            }),
+        };
+        link.open().await?;
+        Ok(link)
+    }
+
+    /// Whether this is a cluster connection.
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.inner.target, Target::Cluster(_))
+    }
+
+    /// Opens a new connection and makes it current.
+    async fn open(&self) -> RedisResult<(u64, Conn)> {
+        let inner = &self.inner;
+        let conn = match &inner.target {
+            Target::Node(client) => {
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(inner.timeout))
+                    .set_response_timeout(Some(inner.timeout));
+                Conn::Node(
+                    client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await?,
+                )
+            }
+            Target::Cluster(client) => Conn::Cluster(client.get_async_connection().await?),
+        };
+        let generation = inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        inner.current.store(Some(Arc::new(Current {
+            generation,
+            conn: conn.clone(),
+        })));
+        Ok((generation, conn))
+    }
+
+    /// The current connection, or a new one.
+    async fn get(&self) -> RedisResult<(u64, Conn)> {
+        if let Some(current) = self.inner.current.load_full() {
+            return Ok((current.generation, current.conn.clone()));
+        }
+        let mut last_failure = self.inner.connecting.lock().await;
+        // Someone else connected while this caller waited.
+        if let Some(current) = self.inner.current.load_full() {
+            return Ok((current.generation, current.conn.clone()));
+        }
+        if last_failure.is_some_and(|at| at.elapsed() < RETRY_EVERY) {
+            return Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "Redis is unreachable (the last connection attempt failed moments ago)",
+            )));
+        }
+        match tokio::time::timeout(self.inner.timeout, self.open()).await {
+            Ok(Ok(opened)) => {
+                *last_failure = None;
+                tracing::info!("reconnected to Redis");
+                Ok(opened)
+            }
+            Ok(Err(e)) => {
+                *last_failure = Some(Instant::now());
+                Err(e)
+            }
+            Err(_) => {
+                *last_failure = Some(Instant::now());
+                Err(RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connecting to Redis timed out",
+                )))
+            }
+        }
+    }
+
+    /// Drops the connection of `generation` if it is still the current one.
+    fn drop_connection(&self, generation: u64, error: &RedisError) {
+        let current = self.inner.current.load();
+        if current.as_ref().is_some_and(|c| c.generation == generation) {
+            tracing::warn!(%error, "Redis connection failed; it will be replaced");
+            self.inner.current.store(None);
+        }
+    }
+
+    /// Runs `op` on the connection; after a connection-level failure, drops the connection and
+    /// runs `op` once more on a new one. Every operation this store runs may be repeated: reads,
+    /// idempotent writes, and compare-and-set scripts.
+    pub(crate) async fn run<T, F, Fut>(&self, op: F) -> RedisResult<T>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let (generation, conn) = self.get().await?;
+        match op(conn).await {
+            Err(e) if connection_failed(&e) => {
+                self.drop_connection(generation, &e);
+                let (_, conn) = self.get().await?;
+                op(conn).await
+            }
+            other => other,
+        }
+    }
+}
