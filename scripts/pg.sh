@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Control the throwaway PostgreSQL cluster started by scripts/with-servers.sh.
+# Control a throwaway PostgreSQL cluster started by scripts/with-servers.sh: the plaintext
+# one (TAS_TEST_POSTGRES_CTL runs this script with its variables), or the TLS-only one
+# (with-servers.sh runs it with the same variables pointing at that cluster).
 #
 # Usage: pg.sh start | stop [fast|immediate|smart] | restart [STOP_MODE] | status
 #

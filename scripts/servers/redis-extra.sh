@@ -1,0 +1,106 @@
+# shellcheck shell=bash
+# The TLS-only Redis and the 3-master Redis Cluster. Sourced by scripts/with-servers.sh,
+# never run.
+#
+# These Redis servers run in the foreground as background jobs of with-servers.sh (not
+# --daemonize), in their own session (setsid, so a Ctrl-C meant for the tests does not
+# reach them): their PIDs are known the moment they are launched, and with-servers.sh
+# reaps them, so a stopped one never lingers as a zombie. Each also writes a pidfile.
+# A server counts as started only once its own PID holds the listening socket (another
+# Redis that owned the port first would answer PING too).
+
+# redis_launch NAME DIR ARGS...: start one redis-server in DIR; sets REDIS_PID.
+redis_launch() {
+    local name=$1 dir=$2
+    shift 2
+    mkdir -p "$dir"
+    rm -f "$dir/redis.pid"
+    (cd "$dir" && exec setsid redis-server --bind 127.0.0.1 --save '' --appendonly no \
+        --daemonize no --pidfile "$dir/redis.pid" --dir "$dir" --logfile "$dir/redis.log" \
+        "$@" </dev/null >"$dir/stdout.log" 2>&1) &
+    REDIS_PID=$!
+    register_server "$name" "$REDIS_PID" redis-server
+}
+
+# redis_tls_start DIR TLS_DIR: the TLS-only Redis (plaintext port 0); exports its URL.
+redis_tls_start() {
+    local dir=$1 tls=$2 attempt port pong
+    mkdir -p "$dir"
+    install_key_pair "$tls" server "$dir/server.crt" "$dir/server.key" root
+    for ((attempt = 1; ; attempt++)); do
+        pick_port port || die "no free port found for the TLS Redis"
+        redis_launch redis-tls "$dir" --port 0 --tls-port "$port" \
+            --tls-cert-file "$dir/server.crt" --tls-key-file "$dir/server.key" \
+            --tls-ca-cert-file "$tls/ca.crt" --tls-auth-clients no
+        if wait_listening "TLS Redis" "$REDIS_PID" "$port" 30; then
+            break
+        fi
+        if [ "$attempt" -ge 5 ]; then
+            tail -n 20 "$dir/redis.log" >&2 || true
+            die "the TLS Redis did not start after $attempt attempts"
+        fi
+        log "the TLS Redis did not start on port $port; retrying on another port"
+    done
+    pong=$(timeout 10 redis-cli --tls --cacert "$tls/ca.crt" -h 127.0.0.1 -p "$port" PING 2>&1) || true
+    [ "$pong" = PONG ] || die "the TLS Redis on port $port does not answer PING over TLS: $pong"
+    export TAS_TEST_REDIS_TLS_URL=rediss://127.0.0.1:$port/
+    log "Redis (TLS only) on 127.0.0.1:$port (pid $REDIS_PID)"
+}
+
+# redis_cluster_launch DIR: start three cluster-enabled masters (each in DIR/nodeN; bus
+# port = port + 10000), then `redis-cli --cluster create` in the background (bounded, since
+# it waits forever for a node that died). Sets REDIS_CLUSTER_PORTS, REDIS_CLUSTER_CREATE_PID.
+# Finish with redis_cluster_wait; other servers can start in between.
+REDIS_CLUSTER_PORTS=()
+REDIS_CLUSTER_CREATE_PID=
+redis_cluster_launch() {
+    local dir=$1 n attempt port
+    REDIS_CLUSTER_PORTS=()
+    for n in 1 2 3; do
+        for ((attempt = 1; ; attempt++)); do
+            pick_port port 10000 || die "no free port pair (port, port + 10000) found for Redis Cluster node $n"
+            redis_launch "redis-cluster-$n" "$dir/node$n" --port "$port" \
+                --cluster-enabled yes --cluster-config-file "nodes-$port.conf"
+            if wait_listening "Redis Cluster node $n" "$REDIS_PID" "$port" 30 &&
+                wait_listening "Redis Cluster node $n (bus)" "$REDIS_PID" "$((port + 10000))" 30; then
+                break
+            fi
+            stop_pid_list 5 "$REDIS_PID" redis-server || true
+            if [ "$attempt" -ge 5 ]; then
+                tail -n 20 "$dir/node$n/redis.log" >&2 || true
+                die "Redis Cluster node $n did not start after $attempt attempts"
+            fi
+            log "Redis Cluster node $n did not start on port $port (or bus port $((port + 10000))); retrying"
+        done
+        REDIS_CLUSTER_PORTS+=("$port")
+    done
+    start_helper REDIS_CLUSTER_CREATE_PID "$dir/create.log" timeout 60 redis-cli --cluster create \
+        "127.0.0.1:${REDIS_CLUSTER_PORTS[0]}" "127.0.0.1:${REDIS_CLUSTER_PORTS[1]}" \
+        "127.0.0.1:${REDIS_CLUSTER_PORTS[2]}" --cluster-replicas 0 --cluster-yes
+}
+
+# redis_cluster_wait DIR: wait for `redis-cli --cluster create`, then for cluster_state:ok
+# on every node; export TAS_TEST_REDIS_CLUSTER_URLS.
+redis_cluster_wait() {
+    local dir=$1 rc=0 port state ok deadline
+    local -a urls=()
+    wait_helper "$REDIS_CLUSTER_CREATE_PID" || rc=$?
+    [ "$rc" = 0 ] || { tail -n 20 "$dir/create.log" >&2; die "redis-cli --cluster create failed (exit $rc)"; }
+    deadline=$((SECONDS + 30))
+    while :; do
+        ok=1
+        for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+            state=$(timeout 10 redis-cli -h 127.0.0.1 -p "$port" CLUSTER INFO 2>/dev/null |
+                tr -d '\r' | sed -n 's/^cluster_state://p') || true
+            [ "$state" = ok ] || { ok=0; break; }
+        done
+        [ "$ok" = 1 ] && break
+        [ "$SECONDS" -lt "$deadline" ] ||
+            die "Redis Cluster on ports ${REDIS_CLUSTER_PORTS[*]} did not reach cluster_state:ok in 30 s (node $port: ${state:-no answer})"
+        sleep 0.05
+    done
+    for port in "${REDIS_CLUSTER_PORTS[@]}"; do urls+=("redis://127.0.0.1:$port/"); done
+    TAS_TEST_REDIS_CLUSTER_URLS=$(IFS=,; echo "${urls[*]}")
+    export TAS_TEST_REDIS_CLUSTER_URLS
+    log "Redis Cluster (3 masters, no replicas) on 127.0.0.1:$(IFS=,; echo "${REDIS_CLUSTER_PORTS[*]}"): cluster_state:ok"
+}
