@@ -119,6 +119,13 @@ async fn handle(
 
 #[tokio::main]
 async fn main() {
+    // The layer's warnings and rejection reasons, at the level RUST_LOG names (default warn).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     if let Err(error) = run().await {
         eprintln!("hyper: {error}");
         std::process::exit(1);

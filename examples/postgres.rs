@@ -7,7 +7,12 @@
 //!
 //! Environment: `BETTER_AUTH_SECRET` (required), `DATABASE_URL` (required), `PORT` (default
 //! 3000), `CREATE_SCHEMA` (`0` to only verify an existing Better Auth schema; default creates the
-//! tables when absent).
+//! tables when absent), `RUST_LOG` (default `warn`).
+//!
+//! TLS and poolers come from the URL, as with libpq: `?sslmode=verify-full&sslrootcert=/path/ca.pem`
+//! for a managed database with a private CA (`verify-full` against the Mozilla roots without
+//! `sslrootcert`), and `&pgbouncer=true` behind PgBouncer or Supabase's or Neon's pooler in
+//! transaction mode.
 
 #[path = "common/demo.rs"]
 mod demo;

@@ -6,9 +6,14 @@
 //! REDIS_URL=redis://127.0.0.1:6379/ cargo run --example redis --features redis
 //! ```
 //!
-//! Environment: `BETTER_AUTH_SECRET` (required), `REDIS_URL` (required), `REDIS_PREFIX`
-//! (default none), `DATABASE_URL` for users (default `sqlite://redis-example-users.db`),
-//! `PORT` (default 3000).
+//! Environment: `BETTER_AUTH_SECRET` (required), `REDIS_URL` (required unless
+//! `REDIS_CLUSTER_URLS` is set), `REDIS_PREFIX` (default none), `DATABASE_URL` for users (default
+//! `sqlite://redis-example-users.db`), `PORT` (default 3000), `RUST_LOG` (default `warn`).
+//!
+//! * TLS: `REDIS_URL=rediss://host:6380/` verifies the server against the Mozilla roots, or
+//!   against the CA certificate in the PEM file named by `REDIS_TLS_CA`.
+//! * Redis Cluster: `REDIS_CLUSTER_URLS=redis://host1:7000/,redis://host2:7001/` (one or more
+//!   nodes; `rediss://` and `REDIS_TLS_CA` work there too).
 
 #[path = "common/demo.rs"]
 mod demo;
@@ -19,12 +24,22 @@ use tower_auth_session::{RedisStore, SessionConfig, SqliteStore};
 async fn main() {
     demo::exit_on_error("redis", async {
         let config = SessionConfig::from_env()?;
-        let url = std::env::var("REDIS_URL")
-            .map_err(|_| "set REDIS_URL, e.g. redis://127.0.0.1:6379/")?;
+        let builder = match std::env::var("REDIS_CLUSTER_URLS") {
+            Ok(urls) => RedisStore::cluster_builder(urls.split(',').map(str::trim)),
+            Err(_) => RedisStore::builder(std::env::var("REDIS_URL").map_err(|_| {
+                "set REDIS_URL, e.g. redis://127.0.0.1:6379/ (or REDIS_CLUSTER_URLS)"
+            })?),
+        };
+        let builder = match std::env::var("REDIS_TLS_CA") {
+            Ok(path) => builder.tls_root_cert_pem(
+                std::fs::read(&path).map_err(|e| format!("REDIS_TLS_CA={path}: {e}"))?,
+            ),
+            Err(_) => builder,
+        };
         let users_url = std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "sqlite://redis-example-users.db".to_owned());
         let users = SqliteStore::connect(&users_url).await?;
-        let sessions = RedisStore::builder(&url)
+        let sessions = builder
             .key_prefix(std::env::var("REDIS_PREFIX").unwrap_or_default())
             .expires_in(config.expires_in())
             .build()

@@ -5,20 +5,10 @@
 mod common;
 mod conformance;
 
-use conformance::Harness;
 use sqlx::Row;
 use time::macros::datetime;
 use tower_auth_session::store::{PostgresStore, SqlSchema};
 use tower_auth_session::{SchemaError, SessionStore, StoreError, User};
-
-impl Harness for PostgresStore {
-    async fn add_user(&self, user: &User) -> User {
-        self.insert_user(user).await.unwrap()
-    }
-    async fn remove_user(&self, id: &str) {
-        self.delete_user(id).await.unwrap();
-    }
-}
 
 async fn store(test: &str) -> Option<PostgresStore> {
     let url = common::fresh_pg_database(test).await?;

@@ -11,19 +11,6 @@ use time::Duration;
 use tower_auth_session::store::RedisStore;
 use tower_auth_session::{ManualClock, SessionStore, User};
 
-impl Harness for RedisStore {
-    async fn add_user(&self, user: &User) -> User {
-        user.clone()
-    }
-    async fn remove_user(&self, id: &str) {
-        // Better Auth's deleteUser revokes the user's sessions in secondary storage.
-        self.delete_user_sessions(id).await.unwrap();
-    }
-    fn sweeps(&self) -> bool {
-        false
-    }
-}
-
 async fn redis(test: &str) -> Option<RedisStore> {
     let url = common::server_url("TAS_TEST_REDIS_URL", test)?;
     // Two seconds before the suite's "now", so sessions expiring at NOW are still stored.

@@ -4,22 +4,12 @@
 mod common;
 mod conformance;
 
-use conformance::Harness;
 use sqlx::Row;
 use time::macros::datetime;
 use tower_auth_session::{
     SchemaError, SchemaMode, SessionConfig, SessionLayer, SessionStore, SignIn, SqliteStore,
     StoreError, User,
 };
-
-impl Harness for SqliteStore {
-    async fn add_user(&self, user: &User) -> User {
-        self.insert_user(user).await.unwrap()
-    }
-    async fn remove_user(&self, id: &str) {
-        self.delete_user(id).await.unwrap();
-    }
-}
 
 async fn memory_db() -> Option<SqliteStore> {
     Some(SqliteStore::connect("sqlite::memory:").await.unwrap())

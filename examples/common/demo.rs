@@ -75,11 +75,23 @@ pub async fn serve(name: &str, what: &str, app: Router) -> Result<(), Box<dyn st
     Ok(())
 }
 
-/// Runs `main`, printing its error and exiting with status 1 on failure.
+/// Logs to stderr at the level `RUST_LOG` names (`warn` when unset), so the layer's warnings
+/// and rejection reasons are visible (`RUST_LOG=tower_auth_session=debug` shows every reason).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Installs logging, runs `main`, and prints its error and exits with status 1 on failure.
 pub async fn exit_on_error(
     name: &str,
     main: impl Future<Output = Result<(), Box<dyn std::error::Error>>>,
 ) {
+    init_logging();
     if let Err(error) = main.await {
         eprintln!("{name}: {error}");
         std::process::exit(1);

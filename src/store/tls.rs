@@ -21,6 +21,14 @@ pub(crate) fn explain(
         if let Some(tls) = e.downcast_ref::<Tls>() {
             return Some(describe(tls, hint));
         }
+        // An I/O error's `source` skips the error it wraps: look at that one too.
+        if let Some(tls) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .and_then(|inner| inner.downcast_ref::<Tls>())
+        {
+            return Some(describe(tls, hint));
+        }
         // Some drivers keep the TLS error only as text.
         let text = e.to_string();
         if text.contains("UnknownIssuer") {

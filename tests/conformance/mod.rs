@@ -22,6 +22,32 @@ pub trait Harness: SessionStore + Clone {
     }
 }
 
+/// Every SQL store: users are rows of the user table.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl<D: tower_auth_session::store::Dialect> Harness for tower_auth_session::store::SqlStore<D> {
+    async fn add_user(&self, user: &User) -> User {
+        self.insert_user(user).await.unwrap()
+    }
+    async fn remove_user(&self, id: &str) {
+        self.delete_user(id).await.unwrap();
+    }
+}
+
+/// Redis keeps the user inside each session value; Better Auth's deleteUser revokes the user's
+/// sessions in secondary storage.
+#[cfg(feature = "redis")]
+impl Harness for tower_auth_session::store::RedisStore {
+    async fn add_user(&self, user: &User) -> User {
+        user.clone()
+    }
+    async fn remove_user(&self, id: &str) {
+        self.delete_user_sessions(id).await.unwrap();
+    }
+    fn sweeps(&self) -> bool {
+        false
+    }
+}
+
 pub fn user(tag: &str) -> User {
     User::new(&format!("{tag}-{}@example.com", generate_id(6)), tag, NOW)
 }

@@ -343,7 +343,8 @@ fn connect_error(error: sqlx::Error, pooler: bool) -> StoreError {
 
 fn explain(error: &sqlx::Error, pooler: bool) -> Option<StoreError> {
     let (problem, fix) = match error {
-        sqlx::Error::Tls(inner) => crate::store::tls::explain(inner.as_ref(), &CA_HINT)?,
+        // rustls failures arrive as `Tls` (configuration) or `Io` (the handshake) errors.
+        sqlx::Error::Tls(_) | sqlx::Error::Io(_) => crate::store::tls::explain(error, &CA_HINT)?,
         sqlx::Error::Database(db) if db.message().contains("unsupported startup parameter") => (
             format!("the server refused a startup parameter ({})", db.message()),
             if pooler {
@@ -375,8 +376,8 @@ fn explain(error: &sqlx::Error, pooler: bool) -> Option<StoreError> {
 const CA_HINT: crate::store::tls::CaHint = crate::store::tls::CaHint {
     url: "sslrootcert=/path/to/ca.pem in the URL",
     builder: "PostgresStoreBuilder::tls_root_cert_pem",
-    wrong_name: "connect with a host name the certificate names (verify-full checks it), or use \
-                 sslmode=verify-ca to verify only the certificate chain",
+    wrong_name: "connect with a host name the certificate names (sslmode=verify-full checks it; \
+                 with sqlx 0.8 so does verify-ca)",
 };
 
 /// The driver's error as the source of ours (sqlx errors are not `Clone`).

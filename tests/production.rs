@@ -1,0 +1,392 @@
+//! Issue 13: the network stores as production runs them. PostgreSQL over TLS (`verify-full`
+//! against the harness's CA), Redis over TLS, and PostgreSQL behind PgBouncer 1.18 in
+//! transaction pooling mode, each with the conformance suite; TLS failures that name TLS and
+//! the fix; and PgBouncer under 50 concurrent clients and two app instances, every answer
+//! checked. The servers come from `scripts/with-servers.sh` (`TAS_TEST_POSTGRES_TLS_URL`,
+//! `TAS_TEST_REDIS_TLS_URL`, `TAS_TEST_PGBOUNCER_URL`, `TAS_TEST_TLS_CA`,
+//! `TAS_TEST_TLS_UNTRUSTED_CA`).
+#![cfg(all(feature = "postgres", feature = "redis"))]
+
+mod common;
+mod conformance;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use tower_auth_session::extract::CurrentUser;
+use tower_auth_session::store::{PostgresStore, RedisStore};
+use tower_auth_session::{SessionConfig, SessionLayer, SignIn, StoreError, User};
+
+fn ca(var: &str, test: &str) -> Option<String> {
+    common::server_url(var, test)
+}
+
+/// `base` (a server URL ending in `/postgres`) with a new database, and `params` appended.
+async fn fresh_database(admin_url: &str, base: &str, params: &str) -> String {
+    let name = format!(
+        "t_{}",
+        tower_auth_session::codec::generate_id(12).to_lowercase()
+    );
+    let admin = sqlx::PgPool::connect(admin_url).await.unwrap();
+    sqlx::query(&format!("create database {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let (server, _) = base.rsplit_once('/').unwrap();
+    format!("{server}/{name}{params}")
+}
+
+/// The TLS cluster, `verify-full` against the harness's CA, on a fresh database.
+async fn tls_url(test: &str, host: &str, params: &str) -> Option<String> {
+    let base = common::server_url("TAS_TEST_POSTGRES_TLS_URL", test)?;
+    let ca = ca("TAS_TEST_TLS_CA", test)?;
+    let admin = format!("{base}?sslmode=verify-full&sslrootcert={ca}");
+    let url = fresh_database(&admin, &base, params).await;
+    Some(url.replacen("127.0.0.1", host, 1))
+}
+
+async fn tls_store(test: &str) -> Option<PostgresStore> {
+    let ca = ca("TAS_TEST_TLS_CA", test)?;
+    let url = tls_url(
+        test,
+        "127.0.0.1",
+        &format!("?sslmode=verify-full&sslrootcert={ca}"),
+    )
+    .await?;
+    Some(
+        PostgresStore::builder(url)
+            .create_schema(true)
+            .build()
+            .await
+            .unwrap(),
+    )
+}
+
+mod postgres_over_tls {
+    use super::*;
+    conformance_suite!(tls_store("postgres over TLS conformance"));
+}
+
+/// Asserts that `err` is a connection error that names TLS and `fix`.
+fn names_tls_and(err: &StoreError, fix: &str) {
+    let text = err.to_string();
+    assert!(
+        matches!(err, StoreError::Connect { .. }) && text.contains("TLS") && text.contains(fix),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_hostname_under_verify_full_names_tls_and_the_fix() {
+    let test = "a_wrong_hostname_under_verify_full_names_tls_and_the_fix";
+    let Some(ca) = ca("TAS_TEST_TLS_CA", test) else {
+        return;
+    };
+    // The certificate names IP:127.0.0.1 only: `localhost` is not in it.
+    let Some(url) = tls_url(
+        test,
+        "localhost",
+        &format!("?sslmode=verify-full&sslrootcert={ca}"),
+    )
+    .await
+    else {
+        return;
+    };
+    let err = PostgresStore::connect(&url).await.unwrap_err();
+    names_tls_and(&err, "host name");
+    names_tls_and(&err, "verify-full");
+    // The same database under the name the certificate holds connects.
+    let url = url.replacen("localhost", "127.0.0.1", 1);
+    PostgresStore::builder(url)
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_untrusted_ca_names_tls_and_the_fix() {
+    let test = "an_untrusted_ca_names_tls_and_the_fix";
+    let Some(untrusted) = ca("TAS_TEST_TLS_UNTRUSTED_CA", test) else {
+        return;
+    };
+    let Some(url) = tls_url(
+        test,
+        "127.0.0.1",
+        &format!("?sslmode=verify-full&sslrootcert={untrusted}"),
+    )
+    .await
+    else {
+        return;
+    };
+    let err = PostgresStore::connect(&url).await.unwrap_err();
+    names_tls_and(&err, "sslrootcert");
+    // Without any root the Mozilla roots are used: the private CA is not among them.
+    let default_roots = url.split('?').next().unwrap().to_owned() + "?sslmode=verify-full";
+    names_tls_and(
+        &PostgresStore::connect(&default_roots).await.unwrap_err(),
+        "sslrootcert",
+    );
+    // As in libpq, `require` with a root certificate verifies the chain; without one it only
+    // encrypts.
+    let require = url.replace("sslmode=verify-full", "sslmode=require");
+    names_tls_and(
+        &PostgresStore::connect(&require).await.unwrap_err(),
+        "sslrootcert",
+    );
+    let bare_require = url.split('?').next().unwrap().to_owned() + "?sslmode=require";
+    PostgresStore::builder(bare_require)
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+    // A CA given from Rust instead of the URL.
+    let pem = std::fs::read(ca("TAS_TEST_TLS_CA", test).unwrap()).unwrap();
+    PostgresStore::builder(default_roots)
+        .tls_root_cert_pem(pem)
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_tls_server_refuses_plaintext() {
+    let test = "the_tls_server_refuses_plaintext";
+    let Some(url) = tls_url(test, "127.0.0.1", "?sslmode=disable").await else {
+        return;
+    };
+    assert!(PostgresStore::connect(&url).await.is_err());
+}
+
+// ---------------------------------------------------------------- Redis over TLS
+
+async fn redis_tls(test: &str) -> Option<RedisStore> {
+    let url = common::server_url("TAS_TEST_REDIS_TLS_URL", test)?;
+    let pem = std::fs::read(ca("TAS_TEST_TLS_CA", test)?).unwrap();
+    Some(
+        RedisStore::builder(url)
+            .key_prefix(common::redis_prefix())
+            .clock(tower_auth_session::ManualClock::new(
+                conformance::NOW - time::Duration::seconds(2),
+            ))
+            .tls_root_cert_pem(pem)
+            .build()
+            .await
+            .unwrap(),
+    )
+}
+
+mod redis_over_tls {
+    use super::*;
+    conformance_suite!(redis_tls("redis over TLS conformance"));
+}
+
+#[tokio::test]
+async fn redis_tls_verifies_the_certificate_unless_told_not_to() {
+    let test = "redis_tls_verifies_the_certificate_unless_told_not_to";
+    let Some(url) = common::server_url("TAS_TEST_REDIS_TLS_URL", test) else {
+        return;
+    };
+    let untrusted = std::fs::read(ca("TAS_TEST_TLS_UNTRUSTED_CA", test).unwrap()).unwrap();
+    let err = RedisStore::builder(&url)
+        .tls_root_cert_pem(untrusted)
+        .build()
+        .await
+        .unwrap_err();
+    names_tls_and(&err, "tls_root_cert_pem");
+    // The Mozilla roots do not include the harness's CA either.
+    names_tls_and(
+        &RedisStore::connect(&url).await.unwrap_err(),
+        "tls_root_cert_pem",
+    );
+    // `#insecure` is the explicit opt-out.
+    RedisStore::connect(&format!("{url}#insecure"))
+        .await
+        .unwrap();
+    // A plaintext client gets nothing from a TLS-only port.
+    let plain = url.replacen("rediss://", "redis://", 1);
+    assert!(RedisStore::builder(plain)
+        .timeout(std::time::Duration::from_millis(500))
+        .build()
+        .await
+        .is_err());
+}
+
+// ---------------------------------------------------------------- PgBouncer
+
+/// A fresh database reached through PgBouncer (`?pgbouncer=true`).
+async fn through_pgbouncer(test: &str, params: &str) -> Option<String> {
+    let direct = common::server_url("TAS_TEST_POSTGRES_URL", test)?;
+    let bouncer = common::server_url("TAS_TEST_PGBOUNCER_URL", test)?;
+    Some(fresh_database(&direct, &bouncer, params).await)
+}
+
+async fn bouncer_store(test: &str) -> Option<PostgresStore> {
+    let url = through_pgbouncer(test, "?pgbouncer=true").await?;
+    Some(
+        PostgresStore::builder(url)
+            .create_schema(true)
+            .build()
+            .await
+            .unwrap(),
+    )
+}
+
+mod postgres_behind_pgbouncer {
+    use super::*;
+    conformance_suite!(bouncer_store("postgres behind pgbouncer conformance"));
+}
+
+/// Without pgbouncer mode the store refuses to start, saying how to turn it on, instead of
+/// running statements that could answer for another client.
+#[tokio::test]
+async fn pgbouncer_without_pooler_mode_is_a_clear_start_up_error() {
+    let test = "pgbouncer_without_pooler_mode_is_a_clear_start_up_error";
+    let Some(url) = through_pgbouncer(test, "").await else {
+        return;
+    };
+    let err = PostgresStore::connect(&url).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, StoreError::Connect { .. }) && text.contains("pgbouncer=true"),
+        "{text}"
+    );
+    assert!(bouncer_store(test).await.unwrap().is_pgbouncer());
+}
+
+/// 50 concurrent clients, each its own user and session, through two app instances sharing a
+/// two-connection server pool: every answer names the client's own user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_clients_and_two_instances_through_pgbouncer_get_their_own_answers() {
+    let test = "fifty_clients_and_two_instances_through_pgbouncer_get_their_own_answers";
+    let Some(url) = through_pgbouncer(test, "?pgbouncer=true").await else {
+        return;
+    };
+    let config = || {
+        SessionConfig::builder()
+            .secret(common::SECRET)
+            .build()
+            .unwrap()
+    };
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        let store = PostgresStore::builder(&url)
+            .create_schema(true)
+            .max_connections(20)
+            .build()
+            .await
+            .unwrap();
+        let layer = SessionLayer::new(config(), store.clone());
+        let router = Router::new()
+            .route(
+                "/me",
+                get(|CurrentUser(u): CurrentUser| async move { u.email.clone() }),
+            )
+            .layer(layer.clone());
+        apps.push((store, layer, router));
+    }
+    let mut clients = Vec::new();
+    for i in 0..50 {
+        let (store, layer, _) = &apps[i % 2];
+        let user = store
+            .insert_user(&User::new(&format!("c{i}@example.com"), "C", common::now()))
+            .await
+            .unwrap();
+        let signed = layer.manager().sign_in(&user, SignIn::new()).await.unwrap();
+        clients.push((user.email, common::session_cookie(&signed)));
+    }
+    let routers: Arc<Vec<Router>> = Arc::new(apps.iter().map(|a| a.2.clone()).collect());
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, (email, cookie))| {
+            let routers = routers.clone();
+            tokio::spawn(async move {
+                let mut wrong = 0;
+                for round in 0..20 {
+                    let app = routers[(i + round) % 2].clone();
+                    let r = common::send(app, common::get_req("/me", Some(&cookie))).await;
+                    if r.status != 200 || r.body != email {
+                        wrong += 1;
+                    }
+                }
+                wrong
+            })
+        })
+        .collect();
+    let mut wrong = 0;
+    for task in tasks {
+        wrong += task.await.unwrap();
+    }
+    assert_eq!(
+        wrong, 0,
+        "of 1,000 answers, {wrong} were not the client's own"
+    );
+}
+
+// ---------------------------------------------------------------- the examples over TLS
+
+/// Signs in through an example's `POST /sign-in` and reads `/me` with the cookie.
+async fn sign_in_and_read_me(app: &common::process::Server, email: &str) {
+    use common::process::http;
+    let r = http(
+        "POST",
+        &app.url("/sign-in"),
+        &[],
+        Some(&format!(r#"{{"email":"{email}"}}"#)),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cookie = r.cookie_pair("better-auth.session_token");
+    let me = http("GET", &app.url("/me"), &[("cookie", &cookie)], None).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.json()["email"], email);
+}
+
+/// `examples/postgres.rs` takes TLS from `DATABASE_URL` (`sslmode`, `sslrootcert`) and
+/// `examples/redis.rs` from `REDIS_URL=rediss://…` with the CA file named by `REDIS_TLS_CA`.
+#[tokio::test]
+async fn the_examples_take_tls_settings_from_their_environment() {
+    let test = "the_examples_take_tls_settings_from_their_environment";
+    let Some(ca) = ca("TAS_TEST_TLS_CA", test) else {
+        return;
+    };
+    let Some(database) = tls_url(
+        test,
+        "127.0.0.1",
+        &format!("?sslmode=verify-full&sslrootcert={ca}"),
+    )
+    .await
+    else {
+        return;
+    };
+    let app = common::process::example(
+        "postgres",
+        &[
+            ("BETTER_AUTH_SECRET", common::SECRET),
+            ("DATABASE_URL", database.as_str()),
+        ],
+    );
+    sign_in_and_read_me(&app, "tls-pg@example.com").await;
+
+    let Some(redis_url) = common::server_url("TAS_TEST_REDIS_TLS_URL", test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let users = format!("sqlite://{}", dir.path().join("users.db").display());
+    let prefix = common::redis_prefix();
+    let app = common::process::example(
+        "redis",
+        &[
+            ("BETTER_AUTH_SECRET", common::SECRET),
+            ("REDIS_URL", redis_url.as_str()),
+            ("REDIS_TLS_CA", ca.as_str()),
+            ("REDIS_PREFIX", prefix.as_str()),
+            ("DATABASE_URL", users.as_str()),
+        ],
+    );
+    sign_in_and_read_me(&app, "tls-redis@example.com").await;
+}
