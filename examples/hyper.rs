@@ -98,7 +98,7 @@ async fn handle(
         }
         (Method::POST, "/sign-out") => {
             let cleared = match current {
-                Some(auth) => manager.sign_out(&auth.session.token).await,
+                Some(auth) => manager.sign_out_session(&auth.session).await,
                 None => Ok(manager.clear_cookies()),
             };
             match cleared {

@@ -1,33 +1,30 @@
 //! Better Auth's cookie cache, the `session_data` cookie (spec §6): a signed copy of the session
 //! and user that lets a request skip the store.
 //!
-//! # The revocation trade-off
-//!
-//! A valid cache cookie is trusted **without reading the store**, so a session revoked or
-//! deleted elsewhere keeps working on this service until the cache cookie expires (`max_age`,
-//! 5 minutes by default), exactly as in Better Auth (its issue #6893). Keep `max_age` short,
-//! and force an authoritative read on sensitive routes with
-//! [`SessionConfigBuilder::authoritative_for`](crate::SessionConfigBuilder::authoritative_for),
-//! as Better Auth's `sensitiveSessionMiddleware` does. Without a cache the layer reads the store
-//! on every request, which is always correct.
+//! Whether to trust it is a trade-off: see [`CookieCache`](crate::CookieCache).
 //!
 //! Supported strategies: `compact` (Better Auth's default) and `jwt` (HS256 with the secret),
 //! both read and issued. `jwe` is refused at start-up.
+//!
+//! This module is the cookie's codec only: reading the (chunked) value from the request,
+//! verifying it, and encoding and chunking a new one. Whether to trust, issue or expire it is the
+//! policy's decision ([`crate::policy`]); its `Set-Cookie` lines are written on the way out
+//! ([`crate::plan`]).
 
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
 use base64::{alphabet, Engine as _};
 use http::{HeaderMap, HeaderValue};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
 use crate::codec::{cookies_with_prefix, find_token_cookie, Signer};
-use crate::config::SessionConfig;
-use crate::error::ConfigError;
+use crate::config::{CookieCache, CookieCacheStrategy, CookieSpec};
 use crate::model::{Authenticated, Session, User};
 use crate::time_fmt;
+use crate::wire::{SessionRow, UserRow};
 
 /// base64url, no padding on output; padding tolerated on input (Better Auth's decoder stops at
 /// `=`).
@@ -44,100 +41,9 @@ const CHUNK_LIMIT: usize = 4050;
 /// Cache cookies longer than this (all chunks together) are ignored unread.
 const MAX_CACHE_LEN: usize = 100 * CHUNK_LIMIT;
 
-/// How the cache cookie is encoded, Better Auth's `session.cookieCache.strategy`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CookieCacheStrategy {
-    /// base64url JSON with an HMAC-SHA256 signature: Better Auth's default.
-    Compact,
-    /// A JWT signed HS256 with the secret.
-    Jwt,
-    /// Encrypted JWE (`dir` + `A256CBC-HS512`): **not supported**; configuring it is a start-up
-    /// error rather than a silent miss.
-    Jwe,
-}
-
-/// Cookie-cache settings. See the [module docs](self) for the revocation trade-off.
-///
-/// ```
-/// use time::Duration;
-/// use tower_auth_session::{CookieCache, SessionConfig};
-///
-/// let config = SessionConfig::builder()
-///     .secret("a-private-secret-of-at-least-32-bytes!!")
-///     .cookie_cache(CookieCache::compact().max_age(Duration::minutes(2)))
-///     .authoritative_for("/account")
-///     .build()
-///     .unwrap();
-/// # let _ = config;
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[must_use]
-pub struct CookieCache {
-    pub(crate) strategy: CookieCacheStrategy,
-    pub(crate) max_age: Duration,
-    pub(crate) version: String,
-}
-
-impl CookieCache {
-    /// The `compact` strategy with Better Auth's defaults (`maxAge` 300 s, version `"1"`).
-    pub fn compact() -> Self {
-        Self::with_strategy(CookieCacheStrategy::Compact)
-    }
-
-    /// The `jwt` strategy with Better Auth's defaults.
-    pub fn jwt() -> Self {
-        Self::with_strategy(CookieCacheStrategy::Jwt)
-    }
-
-    /// Any strategy (`Jwe` is refused when the configuration is built).
-    pub fn with_strategy(strategy: CookieCacheStrategy) -> Self {
-        Self {
-            strategy,
-            max_age: Duration::seconds(300),
-            version: "1".to_owned(),
-        }
-    }
-
-    /// How long a cache cookie is trusted, Better Auth's `cookieCache.maxAge`. Default: 5
-    /// minutes.
-    pub fn max_age(mut self, max_age: Duration) -> Self {
-        self.max_age = max_age;
-        self
-    }
-
-    /// The cache version, Better Auth's `cookieCache.version`: bump it to invalidate every
-    /// cache cookie at once. Default: `"1"`.
-    pub fn version(mut self, version: impl Into<String>) -> Self {
-        self.version = version.into();
-        self
-    }
-
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        if self.strategy == CookieCacheStrategy::Jwe {
-            return Err(ConfigError::Invalid {
-                option: "cookie_cache",
-                reason: "the \"jwe\" strategy is not supported (its cookies would silently never \
-                         match); set Better Auth's session.cookieCache.strategy to \"compact\" or \
-                         \"jwt\", or leave the cache off here (the layer then reads the store on \
-                         every request, which is always correct)"
-                    .to_owned(),
-            });
-        }
-        if self.max_age <= Duration::ZERO || self.max_age > crate::config::MAX_COOKIE_AGE {
-            return Err(ConfigError::Invalid {
-                option: "cookie_cache.max_age",
-                reason: format!("{} is not between 1 second and 400 days", self.max_age),
-            });
-        }
-        Ok(())
-    }
-}
-
 /// The raw cache cookie: the exact name, else its chunks `.0`, `.1`, … concatenated in numeric
 /// order (spec §6.5). Returns the value and the chunk names seen (for expiring them).
-pub(crate) fn read(config: &SessionConfig, headers: &HeaderMap) -> (Option<Vec<u8>>, Vec<String>) {
-    let spec = &config.session_data_cookie;
+pub(crate) fn read(spec: &CookieSpec, headers: &HeaderMap) -> (Option<Vec<u8>>, Vec<String>) {
     let prefix = format!("{}.", spec.name);
     let mut chunks: Vec<(u32, &[u8], String)> = cookies_with_prefix(headers, &prefix)
         .filter_map(|(name, value)| {
@@ -197,23 +103,23 @@ struct JwtClaims {
     exp: i64,
 }
 
-/// Verifies a cache cookie for `token` at `now`; `None` means "not usable, fall back to the
-/// store" (never "signed out").
+/// Verifies a cache cookie for the session stored under `key` at `now`; `None` means "not
+/// usable, fall back to the store" (never "signed out").
 pub(crate) fn verify(
-    config: &SessionConfig,
+    signer: &Signer,
     cache: &CookieCache,
     value: &[u8],
-    token: &str,
+    key: &str,
     now: OffsetDateTime,
 ) -> Option<Authenticated> {
     let now_ms = time_fmt::to_unix_ms(now);
     let payload = match cache.strategy {
-        CookieCacheStrategy::Compact => verify_compact(&config.signer, value, now_ms)?,
-        CookieCacheStrategy::Jwt => verify_jwt(&config.signer, value, now_ms)?,
+        CookieCacheStrategy::Compact => verify_compact(signer, value, now_ms)?,
+        CookieCacheStrategy::Jwt => verify_jwt(signer, value, now_ms)?,
         CookieCacheStrategy::Jwe => return None,
     };
     let version_ok = payload.version.as_deref().unwrap_or("1") == cache.version;
-    (version_ok && payload.session.token == token && payload.session.expires_at >= now)
+    (version_ok && payload.session.token == key && payload.session.expires_at >= now)
         .then(|| Authenticated::new(payload.session, payload.user))
 }
 
@@ -268,65 +174,11 @@ fn header_len(jwt: &str) -> Option<usize> {
     jwt.rfind('.')
 }
 
-/// The session as Better Auth's adapter returns it: schema fields, plugin fields, `id` last.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct SessionOut<'a> {
-    expires_at: String,
-    token: &'a str,
-    created_at: String,
-    updated_at: String,
-    ip_address: &'a Option<String>,
-    user_agent: &'a Option<String>,
-    user_id: &'a str,
-    #[serde(flatten)]
-    extra: &'a Map<String, Value>,
-    id: &'a str,
-}
-
-/// The user as Better Auth's adapter returns it: schema fields, plugin fields, `id` last.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct UserOut<'a> {
-    name: &'a str,
-    email: &'a str,
-    email_verified: bool,
-    image: &'a Option<String>,
-    created_at: String,
-    updated_at: String,
-    #[serde(flatten)]
-    extra: &'a Map<String, Value>,
-    id: &'a str,
-}
-
 /// `{"session":{…},"user":{…},"updatedAt":N,"version":"…"` without the closing brace, as
 /// `JSON.stringify` writes the payload.
 fn payload_prefix(auth: &Authenticated, updated_at_ms: i64, version: &str) -> Option<String> {
-    let s = &auth.session;
-    let u = &auth.user;
-    let session = serde_json::to_string(&SessionOut {
-        expires_at: time_fmt::to_iso(s.expires_at),
-        token: &s.token,
-        created_at: time_fmt::to_iso(s.created_at),
-        updated_at: time_fmt::to_iso(s.updated_at),
-        ip_address: &s.ip_address,
-        user_agent: &s.user_agent,
-        user_id: &s.user_id,
-        extra: &s.extra,
-        id: &s.id,
-    })
-    .ok()?;
-    let user = serde_json::to_string(&UserOut {
-        name: &u.name,
-        email: &u.email,
-        email_verified: u.email_verified,
-        image: &u.image,
-        created_at: time_fmt::to_iso(u.created_at),
-        updated_at: time_fmt::to_iso(u.updated_at),
-        extra: &u.extra,
-        id: &u.id,
-    })
-    .ok()?;
+    let session = serde_json::to_string(&SessionRow::new(&auth.session)).ok()?;
+    let user = serde_json::to_string(&UserRow::new(&auth.user)).ok()?;
     let version = serde_json::to_string(version).ok()?;
     Some(format!(
         "{{\"session\":{session},\"user\":{user},\"updatedAt\":{updated_at_ms},\"version\":{version}"
@@ -371,18 +223,17 @@ pub(crate) fn encode_jwt(
     Some(format!("{signed}.{signature}"))
 }
 
-/// The `Set-Cookie` lines that issue a cache cookie for `auth`, chunked above 4050 bytes, plus
-/// deletions of chunks the request carried that are no longer used.
-pub(crate) fn issue(
-    config: &SessionConfig,
+/// A new cache cookie's value for `auth` at `now`, and its `Max-Age` (`None` for a
+/// "don't remember me" session, whose cache cookie ends with the browser session and whose
+/// payload is trusted for 60 s, as Better Auth's `setCookieCache`).
+pub(crate) fn encode(
+    signer: &Signer,
     cache: &CookieCache,
     auth: &Authenticated,
     now: OffsetDateTime,
     dont_remember: bool,
-    seen_chunks: &[String],
-) -> Vec<HeaderValue> {
+) -> Option<(String, Option<Duration>)> {
     let now_ms = time_fmt::to_unix_ms(now);
-    // "Don't remember me" sessions get a browser-session cookie with a 60 s inner expiry.
     let (inner_age, max_age) = if dont_remember {
         (Duration::seconds(60), None)
     } else {
@@ -390,31 +241,38 @@ pub(crate) fn issue(
     };
     let value = match cache.strategy {
         CookieCacheStrategy::Compact => encode_compact(
-            &config.signer,
+            signer,
             auth,
             now_ms,
             &cache.version,
             now_ms + inner_age.whole_milliseconds() as i64,
         ),
-        CookieCacheStrategy::Jwt => {
-            encode_jwt(&config.signer, auth, now_ms, &cache.version, inner_age)
-        }
+        CookieCacheStrategy::Jwt => encode_jwt(signer, auth, now_ms, &cache.version, inner_age),
         CookieCacheStrategy::Jwe => None,
-    };
-    let Some(value) = value else {
-        return Vec::new();
-    };
-    let spec = &config.session_data_cookie;
-    let whole = config.set_cookie(spec, &value, max_age);
+    }?;
+    Some((value, max_age))
+}
+
+/// The `Set-Cookie` lines for a cache cookie `value`, chunked above 4050 bytes as Better Auth
+/// chunks it (spec §6.5), plus deletions of chunks the request carried that are no longer used.
+/// Empty when the value would need more than 100 chunks (Better Auth then skips the cache).
+pub(crate) fn set_cookies(
+    spec: &CookieSpec,
+    value: &str,
+    max_age: Option<Duration>,
+    seen_chunks: &[String],
+) -> Vec<HeaderValue> {
+    let whole = spec.header(value, max_age);
     if whole.len() <= CHUNK_LIMIT {
         return seen_chunks
             .iter()
-            .map(|name| config.expire_cookie(&spec.renamed(name)))
+            .map(|name| spec.renamed(name).expired())
             .chain(std::iter::once(whole))
             .collect();
     }
-    let overhead = config
-        .set_cookie(&spec.renamed(&format!("{}.99", spec.name)), "", max_age)
+    let overhead = spec
+        .renamed(&format!("{}.99", spec.name))
+        .header("", max_age)
         .len();
     let size = CHUNK_LIMIT.saturating_sub(overhead).max(1);
     let pieces: Vec<&str> = value
@@ -430,7 +288,8 @@ pub(crate) fn issue(
         .iter()
         .enumerate()
         .map(|(i, piece)| {
-            config.set_cookie(&spec.renamed(&format!("{}.{i}", spec.name)), piece, max_age)
+            spec.renamed(&format!("{}.{i}", spec.name))
+                .header(piece, max_age)
         })
         .collect();
     for name in seen_chunks {
@@ -440,21 +299,16 @@ pub(crate) fn issue(
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         if index >= pieces.len() {
-            out.push(config.expire_cookie(&spec.renamed(name)));
+            out.push(spec.renamed(name).expired());
         }
     }
     out
 }
 
 /// Deletions for the cache cookie and every chunk the request carried.
-pub(crate) fn expire_all(config: &SessionConfig, seen_chunks: &[String]) -> Vec<HeaderValue> {
-    let spec = &config.session_data_cookie;
-    std::iter::once(config.expire_cookie(spec))
-        .chain(
-            seen_chunks
-                .iter()
-                .map(|n| config.expire_cookie(&spec.renamed(n))),
-        )
+pub(crate) fn expire_all(spec: &CookieSpec, seen_chunks: &[String]) -> Vec<HeaderValue> {
+    std::iter::once(spec.expired())
+        .chain(seen_chunks.iter().map(|n| spec.renamed(n).expired()))
         .collect()
 }
 

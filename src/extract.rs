@@ -21,9 +21,10 @@ use http::header::CONTENT_TYPE;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 
+use crate::context::{AuthContext, SessionInfo};
 use crate::error::SessionError;
-use crate::handle::{SessionManager, SetCookies, SignIn, SignedIn};
-use crate::model::{AuthContext, Authenticated, Session, SessionInfo, User};
+use crate::manager::{SessionManager, SetCookies, SignIn, SignedIn};
+use crate::model::{Authenticated, Session, StorageKey, User};
 
 /// Why an extractor refused the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,15 +287,16 @@ impl Sessions {
         }
     }
 
-    /// Revokes one of the current user's own sessions by token (others' are left alone, as
-    /// Better Auth's `revoke-session`). Returns whether a session was deleted.
+    /// Revokes one of the current user's own sessions, by the key [`list`](Self::list) gave it
+    /// ([`Session::storage_key`]); others' are left alone, as Better Auth's `revoke-session`.
+    /// Returns whether a session was deleted.
     ///
     /// # Errors
     ///
     /// [`SessionError::Store`] when the store fails.
-    pub async fn revoke(&self, token: &str) -> Result<bool, SessionError> {
+    pub async fn revoke(&self, key: &StorageKey<'_>) -> Result<bool, SessionError> {
         match &self.current {
-            Some(current) => self.manager.revoke_own(&current.user.id, token).await,
+            Some(current) => self.manager.revoke_own(&current.user.id, key).await,
             None => Ok(false),
         }
     }

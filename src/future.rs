@@ -2,20 +2,25 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use http::{HeaderValue, Response};
+use http::Response;
 use pin_project_lite::pin_project;
 
-use crate::service::append_cookies;
+use crate::config::SessionConfig;
+use crate::plan::{Parts, Render};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A cookie plan to render on the way out, with the configuration it reads.
+type Pending = Option<(Render, Arc<SessionConfig>)>;
 
 pin_project! {
     /// The response future of [`SessionService`](crate::SessionService).
     ///
     /// Requests decided without waiting (no credential, a forged one, a session found in memory
-    /// or in the cookie cache) poll the inner future in place, then add the layer's cookies;
+    /// or in the cookie cache) poll the inner future in place, then render their cookie plan;
     /// requests that need a store round trip run in one boxed future; requests the layer
     /// answers itself (an untrusted origin, an unavailable store) are ready at once.
     pub struct ResponseFuture<F: Future> {
@@ -27,16 +32,16 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F: Future> {
-        Passthrough { #[pin] future: F, cookies: Vec<HeaderValue> },
+        Passthrough { #[pin] future: F, render: Pending },
         Store { future: BoxFuture<F::Output> },
         Ready { output: Option<F::Output> },
     }
 }
 
 impl<F: Future> ResponseFuture<F> {
-    pub(crate) fn passthrough(future: F, cookies: Vec<HeaderValue>) -> Self {
+    pub(crate) fn passthrough(future: F, render: Pending) -> Self {
         Self {
-            kind: Kind::Passthrough { future, cookies },
+            kind: Kind::Passthrough { future, render },
         }
     }
 
@@ -63,10 +68,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Passthrough { future, cookies } => {
+            KindProj::Passthrough { future, render } => {
                 let mut output = ready!(future.poll(cx));
-                if let Ok(response) = &mut output {
-                    append_cookies(response.headers_mut(), std::mem::take(cookies));
+                if let (Ok(response), Some((render, config))) = (&mut output, render.take()) {
+                    render.apply(Parts::of(&config), response.headers_mut());
                 }
                 Poll::Ready(output)
             }

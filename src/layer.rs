@@ -5,18 +5,10 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use crate::config::SessionConfig;
-use crate::service::SessionService;
+use crate::manager::SessionManager;
+use crate::respond::JsonResponses;
+use crate::service::{SessionService, Shared};
 use crate::store::SessionStore;
-
-/// Everything a service, a response future and a sign-in handle share: built once.
-#[derive(Debug)]
-pub(crate) struct Shared<St> {
-    pub(crate) config: Arc<SessionConfig>,
-    pub(crate) store: St,
-    /// Tokens whose refresh is being written right now: concurrent requests for the same
-    /// session skip their own write (at most one store write per session per `updateAge`).
-    pub(crate) refreshing: std::sync::Mutex<std::collections::HashSet<String>>,
-}
 
 /// A tower [`Layer`] that authenticates requests with Better Auth–compatible session cookies.
 ///
@@ -27,7 +19,9 @@ pub(crate) struct Shared<St> {
 /// 3. rejects expired sessions (deleting the row and clearing the cookies), and extends sessions
 ///    whose last refresh is `updateAge` old, re-sending the cookie with a fresh `Max-Age`;
 /// 4. inserts one [`AuthContext`](crate::AuthContext) into the request extensions: the
-///    session and user when signed in, and a [`SessionManager`](crate::SessionManager).
+///    session and user when signed in, and a [`SessionManager`](crate::SessionManager);
+/// 5. answers itself only with `503` while the store cannot be asked and `403` for an
+///    untrusted origin, in the shape [`respond_with`](Self::respond_with) gives them.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -43,19 +37,21 @@ pub(crate) struct Shared<St> {
 /// # let _ = app; Ok(()) }
 /// ```
 #[must_use]
-pub struct SessionLayer<St> {
+pub struct SessionLayer<St, R = JsonResponses> {
     shared: Arc<Shared<St>>,
+    respond: R,
 }
 
-impl<St> Clone for SessionLayer<St> {
+impl<St, R: Clone> Clone for SessionLayer<St, R> {
     fn clone(&self) -> Self {
         Self {
             shared: Arc::clone(&self.shared),
+            respond: self.respond.clone(),
         }
     }
 }
 
-impl<St: std::fmt::Debug> std::fmt::Debug for SessionLayer<St> {
+impl<St: std::fmt::Debug, R> std::fmt::Debug for SessionLayer<St, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionLayer")
             .field("config", &self.shared.config)
@@ -65,14 +61,25 @@ impl<St: std::fmt::Debug> std::fmt::Debug for SessionLayer<St> {
 }
 
 impl<St: SessionStore> SessionLayer<St> {
-    /// A layer over `store` with `config`.
+    /// A layer over `store` with `config`, answering its own `503` and `403` in Better Auth's
+    /// JSON shape ([`JsonResponses`]).
     pub fn new(config: SessionConfig, store: St) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                config: Arc::new(config),
-                store,
-                refreshing: std::sync::Mutex::default(),
-            }),
+            shared: Arc::new(Shared::new(config, store)),
+            respond: JsonResponses,
+        }
+    }
+}
+
+impl<St: SessionStore, R> SessionLayer<St, R> {
+    /// The same layer, answering its own `503` and `403` with `respond` (a closure
+    /// `Fn(LayerRejection, &RequestHead<'_>) -> Response<B>`, or any
+    /// [`RespondWith`](crate::respond::RespondWith)): an API's own error shape, or an HTML page.
+    /// Default: [`JsonResponses`]. See [`crate::respond`].
+    pub fn respond_with<R2>(self, respond: R2) -> SessionLayer<St, R2> {
+        SessionLayer {
+            shared: self.shared,
+            respond,
         }
     }
 
@@ -87,15 +94,15 @@ impl<St: SessionStore> SessionLayer<St> {
     }
 
     /// A handle for signing in and out outside of a request (background jobs, admin tools).
-    pub fn manager(&self) -> crate::SessionManager {
-        crate::SessionManager::new(self.shared.clone())
+    pub fn manager(&self) -> SessionManager {
+        self.shared.manager.clone()
     }
 }
 
-impl<S, St> Layer<S> for SessionLayer<St> {
-    type Service = SessionService<S, St>;
+impl<S, St, R: Clone> Layer<S> for SessionLayer<St, R> {
+    type Service = SessionService<S, St, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SessionService::new(inner, Arc::clone(&self.shared))
+        SessionService::new(inner, Arc::clone(&self.shared), self.respond.clone())
     }
 }

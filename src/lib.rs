@@ -3,8 +3,9 @@
 //!
 //! [`SessionLayer`] reads the `Cookie` header, verifies the signed session cookie
 //! (`TOKEN.SIGNATURE`, HMAC-SHA256, byte-compatible with Better Auth), resolves the token in a
-//! [`SessionStore`] (memory, SQLite, …), rejects expired sessions, extends live ones once
-//! `updateAge` has passed, and hands the signed-in [`User`] and [`Session`] to handlers.
+//! [`SessionStore`] (memory, SQLite, PostgreSQL, Redis, …), rejects expired sessions, extends
+//! live ones once `updateAge` has passed, and hands the signed-in [`User`] and [`Session`] to
+//! handlers.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,50 +25,73 @@
 //! # let _ = app; Ok(()) }
 //! ```
 //!
-//! The data flows one way: header → [`codec`] → [`store`] → [`policy`] (expiry and refresh) →
-//! request extension ([`AuthContext`]) → response cookies.
+//! # How a request flows
+//!
+//! One way, each step in its own module:
+//!
+//! | step | module |
+//! |---|---|
+//! | the credential: the session cookie or a bearer value, verified (spec §2), the origin check | `credential`, [`codec`], `origin` |
+//! | resolution: the cookie cache (spec §6), then the store under its deadline (spec §4, §7) | `resolve`, `cookie_cache`, [`store`] |
+//! | one decision, as data: every per-request rule (spec §5) | `policy` |
+//! | the store write the decision asks for (a coalesced refresh, an expired row's deletion) | `resolve` |
+//! | the request extension ([`AuthContext`]) and the inner service | `service`, `context` |
+//! | the cookie plan, rendered to `Set-Cookie` once, on the way out (spec §2.2) | `plan` |
+//!
+//! Configuration is one flat builder ([`SessionConfigBuilder`]) validated into typed parts;
+//! sign-in, sign-out and revocation from Rust go through [`SessionManager`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod clock;
+mod clock;
 pub mod codec;
 mod config;
-pub mod cookie_cache;
+mod context;
+mod cookie_cache;
+mod credential;
 mod error;
 #[cfg(feature = "axum")]
 pub mod extract;
 mod future;
-mod handle;
+mod ids;
 mod layer;
+mod manager;
+pub mod metrics;
 mod model;
 mod origin;
-pub mod policy;
+mod plan;
+mod policy;
+mod resolve;
+pub mod respond;
 mod service;
 pub mod store;
-pub mod time_fmt;
+pub mod test_support;
+mod time_fmt;
+mod wire;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    Bearer, OutagePolicy, SameSite, SessionConfig, SessionConfigBuilder,
-    BETTER_AUTH_DEFAULT_SECRET, DEFAULT_STORE_TIMEOUT, MAX_COOKIE_AGE, MIN_SECRET_LEN,
+    Bearer, CookieCache, CookieCacheStrategy, OutagePolicy, SameSite, SessionConfig,
+    SessionConfigBuilder, BETTER_AUTH_DEFAULT_SECRET, DEFAULT_STORE_TIMEOUT, MAX_COOKIE_AGE,
+    MIN_SECRET_LEN,
 };
-pub use cookie_cache::{CookieCache, CookieCacheStrategy};
+pub use context::{AuthContext, SessionInfo};
 pub use error::{BoxError, ConfigError, SchemaError, SessionError, StoreError};
 pub use future::ResponseFuture;
-pub use handle::{SessionManager, SetCookies, SignIn, SignedIn};
 pub use layer::SessionLayer;
-pub use model::{AuthContext, Authenticated, Session, SessionInfo, User};
+pub use manager::{SessionManager, SetCookies, SignIn, SignedIn};
+pub use model::{Authenticated, Session, StorageKey, User};
 pub use service::SessionService;
+#[cfg(feature = "cache")]
+pub use store::CachedStore;
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
 #[cfg(feature = "redis")]
 pub use store::RedisStore;
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
-pub use store::{MemoryStore, SessionStore};
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub use store::{SchemaMode, SqlSchema};
+pub use store::{AnyStore, MemoryStore, SessionStore};
 
 /// The README's Rust examples, compiled as doctests so they cannot rot.
 #[cfg(doctest)]

@@ -1,24 +1,64 @@
 //! The session and user records, shaped like Better Auth's `session` and `user` rows.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use crate::handle::SessionManager;
 use crate::time_fmt;
+
+/// The key a store knows a session by: the token the cookie carries, or, with
+/// [`hash_tokens_at_rest`](crate::SessionConfigBuilder::hash_tokens_at_rest), its SHA-256.
+///
+/// A raw token and a storage key look alike (both are strings, and equal unless tokens are
+/// hashed), so they have different types: [`SessionStore`](crate::SessionStore) methods take a
+/// key, [`SessionConfig::storage_key`](crate::SessionConfig::storage_key) turns a token into
+/// one, and [`Session::storage_key`] gives a stored session's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StorageKey<'a>(Cow<'a, str>);
+
+impl<'a> StorageKey<'a> {
+    /// A key exactly as the store holds it (a [`Session::token`] field read from the store).
+    pub fn new(key: impl Into<Cow<'a, str>>) -> Self {
+        Self(key.into())
+    }
+
+    pub(crate) fn from_cow(key: Cow<'a, str>) -> Self {
+        Self(key)
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The same key, owning its text.
+    pub fn into_owned(self) -> StorageKey<'static> {
+        StorageKey(Cow::Owned(self.0.into_owned()))
+    }
+}
+
+impl std::fmt::Display for StorageKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// One row of Better Auth's `session` table (spec §4.1).
 ///
-/// `token` is what the cookie carries; `id` is an unrelated primary key. Since Better Auth 1.0 the
-/// two are separate, and a store that looks sessions up by `id` finds nothing.
+/// `token` is what the cookie carries (its [storage key](StorageKey) when tokens are hashed at
+/// rest); `id` is an unrelated primary key. Since Better Auth 1.0 the two are separate, and a
+/// store that looks sessions up by `id` finds nothing.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Session {
     /// Primary key, 32 alphanumeric characters when this crate creates it.
     pub id: String,
-    /// The secret bearer token the session cookie carries (`TOKEN.SIGNATURE`).
+    /// The secret bearer token the session cookie carries (`TOKEN.SIGNATURE`), as the store
+    /// holds it: the token itself, or its SHA-256 when tokens are hashed at rest (see
+    /// [`storage_key`](Self::storage_key)).
     pub token: String,
     /// The owner, `user.id`.
     pub user_id: String,
@@ -76,7 +116,7 @@ impl User {
     pub fn new(email: &str, name: &str, now: OffsetDateTime) -> Self {
         let now = time_fmt::truncate_ms(now);
         Self {
-            id: crate::codec::generate_id(32),
+            id: crate::ids::generate_id(32),
             name: name.to_owned(),
             email: email.to_lowercase(),
             email_verified: false,
@@ -91,7 +131,7 @@ impl User {
 /// A signed-in session and its user. Both are shared (`Arc`), so passing this around or caching
 /// it never copies the rows; fields read through the `Arc` as usual (`auth.user.email`).
 ///
-/// For a request, [`AuthContext::authenticated`] gives it; axum handlers use the extractors in
+/// For a request, [`AuthContext::authenticated`](crate::AuthContext::authenticated) gives it; axum handlers use the extractors in
 /// [`extract`](crate::extract).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Authenticated {
@@ -118,93 +158,9 @@ impl Authenticated {
     }
 }
 
-/// How the layer treated an authenticated request: [`AuthContext::info`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SessionInfo {
-    /// In read-only mode: the session is due for a refresh that this service did not perform
-    /// (Better Auth's `needsRefresh` with `deferSessionRefresh`); ask the Better Auth server to
-    /// refresh it.
-    pub needs_refresh: bool,
-    /// The credential came from `Authorization: Bearer`, not the cookie.
-    pub via_bearer: bool,
-    /// This request extended the session (and the response re-sends the cookie).
-    pub refreshed: bool,
-    /// The session came from a valid cookie-cache cookie, without a store read.
-    pub from_cache: bool,
-}
-
-/// What [`SessionLayer`](crate::SessionLayer) established about a request: inserted into the
-/// extensions of every request it passes on, signed in or not.
-///
-/// It is the layer's only request extension (one allocation per request). Plain tower or hyper
-/// services read it with `request.extensions().get::<AuthContext>()`; axum handlers use the
-/// extractors in [`extract`](crate::extract), which read it for them.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use tower::{service_fn, Layer, ServiceExt};
-/// use tower_auth_session::{AuthContext, MemoryStore, SessionConfig, SessionLayer};
-///
-/// let config = SessionConfig::builder().secret("a-private-secret-of-at-least-32-bytes!!").build()?;
-/// let service = SessionLayer::new(config, MemoryStore::new()).layer(service_fn(
-///     |req: http::Request<String>| async move {
-///         let ctx = req.extensions().get::<AuthContext>().expect("the layer is installed");
-///         let who = ctx.user().map_or("anonymous".to_owned(), |u| u.email.clone());
-///         Ok::<_, std::convert::Infallible>(http::Response::new(who))
-///     },
-/// ));
-/// let response = service.oneshot(http::Request::new(String::new())).await?;
-/// assert_eq!(response.body(), "anonymous");
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Debug)]
-pub struct AuthContext {
-    manager: SessionManager,
-    authenticated: Option<Authenticated>,
-    info: SessionInfo,
-}
-
-impl AuthContext {
-    pub(crate) fn new(
-        manager: SessionManager,
-        authenticated: Option<Authenticated>,
-        info: SessionInfo,
-    ) -> Self {
-        Self {
-            manager,
-            authenticated,
-            info,
-        }
-    }
-
-    /// The session and user, when the request is signed in.
-    pub fn authenticated(&self) -> Option<&Authenticated> {
-        self.authenticated.as_ref()
-    }
-
-    /// The signed-in user, if any.
-    pub fn user(&self) -> Option<&Arc<User>> {
-        self.authenticated.as_ref().map(|a| &a.user)
-    }
-
-    /// The signed-in session, if any.
-    pub fn session(&self) -> Option<&Arc<Session>> {
-        self.authenticated.as_ref().map(|a| &a.session)
-    }
-
-    /// Whether the request is signed in.
-    pub fn is_signed_in(&self) -> bool {
-        self.authenticated.is_some()
-    }
-
-    /// How the layer treated the request (all `false` when signed out).
-    pub fn info(&self) -> SessionInfo {
-        self.info
-    }
-
-    /// The layer's manager, to sign in or out, revoke or list sessions from this request.
-    pub fn manager(&self) -> &SessionManager {
-        &self.manager
+impl Session {
+    /// The key the store knows this session by (its `token` column).
+    pub fn storage_key(&self) -> StorageKey<'_> {
+        StorageKey::new(self.token.as_str())
     }
 }

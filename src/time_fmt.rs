@@ -61,17 +61,17 @@ fn clamp(t: OffsetDateTime) -> OffsetDateTime {
 }
 
 /// `serde` adapter writing `toISOString()` and reading any form [`parse_iso`] accepts.
-pub mod iso_ms {
+pub(crate) mod iso_ms {
     use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
     use time::OffsetDateTime;
 
     /// Serializes as `YYYY-MM-DDTHH:MM:SS.sssZ`.
-    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::to_iso(*t))
     }
 
     /// Deserializes from an ISO-8601 string or a number of milliseconds since the epoch.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Repr<'a> {

@@ -303,10 +303,15 @@ impl Fx {
             req.headers_mut().insert(AUTHORIZATION, value);
         }
 
-        let expected = match ref_find(fields, NAME) {
-            Some(raw) => ref_unsign(raw),
-            None if self.bearer => authorization.and_then(ref_bearer),
-            None => None,
+        // Better Auth's bearer plugin: a bearer value that verifies decides; otherwise the
+        // cookie does.
+        let bearer = self
+            .bearer
+            .then(|| authorization.and_then(ref_bearer))
+            .flatten();
+        let expected = match bearer {
+            Some(token) => Some(token),
+            None => ref_find(fields, NAME).and_then(ref_unsign),
         };
         let before = self.store.calls();
         let reply = self.rt.block_on(send(self.app.clone(), req));

@@ -14,7 +14,8 @@ use time::{Duration, OffsetDateTime};
 use tower_auth_session::extract::{CurrentSession, MaybeUser};
 use tower_auth_session::{
     Authenticated, ManualClock, MemoryStore, OutagePolicy, Session, SessionConfig,
-    SessionConfigBuilder, SessionLayer, SessionStore, SignIn, SqliteStore, StoreError, User,
+    SessionConfigBuilder, SessionLayer, SessionStore, SignIn, SqliteStore, StorageKey, StoreError,
+    User,
 };
 
 const T0: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
@@ -32,7 +33,7 @@ async fn pause() {
 }
 
 impl<S: SessionStore> SessionStore for Yielding<S> {
-    async fn find(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
+    async fn find(&self, token: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
         pause().await;
         let found = self.0.find(token).await;
         pause().await;
@@ -43,14 +44,14 @@ impl<S: SessionStore> SessionStore for Yielding<S> {
     }
     async fn extend(
         &self,
-        token: &str,
+        token: &StorageKey<'_>,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         pause().await;
         self.0.extend(token, expires_at, now).await
     }
-    async fn delete(&self, token: &str) -> Result<(), StoreError> {
+    async fn delete(&self, token: &StorageKey<'_>) -> Result<(), StoreError> {
         self.0.delete(token).await
     }
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
@@ -73,7 +74,7 @@ fn me_router<St: SessionStore>(layer: &SessionLayer<St>) -> Router {
         .route(
             "/me",
             get(|CurrentSession(a): CurrentSession| async move {
-                tower_auth_session::time_fmt::to_iso(a.session.expires_at)
+                tower_auth_session::test_support::to_iso(a.session.expires_at)
             }),
         )
         .route(
@@ -140,7 +141,7 @@ async fn fifty_parallel_refreshes_write_once_and_expiry_only_grows() {
         .count();
     assert_eq!(refreshed, 1, "one response re-sends the cookie");
     let final_expiry = memory
-        .find(&token_of(&cookie))
+        .find(&StorageKey::new(token_of(&cookie)))
         .await
         .unwrap()
         .unwrap()
@@ -151,7 +152,7 @@ async fn fifty_parallel_refreshes_write_once_and_expiry_only_grows() {
         T0 + Duration::days(8) + Duration::milliseconds(1)
     );
     for r in &replies {
-        let seen = tower_auth_session::time_fmt::parse_iso(&r.body).unwrap();
+        let seen = tower_auth_session::test_support::parse_iso(&r.body).unwrap();
         assert!(
             seen >= T0 + Duration::days(7) && seen <= final_expiry,
             "monotonic: {}",
@@ -179,7 +180,11 @@ async fn sign_out_racing_a_slow_refresh_never_resurrects_the_session() {
         );
         assert!(slow.status == 200 || slow.status == 401, "{}", slow.status);
         assert!(
-            memory.find(&token).await.unwrap().is_none(),
+            memory
+                .find(&StorageKey::new(token.as_str()))
+                .await
+                .unwrap()
+                .is_none(),
             "signed out stays signed out"
         );
         assert_eq!(send(app, get_req("/me", Some(&cookie))).await.status, 401);
@@ -225,7 +230,7 @@ async fn revoke_all_racing_a_refresh_wins() {
 struct Hanging;
 
 impl SessionStore for Hanging {
-    async fn find(&self, _: &str) -> Result<Option<Authenticated>, StoreError> {
+    async fn find(&self, _: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
         std::future::pending().await
     }
     async fn create(&self, _: &Session, _: &User) -> Result<Session, StoreError> {
@@ -233,13 +238,13 @@ impl SessionStore for Hanging {
     }
     async fn extend(
         &self,
-        _: &str,
+        _: &StorageKey<'_>,
         _: OffsetDateTime,
         _: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         std::future::pending().await
     }
-    async fn delete(&self, _: &str) -> Result<(), StoreError> {
+    async fn delete(&self, _: &StorageKey<'_>) -> Result<(), StoreError> {
         std::future::pending().await
     }
     async fn delete_user_sessions(&self, _: &str) -> Result<u64, StoreError> {
@@ -386,7 +391,7 @@ async fn sweeper_deletes_expired_sessions_in_bounded_batches() {
     let user = User::new("sweep@example.com", "S", T0);
     sqlite.insert_user(&user).await.unwrap();
     for _ in 0..25 {
-        layer.manager().sign_in(&user, SignIn::new()).await.unwrap();
+        let _seeded = layer.manager().sign_in(&user, SignIn::new()).await.unwrap();
     }
     clock.set(T0 + Duration::days(3));
     let live = signed_cookie(&layer, &user).await;
@@ -413,7 +418,7 @@ async fn sweeper_deletes_expired_sessions_in_bounded_batches() {
     // The background task sweeps by itself (Tokio's paused clock is not needed: the first tick
     // fires at once).
     for _ in 0..3 {
-        layer.manager().sign_in(&user, SignIn::new()).await.unwrap();
+        let _seeded = layer.manager().sign_in(&user, SignIn::new()).await.unwrap();
     }
     clock.set(T0 + Duration::days(20));
     store.batches.lock().unwrap().clear();
@@ -553,7 +558,7 @@ struct RacedAway {
 }
 
 impl SessionStore for RacedAway {
-    async fn find(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
+    async fn find(&self, token: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
         let n = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let found = self.memory.find(token).await?;
         if n == 0 {
@@ -574,13 +579,13 @@ impl SessionStore for RacedAway {
     }
     async fn extend(
         &self,
-        _: &str,
+        _: &StorageKey<'_>,
         _: OffsetDateTime,
         _: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         Ok(None)
     }
-    async fn delete(&self, t: &str) -> Result<(), StoreError> {
+    async fn delete(&self, t: &StorageKey<'_>) -> Result<(), StoreError> {
         self.memory.delete(t).await
     }
     async fn delete_user_sessions(&self, u: &str) -> Result<u64, StoreError> {
@@ -683,7 +688,7 @@ async fn hashed_tokens_keep_only_a_digest_in_the_store() {
         .unwrap();
     assert_ne!(stored, raw, "the raw token is not in the table");
     assert_eq!(stored.len(), 64, "a SHA-256 hex digest");
-    assert_eq!(stored, layer.config().storage_key(&raw));
+    assert_eq!(stored, layer.config().storage_key(&raw).as_str());
     assert_eq!(
         send(app.clone(), get_req("/me", Some(&cookie)))
             .await

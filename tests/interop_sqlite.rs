@@ -8,7 +8,7 @@ use common::process::{better_auth, http, post_json, quickstart, Server};
 use serde_json::json;
 use sqlx::sqlite::SqlitePool;
 use time::{Duration, OffsetDateTime};
-use tower_auth_session::time_fmt::{parse_iso, to_iso};
+use tower_auth_session::test_support::{parse_iso, to_iso};
 
 const ORIGIN: &str = "http://localhost:3000";
 

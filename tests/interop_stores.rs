@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 use tower_auth_session::extract::CurrentSession;
 use tower_auth_session::store::{PostgresStore, RedisStore};
-use tower_auth_session::time_fmt::{parse_iso, to_iso};
+use tower_auth_session::test_support::{parse_iso, to_iso};
 use tower_auth_session::{
     CookieCache, ManualClock, SessionConfig, SessionConfigBuilder, SessionInfo, SessionLayer,
     SessionStore, SignIn, SqliteStore, User,

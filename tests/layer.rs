@@ -10,7 +10,8 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use tower_auth_session::extract::{CurrentSession, CurrentUser, MaybeUser, Sessions};
 use tower_auth_session::{
-    AuthContext, ManualClock, MemoryStore, SessionConfig, SessionLayer, SessionStore, SignIn, User,
+    AuthContext, ManualClock, MemoryStore, SessionConfig, SessionLayer, SessionStore, SignIn,
+    StorageKey, User,
 };
 
 const T0: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
@@ -52,7 +53,7 @@ fn fixture_on(
             get(|CurrentSession(a): CurrentSession| async move {
                 Json(serde_json::json!({
                     "email": a.user.email,
-                    "expiresAt": tower_auth_session::time_fmt::to_iso(a.session.expires_at),
+                    "expiresAt": tower_auth_session::test_support::to_iso(a.session.expires_at),
                 }))
             }),
         )
@@ -223,7 +224,14 @@ async fn sign_in_sets_better_auth_cookie_and_authenticates() {
     );
 
     // The row has a separate id and the token the cookie carries.
-    let row = f.store.inner.find(token).await.unwrap().unwrap().session;
+    let row = f
+        .store
+        .inner
+        .find(&StorageKey::new(token))
+        .await
+        .unwrap()
+        .unwrap()
+        .session;
     assert_ne!(row.id, row.token);
     assert_eq!(row.token, token);
 }
@@ -539,7 +547,12 @@ async fn sign_in_records_user_agent_and_client_ip() {
             let r = send(app, req.body(axum::body::Body::empty()).unwrap()).await;
             let pair = r.cookie_pair(COOKIE);
             let token = pair.split_once('=').unwrap().1.split('.').next().unwrap();
-            store.find(token).await.unwrap().unwrap().session
+            store
+                .find(&StorageKey::new(token))
+                .await
+                .unwrap()
+                .unwrap()
+                .session
         }
     };
     let row = sign_in(vec![
@@ -580,4 +593,79 @@ fn the_public_default_secret_and_weak_secrets_are_refused() {
     assert!(err.to_string().contains("at least 32"), "{err}");
     let err = SessionConfig::builder().secret("").build().unwrap_err();
     assert!(err.to_string().contains("BETTER_AUTH_SECRET"), "{err}");
+}
+
+/// The layer's own answers take the shape the app gives them (`respond_with`): here an HTML page
+/// for the outage and a redirect for the untrusted origin, with a body type that is not built
+/// from a `&str`.
+#[tokio::test]
+async fn respond_with_shapes_the_layers_own_answers() {
+    use tower::ServiceExt;
+    use tower_auth_session::respond::{LayerRejection, RequestHead};
+
+    type Body = http_body_util::Full<bytes::Bytes>;
+    let respond = |rejection: LayerRejection, request: &RequestHead<'_>| -> http::Response<Body> {
+        let (status, location_or_page) = match rejection {
+            LayerRejection::StoreUnavailable => {
+                (503, format!("<p>down at {}</p>", request.uri().path()))
+            }
+            _ => (303, "/login".to_owned()),
+        };
+        let mut response = http::Response::new(Body::from(location_or_page.clone()));
+        *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+        if status == 303 {
+            response.headers_mut().insert(
+                header::LOCATION,
+                http::HeaderValue::from_str(&location_or_page).unwrap(),
+            );
+        }
+        response
+    };
+    let config = SessionConfig::builder()
+        .secret(SECRET)
+        .trusted_origins(["https://app.example.com"])
+        .build()
+        .unwrap();
+    let signer = config.signer().clone();
+    let layer = SessionLayer::new(config, Down).respond_with(respond);
+    let svc =
+        tower::ServiceBuilder::new()
+            .layer(layer)
+            .service_fn(|_req: http::Request<Body>| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(Body::from("inner")))
+            });
+    let cookie = format!(
+        "{COOKIE}={}",
+        signer.sign_cookie_value("sometoken0123456789sometoken0123")
+    );
+
+    let down = svc
+        .clone()
+        .oneshot(
+            http::Request::get("/page")
+                .header(header::COOKIE, &cookie)
+                .body(Body::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(down.status(), 503);
+    let body = http_body_util::BodyExt::collect(down.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(&body[..], b"<p>down at /page</p>");
+
+    let cross_site = svc
+        .oneshot(
+            http::Request::post("/write")
+                .header(header::COOKIE, &cookie)
+                .header(header::ORIGIN, "https://evil.example")
+                .body(Body::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 303);
+    assert_eq!(cross_site.headers()[header::LOCATION], "/login");
 }

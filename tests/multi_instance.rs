@@ -46,7 +46,7 @@ async fn instance(pg_url: &str, redis_url: &str, prefix: &str) -> Instance {
         .route(
             "/me",
             get(|CurrentSession(a): CurrentSession| async move {
-                tower_auth_session::time_fmt::to_iso(a.session.expires_at)
+                tower_auth_session::test_support::to_iso(a.session.expires_at)
             }),
         )
         .layer(layer.clone());

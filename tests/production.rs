@@ -26,7 +26,7 @@ fn ca(var: &str, test: &str) -> Option<String> {
 async fn fresh_database(admin_url: &str, base: &str, params: &str) -> String {
     let name = format!(
         "t_{}",
-        tower_auth_session::codec::generate_id(12).to_lowercase()
+        tower_auth_session::test_support::generate_id(12).to_lowercase()
     );
     let admin = sqlx::PgPool::connect(admin_url).await.unwrap();
     sqlx::query(&format!("create database {name}"))

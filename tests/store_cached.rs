@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::Counting;
 use conformance::Harness;
 use tower_auth_session::store::CachedStore;
-use tower_auth_session::{MemoryStore, SessionStore, User};
+use tower_auth_session::{MemoryStore, SessionStore, StorageKey, User};
 
 impl Harness for CachedStore<MemoryStore> {
     async fn add_user(&self, user: &User) -> User {
@@ -40,8 +40,12 @@ async fn hits_and_negative_entries_spare_the_store() {
     store.create(&s, &user).await.unwrap();
     let calls = inner.calls();
     for _ in 0..10 {
-        assert!(store.find(&s.token).await.unwrap().is_some());
-        assert!(store.find("garbage-but-signed").await.unwrap().is_none());
+        assert!(store.find(&s.storage_key()).await.unwrap().is_some());
+        assert!(store
+            .find(&StorageKey::new("garbage-but-signed"))
+            .await
+            .unwrap()
+            .is_none());
     }
     assert_eq!(
         inner.calls() - calls,
@@ -50,8 +54,8 @@ async fn hits_and_negative_entries_spare_the_store() {
     );
 
     // A revocation through the cache is seen at once.
-    store.delete(&s.token).await.unwrap();
-    assert!(store.find(&s.token).await.unwrap().is_none());
+    store.delete(&s.storage_key()).await.unwrap();
+    assert!(store.find(&s.storage_key()).await.unwrap().is_none());
 }
 
 #[cfg(all(feature = "postgres", feature = "redis"))]
@@ -117,7 +121,10 @@ mod across_instances {
         let Some(pg) = common::fresh_pg_database(test).await else {
             return;
         };
-        let channel = format!("tas-test-{}", tower_auth_session::codec::generate_id(8));
+        let channel = format!(
+            "tas-test-{}",
+            tower_auth_session::test_support::generate_id(8)
+        );
         let (app_a, layer_a, _) = instance(&pg, &redis, &channel).await;
         let (app_b, layer_b, inner_b) = instance(&pg, &redis, &channel).await;
         let user = User::new("bus@example.com", "Bus", time::OffsetDateTime::now_utc());

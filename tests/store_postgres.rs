@@ -8,7 +8,7 @@ mod conformance;
 use sqlx::Row;
 use time::macros::datetime;
 use tower_auth_session::store::{PostgresStore, SqlSchema};
-use tower_auth_session::{SchemaError, SessionStore, StoreError, User};
+use tower_auth_session::{SchemaError, SessionStore, StorageKey, StoreError, User};
 
 async fn store(test: &str) -> Option<PostgresStore> {
     let url = common::fresh_pg_database(test).await?;
@@ -41,7 +41,7 @@ async fn better_auth_ddl_rows_are_read_and_written() {
         sqlx::query(ddl).execute(&pool).await.unwrap();
     }
     let store = PostgresStore::connect(&url).await.unwrap();
-    let found = store.find("Tok1").await.unwrap().unwrap();
+    let found = store.find(&StorageKey::new("Tok1")).await.unwrap().unwrap();
     assert_eq!(found.session.id, "S1");
     assert_eq!(
         found.session.expires_at,
@@ -54,7 +54,11 @@ async fn better_auth_ddl_rows_are_read_and_written() {
     // A refresh is a narrow write of expiresAt and updatedAt.
     let now = datetime!(2026-11-23 12:00:00.5 UTC);
     let s = store
-        .extend("Tok1", datetime!(2026-11-30 12:00:00.5 UTC), now)
+        .extend(
+            &StorageKey::new("Tok1"),
+            datetime!(2026-11-30 12:00:00.5 UTC),
+            now,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -203,7 +207,7 @@ async fn read_only_role_serves_requests_without_writing() {
     // A role with SELECT on the two tables and nothing else.
     let role = format!(
         "ro_{}",
-        tower_auth_session::codec::generate_id(8).to_lowercase()
+        tower_auth_session::test_support::generate_id(8).to_lowercase()
     );
     let db = url.rsplit('/').next().unwrap();
     for sql in [
@@ -374,7 +378,7 @@ async fn uuid_and_serial_layouts_are_recognised_and_written_natively() {
         .unwrap();
     assert_eq!(s.id, "1");
     assert_eq!(s.user_id, "2");
-    let found = serial.find(&s.token).await.unwrap().unwrap();
+    let found = serial.find(&s.storage_key()).await.unwrap().unwrap();
     assert_eq!(
         (found.session.id.as_str(), found.user.id.as_str()),
         ("1", "2")

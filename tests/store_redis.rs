@@ -105,9 +105,9 @@ async fn keys_have_better_auths_shapes_and_ttls() {
         format!(
             r#"[{{"token":"{}","expiresAt":{}}},{{"token":"{}","expiresAt":{}}}]"#,
             early.token,
-            tower_auth_session::time_fmt::to_unix_ms(early.expires_at),
+            tower_auth_session::test_support::to_unix_ms(early.expires_at),
             late.token,
-            tower_auth_session::time_fmt::to_unix_ms(late.expires_at)
+            tower_auth_session::test_support::to_unix_ms(late.expires_at)
         ),
         "earliest expiry first"
     );
@@ -124,7 +124,7 @@ async fn keys_have_better_auths_shapes_and_ttls() {
     let now = NOW + Duration::days(1);
     clock.set(now);
     store
-        .extend(&late.token, now + Duration::days(7), now)
+        .extend(&late.storage_key(), now + Duration::days(7), now)
         .await
         .unwrap()
         .unwrap();
@@ -151,7 +151,7 @@ async fn keys_have_better_auths_shapes_and_ttls() {
         .unwrap();
     assert_eq!(
         marker,
-        tower_auth_session::time_fmt::to_unix_ms(now).to_string()
+        tower_auth_session::test_support::to_unix_ms(now).to_string()
     );
     let ttl: i64 = conn
         .ttl(format!("{prefix}revoked-sessions-before-{}", user.id))
@@ -190,7 +190,7 @@ async fn revoked_before_marker_rejects_surviving_keys() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let marker = tower_auth_session::time_fmt::to_unix_ms(NOW) + 1;
+    let marker = tower_auth_session::test_support::to_unix_ms(NOW) + 1;
     let _: () = conn
         .set(
             format!("{prefix}revoked-sessions-before-{}", user.id),
@@ -198,9 +198,9 @@ async fn revoked_before_marker_rejects_surviving_keys() {
         )
         .await
         .unwrap();
-    assert!(store.find(&s.token).await.unwrap().is_none());
+    assert!(store.find(&s.storage_key()).await.unwrap().is_none());
     assert!(store
-        .extend(&s.token, NOW + Duration::days(8), NOW)
+        .extend(&s.storage_key(), NOW + Duration::days(8), NOW)
         .await
         .unwrap()
         .is_none());

@@ -7,8 +7,8 @@ mod conformance;
 use sqlx::Row;
 use time::macros::datetime;
 use tower_auth_session::{
-    SchemaError, SchemaMode, SessionConfig, SessionLayer, SessionStore, SignIn, SqliteStore,
-    StoreError, User,
+    store::SchemaMode, SchemaError, SessionConfig, SessionLayer, SessionStore, SignIn, SqliteStore,
+    StorageKey, StoreError, User,
 };
 
 async fn memory_db() -> Option<SqliteStore> {
@@ -90,7 +90,11 @@ async fn reads_rows_better_auth_wrote_with_plugin_columns() {
         .execute(store.pool()).await.unwrap();
     sqlx::query(r#"insert into "session" values ('qdkvId', '2026-11-29T12:50:00.395Z', 'BcRqToken', '2026-11-22T12:50:00.395Z', '2026-11-22T12:50:00.395Z', '', '', 'JdQmUser', null)"#)
         .execute(store.pool()).await.unwrap();
-    let found = store.find("BcRqToken").await.unwrap().unwrap();
+    let found = store
+        .find(&StorageKey::new("BcRqToken"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.session.id, "qdkvId");
     assert_eq!(
         found.session.expires_at,

@@ -192,7 +192,7 @@ pub fn bench_user(n: usize) -> User {
     User::new(
         &format!(
             "user{n}-{}@example.com",
-            tower_auth_session::codec::generate_id(12)
+            tower_auth_session::test_support::generate_id(12)
         ),
         &format!("User {n}"),
         OffsetDateTime::now_utc(),

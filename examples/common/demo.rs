@@ -13,7 +13,6 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use tower_auth_session::extract::{CurrentSession, MaybeUser, Sessions};
-use tower_auth_session::time_fmt::to_iso;
 use tower_auth_session::{SessionConfig, SessionLayer, SessionStore, StoreError, User};
 
 /// Where the demo finds and creates users (Better Auth's `user` table).
@@ -127,7 +126,7 @@ pub async fn me(CurrentSession(auth): CurrentSession) -> Json<serde_json::Value>
         "id": auth.user.id,
         "email": auth.user.email,
         "name": auth.user.name,
-        "expiresAt": to_iso(auth.session.expires_at),
+        "expiresAt": expires_at(&auth.session),
     }))
 }
 
@@ -157,7 +156,7 @@ pub async fn sign_in<D: Directory>(
         .sign_in_with(&user, body.remember_me)
         .await
         .map_err(internal)?;
-    let expires_at = to_iso(signed.session.expires_at);
+    let expires_at = expires_at(&signed.session);
     Ok((
         signed,
         Json(
@@ -186,6 +185,14 @@ fn internal(error: impl std::fmt::Display) -> (StatusCode, Json<serde_json::Valu
         StatusCode::INTERNAL_SERVER_ERROR,
         Json(json!({ "code": "INTERNAL", "message": "something went wrong; see the server log" })),
     )
+}
+
+/// The session's expiry as Better Auth writes it (`toISOString()`): sessions serialize their
+/// dates that way.
+fn expires_at(session: &tower_auth_session::Session) -> serde_json::Value {
+    serde_json::to_value(session)
+        .map(|v| v["expiresAt"].clone())
+        .unwrap_or_default()
 }
 
 fn escape(s: &str) -> String {

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::SessionStore;
 use crate::error::StoreError;
-use crate::model::{Authenticated, Session, User};
+use crate::model::{Authenticated, Session, StorageKey, User};
 
 /// What the cache remembers for a token: the session, or that the store has none.
 #[derive(Clone, Debug)]
@@ -39,10 +39,10 @@ enum Entry {
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
 /// use tower_auth_session::store::CachedStore;
-/// use tower_auth_session::{MemoryStore, SessionStore};
+/// use tower_auth_session::{MemoryStore, SessionStore, StorageKey};
 ///
 /// let store = CachedStore::builder(MemoryStore::new()).ttl(Duration::from_secs(10)).build();
-/// assert!(store.find("unknown").await?.is_none()); // cached as missing for 5 s
+/// assert!(store.find(&StorageKey::new("unknown")).await?.is_none()); // cached as missing for 5 s
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -304,26 +304,26 @@ fn invalidate_user(cache: &Sessions, user_id: &str) {
 }
 
 impl<S: SessionStore> SessionStore for CachedStore<S> {
-    async fn find(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
-        if let Some(answer) = self.find_now(token) {
+    async fn find(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
+        if let Some(answer) = self.find_now(key) {
             return answer;
         }
-        let found = self.inner.find(token).await?;
-        self.remember(token, found.as_ref());
+        let found = self.inner.find(key).await?;
+        self.remember(key.as_str(), found.as_ref());
         Ok(found)
     }
 
-    fn find_now(&self, token: &str) -> Option<Result<Option<Authenticated>, StoreError>> {
-        if let Some(entry) = self.cache.get(token) {
+    fn find_now(&self, key: &StorageKey<'_>) -> Option<Result<Option<Authenticated>, StoreError>> {
+        if let Some(entry) = self.cache.get(key.as_str()) {
             return Some(Ok(match entry {
                 Entry::Found(auth) => Some(auth),
                 Entry::Missing => None,
             }));
         }
         // A miss may still be answered at once by an in-memory inner store.
-        let answer = self.inner.find_now(token)?;
+        let answer = self.inner.find_now(key)?;
         if let Ok(found) = &answer {
-            self.remember(token, found.as_ref());
+            self.remember(key.as_str(), found.as_ref());
         }
         Some(answer)
     }
@@ -337,11 +337,12 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
 
     async fn extend(
         &self,
-        token: &str,
+        key: &StorageKey<'_>,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
-        let updated = self.inner.extend(token, expires_at, now).await?;
+        let updated = self.inner.extend(key, expires_at, now).await?;
+        let token = key.as_str();
         match (&updated, self.cache.get(token)) {
             (Some(session), Some(Entry::Found(mut fresh))) => {
                 fresh.session = Arc::new(session.clone());
@@ -352,16 +353,20 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         Ok(updated)
     }
 
-    async fn delete(&self, token: &str) -> Result<(), StoreError> {
-        self.inner.delete(token).await?;
-        self.cache.invalidate(token);
-        self.publish(format!("t:{token}")).await;
+    async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
+        self.inner.delete(key).await?;
+        self.cache.invalidate(key.as_str());
+        self.publish(format!("t:{key}")).await;
         Ok(())
     }
 
-    async fn delete_if_expired(&self, token: &str, now: OffsetDateTime) -> Result<(), StoreError> {
-        self.inner.delete_if_expired(token, now).await?;
-        self.cache.invalidate(token);
+    async fn delete_if_expired(
+        &self,
+        key: &StorageKey<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.inner.delete_if_expired(key, now).await?;
+        self.cache.invalidate(key.as_str());
         Ok(())
     }
 

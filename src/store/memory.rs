@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::SessionStore;
 use crate::error::StoreError;
-use crate::model::{Authenticated, Session, User};
+use crate::model::{Authenticated, Session, StorageKey, User};
 
 /// An in-process store for tests, demos and single-process apps that accept losing every
 /// session on restart. Cloning shares the same data.
@@ -17,13 +17,13 @@ use crate::model::{Authenticated, Session, User};
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use time::OffsetDateTime;
-/// use tower_auth_session::{MemoryStore, SessionStore, User};
+/// use tower_auth_session::{MemoryStore, SessionStore, StorageKey, User};
 ///
 /// let store = MemoryStore::new();
 /// let user = User::new("alice@example.com", "Alice", OffsetDateTime::now_utc());
 /// store.insert_user(user.clone());
 /// assert_eq!(store.find_user_by_email("ALICE@example.com").unwrap().id, user.id);
-/// assert!(store.find("no-such-token").await.unwrap().is_none());
+/// assert!(store.find(&StorageKey::new("no-such-token")).await.unwrap().is_none());
 /// # }
 /// ```
 #[derive(Clone, Debug, Default)]
@@ -98,12 +98,12 @@ impl MemoryStore {
 }
 
 impl SessionStore for MemoryStore {
-    async fn find(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
-        Ok(self.lookup(token))
+    async fn find(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
+        Ok(self.lookup(key.as_str()))
     }
 
-    fn find_now(&self, token: &str) -> Option<Result<Option<Authenticated>, StoreError>> {
-        Some(Ok(self.lookup(token)))
+    fn find_now(&self, key: &StorageKey<'_>) -> Option<Result<Option<Authenticated>, StoreError>> {
+        Some(Ok(self.lookup(key.as_str())))
     }
 
     async fn create(&self, session: &Session, user: &User) -> Result<Session, StoreError> {
@@ -120,12 +120,12 @@ impl SessionStore for MemoryStore {
 
     async fn extend(
         &self,
-        token: &str,
+        key: &StorageKey<'_>,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         let mut inner = self.write();
-        Ok(inner.sessions.get_mut(token).and_then(|s| {
+        Ok(inner.sessions.get_mut(key.as_str()).and_then(|s| {
             (s.expires_at >= now && s.expires_at < expires_at).then(|| {
                 let s = Arc::make_mut(s);
                 s.expires_at = expires_at;
@@ -135,19 +135,23 @@ impl SessionStore for MemoryStore {
         }))
     }
 
-    async fn delete(&self, token: &str) -> Result<(), StoreError> {
-        self.write().sessions.remove(token);
+    async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
+        self.write().sessions.remove(key.as_str());
         Ok(())
     }
 
-    async fn delete_if_expired(&self, token: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+    async fn delete_if_expired(
+        &self,
+        key: &StorageKey<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         let mut inner = self.write();
         if inner
             .sessions
-            .get(token)
+            .get(key.as_str())
             .is_some_and(|s| s.expires_at < now)
         {
-            inner.sessions.remove(token);
+            inner.sessions.remove(key.as_str());
         }
         Ok(())
     }

@@ -5,13 +5,15 @@
 //! The trait's methods return `impl Future + Send` (return-position `impl Trait` in traits), so
 //! the layer is generic over its store and the store's futures are polled in place, never boxed
 //! twice on the request path. The price is that the trait is not object-safe: to pick a store at
-//! run time, wrap the choices in an enum that implements the trait by delegating (a few lines).
+//! run time, wrap it in an [`AnyStore`], the erased handle that
+//! [`SessionManager`](crate::SessionManager) also uses.
 //!
 //! # Contract
 //!
 //! Every store keeps Better Auth's semantics (spec §4, §5, §7):
 //!
-//! * sessions are found by **`token`**, never by `id`;
+//! * sessions are found by **`token`**, never by `id`: the methods take the session's
+//!   [`StorageKey`] (the token, or its hash when tokens are hashed at rest);
 //! * [`find`](SessionStore::find) returns the session together with its user, and `None` when
 //!   either is missing (a session whose user was deleted never authenticates);
 //! * [`extend`](SessionStore::extend) is a narrow, conditional write of `expiresAt` and
@@ -26,7 +28,10 @@ use std::future::Future;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-use crate::model::{Authenticated, Session, User};
+use crate::model::{Authenticated, Session, StorageKey, User};
+
+mod any;
+pub use any::AnyStore;
 
 mod memory;
 pub use memory::MemoryStore;
@@ -67,11 +72,11 @@ pub enum SchemaMode {
 
 /// A place where sessions and users are kept. See the [module docs](self) for the contract.
 pub trait SessionStore: Send + Sync + 'static {
-    /// The session whose `token` is `token`, with its user; `None` when either is absent.
-    /// Expired sessions are returned too: expiry is the layer's decision.
+    /// The session whose `token` column holds `key`, with its user; `None` when either is
+    /// absent. Expired sessions are returned too: expiry is the layer's decision.
     fn find(
         &self,
-        token: &str,
+        key: &StorageKey<'_>,
     ) -> impl Future<Output = Result<Option<Authenticated>, StoreError>> + Send;
 
     /// Answers [`find`](Self::find) at once when the answer is already in this process's
@@ -80,8 +85,8 @@ pub trait SessionStore: Send + Sync + 'static {
     ///
     /// The layer asks this first: a request whose session is found here, valid and not due for
     /// a refresh is served without allocating or boxing a future. The default answers nothing.
-    fn find_now(&self, token: &str) -> Option<Result<Option<Authenticated>, StoreError>> {
-        let _ = token;
+    fn find_now(&self, key: &StorageKey<'_>) -> Option<Result<Option<Authenticated>, StoreError>> {
+        let _ = key;
         None
     }
 
@@ -95,30 +100,30 @@ pub trait SessionStore: Send + Sync + 'static {
         user: &User,
     ) -> impl Future<Output = Result<Session, StoreError>> + Send;
 
-    /// Sets `expiresAt = expires_at` and `updatedAt = now` on the session `token`, only if it
+    /// Sets `expiresAt = expires_at` and `updatedAt = now` on the session `key`, only if it
     /// exists, is still live (`expiresAt >= now`) and `expires_at` is later than its current
     /// expiry. Returns the updated session, or `None` when nothing was written.
     fn extend(
         &self,
-        token: &str,
+        key: &StorageKey<'_>,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
 
-    /// Deletes the session `token`. Deleting a missing session is not an error.
-    fn delete(&self, token: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Deletes the session `key`. Deleting a missing session is not an error.
+    fn delete(&self, key: &StorageKey<'_>) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Deletes the session `token` only if it is still expired at `now` (`expiresAt < now`),
+    /// Deletes the session `key` only if it is still expired at `now` (`expiresAt < now`),
     /// so that an instance whose clock runs ahead never deletes a session another instance has
     /// just extended. The layer uses this for the sessions it finds expired. The default
     /// deletes unconditionally; the SQL and memory stores make it conditional.
     fn delete_if_expired(
         &self,
-        token: &str,
+        key: &StorageKey<'_>,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let _ = now;
-        self.delete(token)
+        self.delete(key)
     }
 
     /// Deletes every session of `user_id` and returns how many were deleted (where the store
@@ -156,12 +161,12 @@ pub trait SessionStore: Send + Sync + 'static {
 impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
     fn find(
         &self,
-        token: &str,
+        key: &StorageKey<'_>,
     ) -> impl Future<Output = Result<Option<Authenticated>, StoreError>> + Send {
-        (**self).find(token)
+        (**self).find(key)
     }
-    fn find_now(&self, token: &str) -> Option<Result<Option<Authenticated>, StoreError>> {
-        (**self).find_now(token)
+    fn find_now(&self, key: &StorageKey<'_>) -> Option<Result<Option<Authenticated>, StoreError>> {
+        (**self).find_now(key)
     }
     fn create(
         &self,
@@ -172,21 +177,21 @@ impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
     }
     fn extend(
         &self,
-        token: &str,
+        key: &StorageKey<'_>,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send {
-        (**self).extend(token, expires_at, now)
+        (**self).extend(key, expires_at, now)
     }
-    fn delete(&self, token: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).delete(token)
+    fn delete(&self, key: &StorageKey<'_>) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).delete(key)
     }
     fn delete_if_expired(
         &self,
-        token: &str,
+        key: &StorageKey<'_>,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).delete_if_expired(token, now)
+        (**self).delete_if_expired(key, now)
     }
     fn delete_user_sessions(
         &self,

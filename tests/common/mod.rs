@@ -12,7 +12,7 @@ use http::{header, Request, Response};
 use http_body_util::BodyExt;
 use time::OffsetDateTime;
 use tower::ServiceExt;
-use tower_auth_session::{Authenticated, Session, SessionStore, StoreError, User};
+use tower_auth_session::{Authenticated, Session, SessionStore, StorageKey, StoreError, User};
 
 pub const SECRET: &str = "test-secret-0123456789-abcdefghijklmnop";
 
@@ -74,15 +74,15 @@ impl<S> Counting<S> {
 }
 
 impl<S: SessionStore> SessionStore for Counting<S> {
-    async fn find(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
+    async fn find(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
         self.hit(false);
-        self.inner.find(token).await
+        self.inner.find(key).await
     }
-    fn find_now(&self, token: &str) -> Option<Result<Option<Authenticated>, StoreError>> {
+    fn find_now(&self, key: &StorageKey<'_>) -> Option<Result<Option<Authenticated>, StoreError>> {
         if !self.answer_now {
             return None;
         }
-        let answer = self.inner.find_now(token)?;
+        let answer = self.inner.find_now(key)?;
         self.hit(false);
         Some(answer)
     }
@@ -92,16 +92,16 @@ impl<S: SessionStore> SessionStore for Counting<S> {
     }
     async fn extend(
         &self,
-        token: &str,
+        key: &StorageKey<'_>,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         self.hit(true);
-        self.inner.extend(token, expires_at, now).await
+        self.inner.extend(key, expires_at, now).await
     }
-    async fn delete(&self, token: &str) -> Result<(), StoreError> {
+    async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
         self.hit(true);
-        self.inner.delete(token).await
+        self.inner.delete(key).await
     }
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         self.hit(true);
@@ -119,9 +119,13 @@ impl<S: SessionStore> SessionStore for Counting<S> {
         self.hit(true);
         self.inner.delete_expired(now).await
     }
-    async fn delete_if_expired(&self, token: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+    async fn delete_if_expired(
+        &self,
+        key: &StorageKey<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         self.hit(true);
-        self.inner.delete_if_expired(token, now).await
+        self.inner.delete_if_expired(key, now).await
     }
     async fn delete_expired_batch(
         &self,
@@ -236,7 +240,7 @@ pub async fn fresh_pg_database(test: &str) -> Option<String> {
     let url = server_url("TAS_TEST_POSTGRES_URL", test)?;
     let name = format!(
         "t_{}",
-        tower_auth_session::codec::generate_id(12).to_lowercase()
+        tower_auth_session::test_support::generate_id(12).to_lowercase()
     );
     let admin = sqlx::PgPool::connect(&url).await.unwrap();
     sqlx::query(&format!("create database {name}"))
@@ -250,7 +254,7 @@ pub async fn fresh_pg_database(test: &str) -> Option<String> {
 
 /// A random Redis key prefix, so tests sharing the server never see each other's keys.
 pub fn redis_prefix() -> String {
-    format!("t{}:", tower_auth_session::codec::generate_id(10))
+    format!("t{}:", tower_auth_session::test_support::generate_id(10))
 }
 
 /// A store whose every call fails, as a database that refuses connections would.
@@ -262,7 +266,7 @@ fn refused(op: &'static str) -> StoreError {
 }
 
 impl SessionStore for Down {
-    async fn find(&self, _: &str) -> Result<Option<Authenticated>, StoreError> {
+    async fn find(&self, _: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
         Err(refused("find"))
     }
     async fn create(&self, _: &Session, _: &User) -> Result<Session, StoreError> {
@@ -270,13 +274,13 @@ impl SessionStore for Down {
     }
     async fn extend(
         &self,
-        _: &str,
+        _: &StorageKey<'_>,
         _: OffsetDateTime,
         _: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         Err(refused("extend"))
     }
-    async fn delete(&self, _: &str) -> Result<(), StoreError> {
+    async fn delete(&self, _: &StorageKey<'_>) -> Result<(), StoreError> {
         Err(refused("delete"))
     }
     async fn delete_user_sessions(&self, _: &str) -> Result<u64, StoreError> {
@@ -302,5 +306,5 @@ pub fn session_cookie(signed: &tower_auth_session::SignedIn) -> String {
 
 /// The wall clock, truncated to milliseconds as Better Auth keeps dates.
 pub fn now() -> OffsetDateTime {
-    tower_auth_session::time_fmt::truncate_ms(OffsetDateTime::now_utc())
+    tower_auth_session::test_support::truncate_ms(OffsetDateTime::now_utc())
 }

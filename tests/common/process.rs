@@ -113,6 +113,7 @@ pub fn example(name: &'static str, env: &[(&str, &str)]) -> Server {
         "postgres" => |line| port_after(line, "postgres listening on http://127.0.0.1:"),
         "redis" => |line| port_after(line, "redis listening on http://127.0.0.1:"),
         "hyper" => |line| port_after(line, "hyper listening on http://127.0.0.1:"),
+        "html" => |line| port_after(line, "html listening on http://127.0.0.1:"),
         other => panic!("unknown example {other}"),
     };
     Server::spawn(cmd, name, Duration::from_secs(30), parse)
@@ -166,6 +167,31 @@ pub async fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Optio
         .request(req)
         .await
         .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// `POST url` with a form body (`application/x-www-form-urlencoded`).
+pub async fn http_form(url: &str, body: &str) -> Reply {
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "tests only talk to 127.0.0.1: {url}"
+    );
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = http::Request::post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    let resp = client
+        .request(req)
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.unwrap().to_bytes();

@@ -5,8 +5,8 @@
 use serde_json::Map;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
-use tower_auth_session::codec::generate_id;
-use tower_auth_session::{Session, SessionStore, User};
+use tower_auth_session::test_support::generate_id;
+use tower_auth_session::{Session, SessionStore, StorageKey, User};
 
 pub const NOW: OffsetDateTime = datetime!(2026-11-23 12:00:00.123 UTC);
 
@@ -75,7 +75,7 @@ async fn with_session<S: Harness>(store: &S, expires_at: OffsetDateTime) -> (Use
 pub async fn find_returns_what_create_wrote<S: Harness>(store: S) {
     let (u, s) = with_session(&store, NOW + Duration::days(7)).await;
     let found = store
-        .find(&s.token)
+        .find(&s.storage_key())
         .await
         .unwrap()
         .expect("session found by token");
@@ -97,37 +97,45 @@ pub async fn find_returns_what_create_wrote<S: Harness>(store: S) {
 pub async fn find_is_by_token_not_id<S: Harness>(store: S) {
     let (_, s) = with_session(&store, NOW + Duration::days(7)).await;
     assert!(
-        store.find(&s.id).await.unwrap().is_none(),
+        store.find(&StorageKey::new(&s.id)).await.unwrap().is_none(),
         "the id is not the token"
     );
-    assert!(store.find("no-such-token").await.unwrap().is_none());
-    assert!(store.find("").await.unwrap().is_none());
+    assert!(store
+        .find(&StorageKey::new("no-such-token"))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.find(&StorageKey::new("")).await.unwrap().is_none());
 }
 
 pub async fn extend_moves_expiry_forward_only<S: Harness>(store: S) {
     let (_, s) = with_session(&store, NOW + Duration::days(6)).await;
     let later = NOW + Duration::days(7);
     let updated = store
-        .extend(&s.token, later, NOW)
+        .extend(&s.storage_key(), later, NOW)
         .await
         .unwrap()
         .expect("extended");
     assert_eq!(updated.expires_at, later);
     assert_eq!(updated.updated_at, NOW);
     assert_eq!(updated.created_at, s.created_at, "createdAt never changes");
-    let found = store.find(&s.token).await.unwrap().unwrap().session;
+    let found = store.find(&s.storage_key()).await.unwrap().unwrap().session;
     assert_eq!(found.expires_at, later);
 
     // Never shortens, and an equal expiry writes nothing.
     assert!(store
-        .extend(&s.token, NOW + Duration::days(1), NOW)
+        .extend(&s.storage_key(), NOW + Duration::days(1), NOW)
         .await
         .unwrap()
         .is_none());
-    assert!(store.extend(&s.token, later, NOW).await.unwrap().is_none());
+    assert!(store
+        .extend(&s.storage_key(), later, NOW)
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(
         store
-            .find(&s.token)
+            .find(&s.storage_key())
             .await
             .unwrap()
             .unwrap()
@@ -141,54 +149,60 @@ pub async fn extend_never_resurrects<S: Harness>(store: S) {
     // Expired one millisecond ago: not live, so not extended.
     let (_, s) = with_session(&store, NOW - Duration::milliseconds(1)).await;
     assert!(store
-        .extend(&s.token, NOW + Duration::days(7), NOW)
+        .extend(&s.storage_key(), NOW + Duration::days(7), NOW)
         .await
         .unwrap()
         .is_none());
     // Expiring exactly now is still live.
     let (_, t) = with_session(&store, NOW).await;
     assert!(store
-        .extend(&t.token, NOW + Duration::days(7), NOW)
+        .extend(&t.storage_key(), NOW + Duration::days(7), NOW)
         .await
         .unwrap()
         .is_some());
     // Deleted: nothing to extend, and nothing comes back.
     let (_, d) = with_session(&store, NOW + Duration::days(6)).await;
-    store.delete(&d.token).await.unwrap();
+    store.delete(&d.storage_key()).await.unwrap();
     assert!(store
-        .extend(&d.token, NOW + Duration::days(7), NOW)
+        .extend(&d.storage_key(), NOW + Duration::days(7), NOW)
         .await
         .unwrap()
         .is_none());
-    assert!(store.find(&d.token).await.unwrap().is_none());
+    assert!(store.find(&d.storage_key()).await.unwrap().is_none());
 }
 
 pub async fn delete_one<S: Harness>(store: S) {
     let (u, a) = with_session(&store, NOW + Duration::days(7)).await;
     let b = session(&u, NOW + Duration::days(7));
     let b = store.create(&b, &u).await.unwrap();
-    store.delete(&a.token).await.unwrap();
-    assert!(store.find(&a.token).await.unwrap().is_none());
+    store.delete(&a.storage_key()).await.unwrap();
+    assert!(store.find(&a.storage_key()).await.unwrap().is_none());
     assert!(
-        store.find(&b.token).await.unwrap().is_some(),
+        store.find(&b.storage_key()).await.unwrap().is_some(),
         "only that session"
     );
-    store.delete(&a.token).await.unwrap();
-    store.delete("never-existed").await.unwrap();
+    store.delete(&a.storage_key()).await.unwrap();
+    store
+        .delete(&StorageKey::new("never-existed"))
+        .await
+        .unwrap();
 }
 
 pub async fn delete_if_expired_spares_a_live_session<S: Harness>(store: S) {
     // Another instance extended it a moment ago: an instance that saw it expired must not
     // delete it.
     let (_, live) = with_session(&store, NOW + Duration::days(7)).await;
-    store.delete_if_expired(&live.token, NOW).await.unwrap();
-    assert!(store.find(&live.token).await.unwrap().is_some());
-    let (_, old) = with_session(&store, NOW + Duration::seconds(1)).await;
     store
-        .delete_if_expired(&old.token, NOW + Duration::seconds(2))
+        .delete_if_expired(&live.storage_key(), NOW)
         .await
         .unwrap();
-    assert!(store.find(&old.token).await.unwrap().is_none());
+    assert!(store.find(&live.storage_key()).await.unwrap().is_some());
+    let (_, old) = with_session(&store, NOW + Duration::seconds(1)).await;
+    store
+        .delete_if_expired(&old.storage_key(), NOW + Duration::seconds(2))
+        .await
+        .unwrap();
+    assert!(store.find(&old.storage_key()).await.unwrap().is_none());
 }
 
 pub async fn revoke_all_for_user<S: Harness>(store: S) {
@@ -201,10 +215,10 @@ pub async fn revoke_all_for_user<S: Harness>(store: S) {
         n == 2 || n == 0,
         "count is 2 where the store can tell, got {n}"
     );
-    assert!(store.find(&a.token).await.unwrap().is_none());
-    assert!(store.find(&b.token).await.unwrap().is_none());
+    assert!(store.find(&a.storage_key()).await.unwrap().is_none());
+    assert!(store.find(&b.storage_key()).await.unwrap().is_none());
     assert!(
-        store.find(&other.token).await.unwrap().is_some(),
+        store.find(&other.storage_key()).await.unwrap().is_some(),
         "other users untouched"
     );
 }
@@ -242,13 +256,13 @@ pub async fn delete_expired_sessions<S: Harness>(store: S) {
     let n = store.delete_expired(NOW).await.unwrap();
     if store.sweeps() {
         assert!(n >= 1, "deleted {n}");
-        assert!(store.find(&old.token).await.unwrap().is_none());
+        assert!(store.find(&old.storage_key()).await.unwrap().is_none());
     }
     assert!(
-        store.find(&exact.token).await.unwrap().is_some(),
+        store.find(&exact.storage_key()).await.unwrap().is_some(),
         "expiresAt == now is not expired"
     );
-    assert!(store.find(&live.token).await.unwrap().is_some());
+    assert!(store.find(&live.storage_key()).await.unwrap().is_some());
 }
 
 pub async fn delete_expired_batch_is_bounded<S: Harness>(store: S) {
@@ -270,16 +284,16 @@ pub async fn delete_expired_batch_is_bounded<S: Harness>(store: S) {
         );
         assert_eq!(store.delete_expired_batch(NOW, 2).await.unwrap(), 0);
         for s in &old {
-            assert!(store.find(&s.token).await.unwrap().is_none());
+            assert!(store.find(&s.storage_key()).await.unwrap().is_none());
         }
     }
-    assert!(store.find(&live.token).await.unwrap().is_some());
+    assert!(store.find(&live.storage_key()).await.unwrap().is_some());
 }
 
 pub async fn deleted_user_never_authenticates<S: Harness>(store: S) {
     let (u, s) = with_session(&store, NOW + Duration::days(7)).await;
     store.remove_user(&u.id).await;
-    assert!(store.find(&s.token).await.unwrap().is_none());
+    assert!(store.find(&s.storage_key()).await.unwrap().is_none());
 }
 
 /// Instantiates every conformance test for a store. `$make` is an async block yielding

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::SessionStore;
 use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
-use crate::model::{Authenticated, Session, User};
+use crate::model::{Authenticated, Session, StorageKey, User};
 use crate::time_fmt;
 
 pub(crate) mod link;
@@ -314,48 +314,6 @@ fn ttl_secs(at: OffsetDateTime, now: OffsetDateTime) -> i64 {
     (time_fmt::to_unix_ms(at) - time_fmt::to_unix_ms(now)).div_euclid(1000)
 }
 
-/// The JSON Better Auth writes for a session it created without a database: `id` first.
-fn session_json(s: &Session) -> Value {
-    let mut m = Map::new();
-    m.insert("id".into(), s.id.clone().into());
-    m.insert(
-        "ipAddress".into(),
-        s.ip_address.clone().unwrap_or_default().into(),
-    );
-    m.insert(
-        "userAgent".into(),
-        s.user_agent.clone().unwrap_or_default().into(),
-    );
-    m.insert("expiresAt".into(), time_fmt::to_iso(s.expires_at).into());
-    m.insert("userId".into(), s.user_id.clone().into());
-    m.insert("token".into(), s.token.clone().into());
-    m.insert("createdAt".into(), time_fmt::to_iso(s.created_at).into());
-    m.insert("updatedAt".into(), time_fmt::to_iso(s.updated_at).into());
-    for (k, v) in &s.extra {
-        m.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-    Value::Object(m)
-}
-
-/// The user as Better Auth's adapter returns it: schema fields first, `id` last.
-fn user_json(u: &User) -> Value {
-    let mut m = Map::new();
-    m.insert("name".into(), u.name.clone().into());
-    m.insert("email".into(), u.email.clone().into());
-    m.insert("emailVerified".into(), u.email_verified.into());
-    m.insert(
-        "image".into(),
-        u.image.clone().map_or(Value::Null, Value::from),
-    );
-    m.insert("createdAt".into(), time_fmt::to_iso(u.created_at).into());
-    m.insert("updatedAt".into(), time_fmt::to_iso(u.updated_at).into());
-    for (k, v) in &u.extra {
-        m.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-    m.insert("id".into(), u.id.clone().into());
-    Value::Object(m)
-}
-
 impl RedisStore {
     /// A builder for a store on one node at `url`, such as `redis://127.0.0.1:6379/` or
     /// `rediss://cache.example.com:6380/`.
@@ -547,8 +505,8 @@ impl RedisStore {
 }
 
 impl SessionStore for RedisStore {
-    async fn find(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
-        Ok(match self.read(token).await? {
+    async fn find(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
+        Ok(match self.read(key.as_str()).await? {
             Some((_, stored, false)) => Some(Authenticated::new(stored.session, stored.user)),
             _ => None,
         })
@@ -570,9 +528,11 @@ impl SessionStore for RedisStore {
             now,
         )
         .await?;
-        let value =
-            serde_json::json!({ "session": session_json(session), "user": user_json(user) })
-                .to_string();
+        let value = serde_json::to_string(&crate::wire::Stored {
+            session: crate::wire::CreatedSession::new(session),
+            user: crate::wire::UserRow::new(user),
+        })
+        .map_err(corrupt)?;
         let key = self.key(&session.token);
         let written = self
             .run("create", |mut c| {
@@ -592,10 +552,11 @@ impl SessionStore for RedisStore {
 
     async fn extend(
         &self,
-        token: &str,
+        key: &StorageKey<'_>,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
+        let token = key.as_str();
         let key = self.key(token);
         for _ in 0..CAS_RETRIES {
             let Some((raw, stored, revoked)) = self.read(token).await? else {
@@ -630,7 +591,8 @@ impl SessionStore for RedisStore {
         ))
     }
 
-    async fn delete(&self, token: &str) -> Result<(), StoreError> {
+    async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
+        let token = key.as_str();
         let key = self.key(token);
         let raw: Option<String> = self
             .run("delete", |mut c| {
@@ -650,9 +612,13 @@ impl SessionStore for RedisStore {
         Ok(())
     }
 
-    async fn delete_if_expired(&self, token: &str, now: OffsetDateTime) -> Result<(), StoreError> {
-        match self.read(token).await? {
-            Some((_, stored, _)) if stored.session.expires_at < now => self.delete(token).await,
+    async fn delete_if_expired(
+        &self,
+        key: &StorageKey<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        match self.read(key.as_str()).await? {
+            Some((_, stored, _)) if stored.session.expires_at < now => self.delete(key).await,
             _ => Ok(()),
         }
     }
@@ -693,7 +659,7 @@ impl SessionStore for RedisStore {
         let list = self.active(user_id).await?;
         let mut sessions = Vec::with_capacity(list.len());
         for entry in list {
-            if let Some(auth) = self.find(&entry.token).await? {
+            if let Some(auth) = self.find(&StorageKey::new(entry.token)).await? {
                 if auth.session.expires_at > now {
                     sessions.push((*auth.session).clone());
                 }
@@ -733,12 +699,12 @@ impl<D> RedisWithDatabase<D> {
 }
 
 impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
-    async fn find(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
-        match self.redis.read(token).await? {
+    async fn find(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
+        match self.redis.read(key.as_str()).await? {
             Some((_, stored, false)) => Ok(Some(Authenticated::new(stored.session, stored.user))),
             // Revoked by the marker: authoritative, no fallback.
             Some((_, _, true)) => Ok(None),
-            None => self.database.find(token).await,
+            None => self.database.find(key).await,
         }
     }
 
@@ -749,29 +715,33 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
 
     async fn extend(
         &self,
-        token: &str,
+        key: &StorageKey<'_>,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
-        let updated = self.database.extend(token, expires_at, now).await?;
+        let updated = self.database.extend(key, expires_at, now).await?;
         if updated.is_some() {
             // Keep Redis in step; a missing key there is fine (reads fall back).
-            self.redis.extend(token, expires_at, now).await?;
+            self.redis.extend(key, expires_at, now).await?;
         }
         Ok(updated)
     }
 
-    async fn delete(&self, token: &str) -> Result<(), StoreError> {
-        self.database.delete(token).await?;
-        self.redis.delete(token).await
+    async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
+        self.database.delete(key).await?;
+        self.redis.delete(key).await
     }
 
-    async fn delete_if_expired(&self, token: &str, now: OffsetDateTime) -> Result<(), StoreError> {
-        self.database.delete_if_expired(token, now).await?;
+    async fn delete_if_expired(
+        &self,
+        key: &StorageKey<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.database.delete_if_expired(key, now).await?;
         // The Redis key carries its own TTL; drop it only if it too says expired.
-        match self.redis.read(token).await? {
+        match self.redis.read(key.as_str()).await? {
             Some((_, stored, _)) if stored.session.expires_at >= now => Ok(()),
-            Some(_) => self.redis.delete(token).await,
+            Some(_) => self.redis.delete(key).await,
             None => Ok(()),
         }
     }

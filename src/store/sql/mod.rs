@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 
 use super::{SchemaMode, SessionStore};
 use crate::error::StoreError;
-use crate::model::{Authenticated, Session, User};
+use crate::model::{Authenticated, Session, StorageKey, User};
 use crate::time_fmt;
 
 mod dialect;
@@ -89,7 +89,7 @@ fn bad_id(operation: &'static str, what: &str, kind: IdKind, value: &str) -> Sto
 /// A fresh version 4 UUID, as `crypto.randomUUID()` writes it.
 fn new_uuid() -> String {
     let mut bytes = [0u8; 16];
-    crate::codec::fill_random(&mut bytes);
+    crate::ids::fill_random(&mut bytes);
     uuid::Builder::from_random_bytes(bytes)
         .into_uuid()
         .hyphenated()
@@ -324,10 +324,10 @@ fn read_extra<D: Backend>(
 }
 
 impl<D: Dialect> SessionStore for SqlStore<D> {
-    async fn find(&self, token: &str) -> Result<Option<Authenticated>, StoreError> {
+    async fn find(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
         let row = self
             .db
-            .fetch_optional("find", &self.q.find, &[Param::Text(token)], false)
+            .fetch_optional("find", &self.q.find, &[Param::Text(key.as_str())], false)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let session = self.read_session(&row)?;
@@ -372,7 +372,7 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
 
     async fn extend(
         &self,
-        token: &str,
+        key: &StorageKey<'_>,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
@@ -380,7 +380,7 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
         let params = [
             Param::Date(time_fmt::truncate_ms(expires_at)),
             Param::Date(time_fmt::truncate_ms(now)),
-            Param::Text(token),
+            Param::Text(key.as_str()),
         ];
         let row = if D::SYNTAX.returning {
             self.db
@@ -397,19 +397,23 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
         row.map(|r| self.read_session(&r)).transpose()
     }
 
-    async fn delete(&self, token: &str) -> Result<(), StoreError> {
+    async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
         self.db
-            .execute("delete", &self.q.delete, &[Param::Text(token)])
+            .execute("delete", &self.q.delete, &[Param::Text(key.as_str())])
             .await?;
         Ok(())
     }
 
-    async fn delete_if_expired(&self, token: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+    async fn delete_if_expired(
+        &self,
+        key: &StorageKey<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         self.db
             .execute(
                 "delete",
                 &self.q.delete_if_expired,
-                &[Param::Text(token), Param::Date(now)],
+                &[Param::Text(key.as_str()), Param::Date(now)],
             )
             .await?;
         Ok(())

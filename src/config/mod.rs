@@ -1,16 +1,34 @@
-//! Configuration: the secret, cookie names and attributes, and the session lifetimes, with
-//! Better Auth's defaults (spec §1, §2.1, §2.2).
+//! Configuration: one flat builder for users, with Better Auth's defaults (spec §1, §2.1, §2.2),
+//! validated into typed parts that each consumer takes on its own:
+//!
+//! | part | what it holds | read by |
+//! |---|---|---|
+//! | [`Keys`] (`keys.rs`) | the signer, previous secrets, hashing at rest | credentials, sign-in, rendering |
+//! | [`Cookies`] (`cookies.rs`) | cookie names and attributes | credentials, rendering |
+//! | [`Lifetimes`] | `expiresIn`, `updateAge`, refresh switch, `freshAge` | the policy, sign-in |
+//! | [`Guards`] | bearer mode, origin check, read-only, outage policy, deadlines | credentials, the policy, resolution |
+//!
+//! The environment is read in `env.rs`.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use http::HeaderValue;
 use time::{Duration, OffsetDateTime};
 
 use crate::clock::{Clock, SystemClock};
 use crate::codec::Signer;
 use crate::error::ConfigError;
+use crate::model::StorageKey;
+
+mod cache;
+mod cookies;
+mod env;
+mod keys;
+
+pub use cache::{CookieCache, CookieCacheStrategy};
+pub use cookies::SameSite;
+pub(crate) use cookies::{CookieSpec, Cookies};
+pub(crate) use keys::{sha256_hex, Keys};
 
 /// Better Auth's published development secret. Anyone can forge cookies with it, so this crate
 /// refuses it.
@@ -22,6 +40,13 @@ pub const MIN_SECRET_LEN: usize = 32;
 /// The largest `Max-Age` a browser honours (400 days), which Better Auth also enforces.
 pub const MAX_COOKIE_AGE: Duration = Duration::seconds(34_560_000);
 
+/// The default deadline for one store call made while serving a request.
+pub const DEFAULT_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long a "don't remember me" session lasts, whatever `expiresIn` is (Better Auth's
+/// `createSession`).
+pub(crate) const DONT_REMEMBER_LIFETIME: Duration = Duration::days(1);
+
 /// Whether `Authorization: Bearer` authenticates requests (Better Auth's `bearer()` plugin).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -29,9 +54,10 @@ pub enum Bearer {
     /// Only the session cookie counts. The default.
     #[default]
     Off,
-    /// `Authorization: Bearer <token>.<signature>` is accepted when no session cookie is
-    /// present, with the same HMAC check as the cookie. Sign-ins and refreshes answer with
-    /// `set-auth-token`.
+    /// `Authorization: Bearer <token>.<signature>` is accepted, with the same HMAC check as the
+    /// cookie. When a request carries both, a bearer that verifies decides, as in Better Auth's
+    /// plugin (a bad cookie never blocks a good bearer); one that does not verify is ignored and
+    /// the cookie decides. Sign-ins and refreshes answer with `set-auth-token`.
     Signed,
     /// Like [`Signed`](Self::Signed), and a raw, unsigned `Bearer <token>` is accepted too, as
     /// Better Auth's bearer plugin does by default. **Risk:** anyone who reads the session table
@@ -45,7 +71,8 @@ pub enum Bearer {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum OutagePolicy {
-    /// `503 Service Unavailable` with `Retry-After` and a generic JSON body; no cookie is
+    /// `503 Service Unavailable` with `Retry-After` and a generic JSON body (or what
+    /// [`SessionLayer::respond_with`](crate::SessionLayer::respond_with) says); no cookie is
     /// cleared and nothing is deleted, so nobody is signed out by an outage. The default.
     #[default]
     FailClosed,
@@ -54,77 +81,50 @@ pub enum OutagePolicy {
     Anonymous,
 }
 
-/// The default deadline for one store call made while serving a request.
-pub const DEFAULT_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// The `SameSite` attribute of the session cookies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum SameSite {
-    /// `SameSite=Strict`.
-    Strict,
-    /// `SameSite=Lax`, Better Auth's default.
-    #[default]
-    Lax,
-    /// `SameSite=None`, which forces `Secure` (but, as in Better Auth, does not rename the cookie).
-    None,
+/// Session lifetimes (spec §5).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Lifetimes {
+    /// `session.expiresIn`.
+    pub(crate) expires_in: Duration,
+    /// `session.updateAge`.
+    pub(crate) update_age: Duration,
+    /// `session.disableSessionRefresh`.
+    pub(crate) disable_refresh: bool,
+    /// `session.freshAge` (zero: always fresh).
+    pub(crate) fresh_age: Duration,
 }
 
-impl SameSite {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Strict => "Strict",
-            Self::Lax => "Lax",
-            Self::None => "None",
+impl Lifetimes {
+    /// The lifetime of a new session: `expiresIn`, or one day for "don't remember me".
+    pub(crate) fn of_new_session(&self, remember_me: bool) -> Duration {
+        if remember_me {
+            self.expires_in
+        } else {
+            DONT_REMEMBER_LIFETIME
         }
     }
 }
 
-/// One cookie's final name and the attributes rendered into its `Set-Cookie`. The
-/// `__Secure-`/`__Host-` rules depend on each cookie's own name, as in Better Auth.
+/// What guards the request path.
 #[derive(Clone, Debug)]
-pub(crate) struct CookieSpec {
-    pub(crate) name: String,
-    /// `; Domain=…; Path=…`
-    scope: String,
-    /// `; HttpOnly; Secure; SameSite=…`
-    flags: String,
+pub(crate) struct Guards {
+    pub(crate) bearer: Bearer,
+    pub(crate) origins: crate::origin::OriginCheck,
+    /// Never write (Better Auth's `deferSessionRefresh`).
+    pub(crate) read_only: bool,
+    pub(crate) outage: OutagePolicy,
+    /// Path prefixes that always read the store, ignoring the cookie cache.
+    pub(crate) authoritative: Vec<String>,
+    /// The deadline of each store call made while serving a request.
+    pub(crate) store_timeout: std::time::Duration,
 }
 
-impl CookieSpec {
-    /// The same attributes under another name (a cache-cookie chunk).
-    pub(crate) fn renamed(&self, name: &str) -> CookieSpec {
-        CookieSpec {
-            name: name.to_owned(),
-            ..self.clone()
-        }
-    }
-
-    /// A `Set-Cookie` value in Better Auth's attribute order:
-    /// `name=value; Max-Age=N; Domain=d; Path=p; HttpOnly; Secure; SameSite=Lax`.
-    pub(crate) fn header(&self, value: &str, max_age: Option<Duration>) -> HeaderValue {
-        let mut out = String::with_capacity(
-            self.name.len() + value.len() + self.scope.len() + self.flags.len() + 20,
-        );
-        out.push_str(&self.name);
-        out.push('=');
-        out.push_str(value);
-        if let Some(age) = max_age {
-            let secs = age.clamp(Duration::ZERO, MAX_COOKIE_AGE).whole_seconds();
-            out.push_str("; Max-Age=");
-            out.push_str(&secs.to_string());
-        }
-        out.push_str(&self.scope);
-        out.push_str(&self.flags);
-        // Names and attributes were validated at build time and values are URI-encoded, so
-        // this cannot fail; fall back to a deletion rather than panic if it ever did.
-        HeaderValue::try_from(out)
-            .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
-    }
-
-    /// Its deletion: an empty value with `Max-Age=0` and the same attributes.
-    pub(crate) fn expired(&self) -> HeaderValue {
-        self.header("", Some(Duration::ZERO))
+impl Guards {
+    /// Whether `path` must read the store even with a valid cookie cache.
+    pub(crate) fn is_authoritative(&self, path: &str) -> bool {
+        self.authoritative
+            .iter()
+            .any(|p| path.starts_with(p.as_str()))
     }
 }
 
@@ -133,39 +133,23 @@ impl CookieSpec {
 /// Build one with [`SessionConfig::builder`] or [`SessionConfig::from_env`].
 #[derive(Clone)]
 pub struct SessionConfig {
-    pub(crate) signer: Signer,
-    /// Old secrets that still verify, each until its optional end.
-    pub(crate) previous_signers: Vec<(Signer, Option<OffsetDateTime>)>,
-    pub(crate) session_cookie: CookieSpec,
-    pub(crate) dont_remember_cookie: CookieSpec,
-    pub(crate) session_data_cookie: CookieSpec,
-    pub(crate) expires_in: Duration,
-    pub(crate) update_age: Duration,
-    pub(crate) disable_refresh: bool,
+    pub(crate) keys: Keys,
+    pub(crate) cookies: Cookies,
+    pub(crate) lifetimes: Lifetimes,
+    pub(crate) guards: Guards,
+    pub(crate) cache: Option<CookieCache>,
     pub(crate) ip_address_headers: Vec<http::HeaderName>,
-    pub(crate) store_timeout: std::time::Duration,
-    pub(crate) bearer: Bearer,
-    pub(crate) origins: crate::origin::OriginCheck,
-    pub(crate) read_only: bool,
-    pub(crate) fresh_age: Duration,
-    pub(crate) cookie_cache: Option<crate::cookie_cache::CookieCache>,
-    pub(crate) authoritative: Vec<String>,
-    pub(crate) outage: OutagePolicy,
-    pub(crate) hash_tokens: bool,
     pub(crate) clock: Arc<dyn Clock>,
-    /// `Max-Age=0` for the session token, the cookie cache and `dont_remember`: the same bytes on
-    /// every rejection, so built once.
-    pub(crate) clearing: [HeaderValue; 3],
 }
 
 impl fmt::Debug for SessionConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionConfig")
             .field("secret", &"<redacted>")
-            .field("session_cookie", &self.session_cookie)
-            .field("expires_in", &self.expires_in)
-            .field("update_age", &self.update_age)
-            .field("disable_refresh", &self.disable_refresh)
+            .field("session_cookie", &self.cookies.session.name)
+            .field("expires_in", &self.lifetimes.expires_in)
+            .field("update_age", &self.lifetimes.update_age)
+            .field("disable_refresh", &self.lifetimes.disable_refresh)
             .finish_non_exhaustive()
     }
 }
@@ -189,67 +173,60 @@ impl SessionConfig {
         SessionConfigBuilder::default()
     }
 
-    /// Builds a configuration with Better Auth's defaults, reading the environment as Better
-    /// Auth does:
-    ///
-    /// * the secret from `BETTER_AUTH_SECRETS` (`version:value,…`, the first is current, the
-    ///   others still verify), else `BETTER_AUTH_SECRET`, else `AUTH_SECRET`;
-    /// * secure cookies (`__Secure-` names) when the base URL (`BETTER_AUTH_URL`,
-    ///   `NEXT_PUBLIC_BETTER_AUTH_URL`, `PUBLIC_BETTER_AUTH_URL`, `NUXT_PUBLIC_BETTER_AUTH_URL`,
-    ///   `NUXT_PUBLIC_AUTH_URL`, `BASE_URL`, first set wins) starts with `https://`, or, with no
-    ///   base URL, when `NODE_ENV=production`.
+    /// Builds a configuration with Better Auth's defaults from the environment, as
+    /// [`SessionConfigBuilder::from_env`] reads it.
     ///
     /// # Errors
     ///
     /// Fails when no secret is set, or the secret is weak (see
     /// [`SessionConfigBuilder::build`]).
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::builder().secret_from_env()?.secure_from_env().build()
+        Self::builder().from_env()?.build()
     }
 
     /// The exact name of the session token cookie, including any `__Secure-` prefix.
     pub fn session_cookie_name(&self) -> &str {
-        &self.session_cookie.name
+        &self.cookies.session.name
     }
 
     /// The exact name of the `dont_remember` cookie.
     pub fn dont_remember_cookie_name(&self) -> &str {
-        &self.dont_remember_cookie.name
+        &self.cookies.dont_remember.name
     }
 
     /// The exact name of the cookie-cache cookie (`session_data`).
     pub fn session_data_cookie_name(&self) -> &str {
-        &self.session_data_cookie.name
+        &self.cookies.session_data.name
     }
 
     /// How long a session lives after its last refresh (`expiresIn`).
     pub fn expires_in(&self) -> Duration {
-        self.expires_in
+        self.lifetimes.expires_in
     }
 
     /// How old the last refresh must be before a request extends the session (`updateAge`).
     pub fn update_age(&self) -> Duration {
-        self.update_age
+        self.lifetimes.update_age
     }
 
-    /// The signer prepared from the secret.
+    /// The signer prepared from the current secret.
     pub fn signer(&self) -> &Signer {
-        &self.signer
+        &self.keys.signer
     }
 
     /// How recently a session must have been created for fresh-session routes (`freshAge`).
     pub fn fresh_age(&self) -> Duration {
-        self.fresh_age
+        self.lifetimes.fresh_age
     }
 
     /// Whether the layer runs read-only (never writes).
     pub fn is_read_only(&self) -> bool {
-        self.read_only
+        self.guards.read_only
     }
 
     /// The bearer-token mode.
     pub fn bearer_mode(&self) -> Bearer {
-        self.bearer
+        self.guards.bearer
     }
 
     /// The clock the layer reads.
@@ -257,54 +234,10 @@ impl SessionConfig {
         &*self.clock
     }
 
-    /// A `Set-Cookie` value in Better Auth's attribute order (see [`CookieSpec::header`]).
-    pub(crate) fn set_cookie(
-        &self,
-        spec: &CookieSpec,
-        value: &str,
-        max_age: Option<Duration>,
-    ) -> HeaderValue {
-        spec.header(value, max_age)
-    }
-
-    /// Verifies a raw cookie value with the current secret, then with each previous secret
-    /// still in force. Returns the value and whether an old secret verified it (so the cookie
-    /// should be re-signed).
-    pub(crate) fn unsign<'a>(&self, raw: &'a [u8]) -> Option<(Cow<'a, str>, bool)> {
-        if let Some(v) = self.signer.unsign(raw) {
-            return Some((v, false));
-        }
-        if self.previous_signers.is_empty() {
-            return None;
-        }
-        let now = self.clock.now();
-        self.previous_signers
-            .iter()
-            .filter(|(_, until)| until.is_none_or(|u| now <= u))
-            .find_map(|(signer, _)| signer.unsign(raw))
-            .map(|v| (v, true))
-    }
-
-    /// The key a token is stored under: the token itself, or its SHA-256 (hex) with
-    /// [`hash_tokens_at_rest`](SessionConfigBuilder::hash_tokens_at_rest).
-    pub fn storage_key<'t>(&self, token: &'t str) -> Cow<'t, str> {
-        if self.hash_tokens {
-            Cow::Owned(sha256_hex(token))
-        } else {
-            Cow::Borrowed(token)
-        }
-    }
-
-    /// The session cookie for a signed-in session.
-    pub(crate) fn session_set_cookie(&self, token: &str, remember: bool) -> HeaderValue {
-        let value = self.signer.sign_cookie_value(token);
-        let max_age = remember.then_some(self.expires_in);
-        self.set_cookie(&self.session_cookie, &value, max_age)
-    }
-
-    /// The deletion of a cookie (`Max-Age=0`, same attributes).
-    pub(crate) fn expire_cookie(&self, spec: &CookieSpec) -> HeaderValue {
-        spec.expired()
+    /// The key the store knows the session of `token` by: the token itself, or its SHA-256
+    /// (hex) with [`hash_tokens_at_rest`](SessionConfigBuilder::hash_tokens_at_rest).
+    pub fn storage_key<'t>(&self, token: &'t str) -> StorageKey<'t> {
+        self.keys.storage_key(token)
     }
 }
 
@@ -314,7 +247,12 @@ impl SessionConfig {
 pub struct SessionConfigBuilder {
     secret: Option<String>,
     previous_secrets: Vec<(String, Option<OffsetDateTime>)>,
+    /// Set by `secure(…)`: always wins.
     secure: Option<bool>,
+    /// Set by `base_url(…)`.
+    base_url_secure: Option<bool>,
+    /// Found in the environment.
+    env_secure: Option<bool>,
     cookie_prefix: Option<String>,
     session_cookie_name: Option<String>,
     domain: Option<String>,
@@ -332,7 +270,7 @@ pub struct SessionConfigBuilder {
     origin_check_exempt: Vec<String>,
     read_only: bool,
     fresh_age: Option<Duration>,
-    cookie_cache: Option<crate::cookie_cache::CookieCache>,
+    cookie_cache: Option<CookieCache>,
     authoritative: Vec<String>,
     outage: OutagePolicy,
     hash_tokens: bool,
@@ -367,73 +305,78 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Reads the secret as Better Auth does: `BETTER_AUTH_SECRETS` (`version:value,…`, first
-    /// is current, the rest become [`previous_secret`](Self::previous_secret)s), else
-    /// `BETTER_AUTH_SECRET`, else `AUTH_SECRET`.
+    /// Applies the environment as Better Auth reads it, everything [`SessionConfig::from_env`]
+    /// applies, so that builder options can be added on top:
+    ///
+    /// * the secret from `BETTER_AUTH_SECRETS` (`version:value,…`: the first is current, the
+    ///   others become [`previous_secret`](Self::previous_secret)s), else `BETTER_AUTH_SECRET`,
+    ///   else `AUTH_SECRET`;
+    /// * secure cookies (`__Secure-` names) when the base URL (`BETTER_AUTH_URL`,
+    ///   `NEXT_PUBLIC_BETTER_AUTH_URL`, `PUBLIC_BETTER_AUTH_URL`, `NUXT_PUBLIC_BETTER_AUTH_URL`,
+    ///   `NUXT_PUBLIC_AUTH_URL`, `BASE_URL`, first set wins) starts with `https://`, or, with no
+    ///   base URL, when `NODE_ENV=production`. An explicit [`secure`](Self::secure) or
+    ///   [`base_url`](Self::base_url) wins, whatever the order of the calls.
+    ///
+    /// ```
+    /// # std::env::set_var("BETTER_AUTH_SECRET", "a-private-secret-of-at-least-32-bytes!!");
+    /// use tower_auth_session::SessionConfig;
+    ///
+    /// let config = SessionConfig::builder()
+    ///     .from_env()?
+    ///     .update_age(time::Duration::hours(1))
+    ///     .build()?;
+    /// # let _ = config;
+    /// # Ok::<(), tower_auth_session::ConfigError>(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// [`ConfigError::MissingSecret`] when none is set, [`ConfigError::NotUnicode`] when a
+    /// [`ConfigError::MissingSecret`] when no secret is set, [`ConfigError::NotUnicode`] when a
     /// value is not UTF-8, [`ConfigError::Invalid`] for a malformed `BETTER_AUTH_SECRETS`.
-    pub fn secret_from_env(mut self) -> Result<Self, ConfigError> {
-        if let Some(list) = env_var("BETTER_AUTH_SECRETS")? {
-            let secrets = parse_secrets(&list)?;
-            let mut values = secrets.into_iter();
-            if let Some(current) = values.next() {
-                self = self.secret(current);
-                for old in values {
-                    self = self.previous_secret(old, None);
-                }
-                return Ok(self);
-            }
-        }
-        for var in ["BETTER_AUTH_SECRET", "AUTH_SECRET"] {
-            if let Some(v) = env_var(var)? {
-                return Ok(self.secret(v));
-            }
-        }
-        Err(ConfigError::MissingSecret)
+    pub fn from_env(self) -> Result<Self, ConfigError> {
+        Ok(self.secret_from_env()?.secure_from_env())
     }
 
-    /// Sets [`secure`](Self::secure) from the environment as Better Auth does: the first base
-    /// URL variable set (`BETTER_AUTH_URL`, `NEXT_PUBLIC_BETTER_AUTH_URL`,
-    /// `PUBLIC_BETTER_AUTH_URL`, `NUXT_PUBLIC_BETTER_AUTH_URL`, `NUXT_PUBLIC_AUTH_URL`,
-    /// `BASE_URL`) decides; without one, `NODE_ENV=production` means secure. An explicit
-    /// `secure(…)` wins.
-    pub fn secure_from_env(self) -> Self {
-        if self.secure.is_some() {
-            return self;
+    /// Reads the secret as [`from_env`](Self::from_env) does, and, since a builder that reads
+    /// its secret from the environment is almost always deployed beside a Better Auth server
+    /// configured by the same environment, whether cookies are secure too (as
+    /// [`secure_from_env`](Self::secure_from_env)); [`secure`](Self::secure) and
+    /// [`base_url`](Self::base_url) still win.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_env`](Self::from_env).
+    pub fn secret_from_env(mut self) -> Result<Self, ConfigError> {
+        let mut secrets = env::secrets()?.into_iter();
+        if let Some(current) = secrets.next() {
+            self = self.secret(current);
         }
-        for var in [
-            "BETTER_AUTH_URL",
-            "NEXT_PUBLIC_BETTER_AUTH_URL",
-            "PUBLIC_BETTER_AUTH_URL",
-            "NUXT_PUBLIC_BETTER_AUTH_URL",
-            "NUXT_PUBLIC_AUTH_URL",
-            "BASE_URL",
-        ] {
-            if let Ok(Some(url)) = env_var(var) {
-                return self.base_url(&url);
-            }
+        for old in secrets {
+            self = self.previous_secret(old, None);
         }
-        let production = matches!(env_var("NODE_ENV"), Ok(Some(v)) if v == "production");
-        self.secure(production)
+        Ok(self.secure_from_env())
+    }
+
+    /// Sets whether cookies are secure from the environment as Better Auth does (see
+    /// [`from_env`](Self::from_env)). An explicit [`secure`](Self::secure) or
+    /// [`base_url`](Self::base_url) wins.
+    pub fn secure_from_env(mut self) -> Self {
+        self.env_secure = env::secure();
+        self
     }
 
     /// Whether cookies are `Secure` and their names get the `__Secure-` prefix, like Better
-    /// Auth's `advanced.useSecureCookies`. Default: `false` (Better Auth on an `http://` base
-    /// URL); see also [`base_url`](Self::base_url).
+    /// Auth's `advanced.useSecureCookies`. Wins over [`base_url`](Self::base_url) and the
+    /// environment. Default: `false` (Better Auth on an `http://` base URL).
     pub fn secure(mut self, secure: bool) -> Self {
         self.secure = Some(secure);
         self
     }
 
     /// Derives [`secure`](Self::secure) from Better Auth's `baseURL`: an `https://` URL means
-    /// secure cookies. An explicit `secure(…)` wins, whatever the order of the calls.
+    /// secure cookies. Wins over the environment; an explicit `secure(…)` wins over it.
     pub fn base_url(mut self, url: &str) -> Self {
-        if self.secure.is_none() {
-            self.secure = Some(url.starts_with("https://"));
-        }
+        self.base_url_secure = Some(url.starts_with("https://"));
         self
     }
 
@@ -517,8 +460,7 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Accept `Authorization: Bearer` credentials when no session cookie is present. Default:
-    /// [`Bearer::Off`].
+    /// Accept `Authorization: Bearer` credentials. Default: [`Bearer::Off`].
     pub fn bearer(mut self, mode: Bearer) -> Self {
         self.bearer = mode;
         self
@@ -577,8 +519,8 @@ impl SessionConfigBuilder {
     /// Trust Better Auth's cookie cache (`session_data`): a request whose cache cookie verifies
     /// (HMAC, token, version, both expiries) is served **without a store read**, and every store
     /// read re-issues the cache cookie, byte-compatibly with Better Auth. Any failure falls back
-    /// to the store. Read the revocation trade-off in [`crate::cookie_cache`]. Default: off.
-    pub fn cookie_cache(mut self, cache: crate::cookie_cache::CookieCache) -> Self {
+    /// to the store. Read the revocation trade-off in [`CookieCache`]. Default: off.
+    pub fn cookie_cache(mut self, cache: CookieCache) -> Self {
         self.cookie_cache = Some(cache);
         self
     }
@@ -624,63 +566,21 @@ impl SessionConfigBuilder {
     ///   `Set-Cookie` header, or a lifetime that is zero, negative or over 400 days.
     pub fn build(self) -> Result<SessionConfig, ConfigError> {
         let secret = self.secret.ok_or(ConfigError::MissingSecret)?;
-        if secret.is_empty() {
-            return Err(ConfigError::MissingSecret);
-        }
-        if secret == BETTER_AUTH_DEFAULT_SECRET {
-            return Err(ConfigError::DefaultSecret);
-        }
-        if secret.len() < MIN_SECRET_LEN {
-            return Err(ConfigError::WeakSecret { len: secret.len() });
-        }
-
-        let secure = self.secure.unwrap_or(false);
-        // `cookiePrefix || "better-auth"`: an empty prefix means the default.
-        let prefix = self
-            .cookie_prefix
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| "better-auth".to_owned());
-        let secure_prefix = if secure { "__Secure-" } else { "" };
-        let base = self
-            .session_cookie_name
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| format!("{prefix}.session_token"));
-        let path = self.path.unwrap_or_else(|| "/".to_owned());
-        check_attr("path", &path)?;
-        if let Some(domain) = &self.domain {
-            check_attr("domain", domain)?;
-        }
-        let http_only = self.http_only.unwrap_or(true);
-        let spec = |name: String| -> Result<CookieSpec, ConfigError> {
-            check_token("cookie name", &name)?;
-            // Per cookie, as better-call: `__Host-` forces `Path=/`, no `Domain` and `Secure`;
-            // `__Secure-` and `SameSite=None` force `Secure`.
-            let is_host = name.starts_with("__Host-");
-            let mut scope = String::new();
-            if let (Some(domain), false) = (&self.domain, is_host) {
-                scope.push_str("; Domain=");
-                scope.push_str(domain);
-            }
-            scope.push_str("; Path=");
-            scope.push_str(if is_host { "/" } else { &path });
-            let mut flags = String::new();
-            if http_only {
-                flags.push_str("; HttpOnly");
-            }
-            if secure
-                || is_host
-                || name.starts_with("__Secure-")
-                || self.same_site == SameSite::None
-            {
-                flags.push_str("; Secure");
-            }
-            flags.push_str("; SameSite=");
-            flags.push_str(self.same_site.as_str());
-            Ok(CookieSpec { name, scope, flags })
-        };
-        let session_cookie = spec(format!("{secure_prefix}{base}"))?;
-        let dont_remember_cookie = spec(format!("{secure_prefix}{prefix}.dont_remember"))?;
-        let session_data_cookie = spec(format!("{secure_prefix}{prefix}.session_data"))?;
+        check_secret(&secret)?;
+        let secure = self
+            .secure
+            .or(self.base_url_secure)
+            .or(self.env_secure)
+            .unwrap_or(false);
+        let cookies = Cookies::new(&cookies::CookieOptions {
+            secure,
+            prefix: self.cookie_prefix.as_deref(),
+            session_cookie_name: self.session_cookie_name.as_deref(),
+            domain: self.domain.as_deref(),
+            path: self.path.as_deref(),
+            same_site: self.same_site,
+            http_only: self.http_only.unwrap_or(true),
+        })?;
 
         let expires_in = self.expires_in.unwrap_or(Duration::days(7));
         if expires_in <= Duration::ZERO || expires_in > MAX_COOKIE_AGE {
@@ -722,124 +622,54 @@ impl SessionConfigBuilder {
                 previous.push((Signer::new(&old), until));
             }
         }
-        let clearing = [
-            session_cookie.expired(),
-            session_data_cookie.expired(),
-            dont_remember_cookie.expired(),
-        ];
-        Ok(SessionConfig {
-            previous_signers: previous,
-            signer: Signer::new(&secret),
-            session_cookie,
-            dont_remember_cookie,
-            session_data_cookie,
-            expires_in,
-            update_age,
-            disable_refresh: self.disable_refresh,
-            ip_address_headers,
-            store_timeout: self.store_timeout.unwrap_or(DEFAULT_STORE_TIMEOUT),
-            bearer: self.bearer,
-            origins: crate::origin::OriginCheck::new(
-                &self.trusted_origins,
-                self.origin_check
-                    .unwrap_or(!self.trusted_origins.is_empty()),
-                self.origin_check_exempt,
-            )?,
-            read_only: self.read_only,
-            cookie_cache: match self.cookie_cache {
-                Some(cache) => {
-                    cache.validate()?;
-                    Some(cache)
-                }
-                None => None,
-            },
-            authoritative: self.authoritative,
-            outage: self.outage,
-            hash_tokens: self.hash_tokens,
-            fresh_age: self
-                .fresh_age
-                .unwrap_or(Duration::days(1))
-                .max(Duration::ZERO),
-            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-            clearing,
-        })
-    }
-}
-
-/// Lower-case hex SHA-256.
-pub(crate) fn sha256_hex(input: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(input.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Reads an environment variable; unset and empty are both `None`.
-fn env_var(var: &'static str) -> Result<Option<String>, ConfigError> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Ok(Some(v)),
-        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
-        Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::NotUnicode { var }),
-    }
-}
-
-/// Parses `BETTER_AUTH_SECRETS`: comma-separated `version:value`, non-negative integer versions,
-/// no duplicates; returns the values, current first.
-fn parse_secrets(list: &str) -> Result<Vec<String>, ConfigError> {
-    let invalid = |reason: String| ConfigError::Invalid {
-        option: "BETTER_AUTH_SECRETS",
-        reason,
-    };
-    let mut versions = Vec::new();
-    let mut values = Vec::new();
-    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let (version, value) = entry
-            .split_once(':')
-            .ok_or_else(|| invalid("expected comma-separated `version:value` entries, e.g. `2:new-secret,1:old-secret`".to_owned()))?;
-        let version: u64 = version
-            .trim()
-            .parse()
-            .map_err(|_| invalid(format!("version {version:?} is not a non-negative integer")))?;
-        if versions.contains(&version) {
-            return Err(invalid(format!("version {version} appears twice")));
+        if let Some(cache) = &self.cookie_cache {
+            cache.validate()?;
         }
-        versions.push(version);
-        values.push(value.to_owned());
-    }
-    if values.is_empty() {
-        return Err(invalid("no `version:value` entry".to_owned()));
-    }
-    Ok(values)
-}
-
-/// RFC 6265 cookie-name characters (an RFC 7230 token).
-fn check_token(option: &'static str, name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::Invalid {
-            option,
-            reason: format!(
-                "{name:?} is not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~ only)"
-            ),
+        Ok(SessionConfig {
+            keys: Keys {
+                signer: Signer::new(&secret),
+                previous,
+                hash_at_rest: self.hash_tokens,
+            },
+            cookies,
+            lifetimes: Lifetimes {
+                expires_in,
+                update_age,
+                disable_refresh: self.disable_refresh,
+                fresh_age: self
+                    .fresh_age
+                    .unwrap_or(Duration::days(1))
+                    .max(Duration::ZERO),
+            },
+            guards: Guards {
+                bearer: self.bearer,
+                origins: crate::origin::OriginCheck::new(
+                    &self.trusted_origins,
+                    self.origin_check
+                        .unwrap_or(!self.trusted_origins.is_empty()),
+                    self.origin_check_exempt,
+                )?,
+                read_only: self.read_only,
+                outage: self.outage,
+                authoritative: self.authoritative,
+                store_timeout: self.store_timeout.unwrap_or(DEFAULT_STORE_TIMEOUT),
+            },
+            cache: self.cookie_cache,
+            ip_address_headers,
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
         })
     }
 }
 
-fn check_attr(option: &'static str, value: &str) -> Result<(), ConfigError> {
-    let ok = !value.is_empty()
-        && value
-            .bytes()
-            .all(|b| (0x21..0x7f).contains(&b) && b != b';');
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::Invalid {
-            option,
-            reason: format!("{value:?} must be non-empty printable ASCII without spaces or ';'"),
-        })
+fn check_secret(secret: &str) -> Result<(), ConfigError> {
+    if secret.is_empty() {
+        return Err(ConfigError::MissingSecret);
     }
+    if secret == BETTER_AUTH_DEFAULT_SECRET {
+        return Err(ConfigError::DefaultSecret);
+    }
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(ConfigError::WeakSecret { len: secret.len() });
+    }
+    Ok(())
 }

@@ -1,91 +1,20 @@
 //! [`SessionManager`]: sign in, sign out, revoke and list sessions from Rust, writing rows a
 //! Better Auth server accepts.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use http::header::SET_COOKIE;
 use http::{HeaderMap, HeaderValue};
 use serde_json::Map;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
-use crate::codec::generate_id;
-use crate::config::Bearer;
-use crate::config::SessionConfig;
-use crate::error::{SessionError, StoreError};
-use crate::layer::Shared;
-use crate::model::{Session, User};
-use crate::service::{clearing_cookies, mark_uncacheable, set_auth_token};
-use crate::store::SessionStore;
+use crate::config::{Bearer, SessionConfig};
+use crate::error::SessionError;
+use crate::ids::generate_id;
+use crate::model::{Session, StorageKey, User};
+use crate::plan::{mark_uncacheable, set_auth_token};
+use crate::store::{AnyStore, SessionStore};
 use crate::time_fmt;
-
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The store operations a manager needs, object-safe so that [`SessionManager`] is not generic.
-trait ManagerOps: Send + Sync + 'static {
-    fn config(&self) -> &SessionConfig;
-    fn create<'a>(
-        &'a self,
-        s: &'a Session,
-        u: &'a User,
-    ) -> BoxFuture<'a, Result<Session, StoreError>>;
-    fn delete<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
-    fn find<'a>(
-        &'a self,
-        token: &'a str,
-    ) -> BoxFuture<'a, Result<Option<crate::Authenticated>, StoreError>>;
-    fn delete_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
-    fn list<'a>(
-        &'a self,
-        user_id: &'a str,
-        now: OffsetDateTime,
-    ) -> BoxFuture<'a, Result<Vec<Session>, StoreError>>;
-    fn delete_expired(
-        &self,
-        now: OffsetDateTime,
-        limit: u64,
-    ) -> BoxFuture<'_, Result<u64, StoreError>>;
-}
-
-impl<St: SessionStore> ManagerOps for Shared<St> {
-    fn config(&self) -> &SessionConfig {
-        &self.config
-    }
-    fn create<'a>(
-        &'a self,
-        s: &'a Session,
-        u: &'a User,
-    ) -> BoxFuture<'a, Result<Session, StoreError>> {
-        Box::pin(self.store.create(s, u))
-    }
-    fn delete<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(self.store.delete(token))
-    }
-    fn find<'a>(
-        &'a self,
-        token: &'a str,
-    ) -> BoxFuture<'a, Result<Option<crate::Authenticated>, StoreError>> {
-        Box::pin(self.store.find(token))
-    }
-    fn delete_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(self.store.delete_user_sessions(user_id))
-    }
-    fn list<'a>(
-        &'a self,
-        user_id: &'a str,
-        now: OffsetDateTime,
-    ) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
-        Box::pin(self.store.list_user_sessions(user_id, now))
-    }
-    fn delete_expired(
-        &self,
-        now: OffsetDateTime,
-        limit: u64,
-    ) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(self.store.delete_expired_batch(now, limit))
-    }
-}
 
 /// Signs users in and out, and revokes and lists sessions, through the layer's store and
 /// configuration.
@@ -111,13 +40,19 @@ impl<St: SessionStore> ManagerOps for Shared<St> {
 /// ```
 #[derive(Clone)]
 pub struct SessionManager {
-    ops: Arc<dyn ManagerOps>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<SessionConfig>,
+    store: AnyStore,
 }
 
 impl std::fmt::Debug for SessionManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionManager")
-            .field("config", self.ops.config())
+            .field("config", &self.inner.config)
+            .field("store", &self.inner.store)
             .finish()
     }
 }
@@ -236,9 +171,11 @@ impl SetCookies {
     }
 }
 
-/// The result of [`SessionManager::sign_in`].
+/// The result of [`SessionManager::sign_in`]. Send its cookies with the response (it is an
+/// axum `IntoResponseParts`): dropping it leaves a session nobody can use.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
+#[must_use = "the session only reaches the browser if its cookies are sent with the response"]
 pub struct SignedIn {
     /// The session row written.
     pub session: Session,
@@ -250,13 +187,26 @@ pub struct SignedIn {
 }
 
 impl SessionManager {
-    pub(crate) fn new<St: SessionStore>(shared: Arc<Shared<St>>) -> Self {
-        Self { ops: shared }
+    /// A manager for `store` with `config`. [`SessionLayer::manager`](crate::SessionLayer::manager)
+    /// gives the layer's own.
+    pub fn new(config: SessionConfig, store: impl SessionStore) -> Self {
+        Self::from_parts(Arc::new(config), AnyStore::new(store))
+    }
+
+    pub(crate) fn from_parts(config: Arc<SessionConfig>, store: AnyStore) -> Self {
+        Self {
+            inner: Arc::new(Inner { config, store }),
+        }
     }
 
     /// The configuration this manager signs with.
     pub fn config(&self) -> &SessionConfig {
-        self.ops.config()
+        &self.inner.config
+    }
+
+    /// The store, erased.
+    pub fn store(&self) -> &AnyStore {
+        &self.inner.store
     }
 
     /// Creates a session for `user` and returns the cookies that carry it.
@@ -271,16 +221,12 @@ impl SessionManager {
     pub async fn sign_in(&self, user: &User, options: SignIn) -> Result<SignedIn, SessionError> {
         let config = self.config();
         let now = config.clock.now();
-        let lifetime = if options.remember_me {
-            config.expires_in
-        } else {
-            Duration::days(1)
-        };
+        let lifetime = config.lifetimes.of_new_session(options.remember_me);
         let token = generate_id(32);
         let session = Session {
             id: generate_id(32),
             // The store sees the storage key (the token, or its hash when hashing at rest).
-            token: config.storage_key(&token).into_owned(),
+            token: config.storage_key(&token).as_str().to_owned(),
             user_id: user.id.clone(),
             expires_at: time_fmt::truncate_ms(now + lifetime),
             created_at: now,
@@ -289,19 +235,26 @@ impl SessionManager {
             user_agent: Some(options.user_agent.unwrap_or_default()),
             extra: Map::new(),
         };
-        let session = self.ops.create(&session, user).await?;
-        let mut cookies = vec![config.session_set_cookie(&token, options.remember_me)];
+        let session = self.store().create(&session, user).await?;
+        let (signer, cookie) = (&config.keys.signer, &config.cookies);
+        let mut cookies = vec![cookie.session.header(
+            &signer.sign_cookie_value(&token),
+            options.remember_me.then_some(config.lifetimes.expires_in),
+        )];
         if options.remember_me {
             // Better Auth 1.7 expires a leftover "don't remember me" marker on a remembered
             // sign-in, or the new session would never be refreshed.
-            cookies.push(config.expire_cookie(&config.dont_remember_cookie));
+            cookies.push(cookie.dont_remember.expired());
         } else {
-            let value = config.signer.sign_cookie_value("true");
-            cookies.push(config.set_cookie(&config.dont_remember_cookie, &value, None));
+            cookies.push(
+                cookie
+                    .dont_remember
+                    .header(&signer.sign_cookie_value("true"), None),
+            );
         }
         tracing::debug!(user_id = %user.id, "signed in");
-        let signed_token = config.signer.sign_raw(&token);
-        let auth_token = (config.bearer != Bearer::Off).then(|| signed_token.clone());
+        let signed_token = signer.sign_raw(&token);
+        let auth_token = (config.guards.bearer != Bearer::Off).then(|| signed_token.clone());
         Ok(SignedIn {
             signed_token,
             session,
@@ -312,16 +265,18 @@ impl SessionManager {
         })
     }
 
-    /// Deletes the session `token` and returns the cookies that clear it from the browser.
+    /// Deletes the session of `token` (the token a session cookie or bearer value carries) and
+    /// returns the cookies that clear it from the browser.
     ///
     /// # Errors
     ///
     /// [`SessionError::Store`] when the row cannot be deleted; the cookies are then not
     /// cleared, so the user can retry.
     pub async fn sign_out(&self, token: &str) -> Result<SetCookies, SessionError> {
-        let key = self.config().storage_key(token);
-        self.ops.delete(&key).await?;
-        Ok(SetCookies::new(clearing_cookies(self.config())))
+        self.store()
+            .delete(&self.config().storage_key(token))
+            .await?;
+        Ok(self.clear_cookies())
     }
 
     /// Deletes `session` (as found by the layer or returned by [`list`](Self::list)) and
@@ -331,24 +286,36 @@ impl SessionManager {
     ///
     /// [`SessionError::Store`] when the row cannot be deleted.
     pub async fn sign_out_session(&self, session: &Session) -> Result<SetCookies, SessionError> {
-        self.ops.delete(&session.token).await?;
-        Ok(SetCookies::new(clearing_cookies(self.config())))
+        self.store().delete(&session.storage_key()).await?;
+        Ok(self.clear_cookies())
     }
 
-    /// Deletes one session (for example another device's), without touching cookies.
+    /// Deletes the session of `token` (the token a session cookie or bearer value carries, for
+    /// example another device's), without touching cookies.
     ///
     /// # Errors
     ///
     /// [`SessionError::Store`] when the row cannot be deleted.
     pub async fn revoke(&self, token: &str) -> Result<(), SessionError> {
-        let key = self.config().storage_key(token);
-        Ok(self.ops.delete(&key).await?)
+        Ok(self
+            .store()
+            .delete(&self.config().storage_key(token))
+            .await?)
     }
 
-    /// Deletes the session whose `token` field is `session_token` (as returned by
-    /// [`list`](Self::list)) only if it belongs to `user_id`, as Better Auth's `revoke-session`
-    /// endpoint does; returns whether it was deleted. Use this for requests where a user
-    /// revokes one of their own sessions.
+    /// Deletes `session` (as returned by [`list`](Self::list)), without touching cookies.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the row cannot be deleted.
+    pub async fn revoke_session(&self, session: &Session) -> Result<(), SessionError> {
+        Ok(self.store().delete(&session.storage_key()).await?)
+    }
+
+    /// Deletes the session stored under `key` (the `token` of a session [`list`](Self::list)
+    /// returned, [`Session::storage_key`]) only if it belongs to `user_id`, as Better Auth's
+    /// `revoke-session` endpoint does; returns whether it was deleted. Use this for requests
+    /// where a user revokes one of their own sessions.
     ///
     /// # Errors
     ///
@@ -356,11 +323,11 @@ impl SessionManager {
     pub async fn revoke_own(
         &self,
         user_id: &str,
-        session_token: &str,
+        key: &StorageKey<'_>,
     ) -> Result<bool, SessionError> {
-        match self.ops.find(session_token).await? {
+        match self.store().find(key).await? {
             Some(found) if found.session.user_id == user_id => {
-                self.ops.delete(session_token).await?;
+                self.store().delete(key).await?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -373,7 +340,7 @@ impl SessionManager {
     ///
     /// [`SessionError::Store`] when the rows cannot be deleted.
     pub async fn revoke_all(&self, user_id: &str) -> Result<u64, SessionError> {
-        Ok(self.ops.delete_user(user_id).await?)
+        Ok(self.store().delete_user_sessions(user_id).await?)
     }
 
     /// The live sessions of `user_id`, earliest expiry first.
@@ -383,7 +350,7 @@ impl SessionManager {
     /// [`SessionError::Store`] when the store cannot be read.
     pub async fn list(&self, user_id: &str) -> Result<Vec<Session>, SessionError> {
         let now = self.config().clock.now();
-        Ok(self.ops.list(user_id, now).await?)
+        Ok(self.store().list_user_sessions(user_id, now).await?)
     }
 
     /// Writes, reads and deletes a probe session for `probe_user` through the store, and returns
@@ -411,9 +378,9 @@ impl SessionManager {
             user_agent: Some("tower-auth-session health check".to_owned()),
             extra: Map::new(),
         };
-        let probe = self.ops.create(&probe, probe_user).await?;
-        let read = self.ops.find(&probe.token).await;
-        let deleted = self.ops.delete(&probe.token).await;
+        let probe = self.store().create(&probe, probe_user).await?;
+        let read = self.store().find(&probe.storage_key()).await;
+        let deleted = self.store().delete(&probe.storage_key()).await;
         match read? {
             Some(found) if found.session.id == probe.id => {}
             _ => {
@@ -461,7 +428,7 @@ impl SessionManager {
         let mut total = 0;
         loop {
             let now = self.config().clock.now();
-            let n = self.ops.delete_expired(now, batch).await?;
+            let n = self.store().delete_expired_batch(now, batch).await?;
             total += n;
             if n < batch {
                 return Ok(total);
@@ -472,6 +439,6 @@ impl SessionManager {
 
     /// The cookies that clear the session from a browser, without touching the store.
     pub fn clear_cookies(&self) -> SetCookies {
-        SetCookies::new(clearing_cookies(self.config()))
+        SetCookies::new(self.config().cookies.clearing.to_vec())
     }
 }

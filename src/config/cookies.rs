@@ -1,0 +1,198 @@
+//! Better Auth's cookie names and attributes (spec §2.1, §2.2), and the exact form of their
+//! `Set-Cookie` lines. Only [`crate::plan`] writes these lines, on the way out of a request, and
+//! [`crate::manager`] for sign-ins and sign-outs.
+
+use http::HeaderValue;
+use time::Duration;
+
+use super::MAX_COOKIE_AGE;
+use crate::error::ConfigError;
+
+/// The `SameSite` attribute of the session cookies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SameSite {
+    /// `SameSite=Strict`.
+    Strict,
+    /// `SameSite=Lax`, Better Auth's default.
+    #[default]
+    Lax,
+    /// `SameSite=None`, which forces `Secure` (but, as in Better Auth, does not rename the cookie).
+    None,
+}
+
+impl SameSite {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Strict => "Strict",
+            Self::Lax => "Lax",
+            Self::None => "None",
+        }
+    }
+}
+
+/// One cookie's final name and the attributes rendered into its `Set-Cookie`. The
+/// `__Secure-`/`__Host-` rules depend on each cookie's own name, as in Better Auth.
+#[derive(Clone, Debug)]
+pub(crate) struct CookieSpec {
+    pub(crate) name: String,
+    /// `; Domain=…; Path=…`
+    scope: String,
+    /// `; HttpOnly; Secure; SameSite=…`
+    flags: String,
+}
+
+impl CookieSpec {
+    /// The same attributes under another name (a cache-cookie chunk, a multi-session cookie).
+    pub(crate) fn renamed(&self, name: &str) -> CookieSpec {
+        CookieSpec {
+            name: name.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// A `Set-Cookie` value in Better Auth's attribute order:
+    /// `name=value; Max-Age=N; Domain=d; Path=p; HttpOnly; Secure; SameSite=Lax`. No `Max-Age`
+    /// makes a browser-session cookie.
+    pub(crate) fn header(&self, value: &str, max_age: Option<Duration>) -> HeaderValue {
+        let mut out = String::with_capacity(
+            self.name.len() + value.len() + self.scope.len() + self.flags.len() + 20,
+        );
+        out.push_str(&self.name);
+        out.push('=');
+        out.push_str(value);
+        if let Some(age) = max_age {
+            let secs = age.clamp(Duration::ZERO, MAX_COOKIE_AGE).whole_seconds();
+            out.push_str("; Max-Age=");
+            out.push_str(&secs.to_string());
+        }
+        out.push_str(&self.scope);
+        out.push_str(&self.flags);
+        // Names and attributes were validated at build time and values are URI-encoded, so
+        // this cannot fail; fall back to a deletion rather than panic if it ever did.
+        HeaderValue::try_from(out)
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+    }
+
+    /// Its deletion: an empty value with `Max-Age=0` and the same attributes.
+    pub(crate) fn expired(&self) -> HeaderValue {
+        self.header("", Some(Duration::ZERO))
+    }
+}
+
+/// The layer's cookies: the session token, `dont_remember`, and the cookie cache.
+#[derive(Clone, Debug)]
+pub(crate) struct Cookies {
+    pub(crate) session: CookieSpec,
+    pub(crate) dont_remember: CookieSpec,
+    pub(crate) session_data: CookieSpec,
+    /// `Max-Age=0` for the session token, the cookie cache and `dont_remember`, as Better Auth's
+    /// `deleteSessionCookie` emits them: the same bytes on every rejection, so built once.
+    pub(crate) clearing: [HeaderValue; 3],
+}
+
+/// What the builder says about cookies.
+pub(crate) struct CookieOptions<'a> {
+    pub(crate) secure: bool,
+    pub(crate) prefix: Option<&'a str>,
+    pub(crate) session_cookie_name: Option<&'a str>,
+    pub(crate) domain: Option<&'a str>,
+    pub(crate) path: Option<&'a str>,
+    pub(crate) same_site: SameSite,
+    pub(crate) http_only: bool,
+}
+
+impl Cookies {
+    /// Better Auth's names and attributes for these options (`createCookieGetter`).
+    pub(crate) fn new(options: &CookieOptions<'_>) -> Result<Self, ConfigError> {
+        // `cookiePrefix || "better-auth"`: an empty prefix means the default.
+        let prefix = options
+            .prefix
+            .filter(|p| !p.is_empty())
+            .unwrap_or("better-auth");
+        let secure_prefix = if options.secure { "__Secure-" } else { "" };
+        let base = options
+            .session_cookie_name
+            .filter(|n| !n.is_empty())
+            .map_or_else(|| format!("{prefix}.session_token"), str::to_owned);
+        let path = options.path.unwrap_or("/");
+        check_attr("path", path)?;
+        if let Some(domain) = options.domain {
+            check_attr("domain", domain)?;
+        }
+        let spec = |name: String| -> Result<CookieSpec, ConfigError> {
+            check_token("cookie name", &name)?;
+            // Per cookie, as better-call: `__Host-` forces `Path=/`, no `Domain` and `Secure`;
+            // `__Secure-` and `SameSite=None` force `Secure`.
+            let is_host = name.starts_with("__Host-");
+            let mut scope = String::new();
+            if let (Some(domain), false) = (options.domain, is_host) {
+                scope.push_str("; Domain=");
+                scope.push_str(domain);
+            }
+            scope.push_str("; Path=");
+            scope.push_str(if is_host { "/" } else { path });
+            let mut flags = String::new();
+            if options.http_only {
+                flags.push_str("; HttpOnly");
+            }
+            if options.secure
+                || is_host
+                || name.starts_with("__Secure-")
+                || options.same_site == SameSite::None
+            {
+                flags.push_str("; Secure");
+            }
+            flags.push_str("; SameSite=");
+            flags.push_str(options.same_site.as_str());
+            Ok(CookieSpec { name, scope, flags })
+        };
+        let session = spec(format!("{secure_prefix}{base}"))?;
+        let dont_remember = spec(format!("{secure_prefix}{prefix}.dont_remember"))?;
+        let session_data = spec(format!("{secure_prefix}{prefix}.session_data"))?;
+        let clearing = [
+            session.expired(),
+            session_data.expired(),
+            dont_remember.expired(),
+        ];
+        Ok(Self {
+            session,
+            dont_remember,
+            session_data,
+            clearing,
+        })
+    }
+}
+
+/// RFC 6265 cookie-name characters (an RFC 7230 token).
+fn check_token(option: &'static str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            option,
+            reason: format!(
+                "{name:?} is not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~ only)"
+            ),
+        })
+    }
+}
+
+fn check_attr(option: &'static str, value: &str) -> Result<(), ConfigError> {
+    let ok = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| (0x21..0x7f).contains(&b) && b != b';');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            option,
+            reason: format!("{value:?} must be non-empty printable ASCII without spaces or ';'"),
+        })
+    }
+}

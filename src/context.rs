@@ -1,0 +1,98 @@
+//! What the layer established about a request: the [`AuthContext`] extension every request it
+//! passes on carries, and [`SessionInfo`].
+
+use std::sync::Arc;
+
+use crate::manager::SessionManager;
+use crate::model::{Authenticated, Session, User};
+
+/// How the layer treated an authenticated request: [`AuthContext::info`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// In read-only mode: the session is due for a refresh that this service did not perform
+    /// (Better Auth's `needsRefresh` with `deferSessionRefresh`); ask the Better Auth server to
+    /// refresh it.
+    pub needs_refresh: bool,
+    /// The credential came from `Authorization: Bearer`, not the cookie.
+    pub via_bearer: bool,
+    /// This request extended the session (and the response re-sends the cookie).
+    pub refreshed: bool,
+    /// The session came from a valid cookie-cache cookie, without a store read.
+    pub from_cache: bool,
+}
+
+/// What [`SessionLayer`](crate::SessionLayer) established about a request: inserted into the
+/// extensions of every request it passes on, signed in or not.
+///
+/// It is the layer's only request extension (one allocation per request). Plain tower or hyper
+/// services read it with `request.extensions().get::<AuthContext>()`; axum handlers use the
+/// extractors in [`extract`](crate::extract), which read it for them.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use tower::{service_fn, Layer, ServiceExt};
+/// use tower_auth_session::{AuthContext, MemoryStore, SessionConfig, SessionLayer};
+///
+/// let config = SessionConfig::builder().secret("a-private-secret-of-at-least-32-bytes!!").build()?;
+/// let service = SessionLayer::new(config, MemoryStore::new()).layer(service_fn(
+///     |req: http::Request<String>| async move {
+///         let ctx = req.extensions().get::<AuthContext>().expect("the layer is installed");
+///         let who = ctx.user().map_or("anonymous".to_owned(), |u| u.email.clone());
+///         Ok::<_, std::convert::Infallible>(http::Response::new(who))
+///     },
+/// ));
+/// let response = service.oneshot(http::Request::new(String::new())).await?;
+/// assert_eq!(response.body(), "anonymous");
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct AuthContext {
+    manager: SessionManager,
+    authenticated: Option<Authenticated>,
+    info: SessionInfo,
+}
+
+impl AuthContext {
+    pub(crate) fn new(
+        manager: SessionManager,
+        authenticated: Option<Authenticated>,
+        info: SessionInfo,
+    ) -> Self {
+        Self {
+            manager,
+            authenticated,
+            info,
+        }
+    }
+
+    /// The session and user, when the request is signed in.
+    pub fn authenticated(&self) -> Option<&Authenticated> {
+        self.authenticated.as_ref()
+    }
+
+    /// The signed-in user, if any.
+    pub fn user(&self) -> Option<&Arc<User>> {
+        self.authenticated.as_ref().map(|a| &a.user)
+    }
+
+    /// The signed-in session, if any.
+    pub fn session(&self) -> Option<&Arc<Session>> {
+        self.authenticated.as_ref().map(|a| &a.session)
+    }
+
+    /// Whether the request is signed in.
+    pub fn is_signed_in(&self) -> bool {
+        self.authenticated.is_some()
+    }
+
+    /// How the layer treated the request (all `false` when signed out).
+    pub fn info(&self) -> SessionInfo {
+        self.info
+    }
+
+    /// The layer's manager, to sign in or out, revoke or list sessions from this request.
+    pub fn manager(&self) -> &SessionManager {
+        &self.manager
+    }
+}
