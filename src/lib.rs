@@ -85,6 +85,8 @@ pub use model::{Authenticated, Session, StorageKey, User};
 pub use service::SessionService;
 #[cfg(feature = "cache")]
 pub use store::CachedStore;
+#[cfg(feature = "mysql")]
+pub use store::MySqlStore;
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
 #[cfg(feature = "redis")]

@@ -1,8 +1,9 @@
-//! Issue 4: the live Better Auth 1.7.25 peer and the layer over the same PostgreSQL database and
-//! the same Redis (alone, and in front of PostgreSQL), checked in every direction: sign-in,
-//! refresh, revocation, expiry, "don't remember me", cookie names, the cookie cache, and the
-//! secondary-storage key shapes.
-#![cfg(all(feature = "postgres", feature = "redis"))]
+//! The live Better Auth 1.7.25 peer and the layer over the same database (SQLite; PostgreSQL and
+//! MySQL/MariaDB with Better Auth's text, `uuid` and `serial` ids, each schema made by Better
+//! Auth's own migration) and the same Redis (one node, a 3-master cluster, and in front of
+//! PostgreSQL), checked in every direction: sign-in, refresh, revocation, expiry, "don't
+//! remember me", cookie names, the cookie cache, and the secondary-storage key shapes.
+#![cfg(all(feature = "postgres", feature = "redis", feature = "mysql"))]
 
 mod common;
 
@@ -13,7 +14,7 @@ use common::Counting;
 use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 use tower_auth_session::extract::CurrentSession;
-use tower_auth_session::store::{PostgresStore, RedisStore};
+use tower_auth_session::store::{IdFormat, MySqlStore, PostgresStore, RedisStore, SqlSchema};
 use tower_auth_session::test_support::{parse_iso, to_iso};
 use tower_auth_session::{
     CookieCache, ManualClock, SessionConfig, SessionConfigBuilder, SessionInfo, SessionLayer,
@@ -26,9 +27,41 @@ const ORIGIN: &str = "http://localhost:3000";
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Backend {
     Sqlite,
+    SqliteUuid,
+    SqliteSerial,
     Postgres,
+    PostgresUuid,
+    PostgresSerial,
+    MySql,
+    MySqlUuid,
+    MySqlSerial,
     Redis,
+    RedisCluster,
     RedisAndPostgres,
+}
+
+impl Backend {
+    /// Better Auth's `advanced.database.generateId`.
+    fn generate_id(self) -> Option<&'static str> {
+        match self {
+            Self::SqliteUuid | Self::PostgresUuid | Self::MySqlUuid => Some("uuid"),
+            Self::SqliteSerial | Self::PostgresSerial | Self::MySqlSerial => Some("serial"),
+            _ => None,
+        }
+    }
+    /// Whether sessions live in PostgreSQL rows.
+    fn postgres(self) -> bool {
+        matches!(
+            self,
+            Self::Postgres | Self::PostgresUuid | Self::PostgresSerial | Self::RedisAndPostgres
+        )
+    }
+    fn sqlite(self) -> bool {
+        matches!(self, Self::Sqlite | Self::SqliteUuid | Self::SqliteSerial)
+    }
+    fn mysql(self) -> bool {
+        matches!(self, Self::MySql | Self::MySqlUuid | Self::MySqlSerial)
+    }
 }
 
 struct Peer<St: SessionStore> {
@@ -39,7 +72,9 @@ struct Peer<St: SessionStore> {
     backend: Backend,
     pg: Option<sqlx::PgPool>,
     sqlite: Option<sqlx::SqlitePool>,
+    mysql: Option<sqlx::MySqlPool>,
     redis_url: Option<String>,
+    cluster_urls: Option<String>,
     cookie_name: String,
     _dir: tempfile::TempDir,
 }
@@ -48,16 +83,29 @@ struct Peer<St: SessionStore> {
 struct Shared {
     dir: tempfile::TempDir,
     pg_url: Option<String>,
+    mysql_url: Option<String>,
     redis_url: Option<String>,
+    cluster_urls: Option<String>,
 }
 
 async fn shared(test: &str, backend: Backend) -> Option<Shared> {
     let dir = tempfile::tempdir().unwrap();
-    let pg_url = match backend {
-        Backend::Postgres | Backend::RedisAndPostgres => {
-            Some(common::fresh_pg_database(test).await?)
-        }
-        _ => None,
+    let pg_url = if backend.postgres() {
+        Some(common::fresh_pg_database(test).await?)
+    } else {
+        None
+    };
+    let mysql_url = if backend.mysql() {
+        Some(common::fresh_mysql_database(test).await?)
+    } else {
+        None
+    };
+    let cluster_urls = if backend == Backend::RedisCluster {
+        // Better Auth writes unprefixed keys; user ids and tokens are random, so tests sharing
+        // the cluster never touch each other's keys.
+        Some(common::server_url("TAS_TEST_REDIS_CLUSTER_URLS", test)?)
+    } else {
+        None
     };
     let redis_url = match backend {
         Backend::Redis | Backend::RedisAndPostgres => {
@@ -75,7 +123,9 @@ async fn shared(test: &str, backend: Backend) -> Option<Shared> {
     Some(Shared {
         dir,
         pg_url,
+        mysql_url,
         redis_url,
+        cluster_urls,
     })
 }
 
@@ -116,10 +166,8 @@ macro_rules! peer {
             return;
         };
         let sqlite_path = sh.dir.path().join("users.db");
-        let ba_db = match &sh.pg_url {
-            Some(url) if backend == Backend::Postgres || backend == Backend::RedisAndPostgres => {
-                url.clone()
-            }
+        let ba_db = match (&sh.pg_url, &sh.mysql_url) {
+            (Some(url), _) | (_, Some(url)) => url.clone(),
             _ => format!("sqlite:{}", sqlite_path.display()),
         };
         let mut env: Vec<(&str, String)> = vec![
@@ -129,6 +177,12 @@ macro_rules! peer {
         ];
         if let Some(url) = &sh.redis_url {
             env.push(("BA_REDIS_URL", url.clone()));
+        }
+        if let Some(urls) = &sh.cluster_urls {
+            env.push(("BA_REDIS_CLUSTER_URLS", urls.clone()));
+        }
+        if let Some(mode) = backend.generate_id() {
+            env.push(("BA_GENERATE_ID", mode.to_owned()));
         }
         if backend == Backend::RedisAndPostgres {
             env.push(("BA_STORE_SESSION_IN_DATABASE", "1".to_owned()));
@@ -148,20 +202,27 @@ macro_rules! peer {
             Some(url) => Some(sqlx::PgPool::connect(url).await.unwrap()),
             None => None,
         };
-        let sqlite = if backend == Backend::Sqlite {
+        let sqlite = if backend.sqlite() {
             Some(sqlx::SqlitePool::connect(&sqlite_url).await.unwrap())
         } else {
             None
         };
-        let redis_store = match &sh.redis_url {
-            Some(url) => Some(
+        let redis_store = match (&sh.redis_url, &sh.cluster_urls) {
+            (Some(url), _) => Some(
                 RedisStore::builder(url)
                     .clock(clock.clone())
                     .build()
                     .await
                     .unwrap(),
             ),
-            None => None,
+            (_, Some(urls)) => Some(
+                RedisStore::cluster_builder(urls.split(','))
+                    .clock(clock.clone())
+                    .build()
+                    .await
+                    .unwrap(),
+            ),
+            _ => None,
         };
         (
             sh,
@@ -229,6 +290,27 @@ impl<St: SessionStore> Peer<St> {
             .join("; ")
     }
 
+    /// A connection to the shared Redis (one node or the cluster), if there is one.
+    async fn redis(&self) -> Option<Redis> {
+        match (&self.redis_url, &self.cluster_urls) {
+            (Some(url), _) => Some(Redis::Node(
+                redis::Client::open(url.as_str())
+                    .unwrap()
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap(),
+            )),
+            (_, Some(urls)) => Some(Redis::Cluster(
+                redis::cluster::ClusterClient::new(urls.split(',').collect::<Vec<_>>())
+                    .unwrap()
+                    .get_async_connection()
+                    .await
+                    .unwrap(),
+            )),
+            _ => None,
+        }
+    }
+
     /// Sets the stored expiry of `token` (so that the other side sees a refresh as due or an
     /// expired session), in every place this backend keeps it.
     async fn set_expiry(&self, token: &str, at: OffsetDateTime) {
@@ -240,7 +322,7 @@ impl<St: SessionStore> Peer<St> {
                 .await
                 .unwrap();
         }
-        if let (Some(pool), true) = (&self.pg, self.backend != Backend::Redis) {
+        if let Some(pool) = &self.pg {
             sqlx::query(r#"update "session" set "expiresAt" = $1 where "token" = $2"#)
                 .bind(at)
                 .bind(token)
@@ -248,12 +330,15 @@ impl<St: SessionStore> Peer<St> {
                 .await
                 .unwrap();
         }
-        if let Some(url) = &self.redis_url {
-            let mut conn = redis::Client::open(url.as_str())
-                .unwrap()
-                .get_multiplexed_async_connection()
+        if let Some(pool) = &self.mysql {
+            sqlx::query("update `session` set `expiresAt` = ? where `token` = ?")
+                .bind(at)
+                .bind(token)
+                .execute(pool)
                 .await
                 .unwrap();
+        }
+        if let Some(mut conn) = self.redis().await {
             let raw: Option<String> = redis::AsyncCommands::get(&mut conn, token).await.unwrap();
             if let Some(raw) = raw {
                 let mut v: Value = serde_json::from_str(&raw).unwrap();
@@ -280,7 +365,7 @@ impl<St: SessionStore> Peer<St> {
                 .unwrap();
             any |= n > 0;
         }
-        if let (Some(pool), true) = (&self.pg, self.backend != Backend::Redis) {
+        if let Some(pool) = &self.pg {
             let n: i64 = sqlx::query_scalar(r#"select count(*) from "session" where "token" = $1"#)
                 .bind(token)
                 .fetch_one(pool)
@@ -288,18 +373,56 @@ impl<St: SessionStore> Peer<St> {
                 .unwrap();
             any |= n > 0;
         }
-        if let Some(url) = &self.redis_url {
-            let mut conn = redis::Client::open(url.as_str())
-                .unwrap()
-                .get_multiplexed_async_connection()
+        if let Some(pool) = &self.mysql {
+            let n: i64 = sqlx::query_scalar("select count(*) from `session` where `token` = ?")
+                .bind(token)
+                .fetch_one(pool)
                 .await
                 .unwrap();
+            any |= n > 0;
+        }
+        if let Some(mut conn) = self.redis().await {
             let n: i64 = redis::AsyncCommands::exists(&mut conn, token)
                 .await
                 .unwrap();
             any |= n > 0;
         }
         any
+    }
+}
+
+/// A connection to one Redis node or to the cluster.
+enum Redis {
+    Node(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Redis {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Node(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Node(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Node(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
     }
 }
 
@@ -530,11 +653,38 @@ macro_rules! backend_test {
                 Vec::<(&str, &str)>::new(),
                 |b| b
             );
+            let expected_ids = match $backend.generate_id() {
+                Some("uuid") => IdFormat::Uuid,
+                Some(_) => IdFormat::Serial,
+                None => IdFormat::Text,
+            };
             let pg_store = match &sh.pg_url {
-                Some(url) => Some(PostgresStore::connect(url).await.unwrap()),
+                Some(url) => {
+                    // No id option: the column types say which layout Better Auth made.
+                    let store = PostgresStore::connect(url).await.unwrap();
+                    assert_eq!(store.id_format(), expected_ids);
+                    Some(store)
+                }
                 None => None,
             };
+            let (mysql, mysql_store) = match &sh.mysql_url {
+                Some(url) => {
+                    // MySQL's uuid layout is `varchar(36)`, as with text ids: say so.
+                    let store = MySqlStore::builder(url)
+                        .schema(SqlSchema::better_auth().ids(expected_ids))
+                        .build()
+                        .await
+                        .unwrap();
+                    assert_eq!(store.id_format(), expected_ids);
+                    (
+                        Some(sqlx::MySqlPool::connect(url).await.unwrap()),
+                        Some(store),
+                    )
+                }
+                None => (None, None),
+            };
             let redis_url = sh.redis_url.clone();
+            let cluster_urls = sh.cluster_urls.clone();
             macro_rules! run {
                 ($store:expr) => {{
                     let layer = SessionLayer::new(config, Counting::new($store));
@@ -546,7 +696,9 @@ macro_rules! backend_test {
                         backend: $backend,
                         pg,
                         sqlite,
+                        mysql,
                         redis_url,
+                        cluster_urls,
                         cookie_name,
                         _dir: sh.dir,
                     };
@@ -554,9 +706,24 @@ macro_rules! backend_test {
                 }};
             }
             match $backend {
-                Backend::Sqlite => run!(SqliteStore::connect(&sqlite_url).await.unwrap()),
-                Backend::Postgres => run!(pg_store.unwrap()),
-                Backend::Redis => run!(redis_store.unwrap()),
+                Backend::Sqlite | Backend::SqliteUuid | Backend::SqliteSerial => {
+                    // SQLite's uuid layout is text ids, as by default: say so.
+                    let store = SqliteStore::builder(&sqlite_url)
+                        .schema(SqlSchema::better_auth().ids(expected_ids))
+                        .create_schema(false)
+                        .build()
+                        .await
+                        .unwrap();
+                    assert_eq!(store.id_format(), expected_ids);
+                    run!(store)
+                }
+                Backend::Postgres | Backend::PostgresUuid | Backend::PostgresSerial => {
+                    run!(pg_store.unwrap())
+                }
+                Backend::MySql | Backend::MySqlUuid | Backend::MySqlSerial => {
+                    run!(mysql_store.unwrap())
+                }
+                Backend::Redis | Backend::RedisCluster => run!(redis_store.unwrap()),
                 Backend::RedisAndPostgres => {
                     run!(redis_store.unwrap().in_front_of(pg_store.unwrap()))
                 }
@@ -566,8 +733,19 @@ macro_rules! backend_test {
 }
 
 backend_test!(every_direction_on_sqlite, Backend::Sqlite);
+backend_test!(every_direction_on_sqlite_uuid_ids, Backend::SqliteUuid);
+backend_test!(every_direction_on_sqlite_serial_ids, Backend::SqliteSerial);
 backend_test!(every_direction_on_postgres, Backend::Postgres);
+backend_test!(every_direction_on_postgres_uuid_ids, Backend::PostgresUuid);
+backend_test!(
+    every_direction_on_postgres_serial_ids,
+    Backend::PostgresSerial
+);
+backend_test!(every_direction_on_mysql, Backend::MySql);
+backend_test!(every_direction_on_mysql_uuid_ids, Backend::MySqlUuid);
+backend_test!(every_direction_on_mysql_serial_ids, Backend::MySqlSerial);
 backend_test!(every_direction_on_redis, Backend::Redis);
+backend_test!(every_direction_on_a_redis_cluster, Backend::RedisCluster);
 backend_test!(
     every_direction_on_redis_in_front_of_postgres,
     Backend::RedisAndPostgres
@@ -857,4 +1035,48 @@ async fn secondary_storage_keys_match_better_auths() {
         Value::Null,
         "Better Auth honours Rust's revoke-all"
     );
+}
+
+/// Fifty parallel Rust sign-ins of one Better Auth user, on one Redis node and on the cluster:
+/// every one succeeds, and Better Auth's own list-sessions shows all of them next to its own.
+#[tokio::test]
+async fn fifty_parallel_sign_ins_are_listed_by_better_auth() {
+    for backend in [Backend::Redis, Backend::RedisCluster] {
+        let test = "fifty_parallel_sign_ins_are_listed_by_better_auth";
+        let (sh, ba, clock, config, name, _pg, _sqlite, redis_store, _url) =
+            peer!(test, backend, Vec::<(&str, &str)>::new(), |b| b);
+        let layer = SessionLayer::new(config, redis_store.unwrap());
+        let up = post_json(
+            &ba.url("/test/sign-up"),
+            json!({"email": "fifty@example.com", "password": "correct horse battery"}),
+        )
+        .await;
+        let user = user_of(&up["body"]);
+        clock.set(OffsetDateTime::now_utc());
+        let manager = layer.manager();
+        let results =
+            futures_util::future::join_all((0..50).map(|_| manager.sign_in(&user, SignIn::new())))
+                .await;
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        assert_eq!(
+            failed,
+            0,
+            "{backend:?}: {:?}",
+            results.iter().find(|r| r.is_err())
+        );
+        let jar = pair(up["cookie"].as_str().unwrap(), &name);
+        let listed = http(
+            "GET",
+            &ba.url("/api/auth/list-sessions"),
+            &[("cookie", &jar)],
+            None,
+        )
+        .await;
+        assert_eq!(
+            listed.json().as_array().map(Vec::len),
+            Some(51),
+            "{backend:?}: Better Auth lists its session and Rust's fifty"
+        );
+        drop(sh);
+    }
 }

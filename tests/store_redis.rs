@@ -205,3 +205,117 @@ async fn revoked_before_marker_rejects_surviving_keys() {
         .unwrap()
         .is_none());
 }
+
+/// A store on the 3-master Redis Cluster the test command starts (`TAS_TEST_REDIS_CLUSTER_URLS`,
+/// comma-separated seed nodes).
+async fn cluster(test: &str) -> Option<RedisStore> {
+    let urls = common::server_url("TAS_TEST_REDIS_CLUSTER_URLS", test)?;
+    Some(
+        RedisStore::cluster_builder(urls.split(','))
+            .key_prefix(common::redis_prefix())
+            .clock(ManualClock::new(NOW - Duration::seconds(2)))
+            .build()
+            .await
+            .unwrap(),
+    )
+}
+
+mod on_a_cluster {
+    use super::*;
+    conformance_suite!(cluster("redis cluster conformance"));
+}
+
+/// Fifty sign-ins of one user at once: every one succeeds, every session is listed, and no key
+/// is left that the list does not name (Better Auth's own read-then-write of the list can lose
+/// entries; the store's per-key compare-and-set must not).
+async fn fifty_parallel_sign_ins_are_all_listed(store: RedisStore) {
+    let user = User::new("many@example.com", "Many", NOW);
+    let sessions: Vec<_> = (0..50)
+        .map(|i| conformance::session(&user, NOW + Duration::days(7) + Duration::seconds(i)))
+        .collect();
+    let results =
+        futures_util::future::join_all(sessions.iter().map(|s| store.create(s, &user))).await;
+    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 50 failed: {failed:?}",
+        failed.len()
+    );
+    let listed = store.list_user_sessions(&user.id, NOW).await.unwrap();
+    assert_eq!(listed.len(), 50, "every session is listed");
+    for s in &sessions {
+        assert!(
+            store.find(&s.storage_key()).await.unwrap().is_some(),
+            "{} resolves",
+            s.token
+        );
+    }
+    assert_eq!(store.delete_user_sessions(&user.id).await.unwrap(), 50);
+    for s in &sessions {
+        assert!(store.find(&s.storage_key()).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn fifty_parallel_sign_ins_of_one_user_on_one_node() {
+    if let Some(store) = redis("fifty_parallel_sign_ins_of_one_user_on_one_node").await {
+        fifty_parallel_sign_ins_are_all_listed(store).await;
+    }
+}
+
+#[tokio::test]
+async fn fifty_parallel_sign_ins_of_one_user_on_a_cluster() {
+    if let Some(store) = cluster("fifty_parallel_sign_ins_of_one_user_on_a_cluster").await {
+        assert!(store.is_cluster());
+        fifty_parallel_sign_ins_are_all_listed(store).await;
+    }
+}
+
+/// Better Auth's key names on a cluster (where they hash to different slots, so nothing the
+/// store does may span them); and a session key whose list entry was never written (a failed
+/// step of another writer) is still found, then removed by revoke-all through the marker.
+#[tokio::test]
+async fn cluster_keys_keep_better_auths_names_across_slots() {
+    let test = "cluster_keys_keep_better_auths_names_across_slots";
+    let Some(urls) = common::server_url("TAS_TEST_REDIS_CLUSTER_URLS", test) else {
+        return;
+    };
+    let prefix = common::redis_prefix();
+    let clock = ManualClock::new(NOW);
+    let store = RedisStore::cluster_builder(urls.split(','))
+        .key_prefix(&prefix)
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let user = User::new("slots@example.com", "Slots", NOW);
+    let s = conformance::session(&user, NOW + Duration::days(7));
+    store.create(&s, &user).await.unwrap();
+
+    let client = redis::cluster::ClusterClient::new(urls.split(',').collect::<Vec<_>>()).unwrap();
+    let mut conn = client.get_async_connection().await.unwrap();
+    let session_key = format!("{prefix}{}", s.token);
+    let list_key = format!("{prefix}active-sessions-{}", user.id);
+    let value: String = conn.get(&session_key).await.unwrap();
+    assert!(value.starts_with(r#"{"session":{"id":""#), "{value}");
+    let list: String = conn.get(&list_key).await.unwrap();
+    assert!(list.contains(&s.token), "{list}");
+
+    // A key another writer stored without its list entry (its second step failed).
+    let stray = conformance::session(&user, NOW + Duration::days(7));
+    let _: () = conn
+        .set_ex(
+            format!("{prefix}{}", stray.token),
+            value.replace(&s.token, &stray.token),
+            3600,
+        )
+        .await
+        .unwrap();
+    assert!(store.find(&stray.storage_key()).await.unwrap().is_some());
+    clock.set(NOW + Duration::seconds(1));
+    store.delete_user_sessions(&user.id).await.unwrap();
+    assert!(
+        store.find(&stray.storage_key()).await.unwrap().is_none(),
+        "the revoked-before marker rejects the unlisted key too"
+    );
+}

@@ -285,3 +285,144 @@ async fn connect_uses_wal_foreign_keys_and_a_memory_map() {
     let mmap: i64 = pragma("mmap_size").await.get(0);
     assert_eq!(mmap, 268_435_456);
 }
+
+/// Better Auth 1.7.25's own SQLite DDL (`getMigrations().compileMigrations()` with
+/// better-sqlite3, with the admin and organization plugins) for `generateId: "uuid"` (text ids
+/// holding UUIDs, made by the writer) and `"serial"` (an integer rowid the database assigns).
+mod layouts {
+    pub const UUID: [&str; 3] = [
+        r#"create table "user" ("id" text not null primary key, "name" text not null, "email" text not null unique, "emailVerified" integer not null, "image" text, "createdAt" date not null, "updatedAt" date not null, "role" text, "banned" integer, "banReason" text, "banExpires" date)"#,
+        r#"create table "session" ("id" text not null primary key, "expiresAt" date not null, "token" text not null unique, "createdAt" date not null, "updatedAt" date not null, "ipAddress" text, "userAgent" text, "userId" text not null references "user" ("id") on delete cascade, "impersonatedBy" text, "activeOrganizationId" text)"#,
+        r#"create index "session_userId_idx" on "session" ("userId")"#,
+    ];
+    pub const SERIAL: [&str; 3] = [
+        r#"create table "user" ("id" integer not null primary key, "name" text not null, "email" text not null unique, "emailVerified" integer not null, "image" text, "createdAt" date not null, "updatedAt" date not null, "role" text, "banned" integer, "banReason" text, "banExpires" date)"#,
+        r#"create table "session" ("id" integer not null primary key, "expiresAt" date not null, "token" text not null unique, "createdAt" date not null, "updatedAt" date not null, "ipAddress" text, "userAgent" text, "userId" integer not null references "user" ("id") on delete cascade, "impersonatedBy" text, "activeOrganizationId" text)"#,
+        r#"create index "session_userId_idx" on "session" ("userId")"#,
+    ];
+}
+
+/// A database file with `ddl` applied, opened with `schema` (the store only verifies it). The
+/// directory is kept for the test's lifetime by leaking it into the temp dir; it is tiny.
+async fn store_on(ddl: &[&str], schema: tower_auth_session::store::SqlSchema) -> SqliteStore {
+    let (dir, url) = temp_db();
+    let pool = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
+        .await
+        .unwrap();
+    for statement in ddl {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let store = SqliteStore::builder(url)
+        .schema(schema)
+        .create_schema(false)
+        .build()
+        .await
+        .unwrap();
+    let _ = dir.keep();
+    store
+}
+
+mod uuid_layout {
+    use super::*;
+    conformance_suite!(async {
+        Some(
+            store_on(
+                &layouts::UUID,
+                tower_auth_session::store::SqlSchema::better_auth()
+                    .ids(tower_auth_session::store::IdFormat::Uuid),
+            )
+            .await,
+        )
+    });
+}
+
+mod serial_layout {
+    use super::*;
+    conformance_suite!(async {
+        Some(
+            store_on(
+                &layouts::SERIAL,
+                tower_auth_session::store::SqlSchema::better_auth(),
+            )
+            .await,
+        )
+    });
+}
+
+/// Each layout is recognised and named: a v4 UUID written by Rust for `uuid`, and for `serial`
+/// the rowid SQLite assigns, read back as Better Auth's `String(n)`; rows Better Auth wrote with
+/// integer ids are found and joined to their user.
+#[tokio::test]
+async fn uuid_and_serial_layouts_are_recognised_and_written_natively() {
+    use tower_auth_session::store::{IdFormat, SqlSchema};
+    let uuid = store_on(&layouts::UUID, SqlSchema::better_auth().ids(IdFormat::Uuid)).await;
+    assert_eq!(uuid.id_format(), IdFormat::Uuid);
+    let user = uuid
+        .insert_user(&User::new(
+            "u@example.com",
+            "U",
+            datetime!(2026-11-23 12:00 UTC),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(user.id.len(), 36, "a uuid: {}", user.id);
+    assert_eq!(&user.id[14..15], "4", "version 4: {}", user.id);
+    let session = uuid
+        .create(
+            &conformance::session(&user, datetime!(2026-12-01 0:00 UTC)),
+            &user,
+        )
+        .await
+        .unwrap();
+    let dashes: Vec<usize> = session.id.match_indices('-').map(|(i, _)| i).collect();
+    assert_eq!(dashes, [8, 13, 18, 23], "a uuid: {}", session.id);
+
+    let serial = store_on(&layouts::SERIAL, SqlSchema::better_auth()).await;
+    assert_eq!(serial.id_format(), IdFormat::Serial);
+    // A row Better Auth wrote (integer ids, ISO text dates, integer booleans).
+    for statement in [
+        r#"insert into "user" values (1, 'Alice', 'alice@example.com', 0, null, '2026-11-28T22:02:45.908Z', '2026-11-28T22:02:45.908Z', 'user', 0, null, null)"#,
+        r#"insert into "session" values (1, '2026-12-05T22:02:45.909Z', 'Tok1', '2026-11-28T22:02:45.909Z', '2026-11-28T22:02:45.909Z', null, null, 1, null, null)"#,
+    ] {
+        sqlx::query(statement).execute(serial.pool()).await.unwrap();
+    }
+    let found = serial
+        .find(&StorageKey::new("Tok1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.session.id.as_str(), found.user.id.as_str()),
+        ("1", "1")
+    );
+    let b = serial
+        .insert_user(&User::new(
+            "b@example.com",
+            "B",
+            datetime!(2026-11-23 12:00 UTC),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(b.id, "2", "the next rowid, as String(n)");
+    let s = serial
+        .create(
+            &conformance::session(&b, datetime!(2026-12-01 0:00 UTC)),
+            &b,
+        )
+        .await
+        .unwrap();
+    assert_eq!((s.id.as_str(), s.user_id.as_str()), ("2", "2"));
+    let (kind, user_kind): (String, String) =
+        sqlx::query_as(r#"select typeof("id"), typeof("userId") from "session" where "id" = 2"#)
+            .fetch_one(serial.pool())
+            .await
+            .unwrap();
+    assert_eq!((kind.as_str(), user_kind.as_str()), ("integer", "integer"));
+    assert!(serial
+        .list_user_sessions("not-a-number", conformance::NOW)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(serial.delete_user_sessions("x").await.unwrap(), 0);
+}

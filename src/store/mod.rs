@@ -36,16 +36,18 @@ pub use any::AnyStore;
 mod memory;
 pub use memory::MemoryStore;
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod sql;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub use sql::{DateFormat, Dialect, IdFormat, SessionColumn, SqlSchema, SqlStore, UserColumn};
+#[cfg(feature = "mysql")]
+pub use sql::{MySqlDialect, MySqlStore, MySqlStoreBuilder};
 #[cfg(feature = "postgres")]
 pub use sql::{PostgresDialect, PostgresStore, PostgresStoreBuilder, DEFAULT_ACQUIRE_TIMEOUT};
 #[cfg(feature = "sqlite")]
 pub use sql::{SqliteDialect, SqliteStore, SqliteStoreBuilder};
 
-#[cfg(any(feature = "postgres", feature = "redis"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "redis"))]
 mod tls;
 
 #[cfg(feature = "redis")]
@@ -59,7 +61,7 @@ mod cached;
 pub use cached::{CachedStore, CachedStoreBuilder};
 
 /// What a SQL store does at start-up when Better Auth's tables are absent.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SchemaMode {

@@ -108,3 +108,14 @@ pub(crate) fn install_provider() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
+
+/// Whether `host` is this machine (a loopback address, `localhost`, or a Unix socket).
+pub(crate) fn is_local(host: &str) -> bool {
+    host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}

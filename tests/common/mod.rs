@@ -252,6 +252,23 @@ pub async fn fresh_pg_database(test: &str) -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
+/// A new, empty MySQL/MariaDB database on the test server (`TAS_TEST_MYSQL_URL`), as a URL.
+#[cfg(feature = "mysql")]
+pub async fn fresh_mysql_database(test: &str) -> Option<String> {
+    let base = server_url("TAS_TEST_MYSQL_URL", test)?;
+    let name = format!(
+        "t_{}",
+        tower_auth_session::test_support::generate_id(12).to_lowercase()
+    );
+    let admin = sqlx::MySqlPool::connect(&base).await.unwrap();
+    sqlx::query(&format!("create database {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    Some(format!("{}/{name}", base.trim_end_matches('/')))
+}
+
 /// A random Redis key prefix, so tests sharing the server never see each other's keys.
 pub fn redis_prefix() -> String {
     format!("t{}:", tower_auth_session::test_support::generate_id(10))

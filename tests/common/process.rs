@@ -111,6 +111,7 @@ pub fn example(name: &'static str, env: &[(&str, &str)]) -> Server {
     let parse: fn(&str) -> Option<u16> = match name {
         "quickstart" => |line| port_after(line, "quickstart listening on http://127.0.0.1:"),
         "postgres" => |line| port_after(line, "postgres listening on http://127.0.0.1:"),
+        "mysql" => |line| port_after(line, "mysql listening on http://127.0.0.1:"),
         "redis" => |line| port_after(line, "redis listening on http://127.0.0.1:"),
         "hyper" => |line| port_after(line, "hyper listening on http://127.0.0.1:"),
         "html" => |line| port_after(line, "html listening on http://127.0.0.1:"),

@@ -23,7 +23,7 @@ pub trait Harness: SessionStore + Clone {
 }
 
 /// Every SQL store: users are rows of the user table.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 impl<D: tower_auth_session::store::Dialect> Harness for tower_auth_session::store::SqlStore<D> {
     async fn add_user(&self, user: &User) -> User {
         self.insert_user(user).await.unwrap()

@@ -1,5 +1,5 @@
 //! SQL stores: one implementation of [`SessionStore`] over Better Auth's tables, with a small
-//! dialect per database ([`SqliteStore`], [`PostgresStore`]).
+//! dialect per database (`SqliteStore`, `PostgresStore`, `MySqlStore`).
 //!
 //! Every SQL store runs the same statements (built once at start-up from the [`SqlSchema`], the
 //! columns the tables really have and the id layout), reads rows with the same code, and follows
@@ -27,6 +27,10 @@ use crate::time_fmt;
 mod dialect;
 mod schema;
 
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod pool;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "sqlite")]
@@ -36,20 +40,23 @@ use dialect::{Backend, Param};
 pub use schema::{DateFormat, IdFormat, SessionColumn, SqlSchema, UserColumn};
 use schema::{IdKind, Queries, Tables, SESSION_CORE};
 
+#[cfg(feature = "mysql")]
+pub use mysql::{MySqlDialect, MySqlStoreBuilder};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresDialect, PostgresStoreBuilder, DEFAULT_ACQUIRE_TIMEOUT};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteDialect, SqliteStoreBuilder};
 
-/// A SQL database the store runs on: [`SqliteDialect`] or [`PostgresDialect`]. Sealed.
+/// A SQL database the store runs on: `SqliteDialect`, `PostgresDialect` or `MySqlDialect`.
+/// Sealed.
 pub trait Dialect: Backend {}
 
 impl<T: Backend> Dialect for T {}
 
 /// Sessions in a SQL database with Better Auth's schema, for any [`Dialect`].
 ///
-/// Use it through its aliases, [`SqliteStore`] and [`PostgresStore`], which have the
-/// constructors. Cloning is cheap and shares the connection pool.
+/// Use it through its aliases, `SqliteStore`, `PostgresStore` and `MySqlStore` (one per
+/// feature), which have the constructors. Cloning is cheap and shares the connection pool.
 #[derive(Clone, Debug)]
 pub struct SqlStore<D> {
     db: D,
@@ -64,6 +71,10 @@ pub type SqliteStore = SqlStore<SqliteDialect>;
 /// Sessions in PostgreSQL (feature `postgres`): see [`SqlStore`] and [`PostgresStore::builder`].
 #[cfg(feature = "postgres")]
 pub type PostgresStore = SqlStore<PostgresDialect>;
+
+/// Sessions in MySQL or MariaDB (feature `mysql`): see [`SqlStore`] and [`MySqlStore::builder`].
+#[cfg(feature = "mysql")]
+pub type MySqlStore = SqlStore<MySqlDialect>;
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {

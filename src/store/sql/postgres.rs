@@ -18,10 +18,9 @@
 //!   connections.
 
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use serde_json::Value;
 use sqlx::postgres::{
     PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, PgSslMode,
@@ -30,6 +29,7 @@ use sqlx::{Connection as _, Row, TypeInfo, ValueRef};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::dialect::{Affected, Backend, Column, ColumnType, Param, Placeholder, Stmt, Syntax};
+use super::pool::{self, Failure, Guard, Pools};
 use super::schema::{ddl, DdlTypes, SqlSchema};
 use super::{PostgresStore, SqlStore};
 use crate::error::{BoxError, StoreError};
@@ -40,69 +40,14 @@ use crate::time_fmt;
 /// far too long for a request path).
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long a replaced pool is left alone before the next replacement: one failure replaces the
-/// pool; the failures of the requests that were using it at the same moment do not.
-const RESET_INTERVAL: Duration = Duration::from_millis(250);
-
 /// The PostgreSQL dialect of [`SqlStore`]: its connection pool and how it connects.
 #[derive(Clone, Debug)]
 pub struct PostgresDialect {
-    pools: Arc<Pools>,
+    pools: Arc<Pools<sqlx::Postgres>>,
     /// PgBouncer transaction pooling: every statement unnamed, inside a transaction.
     pooler: bool,
     /// The deadline of one store operation, including a retry on a fresh connection.
     timeout: Duration,
-}
-
-/// The current pool and how to build its replacement.
-#[derive(Debug)]
-struct Pools {
-    current: ArcSwap<PgPool>,
-    options: PgConnectOptions,
-    pool_options: PgPoolOptions,
-    last_reset: Mutex<Option<Instant>>,
-}
-
-impl Pools {
-    fn new(pool: PgPool, options: PgConnectOptions, pool_options: PgPoolOptions) -> Self {
-        Self {
-            current: ArcSwap::from_pointee(pool),
-            options,
-            pool_options,
-            last_reset: Mutex::new(None),
-        }
-    }
-
-    fn current(&self) -> Arc<PgPool> {
-        self.current.load_full()
-    }
-
-    /// Replaces `failed` (if it is still the current pool) by a fresh, lazily connecting pool,
-    /// and closes the old one's idle connections in the background.
-    fn reset(&self, failed: &Arc<PgPool>, why: &dyn std::fmt::Display) {
-        {
-            let mut last = self.last_reset.lock().unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|at| at.elapsed() < RESET_INTERVAL) {
-                return;
-            }
-            if !Arc::ptr_eq(&self.current.load(), failed) {
-                return;
-            }
-            *last = Some(Instant::now());
-        }
-        let fresh = self
-            .pool_options
-            .clone()
-            .connect_lazy_with(self.options.clone());
-        let old = self.current.swap(Arc::new(fresh));
-        tracing::warn!(
-            %why,
-            "PostgreSQL connection failed; replacing the session store's connection pool"
-        );
-        if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::spawn(async move { old.close().await });
-        }
-    }
 }
 
 /// Builds a [`PostgresStore`] from a URL.
@@ -279,21 +224,10 @@ fn take_params(url: &str) -> Result<(String, UrlParams), StoreError> {
     Ok((parsed.into(), params))
 }
 
-/// Whether `host` is this machine (a loopback address, `localhost`, or a Unix socket).
-fn is_local(host: &str) -> bool {
-    host.starts_with('/')
-        || host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// Whether a store connected with `mode` to `host` sends its traffic in plaintext:
 /// `Some(true)` for certain, `None` when only a TLS probe can tell (`prefer`, `allow`).
 fn plaintext(host: &str, socket: bool, mode: PgSslMode) -> Option<bool> {
-    if socket || is_local(host) {
+    if socket || crate::store::tls::is_local(host) {
         return Some(false);
     }
     match mode {
@@ -385,21 +319,6 @@ fn clone_error(error: &sqlx::Error) -> BoxError {
     std::io::Error::other(error.to_string()).into()
 }
 
-/// Whether the connection a statement ran on is unusable after `error`.
-fn connection_broken(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::WorkerCrashed => true,
-        // Class 08 (connection exception) and 57P0x (the server is shutting down or crashed).
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
-        _ => false,
-    }
-}
-
 /// What a statement returns.
 enum Want {
     Optional,
@@ -411,21 +330,6 @@ enum Got {
     Optional(Option<PgRow>),
     All(Vec<PgRow>),
     Affected(Affected),
-}
-
-/// A pooled connection that is closed, not returned to the pool, unless the statement on it
-/// finished: a statement dropped mid-flight leaves the connection in an unknown state.
-struct Guard {
-    conn: sqlx::pool::PoolConnection<sqlx::Postgres>,
-    finished: bool,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.conn.close_on_drop();
-        }
-    }
 }
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, PgArguments>;
@@ -476,32 +380,22 @@ impl PostgresDialect {
         params: &[Param<'_>],
         want: &Want,
     ) -> Result<Got, sqlx::Error> {
-        let mut guard = Guard {
-            conn: pool.acquire().await?,
-            finished: false,
-        };
+        let mut guard = Guard::acquire(pool).await?;
         let result = if self.pooler {
             let mut tx = guard.conn.begin().await?;
             match exec(&mut tx, stmt, params, want, false).await {
-                Ok(got) => {
-                    tx.commit().await?;
-                    Ok(got)
-                }
+                Ok(got) => tx.commit().await.map(|()| got),
                 // Rolled back when the transaction is dropped (before the connection is reused).
                 Err(e) => Err(e),
             }
         } else {
             exec(&mut guard.conn, stmt, params, want, true).await
         };
-        match &result {
-            Err(e) if connection_broken(e) => {}
-            _ => guard.finished = true,
-        }
+        guard.finish(&result);
         result
     }
 
-    /// Runs a statement under the store's deadline. A connection-level failure replaces the
-    /// pool; a `repeatable` statement is then tried once more on the new pool.
+    /// Runs a statement under the store's deadline, on a connection that has not failed.
     async fn run(
         &self,
         operation: &'static str,
@@ -510,32 +404,19 @@ impl PostgresDialect {
         want: Want,
         repeatable: bool,
     ) -> Result<Got, StoreError> {
-        let pool = self.pools.current();
-        let work = async {
-            match self.attempt(&pool, stmt, params, &want).await {
-                Err(e) if connection_broken(&e) => {
-                    self.pools.reset(&pool, &e);
-                    if !repeatable {
-                        return Err(e);
-                    }
-                    let fresh = self.pools.current();
-                    self.attempt(&fresh, stmt, params, &want).await
-                }
-                other => other,
-            }
+        let attempt = |pool: Arc<PgPool>| {
+            let want = &want;
+            async move { self.attempt(&pool, stmt, params, want).await }
         };
-        match tokio::time::timeout(self.timeout, work).await {
-            Ok(Ok(got)) => Ok(got),
-            Ok(Err(e)) => {
+        match pool::run(&self.pools, self.timeout, repeatable, attempt).await {
+            Ok(got) => Ok(got),
+            Err(Failure::Sqlx(e)) => {
                 Err(explain(&e, self.pooler).unwrap_or_else(|| StoreError::backend(operation, e)))
             }
-            Err(_) => {
-                self.pools.reset(&pool, &"a statement timed out");
-                Err(StoreError::Timeout {
-                    operation,
-                    millis: self.timeout.as_millis(),
-                })
-            }
+            Err(Failure::Timeout) => Err(StoreError::Timeout {
+                operation,
+                millis: self.timeout.as_millis(),
+            }),
         }
     }
 }
@@ -717,6 +598,7 @@ impl Backend for PostgresDialect {
             &Self::SYNTAX,
             &DdlTypes {
                 text: "text",
+                short_text: "text",
                 unique_text: "text",
                 id_text: "text",
                 uuid: Some("uuid default gen_random_uuid()"),
@@ -873,15 +755,5 @@ mod tests {
         assert_eq!(p.pgbouncer, Some(false));
         let err = take_params("postgres://u@h/app?pgbouncer=maybe").unwrap_err();
         assert!(err.to_string().contains("pgbouncer=true"), "{err}");
-    }
-
-    #[test]
-    fn connection_failures_are_told_from_statement_failures() {
-        assert!(connection_broken(&sqlx::Error::Io(std::io::Error::from(
-            std::io::ErrorKind::UnexpectedEof
-        ))));
-        assert!(connection_broken(&sqlx::Error::Protocol("desync".into())));
-        assert!(!connection_broken(&sqlx::Error::RowNotFound));
-        assert!(!connection_broken(&sqlx::Error::PoolTimedOut));
     }
 }

@@ -686,6 +686,8 @@ pub(crate) fn quote_with(quote: char, ident: &str) -> String {
 pub(crate) struct DdlTypes {
     /// Text ids, tokens and other strings.
     pub(crate) text: &'static str,
+    /// Short strings Better Auth declares sortable (the user's name: MySQL `varchar(255)`).
+    pub(crate) short_text: &'static str,
     /// Short unique strings where the dialect cannot index `text` (MySQL `varchar(255)`).
     pub(crate) unique_text: &'static str,
     /// Text ids (MySQL `varchar(36)`).
@@ -726,6 +728,7 @@ pub(crate) fn ddl(schema: &SqlSchema, syntax: &Syntax, types: &DdlTypes) -> [Str
     };
     let DdlTypes {
         text,
+        short_text,
         unique_text,
         date,
         boolean,
@@ -733,7 +736,7 @@ pub(crate) fn ddl(schema: &SqlSchema, syntax: &Syntax, types: &DdlTypes) -> [Str
         ..
     } = types;
     let user = format!(
-        "create table if not exists {} ({} {id_col}, {} {text} not null, {} {unique_text} not null unique, {} {boolean} not null, {} {text}, {} {date}{date_default} not null, {} {date}{date_default} not null)",
+        "create table if not exists {} ({} {id_col}, {} {short_text} not null, {} {unique_text} not null unique, {} {boolean} not null, {} {text}, {} {date}{date_default} not null, {} {date}{date_default} not null)",
         q(&schema.user_table),
         u(UserColumn::Id),
         u(UserColumn::Name),

@@ -331,6 +331,7 @@ impl Backend for SqliteDialect {
             &Self::SYNTAX,
             &DdlTypes {
                 text: "text",
+                short_text: "text",
                 unique_text: "text",
                 id_text: "text",
                 uuid: None,

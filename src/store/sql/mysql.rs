@@ -1,0 +1,576 @@
+//! The MySQL and MariaDB dialect: Better Auth's MySQL schema as its own migration creates it
+//! (`varchar(36)` ids, `varchar(255)` tokens and e-mails, `timestamp(3)` dates, `boolean`
+//! shown as `tinyint(1)`), on sqlx with rustls.
+//!
+//! * There is no `RETURNING`: a refresh is the conditional `UPDATE` then a `SELECT`, and a serial
+//!   id is read back with `last_insert_id()` on the same connection.
+//! * Dates are written and compared in UTC: the store's connections set `time_zone = '+00:00'`.
+//!   Better Auth's `mysql2` driver writes JavaScript dates in the Node process's *local* time
+//!   zone unless its pool is created with `timezone: "Z"`; run Node in UTC, give `mysql2`
+//!   `timezone: "Z"`, or tell the store the same zone with [`MySqlStoreBuilder::time_zone`].
+//! * TLS follows the URL's `ssl-mode` (`DISABLED`, `PREFERRED` (the default), `REQUIRED`,
+//!   `VERIFY_CA`, `VERIFY_IDENTITY`) and `ssl-ca`, as the MySQL client does; connections that
+//!   fail are never reused ([`super::pool`]), as with PostgreSQL.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::mysql::{
+    MySqlArguments, MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPool,
+    MySqlPoolOptions, MySqlRow, MySqlSslMode,
+};
+use sqlx::{Connection as _, Row, TypeInfo, ValueRef};
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use super::dialect::{Affected, Backend, Column, ColumnType, Param, Placeholder, Stmt, Syntax};
+use super::pool::{self, Failure, Guard, Pools};
+use super::schema::{ddl, DdlTypes, SqlSchema};
+use super::{MySqlStore, SqlStore};
+use crate::error::StoreError;
+use crate::store::SchemaMode;
+use crate::time_fmt;
+
+/// The MySQL dialect of [`SqlStore`]: its connection pool and how it connects.
+#[derive(Clone, Debug)]
+pub struct MySqlDialect {
+    pools: Arc<Pools<sqlx::MySql>>,
+    timeout: Duration,
+}
+
+/// Builds a [`MySqlStore`] from a URL such as
+/// `mysql://user:password@db.example.com:3306/app?ssl-mode=VERIFY_IDENTITY`.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct MySqlStoreBuilder {
+    url: String,
+    schema: SqlSchema,
+    create: bool,
+    acquire_timeout: Duration,
+    max_connections: u32,
+    timeout: Duration,
+    root_cert: Option<Vec<u8>>,
+    ssl_mode: Option<MySqlSslMode>,
+    time_zone: String,
+}
+
+impl MySqlStoreBuilder {
+    /// Table and column names. Default: [`SqlSchema::better_auth`].
+    pub fn schema(mut self, schema: SqlSchema) -> Self {
+        self.schema = schema;
+        self
+    }
+
+    /// Create Better Auth's tables when they are absent. Default: `false` (verify only).
+    pub fn create_schema(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// How long a request waits for a pooled connection (or a new one). Default: 2 seconds.
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// The deadline of one store operation, including one retry on a fresh connection after a
+    /// connection failure. Default: 2 seconds.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The pool size. Default: 10.
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// Trust the certificate authority in `pem` for TLS, as the URL's `ssl-ca` does; the chain
+    /// is then verified (`VERIFY_CA` at least). Default: the built-in Mozilla roots.
+    pub fn tls_root_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_cert = Some(pem.into());
+        self
+    }
+
+    /// The TLS mode; overrides the URL's `ssl-mode`. Default: the URL's, else
+    /// [`MySqlSslMode::Preferred`].
+    pub fn ssl_mode(mut self, mode: MySqlSslMode) -> Self {
+        self.ssl_mode = Some(mode);
+        self
+    }
+
+    /// The session time zone dates are written and compared in, as MySQL's `time_zone`
+    /// (`"+00:00"`, `"-05:00"`). Set it to the zone Better Auth's `mysql2` writes in when that
+    /// is not UTC. Default: `"+00:00"`.
+    pub fn time_zone(mut self, zone: impl Into<String>) -> Self {
+        self.time_zone = zone.into();
+        self
+    }
+
+    /// Connects and checks (or creates) the schema.
+    ///
+    /// # Errors
+    ///
+    /// A backend error when the server cannot be reached; [`StoreError::Connect`] when TLS
+    /// refuses the connection, saying what to change; [`StoreError::Schema`] naming the missing
+    /// table or column.
+    pub async fn build(self) -> Result<MySqlStore, StoreError> {
+        let mut options = MySqlConnectOptions::from_str(&self.url)
+            .map_err(|e| StoreError::backend("connect", e))?
+            .timezone(Some(self.time_zone.clone()));
+        if let Some(mode) = self.ssl_mode {
+            options = options.ssl_mode(mode);
+        }
+        if let Some(pem) = self.root_cert {
+            options = options.ssl_ca_from_pem(pem);
+            if matches!(
+                options.get_ssl_mode(),
+                MySqlSslMode::Preferred | MySqlSslMode::Required
+            ) {
+                // As with libpq: a root certificate means the chain is verified.
+                options = options.ssl_mode(MySqlSslMode::VerifyCa);
+            }
+        }
+        let pool_options = MySqlPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+            .test_before_acquire(false);
+        let pool = pool_options
+            .clone()
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| explain(&e).unwrap_or_else(|| StoreError::backend("connect", e)))?;
+        warn_if_plaintext(&options).await;
+        let dialect = MySqlDialect {
+            pools: Arc::new(Pools::new(pool, options, pool_options)),
+            timeout: self.timeout,
+        };
+        let mode = if self.create {
+            SchemaMode::CreateIfMissing
+        } else {
+            SchemaMode::VerifyOnly
+        };
+        SqlStore::open_dialect(dialect, mode, self.schema).await
+    }
+}
+
+/// Where a MySQL user gives a private CA.
+const CA_HINT: crate::store::tls::CaHint = crate::store::tls::CaHint {
+    url: "ssl-ca=/path/to/ca.pem in the URL",
+    builder: "MySqlStoreBuilder::tls_root_cert_pem",
+    wrong_name: "connect with a host name the certificate names (ssl-mode=VERIFY_IDENTITY \
+                 checks it)",
+};
+
+/// A TLS failure as an error naming TLS and the fix.
+fn explain(error: &sqlx::Error) -> Option<StoreError> {
+    match error {
+        sqlx::Error::Tls(_) | sqlx::Error::Io(_) => crate::store::tls::explain(error, &CA_HINT)
+            .map(|found| {
+                crate::store::tls::connect_error(found, std::io::Error::other(error.to_string()))
+            }),
+        _ => None,
+    }
+}
+
+/// Logs one warning when the connection to a remote server is not encrypted.
+async fn warn_if_plaintext(options: &MySqlConnectOptions) {
+    if options.get_socket().is_some() || crate::store::tls::is_local(options.get_host()) {
+        return;
+    }
+    let plaintext = match options.get_ssl_mode() {
+        MySqlSslMode::Disabled => true,
+        MySqlSslMode::Preferred => {
+            let probe = options.clone().ssl_mode(MySqlSslMode::Required);
+            match MySqlConnection::connect_with(&probe).await {
+                Ok(conn) => {
+                    let _ = conn.close().await;
+                    false
+                }
+                Err(sqlx::Error::Tls(_)) => true,
+                Err(_) => false,
+            }
+        }
+        _ => false,
+    };
+    if plaintext {
+        tracing::warn!(
+            host = options.get_host(),
+            "the session store talks to MySQL in plaintext over the network: add \
+             ?ssl-mode=VERIFY_IDENTITY (and ssl-ca=… for a private CA) to the database URL"
+        );
+    }
+}
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::MySql, MySqlArguments>;
+
+fn query<'q>(stmt: &'q Stmt, params: &[Param<'q>]) -> Result<Query<'q>, sqlx::Error> {
+    let mut query = sqlx::query(&stmt.sql);
+    for &i in &stmt.binds {
+        let param = params
+            .get(i)
+            .copied()
+            .ok_or_else(|| sqlx::Error::Protocol("missing statement parameter".into()))?;
+        query = match param {
+            Param::Text(s) => query.bind(s),
+            Param::OptText(s) => query.bind(s),
+            Param::Bool(b) => query.bind(b),
+            Param::Int(n) => query.bind(n),
+            Param::Date(t) => query.bind(t),
+        };
+    }
+    Ok(query)
+}
+
+/// What a statement returns.
+enum Want {
+    Optional,
+    All,
+    Affected,
+}
+
+enum Got {
+    Optional(Option<MySqlRow>),
+    All(Vec<MySqlRow>),
+    Affected(Affected),
+}
+
+impl MySqlDialect {
+    /// Runs `statements` in order on one healthy connection, under the store's deadline; the
+    /// last one's result is returned.
+    async fn run(
+        &self,
+        operation: &'static str,
+        statements: &[(&Stmt, &[Param<'_>])],
+        want: Want,
+        repeatable: bool,
+    ) -> Result<Got, StoreError> {
+        let attempt = |pool: Arc<MySqlPool>| {
+            let want = &want;
+            async move {
+                let mut guard = Guard::acquire(&pool).await?;
+                let result = async {
+                    let (last, first) = statements
+                        .split_last()
+                        .ok_or_else(|| sqlx::Error::Protocol("no statement".into()))?;
+                    for (stmt, params) in first {
+                        query(stmt, params)?.execute(&mut *guard.conn).await?;
+                    }
+                    let q = query(last.0, last.1)?;
+                    Ok(match want {
+                        Want::Optional => Got::Optional(q.fetch_optional(&mut *guard.conn).await?),
+                        Want::All => Got::All(q.fetch_all(&mut *guard.conn).await?),
+                        Want::Affected => {
+                            Got::Affected(q.execute(&mut *guard.conn).await?.rows_affected())
+                        }
+                    })
+                }
+                .await;
+                guard.finish(&result);
+                result
+            }
+        };
+        match pool::run(&self.pools, self.timeout, repeatable, attempt).await {
+            Ok(got) => Ok(got),
+            Err(Failure::Sqlx(e)) => {
+                Err(explain(&e).unwrap_or_else(|| StoreError::backend(operation, e)))
+            }
+            Err(Failure::Timeout) => Err(StoreError::Timeout {
+                operation,
+                millis: self.timeout.as_millis(),
+            }),
+        }
+    }
+}
+
+fn unexpected(operation: &'static str) -> StoreError {
+    StoreError::backend(
+        operation,
+        std::io::Error::other("unexpected statement result"),
+    )
+}
+
+impl SqlStore<MySqlDialect> {
+    /// A builder for a store at `url`, such as `mysql://app:secret@127.0.0.1:3306/app`.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower_auth_session::store::MySqlStore;
+    ///
+    /// let store = MySqlStore::builder("mysql://app@127.0.0.1/app")
+    ///     .create_schema(true)
+    ///     .build()
+    ///     .await?;
+    /// # let _ = store; Ok(()) }
+    /// ```
+    pub fn builder(url: impl Into<String>) -> MySqlStoreBuilder {
+        MySqlStoreBuilder {
+            url: url.into(),
+            schema: SqlSchema::better_auth(),
+            create: false,
+            acquire_timeout: Duration::from_secs(2),
+            max_connections: 10,
+            timeout: Duration::from_secs(2),
+            root_cert: None,
+            ssl_mode: None,
+            time_zone: "+00:00".to_owned(),
+        }
+    }
+
+    /// Connects to `url` and verifies Better Auth's schema (creating nothing).
+    ///
+    /// # Errors
+    ///
+    /// See [`MySqlStoreBuilder::build`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder(url).build().await
+    }
+
+    /// The current connection pool, for the application's own queries. (After a connection
+    /// failure the store replaces its pool; ask again rather than keeping this one.)
+    pub fn pool(&self) -> MySqlPool {
+        (*self.dialect().pools.current()).clone()
+    }
+}
+
+impl Backend for MySqlDialect {
+    type Row = MySqlRow;
+
+    const NAME: &'static str = "MySQL";
+
+    const SYNTAX: Syntax = Syntax {
+        quote: '`',
+        placeholder: Placeholder::Question,
+        returning: false,
+        delete_limit: true,
+        id_casts: None,
+        text_cast: Some("char"),
+    };
+
+    async fn fetch_optional<'a>(
+        &'a self,
+        operation: &'static str,
+        stmt: &'a Stmt,
+        params: &'a [Param<'a>],
+        write: bool,
+    ) -> Result<Option<MySqlRow>, StoreError> {
+        let repeatable = !(write && stmt.sql.starts_with("insert"));
+        match self
+            .run(operation, &[(stmt, params)], Want::Optional, repeatable)
+            .await?
+        {
+            Got::Optional(row) => Ok(row),
+            _ => Err(unexpected(operation)),
+        }
+    }
+
+    async fn fetch_all<'a>(
+        &'a self,
+        operation: &'static str,
+        stmt: &'a Stmt,
+        params: &'a [Param<'a>],
+    ) -> Result<Vec<MySqlRow>, StoreError> {
+        match self
+            .run(operation, &[(stmt, params)], Want::All, true)
+            .await?
+        {
+            Got::All(rows) => Ok(rows),
+            _ => Err(unexpected(operation)),
+        }
+    }
+
+    async fn execute<'a>(
+        &'a self,
+        operation: &'static str,
+        stmt: &'a Stmt,
+        params: &'a [Param<'a>],
+    ) -> Result<Affected, StoreError> {
+        let repeatable = !stmt.sql.starts_with("insert");
+        match self
+            .run(operation, &[(stmt, params)], Want::Affected, repeatable)
+            .await?
+        {
+            Got::Affected(n) => Ok(n),
+            _ => Err(unexpected(operation)),
+        }
+    }
+
+    async fn insert_then_select<'a>(
+        &'a self,
+        operation: &'static str,
+        insert: &'a Stmt,
+        params: &'a [Param<'a>],
+        select: &'a Stmt,
+    ) -> Result<Option<MySqlRow>, StoreError> {
+        match self
+            .run(
+                operation,
+                &[(insert, params), (select, &[])],
+                Want::Optional,
+                false,
+            )
+            .await?
+        {
+            Got::Optional(row) => Ok(row),
+            _ => Err(unexpected(operation)),
+        }
+    }
+
+    async fn columns<'a>(&'a self, table: &'a str) -> Result<Vec<Column>, StoreError> {
+        let stmt = Stmt {
+            sql: "select cast(column_name as char), cast(data_type as char), \
+                  cast(column_type as char) from information_schema.columns \
+                  where table_schema = database() and table_name = ? \
+                  order by ordinal_position"
+                .to_owned(),
+            binds: vec![0],
+        };
+        let rows = self
+            .fetch_all("read schema", &stmt, &[Param::Text(table)])
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.try_get(0)?;
+                let data_type: String = r.try_get(1)?;
+                let type_name: String = r.try_get(2)?;
+                let kind = match data_type.to_ascii_lowercase().as_str() {
+                    "varchar" | "char" | "text" | "tinytext" | "mediumtext" | "longtext" => {
+                        ColumnType::Text
+                    }
+                    "int" | "integer" | "bigint" | "smallint" | "mediumint" => ColumnType::Integer,
+                    _ => ColumnType::Other(type_name.clone()),
+                };
+                Ok(Column {
+                    name,
+                    kind,
+                    type_name,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| StoreError::backend("read schema", e))
+    }
+
+    fn ddl(&self, schema: &SqlSchema) -> [String; 3] {
+        ddl(
+            schema,
+            &Self::SYNTAX,
+            &DdlTypes {
+                text: "text",
+                short_text: "varchar(255)",
+                unique_text: "varchar(255)",
+                id_text: "varchar(36)",
+                uuid: None,
+                serial_primary: "integer not null primary key auto_increment",
+                integer: "integer",
+                date: "timestamp(3)",
+                boolean: "boolean",
+                date_default: " default CURRENT_TIMESTAMP(3)",
+                index_if_not_exists: false,
+            },
+        )
+    }
+
+    async fn run_ddl<'a>(&'a self, statement: &'a str) -> Result<(), StoreError> {
+        let stmt = Stmt {
+            sql: statement.to_owned(),
+            binds: Vec::new(),
+        };
+        match self.execute("create schema", &stmt, &[]).await {
+            Ok(_) => Ok(()),
+            // MySQL has no `CREATE INDEX IF NOT EXISTS`: an index that exists is fine.
+            Err(StoreError::Backend { source, .. })
+                if source
+                    .downcast_ref::<sqlx::Error>()
+                    .and_then(|e| e.as_database_error())
+                    .and_then(|d| d.try_downcast_ref::<MySqlDatabaseError>())
+                    .is_some_and(|m| m.number() == 1061) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Text, or an integer (a serial id) as its decimal form.
+    fn text(row: &MySqlRow, idx: usize) -> Result<Option<String>, String> {
+        let raw = row.try_get_raw(idx).map_err(|e| e.to_string())?;
+        if raw.is_null() {
+            return Ok(None);
+        }
+        let kind = raw.type_info().name().to_ascii_uppercase();
+        if kind.contains("INT") {
+            return row
+                .try_get_unchecked::<i64, _>(idx)
+                .map(|n| Some(n.to_string()))
+                .map_err(|e| e.to_string());
+        }
+        match row.try_get_unchecked::<String, _>(idx) {
+            Ok(s) => Ok(Some(s)),
+            // `text` columns with a binary collation come back as bytes.
+            Err(_) => row
+                .try_get_unchecked::<Vec<u8>, _>(idx)
+                .map(|b| Some(String::from_utf8_lossy(&b).into_owned()))
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    fn date(row: &MySqlRow, idx: usize) -> Result<Option<OffsetDateTime>, String> {
+        let raw = row.try_get_raw(idx).map_err(|e| e.to_string())?;
+        if raw.is_null() {
+            return Ok(None);
+        }
+        let kind = raw.type_info().name().to_ascii_uppercase();
+        let parsed = match kind.as_str() {
+            // The session's time zone is UTC (or the one configured): wall time as stored.
+            "TIMESTAMP" | "DATETIME" => row
+                .try_get_unchecked::<PrimitiveDateTime, _>(idx)
+                .ok()
+                .map(PrimitiveDateTime::assume_utc),
+            k if k.contains("INT") => row
+                .try_get_unchecked::<i64, _>(idx)
+                .ok()
+                .and_then(time_fmt::from_unix_ms),
+            _ => Self::text(row, idx)
+                .ok()
+                .flatten()
+                .and_then(|s| time_fmt::parse_iso(&s)),
+        };
+        parsed.map(Some).ok_or_else(|| "not a date".to_owned())
+    }
+
+    fn boolean(row: &MySqlRow, idx: usize) -> Result<Option<bool>, String> {
+        let raw = row.try_get_raw(idx).map_err(|e| e.to_string())?;
+        if raw.is_null() {
+            return Ok(None);
+        }
+        row.try_get_unchecked::<i64, _>(idx)
+            .map(|v| Some(v != 0))
+            .map_err(|e| e.to_string())
+    }
+
+    fn json(row: &MySqlRow, idx: usize) -> Value {
+        let Ok(raw) = row.try_get_raw(idx) else {
+            return Value::Null;
+        };
+        if raw.is_null() {
+            return Value::Null;
+        }
+        let kind = raw.type_info().name().to_ascii_uppercase();
+        match kind.as_str() {
+            "BOOLEAN" => Self::boolean(row, idx).ok().flatten().map(Value::from),
+            "TIMESTAMP" | "DATETIME" => Self::date(row, idx)
+                .ok()
+                .flatten()
+                .map(|t| Value::from(time_fmt::to_iso(t))),
+            "FLOAT" | "DOUBLE" | "DECIMAL" => {
+                row.try_get_unchecked::<f64, _>(idx).ok().map(Value::from)
+            }
+            k if k.contains("INT") => row.try_get_unchecked::<i64, _>(idx).ok().map(Value::from),
+            "JSON" => row.try_get_unchecked::<Value, _>(idx).ok(),
+            _ => Self::text(row, idx).ok().flatten().map(Value::from),
+        }
+        .unwrap_or(Value::Null)
+    }
+}

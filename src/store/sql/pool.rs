@@ -1,0 +1,191 @@
+//! Connections to a database server that can crash, fail over or go silent, for the network
+//! dialects (PostgreSQL, MySQL): **a connection that failed never goes back into rotation.**
+//!
+//! * A statement that fails on its connection (reset, end of stream, a protocol error, a server
+//!   shutting down) or is cancelled mid-flight closes that connection instead of returning it to
+//!   the pool ([`Guard`]): sqlx would otherwise hand it out again, or hang on its health check.
+//! * A connection-level failure or a timeout also replaces the whole pool ([`Pools::reset`]):
+//!   the other idle connections died with the server, or sit on a network path that went silent,
+//!   and would each fail one more request.
+//! * A repeatable statement (a read, or a conditional or idempotent write) is tried once more on
+//!   the new pool, so the first request after a crash while the app was idle succeeds.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use sqlx::pool::{PoolConnection, PoolOptions};
+use sqlx::{Connection, Database, Pool};
+
+/// How long a replaced pool is left alone before the next replacement: one failure replaces the
+/// pool; the failures of the requests that were using it at the same moment do not.
+const RESET_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The current pool and how to build its replacement.
+pub(crate) struct Pools<DB: Database> {
+    current: ArcSwap<Pool<DB>>,
+    options: <DB::Connection as Connection>::Options,
+    pool_options: PoolOptions<DB>,
+    last_reset: Mutex<Option<Instant>>,
+}
+
+impl<DB: Database> std::fmt::Debug for Pools<DB> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pools")
+            .field("size", &self.current.load().size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<DB: Database> Pools<DB> {
+    pub(crate) fn new(
+        pool: Pool<DB>,
+        options: <DB::Connection as Connection>::Options,
+        pool_options: PoolOptions<DB>,
+    ) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(pool),
+            options,
+            pool_options,
+            last_reset: Mutex::new(None),
+        }
+    }
+
+    /// The pool in use now.
+    pub(crate) fn current(&self) -> Arc<Pool<DB>> {
+        self.current.load_full()
+    }
+
+    /// Replaces `failed` (if it is still the current pool) by a fresh, lazily connecting pool,
+    /// and closes the old one's idle connections in the background.
+    pub(crate) fn reset(&self, failed: &Arc<Pool<DB>>, why: &dyn std::fmt::Display) {
+        {
+            let mut last = self.last_reset.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < RESET_INTERVAL)
+                || !Arc::ptr_eq(&self.current.load(), failed)
+            {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let fresh = self
+            .pool_options
+            .clone()
+            .connect_lazy_with(self.options.clone());
+        let old = self.current.swap(Arc::new(fresh));
+        tracing::warn!(
+            %why,
+            database = DB::NAME,
+            "database connection failed; replacing the session store's connection pool"
+        );
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(async move { old.close().await });
+        }
+    }
+}
+
+/// A pooled connection that is closed, not returned to the pool, unless the statement on it
+/// finished: a statement dropped mid-flight leaves the connection in an unknown state.
+pub(crate) struct Guard<DB: Database> {
+    pub(crate) conn: PoolConnection<DB>,
+    finished: bool,
+}
+
+impl<DB: Database> Guard<DB> {
+    pub(crate) async fn acquire(pool: &Pool<DB>) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            conn: pool.acquire().await?,
+            finished: false,
+        })
+    }
+
+    /// The statement on this connection finished: return it to the pool when dropped, unless
+    /// `result` says the connection itself failed.
+    pub(crate) fn finish<T>(&mut self, result: &Result<T, sqlx::Error>) {
+        self.finished = !matches!(result, Err(e) if connection_broken(e));
+    }
+}
+
+impl<DB: Database> Drop for Guard<DB> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// Whether the connection a statement ran on is unusable after `error`.
+pub(crate) fn connection_broken(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception: PostgreSQL, and MySQL's 08S01 "communication
+        // link failure") and PostgreSQL's 57P0x (the server is shutting down or crashed).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
+        _ => false,
+    }
+}
+
+/// Why an operation failed.
+pub(crate) enum Failure {
+    /// The driver's error.
+    Sqlx(sqlx::Error),
+    /// It took longer than the store's deadline.
+    Timeout,
+}
+
+/// Runs `attempt` on the current pool under `timeout`. A connection-level failure replaces the
+/// pool; a `repeatable` operation is then tried once more on the new pool. A timeout replaces
+/// the pool too (a silent network path is the usual cause).
+pub(crate) async fn run<DB, T, F, Fut>(
+    pools: &Pools<DB>,
+    timeout: Duration,
+    repeatable: bool,
+    attempt: F,
+) -> Result<T, Failure>
+where
+    DB: Database,
+    F: Fn(Arc<Pool<DB>>) -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    let pool = pools.current();
+    let work = async {
+        match attempt(Arc::clone(&pool)).await {
+            Err(e) if connection_broken(&e) => {
+                pools.reset(&pool, &e);
+                if !repeatable {
+                    return Err(e);
+                }
+                attempt(pools.current()).await
+            }
+            other => other,
+        }
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(result) => result.map_err(Failure::Sqlx),
+        Err(_) => {
+            pools.reset(&pool, &"a statement timed out");
+            Err(Failure::Timeout)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_failures_are_told_from_statement_failures() {
+        assert!(connection_broken(&sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::UnexpectedEof
+        ))));
+        assert!(connection_broken(&sqlx::Error::Protocol("desync".into())));
+        assert!(!connection_broken(&sqlx::Error::RowNotFound));
+        assert!(!connection_broken(&sqlx::Error::PoolTimedOut));
+    }
+}

@@ -1,0 +1,208 @@
+//! `MySqlStore` against a real MariaDB 10.11 (`TAS_TEST_MYSQL_URL`, started by
+//! `scripts/test-all.sh`): the conformance suite on Better Auth's own MySQL DDL with text, uuid
+//! and serial ids, Better Auth's row format, TLS, and the store creating its own schema.
+#![cfg(feature = "mysql")]
+
+mod common;
+mod conformance;
+
+use sqlx::Row;
+use time::macros::datetime;
+use tower_auth_session::store::{IdFormat, MySqlStore, SqlSchema};
+use tower_auth_session::{SessionStore, StorageKey, User};
+
+/// Better Auth 1.7.25's own MySQL DDL (`getMigrations().compileMigrations()` with mysql2, with
+/// the admin and organization plugins), per id layout.
+mod ddl {
+    pub const TEXT: [&str; 3] = [
+        "create table `user` (`id` varchar(36) not null primary key, `name` varchar(255) not null, `email` varchar(255) not null unique, `emailVerified` boolean not null, `image` text, `createdAt` timestamp(3) default CURRENT_TIMESTAMP(3) not null, `updatedAt` timestamp(3) default CURRENT_TIMESTAMP(3) not null, `role` text, `banned` boolean, `banReason` text, `banExpires` timestamp(3))",
+        "create table `session` (`id` varchar(36) not null primary key, `expiresAt` timestamp(3) not null, `token` varchar(255) not null unique, `createdAt` timestamp(3) default CURRENT_TIMESTAMP(3) not null, `updatedAt` timestamp(3) not null, `ipAddress` text, `userAgent` text, `userId` varchar(36) not null references `user` (`id`) on delete cascade, `impersonatedBy` text, `activeOrganizationId` text)",
+        "create index `session_userId_idx` on `session` (`userId`)",
+    ];
+    pub const SERIAL: [&str; 3] = [
+        "create table `user` (`id` integer not null primary key auto_increment, `name` varchar(255) not null, `email` varchar(255) not null unique, `emailVerified` boolean not null, `image` text, `createdAt` timestamp(3) default CURRENT_TIMESTAMP(3) not null, `updatedAt` timestamp(3) default CURRENT_TIMESTAMP(3) not null, `role` text, `banned` boolean, `banReason` text, `banExpires` timestamp(3))",
+        "create table `session` (`id` integer not null primary key auto_increment, `expiresAt` timestamp(3) not null, `token` varchar(255) not null unique, `createdAt` timestamp(3) default CURRENT_TIMESTAMP(3) not null, `updatedAt` timestamp(3) not null, `ipAddress` text, `userAgent` text, `userId` integer not null references `user` (`id`) on delete cascade, `impersonatedBy` text, `activeOrganizationId` text)",
+        "create index `session_userId_idx` on `session` (`userId`)",
+    ];
+}
+
+/// A fresh database on the test server (`params` appended to its URL), with `ddl` applied.
+async fn database(test: &str, ddl: &[&str], params: &str) -> Option<String> {
+    let url = common::fresh_mysql_database(test).await?;
+    let pool = sqlx::MySqlPool::connect(&url).await.unwrap();
+    for statement in ddl {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    Some(format!("{url}{params}"))
+}
+
+async fn store(test: &str, ddl: &[&str], schema: SqlSchema) -> Option<MySqlStore> {
+    let url = database(test, ddl, "").await?;
+    Some(
+        MySqlStore::builder(url)
+            .schema(schema)
+            .build()
+            .await
+            .unwrap(),
+    )
+}
+
+mod text_ids {
+    use super::*;
+    conformance_suite!(store(
+        "mysql conformance",
+        &ddl::TEXT,
+        SqlSchema::better_auth()
+    ));
+}
+
+mod uuid_ids {
+    use super::*;
+    conformance_suite!(store(
+        "mysql uuid conformance",
+        &ddl::TEXT,
+        SqlSchema::better_auth().ids(IdFormat::Uuid)
+    ));
+}
+
+mod serial_ids {
+    use super::*;
+    conformance_suite!(store(
+        "mysql serial conformance",
+        &ddl::SERIAL,
+        SqlSchema::better_auth()
+    ));
+}
+
+mod created_schema {
+    use super::*;
+    async fn created(test: &str) -> Option<MySqlStore> {
+        let url = database(test, &[], "").await?;
+        Some(
+            MySqlStore::builder(url)
+                .create_schema(true)
+                .build()
+                .await
+                .unwrap(),
+        )
+    }
+    conformance_suite!(created("mysql created schema conformance"));
+}
+
+/// Rows as Better Auth's mysql2 writes them (`timestamp(3)` in UTC, `tinyint(1)` booleans,
+/// plugin columns) are read, and the store's writes land in the same forms.
+#[tokio::test]
+async fn better_auth_rows_are_read_and_written() {
+    let test = "mysql better_auth_rows_are_read_and_written";
+    let Some(url) = database(test, &ddl::TEXT, "").await else {
+        return;
+    };
+    let pool = sqlx::MySqlPool::connect(&url).await.unwrap();
+    for statement in [
+        "insert into `user` values ('U1', 'Alice', 'alice@example.com', 1, null, '2026-11-22 12:50:00.395', '2026-11-22 12:50:00.395', 'admin,user', 0, null, null)",
+        "insert into `session` values ('S1', '2026-11-29 12:50:00.395', 'Tok1', '2026-11-22 12:50:00.395', '2026-11-22 12:50:00.395', '', '', 'U1', null, null)",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    let store = MySqlStore::connect(&url).await.unwrap();
+    let found = store.find(&StorageKey::new("Tok1")).await.unwrap().unwrap();
+    assert_eq!(found.session.id, "S1");
+    assert_eq!(
+        found.session.expires_at,
+        datetime!(2026-11-29 12:50:00.395 UTC)
+    );
+    assert!(found.user.email_verified);
+    assert_eq!(found.user.extra["role"], "admin,user");
+    assert_eq!(found.user.extra["banned"], false);
+    assert!(found.session.extra["impersonatedBy"].is_null());
+
+    let now = datetime!(2026-11-23 12:00:00.5 UTC);
+    let s = store
+        .extend(
+            &StorageKey::new("Tok1"),
+            datetime!(2026-11-30 12:00:00.5 UTC),
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.updated_at, now);
+    let row = sqlx::query(
+        "select cast(`expiresAt` as char), cast(`updatedAt` as char), cast(`createdAt` as char) from `session`",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(row.get::<String, _>(0), "2026-11-30 12:00:00.500");
+    assert_eq!(row.get::<String, _>(1), "2026-11-23 12:00:00.500");
+    assert_eq!(row.get::<String, _>(2), "2026-11-22 12:50:00.395");
+}
+
+/// Serial ids are assigned by the database and read as `String(n)`; uuid ids are v4 UUIDs.
+#[tokio::test]
+async fn serial_and_uuid_ids_are_written_as_better_auth_writes_them() {
+    let test = "mysql serial_and_uuid_ids_are_written_as_better_auth_writes_them";
+    let Some(serial) = store(test, &ddl::SERIAL, SqlSchema::better_auth()).await else {
+        return;
+    };
+    assert_eq!(serial.id_format(), IdFormat::Serial);
+    let user = serial
+        .insert_user(&User::new("s@example.com", "S", conformance::NOW))
+        .await
+        .unwrap();
+    assert_eq!(user.id, "1");
+    let s = serial
+        .create(
+            &conformance::session(&user, conformance::NOW + time::Duration::days(1)),
+            &user,
+        )
+        .await
+        .unwrap();
+    assert_eq!((s.id.as_str(), s.user_id.as_str()), ("1", "1"));
+
+    let uuid = store(
+        test,
+        &ddl::TEXT,
+        SqlSchema::better_auth().ids(IdFormat::Uuid),
+    )
+    .await
+    .unwrap();
+    let user = uuid
+        .insert_user(&User::new("u@example.com", "U", conformance::NOW))
+        .await
+        .unwrap();
+    assert_eq!(user.id.len(), 36, "{}", user.id);
+    let s = uuid
+        .create(
+            &conformance::session(&user, conformance::NOW + time::Duration::days(1)),
+            &user,
+        )
+        .await
+        .unwrap();
+    assert_eq!(&s.id[14..15], "4", "a version 4 UUID: {}", s.id);
+}
+
+/// TLS to MariaDB, verifying the harness's CA and the host name.
+#[tokio::test]
+async fn mysql_over_tls_verifies_the_certificate() {
+    let test = "mysql_over_tls_verifies_the_certificate";
+    let Some(ca) = common::server_url("TAS_TEST_TLS_CA", test) else {
+        return;
+    };
+    let Some(url) = database(
+        test,
+        &ddl::TEXT,
+        &format!("?ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}"),
+    )
+    .await
+    else {
+        return;
+    };
+    let store = MySqlStore::connect(&url).await.unwrap();
+    conformance::find_returns_what_create_wrote(store).await;
+    let untrusted = common::server_url("TAS_TEST_TLS_UNTRUSTED_CA", test).unwrap();
+    let wrong = url.replace(&ca, &untrusted);
+    let err = MySqlStore::connect(&wrong).await.unwrap_err().to_string();
+    assert!(err.contains("TLS") && err.contains("ssl-ca"), "{err}");
+}
