@@ -319,3 +319,34 @@ async fn cluster_keys_keep_better_auths_names_across_slots() {
         "the revoked-before marker rejects the unlisted key too"
     );
 }
+
+/// One node of a cluster given as a plain URL, as a managed service's configuration endpoint
+/// is: the store notices and uses cluster mode, so sign-ins do not fail with `MOVED`.
+#[tokio::test]
+async fn a_cluster_node_url_selects_cluster_mode() {
+    let test = "a_cluster_node_url_selects_cluster_mode";
+    let Some(urls) = common::server_url("TAS_TEST_REDIS_CLUSTER_URLS", test) else {
+        return;
+    };
+    let one = urls.split(',').next().unwrap();
+    let store = RedisStore::builder(one)
+        .key_prefix(common::redis_prefix())
+        .clock(ManualClock::new(NOW))
+        .build()
+        .await
+        .unwrap();
+    assert!(store.is_cluster());
+    let user = User::new("node@example.com", "Node", NOW);
+    for _ in 0..25 {
+        let s = conformance::session(&user, NOW + Duration::days(7));
+        store.create(&s, &user).await.unwrap();
+    }
+    assert_eq!(
+        store.list_user_sessions(&user.id, NOW).await.unwrap().len(),
+        25
+    );
+    // A standalone server stays in single-node mode.
+    if let Some(url) = common::server_url("TAS_TEST_REDIS_URL", test) {
+        assert!(!RedisStore::connect(&url).await.unwrap().is_cluster());
+    }
+}

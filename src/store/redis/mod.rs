@@ -217,7 +217,8 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Treat the URL(s) as seed nodes of a Redis Cluster. Default: `false` (one node).
+    /// Treat the URL(s) as seed nodes of a Redis Cluster. Default: `false`: one node, unless
+    /// the server says it is a cluster node (`INFO cluster`), which selects cluster mode.
     pub fn cluster(mut self, cluster: bool) -> Self {
         self.cluster = cluster;
         self
@@ -244,30 +245,17 @@ impl RedisStoreBuilder {
     /// [`StoreError::Connect`] when TLS refuses the connection, saying what to change.
     pub async fn build(self) -> Result<RedisStore, StoreError> {
         super::tls::install_provider();
-        let certs = self.root_cert.map(|pem| redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(pem),
-        });
-        let target = if self.cluster {
-            let mut builder = redis::cluster::ClusterClientBuilder::new(self.urls.clone())
-                .connection_timeout(self.timeout)
-                .response_timeout(self.timeout);
-            if let Some(certs) = certs {
-                builder = builder.certs(certs);
-            }
-            Target::Cluster(builder.build().map_err(connect_error)?)
-        } else {
-            let url = self.urls.first().map_or("", String::as_str);
-            let client = match certs {
-                Some(certs) => redis::Client::build_with_tls(url, certs),
-                None => redis::Client::open(url),
-            }
-            .map_err(connect_error)?;
-            Target::Node(client)
-        };
-        let link = Link::connect(target, self.timeout)
+        let mut link = Link::connect(self.target(self.cluster)?, self.timeout)
             .await
             .map_err(connect_error)?;
+        if !self.cluster && cluster_enabled(&link).await {
+            // One node of a cluster given as a plain URL (a managed service's configuration
+            // endpoint, say): single-node mode would fail every sign-in with `MOVED`.
+            tracing::info!("the Redis server is a cluster node: using cluster mode");
+            link = Link::connect(self.target(true)?, self.timeout)
+                .await
+                .map_err(connect_error)?;
+        }
         Ok(RedisStore {
             link,
             prefix: self.prefix.into(),
@@ -282,6 +270,41 @@ impl RedisStoreBuilder {
             }),
         })
     }
+}
+
+impl RedisStoreBuilder {
+    /// The client for one node, or for the cluster the URLs seed.
+    fn target(&self, cluster: bool) -> Result<Target, StoreError> {
+        let certs = self.root_cert.clone().map(|pem| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        });
+        if cluster {
+            let mut builder = redis::cluster::ClusterClientBuilder::new(self.urls.clone())
+                .connection_timeout(self.timeout)
+                .response_timeout(self.timeout);
+            if let Some(certs) = certs {
+                builder = builder.certs(certs);
+            }
+            return Ok(Target::Cluster(builder.build().map_err(connect_error)?));
+        }
+        let url = self.urls.first().map_or("", String::as_str);
+        let client = match certs {
+            Some(certs) => redis::Client::build_with_tls(url, certs),
+            None => redis::Client::open(url),
+        }
+        .map_err(connect_error)?;
+        Ok(Target::Node(client))
+    }
+}
+
+/// Whether the server behind `link` runs with `cluster-enabled yes`. A server that refuses
+/// `INFO` (some managed services rename it) counts as a single node.
+async fn cluster_enabled(link: &Link) -> bool {
+    let info: redis::RedisResult<String> = link
+        .run(|mut c| async move { redis::cmd("INFO").arg("cluster").query_async(&mut c).await })
+        .await;
+    info.is_ok_and(|info| info.contains("cluster_enabled:1"))
 }
 
 /// What Better Auth stores under a token.
