@@ -180,4 +180,42 @@ pub enum SessionError {
     /// A health check found the store answering but inconsistent.
     #[error("session store health check failed: {0}")]
     HealthCheck(&'static str),
+    /// The user is banned (Better Auth's admin plugin): no session was created. Answer as
+    /// Better Auth does, `403` with [`code`](Self::code) `BANNED_USER` and
+    /// [`BANNED_USER_MESSAGE`](Self::BANNED_USER_MESSAGE).
+    #[error("the user is banned{}", ban_suffix(.0))]
+    Banned(crate::fields::Ban),
+}
+
+fn ban_suffix(ban: &crate::fields::Ban) -> String {
+    match (&ban.reason, ban.expires) {
+        (Some(reason), Some(until)) => format!(" until {until} ({reason})"),
+        (Some(reason), None) => format!(" ({reason})"),
+        (None, Some(until)) => format!(" until {until}"),
+        (None, None) => String::new(),
+    }
+}
+
+impl SessionError {
+    /// Better Auth's default message for a banned user's sign-in (the admin plugin's
+    /// `bannedUserMessage`).
+    pub const BANNED_USER_MESSAGE: &'static str = "You have been banned from this application. \
+        Please contact support if you believe this is an error.";
+
+    /// Better Auth's error code for this error, when it has one (`"BANNED_USER"`).
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            Self::Banned(_) => Some("BANNED_USER"),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status Better Auth answers this error with: `403` for a banned user, `500`
+    /// otherwise (a store failure is the server's problem).
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            Self::Banned(_) => http::StatusCode::FORBIDDEN,
+            _ => http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
 }

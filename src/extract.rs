@@ -258,16 +258,23 @@ impl Sessions {
     }
 
     /// Signs the current session out (deletes it) and returns the clearing cookies. When the
-    /// request is not signed in, only the cookies are cleared.
+    /// request is not signed in, only the cookies are cleared. With
+    /// [`multi_session`](crate::SessionConfigBuilder::multi_session), every session named by
+    /// one of the browser's `_multi-` cookies that verifies ends too, and those cookies are
+    /// expired, as Better Auth's sign-out does.
     ///
     /// # Errors
     ///
     /// [`SessionError::Store`] when the session cannot be deleted.
     pub async fn sign_out(&self) -> Result<SetCookies, SessionError> {
-        match &self.current {
-            Some(current) => self.manager.sign_out_session(&current.session).await,
-            None => Ok(self.manager.clear_cookies()),
-        }
+        let mut cookies = match &self.current {
+            Some(current) => self.manager.sign_out_session(&current.session).await?,
+            None => self.manager.clear_cookies(),
+        };
+        self.manager
+            .sign_out_multi(self.request.multi.as_ref(), &mut cookies)
+            .await?;
+        Ok(cookies)
     }
 
     /// The current session and user, if signed in.

@@ -53,12 +53,14 @@ mod credential;
 mod error;
 #[cfg(feature = "axum")]
 pub mod extract;
+mod fields;
 mod future;
 mod ids;
 mod layer;
 mod manager;
 pub mod metrics;
 mod model;
+mod multi;
 mod origin;
 mod plan;
 mod policy;
@@ -78,6 +80,7 @@ pub use config::{
 };
 pub use context::{AuthContext, SessionInfo};
 pub use error::{BoxError, ConfigError, SchemaError, SessionError, StoreError};
+pub use fields::Ban;
 pub use future::ResponseFuture;
 pub use layer::SessionLayer;
 pub use manager::{SessionManager, SetCookies, SignIn, SignedIn};

@@ -12,6 +12,7 @@ use crate::config::{Bearer, SessionConfig};
 use crate::error::SessionError;
 use crate::ids::generate_id;
 use crate::model::{Session, StorageKey, User};
+use crate::multi::MultiCookies;
 use crate::plan::{mark_uncacheable, set_auth_token};
 use crate::store::{AnyStore, SessionStore};
 use crate::time_fmt;
@@ -64,6 +65,8 @@ pub struct SignIn {
     remember_me: bool,
     ip_address: Option<String>,
     user_agent: Option<String>,
+    /// The request's multi-session cookies, when that plugin is configured.
+    pub(crate) multi: Option<MultiCookies>,
 }
 
 impl Default for SignIn {
@@ -79,11 +82,15 @@ impl SignIn {
             remember_me: true,
             ip_address: None,
             user_agent: None,
+            multi: None,
         }
     }
 
-    /// Options filled from a request: its `User-Agent`, and its client IP from the
-    /// configured [`ip_address_headers`](crate::SessionConfigBuilder::ip_address_headers).
+    /// Options filled from a request: its `User-Agent`, its client IP from the configured
+    /// [`ip_address_headers`](crate::SessionConfigBuilder::ip_address_headers), and, with
+    /// [`multi_session`](crate::SessionConfigBuilder::multi_session), the browser's
+    /// multi-session cookies (a sign-in ends this user's earlier sessions among them and
+    /// respects `maximumSessions`, as Better Auth's plugin does).
     pub fn from_headers(headers: &HeaderMap, config: &SessionConfig) -> Self {
         let user_agent = headers
             .get(http::header::USER_AGENT)
@@ -101,6 +108,9 @@ impl SignIn {
             remember_me: true,
             ip_address,
             user_agent,
+            multi: config
+                .multi_session
+                .map(|_| crate::multi::read(config, headers)),
         }
     }
 
@@ -215,12 +225,25 @@ impl SessionManager {
     /// separate value, as in Better Auth. A remembered session lasts `expiresIn`; a "don't
     /// remember me" session lasts one day. For SQL stores the user row must already exist.
     ///
+    /// # Bans (Better Auth's admin plugin)
+    ///
+    /// As Better Auth's session-creation hook does, the user's row is read again from the store
+    /// (stores without users, such as Redis alone, check `user` as given): a user whose
+    /// `banned` column is true is refused with [`SessionError::Banned`] and no session is
+    /// written, unless `banExpires` has passed, in which case the ban is lifted in the store
+    /// (`banned = false`, `banReason` and `banExpires` cleared) and the sign-in proceeds.
+    /// Answer a refusal as Better Auth does: `403` with `{"code":"BANNED_USER"}`
+    /// ([`SessionError::status`], [`SessionError::code`]). Sessions that already exist are not
+    /// affected (Better Auth deletes them when it bans a user).
+    ///
     /// # Errors
     ///
-    /// [`SessionError::Store`] when the row cannot be written.
+    /// [`SessionError::Banned`] for a banned user; [`SessionError::Store`] when the user cannot
+    /// be read or the row cannot be written.
     pub async fn sign_in(&self, user: &User, options: SignIn) -> Result<SignedIn, SessionError> {
         let config = self.config();
         let now = config.clock.now();
+        self.admit(user, now).await?;
         let lifetime = config.lifetimes.of_new_session(options.remember_me);
         let token = generate_id(32);
         let session = Session {
@@ -252,6 +275,18 @@ impl SessionManager {
                     .header(&signer.sign_cookie_value("true"), None),
             );
         }
+        if let Some(maximum) = config.multi_session {
+            let value = signer.sign_cookie_value(&token);
+            self.add_multi_session(
+                &session,
+                &token,
+                &value,
+                options.multi,
+                maximum,
+                &mut cookies,
+            )
+            .await;
+        }
         tracing::debug!(user_id = %user.id, "signed in");
         let signed_token = signer.sign_raw(&token);
         let auth_token = (config.guards.bearer != Bearer::Off).then(|| signed_token.clone());
@@ -263,6 +298,128 @@ impl SessionManager {
                 auth_token,
             },
         })
+    }
+
+    /// Better Auth's `multiSession()` after-hook for a new session: ends this user's earlier
+    /// sessions named by the browser's verified `_multi-` cookies (and expires those cookies),
+    /// then adds the new session's cookie unless the browser already holds `maximum`.
+    async fn add_multi_session(
+        &self,
+        session: &Session,
+        token: &str,
+        signed_value: &str,
+        request: Option<MultiCookies>,
+        maximum: usize,
+        cookies: &mut Vec<HeaderValue>,
+    ) {
+        let config = self.config();
+        let request = request.unwrap_or_default();
+        let mut ended = 0;
+        for cookie in &request.verified {
+            let key = config.storage_key(&cookie.token);
+            let same_user = match self.store().find(&key).await {
+                Ok(found) => found.is_some_and(|f| f.session.user_id == session.user_id),
+                Err(error) => {
+                    tracing::warn!(%error, "could not read a multi-session cookie's session");
+                    false
+                }
+            };
+            if same_user {
+                if let Err(error) = self.store().delete(&key).await {
+                    tracing::warn!(%error, "could not end this user's earlier session");
+                    continue;
+                }
+                cookies.push(crate::multi::expire(config, &cookie.name));
+                ended += 1;
+            }
+        }
+        let held = request.count - ended + usize::from(request.mentions_session_cookie);
+        if held > maximum {
+            tracing::debug!(
+                held,
+                maximum,
+                "the browser holds the most multi-session cookies allowed; none added"
+            );
+            return;
+        }
+        cookies.push(crate::multi::set(config, token, signed_value));
+    }
+
+    /// Ends the session of every multi-session cookie in `multi` that verified (whoever's
+    /// it is, as Better Auth's sign-out), and returns the cookies that expire them.
+    async fn end_multi_sessions(
+        &self,
+        multi: &MultiCookies,
+    ) -> Result<Vec<HeaderValue>, SessionError> {
+        let config = self.config();
+        let mut cookies = Vec::with_capacity(multi.verified.len());
+        for cookie in &multi.verified {
+            self.store()
+                .delete(&config.storage_key(&cookie.token))
+                .await?;
+            cookies.push(crate::multi::expire(config, &cookie.name));
+        }
+        Ok(cookies)
+    }
+
+    /// Signs out the browser that sent `headers`: deletes the session its session cookie (or,
+    /// in bearer mode, its bearer value) names and, with
+    /// [`multi_session`](crate::SessionConfigBuilder::multi_session), every session named by
+    /// one of its `_multi-` cookies that verifies; returns the cookies that clear them all.
+    /// Values that do not verify delete nothing. (`Sessions::sign_out` does the same for axum
+    /// handlers.)
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when a session cannot be deleted; the cookies are then not
+    /// cleared, so the user can retry.
+    pub async fn sign_out_request(&self, headers: &HeaderMap) -> Result<SetCookies, SessionError> {
+        let config = self.config();
+        let mut cookies = self.clear_cookies();
+        if let Some(raw) = crate::codec::find_token_cookie(headers, &config.cookies.session.name) {
+            if let Some(verified) = config.keys.unsign(raw, || config.clock.now()) {
+                self.store()
+                    .delete(&config.storage_key(&verified.value))
+                    .await?;
+            }
+        }
+        if config.multi_session.is_some() {
+            let multi = crate::multi::read(config, headers);
+            cookies
+                .cookies
+                .extend(self.end_multi_sessions(&multi).await?);
+        }
+        Ok(cookies)
+    }
+
+    /// Ends the sessions of a request's multi-session cookies and adds their expiries to
+    /// `cookies` (for [`Sessions::sign_out`](crate::extract::Sessions::sign_out)).
+    pub(crate) async fn sign_out_multi(
+        &self,
+        multi: Option<&MultiCookies>,
+        cookies: &mut SetCookies,
+    ) -> Result<(), SessionError> {
+        if let Some(multi) = multi {
+            cookies
+                .cookies
+                .extend(self.end_multi_sessions(multi).await?);
+        }
+        Ok(())
+    }
+
+    /// Applies the admin plugin's ban to a sign-in of `user` at `now`.
+    async fn admit(&self, user: &User, now: time::OffsetDateTime) -> Result<(), SessionError> {
+        let current = self.store().find_user(&user.id).await?;
+        let Some(ban) = current.as_ref().unwrap_or(user).ban() else {
+            return Ok(());
+        };
+        if ban.has_ended(now) {
+            self.store().lift_ban(&user.id, now).await?;
+            tracing::info!(user_id = %user.id, "lifted an expired ban at sign-in");
+            return Ok(());
+        }
+        tracing::info!(user_id = %user.id, reason = "banned_user", "refused a sign-in");
+        Err(SessionError::Banned(ban))
     }
 
     /// Deletes the session of `token` (the token a session cookie or bearer value carries) and

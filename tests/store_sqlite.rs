@@ -102,7 +102,10 @@ async fn reads_rows_better_auth_wrote_with_plugin_columns() {
     );
     assert!(found.user.email_verified);
     assert_eq!(found.user.extra["role"], "admin");
-    assert_eq!(found.user.extra["banned"], 0);
+    assert_eq!(
+        found.user.extra["banned"], false,
+        "0/1 plugin booleans read as booleans"
+    );
     assert!(found.session.extra["impersonatedBy"].is_null());
 }
 

@@ -13,7 +13,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use tower_auth_session::extract::{CurrentSession, MaybeUser, Sessions};
-use tower_auth_session::{SessionConfig, SessionLayer, SessionStore, StoreError, User};
+use tower_auth_session::{
+    SessionConfig, SessionError, SessionLayer, SessionStore, StoreError, User,
+};
 
 /// Where the demo finds and creates users (Better Auth's `user` table).
 pub trait Directory: Clone + Send + Sync + 'static {
@@ -26,7 +28,7 @@ pub trait Directory: Clone + Send + Sync + 'static {
     fn insert_user(&self, user: &User) -> impl Future<Output = Result<User, StoreError>> + Send;
 }
 
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 impl<D: tower_auth_session::store::Dialect> Directory for tower_auth_session::store::SqlStore<D> {
     async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         Self::find_user_by_email(self, email).await
@@ -152,10 +154,20 @@ pub async fn sign_in<D: Directory>(
             store.insert_user(&user).await.map_err(internal)?
         }
     };
-    let signed = sessions
-        .sign_in_with(&user, body.remember_me)
-        .await
-        .map_err(internal)?;
+    let signed = match sessions.sign_in_with(&user, body.remember_me).await {
+        Ok(signed) => signed,
+        // Better Auth's answer to a banned user (the admin plugin): 403 BANNED_USER.
+        Err(error @ SessionError::Banned(_)) => {
+            return Err((
+                error.status(),
+                Json(json!({
+                    "code": error.code(),
+                    "message": SessionError::BANNED_USER_MESSAGE,
+                })),
+            ))
+        }
+        Err(error) => return Err(internal(error)),
+    };
     let expires_at = expires_at(&signed.session);
     Ok((
         signed,

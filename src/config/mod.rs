@@ -139,6 +139,8 @@ pub struct SessionConfig {
     pub(crate) guards: Guards,
     pub(crate) cache: Option<CookieCache>,
     pub(crate) ip_address_headers: Vec<http::HeaderName>,
+    /// Better Auth's `multiSession({ maximumSessions })`, when enabled.
+    pub(crate) multi_session: Option<usize>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -274,6 +276,7 @@ pub struct SessionConfigBuilder {
     authoritative: Vec<String>,
     outage: OutagePolicy,
     hash_tokens: bool,
+    multi_session: Option<usize>,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -549,6 +552,19 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Better Auth's `multiSession()` plugin, with its `maximumSessions` (Better Auth's
+    /// default is 5): a sign-in also sets the `{session cookie}_multi-{token}` cookie that
+    /// Better Auth's account switcher lists (unless the browser already holds `maximum`
+    /// of them), and ends this user's earlier sessions named by the browser's `_multi-`
+    /// cookies; [`Sessions::sign_out`](crate::extract::Sessions::sign_out) and
+    /// [`SessionManager::sign_out_request`](crate::SessionManager::sign_out_request) end
+    /// every session named by a `_multi-` cookie that verifies, and expire those cookies.
+    /// Default: off.
+    pub fn multi_session(mut self, maximum_sessions: usize) -> Self {
+        self.multi_session = Some(maximum_sessions);
+        self
+    }
+
     /// The clock the layer reads; tests inject a [`ManualClock`](crate::ManualClock).
     /// Default: [`SystemClock`].
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -656,6 +672,16 @@ impl SessionConfigBuilder {
             },
             cache: self.cookie_cache,
             ip_address_headers,
+            multi_session: match self.multi_session {
+                Some(0) => {
+                    return Err(ConfigError::Invalid {
+                        option: "multi_session",
+                        reason: "maximum_sessions must be at least 1 (Better Auth's default is 5)"
+                            .to_owned(),
+                    })
+                }
+                other => other,
+            },
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
         })
     }

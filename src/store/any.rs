@@ -51,6 +51,13 @@ trait Erased: Send + Sync + 'static {
         now: OffsetDateTime,
         limit: u64,
     ) -> BoxFuture<'_, Result<u64, StoreError>>;
+    fn find_user<'a>(&'a self, user_id: &'a str)
+        -> BoxFuture<'a, Result<Option<User>, StoreError>>;
+    fn lift_ban<'a>(
+        &'a self,
+        user_id: &'a str,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
     fn debug(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result;
 }
 
@@ -114,6 +121,19 @@ impl<S: SessionStore> Erased for Holder<S> {
         limit: u64,
     ) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(self.0.delete_expired_batch(now, limit))
+    }
+    fn find_user<'a>(
+        &'a self,
+        user_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<User>, StoreError>> {
+        Box::pin(self.0.find_user(user_id))
+    }
+    fn lift_ban<'a>(
+        &'a self,
+        user_id: &'a str,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.0.lift_ban(user_id, now))
     }
     fn debug(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "AnyStore({})", std::any::type_name::<S>())
@@ -202,5 +222,11 @@ impl SessionStore for AnyStore {
         limit: u64,
     ) -> Result<u64, StoreError> {
         self.inner.delete_expired_batch(now, limit).await
+    }
+    async fn find_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        self.inner.find_user(user_id).await
+    }
+    async fn lift_ban(&self, user_id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.inner.lift_ban(user_id, now).await
     }
 }

@@ -396,4 +396,12 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
     ) -> Result<u64, StoreError> {
         self.inner.delete_expired_batch(now, limit).await
     }
+
+    async fn find_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        self.inner.find_user(user_id).await
+    }
+
+    async fn lift_ban(&self, user_id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.inner.lift_ban(user_id, now).await
+    }
 }

@@ -204,4 +204,22 @@ impl SessionStore for MemoryStore {
         inner.sessions.retain(|_, s| s.expires_at >= now);
         Ok((before - inner.sessions.len()) as u64)
     }
+
+    async fn find_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.read().users.get(user_id).map(|u| (**u).clone()))
+    }
+
+    async fn lift_ban(&self, user_id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        if let Some(user) = self.write().users.get_mut(user_id) {
+            let user = Arc::make_mut(user);
+            user.extra.insert("banned".into(), false.into());
+            for column in ["banReason", "banExpires"] {
+                if user.extra.contains_key(column) {
+                    user.extra.insert(column.into(), serde_json::Value::Null);
+                }
+            }
+            user.updated_at = crate::time_fmt::truncate_ms(now);
+        }
+        Ok(())
+    }
 }

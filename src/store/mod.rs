@@ -158,6 +158,30 @@ pub trait SessionStore: Send + Sync + 'static {
         let _ = limit;
         self.delete_expired(now)
     }
+
+    /// The user's row as the store holds it now, read when a session is created to apply the
+    /// admin plugin's ban as Better Auth's session-creation hook does. `Ok(None)` when the
+    /// store keeps no users (the default: Redis alone, for one): the user given to
+    /// [`sign_in`](crate::SessionManager::sign_in) is checked as it is.
+    fn find_user(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send {
+        let _ = user_id;
+        async { Ok(None) }
+    }
+
+    /// Lifts the ban of `user_id` (`banned = false`, `banReason` and `banExpires` `NULL`,
+    /// `updatedAt = now`), as Better Auth does at sign-in once `banExpires` has passed. The
+    /// default does nothing (a store without users has no ban to lift).
+    fn lift_ban(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (user_id, now);
+        async { Ok(()) }
+    }
 }
 
 impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
@@ -220,5 +244,18 @@ impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
         limit: u64,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).delete_expired_batch(now, limit)
+    }
+    fn find_user(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send {
+        (**self).find_user(user_id)
+    }
+    fn lift_ban(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).lift_ban(user_id, now)
     }
 }

@@ -325,3 +325,38 @@ pub fn session_cookie(signed: &tower_auth_session::SignedIn) -> String {
 pub fn now() -> OffsetDateTime {
     tower_auth_session::test_support::truncate_ms(OffsetDateTime::now_utc())
 }
+
+/// A browser's cookie jar, enough for these tests: `Set-Cookie` lines set or (with
+/// `Max-Age=0`) delete a cookie by name; [`header`](Self::header) is the `Cookie` header.
+#[derive(Clone, Debug, Default)]
+pub struct Jar(pub Vec<(String, String)>);
+
+impl Jar {
+    pub fn apply<S: AsRef<str>>(&mut self, set_cookies: &[S]) {
+        for line in set_cookies {
+            let line = line.as_ref();
+            let pair = line.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            self.0.retain(|(n, _)| n != name);
+            if !line.contains("Max-Age=0") {
+                self.0.push((name.to_owned(), value.to_owned()));
+            }
+        }
+    }
+    pub fn header(&self) -> String {
+        self.0
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+    pub fn names(&self) -> Vec<&str> {
+        self.0.iter().map(|(n, _)| n.as_str()).collect()
+    }
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}

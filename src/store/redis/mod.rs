@@ -794,4 +794,12 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
     ) -> Result<u64, StoreError> {
         self.database.delete_expired_batch(now, limit).await
     }
+
+    async fn find_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        self.database.find_user(user_id).await
+    }
+
+    async fn lift_ban(&self, user_id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        self.database.lift_ban(user_id, now).await
+    }
 }

@@ -330,9 +330,31 @@ fn read_extra<D: Backend>(
     names
         .iter()
         .enumerate()
-        .map(|(i, name)| (name.clone(), D::json(row, start + i)))
+        .map(|(i, name)| {
+            let mut value = D::json(row, start + i);
+            if PLUGIN_BOOLEANS.contains(&name.as_str()) {
+                // Stored as 0/1 where the database has no boolean type (SQLite): Better Auth
+                // reads them as booleans, and so do the apps.
+                if let Some(n) = value.as_i64() {
+                    value = serde_json::Value::Bool(n != 0);
+                }
+            }
+            (name.clone(), value)
+        })
         .collect()
 }
+
+/// Boolean columns of Better Auth's plugins (admin, two-factor, anonymous, phone number), in
+/// their camelCase and snake_case spellings.
+const PLUGIN_BOOLEANS: [&str; 7] = [
+    "banned",
+    "twoFactorEnabled",
+    "two_factor_enabled",
+    "isAnonymous",
+    "is_anonymous",
+    "phoneNumberVerified",
+    "phone_number_verified",
+];
 
 impl<D: Dialect> SessionStore for SqlStore<D> {
     async fn find(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
@@ -487,5 +509,30 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
                 &[Param::Date(now)],
             )
             .await
+    }
+
+    async fn find_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
+        SqlStore::find_user(self, user_id).await
+    }
+
+    async fn lift_ban(&self, user_id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        let Some(stmt) = &self.q.lift_ban else {
+            return Ok(());
+        };
+        if !self.q.layout.user_id.accepts(user_id) {
+            return Ok(());
+        }
+        self.db
+            .execute(
+                "lift ban",
+                stmt,
+                &[
+                    Param::Bool(false),
+                    Param::Date(time_fmt::truncate_ms(now)),
+                    Param::Text(user_id),
+                ],
+            )
+            .await?;
+        Ok(())
     }
 }

@@ -319,6 +319,8 @@ pub(crate) struct Queries {
     pub(crate) user_by_last_insert: Option<Stmt>,
     pub(crate) user_by_id: Stmt,
     pub(crate) delete_user: Stmt,
+    /// Clears the admin plugin's ban, when the user table has its `banned` column.
+    pub(crate) lift_ban: Option<Stmt>,
     pub(crate) session_extra: Vec<String>,
     pub(crate) user_extra: Vec<String>,
     pub(crate) layout: Layout,
@@ -644,6 +646,30 @@ impl Build<'_> {
             "delete from {ut} where {uid} = {}",
             self.id(user_id_kind, 1)
         ));
+        let has = |names: &[&str]| {
+            user_extra
+                .iter()
+                .find(|c| names.contains(&c.as_str()))
+                .map(|c| self.q(c))
+        };
+        let lift_ban = has(&["banned"]).map(|banned| {
+            let mut set = vec![format!("{banned} = {}", p(1))];
+            for column in [
+                has(&["banReason", "ban_reason"]),
+                has(&["banExpires", "ban_expires"]),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                set.push(format!("{column} = null"));
+            }
+            set.push(format!("{} = {}", self.u(UserColumn::UpdatedAt), p(2)));
+            self.stmt(&format!(
+                "update {ut} set {} where {uid} = {}",
+                set.join(", "),
+                self.id(user_id_kind, 3)
+            ))
+        });
         Queries {
             find,
             insert,
@@ -661,6 +687,7 @@ impl Build<'_> {
             user_by_last_insert,
             user_by_id,
             delete_user,
+            lift_ban,
             session_extra,
             user_extra,
             layout: self.layout,

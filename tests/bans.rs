@@ -1,0 +1,205 @@
+//! Better Auth's admin plugin at sign-in: a banned user gets no session (`SessionError::Banned`,
+//! Better Auth's `403 BANNED_USER`), a ban whose `banExpires` has passed is lifted, and the
+//! examples answer as Better Auth does.
+#![cfg(all(feature = "sqlite", feature = "axum"))]
+
+mod common;
+
+use serde_json::{json, Value};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use tower_auth_session::{
+    ManualClock, MemoryStore, SessionConfig, SessionError, SessionManager, SessionStore, SignIn,
+    SqliteStore, User,
+};
+
+const NOW: OffsetDateTime = datetime!(2026-11-28 12:00:00.250 UTC);
+
+fn manager(store: impl SessionStore) -> SessionManager {
+    let config = SessionConfig::builder()
+        .secret(common::SECRET)
+        .clock(ManualClock::new(NOW))
+        .build()
+        .unwrap();
+    SessionManager::new(config, store)
+}
+
+fn banned(reason: Option<&str>, expires: Option<OffsetDateTime>) -> User {
+    let mut user = User::new("banned@example.com", "B", NOW - Duration::days(3));
+    user.extra.insert("role".into(), "user".into());
+    user.extra.insert("banned".into(), true.into());
+    user.extra.insert("banReason".into(), json!(reason));
+    user.extra.insert(
+        "banExpires".into(),
+        json!(expires.map(tower_auth_session::test_support::to_iso)),
+    );
+    user
+}
+
+#[tokio::test]
+async fn a_banned_user_gets_no_session() {
+    for expires in [None, Some(NOW + Duration::hours(1)), Some(NOW)] {
+        let store = MemoryStore::new();
+        let user = banned(Some("spam"), expires);
+        store.insert_user(user.clone());
+        let err = manager(store.clone())
+            .sign_in(&user, SignIn::new())
+            .await
+            .unwrap_err();
+        let SessionError::Banned(ban) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(ban.reason.as_deref(), Some("spam"));
+        assert_eq!(
+            (err.code(), err.status().as_u16()),
+            (Some("BANNED_USER"), 403)
+        );
+        assert!(err.to_string().starts_with("the user is banned"), "{err}");
+        assert_eq!(store.session_count(), 0, "no session row for {expires:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_ended_ban_is_lifted_at_sign_in() {
+    let store = MemoryStore::new();
+    let user = banned(Some("spam"), Some(NOW - Duration::milliseconds(1)));
+    store.insert_user(user.clone());
+    let signed = manager(store.clone())
+        .sign_in(&user, SignIn::new())
+        .await
+        .unwrap();
+    assert_eq!(signed.session.user_id, user.id);
+    let row = store.find_user(&user.id).await.unwrap().unwrap();
+    assert_eq!(row.extra["banned"], false);
+    assert_eq!(row.extra["banReason"], Value::Null);
+    assert_eq!(row.extra["banExpires"], Value::Null);
+    assert_eq!(row.updated_at, NOW);
+    assert!(row.ban().is_none());
+}
+
+/// The store's row decides, not the (possibly stale) user the app passes in: a user banned
+/// since the app loaded it is refused, and one unbanned since is admitted.
+#[tokio::test]
+async fn the_stored_row_decides() {
+    let store = MemoryStore::new();
+    let stale = User::new("x@example.com", "X", NOW);
+    let mut now_banned = stale.clone();
+    now_banned.extra.insert("banned".into(), true.into());
+    store.insert_user(now_banned.clone());
+    assert!(matches!(
+        manager(store.clone()).sign_in(&stale, SignIn::new()).await,
+        Err(SessionError::Banned(_))
+    ));
+    let store = MemoryStore::new();
+    store.insert_user(stale.clone());
+    let _signed = manager(store)
+        .sign_in(&now_banned, SignIn::new())
+        .await
+        .unwrap();
+}
+
+/// A store without users (here a wrapper that keeps none, as Redis alone) checks the user as
+/// given.
+#[tokio::test]
+async fn without_users_in_the_store_the_given_user_is_checked() {
+    let store = common::Counting::new(MemoryStore::new());
+    let user = banned(None, None);
+    let err = manager(store.clone())
+        .sign_in(&user, SignIn::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SessionError::Banned(ref b) if b.reason.is_none() && b.expires.is_none())
+    );
+    assert_eq!(store.writes(), 0);
+}
+
+/// Better Auth 1.7.25's SQLite DDL with the admin plugin's columns.
+const SQLITE_DDL: [&str; 2] = [
+    r#"create table "user" ("id" text not null primary key, "name" text not null, "email" text not null unique, "emailVerified" integer not null, "image" text, "createdAt" date not null, "updatedAt" date not null, "role" text, "banned" integer, "banReason" text, "banExpires" date)"#,
+    r#"create table "session" ("id" text not null primary key, "expiresAt" date not null, "token" text not null unique, "createdAt" date not null, "updatedAt" date not null, "ipAddress" text, "userAgent" text, "userId" text not null references "user" ("id") on delete cascade, "impersonatedBy" text, "activeOrganizationId" text)"#,
+];
+
+async fn sqlite_with_admin_columns() -> (tempfile::TempDir, String, sqlx::SqlitePool) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("app.db").display());
+    let pool = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
+        .await
+        .unwrap();
+    for statement in SQLITE_DDL {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    (dir, url, pool)
+}
+
+#[tokio::test]
+async fn sqlite_rows_as_better_auth_writes_them() {
+    let (_dir, url, pool) = sqlite_with_admin_columns().await;
+    // As Better Auth's ban-user writes them: integer booleans, ISO text dates.
+    sqlx::query(r#"insert into "user" values ('U1', 'Bob', 'bob@example.com', 0, null, '2026-11-20T00:00:00.000Z', '2026-11-28T11:00:00.000Z', 'user', 1, 'spam', '2026-11-28T13:00:00.000Z'), ('U2', 'Eve', 'eve@example.com', 0, null, '2026-11-20T00:00:00.000Z', '2026-11-28T11:00:00.000Z', 'user', 1, 'spam', '2026-11-28T11:59:59.999Z')"#)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let store = SqliteStore::connect(&url).await.unwrap();
+    let m = manager(store.clone());
+    let bob = store.find_user("U1").await.unwrap().unwrap();
+    assert!(bob.is_banned(NOW));
+    assert!(matches!(
+        m.sign_in(&bob, SignIn::new()).await,
+        Err(SessionError::Banned(_))
+    ));
+    let n: i64 = sqlx::query_scalar(r#"select count(*) from "session""#)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "no session row for a banned user");
+
+    let eve = store.find_user("U2").await.unwrap().unwrap();
+    let _signed = m.sign_in(&eve, SignIn::new()).await.unwrap();
+    let row: (i64, Option<String>, Option<String>, String) = sqlx::query_as(
+        r#"select "banned", "banReason", "banExpires", "updatedAt" from "user" where "id" = 'U2'"#,
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        row,
+        (0, None, None, "2026-11-28T12:00:00.250Z".to_owned()),
+        "lifted as Better Auth lifts it"
+    );
+}
+
+/// The examples' `POST /sign-in` answers a banned user with Better Auth's 403 and writes no
+/// session row.
+#[tokio::test]
+async fn the_example_answers_403_banned_user() {
+    let (_dir, url, pool) = sqlite_with_admin_columns().await;
+    sqlx::query(r#"insert into "user" values ('U1', 'Bob', 'bob@example.com', 0, null, '2026-11-20T00:00:00.000Z', '2026-11-20T00:00:00.000Z', 'user', 1, 'spam', null)"#)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let app = common::process::quickstart(&[
+        ("BETTER_AUTH_SECRET", common::SECRET),
+        ("DATABASE_URL", &url),
+    ]);
+    let r = common::process::http(
+        "POST",
+        &app.url("/sign-in"),
+        &[],
+        Some(r#"{"email":"bob@example.com"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.json()["code"], "BANNED_USER");
+    assert_eq!(
+        r.json()["message"],
+        "You have been banned from this application. Please contact support if you believe this is an error."
+    );
+    assert!(r.set_cookies().is_empty());
+    let n: i64 = sqlx::query_scalar(r#"select count(*) from "session""#)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    app.stop();
+}
