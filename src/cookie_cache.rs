@@ -103,6 +103,33 @@ struct JwtClaims {
     exp: i64,
 }
 
+/// Which strategy wrote a cache cookie, from its shape alone: five dot-separated parts is a
+/// JWE, three a JWT, one a compact value (base64url JSON with a `signature`). `None` when it
+/// is none of them.
+pub(crate) fn strategy_of(value: &[u8]) -> Option<CookieCacheStrategy> {
+    let parts = value.split(|&b| b == b'.').count();
+    let header_is_json = || {
+        let header = value.split(|&b| b == b'.').next().unwrap_or_default();
+        B64URL
+            .decode(header)
+            .ok()
+            .and_then(|h| serde_json::from_slice::<serde_json::Map<String, Value>>(&h).ok())
+            .is_some()
+    };
+    match parts {
+        5 if header_is_json() => Some(CookieCacheStrategy::Jwe),
+        3 if header_is_json() => Some(CookieCacheStrategy::Jwt),
+        1 => {
+            let json = B64URL.decode(value).ok()?;
+            let outer: serde_json::Map<String, Value> = serde_json::from_slice(&json).ok()?;
+            outer
+                .contains_key("signature")
+                .then_some(CookieCacheStrategy::Compact)
+        }
+        _ => None,
+    }
+}
+
 /// Verifies a cache cookie for the session stored under `key` at `now`; `None` means "not
 /// usable, fall back to the store" (never "signed out").
 pub(crate) fn verify(

@@ -80,8 +80,47 @@ pub(crate) fn read<'h>(
             resign: verified.resign,
             via: Via::Cookie,
         }),
-        None => Read::Anonymous(Outcome::BadSignature),
+        None => {
+            if looks_signed(raw) {
+                config.warnings.bad_signature();
+            }
+            Read::Anonymous(Outcome::BadSignature)
+        }
     }
+}
+
+/// Whether a raw value has the shape of Better Auth's signed value (`token.` and 44 characters
+/// of standard base64 ending in `=`, URL-encoded or not), so that failing to verify it points
+/// at the secret rather than at a malformed or truncated cookie.
+fn looks_signed(raw: &[u8]) -> bool {
+    let raw = raw.trim_ascii();
+    let Some(dot) = raw.iter().rposition(|&b| b == b'.') else {
+        return false;
+    };
+    if dot == 0 {
+        return false;
+    }
+    // Decoded on the fly (`%2B`, `%2F`, `%3D`), without allocating: 43 base64 characters
+    // and a final `=`.
+    let mut len = 0;
+    let mut last = 0;
+    let mut rest = &raw[dot + 1..];
+    while let Some((&b, tail)) = rest.split_first() {
+        let (byte, tail) = match (b, tail) {
+            (b'%', [b'2', b'B' | b'b', tail @ ..]) => (b'+', tail),
+            (b'%', [b'2', b'F' | b'f', tail @ ..]) => (b'/', tail),
+            (b'%', [b'3', b'D' | b'd', tail @ ..]) => (b'=', tail),
+            _ => (b, tail),
+        };
+        let base64 = byte.is_ascii_alphanumeric() || byte == b'+' || byte == b'/';
+        if len >= 44 || (len < 43 && !base64) {
+            return false;
+        }
+        len += 1;
+        last = byte;
+        rest = tail;
+    }
+    len == 44 && last == b'='
 }
 
 /// `Authorization: Bearer …`: `None` without one, `Some(None)` for one that does not verify,
@@ -95,12 +134,11 @@ fn bearer<'h>(config: &SessionConfig, headers: &'h HeaderMap) -> Option<Option<C
     }
     let credential = value[7..].trim_ascii();
     if credential.contains(&b'.') {
-        return Some(
-            config
-                .keys
-                .unsign(credential, || config.clock.now())
-                .map(|v| v.value),
-        );
+        let verified = config.keys.unsign(credential, || config.clock.now());
+        if verified.is_none() && looks_signed(credential) {
+            config.warnings.bad_signature();
+        }
+        return Some(verified.map(|v| v.value));
     }
     let raw_ok = config.guards.bearer == Bearer::SignedOrRaw
         && !credential.is_empty()
@@ -145,5 +183,32 @@ pub(crate) struct TokenTag<'a>(pub(crate) &'a str);
 impl std::fmt::Display for TokenTag<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&crate::config::sha256_hex(self.0)[..8])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_signed;
+
+    #[test]
+    fn the_shape_of_a_signed_value() {
+        let sig = "gDPkgSRm9C9ET9NJKyrCSrXKvFFJZGLMEcKUn2sWyTw";
+        assert!(looks_signed(format!("tok.{sig}%3D").as_bytes()));
+        assert!(looks_signed(format!("tok.{sig}=").as_bytes()));
+        assert!(looks_signed(
+            b"tok.a%2Bb%2F000000000000000000000000000000000000000%3D"
+        ));
+        for not in [
+            format!("tok.{sig}"),
+            format!("tok{sig}%3D"),
+            format!(".{sig}%3D"),
+            format!("tok.{sig}A%3D"),
+            format!("tok.{}%3D", &sig[1..]),
+            format!("tok.{}!%3D", &sig[1..]),
+            "garbage".to_owned(),
+            String::new(),
+        ] {
+            assert!(!looks_signed(not.as_bytes()), "{not}");
+        }
     }
 }

@@ -2,12 +2,35 @@
 
 use std::error::Error as StdError;
 
+/// `Debug` prints the message: a `main` returning `Result<(), Box<dyn Error>>` shows
+/// `Error: <what to fix>` rather than a variant name. `{:#?}` adds the error's chain of
+/// sources, one per line.
+macro_rules! debug_is_the_message {
+    ($($ty:ty),*) => {$(
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(self, f)?;
+                if f.alternate() {
+                    let mut source = StdError::source(self);
+                    while let Some(cause) = source {
+                        write!(f, "\n  caused by: {cause}")?;
+                        source = cause.source();
+                    }
+                }
+                Ok(())
+            }
+        }
+    )*};
+}
+
+debug_is_the_message!(ConfigError, StoreError, SchemaError, SessionError);
+
 /// A boxed error from a store's driver, kept as the source.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// The configuration cannot be used. Returned by [`SessionConfig::build`](crate::SessionConfigBuilder::build)
 /// and friends at start-up, never while serving.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// No secret was given.
@@ -49,7 +72,7 @@ pub enum ConfigError {
 }
 
 /// A store operation failed. The driver's error is kept as the source.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The store could not be reached or the query failed.
@@ -105,7 +128,7 @@ impl StoreError {
 }
 
 /// The database's tables do not have the shape of Better Auth's schema.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SchemaError {
     /// A table is missing.
@@ -171,7 +194,7 @@ pub enum SchemaError {
 }
 
 /// What went wrong in a sign-in, sign-out or revocation made from Rust.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
     /// The store failed.

@@ -70,6 +70,7 @@ mod service;
 pub mod store;
 pub mod test_support;
 mod time_fmt;
+mod warnings;
 mod wire;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -57,6 +57,19 @@ pub(crate) enum Stage {
     Reread,
 }
 
+/// A cache cookie the request carried that could not be used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum IncomingCache {
+    /// None, or one that was used.
+    #[default]
+    Fine,
+    /// Invalid, expired, or for another session: replaced (or expired).
+    Unusable,
+    /// Written with another cookie-cache strategy (the Better Auth server's differs from the
+    /// layer's): left alone, so that the two do not overwrite each other on every request.
+    OtherStrategy,
+}
+
 /// What the policy is told about a request.
 pub(crate) struct Facts<'a, 'h> {
     pub(crate) lookup: Lookup,
@@ -64,8 +77,8 @@ pub(crate) struct Facts<'a, 'h> {
     pub(crate) via: Via,
     /// A previous secret verified the credential.
     pub(crate) resign: bool,
-    /// The request carried a cache cookie that could not be used.
-    pub(crate) bad_cache_cookie: bool,
+    /// The cache cookie the request carried, if it could not be used.
+    pub(crate) cache_cookie: IncomingCache,
     pub(crate) dont_remember: &'a mut DontRemember<'h>,
     pub(crate) now: OffsetDateTime,
     /// For logs only (as a hash tag).
@@ -192,15 +205,14 @@ fn rules(config: &SessionConfig, facts: Facts<'_, '_>) -> Decision {
             serve.plan.session = SessionCookie::Set {
                 max_age: Some(config.lifetimes.expires_in),
             };
-            serve.plan.cache = store_read_cache(config, facts.dont_remember, false);
+            serve.plan.cache = store_read_cache(config, facts.dont_remember, IncomingCache::Fine);
             serve.info.refreshed = true;
             serve.info.via_bearer = facts.via == Via::Bearer;
             return Decision::Serve(serve);
         }
         Lookup::NotExtended(auth) => {
             let mut serve = signed_in(config, facts.dont_remember, auth, facts.now, facts.resign);
-            serve.plan.cache =
-                store_read_cache(config, facts.dont_remember, facts.bad_cache_cookie);
+            serve.plan.cache = store_read_cache(config, facts.dont_remember, facts.cache_cookie);
             serve.info.via_bearer = facts.via == Via::Bearer;
             return Decision::Serve(serve);
         }
@@ -255,8 +267,7 @@ fn rules(config: &SessionConfig, facts: Facts<'_, '_>) -> Decision {
                 tracing::warn!("a due refresh wrote nothing; check that the store's date format matches the table");
             }
             let mut serve = signed_in(config, facts.dont_remember, auth, facts.now, facts.resign);
-            serve.plan.cache =
-                store_read_cache(config, facts.dont_remember, facts.bad_cache_cookie);
+            serve.plan.cache = store_read_cache(config, facts.dont_remember, facts.cache_cookie);
             serve.info.via_bearer = facts.via == Via::Bearer;
             Decision::Serve(serve)
         }
@@ -289,20 +300,21 @@ fn signed_in(
 }
 
 /// What a store read does to the cache cookie: re-issue it when the cache is on (as Better Auth
-/// does on every store read), else expire an unusable one the request carried.
+/// does on every store read), else expire an unusable one the request carried; one written
+/// with another strategy is left alone.
 fn store_read_cache(
     config: &SessionConfig,
     dont_remember: &mut DontRemember<'_>,
-    bad_cache_cookie: bool,
+    incoming: IncomingCache,
 ) -> CacheCookie {
-    if config.guards.read_only {
+    if config.guards.read_only || incoming == IncomingCache::OtherStrategy {
         CacheCookie::Keep
     } else if config.cache.is_some() {
         CacheCookie::Issue {
             dont_remember: dont_remember.get(config),
-            expire_first: bad_cache_cookie,
+            expire_first: incoming == IncomingCache::Unusable,
         }
-    } else if bad_cache_cookie {
+    } else if incoming == IncomingCache::Unusable {
         CacheCookie::Expire
     } else {
         CacheCookie::Keep
@@ -359,7 +371,7 @@ mod tests {
                 stage,
                 via: Via::Cookie,
                 resign,
-                bad_cache_cookie: false,
+                cache_cookie: IncomingCache::Fine,
                 dont_remember: &mut dont_remember,
                 now: NOW,
                 token: "t",

@@ -15,14 +15,14 @@ use crate::credential::TokenTag;
 use crate::error::StoreError;
 use crate::metrics::StoreOp;
 use crate::model::{Authenticated, Session, StorageKey};
-use crate::policy::Lookup;
+use crate::policy::{IncomingCache, Lookup};
 use crate::store::SessionStore;
 
 /// What the request's cache cookie turned out to be.
 #[derive(Default)]
 pub(crate) struct CacheRead {
-    /// The request carried a cache cookie that could not be used.
-    pub(crate) bad: bool,
+    /// The cache cookie the request carried, if it could not be used.
+    pub(crate) incoming: IncomingCache,
     /// The names of the cache-cookie chunks it carried (they are expired or replaced).
     pub(crate) chunks: Vec<String>,
 }
@@ -49,8 +49,21 @@ pub(crate) fn now<St: SessionStore>(
                 {
                     return Some(Lookup::Cached(auth));
                 }
-                tracing::debug!(reason = "cookie cache invalid", "falling back to the store");
-                cache.bad = true;
+                cache.incoming = match cookie_cache::strategy_of(&value) {
+                    Some(theirs) if theirs != settings.strategy => {
+                        config
+                            .warnings
+                            .other_cache_strategy(theirs, settings.strategy);
+                        IncomingCache::OtherStrategy
+                    }
+                    _ => {
+                        tracing::debug!(
+                            reason = "cookie cache invalid",
+                            "falling back to the store"
+                        );
+                        IncomingCache::Unusable
+                    }
+                };
             }
         }
     }

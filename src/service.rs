@@ -188,7 +188,7 @@ where
                     stage: Stage::First,
                     via: credential.via,
                     resign: credential.resign,
-                    bad_cache_cookie: cache.bad,
+                    cache_cookie: cache.incoming,
                     dont_remember: &mut dont_remember,
                     now,
                     token: &credential.token,
@@ -218,7 +218,7 @@ where
         }
 
         let token = credential.token.into_owned();
-        let (via, resign, bad_cache_cookie) = (credential.via, credential.resign, cache.bad);
+        let (via, resign, cache_cookie) = (credential.via, credential.resign, cache.incoming);
         let chunks = cache.chunks;
         // The inner service was driven to readiness in `poll_ready`; take that one and leave a
         // fresh clone in its place.
@@ -238,7 +238,7 @@ where
                         stage: $stage,
                         via,
                         resign,
-                        bad_cache_cookie,
+                        cache_cookie,
                         dont_remember: &mut dont_remember,
                         now: $now,
                         token: &token,

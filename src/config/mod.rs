@@ -141,6 +141,8 @@ pub struct SessionConfig {
     pub(crate) ip_address_headers: Vec<http::HeaderName>,
     /// Better Auth's `multiSession({ maximumSessions })`, when enabled.
     pub(crate) multi_session: Option<usize>,
+    /// Rate-limited warnings about misconfiguration, shared by clones.
+    pub(crate) warnings: Arc<crate::warnings::Warnings>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -682,6 +684,7 @@ impl SessionConfigBuilder {
                 }
                 other => other,
             },
+            warnings: Arc::default(),
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
         })
     }
