@@ -6,7 +6,8 @@
 #   Extra arguments go to `cargo test --all-features` (e.g. `-- --nocapture`).
 # Environment:
 #   TAS_CHECKS_SKIP="a b" skip the named steps (fmt clippy features-default features-none
-#                         features-servers features-mysql test doc fuzz package)
+#                         features-servers features-mysql features-jwt test doc fuzz
+#                         package)
 #   FUZZ_SECONDS=N        how long the fuzz step runs (default 20)
 set -euo pipefail
 
@@ -53,6 +54,7 @@ step features-default cargo check --lib
 step features-none cargo check --lib --no-default-features
 step features-servers cargo check --lib --no-default-features --features postgres,mysql,redis,cache
 step features-mysql cargo check --lib --no-default-features --features mysql
+step features-jwt cargo check --lib --no-default-features --features jwt
 step test cargo test --all-features "$@"
 step doc env RUSTDOCFLAGS="${RUSTDOCFLAGS:+$RUSTDOCFLAGS }-D warnings" cargo doc --all-features --no-deps
 step fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash scripts/fuzz.sh

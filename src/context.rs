@@ -18,6 +18,9 @@ pub struct SessionInfo {
     pub via_bearer: bool,
     /// This request extended the session (and the response re-sends the cookie).
     pub refreshed: bool,
+    /// The request was signed in by a Better Auth JWT (feature `jwt`), not a session: there
+    /// is no session row.
+    pub via_jwt: bool,
     /// The session came from a valid cookie-cache cookie, without a store read.
     pub from_cache: bool,
 }
@@ -50,6 +53,8 @@ pub struct SessionInfo {
 pub struct AuthContext {
     manager: SessionManager,
     authenticated: Option<Authenticated>,
+    #[cfg(feature = "jwt")]
+    jwt: Option<crate::jwt::JwtAuth>,
     info: SessionInfo,
 }
 
@@ -62,8 +67,33 @@ impl AuthContext {
         Self {
             manager,
             authenticated,
+            #[cfg(feature = "jwt")]
+            jwt: None,
             info,
         }
+    }
+
+    /// A request signed in (or not) by a Better Auth JWT.
+    #[cfg(feature = "jwt")]
+    pub(crate) fn from_jwt(manager: SessionManager, jwt: Option<crate::jwt::JwtAuth>) -> Self {
+        let info = SessionInfo {
+            via_bearer: jwt.is_some(),
+            via_jwt: jwt.is_some(),
+            ..SessionInfo::default()
+        };
+        Self {
+            manager,
+            authenticated: None,
+            jwt,
+            info,
+        }
+    }
+
+    /// The verified Better Auth JWT that signed the request in, with its claims.
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    pub fn jwt(&self) -> Option<&crate::jwt::JwtAuth> {
+        self.jwt.as_ref()
     }
 
     /// The session and user, when the request is signed in.
@@ -71,19 +101,23 @@ impl AuthContext {
         self.authenticated.as_ref()
     }
 
-    /// The signed-in user, if any.
+    /// The signed-in user, if any: the session's, or (feature `jwt`) the one a verified JWT
+    /// carries.
     pub fn user(&self) -> Option<&Arc<User>> {
-        self.authenticated.as_ref().map(|a| &a.user)
+        let session_user = self.authenticated.as_ref().map(|a| &a.user);
+        #[cfg(feature = "jwt")]
+        let session_user = session_user.or_else(|| self.jwt.as_ref().map(|j| &j.user));
+        session_user
     }
 
-    /// The signed-in session, if any.
+    /// The signed-in session, if any (none for a request signed in by a JWT).
     pub fn session(&self) -> Option<&Arc<Session>> {
         self.authenticated.as_ref().map(|a| &a.session)
     }
 
-    /// Whether the request is signed in.
+    /// Whether the request is signed in (by a session, or by a verified JWT).
     pub fn is_signed_in(&self) -> bool {
-        self.authenticated.is_some()
+        self.user().is_some()
     }
 
     /// How the layer treated the request (all `false` when signed out).

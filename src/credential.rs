@@ -40,6 +40,10 @@ pub(crate) enum Read<'h> {
     Anonymous(Outcome),
     /// A cookie-authenticated write from an origin that is not trusted.
     UntrustedOrigin,
+    /// `Authorization: Bearer` holding what looks like a Better Auth JWT (with a verifier
+    /// configured): it decides, whatever cookie the request also carries.
+    #[cfg(feature = "jwt")]
+    Jwt(&'h str),
 }
 
 /// Reads and verifies the credential of a request.
@@ -49,6 +53,12 @@ pub(crate) fn read<'h>(
     path: &str,
     headers: &'h HeaderMap,
 ) -> Read<'h> {
+    #[cfg(feature = "jwt")]
+    if config.jwt.is_some() {
+        if let Some(token) = jwt_bearer(headers) {
+            return Read::Jwt(token);
+        }
+    }
     let guards = &config.guards;
     let mut bad_bearer = false;
     if guards.bearer != Bearer::Off {
@@ -87,6 +97,19 @@ pub(crate) fn read<'h>(
             Read::Anonymous(Outcome::BadSignature)
         }
     }
+}
+
+/// `Authorization: Bearer` with a compact JWS (three dot-separated parts, a JSON header):
+/// Better Auth's session bearer values (`token.signature`) have one dot, so the two never mix.
+#[cfg(feature = "jwt")]
+fn jwt_bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let scheme = value.get(..7)?;
+    if !scheme.eq_ignore_ascii_case("bearer ") {
+        return None;
+    }
+    let token = value[7..].trim();
+    (token.starts_with("eyJ") && token.bytes().filter(|&b| b == b'.').count() == 2).then_some(token)
 }
 
 /// Whether a raw value has the shape of Better Auth's signed value (`token.` and 44 characters

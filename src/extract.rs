@@ -86,6 +86,11 @@ fn authenticated(parts: &Parts) -> Result<Option<&Authenticated>, Rejection> {
     context(parts).map(AuthContext::authenticated)
 }
 
+/// The signed-in user: of the session, or of a verified JWT.
+fn user(parts: &Parts) -> Result<Option<&Arc<User>>, Rejection> {
+    context(parts).map(AuthContext::user)
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for AuthContext {
     type Rejection = Rejection;
 
@@ -105,7 +110,8 @@ impl<S: Send + Sync> FromRequestParts<S> for SessionInfo {
     }
 }
 
-/// The signed-in user; rejects with `401` when signed out.
+/// The signed-in user (of a session, or of a verified Better Auth JWT with the `jwt`
+/// feature); rejects with `401` when signed out.
 ///
 /// The user row is shared with the request, not copied (`Arc`): fields read as usual, and
 /// `Json(user)` serializes it.
@@ -125,8 +131,8 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        authenticated(parts)?
-            .map(|a| Self(Arc::clone(&a.user)))
+        user(parts)?
+            .map(|u| Self(Arc::clone(u)))
             .ok_or(Rejection::Unauthorized)
     }
 }
@@ -135,7 +141,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for CurrentUser {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
-        Ok(authenticated(parts)?.map(|a| Self(Arc::clone(&a.user))))
+        Ok(user(parts)?.map(|u| Self(Arc::clone(u))))
     }
 }
 
@@ -169,11 +175,12 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeUser {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(authenticated(parts)?.map(|a| Arc::clone(&a.user))))
+        Ok(Self(user(parts)?.map(Arc::clone)))
     }
 }
 
-/// The signed-in session and user; rejects with `401` when signed out.
+/// The signed-in session and user; rejects with `401` when signed out (and for a request
+/// signed in by a JWT, which has no session row).
 #[derive(Clone, Debug)]
 pub struct CurrentSession(pub Authenticated);
 

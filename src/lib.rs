@@ -56,6 +56,9 @@ pub mod extract;
 mod fields;
 mod future;
 mod ids;
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub mod jwt;
 mod layer;
 mod manager;
 pub mod metrics;
@@ -66,6 +69,8 @@ mod plan;
 mod policy;
 mod resolve;
 pub mod respond;
+#[cfg(any(feature = "redis", feature = "jwt"))]
+mod rustls_provider;
 mod service;
 pub mod store;
 pub mod test_support;

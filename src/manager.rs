@@ -394,6 +394,7 @@ impl SessionManager {
 
     /// Ends the sessions of a request's multi-session cookies and adds their expiries to
     /// `cookies` (for [`Sessions::sign_out`](crate::extract::Sessions::sign_out)).
+    #[cfg(feature = "axum")]
     pub(crate) async fn sign_out_multi(
         &self,
         multi: Option<&MultiCookies>,

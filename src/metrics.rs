@@ -25,6 +25,9 @@ pub enum Outcome {
     CacheHit,
     /// Signed in with a JWT from Better Auth's `jwt()` plugin.
     Jwt,
+    /// A JWT that was refused (malformed, expired, wrongly signed, an unknown `kid`):
+    /// anonymous.
+    JwtRejected,
     /// A verified credential for a session that is unknown, expired, or whose user is gone.
     Rejected,
     /// A session row the store could not read: served as anonymous, cookies kept.
@@ -46,6 +49,7 @@ impl Outcome {
             Self::Authenticated => "authenticated",
             Self::CacheHit => "cache_hit",
             Self::Jwt => "jwt",
+            Self::JwtRejected => "jwt_rejected",
             Self::Rejected => "rejected",
             Self::Unreadable => "unreadable",
             Self::StoreError => "store_error",
@@ -72,6 +76,7 @@ impl Outcome {
             Authenticated => "authenticated",
             CacheHit => "cache_hit",
             Jwt => "jwt",
+            JwtRejected => "jwt_rejected",
             Rejected => "rejected",
             Unreadable => "unreadable",
             StoreError => "store_error",

@@ -116,6 +116,79 @@ fn render(serve: &Serve, token: &str, now: OffsetDateTime, chunks: Vec<String>) 
     })
 }
 
+/// Inserts the extension for a request that carried a JWT, and counts it.
+#[cfg(feature = "jwt")]
+fn insert_jwt(
+    manager: &SessionManager,
+    extensions: &mut Extensions,
+    verified: Result<crate::jwt::JwtAuth, crate::jwt::JwtError>,
+) {
+    let auth = match verified {
+        Ok(auth) => {
+            Outcome::Jwt.count();
+            Some(auth)
+        }
+        Err(error) => {
+            tracing::debug!(reason = error.reason(), "refused a JWT");
+            Outcome::JwtRejected.count();
+            None
+        }
+    };
+    extensions.insert(AuthContext::from_jwt(manager.clone(), auth));
+}
+
+#[cfg(feature = "jwt")]
+impl<S, St, R> SessionService<S, St, R>
+where
+    St: SessionStore,
+{
+    /// A request whose bearer credential is a JWT: verified without the store, with the keys
+    /// held (in place) or after fetching them (boxed). No cookie is read or written.
+    fn jwt<ReqBody, ResBody>(
+        &mut self,
+        mut req: Request<ReqBody>,
+        token: String,
+    ) -> ResponseFuture<S::Future>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: 'static,
+        ReqBody: Send + 'static,
+        ResBody: Send + 'static,
+    {
+        use crate::jwt::Now;
+        let shared = &*self.shared;
+        let config = &*shared.config;
+        let Some(verifier) = config.jwt.clone() else {
+            // `credential::read` only reports a JWT when a verifier is configured.
+            insert_context(
+                &shared.manager,
+                req.extensions_mut(),
+                None,
+                SessionInfo::default(),
+            );
+            return ResponseFuture::passthrough(self.inner.call(req), None);
+        };
+        let now = config.clock.now();
+        match verifier.verify_now(&token, now) {
+            Now::Done(verified) => {
+                insert_jwt(&shared.manager, req.extensions_mut(), verified);
+                ResponseFuture::passthrough(self.inner.call(req), None)
+            }
+            Now::Fetch => {
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let manager = shared.manager.clone();
+                ResponseFuture::boxed(Box::pin(async move {
+                    let verified = verifier.verify(&token, now).await;
+                    insert_jwt(&manager, req.extensions_mut(), verified);
+                    inner.call(req).await
+                }))
+            }
+        }
+    }
+}
+
 impl<S, St, R, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, St, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -151,6 +224,11 @@ where
                         SessionInfo::default(),
                     );
                     return ResponseFuture::passthrough(self.inner.call(req), None);
+                }
+                #[cfg(feature = "jwt")]
+                Read::Jwt(token) => {
+                    let token = token.to_owned();
+                    return self.jwt(req, token);
                 }
                 Read::UntrustedOrigin => {
                     tracing::info!(

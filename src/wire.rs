@@ -51,6 +51,7 @@ impl<'a> SessionRow<'a> {
 /// address or agent is `""`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg(feature = "redis")]
 pub(crate) struct CreatedSession<'a> {
     id: &'a str,
     ip_address: &'a str,
@@ -64,6 +65,7 @@ pub(crate) struct CreatedSession<'a> {
     extra: &'a Map<String, Value>,
 }
 
+#[cfg(feature = "redis")]
 impl<'a> CreatedSession<'a> {
     pub(crate) fn new(s: &'a Session) -> Self {
         Self {
@@ -113,6 +115,7 @@ impl<'a> UserRow<'a> {
 
 /// What Better Auth's secondary storage holds under a token: `{"session":{…},"user":{…}}`.
 #[derive(Serialize)]
+#[cfg(feature = "redis")]
 pub(crate) struct Stored<'a> {
     pub(crate) session: CreatedSession<'a>,
     pub(crate) user: UserRow<'a>,

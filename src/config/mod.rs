@@ -143,6 +143,9 @@ pub struct SessionConfig {
     pub(crate) multi_session: Option<usize>,
     /// Rate-limited warnings about misconfiguration, shared by clones.
     pub(crate) warnings: Arc<crate::warnings::Warnings>,
+    /// Better Auth `jwt()` tokens accepted from `Authorization: Bearer`.
+    #[cfg(feature = "jwt")]
+    pub(crate) jwt: Option<crate::jwt::JwtVerifier>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -279,6 +282,8 @@ pub struct SessionConfigBuilder {
     outage: OutagePolicy,
     hash_tokens: bool,
     multi_session: Option<usize>,
+    #[cfg(feature = "jwt")]
+    jwt: Option<crate::jwt::JwtVerifier>,
     clock: Option<Arc<dyn Clock>>,
 }
 
@@ -567,6 +572,19 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Accept Better Auth `jwt()` plugin tokens from `Authorization: Bearer` (feature `jwt`):
+    /// a bearer value shaped like a JWT is verified by `verifier` and, when valid, signs the
+    /// request in as the user it carries, without a store read. It decides over a session
+    /// cookie in the same request (as any bearer credential does), and a JWT that fails is
+    /// anonymous. See [`jwt`](crate::jwt) for the checks and the revocation trade-off.
+    /// Default: off (JWTs are not session credentials).
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    pub fn jwt(mut self, verifier: crate::jwt::JwtVerifier) -> Self {
+        self.jwt = Some(verifier);
+        self
+    }
+
     /// The clock the layer reads; tests inject a [`ManualClock`](crate::ManualClock).
     /// Default: [`SystemClock`].
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -685,6 +703,8 @@ impl SessionConfigBuilder {
                 other => other,
             },
             warnings: Arc::default(),
+            #[cfg(feature = "jwt")]
+            jwt: self.jwt,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
         })
     }

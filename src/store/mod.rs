@@ -38,6 +38,11 @@ pub use memory::MemoryStore;
 
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod sql;
+#[cfg(all(
+    feature = "jwt",
+    any(feature = "sqlite", feature = "postgres", feature = "mysql")
+))]
+pub use sql::JwksTable;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub use sql::{DateFormat, Dialect, IdFormat, SessionColumn, SqlSchema, SqlStore, UserColumn};
 #[cfg(feature = "mysql")]

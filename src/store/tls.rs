@@ -101,15 +101,8 @@ pub(crate) fn connect_error(
     }
 }
 
-/// Makes sure rustls has a process-wide crypto provider (ring), as drivers that build their own
-/// TLS configuration with `ClientConfig::builder()` need one; an application's own choice wins.
-pub(crate) fn install_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-}
-
 /// Whether `host` is this machine (a loopback address, `localhost`, or a Unix socket).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn is_local(host: &str) -> bool {
     host.starts_with('/')
         || host.eq_ignore_ascii_case("localhost")

@@ -209,3 +209,13 @@ pub async fn post_json(url: &str, body: serde_json::Value) -> serde_json::Value 
     assert_eq!(r.status, 200, "POST {url}: {}", r.body);
     r.json()
 }
+
+/// `name=value` of cookie `name` from the `cookie` field of the peer's sign-up or sign-in
+/// answer.
+pub fn cookie_of(answer: &serde_json::Value, name: &str) -> String {
+    let jar = answer["cookie"].as_str().unwrap_or_default();
+    jar.split("; ")
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {answer}"))
+        .to_owned()
+}

@@ -244,7 +244,7 @@ impl RedisStoreBuilder {
     /// A backend error when a URL is invalid or the server cannot be reached;
     /// [`StoreError::Connect`] when TLS refuses the connection, saying what to change.
     pub async fn build(self) -> Result<RedisStore, StoreError> {
-        super::tls::install_provider();
+        crate::rustls_provider::install();
         let mut link = Link::connect(self.target(self.cluster)?, self.timeout)
             .await
             .map_err(connect_error)?;

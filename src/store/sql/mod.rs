@@ -25,6 +25,8 @@ use crate::model::{Authenticated, Session, StorageKey, User};
 use crate::time_fmt;
 
 mod dialect;
+#[cfg(feature = "jwt")]
+mod jwks;
 mod schema;
 
 #[cfg(feature = "mysql")]
@@ -37,6 +39,8 @@ mod postgres;
 mod sqlite;
 
 use dialect::{Backend, Param};
+#[cfg(feature = "jwt")]
+pub use jwks::JwksTable;
 pub use schema::{DateFormat, IdFormat, SessionColumn, SqlSchema, UserColumn};
 use schema::{IdKind, Queries, Tables, SESSION_CORE};
 

@@ -1,0 +1,223 @@
+//! Where verification keys come from, and the cache in front of them.
+//!
+//! A [`KeySource`] fetches the whole key set: a JWKS URL ([`JwksUrl`], Better Auth's
+//! `/api/auth/jwks`), the `jwks` table of the store's database
+//! ([`SqlStore::jwks`](crate::store::SqlStore::jwks)), or a fixed [`JwkSet`]. The cache keeps the
+//! last set and fetches again only when a token names a `kid` it does not hold or the set is
+//! older than its maximum age, and then at most once per cool-down, however many requests ask:
+//! a flood of made-up `kid`s costs at most one fetch per cool-down.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use super::jwk::{Jwk, JwkSet};
+use crate::error::BoxError;
+
+/// A boxed future, as [`KeySource::fetch`] returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Somewhere the whole set of verification keys can be fetched from.
+pub trait KeySource: Send + Sync + 'static {
+    /// Fetches the current key set.
+    fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, BoxError>>;
+}
+
+/// A fixed key set: it never changes, so an unknown `kid` stays unknown.
+impl KeySource for JwkSet {
+    fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, BoxError>> {
+        let set = self.clone();
+        Box::pin(async move { Ok(set) })
+    }
+}
+
+/// A JWKS document over HTTP(S), such as Better Auth's `https://app.example.com/api/auth/jwks`.
+///
+/// HTTPS is verified against the operating system's certificate store. The body must be a JWKS
+/// (`{"keys":[…]}`) of at most 1 MiB; redirects are not followed.
+#[derive(Clone, Debug)]
+pub struct JwksUrl {
+    url: reqwest::Url,
+    client: reqwest::Client,
+}
+
+/// The largest JWKS body read.
+const MAX_JWKS_BYTES: usize = 1 << 20;
+
+impl JwksUrl {
+    /// The JWKS at `url`, fetched with a `timeout` per request.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`](crate::ConfigError::Invalid) for a URL that is not `http` or
+    /// `https`, or when the HTTP client cannot be built.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, crate::ConfigError> {
+        let invalid = |reason: String| crate::ConfigError::Invalid {
+            option: "jwks_url",
+            reason,
+        };
+        let parsed = reqwest::Url::parse(url).map_err(|e| invalid(format!("{url:?}: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(invalid(format!(
+                "{url:?} is not an http(s) URL; Better Auth serves its keys at <baseURL>/api/auth/jwks"
+            )));
+        }
+        crate::rustls_provider::install();
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| invalid(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            url: parsed,
+            client,
+        })
+    }
+}
+
+impl KeySource for JwksUrl {
+    fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, BoxError>> {
+        Box::pin(async move {
+            let mut response = self
+                .client
+                .get(self.url.clone())
+                .header(http::header::ACCEPT, "application/json")
+                .send()
+                .await?;
+            if !response.status().is_success() {
+                return Err(format!("{} answered {}", self.url, response.status()).into());
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await? {
+                if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                    return Err(format!("{} sent more than 1 MiB", self.url).into());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(JwkSet::from_json(&body)?)
+        })
+    }
+}
+
+/// What the cache can say about a `kid` without waiting.
+pub(crate) enum Cached {
+    /// The set holding the key (shared, not copied: [`Loaded::key`]).
+    Key(Arc<Loaded>),
+    /// Not held, and a fetch is allowed now (the set is missing, stale, or lacks the `kid`
+    /// and the cool-down has passed): go and fetch.
+    Fetch,
+    /// Not held, and no fetch is allowed yet: the `kid` is unknown.
+    Unknown,
+}
+
+/// A fetched key set.
+pub(crate) struct Loaded {
+    set: JwkSet,
+    at: Instant,
+}
+
+impl Loaded {
+    /// The key for `kid`.
+    pub(crate) fn key(&self, kid: &str) -> Option<&Jwk> {
+        self.set.get(kid)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    loaded: Option<Arc<Loaded>>,
+    /// When the last fetch started (successful or not).
+    last_fetch: Option<Instant>,
+}
+
+/// The last key set, and the rule for fetching again.
+pub(crate) struct KeyCache {
+    source: Box<dyn KeySource>,
+    state: RwLock<State>,
+    /// One fetch at a time.
+    fetching: tokio::sync::Mutex<()>,
+    cooldown: Duration,
+    max_age: Duration,
+    fetches: std::sync::atomic::AtomicU64,
+}
+
+impl KeyCache {
+    pub(crate) fn new(source: Box<dyn KeySource>, cooldown: Duration, max_age: Duration) -> Self {
+        Self {
+            source,
+            state: RwLock::default(),
+            fetching: tokio::sync::Mutex::new(()),
+            cooldown,
+            max_age,
+            fetches: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// How many fetches were made (for tests and diagnostics).
+    pub(crate) fn fetches(&self) -> u64 {
+        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn may_fetch(&self, state: &State, now: Instant) -> bool {
+        state
+            .last_fetch
+            .is_none_or(|at| now.duration_since(at) >= self.cooldown)
+    }
+
+    /// The key for `kid` if held, else whether fetching is allowed now.
+    pub(crate) fn get(&self, kid: &str) -> Cached {
+        let now = Instant::now();
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        match &state.loaded {
+            Some(loaded) => match loaded.set.get(kid) {
+                Some(_) => {
+                    if now.duration_since(loaded.at) > self.max_age && self.may_fetch(&state, now) {
+                        // Stale: fetch (the held key still answers if the fetch fails).
+                        Cached::Fetch
+                    } else {
+                        Cached::Key(Arc::clone(loaded))
+                    }
+                }
+                None if self.may_fetch(&state, now) => Cached::Fetch,
+                None => Cached::Unknown,
+            },
+            None if self.may_fetch(&state, now) => Cached::Fetch,
+            None => Cached::Unknown,
+        }
+    }
+
+    /// Fetches the set again (unless another caller just did, or the cool-down forbids it),
+    /// then answers for `kid`. A failed fetch keeps the previous set.
+    pub(crate) async fn refresh(&self, kid: &str) -> Option<Arc<Loaded>> {
+        let _one = self.fetching.lock().await;
+        let allowed = {
+            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+            self.may_fetch(&state, Instant::now())
+        };
+        if allowed {
+            self.state
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .last_fetch = Some(Instant::now());
+            self.fetches
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match self.source.fetch().await {
+                Ok(set) => {
+                    tracing::debug!(keys = set.len(), "fetched the JWT verification keys");
+                    self.state.write().unwrap_or_else(|e| e.into_inner()).loaded =
+                        Some(Arc::new(Loaded {
+                            set,
+                            at: Instant::now(),
+                        }));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "could not fetch the JWT verification keys; keeping the previous ones");
+                }
+            }
+        }
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let loaded = state.loaded.as_ref()?;
+        loaded.set.get(kid).map(|_| Arc::clone(loaded))
+    }
+}

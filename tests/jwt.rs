@@ -1,0 +1,356 @@
+//! Better Auth `jwt()` tokens through the layer (feature `jwt`): every algorithm Better Auth
+//! signs with, keys from a fixed set, a JWKS URL on 127.0.0.1 and the `jwks` table; refusals
+//! are anonymous (never a 5xx); a flood of unknown `kid`s costs at most one key fetch per
+//! cool-down; the JWT decides over a session cookie in the same request.
+#![cfg(all(feature = "jwt", feature = "sqlite", feature = "axum"))]
+
+mod common;
+#[path = "jwt_support/vectors.rs"]
+mod vectors;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::Router;
+use common::send;
+use http::{header, Request};
+use time::macros::datetime;
+use tower_auth_session::extract::{CurrentSession, CurrentUser};
+use tower_auth_session::jwt::{BoxFuture, JwkSet, JwksUrl, JwtVerifier, KeySource};
+use tower_auth_session::{
+    AuthContext, BoxError, ManualClock, MemoryStore, SessionConfig, SessionLayer, SignIn,
+    SqliteStore, User,
+};
+use vectors::VECTORS;
+
+const BASE: &str = "http://localhost:3000";
+
+fn all_keys() -> JwkSet {
+    let keys: Vec<_> = VECTORS
+        .iter()
+        .flat_map(|(_, _, jwks)| {
+            JwkSet::from_json(jwks.as_bytes())
+                .unwrap()
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    JwkSet::from_keys(keys)
+}
+
+fn app(verifier: JwtVerifier, clock: &ManualClock, store: MemoryStore) -> Router {
+    let config = SessionConfig::builder()
+        .secret(common::SECRET)
+        .clock(clock.clone())
+        .jwt(verifier)
+        .build()
+        .unwrap();
+    Router::new()
+        .route(
+            "/me",
+            get(|CurrentUser(u): CurrentUser, ctx: AuthContext| async move {
+                format!(
+                    "{} {} {}",
+                    u.email,
+                    ctx.info().via_jwt,
+                    ctx.jwt()
+                        .map_or("-".to_owned(), |j| j.claims.sub().to_owned())
+                )
+            }),
+        )
+        .route(
+            "/session",
+            get(|CurrentSession(s): CurrentSession| async move { s.session.id.clone() }),
+        )
+        .layer(SessionLayer::new(config, store))
+}
+
+fn bearer(path: &str, token: &str) -> Request<axum::body::Body> {
+    Request::get(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .unwrap()
+}
+
+fn verifier(source: impl KeySource) -> JwtVerifier {
+    JwtVerifier::builder(BASE).keys(source).build().unwrap()
+}
+
+#[tokio::test]
+async fn every_better_auth_algorithm_signs_in_as_the_token_user() {
+    let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));
+    let app = app(verifier(all_keys()), &clock, MemoryStore::new());
+    for (alg, token, _) in VECTORS {
+        let r = send(app.clone(), bearer("/me", token)).await;
+        assert_eq!(r.status, 200, "{alg}: {}", r.body);
+        assert_eq!(
+            r.body, "alice@example.com true U0000000000000000000000000000001",
+            "{alg}"
+        );
+        assert!(r.set_cookies().is_empty(), "{alg}: no cookie for a JWT");
+        let r = send(app.clone(), bearer("/session", token)).await;
+        assert_eq!(r.status, 401, "{alg}: a JWT has no session row");
+    }
+}
+
+#[tokio::test]
+async fn refused_tokens_are_anonymous_never_an_error() {
+    let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));
+    let app = app(verifier(all_keys()), &clock, MemoryStore::new());
+    let (_, eddsa, _) = VECTORS[0];
+    let (header, rest) = eddsa.split_once('.').unwrap();
+    let (payload, signature) = rest.split_once('.').unwrap();
+    let mut flipped = signature.as_bytes().to_vec();
+    flipped[3] = if flipped[3] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    // {"alg":"none","kid":"9j4qLiieU2xSw1XJBo8HP0Erf8B3jGn8"}
+    let none = "eyJhbGciOiJub25lIiwia2lkIjoiOWo0cUxpaWVVMnhTdzFYSkJvOEhQMEVyZjhCM2pHbjgifQ";
+    // {"alg":"EdDSA","kid":"unknown"}
+    let unknown = "eyJhbGciOiJFZERTQSIsImtpZCI6InVua25vd24ifQ";
+    for (what, token) in [
+        ("bad signature", format!("{header}.{payload}.{flipped}")),
+        ("alg none", format!("{none}.{payload}.")),
+        (
+            "alg none, signature kept",
+            format!("{none}.{payload}.{signature}"),
+        ),
+        ("unknown kid", format!("{unknown}.{payload}.{signature}")),
+        (
+            "another key's header",
+            format!(
+                "{}.{payload}.{signature}",
+                VECTORS[1].1.split('.').next().unwrap()
+            ),
+        ),
+        ("malformed", "eyJ.e.e".to_owned()),
+        ("empty payload", format!("{header}..{signature}")),
+    ] {
+        let r = send(app.clone(), bearer("/me", &token)).await;
+        assert_eq!(r.status, 401, "{what}: {}", r.body);
+    }
+    clock.set(datetime!(2100-01-01 0:00:05 UTC));
+    let r = send(app.clone(), bearer("/me", eddsa)).await;
+    assert_eq!(r.status, 401, "expired (past the 5 s leeway)");
+    clock.set(datetime!(2100-01-01 0:00:04 UTC));
+    let r = send(app, bearer("/me", eddsa)).await;
+    assert_eq!(r.status, 200, "within the leeway");
+}
+
+#[tokio::test]
+async fn issuer_and_audience_must_be_the_base_url() {
+    let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));
+    for verifier in [
+        JwtVerifier::builder("https://other.example.com")
+            .keys(all_keys())
+            .build()
+            .unwrap(),
+        JwtVerifier::builder(BASE)
+            .audience("https://api.example.com")
+            .keys(all_keys())
+            .build()
+            .unwrap(),
+    ] {
+        let app = app(verifier, &clock, MemoryStore::new());
+        let r = send(app, bearer("/me", VECTORS[0].1)).await;
+        assert_eq!(r.status, 401);
+    }
+}
+
+/// The bearer credential decides: a valid JWT beside another user's session cookie signs in
+/// as the JWT's user, and a refused JWT is anonymous whatever cookie is there.
+#[tokio::test]
+async fn the_jwt_decides_over_a_session_cookie() {
+    let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));
+    let store = MemoryStore::new();
+    let bob = User::new("bob@example.com", "Bob", datetime!(2026-11-01 0:00 UTC));
+    store.insert_user(bob.clone());
+    let config = SessionConfig::builder()
+        .secret(common::SECRET)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let signed = SessionLayer::new(config, store.clone())
+        .manager()
+        .sign_in(&bob, SignIn::new())
+        .await
+        .unwrap();
+    let cookie = common::session_cookie(&signed);
+    let app = app(verifier(all_keys()), &clock, store);
+    let with = |token: &str| {
+        Request::get("/me")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::COOKIE, &cookie)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let r = send(app.clone(), with(VECTORS[0].1)).await;
+    assert!(r.body.starts_with("alice@example.com true"), "{}", r.body);
+    let r = send(app.clone(), with(&VECTORS[0].1.replace(".eyJ", ".eyK"))).await;
+    assert_eq!(r.status, 401);
+    let r = send(app, common::get_req("/me", Some(&cookie))).await;
+    assert!(r.body.starts_with("bob@example.com false"), "{}", r.body);
+}
+
+/// A key source that counts fetches and can be changed (a rotation on the Better Auth side).
+#[derive(Clone, Default)]
+struct Counting {
+    set: Arc<Mutex<JwkSet>>,
+    fetches: Arc<AtomicUsize>,
+}
+
+impl KeySource for Counting {
+    fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, BoxError>> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        let set = self.set.lock().unwrap().clone();
+        Box::pin(async move { Ok(set) })
+    }
+}
+
+#[tokio::test]
+async fn a_flood_of_unknown_kids_costs_one_fetch_per_cooldown() {
+    let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));
+    let source = Counting::default();
+    *source.set.lock().unwrap() = JwkSet::from_json(VECTORS[0].2.as_bytes()).unwrap();
+    let app = app(verifier(source.clone()), &clock, MemoryStore::new());
+    let (_, token, _) = VECTORS[0];
+    assert_eq!(send(app.clone(), bearer("/me", token)).await.status, 200);
+    assert_eq!(
+        source.fetches.load(Ordering::SeqCst),
+        1,
+        "fetched on first use"
+    );
+    let (_, payload_and_sig) = token.split_once('.').unwrap();
+    let requests = (0..500).map(|i| {
+        // {"alg":"EdDSA","kid":"<i>"}
+        let header = base64url(&format!(r#"{{"alg":"EdDSA","kid":"made-up-{i}"}}"#));
+        send(
+            app.clone(),
+            bearer("/me", &format!("{header}.{payload_and_sig}")),
+        )
+    });
+    let replies = futures_util::future::join_all(requests).await;
+    assert!(replies.iter().all(|r| r.status == 401));
+    assert_eq!(
+        source.fetches.load(Ordering::SeqCst),
+        1,
+        "the cool-down bounds fetches, whatever the kids"
+    );
+    assert_eq!(send(app, bearer("/me", token)).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_fetched_on_its_first_token() {
+    let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));
+    let source = Counting::default();
+    *source.set.lock().unwrap() = JwkSet::from_json(VECTORS[0].2.as_bytes()).unwrap();
+    let verifier = JwtVerifier::builder(BASE)
+        .keys(source.clone())
+        .key_cooldown(Duration::ZERO)
+        .build()
+        .unwrap();
+    let app = app(verifier, &clock, MemoryStore::new());
+    assert_eq!(
+        send(app.clone(), bearer("/me", VECTORS[0].1)).await.status,
+        200
+    );
+    assert_eq!(
+        send(app.clone(), bearer("/me", VECTORS[1].1)).await.status,
+        401
+    );
+    // Better Auth rotates: the new key appears in its set.
+    *source.set.lock().unwrap() = all_keys();
+    assert_eq!(
+        send(app.clone(), bearer("/me", VECTORS[1].1)).await.status,
+        200
+    );
+    assert_eq!(send(app, bearer("/me", VECTORS[0].1)).await.status, 200);
+}
+
+fn base64url(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
+
+/// Keys from a JWKS URL (a server on 127.0.0.1, as Better Auth's `/api/auth/jwks`).
+#[tokio::test]
+async fn keys_from_a_jwks_url() {
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&served);
+    let jwks = VECTORS[2].2;
+    let server = Router::new().route(
+        "/api/auth/jwks",
+        get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move { ([(header::CONTENT_TYPE, "application/json")], jwks) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move { axum::serve(listener, server).await.unwrap() });
+
+    let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));
+    let url = format!("http://{addr}/api/auth/jwks");
+    let keys = JwksUrl::new(&url, Duration::from_secs(5)).unwrap();
+    let app = app(verifier(keys), &clock, MemoryStore::new());
+    for _ in 0..3 {
+        let r = send(app.clone(), bearer("/me", VECTORS[2].1)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        1,
+        "fetched once, then cached"
+    );
+
+    // An unreachable JWKS: anonymous, not an error.
+    let dead = JwksUrl::new("http://127.0.0.1:9/jwks", Duration::from_millis(500)).unwrap();
+    let app = app_for_dead(dead, &clock);
+    assert_eq!(send(app, bearer("/me", VECTORS[2].1)).await.status, 401);
+    assert!(JwksUrl::new("ftp://example.com/jwks", Duration::from_secs(1)).is_err());
+    task.abort();
+}
+
+fn app_for_dead(keys: JwksUrl, clock: &ManualClock) -> Router {
+    app(verifier(keys), clock, MemoryStore::new())
+}
+
+/// Keys from the `jwks` table Better Auth's migration creates, in the store's own database.
+#[tokio::test]
+async fn keys_from_the_jwks_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("a.db").display());
+    let store = SqliteStore::connect(&url).await.unwrap();
+    sqlx::query(r#"create table "jwks" ("id" text not null primary key, "publicKey" text not null, "privateKey" text not null, "createdAt" date not null, "expiresAt" date, "alg" text, "crv" text)"#)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    // As Better Auth stores it: the public JWK without kid and alg, which have their columns.
+    for (i, (_, _, jwks)) in VECTORS.iter().enumerate() {
+        let set: serde_json::Value = serde_json::from_str(jwks).unwrap();
+        let mut key = set["keys"][0].as_object().unwrap().clone();
+        let kid = key.remove("kid").unwrap();
+        let alg = key.remove("alg").unwrap();
+        let crv = key.get("crv").cloned();
+        sqlx::query(r#"insert into "jwks" values (?1, ?2, '"encrypted"', '2026-01-01T00:00:00.000Z', null, ?3, ?4)"#)
+            .bind(kid.as_str().unwrap())
+            .bind(serde_json::Value::Object(key).to_string())
+            .bind(if i == 0 { None } else { alg.as_str().map(str::to_owned) })
+            .bind(crv.and_then(|c| c.as_str().map(str::to_owned)))
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));
+    let app = app(verifier(store.jwks()), &clock, MemoryStore::new());
+    for (alg, token, _) in VECTORS {
+        let r = send(app.clone(), bearer("/me", token)).await;
+        assert_eq!(
+            r.status, 200,
+            "{alg} (a NULL alg column reads as EdDSA): {}",
+            r.body
+        );
+    }
+}
