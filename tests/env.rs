@@ -81,5 +81,48 @@ fn better_auth_secrets_env_is_read_first_current_first() {
         .to_string()
         .contains("version:value"));
     std::env::remove_var("BETTER_AUTH_SECRETS");
+
+    // Behind an https base URL, every env-driven path finds the `__Secure-` cookie (a builder
+    // that read only the secret once looked for the wrong name: a silent 401 everywhere).
+    std::env::set_var("BETTER_AUTH_URL", "https://app.example.com");
+    for (path, cfg) in [
+        ("from_env()", SessionConfig::from_env().unwrap()),
+        (
+            "builder().from_env()",
+            SessionConfig::builder()
+                .from_env()
+                .unwrap()
+                .build()
+                .unwrap(),
+        ),
+        (
+            "builder().secret_from_env()",
+            SessionConfig::builder()
+                .secret_from_env()
+                .unwrap()
+                .build()
+                .unwrap(),
+        ),
+    ] {
+        assert_eq!(
+            cfg.session_cookie_name(),
+            "__Secure-better-auth.session_token",
+            "{path}"
+        );
+        assert_eq!(
+            cfg.signer().sign_raw("t"),
+            tower_auth_session::codec::Signer::new("legacy-secret-0123456789-abcdefghijklmn")
+                .sign_raw("t"),
+            "{path}"
+        );
+    }
+    let explicit = SessionConfig::builder()
+        .secure(false)
+        .secret_from_env()
+        .unwrap()
+        .build()
+        .unwrap();
+    assert_eq!(explicit.session_cookie_name(), "better-auth.session_token");
+    std::env::remove_var("BETTER_AUTH_URL");
     std::env::remove_var("BETTER_AUTH_SECRET");
 }

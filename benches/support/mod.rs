@@ -28,6 +28,9 @@ use tower_auth_session::{
     AuthContext, MemoryStore, SessionConfig, SessionLayer, SessionStore, SignIn, SqliteStore, User,
 };
 
+#[cfg(feature = "cache")]
+pub mod traffic;
+
 /// The secret every bench signs with (≥ 32 bytes, not Better Auth's default).
 pub const SECRET: &str = "bench-secret-0123456789-abcdefghijklmnopq";
 
@@ -56,8 +59,8 @@ pub struct Case {
 
 /// `Cookie` headers sent in turn, one per request.
 pub struct Rotation {
-    headers: Vec<HeaderValue>,
-    next: AtomicUsize,
+    pub headers: Vec<HeaderValue>,
+    pub next: AtomicUsize,
 }
 
 impl Rotation {
@@ -116,7 +119,7 @@ pub fn request(cookie: &HeaderValue) -> Request {
     req
 }
 
-fn header(session_cookie: &str) -> HeaderValue {
+pub fn header(session_cookie: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("{NOISE}; {session_cookie}")).unwrap()
 }
 
@@ -424,7 +427,7 @@ pub async fn tas_redis(url: &str) -> Case {
 }
 
 /// The `id=…` pair of the first `Set-Cookie` of a response.
-fn set_cookie_pair(response: &http::Response<Body>) -> String {
+pub fn set_cookie_pair(response: &http::Response<Body>) -> String {
     let line = response
         .headers()
         .get(SET_COOKIE)
@@ -476,7 +479,7 @@ pub async fn tower_sessions() -> Case {
 /// axum-login 0.18 sits on tower-sessions 0.14, whose `memory-store` feature it does not enable:
 /// this is tower-sessions-memory-store's `MemoryStore` (a `tokio::sync::Mutex<HashMap>`), line for
 /// line, implemented against the 0.14 trait (its `#[async_trait]` desugared by hand).
-mod login_store {
+pub mod login_store {
     use super::*;
     use axum_login::tower_sessions::session::{Id, Record};
     use axum_login::tower_sessions::session_store::{Result, SessionStore};
@@ -550,6 +553,24 @@ mod login_store {
 #[derive(Clone, Debug)]
 pub struct Backend {
     users: Arc<HashMap<u64, LoginUser>>,
+}
+
+impl Backend {
+    pub fn new(users: HashMap<u64, LoginUser>) -> Self {
+        Self {
+            users: Arc::new(users),
+        }
+    }
+}
+
+impl LoginUser {
+    pub fn new(id: u64, name: String) -> Self {
+        Self {
+            id,
+            name,
+            password_hash: b"$argon2id$v=19$m=19456,t=2,p=1$bench$hash".to_vec(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -31,15 +31,77 @@ pub struct MemoryStore {
     inner: Arc<RwLock<Inner>>,
 }
 
-/// foldhash rather than SipHash: a lookup hashes two 32-character keys per request, and keys
+/// foldhash rather than SipHash: a lookup hashes one 32-character token per request, and keys
 /// are tokens and ids this crate generated (a request can look keys up, never choose them), so
 /// a seeded fast hash is enough.
 type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
 
+/// One record per session, holding its user: a lookup is one probe, and the user row is shared
+/// by all of that user's sessions (`Arc`), not copied. The token is kept in the table itself,
+/// so comparing it follows no pointer: with many sessions, each pointer is a cache miss.
 #[derive(Debug, Default)]
 struct Inner {
-    sessions: Map<Arc<Session>>,
+    sessions: HashMap<Key, Authenticated, foldhash::fast::RandomState>,
     users: Map<Arc<User>>,
+}
+
+/// A session's key: inline when it is a 32-byte Better Auth token (a table slot then holds the
+/// key and the record's two pointers, 56 bytes), on the heap otherwise (the 64-digit hashes of
+/// [`hash_tokens_at_rest`](crate::SessionConfigBuilder::hash_tokens_at_rest), custom tokens).
+#[derive(Clone, Debug)]
+enum Key {
+    Token([u8; TOKEN_LEN]),
+    Other(Box<[u8]>),
+}
+
+const TOKEN_LEN: usize = 32;
+
+impl Key {
+    fn new(key: &str) -> Self {
+        match <[u8; TOKEN_LEN]>::try_from(key.as_bytes()) {
+            Ok(token) => Self::Token(token),
+            Err(_) => Self::Other(key.as_bytes().into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Token(bytes) => bytes,
+            Self::Other(bytes) => bytes,
+        }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `[u8]` hashes, so that a lookup by `&[u8]` finds it.
+        self.as_bytes().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl Inner {
+    /// Points every session of `user` at this version of the row.
+    fn share_user(&mut self, user: &Arc<User>) {
+        for auth in self.sessions.values_mut() {
+            if auth.session.user_id == user.id {
+                auth.user = Arc::clone(user);
+            }
+        }
+    }
 }
 
 impl MemoryStore {
@@ -58,16 +120,24 @@ impl MemoryStore {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds or replaces a user.
+    /// Adds or replaces a user (its sessions see the new row).
     pub fn insert_user(&self, user: User) {
-        self.write().users.insert(user.id.clone(), Arc::new(user));
+        let user = Arc::new(user);
+        let mut inner = self.write();
+        if inner
+            .users
+            .insert(user.id.clone(), Arc::clone(&user))
+            .is_some()
+        {
+            inner.share_user(&user);
+        }
     }
 
     /// Removes a user and, like `ON DELETE CASCADE`, all of their sessions.
     pub fn delete_user(&self, user_id: &str) {
         let mut inner = self.write();
         inner.users.remove(user_id);
-        inner.sessions.retain(|_, s| s.user_id != user_id);
+        inner.sessions.retain(|_, a| a.session.user_id != user_id);
     }
 
     /// The user with this e-mail address, compared case-insensitively.
@@ -80,15 +150,9 @@ impl MemoryStore {
             .map(|u| (**u).clone())
     }
 
-    /// The session `token` and its user. Shared rows: a lookup copies two pointers, not the
-    /// strings.
+    /// The session `token` and its user: one probe, two pointers copied (not the strings).
     fn lookup(&self, token: &str) -> Option<Authenticated> {
-        let inner = self.read();
-        let session = inner.sessions.get(token)?;
-        inner.users.get(&session.user_id).map(|user| Authenticated {
-            session: Arc::clone(session),
-            user: Arc::clone(user),
-        })
+        self.read().sessions.get(token.as_bytes()).cloned()
     }
 
     /// The number of sessions held, expired ones included.
@@ -108,13 +172,19 @@ impl SessionStore for MemoryStore {
 
     async fn create(&self, session: &Session, user: &User) -> Result<Session, StoreError> {
         let mut inner = self.write();
-        inner
-            .users
-            .entry(user.id.clone())
-            .or_insert_with(|| Arc::new(user.clone()));
-        inner
-            .sessions
-            .insert(session.token.clone(), Arc::new(session.clone()));
+        let user = Arc::clone(
+            inner
+                .users
+                .entry(user.id.clone())
+                .or_insert_with(|| Arc::new(user.clone())),
+        );
+        inner.sessions.insert(
+            Key::new(&session.token),
+            Authenticated {
+                session: Arc::new(session.clone()),
+                user,
+            },
+        );
         Ok(session.clone())
     }
 
@@ -125,7 +195,8 @@ impl SessionStore for MemoryStore {
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         let mut inner = self.write();
-        Ok(inner.sessions.get_mut(key.as_str()).and_then(|s| {
+        Ok(inner.sessions.get_mut(key.as_str().as_bytes()).and_then(|a| {
+            let s = &mut a.session;
             (s.expires_at >= now && s.expires_at < expires_at).then(|| {
                 let s = Arc::make_mut(s);
                 s.expires_at = expires_at;
@@ -136,7 +207,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
-        self.write().sessions.remove(key.as_str());
+        self.write().sessions.remove(key.as_str().as_bytes());
         Ok(())
     }
 
@@ -148,10 +219,10 @@ impl SessionStore for MemoryStore {
         let mut inner = self.write();
         if inner
             .sessions
-            .get(key.as_str())
-            .is_some_and(|s| s.expires_at < now)
+            .get(key.as_str().as_bytes())
+            .is_some_and(|a| a.session.expires_at < now)
         {
-            inner.sessions.remove(key.as_str());
+            inner.sessions.remove(key.as_str().as_bytes());
         }
         Ok(())
     }
@@ -159,7 +230,7 @@ impl SessionStore for MemoryStore {
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         let mut inner = self.write();
         let before = inner.sessions.len();
-        inner.sessions.retain(|_, s| s.user_id != user_id);
+        inner.sessions.retain(|_, a| a.session.user_id != user_id);
         Ok((before - inner.sessions.len()) as u64)
     }
 
@@ -172,6 +243,7 @@ impl SessionStore for MemoryStore {
             .read()
             .sessions
             .values()
+            .map(|a| &a.session)
             .filter(|s| s.user_id == user_id && s.expires_at > now)
             .map(|s| (**s).clone())
             .collect();
@@ -185,15 +257,15 @@ impl SessionStore for MemoryStore {
         limit: u64,
     ) -> Result<u64, StoreError> {
         let mut inner = self.write();
-        let doomed: Vec<String> = inner
+        let doomed: Vec<Key> = inner
             .sessions
             .iter()
-            .filter(|(_, s)| s.expires_at < now)
-            .map(|(token, _)| token.clone())
+            .filter(|(_, a)| a.session.expires_at < now)
+            .map(|(key, _)| key.clone())
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
             .collect();
-        for token in &doomed {
-            inner.sessions.remove(token);
+        for key in &doomed {
+            inner.sessions.remove(key);
         }
         Ok(doomed.len() as u64)
     }
@@ -201,7 +273,7 @@ impl SessionStore for MemoryStore {
     async fn delete_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let mut inner = self.write();
         let before = inner.sessions.len();
-        inner.sessions.retain(|_, s| s.expires_at >= now);
+        inner.sessions.retain(|_, a| a.session.expires_at >= now);
         Ok((before - inner.sessions.len()) as u64)
     }
 
@@ -210,16 +282,21 @@ impl SessionStore for MemoryStore {
     }
 
     async fn lift_ban(&self, user_id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
-        if let Some(user) = self.write().users.get_mut(user_id) {
-            let user = Arc::make_mut(user);
-            user.extra.insert("banned".into(), false.into());
-            for column in ["banReason", "banExpires"] {
-                if user.extra.contains_key(column) {
-                    user.extra.insert(column.into(), serde_json::Value::Null);
-                }
+        let mut inner = self.write();
+        let Some(current) = inner.users.get(user_id) else {
+            return Ok(());
+        };
+        let mut user = (**current).clone();
+        user.extra.insert("banned".into(), false.into());
+        for column in ["banReason", "banExpires"] {
+            if user.extra.contains_key(column) {
+                user.extra.insert(column.into(), serde_json::Value::Null);
             }
-            user.updated_at = crate::time_fmt::truncate_ms(now);
         }
+        user.updated_at = crate::time_fmt::truncate_ms(now);
+        let user = Arc::new(user);
+        inner.users.insert(user_id.to_owned(), Arc::clone(&user));
+        inner.share_user(&user);
         Ok(())
     }
 }

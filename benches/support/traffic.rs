@@ -1,0 +1,455 @@
+//! Realistic traffic for the benches (issue 17): `sessions` distinct users, each with one
+//! session, and a different cookie on (almost) every request, sent in a shuffled order so that
+//! neither the codec's per-thread memo nor the allocator's placement helps. Every system gets the
+//! same users, the same order and the same 4-cookie header shape.
+//!
+//! The floor is what a careful hand-rolled check costs: scan the `Cookie` header for the session
+//! cookie, percent-decode it, check its HMAC with a pre-keyed HMAC-SHA256 in constant time, look
+//! the token up once in a map of records holding the session and its user, check the expiry,
+//! and insert one extension.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use http::header::COOKIE;
+use http::{HeaderValue, Uri};
+use sha2::Sha256;
+use time::OffsetDateTime;
+use tower::{Layer, Service, ServiceExt};
+use tower_auth_session::store::CachedStore;
+use tower_auth_session::{MemoryStore, Session, SessionLayer, SessionStore, SignIn, User};
+
+use super::{tas_config, tas_router, Case, Rotation, ANONYMOUS, NOISE, SIGNED_IN};
+
+/// The live-session counts of the scaling curve.
+pub const SIZES: [usize; 4] = [1_000, 10_000, 100_000, 1_000_000];
+
+/// The header every system's request carries for user `i`, in the shuffled order shared by all
+/// systems: a power-of-two list (padded by repeating) so that picking the next costs a mask.
+fn rotation(cookies: Vec<String>, order: &[usize]) -> Arc<Rotation> {
+    let len = order.len().next_power_of_two();
+    let headers = (0..len)
+        .map(|i| {
+            let user = order[i % order.len()];
+            HeaderValue::from_str(&format!("{NOISE}; {}", cookies[user])).unwrap()
+        })
+        .collect();
+    Arc::new(Rotation {
+        headers,
+        next: AtomicUsize::new(0),
+    })
+}
+
+/// A fixed pseudo-random permutation of `0..n` (xorshift; the same for every run).
+pub fn shuffled(n: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let j = (x % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
+/// `n` users and their sessions, signed in through a layer over `store`; returns the cookies
+/// (`name=value`), by user.
+async fn sign_in_all<St: SessionStore + Clone>(
+    layer: &SessionLayer<St>,
+    users: &[User],
+) -> Vec<String> {
+    let manager = layer.manager();
+    let mut cookies = Vec::with_capacity(users.len());
+    for user in users {
+        let signed = manager.sign_in(user, SignIn::new()).await.unwrap();
+        cookies.push(super::session_cookie(layer.config(), &{
+            let token = signed.session.token.clone();
+            drop(signed);
+            token
+        }));
+    }
+    cookies
+}
+
+fn users(n: usize) -> Vec<User> {
+    let now = OffsetDateTime::now_utc();
+    (0..n)
+        .map(|i| User::new(&format!("user{i}@example.com"), &format!("User {i}"), now))
+        .collect()
+}
+
+/// Every system at one size, and what they share.
+pub struct Traffic {
+    pub sessions: usize,
+    pub cases: Vec<Case>,
+}
+
+/// Builds every case for `n` live sessions: `bare`, `floor`, `tas_memory`, `tas_cached`,
+/// `tower_sessions`, `axum_login`, and with `extras` the same-cookie cases.
+pub async fn traffic(n: usize, extras: bool) -> Traffic {
+    let order = shuffled(n);
+    let users = users(n);
+
+    // This crate over MemoryStore.
+    let store = MemoryStore::new();
+    for user in &users {
+        store.insert_user(user.clone());
+    }
+    let layer = SessionLayer::new(tas_config(), store.clone());
+    let cookies = sign_in_all(&layer, &users).await;
+    let tas = rotation(cookies.clone(), &order);
+
+    // The floor over the very same sessions and users (its own records, one per session).
+    let floor = Floor::new(&store, &cookies, &users).await;
+
+    // CachedStore over another MemoryStore, every session cached before measuring (a hit:
+    // the inner store is never asked).
+    let inner = MemoryStore::new();
+    for user in &users {
+        inner.insert_user(user.clone());
+    }
+    let cached = CachedStore::builder(inner)
+        .max_entries(n as u64 * 2)
+        .ttl(std::time::Duration::from_secs(3600))
+        .build();
+    let cached_layer = SessionLayer::new(tas_config(), cached);
+    let cached_cookies = sign_in_all(&cached_layer, &users).await;
+    let cached_app = tas_router(&cached_layer, false);
+    for cookie in &cached_cookies {
+        // Fill the cache: the sign-in wrote through it, a read makes sure.
+        let _ = cached_app
+            .clone()
+            .oneshot(super::request(
+                &HeaderValue::from_str(&format!("{NOISE}; {cookie}")).unwrap(),
+            ))
+            .await;
+    }
+
+    let mut cases = vec![
+        Case {
+            name: "bare",
+            what: "no session layer (the baseline), the same headers",
+            app: Router::new()
+                .route("/", get(|| async { "ok" }))
+                .with_state(()),
+            cookie: tas.headers[0].clone(),
+            rotation: Some(Arc::clone(&tas)),
+            expect: "ok",
+        },
+        Case {
+            name: "floor",
+            what: "hand-rolled floor: cookie scan, pre-keyed HMAC, one map lookup of a record holding the session and user, one extension",
+            app: floor.router(),
+            cookie: tas.headers[0].clone(),
+            rotation: Some(Arc::clone(&tas)),
+            expect: SIGNED_IN,
+        },
+        Case {
+            name: "tas_memory",
+            what: "tower-auth-session, MemoryStore (`MaybeUser` handler)",
+            app: tas_router(&layer, false),
+            cookie: tas.headers[0].clone(),
+            rotation: Some(Arc::clone(&tas)),
+            expect: SIGNED_IN,
+        },
+        Case {
+            name: "tas_cached",
+            what: "tower-auth-session, CachedStore hit (`MaybeUser` handler)",
+            app: cached_app,
+            cookie: tas.headers[0].clone(),
+            rotation: Some(rotation(cached_cookies, &order)),
+            expect: SIGNED_IN,
+        },
+    ];
+    // At a million sessions only the cases the targets name: the others' set-up would take
+    // minutes and gigabytes for a figure the chart already shows at 100,000.
+    if n <= 100_000 {
+        cases.push(tower_sessions(n, &order).await);
+        cases.push(axum_login(n, &order).await);
+    }
+    if extras {
+        let one = super::header(&cookies[order[0]]);
+        cases.push(Case {
+            name: "tas_memory_same_cookie",
+            what: "tower-auth-session, MemoryStore, the same cookie every time (the codec's memo answers)",
+            app: tas_router(&layer, false),
+            cookie: one.clone(),
+            rotation: None,
+            expect: SIGNED_IN,
+        });
+        cases.push(Case {
+            name: "floor_same_cookie",
+            what: "the floor, the same cookie every time",
+            app: floor.router(),
+            cookie: one,
+            rotation: None,
+            expect: SIGNED_IN,
+        });
+    }
+    for case in &cases {
+        case.check().await;
+    }
+    Traffic { sessions: n, cases }
+}
+
+// ---------------------------------------------------------------- the floor
+
+/// One record per session, holding the session and its user.
+pub struct Record {
+    pub session: Session,
+    pub user: Arc<User>,
+}
+
+type Records = HashMap<String, Arc<Record>, foldhash::fast::RandomState>;
+
+/// The hand-rolled floor.
+#[derive(Clone)]
+pub struct Floor {
+    records: Arc<RwLock<Records>>,
+    mac: Hmac<Sha256>,
+    name: Arc<str>,
+}
+
+impl Floor {
+    async fn new(store: &MemoryStore, cookies: &[String], users: &[User]) -> Self {
+        let config = tas_config();
+        let mut records = Records::default();
+        for (cookie, user) in cookies.iter().zip(users) {
+            let value = cookie.split_once('=').unwrap().1;
+            let token = value.split('.').next().unwrap();
+            let found = store
+                .find(&tower_auth_session::StorageKey::new(token))
+                .await
+                .unwrap()
+                .unwrap();
+            records.insert(
+                token.to_owned(),
+                Arc::new(Record {
+                    session: (*found.session).clone(),
+                    user: Arc::new(user.clone()),
+                }),
+            );
+        }
+        Self {
+            records: Arc::new(RwLock::new(records)),
+            mac: Hmac::<Sha256>::new_from_slice(super::SECRET.as_bytes()).unwrap(),
+            name: config.session_cookie_name().into(),
+        }
+    }
+
+    fn router(&self) -> Router {
+        // As `MaybeUser` does: the user is taken (shared) out of the extension.
+        async fn handler(req: Request) -> &'static str {
+            let user = req
+                .extensions()
+                .get::<Arc<Record>>()
+                .map(|r| Arc::clone(&r.user));
+            if std::hint::black_box(user).is_some() {
+                SIGNED_IN
+            } else {
+                ANONYMOUS
+            }
+        }
+        Router::new()
+            .route("/", get(handler))
+            .layer(self.clone())
+            .with_state(())
+    }
+
+    /// The record for a request's cookie, if it verifies and is live.
+    fn check(&self, req: &Request) -> Option<Arc<Record>> {
+        let header = req.headers().get(COOKIE)?.as_bytes();
+        let raw = header
+            .split(|&b| b == b';')
+            .map(<[u8]>::trim_ascii)
+            .find_map(|c| c.strip_prefix(self.name.as_bytes())?.strip_prefix(b"="))?;
+        // Percent-decoded on the stack (a Better Auth value carries `%3D`, maybe `%2B`, `%2F`).
+        let mut buf = [0u8; 128];
+        let mut len = 0;
+        let mut i = 0;
+        while i < raw.len() {
+            let b = if raw[i] == b'%' {
+                let hi = hex(*raw.get(i + 1)?)?;
+                let lo = hex(*raw.get(i + 2)?)?;
+                i += 3;
+                hi << 4 | lo
+            } else {
+                i += 1;
+                raw[i - 1]
+            };
+            *buf.get_mut(len)? = b;
+            len += 1;
+        }
+        let value = &buf[..len];
+        let dot = value.iter().rposition(|&b| b == b'.')?;
+        let (token, signature) = (&value[..dot], &value[dot + 1..]);
+        let mut tag = [0u8; 32];
+        let n = base64::engine::general_purpose::STANDARD
+            .decode_slice(signature, &mut tag)
+            .ok()?;
+        let mut mac = self.mac.clone();
+        mac.update(token);
+        mac.verify_slice(&tag[..n]).ok()?;
+        let token = std::str::from_utf8(token).ok()?;
+        let record = Arc::clone(self.records.read().unwrap().get(token)?);
+        (record.session.expires_at > OffsetDateTime::now_utc()).then_some(record)
+    }
+}
+
+fn hex(d: u8) -> Option<u8> {
+    match d {
+        b'0'..=b'9' => Some(d - b'0'),
+        b'a'..=b'f' => Some(d - b'a' + 10),
+        b'A'..=b'F' => Some(d - b'A' + 10),
+        _ => None,
+    }
+}
+
+impl<S> Layer<S> for Floor {
+    type Service = FloorService<S>;
+    fn layer(&self, inner: S) -> FloorService<S> {
+        FloorService {
+            floor: self.clone(),
+            inner,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct FloorService<S> {
+    floor: Floor,
+    inner: S,
+}
+
+impl<S> Service<Request> for FloorService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> S::Future {
+        if let Some(record) = self.floor.check(&req) {
+            req.extensions_mut().insert(record);
+        }
+        self.inner.call(req)
+    }
+}
+
+// ---------------------------------------------------------------- tower-sessions, axum-login
+
+fn login_request() -> Request {
+    let mut req = Request::new(Body::empty());
+    *req.method_mut() = http::Method::POST;
+    *req.uri_mut() = Uri::from_static("/login");
+    req
+}
+
+fn cookie_of(response: &http::Response<Body>) -> String {
+    super::set_cookie_pair(response)
+}
+
+/// tower-sessions 0.15, its `MemoryStore`: `n` sessions, each holding its user's id.
+async fn tower_sessions(n: usize, order: &[usize]) -> Case {
+    use tower_sessions::{MemoryStore, Session, SessionManagerLayer};
+    async fn me(session: Session) -> &'static str {
+        match session.get::<String>("user_id").await {
+            Ok(Some(_)) => SIGNED_IN,
+            _ => ANONYMOUS,
+        }
+    }
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    async fn login(session: Session) -> &'static str {
+        let id = NEXT.fetch_add(1, Relaxed);
+        session
+            .insert("user_id", format!("user-{id}"))
+            .await
+            .unwrap();
+        SIGNED_IN
+    }
+    let app = Router::new()
+        .route("/", get(me))
+        .route("/login", post(login))
+        .layer(SessionManagerLayer::new(MemoryStore::default()))
+        .with_state(());
+    let mut cookies = Vec::with_capacity(n);
+    for _ in 0..n {
+        let response = app.clone().oneshot(login_request()).await.unwrap();
+        cookies.push(cookie_of(&response));
+    }
+    let rotation = rotation(cookies, order);
+    Case {
+        name: "tower_sessions",
+        what: "tower-sessions 0.15, its MemoryStore, one session per user",
+        app,
+        cookie: rotation.headers[0].clone(),
+        rotation: Some(rotation),
+        expect: SIGNED_IN,
+    }
+}
+
+/// axum-login 0.18 (tower-sessions 0.14, the in-memory store of `super`): `n` users logged in.
+async fn axum_login(n: usize, order: &[usize]) -> Case {
+    use axum_login::tower_sessions::SessionManagerLayer;
+    use axum_login::{AuthManagerLayerBuilder, AuthSession};
+
+    use super::{Backend, LoginUser};
+
+    async fn me(auth: AuthSession<Backend>) -> &'static str {
+        if auth.user.is_some() {
+            SIGNED_IN
+        } else {
+            ANONYMOUS
+        }
+    }
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    async fn login(mut auth: AuthSession<Backend>) -> &'static str {
+        let id = NEXT.fetch_add(1, Relaxed) as u64;
+        let user = auth.authenticate(id).await.unwrap().unwrap();
+        auth.login(&user).await.unwrap();
+        SIGNED_IN
+    }
+    NEXT.store(0, Relaxed);
+    let users: HashMap<u64, LoginUser> = (0..n as u64)
+        .map(|id| (id, LoginUser::new(id, format!("User {id}"))))
+        .collect();
+    let backend = Backend::new(users);
+    let sessions = SessionManagerLayer::new(super::login_store::LoginMemoryStore::default());
+    let app = Router::new()
+        .route("/", get(me))
+        .route("/login", post(login))
+        .layer(AuthManagerLayerBuilder::new(backend, sessions).build())
+        .with_state(());
+    let mut cookies = Vec::with_capacity(n);
+    for _ in 0..n {
+        let response = app.clone().oneshot(login_request()).await.unwrap();
+        cookies.push(cookie_of(&response));
+    }
+    let rotation = rotation(cookies, order);
+    Case {
+        name: "axum_login",
+        what:
+            "axum-login 0.18 (tower-sessions 0.14, in-memory store), one logged-in session per user",
+        app,
+        cookie: rotation.headers[0].clone(),
+        rotation: Some(rotation),
+        expect: SIGNED_IN,
+    }
+}
