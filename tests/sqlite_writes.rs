@@ -98,8 +98,15 @@ async fn refresh_heavy_traffic_beside_better_auth_writing_the_same_file() {
         // millisecond as another moves nothing), so not every request re-sends the cookie.
         refreshed += usize::from(reply.set_cookie("better-auth.session_token").is_some());
     }
-    assert!(refreshed >= cookies.len(), "only {refreshed} refreshes landed");
-    assert!(failed.len() <= 4, "{} of 40 Better Auth sign-ups refused", failed.len());
+    assert!(
+        refreshed >= cookies.len(),
+        "only {refreshed} refreshes landed"
+    );
+    assert!(
+        failed.len() <= 4,
+        "{} of 40 Better Auth sign-ups refused",
+        failed.len()
+    );
     eprintln!(
         "400 refresh-heavy requests and 40 Better Auth sign-ups in {burst:?}; {} sign-ups refused once",
         failed.len()
@@ -115,7 +122,11 @@ async fn refresh_heavy_traffic_beside_better_auth_writing_the_same_file() {
 
     // Better Auth still reads every session Rust refreshed.
     for cookie in &cookies {
-        let got = post_json(&ba.url("/test/get-session"), json!({"headers": {"cookie": cookie}})).await;
+        let got = post_json(
+            &ba.url("/test/get-session"),
+            json!({"headers": {"cookie": cookie}}),
+        )
+        .await;
         assert!(got["session"].is_object(), "{got}");
     }
 }

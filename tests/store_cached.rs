@@ -10,7 +10,9 @@ use std::time::Duration;
 use common::Counting;
 use conformance::Harness;
 use tower_auth_session::store::CachedStore;
-use tower_auth_session::{MemoryStore, SessionStore, StorageKey, User};
+use tower_auth_session::{
+    Authenticated, ManualClock, MemoryStore, Session, SessionStore, StorageKey, StoreError, User,
+};
 
 impl Harness for CachedStore<MemoryStore> {
     async fn add_user(&self, user: &User) -> User {
@@ -56,6 +58,257 @@ async fn hits_and_negative_entries_spare_the_store() {
     // A revocation through the cache is seen at once.
     store.delete(&s.storage_key()).await.unwrap();
     assert!(store.find(&s.storage_key()).await.unwrap().is_none());
+}
+
+/// A cache over a counted memory store, timed by a manual clock.
+fn timed(
+    ttl: Duration,
+    negative: Duration,
+) -> (
+    CachedStore<Counting<MemoryStore>>,
+    Counting<MemoryStore>,
+    ManualClock,
+) {
+    let inner = Counting::new(MemoryStore::new());
+    let clock = ManualClock::new(conformance::NOW);
+    let store = CachedStore::builder(inner.clone())
+        .ttl(ttl)
+        .negative_ttl(negative)
+        .clock(clock.clone())
+        .build();
+    (store, inner, clock)
+}
+
+async fn signed_in(store: &CachedStore<Counting<MemoryStore>>, email: &str) -> (User, Session) {
+    let user = User::new(email, "T", conformance::NOW);
+    store.inner().inner.insert_user(user.clone());
+    let s = conformance::session(&user, conformance::NOW + time::Duration::days(7));
+    let s = store.create(&s, &user).await.unwrap();
+    (user, s)
+}
+
+#[tokio::test]
+async fn found_entries_are_served_for_their_ttl_and_then_read_again() {
+    let (store, inner, clock) = timed(Duration::from_secs(30), Duration::from_secs(5));
+    let (_, s) = signed_in(&store, "ttl@example.com").await;
+    assert!(store.find(&s.storage_key()).await.unwrap().is_some());
+    let calls = inner.calls();
+    clock.advance(time::Duration::milliseconds(29_999));
+    assert!(store.find_now(&s.storage_key()).unwrap().unwrap().is_some());
+    assert_eq!(inner.calls(), calls, "still within the TTL: a hit");
+    clock.advance(time::Duration::milliseconds(1));
+    assert!(store.find(&s.storage_key()).await.unwrap().is_some());
+    assert_eq!(
+        inner.calls(),
+        calls + 1,
+        "expired: read from the store again"
+    );
+    assert!(store.find(&s.storage_key()).await.unwrap().is_some());
+    assert_eq!(inner.calls(), calls + 1, "and cached again");
+}
+
+#[tokio::test]
+async fn negative_entries_live_their_shorter_ttl() {
+    let (store, inner, clock) = timed(Duration::from_secs(30), Duration::from_secs(5));
+    let unknown = StorageKey::new("unknown-but-signed");
+    assert!(store.find(&unknown).await.unwrap().is_none());
+    let calls = inner.calls();
+    clock.advance(time::Duration::milliseconds(4_999));
+    assert!(store.find(&unknown).await.unwrap().is_none());
+    assert_eq!(inner.calls(), calls, "remembered as missing");
+    clock.advance(time::Duration::milliseconds(1));
+    assert!(store.find(&unknown).await.unwrap().is_none());
+    assert_eq!(inner.calls(), calls + 1, "asked again after negative_ttl");
+}
+
+#[tokio::test]
+async fn zero_ttls_cache_nothing() {
+    let (store, inner, _) = timed(Duration::ZERO, Duration::ZERO);
+    let (_, s) = signed_in(&store, "zero@example.com").await;
+    let calls = inner.calls();
+    for _ in 0..3 {
+        assert!(store.find(&s.storage_key()).await.unwrap().is_some());
+        assert!(store
+            .find(&StorageKey::new("nope"))
+            .await
+            .unwrap()
+            .is_none());
+    }
+    assert_eq!(inner.calls(), calls + 6);
+    assert_eq!(store.entry_count(), 0);
+}
+
+#[tokio::test]
+async fn the_number_of_entries_is_bounded() {
+    let store = CachedStore::builder(MemoryStore::new())
+        .max_entries(100)
+        .build();
+    for i in 0..2_000 {
+        let key = format!("garbage-{i}");
+        assert!(store.find(&StorageKey::new(key)).await.unwrap().is_none());
+    }
+    let n = store.entry_count();
+    assert!((1..=100).contains(&n), "{n} entries for a bound of 100");
+}
+
+#[tokio::test]
+async fn revoking_a_user_drops_only_that_users_entries() {
+    let (store, inner, _) = timed(Duration::from_secs(30), Duration::from_secs(5));
+    let (alice, a1) = signed_in(&store, "alice@example.com").await;
+    let a2 = store
+        .create(
+            &conformance::session(&alice, conformance::NOW + time::Duration::days(7)),
+            &alice,
+        )
+        .await
+        .unwrap();
+    let (_, b) = signed_in(&store, "bob@example.com").await;
+    for s in [&a1, &a2, &b] {
+        assert!(store.find(&s.storage_key()).await.unwrap().is_some());
+    }
+    store.delete_user_sessions(&alice.id).await.unwrap();
+    let calls = inner.calls();
+    assert!(store.find(&a1.storage_key()).await.unwrap().is_none());
+    assert!(store.find(&a2.storage_key()).await.unwrap().is_none());
+    assert_eq!(inner.calls(), calls + 2, "alice's entries were dropped");
+    assert!(store.find(&b.storage_key()).await.unwrap().is_some());
+    assert_eq!(inner.calls(), calls + 2, "bob's is still cached");
+}
+
+/// A store whose lookups read the row, then wait for a signal before answering: a read in
+/// flight while a revocation happens.
+#[derive(Clone)]
+struct Slow {
+    inner: MemoryStore,
+    gate: std::sync::Arc<tokio::sync::Notify>,
+    reading: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl SessionStore for Slow {
+    async fn find(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
+        let found = self.inner.find(key).await;
+        self.reading.notify_one();
+        self.gate.notified().await;
+        found
+    }
+    async fn create(&self, s: &Session, u: &User) -> Result<Session, StoreError> {
+        self.inner.create(s, u).await
+    }
+    async fn extend(
+        &self,
+        key: &StorageKey<'_>,
+        at: time::OffsetDateTime,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
+        self.inner.extend(key, at, now).await
+    }
+    async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.inner.delete_user_sessions(user_id).await
+    }
+    async fn list_user_sessions(
+        &self,
+        user_id: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.inner.list_user_sessions(user_id, now).await
+    }
+    async fn delete_expired(&self, now: time::OffsetDateTime) -> Result<u64, StoreError> {
+        self.inner.delete_expired(now).await
+    }
+}
+
+#[tokio::test]
+async fn a_read_that_races_a_revocation_is_not_cached() {
+    let slow = Slow {
+        inner: MemoryStore::new(),
+        gate: std::sync::Arc::default(),
+        reading: std::sync::Arc::default(),
+    };
+    let store = CachedStore::builder(slow.clone()).build();
+    let user = User::new("race@example.com", "R", conformance::NOW);
+    slow.inner.insert_user(user.clone());
+    let s = conformance::session(&user, conformance::NOW + time::Duration::days(7));
+    store.create(&s, &user).await.unwrap();
+
+    // A lookup reads the live row and is held before it caches the answer...
+    let reader = {
+        let store = store.clone();
+        let key = s.token.clone();
+        tokio::spawn(async move { store.find(&StorageKey::new(key)).await.unwrap() })
+    };
+    slow.reading.notified().await;
+    // ...the session is revoked meanwhile...
+    store.delete(&s.storage_key()).await.unwrap();
+    slow.gate.notify_one();
+    assert!(
+        reader.await.unwrap().is_some(),
+        "the in-flight read saw the old row"
+    );
+    // ...and the stale answer was not kept: nothing is cached for the token (the inner store
+    // answers nothing at once, so only the cache could answer here).
+    assert!(
+        store.find_now(&s.storage_key()).is_none(),
+        "a revoked session was cached by a read that raced its revocation"
+    );
+    assert_eq!(store.entry_count(), 0);
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_sqlite_feed_drops_rows_deleted_behind_the_stores_back() {
+    use tower_auth_session::SqliteStore;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("feed.db").display());
+    let store = SqliteStore::connect(&url).await.unwrap();
+    let builder = store.session_changes();
+    let ddl = builder.ddl().unwrap();
+    assert_eq!(ddl.len(), 3, "{ddl:?}");
+    assert!(ddl[1].contains(r#"after delete on "session""#), "{ddl:?}");
+    let changes = builder.create_trigger(true).start().await.unwrap();
+    let cached = CachedStore::builder(store.clone())
+        .ttl(Duration::from_secs(600))
+        .watch(changes.clone())
+        .build();
+    assert_eq!(cached.watched().len(), 1);
+    let user = store
+        .insert_user(&User::new("feed@example.com", "F", conformance::NOW))
+        .await
+        .unwrap();
+    let s = store
+        .create(
+            &conformance::session(
+                &user,
+                time::OffsetDateTime::now_utc() + time::Duration::days(7),
+            ),
+            &user,
+        )
+        .await
+        .unwrap();
+    assert!(cached.find(&s.storage_key()).await.unwrap().is_some());
+
+    // Another writer (as Better Auth would) deletes the row through its own connection.
+    let mut rx = changes.applied();
+    let seen = *rx.borrow();
+    let other = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(r#"delete from "session" where "token" = ?"#)
+        .bind(&s.token)
+        .execute(&other)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n > seen))
+        .await
+        .expect("the change table reported the delete")
+        .unwrap();
+    assert!(cached.find(&s.storage_key()).await.unwrap().is_none());
+    // The trigger did not get in the writer's way, and its rows are there to be pruned.
+    let rows: i64 = sqlx::query_scalar(r#"select count(*) from "tas_session_changes""#)
+        .fetch_one(&other)
+        .await
+        .unwrap();
+    assert!(rows >= 1);
 }
 
 #[cfg(all(feature = "postgres", feature = "redis"))]

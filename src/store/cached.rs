@@ -1,37 +1,214 @@
 //! [`CachedStore`]: a bounded in-process cache in front of any store, invalidated at once by
-//! revocations made through this crate, and across instances through Redis pub/sub.
+//! revocations made through this crate, across instances through Redis pub/sub, and, with
+//! [`CachedStoreBuilder::watch`], by the Better Auth server's own revocations.
+//!
+//! # The structure
+//!
+//! Tokens map to entries in a [`quick_cache`] sync cache (CLOCK-Pro eviction, sharded, one
+//! read lock per lookup), hashed with foldhash. The cache has no notion of time: each entry
+//! carries the instant it stops being served, checked on every read, and an expired entry is a
+//! miss (it is overwritten by the next read of the store, or evicted as cold). A hit is a shard
+//! read lock, one hash-table probe, two reference-count increments and one clock read; it never
+//! allocates.
+//!
+//! # Stale fills
+//!
+//! A lookup that misses reads the store and then caches the answer. If the session is revoked
+//! between that read and the caching (a notification arrives while the read is in flight), the
+//! cache would keep the old answer for a whole TTL. Every invalidation therefore bumps a
+//! counter (one of 64, chosen by the token's hash; all of them for a user or everything), and
+//! a fill that sees its counter moved drops what it just cached.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
-use moka::sync::Cache;
+use quick_cache::sync::{Cache, DefaultLifecycle};
+use quick_cache::{OptionsBuilder, UnitWeighter};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
+use super::changes::{Change, SessionChanges, Target};
 use super::SessionStore;
+use crate::clock::Clock;
 use crate::error::StoreError;
 use crate::model::{Authenticated, Session, StorageKey, User};
 
-/// What the cache remembers for a token: the session, or that the store has none.
+/// What the cache remembers for a token: the session (or `None`: the store has none), and the
+/// tick (milliseconds on the cache's clock) from which it is no longer served.
 #[derive(Clone, Debug)]
-enum Entry {
-    Found(Authenticated),
-    Missing,
+struct Entry {
+    found: Option<Authenticated>,
+    until: u64,
+}
+
+/// The cache: tokens to entries, hashed with foldhash (seeded per cache), several times cheaper
+/// than the default SipHash on 32-character tokens.
+type Sessions = Cache<
+    Box<str>,
+    Entry,
+    UnitWeighter,
+    foldhash::fast::RandomState,
+    DefaultLifecycle<Box<str>, Entry>,
+>;
+
+/// How many invalidation counters guard fills (a power of two).
+const STRIPES: usize = 64;
+
+/// Where entry lifetimes are measured.
+enum Ticks {
+    /// Milliseconds since the cache was built, on the monotonic clock (the default).
+    Monotonic(Instant),
+    /// Unix milliseconds of an injected clock (tests).
+    Clock(Arc<dyn Clock>),
+}
+
+impl Ticks {
+    fn now(&self) -> u64 {
+        match self {
+            Self::Monotonic(start) => {
+                u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+            }
+            Self::Clock(clock) => {
+                u64::try_from(crate::time_fmt::to_unix_ms(clock.now())).unwrap_or(0)
+            }
+        }
+    }
+}
+
+/// The state every clone of a [`CachedStore`] shares, and what change feeds invalidate.
+pub(crate) struct Core {
+    cache: Sessions,
+    ttl: u64,
+    negative_ttl: u64,
+    ticks: Ticks,
+    hasher: foldhash::fast::RandomState,
+    stripes: [AtomicU64; STRIPES],
+    /// Bumped by invalidations of a user or of everything.
+    epoch: AtomicU64,
+}
+
+/// The invalidation counters a fill started under.
+#[derive(Clone, Copy)]
+struct Stamp {
+    stripe: usize,
+    count: u64,
+    epoch: u64,
+}
+
+impl Core {
+    /// The cached answer for `token`, if it is still served.
+    #[inline]
+    fn lookup(&self, token: &str) -> Option<Option<Authenticated>> {
+        let entry = self.cache.get(token)?;
+        (entry.until > self.ticks.now()).then_some(entry.found)
+    }
+
+    fn stripe(&self, token: &str) -> usize {
+        use std::hash::BuildHasher as _;
+        // Truncation is intended: only the low bits pick a stripe.
+        #[allow(clippy::cast_possible_truncation)]
+        let hash = self.hasher.hash_one(token) as usize;
+        hash & (STRIPES - 1)
+    }
+
+    /// Taken before reading the store for `token`.
+    fn stamp(&self, token: &str) -> Stamp {
+        let stripe = self.stripe(token);
+        Stamp {
+            stripe,
+            count: self.stripes[stripe].load(Ordering::SeqCst),
+            epoch: self.epoch.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Caches what the store answered for `token` (a miss only with negative entries on),
+    /// unless an invalidation of `token` came in since `stamp`.
+    fn remember(&self, token: &str, found: Option<&Authenticated>, stamp: Stamp) {
+        let ttl = if found.is_some() {
+            self.ttl
+        } else {
+            self.negative_ttl
+        };
+        if ttl == 0 {
+            return;
+        }
+        let until = self.ticks.now().saturating_add(ttl);
+        self.cache.insert(
+            token.into(),
+            Entry {
+                found: found.cloned(),
+                until,
+            },
+        );
+        // Inserted first, checked second: an invalidation that raced the store read either
+        // shows here, or removes the entry after this insert.
+        if self.stripes[stamp.stripe].load(Ordering::SeqCst) != stamp.count
+            || self.epoch.load(Ordering::SeqCst) != stamp.epoch
+        {
+            self.cache.remove(token);
+        }
+    }
+
+    fn invalidate(&self, token: &str) {
+        self.stripes[self.stripe(token)].fetch_add(1, Ordering::SeqCst);
+        self.cache.remove(token);
+    }
+
+    fn invalidate_user(&self, user_id: &str) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.cache.retain(|_, entry| {
+            entry
+                .found
+                .as_ref()
+                .is_none_or(|a| a.session.user_id != user_id)
+        });
+    }
+
+    #[cfg_attr(
+        not(any(
+            feature = "redis",
+            feature = "postgres",
+            feature = "sqlite",
+            feature = "mysql"
+        )),
+        allow(dead_code)
+    )]
+    fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.cache.clear();
+    }
+}
+
+impl Target for Core {
+    fn apply(&self, change: &Change<'_>) {
+        match change {
+            Change::Token(token) => self.invalidate(token),
+            Change::User(user_id) => self.invalidate_user(user_id),
+            Change::All => self.invalidate_all(),
+        }
+    }
 }
 
 /// A read-through cache in front of `S`, so that a hit costs no store round trip.
 ///
-/// * **Bounded**: at most `max_entries` tokens (default 100 000), each kept for `ttl` (default
-///   30 s, far below Better Auth's 1-day `updateAge`).
+/// * **Bounded**: at most `max_entries` tokens (default 100 000, CLOCK-Pro eviction), each
+///   served for `ttl` (default 30 s, far below Better Auth's 1-day `updateAge`).
 /// * **Negative entries**: a token the store does not know is remembered as missing (for
 ///   `negative_ttl`, default 5 s), so a flood of garbage-but-signed cookies cannot hammer the
 ///   database. (Unsigned garbage never reaches any store.)
-/// * **Revocation**: deleting a session or all of a user's sessions through this store drops the
-///   local entries at once, and, with `with_redis_bus` (feature `redis`), publishes
-///   the invalidation so every other instance drops them too, before the next request.
-/// * **Staleness bound**: when the bus is down (or a revocation bypasses this crate, such as a
-///   Better Auth server deleting the row), an instance may serve a revoked session for at most
-///   `ttl`. Choose `ttl` accordingly; 30 s is the default.
+/// * **Revocation through this crate**: deleting a session or all of a user's sessions through
+///   this store drops the local entries at once, and, with `with_redis_bus` (feature `redis`),
+///   publishes the invalidation so every other instance drops them too, before the next
+///   request.
+/// * **Revocation by Better Auth**: with [`CachedStoreBuilder::watch`] and a store's change
+///   feed (`PostgresStore::session_changes`, `SqliteStore::session_changes`,
+///   `MySqlStore::session_changes`, `RedisStore::session_changes`), sessions the Better Auth
+///   server deletes, revokes or refreshes are dropped from every instance within about a
+///   second. See [`SessionChanges`].
+/// * **Staleness bound**: what no bus and no feed reports (a feed or bus that is down, a
+///   revocation that bypasses both) may be served for at most `ttl`. Choose `ttl`
+///   accordingly; 30 s is the default.
 ///
 /// Refreshes go to the inner store (conditional, as always) and update the cached entry.
 ///
@@ -48,9 +225,10 @@ enum Entry {
 #[derive(Clone)]
 pub struct CachedStore<S> {
     inner: S,
-    cache: Sessions,
-    negative_ttl: Duration,
+    core: Arc<Core>,
     bus: Option<Bus>,
+    /// The change feeds this cache is registered with, kept alive as long as the cache.
+    feeds: Arc<[SessionChanges]>,
     applied: Arc<watch::Sender<u64>>,
 }
 
@@ -58,76 +236,140 @@ impl<S: std::fmt::Debug> std::fmt::Debug for CachedStore<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CachedStore")
             .field("inner", &self.inner)
-            .field("entries", &self.cache.entry_count())
+            .field("entries", &self.core.cache.len())
             .field("bus", &self.bus.is_some())
+            .field("feeds", &self.feeds)
             .finish()
     }
 }
 
-/// The cache: tokens to entries, hashed with foldhash (seeded per cache), several times cheaper
-/// than the default SipHash on 32-character tokens.
-type Sessions = Cache<String, Entry, foldhash::fast::RandomState>;
-
 /// Builds a [`CachedStore`].
 #[must_use]
-#[derive(Debug)]
 pub struct CachedStoreBuilder<S> {
     inner: S,
     max_entries: u64,
     ttl: Duration,
     negative_ttl: Duration,
+    clock: Option<Arc<dyn Clock>>,
+    feeds: Vec<SessionChanges>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for CachedStoreBuilder<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedStoreBuilder")
+            .field("inner", &self.inner)
+            .field("max_entries", &self.max_entries)
+            .field("ttl", &self.ttl)
+            .field("negative_ttl", &self.negative_ttl)
+            .field("clock", &self.clock.is_some())
+            .field("feeds", &self.feeds)
+            .finish()
+    }
 }
 
 impl<S: SessionStore> CachedStoreBuilder<S> {
-    /// The most tokens kept. Default: 100 000.
+    /// The most tokens kept (found and missing alike). Default: 100 000.
     pub fn max_entries(mut self, max: u64) -> Self {
         self.max_entries = max;
         self
     }
 
     /// How long a found session is served from memory, the staleness bound for revocations
-    /// that do not reach this instance. Default: 30 s.
+    /// that reach this instance neither through the bus nor through a watched change feed.
+    /// Zero caches no sessions. Default: 30 s.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
     }
 
-    /// How long an unknown token is remembered as missing. Default: 5 s.
+    /// How long an unknown token is remembered as missing. Zero caches no misses. Default: 5 s.
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl = ttl;
         self
     }
 
-    /// Builds the cache (no cross-instance bus).
+    /// The clock that times entries (`ttl`, `negative_ttl`). Default: the system's monotonic
+    /// clock. Tests pass a [`ManualClock`](crate::ManualClock) to expire entries without
+    /// sleeping.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_auth_session::store::CachedStore;
+    /// use tower_auth_session::{ManualClock, MemoryStore};
+    ///
+    /// let clock = ManualClock::new(time::OffsetDateTime::now_utc());
+    /// let store = CachedStore::builder(MemoryStore::new()).clock(clock.clone()).build();
+    /// clock.advance(time::Duration::seconds(31)); // every entry cached before is now a miss
+    /// # let _ = store;
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Drops cached sessions as the database or Redis reports them changed: `changes` comes
+    /// from the store's `session_changes()` (see [`SessionChanges`]), so that sessions a
+    /// Better Auth server deletes, revokes or refreshes stop being served within about a
+    /// second, on every instance that watches. May be called more than once (to watch both
+    /// Redis and the database behind `RedisStore::in_front_of`, say). Default: nothing is
+    /// watched, and such revocations are served until `ttl` runs out.
+    ///
+    /// A hit costs the same with or without a watch: the feed runs in its own task.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower_auth_session::store::CachedStore;
+    /// use tower_auth_session::SqliteStore;
+    ///
+    /// let store = SqliteStore::connect("sqlite://app.db").await?;
+    /// let changes = store.session_changes().create_trigger(true).start().await?;
+    /// let cached = CachedStore::builder(store).watch(changes).build();
+    /// # let _ = cached; Ok(()) }
+    /// ```
+    pub fn watch(mut self, changes: SessionChanges) -> Self {
+        self.feeds.push(changes);
+        self
+    }
+
+    /// Builds the cache (no cross-instance bus: see
+    /// [`with_redis_bus`](CachedStore::with_redis_bus)).
     pub fn build(self) -> CachedStore<S> {
-        let negative = self.negative_ttl;
-        let cache = Cache::builder()
-            .max_capacity(self.max_entries)
-            .time_to_live(self.ttl)
-            .expire_after(NegativeExpiry(negative))
-            .support_invalidation_closures()
-            .build_with_hasher(foldhash::fast::RandomState::default());
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let capacity = usize::try_from(self.max_entries).unwrap_or(usize::MAX);
+        let options = OptionsBuilder::new()
+            .estimated_items_capacity(capacity)
+            .weight_capacity(self.max_entries)
+            .build()
+            .unwrap_or_else(|_| unreachable!("both capacities are set"));
+        let hasher = foldhash::fast::RandomState::default();
+        let core = Arc::new(Core {
+            cache: Cache::with_options(
+                options,
+                UnitWeighter,
+                hasher.clone(),
+                DefaultLifecycle::default(),
+            ),
+            ttl: millis(self.ttl),
+            negative_ttl: millis(self.negative_ttl),
+            ticks: match self.clock {
+                Some(clock) => Ticks::Clock(clock),
+                None => Ticks::Monotonic(Instant::now()),
+            },
+            hasher,
+            stripes: std::array::from_fn(|_| AtomicU64::new(0)),
+            epoch: AtomicU64::new(0),
+        });
+        for feed in &self.feeds {
+            let weak: Weak<Core> = Arc::downgrade(&core);
+            feed.attach(weak);
+        }
         CachedStore {
             inner: self.inner,
-            cache,
-            negative_ttl: negative,
+            core,
             bus: None,
+            feeds: self.feeds.into(),
             applied: Arc::new(watch::channel(0).0),
         }
-    }
-}
-
-/// Missing entries live `negative_ttl`; found ones the cache-wide `ttl`.
-struct NegativeExpiry(Duration);
-
-impl moka::Expiry<String, Entry> for NegativeExpiry {
-    fn expire_after_create(
-        &self,
-        _: &String,
-        value: &Entry,
-        _: std::time::Instant,
-    ) -> Option<Duration> {
-        matches!(value, Entry::Missing).then_some(self.0)
     }
 }
 
@@ -152,6 +394,8 @@ impl<S: SessionStore> CachedStore<S> {
             max_entries: 100_000,
             ttl: Duration::from_secs(30),
             negative_ttl: Duration::from_secs(5),
+            clock: None,
+            feeds: Vec::new(),
         }
     }
 
@@ -160,9 +404,15 @@ impl<S: SessionStore> CachedStore<S> {
         &self.inner
     }
 
-    /// The number of cached tokens (approximate).
+    /// The number of cached tokens (found and missing, expired ones until they are replaced
+    /// or evicted).
     pub fn entry_count(&self) -> u64 {
-        self.cache.entry_count()
+        u64::try_from(self.core.cache.len()).unwrap_or(u64::MAX)
+    }
+
+    /// The change feeds this cache watches (see [`CachedStoreBuilder::watch`]).
+    pub fn watched(&self) -> &[SessionChanges] {
+        &self.feeds
     }
 
     /// A counter of invalidations received from other instances over the bus, for tests and
@@ -171,10 +421,10 @@ impl<S: SessionStore> CachedStore<S> {
         self.applied.subscribe()
     }
 
-    /// Publishes and subscribes to invalidations on Redis pub/sub `channel` (feature `redis`) (for example
-    /// `"tower-auth-session:invalidate"`), so a revocation on one instance drops the cached
-    /// session on all of them. The subscriber task reconnects by itself; while it cannot, the
-    /// staleness bound is the cache `ttl`. Needs a Tokio runtime.
+    /// Publishes and subscribes to invalidations on Redis pub/sub `channel` (feature `redis`)
+    /// (for example `"tower-auth-session:invalidate"`), so a revocation on one instance drops
+    /// the cached session on all of them. The subscriber task reconnects by itself; while it
+    /// cannot, the staleness bound is the cache `ttl`. Needs a Tokio runtime.
     ///
     /// # Errors
     ///
@@ -198,7 +448,7 @@ impl<S: SessionStore> CachedStore<S> {
             .subscribe(&*channel)
             .await
             .map_err(|e| StoreError::backend("bus", e))?;
-        let cache = self.cache.clone();
+        let core = Arc::downgrade(&self.core);
         let applied = Arc::clone(&self.applied);
         let sub_channel = Arc::clone(&channel);
         tokio::spawn(async move {
@@ -209,6 +459,9 @@ impl<S: SessionStore> CachedStore<S> {
                     None => match reconnect(&client, &sub_channel).await {
                         Some(p) => p,
                         None => {
+                            if core.strong_count() == 0 {
+                                return;
+                            }
                             tokio::time::sleep(Duration::from_millis(500)).await;
                             continue;
                         }
@@ -218,17 +471,19 @@ impl<S: SessionStore> CachedStore<S> {
                     use futures_util::StreamExt as _;
                     let mut messages = current.on_message();
                     while let Some(message) = messages.next().await {
+                        let Some(core) = core.upgrade() else { return };
                         let Ok(payload) = message.get_payload::<String>() else {
                             continue;
                         };
-                        apply(&cache, &payload);
+                        apply(&core, &payload);
                         applied.send_modify(|n| *n += 1);
                     }
                 }
+                let Some(core) = core.upgrade() else { return };
                 tracing::warn!("session cache bus disconnected; reconnecting (entries expire within the cache TTL meanwhile)");
                 // Anything missed while disconnected may be stale for at most `ttl`; drop
                 // everything to shorten that window.
-                cache.invalidate_all();
+                core.invalidate_all();
             }
         });
         self.bus = Some(Bus { publisher, channel });
@@ -270,60 +525,38 @@ async fn reconnect(client: &redis::Client, channel: &str) -> Option<redis::aio::
 
 /// Applies one bus message: `t:<token>` or `u:<user id>`.
 #[cfg(feature = "redis")]
-fn apply(cache: &Sessions, payload: &str) {
+fn apply(core: &Core, payload: &str) {
     if let Some(token) = payload.strip_prefix("t:") {
-        cache.invalidate(token);
+        core.invalidate(token);
     } else if let Some(user_id) = payload.strip_prefix("u:") {
-        invalidate_user(cache, user_id);
-    }
-}
-
-impl<S> CachedStore<S> {
-    /// Caches what the inner store answered for `token` (a miss only with negative entries on).
-    fn remember(&self, token: &str, found: Option<&Authenticated>) {
-        match found {
-            Some(auth) => self
-                .cache
-                .insert(token.to_owned(), Entry::Found(auth.clone())),
-            None if !self.negative_ttl.is_zero() => {
-                self.cache.insert(token.to_owned(), Entry::Missing);
-            }
-            None => {}
-        }
-    }
-}
-
-fn invalidate_user(cache: &Sessions, user_id: &str) {
-    let user_id = user_id.to_owned();
-    let result = cache.invalidate_entries_if(
-        move |_, entry| matches!(entry, Entry::Found(a) if a.session.user_id == user_id),
-    );
-    if result.is_err() {
-        cache.invalidate_all();
+        core.invalidate_user(user_id);
     }
 }
 
 impl<S: SessionStore> SessionStore for CachedStore<S> {
     async fn find(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
-        if let Some(answer) = self.find_now(key) {
-            return answer;
+        if let Some(found) = self.core.lookup(key.as_str()) {
+            return Ok(found);
         }
-        let found = self.inner.find(key).await?;
-        self.remember(key.as_str(), found.as_ref());
+        let stamp = self.core.stamp(key.as_str());
+        let found = match self.inner.find_now(key) {
+            Some(answer) => answer?,
+            None => self.inner.find(key).await?,
+        };
+        self.core.remember(key.as_str(), found.as_ref(), stamp);
         Ok(found)
     }
 
+    #[inline]
     fn find_now(&self, key: &StorageKey<'_>) -> Option<Result<Option<Authenticated>, StoreError>> {
-        if let Some(entry) = self.cache.get(key.as_str()) {
-            return Some(Ok(match entry {
-                Entry::Found(auth) => Some(auth),
-                Entry::Missing => None,
-            }));
+        if let Some(found) = self.core.lookup(key.as_str()) {
+            return Some(Ok(found));
         }
         // A miss may still be answered at once by an in-memory inner store.
+        let stamp = self.core.stamp(key.as_str());
         let answer = self.inner.find_now(key)?;
         if let Ok(found) = &answer {
-            self.remember(key.as_str(), found.as_ref());
+            self.core.remember(key.as_str(), found.as_ref(), stamp);
         }
         Some(answer)
     }
@@ -331,7 +564,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
     async fn create(&self, session: &Session, user: &User) -> Result<Session, StoreError> {
         let stored = self.inner.create(session, user).await?;
         // A negative entry for this token (vanishingly unlikely) must not hide the new session.
-        self.cache.invalidate(&session.token);
+        self.core.invalidate(&session.token);
         Ok(stored)
     }
 
@@ -341,21 +574,28 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
-        let updated = self.inner.extend(key, expires_at, now).await?;
         let token = key.as_str();
-        match (&updated, self.cache.get(token)) {
-            (Some(session), Some(Entry::Found(mut fresh))) => {
+        let stamp = self.core.stamp(token);
+        let updated = self.inner.extend(key, expires_at, now).await?;
+        match (&updated, self.core.cache.get(token)) {
+            (
+                Some(session),
+                Some(Entry {
+                    found: Some(mut fresh),
+                    ..
+                }),
+            ) => {
                 fresh.session = Arc::new(session.clone());
-                self.cache.insert(token.to_owned(), Entry::Found(fresh));
+                self.core.remember(token, Some(&fresh), stamp);
             }
-            _ => self.cache.invalidate(token),
+            _ => self.core.invalidate(token),
         }
         Ok(updated)
     }
 
     async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
         self.inner.delete(key).await?;
-        self.cache.invalidate(key.as_str());
+        self.core.invalidate(key.as_str());
         self.publish(format!("t:{key}")).await;
         Ok(())
     }
@@ -366,13 +606,13 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         self.inner.delete_if_expired(key, now).await?;
-        self.cache.invalidate(key.as_str());
+        self.core.invalidate(key.as_str());
         Ok(())
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         let n = self.inner.delete_user_sessions(user_id).await?;
-        invalidate_user(&self.cache, user_id);
+        self.core.invalidate_user(user_id);
         self.publish(format!("u:{user_id}")).await;
         Ok(n)
     }

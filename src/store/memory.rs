@@ -195,15 +195,18 @@ impl SessionStore for MemoryStore {
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         let mut inner = self.write();
-        Ok(inner.sessions.get_mut(key.as_str().as_bytes()).and_then(|a| {
-            let s = &mut a.session;
-            (s.expires_at >= now && s.expires_at < expires_at).then(|| {
-                let s = Arc::make_mut(s);
-                s.expires_at = expires_at;
-                s.updated_at = now;
-                s.clone()
-            })
-        }))
+        Ok(inner
+            .sessions
+            .get_mut(key.as_str().as_bytes())
+            .and_then(|a| {
+                let s = &mut a.session;
+                (s.expires_at >= now && s.expires_at < expires_at).then(|| {
+                    let s = Arc::make_mut(s);
+                    s.expires_at = expires_at;
+                    s.updated_at = now;
+                    s.clone()
+                })
+            }))
     }
 
     async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {

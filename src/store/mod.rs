@@ -65,6 +65,19 @@ mod cached;
 #[cfg(feature = "cache")]
 pub use cached::{CachedStore, CachedStoreBuilder};
 
+#[cfg(feature = "cache")]
+pub mod changes;
+#[cfg(all(feature = "cache", feature = "mysql"))]
+pub use changes::MySqlChangesBuilder;
+#[cfg(all(feature = "cache", feature = "postgres"))]
+pub use changes::PostgresChangesBuilder;
+#[cfg(all(feature = "cache", feature = "redis"))]
+pub use changes::RedisChangesBuilder;
+#[cfg(feature = "cache")]
+pub use changes::SessionChanges;
+#[cfg(all(feature = "cache", feature = "sqlite"))]
+pub use changes::SqliteChangesBuilder;
+
 /// What a SQL store does at start-up when Better Auth's tables are absent.
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -803,3 +803,44 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
         self.database.lift_ban(user_id, now).await
     }
 }
+
+/// The session change feed (features `redis` and `cache`): see [`crate::store::changes`].
+#[cfg(feature = "cache")]
+impl RedisStore {
+    /// A feed of the session keys Better Auth (or anyone) deletes or rewrites, from Redis
+    /// keyspace notifications, for
+    /// [`CachedStoreBuilder::watch`](crate::store::CachedStoreBuilder::watch). `url` is the
+    /// URL this store connects to (same server and database number): the feed subscribes on a
+    /// connection of its own. One node only: a cluster store is refused at
+    /// [`start`](crate::store::RedisChangesBuilder::start).
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower_auth_session::store::{CachedStore, RedisStore};
+    ///
+    /// let url = "redis://127.0.0.1:6379/";
+    /// let store = RedisStore::connect(url).await?;
+    /// let changes = store.session_changes(url).start().await?;
+    /// let cached = CachedStore::builder(store).watch(changes).build();
+    /// # let _ = cached; Ok(()) }
+    /// ```
+    pub fn session_changes(&self, url: impl Into<String>) -> crate::store::RedisChangesBuilder {
+        crate::store::RedisChangesBuilder::new(self.clone(), url.into())
+    }
+
+    /// The key prefix (empty for Better Auth's own keys).
+    pub(crate) fn key_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Runs one command on the store's connection.
+    pub(crate) async fn command<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        self.run("watch session changes", |mut c| async move {
+            cmd.query_async(&mut c).await
+        })
+        .await
+    }
+}

@@ -25,11 +25,10 @@ use sqlx::{Connection as _, Row, TypeInfo, ValueRef};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::dialect::{Affected, Backend, Column, ColumnType, Param, Placeholder, Stmt, Syntax};
-use super::pool::{self, Failure, Guard, Pools};
+use super::pool::{self, network_builder_methods, Failure, Guard, NetworkOptions, Pools};
 use super::schema::{ddl, DdlTypes, SqlSchema};
 use super::{MySqlStore, SqlStore};
 use crate::error::StoreError;
-use crate::store::SchemaMode;
 use crate::time_fmt;
 
 /// The MySQL dialect of [`SqlStore`]: its connection pool and how it connects.
@@ -44,55 +43,13 @@ pub struct MySqlDialect {
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct MySqlStoreBuilder {
-    url: String,
-    schema: SqlSchema,
-    create: bool,
-    acquire_timeout: Duration,
-    max_connections: u32,
-    timeout: Duration,
-    root_cert: Option<Vec<u8>>,
+    common: NetworkOptions,
     ssl_mode: Option<MySqlSslMode>,
     time_zone: String,
 }
 
 impl MySqlStoreBuilder {
-    /// Table and column names. Default: [`SqlSchema::better_auth`].
-    pub fn schema(mut self, schema: SqlSchema) -> Self {
-        self.schema = schema;
-        self
-    }
-
-    /// Create Better Auth's tables when they are absent. Default: `false` (verify only).
-    pub fn create_schema(mut self, create: bool) -> Self {
-        self.create = create;
-        self
-    }
-
-    /// How long a request waits for a pooled connection (or a new one). Default: 2 seconds.
-    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
-        self.acquire_timeout = timeout;
-        self
-    }
-
-    /// The deadline of one store operation, including one retry on a fresh connection after a
-    /// connection failure. Default: 2 seconds.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The pool size. Default: 10.
-    pub fn max_connections(mut self, max: u32) -> Self {
-        self.max_connections = max;
-        self
-    }
-
-    /// Trust the certificate authority in `pem` for TLS, as the URL's `ssl-ca` does; the chain
-    /// is then verified (`VERIFY_CA` at least). Default: the built-in Mozilla roots.
-    pub fn tls_root_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.root_cert = Some(pem.into());
-        self
-    }
+    network_builder_methods!();
 
     /// The TLS mode; overrides the URL's `ssl-mode`. Default: the URL's, else
     /// [`MySqlSslMode::Preferred`].
@@ -117,13 +74,13 @@ impl MySqlStoreBuilder {
     /// refuses the connection, saying what to change; [`StoreError::Schema`] naming the missing
     /// table or column.
     pub async fn build(self) -> Result<MySqlStore, StoreError> {
-        let mut options = MySqlConnectOptions::from_str(&self.url)
+        let mut options = MySqlConnectOptions::from_str(&self.common.url)
             .map_err(|e| StoreError::backend("connect", e))?
             .timezone(Some(self.time_zone.clone()));
         if let Some(mode) = self.ssl_mode {
             options = options.ssl_mode(mode);
         }
-        if let Some(pem) = self.root_cert {
+        if let Some(pem) = self.common.root_cert.clone() {
             options = options.ssl_ca_from_pem(pem);
             if matches!(
                 options.get_ssl_mode(),
@@ -133,10 +90,7 @@ impl MySqlStoreBuilder {
                 options = options.ssl_mode(MySqlSslMode::VerifyCa);
             }
         }
-        let pool_options = MySqlPoolOptions::new()
-            .max_connections(self.max_connections)
-            .acquire_timeout(self.acquire_timeout)
-            .test_before_acquire(false);
+        let pool_options: MySqlPoolOptions = self.common.pool_options();
         let pool = pool_options
             .clone()
             .connect_with(options.clone())
@@ -145,14 +99,10 @@ impl MySqlStoreBuilder {
         warn_if_plaintext(&options).await;
         let dialect = MySqlDialect {
             pools: Arc::new(Pools::new(pool, options, pool_options)),
-            timeout: self.timeout,
+            timeout: self.common.timeout,
         };
-        let mode = if self.create {
-            SchemaMode::CreateIfMissing
-        } else {
-            SchemaMode::VerifyOnly
-        };
-        SqlStore::open_dialect(dialect, mode, self.schema).await
+        let mode = self.common.mode();
+        SqlStore::open_dialect(dialect, mode, self.common.schema).await
     }
 }
 
@@ -307,13 +257,7 @@ impl SqlStore<MySqlDialect> {
     /// ```
     pub fn builder(url: impl Into<String>) -> MySqlStoreBuilder {
         MySqlStoreBuilder {
-            url: url.into(),
-            schema: SqlSchema::better_auth(),
-            create: false,
-            acquire_timeout: Duration::from_secs(2),
-            max_connections: 10,
-            timeout: Duration::from_secs(2),
-            root_cert: None,
+            common: NetworkOptions::new(url.into()),
             ssl_mode: None,
             time_zone: "+00:00".to_owned(),
         }
@@ -572,5 +516,28 @@ impl Backend for MySqlDialect {
             _ => Self::text(row, idx).ok().flatten().map(Value::from),
         }
         .unwrap_or(Value::Null)
+    }
+}
+
+/// The session change feed (features `mysql` and `cache`): see [`crate::store::changes`].
+#[cfg(feature = "cache")]
+impl SqlStore<MySqlDialect> {
+    /// A feed of the session rows deleted or updated (by Better Auth or anyone), from triggers
+    /// that write them into a change table polled every 200 ms, for
+    /// [`CachedStoreBuilder::watch`](crate::store::CachedStoreBuilder::watch). See
+    /// [`MySqlChangesBuilder`](crate::store::MySqlChangesBuilder) for the options and the
+    /// privileges the triggers need.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower_auth_session::store::{CachedStore, MySqlStore};
+    ///
+    /// let store = MySqlStore::connect("mysql://app@127.0.0.1/app").await?;
+    /// let changes = store.session_changes().create_trigger(true).start().await?;
+    /// let cached = CachedStore::builder(store).watch(changes).build();
+    /// # let _ = cached; Ok(()) }
+    /// ```
+    pub fn session_changes(&self) -> crate::store::MySqlChangesBuilder {
+        crate::store::MySqlChangesBuilder::new(self.clone(), &self.q.delete.sql)
     }
 }

@@ -18,6 +18,102 @@ use arc_swap::ArcSwap;
 use sqlx::pool::{PoolConnection, PoolOptions};
 use sqlx::{Connection, Database, Pool};
 
+/// What the builders of the network dialects (PostgreSQL, MySQL) share: the schema, its
+/// creation, the pool and the deadlines, and a private CA. Their setters come from
+/// [`network_builder_methods!`].
+#[derive(Clone, Debug)]
+pub(crate) struct NetworkOptions {
+    pub(crate) url: String,
+    pub(crate) schema: super::SqlSchema,
+    pub(crate) create: bool,
+    pub(crate) acquire_timeout: Duration,
+    pub(crate) max_connections: u32,
+    pub(crate) timeout: Duration,
+    pub(crate) root_cert: Option<Vec<u8>>,
+}
+
+impl NetworkOptions {
+    /// The defaults: Better Auth's schema, verified only; a pool of 10; 2-second deadlines.
+    pub(crate) fn new(url: String) -> Self {
+        Self {
+            url,
+            schema: super::SqlSchema::better_auth(),
+            create: false,
+            acquire_timeout: Duration::from_secs(2),
+            max_connections: 10,
+            timeout: Duration::from_secs(2),
+            root_cert: None,
+        }
+    }
+
+    /// What to do with a missing schema.
+    pub(crate) fn mode(&self) -> crate::store::SchemaMode {
+        if self.create {
+            crate::store::SchemaMode::CreateIfMissing
+        } else {
+            crate::store::SchemaMode::VerifyOnly
+        }
+    }
+
+    /// The pool's settings. No ping before each use (a second round trip per lookup): a dead
+    /// connection fails its statement instead, which closes it and replaces the pool.
+    pub(crate) fn pool_options<DB: Database>(&self) -> PoolOptions<DB> {
+        PoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(self.acquire_timeout)
+            .test_before_acquire(false)
+    }
+}
+
+/// The setters of [`NetworkOptions`] on a builder with a `common: NetworkOptions` field.
+macro_rules! network_builder_methods {
+    () => {
+        /// Table and column names. Default: [`SqlSchema::better_auth`](crate::store::SqlSchema::better_auth).
+        pub fn schema(mut self, schema: crate::store::SqlSchema) -> Self {
+            self.common.schema = schema;
+            self
+        }
+
+        /// Create Better Auth's tables when they are absent. Default: `false` (verify only: the
+        /// schema usually belongs to Better Auth's migrations).
+        pub fn create_schema(mut self, create: bool) -> Self {
+            self.common.create = create;
+            self
+        }
+
+        /// How long a request waits for a pooled connection (or a new one). Default: 2 seconds.
+        pub fn acquire_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.common.acquire_timeout = timeout;
+            self
+        }
+
+        /// The deadline of one store operation (waiting for a connection, the statement, and
+        /// one retry on a fresh connection after a connection failure). An operation past it
+        /// fails with [`StoreError::Timeout`](crate::StoreError::Timeout) and the pool is
+        /// replaced, since a silent network path is the usual cause. Default: 2 seconds, the
+        /// layer's own default deadline.
+        pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.common.timeout = timeout;
+            self
+        }
+
+        /// The pool size. Default: 10.
+        pub fn max_connections(mut self, max: u32) -> Self {
+            self.common.max_connections = max;
+            self
+        }
+
+        /// Trust the certificate authority in `pem` (one or more PEM certificates) for TLS, as
+        /// the URL's root-certificate parameter does; the chain is then verified. Default: the
+        /// built-in Mozilla roots.
+        pub fn tls_root_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+            self.common.root_cert = Some(pem.into());
+            self
+        }
+    };
+}
+pub(crate) use network_builder_methods;
+
 /// How long a replaced pool is left alone before the next replacement: one failure replaces the
 /// pool; the failures of the requests that were using it at the same moment do not.
 const RESET_INTERVAL: Duration = Duration::from_millis(250);

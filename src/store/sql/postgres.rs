@@ -29,7 +29,7 @@ use sqlx::{Connection as _, Row, TypeInfo, ValueRef};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::dialect::{Affected, Backend, Column, ColumnType, Param, Placeholder, Stmt, Syntax};
-use super::pool::{self, Failure, Guard, Pools};
+use super::pool::{self, network_builder_methods, Failure, Guard, NetworkOptions, Pools};
 use super::schema::{ddl, DdlTypes, SqlSchema};
 use super::{PostgresStore, SqlStore};
 use crate::error::{BoxError, StoreError};
@@ -54,51 +54,13 @@ pub struct PostgresDialect {
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct PostgresStoreBuilder {
-    url: String,
-    schema: SqlSchema,
-    create: bool,
-    acquire_timeout: Duration,
-    max_connections: u32,
+    common: NetworkOptions,
     pgbouncer: Option<bool>,
-    root_cert: Option<Vec<u8>>,
     ssl_mode: Option<PgSslMode>,
-    timeout: Duration,
 }
 
 impl PostgresStoreBuilder {
-    /// Table and column names. Default: [`SqlSchema::better_auth`].
-    pub fn schema(mut self, schema: SqlSchema) -> Self {
-        self.schema = schema;
-        self
-    }
-
-    /// Create Better Auth's tables when they are absent. Default: `false` (verify only: the
-    /// schema usually belongs to Better Auth's migrations).
-    pub fn create_schema(mut self, create: bool) -> Self {
-        self.create = create;
-        self
-    }
-
-    /// How long a request waits for a pooled connection (or a new one). Default: 2 seconds.
-    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
-        self.acquire_timeout = timeout;
-        self
-    }
-
-    /// The deadline of one store operation (waiting for a connection, the statement, and one
-    /// retry on a fresh connection after a connection failure). An operation past it fails
-    /// with [`StoreError::Timeout`] and the pool is replaced, since a silent network path is the
-    /// usual cause. Default: 2 seconds, the layer's own default deadline.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// The pool size. Default: 10.
-    pub fn max_connections(mut self, max: u32) -> Self {
-        self.max_connections = max;
-        self
-    }
+    network_builder_methods!();
 
     /// Connect through PgBouncer (or another pooler) in **transaction** pooling mode, as
     /// Supabase's and Neon's pooled URLs do: no `extra_float_digits` startup parameter (which
@@ -108,14 +70,6 @@ impl PostgresStoreBuilder {
     /// Default: off.
     pub fn pgbouncer(mut self, enabled: bool) -> Self {
         self.pgbouncer = Some(enabled);
-        self
-    }
-
-    /// Trust the certificate authority in `pem` (one or more PEM certificates) for TLS, as
-    /// `sslrootcert` does. Certificates are then verified (`verify-ca` at least, unless
-    /// `sslmode` says `verify-full`). Default: the built-in Mozilla roots.
-    pub fn tls_root_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.root_cert = Some(pem.into());
         self
     }
 
@@ -134,15 +88,15 @@ impl PostgresStoreBuilder {
     /// a pooler refuses the connection, saying what to change; [`StoreError::Schema`] naming
     /// the missing table or column, or an id column of a type the store cannot use.
     pub async fn build(self) -> Result<PostgresStore, StoreError> {
-        let (url, from_url) = take_params(&self.url)?;
+        let (url, from_url) = take_params(&self.common.url)?;
         let pooler = self.pgbouncer.or(from_url.pgbouncer).unwrap_or(false);
         let mut options =
             PgConnectOptions::from_str(&url).map_err(|e| StoreError::backend("connect", e))?;
         if let Some(mode) = self.ssl_mode {
             options = options.ssl_mode(mode);
         }
-        let has_root = self.root_cert.is_some() || from_url.root_cert;
-        if let Some(pem) = self.root_cert {
+        let has_root = self.common.root_cert.is_some() || from_url.root_cert;
+        if let Some(pem) = self.common.root_cert.clone() {
             options = options.ssl_root_cert_from_pem(pem);
         }
         if has_root && matches!(options.get_ssl_mode(), PgSslMode::Require) {
@@ -153,12 +107,7 @@ impl PostgresStoreBuilder {
             // PgBouncer refuses startup parameters it does not track.
             options = options.extra_float_digits(None);
         }
-        let pool_options = PgPoolOptions::new()
-            .max_connections(self.max_connections)
-            .acquire_timeout(self.acquire_timeout)
-            // No ping before each use (a second round trip per lookup): a dead connection fails
-            // its statement instead, which closes it and replaces the pool.
-            .test_before_acquire(false);
+        let pool_options: PgPoolOptions = self.common.pool_options();
         let pool = pool_options
             .clone()
             .connect_with(options.clone())
@@ -168,14 +117,10 @@ impl PostgresStoreBuilder {
         let dialect = PostgresDialect {
             pools: Arc::new(Pools::new(pool, options, pool_options)),
             pooler,
-            timeout: self.timeout,
+            timeout: self.common.timeout,
         };
-        let mode = if self.create {
-            SchemaMode::CreateIfMissing
-        } else {
-            SchemaMode::VerifyOnly
-        };
-        SqlStore::open_dialect(dialect, mode, self.schema).await
+        let mode = self.common.mode();
+        SqlStore::open_dialect(dialect, mode, self.common.schema).await
     }
 }
 
@@ -444,15 +389,9 @@ impl SqlStore<PostgresDialect> {
     /// ```
     pub fn builder(url: impl Into<String>) -> PostgresStoreBuilder {
         PostgresStoreBuilder {
-            url: url.into(),
-            schema: SqlSchema::better_auth(),
-            create: false,
-            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
-            max_connections: 10,
+            common: NetworkOptions::new(url.into()),
             pgbouncer: None,
-            root_cert: None,
             ssl_mode: None,
-            timeout: Duration::from_secs(2),
         }
     }
 
@@ -701,6 +640,29 @@ fn type_name(row: &PgRow, idx: usize) -> Option<String> {
         return None;
     }
     Some(raw.type_info().name().to_ascii_uppercase())
+}
+
+/// The session change feed (features `postgres` and `cache`): see [`crate::store::changes`].
+#[cfg(feature = "cache")]
+impl SqlStore<PostgresDialect> {
+    /// A feed of the session rows deleted or updated (by Better Auth or anyone), from a
+    /// trigger that notifies and a connection that listens, for
+    /// [`CachedStoreBuilder::watch`](crate::store::CachedStoreBuilder::watch). See
+    /// [`PostgresChangesBuilder`](crate::store::PostgresChangesBuilder) for the options and
+    /// the PgBouncer caveat.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower_auth_session::store::{CachedStore, PostgresStore};
+    ///
+    /// let store = PostgresStore::connect("postgres://app@127.0.0.1/app").await?;
+    /// let changes = store.session_changes().create_trigger(true).start().await?;
+    /// let cached = CachedStore::builder(store).watch(changes).build();
+    /// # let _ = cached; Ok(()) }
+    /// ```
+    pub fn session_changes(&self) -> crate::store::PostgresChangesBuilder {
+        crate::store::PostgresChangesBuilder::new(self.clone(), &self.q.delete.sql)
+    }
 }
 
 #[cfg(test)]

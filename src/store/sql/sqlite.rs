@@ -440,3 +440,26 @@ impl Backend for SqliteDialect {
         }
     }
 }
+
+/// The session change feed (features `sqlite` and `cache`): see [`crate::store::changes`].
+#[cfg(feature = "cache")]
+impl SqlStore<SqliteDialect> {
+    /// A feed of the session rows deleted or updated (by Better Auth or anyone), from triggers
+    /// that write them into a change table polled every 200 ms, for
+    /// [`CachedStoreBuilder::watch`](crate::store::CachedStoreBuilder::watch). See
+    /// [`SqliteChangesBuilder`](crate::store::SqliteChangesBuilder) for the options.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower_auth_session::store::CachedStore;
+    /// use tower_auth_session::SqliteStore;
+    ///
+    /// let store = SqliteStore::connect("sqlite::memory:").await?;
+    /// let changes = store.session_changes().create_trigger(true).start().await?;
+    /// let cached = CachedStore::builder(store).watch(changes).build();
+    /// # let _ = cached; Ok(()) }
+    /// ```
+    pub fn session_changes(&self) -> crate::store::SqliteChangesBuilder {
+        crate::store::SqliteChangesBuilder::new(self.clone(), &self.q.delete.sql)
+    }
+}

@@ -1,0 +1,613 @@
+//! Change tables, for the databases without notifications (SQLite, MySQL and MariaDB).
+//!
+//! Two triggers on the session table (`AFTER DELETE`, `AFTER UPDATE`) insert the old token
+//! into a small change table (`id`, `token`, `at`); every instance polls it by id
+//! (`where id > ?`, a primary-key range that returns nothing while nothing changes) and drops
+//! what it reads from its cache. Any instance deletes rows older than the retention (5 minutes
+//! by default) now and then.
+//!
+//! Ids are allocated when a transaction writes and become visible when it commits, so an id
+//! can appear after a larger one has been read. The poller therefore keeps reading from the
+//! largest id it had seen two seconds earlier (remembering which ids it already applied), and
+//! only then moves past any gap. A poller that could not read for half the retention, or that
+//! finds the table's ids moved backwards (recreated), drops its whole cache.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use super::{cannot, quote_ident, Change, SessionChanges, SessionTable, Sink};
+use crate::error::StoreError;
+
+/// How long an allocated id may stay invisible (its transaction not yet committed).
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// What the poller needs from one database.
+trait ChangeTable: Send + Sync + 'static {
+    /// Rows with `id > after`, by id.
+    fn since(
+        &self,
+        after: i64,
+    ) -> impl Future<Output = Result<Vec<(i64, String)>, sqlx::Error>> + Send;
+    /// The largest id (0 when empty).
+    fn max_id(&self) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
+    /// Deletes rows older than `secs` seconds.
+    fn prune(&self, secs: u64) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+}
+
+/// The settings both builders share.
+#[derive(Clone, Debug)]
+struct Settings {
+    delete_sql: String,
+    name: String,
+    create: bool,
+    interval: Duration,
+    retention: Duration,
+}
+
+impl Settings {
+    fn new(delete_sql: &str) -> Self {
+        Self {
+            delete_sql: delete_sql.to_owned(),
+            name: super::DEFAULT_NAME.to_owned(),
+            create: false,
+            interval: Duration::from_millis(200),
+            retention: Duration::from_secs(300),
+        }
+    }
+}
+
+macro_rules! builder_methods {
+    ($store:literal) => {
+        /// Create the change table and the two triggers when they are absent (`create … if
+        /// not exists`: harmless when they exist). Needs the right to create tables and
+        /// triggers. Default: `false`: they must exist (see [`ddl`](Self::ddl)), else
+        /// [`start`](Self::start) fails saying so.
+        pub fn create_trigger(mut self, create: bool) -> Self {
+            self.settings.create = create;
+            self
+        }
+
+        /// The name of the change table; the triggers are named after it (`{name}_delete`,
+        /// `{name}_update`). Default: `tas_session_changes`.
+        pub fn table(mut self, name: impl Into<String>) -> Self {
+            self.settings.name = name.into();
+            self
+        }
+
+        /// How often the change table is read: the longest a Better Auth revocation is still
+        /// served from the cache (plus one query). Default: 200 ms.
+        pub fn poll_interval(mut self, interval: Duration) -> Self {
+            self.settings.interval = interval.max(Duration::from_millis(10));
+            self
+        }
+
+        /// How long change rows are kept before any instance deletes them. An instance that
+        /// could not read the table for half of it drops its whole cache. Default: 5 minutes.
+        pub fn retention(mut self, retention: Duration) -> Self {
+            self.settings.retention = retention.max(Duration::from_secs(10));
+            self
+        }
+
+        /// The statements [`create_trigger(true)`](Self::create_trigger) runs, for a migration
+        /// tool that owns the schema.
+        ///
+        /// # Errors
+        ///
+        /// Only if the store's statements cannot be read (a bug).
+        pub fn ddl(&self) -> Result<Vec<String>, StoreError> {
+            Ok(self.names()?.ddl())
+        }
+
+        /// Creates or checks the table and triggers, and starts polling (in a task of its own,
+        /// on the current Tokio runtime). Give the result to
+        /// [`CachedStoreBuilder::watch`](crate::store::CachedStoreBuilder::watch).
+        ///
+        /// # Errors
+        ///
+        /// [`StoreError::Connect`] when the table or a trigger is missing (without
+        /// `create_trigger(true)`) or cannot be created, saying what to do; a backend error
+        /// when the database cannot be reached.
+        pub async fn start(self) -> Result<SessionChanges, StoreError> {
+            let names = self.names()?;
+            let db = self.table_for(&names);
+            if self.settings.create {
+                for statement in names.ddl() {
+                    db.run(&statement).await.map_err(|e| self.create_error(e))?;
+                }
+            }
+            let found = db.count_objects(&names).await.map_err(backend)?;
+            if found < 3 {
+                return Err(cannot(
+                    format!(
+                        "the change table {} or its triggers on {} are missing ({found} of 3 found)",
+                        names.changes, names.session.table
+                    ),
+                    concat!(
+                        "call ",
+                        $store,
+                        "::session_changes().create_trigger(true) once (it needs the right to \
+                         create tables and triggers), or run the statements from .ddl()"
+                    ),
+                    None,
+                ));
+            }
+            let floor = db.max_id().await.map_err(backend)?;
+            let settings = self.settings;
+            Ok(SessionChanges::spawn(SOURCE, move |sink| {
+                poll(db, sink, floor, settings.interval, settings.retention)
+            }))
+        }
+    };
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::backend("watch session changes", e)
+}
+
+/// The quoted names a change table uses.
+struct Names {
+    session: SessionTable,
+    changes: String,
+    on_delete: String,
+    on_update: String,
+    raw: [String; 3],
+    /// `CREATE TRIGGER` statements, per dialect.
+    dialect: Dialect,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Dialect {
+    #[cfg(feature = "sqlite")]
+    Sqlite,
+    #[cfg(feature = "mysql")]
+    MySql,
+}
+
+impl Names {
+    fn new(settings: &Settings, quote: char, dialect: Dialect) -> Result<Self, StoreError> {
+        let session = SessionTable::from_delete(&settings.delete_sql, quote)?;
+        let raw = [
+            settings.name.clone(),
+            format!("{}_delete", settings.name),
+            format!("{}_update", settings.name),
+        ];
+        Ok(Self {
+            session,
+            changes: quote_ident(quote, &raw[0]),
+            on_delete: quote_ident(quote, &raw[1]),
+            on_update: quote_ident(quote, &raw[2]),
+            raw,
+            dialect,
+        })
+    }
+
+    fn ddl(&self) -> Vec<String> {
+        let (ct, st, tok) = (&self.changes, &self.session.table, &self.session.token);
+        match self.dialect {
+            #[cfg(feature = "sqlite")]
+            Dialect::Sqlite => {
+                let trigger = |name: &str, event: &str| {
+                    format!(
+                        "create trigger if not exists {name} after {event} on {st} begin \
+                         insert into {ct} (\"token\") values (old.{tok}); end"
+                    )
+                };
+                vec![
+                    // AUTOINCREMENT: ids are never reused, even after pruning empties the table.
+                    format!(
+                        "create table if not exists {ct} (\"id\" integer primary key autoincrement, \
+                         \"token\" text not null, \
+                         \"at\" integer not null default (cast(strftime('%s', 'now') as integer)))"
+                    ),
+                    trigger(&self.on_delete, "delete"),
+                    trigger(&self.on_update, "update"),
+                ]
+            }
+            #[cfg(feature = "mysql")]
+            Dialect::MySql => {
+                let trigger = |name: &str, event: &str| {
+                    format!(
+                        "create trigger {name} after {event} on {st} for each row \
+                         insert into {ct} (`token`) values (old.{tok})"
+                    )
+                };
+                vec![
+                    format!(
+                        "create table if not exists {ct} (`id` bigint not null auto_increment primary key, \
+                         `token` varchar(255) not null, \
+                         `at` timestamp(3) not null default current_timestamp(3))"
+                    ),
+                    trigger(&self.on_delete, "delete"),
+                    trigger(&self.on_update, "update"),
+                ]
+            }
+        }
+    }
+}
+
+/// Polls `db` every `interval` until the feed is dropped.
+async fn poll<T: ChangeTable>(
+    db: T,
+    sink: Sink,
+    mut floor: i64,
+    interval: Duration,
+    retention: Duration,
+) {
+    let prune_every = (retention / 4).max(Duration::from_secs(5));
+    let mut seen = BTreeSet::new();
+    let mut history: VecDeque<(Instant, i64)> = VecDeque::new();
+    let mut max_seen = floor;
+    let mut last_ok = Instant::now();
+    let mut last_prune = Instant::now();
+    let mut failing = false;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if !sink.alive() {
+            return;
+        }
+        match db.since(floor).await {
+            Ok(rows) => {
+                if failing {
+                    tracing::info!(source = SOURCE, "session change feed reads again");
+                    failing = false;
+                }
+                if last_ok.elapsed() > retention / 2 {
+                    // Rows may have been pruned before this instance read them.
+                    sink.send(Change::All);
+                }
+                last_ok = Instant::now();
+                for (id, token) in rows {
+                    if seen.insert(id) && !sink.send(Change::Token(&token)) {
+                        return;
+                    }
+                    max_seen = max_seen.max(id);
+                }
+                history.push_back((last_ok, max_seen));
+                while let Some(&(at, max)) = history.front() {
+                    if at.elapsed() < SETTLE {
+                        break;
+                    }
+                    floor = floor.max(max);
+                    history.pop_front();
+                }
+                seen = seen.split_off(&(floor + 1));
+            }
+            Err(error) => {
+                if !failing {
+                    tracing::warn!(
+                        source = SOURCE,
+                        %error,
+                        "cannot read the session change table; cached sessions may be served \
+                         until the cache TTL until it can"
+                    );
+                    failing = true;
+                }
+            }
+        }
+        if last_prune.elapsed() >= prune_every {
+            last_prune = Instant::now();
+            let secs = retention.as_secs();
+            if let Err(error) = db.prune(secs).await {
+                tracing::debug!(%error, "could not prune the session change table");
+            }
+            if let Ok(max) = db.max_id().await {
+                if max < floor {
+                    // The table was recreated: its ids started again.
+                    floor = max;
+                    max_seen = max;
+                    seen.clear();
+                    history.clear();
+                    sink.send(Change::All);
+                }
+            }
+        }
+    }
+}
+
+/// The feed's name for logs (both dialects run the same poller).
+const SOURCE: &str = "change table";
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use sqlx::SqlitePool;
+
+    use super::{ChangeTable, Names};
+    use crate::store::SqliteStore;
+
+    /// SQLite statements, on the store's read pool.
+    pub(super) struct Sqlite {
+        pub(super) pool: SqlitePool,
+        pub(super) since: String,
+        pub(super) max: String,
+        pub(super) prune: String,
+    }
+
+    impl Sqlite {
+        pub(super) fn new(store: &SqliteStore, names: &Names) -> Self {
+            let ct = &names.changes;
+            Self {
+                pool: store.pool().clone(),
+                since: format!(
+                    "select \"id\", \"token\" from {ct} where \"id\" > ? order by \"id\""
+                ),
+                max: format!("select coalesce(max(\"id\"), 0) from {ct}"),
+                prune: format!(
+                    "delete from {ct} where \"at\" < cast(strftime('%s', 'now') as integer) - ?"
+                ),
+            }
+        }
+
+        pub(super) async fn run(&self, sql: &str) -> Result<(), sqlx::Error> {
+            sqlx::query(sql).execute(&self.pool).await.map(|_| ())
+        }
+
+        pub(super) async fn count_objects(&self, names: &Names) -> Result<i64, sqlx::Error> {
+            sqlx::query_scalar(
+                "select count(*) from sqlite_master where (type = 'table' and name = ?) \
+                 or (type = 'trigger' and name in (?, ?))",
+            )
+            .bind(&names.raw[0])
+            .bind(&names.raw[1])
+            .bind(&names.raw[2])
+            .fetch_one(&self.pool)
+            .await
+        }
+    }
+
+    impl ChangeTable for Sqlite {
+        async fn since(&self, after: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
+            sqlx::query_as(&self.since)
+                .bind(after)
+                .fetch_all(&self.pool)
+                .await
+        }
+        async fn max_id(&self) -> Result<i64, sqlx::Error> {
+            sqlx::query_scalar(&self.max).fetch_one(&self.pool).await
+        }
+        async fn prune(&self, secs: u64) -> Result<u64, sqlx::Error> {
+            let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+            Ok(sqlx::query(&self.prune)
+                .bind(secs)
+                .execute(&self.pool)
+                .await?
+                .rows_affected())
+        }
+    }
+}
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    use super::{ChangeTable, Names};
+    use crate::store::MySqlStore;
+
+    /// MySQL statements, on the store's current pool (replaced after connection failures).
+    pub(super) struct MySql {
+        pub(super) store: MySqlStore,
+        pub(super) since: String,
+        pub(super) max: String,
+        pub(super) prune: String,
+    }
+
+    impl MySql {
+        pub(super) fn new(store: &MySqlStore, names: &Names) -> Self {
+            let ct = &names.changes;
+            Self {
+                store: store.clone(),
+                since: format!("select `id`, `token` from {ct} where `id` > ? order by `id`"),
+                max: format!("select cast(coalesce(max(`id`), 0) as signed) from {ct}"),
+                prune: format!("delete from {ct} where `at` < now(3) - interval ? second"),
+            }
+        }
+
+        pub(super) async fn run(&self, sql: &str) -> Result<(), sqlx::Error> {
+            // Plain text protocol: MySQL cannot prepare `CREATE TRIGGER`.
+            sqlx::raw_sql(sql)
+                .execute(&self.store.pool())
+                .await
+                .map(|_| ())
+        }
+
+        pub(super) async fn count_objects(&self, names: &Names) -> Result<i64, sqlx::Error> {
+            let tables: i64 = sqlx::query_scalar(
+                "select count(*) from information_schema.tables \
+                 where table_schema = database() and table_name = ?",
+            )
+            .bind(&names.raw[0])
+            .fetch_one(&self.store.pool())
+            .await?;
+            let triggers: i64 = sqlx::query_scalar(
+                "select count(*) from information_schema.triggers \
+                 where trigger_schema = database() and trigger_name in (?, ?)",
+            )
+            .bind(&names.raw[1])
+            .bind(&names.raw[2])
+            .fetch_one(&self.store.pool())
+            .await?;
+            Ok(tables + triggers)
+        }
+
+        /// Whether the trigger named `name` exists.
+        pub(super) async fn has_trigger(&self, name: &str) -> Result<bool, sqlx::Error> {
+            let n: i64 = sqlx::query_scalar(
+                "select count(*) from information_schema.triggers \
+                 where trigger_schema = database() and trigger_name = ?",
+            )
+            .bind(name)
+            .fetch_one(&self.store.pool())
+            .await?;
+            Ok(n > 0)
+        }
+    }
+
+    impl ChangeTable for MySql {
+        async fn since(&self, after: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
+            sqlx::query_as(&self.since)
+                .bind(after)
+                .fetch_all(&self.store.pool())
+                .await
+        }
+        async fn max_id(&self) -> Result<i64, sqlx::Error> {
+            sqlx::query_scalar(&self.max)
+                .fetch_one(&self.store.pool())
+                .await
+        }
+        async fn prune(&self, secs: u64) -> Result<u64, sqlx::Error> {
+            Ok(sqlx::query(&self.prune)
+                .bind(secs)
+                .execute(&self.store.pool())
+                .await?
+                .rows_affected())
+        }
+    }
+}
+
+/// Watches a [`SqliteStore`](crate::SqliteStore)'s session table through a change table
+/// (feature `sqlite` and `cache`): made by
+/// [`SqliteStore::session_changes`](crate::SqliteStore::session_changes).
+///
+/// Works across processes on one file (a Better Auth server on Node and this crate), in WAL
+/// mode as the store opens it.
+#[cfg(feature = "sqlite")]
+#[derive(Debug)]
+#[must_use]
+pub struct SqliteChangesBuilder {
+    store: crate::store::SqliteStore,
+    settings: Settings,
+}
+
+#[cfg(feature = "sqlite")]
+impl SqliteChangesBuilder {
+    pub(crate) fn new(store: crate::store::SqliteStore, delete_sql: &str) -> Self {
+        Self {
+            store,
+            settings: Settings::new(delete_sql),
+        }
+    }
+
+    fn names(&self) -> Result<Names, StoreError> {
+        Names::new(&self.settings, '"', Dialect::Sqlite)
+    }
+
+    fn table_for(&self, names: &Names) -> sqlite::Sqlite {
+        sqlite::Sqlite::new(&self.store, names)
+    }
+
+    #[allow(clippy::unused_self)]
+    fn create_error(&self, e: sqlx::Error) -> StoreError {
+        cannot(
+            "cannot create the session change table or its triggers",
+            "check that the database file is writable and the session table exists, or run the \
+             statements from .ddl() yourself",
+            Some(Box::new(e)),
+        )
+    }
+
+    builder_methods!("SqliteStore");
+}
+
+/// Watches a [`MySqlStore`](crate::store::MySqlStore)'s session table through a change table
+/// (features `mysql` and `cache`): made by
+/// [`MySqlStore::session_changes`](crate::store::MySqlStore::session_changes). MySQL 8 and
+/// MariaDB 10.11+.
+///
+/// Creating the triggers needs the `TRIGGER` privilege and, with binary logging on and without
+/// `SUPER`, `log_bin_trust_function_creators = 1`. MySQL does not run triggers for rows a
+/// foreign key's `ON DELETE CASCADE` removes: a session deleted with its user by SQL alone is
+/// not reported (Better Auth's `deleteUser` deletes the sessions first, which is reported).
+#[cfg(feature = "mysql")]
+#[derive(Debug)]
+#[must_use]
+pub struct MySqlChangesBuilder {
+    store: crate::store::MySqlStore,
+    settings: Settings,
+}
+
+#[cfg(feature = "mysql")]
+impl MySqlChangesBuilder {
+    pub(crate) fn new(store: crate::store::MySqlStore, delete_sql: &str) -> Self {
+        Self {
+            store,
+            settings: Settings::new(delete_sql),
+        }
+    }
+
+    fn names(&self) -> Result<Names, StoreError> {
+        Names::new(&self.settings, '`', Dialect::MySql)
+    }
+
+    fn table_for(&self, names: &Names) -> MySqlTable {
+        MySqlTable {
+            inner: mysql::MySql::new(&self.store, names),
+            triggers: [names.raw[1].clone(), names.raw[2].clone()],
+        }
+    }
+
+    #[allow(clippy::unused_self)]
+    fn create_error(&self, e: sqlx::Error) -> StoreError {
+        let message = e.to_string();
+        let fix = if message.contains("SUPER") || message.contains("1419") {
+            "binary logging is on: set log_bin_trust_function_creators = 1 on the server, or \
+             have an administrator run the statements from .ddl()"
+        } else if message.contains("denied") {
+            "grant the store's user the TRIGGER and CREATE privileges on the database, or have \
+             an administrator run the statements from .ddl()"
+        } else {
+            "check that the session table exists, or run the statements from .ddl() yourself"
+        };
+        cannot(
+            "cannot create the session change table or its triggers",
+            fix,
+            Some(Box::new(e)),
+        )
+    }
+
+    builder_methods!("MySqlStore");
+}
+
+/// MySQL has no `create trigger if not exists` before 8.0.29: each trigger is created only
+/// when missing.
+#[cfg(feature = "mysql")]
+struct MySqlTable {
+    inner: mysql::MySql,
+    triggers: [String; 2],
+}
+
+#[cfg(feature = "mysql")]
+impl MySqlTable {
+    async fn run(&self, sql: &str) -> Result<(), sqlx::Error> {
+        if sql.starts_with("create trigger") {
+            for name in &self.triggers {
+                let quoted = quote_ident('`', name);
+                if sql.starts_with(&format!("create trigger {quoted} "))
+                    && self.inner.has_trigger(name).await?
+                {
+                    return Ok(());
+                }
+            }
+        }
+        self.inner.run(sql).await
+    }
+
+    async fn count_objects(&self, names: &Names) -> Result<i64, sqlx::Error> {
+        self.inner.count_objects(names).await
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl ChangeTable for MySqlTable {
+    fn since(
+        &self,
+        after: i64,
+    ) -> impl Future<Output = Result<Vec<(i64, String)>, sqlx::Error>> + Send {
+        self.inner.since(after)
+    }
+    fn max_id(&self) -> impl Future<Output = Result<i64, sqlx::Error>> + Send {
+        self.inner.max_id()
+    }
+    fn prune(&self, secs: u64) -> impl Future<Output = Result<u64, sqlx::Error>> + Send {
+        self.inner.prune(secs)
+    }
+}

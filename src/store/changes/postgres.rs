@@ -1,0 +1,318 @@
+//! PostgreSQL: a trigger that notifies, and a connection that listens.
+//!
+//! `AFTER DELETE OR UPDATE` on the session table, for each row, the trigger function calls
+//! `pg_notify(channel, OLD.token)`. PostgreSQL delivers notifications when the writing
+//! transaction commits, to every connection that ran `LISTEN channel`: each instance keeps one
+//! such connection (sqlx's `PgListener`, on a pool of one connection of its own).
+//!
+//! When the connection drops, the listener reconnects and listens again, then the feed drops
+//! every cached entry (notifications sent meanwhile are lost). A connection that goes silent
+//! without closing (a network partition) is found by a ping: after 30 s without a message the
+//! feed notifies itself and expects to hear it within 5 s, else it reconnects.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::Row as _;
+
+use super::{cannot, literal, quote_ident, Change, SessionChanges, SessionTable, Sink};
+use crate::error::StoreError;
+use crate::store::PostgresStore;
+
+/// Silence after which the feed checks its connection.
+const PING_AFTER: Duration = Duration::from_secs(30);
+/// How long the check may take.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Watches a [`PostgresStore`]'s session table with a trigger and `LISTEN` (features `postgres`
+/// and `cache`): made by [`PostgresStore::session_changes`].
+///
+/// `LISTEN` needs a session-level connection: through PgBouncer in **transaction** pooling
+/// mode (`?pgbouncer=true`, Supabase's and Neon's pooled URLs) notifications are never
+/// delivered. For such a store, give a direct URL with [`listen_url`](Self::listen_url);
+/// [`start`](Self::start) refuses to listen through the pooler.
+#[derive(Debug)]
+#[must_use]
+pub struct PostgresChangesBuilder {
+    store: PostgresStore,
+    delete_sql: String,
+    name: String,
+    create: bool,
+    listen_url: Option<String>,
+}
+
+impl PostgresChangesBuilder {
+    pub(crate) fn new(store: PostgresStore, delete_sql: &str) -> Self {
+        Self {
+            store,
+            delete_sql: delete_sql.to_owned(),
+            name: super::DEFAULT_NAME.to_owned(),
+            create: false,
+            listen_url: None,
+        }
+    }
+
+    /// Create (or replace) the trigger function and create the trigger when it is absent.
+    /// Needs the right to create functions and triggers on the session table (its owner).
+    /// Default: `false`: they must exist (see [`ddl`](Self::ddl)), else
+    /// [`start`](Self::start) fails saying so.
+    pub fn create_trigger(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// The name of the notification channel, the trigger and its function. Default:
+    /// `tas_session_changes`.
+    pub fn channel(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Listen on a connection to this URL instead of the store's own settings: for a store
+    /// that connects through PgBouncer in transaction mode, a URL that reaches PostgreSQL
+    /// directly (usually port 5432). Default: the store's connection settings.
+    pub fn listen_url(mut self, url: impl Into<String>) -> Self {
+        self.listen_url = Some(url.into());
+        self
+    }
+
+    /// The statements [`create_trigger(true)`](Self::create_trigger) runs, for a migration
+    /// tool that owns the schema.
+    ///
+    /// # Errors
+    ///
+    /// Only if the store's statements cannot be read (a bug).
+    pub fn ddl(&self) -> Result<Vec<String>, StoreError> {
+        let table = SessionTable::from_delete(&self.delete_sql, '"')?;
+        let function = quote_ident('"', &self.name);
+        let trigger = quote_ident('"', &self.name);
+        let channel = literal(&self.name);
+        Ok(vec![
+            format!(
+                "create or replace function {function}() returns trigger language plpgsql as \
+                 $tas$ begin perform pg_notify({channel}, OLD.{token}); return null; end $tas$",
+                token = table.token
+            ),
+            // `create trigger` has no `if not exists`: `start` runs it only when the trigger is
+            // missing (`create or replace trigger` needs PostgreSQL 14).
+            format!(
+                "create trigger {trigger} after delete or update on {table} for each row \
+                 execute function {function}()",
+                table = table.table
+            ),
+        ])
+    }
+
+    /// Creates or checks the trigger, and starts listening (in a task of its own, on the
+    /// current Tokio runtime). Give the result to
+    /// [`CachedStoreBuilder::watch`](crate::store::CachedStoreBuilder::watch).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Connect`] when the store connects through PgBouncer in transaction mode
+    /// and no [`listen_url`](Self::listen_url) is given (or it has `pgbouncer=true` too), or
+    /// when the trigger is missing (without `create_trigger(true)`) or cannot be created,
+    /// saying what to do; a backend error when the database cannot be reached.
+    pub async fn start(self) -> Result<SessionChanges, StoreError> {
+        let table = SessionTable::from_delete(&self.delete_sql, '"')?;
+        let options = self.listen_options()?;
+        let pool = self.store.pool();
+        let [function, trigger] =
+            <[String; 2]>::try_from(self.ddl()?).unwrap_or_else(|_| unreachable!("two statements"));
+        // Simple-protocol statements only: they also work through PgBouncer in transaction
+        // mode, where the store itself may connect.
+        let check = format!(
+            "select exists (select 1 from pg_trigger where tgname = {} and tgrelid = to_regclass({}))",
+            literal(&self.name),
+            literal(&table.table)
+        );
+        let exists = || async {
+            let row = sqlx::raw_sql(&check)
+                .fetch_one(&pool)
+                .await
+                .map_err(|e| StoreError::backend("watch session changes", e))?;
+            row.try_get::<bool, _>(0)
+                .map_err(|e| StoreError::backend("watch session changes", e))
+        };
+        if self.create {
+            let create = |e: sqlx::Error| {
+                cannot(
+                    format!("cannot create the session trigger on {}", table.table),
+                    "connect as the table's owner (or a role allowed to create functions and \
+                     triggers), or have an administrator run the statements from .ddl()",
+                    Some(Box::new(e)),
+                )
+            };
+            sqlx::raw_sql(&function)
+                .execute(&pool)
+                .await
+                .map_err(create)?;
+            if !exists().await? {
+                sqlx::raw_sql(&trigger)
+                    .execute(&pool)
+                    .await
+                    .map_err(create)?;
+            }
+        }
+        if !exists().await? {
+            return Err(cannot(
+                format!(
+                    "no trigger {:?} on table {} reports session changes",
+                    self.name, table.table
+                ),
+                "call PostgresStore::session_changes().create_trigger(true) once (as the \
+                 table's owner), or run the statements from .ddl()",
+                None,
+            ));
+        }
+        let listener = listen(&options, &self.name).await?;
+        let channel = self.name;
+        Ok(SessionChanges::spawn("PostgreSQL LISTEN", move |sink| {
+            run(listener, options, channel, sink)
+        }))
+    }
+
+    /// Where to listen: `listen_url`, else the store's own connection settings; never through
+    /// PgBouncer in transaction mode.
+    fn listen_options(&self) -> Result<PgConnectOptions, StoreError> {
+        const FIX: &str = "give session_changes() a URL that reaches PostgreSQL directly \
+                           (without the pooler, usually port 5432) with .listen_url(…); the \
+                           trigger itself is installed through the store";
+        match &self.listen_url {
+            Some(url) => {
+                let parsed = url::Url::parse(url)
+                    .map_err(|e| StoreError::backend("watch session changes", e))?;
+                let pooled = parsed
+                    .query_pairs()
+                    .any(|(k, v)| k == "pgbouncer" && matches!(&*v, "true" | "1" | "yes" | "on"));
+                if pooled {
+                    return Err(cannot(
+                        "the listen URL has pgbouncer=true: LISTEN does not work through \
+                         PgBouncer in transaction pooling mode (notifications would never arrive)",
+                        FIX,
+                        None,
+                    ));
+                }
+                PgConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::backend("watch session changes", e))
+            }
+            None if self.store.is_pgbouncer() => Err(cannot(
+                "the store connects through PgBouncer in transaction pooling mode \
+                 (pgbouncer=true), where LISTEN does not work: notifications would never arrive",
+                FIX,
+                None,
+            )),
+            None => Ok(self.store.pool().connect_options().as_ref().clone()),
+        }
+    }
+}
+
+/// A listener on a pool of one connection of its own (a new pool each time, so a connection
+/// that went silent is never handed out again).
+async fn listen(options: &PgConnectOptions, channel: &str) -> Result<PgListener, StoreError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options.clone());
+    let mut listener = PgListener::connect_with(&pool)
+        .await
+        .map_err(|e| StoreError::backend("watch session changes", e))?;
+    // The pool is the listener's own: nobody closes it.
+    listener.ignore_pool_close_event(true);
+    listener
+        .listen(channel)
+        .await
+        .map_err(|e| StoreError::backend("watch session changes", e))?;
+    Ok(listener)
+}
+
+/// What one wait for a message gave.
+enum Heard {
+    Token(String),
+    Ping,
+    /// The connection was lost and re-established (listening again).
+    Reconnected,
+    Failed(sqlx::Error),
+    Silent,
+}
+
+async fn next(listener: &mut PgListener, wait: Duration) -> Heard {
+    match tokio::time::timeout(wait, listener.try_recv()).await {
+        Ok(Ok(Some(n))) if n.payload().is_empty() => Heard::Ping,
+        Ok(Ok(Some(n))) => Heard::Token(n.payload().to_owned()),
+        Ok(Ok(None)) => Heard::Reconnected,
+        Ok(Err(e)) => Heard::Failed(e),
+        Err(_) => Heard::Silent,
+    }
+}
+
+/// Receives notifications until the feed is dropped, reconnecting as needed.
+async fn run(mut listener: PgListener, options: PgConnectOptions, channel: String, sink: Sink) {
+    let mut wait = PING_AFTER;
+    loop {
+        let lost = match next(&mut listener, wait).await {
+            Heard::Token(token) => {
+                wait = PING_AFTER;
+                if !sink.send(Change::Token(&token)) {
+                    return;
+                }
+                continue;
+            }
+            Heard::Ping => {
+                wait = PING_AFTER;
+                continue;
+            }
+            Heard::Reconnected => {
+                tracing::warn!("session change feed: the LISTEN connection was lost and re-established; dropping cached sessions");
+                wait = PING_AFTER;
+                if !sink.send(Change::All) {
+                    return;
+                }
+                continue;
+            }
+            Heard::Silent if wait == PING_AFTER => {
+                // Ask the server to notify us; hearing anything proves the connection lives.
+                let ping = tokio::time::timeout(
+                    PING_TIMEOUT,
+                    sqlx::query("select pg_notify($1, '')")
+                        .bind(&channel)
+                        .execute(&mut listener),
+                )
+                .await;
+                match ping {
+                    Ok(Ok(_)) => {
+                        wait = PING_TIMEOUT;
+                        continue;
+                    }
+                    Ok(Err(e)) => format!("ping failed: {e}"),
+                    Err(_) => "the connection went silent".to_owned(),
+                }
+            }
+            Heard::Silent => "the connection went silent".to_owned(),
+            Heard::Failed(e) => e.to_string(),
+        };
+        tracing::warn!(error = %lost, "session change feed: LISTEN connection lost; reconnecting (cached sessions may be served until the cache TTL meanwhile)");
+        drop(listener);
+        let mut backoff = Duration::from_millis(200);
+        listener = loop {
+            if !sink.alive() {
+                return;
+            }
+            match listen(&options, &channel).await {
+                Ok(fresh) => break fresh,
+                Err(error) => {
+                    tracing::debug!(%error, "session change feed: cannot listen yet");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        wait = PING_AFTER;
+        if !sink.send(Change::All) {
+            return;
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! The cache sees Better Auth's own revocations: with the live Better Auth 1.7.25 peer on the
+//! same SQLite file, PostgreSQL, MySQL/MariaDB or Redis, a Rust layer over a `CachedStore` that
+//! watches the store's change feed serves a Better Auth session (so it is cached), then Better
+//! Auth signs out, revokes that one session, or revokes all of the user's sessions, and the
+//! layer answers 401 within 1 s. A second cache over the same store without the watch still
+//! serves the revoked sessions afterwards: the feed does the work, not a TTL.
+#![cfg(feature = "cache")]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use axum::routing::get;
+use axum::Router;
+use common::process::{better_auth, cookie_of, http, post_json, Server};
+use serde_json::json;
+use tower_auth_session::extract::CurrentUser;
+use tower_auth_session::store::{CachedStore, SessionChanges};
+use tower_auth_session::{SessionConfig, SessionLayer, SessionStore};
+
+const ORIGIN: &str = "http://localhost:3000";
+const COOKIE: &str = "better-auth.session_token";
+const PASSWORD: &str = "correct horse battery";
+/// What the feeds promise.
+const DEADLINE: Duration = Duration::from_secs(1);
+/// How often the layer is asked while waiting.
+const EVERY: Duration = Duration::from_millis(20);
+
+fn app<S: SessionStore>(store: S) -> Router {
+    let config = SessionConfig::builder()
+        .secret(common::SECRET)
+        .build()
+        .unwrap();
+    Router::new()
+        .route(
+            "/me",
+            get(|CurrentUser(u): CurrentUser| async move { u.email.clone() }),
+        )
+        .layer(SessionLayer::new(config, store))
+}
+
+async fn status(app: &Router, cookie: &str) -> u16 {
+    common::send(app.clone(), common::get_req("/me", Some(cookie)))
+        .await
+        .status
+}
+
+/// Asks `app` every 20 ms until it answers 401 for `cookie`, and returns how long that took;
+/// fails if it still answers 200 after [`DEADLINE`].
+async fn rejected(app: &Router, cookie: &str, what: &str) -> Duration {
+    let start = Instant::now();
+    loop {
+        match status(app, cookie).await {
+            401 => {
+                let took = start.elapsed();
+                println!("{what}: rejected after {} ms", took.as_millis());
+                assert!(took <= DEADLINE, "{what}: rejected only after {took:?}");
+                return took;
+            }
+            200 => {}
+            other => panic!("{what}: unexpected status {other}"),
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{what}: the cache still served the session {DEADLINE:?} after Better Auth revoked it"
+        );
+        tokio::time::sleep(EVERY).await;
+    }
+}
+
+/// A Better Auth session: sign-up for the first, sign-in for the others. Returns the
+/// `better-auth.session_token=…` pair and the raw token.
+async fn ba_session(ba: &Server, email: &str, first: bool) -> (String, String) {
+    let answer = if first {
+        post_json(
+            &ba.url("/test/sign-up"),
+            json!({"email": email, "password": PASSWORD, "name": "Rev"}),
+        )
+        .await
+    } else {
+        post_json(
+            &ba.url("/test/sign-in"),
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await
+    };
+    assert_eq!(answer["status"], 200, "{answer}");
+    let token = answer["body"]["token"].as_str().unwrap().to_owned();
+    (cookie_of(&answer, COOKIE), token)
+}
+
+async fn ba_post(ba: &Server, path: &str, cookie: &str, body: serde_json::Value) {
+    let reply = http(
+        "POST",
+        &ba.url(path),
+        &[("cookie", cookie), ("origin", ORIGIN)],
+        Some(&body.to_string()),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "POST {path}: {}", reply.body);
+}
+
+/// Sign-out, revoke-session and revoke-sessions by Better Auth, each seen through the watched
+/// cache within the deadline and not through the unwatched one. Returns the three delays.
+async fn revocations_reach_the_cache<S: SessionStore + Clone>(
+    ba: &Server,
+    store: S,
+    changes: SessionChanges,
+    label: &str,
+) -> [Duration; 3] {
+    let long = Duration::from_secs(600);
+    let watched = app(CachedStore::builder(store.clone())
+        .ttl(long)
+        .watch(changes.clone())
+        .build());
+    let unwatched = app(CachedStore::builder(store).ttl(long).build());
+    let email = format!(
+        "rev-{}@example.com",
+        tower_auth_session::test_support::generate_id(8).to_lowercase()
+    );
+    let (one, _) = ba_session(ba, &email, true).await;
+    let (two, two_token) = ba_session(ba, &email, false).await;
+    let (three, _) = ba_session(ba, &email, false).await;
+    let (four, _) = ba_session(ba, &email, false).await;
+    for cookie in [&one, &two, &three, &four] {
+        // Read once from the store, then cached by both.
+        assert_eq!(status(&watched, cookie).await, 200);
+        assert_eq!(status(&unwatched, cookie).await, 200);
+    }
+
+    // 1. Sign-out in Better Auth.
+    ba_post(ba, "/api/auth/sign-out", &one, json!({})).await;
+    let sign_out = rejected(&watched, &one, &format!("{label}: sign-out")).await;
+    assert_eq!(
+        status(&unwatched, &one).await,
+        200,
+        "{label}: without the watch the cache still serves a signed-out session"
+    );
+    assert_eq!(status(&watched, &two).await, 200, "{label}: only that one");
+
+    // 2. Revoke one session (`two`) from another (`three`).
+    ba_post(
+        ba,
+        "/api/auth/revoke-session",
+        &three,
+        json!({"token": two_token}),
+    )
+    .await;
+    let revoke = rejected(&watched, &two, &format!("{label}: revoke-session")).await;
+    assert_eq!(status(&unwatched, &two).await, 200);
+    assert_eq!(
+        status(&watched, &three).await,
+        200,
+        "{label}: only that one"
+    );
+
+    // 3. Revoke all of the user's sessions.
+    ba_post(ba, "/api/auth/revoke-sessions", &three, json!({})).await;
+    let start = Instant::now();
+    rejected(&watched, &three, &format!("{label}: revoke-sessions")).await;
+    rejected(
+        &watched,
+        &four,
+        &format!("{label}: revoke-sessions (other)"),
+    )
+    .await;
+    let revoke_all = start.elapsed();
+    assert!(
+        revoke_all <= DEADLINE,
+        "{label}: revoke-sessions took {revoke_all:?}"
+    );
+    assert_eq!(status(&unwatched, &four).await, 200);
+    assert!(
+        *changes.applied().borrow() >= 4,
+        "{label}: the feed reported the changes"
+    );
+    println!(
+        "{label}: sign-out {} ms, revoke-session {} ms, revoke-sessions {} ms",
+        sign_out.as_millis(),
+        revoke.as_millis(),
+        revoke_all.as_millis()
+    );
+    [sign_out, revoke, revoke_all]
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn better_auth_revocations_reach_a_cache_over_sqlite() {
+    use tower_auth_session::SqliteStore;
+    let test = "better_auth_revocations_reach_a_cache_over_sqlite";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let db = format!("sqlite:{}", path.display());
+    let Some(ba) = better_auth(
+        &[
+            ("BETTER_AUTH_SECRET", common::SECRET),
+            ("BA_DB", &db),
+            ("BA_MIGRATE", "1"),
+        ],
+        test,
+    ) else {
+        return;
+    };
+    let store = SqliteStore::builder(format!("sqlite://{}", path.display()))
+        .create_schema(false)
+        .build()
+        .await
+        .unwrap();
+    // Without the table and triggers, and without the opt-in, the feed refuses to start.
+    let err = store.session_changes().start().await.unwrap_err();
+    assert!(err.to_string().contains("create_trigger(true)"), "{err}");
+    let changes = store
+        .session_changes()
+        .create_trigger(true)
+        .start()
+        .await
+        .unwrap();
+    // Idempotent: a second instance creates nothing new and starts too.
+    let again = store
+        .session_changes()
+        .create_trigger(true)
+        .start()
+        .await
+        .unwrap();
+    drop(again);
+    revocations_reach_the_cache(&ba, store, changes, "SQLite").await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn better_auth_revocations_reach_a_cache_over_postgres() {
+    use tower_auth_session::store::PostgresStore;
+    let test = "better_auth_revocations_reach_a_cache_over_postgres";
+    let Some(pg) = common::fresh_pg_database(test).await else {
+        return;
+    };
+    let Some(ba) = better_auth(
+        &[
+            ("BETTER_AUTH_SECRET", common::SECRET),
+            ("BA_DB", &pg),
+            ("BA_MIGRATE", "1"),
+        ],
+        test,
+    ) else {
+        return;
+    };
+    let store = PostgresStore::connect(&pg).await.unwrap();
+    let err = store.session_changes().start().await.unwrap_err();
+    assert!(err.to_string().contains("create_trigger(true)"), "{err}");
+    // LISTEN through PgBouncer in transaction mode never hears anything: refused, loudly.
+    let err = store
+        .session_changes()
+        .listen_url(format!("{pg}?pgbouncer=true"))
+        .create_trigger(true)
+        .start()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("PgBouncer"), "{err}");
+    let changes = store
+        .session_changes()
+        .create_trigger(true)
+        .start()
+        .await
+        .unwrap();
+    let _again = store
+        .session_changes()
+        .create_trigger(true)
+        .start()
+        .await
+        .unwrap();
+    revocations_reach_the_cache(&ba, store, changes, "PostgreSQL").await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn better_auth_revocations_reach_a_cache_over_mysql() {
+    use tower_auth_session::store::MySqlStore;
+    let test = "better_auth_revocations_reach_a_cache_over_mysql";
+    let Some(url) = common::fresh_mysql_database(test).await else {
+        return;
+    };
+    let Some(ba) = better_auth(
+        &[
+            ("BETTER_AUTH_SECRET", common::SECRET),
+            ("BA_DB", &url),
+            ("BA_MIGRATE", "1"),
+        ],
+        test,
+    ) else {
+        return;
+    };
+    let store = MySqlStore::connect(&url).await.unwrap();
+    let err = store.session_changes().start().await.unwrap_err();
+    assert!(err.to_string().contains("create_trigger(true)"), "{err}");
+    let changes = store
+        .session_changes()
+        .create_trigger(true)
+        .start()
+        .await
+        .unwrap();
+    let _again = store
+        .session_changes()
+        .create_trigger(true)
+        .start()
+        .await
+        .unwrap();
+    revocations_reach_the_cache(&ba, store, changes, "MySQL/MariaDB").await;
+}
+
+#[cfg(all(feature = "redis", feature = "sqlite"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn better_auth_revocations_reach_a_cache_over_redis() {
+    use tower_auth_session::store::RedisStore;
+    let test = "better_auth_revocations_reach_a_cache_over_redis";
+    let Some(base) = common::server_url("TAS_TEST_REDIS_URL", test) else {
+        return;
+    };
+    // Better Auth writes unprefixed keys: a logical database of this test's own.
+    let db_number = 1 + (std::process::id() as usize + 5) % 15;
+    let url = format!("{}/{db_number}", base.trim_end_matches('/'));
+    {
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("FLUSHDB").query_async(&mut conn).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let users = format!("sqlite:{}", dir.path().join("users.db").display());
+    let Some(ba) = better_auth(
+        &[
+            ("BETTER_AUTH_SECRET", common::SECRET),
+            ("BA_DB", &users),
+            ("BA_MIGRATE", "1"),
+            ("BA_REDIS_URL", &url),
+        ],
+        test,
+    ) else {
+        return;
+    };
+    let store = RedisStore::connect(&url).await.unwrap();
+    // A URL that reaches another database than the store's is caught by the probe.
+    let other = format!("{}/{}", base.trim_end_matches('/'), db_number % 15 + 1);
+    let err = store.session_changes(other).start().await.unwrap_err();
+    assert!(
+        err.to_string().contains("same server and database"),
+        "{err}"
+    );
+    let changes = store.session_changes(url.as_str()).start().await.unwrap();
+    revocations_reach_the_cache(&ba, store, changes, "Redis").await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_redis_cluster_store_cannot_be_watched() {
+    use tower_auth_session::store::RedisStore;
+    let test = "a_redis_cluster_store_cannot_be_watched";
+    let Some(urls) = common::server_url("TAS_TEST_REDIS_CLUSTER_URLS", test) else {
+        return;
+    };
+    let store = RedisStore::cluster_builder(urls.split(','))
+        .build()
+        .await
+        .unwrap();
+    let err = store
+        .session_changes(urls.split(',').next().unwrap())
+        .start()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Redis Cluster"), "{err}");
+}
+
+/// The LISTEN connection is killed by the server: the feed reconnects, drops the cache (a
+/// change may have been missed meanwhile), and reports changes again afterwards.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_feed_recovers_from_a_killed_connection() {
+    use common::Counting;
+    use tower_auth_session::store::PostgresStore;
+    use tower_auth_session::{StorageKey, User};
+    let test = "a_postgres_feed_recovers_from_a_killed_connection";
+    let Some(pg) = common::fresh_pg_database(test).await else {
+        return;
+    };
+    let store = PostgresStore::builder(&pg)
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+    let changes = store
+        .session_changes()
+        .channel("tas_test_changes")
+        .create_trigger(true)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(changes.source(), "PostgreSQL LISTEN");
+    let inner = Counting::new(store.clone());
+    let cached = CachedStore::builder(inner.clone())
+        .ttl(Duration::from_secs(600))
+        .watch(changes.clone())
+        .build();
+    let user = store
+        .insert_user(&User::new(
+            "kill@example.com",
+            "K",
+            time::OffsetDateTime::now_utc(),
+        ))
+        .await
+        .unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let s = tower_auth_session::Session {
+            id: tower_auth_session::test_support::generate_id(32),
+            token: tower_auth_session::test_support::generate_id(32),
+            user_id: user.id.clone(),
+            expires_at: time::OffsetDateTime::now_utc() + time::Duration::days(7),
+            created_at: time::OffsetDateTime::now_utc(),
+            updated_at: time::OffsetDateTime::now_utc(),
+            ip_address: None,
+            user_agent: None,
+            extra: serde_json::Map::new(),
+        };
+        tokens.push(store.create(&s, &user).await.unwrap().token);
+    }
+    for t in &tokens {
+        assert!(cached
+            .find(&StorageKey::new(t.as_str()))
+            .await
+            .unwrap()
+            .is_some());
+    }
+    let calls = inner.calls();
+    assert!(cached
+        .find(&StorageKey::new(tokens[0].as_str()))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(inner.calls(), calls, "cached");
+
+    let mut rx = changes.applied();
+    let seen = *rx.borrow();
+    let admin = sqlx::PgPool::connect(&pg).await.unwrap();
+    let killed: i64 = sqlx::query_scalar(
+        "select count(pg_terminate_backend(pid)) from pg_stat_activity \
+         where datname = current_database() and query ilike 'listen%'",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(killed, 1, "the feed's LISTEN connection");
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n > seen))
+        .await
+        .expect("the feed noticed and reconnected")
+        .unwrap();
+    assert!(cached
+        .find(&StorageKey::new(tokens[0].as_str()))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        inner.calls(),
+        calls + 1,
+        "the cache was dropped on reconnect"
+    );
+
+    // Listening again: a delete behind the store's back reaches the cache.
+    let seen = *rx.borrow();
+    sqlx::query(r#"delete from "session" where "token" = $1"#)
+        .bind(&tokens[1])
+        .execute(&admin)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n > seen))
+        .await
+        .expect("the delete was notified after the reconnect")
+        .unwrap();
+    assert!(cached
+        .find(&StorageKey::new(tokens[1].as_str()))
+        .await
+        .unwrap()
+        .is_none());
+}
