@@ -25,7 +25,7 @@ use sqlx::{Connection as _, Row, TypeInfo, ValueRef};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::dialect::{Affected, Backend, Column, ColumnType, Param, Placeholder, Stmt, Syntax};
-use super::pool::{self, network_builder_methods, Failure, Guard, NetworkOptions, Pools};
+use super::pool::{self, network_builder_methods, Guard, NetworkOptions, Pools, Want};
 use super::schema::{ddl, DdlTypes, SqlSchema};
 use super::{MySqlStore, SqlStore};
 use crate::error::StoreError;
@@ -174,18 +174,7 @@ fn query<'q>(stmt: &'q Stmt, params: &[Param<'q>]) -> Result<Query<'q>, sqlx::Er
     Ok(query)
 }
 
-/// What a statement returns.
-enum Want {
-    Optional,
-    All,
-    Affected,
-}
-
-enum Got {
-    Optional(Option<MySqlRow>),
-    All(Vec<MySqlRow>),
-    Affected(Affected),
-}
+type Got = pool::Got<MySqlRow>;
 
 impl MySqlDialect {
     /// Runs `statements` in order on one healthy connection, under the store's deadline; the
@@ -222,24 +211,16 @@ impl MySqlDialect {
                 result
             }
         };
-        match pool::run(&self.pools, self.timeout, repeatable, attempt).await {
-            Ok(got) => Ok(got),
-            Err(Failure::Sqlx(e)) => {
-                Err(explain(&e).unwrap_or_else(|| StoreError::backend(operation, e)))
-            }
-            Err(Failure::Timeout) => Err(StoreError::Timeout {
-                operation,
-                millis: self.timeout.as_millis(),
-            }),
-        }
+        pool::run_op(
+            &self.pools,
+            self.timeout,
+            operation,
+            repeatable,
+            attempt,
+            explain,
+        )
+        .await
     }
-}
-
-fn unexpected(operation: &'static str) -> StoreError {
-    StoreError::backend(
-        operation,
-        std::io::Error::other("unexpected statement result"),
-    )
 }
 
 impl SqlStore<MySqlDialect> {
@@ -300,14 +281,10 @@ impl Backend for MySqlDialect {
         params: &'a [Param<'a>],
         write: bool,
     ) -> Result<Option<MySqlRow>, StoreError> {
-        let repeatable = !(write && stmt.sql.starts_with("insert"));
-        match self
-            .run(operation, &[(stmt, params)], Want::Optional, repeatable)
+        let repeatable = pool::repeatable(stmt, write);
+        self.run(operation, &[(stmt, params)], Want::Optional, repeatable)
             .await?
-        {
-            Got::Optional(row) => Ok(row),
-            _ => Err(unexpected(operation)),
-        }
+            .optional(operation)
     }
 
     async fn fetch_all<'a>(
@@ -316,13 +293,9 @@ impl Backend for MySqlDialect {
         stmt: &'a Stmt,
         params: &'a [Param<'a>],
     ) -> Result<Vec<MySqlRow>, StoreError> {
-        match self
-            .run(operation, &[(stmt, params)], Want::All, true)
+        self.run(operation, &[(stmt, params)], Want::All, true)
             .await?
-        {
-            Got::All(rows) => Ok(rows),
-            _ => Err(unexpected(operation)),
-        }
+            .all(operation)
     }
 
     async fn execute<'a>(
@@ -331,14 +304,10 @@ impl Backend for MySqlDialect {
         stmt: &'a Stmt,
         params: &'a [Param<'a>],
     ) -> Result<Affected, StoreError> {
-        let repeatable = !stmt.sql.starts_with("insert");
-        match self
-            .run(operation, &[(stmt, params)], Want::Affected, repeatable)
+        let repeatable = pool::repeatable(stmt, true);
+        self.run(operation, &[(stmt, params)], Want::Affected, repeatable)
             .await?
-        {
-            Got::Affected(n) => Ok(n),
-            _ => Err(unexpected(operation)),
-        }
+            .affected(operation)
     }
 
     async fn insert_then_select<'a>(
@@ -348,18 +317,14 @@ impl Backend for MySqlDialect {
         params: &'a [Param<'a>],
         select: &'a Stmt,
     ) -> Result<Option<MySqlRow>, StoreError> {
-        match self
-            .run(
-                operation,
-                &[(insert, params), (select, &[])],
-                Want::Optional,
-                false,
-            )
-            .await?
-        {
-            Got::Optional(row) => Ok(row),
-            _ => Err(unexpected(operation)),
-        }
+        self.run(
+            operation,
+            &[(insert, params), (select, &[])],
+            Want::Optional,
+            false,
+        )
+        .await?
+        .optional(operation)
     }
 
     async fn columns<'a>(&'a self, table: &'a str) -> Result<Vec<Column>, StoreError> {

@@ -18,6 +18,8 @@ use arc_swap::ArcSwap;
 use sqlx::pool::{PoolConnection, PoolOptions};
 use sqlx::{Connection, Database, Pool};
 
+use crate::error::StoreError;
+
 /// What the builders of the network dialects (PostgreSQL, MySQL) share: the schema, its
 /// creation, the pool and the deadlines, and a private CA. Their setters come from
 /// [`network_builder_methods!`].
@@ -233,6 +235,87 @@ pub(crate) enum Failure {
     Sqlx(sqlx::Error),
     /// It took longer than the store's deadline.
     Timeout,
+}
+
+/// What a statement is run for.
+pub(crate) enum Want {
+    Optional,
+    All,
+    Affected,
+}
+
+/// What it gave.
+pub(crate) enum Got<R> {
+    Optional(Option<R>),
+    All(Vec<R>),
+    Affected(super::dialect::Affected),
+}
+
+impl<R> Got<R> {
+    pub(crate) fn optional(self, operation: &'static str) -> Result<Option<R>, StoreError> {
+        match self {
+            Got::Optional(row) => Ok(row),
+            _ => Err(unexpected(operation)),
+        }
+    }
+
+    pub(crate) fn all(self, operation: &'static str) -> Result<Vec<R>, StoreError> {
+        match self {
+            Got::All(rows) => Ok(rows),
+            _ => Err(unexpected(operation)),
+        }
+    }
+
+    pub(crate) fn affected(
+        self,
+        operation: &'static str,
+    ) -> Result<super::dialect::Affected, StoreError> {
+        match self {
+            Got::Affected(n) => Ok(n),
+            _ => Err(unexpected(operation)),
+        }
+    }
+}
+
+fn unexpected(operation: &'static str) -> StoreError {
+    StoreError::backend(
+        operation,
+        std::io::Error::other("unexpected statement result"),
+    )
+}
+
+/// Whether a statement may run twice (once more after a connection failure): inserts are the
+/// only writes that must not; every other statement here is a read, or conditional, or
+/// idempotent.
+pub(crate) fn repeatable(stmt: &super::dialect::Stmt, write: bool) -> bool {
+    !(write && stmt.sql.starts_with("insert"))
+}
+
+/// [`run`] for a store operation: its errors as [`StoreError`]s, the driver's explained by
+/// `explain` when it can (TLS, a pooler) and a timeout named by `operation`.
+pub(crate) async fn run_op<DB, T, F, Fut>(
+    pools: &Pools<DB>,
+    timeout: Duration,
+    operation: &'static str,
+    repeatable: bool,
+    attempt: F,
+    explain: impl FnOnce(&sqlx::Error) -> Option<StoreError>,
+) -> Result<T, StoreError>
+where
+    DB: Database,
+    F: Fn(Arc<Pool<DB>>) -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    match run(pools, timeout, repeatable, attempt).await {
+        Ok(got) => Ok(got),
+        Err(Failure::Sqlx(e)) => {
+            Err(explain(&e).unwrap_or_else(|| StoreError::backend(operation, e)))
+        }
+        Err(Failure::Timeout) => Err(StoreError::Timeout {
+            operation,
+            millis: timeout.as_millis(),
+        }),
+    }
 }
 
 /// Runs `attempt` on the current pool under `timeout`. A connection-level failure replaces the

@@ -29,7 +29,7 @@ use sqlx::{Connection as _, Row, TypeInfo, ValueRef};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use super::dialect::{Affected, Backend, Column, ColumnType, Param, Placeholder, Stmt, Syntax};
-use super::pool::{self, network_builder_methods, Failure, Guard, NetworkOptions, Pools};
+use super::pool::{self, network_builder_methods, Guard, NetworkOptions, Pools, Want};
 use super::schema::{ddl, DdlTypes, SqlSchema};
 use super::{PostgresStore, SqlStore};
 use crate::error::{BoxError, StoreError};
@@ -265,17 +265,7 @@ fn clone_error(error: &sqlx::Error) -> BoxError {
 }
 
 /// What a statement returns.
-enum Want {
-    Optional,
-    All,
-    Affected,
-}
-
-enum Got {
-    Optional(Option<PgRow>),
-    All(Vec<PgRow>),
-    Affected(Affected),
-}
+type Got = pool::Got<PgRow>;
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, PgArguments>;
 
@@ -353,24 +343,16 @@ impl PostgresDialect {
             let want = &want;
             async move { self.attempt(&pool, stmt, params, want).await }
         };
-        match pool::run(&self.pools, self.timeout, repeatable, attempt).await {
-            Ok(got) => Ok(got),
-            Err(Failure::Sqlx(e)) => {
-                Err(explain(&e, self.pooler).unwrap_or_else(|| StoreError::backend(operation, e)))
-            }
-            Err(Failure::Timeout) => Err(StoreError::Timeout {
-                operation,
-                millis: self.timeout.as_millis(),
-            }),
-        }
+        pool::run_op(
+            &self.pools,
+            self.timeout,
+            operation,
+            repeatable,
+            attempt,
+            |e| explain(e, self.pooler),
+        )
+        .await
     }
-}
-
-fn unexpected(operation: &'static str) -> StoreError {
-    StoreError::backend(
-        operation,
-        std::io::Error::other("unexpected statement result"),
-    )
 }
 
 impl SqlStore<PostgresDialect> {
@@ -460,16 +442,10 @@ impl Backend for PostgresDialect {
         params: &'a [Param<'a>],
         write: bool,
     ) -> Result<Option<PgRow>, StoreError> {
-        // Inserts are the only writes that must not run twice; every other statement here is
-        // conditional or idempotent.
-        let repeatable = !(write && stmt.sql.starts_with("insert"));
-        match self
-            .run(operation, stmt, params, Want::Optional, repeatable)
+        let repeatable = pool::repeatable(stmt, write);
+        self.run(operation, stmt, params, Want::Optional, repeatable)
             .await?
-        {
-            Got::Optional(row) => Ok(row),
-            _ => Err(unexpected(operation)),
-        }
+            .optional(operation)
     }
 
     async fn fetch_all<'a>(
@@ -478,10 +454,9 @@ impl Backend for PostgresDialect {
         stmt: &'a Stmt,
         params: &'a [Param<'a>],
     ) -> Result<Vec<PgRow>, StoreError> {
-        match self.run(operation, stmt, params, Want::All, true).await? {
-            Got::All(rows) => Ok(rows),
-            _ => Err(unexpected(operation)),
-        }
+        self.run(operation, stmt, params, Want::All, true)
+            .await?
+            .all(operation)
     }
 
     async fn execute<'a>(
@@ -490,14 +465,10 @@ impl Backend for PostgresDialect {
         stmt: &'a Stmt,
         params: &'a [Param<'a>],
     ) -> Result<Affected, StoreError> {
-        let repeatable = !stmt.sql.starts_with("insert");
-        match self
-            .run(operation, stmt, params, Want::Affected, repeatable)
+        let repeatable = pool::repeatable(stmt, true);
+        self.run(operation, stmt, params, Want::Affected, repeatable)
             .await?
-        {
-            Got::Affected(n) => Ok(n),
-            _ => Err(unexpected(operation)),
-        }
+            .affected(operation)
     }
 
     async fn columns<'a>(&'a self, table: &'a str) -> Result<Vec<Column>, StoreError> {
