@@ -1,29 +1,11 @@
 //! What the layer established about a request: the [`AuthContext`] extension every request it
-//! passes on carries, and [`SessionInfo`].
+//! passes on carries (with the policy's [`SessionInfo`]).
 
 use std::sync::Arc;
 
 use crate::manager::SessionManager;
 use crate::model::{Authenticated, Session, User};
-
-/// How the layer treated an authenticated request: [`AuthContext::info`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SessionInfo {
-    /// In read-only mode: the session is due for a refresh that this service did not perform
-    /// (Better Auth's `needsRefresh` with `deferSessionRefresh`); ask the Better Auth server to
-    /// refresh it.
-    pub needs_refresh: bool,
-    /// The credential came from `Authorization: Bearer`, not the cookie.
-    pub via_bearer: bool,
-    /// This request extended the session (and the response re-sends the cookie).
-    pub refreshed: bool,
-    /// The request was signed in by a Better Auth JWT (feature `jwt`), not a session: there
-    /// is no session row.
-    pub via_jwt: bool,
-    /// The session came from a valid cookie-cache cookie, without a store read.
-    pub from_cache: bool,
-}
+use crate::policy::SessionInfo;
 
 /// What [`SessionLayer`](crate::SessionLayer) established about a request: inserted into the
 /// extensions of every request it passes on, signed in or not.

@@ -21,10 +21,11 @@ use http::header::CONTENT_TYPE;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 
-use crate::context::{AuthContext, SessionInfo};
+use crate::context::AuthContext;
 use crate::error::SessionError;
 use crate::manager::{SessionManager, SetCookies, SignIn, SignedIn};
 use crate::model::{Authenticated, Session, StorageKey, User};
+use crate::policy::SessionInfo;
 
 /// Why an extractor refused the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -84,13 +84,14 @@ pub use config::{
     SessionConfigBuilder, BETTER_AUTH_DEFAULT_SECRET, DEFAULT_STORE_TIMEOUT, MAX_COOKIE_AGE,
     MIN_SECRET_LEN,
 };
-pub use context::{AuthContext, SessionInfo};
+pub use context::AuthContext;
 pub use error::{BoxError, ConfigError, SchemaError, SessionError, StoreError};
 pub use fields::Ban;
 pub use future::ResponseFuture;
 pub use layer::SessionLayer;
 pub use manager::{SessionManager, SetCookies, SignIn, SignedIn};
 pub use model::{Authenticated, Session, StorageKey, User};
+pub use policy::SessionInfo;
 pub use service::SessionService;
 #[cfg(feature = "cache")]
 pub use store::CachedStore;

@@ -21,7 +21,6 @@
 use time::{Duration, OffsetDateTime};
 
 use crate::config::{OutagePolicy, SessionConfig};
-use crate::context::SessionInfo;
 use crate::credential::{DontRemember, TokenTag, Via};
 use crate::metrics::Outcome;
 use crate::model::{Authenticated, Session};
@@ -55,6 +54,25 @@ pub(crate) enum Stage {
     /// After a conditional refresh that touched nothing (another instance refreshed, signed
     /// out or revoked the session meanwhile), on the row read again: no second write.
     Reread,
+}
+
+/// How the layer treated an authenticated request, as `AuthContext::info` reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// In read-only mode: the session is due for a refresh that this service did not perform
+    /// (Better Auth's `needsRefresh` with `deferSessionRefresh`); ask the Better Auth server to
+    /// refresh it.
+    pub needs_refresh: bool,
+    /// The credential came from `Authorization: Bearer`, not the cookie.
+    pub via_bearer: bool,
+    /// This request extended the session (and the response re-sends the cookie).
+    pub refreshed: bool,
+    /// The request was signed in by a Better Auth JWT (feature `jwt`), not a session: there
+    /// is no session row.
+    pub via_jwt: bool,
+    /// The session came from a valid cookie-cache cookie, without a store read.
+    pub from_cache: bool,
 }
 
 /// A cache cookie the request carried that could not be used.

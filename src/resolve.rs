@@ -53,7 +53,7 @@ pub(crate) fn now<St: SessionStore>(
                     Some(theirs) if theirs != settings.strategy => {
                         config
                             .warnings
-                            .other_cache_strategy(theirs, settings.strategy);
+                            .other_cache_strategy(theirs.as_str(), settings.strategy.as_str());
                         IncomingCache::OtherStrategy
                     }
                     _ => {

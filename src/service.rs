@@ -22,13 +22,14 @@ use time::OffsetDateTime;
 use tower_service::Service;
 
 use crate::config::SessionConfig;
-use crate::context::{AuthContext, SessionInfo};
+use crate::context::AuthContext;
 use crate::credential::{self, DontRemember, Read};
 use crate::future::ResponseFuture;
 use crate::manager::SessionManager;
 use crate::metrics::Outcome;
 use crate::model::Authenticated;
 use crate::plan::{Parts, Render};
+use crate::policy::SessionInfo;
 use crate::policy::{self, Decision, Facts, Lookup, Serve, Stage, Write};
 use crate::resolve::{self, CacheRead, Extension, Refreshing};
 use crate::respond::{JsonResponses, LayerRejection, RequestHead, RespondWith};

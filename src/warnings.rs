@@ -12,8 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::config::CookieCacheStrategy;
-
 /// Bad signatures within this window count as one burst.
 const WINDOW: Duration = Duration::from_secs(60);
 /// This many in one window is a burst: one forged cookie is not worth a warning.
@@ -68,15 +66,11 @@ impl Warnings {
     }
 
     /// Reports, once, a cache cookie written with `theirs` while the layer uses `ours`.
-    pub(crate) fn other_cache_strategy(
-        &self,
-        theirs: CookieCacheStrategy,
-        ours: CookieCacheStrategy,
-    ) {
+    pub(crate) fn other_cache_strategy(&self, theirs: &'static str, ours: &'static str) {
         if !self.other_strategy.swap(true, Ordering::Relaxed) {
             tracing::warn!(
-                theirs = ?theirs,
-                ours = ?ours,
+                theirs,
+                ours,
                 "a session_data cookie uses another cookie-cache strategy than this layer: \
                  configure the same `session.cookieCache.strategy` on both sides. Until then \
                  the layer reads the store and leaves that cookie alone"

@@ -17,6 +17,17 @@ pub enum CookieCacheStrategy {
     Jwe,
 }
 
+impl CookieCacheStrategy {
+    /// Better Auth's name for it: `compact`, `jwt` or `jwe`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Compact => "compact",
+            Self::Jwt => "jwt",
+            Self::Jwe => "jwe",
+        }
+    }
+}
+
 /// Cookie-cache settings.
 ///
 /// # The revocation trade-off

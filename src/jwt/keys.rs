@@ -52,8 +52,8 @@ impl JwksUrl {
     ///
     /// [`ConfigError::Invalid`](crate::ConfigError::Invalid) for a URL that is not `http` or
     /// `https`, or when the HTTP client cannot be built.
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, crate::ConfigError> {
-        let invalid = |reason: String| crate::ConfigError::Invalid {
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, crate::error::ConfigError> {
+        let invalid = |reason: String| crate::error::ConfigError::Invalid {
             option: "jwks_url",
             reason,
         };
