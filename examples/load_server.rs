@@ -8,14 +8,18 @@
 //! wrk -t2 -c64 -d10s -s scripts/bench/sessions.lua http://127.0.0.1:PORT/me   # COOKIES_FILE too
 //! ```
 //!
-//! Routes (all behind `SessionLayer`):
+//! Routes:
 //!
 //! | route | answer |
 //! |---|---|
 //! | `GET /anonymous` | `null`, or the user when a session cookie is sent (`MaybeUser`) |
 //! | `GET /me` | `{"session":{…},"user":{…}}` like Better Auth's `get-session`; `401` when signed out |
 //! | `GET /refresh/me` | the same behind a layer with `update_age(0)`: every request extends the session (one store write and a `Set-Cookie`) |
+//! | `GET /bare/me` | no session layer: the same JSON as `/me` for one constant session (signed in at start-up), serialized the same way on every request; the baseline of `CACHE=1` |
+//! | `GET /floor/me` | `STORE=sqlite` only, no session layer: a careful hand-written check on its own sqlx pool of the same file (find the cookie, verify `token.signature` with HMAC-SHA256, one prepared `select … join "user"` by token, check the expiry, answer the JSON of `/me`); `401` when signed out |
 //! | `GET /health` | `ok` |
+//!
+//! All but `/bare/me`, `/floor/me` and `/health` are behind `SessionLayer`.
 //!
 //! Environment:
 //!
@@ -30,6 +34,7 @@
 //! | `SEED_USERS` | how many users the sessions are spread over (default: one per 10 sessions) |
 //! | `SEED_ONLY=1` | seed, write the cookies and exit without serving |
 //! | `WORKERS` | tokio worker threads (default: the number of CPUs) |
+//! | `CACHE=1` | wrap the store in `CachedStore::builder(store).build()` (feature `cache`; default settings) |
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -42,7 +47,7 @@ use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 use tower_auth_session::extract::{CurrentSession, MaybeUser};
 use tower_auth_session::{
-    MemoryStore, SessionConfig, SessionLayer, SessionStore, SignIn, StoreError, User,
+    Authenticated, MemoryStore, SessionConfig, SessionLayer, SessionStore, SignIn, StoreError, User,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -105,15 +110,31 @@ fn main() {
     }
 }
 
+/// A cache holds no users: they go to the store behind it.
+#[cfg(feature = "cache")]
+impl<St: AddUser> AddUser for tower_auth_session::store::CachedStore<St> {
+    async fn add_user(&self, user: &User) -> Result<(), StoreError> {
+        self.inner().add_user(user).await
+    }
+}
+
+/// The pool `/floor/me` reads through (`STORE=sqlite` only).
+#[cfg(feature = "sqlite")]
+type FloorDb = Option<sqlx::SqlitePool>;
+#[cfg(not(feature = "sqlite"))]
+type FloorDb = Option<std::convert::Infallible>;
+
 async fn run() -> Result<(), BoxError> {
     let kind = env("STORE").unwrap_or_else(|| "memory".to_owned());
     match kind.as_str() {
-        "memory" => serve(MemoryStore::new(), "memory").await,
+        "memory" => serve_store(MemoryStore::new(), "memory", None).await,
         #[cfg(feature = "sqlite")]
         "sqlite" => {
             let url = env("DATABASE_URL").unwrap_or_else(|| "sqlite://load-server.db".to_owned());
             let store = tower_auth_session::SqliteStore::connect(&url).await?;
-            serve(store, &format!("sqlite {url}")).await
+            // The floor's own pool on the same file, with the settings the store's pools use.
+            let floor = tower_auth_session::SqliteStore::pool_for(&url).await?;
+            serve_store(store, &format!("sqlite {url}"), Some(floor)).await
         }
         #[cfg(feature = "postgres")]
         "postgres" => {
@@ -122,7 +143,7 @@ async fn run() -> Result<(), BoxError> {
                 .create_schema(true)
                 .build()
                 .await?;
-            serve(store, "postgres").await
+            serve_store(store, "postgres", None).await
         }
         #[cfg(feature = "redis")]
         "redis" => {
@@ -130,7 +151,7 @@ async fn run() -> Result<(), BoxError> {
             let store = tower_auth_session::RedisStore::builder(&url)
                 .build()
                 .await?;
-            serve(store, "redis").await
+            serve_store(store, "redis", None).await
         }
         other => Err(format!(
             "STORE={other:?}: expected memory, sqlite, postgres or redis (with its crate feature)"
@@ -139,13 +160,34 @@ async fn run() -> Result<(), BoxError> {
     }
 }
 
-async fn serve<St: AddUser>(store: St, what: &str) -> Result<(), BoxError> {
+/// Serves `store`, or with `CACHE=1` a `CachedStore` in front of it.
+async fn serve_store<St: AddUser>(store: St, what: &str, floor: FloorDb) -> Result<(), BoxError> {
+    match env("CACHE").as_deref() {
+        None | Some("0") => serve(store, what, floor).await,
+        #[cfg(feature = "cache")]
+        Some("1") => {
+            let cached = tower_auth_session::store::CachedStore::builder(store).build();
+            serve(cached, &format!("{what}, behind CachedStore"), floor).await
+        }
+        Some(other) => Err(format!(
+            "CACHE={other:?}: expected 0 or 1 (CACHE=1 needs the crate feature `cache`)"
+        )
+        .into()),
+    }
+}
+
+async fn serve<St: AddUser>(store: St, what: &str, floor: FloorDb) -> Result<(), BoxError> {
     let config = SessionConfig::from_env()?;
     let refresh_config = SessionConfig::builder()
         .secret_from_env()?
         .secure_from_env()
         .update_age(Duration::ZERO)
         .build()?;
+    #[cfg(feature = "sqlite")]
+    let floor = floor
+        .map(|pool| floor::router(pool, config.signer().clone(), config.session_cookie_name()));
+    #[cfg(not(feature = "sqlite"))]
+    let floor: Option<Router> = floor.map(|never| match never {});
     let layer = SessionLayer::new(config, store.clone());
     let refresh_layer = SessionLayer::new(refresh_config, store.clone());
 
@@ -156,8 +198,9 @@ async fn serve<St: AddUser>(store: St, what: &str) -> Result<(), BoxError> {
     if env("SEED_ONLY").as_deref() == Some("1") {
         return Ok(());
     }
+    let sample = sample(&layer, &store).await?;
 
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/anonymous", get(anonymous))
         .route("/me", get(me))
         .layer(layer)
@@ -166,7 +209,17 @@ async fn serve<St: AddUser>(store: St, what: &str) -> Result<(), BoxError> {
                 .route("/refresh/me", get(me))
                 .layer(refresh_layer),
         )
+        .route(
+            "/bare/me",
+            get(move || {
+                let sample = sample.clone();
+                async move { bare_me(&sample) }
+            }),
+        )
         .route("/health", get(|| async { "ok" }));
+    if let Some(floor) = floor {
+        app = app.merge(floor);
+    }
 
     let port: u16 = env_num("PORT", 0)?.try_into()?;
     let listener =
@@ -198,6 +251,32 @@ async fn anonymous(MaybeUser(user): MaybeUser) -> Json<Value> {
 
 async fn me(CurrentSession(auth): CurrentSession) -> Json<Value> {
     Json(json!({ "session": auth.session, "user": auth.user }))
+}
+
+/// `/bare/me`: the body of `/me` for one constant session, built the way `me` builds it.
+fn bare_me(sample: &Authenticated) -> Json<Value> {
+    Json(json!({ "session": sample.session, "user": sample.user }))
+}
+
+/// One session signed in at start-up (a user of its own), whose JSON `/bare/me` answers.
+async fn sample<St: AddUser>(
+    layer: &SessionLayer<St>,
+    store: &St,
+) -> Result<Authenticated, BoxError> {
+    let now = OffsetDateTime::now_utc();
+    // Unique per process: two servers may share a database.
+    let user = User::new(
+        &format!(
+            "bare-{:x}-{}@example.com",
+            now.unix_timestamp(),
+            std::process::id()
+        ),
+        "Bare Route",
+        now,
+    );
+    store.add_user(&user).await?;
+    let signed = layer.manager().sign_in(&user, SignIn::new()).await?;
+    Ok(Authenticated::new(signed.session, user))
 }
 
 /// Signs in `sessions` sessions spread over `SEED_USERS` users, 16 at a time, and writes their
@@ -261,4 +340,127 @@ async fn seed<St: AddUser>(
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `GET /floor/me` (`STORE=sqlite`): the floor a careful hand-written handler sets on the same
+/// database file, with no session layer: find the session cookie, verify `token.signature` with
+/// HMAC-SHA256, run one prepared query joining the session to its user, check the expiry, and
+/// answer the JSON `/me` answers.
+#[cfg(feature = "sqlite")]
+mod floor {
+    use std::sync::Arc;
+
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+    use axum::{Json, Router};
+    use serde_json::json;
+    use sqlx::{Row, SqlitePool};
+    use time::format_description::well_known::Rfc3339;
+    use time::OffsetDateTime;
+    use tower_auth_session::codec::{find_cookie, Signer};
+
+    /// Better Auth's SQLite layout: dates are `toISOString()` text, booleans `0`/`1`.
+    const SELECT: &str = r#"select s."id", s."token", s."userId", s."expiresAt", s."createdAt", s."updatedAt", s."ipAddress", s."userAgent", u."id", u."name", u."email", u."emailVerified", u."image", u."createdAt", u."updatedAt" from "session" s join "user" u on u."id" = s."userId" where s."token" = ?"#;
+
+    struct Floor {
+        pool: SqlitePool,
+        signer: Signer,
+        cookie: String,
+    }
+
+    pub(super) fn router(pool: SqlitePool, signer: Signer, cookie: &str) -> Router {
+        let floor = Arc::new(Floor {
+            pool,
+            signer,
+            cookie: cookie.to_owned(),
+        });
+        Router::new().route("/floor/me", get(me)).with_state(floor)
+    }
+
+    async fn me(State(floor): State<Arc<Floor>>, headers: HeaderMap) -> Response {
+        let mut buf = [0u8; 128];
+        let Some(token) = verified_token(&floor, &headers, &mut buf) else {
+            return StatusCode::UNAUTHORIZED.into_response();
+        };
+        // sqlx prepares the statement once per connection and keeps it (`persistent`).
+        let row = match sqlx::query(SELECT)
+            .bind(token)
+            .fetch_optional(&floor.pool)
+            .await
+        {
+            Ok(Some(row)) => row,
+            Ok(None) => return StatusCode::UNAUTHORIZED.into_response(),
+            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        };
+        match answer(&row) {
+            Ok(Some(body)) => body.into_response(),
+            Ok(None) => StatusCode::UNAUTHORIZED.into_response(),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        }
+    }
+
+    /// The token of a session cookie whose signature verifies, percent-decoded into `buf`.
+    fn verified_token<'b>(
+        floor: &Floor,
+        headers: &HeaderMap,
+        buf: &'b mut [u8; 128],
+    ) -> Option<&'b str> {
+        let raw = find_cookie(headers, &floor.cookie)?;
+        let mut len = 0;
+        let mut i = 0;
+        while i < raw.len() {
+            let b = if raw[i] == b'%' {
+                let hex = std::str::from_utf8(raw.get(i + 1..i + 3)?).ok()?;
+                i += 3;
+                u8::from_str_radix(hex, 16).ok()?
+            } else {
+                i += 1;
+                raw[i - 1]
+            };
+            *buf.get_mut(len)? = b;
+            len += 1;
+        }
+        let value = &buf[..len];
+        let dot = value.iter().rposition(|&b| b == b'.')?;
+        let (token, signature) = (&value[..dot], &value[dot + 1..]);
+        if !floor.signer.verify(token, signature) {
+            return None;
+        }
+        std::str::from_utf8(token).ok()
+    }
+
+    /// The JSON of a live session's row, `None` when it has expired.
+    fn answer(
+        row: &sqlx::sqlite::SqliteRow,
+    ) -> Result<Option<Json<serde_json::Value>>, sqlx::Error> {
+        let expires_at: String = row.try_get(3)?;
+        let expired = OffsetDateTime::parse(&expires_at, &Rfc3339)
+            .map_or(true, |at| at <= OffsetDateTime::now_utc());
+        if expired {
+            return Ok(None);
+        }
+        Ok(Some(Json(json!({
+            "session": {
+                "id": row.try_get::<&str, _>(0)?,
+                "token": row.try_get::<&str, _>(1)?,
+                "userId": row.try_get::<&str, _>(2)?,
+                "expiresAt": expires_at,
+                "createdAt": row.try_get::<&str, _>(4)?,
+                "updatedAt": row.try_get::<&str, _>(5)?,
+                "ipAddress": row.try_get::<Option<&str>, _>(6)?,
+                "userAgent": row.try_get::<Option<&str>, _>(7)?,
+            },
+            "user": {
+                "id": row.try_get::<&str, _>(8)?,
+                "name": row.try_get::<&str, _>(9)?,
+                "email": row.try_get::<&str, _>(10)?,
+                "emailVerified": row.try_get::<bool, _>(11)?,
+                "image": row.try_get::<Option<&str>, _>(12)?,
+                "createdAt": row.try_get::<&str, _>(13)?,
+                "updatedAt": row.try_get::<&str, _>(14)?,
+            },
+        }))))
+    }
 }

@@ -1,43 +1,65 @@
 #!/usr/bin/env bash
-# Benchmarks and load tests of issue 5; writes BENCHMARKS.md and benches/overhead.png.
+# Benchmarks and load tests of issues 5 and 17; writes BENCHMARKS.md, benches/overhead.png and
+# benches/scaling.png.
 #
-# Usage: scripts/bench.sh            (works from any directory; about 10 minutes once built)
+# Usage: scripts/bench.sh            (works from any directory; about 20 minutes once built)
 #
 # As root it installs what is missing (wrk, valgrind, gnuplot-nox, python3 with apt-get; PostgreSQL,
 # Redis, Node.js and the Better Auth harness's npm packages through scripts/with-servers.sh), then,
 # with throwaway PostgreSQL and Redis servers on 127.0.0.1:
 #
 #   1. builds the benches and examples/load_server.rs (release profile, --all-features);
-#   2. criterion: cargo bench --bench overhead (bare, this crate on every store and request kind,
-#      tower-sessions, axum-login), in process;
-#   3. allocations per request (benches/allocations.rs, a counting global allocator);
-#   4. instruction counts per request under valgrind callgrind: Ir(N2) - Ir(N1) over N2 - N1;
-#   5. for each store (memory, sqlite, postgres, redis): load_server seeded with many sessions, wrk
-#      with anonymous, authenticated and refresh-heavy (update_age = 0) traffic; then, on the same
-#      database and sessions, the in-process latency of one lookup (benches/latency.rs) against
-#      Better Auth's auth.api.getSession (scripts/bench/ba-getsession.mjs), on all CPUs and again
-#      with both sides and the database server pinned to CPU 0 (taskset), and the same wrk runs
-#      against a Better Auth server (tests/interop/server.mjs, GET /api/auth/get-session);
-#   6. memory flatness: load_server on the memory store with 100k sessions under wrk for 60 s,
+#   2. traffic (realistic traffic, issue 17): cargo bench --bench traffic, once per size in
+#      TRAFFIC_SIZES: N distinct users with one session each, a different cookie on every request,
+#      for bare, the hand-rolled floor, this crate over MemoryStore and over CachedStore,
+#      tower-sessions and axum-login (these two up to 100,000), and at 10,000 the same-cookie extras;
+#   3. criterion: cargo bench --bench overhead (the friendlier setup: one user, one cookie; bare,
+#      this crate on every store and request kind, tower-sessions, axum-login), in process;
+#   4. allocations per request (benches/allocations.rs, a counting global allocator);
+#   5. callgrind: instruction counts per request, one cookie: Ir(N2) - Ir(N1) over N2 - N1;
+#   6. cache-misses: valgrind callgrind --cache-sim=yes on the traffic bench's --callgrind mode
+#      (CASE N REQUESTS) for bare, floor, tas_memory and tas_cached at each of BENCH_CACHE_SIZES,
+#      two request counts, collection toggled on inside the requests (--toggle-collect), the
+#      last-level cache given the host's geometry from /sys; instructions, D1, LL data and I1
+#      misses per request = (X(R2) - X(R1)) / (R2 - R1);
+#   7. for each store (memory, sqlite, postgres, redis): load_server seeded with many sessions, wrk
+#      with anonymous, authenticated and refresh-heavy (update_age = 0) traffic; the HTTP targets
+#      of issue 17 (step http-targets): wrk on load_server's /bare/me (no layer, once) and on /me
+#      of a second load_server with CACHE=1 (CachedStore) on the same sessions, and for sqlite on
+#      /floor/me (a hand-written sqlx check of the same file); then, on the same database and
+#      sessions, the in-process latency of one lookup (benches/latency.rs) against Better Auth's
+#      auth.api.getSession (scripts/bench/ba-getsession.mjs), on all CPUs and again with both
+#      sides and the database server pinned to CPU 0 (taskset), and the same wrk runs against a
+#      Better Auth server (tests/interop/server.mjs, GET /api/auth/get-session);
+#   8. memory flatness: load_server on the memory store with 100k sessions under wrk for 60 s,
 #      its RSS sampled every 5 s;
-#   7. scripts/bench/report.py writes BENCHMARKS.md and benches/overhead.png (gnuplot).
+#   9. scripts/bench/report.py writes BENCHMARKS.md, benches/overhead.png (overhead.gp) and
+#      benches/scaling.png (scaling.gp) with gnuplot.
 #
+# The 1-minute load average is recorded when each phase, each traffic size, each wrk run and
+# each latency run starts, and printed next to its figures.
 # All traffic goes to 127.0.0.1; every server started here is stopped on exit.
 #
 # Environment (defaults in brackets):
 #   CARGO_TARGET_DIR        [target]   build directory; results go to $CARGO_TARGET_DIR/bench-results
-#   BENCH_CRITERION_ARGS    [--warm-up-time 1 --measurement-time 3]
+#   BENCH_CRITERION_ARGS    [--warm-up-time 1 --measurement-time 3]   for the traffic and overhead benches
+#   TRAFFIC_SIZES           [1000,10000,100000,1000000]   live sessions of the traffic step, one
+#                                      cargo bench run per size (comma- or space-separated)
+#   BENCH_CACHE_SIZES       [10000]    live sessions of the cache-misses step (space-separated;
+#                                      100000 takes about 5 minutes per valgrind run, 8 runs)
+#   BENCH_CACHE_REQUESTS    [1000 5000]  the two request counts R1 R2 of the cache-misses step
 #   BENCH_WRK_DURATION      [10s]      per wrk run (each preceded by a 2 s warm-up run)
 #   BENCH_WRK_THREADS       [2]
 #   BENCH_WRK_CONNECTIONS   [64]
 #   BENCH_SESSIONS          [10000]    distinct sessions per store for the wrk runs
 #   BENCH_FLAT_SESSIONS     [100000]   sessions for the memory-flatness run
 #   BENCH_FLAT_SECONDS      [60]
-#   BENCH_SKIP              []         steps to skip, space-separated: criterion allocations
-#                                      callgrind wrk better-auth memory
+#   BENCH_SKIP              []         steps to skip, space-separated: traffic criterion allocations
+#                                      callgrind cache-misses wrk http-targets better-auth memory
+#                                      (better-auth runs only with wrk)
 #   BENCH_WAIT_QUIET        [0]        wait up to this many seconds, after building, for the 1-minute
 #                                      load average to fall below 1.0 (other work skews every number)
-#   BENCH_NO_REPORT=1                  do not rewrite BENCHMARKS.md and the PNG
+#   BENCH_NO_REPORT=1                  do not rewrite BENCHMARKS.md and the PNGs
 set -euo pipefail
 
 log() { echo "[bench] $*" >&2; }
@@ -88,6 +110,13 @@ wrk_conns=${BENCH_WRK_CONNECTIONS:-64}
 sessions=${BENCH_SESSIONS:-10000}
 flat_sessions=${BENCH_FLAT_SESSIONS:-100000}
 flat_seconds=${BENCH_FLAT_SECONDS:-60}
+traffic_sizes=${TRAFFIC_SIZES:-1000,10000,100000,1000000}
+traffic_sizes=${traffic_sizes//,/ }
+cache_sizes=${BENCH_CACHE_SIZES:-10000}
+read -r cache_r1 cache_r2 _ <<<"${BENCH_CACHE_REQUESTS:-1000 5000}"
+if ! [[ "$cache_r1" =~ ^[0-9]+$ && "${cache_r2:-}" =~ ^[0-9]+$ ]] || [ "$cache_r2" -le "$cache_r1" ]; then
+    die "BENCH_CACHE_REQUESTS must be two request counts R1 R2 with R2 > R1"
+fi
 lua=$root/scripts/bench/sessions.lua
 BETTER_AUTH_SECRET=$(head -c 32 /dev/urandom | base64)
 export BETTER_AUTH_SECRET
@@ -144,20 +173,28 @@ stop_server() {
 }
 
 # run_wrk ID URL [COOKIES_FILE] [ALT_PATH]: a 2 s warm-up run, then the measured one; appends
-# {"id":…, wrk's numbers} to $out/wrk.jsonl.
+# {"id":…, "load": the load average before the warm-up, wrk's numbers} to $out/wrk.jsonl.
 run_wrk() {
-    local id=$1 url=$2 cookies=${3:-} alt=${4:-} line
+    local id=$1 url=$2 cookies=${3:-} alt=${4:-} line load
+    load=$(loadavg)
     COOKIES_FILE=$cookies ALT_PATH=$alt wrk -t"$wrk_threads" -c"$wrk_conns" -d2s -s "$lua" "$url" >/dev/null 2>&1 || true
     COOKIES_FILE=$cookies ALT_PATH=$alt wrk -t"$wrk_threads" -c"$wrk_conns" -d"$wrk_duration" --timeout 5s \
         -s "$lua" "$url" >"$out/wrk-$id.txt" 2>&1 || die "wrk $id failed: $(tail -3 "$out/wrk-$id.txt")"
     line=$(sed -n 's/^WRK_JSON //p' "$out/wrk-$id.txt")
     [ -n "$line" ] || die "wrk $id printed no summary"
-    echo "{\"id\":\"$id\",${line#\{}" >>"$out/wrk.jsonl"
+    echo "{\"id\":\"$id\",\"load\":\"$load\",${line#\{}" >>"$out/wrk.jsonl"
     log "wrk $id: $(python3 -c 'import json, sys
 d = json.loads(sys.argv[1])
 print("%.0f req/s, p50 %.2f ms, p99 %.2f ms, non-2xx %d" % (d["rps"], d["p50_us"] / 1000, d["p99_us"] / 1000, d["errors_status"]))' "$line")"
 }
 
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+# with_load: prefixes each JSON object on stdin with "load": the load average now.
+with_load() {
+    local load
+    load=$(loadavg)
+    sed "s/^{/{\"load\":\"$load\",/"
+}
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ---------------------------------------------------------------- environment
@@ -186,6 +223,9 @@ rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
     echo "sessions=$sessions"
     echo "flat_sessions=$flat_sessions"
     echo "flat_seconds=$flat_seconds"
+    echo "traffic_sizes=$traffic_sizes"
+    echo "cache_sizes=$cache_sizes"
+    echo "cache_requests=$cache_r1 $cache_r2"
 } >"$out/env.txt"
 
 # ---------------------------------------------------------------- 1. build
@@ -212,13 +252,14 @@ EOF
 }
 alloc_bin=$(executable "$out/build-benches.json" allocations)
 latency_bin=$(executable "$out/build-benches.json" latency)
+traffic_bin=$(executable "$out/build-benches.json" traffic)
 server_bin=$(executable "$out/build-example.json" load_server)
-for exe in "$alloc_bin" "$latency_bin" "$server_bin"; do
-    [ -x "$exe" ] || die "built executables not found (allocations, latency, load_server)"
+for exe in "$alloc_bin" "$latency_bin" "$traffic_bin" "$server_bin"; do
+    [ -x "$exe" ] || die "built executables not found (allocations, latency, traffic, load_server)"
 done
 
 # The load average when each phase starts goes into the report: this machine has 2 cores.
-phase_load() { echo "loadavg_$1=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/env.txt"; }
+phase_load() { echo "loadavg_$1=$(loadavg)" >>"$out/env.txt"; }
 wait_quiet=${BENCH_WAIT_QUIET:-0}
 if [ "$wait_quiet" -gt 0 ]; then
     log "waiting up to $wait_quiet s for the load average to fall below 1.0"
@@ -228,20 +269,37 @@ if [ "$wait_quiet" -gt 0 ]; then
     done
 fi
 
-# ---------------------------------------------------------------- 2. criterion
+# ---------------------------------------------------------------- 2. traffic (issue 17)
+
+export CRITERION_HOME=$out/criterion
+read -ra criterion_flags <<<"$criterion_args"
+if ! skip traffic; then
+    # One cargo bench run per size: each size gets its own load average, and a size's set-up
+    # (up to a million sign-ins per system) is freed before the next one is built.
+    : >"$out/traffic.log"
+    for n in $traffic_sizes; do
+        log "traffic: $n live sessions ($criterion_args)"
+        phase_load "traffic_$n"
+        cmd=(cargo bench --all-features --bench traffic -- --noplot "${criterion_flags[@]}")
+        record "TRAFFIC_SIZES=$n ${cmd[*]}"
+        TRAFFIC_SIZES=$n "${cmd[@]}" >>"$out/traffic.log" 2>&1 ||
+            { tail -30 "$out/traffic.log" >&2; die "traffic ($n sessions) failed"; }
+    done
+    grep -E '^traffic_[0-9]+/|time:' "$out/traffic.log" >&2 || true
+fi
+
+# ---------------------------------------------------------------- 3. criterion
 
 if ! skip criterion; then
     log "criterion: overhead ($criterion_args)"
     phase_load criterion
-    export CRITERION_HOME=$out/criterion
-    read -ra criterion_flags <<<"$criterion_args"
     cmd=(cargo bench --all-features --bench overhead -- --noplot "${criterion_flags[@]}")
     record "${cmd[*]}"
     "${cmd[@]}" >"$out/criterion.log" 2>&1 || { tail -30 "$out/criterion.log" >&2; die "criterion failed"; }
     grep -E '^overhead/|time:' "$out/criterion.log" >&2 || true
 fi
 
-# ---------------------------------------------------------------- 3. allocations
+# ---------------------------------------------------------------- 4. allocations
 
 if ! skip allocations; then
     log "allocations per request"
@@ -252,7 +310,7 @@ if ! skip allocations; then
     "$alloc_bin" --trace tas_bad_signature >"$out/allocations-trace-bad-signature.txt" 2>&1 || true
 fi
 
-# ---------------------------------------------------------------- 4. callgrind
+# ---------------------------------------------------------------- 5. callgrind
 
 if ! skip callgrind; then
     n1=1000 n2=3000
@@ -277,7 +335,60 @@ if ! skip callgrind; then
     callgrind_annotate --inclusive=no "$out/callgrind.tas_bad_signature.$n2" >"$out/callgrind-annotate-bad-signature.txt" 2>/dev/null || true
 fi
 
-# ---------------------------------------------------------------- 5. wrk, latency, Better Auth
+# ---------------------------------------------------------------- 6. cache misses (issue 17)
+
+if ! skip cache-misses; then
+    # Valgrind simulates two levels: I1 and D1, then the last level (LL). On a virtual machine it
+    # can read a last level from cpuid that the machine does not have (512 MiB, 2-way, on the one
+    # of BENCHMARKS.md): give it the host's own from /sys when valgrind can take it (a power-of-two
+    # number of sets); otherwise keep valgrind's choice. The report prints the one used.
+    ll_opt=() ll_level=0 ll_dir=''
+    for d in /sys/devices/system/cpu/cpu0/cache/index*; do
+        [ -r "$d/level" ] || continue
+        [ "$(cat "$d/type")" != Instruction ] || continue
+        if [ "$(cat "$d/level")" -gt "$ll_level" ]; then ll_level=$(cat "$d/level") ll_dir=$d; fi
+    done
+    if [ -n "$ll_dir" ]; then
+        ll_size=$(cat "$ll_dir/size")
+        case $ll_size in
+        *K) ll_size=$((${ll_size%K} * 1024)) ;;
+        *M) ll_size=$((${ll_size%M} * 1048576)) ;;
+        esac
+        ll_ways=$(cat "$ll_dir/ways_of_associativity")
+        ll_line=$(cat "$ll_dir/coherency_line_size")
+        ll_sets=$((ll_size / (ll_ways * ll_line)))
+        if [ "$ll_sets" -gt 0 ] && [ $((ll_sets & (ll_sets - 1))) -eq 0 ]; then
+            ll_opt=("--LL=$ll_size,$ll_ways,$ll_line")
+        fi
+    fi
+    ll_note="valgrind's default"
+    [ ${#ll_opt[@]} -eq 0 ] || ll_note=${ll_opt[0]}
+    echo "cache_ll=$ll_note" >>"$out/env.txt"
+    log "cache-misses: callgrind --cache-sim=yes ${ll_opt[*]}; N = $cache_sizes; R = $cache_r1 and $cache_r2"
+    phase_load cache_misses
+    record "valgrind --tool=callgrind --cache-sim=yes ${ll_opt[*]} --toggle-collect='*Case::run*' --callgrind-out-file=F \$(traffic bench executable) --callgrind CASE N R   # R = $cache_r1, $cache_r2; per request = (X($cache_r2) - X($cache_r1)) / $((cache_r2 - cache_r1))"
+    : >"$out/cache-misses.jsonl"
+    for n in $cache_sizes; do
+        for case in bare floor tas_memory tas_cached; do
+            files=()
+            for r in "$cache_r1" "$cache_r2"; do
+                f=$out/cachesim.$case.$n.$r
+                files+=("$f")
+                # Events are collected inside `Case::run` only (the requests): the set-up's random
+                # tokens and hash seeds would otherwise add thousands of misses of noise to each
+                # run; the difference of two runs then cancels the checks made during set-up.
+                valgrind --tool=callgrind --cache-sim=yes "${ll_opt[@]}" --toggle-collect='*Case::run*' \
+                    --callgrind-out-file="$f" "$traffic_bin" --callgrind "$case" "$n" "$r" >"$f.log" 2>&1 ||
+                    { tail -20 "$f.log" >&2; die "cache-misses: $case at $n sessions failed"; }
+            done
+            python3 "$root/scripts/bench/cachesim.py" "$case" "$n" "$cache_r1" "$cache_r2" "${files[@]}" \
+                >>"$out/cache-misses.jsonl" || die "cache-misses: $case at $n sessions: no events (see ${files[1]}.log)"
+            log "cache-misses $case at $n: $(python3 "$root/scripts/bench/cachesim.py" --summary "$out/cache-misses.jsonl")"
+        done
+    done
+fi
+
+# ---------------------------------------------------------------- 7. wrk, HTTP targets, latency, Better Auth
 
 pg_base=${TAS_TEST_POSTGRES_URL%/*}
 psql_cmd() { psql -q -v ON_ERROR_STOP=1 "$TAS_TEST_POSTGRES_URL" "$@"; }
@@ -326,7 +437,7 @@ pin_servers() {
     done
 }
 
-if ! skip wrk; then
+if ! skip wrk || ! skip http-targets; then
     phase_load wrk
     for store in memory sqlite postgres redis; do
         store_setup "$store"
@@ -336,22 +447,46 @@ if ! skip wrk; then
         start_server "server-$store" env STORE="$store" DATABASE_URL="$db_url" REDIS_URL="$redis_url" \
             SEED_SESSIONS="$sessions" COOKIES_FILE="$cookies" WORKERS=2 "$server_bin"
         base=http://127.0.0.1:$server_port
-        run_wrk "tas-$store-anonymous" "$base/anonymous"
-        run_wrk "tas-$store-authenticated" "$base/me" "$cookies"
-        run_wrk "tas-$store-refresh" "$base/refresh/me" "$cookies"
+        # Issue 17's baseline: a route without the session layer answering /me's JSON (once).
+        if [ "$store" = memory ] && ! skip http-targets; then
+            run_wrk bare "$base/bare/me"
+        fi
+        if ! skip wrk; then
+            run_wrk "tas-$store-anonymous" "$base/anonymous"
+            run_wrk "tas-$store-authenticated" "$base/me" "$cookies"
+        fi
+        # Issue 17: the uncached SQLite store against a hand-written sqlx check of the same file,
+        # the same sessions, before the refresh run rewrites them.
+        if [ "$store" = sqlite ] && ! skip http-targets; then
+            run_wrk floor-sqlite "$base/floor/me" "$cookies"
+        fi
+        skip wrk || run_wrk "tas-$store-refresh" "$base/refresh/me" "$cookies"
         stop_server
 
+        # Issue 17: the same store behind CachedStore (default settings), the same sessions (the
+        # memory store's live in the process: seeded again).
+        if ! skip http-targets; then
+            seed=0
+            [ "$store" = memory ] && seed=$sessions
+            log "load_server: STORE=$store CACHE=1"
+            start_server "server-$store-cached" env STORE="$store" CACHE=1 DATABASE_URL="$db_url" REDIS_URL="$redis_url" \
+                SEED_SESSIONS="$seed" COOKIES_FILE="$cookies" WORKERS=2 "$server_bin"
+            run_wrk "tas-$store-cached" "http://127.0.0.1:$server_port/me" "$cookies"
+            stop_server
+        fi
+
         [ "$store" = memory ] && continue
+        skip wrk && continue
         skip better-auth && continue
 
         # In-process: one lookup through the layer vs Better Auth's getSession, same database.
         log "latency: $store, tower-auth-session vs Better Auth getSession, same database"
         lat_url=$db_url
         [ "$store" = redis ] && lat_url=$redis_url
-        LAT_STORE=$store LAT_URL=$lat_url COOKIES_FILE=$cookies "$latency_bin" >>"$out/latency.jsonl" 2>"$out/latency-$store.err" ||
+        LAT_STORE=$store LAT_URL=$lat_url COOKIES_FILE=$cookies "$latency_bin" 2>"$out/latency-$store.err" | with_load >>"$out/latency.jsonl" ||
             { cat "$out/latency-$store.err" >&2; die "latency $store failed"; }
         BA_DB=$ba_db BA_REDIS_URL=$redis_url COOKIES_FILE=$cookies \
-            node "$root/scripts/bench/ba-getsession.mjs" >>"$out/latency.jsonl" 2>"$out/ba-getsession-$store.err" ||
+            node "$root/scripts/bench/ba-getsession.mjs" 2>"$out/ba-getsession-$store.err" | with_load >>"$out/latency.jsonl" ||
             { cat "$out/ba-getsession-$store.err" >&2; die "ba-getsession $store failed"; }
         # The same pair with both sides and the database server on CPU 0: what the lookup costs
         # when a thread hand-off is a context switch rather than a wake-up on an idle CPU.
@@ -359,11 +494,11 @@ if ! skip wrk; then
             log "latency: $store again, everything pinned to CPU $one_cpu"
             pin_servers "$one_cpu"
             LAT_STORE=$store LAT_URL=$lat_url COOKIES_FILE=$cookies taskset -c "$one_cpu" "$latency_bin" 2>>"$out/latency-$store.err" |
-                sed 's/^{/{"cpus":"one",/' >>"$out/latency.jsonl" ||
+                sed 's/^{/{"cpus":"one",/' | with_load >>"$out/latency.jsonl" ||
                 { cat "$out/latency-$store.err" >&2; die "latency $store (one CPU) failed"; }
             BA_DB=$ba_db BA_REDIS_URL=$redis_url COOKIES_FILE=$cookies \
                 taskset -c "$one_cpu" node "$root/scripts/bench/ba-getsession.mjs" 2>>"$out/ba-getsession-$store.err" |
-                sed 's/^{/{"cpus":"one",/' >>"$out/latency.jsonl" ||
+                sed 's/^{/{"cpus":"one",/' | with_load >>"$out/latency.jsonl" ||
                 { cat "$out/ba-getsession-$store.err" >&2; die "ba-getsession $store (one CPU) failed"; }
             pin_servers "$cpus_allowed"
         fi
@@ -386,13 +521,14 @@ if ! skip wrk; then
             stop_server
         done
     done
-    record "wrk -t$wrk_threads -c$wrk_conns -d$wrk_duration --timeout 5s -s scripts/bench/sessions.lua URL   # COOKIES_FILE=… for authenticated and refresh runs; each after a 2 s warm-up run"
+    record "STORE=STORE CACHE=1 SEED_SESSIONS=0 COOKIES_FILE=cookies-STORE.txt WORKERS=2 target/release/examples/load_server   # the same database and sessions (memory: seeded again); wrk on /me"
+    record "wrk -t$wrk_threads -c$wrk_conns -d$wrk_duration --timeout 5s -s scripts/bench/sessions.lua URL   # COOKIES_FILE=… for /me, /refresh/me, /floor/me (sqlite); none for /anonymous, /bare/me; each after a 2 s warm-up run"
     record "LAT_STORE=STORE LAT_URL=URL COOKIES_FILE=cookies-STORE.txt cargo bench --all-features --bench latency   # then again under taskset -c CPU, with PostgreSQL and Redis pinned to the same CPU (taskset -a -p)"
     record "BA_DB=… [BA_REDIS_URL=…] COOKIES_FILE=cookies-STORE.txt node scripts/bench/ba-getsession.mjs"
     record "BA_DB=… [BA_REDIS_URL=…] BA_MIGRATE=1 [BA_UPDATE_AGE=0] node tests/interop/server.mjs   # then wrk on /api/auth/get-session"
 fi
 
-# ---------------------------------------------------------------- 6. memory flatness
+# ---------------------------------------------------------------- 8. memory flatness
 
 if ! skip memory; then
     cookies=$out/cookies-flat.txt
@@ -421,7 +557,7 @@ fi
 echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/env.txt"
 echo "elapsed_s=$(awk -v a="$t_start" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')" >>"$out/env.txt"
 
-# ---------------------------------------------------------------- 7. report
+# ---------------------------------------------------------------- 9. report
 
 if [ "${BENCH_NO_REPORT:-0}" != 1 ]; then
     python3 "$root/scripts/bench/report.py" "$out" "$root" "$criterion_args" ||

@@ -269,7 +269,7 @@ async fn prisma_layout_with_unix_ms_dates() {
 /// `connect` opens the file with the settings its docs promise: WAL, foreign keys, and reads
 /// through a 256 MiB memory map.
 #[tokio::test]
-async fn connect_uses_wal_foreign_keys_and_a_memory_map() {
+async fn connect_uses_wal_synchronous_normal_foreign_keys_and_a_memory_map() {
     let (_dir, url) = temp_db();
     let store = SqliteStore::connect(&url).await.unwrap();
     let pragma = |name: &'static str| {
@@ -287,6 +287,8 @@ async fn connect_uses_wal_foreign_keys_and_a_memory_map() {
     assert_eq!(foreign_keys, 1);
     let mmap: i64 = pragma("mmap_size").await.get(0);
     assert_eq!(mmap, 268_435_456);
+    let synchronous: i64 = pragma("synchronous").await.get(0);
+    assert_eq!(synchronous, 1, "NORMAL: a commit does not wait for an fsync");
 }
 
 /// Better Auth 1.7.25's own SQLite DDL (`getMigrations().compileMigrations()` with

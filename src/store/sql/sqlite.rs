@@ -12,7 +12,7 @@ use std::str::FromStr;
 use serde_json::Value;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, TypeInfo, ValueRef};
 use time::OffsetDateTime;
@@ -107,6 +107,11 @@ fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
         .map_err(|e| StoreError::backend("connect", e))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
+        // WAL's recommended setting: a commit is not flushed to disk on its own, only at
+        // checkpoints. The database cannot be corrupted; a power cut can lose the last
+        // refreshes or sign-ins, which for sessions means signing in again. With `FULL`, every
+        // refresh waited for an fsync.
+        .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .pragma("mmap_size", "268435456"))
 }
