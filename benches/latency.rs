@@ -19,7 +19,8 @@
 //!
 //! Then, as the floor any store on the same driver can reach, the driver's own trivial round trip
 //! on the same database, sent the same way: sqlx `SELECT 1` (SQLite, PostgreSQL) or a Redis
-//! `PING` (`floor_median_us`, `floor_p99_us`).
+//! `PING` (`floor_median_us`, `floor_p99_us`). A PostgreSQL URL with `?pgbouncer=true` measures
+//! both through PgBouncer, the floor with unnamed statements and no `extra_float_digits`.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -163,12 +164,37 @@ async fn driver_floor(kind: &str, url: &str, requests: usize) -> Vec<std::time::
         }
         #[cfg(feature = "postgres")]
         "postgres" => {
+            use std::str::FromStr as _;
+            // Behind PgBouncer (`?pgbouncer=true`, the store's own parameter): what the store
+            // does there, done by hand: no `extra_float_digits`, unnamed statements.
+            let pooler = url.contains("pgbouncer=true");
+            let url = url
+                .replace("?pgbouncer=true", "")
+                .replace("&pgbouncer=true", "");
+            let mut options = sqlx::postgres::PgConnectOptions::from_str(&url).unwrap();
+            if pooler {
+                options = options.extra_float_digits(None);
+            }
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .test_before_acquire(false)
-                .connect(url)
+                .connect_with(options)
                 .await
                 .unwrap();
-            sample!(sqlx::query("SELECT 1").fetch_one(&pool).await.unwrap())
+            if pooler {
+                // Unnamed, inside a transaction, so that parse and bind reach one server
+                // connection: as the store sends every statement behind a pooler.
+                sample!({
+                    let mut tx = pool.begin().await.unwrap();
+                    sqlx::query("SELECT 1")
+                        .persistent(false)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .unwrap();
+                    tx.commit().await.unwrap();
+                })
+            } else {
+                sample!(sqlx::query("SELECT 1").fetch_one(&pool).await.unwrap())
+            }
         }
         #[cfg(feature = "redis")]
         "redis" => {

@@ -288,7 +288,10 @@ async fn connect_uses_wal_synchronous_normal_foreign_keys_and_a_memory_map() {
     let mmap: i64 = pragma("mmap_size").await.get(0);
     assert_eq!(mmap, 268_435_456);
     let synchronous: i64 = pragma("synchronous").await.get(0);
-    assert_eq!(synchronous, 1, "NORMAL: a commit does not wait for an fsync");
+    assert_eq!(
+        synchronous, 1,
+        "NORMAL: a commit does not wait for an fsync"
+    );
 }
 
 /// Better Auth 1.7.25's own SQLite DDL (`getMigrations().compileMigrations()` with
