@@ -434,3 +434,14 @@ async fn uuid_and_serial_layouts_are_recognised_and_written_natively() {
         .is_empty());
     assert_eq!(serial.delete_user_sessions("x").await.unwrap(), 0);
 }
+
+/// The refresh batcher on a file (a writer connection of its own, readers beside it), with the
+/// runtime's threads taking the answers: each caller still gets its own answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_extends_on_a_file_answer_as_one_at_a_time() {
+    let (_dir, url) = temp_db();
+    let store = SqliteStore::connect(&url).await.unwrap();
+    conformance::concurrent_extends_answer_as_one_at_a_time(store.clone()).await;
+    conformance::extend_moves_expiry_forward_only(store.clone()).await;
+    conformance::extend_never_resurrects(store).await;
+}

@@ -145,6 +145,47 @@ pub async fn extend_moves_expiry_forward_only<S: Harness>(store: S) {
     );
 }
 
+/// Many refreshes at the same moment (three per session: shorter, later, latest) answer as if
+/// they had run one at a time in some order: each caller gets its own session's row with its
+/// own expiry or nothing, the shorter one never wins, and the latest one always lands. (SQLite
+/// batches the refreshes waiting for its writer into one statement.)
+pub async fn concurrent_extends_answer_as_one_at_a_time<S: Harness>(store: S) {
+    let mut sessions = Vec::new();
+    for _ in 0..40 {
+        sessions.push(with_session(&store, NOW + Duration::days(6)).await.1);
+    }
+    let days = [1, 7, 8];
+    let calls = sessions.iter().flat_map(|s| {
+        let store = store.clone();
+        days.map(move |d| {
+            let store = store.clone();
+            let key = s.storage_key();
+            async move {
+                let answer = store.extend(&key, NOW + Duration::days(d), NOW).await;
+                (key.as_str().to_owned(), d, answer.unwrap())
+            }
+        })
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    assert_eq!(answers.len(), 120);
+    for (key, d, answer) in answers {
+        match (d, answer) {
+            (1, Some(_)) => panic!("a shorter expiry was written"),
+            (8, None) => panic!("the latest expiry was refused"),
+            (_, Some(row)) => {
+                assert_eq!(row.token, key, "each caller gets its own session's row");
+                assert_eq!(row.expires_at, NOW + Duration::days(d));
+                assert_eq!(row.updated_at, NOW);
+            }
+            (_, None) => {}
+        }
+    }
+    for s in &sessions {
+        let found = store.find(&s.storage_key()).await.unwrap().unwrap().session;
+        assert_eq!(found.expires_at, NOW + Duration::days(8));
+    }
+}
+
 pub async fn extend_never_resurrects<S: Harness>(store: S) {
     // Expired one millisecond ago: not live, so not extended.
     let (_, s) = with_session(&store, NOW - Duration::milliseconds(1)).await;
@@ -306,6 +347,7 @@ macro_rules! conformance_suite {
             find_is_by_token_not_id,
             extend_moves_expiry_forward_only,
             extend_never_resurrects,
+            concurrent_extends_answer_as_one_at_a_time,
             delete_one,
             delete_if_expired_spares_a_live_session,
             revoke_all_for_user,

@@ -174,6 +174,29 @@ pub trait Backend: Clone + Send + Sync + std::fmt::Debug + 'static {
         params: &'a [Param<'a>],
     ) -> impl Future<Output = Result<Affected, StoreError>> + Send + 'a;
 
+    /// Runs the store's conditional refresh, `stmt` ([`Queries::extend`](super::schema::Queries))
+    /// with the new expiry, now, and the session's storage key, and returns the row it changed.
+    /// SQLite batches the refreshes waiting for its writer connection.
+    fn extend<'a>(
+        &'a self,
+        stmt: &'a Stmt,
+        key: &'a str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<Option<Self::Row>, StoreError>> + Send + 'a {
+        async move {
+            let params = [Param::Date(expires_at), Param::Date(now), Param::Text(key)];
+            self.fetch_optional("extend", stmt, &params, true).await
+        }
+    }
+
+    /// Called once the store's statements are built, with the SQL around the `VALUES` rows of
+    /// a refresh of many sessions ([`Queries::extend_many`](super::schema::Queries)): a dialect
+    /// may start background work that needs them (SQLite's refresh batcher).
+    fn ready(&mut self, extend_many: &(String, String)) {
+        let _ = extend_many;
+    }
+
     /// Runs `insert` then, on the same connection, `select` (which reads the new row back by the
     /// id the database generated), for dialects without `INSERT … RETURNING`.
     fn insert_then_select<'a>(

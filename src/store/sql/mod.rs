@@ -24,6 +24,8 @@ use crate::error::StoreError;
 use crate::model::{Authenticated, Session, StorageKey, User};
 use crate::time_fmt;
 
+#[cfg(feature = "sqlite")]
+mod batch;
 mod dialect;
 #[cfg(feature = "jwt")]
 mod jwks;
@@ -37,6 +39,8 @@ mod pool;
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(feature = "sqlite")]
+mod wal;
 
 use dialect::{Backend, Param};
 #[cfg(feature = "jwt")]
@@ -115,7 +119,7 @@ impl<D: Dialect> SqlStore<D> {
     /// Creates the tables when asked, reads the real columns, checks them against `schema`
     /// and builds the statements.
     pub(crate) async fn open_dialect(
-        db: D,
+        mut db: D,
         mode: SchemaMode,
         schema: SqlSchema,
     ) -> Result<Self, StoreError> {
@@ -135,6 +139,7 @@ impl<D: Dialect> SqlStore<D> {
                 user: &user,
             },
         )?;
+        db.ready(&q.extend_many);
         tracing::info!(
             database = D::NAME,
             ids = %q.layout.format(),
@@ -414,14 +419,18 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         const OP: &str = "extend";
+        let (expires_at, now) = (
+            time_fmt::truncate_ms(expires_at),
+            time_fmt::truncate_ms(now),
+        );
         let params = [
-            Param::Date(time_fmt::truncate_ms(expires_at)),
-            Param::Date(time_fmt::truncate_ms(now)),
+            Param::Date(expires_at),
+            Param::Date(now),
             Param::Text(key.as_str()),
         ];
         let row = if D::SYNTAX.returning {
             self.db
-                .fetch_optional(OP, &self.q.extend, &params, true)
+                .extend(&self.q.extend, key.as_str(), expires_at, now)
                 .await?
         } else {
             if self.db.execute(OP, &self.q.extend, &params).await? == 0 {

@@ -308,6 +308,10 @@ pub(crate) struct Queries {
     pub(crate) session_by_token: Stmt,
     pub(crate) session_by_last_insert: Option<Stmt>,
     pub(crate) extend: Stmt,
+    /// [`extend`](Self::extend) for many sessions in one statement, for dialects with
+    /// `UPDATE … FROM` and `RETURNING` (SQLite's single writer): the SQL before and after the
+    /// `(token, new expiry, now)` rows of a `VALUES` list. Same conditions, per row.
+    pub(crate) extend_many: (String, String),
     pub(crate) delete: Stmt,
     pub(crate) delete_if_expired: Stmt,
     pub(crate) delete_user_sessions: Stmt,
@@ -569,6 +573,15 @@ impl Build<'_> {
             p2 = p(2),
             p3 = p(3),
         ));
+        let extend_many = (
+            "with tas_refresh (k, e, n) as (values ".to_owned(),
+            format!(
+                ") update {st} set {exp} = tas_refresh.e, {upd} = tas_refresh.n from tas_refresh \
+                 where {st}.{tok} = tas_refresh.k and {st}.{exp} >= tas_refresh.n \
+                 and {st}.{exp} < tas_refresh.e{}",
+                returning(session_cols(""))
+            ),
+        );
         let delete = self.stmt(&format!("delete from {st} where {tok} = {}", p(1)));
         let delete_if_expired = self.stmt(&format!(
             "delete from {st} where {tok} = {} and {exp} < {}",
@@ -676,6 +689,7 @@ impl Build<'_> {
             session_by_token,
             session_by_last_insert,
             extend,
+            extend_many,
             delete,
             delete_if_expired,
             delete_user_sessions,

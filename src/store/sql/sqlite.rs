@@ -5,9 +5,12 @@
 //! Writes go through one connection of their own and reads through a pool: SQLite has a single
 //! write lock per file, so several pooled connections writing at once would wait for each other
 //! in SQLite's sleeping busy handler; one writer queues them in order instead, and readers never
-//! wait for it (WAL).
+//! wait for it (WAL). Refreshes waiting for the writer at the same moment go out as one
+//! statement ([`super::batch`]), and a background task keeps the write-ahead log short
+//! ([`super::wal`]), so that no write waits for a checkpoint's `fsync`.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde_json::Value;
 use sqlx::sqlite::{
@@ -17,6 +20,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, TypeInfo, ValueRef};
 use time::OffsetDateTime;
 
+use super::batch::Batcher;
 use super::dialect::{Affected, Backend, Column, ColumnType, Param, Placeholder, Stmt, Syntax};
 use super::schema::{ddl, DateFormat, DdlTypes, SqlSchema};
 use super::{SqlStore, SqliteStore};
@@ -30,6 +34,25 @@ pub struct SqliteDialect {
     read: SqlitePool,
     write: SqlitePool,
     dates: DateFormat,
+    /// The connection that checkpoints the write-ahead log, for a file the store opened.
+    checkpoint: Option<SqlitePool>,
+    /// The refresh batcher, once the store is open.
+    refresh: Option<Batcher<SqliteRow>>,
+    /// Shared by every clone; the log keeper stops when the last one is dropped.
+    alive: Arc<()>,
+}
+
+impl SqliteDialect {
+    fn new(read: SqlitePool, write: SqlitePool, dates: DateFormat) -> Self {
+        Self {
+            read,
+            write,
+            dates,
+            checkpoint: None,
+            refresh: None,
+            alive: Arc::new(()),
+        }
+    }
 }
 
 /// Builds a [`SqliteStore`](super::SqliteStore) from a URL.
@@ -79,20 +102,17 @@ impl SqliteStoreBuilder {
         let dialect = if is_memory(&self.url) {
             // An in-memory database exists per connection: keep exactly one, for everything.
             let pool = pool(options, 1).await?;
-            SqliteDialect {
-                read: pool.clone(),
-                write: pool,
-                dates: self.schema.sqlite_dates,
-            }
+            SqliteDialect::new(pool.clone(), pool, self.schema.sqlite_dates)
         } else {
+            // The log keeper checkpoints; the connections themselves only if it falls behind.
+            let options =
+                options.pragma("wal_autocheckpoint", super::wal::FALLBACK_PAGES.to_string());
             // The writer first: it creates the file and switches it to WAL before readers open it.
             let write = pool(options.clone(), 1).await?;
-            let read = pool(options, self.readers).await?;
-            SqliteDialect {
-                read,
-                write,
-                dates: self.schema.sqlite_dates,
-            }
+            let read = pool(options.clone(), self.readers).await?;
+            let mut dialect = SqliteDialect::new(read, write, self.schema.sqlite_dates);
+            dialect.checkpoint = Some(pool(options, 1).await?);
+            dialect
         };
         SqlStore::open_dialect(dialect, mode, self.schema).await
     }
@@ -198,11 +218,7 @@ impl SqlStore<SqliteDialect> {
         mode: SchemaMode,
         schema: SqlSchema,
     ) -> Result<Self, StoreError> {
-        let dialect = SqliteDialect {
-            read: pool.clone(),
-            write: pool,
-            dates: schema.sqlite_dates,
-        };
+        let dialect = SqliteDialect::new(pool.clone(), pool, schema.sqlite_dates);
         SqlStore::open_dialect(dialect, mode, schema).await
     }
 
@@ -264,6 +280,35 @@ impl Backend for SqliteDialect {
             .fetch_optional(pool)
             .await
             .map_err(|e| StoreError::backend(operation, e))
+    }
+
+    async fn extend<'a>(
+        &'a self,
+        stmt: &'a Stmt,
+        key: &'a str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Option<SqliteRow>, StoreError> {
+        if let Some(batcher) = &self.refresh {
+            if let Some(done) = batcher.extend(key, expires_at, now).await {
+                return done;
+            }
+        }
+        let params = [Param::Date(expires_at), Param::Date(now), Param::Text(key)];
+        self.fetch_optional("extend", stmt, &params, true).await
+    }
+
+    fn ready(&mut self, extend_many: &(String, String)) {
+        // The batcher's statements all go to the writer connection.
+        let writer = Self::new(self.write.clone(), self.write.clone(), self.dates);
+        self.refresh = Batcher::start(writer, extend_many);
+        if let Some(checkpoint) = &self.checkpoint {
+            super::wal::keep_short(
+                checkpoint.clone(),
+                self.write.clone(),
+                Arc::downgrade(&self.alive),
+            );
+        }
     }
 
     async fn fetch_all<'a>(
