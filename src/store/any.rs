@@ -206,27 +206,5 @@ impl SessionStore for AnyStore {
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         self.inner.delete_user_sessions(user_id).await
     }
-    async fn list_user_sessions(
-        &self,
-        user_id: &str,
-        now: OffsetDateTime,
-    ) -> Result<Vec<Session>, StoreError> {
-        self.inner.list_user_sessions(user_id, now).await
-    }
-    async fn delete_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        self.inner.delete_expired(now).await
-    }
-    async fn delete_expired_batch(
-        &self,
-        now: OffsetDateTime,
-        limit: u64,
-    ) -> Result<u64, StoreError> {
-        self.inner.delete_expired_batch(now, limit).await
-    }
-    async fn find_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
-        self.inner.find_user(user_id).await
-    }
-    async fn lift_ban(&self, user_id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
-        self.inner.lift_ban(user_id, now).await
-    }
+    super::pass_through!();
 }

@@ -30,6 +30,47 @@ use time::OffsetDateTime;
 use crate::error::StoreError;
 use crate::model::{Authenticated, Session, StorageKey, User};
 
+/// The [`SessionStore`] methods a store that wraps another (`AnyStore`, `CachedStore`) passes
+/// straight to `self.inner`: listing, sweeping expired rows, and the user's row.
+macro_rules! pass_through {
+    () => {
+        async fn list_user_sessions(
+            &self,
+            user_id: &str,
+            now: time::OffsetDateTime,
+        ) -> Result<Vec<crate::model::Session>, crate::error::StoreError> {
+            self.inner.list_user_sessions(user_id, now).await
+        }
+        async fn delete_expired(
+            &self,
+            now: time::OffsetDateTime,
+        ) -> Result<u64, crate::error::StoreError> {
+            self.inner.delete_expired(now).await
+        }
+        async fn delete_expired_batch(
+            &self,
+            now: time::OffsetDateTime,
+            limit: u64,
+        ) -> Result<u64, crate::error::StoreError> {
+            self.inner.delete_expired_batch(now, limit).await
+        }
+        async fn find_user(
+            &self,
+            user_id: &str,
+        ) -> Result<Option<crate::model::User>, crate::error::StoreError> {
+            self.inner.find_user(user_id).await
+        }
+        async fn lift_ban(
+            &self,
+            user_id: &str,
+            now: time::OffsetDateTime,
+        ) -> Result<(), crate::error::StoreError> {
+            self.inner.lift_ban(user_id, now).await
+        }
+    };
+}
+use pass_through;
+
 mod any;
 pub use any::AnyStore;
 

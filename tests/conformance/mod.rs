@@ -146,9 +146,10 @@ pub async fn extend_moves_expiry_forward_only<S: Harness>(store: S) {
 }
 
 /// Many refreshes at the same moment (three per session: shorter, later, latest) answer as if
-/// they had run one at a time in some order: each caller gets its own session's row with its
-/// own expiry or nothing, the shorter one never wins, and the latest one always lands. (SQLite
-/// batches the refreshes waiting for its writer into one statement.)
+/// they had run one at a time in some order: each caller gets its own session's row, extended at
+/// least to its own expiry, or nothing; the shorter one never wins, and the latest one always
+/// lands. (SQLite batches the refreshes waiting for its writer into one statement; MySQL, without
+/// `RETURNING`, reads the row back after its update, so it may already show a later refresh.)
 pub async fn concurrent_extends_answer_as_one_at_a_time<S: Harness>(store: S) {
     let mut sessions = Vec::new();
     for _ in 0..40 {
@@ -174,7 +175,8 @@ pub async fn concurrent_extends_answer_as_one_at_a_time<S: Harness>(store: S) {
             (8, None) => panic!("the latest expiry was refused"),
             (_, Some(row)) => {
                 assert_eq!(row.token, key, "each caller gets its own session's row");
-                assert_eq!(row.expires_at, NOW + Duration::days(d));
+                assert!(row.expires_at >= NOW + Duration::days(d));
+                assert!(row.expires_at <= NOW + Duration::days(8));
                 assert_eq!(row.updated_at, NOW);
             }
             (_, None) => {}

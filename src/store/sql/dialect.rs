@@ -215,11 +215,49 @@ pub trait Backend: Clone + Send + Sync + std::fmt::Debug + 'static {
         }
     }
 
+    /// The query that lists a table's columns in table order, the table's name its one
+    /// parameter: each row the column's name, its data type, and optionally the type as the
+    /// database spells it in full (`varchar(36)`); the data type stands for both otherwise.
+    const COLUMNS_SQL: &'static str;
+
+    /// The kind of a column from its data type and full type name, as the dialect's readers and
+    /// binds treat it.
+    fn column_kind(data_type: &str, full_type: &str) -> ColumnType;
+
     /// The columns of `table` in table order; empty when the table does not exist.
     fn columns<'a>(
         &'a self,
         table: &'a str,
-    ) -> impl Future<Output = Result<Vec<Column>, StoreError>> + Send + 'a;
+    ) -> impl Future<Output = Result<Vec<Column>, StoreError>> + Send + 'a {
+        async move {
+            let stmt = Stmt {
+                sql: Self::COLUMNS_SQL.to_owned(),
+                binds: vec![0],
+            };
+            let rows = self
+                .fetch_all("read schema", &stmt, &[Param::Text(table)])
+                .await?;
+            let text = |row: &Self::Row, idx: usize| {
+                Self::text(row, idx)
+                    .map_err(|e| StoreError::backend("read schema", std::io::Error::other(e)))?
+                    .ok_or_else(|| {
+                        StoreError::backend("read schema", std::io::Error::other("NULL"))
+                    })
+            };
+            rows.iter()
+                .map(|row| {
+                    let name = text(row, 0)?;
+                    let data_type = text(row, 1)?;
+                    let type_name = text(row, 2).unwrap_or_else(|_| data_type.clone());
+                    Ok(Column {
+                        name,
+                        kind: Self::column_kind(&data_type, &type_name),
+                        type_name,
+                    })
+                })
+                .collect()
+        }
+    }
 
     /// Better Auth's DDL for `schema` in this dialect.
     fn ddl(&self, schema: &super::SqlSchema) -> [String; 3];

@@ -24,7 +24,7 @@ use sqlx::mysql::{
 use sqlx::{Connection as _, Row, TypeInfo, ValueRef};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use super::dialect::{Affected, Backend, Column, ColumnType, Param, Placeholder, Stmt, Syntax};
+use super::dialect::{Affected, Backend, ColumnType, Param, Placeholder, Stmt, Syntax};
 use super::pool::{self, network_builder_methods, Guard, NetworkOptions, Pools, Want};
 use super::schema::{ddl, DdlTypes, SqlSchema};
 use super::{MySqlStore, SqlStore};
@@ -157,21 +157,7 @@ async fn warn_if_plaintext(options: &MySqlConnectOptions) {
 type Query<'q> = sqlx::query::Query<'q, sqlx::MySql, MySqlArguments>;
 
 fn query<'q>(stmt: &'q Stmt, params: &[Param<'q>]) -> Result<Query<'q>, sqlx::Error> {
-    let mut query = sqlx::query(&stmt.sql);
-    for &i in &stmt.binds {
-        let param = params
-            .get(i)
-            .copied()
-            .ok_or_else(|| sqlx::Error::Protocol("missing statement parameter".into()))?;
-        query = match param {
-            Param::Text(s) => query.bind(s),
-            Param::OptText(s) => query.bind(s),
-            Param::Bool(b) => query.bind(b),
-            Param::Int(n) => query.bind(n),
-            Param::Date(t) => query.bind(t),
-        };
-    }
-    Ok(query)
+    pool::bind(sqlx::query(&stmt.sql), stmt, params)
 }
 
 type Got = pool::Got<MySqlRow>;
@@ -327,38 +313,18 @@ impl Backend for MySqlDialect {
         .optional(operation)
     }
 
-    async fn columns<'a>(&'a self, table: &'a str) -> Result<Vec<Column>, StoreError> {
-        let stmt = Stmt {
-            sql: "select cast(column_name as char), cast(data_type as char), \
-                  cast(column_type as char) from information_schema.columns \
-                  where table_schema = database() and table_name = ? \
-                  order by ordinal_position"
-                .to_owned(),
-            binds: vec![0],
-        };
-        let rows = self
-            .fetch_all("read schema", &stmt, &[Param::Text(table)])
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let name: String = r.try_get(0)?;
-                let data_type: String = r.try_get(1)?;
-                let type_name: String = r.try_get(2)?;
-                let kind = match data_type.to_ascii_lowercase().as_str() {
-                    "varchar" | "char" | "text" | "tinytext" | "mediumtext" | "longtext" => {
-                        ColumnType::Text
-                    }
-                    "int" | "integer" | "bigint" | "smallint" | "mediumint" => ColumnType::Integer,
-                    _ => ColumnType::Other(type_name.clone()),
-                };
-                Ok(Column {
-                    name,
-                    kind,
-                    type_name,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| StoreError::backend("read schema", e))
+    const COLUMNS_SQL: &'static str = "select cast(column_name as char), cast(data_type as char), \
+         cast(column_type as char) from information_schema.columns \
+         where table_schema = database() and table_name = ? order by ordinal_position";
+
+    fn column_kind(data_type: &str, full_type: &str) -> ColumnType {
+        match data_type.to_ascii_lowercase().as_str() {
+            "varchar" | "char" | "text" | "tinytext" | "mediumtext" | "longtext" => {
+                ColumnType::Text
+            }
+            "int" | "integer" | "bigint" | "smallint" | "mediumint" => ColumnType::Integer,
+            _ => ColumnType::Other(full_type.to_owned()),
+        }
     }
 
     fn ddl(&self, schema: &SqlSchema) -> [String; 3] {

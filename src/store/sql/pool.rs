@@ -116,6 +116,39 @@ macro_rules! network_builder_methods {
 }
 pub(crate) use network_builder_methods;
 
+/// `stmt` with `params` bound in its placeholders' order, for the network dialects, whose
+/// drivers bind every [`Param`](super::dialect::Param) natively (SQLite binds dates and booleans
+/// its own way).
+pub(crate) fn bind<'q, DB>(
+    mut query: sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    stmt: &super::dialect::Stmt,
+    params: &[super::dialect::Param<'q>],
+) -> Result<sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>, sqlx::Error>
+where
+    DB: Database,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    time::OffsetDateTime: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    use super::dialect::Param;
+    for &i in &stmt.binds {
+        let param = params
+            .get(i)
+            .copied()
+            .ok_or_else(|| sqlx::Error::Protocol("missing statement parameter".into()))?;
+        query = match param {
+            Param::Text(s) => query.bind(s),
+            Param::OptText(s) => query.bind(s),
+            Param::Bool(b) => query.bind(b),
+            Param::Int(n) => query.bind(n),
+            Param::Date(t) => query.bind(t),
+        };
+    }
+    Ok(query)
+}
+
 /// How long a replaced pool is left alone before the next replacement: one failure replaces the
 /// pool; the failures of the requests that were using it at the same moment do not.
 const RESET_INTERVAL: Duration = Duration::from_millis(250);

@@ -28,7 +28,7 @@ use sqlx::postgres::{
 use sqlx::{Connection as _, Row, TypeInfo, ValueRef};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use super::dialect::{Affected, Backend, Column, ColumnType, Param, Placeholder, Stmt, Syntax};
+use super::dialect::{Affected, Backend, ColumnType, Param, Placeholder, Stmt, Syntax};
 use super::pool::{self, network_builder_methods, Guard, NetworkOptions, Pools, Want};
 use super::schema::{ddl, DdlTypes, SqlSchema};
 use super::{PostgresStore, SqlStore};
@@ -274,21 +274,7 @@ fn query<'q>(
     params: &[Param<'q>],
     persistent: bool,
 ) -> Result<Query<'q>, sqlx::Error> {
-    let mut query = sqlx::query(&stmt.sql).persistent(persistent);
-    for &i in &stmt.binds {
-        let param = params
-            .get(i)
-            .copied()
-            .ok_or_else(|| sqlx::Error::Protocol("missing statement parameter".into()))?;
-        query = match param {
-            Param::Text(s) => query.bind(s),
-            Param::OptText(s) => query.bind(s),
-            Param::Bool(b) => query.bind(b),
-            Param::Int(n) => query.bind(n),
-            Param::Date(t) => query.bind(t),
-        };
-    }
-    Ok(query)
+    pool::bind(sqlx::query(&stmt.sql).persistent(persistent), stmt, params)
 }
 
 async fn exec(
@@ -471,35 +457,17 @@ impl Backend for PostgresDialect {
             .affected(operation)
     }
 
-    async fn columns<'a>(&'a self, table: &'a str) -> Result<Vec<Column>, StoreError> {
-        let stmt = Stmt {
-            sql: "select column_name::text, data_type::text from information_schema.columns \
-                  where table_schema = current_schema() and table_name = $1 \
-                  order by ordinal_position"
-                .to_owned(),
-            binds: vec![0],
-        };
-        let rows = self
-            .fetch_all("read schema", &stmt, &[Param::Text(table)])
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let name: String = r.try_get(0)?;
-                let type_name: String = r.try_get(1)?;
-                let kind = match type_name.as_str() {
-                    "text" | "character varying" | "character" => ColumnType::Text,
-                    "uuid" => ColumnType::Uuid,
-                    "integer" | "bigint" | "smallint" => ColumnType::Integer,
-                    other => ColumnType::Other(other.to_owned()),
-                };
-                Ok(Column {
-                    name,
-                    kind,
-                    type_name,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| StoreError::backend("read schema", e))
+    const COLUMNS_SQL: &'static str = "select column_name::text, data_type::text \
+         from information_schema.columns \
+         where table_schema = current_schema() and table_name = $1 order by ordinal_position";
+
+    fn column_kind(data_type: &str, _full_type: &str) -> ColumnType {
+        match data_type {
+            "text" | "character varying" | "character" => ColumnType::Text,
+            "uuid" => ColumnType::Uuid,
+            "integer" | "bigint" | "smallint" => ColumnType::Integer,
+            other => ColumnType::Other(other.to_owned()),
+        }
     }
 
     fn ddl(&self, schema: &SqlSchema) -> [String; 3] {

@@ -21,7 +21,7 @@ use sqlx::{Row, TypeInfo, ValueRef};
 use time::OffsetDateTime;
 
 use super::batch::Batcher;
-use super::dialect::{Affected, Backend, Column, ColumnType, Param, Placeholder, Stmt, Syntax};
+use super::dialect::{Affected, Backend, ColumnType, Param, Placeholder, Stmt, Syntax};
 use super::schema::{ddl, DateFormat, DdlTypes, SqlSchema};
 use super::{SqlStore, SqliteStore};
 use crate::error::StoreError;
@@ -336,39 +336,24 @@ impl Backend for SqliteDialect {
             .map_err(|e| StoreError::backend(operation, e))
     }
 
-    async fn columns<'a>(&'a self, table: &'a str) -> Result<Vec<Column>, StoreError> {
-        let rows = sqlx::query("select name, type from pragma_table_info(?1)")
-            .bind(table)
-            .fetch_all(&self.write)
-            .await
-            .map_err(|e| StoreError::backend("read schema", e))?;
-        rows.iter()
-            .map(|r| {
-                let name: String = r.try_get(0)?;
-                let type_name: String = r.try_get(1)?;
-                let upper = type_name.to_ascii_uppercase();
-                // SQLite's type affinity rules (§3.1 of its datatype docs), reduced to what an
-                // id column can be.
-                let kind = if upper.contains("INT") {
-                    ColumnType::Integer
-                } else if upper.is_empty()
-                    || upper.contains("CHAR")
-                    || upper.contains("CLOB")
-                    || upper.contains("TEXT")
-                    || upper == "UUID"
-                {
-                    ColumnType::Text
-                } else {
-                    ColumnType::Other(type_name.clone())
-                };
-                Ok(Column {
-                    name,
-                    kind,
-                    type_name,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(|e| StoreError::backend("read schema", e))
+    const COLUMNS_SQL: &'static str = "select name, type from pragma_table_info(?1)";
+
+    /// SQLite's type affinity rules (§3.1 of its datatype docs), reduced to what an id column
+    /// can be.
+    fn column_kind(data_type: &str, _full_type: &str) -> ColumnType {
+        let upper = data_type.to_ascii_uppercase();
+        if upper.contains("INT") {
+            ColumnType::Integer
+        } else if upper.is_empty()
+            || upper.contains("CHAR")
+            || upper.contains("CLOB")
+            || upper.contains("TEXT")
+            || upper == "UUID"
+        {
+            ColumnType::Text
+        } else {
+            ColumnType::Other(data_type.to_owned())
+        }
     }
 
     fn ddl(&self, schema: &SqlSchema) -> [String; 3] {
