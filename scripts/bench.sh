@@ -457,8 +457,12 @@ if ! skip wrk || ! skip http-targets; then
         fi
         # Issue 17: the uncached SQLite store against a hand-written sqlx check of the same file,
         # the same sessions, before the refresh run rewrites them.
+        # In A B B A order (the store's /me just above, then the floor twice, then /me again), so
+        # that a drift of the machine's load weighs on both sides alike; the report compares means.
         if [ "$store" = sqlite ] && ! skip http-targets; then
             run_wrk floor-sqlite "$base/floor/me" "$cookies"
+            run_wrk floor-sqlite-2 "$base/floor/me" "$cookies"
+            skip wrk || run_wrk tas-sqlite-authenticated-2 "$base/me" "$cookies"
         fi
         skip wrk || run_wrk "tas-$store-refresh" "$base/refresh/me" "$cookies"
         stop_server
@@ -471,7 +475,12 @@ if ! skip wrk || ! skip http-targets; then
             log "load_server: STORE=$store CACHE=1"
             start_server "server-$store-cached" env STORE="$store" CACHE=1 DATABASE_URL="$db_url" REDIS_URL="$redis_url" \
                 SEED_SESSIONS="$seed" COOKIES_FILE="$cookies" WORKERS=2 "$server_bin"
+            # A bare route of the same server before and after, in A B B A order: the ratio
+            # compares like with like, whatever the load did meanwhile.
+            run_wrk "bare-$store-1" "http://127.0.0.1:$server_port/bare/me"
             run_wrk "tas-$store-cached" "http://127.0.0.1:$server_port/me" "$cookies"
+            run_wrk "tas-$store-cached-2" "http://127.0.0.1:$server_port/me" "$cookies"
+            run_wrk "bare-$store-2" "http://127.0.0.1:$server_port/bare/me"
             stop_server
         fi
 
@@ -521,7 +530,7 @@ if ! skip wrk || ! skip http-targets; then
             stop_server
         done
     done
-    record "STORE=STORE CACHE=1 SEED_SESSIONS=0 COOKIES_FILE=cookies-STORE.txt WORKERS=2 target/release/examples/load_server   # the same database and sessions (memory: seeded again); wrk on /me"
+    record "STORE=STORE CACHE=1 SEED_SESSIONS=0 COOKIES_FILE=cookies-STORE.txt WORKERS=2 target/release/examples/load_server   # the same database and sessions (memory: seeded again); wrk on /bare/me, /me, /me, /bare/me (A B B A)"
     record "wrk -t$wrk_threads -c$wrk_conns -d$wrk_duration --timeout 5s -s scripts/bench/sessions.lua URL   # COOKIES_FILE=… for /me, /refresh/me, /floor/me (sqlite); none for /anonymous, /bare/me; each after a 2 s warm-up run"
     record "LAT_STORE=STORE LAT_URL=URL COOKIES_FILE=cookies-STORE.txt cargo bench --all-features --bench latency   # then again under taskset -c CPU, with PostgreSQL and Redis pinned to the same CPU (taskset -a -p)"
     record "BA_DB=… [BA_REDIS_URL=…] COOKIES_FILE=cookies-STORE.txt node scripts/bench/ba-getsession.mjs"
