@@ -99,9 +99,14 @@ async fn restart(writer: &SqlitePool) -> Result<(), sqlx::Error> {
     let done: Result<(i64, i64, i64), _> = sqlx::query_as("pragma wal_checkpoint(RESTART)")
         .fetch_one(&mut *conn)
         .await;
-    sqlx::query(&format!("pragma busy_timeout = {busy_ms}"))
+    if let Err(e) = sqlx::query(&format!("pragma busy_timeout = {busy_ms}"))
         .execute(&mut *conn)
-        .await?;
+        .await
+    {
+        // Never hand the writer back with the short timeout: the pool opens a fresh one.
+        conn.close_on_drop();
+        return Err(e);
+    }
     let (busy, pages, copied) = done?;
     tracing::trace!(busy, pages, copied, "SQLite write-ahead log restarted");
     Ok(())
