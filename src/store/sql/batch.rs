@@ -3,19 +3,23 @@
 //!
 //! Under refresh-heavy traffic every request extends its session. One `UPDATE` per request on
 //! SQLite's single writer means one transaction, one hand-off to the driver's thread and back,
-//! and one set of file locks per request, and the requests queue for that one connection. The
-//! batcher takes the refreshes waiting at the moment the writer is free, up to [`MAX_BATCH`],
-//! and runs them as one conditional `UPDATE … FROM (VALUES …) … RETURNING` in one transaction:
-//! each row keeps its own conditions (only a live row, only forward), and each caller gets back
-//! exactly the row its own statement would have returned.
+//! and one set of file locks per request, and the requests queue for that one connection. Here
+//! the refreshes queue instead, and whoever gets the writer next runs all those waiting, up to
+//! [`MAX_BATCH`], as one conditional `UPDATE … FROM (VALUES …) … RETURNING` in one
+//! transaction: each row keeps its own conditions (only a live row, only forward), and each
+//! caller gets back exactly the row its own statement would have returned.
 //!
-//! The batcher is a task on the runtime that opened the store. When that task is gone (its
-//! runtime shut down), callers run their statement themselves.
+//! There is no background task: the callers take turns at the writer (a fair async mutex), and a
+//! caller whose refresh was answered by someone else's batch returns without waiting for its
+//! turn. So the store works from any runtime, and a caller that gives up mid-batch costs the
+//! others nothing but a retry of their own statement.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
+use futures_util::future::{select, Either};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot::{self, error::TryRecvError};
 
 use super::dialect::{Backend, Param, Placeholder, Stmt};
 use super::schema::SessionColumn;
@@ -24,168 +28,188 @@ use crate::error::StoreError;
 /// The most refreshes in one statement (three parameters each).
 pub(crate) const MAX_BATCH: usize = 64;
 
-/// How many refreshes may wait for the writer before callers wait to queue.
-const QUEUE: usize = 4 * MAX_BATCH;
-
-type Reply<R> = oneshot::Sender<Result<Option<R>, StoreError>>;
+type Answer<R> = Result<Option<R>, StoreError>;
 
 /// One refresh waiting for the writer.
 struct Job<R> {
     key: String,
     expires_at: OffsetDateTime,
     now: OffsetDateTime,
-    reply: Reply<R>,
+    reply: oneshot::Sender<Answer<R>>,
 }
 
-/// A handle on the batching writer: cheap to clone.
-pub(crate) struct Batcher<R> {
-    jobs: mpsc::Sender<Job<R>>,
+/// The refreshes waiting for the writer, and the writer: cheap to clone.
+pub(crate) struct Batcher<D: Backend> {
+    shared: Arc<Shared<D>>,
 }
 
-impl<R> std::fmt::Debug for Batcher<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Batcher")
-            .field(
-                "waiting",
-                &(self.jobs.max_capacity() - self.jobs.capacity()),
-            )
-            .finish()
-    }
+struct Shared<D: Backend> {
+    waiting: Mutex<VecDeque<Job<D::Row>>>,
+    writer: tokio::sync::Mutex<Writer<D>>,
 }
 
-impl<R> Clone for Batcher<R> {
+impl<D: Backend> Clone for Batcher<D> {
     fn clone(&self) -> Self {
         Self {
-            jobs: self.jobs.clone(),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
 
-impl<R: Send + 'static> Batcher<R> {
-    /// Starts the writer task on the current Tokio runtime, with `db` (a dialect whose
-    /// statements, reads included, all go to the writer connection) and the SQL around the `VALUES` rows
-    /// ([`Queries::extend_many`](super::schema::Queries)). `None` outside a runtime.
-    pub(crate) fn start<D: Backend<Row = R>>(db: D, around: &(String, String)) -> Option<Self> {
-        let runtime = tokio::runtime::Handle::try_current().ok()?;
-        let (jobs, queue) = mpsc::channel(QUEUE);
-        let writer = Writer {
-            db,
-            head: around.0.clone(),
-            tail: around.1.clone(),
-            statements: Vec::new(),
-        };
-        runtime.spawn(writer.run(queue));
-        Some(Self { jobs })
+impl<D: Backend> std::fmt::Debug for Batcher<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let waiting = self.shared.waiting.lock().map_or(0, |w| w.len());
+        f.debug_struct("Batcher")
+            .field("waiting", &waiting)
+            .finish()
+    }
+}
+
+impl<D: Backend> Batcher<D> {
+    /// A batcher writing through `db` (a dialect whose statements, reads included, all go to
+    /// the writer connection), with the SQL around the `VALUES` rows
+    /// ([`Queries::extend_many`](super::schema::Queries)).
+    pub(crate) fn new(db: D, around: &(String, String)) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                waiting: Mutex::new(VecDeque::new()),
+                writer: tokio::sync::Mutex::new(Writer {
+                    db,
+                    head: around.0.clone(),
+                    tail: around.1.clone(),
+                    statements: Vec::new(),
+                }),
+            }),
+        }
     }
 
     /// Extends the session stored under `key` as the dialect's one-row `extend` statement
-    /// would, together with the refreshes waiting at the same time. `None` when the writer task
-    /// is gone before taking the job: the caller runs the statement itself.
+    /// would, together with the refreshes waiting at the same time.
     pub(crate) async fn extend(
         &self,
         key: &str,
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
-    ) -> Option<Result<Option<R>, StoreError>> {
-        let (reply, answer) = oneshot::channel();
-        let job = Job {
+    ) -> Answer<D::Row> {
+        let (reply, mut answer) = oneshot::channel();
+        self.queue().push_back(Job {
             key: key.to_owned(),
             expires_at,
             now,
             reply,
-        };
-        self.jobs.send(job).await.ok()?;
-        Some(answer.await.unwrap_or_else(|_| {
-            Err(StoreError::backend(
-                "extend",
-                std::io::Error::other("the session store's writer stopped (its runtime shut down)"),
-            ))
-        }))
-    }
-}
-
-/// The task that owns the writes.
-struct Writer<D> {
-    db: D,
-    head: String,
-    tail: String,
-    /// The statement for `n` rows at index `n - 1`, built on first use.
-    statements: Vec<Stmt>,
-}
-
-impl<D: Backend> Writer<D> {
-    async fn run(mut self, mut queue: mpsc::Receiver<Job<D::Row>>) {
-        let mut waiting: VecDeque<Job<D::Row>> = VecDeque::new();
+        });
         loop {
-            if waiting.is_empty() {
-                match queue.recv().await {
-                    Some(job) => waiting.push_back(job),
-                    // Every handle is gone: the store was dropped.
-                    None => return,
+            let turn = self.shared.writer.lock();
+            futures_util::pin_mut!(turn);
+            match select(&mut answer, turn).await {
+                // Someone else's batch carried this refresh.
+                Either::Left((Ok(done), _)) => return done,
+                // The caller running that batch gave up mid-statement: run it alone (it is
+                // conditional, so running it again after it landed changes nothing).
+                Either::Left((Err(_), _)) => {
+                    let mut writer = self.shared.writer.lock().await;
+                    return writer.alone(key, expires_at, now).await;
                 }
-            }
-            while waiting.len() < QUEUE {
-                match queue.try_recv() {
-                    Ok(job) => waiting.push_back(job),
-                    Err(_) => break,
-                }
-            }
-            let batch = take_batch(&mut waiting);
-            if !batch.is_empty() {
-                self.write(batch).await;
+                Either::Right((mut writer, _)) => match answer.try_recv() {
+                    Ok(done) => return done,
+                    Err(TryRecvError::Closed) => {
+                        return writer.alone(key, expires_at, now).await;
+                    }
+                    Err(TryRecvError::Empty) => {
+                        let batch = take_batch(&mut self.queue());
+                        writer.write(batch).await;
+                    }
+                },
             }
         }
     }
 
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Job<D::Row>>> {
+        self.shared
+            .waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The writer's side: the statements by batch size.
+struct Writer<D> {
+    db: D,
+    head: String,
+    tail: String,
+    /// The statement for `2^i` rows at index `i`, built on first use.
+    statements: Vec<Stmt>,
+}
+
+impl<D: Backend> Writer<D> {
     /// Runs `batch` (distinct keys) as one statement and answers each caller. When the
-    /// statement fails, each refresh is tried alone, so that one caller's error is its own.
+    /// statement fails, every caller gets its error (busy, I/O and the like are the batch's,
+    /// not one row's).
     async fn write(&mut self, batch: Vec<Job<D::Row>>) {
-        match self.run_statement(&batch).await {
-            Ok(mut rows) => {
+        if batch.is_empty() {
+            return;
+        }
+        let rows: Vec<_> = batch
+            .iter()
+            .map(|job| (job.key.as_str(), job.expires_at, job.now))
+            .collect();
+        match self.run(&rows).await {
+            Ok(mut found) => {
                 for job in batch {
-                    let position = rows.iter().position(|row| {
+                    let position = found.iter().position(|row| {
                         D::text(row, SessionColumn::Token as usize)
                             .ok()
                             .flatten()
                             .as_deref()
                             == Some(job.key.as_str())
                     });
-                    let _ = job.reply.send(Ok(position.map(|i| rows.swap_remove(i))));
+                    let _ = job.reply.send(Ok(position.map(|i| found.swap_remove(i))));
                 }
             }
-            Err(error) if batch.len() == 1 => {
-                let _ = batch
-                    .into_iter()
-                    .next()
-                    .map(|job| job.reply.send(Err(error)));
-            }
-            Err(_) => {
+            Err(error) => {
+                let message = error.to_string();
+                let mut first = Some(error);
                 for job in batch {
-                    let alone = self.run_statement(std::slice::from_ref(&job)).await;
-                    let _ = job.reply.send(alone.map(|mut rows| rows.pop()));
+                    let error = first.take().unwrap_or_else(|| {
+                        StoreError::backend("extend", std::io::Error::other(message.clone()))
+                    });
+                    let _ = job.reply.send(Err(error));
                 }
             }
         }
     }
 
-    async fn run_statement(&mut self, jobs: &[Job<D::Row>]) -> Result<Vec<D::Row>, StoreError> {
-        while self.statements.len() < jobs.len() {
-            let rows = self.statements.len() + 1;
+    /// One refresh on its own.
+    async fn alone(
+        &mut self,
+        key: &str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Answer<D::Row> {
+        Ok(self.run(&[(key, expires_at, now)]).await?.pop())
+    }
+
+    async fn run(
+        &mut self,
+        rows: &[(&str, OffsetDateTime, OffsetDateTime)],
+    ) -> Result<Vec<D::Row>, StoreError> {
+        // Sizes rounded up to a power of two, padded with rows that match nothing (`token =
+        // NULL` is never true): seven statements in the driver's cache, not sixty-four.
+        let size = rows.len().next_power_of_two();
+        let index = size.trailing_zeros() as usize;
+        while self.statements.len() <= index {
+            let n = 1 << self.statements.len();
             self.statements
-                .push(statement::<D>(&self.head, &self.tail, rows));
+                .push(statement::<D>(&self.head, &self.tail, n));
         }
-        let stmt = &self.statements[jobs.len() - 1];
-        let params: Vec<Param<'_>> = jobs
-            .iter()
-            .flat_map(|job| {
-                [
-                    Param::Text(&job.key),
-                    Param::Date(job.expires_at),
-                    Param::Date(job.now),
-                ]
-            })
-            .collect();
-        self.db.fetch_all("extend", stmt, &params).await
+        let mut params = Vec::with_capacity(size * 3);
+        for &(key, expires_at, now) in rows {
+            params.extend([Param::Text(key), Param::Date(expires_at), Param::Date(now)]);
+        }
+        params.resize(size * 3, Param::OptText(None));
+        self.db
+            .fetch_all("extend", &self.statements[index], &params)
+            .await
     }
 }
 
@@ -242,7 +266,7 @@ fn statement<D: Backend>(head: &str, tail: &str, rows: usize) -> Stmt {
 mod tests {
     use super::*;
 
-    fn job(key: &str) -> (Job<()>, oneshot::Receiver<Result<Option<()>, StoreError>>) {
+    fn job(key: &str) -> (Job<()>, oneshot::Receiver<Answer<()>>) {
         let (reply, answer) = oneshot::channel();
         let now = OffsetDateTime::UNIX_EPOCH;
         (

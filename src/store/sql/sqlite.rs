@@ -37,7 +37,7 @@ pub struct SqliteDialect {
     /// The connection that checkpoints the write-ahead log, for a file the store opened.
     checkpoint: Option<SqlitePool>,
     /// The refresh batcher, once the store is open.
-    refresh: Option<Batcher<SqliteRow>>,
+    refresh: Option<Batcher<SqliteDialect>>,
     /// Shared by every clone; the log keeper stops when the last one is dropped.
     alive: Arc<()>,
 }
@@ -290,9 +290,7 @@ impl Backend for SqliteDialect {
         now: OffsetDateTime,
     ) -> Result<Option<SqliteRow>, StoreError> {
         if let Some(batcher) = &self.refresh {
-            if let Some(done) = batcher.extend(key, expires_at, now).await {
-                return done;
-            }
+            return batcher.extend(key, expires_at, now).await;
         }
         let params = [Param::Date(expires_at), Param::Date(now), Param::Text(key)];
         self.fetch_optional("extend", stmt, &params, true).await
@@ -301,7 +299,7 @@ impl Backend for SqliteDialect {
     fn ready(&mut self, extend_many: &(String, String)) {
         // The batcher's statements all go to the writer connection.
         let writer = Self::new(self.write.clone(), self.write.clone(), self.dates);
-        self.refresh = Batcher::start(writer, extend_many);
+        self.refresh = Some(Batcher::new(writer, extend_many));
         if let Some(checkpoint) = &self.checkpoint {
             super::wal::keep_short(
                 checkpoint.clone(),

@@ -19,8 +19,10 @@
 //!    keeps its largest size (about 64 to 80 MiB under sustained writes) and is reused.
 //!    (`TRUNCATE`, which also shrinks the file, stalled the writer for about 28 ms each time.)
 //!
-//! The task stops when the store is dropped (its last clone), or at once when the database is
-//! not in WAL mode.
+//! A round that finds another connection checkpointing (Better Auth's own, after its commits)
+//! tries again at the next one; a restart that cannot finish is tried again after 1, 2, 4, …
+//! up to [`MAX_BACKOFF_ROUNDS`] rounds. The task stops when the store is dropped (its last
+//! clone), or at once when the database is not in WAL mode.
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -41,54 +43,114 @@ pub(crate) const FALLBACK_PAGES: i64 = 4 * RESTART_PAGES;
 /// How long a restart waits for readers of old pages.
 const RESTART_WAIT_MS: u32 = 10;
 
-/// Starts the task on the current runtime (none outside one).
+/// The most rounds a restart waits after one that could not finish (a reader held on to old
+/// pages): the wait doubles from one round up to this, so that a long reader (a backup, a long
+/// transaction) does not cost the writer a short stall every round.
+const MAX_BACKOFF_ROUNDS: u32 = 16;
+
+/// Starts the task on the current runtime (none outside one). It ends at once when the database
+/// is not in WAL mode.
 pub(crate) fn keep_short(checkpoint: SqlitePool, writer: SqlitePool, alive: Weak<()>) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
     runtime.spawn(async move {
+        match in_wal_mode(&checkpoint).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                tracing::debug!(%error, "could not read SQLite's journal mode; not checkpointing");
+                return;
+            }
+        }
         let mut tick = tokio::time::interval(INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut backoff = Backoff::default();
         loop {
             tick.tick().await;
             if alive.strong_count() == 0 {
                 return;
             }
-            match round(&checkpoint, &writer, RESTART_PAGES).await {
-                Ok(Some(_)) => {}
-                Ok(None) => return,
-                Err(error) => {
-                    tracing::debug!(%error, "SQLite checkpoint failed; trying again");
-                }
+            if let Err(error) = round(&checkpoint, &writer, RESTART_PAGES, &mut backoff).await {
+                tracing::debug!(%error, "SQLite checkpoint failed; trying again");
             }
         }
     });
 }
 
-/// One checkpoint, and a restart of the log when it is longer than `restart_pages`.
-/// `Ok(None)`: the database is not in WAL mode. Otherwise the log's length in pages before
-/// this round.
+/// Whether the database is in WAL mode.
+pub(crate) async fn in_wal_mode(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
+    let (mode,): (String,) = sqlx::query_as("pragma journal_mode")
+        .fetch_one(pool)
+        .await?;
+    Ok(mode.eq_ignore_ascii_case("wal"))
+}
+
+/// When the next restart may be tried.
+#[derive(Debug, Default)]
+pub(crate) struct Backoff {
+    /// Rounds to skip before the next restart.
+    skip: u32,
+    /// Rounds to skip after the next restart that cannot finish.
+    next: u32,
+}
+
+impl Backoff {
+    /// Whether this round may try a restart (counting a skipped one).
+    fn ready(&mut self) -> bool {
+        if self.skip == 0 {
+            return true;
+        }
+        self.skip -= 1;
+        false
+    }
+
+    fn finished(&mut self, done: bool) {
+        if done {
+            self.next = 0;
+        } else {
+            self.next = (self.next * 2).clamp(1, MAX_BACKOFF_ROUNDS);
+            self.skip = self.next;
+        }
+    }
+}
+
+/// What a round saw.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Round {
+    /// Another connection (Better Auth's, a backup tool) was checkpointing: next round.
+    Busy,
+    /// The log's length in pages before this round, and whether it was restarted.
+    Log { pages: i64, restarted: bool },
+}
+
+/// One checkpoint, and a restart of the log when it is longer than `restart_pages` (unless
+/// `backoff` says to wait).
 pub(crate) async fn round(
     checkpoint: &SqlitePool,
     writer: &SqlitePool,
     restart_pages: i64,
-) -> Result<Option<i64>, sqlx::Error> {
-    let (_busy, pages, _copied): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(PASSIVE)")
+    backoff: &mut Backoff,
+) -> Result<Round, sqlx::Error> {
+    let (busy, pages, _copied): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(PASSIVE)")
         .fetch_one(checkpoint)
         .await?;
-    if pages < 0 {
-        return Ok(None);
+    // SQLite reports -1 pages when another connection holds the checkpoint lock.
+    if busy != 0 && pages < 0 {
+        return Ok(Round::Busy);
     }
-    if pages > restart_pages {
-        restart(writer).await?;
+    let mut restarted = false;
+    if pages > restart_pages && backoff.ready() {
+        restarted = restart(writer).await?;
+        backoff.finished(restarted);
     }
-    Ok(Some(pages))
+    Ok(Round::Log { pages, restarted })
 }
 
 /// Copies what is left of the log and has the next commit write it from its start, on the
 /// writer connection. Its busy timeout is [`RESTART_WAIT_MS`] meanwhile: a reader that holds on
 /// to old pages longer makes this round give up, and the next one tries again.
-async fn restart(writer: &SqlitePool) -> Result<(), sqlx::Error> {
+async fn restart(writer: &SqlitePool) -> Result<bool, sqlx::Error> {
     let mut conn = writer.acquire().await?;
     let (busy_ms,): (i64,) = sqlx::query_as("pragma busy_timeout")
         .fetch_one(&mut *conn)
@@ -108,8 +170,8 @@ async fn restart(writer: &SqlitePool) -> Result<(), sqlx::Error> {
         return Err(e);
     }
     let (busy, pages, copied) = done?;
-    tracing::trace!(busy, pages, copied, "SQLite write-ahead log restarted");
-    Ok(())
+    tracing::trace!(busy, pages, copied, "SQLite write-ahead log restart");
+    Ok(busy == 0)
 }
 
 #[cfg(test)]
@@ -174,16 +236,34 @@ mod tests {
 
         // Long enough to start over, but the reader still needs old pages: the round gives up
         // after its short wait (it does not fail), and the log keeps growing.
-        let before = round(&checkpoint, &writer, 10).await.unwrap().unwrap();
+        let mut backoff = Backoff::default();
+        let Round::Log {
+            pages: before,
+            restarted,
+        } = round(&checkpoint, &writer, 10, &mut backoff).await.unwrap()
+        else {
+            panic!("nobody else checkpoints here");
+        };
         assert!(before >= 80, "{before} pages");
+        assert!(!restarted);
         write(&writer, 80..81).await;
         assert!(log_pages(&checkpoint).await > before);
 
-        // The reader lets go: the next round restarts the log and the next commit writes it
-        // from the start.
+        // The reader lets go. The next round waits (backoff after a restart that could not
+        // finish); the one after restarts the log, and the next commit writes it from the start.
         sqlx::query("commit").execute(&mut *held).await.unwrap();
         drop(held);
-        assert!(round(&checkpoint, &writer, 10).await.unwrap().unwrap() > before);
+        assert!(matches!(
+            round(&checkpoint, &writer, 10, &mut backoff).await.unwrap(),
+            Round::Log {
+                restarted: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            round(&checkpoint, &writer, 10, &mut backoff).await.unwrap(),
+            Round::Log { restarted: true, pages } if pages > before
+        ));
         write(&writer, 81..82).await;
         let after = log_pages(&checkpoint).await;
         assert!(after < 5, "{after} pages after a restart");
@@ -203,17 +283,44 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_database_not_in_wal_mode_ends_the_task() {
+    async fn only_a_database_in_wal_mode_is_checkpointed() {
         let dir = tempfile::tempdir().unwrap();
         let options = SqliteConnectOptions::new()
             .filename(dir.path().join("rollback.db"))
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Delete);
-        let pool = SqlitePoolOptions::new()
+        let rollback = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
             .await
             .unwrap();
-        assert_eq!(round(&pool, &pool, 10).await.unwrap(), None);
+        assert!(!in_wal_mode(&rollback).await.unwrap());
+        assert!(in_wal_mode(&pool(&dir.path().join("wal.db")).await)
+            .await
+            .unwrap());
+    }
+
+    #[test]
+    fn restarts_that_cannot_finish_back_off_up_to_a_limit() {
+        let mut backoff = Backoff::default();
+        let mut waits = Vec::new();
+        for _ in 0..7 {
+            assert!(backoff.ready());
+            backoff.finished(false);
+            let mut skipped = 0;
+            while !backoff.ready() {
+                skipped += 1;
+            }
+            waits.push(skipped);
+        }
+        assert_eq!(waits, [1, 2, 4, 8, 16, 16, 16]);
+        // A restart that finishes resets the wait.
+        backoff.finished(true);
+        backoff.finished(false);
+        let mut skipped = 0;
+        while !backoff.ready() {
+            skipped += 1;
+        }
+        assert_eq!(skipped, 1);
     }
 }
