@@ -268,20 +268,9 @@ fn quoted(s: &str, quote: char) -> Option<(&str, &str)> {
     escaped.then_some((s, ""))
 }
 
-/// Quotes `ident` with `quote`, doubling embedded quotes.
+/// Quotes `ident` with `quote`, doubling embedded quotes: the SQL stores' own quoting.
 #[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
-pub(crate) fn quote_ident(quote: char, ident: &str) -> String {
-    let mut out = String::with_capacity(ident.len() + 2);
-    out.push(quote);
-    for c in ident.chars() {
-        if c == quote {
-            out.push(quote);
-        }
-        out.push(c);
-    }
-    out.push(quote);
-    out
-}
+pub(crate) use super::sql::quote_with;
 
 /// A string literal for SQL text (single quotes doubled).
 #[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
@@ -312,7 +301,7 @@ mod tests {
             ("`sessions`", "`token`")
         );
         assert!(SessionTable::from_delete("select 1", '"').is_err());
-        assert_eq!(quote_ident('"', r#"a"b"#), r#""a""b""#);
+        assert_eq!(quote_with('"', r#"a"b"#), r#""a""b""#);
         assert_eq!(literal("it's"), "'it''s'");
     }
 }

@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use super::{cannot, quote_ident, Change, SessionChanges, SessionTable, Sink};
+use super::{cannot, quote_with, Change, SessionChanges, SessionTable, Sink};
 use crate::error::StoreError;
 
 /// How long an allocated id may stay invisible (its transaction not yet committed).
@@ -174,9 +174,9 @@ impl Names {
         ];
         Ok(Self {
             session,
-            changes: quote_ident(quote, &raw[0]),
-            on_delete: quote_ident(quote, &raw[1]),
-            on_update: quote_ident(quote, &raw[2]),
+            changes: quote_with(quote, &raw[0]),
+            on_delete: quote_with(quote, &raw[1]),
+            on_update: quote_with(quote, &raw[2]),
             raw,
             dialect,
         })
@@ -580,7 +580,7 @@ impl MySqlTable {
     async fn run(&self, sql: &str) -> Result<(), sqlx::Error> {
         if sql.starts_with("create trigger") {
             for name in &self.triggers {
-                let quoted = quote_ident('`', name);
+                let quoted = quote_with('`', name);
                 if sql.starts_with(&format!("create trigger {quoted} "))
                     && self.inner.has_trigger(name).await?
                 {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::Row as _;
 
-use super::{cannot, literal, quote_ident, Change, SessionChanges, SessionTable, Sink};
+use super::{cannot, literal, quote_with, Change, SessionChanges, SessionTable, Sink};
 use crate::error::StoreError;
 use crate::store::PostgresStore;
 
@@ -85,8 +85,8 @@ impl PostgresChangesBuilder {
     /// Only if the store's statements cannot be read (a bug).
     pub fn ddl(&self) -> Result<Vec<String>, StoreError> {
         let table = SessionTable::from_delete(&self.delete_sql, '"')?;
-        let function = quote_ident('"', &self.name);
-        let trigger = quote_ident('"', &self.name);
+        let function = quote_with('"', &self.name);
+        let trigger = quote_with('"', &self.name);
         let channel = literal(&self.name);
         Ok(vec![
             format!(

@@ -45,6 +45,8 @@ mod wal;
 use dialect::{Backend, Param};
 #[cfg(feature = "jwt")]
 pub use jwks::JwksTable;
+#[cfg(feature = "cache")]
+pub(crate) use schema::quote_with;
 pub use schema::{DateFormat, IdFormat, SessionColumn, SqlSchema, UserColumn};
 use schema::{IdKind, Queries, Tables, SESSION_CORE};
 

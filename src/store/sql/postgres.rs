@@ -32,7 +32,7 @@ use super::dialect::{Affected, Backend, ColumnType, Param, Placeholder, Stmt, Sy
 use super::pool::{self, network_builder_methods, Guard, NetworkOptions, Pools, Want};
 use super::schema::{ddl, DdlTypes, SqlSchema};
 use super::{PostgresStore, SqlStore};
-use crate::error::{BoxError, StoreError};
+use crate::error::StoreError;
 use crate::store::SchemaMode;
 use crate::time_fmt;
 
@@ -244,11 +244,11 @@ fn explain(error: &sqlx::Error, pooler: bool) -> Option<StoreError> {
         ),
         _ => return None,
     };
-    Some(StoreError::Connect {
-        problem,
-        fix,
-        source: Some(clone_error(error)),
-    })
+    // The driver's error as the source of ours (sqlx errors are not `Clone`).
+    Some(crate::store::tls::connect_error(
+        (problem, fix),
+        std::io::Error::other(error.to_string()),
+    ))
 }
 
 /// Where a PostgreSQL user gives a private CA.
@@ -258,11 +258,6 @@ const CA_HINT: crate::store::tls::CaHint = crate::store::tls::CaHint {
     wrong_name: "connect with a host name the certificate names (sslmode=verify-full checks it; \
                  with sqlx 0.8 so does verify-ca)",
 };
-
-/// The driver's error as the source of ours (sqlx errors are not `Clone`).
-fn clone_error(error: &sqlx::Error) -> BoxError {
-    std::io::Error::other(error.to_string()).into()
-}
 
 /// What a statement returns.
 type Got = pool::Got<PgRow>;
