@@ -26,7 +26,7 @@ use super::schema::SessionColumn;
 use crate::error::StoreError;
 
 /// The most refreshes in one statement (three parameters each).
-pub(crate) const MAX_BATCH: usize = 64;
+const MAX_BATCH: usize = 64;
 
 type Answer<R> = Result<Option<R>, StoreError>;
 

@@ -425,16 +425,16 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
             time_fmt::truncate_ms(expires_at),
             time_fmt::truncate_ms(now),
         );
-        let params = [
-            Param::Date(expires_at),
-            Param::Date(now),
-            Param::Text(key.as_str()),
-        ];
         let row = if D::SYNTAX.returning {
             self.db
                 .extend(&self.q.extend, key.as_str(), expires_at, now)
                 .await?
         } else {
+            let params = [
+                Param::Date(expires_at),
+                Param::Date(now),
+                Param::Text(key.as_str()),
+            ];
             if self.db.execute(OP, &self.q.extend, &params).await? == 0 {
                 return Ok(None);
             }

@@ -32,10 +32,10 @@ use sqlx::SqlitePool;
 /// How often the log is checkpointed. Measured under refresh-heavy traffic (`wrk`, 64
 /// connections, 10,000 sessions, two CPUs): 100 ms gave 15,900 requests/s, 250 ms 16,400 to
 /// 17,700, with the same p99.
-pub(crate) const INTERVAL: Duration = Duration::from_millis(250);
+const INTERVAL: Duration = Duration::from_millis(250);
 
 /// The log length (in pages) past which it starts over: 64 MiB of 4 KiB pages.
-pub(crate) const RESTART_PAGES: i64 = 16_384;
+const RESTART_PAGES: i64 = 16_384;
 
 /// The store's connections' own `wal_autocheckpoint`: only if the task cannot keep up.
 pub(crate) const FALLBACK_PAGES: i64 = 4 * RESTART_PAGES;
@@ -79,7 +79,7 @@ pub(crate) fn keep_short(checkpoint: SqlitePool, writer: SqlitePool, alive: Weak
 }
 
 /// Whether the database is in WAL mode.
-pub(crate) async fn in_wal_mode(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
+async fn in_wal_mode(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
     let (mode,): (String,) = sqlx::query_as("pragma journal_mode")
         .fetch_one(pool)
         .await?;
@@ -88,7 +88,7 @@ pub(crate) async fn in_wal_mode(pool: &SqlitePool) -> Result<bool, sqlx::Error> 
 
 /// When the next restart may be tried.
 #[derive(Debug, Default)]
-pub(crate) struct Backoff {
+struct Backoff {
     /// Rounds to skip before the next restart.
     skip: u32,
     /// Rounds to skip after the next restart that cannot finish.
@@ -117,7 +117,7 @@ impl Backoff {
 
 /// What a round saw.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Round {
+enum Round {
     /// Another connection (Better Auth's, a backup tool) was checkpointing: next round.
     Busy,
     /// The log's length in pages before this round, and whether it was restarted.
@@ -126,7 +126,7 @@ pub(crate) enum Round {
 
 /// One checkpoint, and a restart of the log when it is longer than `restart_pages` (unless
 /// `backoff` says to wait).
-pub(crate) async fn round(
+async fn round(
     checkpoint: &SqlitePool,
     writer: &SqlitePool,
     restart_pages: i64,
