@@ -4,7 +4,6 @@
 //! SQLite range filters compare these strings, so every writer must use exactly this form.
 
 use time::format_description::well_known::Rfc3339;
-use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 
 /// Drops everything below the millisecond, as a JavaScript `Date` would.
@@ -18,11 +17,88 @@ pub fn truncate_ms(t: OffsetDateTime) -> OffsetDateTime {
 /// Formats `t` as `toISOString()` does. Years outside 0000–9999 are clamped into that range
 /// (JavaScript would emit a six-digit year that no Better Auth reader expects).
 pub fn to_iso(t: OffsetDateTime) -> String {
-    let t = clamp(truncate_ms(t));
-    t.format(format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    ))
-    .unwrap_or_else(|_| String::from("1970-01-01T00:00:00.000Z"))
+    Iso::new(t).as_str().to_owned()
+}
+
+/// `toISOString()` of a time, on the stack: every session and user carries three or two dates,
+/// and a request that answers with them (or a store that writes them) should not allocate or
+/// interpret a format description for each. Written out digit by digit; the tests compare it
+/// with `time`'s own formatting over the whole range.
+#[derive(Clone, Copy)]
+pub(crate) struct Iso([u8; ISO_LEN]);
+
+/// `YYYY-MM-DDTHH:MM:SS.sssZ`.
+const ISO_LEN: usize = 24;
+
+impl Iso {
+    pub(crate) fn new(t: OffsetDateTime) -> Self {
+        let t = clamp(truncate_ms(t));
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        // Clamped to 0..=9999, so every part fits its digits.
+        let year = u32::try_from(t.year()).unwrap_or(0);
+        digits(&mut out[0..4], year);
+        digits(&mut out[5..7], u32::from(u8::from(t.month())));
+        digits(&mut out[8..10], u32::from(t.day()));
+        digits(&mut out[11..13], u32::from(t.hour()));
+        digits(&mut out[14..16], u32::from(t.minute()));
+        digits(&mut out[17..19], u32::from(t.second()));
+        digits(&mut out[20..23], u32::from(t.millisecond()));
+        Self(out)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII digits and punctuation are ever written.
+        std::str::from_utf8(&self.0).unwrap_or("1970-01-01T00:00:00.000Z")
+    }
+}
+
+impl serde::Serialize for Iso {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Iso {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Writes `n` in decimal into `out`, zero-padded to its width (higher digits are dropped).
+fn digits(out: &mut [u8], mut n: u32) {
+    for slot in out.iter_mut().rev() {
+        // `n % 10` is below 10.
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
+/// The exact `toISOString()` form, read without `time`'s general parser: what Better Auth
+/// writes, so nearly every date a store reads. `None` for anything else, including dates that
+/// do not exist (the general parser then has its say).
+fn parse_js_iso(s: &[u8]) -> Option<OffsetDateTime> {
+    let [y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, b'T', h0, h1, b':', mi0, mi1, b':', s0, s1, b'.', f0, f1, f2, b'Z'] =
+        *<&[u8; ISO_LEN]>::try_from(s).ok()?
+    else {
+        return None;
+    };
+    let num = |ds: &[u8]| {
+        ds.iter().try_fold(0u16, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u16::from(d - b'0'))
+        })
+    };
+    let year = num(&[y0, y1, y2, y3])?;
+    let month = time::Month::try_from(u8::try_from(num(&[mo0, mo1])?).ok()?).ok()?;
+    let byte = |ds: &[u8]| num(ds).and_then(|n| u8::try_from(n).ok());
+    let date = time::Date::from_calendar_date(i32::from(year), month, byte(&[d0, d1])?).ok()?;
+    let time = time::Time::from_hms_milli(
+        byte(&[h0, h1])?,
+        byte(&[mi0, mi1])?,
+        byte(&[s0, s1])?,
+        num(&[f0, f1, f2])?,
+    )
+    .ok()?;
+    Some(time::PrimitiveDateTime::new(date, time).assume_utc())
 }
 
 /// Parses an ISO-8601 / RFC 3339 timestamp as `new Date(string)` would for the forms Better Auth
@@ -30,6 +106,9 @@ pub fn to_iso(t: OffsetDateTime) -> String {
 /// instead of `T`). Returns `None` for anything else.
 pub fn parse_iso(s: &str) -> Option<OffsetDateTime> {
     let s = s.trim();
+    if let Some(t) = parse_js_iso(s.as_bytes()) {
+        return Some(t);
+    }
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
         return Some(truncate_ms(t));
     }
@@ -62,12 +141,12 @@ fn clamp(t: OffsetDateTime) -> OffsetDateTime {
 
 /// `serde` adapter writing `toISOString()` and reading any form [`parse_iso`] accepts.
 pub(crate) mod iso_ms {
-    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+    use serde::{de::Error as _, Deserialize, Deserializer, Serialize as _, Serializer};
     use time::OffsetDateTime;
 
     /// Serializes as `YYYY-MM-DDTHH:MM:SS.sssZ`.
     pub(crate) fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::to_iso(*t))
+        super::Iso::new(*t).serialize(s)
     }
 
     /// Deserializes from an ISO-8601 string or a number of milliseconds since the epoch.
@@ -129,5 +208,71 @@ mod tests {
         let t = datetime!(2026-11-29 13:26:18.309 UTC);
         assert_eq!(to_unix_ms(t), 1_795_958_778_309);
         assert_eq!(from_unix_ms(1_795_958_778_309), Some(t));
+    }
+
+    /// The written-out formatter agrees with `time`'s own, from year 0 to 9999 and for any
+    /// offset; the fast reader agrees with the general one on what the formatter writes, and
+    /// leaves everything else to it.
+    mod against_time {
+        use super::super::*;
+        use proptest::prelude::*;
+        use time::macros::format_description;
+
+        fn reference(t: OffsetDateTime) -> String {
+            clamp(truncate_ms(t))
+                .format(format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+                ))
+                .unwrap()
+        }
+
+        proptest! {
+            #[test]
+            fn formats_as_time_does(
+                secs in -62_167_219_200i64..=253_402_300_799,
+                nanos in 0u32..1_000_000_000,
+                offset in -86_399i32..=86_399,
+            ) {
+                let t = OffsetDateTime::from_unix_timestamp(secs).unwrap()
+                    .replace_nanosecond(nanos).unwrap()
+                    .to_offset(time::UtcOffset::from_whole_seconds(offset).unwrap());
+                let iso = to_iso(t);
+                prop_assert_eq!(&iso, &reference(t));
+                let general = OffsetDateTime::parse(&iso, &Rfc3339).ok().map(truncate_ms);
+                prop_assert_eq!(parse_js_iso(iso.as_bytes()), general);
+                prop_assert_eq!(parse_iso(&iso), general);
+            }
+
+            #[test]
+            fn reads_any_bytes_as_the_general_parser_does(s in "[0-9T:.Z-]{0,26}") {
+                if let Some(t) = parse_js_iso(s.as_bytes()) {
+                    prop_assert_eq!(Some(t), OffsetDateTime::parse(&s, &Rfc3339).ok());
+                }
+            }
+        }
+
+        #[test]
+        fn dates_that_do_not_exist_are_left_to_the_general_parser() {
+            for s in [
+                "2026-02-30T00:00:00.000Z",
+                "2026-13-01T00:00:00.000Z",
+                "2026-00-01T00:00:00.000Z",
+                "2026-01-01T24:00:00.000Z",
+                "2026-01-01T00:60:00.000Z",
+                "2026-12-31T23:59:60.000Z",
+                "2026-01-01T00:00:00.000+",
+                "2026-01-01 00:00:00.000Z",
+                "+026-01-01T00:00:00.000Z",
+            ] {
+                assert_eq!(parse_js_iso(s.as_bytes()), None, "{s}");
+            }
+            // A leap second is the general parser's to judge.
+            assert_eq!(
+                parse_iso("2026-12-31T23:59:60.000Z"),
+                OffsetDateTime::parse("2026-12-31T23:59:60.000Z", &Rfc3339)
+                    .ok()
+                    .map(truncate_ms)
+            );
+        }
     }
 }

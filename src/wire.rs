@@ -11,17 +11,17 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::model::{Session, User};
-use crate::time_fmt;
+use crate::time_fmt::Iso;
 
 /// A session as Better Auth's adapter returns a row: `expiresAt, token, createdAt, updatedAt,
 /// ipAddress, userAgent, userId`, plugin fields, `id` last.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct SessionRow<'a> {
-    expires_at: String,
+    expires_at: Iso,
     token: &'a str,
-    created_at: String,
-    updated_at: String,
+    created_at: Iso,
+    updated_at: Iso,
     ip_address: &'a Option<String>,
     user_agent: &'a Option<String>,
     user_id: &'a str,
@@ -33,10 +33,10 @@ pub(crate) struct SessionRow<'a> {
 impl<'a> SessionRow<'a> {
     pub(crate) fn new(s: &'a Session) -> Self {
         Self {
-            expires_at: time_fmt::to_iso(s.expires_at),
+            expires_at: Iso::new(s.expires_at),
             token: &s.token,
-            created_at: time_fmt::to_iso(s.created_at),
-            updated_at: time_fmt::to_iso(s.updated_at),
+            created_at: Iso::new(s.created_at),
+            updated_at: Iso::new(s.updated_at),
             ip_address: &s.ip_address,
             user_agent: &s.user_agent,
             user_id: &s.user_id,
@@ -56,11 +56,11 @@ pub(crate) struct CreatedSession<'a> {
     id: &'a str,
     ip_address: &'a str,
     user_agent: &'a str,
-    expires_at: String,
+    expires_at: Iso,
     user_id: &'a str,
     token: &'a str,
-    created_at: String,
-    updated_at: String,
+    created_at: Iso,
+    updated_at: Iso,
     #[serde(flatten)]
     extra: &'a Map<String, Value>,
 }
@@ -72,11 +72,11 @@ impl<'a> CreatedSession<'a> {
             id: &s.id,
             ip_address: s.ip_address.as_deref().unwrap_or(""),
             user_agent: s.user_agent.as_deref().unwrap_or(""),
-            expires_at: time_fmt::to_iso(s.expires_at),
+            expires_at: Iso::new(s.expires_at),
             user_id: &s.user_id,
             token: &s.token,
-            created_at: time_fmt::to_iso(s.created_at),
-            updated_at: time_fmt::to_iso(s.updated_at),
+            created_at: Iso::new(s.created_at),
+            updated_at: Iso::new(s.updated_at),
             extra: &s.extra,
         }
     }
@@ -91,8 +91,8 @@ pub(crate) struct UserRow<'a> {
     email: &'a str,
     email_verified: bool,
     image: &'a Option<String>,
-    created_at: String,
-    updated_at: String,
+    created_at: Iso,
+    updated_at: Iso,
     #[serde(flatten)]
     extra: &'a Map<String, Value>,
     id: &'a str,
@@ -105,8 +105,8 @@ impl<'a> UserRow<'a> {
             email: &u.email,
             email_verified: u.email_verified,
             image: &u.image,
-            created_at: time_fmt::to_iso(u.created_at),
-            updated_at: time_fmt::to_iso(u.updated_at),
+            created_at: Iso::new(u.created_at),
+            updated_at: Iso::new(u.updated_at),
             extra: &u.extra,
             id: &u.id,
         }

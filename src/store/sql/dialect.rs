@@ -280,3 +280,33 @@ pub trait Backend: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// Reads any column as JSON (plugin columns).
     fn json(row: &Self::Row, idx: usize) -> Value;
 }
+
+/// A driver's name for a value's type, upper-cased on the stack: the row readers ask for it on
+/// every column of every row a lookup returns, and should not allocate to do so. A name longer
+/// than any type the readers know reads as `""` (an unknown type, as any other).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) struct TypeName {
+    buf: [u8; 32],
+    len: usize,
+}
+
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+impl TypeName {
+    pub(crate) fn new(name: &str) -> Self {
+        let mut buf = [0u8; 32];
+        let len = match buf.get_mut(..name.len()) {
+            Some(out) => {
+                out.copy_from_slice(name.as_bytes());
+                out.make_ascii_uppercase();
+                name.len()
+            }
+            None => 0,
+        };
+        Self { buf, len }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // ASCII upper-casing keeps UTF-8 valid, and `len` ends where `name` ended.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}

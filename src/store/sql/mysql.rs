@@ -24,7 +24,7 @@ use sqlx::mysql::{
 use sqlx::{Connection as _, Row, TypeInfo, ValueRef};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use super::dialect::{Affected, Backend, ColumnType, Param, Placeholder, Stmt, Syntax};
+use super::dialect::{Affected, Backend, ColumnType, Param, Placeholder, Stmt, Syntax, TypeName};
 use super::pool::{self, network_builder_methods, Guard, NetworkOptions, Pools, Want};
 use super::schema::{ddl, DdlTypes, SqlSchema};
 use super::{MySqlStore, SqlStore};
@@ -374,8 +374,8 @@ impl Backend for MySqlDialect {
         if raw.is_null() {
             return Ok(None);
         }
-        let kind = raw.type_info().name().to_ascii_uppercase();
-        if kind.contains("INT") {
+        let kind = TypeName::new(raw.type_info().name());
+        if kind.as_str().contains("INT") {
             return row
                 .try_get_unchecked::<i64, _>(idx)
                 .map(|n| Some(n.to_string()))
@@ -396,7 +396,7 @@ impl Backend for MySqlDialect {
         if raw.is_null() {
             return Ok(None);
         }
-        let kind = raw.type_info().name().to_ascii_uppercase();
+        let kind = TypeName::new(raw.type_info().name());
         let parsed = match kind.as_str() {
             // The session's time zone is UTC (or the one configured): wall time as stored.
             "TIMESTAMP" | "DATETIME" => row
@@ -432,7 +432,7 @@ impl Backend for MySqlDialect {
         if raw.is_null() {
             return Value::Null;
         }
-        let kind = raw.type_info().name().to_ascii_uppercase();
+        let kind = TypeName::new(raw.type_info().name());
         match kind.as_str() {
             "BOOLEAN" => Self::boolean(row, idx).ok().flatten().map(Value::from),
             "TIMESTAMP" | "DATETIME" => Self::date(row, idx)

@@ -28,7 +28,7 @@ use sqlx::postgres::{
 use sqlx::{Connection as _, Row, TypeInfo, ValueRef};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use super::dialect::{Affected, Backend, ColumnType, Param, Placeholder, Stmt, Syntax};
+use super::dialect::{Affected, Backend, ColumnType, Param, Placeholder, Stmt, Syntax, TypeName};
 use super::pool::{self, network_builder_methods, Guard, NetworkOptions, Pools, Want};
 use super::schema::{ddl, DdlTypes, SqlSchema};
 use super::{PostgresStore, SqlStore};
@@ -568,12 +568,12 @@ impl Backend for PostgresDialect {
     }
 }
 
-fn type_name(row: &PgRow, idx: usize) -> Option<String> {
+fn type_name(row: &PgRow, idx: usize) -> Option<TypeName> {
     let raw = row.try_get_raw(idx).ok()?;
     if raw.is_null() {
         return None;
     }
-    Some(raw.type_info().name().to_ascii_uppercase())
+    Some(TypeName::new(raw.type_info().name()))
 }
 
 /// The session change feed (features `postgres` and `cache`): see [`crate::store::changes`].

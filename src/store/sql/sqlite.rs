@@ -389,16 +389,12 @@ impl Backend for SqliteDialect {
     /// Text, or an integer as its decimal string (Better Auth's `generateId: "serial"` ids
     /// are integers in the database and `String(n)` in JavaScript).
     fn text(row: &SqliteRow, idx: usize) -> Result<Option<String>, String> {
-        let raw = row.try_get_raw(idx).map_err(|e| e.to_string())?;
-        if raw.is_null() {
-            return Ok(None);
-        }
-        let kind = raw.type_info().name().to_ascii_uppercase();
-        match kind.as_str() {
-            "INTEGER" => row
+        match storage_class(row, idx)? {
+            None => Ok(None),
+            Some(Class::Integer) => row
                 .try_get_unchecked::<i64, _>(idx)
                 .map(|n| Some(n.to_string())),
-            _ => row.try_get_unchecked::<String, _>(idx).map(Some),
+            Some(_) => row.try_get_unchecked::<String, _>(idx).map(Some),
         }
         .map_err(|e| e.to_string())
     }
@@ -406,26 +402,22 @@ impl Backend for SqliteDialect {
     /// A date stored as ISO text (Better Auth's Kysely path) or as unix milliseconds (its
     /// Drizzle generator).
     fn date(row: &SqliteRow, idx: usize) -> Result<Option<OffsetDateTime>, String> {
-        let raw = row.try_get_raw(idx).map_err(|e| e.to_string())?;
-        if raw.is_null() {
-            return Ok(None);
-        }
-        let kind = raw.type_info().name().to_ascii_uppercase();
         let parsed =
-            match kind.as_str() {
-                "INTEGER" => row
+            match storage_class(row, idx)? {
+                None => return Ok(None),
+                Some(Class::Integer) => row
                     .try_get_unchecked::<i64, _>(idx)
                     .ok()
                     .and_then(time_fmt::from_unix_ms),
-                "REAL" => row
+                Some(Class::Real) => row
                     .try_get_unchecked::<f64, _>(idx)
                     .ok()
                     .filter(|f| f.is_finite() && f.abs() < 1e15)
                     .and_then(|f| time_fmt::from_unix_ms(f as i64)),
-                _ => row.try_get_unchecked::<String, _>(idx).ok().and_then(|s| {
+                Some(_) => row.try_get_unchecked::<&str, _>(idx).ok().and_then(|s| {
                     match s.parse::<i64>() {
                         Ok(ms) => time_fmt::from_unix_ms(ms),
-                        Err(_) => time_fmt::parse_iso(&s),
+                        Err(_) => time_fmt::parse_iso(s),
                     }
                 }),
             };
@@ -438,8 +430,8 @@ impl Backend for SqliteDialect {
             return Ok(None);
         }
         if raw.type_info().name().eq_ignore_ascii_case("TEXT") {
-            let s: String = row.try_get_unchecked(idx).map_err(|e| e.to_string())?;
-            return Ok(Some(matches!(s.as_str(), "1" | "true")));
+            let s: &str = row.try_get_unchecked(idx).map_err(|e| e.to_string())?;
+            return Ok(Some(matches!(s, "1" | "true")));
         }
         row.try_get_unchecked::<i64, _>(idx)
             .map(|v| Some(v != 0))
@@ -447,31 +439,46 @@ impl Backend for SqliteDialect {
     }
 
     fn json(row: &SqliteRow, idx: usize) -> Value {
-        let Ok(raw) = row.try_get_raw(idx) else {
-            return Value::Null;
-        };
-        if raw.is_null() {
-            return Value::Null;
-        }
-        match raw.type_info().name().to_ascii_uppercase().as_str() {
-            "INTEGER" => row
-                .try_get_unchecked::<i64, _>(idx)
-                .map(Value::from)
-                .unwrap_or(Value::Null),
-            "REAL" => row
-                .try_get_unchecked::<f64, _>(idx)
-                .map(Value::from)
-                .unwrap_or(Value::Null),
-            "BLOB" => row
+        match storage_class(row, idx) {
+            Ok(Some(Class::Integer)) => row.try_get_unchecked::<i64, _>(idx).map(Value::from),
+            Ok(Some(Class::Real)) => row.try_get_unchecked::<f64, _>(idx).map(Value::from),
+            Ok(Some(Class::Blob)) => row
                 .try_get_unchecked::<Vec<u8>, _>(idx)
-                .map(|b| Value::from(String::from_utf8_lossy(&b).into_owned()))
-                .unwrap_or(Value::Null),
-            _ => row
-                .try_get_unchecked::<String, _>(idx)
-                .map(Value::from)
-                .unwrap_or(Value::Null),
+                .map(|b| Value::from(String::from_utf8_lossy(&b).into_owned())),
+            Ok(Some(Class::Text)) => row.try_get_unchecked::<String, _>(idx).map(Value::from),
+            Ok(None) | Err(_) => Ok(Value::Null),
         }
+        .unwrap_or(Value::Null)
     }
+}
+
+/// SQLite's storage class of one value (its datatype docs, §2): what a column holds in this
+/// row, whatever the column was declared as.
+enum Class {
+    Integer,
+    Real,
+    Text,
+    Blob,
+}
+
+/// The storage class of column `idx`, `None` for NULL; read without allocating, as it is for
+/// every column of every row a lookup returns.
+fn storage_class(row: &SqliteRow, idx: usize) -> Result<Option<Class>, String> {
+    let raw = row.try_get_raw(idx).map_err(|e| e.to_string())?;
+    if raw.is_null() {
+        return Ok(None);
+    }
+    let info = raw.type_info();
+    let name = info.name();
+    Ok(Some(if name.eq_ignore_ascii_case("INTEGER") {
+        Class::Integer
+    } else if name.eq_ignore_ascii_case("REAL") {
+        Class::Real
+    } else if name.eq_ignore_ascii_case("BLOB") {
+        Class::Blob
+    } else {
+        Class::Text
+    }))
 }
 
 /// The session change feed (features `sqlite` and `cache`): see [`crate::store::changes`].
