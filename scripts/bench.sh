@@ -24,9 +24,10 @@
 #      misses per request = (X(R2) - X(R1)) / (R2 - R1);
 #   7. for each store (memory, sqlite, postgres, redis): load_server seeded with many sessions, wrk
 #      with anonymous, authenticated and refresh-heavy (update_age = 0) traffic; the HTTP targets
-#      of issue 17 (step http-targets): wrk on load_server's /bare/me (no layer, once) and on /me
-#      of a second load_server with CACHE=1 (CachedStore) on the same sessions, and for sqlite on
-#      /floor/me (a hand-written sqlx check of the same file); then, on the same database and
+#      of issue 17 (step http-targets): wrk on load_server's /bare/me (no layer, once); then
+#      BENCH_QUADS sequences /bare/me, /me, /me, /bare/me on a second load_server with CACHE=1
+#      (CachedStore) on the same sessions, and for sqlite /floor/me (a hand-written sqlx check of
+#      the same file), /me, /me, /floor/me on the first; then, on the same database and
 #      sessions, the in-process latency of one lookup (benches/latency.rs) against Better Auth's
 #      auth.api.getSession (scripts/bench/ba-getsession.mjs), on all CPUs and again with both
 #      sides and the database server pinned to CPU 0 (taskset), and the same wrk runs against a
@@ -49,6 +50,8 @@
 #                                      100000 takes about 5 minutes per valgrind run, 8 runs)
 #   BENCH_CACHE_REQUESTS    [1000 5000]  the two request counts R1 R2 of the cache-misses step
 #   BENCH_WRK_DURATION      [10s]      per wrk run (each preceded by a 2 s warm-up run)
+#   BENCH_QUADS             [4]        A B B A sequences per HTTP target pair (issue 17)
+#   BENCH_QUAD_DURATION     [5s]       per wrk run of those sequences
 #   BENCH_WRK_THREADS       [2]
 #   BENCH_WRK_CONNECTIONS   [64]
 #   BENCH_SESSIONS          [10000]    distinct sessions per store for the wrk runs
@@ -106,6 +109,8 @@ mkdir -p "$out"
 criterion_args=${BENCH_CRITERION_ARGS:---warm-up-time 1 --measurement-time 3}
 wrk_duration=${BENCH_WRK_DURATION:-10s}
 wrk_threads=${BENCH_WRK_THREADS:-2}
+quads=${BENCH_QUADS:-4}
+quad_duration=${BENCH_QUAD_DURATION:-5s}
 wrk_conns=${BENCH_WRK_CONNECTIONS:-64}
 sessions=${BENCH_SESSIONS:-10000}
 flat_sessions=${BENCH_FLAT_SESSIONS:-100000}
@@ -174,11 +179,15 @@ stop_server() {
 
 # run_wrk ID URL [COOKIES_FILE] [ALT_PATH]: a 2 s warm-up run, then the measured one; appends
 # {"id":…, "load": the load average before the warm-up, wrk's numbers} to $out/wrk.jsonl.
+# run_wrk ID URL [COOKIES] [ALT_PATH] [DURATION] [WARM]: one wrk run, after a 2 s warm-up run
+# unless WARM is 0, appended to wrk.jsonl.
 run_wrk() {
-    local id=$1 url=$2 cookies=${3:-} alt=${4:-} line load
+    local id=$1 url=$2 cookies=${3:-} alt=${4:-} duration=${5:-$wrk_duration} warm=${6:-1} line load
     load=$(loadavg)
-    COOKIES_FILE=$cookies ALT_PATH=$alt wrk -t"$wrk_threads" -c"$wrk_conns" -d2s -s "$lua" "$url" >/dev/null 2>&1 || true
-    COOKIES_FILE=$cookies ALT_PATH=$alt wrk -t"$wrk_threads" -c"$wrk_conns" -d"$wrk_duration" --timeout 5s \
+    if [ "$warm" = 1 ]; then
+        COOKIES_FILE=$cookies ALT_PATH=$alt wrk -t"$wrk_threads" -c"$wrk_conns" -d2s -s "$lua" "$url" >/dev/null 2>&1 || true
+    fi
+    COOKIES_FILE=$cookies ALT_PATH=$alt wrk -t"$wrk_threads" -c"$wrk_conns" -d"$duration" --timeout 5s \
         -s "$lua" "$url" >"$out/wrk-$id.txt" 2>&1 || die "wrk $id failed: $(tail -3 "$out/wrk-$id.txt")"
     line=$(sed -n 's/^WRK_JSON //p' "$out/wrk-$id.txt")
     [ -n "$line" ] || die "wrk $id printed no summary"
@@ -186,6 +195,22 @@ run_wrk() {
     log "wrk $id: $(python3 -c 'import json, sys
 d = json.loads(sys.argv[1])
 print("%.0f req/s, p50 %.2f ms, p99 %.2f ms, non-2xx %d" % (d["rps"], d["p50_us"] / 1000, d["p99_us"] / 1000, d["errors_status"]))' "$line")"
+}
+
+# run_quads BASE_ID BASE_URL BASE_COOKIES SUBJECT_ID SUBJECT_URL SUBJECT_COOKIES: $quads
+# sequences base, subject, subject, base on one server ($quad_duration each; the first two
+# runs warmed up), ids ID-qN-1 and ID-qN-2. This machine's speed drifts by a third within
+# minutes (a shared virtual machine): each sequence's ratio compares runs seconds apart, and the
+# report judges the median of the sequences' ratios.
+run_quads() {
+    local base=$1 base_url=$2 base_cookies=$3 subject=$4 subject_url=$5 subject_cookies=$6 q warm=1
+    for q in $(seq "$quads"); do
+        run_wrk "$base-q$q-1" "$base_url" "$base_cookies" "" "$quad_duration" "$warm"
+        run_wrk "$subject-q$q-1" "$subject_url" "$subject_cookies" "" "$quad_duration" "$warm"
+        run_wrk "$subject-q$q-2" "$subject_url" "$subject_cookies" "" "$quad_duration" 0
+        run_wrk "$base-q$q-2" "$base_url" "$base_cookies" "" "$quad_duration" 0
+        warm=0
+    done
 }
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -220,6 +245,8 @@ rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
     echo "wrk_threads=$wrk_threads"
     echo "wrk_connections=$wrk_conns"
     echo "wrk_duration=$wrk_duration"
+    echo "quads=$quads"
+    echo "quad_duration=$quad_duration"
     echo "sessions=$sessions"
     echo "flat_sessions=$flat_sessions"
     echo "flat_seconds=$flat_seconds"
@@ -457,12 +484,8 @@ if ! skip wrk || ! skip http-targets; then
         fi
         # Issue 17: the uncached SQLite store against a hand-written sqlx check of the same file,
         # the same sessions, before the refresh run rewrites them.
-        # In A B B A order (the store's /me just above, then the floor twice, then /me again), so
-        # that a drift of the machine's load weighs on both sides alike; the report compares means.
         if [ "$store" = sqlite ] && ! skip http-targets; then
-            run_wrk floor-sqlite "$base/floor/me" "$cookies"
-            run_wrk floor-sqlite-2 "$base/floor/me" "$cookies"
-            skip wrk || run_wrk tas-sqlite-authenticated-2 "$base/me" "$cookies"
+            run_quads floor-sqlite "$base/floor/me" "$cookies" tas-sqlite-uncached "$base/me" "$cookies"
         fi
         skip wrk || run_wrk "tas-$store-refresh" "$base/refresh/me" "$cookies"
         stop_server
@@ -477,10 +500,8 @@ if ! skip wrk || ! skip http-targets; then
                 SEED_SESSIONS="$seed" COOKIES_FILE="$cookies" WORKERS=2 "$server_bin"
             # A bare route of the same server before and after, in A B B A order: the ratio
             # compares like with like, whatever the load did meanwhile.
-            run_wrk "bare-$store-1" "http://127.0.0.1:$server_port/bare/me"
-            run_wrk "tas-$store-cached" "http://127.0.0.1:$server_port/me" "$cookies"
-            run_wrk "tas-$store-cached-2" "http://127.0.0.1:$server_port/me" "$cookies"
-            run_wrk "bare-$store-2" "http://127.0.0.1:$server_port/bare/me"
+            run_quads "bare-$store" "http://127.0.0.1:$server_port/bare/me" "" \
+                "tas-$store-cached" "http://127.0.0.1:$server_port/me" "$cookies"
             stop_server
         fi
 
@@ -530,7 +551,8 @@ if ! skip wrk || ! skip http-targets; then
             stop_server
         done
     done
-    record "STORE=STORE CACHE=1 SEED_SESSIONS=0 COOKIES_FILE=cookies-STORE.txt WORKERS=2 target/release/examples/load_server   # the same database and sessions (memory: seeded again); wrk on /bare/me, /me, /me, /bare/me (A B B A)"
+    record "STORE=STORE CACHE=1 SEED_SESSIONS=0 COOKIES_FILE=cookies-STORE.txt WORKERS=2 target/release/examples/load_server   # the same database and sessions (memory: seeded again); wrk on /bare/me, /me, /me, /bare/me (A B B A), $quads times, $quad_duration each"
+    record "STORE=sqlite … load_server; wrk on /floor/me, /me, /me, /floor/me (A B B A), $quads times, $quad_duration each"
     record "wrk -t$wrk_threads -c$wrk_conns -d$wrk_duration --timeout 5s -s scripts/bench/sessions.lua URL   # COOKIES_FILE=… for /me, /refresh/me, /floor/me (sqlite); none for /anonymous, /bare/me; each after a 2 s warm-up run"
     record "LAT_STORE=STORE LAT_URL=URL COOKIES_FILE=cookies-STORE.txt cargo bench --all-features --bench latency   # then again under taskset -c CPU, with PostgreSQL and Redis pinned to the same CPU (taskset -a -p)"
     record "BA_DB=… [BA_REDIS_URL=…] COOKIES_FILE=cookies-STORE.txt node scripts/bench/ba-getsession.mjs"

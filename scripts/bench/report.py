@@ -12,6 +12,7 @@ import glob
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 
@@ -429,50 +430,48 @@ for n, limit in ((10_000, 1.0), (1_000_000, 1.3)):
             f"(criterion), {n:,} users, a different cookie on every request | {measured} | "
             f"{t_load(n) if r is not None else '—'} | {verdict(None if r is None else r <= limit)} |"
         )
-def abba(a_ids, b_ids):
-    """Means of the A and B runs of an A B B A sequence (None when a run is missing)."""
-    a = [wrk.get(i) for i in a_ids]
-    b = [wrk.get(i) for i in b_ids]
-    if not all(a) or not all(b):
-        return None
-    return (
-        sum(x["rps"] for x in a) / len(a),
-        sum(x["rps"] for x in b) / len(b),
-        " / ".join(load1(x) for x in a),
-        " / ".join(load1(x) for x in b),
-    )
+def quads(base, subject):
+    """The A B B A sequences of run_quads (scripts/bench.sh): per sequence, the means of the two
+    base and the two subject runs and their ratio. Empty when none was run."""
+    out = []
+    q = 1
+    while True:
+        ids = [f"{base}-q{q}-1", f"{subject}-q{q}-1", f"{subject}-q{q}-2", f"{base}-q{q}-2"]
+        runs = [wrk.get(i) for i in ids]
+        if not all(runs):
+            return out
+        b = (runs[0]["rps"] + runs[3]["rps"]) / 2
+        s = (runs[1]["rps"] + runs[2]["rps"]) / 2
+        out.append({"q": q, "base": b, "subject": s, "ratio": s / b, "runs": runs})
+        q += 1
+
+
+def quad_summary(qs):
+    """(median ratio, text, load range) of a pair's sequences."""
+    med = statistics.median(x["ratio"] for x in qs)
+    loads = [float(load1(r).split()[0]) for x in qs for r in x["runs"] if load1(r) != "—"]
+    ratios = ", ".join(f"{x['ratio']:.2f}" for x in qs)
+    subject = statistics.mean(x["subject"] for x in qs)
+    base = statistics.mean(x["base"] for x in qs)
+    text = f"median {med:.2f}× over {len(qs)} sequences ({ratios}); means {subject:,.0f} vs {base:,.0f} req/s"
+    load = f"1-min {min(loads):.2f}–{max(loads):.2f}" if loads else "—"
+    return med, text, load
 
 
 for store in STORES:
-    pair = abba([f"tas-{store}-cached", f"tas-{store}-cached-2"], [f"bare-{store}-1", f"bare-{store}-2"])
-    how = " (means of two runs each: bare, `/me`, `/me`, bare on the same server)"
-    if pair is None:
-        # An older run: one bare route for every store, measured once.
-        c = wrk.get(f"tas-{store}-cached")
-        pair = c and bare_wrk and (c["rps"], bare_wrk["rps"], load1(c), load1(bare_wrk))
-        how = " (one run each)"
-    r = ratio(pair and pair[0], pair and pair[1])
-    measured = (
-        "not run" if r is None else f"{pair[0]:,.0f} req/s, bare route {pair[1]:,.0f} req/s: {r:.2f}×{how}"
-    )
+    qs = quads(f"bare-{store}", f"tas-{store}-cached")
+    med, measured, load = quad_summary(qs) if qs else (None, "not run", "—")
     w(
-        f"| any store behind `CachedStore` serves ≥ 0.85× a bare axum route: {store} | {wrk_setup()}; `/me` "
-        f"with `CACHE=1` vs `/bare/me` | {measured} | "
-        f"{f'{pair[2]} (bare: {pair[3]})' if r is not None else '—'} | {verdict(None if r is None else r >= 0.85)} |"
+        f"| any store behind `CachedStore` serves ≥ 0.85× a bare axum route: {store} | {wrk_setup()}; "
+        f"`/bare/me`, `/me` with `CACHE=1`, `/me`, `/bare/me` on one server, each sequence's ratio = mean `/me` ÷ "
+        f"mean `/bare/me` | {measured} | {load} | {verdict(None if med is None else med >= 0.85)} |"
     )
-pair = abba(["tas-sqlite-authenticated", "tas-sqlite-authenticated-2"], ["floor-sqlite", "floor-sqlite-2"])
-r = ratio(pair and pair[0], pair and pair[1])
-measured = (
-    "not run"
-    if r is None
-    else f"`/me` {pair[0]:,.0f} req/s, `/floor/me` {pair[1]:,.0f} req/s: {r:.2f}× (means of two runs each, "
-    "`/me`, floor, floor, `/me`)"
-)
+qs = quads("floor-sqlite", "tas-sqlite-uncached")
+med, measured, load = quad_summary(qs) if qs else (None, "not run", "—")
 w(
     f"| the uncached SQLite store stays at or above a hand-rolled sqlx floor on the same file | {wrk_setup()}; "
-    f"one server, one file | {measured} | "
-    f"{f'{pair[2]} (floor: {pair[3]})' if r is not None else '—'} | "
-    f"{verdict(None if r is None else r >= 1.0)} |"
+    f"one server, one file: `/floor/me`, `/me`, `/me`, `/floor/me`, ratio = mean `/me` ÷ mean `/floor/me` | "
+    f"{measured} | {load} | {verdict(None if med is None else med >= 1.0)} |"
 )
 a, b = wrk.get("tas-sqlite-refresh"), wrk.get("ba-sqlite-refresh")
 r = ratio(a and a["rps"], b and b["rps"])
@@ -597,40 +596,51 @@ if cache_sim:
         w("")
 
 # HTTP targets.
-http_ids = ["bare", "floor-sqlite"] + [f"tas-{s}-cached" for s in STORES] + ["tas-sqlite-refresh", "ba-sqlite-refresh"]
-# Runs of an older results directory (before the A B B A pairs) are simply "not run" rows.
-if any(i in wrk for i in http_ids):
+http_pairs = [(f"bare-{s}", f"tas-{s}-cached", f"{s} behind `CachedStore`, `/me` ÷ `/bare/me`") for s in STORES]
+http_pairs.append(("floor-sqlite", "tas-sqlite-uncached", "sqlite, uncached, `/me` ÷ hand-written sqlx `/floor/me`"))
+if any(quads(b, s) for b, s, _ in http_pairs) or "tas-sqlite-refresh" in wrk:
     w("## Over HTTP: issue 17's wrk targets")
     w("")
     w(
-        f"{wrk_setup()}, {next(iter(wrk.values()))['duration_us'] / 1e6:.0f} s per run after a 2 s warm-up run. "
-        "`/bare/me` is a route of the same server without the session layer, answering the JSON of `/me` for one "
-        "constant session, serialized the same way on every request. `CACHE=1` is a second `load_server` whose "
-        "store is wrapped in `CachedStore::builder(store).build()` (default settings), on the same database and "
-        "sessions (the memory store's seeded again). `/floor/me` (SQLite only) is a handler outside the layer on "
-        "its own sqlx pool of the same file (the store's pool settings): find the cookie, verify "
-        "`token.signature` with HMAC-SHA256, one prepared `select … from \"session\" s join \"user\" u` by token, "
-        "check the expiry, answer the same JSON. Load = the 1-minute load average just before each run's "
-        "warm-up; wrk and the server keep both cores busy, so it includes the previous runs of this step "
+        f"{wrk_setup()}. `/bare/me` is a route of the same server without the session layer, answering the JSON "
+        "of `/me` for one constant session, serialized the same way on every request. `CACHE=1` is a second "
+        "`load_server` whose store is wrapped in `CachedStore::builder(store).build()` (default settings), on the "
+        "same database and sessions (the memory store's seeded again). `/floor/me` (SQLite only) is a handler "
+        "outside the layer on its own sqlx pool of the same file (the store's pool settings): find the cookie, "
+        "verify `token.signature` with HMAC-SHA256, one prepared `select … from \"session\" s join \"user\" u` by "
+        "token, check the expiry, answer the same JSON. Each pair runs as "
+        f"{env.get('quads', 'several')} sequences base, subject, subject, base of "
+        f"{env.get('quad_duration', '?')} each on one server (the first two runs after a 2 s warm-up): this "
+        "virtual machine's speed drifts by a third within minutes, so each sequence compares runs seconds apart "
+        "and the verdict takes the median of the sequences' ratios. Load = the 1-minute load average just before "
+        "a sequence's first run; wrk and the server keep both cores busy, so it includes the previous runs "
         "(about 2 to 3 from them alone): compare it between runs rather than with 0."
     )
     w("")
+    w("| pair | sequence | base req/s (mean of 2) | subject req/s (mean of 2) | subject p50 / p99 (ms) | non-2xx | ratio | load |")
+    w("|---|---:|---:|---:|---|---:|---:|---|")
+    for base, subject, label in http_pairs:
+        qs = quads(base, subject)
+        if not qs:
+            w(f"| {label} | not run | | | | | | |")
+            continue
+        for x in qs:
+            r = x["runs"]
+            p50 = (r[1]["p50_us"] + r[2]["p50_us"]) / 2000
+            p99 = max(r[1]["p99_us"], r[2]["p99_us"]) / 1000
+            errs = sum(y["errors_status"] for y in r)
+            w(
+                f"| {label} | {x['q']} | {x['base']:,.0f} | {x['subject']:,.0f} | {p50:.2f} / {p99:.2f} | {errs} | "
+                f"{x['ratio']:.2f}× | {load1(r[0])} |"
+            )
+    w("")
     w("| run | req/s | p50 (ms) | p99 (ms) | non-2xx | compared with | ratio (req/s) | load |")
     w("|---|---:|---:|---:|---:|---|---:|---|")
-    rows = [("bare axum route, `/bare/me` (memory store's server)", "bare", None, "")]
-    for store in STORES:
-        rows += [
-            (f"{store}: bare route of the `CACHE=1` server, first", f"bare-{store}-1", None, ""),
-            (f"{store} behind `CachedStore`, `/me`", f"tas-{store}-cached", f"bare-{store}-1", "bare route, first"),
-            (f"{store} behind `CachedStore`, `/me` again", f"tas-{store}-cached-2", f"bare-{store}-2", "bare route, second"),
-            (f"{store}: bare route of the `CACHE=1` server, second", f"bare-{store}-2", None, ""),
-        ]
-    rows.append(("sqlite, uncached, `/me`", "tas-sqlite-authenticated", "floor-sqlite", "hand-written sqlx, first"))
-    rows.append(("hand-written sqlx on the same file, `/floor/me`", "floor-sqlite", None, ""))
-    rows.append(("hand-written sqlx on the same file, `/floor/me` again", "floor-sqlite-2", None, ""))
-    rows.append(("sqlite, uncached, `/me` again", "tas-sqlite-authenticated-2", "floor-sqlite-2", "hand-written sqlx, second"))
-    rows.append(("sqlite, refresh-heavy, `/refresh/me`", "tas-sqlite-refresh", "ba-sqlite-refresh", "Better Auth"))
-    rows.append(("Better Auth, sqlite, refresh-heavy", "ba-sqlite-refresh", None, ""))
+    rows = [
+        ("bare axum route, `/bare/me` (memory store's server)", "bare", None, ""),
+        ("sqlite, refresh-heavy, `/refresh/me`", "tas-sqlite-refresh", "ba-sqlite-refresh", "Better Auth"),
+        ("Better Auth, sqlite, refresh-heavy", "ba-sqlite-refresh", None, ""),
+    ]
     for label, rid, other, other_label in rows:
         r = wrk.get(rid)
         if r is None:
@@ -963,7 +973,8 @@ if wrk:
             if sid == "tas" and store == "sqlite":
                 rows.append(("hand-written sqlx", "sqlite", "authenticated", "floor-sqlite"))
     for system, store, kind, rid in rows:
-        r = wrk.get(rid)
+        # The A B B A sequences' first runs stand for the cached and hand-written rows.
+        r = wrk.get(rid) or wrk.get(f"{rid}-q1-1")
         if not r:
             continue
         errs = r["errors_connect"] + r["errors_read"] + r["errors_write"] + r["errors_timeout"]
