@@ -46,6 +46,8 @@
 #   BENCH_CRITERION_ARGS    [--warm-up-time 1 --measurement-time 3]   for the traffic and overhead benches
 #   TRAFFIC_SIZES           [1000,10000,100000,1000000]   live sessions of the traffic step, one
 #                                      cargo bench run per size (comma- or space-separated)
+#   BENCH_TRAFFIC_RUNS      [3]        runs (processes) of each size in BENCH_TRAFFIC_REPEAT_SIZES
+#   BENCH_TRAFFIC_REPEAT_SIZES [10000] sizes judged by the median ratio over those runs
 #   BENCH_CACHE_SIZES       [10000]    live sessions of the cache-misses step (space-separated;
 #                                      100000 takes about 5 minutes per valgrind run, 8 runs)
 #   BENCH_CACHE_REQUESTS    [1000 5000]  the two request counts R1 R2 of the cache-misses step
@@ -110,6 +112,8 @@ criterion_args=${BENCH_CRITERION_ARGS:---warm-up-time 1 --measurement-time 3}
 wrk_duration=${BENCH_WRK_DURATION:-10s}
 wrk_threads=${BENCH_WRK_THREADS:-2}
 quads=${BENCH_QUADS:-4}
+traffic_runs=${BENCH_TRAFFIC_RUNS:-3}
+traffic_repeat=${BENCH_TRAFFIC_REPEAT_SIZES:-10000}
 quad_duration=${BENCH_QUAD_DURATION:-5s}
 wrk_conns=${BENCH_WRK_CONNECTIONS:-64}
 sessions=${BENCH_SESSIONS:-10000}
@@ -304,13 +308,23 @@ if ! skip traffic; then
     # One cargo bench run per size: each size gets its own load average, and a size's set-up
     # (up to a million sign-ins per system) is freed before the next one is built.
     : >"$out/traffic.log"
+    # The sizes of BENCH_TRAFFIC_REPEAT_SIZES run BENCH_TRAFFIC_RUNS times, each in a process of
+    # its own (new random tokens, hash seeds and heap): run to run, the overheads' ratio moved by
+    # a tenth, more than the differences being judged. Runs after the first keep their criterion
+    # results in criterion-traffic-runR.
     for n in $traffic_sizes; do
-        log "traffic: $n live sessions ($criterion_args)"
-        phase_load "traffic_$n"
-        cmd=(cargo bench --all-features --bench traffic -- --noplot "${criterion_flags[@]}")
-        record "TRAFFIC_SIZES=$n ${cmd[*]}"
-        TRAFFIC_SIZES=$n "${cmd[@]}" >>"$out/traffic.log" 2>&1 ||
-            { tail -30 "$out/traffic.log" >&2; die "traffic ($n sessions) failed"; }
+        runs=1
+        case " $traffic_repeat " in *" $n "*) runs=$traffic_runs ;; esac
+        for r in $(seq "$runs"); do
+            home=$out/criterion suffix=''
+            [ "$r" = 1 ] || home=$out/criterion-traffic-run$r suffix=_run$r
+            log "traffic: $n live sessions, run $r of $runs ($criterion_args)"
+            phase_load "traffic_$n$suffix"
+            cmd=(cargo bench --all-features --bench traffic -- --noplot "${criterion_flags[@]}")
+            record "TRAFFIC_SIZES=$n ${cmd[*]}   # run $r of $runs"
+            CRITERION_HOME=$home TRAFFIC_SIZES=$n "${cmd[@]}" >>"$out/traffic.log" 2>&1 ||
+                { tail -30 "$out/traffic.log" >&2; die "traffic ($n sessions) failed"; }
+        done
     done
     grep -E '^traffic_[0-9]+/|time:' "$out/traffic.log" >&2 || true
 fi
