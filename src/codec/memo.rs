@@ -22,8 +22,14 @@
 //! and touches no shared cache line. A miss costs a keyed hash and, once the value verifies, a
 //! copy into its slot (about 20 ns in the benches, against about 200 ns saved per hit). No cache
 //! crate fits: they lock, and they compare keys with `==`.
+//!
+//! Traffic from many users seldom repeats a cookie on one thread before its slot is taken, and
+//! there every lookup is a miss paid for nothing. After [`QUIET_AFTER`] misses in a row a thread
+//! consults the memo on one request in [`SAMPLE`] only (the others verify at once and are not
+//! remembered); the first hit returns it to every request. Which requests skip the memo changes
+//! nothing in their answers, only in their cost.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -88,6 +94,50 @@ thread_local! {
     // Constant-initialised and without a destructor: reaching it is one TLS offset, no lazy
     // set-up on each access.
     static MEMO: RefCell<[Slot; SLOTS]> = const { RefCell::new([EMPTY; SLOTS]) };
+    static STREAK: Cell<Streak> = const { Cell::new(Streak { misses: 0, tick: 0 }) };
+}
+
+/// Misses in a row after which a thread consults the memo on one request in [`SAMPLE`].
+const QUIET_AFTER: u16 = 256;
+
+/// While quiet, one request in this many consults the memo (and is remembered if it verifies).
+const SAMPLE: u8 = 16;
+
+/// This thread's run of misses.
+#[derive(Clone, Copy)]
+struct Streak {
+    /// Misses in a row, up to [`QUIET_AFTER`].
+    misses: u16,
+    /// Counts requests while quiet, to pick one in [`SAMPLE`].
+    tick: u8,
+}
+
+/// Whether this request should consult the memo, counting it if not.
+fn consult() -> bool {
+    STREAK
+        .try_with(|cell| {
+            let mut streak = cell.get();
+            if streak.misses < QUIET_AFTER {
+                return true;
+            }
+            streak.tick = streak.tick.wrapping_add(1);
+            cell.set(streak);
+            streak.tick % SAMPLE == 0
+        })
+        .unwrap_or(true)
+}
+
+/// Counts the answer of a lookup made.
+fn count(hit: bool) {
+    let _ = STREAK.try_with(|cell| {
+        let mut streak = cell.get();
+        streak.misses = if hit {
+            0
+        } else {
+            streak.misses.saturating_add(1).min(QUIET_AFTER)
+        };
+        cell.set(streak);
+    });
 }
 
 /// Where a value goes in the memo: computed once per request, for [`recall`] and, after a
@@ -101,7 +151,7 @@ pub(super) struct Place {
 /// lately; otherwise `Err` with the place to [`remember`] it at once verified (`None` when the
 /// value is too long to be remembered).
 pub(super) fn recall(key: &Key, value: &[u8]) -> Result<usize, Option<Place>> {
-    if value.len() > MAX_LEN {
+    if value.len() > MAX_LEN || !consult() {
         return Err(None);
     }
     let (hash, slot) = key.place(value);
@@ -120,6 +170,7 @@ pub(super) fn recall(key: &Key, value: &[u8]) -> Result<usize, Option<Place>> {
         })
         .ok()
         .flatten();
+    count(hit.is_some());
     hit.ok_or(Some(Place { hash, slot }))
 }
 
@@ -143,4 +194,43 @@ pub(super) fn remember(key: &Key, place: Place, value: &[u8], token_len: usize) 
         slot.token_len = token_len;
         slot.value[..value.len()].copy_from_slice(value);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consulted(answer: &Result<usize, Option<Place>>) -> bool {
+        !matches!(answer, Err(None))
+    }
+
+    /// A run of misses makes a thread consult the memo on one request in `SAMPLE`; a value
+    /// remembered then is still found, and that hit returns the thread to every request.
+    #[test]
+    fn a_thread_of_misses_goes_quiet_and_a_hit_wakes_it() {
+        std::thread::spawn(|| {
+            let key = Key::new();
+            for i in 0..QUIET_AFTER {
+                assert!(consulted(&recall(&key, format!("miss {i}").as_bytes())));
+            }
+            let asked = (0..u32::from(SAMPLE) * 4)
+                .filter(|i| consulted(&recall(&key, format!("quiet {i}").as_bytes())))
+                .count();
+            assert_eq!(asked, 4);
+
+            let value = b"a value that verified";
+            let place = (0..SAMPLE)
+                .find_map(|_| recall(&key, value).err().flatten())
+                .expect("one request in SAMPLE consults the memo");
+            remember(&key, place, value, 7);
+            let hit = (0..SAMPLE).find_map(|_| recall(&key, value).ok());
+            assert_eq!(hit, Some(7));
+
+            for i in 0..8 {
+                assert!(consulted(&recall(&key, format!("awake {i}").as_bytes())));
+            }
+        })
+        .join()
+        .expect("the test thread");
+    }
 }
