@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot::{self, error::TryRecvError};
 
 use super::dialect::{Backend, Param, Placeholder, Stmt};
-use super::schema::SessionColumn;
+use super::schema::{ExtendMany, SessionColumn};
 use crate::error::StoreError;
 
 /// The most refreshes in one statement (three parameters each).
@@ -69,14 +69,14 @@ impl<D: Backend> Batcher<D> {
     /// A batcher writing through `db` (a dialect whose statements, reads included, all go to
     /// the writer connection), with the SQL around the `VALUES` rows
     /// ([`Queries::extend_many`](super::schema::Queries)).
-    pub(crate) fn new(db: D, around: &(String, String)) -> Self {
+    pub(crate) fn new(db: D, around: &ExtendMany) -> Self {
         Self {
             shared: Arc::new(Shared {
                 waiting: Mutex::new(VecDeque::new()),
                 writer: tokio::sync::Mutex::new(Writer {
                     db,
-                    head: around.0.clone(),
-                    tail: around.1.clone(),
+                    head: around.head.clone(),
+                    tail: around.tail.clone(),
                     statements: Vec::new(),
                 }),
             }),

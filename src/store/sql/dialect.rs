@@ -11,6 +11,7 @@ use std::future::Future;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use super::schema::ExtendMany;
 use crate::error::StoreError;
 
 /// One statement parameter.
@@ -193,7 +194,7 @@ pub trait Backend: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// Called once the store's statements are built, with the SQL around the `VALUES` rows of
     /// a refresh of many sessions ([`Queries::extend_many`](super::schema::Queries)): a dialect
     /// may start background work that needs them (SQLite's refresh batcher).
-    fn ready(&mut self, extend_many: &(String, String)) {
+    fn ready(&mut self, extend_many: &ExtendMany) {
         let _ = extend_many;
     }
 

@@ -298,6 +298,16 @@ impl Layout {
     }
 }
 
+/// The SQL of a refresh of many sessions in one statement: [`head`](Self::head), then one
+/// `(token, new expiry, now)` row per session of a `VALUES` list, then [`tail`](Self::tail).
+#[derive(Debug)]
+pub struct ExtendMany {
+    /// Up to and including `values `.
+    pub head: String,
+    /// From the `)` that closes the common table expression to the end.
+    pub tail: String,
+}
+
 /// The statements a SQL store runs, built once at start-up from the schema, the dialect, the
 /// id layout, and the extra columns found in the tables.
 #[derive(Debug)]
@@ -309,9 +319,8 @@ pub(crate) struct Queries {
     pub(crate) session_by_last_insert: Option<Stmt>,
     pub(crate) extend: Stmt,
     /// [`extend`](Self::extend) for many sessions in one statement, for dialects with
-    /// `UPDATE … FROM` and `RETURNING` (SQLite's single writer): the SQL before and after the
-    /// `(token, new expiry, now)` rows of a `VALUES` list. Same conditions, per row.
-    pub(crate) extend_many: (String, String),
+    /// `UPDATE … FROM` and `RETURNING` (SQLite's single writer). Same conditions, per row.
+    pub(crate) extend_many: ExtendMany,
     pub(crate) delete: Stmt,
     pub(crate) delete_if_expired: Stmt,
     pub(crate) delete_user_sessions: Stmt,
@@ -573,15 +582,15 @@ impl Build<'_> {
             p2 = p(2),
             p3 = p(3),
         ));
-        let extend_many = (
-            "with tas_refresh (k, e, n) as (values ".to_owned(),
-            format!(
+        let extend_many = ExtendMany {
+            head: "with tas_refresh (k, e, n) as (values ".to_owned(),
+            tail: format!(
                 ") update {st} set {exp} = tas_refresh.e, {upd} = tas_refresh.n from tas_refresh \
                  where {st}.{tok} = tas_refresh.k and {st}.{exp} >= tas_refresh.n \
                  and {st}.{exp} < tas_refresh.e{}",
                 returning(session_cols(""))
             ),
-        );
+        };
         let delete = self.stmt(&format!("delete from {st} where {tok} = {}", p(1)));
         let delete_if_expired = self.stmt(&format!(
             "delete from {st} where {tok} = {} and {exp} < {}",

@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 
 use super::batch::Batcher;
 use super::dialect::{Affected, Backend, ColumnType, Param, Placeholder, Stmt, Syntax};
-use super::schema::{ddl, DateFormat, DdlTypes, SqlSchema};
+use super::schema::{ddl, DateFormat, DdlTypes, ExtendMany, SqlSchema};
 use super::{SqlStore, SqliteStore};
 use crate::error::StoreError;
 use crate::store::SchemaMode;
@@ -296,7 +296,7 @@ impl Backend for SqliteDialect {
         self.fetch_optional("extend", stmt, &params, true).await
     }
 
-    fn ready(&mut self, extend_many: &(String, String)) {
+    fn ready(&mut self, extend_many: &ExtendMany) {
         // The batcher's statements all go to the writer connection.
         let writer = Self::new(self.write.clone(), self.write.clone(), self.dates);
         self.refresh = Some(Batcher::new(writer, extend_many));
