@@ -29,6 +29,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::changes::{Change, SessionChanges, Target};
+use super::key::Key;
 use super::SessionStore;
 use crate::clock::Clock;
 use crate::error::StoreError;
@@ -44,13 +45,8 @@ struct Entry {
 
 /// The cache: tokens to entries, hashed with foldhash (seeded per cache), several times cheaper
 /// than the default SipHash on 32-character tokens.
-type Sessions = Cache<
-    Box<str>,
-    Entry,
-    UnitWeighter,
-    foldhash::fast::RandomState,
-    DefaultLifecycle<Box<str>, Entry>,
->;
+type Sessions =
+    Cache<Key, Entry, UnitWeighter, foldhash::fast::RandomState, DefaultLifecycle<Key, Entry>>;
 
 /// How many invalidation counters guard fills (a power of two).
 const STRIPES: usize = 64;
@@ -100,7 +96,7 @@ impl Core {
     /// The cached answer for `token`, if it is still served.
     #[inline]
     fn lookup(&self, token: &str) -> Option<Option<Authenticated>> {
-        let entry = self.cache.get(token)?;
+        let entry = self.cache.get(token.as_bytes())?;
         (entry.until > self.ticks.now()).then_some(entry.found)
     }
 
@@ -135,7 +131,7 @@ impl Core {
         }
         let until = self.ticks.now().saturating_add(ttl);
         self.cache.insert(
-            token.into(),
+            Key::new(token),
             Entry {
                 found: found.cloned(),
                 until,
@@ -146,13 +142,13 @@ impl Core {
         if self.stripes[stamp.stripe].load(Ordering::SeqCst) != stamp.count
             || self.epoch.load(Ordering::SeqCst) != stamp.epoch
         {
-            self.cache.remove(token);
+            self.cache.remove(token.as_bytes());
         }
     }
 
     fn invalidate(&self, token: &str) {
         self.stripes[self.stripe(token)].fetch_add(1, Ordering::SeqCst);
-        self.cache.remove(token);
+        self.cache.remove(token.as_bytes());
     }
 
     fn invalidate_user(&self, user_id: &str) {
@@ -577,7 +573,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         let token = key.as_str();
         let stamp = self.core.stamp(token);
         let updated = self.inner.extend(key, expires_at, now).await?;
-        match (&updated, self.core.cache.get(token)) {
+        match (&updated, self.core.cache.get(token.as_bytes())) {
             (
                 Some(session),
                 Some(Entry {

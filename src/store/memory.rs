@@ -3,6 +3,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use time::OffsetDateTime;
 
+use super::key::Key;
 use super::SessionStore;
 use crate::error::StoreError;
 use crate::model::{Authenticated, Session, StorageKey, User};
@@ -43,54 +44,6 @@ type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
 struct Inner {
     sessions: HashMap<Key, Authenticated, foldhash::fast::RandomState>,
     users: Map<Arc<User>>,
-}
-
-/// A session's key: inline when it is a 32-byte Better Auth token (a table slot then holds the
-/// key and the record's two pointers, 56 bytes), on the heap otherwise (the 64-digit hashes of
-/// [`hash_tokens_at_rest`](crate::SessionConfigBuilder::hash_tokens_at_rest), custom tokens).
-#[derive(Clone, Debug)]
-enum Key {
-    Token([u8; TOKEN_LEN]),
-    Other(Box<[u8]>),
-}
-
-const TOKEN_LEN: usize = 32;
-
-impl Key {
-    fn new(key: &str) -> Self {
-        match <[u8; TOKEN_LEN]>::try_from(key.as_bytes()) {
-            Ok(token) => Self::Token(token),
-            Err(_) => Self::Other(key.as_bytes().into()),
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            Self::Token(bytes) => bytes,
-            Self::Other(bytes) => bytes,
-        }
-    }
-}
-
-impl PartialEq for Key {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
-    }
-}
-
-impl Eq for Key {}
-
-impl std::hash::Hash for Key {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // As `[u8]` hashes, so that a lookup by `&[u8]` finds it.
-        self.as_bytes().hash(state);
-    }
-}
-
-impl std::borrow::Borrow<[u8]> for Key {
-    fn borrow(&self) -> &[u8] {
-        self.as_bytes()
-    }
 }
 
 impl Inner {

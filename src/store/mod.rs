@@ -74,6 +74,8 @@ use pass_through;
 mod any;
 pub use any::AnyStore;
 
+mod key;
+
 mod memory;
 pub use memory::MemoryStore;
 
