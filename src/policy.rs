@@ -155,17 +155,14 @@ enum Verdict {
 }
 
 fn verdict(config: &SessionConfig, session: &Session, now: OffsetDateTime) -> Verdict {
-    if session.expires_at < now {
+    // One date subtraction per request: `expiresAt < now` is `left < 0`, and
+    // `expiresAt − expiresIn + updateAge ≤ now` is `left ≤ expiresIn − updateAge`.
+    let left = session.expires_at - now;
+    if left.is_negative() {
         return Verdict::Expired;
     }
     let lifetimes = &config.lifetimes;
-    // `expiresAt − expiresIn + updateAge ≤ now` is `expiresAt ≤ now + (expiresIn − updateAge)`:
-    // one date addition per request instead of two. Checked: an absurd clock must not overflow
-    // (it counts as due).
-    let due = now
-        .checked_add(lifetimes.expires_in - lifetimes.update_age)
-        .is_none_or(|t| session.expires_at <= t);
-    if due {
+    if left <= lifetimes.expires_in - lifetimes.update_age {
         Verdict::Due
     } else {
         Verdict::Valid
