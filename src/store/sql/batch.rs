@@ -21,8 +21,8 @@ use futures_util::future::{select, Either};
 use time::OffsetDateTime;
 use tokio::sync::oneshot::{self, error::TryRecvError};
 
-use super::dialect::{Backend, Param, Placeholder, Stmt};
-use super::schema::{ExtendMany, SessionColumn};
+use super::dialect::{Backend, ExtendMany, Param, Placeholder, Stmt};
+use super::schema::SessionColumn;
 use crate::error::StoreError;
 
 /// The most refreshes in one statement (three parameters each).

@@ -11,7 +11,6 @@ use std::future::Future;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::schema::ExtendMany;
 use crate::error::StoreError;
 
 /// One statement parameter.
@@ -66,6 +65,16 @@ pub struct Stmt {
     pub sql: String,
     /// For each placeholder, in order, the index of the parameter it takes.
     pub binds: Vec<usize>,
+}
+
+/// The SQL of a refresh of many sessions in one statement: [`head`](Self::head), then one
+/// `(token, new expiry, now)` row per session of a `VALUES` list, then [`tail`](Self::tail).
+#[derive(Debug)]
+pub struct ExtendMany {
+    /// Up to and including `values `.
+    pub head: String,
+    /// From the `)` that closes the common table expression to the end.
+    pub tail: String,
 }
 
 /// The marker that statement templates use for parameter `n` (1-based, one digit): NUL cannot

@@ -1,7 +1,7 @@
 //! Physical table and column names, with presets for the layouts Better Auth's adapters produce
 //! (spec §4.4); the schema check that reads the real tables; and the statements built from both.
 
-use super::dialect::{param_marker, Column, ColumnType, Stmt, Syntax};
+use super::dialect::{param_marker, Column, ColumnType, ExtendMany, Stmt, Syntax};
 use crate::error::SchemaError;
 
 /// How dates are stored in SQLite (PostgreSQL and MySQL use their timestamp types).
@@ -296,16 +296,6 @@ impl Layout {
             (IdKind::Text, _) => IdFormat::Text,
         }
     }
-}
-
-/// The SQL of a refresh of many sessions in one statement: [`head`](Self::head), then one
-/// `(token, new expiry, now)` row per session of a `VALUES` list, then [`tail`](Self::tail).
-#[derive(Debug)]
-pub struct ExtendMany {
-    /// Up to and including `values `.
-    pub head: String,
-    /// From the `)` that closes the common table expression to the end.
-    pub tail: String,
 }
 
 /// The statements a SQL store runs, built once at start-up from the schema, the dialect, the

@@ -21,8 +21,8 @@ use sqlx::{Row, TypeInfo, ValueRef};
 use time::OffsetDateTime;
 
 use super::batch::Batcher;
-use super::dialect::{Affected, Backend, ColumnType, Param, Placeholder, Stmt, Syntax};
-use super::schema::{ddl, DateFormat, DdlTypes, ExtendMany, SqlSchema};
+use super::dialect::{Affected, Backend, ColumnType, ExtendMany, Param, Placeholder, Stmt, Syntax};
+use super::schema::{ddl, DateFormat, DdlTypes, SqlSchema};
 use super::{SqlStore, SqliteStore};
 use crate::error::StoreError;
 use crate::store::SchemaMode;
