@@ -435,6 +435,57 @@ async fn uuid_and_serial_layouts_are_recognised_and_written_natively() {
     assert_eq!(serial.delete_user_sessions("x").await.unwrap(), 0);
 }
 
+/// A date may be stored as ISO text (Better Auth's Kysely adapter), integer milliseconds
+/// (Drizzle's `timestamp_ms`) or a real number of milliseconds (a JavaScript number written as
+/// is): the reader takes each storage class as it comes, row by row.
+#[tokio::test]
+async fn dates_are_read_in_every_storage_class() {
+    let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    let user = User::new(
+        "dates@example.com",
+        "D",
+        datetime!(2026-11-29 13:26:18.309 UTC),
+    );
+    let user = store.insert_user(&user).await.unwrap();
+    sqlx::query(
+        r#"insert into "session" ("id", "expiresAt", "token", "createdAt", "updatedAt", "ipAddress", "userAgent", "userId") values ('s1', ?, 'TokDates', ?, '2026-11-29T13:26:18.309Z', null, null, ?)"#,
+    )
+    .bind(4_102_444_800_000.5_f64)
+    .bind(1_795_958_778_309_i64)
+    .bind(&user.id)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let (expires, created, updated): (String, String, String) = sqlx::query_as(
+        r#"select typeof("expiresAt"), typeof("createdAt"), typeof("updatedAt") from "session" where "id" = 's1'"#,
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        (expires.as_str(), created.as_str(), updated.as_str()),
+        ("real", "integer", "text")
+    );
+    let found = store
+        .find(&StorageKey::new("TokDates"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.session.expires_at, datetime!(2100-01-01 0:00 UTC));
+    assert_eq!(
+        found.session.created_at,
+        datetime!(2026-11-29 13:26:18.309 UTC)
+    );
+    assert_eq!(
+        found.session.updated_at,
+        datetime!(2026-11-29 13:26:18.309 UTC)
+    );
+    assert_eq!(
+        found.user.created_at,
+        datetime!(2026-11-29 13:26:18.309 UTC)
+    );
+}
+
 /// The refresh batcher on a file (a writer connection of its own, readers beside it), with the
 /// runtime's threads taking the answers: each caller still gets its own answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
