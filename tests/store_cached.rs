@@ -93,10 +93,11 @@ async fn found_entries_are_served_for_their_ttl_and_then_read_again() {
     let (_, s) = signed_in(&store, "ttl@example.com").await;
     assert!(store.find(&s.storage_key()).await.unwrap().is_some());
     let calls = inner.calls();
-    clock.advance(time::Duration::milliseconds(29_999));
+    // Served for at least seven eighths of the TTL, at most all of it.
+    clock.advance(time::Duration::milliseconds(26_249));
     assert!(store.find_now(&s.storage_key()).unwrap().unwrap().is_some());
     assert_eq!(inner.calls(), calls, "still within the TTL: a hit");
-    clock.advance(time::Duration::milliseconds(1));
+    clock.advance(time::Duration::milliseconds(3_751));
     assert!(store.find(&s.storage_key()).await.unwrap().is_some());
     assert_eq!(
         inner.calls(),
@@ -107,16 +108,63 @@ async fn found_entries_are_served_for_their_ttl_and_then_read_again() {
     assert_eq!(inner.calls(), calls + 1, "and cached again");
 }
 
+/// Sessions cached in the same millisecond do not all expire in the same millisecond: each is
+/// served for between seven eighths of the TTL and the TTL, so their reads of the store come
+/// spread over the last eighth.
+#[tokio::test]
+async fn entries_cached_together_expire_spread_over_the_last_eighth_of_the_ttl() {
+    let (store, inner, clock) = timed(Duration::from_secs(32), Duration::from_secs(5));
+    let mut sessions = Vec::new();
+    for i in 0..200 {
+        sessions.push(signed_in(&store, &format!("spread{i}@example.com")).await.1);
+    }
+    let keys: Vec<_> = sessions.iter().map(|s| s.storage_key()).collect();
+    for key in &keys {
+        assert!(store.find(key).await.unwrap().is_some());
+    }
+    let calls = inner.calls();
+    clock.advance(time::Duration::milliseconds(27_999));
+    for key in &keys {
+        assert!(store.find(key).await.unwrap().is_some());
+    }
+    assert_eq!(
+        inner.calls(),
+        calls,
+        "7/8 of the TTL: every entry still served"
+    );
+
+    clock.advance(time::Duration::milliseconds(2_001));
+    for key in &keys {
+        assert!(store.find(key).await.unwrap().is_some());
+    }
+    let halfway = inner.calls() - calls;
+    assert!(
+        halfway > 20 && halfway < 180,
+        "15/16 of the TTL: some entries expired, not all ({halfway} of 200)"
+    );
+
+    clock.advance(time::Duration::milliseconds(2_000));
+    let calls = inner.calls();
+    for key in &keys {
+        assert!(store.find(key).await.unwrap().is_some());
+    }
+    assert_eq!(
+        inner.calls() - calls,
+        200 - halfway,
+        "at the TTL every entry cached at the start is read again, each once"
+    );
+}
+
 #[tokio::test]
 async fn negative_entries_live_their_shorter_ttl() {
     let (store, inner, clock) = timed(Duration::from_secs(30), Duration::from_secs(5));
     let unknown = StorageKey::new("unknown-but-signed");
     assert!(store.find(&unknown).await.unwrap().is_none());
     let calls = inner.calls();
-    clock.advance(time::Duration::milliseconds(4_999));
+    clock.advance(time::Duration::milliseconds(4_374));
     assert!(store.find(&unknown).await.unwrap().is_none());
     assert_eq!(inner.calls(), calls, "remembered as missing");
-    clock.advance(time::Duration::milliseconds(1));
+    clock.advance(time::Duration::milliseconds(626));
     assert!(store.find(&unknown).await.unwrap().is_none());
     assert_eq!(inner.calls(), calls + 1, "asked again after negative_ttl");
 }

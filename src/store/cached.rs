@@ -88,6 +88,8 @@ pub(crate) struct Core {
 #[derive(Clone, Copy)]
 struct Stamp {
     stripe: usize,
+    /// The token's keyed hash ([`Core::hash`]).
+    hash: u64,
     count: u64,
     epoch: u64,
 }
@@ -100,19 +102,26 @@ impl Core {
         (entry.until > self.ticks.now()).then_some(entry.found)
     }
 
-    fn stripe(&self, token: &str) -> usize {
+    /// The token's keyed hash: its low bits pick its stripe, the rest spread its expiry.
+    fn hash(&self, token: &str) -> u64 {
         use std::hash::BuildHasher as _;
+        self.hasher.hash_one(token)
+    }
+
+    fn stripe(hash: u64) -> usize {
         // Truncation is intended: only the low bits pick a stripe.
         #[allow(clippy::cast_possible_truncation)]
-        let hash = self.hasher.hash_one(token) as usize;
-        hash & (STRIPES - 1)
+        let low = hash as usize;
+        low & (STRIPES - 1)
     }
 
     /// Taken before reading the store for `token`.
     fn stamp(&self, token: &str) -> Stamp {
-        let stripe = self.stripe(token);
+        let hash = self.hash(token);
+        let stripe = Self::stripe(hash);
         Stamp {
             stripe,
+            hash,
             count: self.stripes[stripe].load(Ordering::SeqCst),
             epoch: self.epoch.load(Ordering::SeqCst),
         }
@@ -129,7 +138,11 @@ impl Core {
         if ttl == 0 {
             return;
         }
-        let until = self.ticks.now().saturating_add(ttl);
+        // Served for between seven eighths of the TTL and all of it, by token: entries filled
+        // together (a cold start, a deploy) then expire over an eighth of the TTL rather than in
+        // the same millisecond, and their reads of the store come spread, not as one burst.
+        let spread = (stamp.hash >> 16) % (ttl / 8 + 1);
+        let until = self.ticks.now().saturating_add(ttl - spread);
         self.cache.insert(
             Key::new(token),
             Entry {
@@ -147,7 +160,7 @@ impl Core {
     }
 
     fn invalidate(&self, token: &str) {
-        self.stripes[self.stripe(token)].fetch_add(1, Ordering::SeqCst);
+        self.stripes[Self::stripe(self.hash(token))].fetch_add(1, Ordering::SeqCst);
         self.cache.remove(token.as_bytes());
     }
 
@@ -189,7 +202,9 @@ impl Target for Core {
 /// A read-through cache in front of `S`, so that a hit costs no store round trip.
 ///
 /// * **Bounded**: at most `max_entries` tokens (default 100 000, CLOCK-Pro eviction), each
-///   served for `ttl` (default 30 s, far below Better Auth's 1-day `updateAge`).
+///   served for `ttl` (default 30 s, far below Better Auth's 1-day `updateAge`), less up to an
+///   eighth of it chosen by the token, so that sessions cached together (after a deploy, say)
+///   are read from the store again over a few seconds rather than in one burst.
 /// * **Negative entries**: a token the store does not know is remembered as missing (for
 ///   `negative_ttl`, default 5 s), so a flood of garbage-but-signed cookies cannot hammer the
 ///   database. (Unsigned garbage never reaches any store.)
@@ -272,13 +287,15 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
 
     /// How long a found session is served from memory, the staleness bound for revocations
     /// that reach this instance neither through the bus nor through a watched change feed.
+    /// Each entry is served for between seven eighths of it and all of it (spread by token).
     /// Zero caches no sessions. Default: 30 s.
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
     }
 
-    /// How long an unknown token is remembered as missing. Zero caches no misses. Default: 5 s.
+    /// How long an unknown token is remembered as missing (spread like `ttl`). Zero caches no
+    /// misses. Default: 5 s.
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl = ttl;
         self
