@@ -425,17 +425,14 @@ impl Backend for SqliteDialect {
     }
 
     fn boolean(row: &SqliteRow, idx: usize) -> Result<Option<bool>, String> {
-        let raw = row.try_get_raw(idx).map_err(|e| e.to_string())?;
-        if raw.is_null() {
-            return Ok(None);
+        match storage_class(row, idx)? {
+            None => Ok(None),
+            Some(Class::Text) => row
+                .try_get_unchecked::<&str, _>(idx)
+                .map(|s| Some(matches!(s, "1" | "true"))),
+            Some(_) => row.try_get_unchecked::<i64, _>(idx).map(|v| Some(v != 0)),
         }
-        if raw.type_info().name().eq_ignore_ascii_case("TEXT") {
-            let s: &str = row.try_get_unchecked(idx).map_err(|e| e.to_string())?;
-            return Ok(Some(matches!(s, "1" | "true")));
-        }
-        row.try_get_unchecked::<i64, _>(idx)
-            .map(|v| Some(v != 0))
-            .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())
     }
 
     fn json(row: &SqliteRow, idx: usize) -> Value {
