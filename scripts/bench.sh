@@ -567,7 +567,7 @@ if ! skip wrk || ! skip http-targets; then
     done
     record "STORE=STORE CACHE=1 SEED_SESSIONS=0 COOKIES_FILE=cookies-STORE.txt WORKERS=2 target/release/examples/load_server   # the same database and sessions (memory: seeded again); wrk on /bare/me, /me, /me, /bare/me (A B B A), $quads times, $quad_duration each"
     record "STORE=sqlite … load_server; wrk on /floor/me, /me, /me, /floor/me (A B B A), $quads times, $quad_duration each"
-    record "wrk -t$wrk_threads -c$wrk_conns -d$wrk_duration --timeout 5s -s scripts/bench/sessions.lua URL   # COOKIES_FILE=… for /me, /refresh/me, /floor/me (sqlite); none for /anonymous, /bare/me; each after a 2 s warm-up run"
+    record "wrk -t$wrk_threads -c$wrk_conns -d$wrk_duration --timeout 5s -s scripts/bench/sessions.lua URL   # COOKIES_FILE=… for /me, /refresh/me, /floor/me (sqlite); none for /anonymous, /bare/me; each after a 2 s warm-up run, except the A B B A sequences: only their first two runs"
     record "LAT_STORE=STORE LAT_URL=URL COOKIES_FILE=cookies-STORE.txt cargo bench --all-features --bench latency   # then again under taskset -c CPU, with PostgreSQL and Redis pinned to the same CPU (taskset -a -p)"
     record "BA_DB=… [BA_REDIS_URL=…] COOKIES_FILE=cookies-STORE.txt node scripts/bench/ba-getsession.mjs"
     record "BA_DB=… [BA_REDIS_URL=…] BA_MIGRATE=1 [BA_UPDATE_AGE=0] node tests/interop/server.mjs   # then wrk on /api/auth/get-session"

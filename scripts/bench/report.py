@@ -288,9 +288,6 @@ CACHE_COLUMNS = [
     ("I1 misses (I1mr)", ("I1mr",)),
 ]
 
-bare_wrk = wrk.get("bare")
-
-
 def wrk_setup():
     return (
         f"wrk, {env.get('wrk_threads', '2')} threads, {env.get('wrk_connections', '64')} connections, "
