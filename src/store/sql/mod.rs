@@ -31,6 +31,8 @@ mod dialect;
 mod jwks;
 mod schema;
 
+#[cfg(feature = "sqlite")]
+mod inline;
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
