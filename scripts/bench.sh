@@ -52,7 +52,7 @@
 #                                      100000 takes about 5 minutes per valgrind run, 8 runs)
 #   BENCH_CACHE_REQUESTS    [1000 5000]  the two request counts R1 R2 of the cache-misses step
 #   BENCH_WRK_DURATION      [10s]      per wrk run (each preceded by a 2 s warm-up run)
-#   BENCH_QUADS             [4]        A B B A sequences per HTTP target pair (issue 17)
+#   BENCH_QUADS             [6]        A B B A sequences per HTTP target pair (issue 17)
 #   BENCH_QUAD_DURATION     [5s]       per wrk run of those sequences
 #   BENCH_WRK_THREADS       [2]
 #   BENCH_WRK_CONNECTIONS   [64]
@@ -111,7 +111,7 @@ mkdir -p "$out"
 criterion_args=${BENCH_CRITERION_ARGS:---warm-up-time 1 --measurement-time 3}
 wrk_duration=${BENCH_WRK_DURATION:-10s}
 wrk_threads=${BENCH_WRK_THREADS:-2}
-quads=${BENCH_QUADS:-4}
+quads=${BENCH_QUADS:-6}
 traffic_runs=${BENCH_TRAFFIC_RUNS:-3}
 traffic_repeat=${BENCH_TRAFFIC_REPEAT_SIZES:-10000}
 quad_duration=${BENCH_QUAD_DURATION:-5s}
@@ -484,13 +484,14 @@ if ! skip wrk || ! skip http-targets; then
         store_setup "$store"
         cookies=$out/cookies-$store.txt
         log "load_server: STORE=$store, seeding $sessions sessions"
-        record "STORE=$store DATABASE_URL=… REDIS_URL=… SEED_SESSIONS=$sessions COOKIES_FILE=cookies-$store.txt WORKERS=2 target/release/examples/load_server"
+        record "STORE=$store DATABASE_URL=… REDIS_URL=… SEED_SESSIONS=$sessions SEED_USERS=$sessions COOKIES_FILE=cookies-$store.txt WORKERS=2 target/release/examples/load_server"
+        # One user per session (issue 17's traffic): no store shares user records between them.
         start_server "server-$store" env STORE="$store" DATABASE_URL="$db_url" REDIS_URL="$redis_url" \
-            SEED_SESSIONS="$sessions" COOKIES_FILE="$cookies" WORKERS=2 "$server_bin"
+            SEED_SESSIONS="$sessions" SEED_USERS="$sessions" COOKIES_FILE="$cookies" WORKERS=2 "$server_bin"
         base=http://127.0.0.1:$server_port
         # Issue 17's baseline: a route without the session layer answering /me's JSON (once).
         if [ "$store" = memory ] && ! skip http-targets; then
-            run_wrk bare "$base/bare/me"
+            run_wrk bare "$base/bare/me" "$cookies"
         fi
         if ! skip wrk; then
             run_wrk "tas-$store-anonymous" "$base/anonymous"
@@ -511,10 +512,11 @@ if ! skip wrk || ! skip http-targets; then
             [ "$store" = memory ] && seed=$sessions
             log "load_server: STORE=$store CACHE=1"
             start_server "server-$store-cached" env STORE="$store" CACHE=1 DATABASE_URL="$db_url" REDIS_URL="$redis_url" \
-                SEED_SESSIONS="$seed" COOKIES_FILE="$cookies" WORKERS=2 "$server_bin"
+                SEED_SESSIONS="$seed" SEED_USERS="$seed" COOKIES_FILE="$cookies" WORKERS=2 "$server_bin"
             # A bare route of the same server before and after, in A B B A order: the ratio
-            # compares like with like, whatever the load did meanwhile.
-            run_quads "bare-$store" "http://127.0.0.1:$server_port/bare/me" "" \
+            # compares like with like, whatever the load did meanwhile. It gets the same requests
+            # (the same cookies, in the same order) and ignores them: only the layer differs.
+            run_quads "bare-$store" "http://127.0.0.1:$server_port/bare/me" "$cookies" \
                 "tas-$store-cached" "http://127.0.0.1:$server_port/me" "$cookies"
             stop_server
         fi
@@ -567,7 +569,7 @@ if ! skip wrk || ! skip http-targets; then
     done
     record "STORE=STORE CACHE=1 SEED_SESSIONS=0 COOKIES_FILE=cookies-STORE.txt WORKERS=2 target/release/examples/load_server   # the same database and sessions (memory: seeded again); wrk on /bare/me, /me, /me, /bare/me (A B B A), $quads times, $quad_duration each"
     record "STORE=sqlite … load_server; wrk on /floor/me, /me, /me, /floor/me (A B B A), $quads times, $quad_duration each"
-    record "wrk -t$wrk_threads -c$wrk_conns -d$wrk_duration --timeout 5s -s scripts/bench/sessions.lua URL   # COOKIES_FILE=… for /me, /refresh/me, /floor/me (sqlite); none for /anonymous, /bare/me; each after a 2 s warm-up run, except the A B B A sequences: only their first two runs"
+    record "wrk -t$wrk_threads -c$wrk_conns -d$wrk_duration --timeout 5s -s scripts/bench/sessions.lua URL   # COOKIES_FILE=… for /me, /refresh/me, /floor/me (sqlite), /bare/me (which ignores them); none for /anonymous; each after a 2 s warm-up run, except the A B B A sequences: only their first two runs"
     record "LAT_STORE=STORE LAT_URL=URL COOKIES_FILE=cookies-STORE.txt cargo bench --all-features --bench latency   # then again under taskset -c CPU, with PostgreSQL and Redis pinned to the same CPU (taskset -a -p)"
     record "BA_DB=… [BA_REDIS_URL=…] COOKIES_FILE=cookies-STORE.txt node scripts/bench/ba-getsession.mjs"
     record "BA_DB=… [BA_REDIS_URL=…] BA_MIGRATE=1 [BA_UPDATE_AGE=0] node tests/interop/server.mjs   # then wrk on /api/auth/get-session"

@@ -291,7 +291,7 @@ CACHE_COLUMNS = [
 def wrk_setup():
     return (
         f"wrk, {env.get('wrk_threads', '2')} threads, {env.get('wrk_connections', '64')} connections, "
-        f"{env.get('sessions', '10000')} sessions in turn, `load_server` with 2 workers on the same 2 cores"
+        f"{env.get('sessions', '10000')} sessions of as many users in turn, `load_server` with 2 workers on the same 2 cores"
     )
 
 # ---------------------------------------------------------------- charts
@@ -642,7 +642,10 @@ if any(quads(b, s) for b, s, _ in http_pairs) or "tas-sqlite-refresh" in wrk:
     w("")
     w(
         f"{wrk_setup()}. `/bare/me` is a route of the same server without the session layer, answering the JSON "
-        "of `/me` for one constant session, serialized the same way on every request. `CACHE=1` is a second "
+        "of `/me` for one constant session, serialized the same way on every request; it receives the same "
+        "requests as `/me` (every session's cookie in turn) and ignores them, so only the layer differs, except "
+        "that it serializes one session's data, always in the CPU's caches, where `/me` serializes a different "
+        "user's each time. `CACHE=1` is a second "
         "`load_server` whose store is wrapped in `CachedStore::builder(store).build()` (default settings), on the "
         "same database and sessions (the memory store's seeded again). `/floor/me` (SQLite only) is a handler "
         "outside the layer on its own sqlx pool of the same file (the store's pool settings): find the cookie, "
