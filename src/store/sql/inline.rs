@@ -117,7 +117,7 @@ fn read(
 }
 
 /// One value of an [`InlineRow`]: text and blobs are ranges of the row's bytes.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 enum Cell {
     Null,
     Integer(i64),
@@ -128,18 +128,20 @@ enum Cell {
 
 /// A row read on the calling thread, copied out of SQLite: every text and blob value in one
 /// buffer, so that a row costs two allocations whatever its width.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct InlineRow {
     bytes: Vec<u8>,
     cells: Vec<Cell>,
 }
 
-/// A value of an [`InlineRow`], borrowed.
-pub(super) enum InlineValue<'r> {
+/// One value of a row, borrowed, by SQLite's storage class (its datatype docs, §2): what a
+/// column holds in this row, whatever the column was declared as. The SQLite dialect reads
+/// rows of either path (this module's and the pool's) as these.
+pub(super) enum Val<'r> {
     Null,
     Integer(i64),
     Real(f64),
-    Text(&'r [u8]),
+    Text(&'r str),
     Blob(&'r [u8]),
 }
 
@@ -164,15 +166,23 @@ impl InlineRow {
         Ok(Self { bytes, cells })
     }
 
-    /// Column `idx`, `None` past the last one.
-    pub(super) fn get(&self, idx: usize) -> Option<InlineValue<'_>> {
-        Some(match self.cells.get(idx)? {
-            Cell::Null => InlineValue::Null,
-            Cell::Integer(n) => InlineValue::Integer(*n),
-            Cell::Real(f) => InlineValue::Real(*f),
-            Cell::Text(r) => InlineValue::Text(&self.bytes[r.clone()]),
-            Cell::Blob(r) => InlineValue::Blob(&self.bytes[r.clone()]),
-        })
+    /// Column `idx`; an error past the last column, or for text that is not UTF-8.
+    pub(super) fn get(&self, idx: usize) -> Result<Val<'_>, String> {
+        Ok(
+            match self
+                .cells
+                .get(idx)
+                .ok_or_else(|| format!("no column {idx}"))?
+            {
+                Cell::Null => Val::Null,
+                Cell::Integer(n) => Val::Integer(*n),
+                Cell::Real(f) => Val::Real(*f),
+                Cell::Text(r) => Val::Text(
+                    std::str::from_utf8(&self.bytes[r.clone()]).map_err(|e| e.to_string())?,
+                ),
+                Cell::Blob(r) => Val::Blob(&self.bytes[r.clone()]),
+            },
+        )
     }
 }
 
@@ -199,12 +209,12 @@ mod tests {
         let rows = reader.query("select a, b, c, d, e from t", &[], 1).unwrap();
         assert_eq!(rows.len(), 1);
         let row = &rows[0];
-        assert!(matches!(row.get(0), Some(InlineValue::Null)));
-        assert!(matches!(row.get(1), Some(InlineValue::Integer(7))));
-        assert!(matches!(row.get(2), Some(InlineValue::Real(f)) if f == 1.5));
-        assert!(matches!(row.get(3), Some(InlineValue::Text(b"text"))));
-        assert!(matches!(row.get(4), Some(InlineValue::Blob(&[0, 255]))));
-        assert!(row.get(5).is_none());
+        assert!(matches!(row.get(0), Ok(Val::Null)));
+        assert!(matches!(row.get(1), Ok(Val::Integer(7))));
+        assert!(matches!(row.get(2), Ok(Val::Real(f)) if f == 1.5));
+        assert!(matches!(row.get(3), Ok(Val::Text("text"))));
+        assert!(matches!(row.get(4), Ok(Val::Blob(&[0, 255]))));
+        assert!(row.get(5).is_err());
     }
 
     #[test]
@@ -220,7 +230,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(rows.len(), 1);
-        assert!(matches!(rows[0].get(0), Some(InlineValue::Text(b"text"))));
+        assert!(matches!(rows[0].get(0), Ok(Val::Text("text"))));
     }
 
     #[test]

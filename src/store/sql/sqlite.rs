@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 
 use super::batch::Batcher;
 use super::dialect::{Affected, Backend, ColumnType, ExtendMany, Param, Placeholder, Stmt, Syntax};
-use super::inline::{InlineReader, InlineRow, InlineValue};
+use super::inline::{InlineReader, InlineRow, Val};
 use super::schema::{ddl, DateFormat, DdlTypes, SqlSchema};
 use super::{SqlStore, SqliteStore};
 use crate::error::StoreError;
@@ -533,16 +533,6 @@ pub enum SqliteRecord {
     Inline(InlineRow),
 }
 
-/// One value of a row, borrowed, by SQLite's storage class (its datatype docs, §2): what a
-/// column holds in this row, whatever the column was declared as.
-enum Val<'r> {
-    Null,
-    Integer(i64),
-    Real(f64),
-    Text(&'r str),
-    Blob(&'r [u8]),
-}
-
 fn utf8(bytes: &[u8]) -> Result<&str, String> {
     std::str::from_utf8(bytes).map_err(|e| e.to_string())
 }
@@ -551,17 +541,7 @@ fn utf8(bytes: &[u8]) -> Result<&str, String> {
 /// lookup returns.
 fn value(row: &SqliteRecord, idx: usize) -> Result<Val<'_>, String> {
     let row = match row {
-        SqliteRecord::Inline(row) => {
-            return Ok(
-                match row.get(idx).ok_or_else(|| format!("no column {idx}"))? {
-                    InlineValue::Null => Val::Null,
-                    InlineValue::Integer(n) => Val::Integer(n),
-                    InlineValue::Real(f) => Val::Real(f),
-                    InlineValue::Text(b) => Val::Text(utf8(b)?),
-                    InlineValue::Blob(b) => Val::Blob(b),
-                },
-            )
-        }
+        SqliteRecord::Inline(row) => return row.get(idx),
         SqliteRecord::Pool(row) => row,
     };
     let raw = row.try_get_raw(idx).map_err(|e| e.to_string())?;
