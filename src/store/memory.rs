@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use time::OffsetDateTime;
@@ -42,18 +42,53 @@ type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
 /// so comparing it follows no pointer: with many sessions, each pointer is a cache miss.
 #[derive(Debug, Default)]
 struct Inner {
-    sessions: HashMap<Key, Authenticated, foldhash::fast::RandomState>,
+    sessions: HashSet<Slot, foldhash::fast::RandomState>,
     users: Map<Arc<User>>,
+}
+
+/// A session's slot in the table: its token and its record, on one cache line.
+///
+/// 40 bytes of key and 16 of pointers, unaligned, would straddle two lines in three slots
+/// out of four, and a lookup reads both ends (the key to compare, the pointers to copy).
+#[derive(Debug)]
+#[repr(align(64))]
+struct Slot {
+    key: Key,
+    auth: Authenticated,
+}
+
+impl PartialEq for Slot {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Slot {}
+
+impl std::hash::Hash for Slot {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for Slot {
+    fn borrow(&self) -> &[u8] {
+        self.key.as_bytes()
+    }
 }
 
 impl Inner {
     /// Points every session of `user` at this version of the row.
     fn share_user(&mut self, user: &Arc<User>) {
-        for auth in self.sessions.values_mut() {
-            if auth.session.user_id == user.id {
-                auth.user = Arc::clone(user);
-            }
-        }
+        self.sessions = std::mem::take(&mut self.sessions)
+            .into_iter()
+            .map(|mut slot| {
+                if slot.auth.session.user_id == user.id {
+                    slot.auth.user = Arc::clone(user);
+                }
+                slot
+            })
+            .collect();
     }
 }
 
@@ -90,7 +125,7 @@ impl MemoryStore {
     pub fn delete_user(&self, user_id: &str) {
         let mut inner = self.write();
         inner.users.remove(user_id);
-        inner.sessions.retain(|_, a| a.session.user_id != user_id);
+        inner.sessions.retain(|s| s.auth.session.user_id != user_id);
     }
 
     /// The user with this e-mail address, compared case-insensitively.
@@ -105,7 +140,10 @@ impl MemoryStore {
 
     /// The session `token` and its user: one probe, two pointers copied (not the strings).
     fn lookup(&self, token: &str) -> Option<Authenticated> {
-        self.read().sessions.get(token.as_bytes()).cloned()
+        self.read()
+            .sessions
+            .get(token.as_bytes())
+            .map(|s| s.auth.clone())
     }
 
     /// The number of sessions held, expired ones included.
@@ -131,13 +169,13 @@ impl SessionStore for MemoryStore {
                 .entry(user.id.clone())
                 .or_insert_with(|| Arc::new(user.clone())),
         );
-        inner.sessions.insert(
-            Key::new(&session.token),
-            Authenticated {
+        inner.sessions.replace(Slot {
+            key: Key::new(&session.token),
+            auth: Authenticated {
                 session: Arc::new(session.clone()),
                 user,
             },
-        );
+        });
         Ok(session.clone())
     }
 
@@ -148,18 +186,24 @@ impl SessionStore for MemoryStore {
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         let mut inner = self.write();
-        Ok(inner
+        let key = key.as_str().as_bytes();
+        let live = |s: &Session| s.expires_at >= now && s.expires_at < expires_at;
+        if !inner
             .sessions
-            .get_mut(key.as_str().as_bytes())
-            .and_then(|a| {
-                let s = &mut a.session;
-                (s.expires_at >= now && s.expires_at < expires_at).then(|| {
-                    let s = Arc::make_mut(s);
-                    s.expires_at = expires_at;
-                    s.updated_at = now;
-                    s.clone()
-                })
-            }))
+            .get(key)
+            .is_some_and(|slot| live(&slot.auth.session))
+        {
+            return Ok(None);
+        }
+        let Some(mut slot) = inner.sessions.take(key) else {
+            return Ok(None);
+        };
+        let s = Arc::make_mut(&mut slot.auth.session);
+        s.expires_at = expires_at;
+        s.updated_at = now;
+        let updated = s.clone();
+        inner.sessions.insert(slot);
+        Ok(Some(updated))
     }
 
     async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
@@ -176,7 +220,7 @@ impl SessionStore for MemoryStore {
         if inner
             .sessions
             .get(key.as_str().as_bytes())
-            .is_some_and(|a| a.session.expires_at < now)
+            .is_some_and(|s| s.auth.session.expires_at < now)
         {
             inner.sessions.remove(key.as_str().as_bytes());
         }
@@ -186,7 +230,7 @@ impl SessionStore for MemoryStore {
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         let mut inner = self.write();
         let before = inner.sessions.len();
-        inner.sessions.retain(|_, a| a.session.user_id != user_id);
+        inner.sessions.retain(|s| s.auth.session.user_id != user_id);
         Ok((before - inner.sessions.len()) as u64)
     }
 
@@ -198,8 +242,8 @@ impl SessionStore for MemoryStore {
         let mut list: Vec<Session> = self
             .read()
             .sessions
-            .values()
-            .map(|a| &a.session)
+            .iter()
+            .map(|slot| &slot.auth.session)
             .filter(|s| s.user_id == user_id && s.expires_at > now)
             .map(|s| (**s).clone())
             .collect();
@@ -216,12 +260,12 @@ impl SessionStore for MemoryStore {
         let doomed: Vec<Key> = inner
             .sessions
             .iter()
-            .filter(|(_, a)| a.session.expires_at < now)
-            .map(|(key, _)| key.clone())
+            .filter(|slot| slot.auth.session.expires_at < now)
+            .map(|slot| slot.key.clone())
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
             .collect();
         for key in &doomed {
-            inner.sessions.remove(key);
+            inner.sessions.remove(key.as_bytes());
         }
         Ok(doomed.len() as u64)
     }
@@ -229,7 +273,7 @@ impl SessionStore for MemoryStore {
     async fn delete_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let mut inner = self.write();
         let before = inner.sessions.len();
-        inner.sessions.retain(|_, a| a.session.expires_at >= now);
+        inner.sessions.retain(|s| s.auth.session.expires_at >= now);
         Ok((before - inner.sessions.len()) as u64)
     }
 
