@@ -35,6 +35,7 @@
 //! | `SEED_ONLY=1` | seed, write the cookies and exit without serving |
 //! | `WORKERS` | tokio worker threads (default: the number of CPUs) |
 //! | `CACHE=1` | wrap the store in `CachedStore::builder(store).build()` (feature `cache`; default settings) |
+//! | `CACHE_TTL_SECS` | with `CACHE=1`, the cache's `ttl` instead of its default (30 s): to separate what refills cost from what a hit costs |
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -166,7 +167,14 @@ async fn serve_store<St: AddUser>(store: St, what: &str, floor: FloorDb) -> Resu
         None | Some("0") => serve(store, what, floor).await,
         #[cfg(feature = "cache")]
         Some("1") => {
-            let cached = tower_auth_session::store::CachedStore::builder(store).build();
+            let mut builder = tower_auth_session::store::CachedStore::builder(store);
+            if let Some(secs) = env("CACHE_TTL_SECS") {
+                let secs: u64 = secs
+                    .parse()
+                    .map_err(|_| format!("CACHE_TTL_SECS={secs:?}: expected whole seconds"))?;
+                builder = builder.ttl(std::time::Duration::from_secs(secs));
+            }
+            let cached = builder.build();
             serve(cached, &format!("{what}, behind CachedStore"), floor).await
         }
         Some(other) => Err(format!(
