@@ -1,6 +1,8 @@
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::hash::BuildHasher as _;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use hashbrown::HashTable;
 use time::OffsetDateTime;
 
 use super::key::Key;
@@ -42,7 +44,9 @@ type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
 /// so comparing it follows no pointer: with many sessions, each pointer is a cache miss.
 #[derive(Debug, Default)]
 struct Inner {
-    sessions: HashSet<Slot, foldhash::fast::RandomState>,
+    sessions: HashTable<Slot>,
+    /// The hasher of `sessions`' tokens.
+    hasher: foldhash::fast::RandomState,
     users: Map<Arc<User>>,
 }
 
@@ -57,38 +61,66 @@ struct Slot {
     auth: Authenticated,
 }
 
-impl PartialEq for Slot {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-    }
-}
-
-impl Eq for Slot {}
-
-impl std::hash::Hash for Slot {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.key.hash(state);
-    }
-}
-
-impl std::borrow::Borrow<[u8]> for Slot {
-    fn borrow(&self) -> &[u8] {
-        self.key.as_bytes()
-    }
-}
-
 impl Inner {
+    fn hash(&self, token: &[u8]) -> u64 {
+        self.hasher.hash_one(token)
+    }
+
+    fn get(&self, token: &[u8]) -> Option<&Authenticated> {
+        let hash = self.hash(token);
+        self.sessions
+            .find(hash, |s| s.key.as_bytes() == token)
+            .map(|s| &s.auth)
+    }
+
+    fn get_mut(&mut self, token: &[u8]) -> Option<&mut Authenticated> {
+        let hash = self.hash(token);
+        self.sessions
+            .find_mut(hash, |s| s.key.as_bytes() == token)
+            .map(|s| &mut s.auth)
+    }
+
+    fn insert(&mut self, token: &str, auth: Authenticated) {
+        if let Some(old) = self.get_mut(token.as_bytes()) {
+            *old = auth;
+            return;
+        }
+        let hash = self.hash(token.as_bytes());
+        let hasher = &self.hasher;
+        self.sessions.insert_unique(
+            hash,
+            Slot {
+                key: Key::new(token),
+                auth,
+            },
+            |s| hasher.hash_one(s.key.as_bytes()),
+        );
+    }
+
+    fn remove(&mut self, token: &[u8]) {
+        let hash = self.hash(token);
+        if let Ok(entry) = self
+            .sessions
+            .find_entry(hash, |s| s.key.as_bytes() == token)
+        {
+            entry.remove();
+        }
+    }
+
+    /// Keeps the sessions `keep` accepts; returns how many it dropped.
+    fn retain(&mut self, mut keep: impl FnMut(&Session) -> bool) -> u64 {
+        let before = self.sessions.len();
+        self.sessions.retain(|s| keep(&s.auth.session));
+        (before - self.sessions.len()) as u64
+    }
+
     /// Points every session of `user` at this version of the row.
     fn share_user(&mut self, user: &Arc<User>) {
-        self.sessions = std::mem::take(&mut self.sessions)
-            .into_iter()
-            .map(|mut slot| {
-                if slot.auth.session.user_id == user.id {
-                    slot.auth.user = Arc::clone(user);
-                }
-                slot
-            })
-            .collect();
+        for slot in self.sessions.iter_mut() {
+            if slot.auth.session.user_id == user.id {
+                slot.auth.user = Arc::clone(user);
+            }
+        }
     }
 }
 
@@ -125,7 +157,7 @@ impl MemoryStore {
     pub fn delete_user(&self, user_id: &str) {
         let mut inner = self.write();
         inner.users.remove(user_id);
-        inner.sessions.retain(|s| s.auth.session.user_id != user_id);
+        inner.retain(|s| s.user_id != user_id);
     }
 
     /// The user with this e-mail address, compared case-insensitively.
@@ -140,10 +172,7 @@ impl MemoryStore {
 
     /// The session `token` and its user: one probe, two pointers copied (not the strings).
     fn lookup(&self, token: &str) -> Option<Authenticated> {
-        self.read()
-            .sessions
-            .get(token.as_bytes())
-            .map(|s| s.auth.clone())
+        self.read().get(token.as_bytes()).cloned()
     }
 
     /// The number of sessions held, expired ones included.
@@ -169,13 +198,13 @@ impl SessionStore for MemoryStore {
                 .entry(user.id.clone())
                 .or_insert_with(|| Arc::new(user.clone())),
         );
-        inner.sessions.replace(Slot {
-            key: Key::new(&session.token),
-            auth: Authenticated {
+        inner.insert(
+            &session.token,
+            Authenticated {
                 session: Arc::new(session.clone()),
                 user,
             },
-        });
+        );
         Ok(session.clone())
     }
 
@@ -186,28 +215,19 @@ impl SessionStore for MemoryStore {
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         let mut inner = self.write();
-        let key = key.as_str().as_bytes();
-        let live = |s: &Session| s.expires_at >= now && s.expires_at < expires_at;
-        if !inner
-            .sessions
-            .get(key)
-            .is_some_and(|slot| live(&slot.auth.session))
-        {
-            return Ok(None);
-        }
-        let Some(mut slot) = inner.sessions.take(key) else {
-            return Ok(None);
-        };
-        let s = Arc::make_mut(&mut slot.auth.session);
-        s.expires_at = expires_at;
-        s.updated_at = now;
-        let updated = s.clone();
-        inner.sessions.insert(slot);
-        Ok(Some(updated))
+        Ok(inner.get_mut(key.as_str().as_bytes()).and_then(|a| {
+            let s = &mut a.session;
+            (s.expires_at >= now && s.expires_at < expires_at).then(|| {
+                let s = Arc::make_mut(s);
+                s.expires_at = expires_at;
+                s.updated_at = now;
+                s.clone()
+            })
+        }))
     }
 
     async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
-        self.write().sessions.remove(key.as_str().as_bytes());
+        self.write().remove(key.as_str().as_bytes());
         Ok(())
     }
 
@@ -218,20 +238,16 @@ impl SessionStore for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut inner = self.write();
         if inner
-            .sessions
             .get(key.as_str().as_bytes())
-            .is_some_and(|s| s.auth.session.expires_at < now)
+            .is_some_and(|a| a.session.expires_at < now)
         {
-            inner.sessions.remove(key.as_str().as_bytes());
+            inner.remove(key.as_str().as_bytes());
         }
         Ok(())
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
-        let mut inner = self.write();
-        let before = inner.sessions.len();
-        inner.sessions.retain(|s| s.auth.session.user_id != user_id);
-        Ok((before - inner.sessions.len()) as u64)
+        Ok(self.write().retain(|s| s.user_id != user_id))
     }
 
     async fn list_user_sessions(
@@ -265,16 +281,13 @@ impl SessionStore for MemoryStore {
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
             .collect();
         for key in &doomed {
-            inner.sessions.remove(key.as_bytes());
+            inner.remove(key.as_bytes());
         }
         Ok(doomed.len() as u64)
     }
 
     async fn delete_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let mut inner = self.write();
-        let before = inner.sessions.len();
-        inner.sessions.retain(|s| s.auth.session.expires_at >= now);
-        Ok((before - inner.sessions.len()) as u64)
+        Ok(self.write().retain(|s| s.expires_at >= now))
     }
 
     async fn find_user(&self, user_id: &str) -> Result<Option<User>, StoreError> {
@@ -298,5 +311,47 @@ impl SessionStore for MemoryStore {
         inner.users.insert(user_id.to_owned(), Arc::clone(&user));
         inner.share_user(&user);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Slot>(), 64);
+        assert_eq!(std::mem::align_of::<Slot>(), 64);
+    }
+
+    /// Replacing a user re-points its sessions in place, and only its own.
+    #[tokio::test]
+    async fn a_replaced_user_reaches_only_its_own_sessions() {
+        let now = OffsetDateTime::now_utc();
+        let store = MemoryStore::new();
+        let alice = User::new("alice@example.com", "Alice", now);
+        let bob = User::new("bob@example.com", "Bob", now);
+        let session = |user: &User, token: &str| Session {
+            id: format!("id-{token}"),
+            token: token.into(),
+            user_id: user.id.clone(),
+            expires_at: now + time::Duration::days(1),
+            created_at: now,
+            updated_at: now,
+            ip_address: None,
+            user_agent: None,
+            extra: serde_json::Map::new(),
+        };
+        store.create(&session(&alice, "a1"), &alice).await.unwrap();
+        store.create(&session(&alice, "a2"), &alice).await.unwrap();
+        store.create(&session(&bob, "b1"), &bob).await.unwrap();
+        let mut renamed = alice.clone();
+        renamed.name = "Alice B.".into();
+        store.insert_user(renamed);
+        for token in ["a1", "a2"] {
+            assert_eq!(store.lookup(token).unwrap().user.name, "Alice B.");
+        }
+        assert_eq!(store.lookup("b1").unwrap().user.name, "Bob");
+        assert_eq!(store.session_count(), 3);
     }
 }
