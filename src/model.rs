@@ -158,6 +158,29 @@ impl Authenticated {
     }
 }
 
+#[cfg(test)]
+impl Session {
+    /// A session of `user_id` carrying `token`, created at `now`, for the crate's unit tests.
+    pub(crate) fn for_tests(
+        user_id: &str,
+        token: &str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id: format!("id-{token}"),
+            token: token.into(),
+            user_id: user_id.into(),
+            expires_at,
+            created_at: now,
+            updated_at: now,
+            ip_address: None,
+            user_agent: None,
+            extra: Map::new(),
+        }
+    }
+}
+
 impl Session {
     /// The key the store knows this session by (its `token` column).
     pub fn storage_key(&self) -> StorageKey<'_> {

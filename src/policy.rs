@@ -361,17 +361,7 @@ mod tests {
     fn auth(expires_at: OffsetDateTime) -> Authenticated {
         let user = User::new("p@example.com", "P", NOW);
         Authenticated {
-            session: Arc::new(Session {
-                id: "s".into(),
-                token: "t".into(),
-                user_id: user.id.clone(),
-                expires_at,
-                created_at: NOW,
-                updated_at: NOW,
-                ip_address: None,
-                user_agent: None,
-                extra: serde_json::Map::new(),
-            }),
+            session: Arc::new(Session::for_tests(&user.id, "t", expires_at, NOW)),
             user: Arc::new(user),
         }
     }

@@ -331,16 +331,8 @@ mod tests {
         let store = MemoryStore::new();
         let alice = User::new("alice@example.com", "Alice", now);
         let bob = User::new("bob@example.com", "Bob", now);
-        let session = |user: &User, token: &str| Session {
-            id: format!("id-{token}"),
-            token: token.into(),
-            user_id: user.id.clone(),
-            expires_at: now + time::Duration::days(1),
-            created_at: now,
-            updated_at: now,
-            ip_address: None,
-            user_agent: None,
-            extra: serde_json::Map::new(),
+        let session = |user: &User, token: &str| {
+            Session::for_tests(&user.id, token, now + time::Duration::days(1), now)
         };
         store.create(&session(&alice, "a1"), &alice).await.unwrap();
         store.create(&session(&alice, "a2"), &alice).await.unwrap();

@@ -209,17 +209,7 @@ mod tests {
         let now = time::OffsetDateTime::UNIX_EPOCH;
         let mut user = User::new("a@example.com", "A", now);
         user.id = user_id.into();
-        let session = Session {
-            id: "s".into(),
-            token: "t".into(),
-            user_id: user.id.clone(),
-            expires_at: now + time::Duration::days(1),
-            created_at: now,
-            updated_at: now,
-            ip_address: None,
-            user_agent: None,
-            extra: serde_json::Map::new(),
-        };
+        let session = Session::for_tests(&user.id, "t", now + time::Duration::days(1), now);
         Some(Authenticated {
             session: Arc::new(session),
             user: Arc::new(user),
