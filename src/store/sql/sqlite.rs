@@ -300,19 +300,6 @@ impl SqliteDialect {
         limit: usize,
     ) -> Option<Vec<SqliteRecord>> {
         let inline = self.inline.as_deref()?;
-        // Dates written as text must outlive the binds that borrow them.
-        let texts: Vec<String> = match self.dates {
-            DateFormat::IsoText => stmt
-                .binds
-                .iter()
-                .filter_map(|&i| match params.get(i) {
-                    Some(Param::Date(t)) => Some(time_fmt::to_iso(*t)),
-                    _ => None,
-                })
-                .collect(),
-            DateFormat::UnixMillis => Vec::new(),
-        };
-        let mut texts = texts.iter();
         let mut binds = Vec::with_capacity(stmt.binds.len());
         for &i in &stmt.binds {
             binds.push(match *params.get(i)? {
@@ -320,9 +307,9 @@ impl SqliteDialect {
                 Param::OptText(s) => s.map_or(ToSqlOutput::from(Null), ToSqlOutput::from),
                 Param::Bool(b) => ToSqlOutput::from(i64::from(b)),
                 Param::Int(n) => ToSqlOutput::from(n),
-                Param::Date(t) => match texts.next() {
-                    Some(text) => ToSqlOutput::from(text.as_str()),
-                    None => ToSqlOutput::from(time_fmt::to_unix_ms(t)),
+                Param::Date(t) => match self.dates {
+                    DateFormat::IsoText => ToSqlOutput::from(time_fmt::to_iso(t)),
+                    DateFormat::UnixMillis => ToSqlOutput::from(time_fmt::to_unix_ms(t)),
                 },
             });
         }
