@@ -2,10 +2,9 @@ use std::collections::HashMap;
 use std::hash::BuildHasher as _;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use hashbrown::HashTable;
 use time::OffsetDateTime;
 
-use super::key::Key;
+use super::key::{Key, Slots};
 use super::SessionStore;
 use crate::error::StoreError;
 use crate::model::{Authenticated, Session, StorageKey, User};
@@ -44,21 +43,10 @@ type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
 /// so comparing it follows no pointer: with many sessions, each pointer is a cache miss.
 #[derive(Debug, Default)]
 struct Inner {
-    sessions: HashTable<Slot>,
+    sessions: Slots<Authenticated>,
     /// The hasher of `sessions`' tokens.
     hasher: foldhash::fast::RandomState,
     users: Map<Arc<User>>,
-}
-
-/// A session's slot in the table: its token and its record, on one cache line.
-///
-/// 40 bytes of key and 16 of pointers, unaligned, would straddle two lines in three slots
-/// out of four, and a lookup reads both ends (the key to compare, the pointers to copy).
-#[derive(Debug)]
-#[repr(align(64))]
-struct Slot {
-    key: Key,
-    auth: Authenticated,
 }
 
 impl Inner {
@@ -67,58 +55,34 @@ impl Inner {
     }
 
     fn get(&self, token: &[u8]) -> Option<&Authenticated> {
-        let hash = self.hash(token);
-        self.sessions
-            .find(hash, |s| s.key.as_bytes() == token)
-            .map(|s| &s.auth)
+        self.sessions.get(self.hash(token), token).map(|s| &s.value)
     }
 
     fn get_mut(&mut self, token: &[u8]) -> Option<&mut Authenticated> {
         let hash = self.hash(token);
-        self.sessions
-            .find_mut(hash, |s| s.key.as_bytes() == token)
-            .map(|s| &mut s.auth)
+        self.sessions.get_mut(hash, token)
     }
 
     fn insert(&mut self, token: &str, auth: Authenticated) {
-        if let Some(old) = self.get_mut(token.as_bytes()) {
-            *old = auth;
-            return;
-        }
         let hash = self.hash(token.as_bytes());
-        let hasher = &self.hasher;
-        self.sessions.insert_unique(
-            hash,
-            Slot {
-                key: Key::new(token),
-                auth,
-            },
-            |s| hasher.hash_one(s.key.as_bytes()),
-        );
+        self.sessions.insert(hash, token, auth, &self.hasher);
     }
 
     fn remove(&mut self, token: &[u8]) {
         let hash = self.hash(token);
-        if let Ok(entry) = self
-            .sessions
-            .find_entry(hash, |s| s.key.as_bytes() == token)
-        {
-            entry.remove();
-        }
+        self.sessions.remove(hash, token);
     }
 
     /// Keeps the sessions `keep` accepts; returns how many it dropped.
     fn retain(&mut self, mut keep: impl FnMut(&Session) -> bool) -> u64 {
-        let before = self.sessions.len();
-        self.sessions.retain(|s| keep(&s.auth.session));
-        (before - self.sessions.len()) as u64
+        self.sessions.retain(|a| keep(&a.session))
     }
 
     /// Points every session of `user` at this version of the row.
     fn share_user(&mut self, user: &Arc<User>) {
-        for slot in self.sessions.iter_mut() {
-            if slot.auth.session.user_id == user.id {
-                slot.auth.user = Arc::clone(user);
+        for auth in self.sessions.values_mut() {
+            if auth.session.user_id == user.id {
+                auth.user = Arc::clone(user);
             }
         }
     }
@@ -259,7 +223,7 @@ impl SessionStore for MemoryStore {
             .read()
             .sessions
             .iter()
-            .map(|slot| &slot.auth.session)
+            .map(|slot| &slot.value.session)
             .filter(|s| s.user_id == user_id && s.expires_at > now)
             .map(|s| (**s).clone())
             .collect();
@@ -276,7 +240,7 @@ impl SessionStore for MemoryStore {
         let doomed: Vec<Key> = inner
             .sessions
             .iter()
-            .filter(|slot| slot.auth.session.expires_at < now)
+            .filter(|slot| slot.value.session.expires_at < now)
             .map(|slot| slot.key.clone())
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
             .collect();
@@ -317,11 +281,12 @@ impl SessionStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::key::Slot;
 
     #[test]
     fn a_slot_is_one_cache_line() {
-        assert_eq!(std::mem::size_of::<Slot>(), 64);
-        assert_eq!(std::mem::align_of::<Slot>(), 64);
+        assert_eq!(std::mem::size_of::<Slot<Authenticated>>(), 64);
+        assert_eq!(std::mem::align_of::<Slot<Authenticated>>(), 64);
     }
 
     /// Replacing a user re-points its sessions in place, and only its own.

@@ -14,25 +14,19 @@ use std::hash::BuildHasher as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use hashbrown::HashTable;
-
-use super::super::key::Key;
+use super::super::key::Slots;
 use crate::model::Authenticated;
 
-/// One cached token: 40 bytes of key, 16 of record, 8 of expiry and use bit, on one line.
-#[repr(align(64))]
-struct Slot {
-    key: Key,
+/// What is cached for one token: 16 bytes of record, 8 of expiry and use bit, on one line with
+/// the token's 40 ([`Slots`]).
+struct Entry {
     found: Option<Authenticated>,
     /// `until << 1 | referenced`: the tick from which the entry is no longer served, and
     /// whether it was read since the last sweep of its shard.
     state: AtomicU64,
 }
 
-/// A shard: its slots and how many it may hold.
-struct Shard {
-    slots: HashTable<Slot>,
-}
+type Shard = Slots<Entry>;
 
 /// Tokens to cached answers, at most about `capacity` of them.
 pub(super) struct Table {
@@ -56,11 +50,7 @@ impl Table {
         }
         let per_shard = capacity / count;
         let shards = (0..count)
-            .map(|_| {
-                RwLock::new(Shard {
-                    slots: HashTable::with_capacity(per_shard.min(4096)),
-                })
-            })
+            .map(|_| RwLock::new(Shard::with_capacity(per_shard.min(4096))))
             .collect();
         Self {
             shards,
@@ -100,7 +90,7 @@ impl Table {
     ) -> Option<Option<Authenticated>> {
         let hash = self.hash(token);
         let shard = self.read(hash);
-        let slot = shard.slots.find(hash, |s| s.key.as_bytes() == token)?;
+        let slot = &shard.get(hash, token)?.value;
         let state = slot.state.load(Ordering::Relaxed);
         if state >> 1 <= now() {
             return None;
@@ -119,49 +109,34 @@ impl Table {
         }
         let hash = self.hash(token.as_bytes());
         let mut shard = self.write(hash);
-        let slots = &mut shard.slots;
-        let slot = Slot {
-            key: Key::new(token),
+        if shard.len() >= self.per_shard && shard.get(hash, token.as_bytes()).is_none() {
+            sweep(&mut shard, self.per_shard, now);
+        }
+        let entry = Entry {
             found,
             state: AtomicU64::new(until << 1),
         };
-        match slots.find_mut(hash, |s| s.key.as_bytes() == token.as_bytes()) {
-            Some(old) => *old = slot,
-            None => {
-                if slots.len() >= self.per_shard {
-                    sweep(slots, self.per_shard, now);
-                }
-                let hasher = &self.hasher;
-                slots.insert_unique(hash, slot, |s| hasher.hash_one(s.key.as_bytes()));
-            }
-        }
+        shard.insert(hash, token, entry, &self.hasher);
     }
 
     /// Forgets `token`.
     pub(super) fn remove(&self, token: &[u8]) {
         let hash = self.hash(token);
-        let mut shard = self.write(hash);
-        if let Ok(entry) = shard.slots.find_entry(hash, |s| s.key.as_bytes() == token) {
-            entry.remove();
-        }
+        self.write(hash).remove(hash, token);
     }
 
     /// Keeps only the entries whose answer passes `keep`.
     pub(super) fn retain(&self, mut keep: impl FnMut(Option<&Authenticated>) -> bool) {
         for shard in &self.shards {
             let mut shard = shard.write().unwrap_or_else(|e| e.into_inner());
-            shard.slots.retain(|s| keep(s.found.as_ref()));
+            shard.retain(|e| keep(e.found.as_ref()));
         }
     }
 
     /// Forgets everything.
     pub(super) fn clear(&self) {
         for shard in &self.shards {
-            shard
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .slots
-                .clear();
+            shard.write().unwrap_or_else(|e| e.into_inner()).clear();
         }
     }
 
@@ -169,7 +144,7 @@ impl Table {
     pub(super) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).slots.len())
+            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).len())
             .sum()
     }
 }
@@ -179,9 +154,9 @@ impl Table {
 /// an eighth of the shard (everything was read lately), drops entries in table order, which
 /// is hash order and so unrelated to use, until an eighth is free. A sweep frees at least an
 /// eighth of the shard, so its cost spreads over the inserts that fill it again.
-fn sweep(slots: &mut HashTable<Slot>, per_shard: usize, now: u64) {
-    slots.retain(|s| {
-        let state = s.state.get_mut();
+fn sweep(slots: &mut Shard, per_shard: usize, now: u64) {
+    slots.retain(|e| {
+        let state = e.state.get_mut();
         let keep = *state >> 1 > now && *state & 1 == 1;
         *state &= !1;
         keep
@@ -203,6 +178,7 @@ fn sweep(slots: &mut HashTable<Slot>, per_shard: usize, now: u64) {
 mod tests {
     use super::*;
     use crate::model::{Session, User};
+    use crate::store::key::Slot;
     use std::sync::Arc;
 
     fn found(user_id: &str) -> Option<Authenticated> {
@@ -218,8 +194,8 @@ mod tests {
 
     #[test]
     fn a_slot_is_one_cache_line() {
-        assert_eq!(std::mem::size_of::<Slot>(), 64);
-        assert_eq!(std::mem::align_of::<Slot>(), 64);
+        assert_eq!(std::mem::size_of::<Slot<Entry>>(), 64);
+        assert_eq!(std::mem::align_of::<Slot<Entry>>(), 64);
     }
 
     #[test]
