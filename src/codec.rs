@@ -191,6 +191,75 @@ impl Signer {
     /// [`unsign`](Self::unsign) for a trimmed and unquoted value, without the memo.
     #[inline]
     fn unsign_value<'a>(&self, value: &'a [u8]) -> Option<Cow<'a, str>> {
+        match self.unsign_plain_token(value) {
+            Shape::Answered(token) => token.map(Cow::Borrowed),
+            Shape::Other => self.unsign_decoded(value),
+        }
+    }
+
+    /// The shape every Better Auth value has: a token with no `%` in it, a literal `.`, and a
+    /// signature whose escapes (`%3D`, `%2B`, `%2F`) decode to no `.`. For that shape the
+    /// answer of [`unsign_decoded`](Self::unsign_decoded) is known without decoding the whole
+    /// value: the decoded text splits at the same `.`, its token is the wire's (borrowed, checked
+    /// as UTF-8 once), and only the signature is decoded, on the stack.
+    ///
+    /// It is the same answer in every case, failures included. The decoded text is the wire
+    /// token, `.`, and the decoded signature. When it is valid UTF-8, the general path verifies
+    /// exactly this token and signature. When it is not, and the value holds a `%`, the general
+    /// path verifies the raw value instead, whose signature then holds a `%` and fails base64;
+    /// without a `%`, the raw value is the decoded one and fails UTF-8. A verified signature is
+    /// base64, so the decoded text is valid UTF-8 exactly when the token is. And a malformed
+    /// escape in the signature also leaves the raw value, which fails the same way.
+    fn unsign_plain_token<'a>(&self, value: &'a [u8]) -> Shape<'a> {
+        let Some(dot) = memchr::memrchr(b'.', value) else {
+            return Shape::Other;
+        };
+        // The first escape: in the token, or where the signature's plain prefix ends.
+        let escape = memchr::memchr(b'%', value).unwrap_or(value.len());
+        if dot == 0 || escape < dot {
+            return Shape::Other;
+        }
+        let token = &value[..dot];
+        let (plain, mut rest) = value[dot + 1..].split_at(escape - dot - 1);
+        // One byte more than a signature, so that a longer one is seen to be longer.
+        let mut signature = [0u8; SIGNATURE_LEN + 1];
+        let Some(start) = signature.get_mut(..plain.len()) else {
+            return Shape::Other; // longer than a signature: only a `.` beyond would matter
+        };
+        start.copy_from_slice(plain);
+        let mut n = plain.len();
+        while let Some((&byte, tail)) = rest.split_first() {
+            let byte = if byte == b'%' {
+                let [hi, lo, tail @ ..] = tail else {
+                    return Shape::Answered(None);
+                };
+                let (Some(hi), Some(lo)) = (hex_value(*hi), hex_value(*lo)) else {
+                    return Shape::Answered(None);
+                };
+                rest = tail;
+                (hi << 4) | lo
+            } else {
+                rest = tail;
+                byte
+            };
+            if byte == b'.' {
+                return Shape::Other; // the decoded text would split here instead
+            }
+            let Some(slot) = signature.get_mut(n) else {
+                return Shape::Other;
+            };
+            *slot = byte;
+            n += 1;
+        }
+        if dot + 1 + n > MAX_SIGNED_VALUE_LEN || !self.verify(token, &signature[..n]) {
+            return Shape::Answered(None);
+        }
+        Shape::Answered(std::str::from_utf8(token).ok())
+    }
+
+    /// [`unsign_value`](Self::unsign_value) for any value: percent-decoded (when it holds `%`)
+    /// as `decodeURIComponent` would, split at the last `.` of the decoded text, verified.
+    fn unsign_decoded<'a>(&self, value: &'a [u8]) -> Option<Cow<'a, str>> {
         // Decoded on the stack: a Better Auth value always carries `%3D`, and a request must not
         // allocate to read its own cookie. Longer custom values use the heap.
         let mut small = [0u8; 128];
@@ -233,6 +302,14 @@ impl Signer {
         }
         split_and_verify(self, text.as_bytes()).map(|dot| &text[..dot])
     }
+}
+
+/// What [`Signer::unsign_plain_token`] found.
+enum Shape<'a> {
+    /// A Better Auth shape: the answer, the same as decoding the whole value would give.
+    Answered(Option<&'a str>),
+    /// Anything else: decode the whole value.
+    Other,
 }
 
 /// Splits `value` at its last `.`, verifies the signature, and returns the token's length.
@@ -437,6 +514,106 @@ mod tests {
                 let forged = format!("{token}.{}", signer.sign_cookie_value("x").split_at(2).1);
                 assert_eq!(signer.unsign(forged.as_bytes()), None);
             }
+        }
+    }
+
+    /// Where the Better Auth shape is answered without decoding the whole value, the answer is
+    /// the general path's, for values built to sit on every edge of that shape.
+    #[test]
+    fn plain_token_shape_answers_like_decoding_the_whole_value() {
+        let signer = Signer::new(SECRET);
+        let good = signer.sign_cookie_value("7aON9QvXi7cN5W22aBoYB7O4cBy827eq");
+        let (token, signature) = good.split_once('.').unwrap();
+        let raw_signature = signer.signature(token);
+        let mut values: Vec<Vec<u8>> = vec![
+            good.clone().into_bytes(),
+            format!("{token}.{raw_signature}").into_bytes(),
+            // A `.` spelled `%2E` in the signature, or in the token.
+            format!("{token}.ab%2E{signature}").into_bytes(),
+            format!("{token}%2Ex.{signature}").into_bytes(),
+            // Escapes that are malformed, cut short, or decode to `%`, to a non-ASCII byte.
+            format!("{token}.{}%3", &raw_signature[..43]).into_bytes(),
+            format!("{token}.{}%G1", &raw_signature[..43]).into_bytes(),
+            format!("{token}.{}%25", &raw_signature[..43]).into_bytes(),
+            format!("{token}.{}%FF", &raw_signature[..43]).into_bytes(),
+            // Too long a signature, with and without a `.` beyond the 45th byte.
+            format!("{token}.{raw_signature}{raw_signature}").into_bytes(),
+            format!("{token}.{raw_signature}%2E{raw_signature}").into_bytes(),
+            // No token, no dot, a dot only.
+            format!(".{signature}").into_bytes(),
+            token.as_bytes().to_vec(),
+            b".".to_vec(),
+            // A token that is not UTF-8, signed as its bytes, with and without an escape.
+            [&b"ab\xffcd."[..], signer.signature("x").as_bytes()].concat(),
+            [&b"ab\xff."[..], raw_signature.as_bytes()].concat(),
+            // Tokens holding escapes of their own, signed as Better Auth would encode them.
+            signer.sign_cookie_value("a.b").into_bytes(),
+            signer.sign_cookie_value("é%x").into_bytes(),
+            signer.sign_raw("%FF").into_bytes(),
+            format!("x.{}", "A".repeat(MAX_SIGNED_VALUE_LEN)).into_bytes(),
+        ];
+        let long = "t".repeat(MAX_SIGNED_VALUE_LEN - 45);
+        values.push(signer.sign_raw(&long).into_bytes());
+        values.push(signer.sign_raw(&format!("{long}t")).into_bytes());
+        let mut answered = 0;
+        for value in &values {
+            let general = signer.unsign_decoded(value);
+            if let Shape::Answered(found) = signer.unsign_plain_token(value) {
+                answered += 1;
+                assert_eq!(
+                    found,
+                    general.as_deref(),
+                    "{}",
+                    String::from_utf8_lossy(value)
+                );
+            }
+            assert_eq!(signer.unsign_value(value), general);
+        }
+        assert_eq!(answered, 11, "values that took the Better Auth shape");
+        assert_eq!(
+            signer.unsign_value(good.as_bytes()).as_deref(),
+            Some("7aON9QvXi7cN5W22aBoYB7O4cBy827eq")
+        );
+        assert_eq!(
+            signer
+                .unsign_value(signer.sign_raw("%FF").as_bytes())
+                .as_deref(),
+            Some("%FF")
+        );
+    }
+
+    proptest::proptest! {
+        /// The same, for signed values of generated tokens with generated edits.
+        #[test]
+        fn plain_token_shape_agrees_on_edited_values(
+            token in "[a-zA-Z0-9.%+/= é]{1,40}",
+            encode in proptest::bool::ANY,
+            edits in proptest::collection::vec(
+                (0u8..3, proptest::num::usize::ANY, proptest::sample::select(
+                    b"%.23EDFf0A=+/\xff".to_vec(),
+                )),
+                0..4,
+            ),
+        ) {
+            let signer = Signer::new(SECRET);
+            let signed = if encode { signer.sign_cookie_value(&token) } else { signer.sign_raw(&token) };
+            let mut value = signed.into_bytes();
+            for (op, at, byte) in edits {
+                let at = at % (value.len() + 1);
+                match op {
+                    0 if at < value.len() => value[at] = byte,
+                    1 => value.insert(at, byte),
+                    2 if at < value.len() => {
+                        value.remove(at);
+                    }
+                    _ => {}
+                }
+            }
+            let general = signer.unsign_decoded(&value);
+            if let Shape::Answered(found) = signer.unsign_plain_token(&value) {
+                proptest::prop_assert_eq!(found, general.as_deref());
+            }
+            proptest::prop_assert_eq!(signer.unsign_value(&value), general);
         }
     }
 
