@@ -12,7 +12,7 @@
 
 use std::hash::BuildHasher as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::super::key::Slots;
 use crate::model::Authenticated;
@@ -103,11 +103,33 @@ impl Table {
 
     /// Caches `found` for `token` until tick `until`, replacing what was there; a full shard
     /// is swept first.
+    ///
+    /// A refill that read the same session or the same user again (what an entry's expiry
+    /// usually comes to) keeps the records already cached rather than the copies just read:
+    /// the rows are not allocated again, records filled together stay together in memory,
+    /// and a request that kept an earlier answer shares it.
     pub(super) fn insert(&self, token: &str, found: Option<Authenticated>, until: u64, now: u64) {
         if self.per_shard == 0 {
             return;
         }
         let hash = self.hash(token.as_bytes());
+        let found = match found {
+            Some(new) => {
+                // Compared outside the write lock: readers of the shard never wait on it.
+                let old = self
+                    .read(hash)
+                    .get(hash, token.as_bytes())
+                    .and_then(|slot| slot.value.found.clone());
+                Some(match old {
+                    Some(old) => Authenticated {
+                        session: same_or_new(old.session, new.session),
+                        user: same_or_new(old.user, new.user),
+                    },
+                    None => new,
+                })
+            }
+            None => None,
+        };
         let mut shard = self.write(hash);
         if shard.len() >= self.per_shard && shard.get(hash, token.as_bytes()).is_none() {
             sweep(&mut shard, self.per_shard, now);
@@ -149,6 +171,15 @@ impl Table {
     }
 }
 
+/// `old` when it holds what `new` does, else `new`.
+fn same_or_new<T: PartialEq>(old: Arc<T>, new: Arc<T>) -> Arc<T> {
+    if Arc::ptr_eq(&old, &new) || *old == *new {
+        old
+    } else {
+        new
+    }
+}
+
 /// Makes room in a full shard (CLOCK, one sweep at a time): drops what expired and what was
 /// not read since the last sweep, clearing the use bit of the rest; if that frees less than
 /// an eighth of the shard (everything was read lately), drops entries in table order, which
@@ -179,7 +210,6 @@ mod tests {
     use super::*;
     use crate::model::{Session, User};
     use crate::store::key::Slot;
-    use std::sync::Arc;
 
     fn found(user_id: &str) -> Option<Authenticated> {
         let now = time::OffsetDateTime::UNIX_EPOCH;
@@ -254,6 +284,34 @@ mod tests {
             assert!(table.get(t.as_bytes(), || 0).is_some());
             assert!(table.len() <= 16);
         }
+    }
+
+    #[test]
+    fn a_refill_that_read_the_same_rows_keeps_the_cached_records() {
+        let table = Table::new(100, foldhash::fast::RandomState::default());
+        let first = found("u").unwrap();
+        table.insert("t", Some(first.clone()), 10, 0);
+        // The entry expired; the store read the same rows again, as new allocations.
+        let again = found("u").unwrap();
+        assert!(!Arc::ptr_eq(&again.session, &first.session));
+        table.insert("t", Some(again), 20, 10);
+        let served = table.get(b"t", || 15).flatten().unwrap();
+        assert!(Arc::ptr_eq(&served.session, &first.session));
+        assert!(Arc::ptr_eq(&served.user, &first.user));
+        // A session that changed is replaced; its unchanged user is still shared.
+        let mut refreshed = found("u").unwrap();
+        Arc::make_mut(&mut refreshed.session).expires_at += time::Duration::days(1);
+        table.insert("t", Some(refreshed.clone()), 30, 20);
+        let served = table.get(b"t", || 25).flatten().unwrap();
+        assert!(Arc::ptr_eq(&served.session, &refreshed.session));
+        assert!(Arc::ptr_eq(&served.user, &first.user));
+        // A user that changed (renamed) is replaced too.
+        let mut renamed = refreshed.clone();
+        Arc::make_mut(&mut renamed.user).name = "B".into();
+        table.insert("t", Some(renamed), 40, 30);
+        let served = table.get(b"t", || 35).flatten().unwrap();
+        assert_eq!(served.user.name, "B");
+        assert!(Arc::ptr_eq(&served.session, &refreshed.session));
     }
 
     #[test]
