@@ -46,7 +46,7 @@
 #   BENCH_CRITERION_ARGS    [--warm-up-time 1 --measurement-time 3]   for the traffic and overhead benches
 #   TRAFFIC_SIZES           [1000,10000,100000,1000000]   live sessions of the traffic step, one
 #                                      cargo bench run per size (comma- or space-separated)
-#   BENCH_TRAFFIC_RUNS      [3]        runs (processes) of each size in BENCH_TRAFFIC_REPEAT_SIZES
+#   BENCH_TRAFFIC_RUNS      [5]        runs (processes) of each size in BENCH_TRAFFIC_REPEAT_SIZES
 #   BENCH_TRAFFIC_REPEAT_SIZES [10000] sizes judged by the median ratio over those runs
 #   BENCH_CACHE_SIZES       [10000]    live sessions of the cache-misses step (space-separated;
 #                                      100000 takes about 5 minutes per valgrind run, 8 runs)
@@ -112,7 +112,7 @@ criterion_args=${BENCH_CRITERION_ARGS:---warm-up-time 1 --measurement-time 3}
 wrk_duration=${BENCH_WRK_DURATION:-10s}
 wrk_threads=${BENCH_WRK_THREADS:-2}
 quads=${BENCH_QUADS:-6}
-traffic_runs=${BENCH_TRAFFIC_RUNS:-3}
+traffic_runs=${BENCH_TRAFFIC_RUNS:-5}
 traffic_repeat=${BENCH_TRAFFIC_REPEAT_SIZES:-10000}
 quad_duration=${BENCH_QUAD_DURATION:-5s}
 wrk_conns=${BENCH_WRK_CONNECTIONS:-64}
