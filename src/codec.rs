@@ -214,44 +214,22 @@ impl Signer {
         let Some(dot) = memchr::memrchr(b'.', value) else {
             return Shape::Other;
         };
-        // The first escape: in the token, or where the signature's plain prefix ends.
-        let escape = memchr::memchr(b'%', value).unwrap_or(value.len());
-        if dot == 0 || escape < dot {
+        let token = &value[..dot];
+        if token.is_empty() || memchr::memchr(b'%', token).is_some() {
             return Shape::Other;
         }
-        let token = &value[..dot];
-        let (plain, mut rest) = value[dot + 1..].split_at(escape - dot - 1);
         // One byte more than a signature, so that a longer one is seen to be longer.
-        let mut signature = [0u8; SIGNATURE_LEN + 1];
-        let Some(start) = signature.get_mut(..plain.len()) else {
-            return Shape::Other; // longer than a signature: only a `.` beyond would matter
+        let mut buf = [0u8; SIGNATURE_LEN + 1];
+        let signature = match decode_into(&value[dot + 1..], &mut buf) {
+            Decoded::Bytes(signature) => signature,
+            // Longer than a signature: only where a `.` in it would split matters.
+            Decoded::TooLong => return Shape::Other,
+            Decoded::Invalid => return Shape::Answered(None),
         };
-        start.copy_from_slice(plain);
-        let mut n = plain.len();
-        while let Some((&byte, tail)) = rest.split_first() {
-            let byte = if byte == b'%' {
-                let [hi, lo, tail @ ..] = tail else {
-                    return Shape::Answered(None);
-                };
-                let (Some(hi), Some(lo)) = (hex_value(*hi), hex_value(*lo)) else {
-                    return Shape::Answered(None);
-                };
-                rest = tail;
-                (hi << 4) | lo
-            } else {
-                rest = tail;
-                byte
-            };
-            if byte == b'.' {
-                return Shape::Other; // the decoded text would split here instead
-            }
-            let Some(slot) = signature.get_mut(n) else {
-                return Shape::Other;
-            };
-            *slot = byte;
-            n += 1;
+        if signature.contains(&b'.') {
+            return Shape::Other; // the decoded text would split there instead
         }
-        if dot + 1 + n > MAX_SIGNED_VALUE_LEN || !self.verify(token, &signature[..n]) {
+        if dot + 1 + signature.len() > MAX_SIGNED_VALUE_LEN || !self.verify(token, signature) {
             return Shape::Answered(None);
         }
         Shape::Answered(std::str::from_utf8(token).ok())
@@ -272,7 +250,8 @@ impl Signer {
                 &mut large
             };
             match decode_into(value, buf) {
-                Decoded::Text(text) => Some(text),
+                // Not UTF-8 once decoded: `decodeURIComponent` threw, as below.
+                Decoded::Bytes(bytes) => std::str::from_utf8(bytes).ok(),
                 Decoded::TooLong => return None,
                 // `decodeURIComponent` threw: better-call keeps the raw value.
                 Decoded::Invalid => None,
@@ -337,15 +316,17 @@ fn trim_and_unquote(raw: &[u8]) -> Option<&[u8]> {
 
 /// The outcome of [`decode_into`].
 enum Decoded<'b> {
-    /// Decoded into the start of the buffer.
-    Text(&'b str),
+    /// Decoded into the start of the buffer (not yet checked as UTF-8).
+    Bytes(&'b [u8]),
     /// Longer than the buffer once decoded: longer than any value worth verifying.
     TooLong,
-    /// What `decodeURIComponent` would throw on (a malformed escape, or not UTF-8).
+    /// A malformed escape, which `decodeURIComponent` would throw on.
     Invalid,
 }
 
-/// `decodeURIComponent` into a caller's buffer, without allocating.
+/// `decodeURIComponent`'s percent-decoding into a caller's buffer, without allocating. Whether
+/// the bytes are UTF-8 (else it would throw too) is the caller's to check: a signature needs
+/// only to be base64.
 ///
 /// Written out rather than driven by `percent_encoding::percent_decode`: that byte-at-a-time
 /// iterator took a third of a request's cookie handling; here the plain runs between escapes
@@ -377,10 +358,7 @@ fn decode_into<'b>(value: &[u8], buf: &'b mut [u8]) -> Decoded<'b> {
         n += 1;
         rest = &rest[3..];
     }
-    match std::str::from_utf8(&buf[..n]) {
-        Ok(text) => Decoded::Text(text),
-        Err(_) => Decoded::Invalid,
-    }
+    Decoded::Bytes(&buf[..n])
 }
 
 fn hex_value(digit: u8) -> Option<u8> {
