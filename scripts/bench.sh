@@ -178,24 +178,25 @@ stop_server() {
     stop_pid "$server_pid"
     local keep=() pid
     for pid in "${pids[@]}"; do [ "$pid" = "$server_pid" ] || keep+=("$pid"); done
-    pids=("${keep[@]}")
+    pids=("${keep[@]}")    server_pid=
 }
 
-# run_wrk ID URL [COOKIES_FILE] [ALT_PATH]: a 2 s warm-up run, then the measured one; appends
-# {"id":…, "load": the load average before the warm-up, wrk's numbers} to $out/wrk.jsonl.
 # run_wrk ID URL [COOKIES] [ALT_PATH] [DURATION] [WARM]: one wrk run, after a 2 s warm-up run
-# unless WARM is 0, appended to wrk.jsonl.
+# unless WARM is 0; appends {"id":…, "load": the load average before it, "server": what the
+# server process spent during the measured run (below), wrk's numbers} to $out/wrk.jsonl.
 run_wrk() {
-    local id=$1 url=$2 cookies=${3:-} alt=${4:-} duration=${5:-$wrk_duration} warm=${6:-1} line load
+    local id=$1 url=$2 cookies=${3:-} alt=${4:-} duration=${5:-$wrk_duration} warm=${6:-1} line load before after
     load=$(loadavg)
     if [ "$warm" = 1 ]; then
         COOKIES_FILE=$cookies ALT_PATH=$alt wrk -t"$wrk_threads" -c"$wrk_conns" -d2s -s "$lua" "$url" >/dev/null 2>&1 || true
     fi
+    before=$(server_usage)
     COOKIES_FILE=$cookies ALT_PATH=$alt wrk -t"$wrk_threads" -c"$wrk_conns" -d"$duration" --timeout 5s \
         -s "$lua" "$url" >"$out/wrk-$id.txt" 2>&1 || die "wrk $id failed: $(tail -3 "$out/wrk-$id.txt")"
+    after=$(server_usage)
     line=$(sed -n 's/^WRK_JSON //p' "$out/wrk-$id.txt")
     [ -n "$line" ] || die "wrk $id printed no summary"
-    echo "{\"id\":\"$id\",\"load\":\"$load\",${line#\{}" >>"$out/wrk.jsonl"
+    echo "{\"id\":\"$id\",\"load\":\"$load\",$(usage_json "$before" "$after")${line#\{}" >>"$out/wrk.jsonl"
     log "wrk $id: $(python3 -c 'import json, sys
 d = json.loads(sys.argv[1])
 print("%.0f req/s, p50 %.2f ms, p99 %.2f ms, non-2xx %d" % (d["rps"], d["p50_us"] / 1000, d["p99_us"] / 1000, d["errors_status"]))' "$line")"
@@ -218,6 +219,25 @@ run_quads() {
 }
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+# server_usage: "CPU_TICKS PREEMPTIONS" of the running load_server ($server_pid, all its
+# threads): user + system time in clock ticks, and involuntary context switches (the scheduler
+# taking a core away, mostly for wrk, which shares both cores). Empty without a server.
+server_usage() {
+    local pid=${server_pid:-}
+    [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 0
+    # Fields 14 and 15 after the command name, which may hold spaces: count from the ")".
+    echo "$(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}') $(cat /proc/"$pid"/task/*/status 2>/dev/null | awk '/^nonvoluntary_ctxt_switches/{n += $2} END {print n + 0}')"
+}
+# usage_json BEFORE AFTER: '"server":{"cpu_s":…,"preemptions":…},' for wrk.jsonl, or nothing.
+usage_json() {
+    [ -n "$1" ] && [ -n "$2" ] || return 0
+    local t0 p0 t1 p1
+    read -r t0 p0 <<<"$1"
+    read -r t1 p1 <<<"$2"
+    python3 -c 'import sys
+t0, p0, t1, p1, hz = map(int, sys.argv[1:])
+print("\"server\":{\"cpu_s\":%.2f,\"preemptions\":%d}," % ((t1 - t0) / hz, p1 - p0), end="")' "$t0" "$p0" "$t1" "$p1" "$(getconf CLK_TCK)"
+}
 # with_load: prefixes each JSON object on stdin with "load": the load average now.
 with_load() {
     local load

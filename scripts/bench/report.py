@@ -479,8 +479,24 @@ def quads(base, subject):
             return out
         b = (runs[0]["rps"] + runs[3]["rps"]) / 2
         s = (runs[1]["rps"] + runs[2]["rps"]) / 2
-        out.append({"q": q, "base": b, "subject": s, "ratio": s / b, "runs": runs})
+        out.append({"q": q, "base": b, "subject": s, "ratio": s / b, "runs": runs,
+                    "cpu": (per_request(runs[0], runs[3], "cpu_s", 1e6), per_request(runs[1], runs[2], "cpu_s", 1e6)),
+                    "preempt": (per_request(runs[0], runs[3], "preemptions", 1e3),
+                                per_request(runs[1], runs[2], "preemptions", 1e3))})
         q += 1
+
+
+def per_request(a, b, key, scale):
+    """`key` of the server's usage over runs a and b, per request, times `scale` (None when the
+    bench did not record it)."""
+    if "server" not in a or "server" not in b:
+        return None
+    return (a["server"][key] + b["server"][key]) * scale / (a["requests"] + b["requests"])
+
+
+def pair(values, fmt):
+    """"base → subject" of a (base, subject) pair, or "—"."""
+    return "—" if None in values else f"{fmt.format(values[0])} → {fmt.format(values[1])}"
 
 
 def quad_summary(qs):
@@ -491,6 +507,11 @@ def quad_summary(qs):
     subject = statistics.mean(x["subject"] for x in qs)
     base = statistics.mean(x["base"] for x in qs)
     text = f"median {med:.2f}× over {len(qs)} sequences ({ratios}); means {subject:,.0f} vs {base:,.0f} req/s"
+    cpu = [x["cpu"] for x in qs if None not in x["cpu"]]
+    if cpu:
+        b_cpu = statistics.median(c[0] for c in cpu)
+        s_cpu = statistics.median(c[1] for c in cpu)
+        text += f"; server CPU {s_cpu:.2f} vs {b_cpu:.2f} µs a request ({b_cpu / s_cpu:.2f}×)"
     load = f"1-min {min(loads):.2f}–{max(loads):.2f}" if loads else "—"
     return med, text, load
 
@@ -659,12 +680,20 @@ if any(quads(b, s) for b, s, _ in http_pairs) or "tas-sqlite-refresh" in wrk:
         "(about 2 to 3 from them alone): compare it between runs rather than with 0."
     )
     w("")
-    w("| pair | sequence | base req/s (mean of 2) | subject req/s (mean of 2) | subject p50 / p99 (ms) | non-2xx | ratio | load |")
-    w("|---|---:|---:|---:|---|---:|---:|---|")
+    w(
+        "The server's CPU time (user and system, all its threads, from `/proc`) and its involuntary context "
+        "switches (the scheduler taking a core away, mostly for wrk, which shares both cores) are counted over "
+        "each measured run and divided by its requests: they say what a request costs the server, which the "
+        "rate alone mixes with how the two cores were shared. In the summary above, the CPU ratio is base ÷ "
+        "subject (the rate ratio a CPU-bound server on cores of its own would see)."
+    )
+    w("")
+    w("| pair | sequence | base req/s (mean of 2) | subject req/s (mean of 2) | subject p50 / p99 (ms) | non-2xx | ratio | server CPU µs a request, base → subject | preemptions per 1,000 requests, base → subject | load |")
+    w("|---|---:|---:|---:|---|---:|---:|---|---|---|")
     for base, subject, label in http_pairs:
         qs = quads(base, subject)
         if not qs:
-            w(f"| {label} | not run | | | | | | |")
+            w(f"| {label} | not run | | | | | | | | |")
             continue
         for x in qs:
             r = x["runs"]
@@ -673,7 +702,7 @@ if any(quads(b, s) for b, s, _ in http_pairs) or "tas-sqlite-refresh" in wrk:
             errs = sum(y["errors_status"] for y in r)
             w(
                 f"| {label} | {x['q']} | {x['base']:,.0f} | {x['subject']:,.0f} | {p50:.2f} / {p99:.2f} | {errs} | "
-                f"{x['ratio']:.2f}× | {load1(r[0])} |"
+                f"{x['ratio']:.2f}× | {pair(x['cpu'], '{:.2f}')} | {pair(x['preempt'], '{:.0f}')} | {load1(r[0])} |"
             )
     w("")
     w("| run | req/s | p50 (ms) | p99 (ms) | non-2xx | compared with | ratio (req/s) | load |")
