@@ -215,6 +215,25 @@ for path in glob.glob(os.path.join(out, "criterion", "traffic_*", "*", "new", "e
         "lo": m["confidence_interval"]["lower_bound"],
         "hi": m["confidence_interval"]["upper_bound"],
     }
+
+
+def fold_again(cases):
+    """Each case measured twice (`X` and `X_again`, benches/traffic.rs: A B … B A order) becomes
+    one, the mean of the two: the machine's drift during a run cancels to first order."""
+    for name in [k for k in cases if k.endswith("_again")]:
+        again = cases.pop(name)
+        first = cases.get(name[: -len("_again")])
+        if first is None:
+            continue
+        if isinstance(first, dict):
+            for k in first:
+                first[k] = (first[k] + again[k]) / 2
+        else:
+            cases[name[: -len("_again")]] = (first + again) / 2
+
+
+for cases in traffic.values():
+    fold_again(cases)
 sizes = sorted(traffic)
 
 # Further runs of a size (scripts/bench.sh, BENCH_TRAFFIC_RUNS): {n: [{case: median}, ...]}.
@@ -229,6 +248,9 @@ for path in sorted(glob.glob(os.path.join(out, "criterion-traffic-run*", "traffi
     with open(path) as f:
         m = json.load(f)["median"]["point_estimate"]
     traffic_more.setdefault(n, {}).setdefault(run, {})[parts[-3]] = m
+for runs in traffic_more.values():
+    for cases in runs.values():
+        fold_again(cases)
 
 
 def t_over(n, name):
@@ -561,7 +583,11 @@ if traffic:
         "percent-decode on the stack, a pre-keyed HMAC-SHA256 compared in constant time, one map lookup of a "
         "record holding the session and its user, the expiry check, one extension. `tas_cached` is "
         "`CachedStore` over a `MemoryStore` with every session cached before measuring (a hit). "
-        "tower-sessions and axum-login run up to 100,000 sessions only. Overhead = median − median(`bare`) at "
+        "tower-sessions and axum-login run up to 100,000 sessions only. `bare`, the floor, `tas_memory` and "
+        "`tas_cached` are measured twice in each run, the second time after all the others in reverse order "
+        "(A B C D … D C B A), and each is taken as the mean of its two medians: this VM's speed drifts by a "
+        "third within minutes, and so a drift during the run cancels to first order rather than favouring "
+        "whichever case ran in the faster minute. Overhead = median − median(`bare`) at "
         "the same N; ratio = overhead ÷ the floor's overhead at the same N (the same-cookie extras: ÷ "
         f"`floor_same_cookie`'s). Criterion flags: `{criterion_args}`; one `cargo bench` run per size, "
         "and for the sizes judged against a target several (the targets table gives every run's ratio; the "
@@ -600,7 +626,7 @@ if traffic:
         w("")
         w(f"Load average when this size started: {t_load(n)}.")
         w("")
-        w("| case | what | median (µs) | 95 % CI of the median | overhead (µs) | ÷ floor's overhead |")
+        w("| case | what | median (µs; bare, floor, tas_memory, tas_cached: mean of their two) | 95 % CI of the median (likewise) | overhead (µs) | ÷ floor's overhead |")
         w("|---|---|---:|---|---:|---:|")
         names = sorted(traffic[n], key=lambda x: TRAFFIC_ORDER.index(x) if x in TRAFFIC_ORDER else len(TRAFFIC_ORDER))
         for name in names:
