@@ -502,13 +502,13 @@ def quads(base, subject):
         b = (runs[0]["rps"] + runs[3]["rps"]) / 2
         s = (runs[1]["rps"] + runs[2]["rps"]) / 2
         out.append({"q": q, "base": b, "subject": s, "ratio": s / b, "runs": runs,
-                    "cpu": (per_request(runs[0], runs[3], "cpu_s", 1e6), per_request(runs[1], runs[2], "cpu_s", 1e6)),
-                    "preempt": (per_request(runs[0], runs[3], "preemptions", 1e3),
-                                per_request(runs[1], runs[2], "preemptions", 1e3))})
+                    "cpu": (server_per_request(runs[0], runs[3], "cpu_s", 1e6), server_per_request(runs[1], runs[2], "cpu_s", 1e6)),
+                    "preempt": (server_per_request(runs[0], runs[3], "preemptions", 1e3),
+                                server_per_request(runs[1], runs[2], "preemptions", 1e3))})
         q += 1
 
 
-def per_request(a, b, key, scale):
+def server_per_request(a, b, key, scale):
     """`key` of the server's usage over runs a and b, per request, times `scale` (None when the
     bench did not record it)."""
     if "server" not in a or "server" not in b:
