@@ -123,6 +123,8 @@ impl<V> Slots<V> {
         self.table.len()
     }
 
+    /// Empties the table (`CachedStore` dropping everything after a change feed reconnects).
+    #[cfg(feature = "cache")]
     pub(crate) fn clear(&mut self) {
         self.table.clear();
     }
