@@ -178,7 +178,8 @@ stop_server() {
     stop_pid "$server_pid"
     local keep=() pid
     for pid in "${pids[@]}"; do [ "$pid" = "$server_pid" ] || keep+=("$pid"); done
-    pids=("${keep[@]}")    server_pid=
+    pids=("${keep[@]}")
+    server_pid=
 }
 
 # run_wrk ID URL [COOKIES] [ALT_PATH] [DURATION] [WARM]: one wrk run, after a 2 s warm-up run
