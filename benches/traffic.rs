@@ -11,6 +11,7 @@
 //! | `traffic_N/tower_sessions` | tower-sessions 0.15, one session per user |
 //! | `traffic_N/axum_login` | axum-login 0.18, one logged-in session per user |
 //! | `traffic_10000/tas_memory_same_cookie`, `…/floor_same_cookie` | extras: one cookie repeated |
+//! | `traffic_10000/floor_shared` | extra: the floor's code over records sharing `MemoryStore`'s own session and user rows (the floor's own records are copies made one after the other) |
 //!
 //! ```sh
 //! cargo bench --all-features --bench traffic -- --warm-up-time 1 --measurement-time 3
@@ -19,7 +20,7 @@
 //! valgrind --tool=callgrind --cache-sim=yes target/release/deps/traffic-* --callgrind tas_memory 10000 R
 //! ```
 //!
-//! `bare`, `floor`, `tas_memory` and `tas_cached` run a second time after the others, in reverse
+//! `bare`, `floor`, `tas_memory`, `tas_cached` and `floor_shared` run a second time after the others, in reverse
 //! order (`…_again`): a case's time is the mean of its two medians, so a drift of the machine's
 //! speed during the run (this VM's moves by a third within minutes) cancels to first order
 //! instead of landing on whichever case ran in the slower minute.
@@ -34,7 +35,7 @@ use criterion::Criterion;
 use support::traffic::{traffic, SIZES};
 
 /// The cases measured twice, the second time in reverse order after all the others.
-const AGAIN: [&str; 4] = ["bare", "floor", "tas_memory", "tas_cached"];
+const AGAIN: [&str; 5] = ["bare", "floor", "tas_memory", "tas_cached", "floor_shared"];
 
 fn sizes() -> Vec<usize> {
     std::env::var("TRAFFIC_SIZES")

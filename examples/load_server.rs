@@ -17,9 +17,11 @@
 //! | `GET /refresh/me` | the same behind a layer with `update_age(0)`: every request extends the session (one store write and a `Set-Cookie`) |
 //! | `GET /bare/me` | no session layer: the same JSON as `/me` for one constant session (signed in at start-up), serialized the same way on every request; the baseline of `CACHE=1` |
 //! | `GET /floor/me` | `STORE=sqlite` only, no session layer: a careful hand-written check on its own sqlx pool of the same file (find the cookie, verify `token.signature` with HMAC-SHA256, one prepared `select … join "user"` by token, check the expiry, answer the JSON of `/me`); `401` when signed out |
+//! | `GET /floor/memory/me` | with `FLOOR_MEMORY=1`, no session layer: the traffic bench's hand-rolled floor served over HTTP, a layer of its own (find the cookie, verify `token.signature` with HMAC-SHA256, one lookup in a map of records holding the session and its user, check the expiry, insert the record as the one extension), then the JSON of `/me`; `401` when signed out |
+//! | `GET /floor/memory/shared/me` | the same floor over records that share the store's own session and user rows (`Arc`s) rather than copies made together at start-up: the same code, the crate's memory layout |
 //! | `GET /health` | `ok` |
 //!
-//! All but `/bare/me`, `/floor/me` and `/health` are behind `SessionLayer`.
+//! All but `/bare/me`, the `/floor/…` routes and `/health` are behind `SessionLayer`.
 //!
 //! Environment:
 //!
@@ -35,6 +37,7 @@
 //! | `SEED_ONLY=1` | seed, write the cookies and exit without serving |
 //! | `WORKERS` | tokio worker threads (default: the number of CPUs) |
 //! | `CACHE=1` | wrap the store in `CachedStore::builder(store).build()` (feature `cache`; default settings) |
+//! | `FLOOR_MEMORY=1` | serve `/floor/memory/me` and `/floor/memory/shared/me`: their records hold the sessions in `COOKIES_FILE` and their users, read from the store at start-up (after any seeding) |
 //! | `CACHE_TTL_SECS` | with `CACHE=1`, the cache's `ttl` instead of its default (30 s): to separate what refills cost from what a hit costs |
 
 use std::io::Write;
@@ -56,6 +59,203 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// How a store gets the user rows its sessions point to.
 trait AddUser: SessionStore + Clone {
     async fn add_user(&self, user: &User) -> Result<(), StoreError>;
+}
+
+/// `GET /floor/memory/me` (`FLOOR_MEMORY=1`): the traffic bench's hand-rolled floor over HTTP,
+/// so that what a request costs beyond `/bare/me` can be split into what any session check costs
+/// on this machine and what this crate adds. A layer of its own finds the session cookie,
+/// verifies `token.signature` with HMAC-SHA256, looks the token up once in a map of records
+/// holding the session and its user, checks the expiry and inserts the record as the request's
+/// one extension; the handler answers the JSON `/me` answers.
+mod memory_floor {
+    use std::borrow::Borrow;
+    use std::collections::HashMap;
+    use std::convert::Infallible;
+    use std::sync::{Arc, RwLock};
+    use std::task::{Context, Poll};
+
+    use axum::extract::Request;
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+    use axum::{Extension, Json, Router};
+    use serde_json::json;
+    use time::OffsetDateTime;
+    use tower::{Layer, Service};
+    use tower_auth_session::codec::{find_cookie, Signer};
+    use tower_auth_session::{Session, SessionLayer, SessionStore, StorageKey, User};
+
+    use super::BoxError;
+
+    /// One record per session, holding the session (`Session` inline in the copies, as in the
+    /// traffic bench's floor; the store's `Arc<Session>` in the shared records) and its user.
+    struct Record<S> {
+        session: S,
+        user: Arc<User>,
+    }
+
+    struct Records<S> {
+        map: RwLock<HashMap<String, Arc<Record<S>>>>,
+        signer: Signer,
+        cookie: String,
+    }
+
+    /// The two routes, with records for every live session whose cookie is in `cookies_file`:
+    /// at `/floor/memory/me` copies of its session and user made one after the other, as the
+    /// traffic bench's floor makes them (so each record's rows sit together in memory), at
+    /// `/floor/memory/shared/me` the store's own rows.
+    pub(super) async fn router<St: SessionStore>(
+        layer: &SessionLayer<St>,
+        store: &St,
+        cookies_file: &str,
+    ) -> Result<Router, BoxError> {
+        let config = layer.config();
+        let signer = config.signer().clone();
+        let name = config.session_cookie_name().to_owned();
+        let mut copies = HashMap::new();
+        let mut shared = HashMap::new();
+        for line in std::fs::read_to_string(cookies_file)?.lines() {
+            let Some(value) = line.strip_prefix(&name).and_then(|l| l.strip_prefix('=')) else {
+                continue;
+            };
+            let token = signer
+                .unsign(value.as_bytes())
+                .ok_or_else(|| format!("{cookies_file}: a cookie that does not verify"))?;
+            if let Some(found) = store.find(&StorageKey::new(token.as_ref())).await? {
+                let copy = Record {
+                    session: (*found.session).clone(),
+                    user: Arc::new((*found.user).clone()),
+                };
+                copies.insert(token.to_string(), Arc::new(copy));
+                let own = Record {
+                    session: found.session,
+                    user: found.user,
+                };
+                shared.insert(token.into_owned(), Arc::new(own));
+            }
+        }
+        eprintln!(
+            "load_server: the memory floors hold {} records",
+            copies.len()
+        );
+        let copies = Floor(Arc::new(Records {
+            map: RwLock::new(copies),
+            signer: signer.clone(),
+            cookie: name.clone(),
+        }));
+        let shared = Floor(Arc::new(Records {
+            map: RwLock::new(shared),
+            signer,
+            cookie: name,
+        }));
+        Ok(Router::new()
+            .route("/floor/memory/me", get(me::<Session>).layer(copies))
+            .route(
+                "/floor/memory/shared/me",
+                get(me::<Arc<Session>>).layer(shared),
+            ))
+    }
+
+    async fn me<S>(record: Option<Extension<Arc<Record<S>>>>) -> Response
+    where
+        S: Borrow<Session> + Send + Sync + 'static,
+    {
+        match record {
+            Some(Extension(r)) => {
+                let session: &Session = r.session.borrow();
+                Json(json!({ "session": session, "user": r.user })).into_response()
+            }
+            None => StatusCode::UNAUTHORIZED.into_response(),
+        }
+    }
+
+    struct Floor<S>(Arc<Records<S>>);
+
+    impl<S> Clone for Floor<S> {
+        fn clone(&self) -> Self {
+            Self(Arc::clone(&self.0))
+        }
+    }
+
+    impl<S: Borrow<Session>> Floor<S> {
+        /// The live record of the request's session cookie, if its signature verifies.
+        fn check(&self, req: &Request) -> Option<Arc<Record<S>>> {
+            let raw = find_cookie(req.headers(), &self.0.cookie)?;
+            let mut buf = [0u8; 128];
+            let mut len = 0;
+            let mut i = 0;
+            while i < raw.len() {
+                let b = if raw[i] == b'%' {
+                    let hex = std::str::from_utf8(raw.get(i + 1..i + 3)?).ok()?;
+                    i += 3;
+                    u8::from_str_radix(hex, 16).ok()?
+                } else {
+                    i += 1;
+                    raw[i - 1]
+                };
+                *buf.get_mut(len)? = b;
+                len += 1;
+            }
+            let value = &buf[..len];
+            let dot = value.iter().rposition(|&b| b == b'.')?;
+            let (token, signature) = (&value[..dot], &value[dot + 1..]);
+            if !self.0.signer.verify(token, signature) {
+                return None;
+            }
+            let token = std::str::from_utf8(token).ok()?;
+            let map = self.0.map.read().unwrap_or_else(|e| e.into_inner());
+            let record = Arc::clone(map.get(token)?);
+            drop(map);
+            let session: &Session = record.session.borrow();
+            (session.expires_at > OffsetDateTime::now_utc()).then_some(record)
+        }
+    }
+
+    impl<S, I> Layer<I> for Floor<S> {
+        type Service = FloorService<S, I>;
+
+        fn layer(&self, inner: I) -> FloorService<S, I> {
+            FloorService {
+                floor: self.clone(),
+                inner,
+            }
+        }
+    }
+
+    struct FloorService<S, I> {
+        floor: Floor<S>,
+        inner: I,
+    }
+
+    impl<S, I: Clone> Clone for FloorService<S, I> {
+        fn clone(&self) -> Self {
+            Self {
+                floor: self.floor.clone(),
+                inner: self.inner.clone(),
+            }
+        }
+    }
+
+    impl<S, I> Service<Request> for FloorService<S, I>
+    where
+        S: Borrow<Session> + Send + Sync + 'static,
+        I: Service<Request, Response = Response, Error = Infallible>,
+    {
+        type Response = Response;
+        type Error = Infallible;
+        type Future = I::Future;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            self.inner.poll_ready(cx)
+        }
+
+        fn call(&mut self, mut req: Request) -> I::Future {
+            if let Some(record) = self.floor.check(&req) {
+                req.extensions_mut().insert(record);
+            }
+            self.inner.call(req)
+        }
+    }
 }
 
 impl AddUser for MemoryStore {
@@ -207,6 +407,12 @@ async fn serve<St: AddUser>(store: St, what: &str, floor: FloorDb) -> Result<(),
         return Ok(());
     }
     let sample = sample(&layer, &store).await?;
+    let memory_floor = if env("FLOOR_MEMORY").as_deref() == Some("1") {
+        let path = env("COOKIES_FILE").unwrap_or_else(|| "cookies.txt".to_owned());
+        Some(memory_floor::router(&layer, &store, &path).await?)
+    } else {
+        None
+    };
 
     let mut app = Router::new()
         .route("/anonymous", get(anonymous))
@@ -226,6 +432,9 @@ async fn serve<St: AddUser>(store: St, what: &str, floor: FloorDb) -> Result<(),
         )
         .route("/health", get(|| async { "ok" }));
     if let Some(floor) = floor {
+        app = app.merge(floor);
+    }
+    if let Some(floor) = memory_floor {
         app = app.merge(floor);
     }
 

@@ -27,7 +27,9 @@
 #      of issue 17 (step http-targets): wrk on load_server's /bare/me (no layer, once); then
 #      BENCH_QUADS sequences /bare/me, /me, /me, /bare/me on a second load_server with CACHE=1
 #      (CachedStore) on the same sessions, and for sqlite /floor/me (a hand-written sqlx check of
-#      the same file), /me, /me, /floor/me on the first; then, on the same database and
+#      the same file), /me, /me, /floor/me on the first; for memory, with FLOOR_MEMORY=1, also
+#      /bare/me against /floor/memory/me (the traffic bench's floor over HTTP) and
+#      /floor/memory/shared/me (that floor over the store's own rows) against /me; then, on the same database and
 #      sessions, the in-process latency of one lookup (benches/latency.rs) against Better Auth's
 #      auth.api.getSession (scripts/bench/ba-getsession.mjs), on all CPUs and again with both
 #      sides and the database server pinned to CPU 0 (taskset), and the same wrk runs against a
@@ -532,13 +534,25 @@ if ! skip wrk || ! skip http-targets; then
             seed=0
             [ "$store" = memory ] && seed=$sessions
             log "load_server: STORE=$store CACHE=1"
+            floor_memory=0
+            [ "$store" = memory ] && floor_memory=1
             start_server "server-$store-cached" env STORE="$store" CACHE=1 DATABASE_URL="$db_url" REDIS_URL="$redis_url" \
-                SEED_SESSIONS="$seed" SEED_USERS="$seed" COOKIES_FILE="$cookies" WORKERS=2 "$server_bin"
+                SEED_SESSIONS="$seed" SEED_USERS="$seed" COOKIES_FILE="$cookies" FLOOR_MEMORY="$floor_memory" \
+                WORKERS=2 "$server_bin"
             # A bare route of the same server before and after, in A B B A order: the ratio
             # compares like with like, whatever the load did meanwhile. It gets the same requests
             # (the same cookies, in the same order) and ignores them: only the layer differs.
             run_quads "bare-$store" "http://127.0.0.1:$server_port/bare/me" "$cookies" \
                 "tas-$store-cached" "http://127.0.0.1:$server_port/me" "$cookies"
+            # What the 0.85 target leaves to any session check on this machine: the traffic
+            # bench's hand-rolled floor over HTTP against the bare route; and /me against the
+            # same floor reading the same rows as the cache (the store's own, not copies).
+            if [ "$store" = memory ]; then
+                run_quads bare-floor "http://127.0.0.1:$server_port/bare/me" "$cookies" \
+                    floor-memory "http://127.0.0.1:$server_port/floor/memory/me" "$cookies"
+                run_quads floor-memory-shared "http://127.0.0.1:$server_port/floor/memory/shared/me" "$cookies" \
+                    tas-memory-cached-vs-shared "http://127.0.0.1:$server_port/me" "$cookies"
+            fi
             stop_server
         fi
 
@@ -590,6 +604,7 @@ if ! skip wrk || ! skip http-targets; then
     done
     record "STORE=STORE CACHE=1 SEED_SESSIONS=0 COOKIES_FILE=cookies-STORE.txt WORKERS=2 target/release/examples/load_server   # the same database and sessions (memory: seeded again); wrk on /bare/me, /me, /me, /bare/me (A B B A), $quads times, $quad_duration each"
     record "STORE=sqlite … load_server; wrk on /floor/me, /me, /me, /floor/me (A B B A), $quads times, $quad_duration each"
+    record "STORE=memory CACHE=1 FLOOR_MEMORY=1 … load_server; wrk on /bare/me, /floor/memory/me, /floor/memory/me, /bare/me and on /floor/memory/shared/me, /me, /me, /floor/memory/shared/me (A B B A), $quads times each, $quad_duration each"
     record "wrk -t$wrk_threads -c$wrk_conns -d$wrk_duration --timeout 5s -s scripts/bench/sessions.lua URL   # COOKIES_FILE=… for /me, /refresh/me, /floor/me (sqlite), /bare/me (which ignores them); none for /anonymous; each after a 2 s warm-up run, except the A B B A sequences: only their first two runs"
     record "LAT_STORE=STORE LAT_URL=URL COOKIES_FILE=cookies-STORE.txt cargo bench --all-features --bench latency   # then again under taskset -c CPU, with PostgreSQL and Redis pinned to the same CPU (taskset -a -p)"
     record "BA_DB=… [BA_REDIS_URL=…] COOKIES_FILE=cookies-STORE.txt node scripts/bench/ba-getsession.mjs"

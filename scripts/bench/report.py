@@ -188,6 +188,8 @@ TRAFFIC_LABELS = {
     "tas_memory_same_cookie": "extra: tower-auth-session, MemoryStore, the same cookie every time "
     "(the codec's memo answers)",
     "floor_same_cookie": "extra: the floor, the same cookie every time",
+    "floor_shared": "extra: the floor's code over records sharing MemoryStore's own session and user rows "
+    "(the floor's own records are copies made one after the other)",
 }
 TRAFFIC_ORDER = list(TRAFFIC_LABELS)
 # The lines of the scaling chart and the bars of the overhead chart: case, label, colour.
@@ -272,12 +274,13 @@ def t_load(n):
     return env.get(f"loadavg_traffic_{n}", "not recorded")
 
 
-def t_ratios(n, name):
-    """The ratio to the floor in every run of size n (the first run's, then the others')."""
-    out = [t_ratio(n, name)]
+def t_ratios(n, name, floor=None):
+    """The ratio to the floor (or to `floor`) in every run of size n (the first run's, then the
+    others')."""
+    f = floor or floor_of(name)
+    out = [ratio(t_over(n, name), t_over(n, f))]
     for run in sorted(traffic_more.get(n, {})):
         t = traffic_more[n][run]
-        f = floor_of(name)
         if all(k in t for k in (name, f, "bare")):
             out.append(ratio(t[name] - t["bare"], t[f] - t["bare"]))
     return [r for r in out if r is not None]
@@ -489,6 +492,20 @@ for n, limit in ((10_000, 1.0), (1_000_000, 1.3)):
             f"(criterion), {n:,} users, a different cookie on every request | {measured} | "
             f"{t_loads(n) if r is not None else '—'} | {verdict(None if r is None else r <= limit)} |"
         )
+    if n == 10_000 and t_ratios(n, "floor_shared"):
+        parts = []
+        for name, f in (("floor_shared", "floor"), ("tas_memory", "floor_shared"), ("tas_cached", "floor_shared")):
+            rs = t_ratios(n, name, f)
+            parts.append(
+                f"`{name}` ÷ `{f}`: median {statistics.median(rs):.2f}× ({', '.join(f'{x:.2f}' for x in rs)})"
+            )
+        w(
+            f"| not a target: what the floor's memory layout is worth at {n:,} live sessions | the floor's code "
+            f"over records sharing `MemoryStore`'s own session and user rows (`floor_shared`) instead of copies "
+            f"made one after the other, the same runs | {'; '.join(parts)} | {t_loads(n)} | — |"
+        )
+
+
 def quads(base, subject):
     """The A B B A sequences of run_quads (scripts/bench.sh): per sequence, the means of the two
     base and the two subject runs and their ratio. Empty when none was run."""
@@ -546,6 +563,17 @@ for store in STORES:
         f"`/bare/me`, `/me` with `CACHE=1`, `/me`, `/bare/me` on one server, each sequence's ratio = mean `/me` ÷ "
         f"mean `/bare/me` | {measured} | {load} | {verdict(None if med is None else med >= 0.85)} |"
     )
+for base, subject, what in (
+    ("bare-floor", "floor-memory", "the traffic bench's hand-rolled floor served over HTTP against the bare "
+     "route: `/bare/me`, `/floor/memory/me`, `/floor/memory/me`, `/bare/me` (memory server, `CACHE=1`)"),
+    ("floor-memory-shared", "tas-memory-cached-vs-shared", "`/me` (memory behind `CachedStore`) against the same "
+     "floor over the rows the cache hands out (the store's own): `/floor/memory/shared/me`, `/me`, `/me`, "
+     "`/floor/memory/shared/me`"),
+):
+    qs = quads(base, subject)
+    if qs:
+        med, measured, load = quad_summary(qs)
+        w(f"| not a target: {what} | {wrk_setup()} | {measured} | {load} | — |")
 qs = quads("floor-sqlite", "tas-sqlite-uncached")
 med, measured, load = quad_summary(qs) if qs else (None, "not run", "—")
 w(
@@ -583,8 +611,10 @@ if traffic:
         "percent-decode on the stack, a pre-keyed HMAC-SHA256 compared in constant time, one map lookup of a "
         "record holding the session and its user, the expiry check, one extension. `tas_cached` is "
         "`CachedStore` over a `MemoryStore` with every session cached before measuring (a hit). "
-        "tower-sessions and axum-login run up to 100,000 sessions only. `bare`, the floor, `tas_memory` and "
-        "`tas_cached` are measured twice in each run, the second time after all the others in reverse order "
+        "tower-sessions and axum-login run up to 100,000 sessions only. `floor_shared` (10,000 only) runs the "
+        "floor's code over records that share `MemoryStore`'s own session and user rows rather than copies: "
+        "the same code, the crate's memory layout. `bare`, the floor, `tas_memory`, "
+        "`tas_cached` and `floor_shared` are measured twice in each run, the second time after all the others in reverse order "
         "(A B C D … D C B A), and each is taken as the mean of its two medians: this VM's speed drifts by a "
         "third within minutes, and so a drift during the run cancels to first order rather than favouring "
         "whichever case ran in the faster minute. Overhead = median − median(`bare`) at "
@@ -684,6 +714,9 @@ if cache_sim:
 # HTTP targets.
 http_pairs = [(f"bare-{s}", f"tas-{s}-cached", f"{s} behind `CachedStore`, `/me` ÷ `/bare/me`") for s in STORES]
 http_pairs.append(("floor-sqlite", "tas-sqlite-uncached", "sqlite, uncached, `/me` ÷ hand-written sqlx `/floor/me`"))
+http_pairs.append(("bare-floor", "floor-memory", "hand-rolled floor, `/floor/memory/me` ÷ `/bare/me` (not a target)"))
+http_pairs.append(("floor-memory-shared", "tas-memory-cached-vs-shared",
+                   "memory behind `CachedStore`, `/me` ÷ the floor over the same rows `/floor/memory/shared/me` (not a target)"))
 if any(quads(b, s) for b, s, _ in http_pairs) or "tas-sqlite-refresh" in wrk:
     w("## Over HTTP: issue 17's wrk targets")
     w("")
@@ -697,7 +730,11 @@ if any(quads(b, s) for b, s, _ in http_pairs) or "tas-sqlite-refresh" in wrk:
         "same database and sessions (the memory store's seeded again). `/floor/me` (SQLite only) is a handler "
         "outside the layer on its own sqlx pool of the same file (the store's pool settings): find the cookie, "
         "verify `token.signature` with HMAC-SHA256, one prepared `select … from \"session\" s join \"user\" u` by "
-        "token, check the expiry, answer the same JSON. Each pair runs as "
+        "token, check the expiry, answer the same JSON. `/floor/memory/me` (memory server only, `FLOOR_MEMORY=1`) "
+        "is the traffic bench's hand-rolled floor as a layer of its own in front of the same JSON: find the "
+        "cookie, verify it, one lookup in a map of records holding the session and its user (copies made one "
+        "after the other at start-up), check the expiry, one extension; `/floor/memory/shared/me` is the same "
+        "code over records holding the store's own rows, the ones `CachedStore` hands out. Each pair runs as "
         f"{env.get('quads', 'several')} sequences base, subject, subject, base of "
         f"{env.get('quad_duration', '?')} each on one server (the first two runs after a 2 s warm-up): this "
         "virtual machine's speed drifts by a third within minutes, so each sequence compares runs seconds apart "
