@@ -656,7 +656,7 @@ if traffic:
         w("")
         w(f"Load average when this size started: {t_load(n)}.")
         w("")
-        w("| case | what | median (µs; bare, floor, tas_memory, tas_cached: mean of their two) | 95 % CI of the median (likewise) | overhead (µs) | ÷ floor's overhead |")
+        w("| case | what | median (µs; bare, floor, tas_memory, tas_cached, floor_shared: mean of their two) | 95 % CI of the median (likewise) | overhead (µs) | ÷ floor's overhead |")
         w("|---|---|---:|---|---:|---:|")
         names = sorted(traffic[n], key=lambda x: TRAFFIC_ORDER.index(x) if x in TRAFFIC_ORDER else len(TRAFFIC_ORDER))
         for name in names:
