@@ -563,7 +563,7 @@ for store in STORES:
         f"`/bare/me`, `/me` with `CACHE=1`, `/me`, `/bare/me` on one server, each sequence's ratio = mean `/me` ÷ "
         f"mean `/bare/me` | {measured} | {load} | {verdict(None if med is None else med >= 0.85)} |"
     )
-for base, subject, what in (
+for base, subject, desc in (
     ("bare-floor", "floor-memory", "the traffic bench's hand-rolled floor served over HTTP against the bare "
      "route: `/bare/me`, `/floor/memory/me`, `/floor/memory/me`, `/bare/me` (memory server, `CACHE=1`)"),
     ("floor-memory-shared", "tas-memory-cached-vs-shared", "`/me` (memory behind `CachedStore`) against the same "
@@ -573,7 +573,7 @@ for base, subject, what in (
     qs = quads(base, subject)
     if qs:
         med, measured, load = quad_summary(qs)
-        w(f"| not a target: {what} | {wrk_setup()} | {measured} | {load} | — |")
+        w(f"| not a target: {desc} | {wrk_setup()} | {measured} | {load} | — |")
 qs = quads("floor-sqlite", "tas-sqlite-uncached")
 med, measured, load = quad_summary(qs) if qs else (None, "not run", "—")
 w(
