@@ -61,6 +61,10 @@ trait AddUser: SessionStore + Clone {
     async fn add_user(&self, user: &User) -> Result<(), StoreError>;
 }
 
+/// The traffic bench's hand-rolled floor, shared with it.
+#[path = "../benches/support/floor.rs"]
+mod bench_floor;
+
 /// `GET /floor/memory/me` (`FLOOR_MEMORY=1`): the traffic bench's hand-rolled floor over HTTP,
 /// so that what a request costs beyond `/bare/me` can be split into what any session check costs
 /// on this machine and what this crate adds. A layer of its own finds the session cookie,
@@ -69,41 +73,17 @@ trait AddUser: SessionStore + Clone {
 /// one extension; the handler answers the JSON `/me` answers.
 mod memory_floor {
     use std::borrow::Borrow;
-    use std::collections::HashMap;
-    use std::convert::Infallible;
-    use std::sync::{Arc, RwLock};
-    use std::task::{Context, Poll};
+    use std::sync::Arc;
 
-    use axum::extract::Request;
-    use axum::http::header::COOKIE;
     use axum::http::StatusCode;
     use axum::response::{IntoResponse, Response};
     use axum::routing::get;
     use axum::{Extension, Json, Router};
-    use base64::Engine as _;
-    use hmac::{Hmac, Mac};
     use serde_json::json;
-    use sha2::Sha256;
-    use time::OffsetDateTime;
-    use tower::{Layer, Service};
-    use tower_auth_session::{Session, SessionLayer, SessionStore, StorageKey, User};
+    use tower_auth_session::{Session, SessionLayer, SessionStore, StorageKey};
 
+    use super::bench_floor::{Floor, Record, Records};
     use super::BoxError;
-
-    /// One record per session, holding the session (`Session` inline in the copies, as in the
-    /// traffic bench's floor; the store's `Arc<Session>` in the shared records) and its user.
-    struct Record<S> {
-        session: S,
-        user: Arc<User>,
-    }
-
-    type Map<S> = HashMap<String, Arc<Record<S>>, foldhash::fast::RandomState>;
-
-    struct Records<S> {
-        map: RwLock<Map<S>>,
-        mac: Hmac<Sha256>,
-        cookie: String,
-    }
 
     /// The two routes, with records for every live session whose cookie is in `cookies_file`:
     /// at `/floor/memory/me` copies of its session and user made one after the other, as the
@@ -118,12 +98,11 @@ mod memory_floor {
         let signer = config.signer();
         let secret = std::env::var("BETTER_AUTH_SECRET")
             .map_err(|_| "FLOOR_MEMORY=1 needs the secret in BETTER_AUTH_SECRET")?;
-        let mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())?;
-        let name = config.session_cookie_name().to_owned();
-        let mut copies = Map::default();
-        let mut shared = Map::default();
+        let name = config.session_cookie_name();
+        let mut copies = Records::default();
+        let mut shared = Records::default();
         for line in std::fs::read_to_string(cookies_file)?.lines() {
-            let Some(value) = line.strip_prefix(&name).and_then(|l| l.strip_prefix('=')) else {
+            let Some(value) = line.strip_prefix(name).and_then(|l| l.strip_prefix('=')) else {
                 continue;
             };
             let token = signer
@@ -148,21 +127,15 @@ mod memory_floor {
             "load_server: the memory floors hold {} records",
             copies.len()
         );
-        let copies = Floor(Arc::new(Records {
-            map: RwLock::new(copies),
-            mac: mac.clone(),
-            cookie: name.clone(),
-        }));
-        let shared = Floor(Arc::new(Records {
-            map: RwLock::new(shared),
-            mac,
-            cookie: name,
-        }));
+        let secret = secret.as_bytes();
         Ok(Router::new()
-            .route("/floor/memory/me", get(me::<Session>).layer(copies))
+            .route(
+                "/floor/memory/me",
+                get(me::<Session>).layer(Floor::new(copies, secret, name)),
+            )
             .route(
                 "/floor/memory/shared/me",
-                get(me::<Arc<Session>>).layer(shared),
+                get(me::<Arc<Session>>).layer(Floor::new(shared, secret, name)),
             ))
     }
 
@@ -176,118 +149,6 @@ mod memory_floor {
                 Json(json!({ "session": session, "user": r.user })).into_response()
             }
             None => StatusCode::UNAUTHORIZED.into_response(),
-        }
-    }
-
-    struct Floor<S>(Arc<Records<S>>);
-
-    impl<S> Clone for Floor<S> {
-        fn clone(&self) -> Self {
-            Self(Arc::clone(&self.0))
-        }
-    }
-
-    impl<S: Borrow<Session>> Floor<S> {
-        /// The live record of the request's session cookie, if its signature verifies: the
-        /// traffic bench's floor, line for line (`benches/support/traffic.rs`).
-        fn check(&self, req: &Request) -> Option<Arc<Record<S>>> {
-            let header = req.headers().get(COOKIE)?.as_bytes();
-            let raw = header
-                .split(|&b| b == b';')
-                .map(<[u8]>::trim_ascii)
-                .find_map(|c| c.strip_prefix(self.0.cookie.as_bytes())?.strip_prefix(b"="))?;
-            // Percent-decoded on the stack.
-            let mut buf = [0u8; 128];
-            let mut len = 0;
-            let mut i = 0;
-            while i < raw.len() {
-                let b = if raw[i] == b'%' {
-                    let hi = hex(*raw.get(i + 1)?)?;
-                    let lo = hex(*raw.get(i + 2)?)?;
-                    i += 3;
-                    hi << 4 | lo
-                } else {
-                    i += 1;
-                    raw[i - 1]
-                };
-                *buf.get_mut(len)? = b;
-                len += 1;
-            }
-            let value = &buf[..len];
-            let dot = value.iter().rposition(|&b| b == b'.')?;
-            let (token, signature) = (&value[..dot], &value[dot + 1..]);
-            let mut tag = [0u8; 32];
-            let n = base64::engine::general_purpose::STANDARD
-                .decode_slice(signature, &mut tag)
-                .ok()?;
-            let mut mac = self.0.mac.clone();
-            mac.update(token);
-            mac.verify_slice(&tag[..n]).ok()?;
-            let token = std::str::from_utf8(token).ok()?;
-            let record = Arc::clone(
-                self.0
-                    .map
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(token)?,
-            );
-            let session: &Session = record.session.borrow();
-            (session.expires_at > OffsetDateTime::now_utc()).then_some(record)
-        }
-    }
-
-    fn hex(d: u8) -> Option<u8> {
-        match d {
-            b'0'..=b'9' => Some(d - b'0'),
-            b'a'..=b'f' => Some(d - b'a' + 10),
-            b'A'..=b'F' => Some(d - b'A' + 10),
-            _ => None,
-        }
-    }
-
-    impl<S, I> Layer<I> for Floor<S> {
-        type Service = FloorService<S, I>;
-
-        fn layer(&self, inner: I) -> FloorService<S, I> {
-            FloorService {
-                floor: self.clone(),
-                inner,
-            }
-        }
-    }
-
-    struct FloorService<S, I> {
-        floor: Floor<S>,
-        inner: I,
-    }
-
-    impl<S, I: Clone> Clone for FloorService<S, I> {
-        fn clone(&self) -> Self {
-            Self {
-                floor: self.floor.clone(),
-                inner: self.inner.clone(),
-            }
-        }
-    }
-
-    impl<S, I> Service<Request> for FloorService<S, I>
-    where
-        S: Borrow<Session> + Send + Sync + 'static,
-        I: Service<Request, Response = Response, Error = Infallible>,
-    {
-        type Response = Response;
-        type Error = Infallible;
-        type Future = I::Future;
-
-        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-            self.inner.poll_ready(cx)
-        }
-
-        fn call(&mut self, mut req: Request) -> I::Future {
-            if let Some(record) = self.floor.check(&req) {
-                req.extensions_mut().insert(record);
-            }
-            self.inner.call(req)
         }
     }
 }

@@ -29,6 +29,7 @@ use tower_auth_session::{
 };
 
 #[cfg(feature = "cache")]
+pub mod floor;
 pub mod traffic;
 
 /// The secret every bench signs with (≥ 32 bytes, not Better Auth's default).

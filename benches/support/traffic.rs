@@ -3,33 +3,29 @@
 //! neither the codec's per-thread memo nor the allocator's placement helps. Every system gets the
 //! same users, the same order and the same 4-cookie header shape.
 //!
-//! The floor is what a careful hand-rolled check costs: scan the `Cookie` header for the session
-//! cookie, percent-decode it, check its HMAC with a pre-keyed HMAC-SHA256 in constant time, look
-//! the token up once in a map of records holding the session and its user, check the expiry,
-//! and insert one extension.
+//! The floor (`floor.rs`, shared with `load_server`) is what a careful hand-rolled check costs:
+//! scan the `Cookie` header for the session cookie, percent-decode it, check its HMAC with a
+//! pre-keyed HMAC-SHA256 in constant time, look the token up once in a map of records holding
+//! the session and its user, check the expiry, and insert one extension.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use http::header::COOKIE;
 use http::{HeaderValue, Uri};
-use sha2::Sha256;
 use time::OffsetDateTime;
-use tower::{Layer, Service, ServiceExt};
+use tower::ServiceExt;
 use tower_auth_session::store::CachedStore;
-use tower_auth_session::{MemoryStore, Session, SessionLayer, SessionStore, SignIn, User};
+use tower_auth_session::{
+    Authenticated, MemoryStore, Session, SessionLayer, SessionStore, SignIn, StorageKey, User,
+};
 
+use super::floor::{Floor, Record, Records};
 use super::{tas_config, tas_router, Case, Rotation, ANONYMOUS, NOISE, SIGNED_IN};
 
 /// The live-session counts of the scaling curve.
@@ -114,11 +110,11 @@ pub async fn traffic(n: usize, extras: bool) -> Traffic {
     let tas = rotation(cookies.clone(), &order);
 
     // The floor over the very same sessions and users (its own records, one per session).
-    let floor = Floor::new(&store, &cookies, &users).await;
+    let floor = floor_of_copies(&store, &cookies, &users).await;
     // The same floor over records that share MemoryStore's own rows (an extra at 10,000): the
     // same code over the crate's memory layout rather than copies made one after the other.
     let floor_shared = if extras {
-        Some(Floor::shared(&store, &cookies).await)
+        Some(floor_of_shared(&store, &cookies).await)
     } else {
         None
     };
@@ -160,7 +156,7 @@ pub async fn traffic(n: usize, extras: bool) -> Traffic {
         Case {
             name: "floor",
             what: "hand-rolled floor: cookie scan, pre-keyed HMAC, one map lookup of a record holding the session and user, one extension",
-            app: floor.router(),
+            app: floor_router(&floor),
             cookie: tas.headers[0].clone(),
             rotation: Some(Arc::clone(&tas)),
             expect: SIGNED_IN,
@@ -188,7 +184,7 @@ pub async fn traffic(n: usize, extras: bool) -> Traffic {
         cases.push(Case {
             name: "floor_shared",
             what: "the floor's code over records sharing MemoryStore's own session and user rows",
-            app: shared.router(),
+            app: floor_router(&shared),
             cookie: tas.headers[0].clone(),
             rotation: Some(Arc::clone(&tas)),
             expect: SIGNED_IN,
@@ -213,7 +209,7 @@ pub async fn traffic(n: usize, extras: bool) -> Traffic {
         cases.push(Case {
             name: "floor_same_cookie",
             what: "the floor, the same cookie every time",
-            app: floor.router(),
+            app: floor_router(&floor),
             cookie: one,
             rotation: None,
             expect: SIGNED_IN,
@@ -227,200 +223,69 @@ pub async fn traffic(n: usize, extras: bool) -> Traffic {
 
 // ---------------------------------------------------------------- the floor
 
-/// One record per session, holding the session (inline: `Session`; or MemoryStore's own row:
-/// `Arc<Session>`) and its user.
-pub struct Record<S = Session> {
-    pub session: S,
-    pub user: Arc<User>,
+/// The token of a `name=value` cookie and what `store` holds for it.
+async fn stored<'c>(store: &MemoryStore, cookie: &'c str) -> (&'c str, Authenticated) {
+    let value = cookie.split_once('=').unwrap().1;
+    let token = value.split('.').next().unwrap();
+    let found = store.find(&StorageKey::new(token)).await.unwrap().unwrap();
+    (token, found)
 }
 
-type Records<S> = HashMap<String, Arc<Record<S>>, foldhash::fast::RandomState>;
-
-/// The hand-rolled floor.
-pub struct Floor<S = Session> {
-    records: Arc<RwLock<Records<S>>>,
-    mac: Hmac<Sha256>,
-    name: Arc<str>,
+/// The floor over its own records: copies of each session and its user, made one after the
+/// other.
+async fn floor_of_copies(store: &MemoryStore, cookies: &[String], users: &[User]) -> Floor {
+    let mut records = Records::default();
+    for (cookie, user) in cookies.iter().zip(users) {
+        let (token, found) = stored(store, cookie).await;
+        let record = Record {
+            session: (*found.session).clone(),
+            user: Arc::new(user.clone()),
+        };
+        records.insert(token.to_owned(), Arc::new(record));
+    }
+    new_floor(records)
 }
 
-impl<S> Clone for Floor<S> {
-    fn clone(&self) -> Self {
-        Self {
-            records: Arc::clone(&self.records),
-            mac: self.mac.clone(),
-            name: Arc::clone(&self.name),
+/// The floor over records that share `store`'s session and user rows.
+async fn floor_of_shared(store: &MemoryStore, cookies: &[String]) -> Floor<Arc<Session>> {
+    let mut records = Records::default();
+    for cookie in cookies {
+        let (token, found) = stored(store, cookie).await;
+        let record = Record {
+            session: found.session,
+            user: found.user,
+        };
+        records.insert(token.to_owned(), Arc::new(record));
+    }
+    new_floor(records)
+}
+
+fn new_floor<S: Borrow<Session>>(records: Records<S>) -> Floor<S> {
+    Floor::new(
+        records,
+        super::SECRET.as_bytes(),
+        tas_config().session_cookie_name(),
+    )
+}
+
+/// The floor in front of a handler that, as `MaybeUser` does, takes the user (shared) out of the
+/// extension.
+fn floor_router<S: Borrow<Session> + Send + Sync + 'static>(floor: &Floor<S>) -> Router {
+    async fn handler<S: Send + Sync + 'static>(req: Request) -> &'static str {
+        let user = req
+            .extensions()
+            .get::<Arc<Record<S>>>()
+            .map(|r| Arc::clone(&r.user));
+        if std::hint::black_box(user).is_some() {
+            SIGNED_IN
+        } else {
+            ANONYMOUS
         }
     }
-}
-
-impl Floor<Arc<Session>> {
-    /// The floor over records that share `store`'s session and user rows.
-    async fn shared(store: &MemoryStore, cookies: &[String]) -> Self {
-        let mut records = Records::default();
-        for cookie in cookies {
-            let value = cookie.split_once('=').unwrap().1;
-            let token = value.split('.').next().unwrap();
-            let found = store
-                .find(&tower_auth_session::StorageKey::new(token))
-                .await
-                .unwrap()
-                .unwrap();
-            records.insert(
-                token.to_owned(),
-                Arc::new(Record {
-                    session: found.session,
-                    user: found.user,
-                }),
-            );
-        }
-        Self::with_records(records)
-    }
-}
-
-impl Floor {
-    async fn new(store: &MemoryStore, cookies: &[String], users: &[User]) -> Self {
-        let mut records = Records::default();
-        for (cookie, user) in cookies.iter().zip(users) {
-            let value = cookie.split_once('=').unwrap().1;
-            let token = value.split('.').next().unwrap();
-            let found = store
-                .find(&tower_auth_session::StorageKey::new(token))
-                .await
-                .unwrap()
-                .unwrap();
-            records.insert(
-                token.to_owned(),
-                Arc::new(Record {
-                    session: (*found.session).clone(),
-                    user: Arc::new(user.clone()),
-                }),
-            );
-        }
-        Self::with_records(records)
-    }
-}
-
-impl<S: Borrow<Session> + Send + Sync + 'static> Floor<S> {
-    fn with_records(records: Records<S>) -> Self {
-        Self {
-            records: Arc::new(RwLock::new(records)),
-            mac: Hmac::<Sha256>::new_from_slice(super::SECRET.as_bytes()).unwrap(),
-            name: tas_config().session_cookie_name().into(),
-        }
-    }
-
-    fn router(&self) -> Router {
-        // As `MaybeUser` does: the user is taken (shared) out of the extension.
-        async fn handler<S: Send + Sync + 'static>(req: Request) -> &'static str {
-            let user = req
-                .extensions()
-                .get::<Arc<Record<S>>>()
-                .map(|r| Arc::clone(&r.user));
-            if std::hint::black_box(user).is_some() {
-                SIGNED_IN
-            } else {
-                ANONYMOUS
-            }
-        }
-        Router::new()
-            .route("/", get(handler::<S>))
-            .layer(self.clone())
-            .with_state(())
-    }
-
-    /// The record for a request's cookie, if it verifies and is live.
-    fn check(&self, req: &Request) -> Option<Arc<Record<S>>> {
-        let header = req.headers().get(COOKIE)?.as_bytes();
-        let raw = header
-            .split(|&b| b == b';')
-            .map(<[u8]>::trim_ascii)
-            .find_map(|c| c.strip_prefix(self.name.as_bytes())?.strip_prefix(b"="))?;
-        // Percent-decoded on the stack (a Better Auth value carries `%3D`, maybe `%2B`, `%2F`).
-        let mut buf = [0u8; 128];
-        let mut len = 0;
-        let mut i = 0;
-        while i < raw.len() {
-            let b = if raw[i] == b'%' {
-                let hi = hex(*raw.get(i + 1)?)?;
-                let lo = hex(*raw.get(i + 2)?)?;
-                i += 3;
-                hi << 4 | lo
-            } else {
-                i += 1;
-                raw[i - 1]
-            };
-            *buf.get_mut(len)? = b;
-            len += 1;
-        }
-        let value = &buf[..len];
-        let dot = value.iter().rposition(|&b| b == b'.')?;
-        let (token, signature) = (&value[..dot], &value[dot + 1..]);
-        let mut tag = [0u8; 32];
-        let n = base64::engine::general_purpose::STANDARD
-            .decode_slice(signature, &mut tag)
-            .ok()?;
-        let mut mac = self.mac.clone();
-        mac.update(token);
-        mac.verify_slice(&tag[..n]).ok()?;
-        let token = std::str::from_utf8(token).ok()?;
-        let record = Arc::clone(self.records.read().unwrap().get(token)?);
-        let session: &Session = record.session.borrow();
-        (session.expires_at > OffsetDateTime::now_utc()).then_some(record)
-    }
-}
-
-fn hex(d: u8) -> Option<u8> {
-    match d {
-        b'0'..=b'9' => Some(d - b'0'),
-        b'a'..=b'f' => Some(d - b'a' + 10),
-        b'A'..=b'F' => Some(d - b'A' + 10),
-        _ => None,
-    }
-}
-
-impl<S, I> Layer<I> for Floor<S> {
-    type Service = FloorService<S, I>;
-    fn layer(&self, inner: I) -> FloorService<S, I> {
-        FloorService {
-            floor: self.clone(),
-            inner,
-        }
-    }
-}
-
-pub struct FloorService<S, I> {
-    floor: Floor<S>,
-    inner: I,
-}
-
-impl<S, I: Clone> Clone for FloorService<S, I> {
-    fn clone(&self) -> Self {
-        Self {
-            floor: self.floor.clone(),
-            inner: self.inner.clone(),
-        }
-    }
-}
-
-impl<S, I> Service<Request> for FloorService<S, I>
-where
-    S: Borrow<Session> + Send + Sync + 'static,
-    I: Service<Request, Response = Response, Error = Infallible>,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = I::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request) -> I::Future {
-        if let Some(record) = self.floor.check(&req) {
-            req.extensions_mut().insert(record);
-        }
-        self.inner.call(req)
-    }
+    Router::new()
+        .route("/", get(handler::<S>))
+        .layer(floor.clone())
+        .with_state(())
 }
 
 // ---------------------------------------------------------------- tower-sessions, axum-login
