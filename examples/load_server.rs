@@ -179,6 +179,11 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// `COOKIES_FILE`: where the seeded sessions' cookies are written, and read back.
+fn cookies_file() -> String {
+    env("COOKIES_FILE").unwrap_or_else(|| "cookies.txt".to_owned())
+}
+
 fn env_num(name: &str, default: usize) -> Result<usize, BoxError> {
     match env(name) {
         Some(v) => Ok(v
@@ -303,7 +308,7 @@ async fn serve<St: AddUser>(store: St, what: &str, floor: FloorDb) -> Result<(),
     }
     let sample = sample(&layer, &store).await?;
     let memory_floor = if env("FLOOR_MEMORY").as_deref() == Some("1") {
-        let path = env("COOKIES_FILE").unwrap_or_else(|| "cookies.txt".to_owned());
+        let path = cookies_file();
         Some(memory_floor::router(&layer, &store, &path).await?)
     } else {
         None
@@ -438,7 +443,7 @@ async fn seed<St: AddUser>(
             Ok::<_, tower_auth_session::SessionError>(cookies)
         });
     }
-    let path = env("COOKIES_FILE").unwrap_or_else(|| "cookies.txt".to_owned());
+    let path = cookies_file();
     let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
     while let Some(done) = tasks.join_next().await {
         for cookie in done?? {
@@ -520,21 +525,7 @@ mod floor {
         buf: &'b mut [u8; 128],
     ) -> Option<&'b str> {
         let raw = find_cookie(headers, &floor.cookie)?;
-        let mut len = 0;
-        let mut i = 0;
-        while i < raw.len() {
-            let b = if raw[i] == b'%' {
-                let hex = std::str::from_utf8(raw.get(i + 1..i + 3)?).ok()?;
-                i += 3;
-                u8::from_str_radix(hex, 16).ok()?
-            } else {
-                i += 1;
-                raw[i - 1]
-            };
-            *buf.get_mut(len)? = b;
-            len += 1;
-        }
-        let value = &buf[..len];
+        let value = super::bench_floor::percent_decode(raw, buf)?;
         let dot = value.iter().rposition(|&b| b == b'.')?;
         let (token, signature) = (&value[..dot], &value[dot + 1..]);
         if !floor.signer.verify(token, signature) {

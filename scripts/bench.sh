@@ -547,7 +547,7 @@ if ! skip wrk || ! skip http-targets; then
             # What the 0.85 target leaves to any session check on this machine: the traffic
             # bench's hand-rolled floor over HTTP against the bare route; and /me against the
             # same floor reading the same rows as the cache (the store's own, not copies).
-            if [ "$store" = memory ]; then
+            if [ "$floor_memory" = 1 ]; then
                 run_quads bare-floor "http://127.0.0.1:$server_port/bare/me" "$cookies" \
                     floor-memory "http://127.0.0.1:$server_port/floor/memory/me" "$cookies"
                 run_quads floor-memory-shared "http://127.0.0.1:$server_port/floor/memory/shared/me" "$cookies" \

@@ -90,6 +90,21 @@ fn verified_token<'b>(
         .split(|&b| b == b';')
         .map(<[u8]>::trim_ascii)
         .find_map(|c| c.strip_prefix(name)?.strip_prefix(b"="))?;
+    let value = percent_decode(raw, buf)?;
+    let dot = value.iter().rposition(|&b| b == b'.')?;
+    let (token, signature) = (&value[..dot], &value[dot + 1..]);
+    let mut tag = [0u8; 32];
+    let n = base64::engine::general_purpose::STANDARD
+        .decode_slice(signature, &mut tag)
+        .ok()?;
+    let mut mac = mac.clone();
+    mac.update(token);
+    mac.verify_slice(&tag[..n]).ok()?;
+    std::str::from_utf8(token).ok()
+}
+
+/// `raw` percent-decoded into `buf`; `None` for a malformed escape or a value longer than `buf`.
+pub fn percent_decode<'b>(raw: &[u8], buf: &'b mut [u8; 128]) -> Option<&'b [u8]> {
     let mut len = 0;
     let mut i = 0;
     while i < raw.len() {
@@ -105,17 +120,7 @@ fn verified_token<'b>(
         *buf.get_mut(len)? = b;
         len += 1;
     }
-    let value = &buf[..len];
-    let dot = value.iter().rposition(|&b| b == b'.')?;
-    let (token, signature) = (&value[..dot], &value[dot + 1..]);
-    let mut tag = [0u8; 32];
-    let n = base64::engine::general_purpose::STANDARD
-        .decode_slice(signature, &mut tag)
-        .ok()?;
-    let mut mac = mac.clone();
-    mac.update(token);
-    mac.verify_slice(&tag[..n]).ok()?;
-    std::str::from_utf8(token).ok()
+    Some(&buf[..len])
 }
 
 fn hex(d: u8) -> Option<u8> {

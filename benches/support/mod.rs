@@ -28,8 +28,8 @@ use tower_auth_session::{
     AuthContext, MemoryStore, SessionConfig, SessionLayer, SessionStore, SignIn, SqliteStore, User,
 };
 
-#[cfg(feature = "cache")]
 pub mod floor;
+#[cfg(feature = "cache")]
 pub mod traffic;
 
 /// The secret every bench signs with (≥ 32 bytes, not Better Auth's default).
