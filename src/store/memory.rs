@@ -39,7 +39,8 @@ pub struct MemoryStore {
 type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
 
 /// One record per session, holding its user: a lookup is one probe, and the user row is shared
-/// by all of that user's sessions (`Arc`), not copied. The token is kept in the table itself,
+/// by all of that user's sessions (`Arc`), not copied. A user's first session allocates the
+/// user row again next to its own (see `create`), so a lookup's two records sit together. The token is kept in the table itself,
 /// so comparing it follows no pointer: with many sessions, each pointer is a cache miss.
 #[derive(Debug, Default)]
 struct Inner {
@@ -156,19 +157,33 @@ impl SessionStore for MemoryStore {
 
     async fn create(&self, session: &Session, user: &User) -> Result<Session, StoreError> {
         let mut inner = self.write();
-        let user = Arc::clone(
-            inner
-                .users
-                .entry(user.id.clone())
-                .or_insert_with(|| Arc::new(user.clone())),
-        );
-        inner.insert(
-            &session.token,
-            Authenticated {
-                session: Arc::new(session.clone()),
-                user,
+        let row = session.clone();
+        let auth = match inner.users.get_mut(&user.id) {
+            // The user's first live session: the row is allocated again, right after the
+            // session's, so that a lookup finds the two together in memory rather than the
+            // user where `insert_user` put it. Nothing else holds the old row.
+            Some(stored) if Arc::strong_count(stored) == 1 => {
+                let user_row = (**stored).clone();
+                let session = Arc::new(row);
+                *stored = Arc::new(user_row);
+                Authenticated {
+                    session,
+                    user: Arc::clone(stored),
+                }
+            }
+            Some(stored) => Authenticated {
+                session: Arc::new(row),
+                user: Arc::clone(stored),
             },
-        );
+            None => {
+                let user_row = user.clone();
+                let session = Arc::new(row);
+                let user = Arc::new(user_row);
+                inner.users.insert(user.id.clone(), Arc::clone(&user));
+                Authenticated { session, user }
+            }
+        };
+        inner.insert(&session.token, auth);
         Ok(session.clone())
     }
 
@@ -287,6 +302,37 @@ mod tests {
     fn a_slot_is_one_cache_line() {
         assert_eq!(std::mem::size_of::<Slot<Authenticated>>(), 64);
         assert_eq!(std::mem::align_of::<Slot<Authenticated>>(), 64);
+    }
+
+    /// A user's first session gets a fresh copy of the user row (allocated next to the
+    /// session's); later sessions share that copy, and the store keeps it.
+    #[tokio::test]
+    async fn a_first_session_rehomes_the_user_and_later_ones_share_it() {
+        let now = OffsetDateTime::now_utc();
+        let store = MemoryStore::new();
+        let alice = User::new("alice@example.com", "Alice", now);
+        store.insert_user(alice.clone());
+        let before = Arc::clone(store.read().users.get(&alice.id).unwrap());
+        let session =
+            |token: &str| Session::for_tests(&alice.id, token, now + time::Duration::days(1), now);
+        // Held elsewhere (as a request would): shared, not re-homed.
+        store.create(&session("a1"), &alice).await.unwrap();
+        let first = store.lookup("a1").unwrap().user;
+        assert!(Arc::ptr_eq(&first, &before));
+        drop(before);
+        store.delete(&StorageKey::new("a1")).await.unwrap();
+        drop(first);
+
+        // Held by the store alone: a new row, equal to the old, shared from now on.
+        store.create(&session("a2"), &alice).await.unwrap();
+        store.create(&session("a3"), &alice).await.unwrap();
+        let (a2, a3) = (store.lookup("a2").unwrap(), store.lookup("a3").unwrap());
+        assert!(Arc::ptr_eq(&a2.user, &a3.user));
+        assert!(Arc::ptr_eq(
+            &a2.user,
+            store.read().users.get(&alice.id).unwrap()
+        ));
+        assert_eq!(*a2.user, alice);
     }
 
     /// Replacing a user re-points its sessions in place, and only its own.
