@@ -40,8 +40,9 @@ type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
 
 /// One record per session, holding its user: a lookup is one probe, and the user row is shared
 /// by all of that user's sessions (`Arc`), not copied. A user's first session allocates the
-/// user row again next to its own (see `create`), so a lookup's two records sit together. The token is kept in the table itself,
-/// so comparing it follows no pointer: with many sessions, each pointer is a cache miss.
+/// user row again next to its own (see `create`), so a lookup's two records sit together. The
+/// token is kept in the table itself, so comparing it follows no pointer: with many sessions,
+/// each pointer is a cache miss.
 #[derive(Debug, Default)]
 struct Inner {
     sessions: Slots<Authenticated>,
@@ -158,25 +159,24 @@ impl SessionStore for MemoryStore {
     async fn create(&self, session: &Session, user: &User) -> Result<Session, StoreError> {
         let mut inner = self.write();
         let row = session.clone();
-        let auth = match inner.users.get_mut(&user.id) {
-            // The user's first live session: the row is allocated again, right after the
-            // session's, so that a lookup finds the two together in memory rather than the
-            // user where `insert_user` put it. Nothing else holds the old row.
-            Some(stored) if Arc::strong_count(stored) == 1 => {
-                let user_row = (**stored).clone();
-                let session = Arc::new(row);
-                *stored = Arc::new(user_row);
-                Authenticated {
-                    session,
-                    user: Arc::clone(stored),
-                }
-            }
-            Some(stored) => Authenticated {
+        let shared = inner
+            .users
+            .get(&user.id)
+            .filter(|stored| Arc::strong_count(stored) > 1)
+            .map(Arc::clone);
+        let auth = match shared {
+            Some(user) => Authenticated {
                 session: Arc::new(row),
-                user: Arc::clone(stored),
+                user,
             },
+            // The user's first live session (the store alone holds the row, if it has one):
+            // the row is allocated again, right after the session's, so that a lookup finds the
+            // two together in memory rather than the user where `insert_user` put it.
             None => {
-                let user_row = user.clone();
+                let user_row = inner
+                    .users
+                    .get(&user.id)
+                    .map_or_else(|| user.clone(), |stored| (**stored).clone());
                 let session = Arc::new(row);
                 let user = Arc::new(user_row);
                 inner.users.insert(user.id.clone(), Arc::clone(&user));
