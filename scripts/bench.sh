@@ -29,8 +29,8 @@
 #      (CachedStore) on the same sessions, and for sqlite /floor/me (a hand-written sqlx check of
 #      the same file), /me, /me, /floor/me on the first; for memory, with FLOOR_MEMORY=1, also
 #      /bare/me against /floor/memory/me (the traffic bench's floor over HTTP) and
-#      /floor/memory/shared/me (that floor over the store's own rows) against /me; then, on the same database and
-#      sessions, the in-process latency of one lookup (benches/latency.rs) against Better Auth's
+#      /floor/memory/shared/me (that floor over the store's own rows) against /me; then, on the
+#      same database and sessions, the in-process latency of one lookup (benches/latency.rs) against Better Auth's
 #      auth.api.getSession (scripts/bench/ba-getsession.mjs), on all CPUs and again with both
 #      sides and the database server pinned to CPU 0 (taskset), and the same wrk runs against a
 #      Better Auth server (tests/interop/server.mjs, GET /api/auth/get-session);
