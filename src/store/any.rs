@@ -19,6 +19,10 @@ trait Erased: Send + Sync + 'static {
         key: &'a StorageKey<'a>,
     ) -> BoxFuture<'a, Result<Option<Authenticated>, StoreError>>;
     fn find_now(&self, key: &StorageKey<'_>) -> Option<Result<Option<Authenticated>, StoreError>>;
+    fn find_many<'a>(
+        &'a self,
+        keys: &'a [StorageKey<'a>],
+    ) -> BoxFuture<'a, Result<Vec<Option<Authenticated>>, StoreError>>;
     fn create<'a>(
         &'a self,
         session: &'a Session,
@@ -73,6 +77,12 @@ impl<S: SessionStore> Erased for Holder<S> {
     }
     fn find_now(&self, key: &StorageKey<'_>) -> Option<Result<Option<Authenticated>, StoreError>> {
         self.0.find_now(key)
+    }
+    fn find_many<'a>(
+        &'a self,
+        keys: &'a [StorageKey<'a>],
+    ) -> BoxFuture<'a, Result<Vec<Option<Authenticated>>, StoreError>> {
+        Box::pin(self.0.find_many(keys))
     }
     fn create<'a>(
         &'a self,
@@ -181,6 +191,12 @@ impl SessionStore for AnyStore {
     }
     fn find_now(&self, key: &StorageKey<'_>) -> Option<Result<Option<Authenticated>, StoreError>> {
         self.inner.find_now(key)
+    }
+    async fn find_many(
+        &self,
+        keys: &[StorageKey<'_>],
+    ) -> Result<Vec<Option<Authenticated>>, StoreError> {
+        self.inner.find_many(keys).await
     }
     async fn create(&self, session: &Session, user: &User) -> Result<Session, StoreError> {
         self.inner.create(session, user).await

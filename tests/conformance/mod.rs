@@ -108,6 +108,51 @@ pub async fn find_is_by_token_not_id<S: Harness>(store: S) {
     assert!(store.find(&StorageKey::new("")).await.unwrap().is_none());
 }
 
+pub async fn find_many_answers_each_key_in_order<S: Harness>(store: S) {
+    let (_, a) = with_session(&store, NOW + Duration::days(7)).await;
+    let (_, b) = with_session(&store, NOW + Duration::days(7)).await;
+    let (gone_user, gone) = with_session(&store, NOW + Duration::days(7)).await;
+    store.remove_user(&gone_user.id).await;
+    assert!(store.find_many(&[]).await.unwrap().is_empty());
+    // More keys than one batch of the SQL stores (64), the sessions at both ends and across
+    // the boundary, one of them twice, among unknown tokens and a session whose user is gone.
+    let mut keys: Vec<StorageKey<'_>> = (0..70)
+        .map(|i| StorageKey::new(format!("no-such-token-{i}")))
+        .collect();
+    keys[0] = b.storage_key();
+    keys[63] = a.storage_key();
+    keys[64] = b.storage_key();
+    keys[66] = gone.storage_key();
+    keys[69] = a.storage_key();
+    let found = store.find_many(&keys).await.unwrap();
+    assert_eq!(found.len(), keys.len(), "one answer per key");
+    for (i, answer) in found.iter().enumerate() {
+        let expected = match i {
+            0 | 64 => Some(&b),
+            63 | 69 => Some(&a),
+            _ => None,
+        };
+        match (answer, expected) {
+            (Some(got), Some(want)) => {
+                assert_eq!(got.session.token, want.token, "key {i}");
+                assert_eq!(got.session.user_id, want.user_id, "key {i}");
+                assert_eq!(got.user.id, want.user_id, "key {i}");
+                assert_eq!(got.session.expires_at, want.expires_at, "key {i}");
+            }
+            (None, None) => {}
+            _ => panic!("key {i}: got {answer:?}, expected {expected:?}"),
+        }
+    }
+    // The same answers as `find`, one key at a time.
+    let one = store.find_many(&[a.storage_key()]).await.unwrap();
+    let by_find = store.find(&a.storage_key()).await.unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(
+        one[0].as_ref().map(|f| (&f.session.id, &f.user.email)),
+        by_find.as_ref().map(|f| (&f.session.id, &f.user.email))
+    );
+}
+
 pub async fn extend_moves_expiry_forward_only<S: Harness>(store: S) {
     let (_, s) = with_session(&store, NOW + Duration::days(6)).await;
     let later = NOW + Duration::days(7);
@@ -347,6 +392,7 @@ macro_rules! conformance_suite {
         $crate::conformance_suite!(@tests $make;
             find_returns_what_create_wrote,
             find_is_by_token_not_id,
+            find_many_answers_each_key_in_order,
             extend_moves_expiry_forward_only,
             extend_never_resurrects,
             concurrent_extends_answer_as_one_at_a_time,

@@ -513,10 +513,7 @@ impl RedisStore {
             let Some(found) = found else { return Ok(None) };
             found
         };
-        let stored: Stored = serde_json::from_str(&raw).map_err(corrupt)?;
-        let revoked = marker
-            .parse::<i64>()
-            .is_ok_and(|before| time_fmt::to_unix_ms(stored.session.created_at) < before);
+        let (stored, revoked) = decode(&raw, &marker)?;
         Ok(Some((raw, stored, revoked)))
     }
 
@@ -527,12 +524,81 @@ impl RedisStore {
     }
 }
 
+/// A session value and its user's revoked-before marker (`""` when there is none): the
+/// stored session, and whether the marker rejects it.
+fn decode(raw: &str, marker: &str) -> Result<(Stored, bool), StoreError> {
+    let stored: Stored = serde_json::from_str(raw).map_err(corrupt)?;
+    let revoked = marker
+        .parse::<i64>()
+        .is_ok_and(|before| time_fmt::to_unix_ms(stored.session.created_at) < before);
+    Ok((stored, revoked))
+}
+
 impl SessionStore for RedisStore {
     async fn find(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
         Ok(match self.read(key.as_str()).await? {
             Some((_, stored, false)) => Some(Authenticated::new(stored.session, stored.user)),
             _ => None,
         })
+    }
+
+    /// One pipeline per 64 keys on a single node, each key read by the same script as
+    /// [`find`](SessionStore::find) (the script is loaded first in the pipeline, so a
+    /// restarted Redis that lost it still answers). A cluster reads key by key: a session and
+    /// its user's marker live in different slots.
+    async fn find_many(
+        &self,
+        keys: &[StorageKey<'_>],
+    ) -> Result<Vec<Option<Authenticated>>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        if self.link.is_cluster() {
+            for key in keys {
+                found.push(self.find(key).await?);
+            }
+            return Ok(found);
+        }
+        let marker_prefix = self.marker_key("");
+        for chunk in keys.chunks(64) {
+            let names: Vec<String> = chunk.iter().map(|k| self.key(k.as_str())).collect();
+            let replies: Vec<Option<(String, String)>> = self
+                .run("find many", |mut c| {
+                    let (names, marker_prefix) = (&names, &marker_prefix);
+                    async move {
+                        let invocations: Vec<_> = names
+                            .iter()
+                            .map(|name| {
+                                let mut invocation = self.scripts.find.key(name);
+                                invocation.arg(marker_prefix);
+                                invocation
+                            })
+                            .collect();
+                        let mut pipe = redis::pipe();
+                        pipe.load_script(&self.scripts.find).ignore();
+                        for invocation in &invocations {
+                            pipe.invoke_script(invocation);
+                        }
+                        pipe.query_async(&mut c).await
+                    }
+                })
+                .await?;
+            if replies.len() != chunk.len() {
+                return Err(corrupt(format!(
+                    "a pipeline of {} reads answered {} times",
+                    chunk.len(),
+                    replies.len()
+                )));
+            }
+            for reply in replies {
+                found.push(match reply {
+                    Some((raw, marker)) => match decode(&raw, &marker)? {
+                        (stored, false) => Some(Authenticated::new(stored.session, stored.user)),
+                        (_, true) => None,
+                    },
+                    None => None,
+                });
+            }
+        }
+        Ok(found)
     }
 
     /// The user's list first, then the session key (as Better Auth orders them): a failure

@@ -120,6 +120,31 @@ impl Stmt {
     }
 }
 
+impl Stmt {
+    /// `head`, a list of `n` placeholders taking parameters 1 to `n` in order, then `tail`, for
+    /// statements with a variable-length `IN (…)` list. Neither part may hold a
+    /// [`param_marker`].
+    pub fn list(syntax: &Syntax, head: &str, n: usize, tail: &str) -> Self {
+        let mut sql = String::with_capacity(head.len() + tail.len() + 5 * n);
+        sql.push_str(head);
+        for i in 1..=n {
+            if i > 1 {
+                sql.push_str(", ");
+            }
+            match syntax.placeholder {
+                Placeholder::QuestionNumbered => sql.push_str(&format!("?{i}")),
+                Placeholder::DollarNumbered => sql.push_str(&format!("${i}")),
+                Placeholder::Question => sql.push('?'),
+            }
+        }
+        sql.push_str(tail);
+        Self {
+            sql,
+            binds: (0..n).collect(),
+        }
+    }
+}
+
 /// The kind of a column as the store uses it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ColumnType {

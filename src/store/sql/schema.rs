@@ -278,6 +278,9 @@ pub(crate) fn parse_uuid(value: &str) -> Option<uuid::Uuid> {
         .flatten()
 }
 
+/// How many `find_many` statements there are: for 1, 2, 4, … 64 tokens.
+pub(crate) const FIND_MANY_SIZES: usize = 7;
+
 /// The id layout the schema check found.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Layout {
@@ -303,6 +306,10 @@ impl Layout {
 #[derive(Debug)]
 pub(crate) struct Queries {
     pub(crate) find: Stmt,
+    /// [`find`](Self::find) for many tokens: entry `k` takes `2^k` of them
+    /// ([`FIND_MANY_SIZES`] sizes), so that a connection prepares a handful of statements
+    /// however many tokens come.
+    pub(crate) find_many: Vec<Stmt>,
     pub(crate) insert: Stmt,
     /// Reads a session back by its id (after an insert without `RETURNING`, or an extension).
     pub(crate) session_by_token: Stmt,
@@ -525,6 +532,14 @@ impl Build<'_> {
             user_cols("u."),
             p(1)
         ));
+        let find_many_head = format!(
+            "select {}, {} from {st} s join {ut} u on u.{uid} = s.{suid} where s.{tok} in (",
+            session_cols("s."),
+            user_cols("u."),
+        );
+        let find_many = (0..FIND_MANY_SIZES)
+            .map(|k| Stmt::list(self.syntax, &find_many_head, 1 << k, ")"))
+            .collect();
         // A serial id is left to the database; every other column is bound.
         let serial_session = self.layout.session_id == IdKind::Integer;
         let mut insert_cols = vec![
@@ -684,6 +699,7 @@ impl Build<'_> {
         });
         Queries {
             find,
+            find_many,
             insert,
             session_by_token,
             session_by_last_insert,
