@@ -39,6 +39,7 @@
 //! | `CACHE=1` | wrap the store in `CachedStore::builder(store).build()` (feature `cache`; default settings) |
 //! | `FLOOR_MEMORY=1` | serve `/floor/memory/me` and `/floor/memory/shared/me`: their records hold the sessions in `COOKIES_FILE` and their users, read from the store at start-up (after any seeding) |
 //! | `CACHE_TTL_SECS` | with `CACHE=1`, the cache's `ttl` instead of its default (30 s): to separate what refills cost from what a hit costs |
+//! | `CACHE_REFRESH_AHEAD_MS` | with `CACHE=1`, the cache's `refresh_ahead` window instead of its default (2,000 ms; 0 turns it off) |
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -273,6 +274,12 @@ async fn serve_store<St: AddUser>(store: St, what: &str, floor: FloorDb) -> Resu
                     .parse()
                     .map_err(|_| format!("CACHE_TTL_SECS={secs:?}: expected whole seconds"))?;
                 builder = builder.ttl(std::time::Duration::from_secs(secs));
+            }
+            if let Some(ms) = env("CACHE_REFRESH_AHEAD_MS") {
+                let ms: u64 = ms.parse().map_err(|_| {
+                    format!("CACHE_REFRESH_AHEAD_MS={ms:?}: expected whole milliseconds")
+                })?;
+                builder = builder.refresh_ahead(std::time::Duration::from_millis(ms));
             }
             let cached = builder.build();
             serve(cached, &format!("{what}, behind CachedStore"), floor).await

@@ -108,6 +108,130 @@ async fn found_entries_are_served_for_their_ttl_and_then_read_again() {
     assert_eq!(inner.calls(), calls + 1, "and cached again");
 }
 
+/// A cache over a counted memory store, timed by a manual clock, that reads sessions again
+/// ahead of their expiry: served for 7 to 8 s, read again in the last 2 s.
+fn refreshed() -> (
+    CachedStore<Counting<MemoryStore>>,
+    Counting<MemoryStore>,
+    ManualClock,
+) {
+    let inner = Counting::new(MemoryStore::new());
+    let clock = ManualClock::new(conformance::NOW);
+    let store = CachedStore::builder(inner.clone())
+        .ttl(Duration::from_secs(8))
+        .refresh_ahead(Duration::from_secs(2))
+        .clock(clock.clone())
+        .build();
+    (store, inner, clock)
+}
+
+#[tokio::test]
+async fn sessions_still_in_use_are_read_again_ahead_of_their_expiry_in_one_batch() {
+    let (store, inner, clock) = refreshed();
+    let (_, used) = signed_in(&store, "used@example.com").await;
+    let (_, once) = signed_in(&store, "once@example.com").await;
+    let (_, revoked) = signed_in(&store, "revoked@example.com").await;
+    for s in [&used, &once, &revoked] {
+        assert!(
+            store.find(&s.storage_key()).await.unwrap().is_some(),
+            "a miss fills"
+        );
+    }
+    for s in [&used, &revoked] {
+        assert!(
+            store.find(&s.storage_key()).await.unwrap().is_some(),
+            "a hit marks"
+        );
+    }
+    // Revoked behind the cache's back (no bus, no feed).
+    inner.inner.delete(&revoked.storage_key()).await.unwrap();
+    let calls = inner.calls();
+    assert_eq!(store.refresh_due().await.unwrap(), 0, "nothing is due yet");
+    clock.advance(time::Duration::milliseconds(6_500));
+    assert_eq!(
+        store.refresh_due().await.unwrap(),
+        2,
+        "the entries read since they were cached, not the one read once"
+    );
+    assert_eq!(inner.calls(), calls + 2);
+
+    // Past every entry's first term: the refreshed one is served from memory, the one read
+    // once is read from the store again, and the revoked one is gone.
+    clock.advance(time::Duration::milliseconds(2_000));
+    let calls = inner.calls();
+    assert!(store.find(&used.storage_key()).await.unwrap().is_some());
+    assert_eq!(inner.calls(), calls, "refreshed: a hit");
+    assert!(store.find(&once.storage_key()).await.unwrap().is_some());
+    assert!(store.find(&revoked.storage_key()).await.unwrap().is_none());
+    assert_eq!(inner.calls(), calls + 2, "the other two: misses");
+
+    // The refreshed entry was read again in its new term, so it is refreshed again; the entry
+    // the store just filled was not read since, so it is left to expire.
+    clock.advance(time::Duration::milliseconds(5_000));
+    let calls = inner.calls();
+    assert_eq!(store.refresh_due().await.unwrap(), 1);
+    assert_eq!(inner.calls(), calls + 1);
+}
+
+#[tokio::test]
+async fn a_cache_built_with_refresh_ahead_off_or_a_short_ttl_stays_bounded() {
+    let inner = Counting::new(MemoryStore::new());
+    let clock = ManualClock::new(conformance::NOW);
+    let off = CachedStore::builder(inner.clone())
+        .ttl(Duration::from_secs(8))
+        .refresh_ahead(Duration::ZERO)
+        .clock(clock.clone())
+        .build();
+    let (_, s) = signed_in(&off, "off@example.com").await;
+    for _ in 0..2 {
+        assert!(off.find(&s.storage_key()).await.unwrap().is_some());
+    }
+    clock.advance(time::Duration::milliseconds(6_999));
+    assert_eq!(off.refresh_due().await.unwrap(), 0, "turned off");
+
+    // A window longer than the TTL is capped at a quarter of it: nothing is read again while
+    // more than a quarter of the TTL is left.
+    let capped = CachedStore::builder(inner.clone())
+        .ttl(Duration::from_secs(8))
+        .refresh_ahead(Duration::from_secs(60))
+        .clock(clock.clone())
+        .build();
+    for _ in 0..2 {
+        assert!(capped.find(&s.storage_key()).await.unwrap().is_some());
+    }
+    assert_eq!(capped.refresh_due().await.unwrap(), 0);
+    clock.advance(time::Duration::milliseconds(6_500));
+    assert_eq!(capped.refresh_due().await.unwrap(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_cache_reads_ahead_on_its_own_while_the_runtime_runs() {
+    let (store, inner, clock) = refreshed();
+    let (_, s) = signed_in(&store, "task@example.com").await;
+    for _ in 0..2 {
+        assert!(store.find(&s.storage_key()).await.unwrap().is_some());
+    }
+    clock.advance(time::Duration::milliseconds(6_500));
+    let calls = inner.calls();
+    // The task wakes every half window (1 s of Tokio's paused clock, advanced here).
+    tokio::time::advance(Duration::from_millis(1_001)).await;
+    for _ in 0..1_000 {
+        if inner.calls() > calls {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(inner.calls(), calls + 1, "the task read the entry again");
+    clock.advance(time::Duration::milliseconds(2_000));
+    let calls = inner.calls();
+    assert!(store.find(&s.storage_key()).await.unwrap().is_some());
+    assert_eq!(
+        inner.calls(),
+        calls,
+        "and it is still a hit past its first term"
+    );
+}
+
 /// Sessions cached in the same millisecond do not all expire in the same millisecond: each is
 /// served for between seven eighths of the TTL and the TTL, so their reads of the store come
 /// spread over the last eighth.
@@ -300,6 +424,50 @@ async fn a_read_that_races_a_revocation_is_not_cached() {
     assert!(
         store.find_now(&s.storage_key()).is_none(),
         "a revoked session was cached by a read that raced its revocation"
+    );
+    assert_eq!(store.entry_count(), 0);
+}
+
+#[tokio::test]
+async fn a_read_ahead_that_races_a_revocation_is_not_cached() {
+    let slow = Slow {
+        inner: MemoryStore::new(),
+        gate: std::sync::Arc::default(),
+        reading: std::sync::Arc::default(),
+    };
+    let clock = ManualClock::new(conformance::NOW);
+    let store = CachedStore::builder(slow.clone())
+        .ttl(Duration::from_secs(8))
+        .refresh_ahead(Duration::from_secs(2))
+        .clock(clock.clone())
+        .build();
+    let user = User::new("ahead@example.com", "A", conformance::NOW);
+    slow.inner.insert_user(user.clone());
+    let s = conformance::session(&user, conformance::NOW + time::Duration::days(7));
+    store.create(&s, &user).await.unwrap();
+    slow.gate.notify_one();
+    assert!(store.find(&s.storage_key()).await.unwrap().is_some());
+    slow.reading.notified().await;
+    assert!(
+        store.find(&s.storage_key()).await.unwrap().is_some(),
+        "a hit"
+    );
+    clock.advance(time::Duration::milliseconds(6_500));
+
+    // The read ahead reads the live row and is held before it caches the answer...
+    let refresh = {
+        let store = store.clone();
+        tokio::spawn(async move { store.refresh_due().await.unwrap() })
+    };
+    slow.reading.notified().await;
+    // ...the session is revoked meanwhile...
+    store.delete(&s.storage_key()).await.unwrap();
+    slow.gate.notify_one();
+    assert_eq!(refresh.await.unwrap(), 1);
+    // ...and what it read was not kept.
+    assert!(
+        store.find_now(&s.storage_key()).is_none(),
+        "a read ahead that raced a revocation cached the revoked session"
     );
     assert_eq!(store.entry_count(), 0);
 }

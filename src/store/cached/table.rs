@@ -141,6 +141,27 @@ impl Table {
         shard.insert(hash, token, entry, &self.hasher);
     }
 
+    /// The tokens of entries that hold a session, were read since they were cached (or since
+    /// their shard's last sweep), and stop being served after tick `now` but by `before`: the
+    /// ones worth reading again before they expire. Each shard is read-locked in turn.
+    pub(super) fn due(&self, now: u64, before: u64) -> Vec<String> {
+        let mut due = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.read().unwrap_or_else(|e| e.into_inner());
+            for slot in shard.iter() {
+                let state = slot.value.state.load(Ordering::Relaxed);
+                let until = state >> 1;
+                if state & 1 == 1 && until > now && until <= before && slot.value.found.is_some() {
+                    // Keys are inserted from `&str`: always UTF-8.
+                    if let Ok(token) = std::str::from_utf8(slot.key.as_bytes()) {
+                        due.push(token.to_owned());
+                    }
+                }
+            }
+        }
+        due
+    }
+
     /// Forgets `token`.
     pub(super) fn remove(&self, token: &[u8]) {
         let hash = self.hash(token);
@@ -312,6 +333,24 @@ mod tests {
         let served = table.get(b"t", || 35).flatten().unwrap();
         assert_eq!(served.user.name, "B");
         assert!(Arc::ptr_eq(&served.session, &refreshed.session));
+    }
+
+    #[test]
+    fn due_entries_are_the_found_ones_read_and_about_to_expire() {
+        let table = Table::new(100, foldhash::fast::RandomState::default());
+        table.insert("read-soon", found("u"), 10, 0);
+        table.insert("unread-soon", found("u"), 10, 0);
+        table.insert("read-later", found("u"), 30, 0);
+        table.insert("read-missing", None, 10, 0);
+        table.insert("read-expired", found("u"), 5, 0);
+        for t in ["read-soon", "read-later", "read-missing", "read-expired"] {
+            assert!(table.get(t.as_bytes(), || 1).is_some());
+        }
+        // At tick 6, for entries that stop being served by tick 12.
+        assert_eq!(table.due(6, 12), vec!["read-soon".to_owned()]);
+        // Filling again clears the use bit: not due until read again.
+        table.insert("read-soon", found("u"), 20, 6);
+        assert!(table.due(6, 30).iter().all(|t| t != "read-soon"));
     }
 
     #[test]
