@@ -204,6 +204,101 @@ async fn a_cache_built_with_refresh_ahead_off_or_a_short_ttl_stays_bounded() {
     assert_eq!(capped.refresh_due().await.unwrap(), 1);
 }
 
+/// A store whose `find_many` fails for batches holding the token `fail`.
+#[derive(Clone)]
+struct Flaky(MemoryStore);
+
+impl SessionStore for Flaky {
+    async fn find(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
+        self.0.find(key).await
+    }
+    async fn find_many(
+        &self,
+        keys: &[StorageKey<'_>],
+    ) -> Result<Vec<Option<Authenticated>>, StoreError> {
+        if keys.iter().any(|k| k.as_str().starts_with("fail")) {
+            return Err(StoreError::backend(
+                "find many",
+                std::io::Error::other("down"),
+            ));
+        }
+        let mut found = Vec::new();
+        for key in keys {
+            found.push(self.0.find(key).await?);
+        }
+        Ok(found)
+    }
+    async fn create(&self, s: &Session, u: &User) -> Result<Session, StoreError> {
+        self.0.create(s, u).await
+    }
+    async fn extend(
+        &self,
+        key: &StorageKey<'_>,
+        at: time::OffsetDateTime,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
+        self.0.extend(key, at, now).await
+    }
+    async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
+        self.0.delete(key).await
+    }
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.0.delete_user_sessions(user_id).await
+    }
+    async fn list_user_sessions(
+        &self,
+        user_id: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.0.list_user_sessions(user_id, now).await
+    }
+    async fn delete_expired(&self, now: time::OffsetDateTime) -> Result<u64, StoreError> {
+        self.0.delete_expired(now).await
+    }
+}
+
+#[tokio::test]
+async fn a_batch_the_store_cannot_read_is_left_to_expire_and_the_rest_are_read() {
+    let clock = ManualClock::new(conformance::NOW);
+    let store = CachedStore::builder(Flaky(MemoryStore::new()))
+        .ttl(Duration::from_secs(8))
+        .refresh_ahead(Duration::from_secs(2))
+        .clock(clock.clone())
+        .build();
+    let user = User::new("flaky@example.com", "F", conformance::NOW);
+    store.inner().0.insert_user(user.clone());
+    // One session whose token fails its batch, then enough others for a second batch.
+    let mut sessions = Vec::new();
+    for i in 0..300 {
+        let mut s = conformance::session(&user, conformance::NOW + time::Duration::days(7));
+        if i == 0 {
+            s.token = format!("fail-{}", s.token);
+        }
+        sessions.push(store.create(&s, &user).await.unwrap());
+    }
+    for s in &sessions {
+        for _ in 0..2 {
+            assert!(store.find(&s.storage_key()).await.unwrap().is_some());
+        }
+    }
+    clock.advance(time::Duration::milliseconds(6_500));
+    assert!(
+        store.refresh_due().await.is_err(),
+        "the failing batch is reported"
+    );
+    // Past every entry's first term: what was read ahead is still a hit; the failing batch's
+    // entries (at most 256 of them) were left to expire.
+    clock.advance(time::Duration::milliseconds(2_000));
+    let cached = sessions
+        .iter()
+        .filter(|s| store.find_now(&s.storage_key()).is_some())
+        .count();
+    assert!(
+        (300 - 256..300).contains(&cached),
+        "{cached} of 300 still cached"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_cache_reads_ahead_on_its_own_while_the_runtime_runs() {
     let (store, inner, clock) = refreshed();
@@ -470,6 +565,40 @@ async fn a_read_ahead_that_races_a_revocation_is_not_cached() {
         "a read ahead that raced a revocation cached the revoked session"
     );
     assert_eq!(store.entry_count(), 0);
+}
+
+#[tokio::test]
+async fn an_entrys_ttl_runs_from_when_its_read_began() {
+    let slow = Slow {
+        inner: MemoryStore::new(),
+        gate: std::sync::Arc::default(),
+        reading: std::sync::Arc::default(),
+    };
+    let clock = ManualClock::new(conformance::NOW);
+    let store = CachedStore::builder(slow.clone())
+        .ttl(Duration::from_secs(8))
+        .clock(clock.clone())
+        .build();
+    let user = User::new("slowread@example.com", "S", conformance::NOW);
+    slow.inner.insert_user(user.clone());
+    let s = conformance::session(&user, conformance::NOW + time::Duration::days(7));
+    store.create(&s, &user).await.unwrap();
+    let reader = {
+        let store = store.clone();
+        let key = s.token.clone();
+        tokio::spawn(async move { store.find(&StorageKey::new(key)).await.unwrap() })
+    };
+    slow.reading.notified().await;
+    // The read takes 5 s of the 8 s TTL.
+    clock.advance(time::Duration::seconds(5));
+    slow.gate.notify_one();
+    assert!(reader.await.unwrap().is_some());
+    assert!(store.find_now(&s.storage_key()).is_some(), "cached");
+    clock.advance(time::Duration::milliseconds(3_001));
+    assert!(
+        store.find_now(&s.storage_key()).is_none(),
+        "served longer than the TTL after the read began"
+    );
 }
 
 #[cfg(feature = "sqlite")]

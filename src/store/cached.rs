@@ -16,8 +16,9 @@
 //! Left alone, every cached session would miss once per TTL, and a request would wait for the
 //! store's answer. With [`CachedStoreBuilder::refresh_ahead`], a task reads again, every half
 //! window, the entries that were read since they were cached and expire within the window,
-//! [`SessionStore::find_many`] at a time: a few batched reads a second off the request path,
-//! rather than one read per session on it. What is served is still never older than the TTL.
+//! [`SessionStore::find_many`] at a time: off the request path, and batched where the store
+//! batches, rather than one read per session on it. An entry's TTL runs from the moment its
+//! read began (the stamp's tick), so what is served is never older than the TTL.
 //!
 //! # Stale fills
 //!
@@ -97,6 +98,10 @@ struct Stamp {
     hash: u64,
     count: u64,
     epoch: u64,
+    /// The tick the stamp was taken at, before the store was read: what the entry's TTL runs
+    /// from, so that however long the read takes, nothing is served longer than the TTL after it
+    /// began.
+    at: u64,
 }
 
 impl Core {
@@ -127,6 +132,7 @@ impl Core {
             hash,
             count: self.stripes[stripe].load(Ordering::SeqCst),
             epoch: self.epoch.load(Ordering::SeqCst),
+            at: self.ticks.now(),
         }
     }
 
@@ -146,7 +152,11 @@ impl Core {
         // the same millisecond, and their reads of the store come spread, not as one burst.
         let spread = (stamp.hash >> 16) % (ttl / 8 + 1);
         let now = self.ticks.now();
-        let until = now.saturating_add(ttl - spread);
+        let until = stamp.at.saturating_add(ttl - spread);
+        if until <= now {
+            // The read took longer than the entry would be served.
+            return;
+        }
         self.cache.insert(token, found.cloned(), until, now);
         // Inserted first, checked second: an invalidation that raced the store read either
         // shows here, or removes the entry after this insert.
@@ -160,17 +170,27 @@ impl Core {
     /// Reads again from `inner`, in batches, the entries [`due`](table::Table::due) within the
     /// refresh window, each under the stamp taken before its batch was read (a revocation
     /// that arrives meanwhile wins, as for any fill). An entry whose session the store no
-    /// longer has is dropped. Returns how many entries were read.
+    /// longer has is dropped. A batch the store fails to read is left to expire, and the
+    /// others are still read. Returns how many entries were read, or the first error.
     async fn refresh_due<S: SessionStore>(&self, inner: &S) -> Result<usize, StoreError> {
         if self.refresh_window == 0 {
             return Ok(0);
         }
         let now = self.ticks.now();
         let due = self.cache.due(now, now.saturating_add(self.refresh_window));
+        let mut read = 0;
+        let mut failed = None;
         for batch in due.chunks(REFRESH_BATCH) {
             let stamps: Vec<Stamp> = batch.iter().map(|token| self.stamp(token)).collect();
             let keys: Vec<StorageKey<'_>> = batch.iter().map(StorageKey::new).collect();
-            let answers = inner.find_many(&keys).await?;
+            let answers = match inner.find_many(&keys).await {
+                Ok(answers) => answers,
+                Err(error) => {
+                    failed.get_or_insert(error);
+                    continue;
+                }
+            };
+            read += batch.len();
             for ((token, answer), stamp) in batch.iter().zip(answers).zip(stamps) {
                 match answer {
                     Some(found) => self.remember(token, Some(&found), stamp),
@@ -178,7 +198,7 @@ impl Core {
                 }
             }
         }
-        Ok(due.len())
+        failed.map_or(Ok(read), Err)
     }
 
     fn invalidate(&self, token: &str) {
@@ -344,13 +364,17 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
     /// served was read from the store at most `ttl` ago. Sessions no request reads expire as
     /// before. The window is capped at a quarter of `ttl`; zero turns this off.
     ///
-    /// The task needs a Tokio runtime when [`build`](Self::build) runs (without one, nothing
-    /// is refreshed ahead; [`CachedStore::refresh_due`] does one round by hand) and ends when
-    /// the last clone of the cache is dropped. Default: 2 s.
+    /// The task needs a Tokio runtime with timers (as the layer's store deadlines do) when
+    /// [`build`](Self::build) runs: without one, nothing is refreshed ahead, and
+    /// [`CachedStore::refresh_due`] does one round by hand. It ends when the last clone of the
+    /// cache is dropped. Default: 2 s.
     ///
     /// Without it, each cached session costs one store read per TTL on the request path (at
-    /// the default 30 s TTL and 10,000 active sessions, about 330 single-row reads a second);
-    /// with it, a handful of batched reads a second off the request path.
+    /// the default 30 s TTL and 10,000 active sessions, about 330 single-row reads a second).
+    /// With it, those reads are made off the request path: a few batched reads a second on
+    /// the SQL stores and a single Redis node (one statement or pipeline per 64 sessions), one
+    /// read per session, in turn, on stores that do not batch ([`SessionStore::find_many`]'s
+    /// default: a Redis Cluster, Redis in front of a database, your own stores).
     pub fn refresh_ahead(mut self, window: Duration) -> Self {
         self.refresh_ahead = window;
         self
@@ -426,13 +450,11 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 let period =
                     Duration::from_millis(core.refresh_window / 2).max(Duration::from_millis(1));
-                let mut ticks =
-                    tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 runtime.spawn(refresh_ahead(
                     Arc::downgrade(&core),
                     Arc::downgrade(&inner),
-                    ticks,
+                    tokio::time::Instant::now() + period,
+                    period,
                 ));
             }
         }
@@ -446,13 +468,19 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
     }
 }
 
-/// The refresh-ahead task: one round every `period` from one period after the cache was
-/// built (`ticks`, made then, not when the task first runs), until the cache is dropped.
+/// The refresh-ahead task: one round every `period` from `start` (one period after the cache
+/// was built, not after the task first runs), until the cache is dropped.
+///
+/// On a runtime built without timers, `interval_at` panics here, in the task: the task ends,
+/// and the cache works as without refresh-ahead.
 async fn refresh_ahead<S: SessionStore>(
     core: Weak<Core>,
     inner: Weak<S>,
-    mut ticks: tokio::time::Interval,
+    start: tokio::time::Instant,
+    period: Duration,
 ) {
+    let mut ticks = tokio::time::interval_at(start, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
         ticks.tick().await;

@@ -159,7 +159,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// store round trip per entry.
     ///
     /// The default calls `find` for each key in turn. The SQL stores run one
-    /// `… WHERE token IN (…)` per 64 keys, and Redis one pipeline.
+    /// `… WHERE token IN (…)` per 64 keys, and a single Redis node one pipeline per 64 keys.
     fn find_many(
         &self,
         keys: &[StorageKey<'_>],
