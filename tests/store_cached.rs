@@ -568,6 +568,53 @@ async fn a_read_ahead_that_races_a_revocation_is_not_cached() {
 }
 
 #[tokio::test]
+async fn a_read_ahead_that_began_before_an_extension_does_not_put_the_old_expiry_back() {
+    let slow = Slow {
+        inner: MemoryStore::new(),
+        gate: std::sync::Arc::default(),
+        reading: std::sync::Arc::default(),
+    };
+    let clock = ManualClock::new(conformance::NOW);
+    let store = CachedStore::builder(slow.clone())
+        .ttl(Duration::from_secs(8))
+        .refresh_ahead(Duration::from_secs(2))
+        .clock(clock.clone())
+        .build();
+    let user = User::new("extend@example.com", "E", conformance::NOW);
+    slow.inner.insert_user(user.clone());
+    let s = conformance::session(&user, conformance::NOW + time::Duration::days(7));
+    store.create(&s, &user).await.unwrap();
+    slow.gate.notify_one();
+    assert!(store.find(&s.storage_key()).await.unwrap().is_some());
+    slow.reading.notified().await;
+    assert!(
+        store.find(&s.storage_key()).await.unwrap().is_some(),
+        "a hit"
+    );
+    clock.advance(time::Duration::milliseconds(6_500));
+
+    // A read ahead reads the row, then the session is extended through the cache...
+    let refresh = {
+        let store = store.clone();
+        tokio::spawn(async move { store.refresh_due().await.unwrap() })
+    };
+    slow.reading.notified().await;
+    let later = conformance::NOW + time::Duration::days(8);
+    let extended = store
+        .extend(&s.storage_key(), later, conformance::NOW)
+        .await
+        .unwrap()
+        .expect("extended");
+    assert_eq!(extended.expires_at, later);
+    slow.gate.notify_one();
+    assert_eq!(refresh.await.unwrap(), 1);
+    // ...and the expiry served is the new one, whatever the cache holds.
+    slow.gate.notify_one();
+    let served = store.find(&s.storage_key()).await.unwrap().unwrap();
+    assert_eq!(served.session.expires_at, later, "the old expiry came back");
+}
+
+#[tokio::test]
 async fn an_entrys_ttl_runs_from_when_its_read_began() {
     let slow = Slow {
         inner: MemoryStore::new(),

@@ -201,8 +201,14 @@ impl Core {
         failed.map_or(Ok(read), Err)
     }
 
-    fn invalidate(&self, token: &str) {
+    /// Makes every read of `token` already in flight (a fill, a read ahead) drop its answer
+    /// rather than cache it.
+    fn fence(&self, token: &str) {
         self.stripes[Self::stripe(self.hash(token))].fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn invalidate(&self, token: &str) {
+        self.fence(token);
         self.cache.remove(token.as_bytes());
     }
 
@@ -714,6 +720,9 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         let token = key.as_str();
+        // A read that began before this write would otherwise cache the old expiry after the
+        // new one, for a whole TTL.
+        self.core.fence(token);
         let stamp = self.core.stamp(token);
         let updated = self.inner.extend(key, expires_at, now).await?;
         match (&updated, self.core.lookup(token)) {
