@@ -30,6 +30,7 @@ mod in_front_of_postgres {
     #![cfg(feature = "postgres")]
     use super::*;
     use tower_auth_session::store::{PostgresStore, RedisWithDatabase};
+    use tower_auth_session::StorageKey;
 
     impl Harness for RedisWithDatabase<PostgresStore> {
         async fn add_user(&self, user: &User) -> User {
@@ -58,6 +59,49 @@ mod in_front_of_postgres {
     }
 
     conformance_suite!(tiered("redis in front of postgres conformance"));
+
+    #[tokio::test]
+    async fn find_many_falls_back_to_the_database_for_what_redis_lacks() {
+        let Some(store) = tiered("tiered find_many fallback").await else {
+            return;
+        };
+        let user = store.add_user(&conformance::user("tiered")).await;
+        let both = store
+            .create(&conformance::session(&user, NOW + Duration::days(7)), &user)
+            .await
+            .unwrap();
+        let row_only = store
+            .create(&conformance::session(&user, NOW + Duration::days(7)), &user)
+            .await
+            .unwrap();
+        // Gone from Redis (its TTL ran out, say), still a row in the database.
+        store.redis().delete(&row_only.storage_key()).await.unwrap();
+        let keys = [
+            row_only.storage_key(),
+            StorageKey::new("no-such-token"),
+            both.storage_key(),
+        ];
+        let found = store.find_many(&keys).await.unwrap();
+        let tokens: Vec<Option<&str>> = found
+            .iter()
+            .map(|f| f.as_ref().map(|a| a.session.token.as_str()))
+            .collect();
+        assert_eq!(
+            tokens,
+            [
+                Some(row_only.token.as_str()),
+                None,
+                Some(both.token.as_str())
+            ]
+        );
+        for (key, answer) in keys.iter().zip(&found) {
+            let by_find = store.find(key).await.unwrap();
+            assert_eq!(
+                answer.as_ref().map(|a| &a.session.id),
+                by_find.as_ref().map(|a| &a.session.id)
+            );
+        }
+    }
 }
 
 #[tokio::test]

@@ -378,9 +378,9 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
     /// Without it, each cached session costs one store read per TTL on the request path (at
     /// the default 30 s TTL and 10,000 active sessions, about 330 single-row reads a second).
     /// With it, those reads are made off the request path: a few batched reads a second on
-    /// the SQL stores and a single Redis node (one statement or pipeline per 64 sessions), one
-    /// read per session, in turn, on stores that do not batch ([`SessionStore::find_many`]'s
-    /// default: a Redis Cluster, Redis in front of a database, your own stores).
+    /// the SQL stores, a single Redis node and Redis in front of a database (one statement or
+    /// pipeline per 64 sessions), one read per session, in turn, on stores that do not batch
+    /// ([`SessionStore::find_many`]'s default: a Redis Cluster, your own stores).
     pub fn refresh_ahead(mut self, window: Duration) -> Self {
         self.refresh_ahead = window;
         self

@@ -159,7 +159,9 @@ pub trait SessionStore: Send + Sync + 'static {
     /// store round trip per entry.
     ///
     /// The default calls `find` for each key in turn. The SQL stores run one
-    /// `… WHERE token IN (…)` per 64 keys, and a single Redis node one pipeline per 64 keys.
+    /// `… WHERE token IN (…)` per 64 keys, a single Redis node one pipeline per 64 keys, and
+    /// Redis in front of a database pipelines Redis, then asks the database once for what
+    /// Redis lacks.
     fn find_many(
         &self,
         keys: &[StorageKey<'_>],

@@ -517,43 +517,19 @@ impl RedisStore {
         Ok(Some((raw, stored, revoked)))
     }
 
-    /// Deletes one key.
-    async fn del(&self, operation: &'static str, key: &str) -> Result<(), StoreError> {
-        self.run(operation, |mut c| async move { c.del::<_, ()>(key).await })
-            .await
-    }
-}
-
-/// A session value and its user's revoked-before marker (`""` when there is none): the
-/// stored session, and whether the marker rejects it.
-fn decode(raw: &str, marker: &str) -> Result<(Stored, bool), StoreError> {
-    let stored: Stored = serde_json::from_str(raw).map_err(corrupt)?;
-    let revoked = marker
-        .parse::<i64>()
-        .is_ok_and(|before| time_fmt::to_unix_ms(stored.session.created_at) < before);
-    Ok((stored, revoked))
-}
-
-impl SessionStore for RedisStore {
-    async fn find(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
-        Ok(match self.read(key.as_str()).await? {
-            Some((_, stored, false)) => Some(Authenticated::new(stored.session, stored.user)),
-            _ => None,
-        })
-    }
-
-    /// One pipeline per 64 keys on a single node, each key read by the same script as
-    /// [`find`](SessionStore::find) (the script is loaded first in the pipeline, so a
-    /// restarted Redis that lost it still answers). A cluster reads key by key: a session and
-    /// its user's marker live in different slots.
-    async fn find_many(
+    /// [`read`](Self::read) for many keys, one answer per key in order (without the raw
+    /// values): one pipeline per 64 keys on a single node, each key read by the same script
+    /// (loaded first in the pipeline, so a restarted Redis that lost it still answers); key by
+    /// key on a cluster, where a session and its user's marker live in different slots.
+    async fn read_many(
         &self,
         keys: &[StorageKey<'_>],
-    ) -> Result<Vec<Option<Authenticated>>, StoreError> {
+    ) -> Result<Vec<Option<(Stored, bool)>>, StoreError> {
         let mut found = Vec::with_capacity(keys.len());
         if self.link.is_cluster() {
             for key in keys {
-                found.push(self.find(key).await?);
+                let read = self.read(key.as_str()).await?;
+                found.push(read.map(|(_, stored, revoked)| (stored, revoked)));
             }
             return Ok(found);
         }
@@ -590,15 +566,54 @@ impl SessionStore for RedisStore {
             }
             for reply in replies {
                 found.push(match reply {
-                    Some((raw, marker)) => match decode(&raw, &marker)? {
-                        (stored, false) => Some(Authenticated::new(stored.session, stored.user)),
-                        (_, true) => None,
-                    },
+                    Some((raw, marker)) => Some(decode(&raw, &marker)?),
                     None => None,
                 });
             }
         }
         Ok(found)
+    }
+
+    /// Deletes one key.
+    async fn del(&self, operation: &'static str, key: &str) -> Result<(), StoreError> {
+        self.run(operation, |mut c| async move { c.del::<_, ()>(key).await })
+            .await
+    }
+}
+
+/// A session value and its user's revoked-before marker (`""` when there is none): the
+/// stored session, and whether the marker rejects it.
+fn decode(raw: &str, marker: &str) -> Result<(Stored, bool), StoreError> {
+    let stored: Stored = serde_json::from_str(raw).map_err(corrupt)?;
+    let revoked = marker
+        .parse::<i64>()
+        .is_ok_and(|before| time_fmt::to_unix_ms(stored.session.created_at) < before);
+    Ok((stored, revoked))
+}
+
+impl SessionStore for RedisStore {
+    async fn find(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
+        Ok(match self.read(key.as_str()).await? {
+            Some((_, stored, false)) => Some(Authenticated::new(stored.session, stored.user)),
+            _ => None,
+        })
+    }
+
+    /// One pipeline per 64 keys on a single node ([`RedisStore::read_many`]); key by key on a
+    /// cluster.
+    async fn find_many(
+        &self,
+        keys: &[StorageKey<'_>],
+    ) -> Result<Vec<Option<Authenticated>>, StoreError> {
+        Ok(self
+            .read_many(keys)
+            .await?
+            .into_iter()
+            .map(|read| match read {
+                Some((stored, false)) => Some(Authenticated::new(stored.session, stored.user)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The user's list first, then the session key (as Better Auth orders them): a failure
@@ -795,6 +810,38 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
             Some((_, _, true)) => Ok(None),
             None => self.database.find(key).await,
         }
+    }
+
+    /// Redis first, in pipelines; the keys Redis does not have (and no marker revokes) then go
+    /// to the database in one `find_many`.
+    async fn find_many(
+        &self,
+        keys: &[StorageKey<'_>],
+    ) -> Result<Vec<Option<Authenticated>>, StoreError> {
+        let reads = self.redis.read_many(keys).await?;
+        let mut found = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for (i, read) in reads.into_iter().enumerate() {
+            found.push(match read {
+                Some((stored, false)) => Some(Authenticated::new(stored.session, stored.user)),
+                Some((_, true)) => None,
+                None => {
+                    missing.push(i);
+                    None
+                }
+            });
+        }
+        if !missing.is_empty() {
+            let asked: Vec<StorageKey<'_>> = missing
+                .iter()
+                .map(|&i| StorageKey::new(keys[i].as_str()))
+                .collect();
+            let answers = self.database.find_many(&asked).await?;
+            for (i, answer) in missing.into_iter().zip(answers) {
+                found[i] = answer;
+            }
+        }
+        Ok(found)
     }
 
     async fn create(&self, session: &Session, user: &User) -> Result<Session, StoreError> {
