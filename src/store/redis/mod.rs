@@ -599,7 +599,8 @@ impl SessionStore for RedisStore {
         })
     }
 
-    /// One pipeline per 64 keys on a single node ([`RedisStore::read_many`]); key by key on a
+    /// One pipeline per 64 keys on a single node, each key read by the same script as `find`
+    /// (loaded first in the pipeline, so a restarted Redis still answers); key by key on a
     /// cluster.
     async fn find_many(
         &self,
