@@ -39,6 +39,23 @@ pub enum Placeholder {
     Question,
 }
 
+impl Placeholder {
+    /// Writes the placeholder of parameter `n` (1-based) at the end of `sql`.
+    fn push(self, sql: &mut String, n: usize) {
+        match self {
+            Self::QuestionNumbered => {
+                sql.push('?');
+                sql.push_str(&n.to_string());
+            }
+            Self::DollarNumbered => {
+                sql.push('$');
+                sql.push_str(&n.to_string());
+            }
+            Self::Question => sql.push('?'),
+        }
+    }
+}
+
 /// The SQL spelling of a dialect.
 #[derive(Clone, Copy, Debug)]
 pub struct Syntax {
@@ -98,17 +115,7 @@ impl Stmt {
                 .next()
                 .and_then(|d| d.to_digit(10))
                 .expect("a parameter marker is NUL and one digit") as usize;
-            match syntax.placeholder {
-                Placeholder::QuestionNumbered => {
-                    sql.push('?');
-                    sql.push_str(&n.to_string());
-                }
-                Placeholder::DollarNumbered => {
-                    sql.push('$');
-                    sql.push_str(&n.to_string());
-                }
-                Placeholder::Question => sql.push('?'),
-            }
+            syntax.placeholder.push(&mut sql, n);
             binds.push(n - 1);
         }
         if syntax.placeholder != Placeholder::Question {
@@ -131,11 +138,7 @@ impl Stmt {
             if i > 1 {
                 sql.push_str(", ");
             }
-            match syntax.placeholder {
-                Placeholder::QuestionNumbered => sql.push_str(&format!("?{i}")),
-                Placeholder::DollarNumbered => sql.push_str(&format!("${i}")),
-                Placeholder::Question => sql.push('?'),
-            }
+            syntax.placeholder.push(&mut sql, i);
         }
         sql.push_str(tail);
         Self {

@@ -173,6 +173,13 @@ impl<D: Dialect> SqlStore<D> {
         read_user::<D>(row, start, &self.q)
     }
 
+    /// A row of the lookup (`find`, `find_many`): the session's columns, then its user's.
+    fn read_found(&self, row: &D::Row) -> Result<Authenticated, StoreError> {
+        let session = self.read_session(row)?;
+        let user = self.read_user(row, SESSION_CORE + self.q.session_extra.len())?;
+        Ok(Authenticated::new(session, user))
+    }
+
     /// The id a new row gets: `None` when the database assigns it.
     fn new_id(&self, kind: IdKind, given: &str) -> Option<String> {
         match (kind, self.q.layout.text_ids) {
@@ -375,10 +382,7 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
             .db
             .fetch_optional("find", &self.q.find, &[Param::Text(key.as_str())], false)
             .await?;
-        let Some(row) = row else { return Ok(None) };
-        let session = self.read_session(&row)?;
-        let user = self.read_user(&row, SESSION_CORE + self.q.session_extra.len())?;
-        Ok(Some(Authenticated::new(session, user)))
+        row.map(|row| self.read_found(&row)).transpose()
     }
 
     /// One `… WHERE token IN (…)` per 64 keys, the list padded to a power of two by repeating
@@ -398,9 +402,7 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
                 .collect();
             let rows = self.db.fetch_all("find many", stmt, &params).await?;
             for row in rows {
-                let session = self.read_session(&row)?;
-                let user = self.read_user(&row, SESSION_CORE + self.q.session_extra.len())?;
-                let answer = Authenticated::new(session, user);
+                let answer = self.read_found(&row)?;
                 for (i, key) in chunk.iter().enumerate() {
                     if key.as_str() == answer.session.token {
                         found[n * largest + i] = Some(answer.clone());

@@ -526,19 +526,15 @@ impl Build<'_> {
         );
         let uid = self.u(UserColumn::Id);
         let user_id_kind = self.layout.user_id;
-        let find = self.stmt(&format!(
-            "select {}, {} from {st} s join {ut} u on u.{uid} = s.{suid} where s.{tok} = {}",
-            session_cols("s."),
-            user_cols("u."),
-            p(1)
-        ));
-        let find_many_head = format!(
-            "select {}, {} from {st} s join {ut} u on u.{uid} = s.{suid} where s.{tok} in (",
+        // The lookup: the session joined to its user, by token; `find_many` asks for a list.
+        let lookup = format!(
+            "select {}, {} from {st} s join {ut} u on u.{uid} = s.{suid} where s.{tok}",
             session_cols("s."),
             user_cols("u."),
         );
+        let find = self.stmt(&format!("{lookup} = {}", p(1)));
         let find_many = (0..FIND_MANY_SIZES)
-            .map(|k| Stmt::list(self.syntax, &find_many_head, 1 << k, ")"))
+            .map(|k| Stmt::list(self.syntax, &format!("{lookup} in ("), 1 << k, ")"))
             .collect();
         // A serial id is left to the database; every other column is bound.
         let serial_session = self.layout.session_id == IdKind::Integer;
