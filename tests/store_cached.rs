@@ -451,6 +451,16 @@ struct Slow {
     reading: std::sync::Arc<tokio::sync::Notify>,
 }
 
+impl Slow {
+    fn new() -> Self {
+        Self {
+            inner: MemoryStore::new(),
+            gate: std::sync::Arc::default(),
+            reading: std::sync::Arc::default(),
+        }
+    }
+}
+
 impl SessionStore for Slow {
     async fn find(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
         let found = self.inner.find(key).await;
@@ -489,11 +499,7 @@ impl SessionStore for Slow {
 
 #[tokio::test]
 async fn a_read_that_races_a_revocation_is_not_cached() {
-    let slow = Slow {
-        inner: MemoryStore::new(),
-        gate: std::sync::Arc::default(),
-        reading: std::sync::Arc::default(),
-    };
+    let slow = Slow::new();
     let store = CachedStore::builder(slow.clone()).build();
     let user = User::new("race@example.com", "R", conformance::NOW);
     slow.inner.insert_user(user.clone());
@@ -523,20 +529,25 @@ async fn a_read_that_races_a_revocation_is_not_cached() {
     assert_eq!(store.entry_count(), 0);
 }
 
-#[tokio::test]
-async fn a_read_ahead_that_races_a_revocation_is_not_cached() {
-    let slow = Slow {
-        inner: MemoryStore::new(),
-        gate: std::sync::Arc::default(),
-        reading: std::sync::Arc::default(),
-    };
+/// A cache over a [`Slow`] store (served 7 to 8 s, read ahead in the last 2 s) holding one
+/// session that was read since it was cached, and a read ahead of it that has read the row and
+/// is held before it caches the answer (released by `slow.gate`).
+async fn read_ahead_held(
+    email: &str,
+) -> (
+    CachedStore<Slow>,
+    Slow,
+    Session,
+    tokio::task::JoinHandle<usize>,
+) {
+    let slow = Slow::new();
     let clock = ManualClock::new(conformance::NOW);
     let store = CachedStore::builder(slow.clone())
         .ttl(Duration::from_secs(8))
         .refresh_ahead(Duration::from_secs(2))
         .clock(clock.clone())
         .build();
-    let user = User::new("ahead@example.com", "A", conformance::NOW);
+    let user = User::new(email, "A", conformance::NOW);
     slow.inner.insert_user(user.clone());
     let s = conformance::session(&user, conformance::NOW + time::Duration::days(7));
     store.create(&s, &user).await.unwrap();
@@ -548,13 +559,18 @@ async fn a_read_ahead_that_races_a_revocation_is_not_cached() {
         "a hit"
     );
     clock.advance(time::Duration::milliseconds(6_500));
-
-    // The read ahead reads the live row and is held before it caches the answer...
     let refresh = {
         let store = store.clone();
         tokio::spawn(async move { store.refresh_due().await.unwrap() })
     };
     slow.reading.notified().await;
+    (store, slow, s, refresh)
+}
+
+#[tokio::test]
+async fn a_read_ahead_that_races_a_revocation_is_not_cached() {
+    // The read ahead has read the live row and is held before it caches the answer...
+    let (store, slow, s, refresh) = read_ahead_held("ahead@example.com").await;
     // ...the session is revoked meanwhile...
     store.delete(&s.storage_key()).await.unwrap();
     slow.gate.notify_one();
@@ -569,36 +585,8 @@ async fn a_read_ahead_that_races_a_revocation_is_not_cached() {
 
 #[tokio::test]
 async fn a_read_ahead_that_began_before_an_extension_does_not_put_the_old_expiry_back() {
-    let slow = Slow {
-        inner: MemoryStore::new(),
-        gate: std::sync::Arc::default(),
-        reading: std::sync::Arc::default(),
-    };
-    let clock = ManualClock::new(conformance::NOW);
-    let store = CachedStore::builder(slow.clone())
-        .ttl(Duration::from_secs(8))
-        .refresh_ahead(Duration::from_secs(2))
-        .clock(clock.clone())
-        .build();
-    let user = User::new("extend@example.com", "E", conformance::NOW);
-    slow.inner.insert_user(user.clone());
-    let s = conformance::session(&user, conformance::NOW + time::Duration::days(7));
-    store.create(&s, &user).await.unwrap();
-    slow.gate.notify_one();
-    assert!(store.find(&s.storage_key()).await.unwrap().is_some());
-    slow.reading.notified().await;
-    assert!(
-        store.find(&s.storage_key()).await.unwrap().is_some(),
-        "a hit"
-    );
-    clock.advance(time::Duration::milliseconds(6_500));
-
-    // A read ahead reads the row, then the session is extended through the cache...
-    let refresh = {
-        let store = store.clone();
-        tokio::spawn(async move { store.refresh_due().await.unwrap() })
-    };
-    slow.reading.notified().await;
+    // A read ahead has read the row, then the session is extended through the cache...
+    let (store, slow, s, refresh) = read_ahead_held("extend@example.com").await;
     let later = conformance::NOW + time::Duration::days(8);
     let extended = store
         .extend(&s.storage_key(), later, conformance::NOW)
@@ -616,11 +604,7 @@ async fn a_read_ahead_that_began_before_an_extension_does_not_put_the_old_expiry
 
 #[tokio::test]
 async fn an_entrys_ttl_runs_from_when_its_read_began() {
-    let slow = Slow {
-        inner: MemoryStore::new(),
-        gate: std::sync::Arc::default(),
-        reading: std::sync::Arc::default(),
-    };
+    let slow = Slow::new();
     let clock = ManualClock::new(conformance::NOW);
     let store = CachedStore::builder(slow.clone())
         .ttl(Duration::from_secs(8))
