@@ -364,6 +364,96 @@ async fn cluster_keys_keep_better_auths_names_across_slots() {
     );
 }
 
+/// `find_many` applies each user's revoked-before marker, as `find` does, and keeps key order:
+/// on a node (one script per key) and on a cluster (one `MGET` of the sessions, one of the
+/// markers). Another writer (a racing Better Auth instance) wrote the marker without deleting
+/// the keys, so the marker alone must reject them.
+async fn find_many_applies_revoked_before_markers<C>(store: RedisStore, prefix: &str, mut conn: C)
+where
+    C: redis::aio::ConnectionLike + Send + Sync,
+{
+    let revoked = User::new("revoked@example.com", "Revoked", NOW);
+    let kept = User::new("kept@example.com", "Kept", NOW);
+    let r1 = conformance::session(&revoked, NOW + Duration::days(7));
+    let r2 = conformance::session(&revoked, NOW + Duration::days(7));
+    let k = conformance::session(&kept, NOW + Duration::days(7));
+    for (s, u) in [(&r1, &revoked), (&r2, &revoked), (&k, &kept)] {
+        store.create(s, u).await.unwrap();
+    }
+    let before = tower_auth_session::test_support::to_unix_ms(NOW) + 1;
+    let _: () = conn
+        .set(
+            format!("{prefix}revoked-sessions-before-{}", revoked.id),
+            before.to_string(),
+        )
+        .await
+        .unwrap();
+    let unknown = tower_auth_session::StorageKey::new("no-such-token");
+    let keys = [
+        r1.storage_key(),
+        k.storage_key(),
+        unknown,
+        r2.storage_key(),
+        k.storage_key(),
+    ];
+    let found = store.find_many(&keys).await.unwrap();
+    let tokens: Vec<Option<&str>> = found
+        .iter()
+        .map(|f| f.as_ref().map(|f| f.session.token.as_str()))
+        .collect();
+    let kept_token = Some(k.token.as_str());
+    assert_eq!(tokens, [None, kept_token, None, None, kept_token]);
+    assert_eq!(found[1].as_ref().unwrap().user.email, kept.email);
+    for (key, answer) in keys.iter().zip(&found) {
+        let by_find = store.find(key).await.unwrap();
+        assert_eq!(
+            answer.as_ref().map(|a| &a.session.id),
+            by_find.as_ref().map(|a| &a.session.id),
+            "find_many and find agree"
+        );
+    }
+}
+
+#[tokio::test]
+async fn find_many_applies_revoked_before_markers_on_one_node() {
+    let test = "find_many_applies_revoked_before_markers_on_one_node";
+    let Some(url) = common::server_url("TAS_TEST_REDIS_URL", test) else {
+        return;
+    };
+    let prefix = common::redis_prefix();
+    let store = RedisStore::builder(&url)
+        .key_prefix(&prefix)
+        .clock(ManualClock::new(NOW))
+        .build()
+        .await
+        .unwrap();
+    let conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    find_many_applies_revoked_before_markers(store, &prefix, conn).await;
+}
+
+#[tokio::test]
+async fn find_many_applies_revoked_before_markers_on_a_cluster() {
+    let test = "find_many_applies_revoked_before_markers_on_a_cluster";
+    let Some(urls) = common::server_url("TAS_TEST_REDIS_CLUSTER_URLS", test) else {
+        return;
+    };
+    let prefix = common::redis_prefix();
+    let store = RedisStore::cluster_builder(urls.split(','))
+        .key_prefix(&prefix)
+        .clock(ManualClock::new(NOW))
+        .build()
+        .await
+        .unwrap();
+    assert!(store.is_cluster());
+    let client = redis::cluster::ClusterClient::new(urls.split(',').collect::<Vec<_>>()).unwrap();
+    let conn = client.get_async_connection().await.unwrap();
+    find_many_applies_revoked_before_markers(store, &prefix, conn).await;
+}
+
 /// One node of a cluster given as a plain URL, as a managed service's configuration endpoint
 /// is: the store notices and uses cluster mode, so sign-ins do not fail with `MOVED`.
 #[tokio::test]

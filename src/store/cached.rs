@@ -379,8 +379,9 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
     /// the default 30 s TTL and 10,000 active sessions, about 330 single-row reads a second).
     /// With it, those reads are made off the request path: a few batched reads a second on
     /// the SQL stores, a single Redis node and Redis in front of a database (one statement or
-    /// pipeline per 64 sessions), one read per session, in turn, on stores that do not batch
-    /// ([`SessionStore::find_many`]'s default: a Redis Cluster, your own stores).
+    /// pipeline per 64 sessions) and a Redis Cluster (two `MGET`s per 64 sessions), one read
+    /// per session, in turn, on stores that do not batch ([`SessionStore::find_many`]'s
+    /// default: your own stores).
     pub fn refresh_ahead(mut self, window: Duration) -> Self {
         self.refresh_ahead = window;
         self
