@@ -18,12 +18,17 @@
 //!    never in SQLite's busy handler. The next commit writes the log from its start: the file
 //!    keeps its largest size (about 64 to 80 MiB under sustained writes) and is reused.
 //!    (`TRUNCATE`, which also shrinks the file, stalled the writer for about 28 ms each time.)
+//! 3. once nothing has been written for [`IDLE_ROUNDS`] rounds (a second) and the log file is
+//!    larger than [`TRUNCATE_BYTES`], truncates it on the writer connection (`TRUNCATE`, with
+//!    the same short wait): after a burst of writes the file does not keep its largest size
+//!    for as long as the process runs, and the stall falls when no write is waiting.
 //!
 //! A round that finds another connection checkpointing (Better Auth's own, after its commits)
 //! tries again at the next one; a restart that cannot finish is tried again after 1, 2, 4, …
 //! up to [`MAX_BACKOFF_ROUNDS`] rounds. The task stops when the store is dropped (its last
 //! clone), or at once when the database is not in WAL mode.
 
+use std::path::PathBuf;
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -40,8 +45,14 @@ const RESTART_PAGES: i64 = 16_384;
 /// The store's connections' own `wal_autocheckpoint`: only if the task cannot keep up.
 pub(crate) const FALLBACK_PAGES: i64 = 4 * RESTART_PAGES;
 
-/// How long a restart waits for readers of old pages.
+/// How long a restart or a truncation waits for readers of old pages.
 const RESTART_WAIT_MS: u32 = 10;
+
+/// How many rounds in a row the log must see no write before its file is truncated: one second.
+const IDLE_ROUNDS: u32 = 4;
+
+/// The log file size past which an idle log is truncated: 4 MiB.
+const TRUNCATE_BYTES: u64 = 4 << 20;
 
 /// The most rounds a restart waits after one that could not finish (a reader held on to old
 /// pages): the wait doubles from one round up to this, so that a long reader (a backup, a long
@@ -65,13 +76,16 @@ pub(crate) fn keep_short(checkpoint: SqlitePool, writer: SqlitePool, alive: Weak
         }
         let mut tick = tokio::time::interval(INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut backoff = Backoff::default();
+        let mut state = State {
+            log_file: log_file(&checkpoint).await,
+            ..State::default()
+        };
         loop {
             tick.tick().await;
             if alive.strong_count() == 0 {
                 return;
             }
-            if let Err(error) = round(&checkpoint, &writer, RESTART_PAGES, &mut backoff).await {
+            if let Err(error) = round(&checkpoint, &writer, &Limits::DEFAULT, &mut state).await {
                 tracing::debug!(%error, "SQLite checkpoint failed; trying again");
             }
         }
@@ -84,6 +98,76 @@ async fn in_wal_mode(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
         .fetch_one(pool)
         .await?;
     Ok(mode.eq_ignore_ascii_case("wal"))
+}
+
+/// The path of the main database's log file (`…-wal`); `None` for an in-memory database or
+/// when SQLite does not say.
+async fn log_file(pool: &SqlitePool) -> Option<PathBuf> {
+    let rows: Vec<(i64, String, String)> = sqlx::query_as("pragma database_list")
+        .fetch_all(pool)
+        .await
+        .ok()?;
+    let (_, _, file) = rows.into_iter().find(|(_, name, _)| name == "main")?;
+    (!file.is_empty()).then(|| PathBuf::from(format!("{file}-wal")))
+}
+
+/// The log file's length in bytes (0 when there is no file to read).
+fn log_len(file: Option<&std::path::Path>) -> u64 {
+    file.and_then(|file| std::fs::metadata(file).ok())
+        .map_or(0, |m| m.len())
+}
+
+/// The thresholds of a round (tests make them small).
+#[derive(Debug)]
+struct Limits {
+    /// The log length (in pages) past which it starts over.
+    restart_pages: i64,
+    /// Rounds in a row without a write before the log file is truncated.
+    idle_rounds: u32,
+    /// The log file size past which an idle log is truncated.
+    truncate_bytes: u64,
+}
+
+impl Limits {
+    const DEFAULT: Self = Self {
+        restart_pages: RESTART_PAGES,
+        idle_rounds: IDLE_ROUNDS,
+        truncate_bytes: TRUNCATE_BYTES,
+    };
+}
+
+/// What the task remembers between rounds.
+#[derive(Debug, Default)]
+struct State {
+    backoff: Backoff,
+    idle: Idle,
+    /// The log file, whose size decides a truncation (none: never truncated).
+    log_file: Option<PathBuf>,
+}
+
+/// How long the database has gone without a commit.
+#[derive(Debug, Default)]
+struct Idle {
+    /// The checkpoint connection's `data_version` at the last round.
+    version: Option<i64>,
+    /// Rounds in a row that found the same version and everything copied back.
+    rounds: u32,
+}
+
+impl Idle {
+    /// Counts a round that found `data_version` at `version` and everything copied back
+    /// (`settled`) or not: the rounds in a row without a commit by another connection and with
+    /// nothing left to copy. (The log's length cannot tell: a commit after a complete
+    /// checkpoint starts the log over, often at the same length.)
+    fn count(&mut self, version: i64, settled: bool) -> u32 {
+        if settled && self.version == Some(version) {
+            self.rounds = self.rounds.saturating_add(1);
+        } else {
+            self.version = Some(version);
+            self.rounds = 0;
+        }
+        self.rounds
+    }
 }
 
 /// When the next restart may be tried.
@@ -120,37 +204,60 @@ impl Backoff {
 enum Round {
     /// Another connection (Better Auth's, a backup tool) was checkpointing: next round.
     Busy,
-    /// The log's length in pages before this round, and whether it was restarted.
-    Log { pages: i64, restarted: bool },
+    /// The log's length in pages before this round, whether it was restarted, and whether its
+    /// file was truncated.
+    Log {
+        pages: i64,
+        restarted: bool,
+        truncated: bool,
+    },
 }
 
-/// One checkpoint, and a restart of the log when it is longer than `restart_pages` (unless
-/// `backoff` says to wait).
+/// One checkpoint; a restart of the log when it is longer than `limits.restart_pages` (unless
+/// the backoff says to wait); a truncation of its file when no write came for
+/// `limits.idle_rounds` rounds and the file is larger than `limits.truncate_bytes`.
 async fn round(
     checkpoint: &SqlitePool,
     writer: &SqlitePool,
-    restart_pages: i64,
-    backoff: &mut Backoff,
+    limits: &Limits,
+    state: &mut State,
 ) -> Result<Round, sqlx::Error> {
-    let (busy, pages, _copied): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(PASSIVE)")
+    // Changed by every commit of another connection since the last round (the pool is this
+    // one connection, kept for the store's life).
+    let (version,): (i64,) = sqlx::query_as("pragma data_version")
+        .fetch_one(checkpoint)
+        .await?;
+    let (busy, pages, copied): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(PASSIVE)")
         .fetch_one(checkpoint)
         .await?;
     // SQLite reports -1 pages when another connection holds the checkpoint lock.
     if busy != 0 && pages < 0 {
         return Ok(Round::Busy);
     }
-    let mut restarted = false;
-    if pages > restart_pages && backoff.ready() {
-        restarted = restart(writer).await?;
-        backoff.finished(restarted);
+    let idle = state.idle.count(version, copied == pages) >= limits.idle_rounds;
+    let (mut restarted, mut truncated) = (false, false);
+    if idle && log_len(state.log_file.as_deref()) > limits.truncate_bytes {
+        // `TRUNCATE` also starts the log over (a `RESTART` alone leaves the length SQLite
+        // reports, and so the next rounds' restarts, until the next commit).
+        truncated = on_writer(writer, "TRUNCATE").await?;
+        // Done or not (a reader held on), wait as long again before the next try.
+        state.idle = Idle::default();
+    } else if pages > limits.restart_pages && state.backoff.ready() {
+        restarted = on_writer(writer, "RESTART").await?;
+        state.backoff.finished(restarted);
     }
-    Ok(Round::Log { pages, restarted })
+    Ok(Round::Log {
+        pages,
+        restarted,
+        truncated,
+    })
 }
 
-/// Copies what is left of the log and has the next commit write it from its start, on the
-/// writer connection. Its busy timeout is [`RESTART_WAIT_MS`] meanwhile: a reader that holds on
-/// to old pages longer makes this round give up, and the next one tries again.
-async fn restart(writer: &SqlitePool) -> Result<bool, sqlx::Error> {
+/// Runs `wal_checkpoint(mode)` (`RESTART` or `TRUNCATE`) on the writer connection: copies what
+/// is left of the log and has the next commit write it from its start (`TRUNCATE` also empties
+/// the file). Its busy timeout is [`RESTART_WAIT_MS`] meanwhile: a reader that holds on to old
+/// pages longer makes this round give up, and a later one tries again. Whether it finished.
+async fn on_writer(writer: &SqlitePool, mode: &'static str) -> Result<bool, sqlx::Error> {
     let mut conn = writer.acquire().await?;
     let (busy_ms,): (i64,) = sqlx::query_as("pragma busy_timeout")
         .fetch_one(&mut *conn)
@@ -158,9 +265,10 @@ async fn restart(writer: &SqlitePool) -> Result<bool, sqlx::Error> {
     sqlx::query(&format!("pragma busy_timeout = {RESTART_WAIT_MS}"))
         .execute(&mut *conn)
         .await?;
-    let done: Result<(i64, i64, i64), _> = sqlx::query_as("pragma wal_checkpoint(RESTART)")
-        .fetch_one(&mut *conn)
-        .await;
+    let done: Result<(i64, i64, i64), _> =
+        sqlx::query_as(&format!("pragma wal_checkpoint({mode})"))
+            .fetch_one(&mut *conn)
+            .await;
     if let Err(e) = sqlx::query(&format!("pragma busy_timeout = {busy_ms}"))
         .execute(&mut *conn)
         .await
@@ -170,7 +278,13 @@ async fn restart(writer: &SqlitePool) -> Result<bool, sqlx::Error> {
         return Err(e);
     }
     let (busy, pages, copied) = done?;
-    tracing::trace!(busy, pages, copied, "SQLite write-ahead log restart");
+    tracing::trace!(
+        mode,
+        busy,
+        pages,
+        copied,
+        "SQLite write-ahead log checkpoint"
+    );
     Ok(busy == 0)
 }
 
@@ -236,11 +350,18 @@ mod tests {
 
         // Long enough to start over, but the reader still needs old pages: the round gives up
         // after its short wait (it does not fail), and the log keeps growing.
-        let mut backoff = Backoff::default();
+        let mut state = State::default();
+        let limits = Limits {
+            restart_pages: 10,
+            ..Limits::DEFAULT
+        };
         let Round::Log {
             pages: before,
             restarted,
-        } = round(&checkpoint, &writer, 10, &mut backoff).await.unwrap()
+            ..
+        } = round(&checkpoint, &writer, &limits, &mut state)
+            .await
+            .unwrap()
         else {
             panic!("nobody else checkpoints here");
         };
@@ -254,15 +375,17 @@ mod tests {
         sqlx::query("commit").execute(&mut *held).await.unwrap();
         drop(held);
         assert!(matches!(
-            round(&checkpoint, &writer, 10, &mut backoff).await.unwrap(),
+            round(&checkpoint, &writer, &limits, &mut state)
+                .await
+                .unwrap(),
             Round::Log {
                 restarted: false,
                 ..
             }
         ));
         assert!(matches!(
-            round(&checkpoint, &writer, 10, &mut backoff).await.unwrap(),
-            Round::Log { restarted: true, pages } if pages > before
+            round(&checkpoint, &writer, &limits, &mut state).await.unwrap(),
+            Round::Log { restarted: true, pages, .. } if pages > before
         ));
         write(&writer, 81..82).await;
         let after = log_pages(&checkpoint).await;
@@ -280,6 +403,103 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(count, 82);
+    }
+
+    #[tokio::test]
+    async fn an_idle_log_file_is_truncated_unless_a_reader_holds_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("idle.db");
+        let writer = pool(&file).await;
+        let checkpoint = pool(&file).await;
+        let reader = pool(&file).await;
+        sqlx::query("create table t (n integer, pad blob)")
+            .execute(&writer)
+            .await
+            .unwrap();
+        write(&writer, 0..40).await;
+        let mut state = State {
+            log_file: log_file(&checkpoint).await,
+            ..State::default()
+        };
+        let wal = state
+            .log_file
+            .clone()
+            .expect("a file database has a log file");
+        assert_eq!(wal, dir.path().join("idle.db-wal"));
+        let limits = Limits {
+            restart_pages: i64::MAX,
+            idle_rounds: 2,
+            truncate_bytes: 64 << 10,
+        };
+        let big = log_len(Some(&wal));
+        assert!(big > 64 << 10, "{big} bytes");
+        let mut truncations = Vec::new();
+        let go = async |state: &mut State| match round(&checkpoint, &writer, &limits, state)
+            .await
+            .unwrap()
+        {
+            Round::Log { truncated, .. } => truncated,
+            Round::Busy => panic!("nobody else checkpoints here"),
+        };
+
+        // A write between rounds keeps the log from counting as idle.
+        truncations.push(go(&mut state).await);
+        write(&writer, 40..41).await;
+        truncations.push(go(&mut state).await);
+        truncations.push(go(&mut state).await);
+        assert_eq!(truncations, [false, false, false]);
+        assert!(log_len(Some(&wal)) >= big);
+
+        // A reader in a transaction that reads the log (it began before the last write was
+        // copied back): the truncation gives up after its short wait. (A reader that begins
+        // once everything is copied back reads the database file alone and does not block.)
+        write(&writer, 41..42).await;
+        let mut held = reader.acquire().await.unwrap();
+        sqlx::query("begin").execute(&mut *held).await.unwrap();
+        let (count,): (i64,) = sqlx::query_as("select count(*) from t")
+            .fetch_one(&mut *held)
+            .await
+            .unwrap();
+        assert_eq!(count, 42);
+        truncations.clear();
+        for _ in 0..3 {
+            truncations.push(go(&mut state).await);
+        }
+        assert_eq!(truncations, [false, false, false], "the third round tried");
+        assert!(log_len(Some(&wal)) >= big);
+        sqlx::query("commit").execute(&mut *held).await.unwrap();
+        drop(held);
+
+        // Idle rounds again, and the file is empty; the next commit writes it again.
+        truncations.clear();
+        for _ in 0..4 {
+            truncations.push(go(&mut state).await);
+        }
+        assert_eq!(truncations, [false, false, true, false]);
+        assert_eq!(log_len(Some(&wal)), 0);
+        write(&writer, 42..43).await;
+        assert!(log_len(Some(&wal)) > 0);
+        let (count,): (i64,) = sqlx::query_as("select count(*) from t")
+            .fetch_one(&reader)
+            .await
+            .unwrap();
+        assert_eq!(count, 43, "nothing was lost");
+        let (busy_ms,): (i64,) = sqlx::query_as("pragma busy_timeout")
+            .fetch_one(&writer)
+            .await
+            .unwrap();
+        assert_eq!(busy_ms, 5_000, "the writer's busy timeout is back");
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_database_has_no_log_file() {
+        let memory = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        assert_eq!(log_file(&memory).await, None);
+        assert_eq!(log_len(None), 0);
     }
 
     #[tokio::test]
