@@ -573,8 +573,11 @@ impl RedisStore {
     /// [`read_many`](Self::read_many) on a cluster, where a session and its user's marker live
     /// in different slots (so no script can read both): per 64 keys, one `MGET` of the
     /// sessions, then one `MGET` of the markers of the users found. The client splits each
-    /// `MGET` by node and answers in key order: two round trips per batch rather than two per
-    /// key. Like [`read`](Self::read) on a cluster, the two reads are not one atomic step.
+    /// `MGET` by hash slot, sends the parts at once over its connections to the nodes and
+    /// answers in key order: two waits per batch rather than two per key (the nodes still run
+    /// one small command per slot). Like [`read`](Self::read) on a cluster, the two reads are
+    /// not one atomic step. Unlike `GET`, `MGET` reads a key of another type as missing: a
+    /// marker key that is not a string rejects nothing here, where `find` fails.
     async fn read_many_on_cluster(
         &self,
         keys: &[StorageKey<'_>],

@@ -18,14 +18,15 @@
 //!    never in SQLite's busy handler. The next commit writes the log from its start: the file
 //!    keeps its largest size (about 64 to 80 MiB under sustained writes) and is reused.
 //!    (`TRUNCATE`, which also shrinks the file, stalled the writer for about 28 ms each time.)
-//! 3. once nothing has been written for [`IDLE_ROUNDS`] rounds (a second) and the log file is
-//!    larger than [`TRUNCATE_BYTES`], truncates it on the writer connection (`TRUNCATE`, with
+//! 3. once no connection has committed for [`IDLE_ROUNDS`] rounds (a second) and the log file
+//!    is larger than [`TRUNCATE_BYTES`], truncates it on the writer connection (`TRUNCATE`, with
 //!    the same short wait): after a burst of writes the file does not keep its largest size
-//!    for as long as the process runs, and the stall falls when no write is waiting.
+//!    for as long as the process runs. Its stall falls after a second without commits; a write
+//!    that arrives at that moment waits for it as it would for a restart.
 //!
 //! A round that finds another connection checkpointing (Better Auth's own, after its commits)
-//! tries again at the next one; a restart that cannot finish is tried again after 1, 2, 4, …
-//! up to [`MAX_BACKOFF_ROUNDS`] rounds. The task stops when the store is dropped (its last
+//! tries again at the next one; a restart or a truncation that cannot finish is tried again
+//! after 1, 2, 4, … up to [`MAX_BACKOFF_ROUNDS`] rounds. The task stops when the store is dropped (its last
 //! clone), or at once when the database is not in WAL mode.
 
 use std::path::PathBuf;
@@ -76,8 +77,12 @@ pub(crate) fn keep_short(checkpoint: SqlitePool, writer: SqlitePool, alive: Weak
         }
         let mut tick = tokio::time::interval(INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let log_file = log_file(&checkpoint).await;
+        if log_file.is_none() {
+            tracing::debug!("no path for SQLite's log file; it is restarted but never truncated");
+        }
         let mut state = State {
-            log_file: log_file(&checkpoint).await,
+            log_file,
             ..State::default()
         };
         loop {
@@ -139,7 +144,10 @@ impl Limits {
 /// What the task remembers between rounds.
 #[derive(Debug, Default)]
 struct State {
+    /// When the next restart may be tried.
     backoff: Backoff,
+    /// When the next truncation may be tried.
+    truncate_backoff: Backoff,
     idle: Idle,
     /// The log file, whose size decides a truncation (none: never truncated).
     log_file: Option<PathBuf>,
@@ -205,28 +213,24 @@ enum Round {
     /// Another connection (Better Auth's, a backup tool) was checkpointing: next round.
     Busy,
     /// The log's length in pages before this round, whether it was restarted, and whether its
-    /// file was truncated.
+    /// file was truncated (`None`: not tried).
     Log {
         pages: i64,
         restarted: bool,
-        truncated: bool,
+        truncated: Option<bool>,
     },
 }
 
-/// One checkpoint; a restart of the log when it is longer than `limits.restart_pages` (unless
-/// the backoff says to wait); a truncation of its file when no write came for
-/// `limits.idle_rounds` rounds and the file is larger than `limits.truncate_bytes`.
+/// One checkpoint; a truncation of the log file when no connection committed for
+/// `limits.idle_rounds` rounds and the file is larger than `limits.truncate_bytes`; else a
+/// restart of the log when it is longer than `limits.restart_pages`. Each waits for its
+/// backoff after an attempt that could not finish.
 async fn round(
     checkpoint: &SqlitePool,
     writer: &SqlitePool,
     limits: &Limits,
     state: &mut State,
 ) -> Result<Round, sqlx::Error> {
-    // Changed by every commit of another connection since the last round (the pool is this
-    // one connection, kept for the store's life).
-    let (version,): (i64,) = sqlx::query_as("pragma data_version")
-        .fetch_one(checkpoint)
-        .await?;
     let (busy, pages, copied): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(PASSIVE)")
         .fetch_one(checkpoint)
         .await?;
@@ -234,14 +238,22 @@ async fn round(
     if busy != 0 && pages < 0 {
         return Ok(Round::Busy);
     }
+    // Changed by every commit of another connection since the last round (the pool is this
+    // one connection, kept for the store's life). Read after the checkpoint, as close to a
+    // truncation as it can be: a commit after it is only seen at the next round.
+    let (version,): (i64,) = sqlx::query_as("pragma data_version")
+        .fetch_one(checkpoint)
+        .await?;
     let idle = state.idle.count(version, copied == pages) >= limits.idle_rounds;
-    let (mut restarted, mut truncated) = (false, false);
+    let (mut restarted, mut truncated) = (false, None);
     if idle && log_len(state.log_file.as_deref()) > limits.truncate_bytes {
         // `TRUNCATE` also starts the log over (a `RESTART` alone leaves the length SQLite
         // reports, and so the next rounds' restarts, until the next commit).
-        truncated = on_writer(writer, "TRUNCATE").await?;
-        // Done or not (a reader held on), wait as long again before the next try.
-        state.idle = Idle::default();
+        if state.truncate_backoff.ready() {
+            let done = on_writer(writer, "TRUNCATE").await?;
+            state.truncate_backoff.finished(done);
+            truncated = Some(done);
+        }
     } else if pages > limits.restart_pages && state.backoff.ready() {
         restarted = on_writer(writer, "RESTART").await?;
         state.backoff.finished(restarted);
@@ -447,12 +459,13 @@ mod tests {
         write(&writer, 40..41).await;
         truncations.push(go(&mut state).await);
         truncations.push(go(&mut state).await);
-        assert_eq!(truncations, [false, false, false]);
+        assert_eq!(truncations, [None, None, None]);
         assert!(log_len(Some(&wal)) >= big);
 
         // A reader in a transaction that reads the log (it began before the last write was
-        // copied back): the truncation gives up after its short wait. (A reader that begins
-        // once everything is copied back reads the database file alone and does not block.)
+        // copied back): the truncation gives up after its short wait, and the next idle round
+        // waits (backoff). (A reader that begins once everything is copied back reads the
+        // database file alone and does not block.)
         write(&writer, 41..42).await;
         let mut held = reader.acquire().await.unwrap();
         sqlx::query("begin").execute(&mut *held).await.unwrap();
@@ -462,20 +475,21 @@ mod tests {
             .unwrap();
         assert_eq!(count, 42);
         truncations.clear();
-        for _ in 0..3 {
+        for _ in 0..4 {
             truncations.push(go(&mut state).await);
         }
-        assert_eq!(truncations, [false, false, false], "the third round tried");
+        assert_eq!(truncations, [None, None, Some(false), None]);
         assert!(log_len(Some(&wal)) >= big);
         sqlx::query("commit").execute(&mut *held).await.unwrap();
         drop(held);
 
-        // Idle rounds again, and the file is empty; the next commit writes it again.
+        // Still idle (a read commits nothing): the next round truncates, and the file is
+        // empty; the next commit writes it again.
         truncations.clear();
-        for _ in 0..4 {
+        for _ in 0..2 {
             truncations.push(go(&mut state).await);
         }
-        assert_eq!(truncations, [false, false, true, false]);
+        assert_eq!(truncations, [Some(true), None]);
         assert_eq!(log_len(Some(&wal)), 0);
         write(&writer, 42..43).await;
         assert!(log_len(Some(&wal)) > 0);
