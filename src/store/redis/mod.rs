@@ -553,14 +553,7 @@ impl RedisStore {
                     }
                 })
                 .await?;
-            if replies.len() != chunk.len() {
-                return Err(corrupt(format!(
-                    "a pipeline of {} reads answered {} times",
-                    chunk.len(),
-                    replies.len()
-                )));
-            }
-            for reply in replies {
+            for reply in one_answer_each("a pipeline of reads", chunk.len(), replies)? {
                 found.push(match reply {
                     Some((raw, marker)) => Some(decode(&raw, &marker)?),
                     None => None,
@@ -622,14 +615,7 @@ impl RedisStore {
                 redis::cmd("MGET").arg(names).query_async(&mut c).await
             })
             .await?;
-        if values.len() != names.len() {
-            return Err(corrupt(format!(
-                "MGET of {} keys answered {} values",
-                names.len(),
-                values.len()
-            )));
-        }
-        Ok(values)
+        one_answer_each("MGET", names.len(), values)
     }
 
     /// Deletes one key.
@@ -645,6 +631,18 @@ fn decode(raw: &str, marker: &str) -> Result<(Stored, bool), StoreError> {
     let stored: Stored = serde_json::from_str(raw).map_err(corrupt)?;
     let revoked = revoked(&stored, marker);
     Ok((stored, revoked))
+}
+
+/// `answers` when `what` answered each of the `asked` keys once; a corrupt-data error else.
+fn one_answer_each<T>(what: &str, asked: usize, answers: Vec<T>) -> Result<Vec<T>, StoreError> {
+    if answers.len() == asked {
+        Ok(answers)
+    } else {
+        Err(corrupt(format!(
+            "{what} of {asked} keys answered {} times",
+            answers.len()
+        )))
+    }
 }
 
 /// Whether the user's revoked-before `marker` (`""` when there is none) rejects `stored`.
