@@ -459,6 +459,31 @@ impl Slow {
             reading: std::sync::Arc::default(),
         }
     }
+
+    /// A user of `email` and a week-long session of theirs, created through `store`.
+    async fn signed_in(&self, store: &CachedStore<Slow>, email: &str) -> Session {
+        let user = User::new(email, "S", conformance::NOW);
+        self.inner.insert_user(user.clone());
+        let s = conformance::session(&user, conformance::NOW + time::Duration::days(7));
+        store.create(&s, &user).await.unwrap();
+        s
+    }
+
+    /// A lookup of `s` through `store` that has read the row and is held before it caches the
+    /// answer (released by `gate`).
+    async fn held_find(
+        &self,
+        store: &CachedStore<Slow>,
+        s: &Session,
+    ) -> tokio::task::JoinHandle<Option<Authenticated>> {
+        let reader = {
+            let store = store.clone();
+            let key = s.token.clone();
+            tokio::spawn(async move { store.find(&StorageKey::new(key)).await.unwrap() })
+        };
+        self.reading.notified().await;
+        reader
+    }
 }
 
 impl SessionStore for Slow {
@@ -501,18 +526,10 @@ impl SessionStore for Slow {
 async fn a_read_that_races_a_revocation_is_not_cached() {
     let slow = Slow::new();
     let store = CachedStore::builder(slow.clone()).build();
-    let user = User::new("race@example.com", "R", conformance::NOW);
-    slow.inner.insert_user(user.clone());
-    let s = conformance::session(&user, conformance::NOW + time::Duration::days(7));
-    store.create(&s, &user).await.unwrap();
+    let s = slow.signed_in(&store, "race@example.com").await;
 
     // A lookup reads the live row and is held before it caches the answer...
-    let reader = {
-        let store = store.clone();
-        let key = s.token.clone();
-        tokio::spawn(async move { store.find(&StorageKey::new(key)).await.unwrap() })
-    };
-    slow.reading.notified().await;
+    let reader = slow.held_find(&store, &s).await;
     // ...the session is revoked meanwhile...
     store.delete(&s.storage_key()).await.unwrap();
     slow.gate.notify_one();
@@ -547,10 +564,7 @@ async fn read_ahead_held(
         .refresh_ahead(Duration::from_secs(2))
         .clock(clock.clone())
         .build();
-    let user = User::new(email, "A", conformance::NOW);
-    slow.inner.insert_user(user.clone());
-    let s = conformance::session(&user, conformance::NOW + time::Duration::days(7));
-    store.create(&s, &user).await.unwrap();
+    let s = slow.signed_in(&store, email).await;
     slow.gate.notify_one();
     assert!(store.find(&s.storage_key()).await.unwrap().is_some());
     slow.reading.notified().await;
@@ -610,16 +624,8 @@ async fn an_entrys_ttl_runs_from_when_its_read_began() {
         .ttl(Duration::from_secs(8))
         .clock(clock.clone())
         .build();
-    let user = User::new("slowread@example.com", "S", conformance::NOW);
-    slow.inner.insert_user(user.clone());
-    let s = conformance::session(&user, conformance::NOW + time::Duration::days(7));
-    store.create(&s, &user).await.unwrap();
-    let reader = {
-        let store = store.clone();
-        let key = s.token.clone();
-        tokio::spawn(async move { store.find(&StorageKey::new(key)).await.unwrap() })
-    };
-    slow.reading.notified().await;
+    let s = slow.signed_in(&store, "slowread@example.com").await;
+    let reader = slow.held_find(&store, &s).await;
     // The read takes 5 s of the 8 s TTL.
     clock.advance(time::Duration::seconds(5));
     slow.gate.notify_one();

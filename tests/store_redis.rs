@@ -26,6 +26,79 @@ async fn redis(test: &str) -> Option<RedisStore> {
 
 conformance_suite!(redis("redis conformance"));
 
+/// A store with a key prefix of its own, the prefix, and a plain connection to the same server:
+/// for tests that read or write Better Auth's keys behind the store's back.
+struct Raw<C> {
+    store: RedisStore,
+    prefix: String,
+    conn: C,
+}
+
+/// [`Raw`] on the single node (`TAS_TEST_REDIS_URL`), the store on `clock`.
+async fn raw_node(
+    test: &str,
+    clock: ManualClock,
+) -> Option<Raw<redis::aio::MultiplexedConnection>> {
+    let url = common::server_url("TAS_TEST_REDIS_URL", test)?;
+    let prefix = common::redis_prefix();
+    let store = RedisStore::builder(&url)
+        .key_prefix(&prefix)
+        .clock(clock)
+        .build()
+        .await
+        .unwrap();
+    let conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    Some(Raw {
+        store,
+        prefix,
+        conn,
+    })
+}
+
+/// [`Raw`] on the Redis Cluster (`TAS_TEST_REDIS_CLUSTER_URLS`), the store on `clock`.
+async fn raw_cluster(
+    test: &str,
+    clock: ManualClock,
+) -> Option<Raw<redis::cluster_async::ClusterConnection>> {
+    let urls = common::server_url("TAS_TEST_REDIS_CLUSTER_URLS", test)?;
+    let prefix = common::redis_prefix();
+    let store = RedisStore::cluster_builder(urls.split(','))
+        .key_prefix(&prefix)
+        .clock(clock)
+        .build()
+        .await
+        .unwrap();
+    assert!(store.is_cluster());
+    let client = redis::cluster::ClusterClient::new(urls.split(',').collect::<Vec<_>>()).unwrap();
+    let conn = client.get_async_connection().await.unwrap();
+    Some(Raw {
+        store,
+        prefix,
+        conn,
+    })
+}
+
+/// Writes `user_id`'s revoked-before marker one millisecond after `NOW` without deleting any
+/// key, as another writer (a racing Better Auth instance) may: the marker alone must reject
+/// the user's older sessions.
+async fn revoke_behind_the_store<C>(conn: &mut C, prefix: &str, user_id: &str)
+where
+    C: redis::aio::ConnectionLike + Send + Sync,
+{
+    let marker = tower_auth_session::test_support::to_unix_ms(NOW) + 1;
+    let _: () = conn
+        .set(
+            format!("{prefix}revoked-sessions-before-{user_id}"),
+            marker.to_string(),
+        )
+        .await
+        .unwrap();
+}
+
 mod in_front_of_postgres {
     #![cfg(feature = "postgres")]
     use super::*;
@@ -106,31 +179,21 @@ mod in_front_of_postgres {
 
 #[tokio::test]
 async fn keys_have_better_auths_shapes_and_ttls() {
-    let Some(url) = common::server_url(
-        "TAS_TEST_REDIS_URL",
-        "keys_have_better_auths_shapes_and_ttls",
-    ) else {
+    let clock = ManualClock::new(NOW);
+    let Some(Raw {
+        store,
+        prefix,
+        mut conn,
+    }) = raw_node("keys_have_better_auths_shapes_and_ttls", clock.clone()).await
+    else {
         return;
     };
-    let prefix = common::redis_prefix();
-    let clock = ManualClock::new(NOW);
-    let store = RedisStore::builder(&url)
-        .key_prefix(&prefix)
-        .clock(clock.clone())
-        .build()
-        .await
-        .unwrap();
     let user = User::new("rita@example.com", "Rita", NOW);
     let late = conformance::session(&user, NOW + Duration::days(7));
     let early = conformance::session(&user, NOW + Duration::days(2));
     store.create(&late, &user).await.unwrap();
     store.create(&early, &user).await.unwrap();
 
-    let mut conn = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
     let value: String = conn.get(format!("{prefix}{}", late.token)).await.unwrap();
     let expected = format!(
         r#"{{"session":{{"id":"{}","ipAddress":"127.0.0.1","userAgent":"conformance/1.0","expiresAt":"2026-11-30T12:00:00.123Z","userId":"{}","token":"{}","createdAt":"2026-11-23T12:00:00.123Z","updatedAt":"2026-11-23T12:00:00.123Z"}},"user":{{"name":"Rita","email":"rita@example.com","emailVerified":false,"image":null,"createdAt":"2026-11-23T12:00:00.123Z","updatedAt":"2026-11-23T12:00:00.123Z","id":"{}"}}}}"#,
@@ -211,37 +274,19 @@ async fn keys_have_better_auths_shapes_and_ttls() {
 
 #[tokio::test]
 async fn revoked_before_marker_rejects_surviving_keys() {
-    let Some(url) = common::server_url(
-        "TAS_TEST_REDIS_URL",
-        "revoked_before_marker_rejects_surviving_keys",
-    ) else {
+    let test = "revoked_before_marker_rejects_surviving_keys";
+    let Some(Raw {
+        store,
+        prefix,
+        mut conn,
+    }) = raw_node(test, ManualClock::new(NOW)).await
+    else {
         return;
     };
-    let prefix = common::redis_prefix();
-    let store = RedisStore::builder(&url)
-        .key_prefix(&prefix)
-        .clock(ManualClock::new(NOW))
-        .build()
-        .await
-        .unwrap();
     let user = User::new("m@example.com", "M", NOW);
     let s = conformance::session(&user, NOW + Duration::days(7));
     store.create(&s, &user).await.unwrap();
-    // Another writer (a racing Better Auth instance) revoked at a later instant without
-    // deleting our key: the marker alone must reject it.
-    let mut conn = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let marker = tower_auth_session::test_support::to_unix_ms(NOW) + 1;
-    let _: () = conn
-        .set(
-            format!("{prefix}revoked-sessions-before-{}", user.id),
-            marker.to_string(),
-        )
-        .await
-        .unwrap();
+    revoke_behind_the_store(&mut conn, &prefix, &user.id).await;
     assert!(store.find(&s.storage_key()).await.unwrap().is_none());
     assert!(store
         .extend(&s.storage_key(), NOW + Duration::days(8), NOW)
@@ -321,23 +366,19 @@ async fn fifty_parallel_sign_ins_of_one_user_on_a_cluster() {
 #[tokio::test]
 async fn cluster_keys_keep_better_auths_names_across_slots() {
     let test = "cluster_keys_keep_better_auths_names_across_slots";
-    let Some(urls) = common::server_url("TAS_TEST_REDIS_CLUSTER_URLS", test) else {
+    let clock = ManualClock::new(NOW);
+    let Some(Raw {
+        store,
+        prefix,
+        mut conn,
+    }) = raw_cluster(test, clock.clone()).await
+    else {
         return;
     };
-    let prefix = common::redis_prefix();
-    let clock = ManualClock::new(NOW);
-    let store = RedisStore::cluster_builder(urls.split(','))
-        .key_prefix(&prefix)
-        .clock(clock.clone())
-        .build()
-        .await
-        .unwrap();
     let user = User::new("slots@example.com", "Slots", NOW);
     let s = conformance::session(&user, NOW + Duration::days(7));
     store.create(&s, &user).await.unwrap();
 
-    let client = redis::cluster::ClusterClient::new(urls.split(',').collect::<Vec<_>>()).unwrap();
-    let mut conn = client.get_async_connection().await.unwrap();
     let session_key = format!("{prefix}{}", s.token);
     let list_key = format!("{prefix}active-sessions-{}", user.id);
     let value: String = conn.get(&session_key).await.unwrap();
@@ -368,10 +409,15 @@ async fn cluster_keys_keep_better_auths_names_across_slots() {
 /// on a node (one script per key) and on a cluster (one `MGET` of the sessions, one of the
 /// markers). Another writer (a racing Better Auth instance) wrote the marker without deleting
 /// the keys, so the marker alone must reject them.
-async fn find_many_applies_revoked_before_markers<C>(store: RedisStore, prefix: &str, mut conn: C)
+async fn find_many_applies_revoked_before_markers<C>(raw: Raw<C>)
 where
     C: redis::aio::ConnectionLike + Send + Sync,
 {
+    let Raw {
+        store,
+        prefix,
+        mut conn,
+    } = raw;
     let revoked = User::new("revoked@example.com", "Revoked", NOW);
     let kept = User::new("kept@example.com", "Kept", NOW);
     let r1 = conformance::session(&revoked, NOW + Duration::days(7));
@@ -380,14 +426,7 @@ where
     for (s, u) in [(&r1, &revoked), (&r2, &revoked), (&k, &kept)] {
         store.create(s, u).await.unwrap();
     }
-    let before = tower_auth_session::test_support::to_unix_ms(NOW) + 1;
-    let _: () = conn
-        .set(
-            format!("{prefix}revoked-sessions-before-{}", revoked.id),
-            before.to_string(),
-        )
-        .await
-        .unwrap();
+    revoke_behind_the_store(&mut conn, &prefix, &revoked.id).await;
     let unknown = tower_auth_session::StorageKey::new("no-such-token");
     let keys = [
         r1.storage_key(),
@@ -417,41 +456,17 @@ where
 #[tokio::test]
 async fn find_many_applies_revoked_before_markers_on_one_node() {
     let test = "find_many_applies_revoked_before_markers_on_one_node";
-    let Some(url) = common::server_url("TAS_TEST_REDIS_URL", test) else {
-        return;
-    };
-    let prefix = common::redis_prefix();
-    let store = RedisStore::builder(&url)
-        .key_prefix(&prefix)
-        .clock(ManualClock::new(NOW))
-        .build()
-        .await
-        .unwrap();
-    let conn = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    find_many_applies_revoked_before_markers(store, &prefix, conn).await;
+    if let Some(raw) = raw_node(test, ManualClock::new(NOW)).await {
+        find_many_applies_revoked_before_markers(raw).await;
+    }
 }
 
 #[tokio::test]
 async fn find_many_applies_revoked_before_markers_on_a_cluster() {
     let test = "find_many_applies_revoked_before_markers_on_a_cluster";
-    let Some(urls) = common::server_url("TAS_TEST_REDIS_CLUSTER_URLS", test) else {
-        return;
-    };
-    let prefix = common::redis_prefix();
-    let store = RedisStore::cluster_builder(urls.split(','))
-        .key_prefix(&prefix)
-        .clock(ManualClock::new(NOW))
-        .build()
-        .await
-        .unwrap();
-    assert!(store.is_cluster());
-    let client = redis::cluster::ClusterClient::new(urls.split(',').collect::<Vec<_>>()).unwrap();
-    let conn = client.get_async_connection().await.unwrap();
-    find_many_applies_revoked_before_markers(store, &prefix, conn).await;
+    if let Some(raw) = raw_cluster(test, ManualClock::new(NOW)).await {
+        find_many_applies_revoked_before_markers(raw).await;
+    }
 }
 
 /// One node of a cluster given as a plain URL, as a managed service's configuration endpoint

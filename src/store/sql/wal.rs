@@ -318,6 +318,59 @@ mod tests {
             .unwrap()
     }
 
+    /// A database file in WAL mode (removed with `_dir`) holding table `t` with 40 rows, and
+    /// three pools of one connection on it.
+    struct Db {
+        _dir: tempfile::TempDir,
+        writer: SqlitePool,
+        checkpoint: SqlitePool,
+        reader: SqlitePool,
+    }
+
+    async fn db(name: &str) -> Db {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(name);
+        let writer = pool(&file).await;
+        let checkpoint = pool(&file).await;
+        let reader = pool(&file).await;
+        sqlx::query("create table t (n integer, pad blob)")
+            .execute(&writer)
+            .await
+            .unwrap();
+        write(&writer, 0..40).await;
+        Db {
+            _dir: dir,
+            writer,
+            checkpoint,
+            reader,
+        }
+    }
+
+    /// The rows of `t` as `conn` sees them.
+    async fn rows<'c>(conn: impl sqlx::Executor<'c, Database = sqlx::Sqlite>) -> i64 {
+        let (count,): (i64,) = sqlx::query_as("select count(*) from t")
+            .fetch_one(conn)
+            .await
+            .unwrap();
+        count
+    }
+
+    /// A reader in the middle of a transaction, and the rows it sees.
+    async fn held_read(reader: &SqlitePool) -> (sqlx::pool::PoolConnection<sqlx::Sqlite>, i64) {
+        let mut held = reader.acquire().await.unwrap();
+        sqlx::query("begin").execute(&mut *held).await.unwrap();
+        let count = rows(&mut *held).await;
+        (held, count)
+    }
+
+    async fn busy_timeout_ms(pool: &SqlitePool) -> i64 {
+        let (ms,): (i64,) = sqlx::query_as("pragma busy_timeout")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        ms
+    }
+
     async fn write(writer: &SqlitePool, rows: std::ops::Range<i64>) {
         for n in rows {
             sqlx::query("insert into t (n, pad) values (?1, zeroblob(3000))")
@@ -339,24 +392,15 @@ mod tests {
 
     #[tokio::test]
     async fn the_log_starts_over_once_no_reader_holds_old_pages() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("wal.db");
-        let writer = pool(&file).await;
-        let checkpoint = pool(&file).await;
-        let reader = pool(&file).await;
-        sqlx::query("create table t (n integer, pad blob)")
-            .execute(&writer)
-            .await
-            .unwrap();
-        write(&writer, 0..40).await;
+        let Db {
+            _dir,
+            writer,
+            checkpoint,
+            reader,
+        } = db("wal.db").await;
 
         // A reader in the middle of a transaction over the first 40 rows.
-        let mut held = reader.acquire().await.unwrap();
-        sqlx::query("begin").execute(&mut *held).await.unwrap();
-        let (count,): (i64,) = sqlx::query_as("select count(*) from t")
-            .fetch_one(&mut *held)
-            .await
-            .unwrap();
+        let (mut held, count) = held_read(&reader).await;
         assert_eq!(count, 40);
         write(&writer, 40..80).await;
 
@@ -403,32 +447,20 @@ mod tests {
         let after = log_pages(&checkpoint).await;
         assert!(after < 5, "{after} pages after a restart");
         // The writer's busy timeout is back to what it was.
-        let (busy_ms,): (i64,) = sqlx::query_as("pragma busy_timeout")
-            .fetch_one(&writer)
-            .await
-            .unwrap();
-        assert_eq!(busy_ms, 5_000);
+        assert_eq!(busy_timeout_ms(&writer).await, 5_000);
 
         // Nothing was lost.
-        let (count,): (i64,) = sqlx::query_as("select count(*) from t")
-            .fetch_one(&reader)
-            .await
-            .unwrap();
-        assert_eq!(count, 82);
+        assert_eq!(rows(&reader).await, 82);
     }
 
     #[tokio::test]
     async fn an_idle_log_file_is_truncated_unless_a_reader_holds_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("idle.db");
-        let writer = pool(&file).await;
-        let checkpoint = pool(&file).await;
-        let reader = pool(&file).await;
-        sqlx::query("create table t (n integer, pad blob)")
-            .execute(&writer)
-            .await
-            .unwrap();
-        write(&writer, 0..40).await;
+        let Db {
+            _dir: dir,
+            writer,
+            checkpoint,
+            reader,
+        } = db("idle.db").await;
         let mut state = State {
             log_file: log_file(&checkpoint).await,
             ..State::default()
@@ -467,12 +499,7 @@ mod tests {
         // waits (backoff). (A reader that begins once everything is copied back reads the
         // database file alone and does not block.)
         write(&writer, 41..42).await;
-        let mut held = reader.acquire().await.unwrap();
-        sqlx::query("begin").execute(&mut *held).await.unwrap();
-        let (count,): (i64,) = sqlx::query_as("select count(*) from t")
-            .fetch_one(&mut *held)
-            .await
-            .unwrap();
+        let (mut held, count) = held_read(&reader).await;
         assert_eq!(count, 42);
         truncations.clear();
         for _ in 0..4 {
@@ -493,16 +520,12 @@ mod tests {
         assert_eq!(log_len(Some(&wal)), 0);
         write(&writer, 42..43).await;
         assert!(log_len(Some(&wal)) > 0);
-        let (count,): (i64,) = sqlx::query_as("select count(*) from t")
-            .fetch_one(&reader)
-            .await
-            .unwrap();
-        assert_eq!(count, 43, "nothing was lost");
-        let (busy_ms,): (i64,) = sqlx::query_as("pragma busy_timeout")
-            .fetch_one(&writer)
-            .await
-            .unwrap();
-        assert_eq!(busy_ms, 5_000, "the writer's busy timeout is back");
+        assert_eq!(rows(&reader).await, 43, "nothing was lost");
+        assert_eq!(
+            busy_timeout_ms(&writer).await,
+            5_000,
+            "the writer's busy timeout is back"
+        );
     }
 
     #[tokio::test]
