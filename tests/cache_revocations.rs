@@ -348,24 +348,149 @@ async fn better_auth_revocations_reach_a_cache_over_redis() {
     revocations_reach_the_cache(&ba, store, changes, "Redis").await;
 }
 
-#[cfg(feature = "redis")]
-#[tokio::test]
-async fn a_redis_cluster_store_cannot_be_watched() {
+/// On a Redis Cluster, whose nodes publish only their own keys' notifications, the feed hears
+/// every master: Better Auth's revocations reach the cache whichever master holds the token.
+/// Then the server closes the feed's subscriptions on every master: the feed subscribes
+/// again, drops the cache (changes may have been missed meanwhile) and reports deletes again.
+#[cfg(all(feature = "redis", feature = "sqlite"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn better_auth_revocations_reach_a_cache_over_a_redis_cluster() {
+    use common::Counting;
     use tower_auth_session::store::RedisStore;
-    let test = "a_redis_cluster_store_cannot_be_watched";
+    use tower_auth_session::StorageKey;
+    let test = "better_auth_revocations_reach_a_cache_over_a_redis_cluster";
     let Some(urls) = common::server_url("TAS_TEST_REDIS_CLUSTER_URLS", test) else {
         return;
     };
-    let store = RedisStore::cluster_builder(urls.split(','))
+    let nodes: Vec<&str> = urls.split(',').collect();
+    let dir = tempfile::tempdir().unwrap();
+    let users = format!("sqlite:{}", dir.path().join("users.db").display());
+    let Some(ba) = better_auth(
+        &[
+            ("BETTER_AUTH_SECRET", common::SECRET),
+            ("BA_DB", &users),
+            ("BA_MIGRATE", "1"),
+            ("BA_REDIS_CLUSTER_URLS", &urls),
+        ],
+        test,
+    ) else {
+        return;
+    };
+    let store = RedisStore::cluster_builder(nodes.iter().copied())
         .build()
         .await
         .unwrap();
-    let err = store
-        .session_changes(urls.split(',').next().unwrap())
-        .start()
+    let changes = store.session_changes(nodes[0]).start().await.unwrap();
+    assert_eq!(changes.source(), "Redis keyspace notifications");
+    assert_eq!(
+        psubscribed(&nodes).await,
+        vec![1; nodes.len()],
+        "one subscription on every master"
+    );
+    revocations_reach_the_cache(&ba, store.clone(), changes.clone(), "Redis Cluster").await;
+
+    // The server drops the feed's subscriptions on every master.
+    let inner = Counting::new(store.clone());
+    let cached = CachedStore::builder(inner.clone())
+        .ttl(Duration::from_secs(600))
+        .watch(changes.clone())
+        .build();
+    let email = format!(
+        "kill-{}@example.com",
+        tower_auth_session::test_support::generate_id(8).to_lowercase()
+    );
+    let (_, kept) = ba_session(&ba, &email, true).await;
+    let (_, deleted) = ba_session(&ba, &email, false).await;
+    for token in [&kept, &deleted] {
+        assert!(cached
+            .find(&StorageKey::new(token.as_str()))
+            .await
+            .unwrap()
+            .is_some());
+    }
+    let calls = inner.calls();
+    let mut rx = changes.applied();
+    let seen = *rx.borrow();
+    for node in &nodes {
+        let killed: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("pubsub")
+            .query_async(&mut raw(node).await)
+            .await
+            .unwrap();
+        assert_eq!(killed, 1, "the feed's subscription on {node}");
+    }
+    let start = Instant::now();
+    while psubscribed(&nodes).await != vec![1; nodes.len()] {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the feed subscribed again on every master"
+        );
+        tokio::time::sleep(EVERY).await;
+    }
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n > seen))
         .await
-        .unwrap_err();
-    assert!(err.to_string().contains("Redis Cluster"), "{err}");
+        .expect("the feed dropped the cache after subscribing again")
+        .unwrap();
+    assert!(cached
+        .find(&StorageKey::new(kept.as_str()))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(inner.calls(), calls + 1, "the cache was dropped");
+
+    // Subscribed again: a delete behind the store's back reaches the cache.
+    let mut cluster = redis::cluster::ClusterClient::new(nodes.clone())
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap();
+    let seen = *rx.borrow();
+    let _: i64 = redis::cmd("DEL")
+        .arg(&deleted)
+        .query_async(&mut cluster)
+        .await
+        .unwrap();
+    tokio::time::timeout(DEADLINE, rx.wait_for(|n| *n > seen))
+        .await
+        .expect("the delete was reported")
+        .unwrap();
+    assert!(cached
+        .find(&StorageKey::new(deleted.as_str()))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// A plain connection to one node.
+#[cfg(feature = "redis")]
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// How many pattern subscriptions each node serves (`INFO stats`' `pubsub_patterns`).
+#[cfg(feature = "redis")]
+async fn psubscribed(nodes: &[&str]) -> Vec<u64> {
+    let mut counts = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query_async(&mut raw(node).await)
+            .await
+            .unwrap();
+        let count = info
+            .lines()
+            .find_map(|line| line.strip_prefix("pubsub_patterns:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no pubsub_patterns in INFO stats of {node}"));
+        counts.push(count);
+    }
+    counts
 }
 
 /// The LISTEN connection is killed by the server: the feed reconnects, drops the cache (a

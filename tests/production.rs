@@ -215,6 +215,82 @@ async fn redis_tls_verifies_the_certificate_unless_told_not_to() {
         .is_err());
 }
 
+/// The change feed reaches a TLS-only Redis with the same certificate authority as the store,
+/// and hears a delete made behind the store's back.
+#[cfg(feature = "cache")]
+#[tokio::test]
+async fn a_change_feed_over_redis_tls_hears_deletes() {
+    use tower_auth_session::store::CachedStore;
+    use tower_auth_session::{SessionStore, StorageKey};
+    let test = "a_change_feed_over_redis_tls_hears_deletes";
+    let Some(url) = common::server_url("TAS_TEST_REDIS_TLS_URL", test) else {
+        return;
+    };
+    let pem = std::fs::read(ca("TAS_TEST_TLS_CA", test).unwrap()).unwrap();
+    let prefix = common::redis_prefix();
+    let store = RedisStore::builder(&url)
+        .key_prefix(&prefix)
+        .tls_root_cert_pem(pem.clone())
+        .build()
+        .await
+        .unwrap();
+    assert!(
+        store.session_changes(&url).start().await.is_err(),
+        "without the CA the feed cannot connect"
+    );
+    let changes = store
+        .session_changes(&url)
+        .tls_root_cert_pem(pem)
+        .start()
+        .await
+        .unwrap();
+    let cached = CachedStore::builder(store.clone())
+        .ttl(std::time::Duration::from_secs(600))
+        .watch(changes.clone())
+        .build();
+    let now = time::OffsetDateTime::now_utc();
+    let user = User::new("feed-tls@example.com", "F", now);
+    let session = tower_auth_session::Session {
+        id: tower_auth_session::test_support::generate_id(32),
+        token: tower_auth_session::test_support::generate_id(32),
+        user_id: user.id.clone(),
+        expires_at: now + time::Duration::days(1),
+        created_at: now,
+        updated_at: now,
+        ip_address: None,
+        user_agent: None,
+        extra: serde_json::Map::new(),
+    };
+    let token = store.create(&session, &user).await.unwrap().token;
+    let key = StorageKey::new(token.as_str());
+    assert!(cached.find(&key).await.unwrap().is_some());
+    let mut rx = changes.applied();
+    let seen = *rx.borrow();
+    let client = redis::Client::build_with_tls(
+        url.as_str(),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(std::fs::read(ca("TAS_TEST_TLS_CA", test).unwrap()).unwrap()),
+        },
+    )
+    .unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(format!("{prefix}{token}"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        rx.wait_for(|n| *n > seen),
+    )
+    .await
+    .expect("the delete was reported within 1 s")
+    .unwrap();
+    assert!(cached.find(&key).await.unwrap().is_none());
+}
+
 // ---------------------------------------------------------------- PgBouncer
 
 /// A fresh database reached through PgBouncer (`?pgbouncer=true`).

@@ -10,7 +10,7 @@
 //! |---|---|---|---|
 //! | `PostgresStore` | a trigger `AFTER DELETE OR UPDATE` on the session table calls `pg_notify(channel, OLD.token)`; the feed `LISTEN`s on a connection of its own | one round trip | the trigger (once; [`PostgresChangesBuilder::create_trigger`]); a direct connection (`LISTEN` does not work through PgBouncer in transaction mode) |
 //! | `SqliteStore`, `MySqlStore` | triggers write deleted and updated tokens into a small change table, polled by id every 200 ms and pruned as it ages | ≤ the poll interval | the table and triggers (once; `create_trigger(true)`) |
-//! | `RedisStore` | keyspace notifications (`notify-keyspace-events` with `K`, `g`, `$`, `x`) on the session keys | one round trip | the setting (set at start when the server allows `CONFIG SET`); one node, not a cluster |
+//! | `RedisStore` | keyspace notifications (`notify-keyspace-events` with `K`, `g`, `$`, `x`) on the session keys | one round trip | the setting (set at start when the server allows `CONFIG SET`); on a Redis Cluster, one subscription per master, following failovers (masters read again every second) |
 //!
 //! Schema changes are opt-in and idempotent: nothing is created unless `create_trigger(true)`
 //! is given, and creating again is harmless. The triggers only add a row or a notification to

@@ -7,13 +7,22 @@
 //! of those on `__keyspace@{db}__:{key}`; the feed subscribes to the pattern for the store's
 //! prefix and drops the token (or the user's sessions) from the cache.
 //!
-//! Notifications are per node and never cross a cluster's nodes, so a feed needs one node:
-//! [`RedisChangesBuilder::start`] refuses a Redis Cluster store (use the Redis bus and a short
-//! `ttl` there).
+//! A server publishes the notifications of its own keys only, so on a Redis Cluster the feed
+//! subscribes on every master: it reads them with `CLUSTER SLOTS` through the store's
+//! connection and proves each subscription with a probe key in that master's slots. Every
+//! [`CHECK_EVERY`] it reads the masters again and subscribes on any it does not hear yet (a
+//! replica promoted by a failover, a master added to the cluster), then drops the cache, since
+//! changes on that master may have been missed. A lost subscription is mended the same way,
+//! at once.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::Either;
+use futures_util::stream::{BoxStream, SelectAll};
 use futures_util::StreamExt as _;
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo as _};
 
 use super::{cannot, Change, SessionChanges, Sink};
 use crate::error::StoreError;
@@ -22,8 +31,18 @@ use crate::store::RedisStore;
 /// The flags the feed needs in `notify-keyspace-events`.
 const NEEDED: [char; 4] = ['K', 'g', '$', 'x'];
 
-/// How long the start-up probe waits for its own notification.
+/// How long the start-up probe waits for its own notifications.
 const PROBE_WAIT: Duration = Duration::from_secs(3);
+
+/// How long a subscription may take to connect.
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
+
+/// How often the feed checks that it hears every node: a cluster's masters are read again,
+/// and a subscription that could not be mended at once is tried again.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// How many probe keys are tried per master to find one in its slots.
+const PROBE_TRIES_PER_NODE: usize = 64;
 
 /// Watches a [`RedisStore`]'s session keys with keyspace notifications (features `redis` and
 /// `cache`): made by [`RedisStore::session_changes`].
@@ -33,6 +52,10 @@ const PROBE_WAIT: Duration = Duration::from_secs(3);
 /// managed services that forbid `CONFIG` need the setting in their parameter group instead.
 /// Then it subscribes, writes a short-lived probe key through the store and waits for its
 /// notification, which proves that the subscription hears the store's server and database.
+///
+/// On a Redis Cluster it does all of that on every master (read with `CLUSTER SLOTS`), with
+/// one probe key in each master's slots, and keeps following the masters afterwards: see
+/// [`start`](Self::start).
 #[must_use]
 pub struct RedisChangesBuilder {
     store: RedisStore,
@@ -80,58 +103,63 @@ impl RedisChangesBuilder {
     /// Give the result to
     /// [`CachedStoreBuilder::watch`](crate::store::CachedStoreBuilder::watch).
     ///
+    /// On a Redis Cluster, each master is checked, subscribed to and probed. The URL's scheme,
+    /// user, password and TLS settings serve for every node; the nodes' addresses come from
+    /// `CLUSTER SLOTS`. Afterwards the feed reads `CLUSTER SLOTS` once a second and subscribes
+    /// on a master it does not hear yet, then drops the cache (changes may have been missed).
+    /// A master added later gets the flags only where they were already set or are set by
+    /// hand: set `notify-keyspace-events` in the cluster's configuration.
+    ///
     /// # Errors
     ///
-    /// [`StoreError::Connect`], saying what to do, for a cluster store, when
-    /// `notify-keyspace-events` lacks a flag and cannot be changed, or when the probe's
-    /// notification does not arrive (the URL reaches another server or database than the
-    /// store); a backend error when Redis cannot be reached.
+    /// [`StoreError::Connect`], saying what to do, when `notify-keyspace-events` lacks a flag
+    /// and cannot be changed, or when a probe's notification does not arrive (the URL reaches
+    /// another server or database than the store); a backend error when Redis cannot be
+    /// reached.
     pub async fn start(self) -> Result<SessionChanges, StoreError> {
-        if self.store.is_cluster() {
-            return Err(cannot(
-                "Redis keyspace notifications are per node and a cluster's never reach a \
-                 single subscriber, so session changes cannot be watched on a Redis Cluster",
-                "on a cluster, rely on the Redis bus (CachedStore::with_redis_bus) for \
-                 revocations made through this crate and keep the cache ttl short for Better \
-                 Auth's own",
-                None,
-            ));
+        let watch = |e| StoreError::backend("watch session changes", e);
+        let template = self.url.as_str().into_connection_info().map_err(watch)?;
+        let db = template.redis_settings().db();
+        let nodes = if self.store.is_cluster() {
+            Nodes::Cluster {
+                store: self.store.clone(),
+                template,
+                root_cert: self.root_cert.clone(),
+            }
+        } else {
+            Nodes::One(Node::at(&template, self.root_cert.as_deref()).map_err(watch)?)
+        };
+        let found = nodes.current().await?;
+        for node in &found {
+            self.ensure_flags(node).await?;
         }
-        self.ensure_flags().await?;
-        let client = match self.root_cert.clone() {
-            Some(pem) => redis::Client::build_with_tls(
-                self.url.as_str(),
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                },
-            ),
-            None => redis::Client::open(self.url.as_str()),
+        let channel_prefix = format!("__keyspace@{db}__:{}", self.store.key_prefix());
+        let mut feed = Feed {
+            nodes,
+            pattern: format!("{}*", escape_glob(&channel_prefix)),
+            channel_prefix,
+            heard: HashSet::new(),
+            streams: SelectAll::new(),
+        };
+        for node in &found {
+            feed.subscribe(node).await.map_err(watch)?;
         }
-        .map_err(|e| StoreError::backend("watch session changes", e))?;
-        let db = client.get_connection_info().redis_settings().db();
-        let prefix = self.store.key_prefix().to_owned();
-        let channel_prefix = format!("__keyspace@{db}__:{prefix}");
-        let pattern = format!("{}*", escape_glob(&channel_prefix));
-        let mut messages = subscribe(&client, &pattern)
-            .await
-            .map_err(|e| StoreError::backend("watch session changes", e))?;
-        self.probe(&mut messages, &channel_prefix, db).await?;
+        self.probe(&mut feed, &found, db).await?;
         Ok(SessionChanges::spawn(
             "Redis keyspace notifications",
-            move |sink| run(client, pattern, channel_prefix, messages, sink),
+            move |sink| feed.run(sink),
         ))
     }
 
-    /// Makes sure `notify-keyspace-events` holds every flag in [`NEEDED`].
-    async fn ensure_flags(&self) -> Result<(), StoreError> {
+    /// Makes sure `notify-keyspace-events` holds every flag in [`NEEDED`] on `node`.
+    async fn ensure_flags(&self, node: &Node) -> Result<(), StoreError> {
         const SETTING: &str = "notify-keyspace-events";
         let fix = format!(
             "set {SETTING} to include K, g, $ and x (for example \"Kg$x\") in the Redis \
              server's configuration (on a managed service, its parameter group)"
         );
-        let current: Result<std::collections::HashMap<String, String>, _> = self
-            .store
+        let on = node.addr.as_ref();
+        let current: Result<std::collections::HashMap<String, String>, _> = node
             .command(redis::cmd("CONFIG").arg("GET").arg(SETTING))
             .await;
         let current = match current {
@@ -139,7 +167,7 @@ impl RedisChangesBuilder {
             Err(error) => {
                 // Managed services often rename or forbid CONFIG: the probe in `start` tells
                 // whether notifications arrive, and its error names the setting.
-                tracing::debug!(%error, "CONFIG GET {SETTING} refused; relying on the probe");
+                tracing::debug!(%error, node = on, "CONFIG GET {SETTING} refused; relying on the probe");
                 return Ok(());
             }
         };
@@ -149,66 +177,395 @@ impl RedisChangesBuilder {
         }
         if !self.configure {
             return Err(cannot(
-                format!("{SETTING} is {current:?}, without {missing}"),
+                format!("{SETTING} is {current:?} on {on}, without {missing}"),
                 fix,
                 None,
             ));
         }
         let wanted = format!("{current}{missing}");
-        let set: Result<redis::Value, _> = self
-            .store
+        let set: Result<redis::Value, _> = node
             .command(redis::cmd("CONFIG").arg("SET").arg(SETTING).arg(&wanted))
             .await;
         match set {
             Ok(_) => {
-                tracing::info!(setting = SETTING, value = %wanted, "enabled Redis keyspace notifications for the session change feed");
+                tracing::info!(setting = SETTING, value = %wanted, node = on, "enabled Redis keyspace notifications for the session change feed");
                 Ok(())
             }
             Err(e) => Err(cannot(
-                format!("{SETTING} is {current:?}, without {missing}, and CONFIG SET was refused"),
+                format!(
+                    "{SETTING} is {current:?} on {on}, without {missing}, and CONFIG SET was refused"
+                ),
                 fix,
                 Some(Box::new(e)),
             )),
         }
     }
 
-    /// Writes a probe key through the store and waits for its notification.
-    async fn probe(
-        &self,
-        messages: &mut redis::aio::PubSubStream,
-        channel_prefix: &str,
-        db: i64,
-    ) -> Result<(), StoreError> {
-        let suffix = format!("tas-session-changes-probe-{}", crate::ids::generate_id(16));
-        let key = format!("{}{suffix}", self.store.key_prefix());
-        let _: redis::Value = self
-            .store
-            .command(redis::cmd("SET").arg(&key).arg("1").arg("PX").arg(10_000))
-            .await?;
-        let expected = format!("{channel_prefix}{suffix}");
+    /// Writes one probe key through the store for each node (on a cluster, a key in that
+    /// node's slots) and waits until each node's subscription has reported its own.
+    async fn probe(&self, feed: &mut Feed, nodes: &[Node], db: i64) -> Result<(), StoreError> {
+        let mut waiting = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            let Some(suffix) = self.probe_suffix(node).await? else {
+                continue;
+            };
+            let key = format!("{}{suffix}", self.store.key_prefix());
+            let _: redis::Value = self
+                .store
+                .command(redis::cmd("SET").arg(&key).arg("1").arg("PX").arg(10_000))
+                .await?;
+            waiting.push((
+                node.addr.clone(),
+                format!("{}{suffix}", feed.channel_prefix),
+                key,
+            ));
+        }
+        let keys: Vec<String> = waiting.iter().map(|(_, _, key)| key.clone()).collect();
         let heard = tokio::time::timeout(PROBE_WAIT, async {
-            while let Some(message) = messages.next().await {
-                if message.get_channel_name() == expected {
-                    return true;
+            while let Some(event) = feed.streams.next().await {
+                if let Event::Message(from, message) = event {
+                    let channel = message.get_channel_name();
+                    waiting.retain(|(addr, expected, _)| !(*addr == from && expected == channel));
+                    if waiting.is_empty() {
+                        return;
+                    }
                 }
             }
-            false
         })
         .await;
-        let _: Result<redis::Value, _> = self.store.command(redis::cmd("DEL").arg(&key)).await;
-        if heard == Ok(true) {
+        for key in &keys {
+            let _: Result<redis::Value, _> = self.store.command(redis::cmd("DEL").arg(key)).await;
+        }
+        if heard.is_ok() && waiting.is_empty() {
             return Ok(());
         }
+        let silent: Vec<&str> = waiting.iter().map(|(addr, _, _)| addr.as_ref()).collect();
         Err(cannot(
             format!(
                 "subscribed to Redis keyspace notifications of database {db}, but a key written \
-                 through the store was not reported within {} s",
-                PROBE_WAIT.as_secs()
+                 through the store was not reported within {} s by {}",
+                PROBE_WAIT.as_secs(),
+                silent.join(", ")
             ),
             "give session_changes() the URL the store connects to (same server and database \
-             number), and check that notify-keyspace-events includes K, g, $ and x",
+             number; on a cluster, one of its nodes), and check that notify-keyspace-events \
+             includes K, g, $ and x",
             None,
         ))
+    }
+
+    /// A probe key's suffix that lands on `node`: any on a single server; on a cluster, one
+    /// whose slot (`CLUSTER KEYSLOT`, so a hash tag in the prefix counts) `node` serves.
+    /// `None` when none of [`PROBE_TRIES_PER_NODE`] random ones does: a prefix with a hash
+    /// tag puts every key of the store in one slot, so the other masters hold none of them.
+    async fn probe_suffix(&self, node: &Node) -> Result<Option<String>, StoreError> {
+        for _ in 0..PROBE_TRIES_PER_NODE {
+            let suffix = format!("tas-session-changes-probe-{}", crate::ids::generate_id(16));
+            if node.slots.is_empty() {
+                return Ok(Some(suffix));
+            }
+            let key = format!("{}{suffix}", self.store.key_prefix());
+            let slot: i64 = self
+                .store
+                .command(redis::cmd("CLUSTER").arg("KEYSLOT").arg(&key))
+                .await?;
+            if node.serves(slot) {
+                return Ok(Some(suffix));
+            }
+        }
+        tracing::debug!(node = %node.addr, prefix = self.store.key_prefix(), "no probe key under the prefix lands on this cluster master; its subscription is not probed");
+        Ok(None)
+    }
+}
+
+/// One server the feed subscribes on.
+#[derive(Clone)]
+struct Node {
+    /// `host:port`, for logs and to tell subscriptions apart.
+    addr: Arc<str>,
+    client: redis::Client,
+    /// The cluster slots it serves, as inclusive ranges; empty for a single server.
+    slots: Vec<(i64, i64)>,
+}
+
+impl Node {
+    /// The server `info` names.
+    fn at(info: &ConnectionInfo, root_cert: Option<&[u8]>) -> redis::RedisResult<Self> {
+        let client = match root_cert {
+            Some(pem) => redis::Client::build_with_tls(
+                info.clone(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.to_vec()),
+                },
+            ),
+            None => redis::Client::open(info.clone()),
+        }?;
+        Ok(Self {
+            addr: info.addr().to_string().into(),
+            client,
+            slots: Vec::new(),
+        })
+    }
+
+    fn serves(&self, slot: i64) -> bool {
+        self.slots
+            .iter()
+            .any(|&(first, last)| (first..=last).contains(&slot))
+    }
+
+    /// Runs one command on a connection of its own to this node.
+    async fn command<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(SUBSCRIBE_WAIT))
+            .set_response_timeout(Some(SUBSCRIBE_WAIT));
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        cmd.query_async(&mut conn).await
+    }
+}
+
+/// Where the feed's servers come from.
+enum Nodes {
+    /// One server: the one the URL names.
+    One(Node),
+    /// A cluster's masters, read through the store; `template` (the URL given) lends its
+    /// scheme, credentials and TLS settings to every node.
+    Cluster {
+        store: RedisStore,
+        template: ConnectionInfo,
+        root_cert: Option<Vec<u8>>,
+    },
+}
+
+impl Nodes {
+    /// The servers to hear now.
+    async fn current(&self) -> Result<Vec<Node>, StoreError> {
+        let (store, template, root_cert) = match self {
+            Self::One(node) => return Ok(vec![node.clone()]),
+            Self::Cluster {
+                store,
+                template,
+                root_cert,
+            } => (store, template, root_cert),
+        };
+        let slots: redis::Value = store.command(redis::cmd("CLUSTER").arg("SLOTS")).await?;
+        let default_host = match template.addr() {
+            ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } => host.as_str(),
+            _ => "",
+        };
+        let masters = masters(&slots, default_host).map_err(|reason| StoreError::Corrupt {
+            reason: format!("CLUSTER SLOTS: {reason}"),
+        })?;
+        masters
+            .into_iter()
+            .map(|Master { host, port, slots }| {
+                let addr = match template.addr() {
+                    ConnectionAddr::TcpTls {
+                        insecure,
+                        tls_params,
+                        ..
+                    } => ConnectionAddr::TcpTls {
+                        host,
+                        port,
+                        insecure: *insecure,
+                        tls_params: tls_params.clone(),
+                    },
+                    _ => ConnectionAddr::Tcp(host, port),
+                };
+                let mut node = Node::at(&template.clone().set_addr(addr), root_cert.as_deref())
+                    .map_err(|e| StoreError::backend("watch session changes", e))?;
+                node.slots = slots;
+                Ok(node)
+            })
+            .collect()
+    }
+}
+
+/// A cluster master, as `CLUSTER SLOTS` names it.
+#[derive(Debug, PartialEq)]
+struct Master {
+    host: String,
+    port: u16,
+    /// Inclusive slot ranges.
+    slots: Vec<(i64, i64)>,
+}
+
+/// A cluster's masters from a `CLUSTER SLOTS` reply: host, port and slot ranges each, in
+/// address order. An empty host (the node does not know its own address) is `default_host`.
+fn masters(reply: &redis::Value, default_host: &str) -> Result<Vec<Master>, String> {
+    let redis::Value::Array(ranges) = reply else {
+        return Err(format!("expected an array, got {reply:?}"));
+    };
+    let mut masters: Vec<Master> = Vec::new();
+    for range in ranges {
+        let redis::Value::Array(fields) = range else {
+            return Err(format!("expected a slot range, got {range:?}"));
+        };
+        let (
+            Some(redis::Value::Int(first)),
+            Some(redis::Value::Int(last)),
+            Some(redis::Value::Array(master)),
+        ) = (fields.first(), fields.get(1), fields.get(2))
+        else {
+            return Err(format!(
+                "expected first slot, last slot and master, got {fields:?}"
+            ));
+        };
+        let host = match master.first() {
+            Some(redis::Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            Some(redis::Value::SimpleString(s)) => s.clone(),
+            other => return Err(format!("expected the master's host, got {other:?}")),
+        };
+        let host = if host.is_empty() || host == "?" {
+            default_host.to_owned()
+        } else {
+            host
+        };
+        let port = match master.get(1) {
+            Some(redis::Value::Int(port)) => {
+                u16::try_from(*port).map_err(|_| format!("port {port} out of range"))?
+            }
+            other => return Err(format!("expected the master's port, got {other:?}")),
+        };
+        match masters
+            .iter_mut()
+            .find(|m| m.host == host && m.port == port)
+        {
+            Some(known) => known.slots.push((*first, *last)),
+            None => masters.push(Master {
+                host,
+                port,
+                slots: vec![(*first, *last)],
+            }),
+        }
+    }
+    masters.sort_by(|a, b| (&a.host, a.port).cmp(&(&b.host, b.port)));
+    Ok(masters)
+}
+
+/// What the merged subscriptions yield.
+enum Event {
+    /// A notification, and the node it came from.
+    Message(Arc<str>, redis::Msg),
+    /// The subscription on this node ended.
+    Lost(Arc<str>),
+}
+
+/// The running feed: one subscription per node, merged.
+struct Feed {
+    nodes: Nodes,
+    pattern: String,
+    channel_prefix: String,
+    /// The nodes with a live subscription.
+    heard: HashSet<Arc<str>>,
+    streams: SelectAll<BoxStream<'static, Event>>,
+}
+
+impl Feed {
+    /// Subscribes on `node` and adds its notifications to the merged stream.
+    async fn subscribe(&mut self, node: &Node) -> redis::RedisResult<()> {
+        let pubsub = tokio::time::timeout(SUBSCRIBE_WAIT, async {
+            let mut pubsub = node.client.get_async_pubsub().await?;
+            pubsub.psubscribe(&self.pattern).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        })
+        .await
+        .map_err(|_| {
+            redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "subscribing took too long",
+            ))
+        })??;
+        let from = node.addr.clone();
+        let lost = futures_util::stream::once({
+            let from = from.clone();
+            async move { Event::Lost(from) }
+        });
+        let stream = pubsub
+            .into_on_message()
+            .map(move |message| Event::Message(from.clone(), message))
+            .chain(lost);
+        self.streams.push(stream.boxed());
+        self.heard.insert(node.addr.clone());
+        Ok(())
+    }
+
+    /// Receives notifications until the feed is dropped, following the nodes.
+    async fn run(mut self, sink: Sink) {
+        let mut check =
+            tokio::time::interval_at(tokio::time::Instant::now() + CHECK_EVERY, CHECK_EVERY);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let event = {
+                let tick = std::pin::pin!(check.tick());
+                match futures_util::future::select(self.streams.next(), tick).await {
+                    Either::Left((event, _)) => event,
+                    Either::Right(_) => None,
+                }
+            };
+            match event {
+                Some(Event::Message(_, message)) => {
+                    let event: String = message.get_payload().unwrap_or_default();
+                    if let Some(change) =
+                        change_of(message.get_channel_name(), &self.channel_prefix, &event)
+                    {
+                        if !sink.send(change) {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                Some(Event::Lost(from)) => {
+                    tracing::warn!(node = %from, "session change feed: the Redis subscription was lost; resubscribing (cached sessions may be served until the cache TTL meanwhile)");
+                    self.heard.remove(&from);
+                }
+                // A tick; with no subscription left, the merged stream ends at once: wait
+                // for the tick instead.
+                None => {
+                    if self.streams.is_empty() {
+                        check.tick().await;
+                    }
+                }
+            }
+            if !self.catch_up(&sink).await {
+                return;
+            }
+        }
+    }
+
+    /// Subscribes on every node not heard yet; after any, drops the cache, since changes on
+    /// those nodes may have been missed. `false` once the feed is gone.
+    async fn catch_up(&mut self, sink: &Sink) -> bool {
+        if !sink.alive() {
+            return false;
+        }
+        let nodes = match self.nodes.current().await {
+            Ok(nodes) => nodes,
+            Err(error) => {
+                tracing::debug!(%error, "session change feed: cannot read the Redis nodes yet");
+                return true;
+            }
+        };
+        let mut added = false;
+        for node in &nodes {
+            if self.heard.contains(&node.addr) {
+                continue;
+            }
+            match self.subscribe(node).await {
+                Ok(()) => {
+                    tracing::info!(node = %node.addr, "session change feed: subscribed to Redis keyspace notifications");
+                    added = true;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, node = %node.addr, "session change feed: cannot subscribe yet");
+                }
+            }
+        }
+        // Notifications published meanwhile are lost.
+        !added || sink.send(Change::All)
     }
 }
 
@@ -232,15 +589,6 @@ fn escape_glob(s: &str) -> String {
     out
 }
 
-async fn subscribe(
-    client: &redis::Client,
-    pattern: &str,
-) -> redis::RedisResult<redis::aio::PubSubStream> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.psubscribe(pattern).await?;
-    Ok(pubsub.into_on_message())
-}
-
 /// What a notification on `channel` (`__keyspace@N__:{prefix}{suffix}`) means for the cache.
 fn change_of<'a>(channel: &'a str, channel_prefix: &str, event: &str) -> Option<Change<'a>> {
     let suffix = channel.strip_prefix(channel_prefix)?;
@@ -251,45 +599,6 @@ fn change_of<'a>(channel: &'a str, channel_prefix: &str, event: &str) -> Option<
         return (event == "set").then_some(Change::User(user_id));
     }
     Some(Change::Token(suffix))
-}
-
-/// Receives notifications until the feed is dropped, resubscribing after a disconnection.
-async fn run(
-    client: redis::Client,
-    pattern: String,
-    channel_prefix: String,
-    mut messages: redis::aio::PubSubStream,
-    sink: Sink,
-) {
-    loop {
-        while let Some(message) = messages.next().await {
-            let event: String = message.get_payload().unwrap_or_default();
-            if let Some(change) = change_of(message.get_channel_name(), &channel_prefix, &event) {
-                if !sink.send(change) {
-                    return;
-                }
-            }
-        }
-        tracing::warn!("session change feed: the Redis subscription was lost; resubscribing (cached sessions may be served until the cache TTL meanwhile)");
-        let mut backoff = Duration::from_millis(200);
-        messages = loop {
-            if !sink.alive() {
-                return;
-            }
-            match subscribe(&client, &pattern).await {
-                Ok(stream) => break stream,
-                Err(error) => {
-                    tracing::debug!(%error, "session change feed: cannot subscribe yet");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        };
-        // Notifications published meanwhile are lost.
-        if !sink.send(Change::All) {
-            return;
-        }
-    }
 }
 
 #[cfg(test)]
@@ -324,5 +633,56 @@ mod tests {
         .is_none());
         assert!(change_of("__keyspace@3__:app:active-sessions-u1", p, "set").is_none());
         assert!(change_of("__keyspace@4__:app:tok", p, "del").is_none());
+    }
+
+    #[test]
+    fn cluster_slots_name_each_master_once_with_all_its_ranges() {
+        use redis::Value::{Array, BulkString, Int, SimpleString};
+        let master = |host: &str, port, slots| Master {
+            host: host.to_owned(),
+            port,
+            slots,
+        };
+        let node = |host: &str, port: i64, id: &str| {
+            Array(vec![
+                BulkString(host.into()),
+                Int(port),
+                BulkString(id.into()),
+                Array(vec![]),
+            ])
+        };
+        let reply = Array(vec![
+            Array(vec![
+                Int(0),
+                Int(5460),
+                node("10.0.0.2", 7001, "b"),
+                node("10.0.0.9", 7009, "r"),
+            ]),
+            Array(vec![Int(5461), Int(10922), node("10.0.0.1", 7000, "a")]),
+            Array(vec![Int(10923), Int(12000), node("", 7002, "c")]),
+            Array(vec![Int(12001), Int(16383), node("10.0.0.1", 7000, "a")]),
+        ]);
+        assert_eq!(
+            masters(&reply, "seed.example").unwrap(),
+            vec![
+                master("10.0.0.1", 7000, vec![(5461, 10922), (12001, 16383)]),
+                master("10.0.0.2", 7001, vec![(0, 5460)]),
+                master("seed.example", 7002, vec![(10923, 12000)]),
+            ],
+            "replicas are not masters; an unknown host is the seed's"
+        );
+        assert!(masters(&Array(vec![]), "h").unwrap().is_empty());
+        for bad in [
+            SimpleString("OK".into()),
+            Array(vec![Int(1)]),
+            Array(vec![Array(vec![
+                Int(0),
+                Int(1),
+                Array(vec![Int(3), Int(7000)]),
+            ])]),
+            Array(vec![Array(vec![Int(0), Int(1), node("h", 70_000, "a")])]),
+        ] {
+            assert!(masters(&bad, "h").is_err(), "{bad:?}");
+        }
     }
 }

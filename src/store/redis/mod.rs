@@ -986,8 +986,9 @@ impl RedisStore {
     /// keyspace notifications, for
     /// [`CachedStoreBuilder::watch`](crate::store::CachedStoreBuilder::watch). `url` is the
     /// URL this store connects to (same server and database number): the feed subscribes on a
-    /// connection of its own. One node only: a cluster store is refused at
-    /// [`start`](crate::store::RedisChangesBuilder::start).
+    /// connection of its own. On a Redis Cluster, give any one of its nodes' URLs: the feed
+    /// subscribes on every master, with that URL's scheme, credentials and TLS settings (see
+    /// [`start`](crate::store::RedisChangesBuilder::start)).
     ///
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
