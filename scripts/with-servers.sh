@@ -34,7 +34,10 @@
 #   TAS_TEST_REDIS_TLS_URL       rediss://127.0.0.1:PORT/ (TLS only; certificate names
 #                                IP:127.0.0.1 and DNS:localhost; no client certificate)
 #   TAS_TEST_REDIS_CLUSTER_URLS  redis://127.0.0.1:P1/,redis://127.0.0.1:P2/,redis://127.0.0.1:P3/
-#                                (3-master Redis Cluster, no replicas, cluster_state:ok)
+#                                (3-master Redis Cluster, cluster_state:ok, cluster-node-timeout
+#                                3000 ms)
+#   TAS_TEST_REDIS_CLUSTER_REPLICA_URL  redis://127.0.0.1:P4/ (a replica of P1's master, link up;
+#                                a test that fails it over puts the roles back)
 # MariaDB 10.11 (root without password over TCP; TLS available, not required; server
 # character set utf8mb4; no database made for the tests):
 #   TAS_TEST_MYSQL_URL           mysql://root@127.0.0.1:PORT/

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# The TLS-only Redis and the 3-master Redis Cluster. Sourced by scripts/with-servers.sh,
-# never run.
+# The TLS-only Redis and the 3-master Redis Cluster with one replica. Sourced by
+# scripts/with-servers.sh, never run.
 #
 # These Redis servers run in the foreground as background jobs of with-servers.sh (not
 # --daemonize), in their own session (setsid, so a Ctrl-C meant for the tests does not
@@ -47,20 +47,25 @@ redis_tls_start() {
     log "Redis (TLS only) on 127.0.0.1:$port (pid $REDIS_PID)"
 }
 
-# redis_cluster_launch DIR: start three cluster-enabled masters (each in DIR/nodeN; bus
-# port = port + 10000), then `redis-cli --cluster create` in the background (bounded, since
-# it waits forever for a node that died). Sets REDIS_CLUSTER_PORTS, REDIS_CLUSTER_CREATE_PID.
-# Finish with redis_cluster_wait; other servers can start in between.
+# redis_cluster_launch DIR: start four cluster-enabled nodes (each in DIR/nodeN; bus port =
+# port + 10000), then `redis-cli --cluster create` of the first three as masters in the
+# background (bounded, since it waits forever for a node that died). The fourth becomes the
+# first master's replica in redis_cluster_wait. A node is taken for failed after 3 s without
+# an answer (`cluster-node-timeout`; the default 15 s would make a failover test slow), so a
+# replica takes over a frozen master in about 4 s. Sets REDIS_CLUSTER_PORTS (masters first,
+# the replica last) and REDIS_CLUSTER_CREATE_PID. Finish with redis_cluster_wait; other
+# servers can start in between.
 REDIS_CLUSTER_PORTS=()
 REDIS_CLUSTER_CREATE_PID=
 redis_cluster_launch() {
     local dir=$1 n attempt port
     REDIS_CLUSTER_PORTS=()
-    for n in 1 2 3; do
+    for n in 1 2 3 4; do
         for ((attempt = 1; ; attempt++)); do
             pick_port port 10000 || die "no free port pair (port, port + 10000) found for Redis Cluster node $n"
             redis_launch "redis-cluster-$n" "$dir/node$n" --port "$port" \
-                --cluster-enabled yes --cluster-config-file "nodes-$port.conf"
+                --cluster-enabled yes --cluster-config-file "nodes-$port.conf" \
+                --cluster-node-timeout 3000
             if wait_listening "Redis Cluster node $n" "$REDIS_PID" "$port" 30 &&
                 wait_listening "Redis Cluster node $n (bus)" "$REDIS_PID" "$((port + 10000))" 30; then
                 break
@@ -79,13 +84,25 @@ redis_cluster_launch() {
         "127.0.0.1:${REDIS_CLUSTER_PORTS[2]}" --cluster-replicas 0 --cluster-yes
 }
 
-# redis_cluster_wait DIR: wait for `redis-cli --cluster create`, then for cluster_state:ok
-# on every node; export TAS_TEST_REDIS_CLUSTER_URLS.
+# redis_cluster_wait DIR: wait for `redis-cli --cluster create`, make the fourth node the
+# first master's replica, then wait for cluster_state:ok on every node and for the replica's
+# link to its master; export TAS_TEST_REDIS_CLUSTER_URLS and TAS_TEST_REDIS_CLUSTER_REPLICA_URL.
 redis_cluster_wait() {
-    local dir=$1 rc=0 port state ok deadline
+    local dir=$1 rc=0 port state ok deadline master_id link
     local -a urls=()
+    local replica=${REDIS_CLUSTER_PORTS[3]}
     wait_helper "$REDIS_CLUSTER_CREATE_PID" || rc=$?
     [ "$rc" = 0 ] || { tail -n 20 "$dir/create.log" >&2; die "redis-cli --cluster create failed (exit $rc)"; }
+    master_id=$(timeout 10 redis-cli -h 127.0.0.1 -p "${REDIS_CLUSTER_PORTS[0]}" CLUSTER MYID | tr -d '\r')
+    [ -n "$master_id" ] || die "Redis Cluster node ${REDIS_CLUSTER_PORTS[0]} did not give its id"
+    timeout 10 redis-cli -h 127.0.0.1 -p "$replica" CLUSTER MEET 127.0.0.1 "${REDIS_CLUSTER_PORTS[0]}" >/dev/null ||
+        die "Redis Cluster node $replica could not meet ${REDIS_CLUSTER_PORTS[0]}"
+    # The replica can follow the master once gossip has told it about the master.
+    deadline=$((SECONDS + 30))
+    until [ "$(timeout 10 redis-cli -h 127.0.0.1 -p "$replica" CLUSTER REPLICATE "$master_id" 2>&1 | tr -d '\r')" = OK ]; do
+        [ "$SECONDS" -lt "$deadline" ] || die "Redis Cluster node $replica did not become a replica of $master_id in 30 s"
+        sleep 0.05
+    done
     deadline=$((SECONDS + 30))
     while :; do
         ok=1
@@ -94,13 +111,19 @@ redis_cluster_wait() {
                 tr -d '\r' | sed -n 's/^cluster_state://p') || true
             [ "$state" = ok ] || { ok=0; break; }
         done
-        [ "$ok" = 1 ] && break
+        if [ "$ok" = 1 ]; then
+            link=$(timeout 10 redis-cli -h 127.0.0.1 -p "$replica" INFO replication 2>/dev/null |
+                tr -d '\r' | sed -n 's/^master_link_status://p') || true
+            [ "$link" = up ] && break
+            state="replica link ${link:-unknown}"
+        fi
         [ "$SECONDS" -lt "$deadline" ] ||
-            die "Redis Cluster on ports ${REDIS_CLUSTER_PORTS[*]} did not reach cluster_state:ok in 30 s (node $port: ${state:-no answer})"
+            die "Redis Cluster on ports ${REDIS_CLUSTER_PORTS[*]} did not reach cluster_state:ok with its replica in 30 s (node $port: ${state:-no answer})"
         sleep 0.05
     done
-    for port in "${REDIS_CLUSTER_PORTS[@]}"; do urls+=("redis://127.0.0.1:$port/"); done
+    for port in "${REDIS_CLUSTER_PORTS[@]:0:3}"; do urls+=("redis://127.0.0.1:$port/"); done
     TAS_TEST_REDIS_CLUSTER_URLS=$(IFS=,; echo "${urls[*]}")
     export TAS_TEST_REDIS_CLUSTER_URLS
-    log "Redis Cluster (3 masters, no replicas) on 127.0.0.1:$(IFS=,; echo "${REDIS_CLUSTER_PORTS[*]}"): cluster_state:ok"
+    export TAS_TEST_REDIS_CLUSTER_REPLICA_URL=redis://127.0.0.1:$replica/
+    log "Redis Cluster (3 masters on 127.0.0.1:$(IFS=,; echo "${REDIS_CLUSTER_PORTS[*]:0:3}"), a replica of the first on $replica): cluster_state:ok"
 }

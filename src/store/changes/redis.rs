@@ -107,8 +107,8 @@ impl RedisChangesBuilder {
     /// user, password and TLS settings serve for every node; the nodes' addresses come from
     /// `CLUSTER SLOTS`. Afterwards the feed reads `CLUSTER SLOTS` once a second and subscribes
     /// on a master it does not hear yet, then drops the cache (changes may have been missed).
-    /// A master added later gets the flags only where they were already set or are set by
-    /// hand: set `notify-keyspace-events` in the cluster's configuration.
+    /// A master subscribed on later (a promoted replica) gets the missing flags the same way
+    /// first.
     ///
     /// # Errors
     ///
@@ -131,11 +131,12 @@ impl RedisChangesBuilder {
         };
         let found = nodes.current().await?;
         for node in &found {
-            self.ensure_flags(node).await?;
+            node.ensure_flags(self.configure).await?;
         }
         let channel_prefix = format!("__keyspace@{db}__:{}", self.store.key_prefix());
         let mut feed = Feed {
             nodes,
+            configure: self.configure,
             pattern: format!("{}*", escape_glob(&channel_prefix)),
             channel_prefix,
             heard: HashSet::new(),
@@ -149,56 +150,6 @@ impl RedisChangesBuilder {
             "Redis keyspace notifications",
             move |sink| feed.run(sink),
         ))
-    }
-
-    /// Makes sure `notify-keyspace-events` holds every flag in [`NEEDED`] on `node`.
-    async fn ensure_flags(&self, node: &Node) -> Result<(), StoreError> {
-        const SETTING: &str = "notify-keyspace-events";
-        let fix = format!(
-            "set {SETTING} to include K, g, $ and x (for example \"Kg$x\") in the Redis \
-             server's configuration (on a managed service, its parameter group)"
-        );
-        let on = node.addr.as_ref();
-        let current: Result<std::collections::HashMap<String, String>, _> = node
-            .command(redis::cmd("CONFIG").arg("GET").arg(SETTING))
-            .await;
-        let current = match current {
-            Ok(map) => map.get(SETTING).cloned().unwrap_or_default(),
-            Err(error) => {
-                // Managed services often rename or forbid CONFIG: the probe in `start` tells
-                // whether notifications arrive, and its error names the setting.
-                tracing::debug!(%error, node = on, "CONFIG GET {SETTING} refused; relying on the probe");
-                return Ok(());
-            }
-        };
-        let missing = missing_flags(&current);
-        if missing.is_empty() {
-            return Ok(());
-        }
-        if !self.configure {
-            return Err(cannot(
-                format!("{SETTING} is {current:?} on {on}, without {missing}"),
-                fix,
-                None,
-            ));
-        }
-        let wanted = format!("{current}{missing}");
-        let set: Result<redis::Value, _> = node
-            .command(redis::cmd("CONFIG").arg("SET").arg(SETTING).arg(&wanted))
-            .await;
-        match set {
-            Ok(_) => {
-                tracing::info!(setting = SETTING, value = %wanted, node = on, "enabled Redis keyspace notifications for the session change feed");
-                Ok(())
-            }
-            Err(e) => Err(cannot(
-                format!(
-                    "{SETTING} is {current:?} on {on}, without {missing}, and CONFIG SET was refused"
-                ),
-                fix,
-                Some(Box::new(e)),
-            )),
-        }
     }
 
     /// Writes one probe key through the store for each node (on a cluster, a key in that
@@ -312,6 +263,57 @@ impl Node {
         self.slots
             .iter()
             .any(|&(first, last)| (first..=last).contains(&slot))
+    }
+
+    /// Makes sure `notify-keyspace-events` holds every flag in [`NEEDED`] here, adding the
+    /// missing ones with `CONFIG SET` when `configure`.
+    async fn ensure_flags(&self, configure: bool) -> Result<(), StoreError> {
+        const SETTING: &str = "notify-keyspace-events";
+        let fix = format!(
+            "set {SETTING} to include K, g, $ and x (for example \"Kg$x\") in the Redis \
+             server's configuration (on a managed service, its parameter group)"
+        );
+        let on = self.addr.as_ref();
+        let current: Result<std::collections::HashMap<String, String>, _> = self
+            .command(redis::cmd("CONFIG").arg("GET").arg(SETTING))
+            .await;
+        let current = match current {
+            Ok(map) => map.get(SETTING).cloned().unwrap_or_default(),
+            Err(error) => {
+                // Managed services often rename or forbid CONFIG: the probe in `start` tells
+                // whether notifications arrive, and its error names the setting.
+                tracing::debug!(%error, node = on, "CONFIG GET {SETTING} refused; relying on the probe");
+                return Ok(());
+            }
+        };
+        let missing = missing_flags(&current);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if !configure {
+            return Err(cannot(
+                format!("{SETTING} is {current:?} on {on}, without {missing}"),
+                fix,
+                None,
+            ));
+        }
+        let wanted = format!("{current}{missing}");
+        let set: Result<redis::Value, _> = self
+            .command(redis::cmd("CONFIG").arg("SET").arg(SETTING).arg(&wanted))
+            .await;
+        match set {
+            Ok(_) => {
+                tracing::info!(setting = SETTING, value = %wanted, node = on, "enabled Redis keyspace notifications for the session change feed");
+                Ok(())
+            }
+            Err(e) => Err(cannot(
+                format!(
+                    "{SETTING} is {current:?} on {on}, without {missing}, and CONFIG SET was refused"
+                ),
+                fix,
+                Some(Box::new(e)),
+            )),
+        }
     }
 
     /// Runs one command on a connection of its own to this node.
@@ -457,6 +459,8 @@ enum Event {
 /// The running feed: one subscription per node, merged.
 struct Feed {
     nodes: Nodes,
+    /// Whether a node subscribed on later may get the flags with `CONFIG SET`.
+    configure: bool,
     pattern: String,
     channel_prefix: String,
     /// The nodes with a live subscription.
@@ -553,6 +557,10 @@ impl Feed {
         for node in &nodes {
             if self.heard.contains(&node.addr) {
                 continue;
+            }
+            // A promoted replica or a new master may lack the flags the masters got at start.
+            if let Err(error) = node.ensure_flags(self.configure).await {
+                tracing::warn!(%error, node = %node.addr, "session change feed: a new Redis master may not publish keyspace notifications");
             }
             match self.subscribe(node).await {
                 Ok(()) => {

@@ -7,9 +7,17 @@
 //! on the new connection. While the server stays unreachable, callers fail at once instead of
 //! queueing behind connection attempts: one attempt at a time, at most one every
 //! [`RETRY_EVERY`].
+//!
+//! A cluster connection is different in two ways. It still serves the healthy masters when one
+//! fails, so it is kept, not dropped. And it does not learn by itself that a replica took over
+//! a master that went silent: it keeps sending that master's slots to the silent node. So a
+//! connection-level failure on a cluster starts building a fresh connection in the background,
+//! which reads the topology again, and swaps it in once it is ready; the caller gets its error
+//! at once (or a retry on a connection already rebuilt). Building waits for every seed node to
+//! answer or time out, so it gets [`CLUSTER_CONNECT_WAIT`] response timeouts.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +28,11 @@ use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 
 /// The shortest interval between two connection attempts after one failed.
 const RETRY_EVERY: Duration = Duration::from_millis(200);
+
+/// How many response timeouts building a cluster connection may take: the driver connects to
+/// every seed (a silent one costs a connection or response timeout), then reads the slots and
+/// connects to the masters they name.
+const CLUSTER_CONNECT_WAIT: u32 = 3;
 
 /// Where to connect. Built once per store, so the size difference does not matter.
 #[derive(Clone)]
@@ -83,6 +96,8 @@ struct Inner {
     generation: AtomicU64,
     /// One connection attempt at a time; holds when the last one failed.
     connecting: tokio::sync::Mutex<Option<Instant>>,
+    /// A cluster connection is being rebuilt in the background.
+    rebuilding: AtomicBool,
 }
 
 /// Whether `error` means the connection it came from is unusable.
@@ -104,6 +119,7 @@ impl Link {
                 current: ArcSwapOption::empty(),
                 generation: AtomicU64::new(0),
                 connecting: tokio::sync::Mutex::new(None),
+                rebuilding: AtomicBool::new(false),
             }),
         };
         link.open().await?;
@@ -194,6 +210,13 @@ impl Link {
     {
         let (generation, conn) = self.get().await?;
         match op(conn).await {
+            Err(e) if connection_failed(&e) && self.is_cluster() => {
+                self.rebuild(generation, &e);
+                match self.inner.current.load_full() {
+                    Some(newer) if newer.generation != generation => op(newer.conn.clone()).await,
+                    _ => Err(e),
+                }
+            }
             Err(e) if connection_failed(&e) => {
                 self.drop_connection(generation, &e);
                 let (_, conn) = self.get().await?;
@@ -201,5 +224,37 @@ impl Link {
             }
             other => other,
         }
+    }
+
+    /// Builds a fresh cluster connection in the background, reading the topology again, and
+    /// makes it current once it is ready; the connection of `generation` serves meanwhile.
+    /// One build at a time, at most one every [`RETRY_EVERY`].
+    fn rebuild(&self, generation: u64, error: &RedisError) {
+        let current = self.inner.current.load();
+        if current.as_ref().is_some_and(|c| c.generation != generation)
+            || self.inner.rebuilding.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        tracing::warn!(%error, "Redis Cluster connection failed; rebuilding it with a fresh topology in the background");
+        let link = self.clone();
+        let wait = self.inner.timeout * CLUSTER_CONNECT_WAIT;
+        tokio::spawn(async move {
+            let started = Instant::now();
+            match tokio::time::timeout(wait, link.open()).await {
+                Ok(Ok(_)) => tracing::info!(
+                    took_ms = started.elapsed().as_millis(),
+                    "rebuilt the Redis Cluster connection"
+                ),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "could not rebuild the Redis Cluster connection yet");
+                }
+                Err(_) => tracing::warn!(
+                    "rebuilding the Redis Cluster connection timed out after {wait:?}"
+                ),
+            }
+            tokio::time::sleep(RETRY_EVERY.saturating_sub(started.elapsed())).await;
+            link.inner.rebuilding.store(false, Ordering::Release);
+        });
     }
 }

@@ -1,0 +1,315 @@
+//! A Redis Cluster master freezes (SIGSTOP: a hung machine or a network partition, not a
+//! polite shutdown) and its replica takes over. The store keeps every session and serves the
+//! master's slots again from the promoted replica; the cache's change feed subscribes on the
+//! new master and reports its deletes. Then the old master wakes up as a replica and the test
+//! puts the roles back. Its own test binary, because it changes the shared cluster's roles.
+#![cfg(all(feature = "redis", feature = "cache"))]
+
+mod common;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use common::Counting;
+use tower_auth_session::store::{CachedStore, RedisStore};
+use tower_auth_session::{Session, SessionStore, StorageKey, User};
+
+/// A frozen Redis process, woken again when this is dropped (also when the test fails).
+struct Frozen {
+    pid: String,
+}
+
+impl Frozen {
+    fn new(pid: String) -> Self {
+        signal("STOP", &pid);
+        Self { pid }
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal("CONT", &self.pid);
+    }
+}
+
+fn signal(name: &str, pid: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid)
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}: {status}");
+}
+
+async fn conn(url: &str) -> redis::aio::MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)));
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap()
+}
+
+/// One `field:value` line of `INFO section` on the node at `url`.
+async fn info(url: &str, section: &str, field: &str) -> String {
+    let text: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(&mut conn(url).await)
+        .await
+        .unwrap();
+    let prefix = format!("{field}:");
+    text.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {field} in INFO {section} of {url}"))
+        .trim()
+        .to_owned()
+}
+
+/// `master` or `slave`, as the node at `url` says with `ROLE`.
+async fn role(url: &str) -> String {
+    let role: Vec<redis::Value> = redis::cmd("ROLE")
+        .query_async(&mut conn(url).await)
+        .await
+        .unwrap();
+    match role.first() {
+        Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        Some(redis::Value::SimpleString(s)) => s.clone(),
+        other => panic!("ROLE of {url}: {other:?}"),
+    }
+}
+
+/// Whether the node at `url` holds `key` (a replica is asked with `READONLY`); `false` when
+/// the key's slot belongs to another node.
+async fn holds(url: &str, key: &str) -> bool {
+    let mut c = conn(url).await;
+    let _: redis::Value = redis::cmd("READONLY").query_async(&mut c).await.unwrap();
+    let found: redis::RedisResult<i64> = redis::cmd("EXISTS").arg(key).query_async(&mut c).await;
+    found.is_ok_and(|n| n == 1)
+}
+
+/// Asks `check` every 20 ms until it says yes; fails after `limit`. Returns the time taken.
+async fn until<F, Fut>(what: &str, limit: Duration, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+async fn new_session(store: &RedisStore, user: &User) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let session = Session {
+        id: tower_auth_session::test_support::generate_id(32),
+        token: tower_auth_session::test_support::generate_id(32),
+        user_id: user.id.clone(),
+        expires_at: now + time::Duration::days(1),
+        created_at: now,
+        updated_at: now,
+        ip_address: None,
+        user_agent: None,
+        extra: serde_json::Map::new(),
+    };
+    store.create(&session, user).await.unwrap().token
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
+    let test = "a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow";
+    let Some(urls) = common::server_url("TAS_TEST_REDIS_CLUSTER_URLS", test) else {
+        return;
+    };
+    let Some(replica) = common::server_url("TAS_TEST_REDIS_CLUSTER_REPLICA_URL", test) else {
+        return;
+    };
+    let nodes: Vec<&str> = urls.split(',').collect();
+    let master = nodes[0];
+    assert_eq!(role(master).await, "master");
+    assert_eq!(role(&replica).await, "slave");
+
+    let prefix = common::redis_prefix();
+    let store = RedisStore::cluster_builder(nodes.iter().copied())
+        .key_prefix(&prefix)
+        .build()
+        .await
+        .unwrap();
+    let changes = store.session_changes(nodes[1]).start().await.unwrap();
+    let inner = Counting::new(store.clone());
+    let cached = CachedStore::builder(inner.clone())
+        .ttl(Duration::from_secs(600))
+        .watch(changes.clone())
+        .build();
+
+    // Sessions until two live on the master that will freeze, both copied to its replica.
+    let user = User::new("failover@example.com", "F", time::OffsetDateTime::now_utc());
+    let mut everyone = Vec::new();
+    let mut on_master = Vec::new();
+    while on_master.len() < 2 {
+        assert!(everyone.len() < 200, "no session landed on {master}");
+        let token = new_session(&store, &user).await;
+        if holds(master, &format!("{prefix}{token}")).await {
+            on_master.push(token.clone());
+        }
+        everyone.push(token);
+    }
+    for token in &on_master {
+        let key = format!("{prefix}{token}");
+        until(
+            "the replica has the session",
+            Duration::from_secs(5),
+            || holds(&replica, &key),
+        )
+        .await;
+    }
+    for token in &everyone {
+        assert!(cached
+            .find(&StorageKey::new(token.as_str()))
+            .await
+            .unwrap()
+            .is_some());
+    }
+    let (kept, deleted) = (&on_master[0], &on_master[1]);
+    let mut applied = changes.applied();
+    let seen = *applied.borrow();
+
+    // The master freezes; its replica takes over once the others count it as failed.
+    let frozen = Frozen::new(info(master, "server", "process_id").await);
+    let start = Instant::now();
+    until("the replica took over", Duration::from_secs(30), || async {
+        role(&replica).await == "master"
+    })
+    .await;
+    let promoted = start.elapsed();
+
+    // The store serves the frozen master's slots from the promoted replica, with every
+    // session, and writes new ones there.
+    let mut failed = 0;
+    loop {
+        match store.find(&StorageKey::new(kept.as_str())).await {
+            Ok(found) => {
+                assert!(found.is_some(), "the session survived the failover");
+                break;
+            }
+            Err(error) => {
+                if failed % 25 == 0 {
+                    println!("{} ms: {error}", start.elapsed().as_millis());
+                }
+                failed += 1;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(45),
+            "the store did not read again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let served = start.elapsed();
+    for token in &everyone {
+        assert!(
+            store
+                .find(&StorageKey::new(token.as_str()))
+                .await
+                .unwrap()
+                .is_some(),
+            "every session is still there"
+        );
+    }
+    let mut written = false;
+    for _ in 0..200 {
+        let token = new_session(&store, &user).await;
+        if holds(&replica, &format!("{prefix}{token}")).await {
+            written = true;
+            break;
+        }
+    }
+    assert!(written, "a new session was written on the promoted replica");
+
+    // The feed hears the new master and dropped the cache, since it may have missed changes.
+    tokio::time::timeout(Duration::from_secs(10), applied.wait_for(|n| *n > seen))
+        .await
+        .expect("the feed subscribed on the promoted replica")
+        .unwrap();
+    let subscribed = start.elapsed();
+    assert_eq!(info(&replica, "stats", "pubsub_patterns").await, "1");
+    let calls = inner.calls();
+    assert!(cached
+        .find(&StorageKey::new(kept.as_str()))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(inner.calls(), calls + 1, "the cache was dropped");
+
+    // A delete on the new master reaches the cache.
+    let seen = *applied.borrow();
+    let gone: i64 = redis::cmd("DEL")
+        .arg(format!("{prefix}{deleted}"))
+        .query_async(&mut conn(&replica).await)
+        .await
+        .unwrap();
+    assert_eq!(gone, 1);
+    tokio::time::timeout(Duration::from_secs(1), applied.wait_for(|n| *n > seen))
+        .await
+        .expect("the delete on the promoted replica was reported within 1 s")
+        .unwrap();
+    assert!(cached
+        .find(&StorageKey::new(deleted.as_str()))
+        .await
+        .unwrap()
+        .is_none());
+    println!(
+        "failover: replica promoted after {} ms, store served the slots after {} ms ({failed} \
+         failed reads meanwhile), feed subscribed after {} ms",
+        promoted.as_millis(),
+        served.as_millis(),
+        subscribed.as_millis()
+    );
+
+    // The old master wakes up as a replica of the new one; then the roles go back.
+    drop(frozen);
+    until(
+        "the old master follows the new one",
+        Duration::from_secs(30),
+        || async {
+            role(master).await == "slave"
+                && info(master, "replication", "master_link_status").await == "up"
+        },
+    )
+    .await;
+    let _: redis::Value = redis::cmd("CLUSTER")
+        .arg("FAILOVER")
+        .query_async(&mut conn(master).await)
+        .await
+        .unwrap();
+    until("the roles are back", Duration::from_secs(30), || async {
+        role(master).await == "master" && role(&replica).await == "slave"
+    })
+    .await;
+    until("the cluster is whole", Duration::from_secs(30), || async {
+        for node in nodes.iter().copied().chain([replica.as_str()]) {
+            if info(node, "cluster", "cluster_enabled").await != "1" {
+                return false;
+            }
+            let state: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query_async(&mut conn(node).await)
+                .await
+                .unwrap();
+            if !state.contains("cluster_state:ok") {
+                return false;
+            }
+        }
+        info(&replica, "replication", "master_link_status").await == "up"
+    })
+    .await;
+    assert!(store
+        .find(&StorageKey::new(kept.as_str()))
+        .await
+        .unwrap()
+        .is_some());
+}
