@@ -2,6 +2,8 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod process;
+#[cfg(feature = "redis")]
+pub mod redis_nodes;
 pub mod servers;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -8,24 +8,31 @@
 //! prefix and drops the token (or the user's sessions) from the cache.
 //!
 //! A server publishes the notifications of its own keys only, so on a Redis Cluster the feed
-//! subscribes on every master: it reads them with `CLUSTER SLOTS` through the store's
-//! connection and proves each subscription with a probe key in that master's slots. Every
-//! [`CHECK_EVERY`] it reads the masters again and subscribes on any it does not hear yet (a
-//! replica promoted by a failover, a master added to the cluster), then drops the cache, since
-//! changes on that master may have been missed. A lost subscription is mended the same way,
-//! at once.
+//! subscribes on every master, which it reads with `CLUSTER SLOTS` through the store's
+//! connection. At start, each subscription is proven with a probe key in that master's slots.
+//!
+//! Afterwards a [`Follower`] keeps the subscriptions, beside the task's receiving loop so that a
+//! slow node never holds back the others' notifications. Every [`CHECK_EVERY`] it sends each
+//! subscription a `PING` (a connection cut off without a reset hears nothing and looks alive
+//! otherwise) and reads the masters again; at once when a subscription ends. It subscribes on
+//! every master it does not hear (a replica promoted by a failover, a master added to the
+//! cluster, a subscription renewed), after checking or setting the flags there, and the cache
+//! is dropped, since changes on that master may have been missed. Masters found after start
+//! are not probed: a warning says when their flags could not be checked.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::Either;
-use futures_util::stream::{BoxStream, SelectAll};
+use futures_util::stream::{AbortHandle, BoxStream, SelectAll};
 use futures_util::StreamExt as _;
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo as _};
+use tokio::sync::mpsc;
 
 use super::{cannot, Change, SessionChanges, Sink};
 use crate::error::StoreError;
+use crate::store::redis::link::{node_client, node_config};
 use crate::store::RedisStore;
 
 /// The flags the feed needs in `notify-keyspace-events`.
@@ -120,41 +127,69 @@ impl RedisChangesBuilder {
         let watch = |e| StoreError::backend("watch session changes", e);
         let template = self.url.as_str().into_connection_info().map_err(watch)?;
         let db = template.redis_settings().db();
-        let nodes = if self.store.is_cluster() {
+        let mut nodes = if self.store.is_cluster() {
             Nodes::Cluster {
                 store: self.store.clone(),
                 template,
                 root_cert: self.root_cert.clone(),
+                known: HashMap::new(),
             }
         } else {
-            Nodes::One(Node::at(&template, self.root_cert.as_deref()).map_err(watch)?)
+            Nodes::One(Node {
+                addr: template.addr().to_string().into(),
+                client: node_client(template, self.root_cert.as_deref()).map_err(watch)?,
+                slots: Vec::new(),
+            })
         };
         let found = nodes.current().await?;
         for node in &found {
             node.ensure_flags(self.configure).await?;
         }
         let channel_prefix = format!("__keyspace@{db}__:{}", self.store.key_prefix());
-        let mut feed = Feed {
+        let mut follower = Follower {
             nodes,
             configure: self.configure,
             pattern: format!("{}*", escape_glob(&channel_prefix)),
-            channel_prefix,
-            heard: HashSet::new(),
-            streams: SelectAll::new(),
+            heard: HashMap::new(),
+            failing: HashSet::new(),
+            next_id: 0,
         };
+        let mut streams = SelectAll::new();
         for node in &found {
-            feed.subscribe(node).await.map_err(watch)?;
+            let pubsub = Follower::open(node, &follower.pattern)
+                .await
+                .map_err(watch)?;
+            streams.push(follower.keep(node, pubsub));
         }
-        self.probe(&mut feed, &found, db).await?;
+        let ended_early = self
+            .probe(&mut streams, &found, &channel_prefix, db)
+            .await?;
+        let (ended, ended_rx) = mpsc::unbounded_channel();
+        for id in ended_early {
+            let _ = ended.send(id);
+        }
+        let (found, found_rx) = mpsc::unbounded_channel();
         Ok(SessionChanges::spawn(
             "Redis keyspace notifications",
-            move |sink| feed.run(sink),
+            move |sink| async move {
+                let follow = std::pin::pin!(follower.run(ended_rx, found));
+                let receive =
+                    std::pin::pin!(receive(streams, channel_prefix, found_rx, ended, sink));
+                futures_util::future::select(follow, receive).await;
+            },
         ))
     }
 
     /// Writes one probe key through the store for each node (on a cluster, a key in that
-    /// node's slots) and waits until each node's subscription has reported its own.
-    async fn probe(&self, feed: &mut Feed, nodes: &[Node], db: i64) -> Result<(), StoreError> {
+    /// node's slots) and waits until each node's subscription has reported its own. Returns
+    /// the subscriptions that ended meanwhile, for the [`Follower`] to renew.
+    async fn probe(
+        &self,
+        streams: &mut SelectAll<Notifications>,
+        nodes: &[Node],
+        channel_prefix: &str,
+        db: i64,
+    ) -> Result<Vec<u64>, StoreError> {
         let mut waiting = Vec::with_capacity(nodes.len());
         for node in nodes {
             let Some(suffix) = self.probe_suffix(node).await? else {
@@ -165,21 +200,20 @@ impl RedisChangesBuilder {
                 .store
                 .command(redis::cmd("SET").arg(&key).arg("1").arg("PX").arg(10_000))
                 .await?;
-            waiting.push((
-                node.addr.clone(),
-                format!("{}{suffix}", feed.channel_prefix),
-                key,
-            ));
+            waiting.push((node.addr.clone(), format!("{channel_prefix}{suffix}"), key));
         }
         let keys: Vec<String> = waiting.iter().map(|(_, _, key)| key.clone()).collect();
+        let mut ended = Vec::new();
         let heard = tokio::time::timeout(PROBE_WAIT, async {
-            while let Some(event) = feed.streams.next().await {
-                if let Event::Message(from, message) = event {
-                    let channel = message.get_channel_name();
-                    waiting.retain(|(addr, expected, _)| !(*addr == from && expected == channel));
-                    if waiting.is_empty() {
-                        return;
+            while !waiting.is_empty() {
+                match streams.next().await {
+                    Some(Event::Message(from, message)) => {
+                        let channel = message.get_channel_name();
+                        waiting
+                            .retain(|(addr, expected, _)| !(*addr == from && expected == channel));
                     }
+                    Some(Event::Lost(id)) => ended.push(id),
+                    None => return,
                 }
             }
         })
@@ -188,7 +222,7 @@ impl RedisChangesBuilder {
             let _: Result<redis::Value, _> = self.store.command(redis::cmd("DEL").arg(key)).await;
         }
         if heard.is_ok() && waiting.is_empty() {
-            return Ok(());
+            return Ok(ended);
         }
         let silent: Vec<&str> = waiting.iter().map(|(addr, _, _)| addr.as_ref()).collect();
         Err(cannot(
@@ -240,25 +274,6 @@ struct Node {
 }
 
 impl Node {
-    /// The server `info` names.
-    fn at(info: &ConnectionInfo, root_cert: Option<&[u8]>) -> redis::RedisResult<Self> {
-        let client = match root_cert {
-            Some(pem) => redis::Client::build_with_tls(
-                info.clone(),
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.to_vec()),
-                },
-            ),
-            None => redis::Client::open(info.clone()),
-        }?;
-        Ok(Self {
-            addr: info.addr().to_string().into(),
-            client,
-            slots: Vec::new(),
-        })
-    }
-
     fn serves(&self, slot: i64) -> bool {
         self.slots
             .iter()
@@ -318,12 +333,9 @@ impl Node {
 
     /// Runs one command on a connection of its own to this node.
     async fn command<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(SUBSCRIBE_WAIT))
-            .set_response_timeout(Some(SUBSCRIBE_WAIT));
         let mut conn = self
             .client
-            .get_multiplexed_async_connection_with_config(&config)
+            .get_multiplexed_async_connection_with_config(&node_config(SUBSCRIBE_WAIT))
             .await?;
         cmd.query_async(&mut conn).await
     }
@@ -339,19 +351,22 @@ enum Nodes {
         store: RedisStore,
         template: ConnectionInfo,
         root_cert: Option<Vec<u8>>,
+        /// Clients already made, by address, so a check builds none for known nodes.
+        known: HashMap<Arc<str>, redis::Client>,
     },
 }
 
 impl Nodes {
     /// The servers to hear now.
-    async fn current(&self) -> Result<Vec<Node>, StoreError> {
-        let (store, template, root_cert) = match self {
+    async fn current(&mut self) -> Result<Vec<Node>, StoreError> {
+        let (store, template, root_cert, known) = match self {
             Self::One(node) => return Ok(vec![node.clone()]),
             Self::Cluster {
                 store,
                 template,
                 root_cert,
-            } => (store, template, root_cert),
+                known,
+            } => (store, template, root_cert, known),
         };
         let slots: redis::Value = store.command(redis::cmd("CLUSTER").arg("SLOTS")).await?;
         let default_host = match template.addr() {
@@ -361,28 +376,38 @@ impl Nodes {
         let masters = masters(&slots, default_host).map_err(|reason| StoreError::Corrupt {
             reason: format!("CLUSTER SLOTS: {reason}"),
         })?;
-        masters
-            .into_iter()
-            .map(|Master { host, port, slots }| {
-                let addr = match template.addr() {
-                    ConnectionAddr::TcpTls {
-                        insecure,
-                        tls_params,
-                        ..
-                    } => ConnectionAddr::TcpTls {
-                        host,
-                        port,
-                        insecure: *insecure,
-                        tls_params: tls_params.clone(),
-                    },
-                    _ => ConnectionAddr::Tcp(host, port),
-                };
-                let mut node = Node::at(&template.clone().set_addr(addr), root_cert.as_deref())
-                    .map_err(|e| StoreError::backend("watch session changes", e))?;
-                node.slots = slots;
-                Ok(node)
-            })
-            .collect()
+        let mut nodes = Vec::with_capacity(masters.len());
+        for Master { host, port, slots } in masters {
+            let addr: Arc<str> = format!("{host}:{port}").into();
+            let client = match known.get(&addr) {
+                Some(client) => client.clone(),
+                None => {
+                    let at = match template.addr() {
+                        ConnectionAddr::TcpTls {
+                            insecure,
+                            tls_params,
+                            ..
+                        } => ConnectionAddr::TcpTls {
+                            host,
+                            port,
+                            insecure: *insecure,
+                            tls_params: tls_params.clone(),
+                        },
+                        _ => ConnectionAddr::Tcp(host, port),
+                    };
+                    let client = node_client(template.clone().set_addr(at), root_cert.as_deref())
+                        .map_err(|e| StoreError::backend("watch session changes", e))?;
+                    known.insert(addr.clone(), client.clone());
+                    client
+                }
+            };
+            nodes.push(Node {
+                addr,
+                client,
+                slots,
+            });
+        }
+        Ok(nodes)
     }
 }
 
@@ -396,7 +421,9 @@ struct Master {
 }
 
 /// A cluster's masters from a `CLUSTER SLOTS` reply: host, port and slot ranges each, in
-/// address order. An empty host (the node does not know its own address) is `default_host`.
+/// address order. An empty or missing host (the node does not know its own address) is
+/// `default_host`, the seed's; `?` (an endpoint the node does not know) is skipped, as the
+/// driver does.
 fn masters(reply: &redis::Value, default_host: &str) -> Result<Vec<Master>, String> {
     let redis::Value::Array(ranges) = reply else {
         return Err(format!("expected an array, got {reply:?}"));
@@ -419,9 +446,13 @@ fn masters(reply: &redis::Value, default_host: &str) -> Result<Vec<Master>, Stri
         let host = match master.first() {
             Some(redis::Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
             Some(redis::Value::SimpleString(s)) => s.clone(),
+            Some(redis::Value::Nil) => String::new(),
             other => return Err(format!("expected the master's host, got {other:?}")),
         };
-        let host = if host.is_empty() || host == "?" {
+        if host == "?" {
+            continue;
+        }
+        let host = if host.is_empty() {
             default_host.to_owned()
         } else {
             host
@@ -452,28 +483,43 @@ fn masters(reply: &redis::Value, default_host: &str) -> Result<Vec<Master>, Stri
 enum Event {
     /// A notification, and the node it came from.
     Message(Arc<str>, redis::Msg),
-    /// The subscription on this node ended.
-    Lost(Arc<str>),
+    /// The subscription with this number ended.
+    Lost(u64),
 }
 
-/// The running feed: one subscription per node, merged.
-struct Feed {
+/// The notifications of one subscription, ending with [`Event::Lost`].
+type Notifications = BoxStream<'static, Event>;
+
+/// A live subscription, as the [`Follower`] keeps it.
+struct Subscription {
+    id: u64,
+    /// Asks the server for a `PING` answer on the subscription's own connection.
+    sink: redis::aio::PubSubSink,
+    /// Ends the notification stream (which then yields its [`Event::Lost`]).
+    stop: AbortHandle,
+}
+
+/// Keeps one subscription on every node: checks every [`CHECK_EVERY`], and at once when a
+/// subscription ends, that each subscription still answers, reads the nodes again, and
+/// subscribes on those it does not hear. Runs beside [`receive`], in the same task, so a slow
+/// node never holds back the notifications of the others.
+struct Follower {
     nodes: Nodes,
     /// Whether a node subscribed on later may get the flags with `CONFIG SET`.
     configure: bool,
     pattern: String,
-    channel_prefix: String,
-    /// The nodes with a live subscription.
-    heard: HashSet<Arc<str>>,
-    streams: SelectAll<BoxStream<'static, Event>>,
+    heard: HashMap<Arc<str>, Subscription>,
+    /// Nodes whose last subscription attempt failed (warned once until one succeeds).
+    failing: HashSet<Arc<str>>,
+    next_id: u64,
 }
 
-impl Feed {
-    /// Subscribes on `node` and adds its notifications to the merged stream.
-    async fn subscribe(&mut self, node: &Node) -> redis::RedisResult<()> {
-        let pubsub = tokio::time::timeout(SUBSCRIBE_WAIT, async {
+impl Follower {
+    /// Connects to `node` and subscribes to the session keys' notifications.
+    async fn open(node: &Node, pattern: &str) -> redis::RedisResult<redis::aio::PubSub> {
+        tokio::time::timeout(SUBSCRIBE_WAIT, async {
             let mut pubsub = node.client.get_async_pubsub().await?;
-            pubsub.psubscribe(&self.pattern).await?;
+            pubsub.psubscribe(pattern).await?;
             Ok::<_, redis::RedisError>(pubsub)
         })
         .await
@@ -482,98 +528,170 @@ impl Feed {
                 std::io::ErrorKind::TimedOut,
                 "subscribing took too long",
             ))
-        })??;
+        })?
+    }
+
+    /// Keeps `pubsub` as `node`'s subscription; returns its notifications.
+    fn keep(&mut self, node: &Node, pubsub: redis::aio::PubSub) -> Notifications {
+        let (sink, stream) = pubsub.split();
+        let (stream, stop) = futures_util::stream::abortable(stream);
+        self.next_id += 1;
+        let id = self.next_id;
+        self.heard
+            .insert(node.addr.clone(), Subscription { id, sink, stop });
+        self.failing.remove(&node.addr);
         let from = node.addr.clone();
-        let lost = futures_util::stream::once({
-            let from = from.clone();
-            async move { Event::Lost(from) }
-        });
-        let stream = pubsub
-            .into_on_message()
+        stream
             .map(move |message| Event::Message(from.clone(), message))
-            .chain(lost);
-        self.streams.push(stream.boxed());
-        self.heard.insert(node.addr.clone());
-        Ok(())
+            .chain(futures_util::stream::once(async move { Event::Lost(id) }))
+            .boxed()
     }
 
-    /// Receives notifications until the feed is dropped, following the nodes.
-    async fn run(mut self, sink: Sink) {
-        let mut check =
-            tokio::time::interval_at(tokio::time::Instant::now() + CHECK_EVERY, CHECK_EVERY);
-        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let event = {
-                let tick = std::pin::pin!(check.tick());
-                match futures_util::future::select(self.streams.next(), tick).await {
-                    Either::Left((event, _)) => event,
-                    Either::Right(_) => None,
-                }
-            };
-            match event {
-                Some(Event::Message(_, message)) => {
-                    let event: String = message.get_payload().unwrap_or_default();
-                    if let Some(change) =
-                        change_of(message.get_channel_name(), &self.channel_prefix, &event)
-                    {
-                        if !sink.send(change) {
-                            return;
-                        }
-                    }
-                    continue;
-                }
-                Some(Event::Lost(from)) => {
-                    tracing::warn!(node = %from, "session change feed: the Redis subscription was lost; resubscribing (cached sessions may be served until the cache TTL meanwhile)");
-                    self.heard.remove(&from);
-                }
-                // A tick; with no subscription left, the merged stream ends at once: wait
-                // for the tick instead.
-                None => {
-                    if self.streams.is_empty() {
-                        check.tick().await;
-                    }
-                }
+    /// Forgets the subscription numbered `id` (already ended), if it is still the node's.
+    fn lost(&mut self, id: u64) {
+        let Some(addr) = self
+            .heard
+            .iter()
+            .find_map(|(addr, s)| (s.id == id).then(|| addr.clone()))
+        else {
+            return;
+        };
+        self.heard.remove(&addr);
+        tracing::warn!(node = %addr, "session change feed: the Redis subscription was lost; subscribing again (cached sessions may be served until the cache TTL meanwhile)");
+    }
+
+    /// Ends every subscription that does not answer a `PING` within [`SUBSCRIBE_WAIT`]: a
+    /// connection cut off without a reset looks alive otherwise, and hears nothing.
+    async fn ping(&mut self) {
+        let pings = self.heard.iter().map(|(addr, s)| {
+            let mut sink = s.sink.clone();
+            async move {
+                let answer =
+                    tokio::time::timeout(SUBSCRIBE_WAIT, sink.ping::<redis::Value>()).await;
+                (addr.clone(), matches!(answer, Ok(Ok(_))))
             }
-            if !self.catch_up(&sink).await {
-                return;
+        });
+        for (addr, answered) in futures_util::future::join_all(pings).await {
+            if answered {
+                continue;
+            }
+            if let Some(s) = self.heard.remove(&addr) {
+                s.stop.abort();
+                tracing::warn!(node = %addr, "session change feed: the Redis subscription stopped answering; subscribing again (cached sessions may be served until the cache TTL meanwhile)");
             }
         }
     }
 
-    /// Subscribes on every node not heard yet; after any, drops the cache, since changes on
-    /// those nodes may have been missed. `false` once the feed is gone.
-    async fn catch_up(&mut self, sink: &Sink) -> bool {
-        if !sink.alive() {
-            return false;
-        }
+    /// Subscribes on every node not heard, all at once; returns the new subscriptions.
+    async fn catch_up(&mut self) -> Vec<Notifications> {
         let nodes = match self.nodes.current().await {
             Ok(nodes) => nodes,
             Err(error) => {
                 tracing::debug!(%error, "session change feed: cannot read the Redis nodes yet");
-                return true;
+                return Vec::new();
             }
         };
-        let mut added = false;
-        for node in &nodes {
-            if self.heard.contains(&node.addr) {
-                continue;
-            }
+        let new: Vec<&Node> = nodes
+            .iter()
+            .filter(|node| !self.heard.contains_key(&node.addr))
+            .collect();
+        let (configure, pattern) = (self.configure, self.pattern.as_str());
+        let attempts = futures_util::future::join_all(new.iter().map(|node| async move {
             // A promoted replica or a new master may lack the flags the masters got at start.
-            if let Err(error) = node.ensure_flags(self.configure).await {
+            if let Err(error) = node.ensure_flags(configure).await {
                 tracing::warn!(%error, node = %node.addr, "session change feed: a new Redis master may not publish keyspace notifications");
             }
-            match self.subscribe(node).await {
-                Ok(()) => {
+            Self::open(node, pattern).await
+        }))
+        .await;
+        let mut subscribed = Vec::new();
+        for (node, attempt) in new.into_iter().zip(attempts) {
+            match attempt {
+                Ok(pubsub) => {
                     tracing::info!(node = %node.addr, "session change feed: subscribed to Redis keyspace notifications");
-                    added = true;
+                    subscribed.push(self.keep(node, pubsub));
+                }
+                Err(error) if self.failing.insert(node.addr.clone()) => {
+                    tracing::warn!(%error, node = %node.addr, "session change feed: cannot subscribe on a Redis node yet; trying again every second");
                 }
                 Err(error) => {
                     tracing::debug!(%error, node = %node.addr, "session change feed: cannot subscribe yet");
                 }
             }
         }
-        // Notifications published meanwhile are lost.
-        !added || sink.send(Change::All)
+        subscribed
+    }
+
+    /// Follows the nodes until [`receive`] is gone: `ended` brings the numbers of the
+    /// subscriptions that ended, `found` takes the new ones.
+    async fn run(
+        mut self,
+        mut ended: mpsc::UnboundedReceiver<u64>,
+        found: mpsc::UnboundedSender<Notifications>,
+    ) {
+        let mut check =
+            tokio::time::interval_at(tokio::time::Instant::now() + CHECK_EVERY, CHECK_EVERY);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            {
+                let tick = std::pin::pin!(check.tick());
+                match futures_util::future::select(std::pin::pin!(ended.recv()), tick).await {
+                    Either::Left((Some(id), _)) => self.lost(id),
+                    Either::Left((None, _)) => return,
+                    Either::Right(_) => self.ping().await,
+                }
+            }
+            while let Ok(id) = ended.try_recv() {
+                self.lost(id);
+            }
+            for notifications in self.catch_up().await {
+                if found.send(notifications).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Applies the notifications of every subscription until the feed is dropped; takes new
+/// subscriptions from the [`Follower`] (dropping the cache after each: changes on that node
+/// may have been missed) and tells it which ended.
+async fn receive(
+    mut streams: SelectAll<Notifications>,
+    channel_prefix: String,
+    mut found: mpsc::UnboundedReceiver<Notifications>,
+    ended: mpsc::UnboundedSender<u64>,
+    sink: Sink,
+) {
+    loop {
+        // With no subscription left, the merged stream ends at once: wait for a new one.
+        let next = if streams.is_empty() {
+            Either::Right(found.recv().await)
+        } else {
+            match futures_util::future::select(streams.next(), std::pin::pin!(found.recv())).await {
+                Either::Left((event, _)) => Either::Left(event),
+                Either::Right((notifications, _)) => Either::Right(notifications),
+            }
+        };
+        let alive = match next {
+            Either::Left(Some(Event::Message(_, message))) => {
+                let event: String = message.get_payload().unwrap_or_default();
+                match change_of(message.get_channel_name(), &channel_prefix, &event) {
+                    Some(change) => sink.send(change),
+                    None => true,
+                }
+            }
+            Either::Left(Some(Event::Lost(id))) => ended.send(id).is_ok(),
+            Either::Left(None) => true,
+            Either::Right(Some(notifications)) => {
+                streams.push(notifications);
+                sink.send(Change::All)
+            }
+            Either::Right(None) => false,
+        };
+        if !alive {
+            return;
+        }
     }
 }
 
@@ -669,6 +787,11 @@ mod tests {
             Array(vec![Int(5461), Int(10922), node("10.0.0.1", 7000, "a")]),
             Array(vec![Int(10923), Int(12000), node("", 7002, "c")]),
             Array(vec![Int(12001), Int(16383), node("10.0.0.1", 7000, "a")]),
+            Array(vec![
+                Int(16384),
+                Int(16384),
+                Array(vec![BulkString("?".into()), Int(7005)]),
+            ]),
         ]);
         assert_eq!(
             masters(&reply, "seed.example").unwrap(),
@@ -677,9 +800,18 @@ mod tests {
                 master("10.0.0.2", 7001, vec![(0, 5460)]),
                 master("seed.example", 7002, vec![(10923, 12000)]),
             ],
-            "replicas are not masters; an unknown host is the seed's"
+            "replicas are not masters; an empty host is the seed's; an unknown endpoint is skipped"
         );
         assert!(masters(&Array(vec![]), "h").unwrap().is_empty());
+        let unknown_host = Array(vec![Array(vec![
+            Int(0),
+            Int(16383),
+            Array(vec![redis::Value::Nil, Int(7000)]),
+        ])]);
+        assert_eq!(
+            masters(&unknown_host, "h").unwrap(),
+            vec![master("h", 7000, vec![(0, 16383)])]
+        );
         for bad in [
             SimpleString("OK".into()),
             Array(vec![Int(1)]),

@@ -34,6 +34,31 @@ const RETRY_EVERY: Duration = Duration::from_millis(200);
 /// connects to the masters they name.
 const CLUSTER_CONNECT_WAIT: u32 = 3;
 
+/// A client for one node, trusting the certificate authority in `root_cert` when given (else
+/// the built-in roots) for a `rediss://` address.
+pub(crate) fn node_client(
+    info: impl redis::IntoConnectionInfo,
+    root_cert: Option<&[u8]>,
+) -> RedisResult<redis::Client> {
+    match root_cert {
+        Some(pem) => redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            },
+        ),
+        None => redis::Client::open(info),
+    }
+}
+
+/// Connection settings for one node: `timeout` bounds connecting and every response.
+pub(crate) fn node_config(timeout: Duration) -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+}
+
 /// Where to connect. Built once per store, so the size difference does not matter.
 #[derive(Clone)]
 #[allow(clippy::large_enum_variant)]
@@ -135,16 +160,11 @@ impl Link {
     async fn open(&self) -> RedisResult<(u64, Conn)> {
         let inner = &self.inner;
         let conn = match &inner.target {
-            Target::Node(client) => {
-                let config = redis::AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(inner.timeout))
-                    .set_response_timeout(Some(inner.timeout));
-                Conn::Node(
-                    client
-                        .get_multiplexed_async_connection_with_config(&config)
-                        .await?,
-                )
-            }
+            Target::Node(client) => Conn::Node(
+                client
+                    .get_multiplexed_async_connection_with_config(&node_config(inner.timeout))
+                    .await?,
+            ),
             Target::Cluster(client) => Conn::Cluster(client.get_async_connection().await?),
         };
         let generation = inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
@@ -230,18 +250,20 @@ impl Link {
     /// makes it current once it is ready; the connection of `generation` serves meanwhile.
     /// One build at a time, at most one every [`RETRY_EVERY`].
     fn rebuild(&self, generation: u64, error: &RedisError) {
+        if self.inner.rebuilding.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Clears the flag when the build ends, also if its task is dropped with the runtime.
+        let building = Building(self.clone());
         let current = self.inner.current.load();
-        if current.as_ref().is_some_and(|c| c.generation != generation)
-            || self.inner.rebuilding.swap(true, Ordering::AcqRel)
-        {
+        if current.as_ref().is_some_and(|c| c.generation != generation) {
             return;
         }
         tracing::warn!(%error, "Redis Cluster connection failed; rebuilding it with a fresh topology in the background");
-        let link = self.clone();
-        let wait = self.inner.timeout * CLUSTER_CONNECT_WAIT;
+        let wait = self.inner.timeout.saturating_mul(CLUSTER_CONNECT_WAIT);
         tokio::spawn(async move {
             let started = Instant::now();
-            match tokio::time::timeout(wait, link.open()).await {
+            match tokio::time::timeout(wait, building.0.open()).await {
                 Ok(Ok(_)) => tracing::info!(
                     took_ms = started.elapsed().as_millis(),
                     "rebuilt the Redis Cluster connection"
@@ -254,7 +276,15 @@ impl Link {
                 ),
             }
             tokio::time::sleep(RETRY_EVERY.saturating_sub(started.elapsed())).await;
-            link.inner.rebuilding.store(false, Ordering::Release);
         });
+    }
+}
+
+/// A cluster connection being rebuilt: lets the next build start when dropped.
+struct Building(Link);
+
+impl Drop for Building {
+    fn drop(&mut self) {
+        self.0.inner.rebuilding.store(false, Ordering::Release);
     }
 }

@@ -275,25 +275,20 @@ impl RedisStoreBuilder {
 impl RedisStoreBuilder {
     /// The client for one node, or for the cluster the URLs seed.
     fn target(&self, cluster: bool) -> Result<Target, StoreError> {
-        let certs = self.root_cert.clone().map(|pem| redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(pem),
-        });
         if cluster {
             let mut builder = redis::cluster::ClusterClientBuilder::new(self.urls.clone())
                 .connection_timeout(self.timeout)
                 .response_timeout(self.timeout);
-            if let Some(certs) = certs {
-                builder = builder.certs(certs);
+            if let Some(pem) = self.root_cert.clone() {
+                builder = builder.certs(redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                });
             }
             return Ok(Target::Cluster(builder.build().map_err(connect_error)?));
         }
         let url = self.urls.first().map_or("", String::as_str);
-        let client = match certs {
-            Some(certs) => redis::Client::build_with_tls(url, certs),
-            None => redis::Client::open(url),
-        }
-        .map_err(connect_error)?;
+        let client = link::node_client(url, self.root_cert.as_deref()).map_err(connect_error)?;
         Ok(Target::Node(client))
     }
 }

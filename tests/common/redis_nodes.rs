@@ -1,0 +1,54 @@
+//! Plain connections to single Redis nodes (a cluster's included), to look at them from outside
+//! the store: roles, `INFO` fields, subscriptions.
+
+use std::time::Duration;
+
+/// A connection to the one node at `url`, with 2 s timeouts.
+pub async fn conn(url: &str) -> redis::aio::MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)));
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap()
+}
+
+/// One `field:value` line of `INFO section` on the node at `url`.
+pub async fn info(url: &str, section: &str, field: &str) -> String {
+    let text: String = redis::cmd("INFO")
+        .arg(section)
+        .query_async(&mut conn(url).await)
+        .await
+        .unwrap();
+    let prefix = format!("{field}:");
+    text.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {field} in INFO {section} of {url}"))
+        .trim()
+        .to_owned()
+}
+
+/// `master` or `slave`, as the node at `url` says with `ROLE`.
+pub async fn role(url: &str) -> String {
+    let role: Vec<redis::Value> = redis::cmd("ROLE")
+        .query_async(&mut conn(url).await)
+        .await
+        .unwrap();
+    match role.first() {
+        Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        Some(redis::Value::SimpleString(s)) => s.clone(),
+        other => panic!("ROLE of {url}: {other:?}"),
+    }
+}
+
+/// How many pattern subscriptions each node serves (`INFO stats`' `pubsub_patterns`).
+pub async fn psubscribed(nodes: &[&str]) -> Vec<u64> {
+    let mut counts = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let count = info(node, "stats", "pubsub_patterns").await;
+        counts.push(count.parse().unwrap());
+    }
+    counts
+}
