@@ -529,17 +529,7 @@ async fn a_postgres_feed_recovers_from_a_killed_connection() {
         .unwrap();
     let mut tokens = Vec::new();
     for _ in 0..2 {
-        let s = tower_auth_session::Session {
-            id: tower_auth_session::test_support::generate_id(32),
-            token: tower_auth_session::test_support::generate_id(32),
-            user_id: user.id.clone(),
-            expires_at: time::OffsetDateTime::now_utc() + time::Duration::days(7),
-            created_at: time::OffsetDateTime::now_utc(),
-            updated_at: time::OffsetDateTime::now_utc(),
-            ip_address: None,
-            user_agent: None,
-            extra: serde_json::Map::new(),
-        };
+        let s = common::live_session(&user.id);
         tokens.push(store.create(&s, &user).await.unwrap().token);
     }
     for t in &tokens {
@@ -599,4 +589,87 @@ async fn a_postgres_feed_recovers_from_a_killed_connection() {
         .await
         .unwrap()
         .is_none());
+}
+
+/// The feed's connection is cut off without a reset (a silent network path): it would look
+/// alive for good and hear nothing. The feed's PING finds it out, subscribes again once the
+/// path flows, and drops the cache, so a session deleted while it heard nothing is not served.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_feed_renews_a_subscription_that_went_silent() {
+    use common::servers::Proxy;
+    use common::Counting;
+    use tower_auth_session::store::RedisStore;
+    use tower_auth_session::{StorageKey, User};
+    let test = "a_redis_feed_renews_a_subscription_that_went_silent";
+    let Some(url) = common::server_url("TAS_TEST_REDIS_URL", test) else {
+        return;
+    };
+    let Some(port) = common::server_url("TAS_TEST_REDIS_PORT", test) else {
+        return;
+    };
+    let proxy = Proxy::start(port.parse().unwrap()).await;
+    let prefix = common::redis_prefix();
+    let store = RedisStore::builder(&url)
+        .key_prefix(&prefix)
+        .build()
+        .await
+        .unwrap();
+    let changes = store
+        .session_changes(format!("redis://127.0.0.1:{}/", proxy.port))
+        .start()
+        .await
+        .unwrap();
+    let inner = Counting::new(store.clone());
+    let cached = CachedStore::builder(inner.clone())
+        .ttl(Duration::from_secs(600))
+        .watch(changes.clone())
+        .build();
+    let user = User::new("silent@example.com", "S", time::OffsetDateTime::now_utc());
+    let mut applied = changes.applied();
+    let before = *applied.borrow();
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let session = common::live_session(&user.id);
+        tokens.push(store.create(&session, &user).await.unwrap().token);
+    }
+    // The sessions' own writes are reported too: wait for them before caching.
+    tokio::time::timeout(DEADLINE, applied.wait_for(|n| *n >= before + 2))
+        .await
+        .expect("the writes were reported")
+        .unwrap();
+    let (kept, gone) = (
+        StorageKey::new(tokens[0].as_str()),
+        StorageKey::new(tokens[1].as_str()),
+    );
+    for key in [&kept, &gone] {
+        assert!(cached.find(key).await.unwrap().is_some());
+    }
+
+    proxy.black_hole();
+    let mut raw = common::redis_nodes::conn(&url).await;
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(format!("{prefix}{}", tokens[1]))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    assert!(
+        cached.find(&gone).await.unwrap().is_some(),
+        "unheard, the delete has not reached the cache"
+    );
+    proxy.heal();
+    let start = Instant::now();
+    while cached.find(&gone).await.unwrap().is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the cache still served a session deleted while the feed heard nothing"
+        );
+        tokio::time::sleep(EVERY).await;
+    }
+    println!(
+        "silent subscription: cache dropped {} ms after the path flowed again",
+        start.elapsed().as_millis()
+    );
+    assert!(cached.find(&kept).await.unwrap().is_some());
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::redis_nodes::{conn, info, role};
 use common::Counting;
 use tower_auth_session::store::{CachedStore, RedisStore};
-use tower_auth_session::{Session, SessionStore, StorageKey, User};
+use tower_auth_session::{SessionStore, StorageKey, User};
 
 /// A frozen Redis process, woken again when this is dropped (also when the test fails).
 struct Frozen {
@@ -66,18 +66,7 @@ where
 }
 
 async fn new_session(store: &RedisStore, user: &User) -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let session = Session {
-        id: tower_auth_session::test_support::generate_id(32),
-        token: tower_auth_session::test_support::generate_id(32),
-        user_id: user.id.clone(),
-        expires_at: now + time::Duration::days(1),
-        created_at: now,
-        updated_at: now,
-        ip_address: None,
-        user_agent: None,
-        extra: serde_json::Map::new(),
-    };
+    let session = common::live_session(&user.id);
     store.create(&session, user).await.unwrap().token
 }
 

@@ -250,19 +250,8 @@ async fn a_change_feed_over_redis_tls_hears_deletes() {
         .ttl(std::time::Duration::from_secs(600))
         .watch(changes.clone())
         .build();
-    let now = time::OffsetDateTime::now_utc();
-    let user = User::new("feed-tls@example.com", "F", now);
-    let session = tower_auth_session::Session {
-        id: tower_auth_session::test_support::generate_id(32),
-        token: tower_auth_session::test_support::generate_id(32),
-        user_id: user.id.clone(),
-        expires_at: now + time::Duration::days(1),
-        created_at: now,
-        updated_at: now,
-        ip_address: None,
-        user_agent: None,
-        extra: serde_json::Map::new(),
-    };
+    let user = User::new("feed-tls@example.com", "F", time::OffsetDateTime::now_utc());
+    let session = common::live_session(&user.id);
     let token = store.create(&session, &user).await.unwrap().token;
     let key = StorageKey::new(token.as_str());
     assert!(cached.find(&key).await.unwrap().is_some());

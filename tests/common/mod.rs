@@ -362,3 +362,19 @@ impl Jar {
             .map(|(_, v)| v.as_str())
     }
 }
+
+/// A live session of `user_id` with a fresh id and token, a day from expiry.
+pub fn live_session(user_id: &str) -> tower_auth_session::Session {
+    let now = OffsetDateTime::now_utc();
+    tower_auth_session::Session {
+        id: tower_auth_session::test_support::generate_id(32),
+        token: tower_auth_session::test_support::generate_id(32),
+        user_id: user_id.to_owned(),
+        expires_at: now + time::Duration::days(1),
+        created_at: now,
+        updated_at: now,
+        ip_address: None,
+        user_agent: None,
+        extra: serde_json::Map::new(),
+    }
+}

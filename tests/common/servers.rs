@@ -335,6 +335,9 @@ impl Drop for Redis {
     }
 }
 
+/// Sockets, or halves of sockets, kept open without reading or writing.
+type Held = Arc<Mutex<Vec<Box<dyn std::any::Any + Send>>>>;
+
 /// A TCP proxy on 127.0.0.1 in front of `upstream` that can go silent: while
 /// [`black_hole`](Self::black_hole)d it stops forwarding without closing anything (as a network
 /// partition or a failover behind a load balancer does), accepts new connections and never
@@ -344,8 +347,8 @@ pub struct Proxy {
     pub port: u16,
     epoch: Arc<AtomicU64>,
     silent: Arc<std::sync::atomic::AtomicBool>,
-    /// Sockets held open, never answered.
-    held: Arc<Mutex<Vec<TcpStream>>>,
+    /// Sockets (or their halves) held open, never answered.
+    held: Held,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -355,7 +358,7 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let epoch = Arc::new(AtomicU64::new(0));
         let silent = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let held = Arc::new(Mutex::new(Vec::new()));
+        let held: Held = Arc::new(Mutex::new(Vec::new()));
         let (e, s, h) = (epoch.clone(), silent.clone(), held.clone());
         let task = tokio::spawn(async move {
             loop {
@@ -363,7 +366,7 @@ impl Proxy {
                     return;
                 };
                 if s.load(Ordering::SeqCst) {
-                    h.lock().unwrap().push(client);
+                    h.lock().unwrap().push(Box::new(client));
                     continue;
                 }
                 let born = e.load(Ordering::SeqCst);
@@ -415,7 +418,7 @@ async fn pump(
     mut to: tokio::net::tcp::OwnedWriteHalf,
     born: u64,
     epoch: Arc<AtomicU64>,
-    held: Arc<Mutex<Vec<TcpStream>>>,
+    held: Held,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -424,10 +427,10 @@ async fn pump(
             Ok(n) => n,
         };
         if epoch.load(Ordering::SeqCst) != born {
-            // Silent from now on: neither side hears anything, nobody is told.
-            if let Ok(stream) = from.reunite(to) {
-                held.lock().unwrap().push(stream);
-            }
+            // Silent from now on: neither side hears anything, nobody is told. The two halves
+            // belong to different sockets (client and server), so both are kept: dropping a
+            // write half would send a FIN and tell the other side.
+            held.lock().unwrap().push(Box::new((from, to)));
             return;
         }
         if to.write_all(&buf[..n]).await.is_err() {
