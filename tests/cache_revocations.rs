@@ -673,3 +673,49 @@ async fn a_redis_feed_renews_a_subscription_that_went_silent() {
     );
     assert!(cached.find(&kept).await.unwrap().is_some());
 }
+
+/// A key prefix with a hash tag puts every key of the store on one master: the feed starts
+/// (only that master's subscription can be probed) and hears the store's keys there.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_redis_cluster_feed_starts_under_a_hash_tagged_prefix() {
+    use tower_auth_session::store::RedisStore;
+    use tower_auth_session::{StorageKey, User};
+    let test = "a_redis_cluster_feed_starts_under_a_hash_tagged_prefix";
+    let Some(urls) = common::server_url("TAS_TEST_REDIS_CLUSTER_URLS", test) else {
+        return;
+    };
+    let nodes: Vec<&str> = urls.split(',').collect();
+    let prefix = format!("{{{}}}:", common::redis_prefix().trim_end_matches(':'));
+    let store = RedisStore::cluster_builder(nodes.iter().copied())
+        .key_prefix(&prefix)
+        .build()
+        .await
+        .unwrap();
+    let changes = store.session_changes(nodes[0]).start().await.unwrap();
+    let cached = CachedStore::builder(store.clone())
+        .ttl(Duration::from_secs(600))
+        .watch(changes.clone())
+        .build();
+    let user = User::new("tagged@example.com", "T", time::OffsetDateTime::now_utc());
+    let mut applied = changes.applied();
+    let before = *applied.borrow();
+    let token = store
+        .create(&common::live_session(&user.id), &user)
+        .await
+        .unwrap()
+        .token;
+    tokio::time::timeout(DEADLINE, applied.wait_for(|n| *n > before))
+        .await
+        .expect("the write was reported")
+        .unwrap();
+    let key = StorageKey::new(token.as_str());
+    assert!(cached.find(&key).await.unwrap().is_some());
+    let seen = *applied.borrow();
+    store.delete(&key).await.unwrap();
+    tokio::time::timeout(DEADLINE, applied.wait_for(|n| *n > seen))
+        .await
+        .expect("the delete was reported")
+        .unwrap();
+    assert!(cached.find(&key).await.unwrap().is_none());
+}

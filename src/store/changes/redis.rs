@@ -48,7 +48,8 @@ const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
 /// and a subscription that could not be mended at once is tried again.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// How many probe keys are tried per master to find one in its slots.
+/// How many probe keys are tried per master to find one in its slots (a master holding a
+/// third of the slots misses all 64 with a chance of 1 in 10^11).
 const PROBE_TRIES_PER_NODE: usize = 64;
 
 /// Watches a [`RedisStore`]'s session keys with keyspace notifications (features `redis` and
@@ -191,8 +192,9 @@ impl RedisChangesBuilder {
         db: i64,
     ) -> Result<Vec<u64>, StoreError> {
         let mut waiting = Vec::with_capacity(nodes.len());
-        for node in nodes {
-            let Some(suffix) = self.probe_suffix(node).await? else {
+        let suffixes = self.probe_suffixes(nodes).await?;
+        for (node, suffix) in nodes.iter().zip(suffixes) {
+            let Some(suffix) = suffix else {
                 continue;
             };
             let key = format!("{}{suffix}", self.store.key_prefix());
@@ -239,27 +241,42 @@ impl RedisChangesBuilder {
         ))
     }
 
-    /// A probe key's suffix that lands on `node`: any on a single server; on a cluster, one
-    /// whose slot (`CLUSTER KEYSLOT`, so a hash tag in the prefix counts) `node` serves.
-    /// `None` when none of [`PROBE_TRIES_PER_NODE`] random ones does: a prefix with a hash
-    /// tag puts every key of the store in one slot, so the other masters hold none of them.
-    async fn probe_suffix(&self, node: &Node) -> Result<Option<String>, StoreError> {
-        for _ in 0..PROBE_TRIES_PER_NODE {
-            let suffix = format!("tas-session-changes-probe-{}", crate::ids::generate_id(16));
-            if node.slots.is_empty() {
-                return Ok(Some(suffix));
-            }
-            let key = format!("{}{suffix}", self.store.key_prefix());
-            let slot: i64 = self
-                .store
-                .command(redis::cmd("CLUSTER").arg("KEYSLOT").arg(&key))
-                .await?;
-            if node.serves(slot) {
-                return Ok(Some(suffix));
-            }
+    /// A probe key's suffix for each node: any on a single server; on a cluster, one whose
+    /// slot (`CLUSTER KEYSLOT`, so a hash tag in the prefix counts) that node serves, found
+    /// among [`PROBE_TRIES_PER_NODE`] random ones per node, asked all at once. `None` for a
+    /// node none of them lands on: a prefix with a hash tag puts every key of the store in one
+    /// slot, so the other masters hold none of them.
+    async fn probe_suffixes(&self, nodes: &[Node]) -> Result<Vec<Option<String>>, StoreError> {
+        let suffix = || format!("tas-session-changes-probe-{}", crate::ids::generate_id(16));
+        if nodes.iter().all(|node| node.slots.is_empty()) {
+            return Ok(nodes.iter().map(|_| Some(suffix())).collect());
         }
-        tracing::debug!(node = %node.addr, prefix = self.store.key_prefix(), "no probe key under the prefix lands on this cluster master; its subscription is not probed");
-        Ok(None)
+        let candidates: Vec<String> = (0..PROBE_TRIES_PER_NODE * nodes.len())
+            .map(|_| suffix())
+            .collect();
+        let slots = futures_util::future::try_join_all(candidates.iter().map(|candidate| {
+            let key = format!("{}{candidate}", self.store.key_prefix());
+            async move {
+                self.store
+                    .command::<i64>(redis::cmd("CLUSTER").arg("KEYSLOT").arg(&key))
+                    .await
+            }
+        }))
+        .await?;
+        Ok(nodes
+            .iter()
+            .map(|node| {
+                let found = candidates
+                    .iter()
+                    .zip(&slots)
+                    .find(|(_, &slot)| node.serves(slot))
+                    .map(|(candidate, _)| candidate.clone());
+                if found.is_none() {
+                    tracing::debug!(node = %node.addr, prefix = self.store.key_prefix(), "no probe key under the prefix lands on this cluster master; its subscription is not probed");
+                }
+                found
+            })
+            .collect())
     }
 }
 
