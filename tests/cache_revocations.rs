@@ -307,6 +307,25 @@ async fn better_auth_revocations_reach_a_cache_over_mysql() {
     revocations_reach_the_cache(&ba, store, changes, "MySQL/MariaDB").await;
 }
 
+/// A Better Auth peer with its users in a SQLite file of a temporary directory (kept alive by
+/// the first value) and its sessions in Redis, as `redis` (`BA_REDIS_URL` or
+/// `BA_REDIS_CLUSTER_URLS`) says.
+#[cfg(all(feature = "redis", feature = "sqlite"))]
+fn better_auth_on_redis(redis: (&str, &str), test: &str) -> Option<(tempfile::TempDir, Server)> {
+    let dir = tempfile::tempdir().unwrap();
+    let users = format!("sqlite:{}", dir.path().join("users.db").display());
+    let ba = better_auth(
+        &[
+            ("BETTER_AUTH_SECRET", common::SECRET),
+            ("BA_DB", &users),
+            ("BA_MIGRATE", "1"),
+            redis,
+        ],
+        test,
+    )?;
+    Some((dir, ba))
+}
+
 #[cfg(all(feature = "redis", feature = "sqlite"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn better_auth_revocations_reach_a_cache_over_redis() {
@@ -323,17 +342,7 @@ async fn better_auth_revocations_reach_a_cache_over_redis() {
         let mut conn = client.get_multiplexed_async_connection().await.unwrap();
         let _: () = redis::cmd("FLUSHDB").query_async(&mut conn).await.unwrap();
     }
-    let dir = tempfile::tempdir().unwrap();
-    let users = format!("sqlite:{}", dir.path().join("users.db").display());
-    let Some(ba) = better_auth(
-        &[
-            ("BETTER_AUTH_SECRET", common::SECRET),
-            ("BA_DB", &users),
-            ("BA_MIGRATE", "1"),
-            ("BA_REDIS_URL", &url),
-        ],
-        test,
-    ) else {
+    let Some((_dir, ba)) = better_auth_on_redis(("BA_REDIS_URL", &url), test) else {
         return;
     };
     let store = RedisStore::connect(&url).await.unwrap();
@@ -364,17 +373,7 @@ async fn better_auth_revocations_reach_a_cache_over_a_redis_cluster() {
         return;
     };
     let nodes: Vec<&str> = urls.split(',').collect();
-    let dir = tempfile::tempdir().unwrap();
-    let users = format!("sqlite:{}", dir.path().join("users.db").display());
-    let Some(ba) = better_auth(
-        &[
-            ("BETTER_AUTH_SECRET", common::SECRET),
-            ("BA_DB", &users),
-            ("BA_MIGRATE", "1"),
-            ("BA_REDIS_CLUSTER_URLS", &urls),
-        ],
-        test,
-    ) else {
+    let Some((_dir, ba)) = better_auth_on_redis(("BA_REDIS_CLUSTER_URLS", &urls), test) else {
         return;
     };
     let store = RedisStore::cluster_builder(nodes.iter().copied())
@@ -401,13 +400,7 @@ async fn better_auth_revocations_reach_a_cache_over_a_redis_cluster() {
         tower_auth_session::test_support::generate_id(8).to_lowercase()
     );
     let (_, kept) = ba_session(&ba, &email, true).await;
-    for token in [&kept] {
-        assert!(cached
-            .find(&StorageKey::new(token.as_str()))
-            .await
-            .unwrap()
-            .is_some());
-    }
+    common::finds_all(&cached, &[&kept]).await;
     let calls = inner.calls();
     let mut rx = changes.applied();
     let seen = *rx.borrow();
@@ -449,14 +442,7 @@ async fn better_auth_revocations_reach_a_cache_over_a_redis_cluster() {
         .await
         .expect("the sign-ins were reported")
         .unwrap();
-    for token in [&fresh, &gone] {
-        assert!(cached
-            .find(&StorageKey::new(token.as_str()))
-            .await
-            .unwrap()
-            .is_some());
-    }
-    let calls = inner.calls();
+    common::finds_all(&cached, &[&fresh, &gone]).await;
     let mut cluster = redis::cluster::ClusterClient::new(nodes.clone())
         .unwrap()
         .get_async_connection()
@@ -472,21 +458,7 @@ async fn better_auth_revocations_reach_a_cache_over_a_redis_cluster() {
         .await
         .expect("the delete was reported")
         .unwrap();
-    assert!(cached
-        .find(&StorageKey::new(gone.as_str()))
-        .await
-        .unwrap()
-        .is_none());
-    assert!(cached
-        .find(&StorageKey::new(fresh.as_str()))
-        .await
-        .unwrap()
-        .is_some());
-    assert_eq!(
-        inner.calls(),
-        calls + 1,
-        "only the deleted session was read again"
-    );
+    common::only_gone_is_read_again(&cached, &inner, &gone, &fresh).await;
 }
 
 /// The LISTEN connection is killed by the server: the feed reconnects, drops the cache (a
@@ -532,13 +504,7 @@ async fn a_postgres_feed_recovers_from_a_killed_connection() {
         let s = common::live_session(&user.id);
         tokens.push(store.create(&s, &user).await.unwrap().token);
     }
-    for t in &tokens {
-        assert!(cached
-            .find(&StorageKey::new(t.as_str()))
-            .await
-            .unwrap()
-            .is_some());
-    }
+    common::finds_all(&cached, &[&tokens[0], &tokens[1]]).await;
     let calls = inner.calls();
     assert!(cached
         .find(&StorageKey::new(tokens[0].as_str()))

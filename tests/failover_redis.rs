@@ -118,13 +118,8 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
         )
         .await;
     }
-    for token in &everyone {
-        assert!(cached
-            .find(&StorageKey::new(token.as_str()))
-            .await
-            .unwrap()
-            .is_some());
-    }
+    let all: Vec<&str> = everyone.iter().map(String::as_str).collect();
+    common::finds_all(&cached, &all).await;
     let (kept, deleted) = (&on_master[0], &on_master[1]);
     let mut applied = changes.applied();
 
@@ -160,16 +155,7 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let served = start.elapsed();
-    for token in &everyone {
-        assert!(
-            store
-                .find(&StorageKey::new(token.as_str()))
-                .await
-                .unwrap()
-                .is_some(),
-            "every session is still there"
-        );
-    }
+    common::finds_all(&store, &all).await;
     let mut written = false;
     for _ in 0..200 {
         let token = new_session(&store, &user).await;
@@ -212,22 +198,7 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
         .await
         .expect("the delete on the promoted replica was reported within 1 s")
         .unwrap();
-    let calls = inner.calls();
-    assert!(cached
-        .find(&StorageKey::new(deleted.as_str()))
-        .await
-        .unwrap()
-        .is_none());
-    assert!(cached
-        .find(&StorageKey::new(kept.as_str()))
-        .await
-        .unwrap()
-        .is_some());
-    assert_eq!(
-        inner.calls(),
-        calls + 1,
-        "only the deleted session was read again"
-    );
+    common::only_gone_is_read_again(&cached, &inner, deleted, kept).await;
     println!(
         "failover: replica promoted after {} ms, store served the slots after {} ms ({failed} \
          failed reads meanwhile), feed subscribed after {} ms",

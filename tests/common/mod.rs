@@ -378,3 +378,35 @@ pub fn live_session(user_id: &str) -> tower_auth_session::Session {
         extra: serde_json::Map::new(),
     }
 }
+
+/// Asserts that `store` finds a live session for every token (a cache reads and keeps each).
+pub async fn finds_all<S: SessionStore>(store: &S, tokens: &[&str]) {
+    for token in tokens {
+        assert!(
+            store
+                .find(&StorageKey::new(*token))
+                .await
+                .unwrap()
+                .is_some(),
+            "no session for {token}"
+        );
+    }
+}
+
+/// After `gone` was deleted behind the cache's back and the deletion reported: `cached` no
+/// longer serves `gone`, still serves `kept` from memory, and only `gone` was read again.
+pub async fn only_gone_is_read_again<C: SessionStore, S>(
+    cached: &C,
+    inner: &Counting<S>,
+    gone: &str,
+    kept: &str,
+) {
+    let calls = inner.calls();
+    assert!(cached.find(&StorageKey::new(gone)).await.unwrap().is_none());
+    assert!(cached.find(&StorageKey::new(kept)).await.unwrap().is_some());
+    assert_eq!(
+        inner.calls(),
+        calls + 1,
+        "only the deleted session was read again"
+    );
+}
