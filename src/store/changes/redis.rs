@@ -153,6 +153,7 @@ impl RedisChangesBuilder {
             pattern: format!("{}*", escape_glob(&channel_prefix)),
             heard: HashMap::new(),
             failing: HashSet::new(),
+            subscribed_at: HashMap::new(),
             next_id: 0,
         };
         let mut streams = SelectAll::new();
@@ -528,6 +529,8 @@ struct Follower {
     heard: HashMap<Arc<str>, Subscription>,
     /// Nodes whose last subscription attempt failed (warned once until one succeeds).
     failing: HashSet<Arc<str>>,
+    /// When each node was last subscribed on.
+    subscribed_at: HashMap<Arc<str>, std::time::Instant>,
     next_id: u64,
 }
 
@@ -557,6 +560,8 @@ impl Follower {
         self.heard
             .insert(node.addr.clone(), Subscription { id, sink, stop });
         self.failing.remove(&node.addr);
+        self.subscribed_at
+            .insert(node.addr.clone(), std::time::Instant::now());
         let from = node.addr.clone();
         stream
             .map(move |message| Event::Message(from.clone(), message))
@@ -608,9 +613,18 @@ impl Follower {
                 return Vec::new();
             }
         };
+        // A node subscribed on less than a check ago waits for the next check: one that drops
+        // every subscription at once would otherwise be asked again as fast as it answers,
+        // and the cache dropped each time.
         let new: Vec<&Node> = nodes
             .iter()
-            .filter(|node| !self.heard.contains_key(&node.addr))
+            .filter(|node| {
+                !self.heard.contains_key(&node.addr)
+                    && self
+                        .subscribed_at
+                        .get(&node.addr)
+                        .is_none_or(|at| at.elapsed() >= CHECK_EVERY)
+            })
             .collect();
         let (configure, pattern) = (self.configure, self.pattern.as_str());
         let attempts = futures_util::future::join_all(new.iter().map(|node| async move {
@@ -685,9 +699,11 @@ async fn receive(
         let next = if streams.is_empty() {
             Either::Right(found.recv().await)
         } else {
-            match futures_util::future::select(streams.next(), std::pin::pin!(found.recv())).await {
-                Either::Left((event, _)) => Either::Left(event),
-                Either::Right((notifications, _)) => Either::Right(notifications),
+            // New subscriptions first: they are rare, and a flood of notifications must not
+            // hold them (and the `All` that follows them) back.
+            match futures_util::future::select(std::pin::pin!(found.recv()), streams.next()).await {
+                Either::Left((notifications, _)) => Either::Right(notifications),
+                Either::Right((event, _)) => Either::Left(event),
             }
         };
         let alive = match next {
@@ -741,6 +757,11 @@ fn change_of<'a>(channel: &'a str, channel_prefix: &str, event: &str) -> Option<
     if let Some(user_id) = suffix.strip_prefix("revoked-sessions-before-") {
         return (event == "set").then_some(Change::User(user_id));
     }
+    // `SET … EX` publishes `set`, then `expire`; a TTL change alone leaves the session (and
+    // the `expiresAt` inside it) as it was. An `EXPIRE` into the past publishes `del`.
+    if matches!(event, "expire" | "persist") {
+        return None;
+    }
     Some(Change::Token(suffix))
 }
 
@@ -776,6 +797,12 @@ mod tests {
         .is_none());
         assert!(change_of("__keyspace@3__:app:active-sessions-u1", p, "set").is_none());
         assert!(change_of("__keyspace@4__:app:tok", p, "del").is_none());
+        assert!(matches!(
+            change_of("__keyspace@3__:app:tok", p, "expired"),
+            Some(Change::Token("tok"))
+        ));
+        assert!(change_of("__keyspace@3__:app:tok", p, "expire").is_none());
+        assert!(change_of("__keyspace@3__:app:tok", p, "persist").is_none());
     }
 
     #[test]
