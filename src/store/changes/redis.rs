@@ -582,21 +582,34 @@ impl Follower {
         tracing::warn!(node = %addr, "session change feed: the Redis subscription was lost; subscribing again (cached sessions may be served until the cache TTL meanwhile)");
     }
 
-    /// Ends every subscription that does not answer a `PING` within [`SUBSCRIBE_WAIT`]: a
-    /// connection cut off without a reset looks alive otherwise, and hears nothing.
-    async fn ping(&mut self) {
-        let pings = self.heard.iter().map(|(addr, s)| {
-            let mut sink = s.sink.clone();
-            async move {
-                let answer =
-                    tokio::time::timeout(SUBSCRIBE_WAIT, sink.ping::<redis::Value>()).await;
-                (addr.clone(), matches!(answer, Ok(Ok(_))))
-            }
-        });
-        for (addr, answered) in futures_util::future::join_all(pings).await {
-            if answered {
-                continue;
-            }
+    /// The nodes whose subscription does not answer a `PING` within [`SUBSCRIBE_WAIT`]: a
+    /// connection cut off without a reset looks alive otherwise, and hears nothing. The
+    /// future borrows nothing, so it runs beside the reading of the nodes.
+    fn unanswered(&self) -> impl std::future::Future<Output = Vec<Arc<str>>> + use<> {
+        let pings: Vec<_> = self
+            .heard
+            .iter()
+            .map(|(addr, s)| {
+                let (addr, mut sink) = (addr.clone(), s.sink.clone());
+                async move {
+                    let answer =
+                        tokio::time::timeout(SUBSCRIBE_WAIT, sink.ping::<redis::Value>()).await;
+                    (addr, matches!(answer, Ok(Ok(_))))
+                }
+            })
+            .collect();
+        async move {
+            futures_util::future::join_all(pings)
+                .await
+                .into_iter()
+                .filter_map(|(addr, answered)| (!answered).then_some(addr))
+                .collect()
+        }
+    }
+
+    /// Ends the subscriptions on `nodes` (which stopped answering).
+    fn end(&mut self, nodes: Vec<Arc<str>>) {
+        for addr in nodes {
             if let Some(s) = self.heard.remove(&addr) {
                 s.stop.abort();
                 tracing::warn!(node = %addr, "session change feed: the Redis subscription stopped answering; subscribing again (cached sessions may be served until the cache TTL meanwhile)");
@@ -604,9 +617,10 @@ impl Follower {
         }
     }
 
-    /// Subscribes on every node not heard, all at once; returns the new subscriptions.
-    async fn catch_up(&mut self) -> Vec<Notifications> {
-        let nodes = match self.nodes.current().await {
+    /// Subscribes on every node of `nodes` not heard, all at once; returns the new
+    /// subscriptions.
+    async fn catch_up(&mut self, nodes: Result<Vec<Node>, StoreError>) -> Vec<Notifications> {
+        let nodes = match nodes {
             Ok(nodes) => nodes,
             Err(error) => {
                 tracing::debug!(%error, "session change feed: cannot read the Redis nodes yet");
@@ -664,18 +678,32 @@ impl Follower {
             tokio::time::interval_at(tokio::time::Instant::now() + CHECK_EVERY, CHECK_EVERY);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            {
+            let checking = {
                 let tick = std::pin::pin!(check.tick());
                 match futures_util::future::select(std::pin::pin!(ended.recv()), tick).await {
-                    Either::Left((Some(id), _)) => self.lost(id),
+                    Either::Left((Some(id), _)) => {
+                        self.lost(id);
+                        false
+                    }
                     Either::Left((None, _)) => return,
-                    Either::Right(_) => self.ping().await,
+                    Either::Right(_) => true,
                 }
-            }
+            };
             while let Ok(id) = ended.try_recv() {
                 self.lost(id);
             }
-            for notifications in self.catch_up().await {
+            // The PINGs and the reading of the nodes wait side by side, so a frozen node costs
+            // one timeout a check, not two.
+            let nodes = if checking {
+                let unanswered = self.unanswered();
+                let (dead, nodes) =
+                    futures_util::future::join(unanswered, self.nodes.current()).await;
+                self.end(dead);
+                nodes
+            } else {
+                self.nodes.current().await
+            };
+            for notifications in self.catch_up(nodes).await {
                 if found.send(notifications).is_err() {
                     return;
                 }
