@@ -307,8 +307,22 @@ impl Node {
              server's configuration (on a managed service, its parameter group)"
         );
         let on = self.addr.as_ref();
-        let current: Result<std::collections::HashMap<String, String>, _> = self
-            .command(redis::cmd("CONFIG").arg("GET").arg(SETTING))
+        let mut conn = match self
+            .client
+            .get_multiplexed_async_connection_with_config(&node_config(SUBSCRIBE_WAIT))
+            .await
+        {
+            Ok(conn) => conn,
+            Err(error) => {
+                // The subscription that follows fails the same way, and says so.
+                tracing::debug!(%error, node = on, "cannot reach the node to read {SETTING}");
+                return Ok(());
+            }
+        };
+        let current: Result<std::collections::HashMap<String, String>, _> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(SETTING)
+            .query_async(&mut conn)
             .await;
         let current = match current {
             Ok(map) => map.get(SETTING).cloned().unwrap_or_default(),
@@ -331,8 +345,11 @@ impl Node {
             ));
         }
         let wanted = format!("{current}{missing}");
-        let set: Result<redis::Value, _> = self
-            .command(redis::cmd("CONFIG").arg("SET").arg(SETTING).arg(&wanted))
+        let set: Result<redis::Value, _> = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(SETTING)
+            .arg(&wanted)
+            .query_async(&mut conn)
             .await;
         match set {
             Ok(_) => {
@@ -347,15 +364,6 @@ impl Node {
                 Some(Box::new(e)),
             )),
         }
-    }
-
-    /// Runs one command on a connection of its own to this node.
-    async fn command<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&node_config(SUBSCRIBE_WAIT))
-            .await?;
-        cmd.query_async(&mut conn).await
     }
 }
 
@@ -571,15 +579,22 @@ impl Follower {
 
     /// Forgets the subscription numbered `id` (already ended), if it is still the node's.
     fn lost(&mut self, id: u64) {
-        let Some(addr) = self
+        let addr = self
             .heard
             .iter()
-            .find_map(|(addr, s)| (s.id == id).then(|| addr.clone()))
-        else {
-            return;
-        };
-        self.heard.remove(&addr);
-        tracing::warn!(node = %addr, "session change feed: the Redis subscription was lost; subscribing again (cached sessions may be served until the cache TTL meanwhile)");
+            .find_map(|(addr, s)| (s.id == id).then(|| addr.clone()));
+        if let Some(addr) = addr {
+            self.forget(&addr, "was lost");
+        }
+    }
+
+    /// Ends and forgets the subscription on `addr`, saying `what` happened to it; the next
+    /// check subscribes there again.
+    fn forget(&mut self, addr: &Arc<str>, what: &str) {
+        if let Some(s) = self.heard.remove(addr) {
+            s.stop.abort();
+            tracing::warn!(node = %addr, "session change feed: the Redis subscription {what}; subscribing again (cached sessions may be served until the cache TTL meanwhile)");
+        }
     }
 
     /// The nodes whose subscription does not answer a `PING` within [`SUBSCRIBE_WAIT`]: a
@@ -604,16 +619,6 @@ impl Follower {
                 .into_iter()
                 .filter_map(|(addr, answered)| (!answered).then_some(addr))
                 .collect()
-        }
-    }
-
-    /// Ends the subscriptions on `nodes` (which stopped answering).
-    fn end(&mut self, nodes: Vec<Arc<str>>) {
-        for addr in nodes {
-            if let Some(s) = self.heard.remove(&addr) {
-                s.stop.abort();
-                tracing::warn!(node = %addr, "session change feed: the Redis subscription stopped answering; subscribing again (cached sessions may be served until the cache TTL meanwhile)");
-            }
         }
     }
 
@@ -698,7 +703,9 @@ impl Follower {
                 let unanswered = self.unanswered();
                 let (dead, nodes) =
                     futures_util::future::join(unanswered, self.nodes.current()).await;
-                self.end(dead);
+                for addr in &dead {
+                    self.forget(addr, "stopped answering");
+                }
                 nodes
             } else {
                 self.nodes.current().await

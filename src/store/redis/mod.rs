@@ -309,6 +309,13 @@ struct Stored {
     user: User,
 }
 
+impl Stored {
+    /// The session and its user, unless the user's revoked-before marker rejects it.
+    fn unless_revoked(self, revoked: bool) -> Option<Authenticated> {
+        (!revoked).then(|| Authenticated::new(self.session, self.user))
+    }
+}
+
 /// An entry of `active-sessions-{userId}`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -649,10 +656,10 @@ fn revoked(stored: &Stored, marker: &str) -> bool {
 
 impl SessionStore for RedisStore {
     async fn find(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
-        Ok(match self.read(key.as_str()).await? {
-            Some((_, stored, false)) => Some(Authenticated::new(stored.session, stored.user)),
-            _ => None,
-        })
+        Ok(self
+            .read(key.as_str())
+            .await?
+            .and_then(|(_, stored, revoked)| stored.unless_revoked(revoked)))
     }
 
     /// One pipeline per 64 keys on a single node, each key read by the same script as `find`
@@ -666,10 +673,7 @@ impl SessionStore for RedisStore {
             .read_many(keys)
             .await?
             .into_iter()
-            .map(|read| match read {
-                Some((stored, false)) => Some(Authenticated::new(stored.session, stored.user)),
-                _ => None,
-            })
+            .map(|read| read.and_then(|(stored, revoked)| stored.unless_revoked(revoked)))
             .collect())
     }
 
@@ -862,9 +866,8 @@ impl<D> RedisWithDatabase<D> {
 impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
     async fn find(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
         match self.redis.read(key.as_str()).await? {
-            Some((_, stored, false)) => Ok(Some(Authenticated::new(stored.session, stored.user))),
-            // Revoked by the marker: authoritative, no fallback.
-            Some((_, _, true)) => Ok(None),
+            // A session revoked by the marker is authoritative: no fallback.
+            Some((_, stored, revoked)) => Ok(stored.unless_revoked(revoked)),
             None => self.database.find(key).await,
         }
     }
@@ -880,8 +883,7 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
         let mut missing = Vec::new();
         for (i, read) in reads.into_iter().enumerate() {
             found.push(match read {
-                Some((stored, false)) => Some(Authenticated::new(stored.session, stored.user)),
-                Some((_, true)) => None,
+                Some((stored, revoked)) => stored.unless_revoked(revoked),
                 None => {
                     missing.push(i);
                     None
