@@ -126,6 +126,19 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
     // The master freezes; its replica takes over once the others count it as failed.
     let frozen = Frozen::new(info(master, "server", "process_id").await);
     let start = Instant::now();
+    // When the feed subscribes on the replica, watched from now on, beside the store's reads:
+    // the feed reads the masters from the nodes themselves, not through the store.
+    let feed_on_replica = tokio::spawn({
+        let replica = replica.clone();
+        async move {
+            until(
+                "the feed subscribed on the promoted replica",
+                Duration::from_secs(40),
+                || async { info(&replica, "stats", "pubsub_patterns").await == "1" },
+            )
+            .await
+        }
+    });
     until("the replica took over", Duration::from_secs(30), || async {
         role(&replica).await == "master"
     })
@@ -168,13 +181,7 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
 
     // The feed subscribes on the new master and drops the cache, since it may have missed
     // changes there.
-    until(
-        "the feed subscribed on the promoted replica",
-        Duration::from_secs(10),
-        || async { info(&replica, "stats", "pubsub_patterns").await == "1" },
-    )
-    .await;
-    let subscribed = start.elapsed();
+    let subscribed = feed_on_replica.await.unwrap();
     let calls = inner.calls();
     until("the cache was dropped", Duration::from_secs(5), || async {
         assert!(cached
@@ -227,6 +234,21 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
         role(master).await == "master" && role(&replica).await == "slave"
     })
     .await;
+    // The feed follows: it subscribes on the master again and, once the nodes stop naming the
+    // replica as a master, ends its subscription there.
+    let followed = until(
+        "the feed hears the master again and left the replica",
+        Duration::from_secs(20),
+        || async {
+            info(master, "stats", "pubsub_patterns").await == "1"
+                && info(&replica, "stats", "pubsub_patterns").await == "0"
+        },
+    )
+    .await;
+    println!(
+        "failover back: the feed moved back to the master {} ms after the roles",
+        followed.as_millis()
+    );
     until("the cluster is whole", Duration::from_secs(30), || async {
         for node in nodes.iter().copied().chain([replica.as_str()]) {
             if info(node, "cluster", "cluster_enabled").await != "1" {

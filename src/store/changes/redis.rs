@@ -8,8 +8,9 @@
 //! prefix and drops the token (or the user's sessions) from the cache.
 //!
 //! A server publishes the notifications of its own keys only, so on a Redis Cluster the feed
-//! subscribes on every master, which it reads with `CLUSTER SLOTS` through the store's
-//! connection. At start, each subscription is proven with a probe key in that master's slots.
+//! subscribes on every master, which it reads with `CLUSTER SLOTS`: through the store's
+//! connection at start, then from every node (replicas too) on connections of its own
+//! ([`Cluster`]). At start, each subscription is proven with a probe key in that master's slots.
 //!
 //! Afterwards a [`Follower`] keeps the subscriptions, beside the task's receiving loop so that a
 //! slow node never holds back the others' notifications. Every [`CHECK_EVERY`] it sends each
@@ -17,8 +18,10 @@
 //! otherwise) and reads the masters again; at once when a subscription ends. It subscribes on
 //! every master it does not hear (a replica promoted by a failover, a master added to the
 //! cluster, a subscription renewed), after checking or setting the flags there, and the cache
-//! is dropped, since changes on that master may have been missed. Masters found after start
-//! are not probed: a warning says when their flags could not be checked.
+//! is dropped, since changes on that master may have been missed. A node that [`DROP_AFTER`]
+//! readings in a row no longer name as a master (one demoted by a failover) is unsubscribed.
+//! Masters found after start are not probed: a warning says when their flags could not be
+//! checked.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -47,6 +50,14 @@ const SUBSCRIBE_WAIT: Duration = Duration::from_secs(2);
 /// How often the feed checks that it hears every node: a cluster's masters are read again,
 /// and a subscription that could not be mended at once is tried again.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// How long, after the first node told the cluster's layout, the others' answers are waited
+/// for.
+const ANSWER_GRACE: Duration = Duration::from_millis(250);
+
+/// How many readings of a cluster's masters in a row must leave out a node before its
+/// subscription ends (a master demoted to a replica).
+const DROP_AFTER: u32 = 3;
 
 /// How many probe keys are tried per master to find one in its slots (a master holding a
 /// third of the slots misses all 64 with a chance of 1 in 10^11).
@@ -129,12 +140,11 @@ impl RedisChangesBuilder {
         let template = self.url.as_str().into_connection_info().map_err(watch)?;
         let db = template.redis_settings().db();
         let mut nodes = if self.store.is_cluster() {
-            Nodes::Cluster {
-                store: self.store.clone(),
+            Nodes::Cluster(Cluster::new(
+                self.store.clone(),
                 template,
-                root_cert: self.root_cert.clone(),
-                known: HashMap::new(),
-            }
+                self.root_cert.clone(),
+            ))
         } else {
             Nodes::One(Node {
                 addr: template.addr().to_string().into(),
@@ -154,6 +164,8 @@ impl RedisChangesBuilder {
             heard: HashMap::new(),
             failing: HashSet::new(),
             subscribed_at: HashMap::new(),
+            unnamed: HashMap::new(),
+            trying: HashMap::new(),
             next_id: 0,
         };
         let mut streams = SelectAll::new();
@@ -371,69 +383,236 @@ impl Node {
 enum Nodes {
     /// One server: the one the URL names.
     One(Node),
-    /// A cluster's masters, read through the store; `template` (the URL given) lends its
-    /// scheme, credentials and TLS settings to every node.
-    Cluster {
-        store: RedisStore,
-        template: ConnectionInfo,
-        root_cert: Option<Vec<u8>>,
-        /// Clients already made, by address, so a check builds none for known nodes.
-        known: HashMap<Arc<str>, redis::Client>,
-    },
+    /// A cluster's masters.
+    Cluster(Cluster),
 }
 
 impl Nodes {
     /// The servers to hear now.
     async fn current(&mut self) -> Result<Vec<Node>, StoreError> {
-        let (store, template, root_cert, known) = match self {
-            Self::One(node) => return Ok(vec![node.clone()]),
-            Self::Cluster {
-                store,
-                template,
-                root_cert,
-                known,
-            } => (store, template, root_cert, known),
-        };
-        let slots: redis::Value = store.command(redis::cmd("CLUSTER").arg("SLOTS")).await?;
-        let default_host = match template.addr() {
-            ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } => host.as_str(),
-            _ => "",
-        };
-        let masters = masters(&slots, default_host).map_err(|reason| StoreError::Corrupt {
-            reason: format!("CLUSTER SLOTS: {reason}"),
-        })?;
-        let mut nodes = Vec::with_capacity(masters.len());
-        for Master { host, port, slots } in masters {
+        match self {
+            Self::One(node) => Ok(vec![node.clone()]),
+            Self::Cluster(cluster) => cluster.masters().await,
+        }
+    }
+}
+
+/// Reads a cluster's masters: through the store at start, then from every node the last
+/// answer named, masters and replicas, each asked directly on a connection of the feed's own.
+///
+/// After a failover the store's connection may still be waiting on the lost master (it builds
+/// a new one in the background), while any live node already names the promoted replica; so
+/// the feed asks the nodes, and hears the new master one check after the promotion. A node
+/// that does not answer within [`SUBSCRIBE_WAIT`] is left out of that check; when none
+/// answers, the store is asked.
+struct Cluster {
+    store: RedisStore,
+    /// The URL given: it lends its scheme, credentials and TLS settings to every node.
+    template: ConnectionInfo,
+    root_cert: Option<Vec<u8>>,
+    /// A client for each node the last answer named (and for the masters heard), by address.
+    clients: HashMap<Arc<str>, redis::Client>,
+    /// The nodes to ask next time: every one the last answers named.
+    peers: Vec<Arc<str>>,
+    /// Connections to the peers, kept between checks.
+    conns: HashMap<Arc<str>, redis::aio::MultiplexedConnection>,
+}
+
+impl Cluster {
+    fn new(store: RedisStore, template: ConnectionInfo, root_cert: Option<Vec<u8>>) -> Self {
+        Self {
+            store,
+            template,
+            root_cert,
+            clients: HashMap::new(),
+            peers: Vec::new(),
+            conns: HashMap::new(),
+        }
+    }
+
+    /// The masters, with a client for each.
+    async fn masters(&mut self) -> Result<Vec<Node>, StoreError> {
+        let topology = self.topology().await?;
+        let mut peers: Vec<Arc<str>> = Vec::with_capacity(topology.named.len());
+        for (host, port) in &topology.named {
             let addr: Arc<str> = format!("{host}:{port}").into();
-            let client = match known.get(&addr) {
-                Some(client) => client.clone(),
-                None => {
-                    let at = match template.addr() {
-                        ConnectionAddr::TcpTls {
-                            insecure,
-                            tls_params,
-                            ..
-                        } => ConnectionAddr::TcpTls {
-                            host,
-                            port,
-                            insecure: *insecure,
-                            tls_params: tls_params.clone(),
-                        },
-                        _ => ConnectionAddr::Tcp(host, port),
-                    };
-                    let client = node_client(template.clone().set_addr(at), root_cert.as_deref())
-                        .map_err(|e| StoreError::backend("watch session changes", e))?;
-                    known.insert(addr.clone(), client.clone());
-                    client
-                }
-            };
+            self.client(&addr, host, *port)?;
+            peers.push(addr);
+        }
+        let mut nodes = Vec::with_capacity(topology.masters.len());
+        for Master { host, port, slots } in topology.masters {
+            let addr: Arc<str> = format!("{host}:{port}").into();
+            let client = self.client(&addr, &host, port)?;
             nodes.push(Node {
                 addr,
                 client,
                 slots,
             });
         }
+        self.clients
+            .retain(|addr, _| peers.contains(addr) || nodes.iter().any(|n| n.addr == *addr));
+        self.conns.retain(|addr, _| peers.contains(addr));
+        self.peers = peers;
         Ok(nodes)
+    }
+
+    /// What the peers answer to `CLUSTER SLOTS`, merged (a node that any of them names as a
+    /// master is one); at start, or when none answers, the store's answer.
+    async fn topology(&mut self) -> Result<Topology, StoreError> {
+        let default_host = match self.template.addr() {
+            ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } => host.clone(),
+            _ => String::new(),
+        };
+        let parse = |reply: &redis::Value| {
+            topology(reply, &default_host).map_err(|reason| StoreError::Corrupt {
+                reason: format!("CLUSTER SLOTS: {reason}"),
+            })
+        };
+        let asks = self.peers.iter().filter_map(|addr| {
+            let client = self.clients.get(addr)?.clone();
+            let conn = self.conns.get(addr).cloned();
+            let addr = addr.clone();
+            Some(async move {
+                let answer = tokio::time::timeout(SUBSCRIBE_WAIT, async {
+                    let mut conn = match conn {
+                        Some(conn) => conn,
+                        None => {
+                            client
+                                .get_multiplexed_async_connection_with_config(&node_config(
+                                    SUBSCRIBE_WAIT,
+                                ))
+                                .await?
+                        }
+                    };
+                    let reply: redis::Value = redis::cmd("CLUSTER")
+                        .arg("SLOTS")
+                        .query_async(&mut conn)
+                        .await?;
+                    Ok::<_, redis::RedisError>((conn, reply))
+                })
+                .await;
+                (addr, answer)
+            })
+        });
+        // Every answer that comes within `ANSWER_GRACE` of the first: a node that does not
+        // answer (a frozen master) holds the reading back no longer than that.
+        let mut asks: futures_util::stream::FuturesUnordered<_> = asks.collect();
+        let mut answers = Vec::new();
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let next = match deadline {
+                None => asks.next().await,
+                Some(at) => tokio::time::timeout_at(at, asks.next())
+                    .await
+                    .ok()
+                    .flatten(),
+            };
+            let Some((addr, answer)) = next else {
+                break;
+            };
+            if deadline.is_none() && matches!(answer, Ok(Ok(_))) {
+                deadline = Some(tokio::time::Instant::now() + ANSWER_GRACE);
+            }
+            answers.push((addr, answer));
+        }
+        let mut merged: Option<Topology> = None;
+        for (addr, answer) in answers {
+            match answer {
+                Ok(Ok((conn, reply))) => {
+                    self.conns.insert(addr.clone(), conn);
+                    match parse(&reply) {
+                        Ok(seen) => match &mut merged {
+                            Some(merged) => merged.merge(seen),
+                            None => merged = Some(seen),
+                        },
+                        Err(error) => {
+                            tracing::debug!(%error, node = %addr, "session change feed: unreadable CLUSTER SLOTS");
+                        }
+                    }
+                }
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, node = %addr, "session change feed: a Redis node did not tell the cluster's layout");
+                    self.conns.remove(&addr);
+                }
+                Err(_) => {
+                    tracing::debug!(node = %addr, "session change feed: a Redis node did not answer CLUSTER SLOTS in time");
+                    self.conns.remove(&addr);
+                }
+            }
+        }
+        if let Some(merged) = merged {
+            return Ok(merged);
+        }
+        let reply: redis::Value = self
+            .store
+            .command(redis::cmd("CLUSTER").arg("SLOTS"))
+            .await?;
+        parse(&reply)
+    }
+
+    /// The client for the node at `host:port` (`addr`), made once.
+    fn client(
+        &mut self,
+        addr: &Arc<str>,
+        host: &str,
+        port: u16,
+    ) -> Result<redis::Client, StoreError> {
+        if let Some(client) = self.clients.get(addr) {
+            return Ok(client.clone());
+        }
+        let host = host.to_owned();
+        let at = match self.template.addr() {
+            ConnectionAddr::TcpTls {
+                insecure,
+                tls_params,
+                ..
+            } => ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: *insecure,
+                tls_params: tls_params.clone(),
+            },
+            _ => ConnectionAddr::Tcp(host, port),
+        };
+        let client = node_client(
+            self.template.clone().set_addr(at),
+            self.root_cert.as_deref(),
+        )
+        .map_err(|e| StoreError::backend("watch session changes", e))?;
+        self.clients.insert(addr.clone(), client.clone());
+        Ok(client)
+    }
+}
+
+/// A cluster's layout, as `CLUSTER SLOTS` tells it.
+#[derive(Debug, Default, PartialEq)]
+struct Topology {
+    masters: Vec<Master>,
+    /// Every node named, masters and replicas, as host and port, in address order.
+    named: Vec<(String, u16)>,
+}
+
+impl Topology {
+    /// Adds what another node sees: its masters (a master both name keeps the slots this
+    /// layout gave it) and the nodes it names.
+    fn merge(&mut self, other: Self) {
+        for master in other.masters {
+            if !self
+                .masters
+                .iter()
+                .any(|m| m.host == master.host && m.port == master.port)
+            {
+                self.masters.push(master);
+            }
+        }
+        for node in other.named {
+            if !self.named.contains(&node) {
+                self.named.push(node);
+            }
+        }
+        self.masters
+            .sort_by(|a, b| (&a.host, a.port).cmp(&(&b.host, b.port)));
+        self.named.sort();
     }
 }
 
@@ -446,63 +625,91 @@ struct Master {
     slots: Vec<(i64, i64)>,
 }
 
-/// A cluster's masters from a `CLUSTER SLOTS` reply: host, port and slot ranges each, in
-/// address order. An empty or missing host (the node does not know its own address) is
-/// `default_host`, the seed's; `?` (an endpoint the node does not know) is skipped, as the
-/// driver does.
-fn masters(reply: &redis::Value, default_host: &str) -> Result<Vec<Master>, String> {
+/// A cluster's layout from a `CLUSTER SLOTS` reply: its masters, each with host, port and slot
+/// ranges, and every node named, replicas included, each in address order. An empty or
+/// missing host (the node does not know its own address) is `default_host`, the seed's; `?`
+/// (an endpoint the node does not know) is skipped, as the driver does.
+fn topology(reply: &redis::Value, default_host: &str) -> Result<Topology, String> {
     let redis::Value::Array(ranges) = reply else {
         return Err(format!("expected an array, got {reply:?}"));
     };
-    let mut masters: Vec<Master> = Vec::new();
+    let mut layout = Topology::default();
     for range in ranges {
         let redis::Value::Array(fields) = range else {
             return Err(format!("expected a slot range, got {range:?}"));
         };
-        let (
-            Some(redis::Value::Int(first)),
-            Some(redis::Value::Int(last)),
-            Some(redis::Value::Array(master)),
-        ) = (fields.first(), fields.get(1), fields.get(2))
+        let (Some(redis::Value::Int(first)), Some(redis::Value::Int(last)), Some(master)) =
+            (fields.first(), fields.get(1), fields.get(2))
         else {
             return Err(format!(
                 "expected first slot, last slot and master, got {fields:?}"
             ));
         };
-        let host = match master.first() {
-            Some(redis::Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
-            Some(redis::Value::SimpleString(s)) => s.clone(),
-            Some(redis::Value::Nil) => String::new(),
-            other => return Err(format!("expected the master's host, got {other:?}")),
-        };
-        if host == "?" {
-            continue;
-        }
-        let host = if host.is_empty() {
-            default_host.to_owned()
-        } else {
-            host
-        };
-        let port = match master.get(1) {
-            Some(redis::Value::Int(port)) => {
-                u16::try_from(*port).map_err(|_| format!("port {port} out of range"))?
+        // Replicas are only asked later: one this parser cannot read is left out.
+        for replica in &fields[3..] {
+            if let Ok(Some(node)) = endpoint(replica, default_host, "replica") {
+                if !layout.named.contains(&node) {
+                    layout.named.push(node);
+                }
             }
-            other => return Err(format!("expected the master's port, got {other:?}")),
+        }
+        let Some((host, port)) = endpoint(master, default_host, "master")? else {
+            continue;
         };
-        match masters
+        if !layout.named.iter().any(|(h, p)| *h == host && *p == port) {
+            layout.named.push((host.clone(), port));
+        }
+        match layout
+            .masters
             .iter_mut()
             .find(|m| m.host == host && m.port == port)
         {
             Some(known) => known.slots.push((*first, *last)),
-            None => masters.push(Master {
+            None => layout.masters.push(Master {
                 host,
                 port,
                 slots: vec![(*first, *last)],
             }),
         }
     }
-    masters.sort_by(|a, b| (&a.host, a.port).cmp(&(&b.host, b.port)));
-    Ok(masters)
+    layout
+        .masters
+        .sort_by(|a, b| (&a.host, a.port).cmp(&(&b.host, b.port)));
+    layout.named.sort();
+    Ok(layout)
+}
+
+/// The host and port of one node of a `CLUSTER SLOTS` range (`[host, port, id, …]`); `None`
+/// for `?`. `what` names the node in errors.
+fn endpoint(
+    node: &redis::Value,
+    default_host: &str,
+    what: &str,
+) -> Result<Option<(String, u16)>, String> {
+    let redis::Value::Array(node) = node else {
+        return Err(format!("expected the {what}, got {node:?}"));
+    };
+    let host = match node.first() {
+        Some(redis::Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+        Some(redis::Value::SimpleString(s)) => s.clone(),
+        Some(redis::Value::Nil) => String::new(),
+        other => return Err(format!("expected the {what}'s host, got {other:?}")),
+    };
+    if host == "?" {
+        return Ok(None);
+    }
+    let host = if host.is_empty() {
+        default_host.to_owned()
+    } else {
+        host
+    };
+    let port = match node.get(1) {
+        Some(redis::Value::Int(port)) => {
+            u16::try_from(*port).map_err(|_| format!("port {port} out of range"))?
+        }
+        other => return Err(format!("expected the {what}'s port, got {other:?}")),
+    };
+    Ok(Some((host, port)))
 }
 
 /// What the merged subscriptions yield.
@@ -539,6 +746,10 @@ struct Follower {
     failing: HashSet<Arc<str>>,
     /// When each node was last subscribed on.
     subscribed_at: HashMap<Arc<str>, std::time::Instant>,
+    /// For the nodes heard that the last readings did not name: how many in a row.
+    unnamed: HashMap<Arc<str>, u32>,
+    /// Nodes with a subscription attempt under way, by the attempt's task.
+    trying: HashMap<tokio::task::Id, Arc<str>>,
     next_id: u64,
 }
 
@@ -622,58 +833,108 @@ impl Follower {
         }
     }
 
-    /// Subscribes on every node of `nodes` not heard, all at once; returns the new
-    /// subscriptions.
-    async fn catch_up(&mut self, nodes: Result<Vec<Node>, StoreError>) -> Vec<Notifications> {
+    /// Starts a subscription attempt, into `attempts`, on every node of `nodes` that is neither
+    /// heard nor being tried; ends the subscriptions on nodes no longer named
+    /// ([`drop_unnamed`](Self::drop_unnamed)).
+    fn catch_up(&mut self, nodes: Result<Vec<Node>, StoreError>, attempts: &mut Attempts) {
         let nodes = match nodes {
             Ok(nodes) => nodes,
             Err(error) => {
                 tracing::debug!(%error, "session change feed: cannot read the Redis nodes yet");
-                return Vec::new();
+                return;
             }
         };
-        // A node subscribed on less than a check ago waits for the next check: one that drops
-        // every subscription at once would otherwise be asked again as fast as it answers,
-        // and the cache dropped each time.
-        let new: Vec<&Node> = nodes
-            .iter()
-            .filter(|node| {
-                !self.heard.contains_key(&node.addr)
-                    && self
-                        .subscribed_at
-                        .get(&node.addr)
-                        .is_none_or(|at| at.elapsed() >= CHECK_EVERY)
-            })
-            .collect();
-        let (configure, pattern) = (self.configure, self.pattern.as_str());
-        let attempts = futures_util::future::join_all(new.iter().map(|node| async move {
-            // A promoted replica or a new master may lack the flags the masters got at start.
-            if let Err(error) = node.ensure_flags(configure).await {
-                tracing::warn!(%error, node = %node.addr, "session change feed: a new Redis master may not publish keyspace notifications");
+        self.drop_unnamed(&nodes);
+        for node in nodes {
+            // A node subscribed on less than a check ago waits for the next check: one that
+            // drops every subscription at once would otherwise be asked again as fast as it
+            // answers, and the cache dropped each time.
+            let wait = self
+                .subscribed_at
+                .get(&node.addr)
+                .is_some_and(|at| at.elapsed() < CHECK_EVERY);
+            if wait
+                || self.heard.contains_key(&node.addr)
+                || self.trying.values().any(|addr| *addr == node.addr)
+            {
+                continue;
             }
-            Self::open(node, pattern).await
-        }))
-        .await;
-        let mut subscribed = Vec::new();
-        for (node, attempt) in new.into_iter().zip(attempts) {
-            match attempt {
-                Ok(pubsub) => {
-                    tracing::info!(node = %node.addr, "session change feed: subscribed to Redis keyspace notifications");
-                    subscribed.push(self.keep(node, pubsub));
+            let (configure, pattern) = (self.configure, self.pattern.clone());
+            let addr = node.addr.clone();
+            let task = attempts.spawn(async move {
+                // A promoted replica or a new master may lack the flags the masters got at
+                // start.
+                if let Err(error) = node.ensure_flags(configure).await {
+                    tracing::warn!(%error, node = %node.addr, "session change feed: a new Redis master may not publish keyspace notifications");
                 }
-                Err(error) if self.failing.insert(node.addr.clone()) => {
-                    tracing::warn!(%error, node = %node.addr, "session change feed: cannot subscribe on a Redis node yet; trying again every second");
-                }
-                Err(error) => {
-                    tracing::debug!(%error, node = %node.addr, "session change feed: cannot subscribe yet");
-                }
+                let subscribed = Self::open(&node, &pattern).await;
+                (node, subscribed)
+            });
+            self.trying.insert(task.id(), addr);
+        }
+    }
+
+    /// Keeps what an attempt of [`catch_up`](Self::catch_up) made and hands it to `found`;
+    /// `false` once `found` is gone.
+    fn attempted(
+        &mut self,
+        attempt: Result<(tokio::task::Id, Attempt), tokio::task::JoinError>,
+        found: &mpsc::UnboundedSender<Notifications>,
+    ) -> bool {
+        let (node, subscribed) = match attempt {
+            Ok((id, attempt)) => {
+                self.trying.remove(&id);
+                attempt
+            }
+            Err(error) => {
+                // Panicked: the next check tries that node again.
+                self.trying.remove(&error.id());
+                return true;
+            }
+        };
+        let node = &node;
+        match subscribed {
+            Ok(pubsub) => {
+                tracing::info!(node = %node.addr, "session change feed: subscribed to Redis keyspace notifications");
+                return found.send(self.keep(node, pubsub)).is_ok();
+            }
+            Err(error) if self.failing.insert(node.addr.clone()) => {
+                tracing::warn!(%error, node = %node.addr, "session change feed: cannot subscribe on a Redis node yet; trying again every second");
+            }
+            Err(error) => {
+                tracing::debug!(%error, node = %node.addr, "session change feed: cannot subscribe yet");
             }
         }
-        subscribed
+        true
+    }
+
+    /// Counts, for each subscription, the readings in a row that did not name its node, and
+    /// ends it at [`DROP_AFTER`]. Not at once: during a failover the nodes may disagree for a
+    /// moment, and every new subscription drops the cache.
+    fn drop_unnamed(&mut self, nodes: &[Node]) {
+        let named = |addr: &Arc<str>| nodes.iter().any(|node| node.addr == *addr);
+        self.unnamed.retain(|addr, _| !named(addr));
+        let mut gone = Vec::new();
+        for addr in self.heard.keys().filter(|addr| !named(addr)) {
+            let count = self.unnamed.entry(addr.clone()).or_insert(0);
+            *count += 1;
+            if *count >= DROP_AFTER {
+                gone.push(addr.clone());
+            }
+        }
+        for addr in gone {
+            self.unnamed.remove(&addr);
+            if let Some(s) = self.heard.remove(&addr) {
+                s.stop.abort();
+                tracing::info!(node = %addr, "session change feed: the Redis node is no longer a master; unsubscribed");
+            }
+        }
     }
 
     /// Follows the nodes until [`receive`] is gone: `ended` brings the numbers of the
-    /// subscriptions that ended, `found` takes the new ones.
+    /// subscriptions that ended, `found` takes the new ones. Subscription attempts run beside
+    /// the checks, so a node that does not answer delays neither the next check nor the
+    /// subscriptions on the others.
     async fn run(
         mut self,
         mut ended: mpsc::UnboundedReceiver<u64>,
@@ -682,16 +943,31 @@ impl Follower {
         let mut check =
             tokio::time::interval_at(tokio::time::Instant::now() + CHECK_EVERY, CHECK_EVERY);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut attempts = Attempts::new();
         loop {
             let checking = {
-                let tick = std::pin::pin!(check.tick());
-                match futures_util::future::select(std::pin::pin!(ended.recv()), tick).await {
-                    Either::Left((Some(id), _)) => {
+                let (recv, tick) = (std::pin::pin!(ended.recv()), std::pin::pin!(check.tick()));
+                let woken = futures_util::future::select(recv, tick);
+                // With no attempt under way, `attempts` would end at once: wait for the others.
+                let attempt = async {
+                    match attempts.join_next_with_id().await {
+                        Some(attempt) => attempt,
+                        None => std::future::pending().await,
+                    }
+                };
+                match futures_util::future::select(woken, std::pin::pin!(attempt)).await {
+                    Either::Left((Either::Left((Some(id), _)), _)) => {
                         self.lost(id);
                         false
                     }
-                    Either::Left((None, _)) => return,
-                    Either::Right(_) => true,
+                    Either::Left((Either::Left((None, _)), _)) => return,
+                    Either::Left((Either::Right(_), _)) => true,
+                    Either::Right((attempt, _)) => {
+                        if !self.attempted(attempt, &found) {
+                            return;
+                        }
+                        continue;
+                    }
                 }
             };
             while let Ok(id) = ended.try_recv() {
@@ -710,14 +986,17 @@ impl Follower {
             } else {
                 self.nodes.current().await
             };
-            for notifications in self.catch_up(nodes).await {
-                if found.send(notifications).is_err() {
-                    return;
-                }
-            }
+            self.catch_up(nodes, &mut attempts);
         }
     }
 }
+
+/// A subscription attempt's node and what it made.
+type Attempt = (Node, redis::RedisResult<redis::aio::PubSub>);
+
+/// Subscription attempts under way, each a task of its own (so they go on while a check
+/// waits), all ended when the feed is dropped.
+type Attempts = tokio::task::JoinSet<Attempt>;
 
 /// Applies the notifications of every subscription until the feed is dropped; takes new
 /// subscriptions from the [`Follower`] (dropping the cache after each: changes on that node
@@ -872,8 +1151,9 @@ mod tests {
                 Array(vec![BulkString("?".into()), Int(7005)]),
             ]),
         ]);
+        let layout = topology(&reply, "seed.example").unwrap();
         assert_eq!(
-            masters(&reply, "seed.example").unwrap(),
+            layout.masters,
             vec![
                 master("10.0.0.1", 7000, vec![(5461, 10922), (12001, 16383)]),
                 master("10.0.0.2", 7001, vec![(0, 5460)]),
@@ -881,14 +1161,27 @@ mod tests {
             ],
             "replicas are not masters; an empty host is the seed's; an unknown endpoint is skipped"
         );
-        assert!(masters(&Array(vec![]), "h").unwrap().is_empty());
+        let named = |nodes: &[(&str, u16)]| -> Vec<(String, u16)> {
+            nodes.iter().map(|&(h, p)| (h.to_owned(), p)).collect()
+        };
+        assert_eq!(
+            layout.named,
+            named(&[
+                ("10.0.0.1", 7000),
+                ("10.0.0.2", 7001),
+                ("10.0.0.9", 7009),
+                ("seed.example", 7002)
+            ]),
+            "every node is named once, replicas too"
+        );
+        assert_eq!(topology(&Array(vec![]), "h").unwrap(), Topology::default());
         let unknown_host = Array(vec![Array(vec![
             Int(0),
             Int(16383),
             Array(vec![redis::Value::Nil, Int(7000)]),
         ])]);
         assert_eq!(
-            masters(&unknown_host, "h").unwrap(),
+            topology(&unknown_host, "h").unwrap().masters,
             vec![master("h", 7000, vec![(0, 16383)])]
         );
         for bad in [
@@ -901,7 +1194,45 @@ mod tests {
             ])]),
             Array(vec![Array(vec![Int(0), Int(1), node("h", 70_000, "a")])]),
         ] {
-            assert!(masters(&bad, "h").is_err(), "{bad:?}");
+            assert!(topology(&bad, "h").is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_nodes_views_merge_into_every_master_any_of_them_names() {
+        use redis::Value::{Array, BulkString, Int};
+        let node = |port: i64| Array(vec![BulkString("h".into()), Int(port)]);
+        let range = |first, last, nodes: Vec<redis::Value>| {
+            let mut fields = vec![Int(first), Int(last)];
+            fields.extend(nodes);
+            Array(fields)
+        };
+        // Before a failover 7000 holds the first half, with 7003 as its replica; one node
+        // already names 7003 as its master, another does not yet.
+        let before = Array(vec![
+            range(0, 8191, vec![node(7000), node(7003)]),
+            range(8192, 16383, vec![node(7001)]),
+        ]);
+        let after = Array(vec![
+            range(0, 8191, vec![node(7003)]),
+            range(8192, 16383, vec![node(7001)]),
+        ]);
+        let mut merged = topology(&after, "h").unwrap();
+        merged.merge(topology(&before, "h").unwrap());
+        let masters: Vec<u16> = merged.masters.iter().map(|m| m.port).collect();
+        assert_eq!(masters, [7000, 7001, 7003]);
+        let named: Vec<u16> = merged.named.iter().map(|n| n.1).collect();
+        assert_eq!(named, [7000, 7001, 7003]);
+        let slots = |port| {
+            merged
+                .masters
+                .iter()
+                .find(|m| m.port == port)
+                .unwrap()
+                .slots
+                .clone()
+        };
+        assert_eq!(slots(7003), [(0, 8191)]);
+        assert_eq!(slots(7000), [(0, 8191)]);
     }
 }
