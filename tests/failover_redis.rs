@@ -208,10 +208,11 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
     common::only_gone_is_read_again(&cached, &inner, deleted, kept).await;
     println!(
         "failover: replica promoted after {} ms, store served the slots after {} ms ({failed} \
-         failed reads meanwhile), feed subscribed after {} ms",
+         failed reads meanwhile), feed subscribed after {} ms ({} ms after the promotion)",
         promoted.as_millis(),
         served.as_millis(),
-        subscribed.as_millis()
+        subscribed.as_millis(),
+        subscribed.saturating_sub(promoted).as_millis()
     );
 
     // The old master wakes up as a replica of the new one; then the roles go back.
@@ -249,6 +250,31 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
         "failover back: the feed moved back to the master {} ms after the roles",
         followed.as_millis()
     );
+    // And hears it: a delete there is reported.
+    let mut back = None;
+    for _ in 0..200 {
+        let token = new_session(&store, &user).await;
+        if holds(master, &format!("{prefix}{token}")).await {
+            back = Some(token);
+            break;
+        }
+    }
+    let back = back.expect("a new session landed on the master");
+    let key = StorageKey::new(back.as_str());
+    assert!(cached.find(&key).await.unwrap().is_some());
+    let gone: i64 = redis::cmd("DEL")
+        .arg(format!("{prefix}{back}"))
+        .query_async(&mut conn(master).await)
+        .await
+        .unwrap();
+    assert_eq!(gone, 1);
+    // Cached, the session is served until the feed reports its delete.
+    until(
+        "a delete on the master reached the cache after the roles went back",
+        Duration::from_secs(1),
+        || async { cached.find(&key).await.unwrap().is_none() },
+    )
+    .await;
     until("the cluster is whole", Duration::from_secs(30), || async {
         for node in nodes.iter().copied().chain([replica.as_str()]) {
             if info(node, "cluster", "cluster_enabled").await != "1" {

@@ -55,8 +55,9 @@ const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// for.
 const ANSWER_GRACE: Duration = Duration::from_millis(250);
 
-/// How many readings of a cluster's masters in a row must leave out a node before its
-/// subscription ends (a master demoted to a replica).
+/// How many readings of a cluster's masters in a row, over at least as many checks, must leave
+/// out a node before its subscription ends (a master demoted to a replica); also how many
+/// readings in a row a node may miss before the connection it is asked on is made again.
 const DROP_AFTER: u32 = 3;
 
 /// How many probe keys are tried per master to find one in its slots (a master holding a
@@ -379,7 +380,8 @@ impl Node {
     }
 }
 
-/// Where the feed's servers come from.
+/// Where the feed's servers come from. One per feed, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Nodes {
     /// One server: the one the URL names.
     One(Node),
@@ -403,19 +405,32 @@ impl Nodes {
 /// After a failover the store's connection may still be waiting on the lost master (it builds
 /// a new one in the background), while any live node already names the promoted replica; so
 /// the feed asks the nodes, and hears the new master one check after the promotion. A node
-/// that does not answer within [`SUBSCRIBE_WAIT`] is left out of that check; when none
-/// answers, the store is asked.
+/// that has not answered [`ANSWER_GRACE`] after the first answer (or within
+/// [`SUBSCRIBE_WAIT`], when none came) is left out of that reading; when none answers, the
+/// store is asked.
+///
+/// The cost: each instance keeps one connection to every node of the cluster and sends each
+/// one `CLUSTER SLOTS` a second.
 struct Cluster {
     store: RedisStore,
     /// The URL given: it lends its scheme, credentials and TLS settings to every node.
     template: ConnectionInfo,
     root_cert: Option<Vec<u8>>,
-    /// A client for each node the last answer named (and for the masters heard), by address.
+    /// A client for each node named in the last reading, by address.
     clients: HashMap<Arc<str>, redis::Client>,
     /// The nodes to ask next time: every one the last answers named.
     peers: Vec<Arc<str>>,
     /// Connections to the peers, kept between checks.
     conns: HashMap<Arc<str>, redis::aio::MultiplexedConnection>,
+    /// For each connection, the readings in a row its node did not answer.
+    missed: HashMap<Arc<str>, u32>,
+    /// Connections being made, each in a task of its own (ended when the feed is dropped).
+    connecting: tokio::task::JoinSet<(
+        Arc<str>,
+        redis::RedisResult<redis::aio::MultiplexedConnection>,
+    )>,
+    /// The node each task of `connecting` connects to.
+    pending: HashMap<tokio::task::Id, Arc<str>>,
 }
 
 impl Cluster {
@@ -427,6 +442,9 @@ impl Cluster {
             clients: HashMap::new(),
             peers: Vec::new(),
             conns: HashMap::new(),
+            missed: HashMap::new(),
+            connecting: tokio::task::JoinSet::new(),
+            pending: HashMap::new(),
         }
     }
 
@@ -457,48 +475,73 @@ impl Cluster {
     }
 
     /// What the peers answer to `CLUSTER SLOTS`, merged (a node that any of them names as a
-    /// master is one); at start, or when none answers, the store's answer.
+    /// master is one); at start, or when no peer answers, the store's answer.
+    ///
+    /// Only peers with a connection are asked, a single round trip each; connections to the
+    /// others are made in tasks of their own and used from the next reading on, so a node
+    /// that is slow to connect (or frozen) holds no reading back. A connection whose node
+    /// missed [`DROP_AFTER`] readings in a row is dropped and made again.
     async fn topology(&mut self) -> Result<Topology, StoreError> {
-        let default_host = match self.template.addr() {
-            ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } => host.clone(),
-            _ => String::new(),
-        };
-        let parse = |reply: &redis::Value| {
-            topology(reply, &default_host).map_err(|reason| StoreError::Corrupt {
-                reason: format!("CLUSTER SLOTS: {reason}"),
-            })
-        };
-        let asks = self.peers.iter().filter_map(|addr| {
-            let client = self.clients.get(addr)?.clone();
-            let conn = self.conns.get(addr).cloned();
-            let addr = addr.clone();
-            Some(async move {
-                let answer = tokio::time::timeout(SUBSCRIBE_WAIT, async {
-                    let mut conn = match conn {
-                        Some(conn) => conn,
-                        None => {
-                            client
-                                .get_multiplexed_async_connection_with_config(&node_config(
-                                    SUBSCRIBE_WAIT,
-                                ))
-                                .await?
+        while let Some(made) = self.connecting.try_join_next_with_id() {
+            match made {
+                Ok((id, (addr, conn))) => {
+                    self.pending.remove(&id);
+                    match conn {
+                        Ok(conn) if self.peers.contains(&addr) => {
+                            self.conns.insert(addr, conn);
                         }
-                    };
-                    let reply: redis::Value = redis::cmd("CLUSTER")
-                        .arg("SLOTS")
-                        .query_async(&mut conn)
-                        .await?;
-                    Ok::<_, redis::RedisError>((conn, reply))
-                })
-                .await;
-                (addr, answer)
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::debug!(%error, node = %addr, "session change feed: cannot connect to a Redis node to read the cluster's layout");
+                        }
+                    }
+                }
+                Err(error) => {
+                    self.pending.remove(&error.id());
+                }
+            }
+        }
+        for addr in &self.peers {
+            if self.conns.contains_key(addr) || self.connecting_to(addr) {
+                continue;
+            }
+            let Some(client) = self.clients.get(addr).cloned() else {
+                continue;
+            };
+            let task = self.connecting.spawn({
+                let addr = addr.clone();
+                async move {
+                    let conn = client
+                        .get_multiplexed_async_connection_with_config(&node_config(SUBSCRIBE_WAIT))
+                        .await;
+                    (addr, conn)
+                }
+            });
+            self.pending.insert(task.id(), addr.clone());
+        }
+        let asks: futures_util::stream::FuturesUnordered<_> = self
+            .conns
+            .iter()
+            .map(|(addr, conn)| {
+                let (addr, mut conn) = (addr.clone(), conn.clone());
+                async move {
+                    let answer = tokio::time::timeout(
+                        SUBSCRIBE_WAIT,
+                        redis::cmd("CLUSTER")
+                            .arg("SLOTS")
+                            .query_async::<redis::Value>(&mut conn),
+                    )
+                    .await;
+                    (addr, answer)
+                }
             })
-        });
-        // Every answer that comes within `ANSWER_GRACE` of the first: a node that does not
-        // answer (a frozen master) holds the reading back no longer than that.
-        let mut asks: futures_util::stream::FuturesUnordered<_> = asks.collect();
-        let mut answers = Vec::new();
+            .collect();
+        let mut merged: Option<Topology> = None;
+        let mut answered = HashSet::new();
+        // Every answer that comes within `ANSWER_GRACE` of the first readable one: a node that
+        // does not answer (a frozen master) holds the reading back no longer than that.
         let mut deadline: Option<tokio::time::Instant> = None;
+        let mut asks = asks;
         loop {
             let next = match deadline {
                 None => asks.next().await,
@@ -510,44 +553,63 @@ impl Cluster {
             let Some((addr, answer)) = next else {
                 break;
             };
-            if deadline.is_none() && matches!(answer, Ok(Ok(_))) {
-                deadline = Some(tokio::time::Instant::now() + ANSWER_GRACE);
-            }
-            answers.push((addr, answer));
-        }
-        let mut merged: Option<Topology> = None;
-        for (addr, answer) in answers {
-            match answer {
-                Ok(Ok((conn, reply))) => {
-                    self.conns.insert(addr.clone(), conn);
-                    match parse(&reply) {
-                        Ok(seen) => match &mut merged {
-                            Some(merged) => merged.merge(seen),
-                            None => merged = Some(seen),
-                        },
-                        Err(error) => {
-                            tracing::debug!(%error, node = %addr, "session change feed: unreadable CLUSTER SLOTS");
-                        }
-                    }
-                }
+            let reply = match answer {
+                Ok(Ok(reply)) => reply,
                 Ok(Err(error)) => {
                     tracing::debug!(%error, node = %addr, "session change feed: a Redis node did not tell the cluster's layout");
-                    self.conns.remove(&addr);
+                    continue;
                 }
-                Err(_) => {
-                    tracing::debug!(node = %addr, "session change feed: a Redis node did not answer CLUSTER SLOTS in time");
-                    self.conns.remove(&addr);
+                Err(_) => continue,
+            };
+            // An empty host in a node's answer is that node's own.
+            let own_host = addr.rsplit_once(':').map_or("", |(host, _)| host);
+            match topology(&reply, own_host) {
+                Ok(seen) => {
+                    answered.insert(addr);
+                    deadline.get_or_insert_with(|| tokio::time::Instant::now() + ANSWER_GRACE);
+                    match &mut merged {
+                        Some(merged) => merged.merge(seen),
+                        None => merged = Some(seen),
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(%error, node = %addr, "session change feed: unreadable CLUSTER SLOTS");
                 }
             }
         }
+        drop(asks);
+        // A node that keeps missing readings gets a new connection: the one it has may be
+        // half-open.
+        let missed = &mut self.missed;
+        self.conns.retain(|addr, _| {
+            if answered.contains(addr) {
+                missed.remove(addr);
+                return true;
+            }
+            let count = missed.entry(addr.clone()).or_insert(0);
+            *count += 1;
+            *count < DROP_AFTER
+        });
+        missed.retain(|addr, _| self.conns.contains_key(addr));
         if let Some(merged) = merged {
             return Ok(merged);
         }
+        let default_host = match self.template.addr() {
+            ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } => host.clone(),
+            _ => String::new(),
+        };
         let reply: redis::Value = self
             .store
             .command(redis::cmd("CLUSTER").arg("SLOTS"))
             .await?;
-        parse(&reply)
+        topology(&reply, &default_host).map_err(|reason| StoreError::Corrupt {
+            reason: format!("CLUSTER SLOTS: {reason}"),
+        })
+    }
+
+    /// Whether a connection to `addr` is being made.
+    fn connecting_to(&self, addr: &Arc<str>) -> bool {
+        self.pending.values().any(|a| a == addr)
     }
 
     /// The client for the node at `host:port` (`addr`), made once.
@@ -746,8 +808,9 @@ struct Follower {
     failing: HashSet<Arc<str>>,
     /// When each node was last subscribed on.
     subscribed_at: HashMap<Arc<str>, std::time::Instant>,
-    /// For the nodes heard that the last readings did not name: how many in a row.
-    unnamed: HashMap<Arc<str>, u32>,
+    /// For the nodes heard that the last readings did not name: how many in a row, and since
+    /// when.
+    unnamed: HashMap<Arc<str>, (u32, std::time::Instant)>,
     /// Nodes with a subscription attempt under way, by the attempt's task.
     trying: HashMap<tokio::task::Id, Arc<str>>,
     next_id: u64,
@@ -899,7 +962,7 @@ impl Follower {
                 return found.send(self.keep(node, pubsub)).is_ok();
             }
             Err(error) if self.failing.insert(node.addr.clone()) => {
-                tracing::warn!(%error, node = %node.addr, "session change feed: cannot subscribe on a Redis node yet; trying again every second");
+                tracing::warn!(%error, node = %node.addr, "session change feed: cannot subscribe on a Redis node yet; trying again");
             }
             Err(error) => {
                 tracing::debug!(%error, node = %node.addr, "session change feed: cannot subscribe yet");
@@ -909,16 +972,22 @@ impl Follower {
     }
 
     /// Counts, for each subscription, the readings in a row that did not name its node, and
-    /// ends it at [`DROP_AFTER`]. Not at once: during a failover the nodes may disagree for a
-    /// moment, and every new subscription drops the cache.
+    /// ends it once there were [`DROP_AFTER`] of them over at least as many checks' time. Not
+    /// at once: during a failover the nodes may disagree for a moment, and every new
+    /// subscription drops the cache.
     fn drop_unnamed(&mut self, nodes: &[Node]) {
         let named = |addr: &Arc<str>| nodes.iter().any(|node| node.addr == *addr);
-        self.unnamed.retain(|addr, _| !named(addr));
+        let heard = &self.heard;
+        self.unnamed
+            .retain(|addr, _| !named(addr) && heard.contains_key(addr));
         let mut gone = Vec::new();
         for addr in self.heard.keys().filter(|addr| !named(addr)) {
-            let count = self.unnamed.entry(addr.clone()).or_insert(0);
+            let (count, since) = self
+                .unnamed
+                .entry(addr.clone())
+                .or_insert((0, std::time::Instant::now()));
             *count += 1;
-            if *count >= DROP_AFTER {
+            if *count >= DROP_AFTER && since.elapsed() >= CHECK_EVERY * DROP_AFTER {
                 gone.push(addr.clone());
             }
         }
