@@ -38,6 +38,9 @@
 #                                3000 ms)
 #   TAS_TEST_REDIS_CLUSTER_REPLICA_URL  redis://127.0.0.1:P4/ (a replica of P1's master, link up;
 #                                a test that fails it over puts the roles back)
+#   TAS_TEST_REDIS_TLS_CLUSTER_URLS  rediss://127.0.0.1:P1/,… (3-master Redis Cluster over TLS
+#                                only: tls-cluster yes, plaintext port 0; certificate names
+#                                IP:127.0.0.1 and DNS:localhost, also for clientAuth (the bus))
 # MariaDB 10.11 (root without password over TCP; TLS available, not required; server
 # character set utf8mb4; no database made for the tests):
 #   TAS_TEST_MYSQL_URL           mysql://root@127.0.0.1:PORT/
@@ -341,6 +344,9 @@ make_leaf "$tls_dir" pg-tls ca "tas-servers postgres-tls" "IP:127.0.0.1" ||
 # Redis TLS and MariaDB: IP and localhost.
 make_leaf "$tls_dir" server ca "tas-servers server" "IP:127.0.0.1,DNS:localhost" ||
     die "could not make the server certificate"
+# The TLS Redis Cluster's nodes: the same names, and clientAuth for the cluster bus.
+make_leaf "$tls_dir" cluster-node ca "tas-servers cluster node" "IP:127.0.0.1,DNS:localhost" \
+    serverAuth,clientAuth || die "could not make the TLS Redis Cluster's certificate"
 export TAS_TEST_TLS_CA=$tls_dir/ca.crt
 export TAS_TEST_TLS_UNTRUSTED_CA=$tls_dir/untrusted-ca.crt
 
@@ -415,6 +421,7 @@ chmod 755 "$TAS_TEST_REDIS_CTL"
 log "Redis $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$TAS_TEST_REDIS_PORT (pid $(redis_pid))"
 
 redis_tls_start "$SESSION_DIR/redis-tls" "$tls_dir"
+redis_tls_cluster_launch "$SESSION_DIR/redis-tls-cluster" "$tls_dir"
 
 # ---------------------------------------------------------------- postgres
 
@@ -459,6 +466,7 @@ pg_tls_start "$TAS_TEST_TLS_CA"
 pgbouncer_start "$SESSION_DIR/pgbouncer" "$TAS_TEST_POSTGRES_PORT"
 
 redis_cluster_wait "$SESSION_DIR/redis-cluster"
+redis_tls_cluster_wait "$SESSION_DIR/redis-tls-cluster" "$tls_dir"
 
 # ---------------------------------------------------------------- mariadb
 

@@ -1,10 +1,10 @@
 //! Issue 13: the network stores as production runs them. PostgreSQL over TLS (`verify-full`
-//! against the harness's CA), Redis over TLS, and PostgreSQL behind PgBouncer 1.18 in
+//! against the harness's CA), Redis and a Redis Cluster over TLS, and PostgreSQL behind PgBouncer 1.18 in
 //! transaction pooling mode, each with the conformance suite; TLS failures that name TLS and
 //! the fix; and PgBouncer under 50 concurrent clients and two app instances, every answer
 //! checked. The servers come from `scripts/with-servers.sh` (`TAS_TEST_POSTGRES_TLS_URL`,
-//! `TAS_TEST_REDIS_TLS_URL`, `TAS_TEST_PGBOUNCER_URL`, `TAS_TEST_TLS_CA`,
-//! `TAS_TEST_TLS_UNTRUSTED_CA`).
+//! `TAS_TEST_REDIS_TLS_URL`, `TAS_TEST_REDIS_TLS_CLUSTER_URLS`, `TAS_TEST_PGBOUNCER_URL`,
+//! `TAS_TEST_TLS_CA`, `TAS_TEST_TLS_UNTRUSTED_CA`).
 #![cfg(all(feature = "postgres", feature = "redis"))]
 
 mod common;
@@ -184,6 +184,57 @@ mod redis_over_tls {
     conformance_suite!(redis_tls("redis over TLS conformance"));
 }
 
+/// The nodes of the Redis Cluster that listens over TLS only.
+fn tls_cluster_urls(test: &str) -> Option<Vec<String>> {
+    let urls = common::server_url("TAS_TEST_REDIS_TLS_CLUSTER_URLS", test)?;
+    Some(urls.split(',').map(str::to_owned).collect())
+}
+
+async fn redis_tls_cluster(test: &str) -> Option<RedisStore> {
+    let urls = tls_cluster_urls(test)?;
+    let pem = std::fs::read(ca("TAS_TEST_TLS_CA", test)?).unwrap();
+    Some(
+        RedisStore::cluster_builder(urls)
+            .key_prefix(common::redis_prefix())
+            .clock(tower_auth_session::ManualClock::new(
+                conformance::NOW - time::Duration::seconds(2),
+            ))
+            .tls_root_cert_pem(pem)
+            .build()
+            .await
+            .unwrap(),
+    )
+}
+
+mod redis_cluster_over_tls {
+    use super::*;
+    conformance_suite!(redis_tls_cluster("redis cluster over TLS conformance"));
+}
+
+#[tokio::test]
+async fn a_redis_cluster_over_tls_verifies_the_certificate() {
+    let test = "a_redis_cluster_over_tls_verifies_the_certificate";
+    let Some(urls) = tls_cluster_urls(test) else {
+        return;
+    };
+    let untrusted = std::fs::read(ca("TAS_TEST_TLS_UNTRUSTED_CA", test).unwrap()).unwrap();
+    let err = RedisStore::cluster_builder(urls.clone())
+        .tls_root_cert_pem(untrusted)
+        .build()
+        .await
+        .unwrap_err();
+    names_tls_and(&err, "tls_root_cert_pem");
+    let plain: Vec<String> = urls
+        .iter()
+        .map(|u| u.replacen("rediss://", "redis://", 1))
+        .collect();
+    assert!(RedisStore::cluster_builder(plain)
+        .timeout(std::time::Duration::from_millis(500))
+        .build()
+        .await
+        .is_err());
+}
+
 #[tokio::test]
 async fn redis_tls_verifies_the_certificate_unless_told_not_to() {
     let test = "redis_tls_verifies_the_certificate_unless_told_not_to";
@@ -280,6 +331,129 @@ async fn a_change_feed_over_redis_tls_hears_deletes() {
     .expect("the delete was reported within 1 s")
     .unwrap();
     assert!(cached.find(&key).await.unwrap().is_none());
+}
+
+/// On a Redis Cluster over TLS only, the change feed reaches every master with the store's
+/// certificate authority (the nodes' addresses come from `CLUSTER SLOTS`), and hears a delete
+/// made behind the store's back on each; a subscription killed by the server is made again.
+#[cfg(feature = "cache")]
+#[tokio::test]
+async fn a_change_feed_over_a_redis_cluster_over_tls_hears_every_master() {
+    use tower_auth_session::store::CachedStore;
+    use tower_auth_session::{SessionStore, StorageKey};
+    let test = "a_change_feed_over_a_redis_cluster_over_tls_hears_every_master";
+    let Some(urls) = tls_cluster_urls(test) else {
+        return;
+    };
+    let pem = std::fs::read(ca("TAS_TEST_TLS_CA", test).unwrap()).unwrap();
+    let prefix = common::redis_prefix();
+    let store = RedisStore::cluster_builder(urls.clone())
+        .key_prefix(&prefix)
+        .tls_root_cert_pem(pem.clone())
+        .build()
+        .await
+        .unwrap();
+    let err = store.session_changes(&urls[1]).start().await.unwrap_err();
+    println!("without the CA: {err}");
+    assert!(
+        err.to_string().contains("certificate"),
+        "without the CA the feed cannot reach the nodes: {err}"
+    );
+    let changes = store
+        .session_changes(&urls[1])
+        .tls_root_cert_pem(pem.clone())
+        .start()
+        .await
+        .unwrap();
+    let cached = CachedStore::builder(store.clone())
+        .ttl(std::time::Duration::from_secs(600))
+        .watch(changes.clone())
+        .build();
+    let node = |url: &str| {
+        let client = redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            },
+        )
+        .unwrap();
+        async move { client.get_multiplexed_async_connection().await.unwrap() }
+    };
+    // One session on each master.
+    let user = User::new(
+        "feed-tls-cluster@example.com",
+        "F",
+        time::OffsetDateTime::now_utc(),
+    );
+    let mut on = vec![None; urls.len()];
+    for _ in 0..300 {
+        if on.iter().all(Option::is_some) {
+            break;
+        }
+        let token = store
+            .create(&common::live_session(&user.id), &user)
+            .await
+            .unwrap()
+            .token;
+        for (i, url) in urls.iter().enumerate() {
+            let held: redis::RedisResult<i64> = redis::cmd("EXISTS")
+                .arg(format!("{prefix}{token}"))
+                .query_async(&mut node(url).await)
+                .await;
+            if on[i].is_none() && held.is_ok_and(|n| n == 1) {
+                on[i] = Some(token.clone());
+            }
+        }
+    }
+    let on: Vec<String> = on
+        .into_iter()
+        .map(|t| t.expect("a session on every master"))
+        .collect();
+    // The server ends the feed's subscription on the last master; the feed subscribes again.
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut node(&urls[2]).await)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1, "the feed had one subscription there");
+    let start = std::time::Instant::now();
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query_async(&mut node(&urls[2]).await)
+            .await
+            .unwrap();
+        if info.contains("pubsub_patterns:1") {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "the feed subscribed again on the master"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for (url, token) in urls.iter().zip(&on) {
+        let key = StorageKey::new(token.as_str());
+        assert!(cached.find(&key).await.unwrap().is_some());
+        let deleted: i64 = redis::cmd("DEL")
+            .arg(format!("{prefix}{token}"))
+            .query_async(&mut node(url).await)
+            .await
+            .unwrap();
+        assert_eq!(deleted, 1);
+        // Cached, the session is served until the feed reports the delete.
+        let start = std::time::Instant::now();
+        while cached.find(&key).await.unwrap().is_some() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(1),
+                "the delete on {url} was reported within 1 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
 }
 
 // ---------------------------------------------------------------- PgBouncer

@@ -127,3 +127,69 @@ redis_cluster_wait() {
     export TAS_TEST_REDIS_CLUSTER_REPLICA_URL=redis://127.0.0.1:$replica/
     log "Redis Cluster (3 masters on 127.0.0.1:$(IFS=,; echo "${REDIS_CLUSTER_PORTS[*]:0:3}"), a replica of the first on $replica): cluster_state:ok"
 }
+
+# redis_tls_cluster_launch DIR TLS_DIR: a 3-master Redis Cluster reachable over TLS only
+# (plaintext port 0, `tls-cluster yes`: the bus and the addresses the nodes announce are the
+# TLS ones), as managed services offer it; then `redis-cli --tls --cluster create` in the
+# background. Sets REDIS_TLS_CLUSTER_PORTS and REDIS_TLS_CLUSTER_CREATE_PID. Finish with
+# redis_tls_cluster_wait.
+REDIS_TLS_CLUSTER_PORTS=()
+REDIS_TLS_CLUSTER_CREATE_PID=
+redis_tls_cluster_launch() {
+    local dir=$1 tls=$2 n attempt port
+    REDIS_TLS_CLUSTER_PORTS=()
+    mkdir -p "$dir"
+    install_key_pair "$tls" cluster-node "$dir/server.crt" "$dir/server.key" root
+    for n in 1 2 3; do
+        for ((attempt = 1; ; attempt++)); do
+            pick_port port 10000 || die "no free port pair (port, port + 10000) found for TLS Redis Cluster node $n"
+            redis_launch "redis-tls-cluster-$n" "$dir/node$n" --port 0 --tls-port "$port" \
+                --tls-cert-file "$dir/server.crt" --tls-key-file "$dir/server.key" \
+                --tls-ca-cert-file "$tls/ca.crt" --tls-auth-clients no \
+                --tls-cluster yes --tls-replication yes \
+                --cluster-enabled yes --cluster-config-file "nodes-$port.conf" \
+                --cluster-node-timeout 3000
+            if wait_listening "TLS Redis Cluster node $n" "$REDIS_PID" "$port" 30 &&
+                wait_listening "TLS Redis Cluster node $n (bus)" "$REDIS_PID" "$((port + 10000))" 30; then
+                break
+            fi
+            stop_pid_list 5 "$REDIS_PID" redis-server || true
+            if [ "$attempt" -ge 5 ]; then
+                tail -n 20 "$dir/node$n/redis.log" >&2 || true
+                die "TLS Redis Cluster node $n did not start after $attempt attempts"
+            fi
+            log "TLS Redis Cluster node $n did not start on port $port (or bus port $((port + 10000))); retrying"
+        done
+        REDIS_TLS_CLUSTER_PORTS+=("$port")
+    done
+    start_helper REDIS_TLS_CLUSTER_CREATE_PID "$dir/create.log" timeout 60 redis-cli --tls \
+        --cacert "$tls/ca.crt" --cluster create \
+        "127.0.0.1:${REDIS_TLS_CLUSTER_PORTS[0]}" "127.0.0.1:${REDIS_TLS_CLUSTER_PORTS[1]}" \
+        "127.0.0.1:${REDIS_TLS_CLUSTER_PORTS[2]}" --cluster-replicas 0 --cluster-yes
+}
+
+# redis_tls_cluster_wait DIR TLS_DIR: wait for the TLS cluster's creation and for
+# cluster_state:ok on every node; export TAS_TEST_REDIS_TLS_CLUSTER_URLS.
+redis_tls_cluster_wait() {
+    local dir=$1 tls=$2 rc=0 port state ok deadline
+    local -a urls=()
+    wait_helper "$REDIS_TLS_CLUSTER_CREATE_PID" || rc=$?
+    [ "$rc" = 0 ] || { tail -n 20 "$dir/create.log" >&2; die "redis-cli --tls --cluster create failed (exit $rc)"; }
+    deadline=$((SECONDS + 30))
+    while :; do
+        ok=1
+        for port in "${REDIS_TLS_CLUSTER_PORTS[@]}"; do
+            state=$(timeout 10 redis-cli --tls --cacert "$tls/ca.crt" -h 127.0.0.1 -p "$port" CLUSTER INFO 2>/dev/null |
+                tr -d '\r' | sed -n 's/^cluster_state://p') || true
+            [ "$state" = ok ] || { ok=0; break; }
+        done
+        [ "$ok" = 1 ] && break
+        [ "$SECONDS" -lt "$deadline" ] ||
+            die "TLS Redis Cluster on ports ${REDIS_TLS_CLUSTER_PORTS[*]} did not reach cluster_state:ok in 30 s (node $port: ${state:-no answer})"
+        sleep 0.05
+    done
+    for port in "${REDIS_TLS_CLUSTER_PORTS[@]}"; do urls+=("rediss://127.0.0.1:$port/"); done
+    TAS_TEST_REDIS_TLS_CLUSTER_URLS=$(IFS=,; echo "${urls[*]}")
+    export TAS_TEST_REDIS_TLS_CLUSTER_URLS
+    log "Redis Cluster over TLS only (3 masters on 127.0.0.1:$(IFS=,; echo "${REDIS_TLS_CLUSTER_PORTS[*]}")): cluster_state:ok"
+}

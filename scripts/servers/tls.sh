@@ -19,16 +19,18 @@ make_ca() {
     chmod 644 "$dir/$name.crt"
 }
 
-# make_leaf DIR NAME CA_NAME "COMMON NAME" SAN: write DIR/NAME.crt (644) and DIR/NAME.key
-# (600), signed by DIR/CA_NAME.{crt,key}. SAN is an openssl subjectAltName value, e.g.
-# "IP:127.0.0.1,DNS:localhost". Keep the common name something no client will ever use as
-# a host name: libpq falls back to the CN when the certificate has no DNS name.
+# make_leaf DIR NAME CA_NAME "COMMON NAME" SAN [USAGE]: write DIR/NAME.crt (644) and
+# DIR/NAME.key (600), signed by DIR/CA_NAME.{crt,key}. SAN is an openssl subjectAltName
+# value, e.g. "IP:127.0.0.1,DNS:localhost". USAGE is the extended key usage (default
+# serverAuth; a Redis Cluster node over TLS also needs clientAuth, since it presents its
+# certificate to the other nodes' buses). Keep the common name something no client will ever
+# use as a host name: libpq falls back to the CN when the certificate has no DNS name.
 make_leaf() {
-    local dir=$1 name=$2 ca=$3 cn=$4 san=$5
+    local dir=$1 name=$2 ca=$3 cn=$4 san=$5 usage=${6:-serverAuth}
     {
         echo "basicConstraints=critical,CA:FALSE"
         echo "keyUsage=critical,digitalSignature"
-        echo "extendedKeyUsage=serverAuth"
+        echo "extendedKeyUsage=$usage"
         echo "subjectAltName=$san"
         echo "subjectKeyIdentifier=hash"
         echo "authorityKeyIdentifier=keyid"
