@@ -53,6 +53,8 @@ pub(super) struct Follower {
     /// For the nodes heard that the last readings did not name: how many in a row, and since
     /// when.
     unnamed: HashMap<Arc<str>, (u32, std::time::Instant)>,
+    /// The masters the last reading named.
+    named: HashSet<Arc<str>>,
     /// Nodes with a subscription attempt under way, by the attempt's task.
     trying: HashMap<tokio::task::Id, Arc<str>>,
     next_id: u64,
@@ -70,6 +72,7 @@ impl Follower {
             failing: HashSet::new(),
             subscribed_at: HashMap::new(),
             unnamed: HashMap::new(),
+            named: HashSet::new(),
             trying: HashMap::new(),
             next_id: 0,
         }
@@ -170,6 +173,7 @@ impl Follower {
                 return;
             }
         };
+        self.named = nodes.iter().map(|node| node.addr.clone()).collect();
         self.drop_unnamed(&nodes);
         for node in nodes {
             // A node subscribed on less than a check ago waits for the next check: one that
@@ -220,6 +224,11 @@ impl Follower {
         };
         let node = &node;
         match subscribed {
+            // The last reading no longer names it (a frozen master that woke up as a replica
+            // while its attempt waited): keeping it would only drop the cache for nothing.
+            Ok(_) if !self.named.contains(&node.addr) => {
+                tracing::debug!(node = %node.addr, "session change feed: the Redis node stopped being a master while subscribing; not kept");
+            }
             Ok(pubsub) => {
                 tracing::info!(node = %node.addr, "session change feed: subscribed to Redis keyspace notifications");
                 return found.send(self.keep(node, pubsub)).is_ok();
