@@ -9,9 +9,9 @@
 //!
 //! A server publishes the notifications of its own keys only, so on a Redis Cluster the feed
 //! subscribes on every master, which it reads with `CLUSTER SLOTS`: through the store's
-//! connection at start, then from every node (replicas too) on connections of its own
-//! ([`Cluster`], in `nodes`). At start, each subscription is proven with a probe key in that
-//! master's slots.
+//! connection at start, then from the masters themselves (the replicas when none answers) on
+//! connections of its own ([`Cluster`], in `nodes`). At start, each subscription is proven with
+//! a probe key in that master's slots.
 //!
 //! Afterwards a [`Follower`] (in `follower`) keeps the subscriptions, beside the task's
 //! receiving loop so that a slow node never holds back the others' notifications. Every

@@ -133,18 +133,18 @@ impl Nodes {
     }
 }
 
-/// Reads a cluster's masters: through the store at start, then from every node the last
-/// answer named, masters and replicas, each asked directly on a connection of the feed's own.
+/// Reads a cluster's masters: through the store at start, then from the masters the last
+/// reading named (the other nodes it named when none of them answers), each asked directly on
+/// a connection of the feed's own.
 ///
 /// After a failover the store's connection may still be waiting on the lost master (it builds
-/// a new one in the background), while any live node already names the promoted replica; so
-/// the feed asks the nodes, and hears the new master one check after the promotion. A node
-/// that has not answered [`ANSWER_GRACE`] after the first answer (or within
-/// [`SUBSCRIBE_WAIT`], when none came) is left out of that reading; when none answers, the
-/// store is asked.
+/// a new one in the background), while the live masters already name the promoted replica; so
+/// the feed asks them, and hears the new master one check after the promotion. A node that
+/// has not answered [`ANSWER_GRACE`] after the first answer (or within [`SUBSCRIBE_WAIT`],
+/// when none came) is left out of that reading; when no node answers, the store is asked.
 ///
-/// The cost: each instance keeps one connection to every node of the cluster and sends each
-/// one `CLUSTER SLOTS` a second.
+/// The cost: each instance keeps one connection to every master and sends each one
+/// `CLUSTER SLOTS` a second.
 pub(super) struct Cluster {
     store: RedisStore,
     /// The URL given: it lends its scheme, credentials and TLS settings to every node.
@@ -152,8 +152,10 @@ pub(super) struct Cluster {
     root_cert: Option<Vec<u8>>,
     /// A client for each node named in the last reading, by address.
     clients: HashMap<Arc<str>, redis::Client>,
-    /// The nodes to ask next time: every one the last answers named.
+    /// Every node the last reading named, masters and replicas.
     peers: Vec<Arc<str>>,
+    /// The masters the last reading named: the nodes asked first.
+    masters_named: Vec<Arc<str>>,
     /// Connections to the peers, kept between checks.
     conns: HashMap<Arc<str>, redis::aio::MultiplexedConnection>,
     /// For each connection, the readings in a row its node did not answer.
@@ -179,6 +181,7 @@ impl Cluster {
             root_cert,
             clients: HashMap::new(),
             peers: Vec::new(),
+            masters_named: Vec::new(),
             conns: HashMap::new(),
             missed: HashMap::new(),
             connecting: tokio::task::JoinSet::new(),
@@ -209,17 +212,71 @@ impl Cluster {
             .retain(|addr, _| peers.contains(addr) || nodes.iter().any(|n| n.addr == *addr));
         self.conns.retain(|addr, _| peers.contains(addr));
         self.peers = peers;
+        self.masters_named = nodes.iter().map(|node| node.addr.clone()).collect();
         Ok(nodes)
     }
 
-    /// What the peers answer to `CLUSTER SLOTS`, merged (a node that any of them names as a
-    /// master is one); at start, or when no peer answers, the store's answer.
+    /// What the masters of the last reading answer to `CLUSTER SLOTS`, merged (a node that any
+    /// of them names as a master is one); when none of them answers (a cluster whose only
+    /// master froze), what the other nodes it named answer; at start, or when no node answers,
+    /// the store's answer.
     ///
-    /// Only peers with a connection are asked, a single round trip each; connections to the
-    /// others are made in tasks of their own and used from the next reading on, so a node
-    /// that is slow to connect (or frozen) holds no reading back. A connection whose node
-    /// missed [`DROP_AFTER`] readings in a row is dropped and made again.
+    /// Only nodes with a connection are asked, a single round trip each; connections are made
+    /// in tasks of their own and used from the next reading on, so a node that is slow to
+    /// connect (or frozen) holds no reading back. Replicas are connected to only once the
+    /// masters stopped answering. A connection whose node missed [`DROP_AFTER`] readings in a
+    /// row is dropped (and made again if the node is still asked).
     async fn topology(&mut self) -> Result<Topology, StoreError> {
+        self.connected();
+        let masters = self.masters_named.clone();
+        self.connect(&masters);
+        let mut asked = HashSet::new();
+        let mut answered = HashSet::new();
+        let mut merged = self.ask(&masters, &mut asked, &mut answered).await;
+        if merged.is_none() {
+            let others: Vec<Arc<str>> = self
+                .peers
+                .iter()
+                .filter(|addr| !masters.contains(addr))
+                .cloned()
+                .collect();
+            if !asked.is_empty() {
+                self.connect(&others);
+            }
+            merged = self.ask(&others, &mut asked, &mut answered).await;
+        }
+        // A node that keeps missing readings gets a new connection: the one it has may be
+        // half-open. One that is no longer asked (a replica, once the masters answer again)
+        // is let go the same way.
+        let missed = &mut self.missed;
+        self.conns.retain(|addr, _| {
+            if answered.contains(addr) {
+                missed.remove(addr);
+                return true;
+            }
+            let count = missed.entry(addr.clone()).or_insert(0);
+            *count += 1;
+            *count < DROP_AFTER
+        });
+        missed.retain(|addr, _| self.conns.contains_key(addr));
+        if let Some(merged) = merged {
+            return Ok(merged);
+        }
+        let default_host = match self.template.addr() {
+            ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } => host.clone(),
+            _ => String::new(),
+        };
+        let reply: redis::Value = self
+            .store
+            .command(redis::cmd("CLUSTER").arg("SLOTS"))
+            .await?;
+        topology(&reply, &default_host).map_err(|reason| StoreError::Corrupt {
+            reason: format!("CLUSTER SLOTS: {reason}"),
+        })
+    }
+
+    /// Takes the connections that were made since the last reading.
+    fn connected(&mut self) {
         while let Some(made) = self.connecting.try_join_next_with_id() {
             match made {
                 Ok((id, (addr, conn))) => {
@@ -239,7 +296,12 @@ impl Cluster {
                 }
             }
         }
-        for addr in &self.peers {
+    }
+
+    /// Starts making a connection to each of `nodes` that has none and is not being connected
+    /// to.
+    fn connect(&mut self, nodes: &[Arc<str>]) {
+        for addr in nodes {
             if self.conns.contains_key(addr) || self.connecting_to(addr) {
                 continue;
             }
@@ -257,12 +319,25 @@ impl Cluster {
             });
             self.pending.insert(task.id(), addr.clone());
         }
-        let asks: futures_util::stream::FuturesUnordered<_> = self
-            .conns
+    }
+
+    /// Asks each of `nodes` that has a connection for `CLUSTER SLOTS`, all at once, and merges
+    /// every readable answer that comes within [`ANSWER_GRACE`] of the first: a node that does
+    /// not answer (a frozen master) holds the reading back no longer than that. Adds the nodes
+    /// asked to `asked` and those that answered to `answered`.
+    async fn ask(
+        &self,
+        nodes: &[Arc<str>],
+        asked: &mut HashSet<Arc<str>>,
+        answered: &mut HashSet<Arc<str>>,
+    ) -> Option<Topology> {
+        let mut asks: futures_util::stream::FuturesUnordered<_> = nodes
             .iter()
-            .map(|(addr, conn)| {
-                let (addr, mut conn) = (addr.clone(), conn.clone());
-                async move {
+            .filter_map(|addr| {
+                let mut conn = self.conns.get(addr)?.clone();
+                asked.insert(addr.clone());
+                let addr = addr.clone();
+                Some(async move {
                     let answer = tokio::time::timeout(
                         SUBSCRIBE_WAIT,
                         redis::cmd("CLUSTER")
@@ -271,15 +346,11 @@ impl Cluster {
                     )
                     .await;
                     (addr, answer)
-                }
+                })
             })
             .collect();
         let mut merged: Option<Topology> = None;
-        let mut answered = HashSet::new();
-        // Every answer that comes within `ANSWER_GRACE` of the first readable one: a node that
-        // does not answer (a frozen master) holds the reading back no longer than that.
         let mut deadline: Option<tokio::time::Instant> = None;
-        let mut asks = asks;
         loop {
             let next = match deadline {
                 None => asks.next().await,
@@ -315,34 +386,7 @@ impl Cluster {
                 }
             }
         }
-        drop(asks);
-        // A node that keeps missing readings gets a new connection: the one it has may be
-        // half-open.
-        let missed = &mut self.missed;
-        self.conns.retain(|addr, _| {
-            if answered.contains(addr) {
-                missed.remove(addr);
-                return true;
-            }
-            let count = missed.entry(addr.clone()).or_insert(0);
-            *count += 1;
-            *count < DROP_AFTER
-        });
-        missed.retain(|addr, _| self.conns.contains_key(addr));
-        if let Some(merged) = merged {
-            return Ok(merged);
-        }
-        let default_host = match self.template.addr() {
-            ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } => host.clone(),
-            _ => String::new(),
-        };
-        let reply: redis::Value = self
-            .store
-            .command(redis::cmd("CLUSTER").arg("SLOTS"))
-            .await?;
-        topology(&reply, &default_host).map_err(|reason| StoreError::Corrupt {
-            reason: format!("CLUSTER SLOTS: {reason}"),
-        })
+        merged
     }
 
     /// Whether a connection to `addr` is being made.
