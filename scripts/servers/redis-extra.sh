@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# The TLS-only Redis and the 3-master Redis Cluster with one replica. Sourced by
-# scripts/with-servers.sh, never run.
+# The TLS-only Redis, the 3-master Redis Cluster with one replica, and the TLS-only 3-master
+# Redis Cluster. Sourced by scripts/with-servers.sh, never run.
 #
 # These Redis servers run in the foreground as background jobs of with-servers.sh (not
 # --daemonize), in their own session (setsid, so a Ctrl-C meant for the tests does not
@@ -179,7 +179,7 @@ redis_tls_cluster_wait() {
     while :; do
         ok=1
         for port in "${REDIS_TLS_CLUSTER_PORTS[@]}"; do
-            state=$(timeout 10 redis-cli --tls --cacert "$tls/ca.crt" -h 127.0.0.1 -p "$port" CLUSTER INFO 2>/dev/null |
+            state=$(timeout 2 redis-cli --tls --cacert "$tls/ca.crt" -h 127.0.0.1 -p "$port" CLUSTER INFO 2>/dev/null |
                 tr -d '\r' | sed -n 's/^cluster_state://p') || true
             [ "$state" = ok ] || { ok=0; break; }
         done

@@ -20,9 +20,10 @@
 //! once when a subscription ends. It subscribes on every master it does not hear (a replica
 //! promoted by a failover, a master added to the cluster, a subscription renewed), after
 //! checking or setting the flags there, and the cache is dropped, since changes on that master
-//! may have been missed. A node that [`DROP_AFTER`](nodes::DROP_AFTER) readings in a row no
-//! longer name as a master (one demoted by a failover) is unsubscribed. Masters found after
-//! start are not probed: a warning says when their flags could not be checked.
+//! may have been missed. A node that [`DROP_AFTER`](nodes::DROP_AFTER) readings in a row, over
+//! at least as many seconds, no longer name as a master (one demoted by a failover) is
+//! unsubscribed. Masters found after start are not probed: a warning says when their flags
+//! could not be checked.
 
 mod follower;
 mod nodes;

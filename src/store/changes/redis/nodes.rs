@@ -167,6 +167,8 @@ pub(super) struct Cluster {
     )>,
     /// The node each task of `connecting` connects to.
     pending: HashMap<tokio::task::Id, Arc<str>>,
+    /// Nodes whose last connection attempt failed.
+    unreachable: HashSet<Arc<str>>,
 }
 
 impl Cluster {
@@ -186,6 +188,7 @@ impl Cluster {
             missed: HashMap::new(),
             connecting: tokio::task::JoinSet::new(),
             pending: HashMap::new(),
+            unreachable: HashSet::new(),
         }
     }
 
@@ -211,6 +214,7 @@ impl Cluster {
         self.clients
             .retain(|addr, _| peers.contains(addr) || nodes.iter().any(|n| n.addr == *addr));
         self.conns.retain(|addr, _| peers.contains(addr));
+        self.unreachable.retain(|addr| peers.contains(addr));
         self.peers = peers;
         self.masters_named = nodes.iter().map(|node| node.addr.clone()).collect();
         Ok(nodes)
@@ -240,7 +244,9 @@ impl Cluster {
                 .filter(|addr| !masters.contains(addr))
                 .cloned()
                 .collect();
-            if !asked.is_empty() {
+            // Not at the first readings, when the masters are simply not connected yet; but
+            // as soon as one was asked, or cannot be connected to.
+            if !asked.is_empty() || masters.iter().any(|m| self.unreachable.contains(m)) {
                 self.connect(&others);
             }
             merged = self.ask(&others, &mut asked, &mut answered).await;
@@ -270,9 +276,15 @@ impl Cluster {
             .store
             .command(redis::cmd("CLUSTER").arg("SLOTS"))
             .await?;
-        topology(&reply, &default_host).map_err(|reason| StoreError::Corrupt {
-            reason: format!("CLUSTER SLOTS: {reason}"),
-        })
+        match topology(&reply, &default_host) {
+            Ok(layout) if layout.masters.is_empty() => Err(StoreError::Corrupt {
+                reason: "CLUSTER SLOTS names no master".to_owned(),
+            }),
+            Ok(layout) => Ok(layout),
+            Err(reason) => Err(StoreError::Corrupt {
+                reason: format!("CLUSTER SLOTS: {reason}"),
+            }),
+        }
     }
 
     /// Takes the connections that were made since the last reading.
@@ -282,12 +294,15 @@ impl Cluster {
                 Ok((id, (addr, conn))) => {
                     self.pending.remove(&id);
                     match conn {
-                        Ok(conn) if self.peers.contains(&addr) => {
-                            self.conns.insert(addr, conn);
+                        Ok(conn) => {
+                            self.unreachable.remove(&addr);
+                            if self.peers.contains(&addr) {
+                                self.conns.insert(addr, conn);
+                            }
                         }
-                        Ok(_) => {}
                         Err(error) => {
                             tracing::debug!(%error, node = %addr, "session change feed: cannot connect to a Redis node to read the cluster's layout");
+                            self.unreachable.insert(addr);
                         }
                     }
                 }
@@ -373,6 +388,11 @@ impl Cluster {
             // An empty host in a node's answer is that node's own.
             let own_host = addr.rsplit_once(':').map_or("", |(host, _)| host);
             match topology(&reply, own_host) {
+                // A node that lost its configuration (or a `CLUSTER RESET`) names no master:
+                // taken as unreadable, not as a cluster without masters.
+                Ok(seen) if seen.masters.is_empty() => {
+                    tracing::debug!(node = %addr, "session change feed: a Redis node names no master");
+                }
                 Ok(seen) => {
                     answered.insert(addr);
                     deadline.get_or_insert_with(|| tokio::time::Instant::now() + ANSWER_GRACE);
