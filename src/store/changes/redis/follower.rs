@@ -53,8 +53,9 @@ pub(super) struct Follower {
     /// For the nodes heard that the last readings did not name: how many in a row, and since
     /// when.
     unnamed: HashMap<Arc<str>, (u32, std::time::Instant)>,
-    /// The masters the last reading named.
+    /// The masters the last reading named, and those the one before named.
     named: HashSet<Arc<str>>,
+    named_before: HashSet<Arc<str>>,
     /// Nodes with a subscription attempt under way, by the attempt's task.
     trying: HashMap<tokio::task::Id, Arc<str>>,
     next_id: u64,
@@ -73,6 +74,7 @@ impl Follower {
             subscribed_at: HashMap::new(),
             unnamed: HashMap::new(),
             named: HashSet::new(),
+            named_before: HashSet::new(),
             trying: HashMap::new(),
             next_id: 0,
         }
@@ -173,7 +175,10 @@ impl Follower {
                 return;
             }
         };
-        self.named = nodes.iter().map(|node| node.addr.clone()).collect();
+        self.named_before = std::mem::replace(
+            &mut self.named,
+            nodes.iter().map(|node| node.addr.clone()).collect(),
+        );
         self.drop_unnamed(&nodes);
         for node in nodes {
             // A node subscribed on less than a check ago waits for the next check: one that
@@ -224,9 +229,12 @@ impl Follower {
         };
         let node = &node;
         match subscribed {
-            // The last reading no longer names it (a frozen master that woke up as a replica
-            // while its attempt waited): keeping it would only drop the cache for nothing.
-            Ok(_) if !self.named.contains(&node.addr) => {
+            // The last two readings no longer name it (a frozen master that woke up as a
+            // replica while its attempt waited): keeping it would only drop the cache for
+            // nothing. Two, so that one stale reading does not cost a new master a check.
+            Ok(_)
+                if !self.named.contains(&node.addr) && !self.named_before.contains(&node.addr) =>
+            {
                 tracing::debug!(node = %node.addr, "session change feed: the Redis node stopped being a master while subscribing; not kept");
             }
             Ok(pubsub) => {

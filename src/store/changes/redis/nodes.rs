@@ -234,9 +234,8 @@ impl Cluster {
         self.connected();
         let masters = self.masters_named.clone();
         self.connect(&masters);
-        let mut asked = HashSet::new();
-        let mut answered = HashSet::new();
-        let mut merged = self.ask(&masters, &mut asked, &mut answered).await;
+        let mut reading = Reading::default();
+        let mut merged = self.ask(&masters, &mut reading).await;
         if merged.is_none() {
             let others: Vec<Arc<str>> = self
                 .peers
@@ -246,17 +245,20 @@ impl Cluster {
                 .collect();
             // Not at the first readings, when the masters are simply not connected yet; but
             // as soon as one was asked, or cannot be connected to.
-            if !asked.is_empty() || masters.iter().any(|m| self.unreachable.contains(m)) {
+            if !reading.asked.is_empty() || masters.iter().any(|m| self.unreachable.contains(m)) {
                 self.connect(&others);
             }
-            merged = self.ask(&others, &mut asked, &mut answered).await;
+            merged = self.ask(&others, &mut reading).await;
         }
-        // A node that keeps missing readings gets a new connection: the one it has may be
-        // half-open. One that is no longer asked (a replica, once the masters answer again)
-        // is let go the same way.
+        // A connection that failed for good is made again at once. A node that keeps missing
+        // readings gets a new connection too: the one it has may be half-open. One that is no
+        // longer asked (a replica, once the masters answer again) is let go the same way.
         let missed = &mut self.missed;
         self.conns.retain(|addr, _| {
-            if answered.contains(addr) {
+            if reading.broken.contains(addr) {
+                return false;
+            }
+            if reading.answered.contains(addr) {
                 missed.remove(addr);
                 return true;
             }
@@ -338,19 +340,14 @@ impl Cluster {
 
     /// Asks each of `nodes` that has a connection for `CLUSTER SLOTS`, all at once, and merges
     /// every readable answer that comes within [`ANSWER_GRACE`] of the first: a node that does
-    /// not answer (a frozen master) holds the reading back no longer than that. Adds the nodes
-    /// asked to `asked` and those that answered to `answered`.
-    async fn ask(
-        &self,
-        nodes: &[Arc<str>],
-        asked: &mut HashSet<Arc<str>>,
-        answered: &mut HashSet<Arc<str>>,
-    ) -> Option<Topology> {
+    /// not answer (a frozen master) holds the reading back no longer than that. Notes in
+    /// `reading` which nodes were asked, which answered, and whose connection failed for good.
+    async fn ask(&self, nodes: &[Arc<str>], reading: &mut Reading) -> Option<Topology> {
         let mut asks: futures_util::stream::FuturesUnordered<_> = nodes
             .iter()
             .filter_map(|addr| {
                 let mut conn = self.conns.get(addr)?.clone();
-                asked.insert(addr.clone());
+                reading.asked.insert(addr.clone());
                 let addr = addr.clone();
                 Some(async move {
                     let answer = tokio::time::timeout(
@@ -381,6 +378,9 @@ impl Cluster {
                 Ok(Ok(reply)) => reply,
                 Ok(Err(error)) => {
                     tracing::debug!(%error, node = %addr, "session change feed: a Redis node did not tell the cluster's layout");
+                    if error.is_connection_dropped() || error.is_unrecoverable_error() {
+                        reading.broken.insert(addr);
+                    }
                     continue;
                 }
                 Err(_) => continue,
@@ -394,7 +394,7 @@ impl Cluster {
                     tracing::debug!(node = %addr, "session change feed: a Redis node names no master");
                 }
                 Ok(seen) => {
-                    answered.insert(addr);
+                    reading.answered.insert(addr);
                     deadline.get_or_insert_with(|| tokio::time::Instant::now() + ANSWER_GRACE);
                     match &mut merged {
                         Some(merged) => merged.merge(seen),
@@ -446,6 +446,15 @@ impl Cluster {
         self.clients.insert(addr.clone(), client.clone());
         Ok(client)
     }
+}
+
+/// What one reading of [`Cluster::topology`] learned of the nodes it asked.
+#[derive(Default)]
+struct Reading {
+    asked: HashSet<Arc<str>>,
+    answered: HashSet<Arc<str>>,
+    /// Nodes whose connection failed for good (dropped, or an unrecoverable error).
+    broken: HashSet<Arc<str>>,
 }
 
 /// A cluster's layout, as `CLUSTER SLOTS` tells it.
