@@ -165,9 +165,18 @@ async fn the_tls_server_refuses_plaintext() {
 
 async fn redis_tls(test: &str) -> Option<RedisStore> {
     let url = common::server_url("TAS_TEST_REDIS_TLS_URL", test)?;
+    conformance_store(RedisStore::builder(url), test).await
+}
+
+/// The store `builder` makes for the conformance suite: the harness's CA, a fresh prefix, and
+/// the suite's clock.
+async fn conformance_store(
+    builder: tower_auth_session::store::RedisStoreBuilder,
+    test: &str,
+) -> Option<RedisStore> {
     let pem = std::fs::read(ca("TAS_TEST_TLS_CA", test)?).unwrap();
     Some(
-        RedisStore::builder(url)
+        builder
             .key_prefix(common::redis_prefix())
             .clock(tower_auth_session::ManualClock::new(
                 conformance::NOW - time::Duration::seconds(2),
@@ -192,18 +201,7 @@ fn tls_cluster_urls(test: &str) -> Option<Vec<String>> {
 
 async fn redis_tls_cluster(test: &str) -> Option<RedisStore> {
     let urls = tls_cluster_urls(test)?;
-    let pem = std::fs::read(ca("TAS_TEST_TLS_CA", test)?).unwrap();
-    Some(
-        RedisStore::cluster_builder(urls)
-            .key_prefix(common::redis_prefix())
-            .clock(tower_auth_session::ManualClock::new(
-                conformance::NOW - time::Duration::seconds(2),
-            ))
-            .tls_root_cert_pem(pem)
-            .build()
-            .await
-            .unwrap(),
-    )
+    conformance_store(RedisStore::cluster_builder(urls), test).await
 }
 
 mod redis_cluster_over_tls {

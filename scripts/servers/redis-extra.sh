@@ -47,6 +47,38 @@ redis_tls_start() {
     log "Redis (TLS only) on 127.0.0.1:$port (pid $REDIS_PID)"
 }
 
+# redis_cluster_node LABEL NAME DIR [TLS_ARGS...]: start one cluster-enabled node in DIR on a
+# free port pair (port, bus port = port + 10000), on another pair when that fails (5 tries). With
+# TLS_ARGS it listens over TLS only (plaintext port 0), with those arguments. A node is taken
+# for failed after 3 s without an answer (`cluster-node-timeout`). Sets CLUSTER_NODE_PORT.
+CLUSTER_NODE_PORT=
+redis_cluster_node() {
+    local label=$1 name=$2 dir=$3 attempt port
+    shift 3
+    local -a listen
+    for ((attempt = 1; ; attempt++)); do
+        pick_port port 10000 || die "no free port pair (port, port + 10000) found for $label"
+        if [ "$#" -gt 0 ]; then
+            listen=(--port 0 --tls-port "$port" "$@")
+        else
+            listen=(--port "$port")
+        fi
+        redis_launch "$name" "$dir" "${listen[@]}" --cluster-enabled yes \
+            --cluster-config-file "nodes-$port.conf" --cluster-node-timeout 3000
+        if wait_listening "$label" "$REDIS_PID" "$port" 30 &&
+            wait_listening "$label (bus)" "$REDIS_PID" "$((port + 10000))" 30; then
+            CLUSTER_NODE_PORT=$port
+            return 0
+        fi
+        stop_pid_list 5 "$REDIS_PID" redis-server || true
+        if [ "$attempt" -ge 5 ]; then
+            tail -n 20 "$dir/redis.log" >&2 || true
+            die "$label did not start after $attempt attempts"
+        fi
+        log "$label did not start on port $port (or bus port $((port + 10000))); retrying"
+    done
+}
+
 # redis_cluster_launch DIR: start four cluster-enabled nodes (each in DIR/nodeN; bus port =
 # port + 10000), then `redis-cli --cluster create` of the first three as masters in the
 # background (bounded, since it waits forever for a node that died). The fourth becomes the
@@ -58,37 +90,42 @@ redis_tls_start() {
 REDIS_CLUSTER_PORTS=()
 REDIS_CLUSTER_CREATE_PID=
 redis_cluster_launch() {
-    local dir=$1 n attempt port
+    local dir=$1 n
     REDIS_CLUSTER_PORTS=()
     for n in 1 2 3 4; do
-        for ((attempt = 1; ; attempt++)); do
-            pick_port port 10000 || die "no free port pair (port, port + 10000) found for Redis Cluster node $n"
-            redis_launch "redis-cluster-$n" "$dir/node$n" --port "$port" \
-                --cluster-enabled yes --cluster-config-file "nodes-$port.conf" \
-                --cluster-node-timeout 3000
-            if wait_listening "Redis Cluster node $n" "$REDIS_PID" "$port" 30 &&
-                wait_listening "Redis Cluster node $n (bus)" "$REDIS_PID" "$((port + 10000))" 30; then
-                break
-            fi
-            stop_pid_list 5 "$REDIS_PID" redis-server || true
-            if [ "$attempt" -ge 5 ]; then
-                tail -n 20 "$dir/node$n/redis.log" >&2 || true
-                die "Redis Cluster node $n did not start after $attempt attempts"
-            fi
-            log "Redis Cluster node $n did not start on port $port (or bus port $((port + 10000))); retrying"
-        done
-        REDIS_CLUSTER_PORTS+=("$port")
+        redis_cluster_node "Redis Cluster node $n" "redis-cluster-$n" "$dir/node$n"
+        REDIS_CLUSTER_PORTS+=("$CLUSTER_NODE_PORT")
     done
     start_helper REDIS_CLUSTER_CREATE_PID "$dir/create.log" timeout 60 redis-cli --cluster create \
         "127.0.0.1:${REDIS_CLUSTER_PORTS[0]}" "127.0.0.1:${REDIS_CLUSTER_PORTS[1]}" \
         "127.0.0.1:${REDIS_CLUSTER_PORTS[2]}" --cluster-replicas 0 --cluster-yes
 }
 
+# redis_cluster_ok [CLI_ARGS... --] PORT...: whether every node answers cluster_state:ok
+# (redis-cli run with CLI_ARGS, e.g. TLS options); otherwise CLUSTER_STATE says which did not.
+CLUSTER_STATE=
+redis_cluster_ok() {
+    local -a cli=()
+    local port state
+    if [[ " $* " == *" -- "* ]]; then
+        while [ "$1" != -- ]; do cli+=("$1"); shift; done
+        shift
+    fi
+    for port in "$@"; do
+        state=$(timeout 2 redis-cli "${cli[@]}" -h 127.0.0.1 -p "$port" CLUSTER INFO 2>/dev/null |
+            tr -d '\r' | sed -n 's/^cluster_state://p') || true
+        if [ "$state" != ok ]; then
+            CLUSTER_STATE="node $port: ${state:-no answer}"
+            return 1
+        fi
+    done
+}
+
 # redis_cluster_wait DIR: wait for `redis-cli --cluster create`, make the fourth node the
 # first master's replica, then wait for cluster_state:ok on every node and for the replica's
 # link to its master; export TAS_TEST_REDIS_CLUSTER_URLS and TAS_TEST_REDIS_CLUSTER_REPLICA_URL.
 redis_cluster_wait() {
-    local dir=$1 rc=0 port state ok deadline master_id link
+    local dir=$1 rc=0 port deadline master_id link
     local -a urls=()
     local replica=${REDIS_CLUSTER_PORTS[3]}
     wait_helper "$REDIS_CLUSTER_CREATE_PID" || rc=$?
@@ -105,20 +142,14 @@ redis_cluster_wait() {
     done
     deadline=$((SECONDS + 30))
     while :; do
-        ok=1
-        for port in "${REDIS_CLUSTER_PORTS[@]}"; do
-            state=$(timeout 10 redis-cli -h 127.0.0.1 -p "$port" CLUSTER INFO 2>/dev/null |
-                tr -d '\r' | sed -n 's/^cluster_state://p') || true
-            [ "$state" = ok ] || { ok=0; break; }
-        done
-        if [ "$ok" = 1 ]; then
+        if redis_cluster_ok "${REDIS_CLUSTER_PORTS[@]}"; then
             link=$(timeout 10 redis-cli -h 127.0.0.1 -p "$replica" INFO replication 2>/dev/null |
                 tr -d '\r' | sed -n 's/^master_link_status://p') || true
             [ "$link" = up ] && break
-            state="replica link ${link:-unknown}"
+            CLUSTER_STATE="replica link ${link:-unknown}"
         fi
         [ "$SECONDS" -lt "$deadline" ] ||
-            die "Redis Cluster on ports ${REDIS_CLUSTER_PORTS[*]} did not reach cluster_state:ok with its replica in 30 s (node $port: ${state:-no answer})"
+            die "Redis Cluster on ports ${REDIS_CLUSTER_PORTS[*]} did not reach cluster_state:ok with its replica in 30 s ($CLUSTER_STATE)"
         sleep 0.05
     done
     for port in "${REDIS_CLUSTER_PORTS[@]:0:3}"; do urls+=("redis://127.0.0.1:$port/"); done
@@ -136,31 +167,16 @@ redis_cluster_wait() {
 REDIS_TLS_CLUSTER_PORTS=()
 REDIS_TLS_CLUSTER_CREATE_PID=
 redis_tls_cluster_launch() {
-    local dir=$1 tls=$2 n attempt port
+    local dir=$1 tls=$2 n
     REDIS_TLS_CLUSTER_PORTS=()
     mkdir -p "$dir"
     install_key_pair "$tls" cluster-node "$dir/server.crt" "$dir/server.key" root
     for n in 1 2 3; do
-        for ((attempt = 1; ; attempt++)); do
-            pick_port port 10000 || die "no free port pair (port, port + 10000) found for TLS Redis Cluster node $n"
-            redis_launch "redis-tls-cluster-$n" "$dir/node$n" --port 0 --tls-port "$port" \
-                --tls-cert-file "$dir/server.crt" --tls-key-file "$dir/server.key" \
-                --tls-ca-cert-file "$tls/ca.crt" --tls-auth-clients no \
-                --tls-cluster yes --tls-replication yes \
-                --cluster-enabled yes --cluster-config-file "nodes-$port.conf" \
-                --cluster-node-timeout 3000
-            if wait_listening "TLS Redis Cluster node $n" "$REDIS_PID" "$port" 30 &&
-                wait_listening "TLS Redis Cluster node $n (bus)" "$REDIS_PID" "$((port + 10000))" 30; then
-                break
-            fi
-            stop_pid_list 5 "$REDIS_PID" redis-server || true
-            if [ "$attempt" -ge 5 ]; then
-                tail -n 20 "$dir/node$n/redis.log" >&2 || true
-                die "TLS Redis Cluster node $n did not start after $attempt attempts"
-            fi
-            log "TLS Redis Cluster node $n did not start on port $port (or bus port $((port + 10000))); retrying"
-        done
-        REDIS_TLS_CLUSTER_PORTS+=("$port")
+        redis_cluster_node "TLS Redis Cluster node $n" "redis-tls-cluster-$n" "$dir/node$n" \
+            --tls-cert-file "$dir/server.crt" --tls-key-file "$dir/server.key" \
+            --tls-ca-cert-file "$tls/ca.crt" --tls-auth-clients no \
+            --tls-cluster yes --tls-replication yes
+        REDIS_TLS_CLUSTER_PORTS+=("$CLUSTER_NODE_PORT")
     done
     start_helper REDIS_TLS_CLUSTER_CREATE_PID "$dir/create.log" timeout 60 redis-cli --tls \
         --cacert "$tls/ca.crt" --cluster create \
@@ -171,21 +187,15 @@ redis_tls_cluster_launch() {
 # redis_tls_cluster_wait DIR TLS_DIR: wait for the TLS cluster's creation and for
 # cluster_state:ok on every node; export TAS_TEST_REDIS_TLS_CLUSTER_URLS.
 redis_tls_cluster_wait() {
-    local dir=$1 tls=$2 rc=0 port state ok deadline
+    local dir=$1 tls=$2 rc=0 port deadline
     local -a urls=()
     wait_helper "$REDIS_TLS_CLUSTER_CREATE_PID" || rc=$?
     [ "$rc" = 0 ] || { tail -n 20 "$dir/create.log" >&2; die "redis-cli --tls --cluster create failed (exit $rc)"; }
     deadline=$((SECONDS + 30))
     while :; do
-        ok=1
-        for port in "${REDIS_TLS_CLUSTER_PORTS[@]}"; do
-            state=$(timeout 2 redis-cli --tls --cacert "$tls/ca.crt" -h 127.0.0.1 -p "$port" CLUSTER INFO 2>/dev/null |
-                tr -d '\r' | sed -n 's/^cluster_state://p') || true
-            [ "$state" = ok ] || { ok=0; break; }
-        done
-        [ "$ok" = 1 ] && break
+        redis_cluster_ok --tls --cacert "$tls/ca.crt" -- "${REDIS_TLS_CLUSTER_PORTS[@]}" && break
         [ "$SECONDS" -lt "$deadline" ] ||
-            die "TLS Redis Cluster on ports ${REDIS_TLS_CLUSTER_PORTS[*]} did not reach cluster_state:ok in 30 s (node $port: ${state:-no answer})"
+            die "TLS Redis Cluster on ports ${REDIS_TLS_CLUSTER_PORTS[*]} did not reach cluster_state:ok in 30 s ($CLUSTER_STATE)"
         sleep 0.05
     done
     for port in "${REDIS_TLS_CLUSTER_PORTS[@]}"; do urls+=("rediss://127.0.0.1:$port/"); done
