@@ -104,10 +104,12 @@ impl RedisChangesBuilder {
     ///
     /// On a Redis Cluster, each master is checked, subscribed to and probed. The URL's scheme,
     /// user, password and TLS settings serve for every node; the nodes' addresses come from
-    /// `CLUSTER SLOTS`. Afterwards the feed reads `CLUSTER SLOTS` once a second and subscribes
-    /// on a master it does not hear yet, then drops the cache (changes may have been missed).
-    /// A master subscribed on later (a promoted replica) gets the missing flags the same way
-    /// first.
+    /// `CLUSTER SLOTS`. Afterwards the feed asks the masters for `CLUSTER SLOTS` once a second,
+    /// on a connection of its own to each (the other nodes when no master answers), and
+    /// subscribes on a master it does not hear yet, then drops the cache (changes may have been
+    /// missed). A master subscribed on later (a promoted replica) gets the missing flags the
+    /// same way first. A node that three readings in a row, over at least 3 s, no longer name a
+    /// master (a master demoted by a failover) is unsubscribed.
     ///
     /// # Errors
     ///
