@@ -211,8 +211,8 @@ impl Cluster {
                 slots,
             });
         }
-        self.clients
-            .retain(|addr, _| peers.contains(addr) || nodes.iter().any(|n| n.addr == *addr));
+        // The masters are among the nodes named.
+        self.clients.retain(|addr, _| peers.contains(addr));
         self.conns.retain(|addr, _| peers.contains(addr));
         self.unreachable.retain(|addr| peers.contains(addr));
         self.peers = peers;
