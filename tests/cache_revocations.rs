@@ -450,8 +450,7 @@ async fn better_auth_revocations_reach_a_cache_over_a_redis_cluster() {
     let user = tower_auth_session::User::new(&email, "K", time::OffsetDateTime::now_utc());
     let mut tokens = Vec::new();
     for _ in 0..2 {
-        let session = common::live_session(&user.id);
-        tokens.push(store.create(&session, &user).await.unwrap().token);
+        tokens.push(common::new_session(&store, &user).await);
     }
     let (fresh, gone) = (&tokens[0], &tokens[1]);
     tokio::time::timeout(DEADLINE, rx.wait_for(|n| *n >= before + 2))
@@ -517,8 +516,7 @@ async fn a_postgres_feed_recovers_from_a_killed_connection() {
         .unwrap();
     let mut tokens = Vec::new();
     for _ in 0..2 {
-        let s = common::live_session(&user.id);
-        tokens.push(store.create(&s, &user).await.unwrap().token);
+        tokens.push(common::new_session(&store, &user).await);
     }
     common::finds_all(&cached, &[&tokens[0], &tokens[1]]).await;
     let calls = inner.calls();
@@ -612,8 +610,7 @@ async fn a_redis_feed_renews_a_subscription_that_went_silent() {
     let before = *applied.borrow();
     let mut tokens = Vec::new();
     for _ in 0..2 {
-        let session = common::live_session(&user.id);
-        tokens.push(store.create(&session, &user).await.unwrap().token);
+        tokens.push(common::new_session(&store, &user).await);
     }
     // The sessions' own writes are reported too: wait for them before caching.
     tokio::time::timeout(DEADLINE, applied.wait_for(|n| *n >= before + 2))
@@ -629,12 +626,7 @@ async fn a_redis_feed_renews_a_subscription_that_went_silent() {
     }
 
     proxy.black_hole();
-    let mut raw = common::redis_nodes::conn(&url).await;
-    let deleted: i64 = redis::cmd("DEL")
-        .arg(format!("{prefix}{}", tokens[1]))
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let deleted = common::redis_nodes::del(&url, &format!("{prefix}{}", tokens[1])).await;
     assert_eq!(deleted, 1);
     assert!(
         cached.find(&gone).await.unwrap().is_some(),
@@ -683,22 +675,20 @@ async fn a_redis_cluster_feed_starts_under_a_hash_tagged_prefix() {
     let user = User::new("tagged@example.com", "T", time::OffsetDateTime::now_utc());
     let mut applied = changes.applied();
     let before = *applied.borrow();
-    let token = store
-        .create(&common::live_session(&user.id), &user)
-        .await
-        .unwrap()
-        .token;
+    let token = common::new_session(&store, &user).await;
     tokio::time::timeout(DEADLINE, applied.wait_for(|n| *n > before))
         .await
         .expect("the write was reported")
         .unwrap();
     let key = StorageKey::new(token.as_str());
     assert!(cached.find(&key).await.unwrap().is_some());
-    let seen = *applied.borrow();
-    store.delete(&key).await.unwrap();
-    tokio::time::timeout(DEADLINE, applied.wait_for(|n| *n > seen))
-        .await
-        .expect("the delete was reported")
-        .unwrap();
+    common::reported(
+        &mut applied,
+        DEADLINE,
+        "the delete was reported",
+        store.delete(&key),
+    )
+    .await
+    .unwrap();
     assert!(cached.find(&key).await.unwrap().is_none());
 }

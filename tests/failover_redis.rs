@@ -7,10 +7,10 @@
 
 mod common;
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
-use common::redis_nodes::{conn, info, role};
+use common::redis_nodes::{conn, del, holds, info, role};
+use common::until;
 use common::Counting;
 use tower_auth_session::store::{CachedStore, RedisStore};
 use tower_auth_session::{SessionStore, StorageKey, User};
@@ -40,34 +40,6 @@ fn signal(name: &str, pid: &str) {
         .status()
         .unwrap();
     assert!(status.success(), "kill -{name} {pid}: {status}");
-}
-
-/// Whether the node at `url` holds `key` (a replica is asked with `READONLY`); `false` when
-/// the key's slot belongs to another node.
-async fn holds(url: &str, key: &str) -> bool {
-    let mut c = conn(url).await;
-    let _: redis::Value = redis::cmd("READONLY").query_async(&mut c).await.unwrap();
-    let found: redis::RedisResult<i64> = redis::cmd("EXISTS").arg(key).query_async(&mut c).await;
-    found.is_ok_and(|n| n == 1)
-}
-
-/// Asks `check` every 20 ms until it says yes; fails after `limit`. Returns the time taken.
-async fn until<F, Fut>(what: &str, limit: Duration, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    start.elapsed()
-}
-
-async fn new_session(store: &RedisStore, user: &User) -> String {
-    let session = common::live_session(&user.id);
-    store.create(&session, user).await.unwrap().token
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,7 +75,7 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
     let mut on_master = Vec::new();
     while on_master.len() < 2 {
         assert!(everyone.len() < 200, "no session landed on {master}");
-        let token = new_session(&store, &user).await;
+        let token = common::new_session(&store, &user).await;
         if holds(master, &format!("{prefix}{token}")).await {
             on_master.push(token.clone());
         }
@@ -171,7 +143,7 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
     common::finds_all(&store, &all).await;
     let mut written = false;
     for _ in 0..200 {
-        let token = new_session(&store, &user).await;
+        let token = common::new_session(&store, &user).await;
         if holds(&replica, &format!("{prefix}{token}")).await {
             written = true;
             break;
@@ -182,29 +154,17 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
     // The feed subscribes on the new master and drops the cache, since it may have missed
     // changes there.
     let subscribed = feed_on_replica.await.unwrap();
-    let calls = inner.calls();
-    until("the cache was dropped", Duration::from_secs(5), || async {
-        assert!(cached
-            .find(&StorageKey::new(kept.as_str()))
-            .await
-            .unwrap()
-            .is_some());
-        inner.calls() > calls
-    })
-    .await;
+    common::cache_dropped(&cached, &inner, kept, "the cache was dropped").await;
 
     // A delete on the new master reaches the cache.
-    let seen = *applied.borrow();
-    let gone: i64 = redis::cmd("DEL")
-        .arg(format!("{prefix}{deleted}"))
-        .query_async(&mut conn(&replica).await)
-        .await
-        .unwrap();
+    let gone = common::reported(
+        &mut applied,
+        Duration::from_secs(1),
+        "the delete on the promoted replica was reported within 1 s",
+        del(&replica, &format!("{prefix}{deleted}")),
+    )
+    .await;
     assert_eq!(gone, 1);
-    tokio::time::timeout(Duration::from_secs(1), applied.wait_for(|n| *n > seen))
-        .await
-        .expect("the delete on the promoted replica was reported within 1 s")
-        .unwrap();
     common::only_gone_is_read_again(&cached, &inner, deleted, kept).await;
     println!(
         "failover: replica promoted after {} ms, store served the slots after {} ms ({failed} \
@@ -270,7 +230,7 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
     // And hears it: a delete there is reported.
     let mut back = None;
     for _ in 0..200 {
-        let token = new_session(&store, &user).await;
+        let token = common::new_session(&store, &user).await;
         if holds(master, &format!("{prefix}{token}")).await {
             back = Some(token);
             break;
@@ -279,12 +239,7 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
     let back = back.expect("a new session landed on the master");
     let key = StorageKey::new(back.as_str());
     assert!(cached.find(&key).await.unwrap().is_some());
-    let gone: i64 = redis::cmd("DEL")
-        .arg(format!("{prefix}{back}"))
-        .query_async(&mut conn(master).await)
-        .await
-        .unwrap();
-    assert_eq!(gone, 1);
+    assert_eq!(del(master, &format!("{prefix}{back}")).await, 1);
     // Cached, the session is served until the feed reports its delete.
     until(
         "a delete on the master reached the cache after the roles went back",

@@ -11,9 +11,12 @@ mod common;
 mod conformance;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::routing::get;
 use axum::Router;
+use common::redis_nodes::{conn, del, holds, info};
+use common::until;
 use tower_auth_session::extract::CurrentUser;
 use tower_auth_session::store::{PostgresStore, RedisStore};
 use tower_auth_session::{SessionConfig, SessionLayer, SignIn, StoreError, User};
@@ -227,7 +230,7 @@ async fn a_redis_cluster_over_tls_verifies_the_certificate() {
         .map(|u| u.replacen("rediss://", "redis://", 1))
         .collect();
     assert!(RedisStore::cluster_builder(plain)
-        .timeout(std::time::Duration::from_millis(500))
+        .timeout(Duration::from_millis(500))
         .build()
         .await
         .is_err());
@@ -258,7 +261,7 @@ async fn redis_tls_verifies_the_certificate_unless_told_not_to() {
     // A plaintext client gets nothing from a TLS-only port.
     let plain = url.replacen("rediss://", "redis://", 1);
     assert!(RedisStore::builder(plain)
-        .timeout(std::time::Duration::from_millis(500))
+        .timeout(Duration::from_millis(500))
         .build()
         .await
         .is_err());
@@ -296,38 +299,21 @@ async fn a_change_feed_over_redis_tls_hears_deletes() {
         .await
         .unwrap();
     let cached = CachedStore::builder(store.clone())
-        .ttl(std::time::Duration::from_secs(600))
+        .ttl(Duration::from_secs(600))
         .watch(changes.clone())
         .build();
     let user = User::new("feed-tls@example.com", "F", time::OffsetDateTime::now_utc());
-    let session = common::live_session(&user.id);
-    let token = store.create(&session, &user).await.unwrap().token;
+    let token = common::new_session(&store, &user).await;
     let key = StorageKey::new(token.as_str());
     assert!(cached.find(&key).await.unwrap().is_some());
-    let mut rx = changes.applied();
-    let seen = *rx.borrow();
-    let client = redis::Client::build_with_tls(
-        url.as_str(),
-        redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(std::fs::read(ca("TAS_TEST_TLS_CA", test).unwrap()).unwrap()),
-        },
+    let deleted = common::reported(
+        &mut changes.applied(),
+        Duration::from_secs(1),
+        "the delete was reported within 1 s",
+        del(&url, &format!("{prefix}{token}")),
     )
-    .unwrap();
-    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
-    let deleted: i64 = redis::cmd("DEL")
-        .arg(format!("{prefix}{token}"))
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    .await;
     assert_eq!(deleted, 1);
-    tokio::time::timeout(
-        std::time::Duration::from_secs(1),
-        rx.wait_for(|n| *n > seen),
-    )
-    .await
-    .expect("the delete was reported within 1 s")
-    .unwrap();
     assert!(cached.find(&key).await.unwrap().is_none());
 }
 
@@ -359,7 +345,7 @@ async fn a_change_feed_over_a_redis_cluster_over_tls_hears_every_master() {
     );
     let changes = store
         .session_changes(&urls[1])
-        .tls_root_cert_pem(pem.clone())
+        .tls_root_cert_pem(pem)
         .start()
         .await
         .unwrap();
@@ -367,20 +353,9 @@ async fn a_change_feed_over_a_redis_cluster_over_tls_hears_every_master() {
     // for a delete that was heard.
     let inner = common::Counting::new(store.clone());
     let cached = CachedStore::builder(inner.clone())
-        .ttl(std::time::Duration::from_secs(600))
+        .ttl(Duration::from_secs(600))
         .watch(changes.clone())
         .build();
-    let node = |url: &str| {
-        let client = redis::Client::build_with_tls(
-            url,
-            redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(pem.clone()),
-            },
-        )
-        .unwrap();
-        async move { client.get_multiplexed_async_connection().await.unwrap() }
-    };
     // One session on each master.
     let user = User::new(
         "feed-tls-cluster@example.com",
@@ -392,17 +367,9 @@ async fn a_change_feed_over_a_redis_cluster_over_tls_hears_every_master() {
         if on.iter().all(Option::is_some) {
             break;
         }
-        let token = store
-            .create(&common::live_session(&user.id), &user)
-            .await
-            .unwrap()
-            .token;
+        let token = common::new_session(&store, &user).await;
         for (i, url) in urls.iter().enumerate() {
-            let held: redis::RedisResult<i64> = redis::cmd("EXISTS")
-                .arg(format!("{prefix}{token}"))
-                .query_async(&mut node(url).await)
-                .await;
-            if on[i].is_none() && held.is_ok_and(|n| n == 1) {
+            if on[i].is_none() && holds(url, &format!("{prefix}{token}")).await {
                 on[i] = Some(token.clone());
             }
         }
@@ -411,11 +378,7 @@ async fn a_change_feed_over_a_redis_cluster_over_tls_hears_every_master() {
         .into_iter()
         .map(|t| t.expect("a session on every master"))
         .collect();
-    let kept = store
-        .create(&common::live_session(&user.id), &user)
-        .await
-        .unwrap()
-        .token;
+    let kept = common::new_session(&store, &user).await;
     assert!(cached
         .find(&StorageKey::new(kept.as_str()))
         .await
@@ -427,66 +390,37 @@ async fn a_change_feed_over_a_redis_cluster_over_tls_hears_every_master() {
         .arg("KILL")
         .arg("TYPE")
         .arg("pubsub")
-        .query_async(&mut node(&urls[2]).await)
+        .query_async(&mut conn(&urls[2]).await)
         .await
         .unwrap();
     assert_eq!(killed, 1, "the feed had one subscription there");
-    let start = std::time::Instant::now();
-    loop {
-        let info: String = redis::cmd("INFO")
-            .arg("stats")
-            .query_async(&mut node(&urls[2]).await)
-            .await
-            .unwrap();
-        if info
-            .lines()
-            .any(|line| line.trim_end() == "pubsub_patterns:1")
-        {
-            break;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(10),
-            "the feed subscribed again on the master"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    until(
+        "the feed subscribed again on the master",
+        Duration::from_secs(10),
+        || async { info(&urls[2], "stats", "pubsub_patterns").await == "1" },
+    )
+    .await;
     // The renewed subscription drops the cache once (the kept session is read again): wait
     // for that before caching the others.
-    let start = std::time::Instant::now();
-    loop {
-        let calls = inner.calls();
-        assert!(cached
-            .find(&StorageKey::new(kept.as_str()))
-            .await
-            .unwrap()
-            .is_some());
-        if inner.calls() > calls {
-            break;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(5),
-            "the renewed subscription dropped the cache"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    common::cache_dropped(
+        &cached,
+        &inner,
+        &kept,
+        "the renewed subscription dropped the cache",
+    )
+    .await;
     let mut applied = changes.applied();
     for (url, token) in urls.iter().zip(&on) {
         let key = StorageKey::new(token.as_str());
         assert!(cached.find(&key).await.unwrap().is_some());
-        let seen = *applied.borrow();
-        let deleted: i64 = redis::cmd("DEL")
-            .arg(format!("{prefix}{token}"))
-            .query_async(&mut node(url).await)
-            .await
-            .unwrap();
-        assert_eq!(deleted, 1);
-        tokio::time::timeout(
-            std::time::Duration::from_secs(1),
-            applied.wait_for(|n| *n > seen),
+        let deleted = common::reported(
+            &mut applied,
+            Duration::from_secs(1),
+            &format!("the delete on {url} was reported within 1 s"),
+            del(url, &format!("{prefix}{token}")),
         )
-        .await
-        .unwrap_or_else(|_| panic!("the delete on {url} was reported within 1 s"))
-        .unwrap();
+        .await;
+        assert_eq!(deleted, 1);
         // That session alone was dropped, not the whole cache.
         common::only_gone_is_read_again(&cached, &inner, token, &kept).await;
     }

@@ -379,6 +379,15 @@ pub fn live_session(user_id: &str) -> tower_auth_session::Session {
     }
 }
 
+/// Writes a [`live_session`] of `user` through `store`; its token.
+pub async fn new_session<S: SessionStore>(store: &S, user: &User) -> String {
+    store
+        .create(&live_session(&user.id), user)
+        .await
+        .unwrap()
+        .token
+}
+
 /// Asserts that `store` finds a live session for every token (a cache reads and keeps each).
 pub async fn finds_all<S: SessionStore>(store: &S, tokens: &[&str]) {
     for token in tokens {
@@ -409,4 +418,56 @@ pub async fn only_gone_is_read_again<C: SessionStore, S>(
         calls + 1,
         "only the deleted session was read again"
     );
+}
+
+/// Asks `check` every 20 ms until it says yes; fails after `limit`, naming `what`. Returns the
+/// time taken.
+pub async fn until<F, Fut>(
+    what: &str,
+    limit: std::time::Duration,
+    mut check: F,
+) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+/// Runs `change`, then waits up to `within` for the change feed behind `applied` to apply
+/// something more; fails with `what` otherwise. Returns what `change` returned.
+pub async fn reported<T>(
+    applied: &mut tokio::sync::watch::Receiver<u64>,
+    within: std::time::Duration,
+    what: &str,
+    change: impl std::future::Future<Output = T>,
+) -> T {
+    let seen = *applied.borrow();
+    let out = change.await;
+    tokio::time::timeout(within, applied.wait_for(|n| *n > seen))
+        .await
+        .unwrap_or_else(|_| panic!("{what}"))
+        .unwrap();
+    out
+}
+
+/// Waits up to 5 s for `cached` to be dropped as a whole: until finding `kept`, a session
+/// it held, reads `inner` again. Fails with `what` otherwise.
+pub async fn cache_dropped<C: SessionStore, S>(
+    cached: &C,
+    inner: &Counting<S>,
+    kept: &str,
+    what: &str,
+) {
+    let calls = inner.calls();
+    until(what, std::time::Duration::from_secs(5), || async {
+        assert!(cached.find(&StorageKey::new(kept)).await.unwrap().is_some());
+        inner.calls() > calls
+    })
+    .await;
 }

@@ -3,16 +3,47 @@
 
 use std::time::Duration;
 
-/// A connection to the one node at `url`, with 2 s timeouts.
+/// A connection to the one node at `url`, with 2 s timeouts. A `rediss://` node is verified
+/// against the test servers' CA (`TAS_TEST_TLS_CA`).
 pub async fn conn(url: &str) -> redis::aio::MultiplexedConnection {
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(Duration::from_secs(2)));
-    redis::Client::open(url)
+    let client = if url.starts_with("rediss://") {
+        let ca = std::env::var("TAS_TEST_TLS_CA").expect("TAS_TEST_TLS_CA for a rediss:// node");
+        redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(std::fs::read(ca).unwrap()),
+            },
+        )
+    } else {
+        redis::Client::open(url)
+    };
+    client
         .unwrap()
         .get_multiplexed_async_connection_with_config(&config)
         .await
         .unwrap()
+}
+
+/// Deletes `key` on the node at `url`, behind any store's back; how many keys went.
+pub async fn del(url: &str, key: &str) -> i64 {
+    redis::cmd("DEL")
+        .arg(key)
+        .query_async(&mut conn(url).await)
+        .await
+        .unwrap()
+}
+
+/// Whether the node at `url` holds `key` (a replica is asked with `READONLY`); `false` when
+/// the key's slot belongs to another node.
+pub async fn holds(url: &str, key: &str) -> bool {
+    let mut c = conn(url).await;
+    let _: redis::Value = redis::cmd("READONLY").query_async(&mut c).await.unwrap();
+    let found: redis::RedisResult<i64> = redis::cmd("EXISTS").arg(key).query_async(&mut c).await;
+    found.is_ok_and(|n| n == 1)
 }
 
 /// One `field:value` line of `INFO section` on the node at `url`.
