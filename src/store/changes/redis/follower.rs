@@ -38,8 +38,8 @@ struct Subscription {
 
 /// Keeps one subscription on every node: checks every [`CHECK_EVERY`], and at once when a
 /// subscription ends, that each subscription still answers, reads the nodes again, and
-/// subscribes on those it does not hear. Runs beside [`receive`](super::receive), in the same task, so a slow
-/// node never holds back the notifications of the others.
+/// subscribes on those it does not hear. Runs beside [`receive`](super::receive), in the same
+/// task, so a slow node never holds back the notifications of the others.
 pub(super) struct Follower {
     nodes: Nodes,
     /// Whether a node subscribed on later may get the flags with `CONFIG SET`.
@@ -130,11 +130,15 @@ impl Follower {
         }
     }
 
+    /// Ends and forgets the subscription on `addr`; whether there was one.
+    fn end(&mut self, addr: &Arc<str>) -> bool {
+        self.heard.remove(addr).map(|s| s.stop.abort()).is_some()
+    }
+
     /// Ends and forgets the subscription on `addr`, saying `what` happened to it; the next
     /// check subscribes there again.
     fn forget(&mut self, addr: &Arc<str>, what: &str) {
-        if let Some(s) = self.heard.remove(addr) {
-            s.stop.abort();
+        if self.end(addr) {
             tracing::warn!(node = %addr, "session change feed: the Redis subscription {what}; subscribing again (cached sessions may be served until the cache TTL meanwhile)");
         }
     }
@@ -179,7 +183,7 @@ impl Follower {
             &mut self.named,
             nodes.iter().map(|node| node.addr.clone()).collect(),
         );
-        self.drop_unnamed(&nodes);
+        self.drop_unnamed();
         for node in nodes {
             // A node subscribed on less than a check ago waits for the next check: one that
             // drops every subscription at once would otherwise be asked again as fast as it
@@ -255,13 +259,12 @@ impl Follower {
     /// ends it once there were [`DROP_AFTER`] of them over at least as many checks' time. Not
     /// at once: during a failover the nodes may disagree for a moment, and every new
     /// subscription drops the cache.
-    fn drop_unnamed(&mut self, nodes: &[Node]) {
-        let named = |addr: &Arc<str>| nodes.iter().any(|node| node.addr == *addr);
-        let heard = &self.heard;
+    fn drop_unnamed(&mut self) {
+        let (named, heard) = (&self.named, &self.heard);
         self.unnamed
-            .retain(|addr, _| !named(addr) && heard.contains_key(addr));
+            .retain(|addr, _| !named.contains(addr) && heard.contains_key(addr));
         let mut gone = Vec::new();
-        for addr in self.heard.keys().filter(|addr| !named(addr)) {
+        for addr in heard.keys().filter(|addr| !named.contains(*addr)) {
             let (count, since) = self
                 .unnamed
                 .entry(addr.clone())
@@ -273,16 +276,15 @@ impl Follower {
         }
         for addr in gone {
             self.unnamed.remove(&addr);
-            if let Some(s) = self.heard.remove(&addr) {
-                s.stop.abort();
+            if self.end(&addr) {
                 tracing::info!(node = %addr, "session change feed: the Redis node is no longer a master; unsubscribed");
             }
         }
     }
 
-    /// Follows the nodes until [`receive`](super::receive) is gone: `ended` brings the numbers of the
-    /// subscriptions that ended, `found` takes the new ones. Subscription attempts run beside
-    /// the checks, so a node that does not answer delays neither the next check nor the
+    /// Follows the nodes until [`receive`](super::receive) is gone: `ended` brings the numbers
+    /// of the subscriptions that ended, `found` takes the new ones. Subscription attempts run
+    /// beside the checks, so a node that does not answer delays neither the next check nor the
     /// subscriptions on the others.
     pub(super) async fn run(
         mut self,
