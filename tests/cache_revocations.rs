@@ -420,14 +420,12 @@ async fn better_auth_revocations_reach_a_cache_over_a_redis_cluster() {
             .unwrap();
         assert_eq!(killed, 1, "the feed's subscription on {node}");
     }
-    let start = Instant::now();
-    while psubscribed(&nodes).await != vec![1; nodes.len()] {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the feed subscribed again on every master"
-        );
-        tokio::time::sleep(EVERY).await;
-    }
+    common::until(
+        "the feed subscribed again on every master",
+        Duration::from_secs(10),
+        || async { psubscribed(&nodes).await == vec![1; nodes.len()] },
+    )
+    .await;
     // Each renewed subscription drops the cache once.
     tokio::time::timeout(
         Duration::from_secs(10),
@@ -633,17 +631,15 @@ async fn a_redis_feed_renews_a_subscription_that_went_silent() {
         "unheard, the delete has not reached the cache"
     );
     proxy.heal();
-    let start = Instant::now();
-    while cached.find(&gone).await.unwrap().is_some() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the cache still served a session deleted while the feed heard nothing"
-        );
-        tokio::time::sleep(EVERY).await;
-    }
+    let took = common::until(
+        "the cache still served a session deleted while the feed heard nothing",
+        Duration::from_secs(10),
+        || async { cached.find(&gone).await.unwrap().is_none() },
+    )
+    .await;
     println!(
         "silent subscription: cache dropped {} ms after the path flowed again",
-        start.elapsed().as_millis()
+        took.as_millis()
     );
     assert!(cached.find(&kept).await.unwrap().is_some());
 }
