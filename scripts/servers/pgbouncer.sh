@@ -8,6 +8,12 @@
 # (e.g. `options`). pgbouncer refuses to run as root: it runs as the postgres OS user,
 # in the foreground as a background job of with-servers.sh in its own session (setsid),
 # so its PID is known at once and a Ctrl-C meant for the tests does not reach it.
+#
+# Every test creates a throwaway database, and pgbouncer keeps up to default_pool_size
+# server connections to each: with its default server_idle_timeout (600 s) a few runs of
+# production.rs against one set of servers held 95 of PostgreSQL's 100 connections and
+# later tests timed out waiting for one. Idle server connections close after 5 s here,
+# and an unused wildcard pool after 30 s.
 
 find_pgbouncer() {
     command -v pgbouncer 2>/dev/null || { [ -x /usr/sbin/pgbouncer ] && echo /usr/sbin/pgbouncer; }
@@ -39,6 +45,8 @@ admin_users = postgres
 pool_mode = transaction
 default_pool_size = 2
 max_client_conn = 1000
+server_idle_timeout = 5
+autodb_idle_timeout = 30
 pidfile = $dir/pgbouncer.pid
 logfile = $dir/pgbouncer.log
 EOF
