@@ -41,6 +41,10 @@
 #   TAS_TEST_REDIS_TLS_CLUSTER_URLS  rediss://127.0.0.1:P1/,… (3-master Redis Cluster over TLS
 #                                only: tls-cluster yes, plaintext port 0; certificate names
 #                                IP:127.0.0.1 and DNS:localhost, also for clientAuth (the bus))
+#   TAS_TEST_REDIS_SENTINEL_URLS redis://127.0.0.1:PORT/ (one Redis Sentinel watching a master
+#                                and its replica as TAS_TEST_REDIS_SENTINEL_MASTER, "tas";
+#                                down-after 1000 ms; which server is the master is the
+#                                Sentinel's to say: a failover test leaves them swapped)
 # MariaDB 10.11 (root without password over TCP; TLS available, not required; server
 # character set utf8mb4; no database made for the tests):
 #   TAS_TEST_MYSQL_URL           mysql://root@127.0.0.1:PORT/
@@ -421,6 +425,7 @@ chmod 755 "$TAS_TEST_REDIS_CTL"
 log "Redis $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$TAS_TEST_REDIS_PORT (pid $(redis_pid))"
 
 redis_tls_start "$SESSION_DIR/redis-tls" "$tls_dir"
+redis_sentinel_launch "$SESSION_DIR/redis-sentinel"
 redis_tls_cluster_launch "$SESSION_DIR/redis-tls-cluster" "$tls_dir"
 
 # ---------------------------------------------------------------- postgres
@@ -467,6 +472,7 @@ pgbouncer_start "$SESSION_DIR/pgbouncer" "$TAS_TEST_POSTGRES_PORT"
 
 redis_cluster_wait "$SESSION_DIR/redis-cluster"
 redis_tls_cluster_wait "$SESSION_DIR/redis-tls-cluster" "$tls_dir"
+redis_sentinel_wait
 
 # ---------------------------------------------------------------- mariadb
 

@@ -2,14 +2,15 @@
 //! polite shutdown) and its replica takes over. The store keeps every session and serves the
 //! master's slots again from the promoted replica; the cache's change feed subscribes on the
 //! new master and reports its deletes. Then the old master wakes up as a replica and the test
-//! puts the roles back. Its own test binary, because it changes the shared cluster's roles.
+//! puts the roles back. The same behind Redis Sentinel, and a failover there asked for while the
+//! store's connection is up. Its own test binary, because it changes the shared servers' roles.
 #![cfg(all(feature = "redis", feature = "cache"))]
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::redis_nodes::{conn, del, holds, info, role};
+use common::redis_nodes::{conn, del, holds, info, role, sentinel_master, sentinel_replicas};
 use common::until;
 use common::Counting;
 use tower_auth_session::store::{CachedStore, RedisStore};
@@ -269,4 +270,182 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
         .await
         .unwrap()
         .is_some());
+}
+
+/// Tries `find` of `token` until the store answers again; how many reads failed meanwhile.
+async fn read_again(store: &RedisStore, token: &str, start: Instant, limit: Duration) -> u32 {
+    let mut failed = 0;
+    loop {
+        match store.find(&StorageKey::new(token)).await {
+            Ok(found) => {
+                assert!(found.is_some(), "the session survived the failover");
+                return failed;
+            }
+            Err(error) => {
+                if failed % 25 == 0 {
+                    println!("{} ms: {error}", start.elapsed().as_millis());
+                }
+                failed += 1;
+            }
+        }
+        assert!(start.elapsed() < limit, "the store did not read again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_master_behind_sentinel_fails_over_and_the_store_and_feed_follow() {
+    let test = "a_frozen_master_behind_sentinel_fails_over_and_the_store_and_feed_follow";
+    let Some(sentinels) = common::server_url("TAS_TEST_REDIS_SENTINEL_URLS", test) else {
+        return;
+    };
+    let Some(name) = common::server_url("TAS_TEST_REDIS_SENTINEL_MASTER", test) else {
+        return;
+    };
+    let sentinel = sentinels.split(',').next().unwrap().to_owned();
+    // Whichever server the Sentinel names now (an earlier run may have swapped them).
+    let master = sentinel_master(&sentinel, &name).await;
+    let replica = sentinel_replicas(&sentinel, &name)
+        .await
+        .into_iter()
+        .find(|r| *r != master)
+        .expect("the Sentinel knows a replica");
+    until(
+        "the replica follows the master",
+        Duration::from_secs(30),
+        || async {
+            role(&master).await == "master"
+                && role(&replica).await == "slave"
+                && info(&replica, "replication", "master_link_status").await == "up"
+        },
+    )
+    .await;
+
+    let prefix = common::redis_prefix();
+    let store = RedisStore::sentinel_builder(sentinels.split(','), name.as_str())
+        .key_prefix(&prefix)
+        .build()
+        .await
+        .unwrap();
+    let changes = store.session_changes(&sentinel).start().await.unwrap();
+    let inner = Counting::new(store.clone());
+    let cached = CachedStore::builder(inner.clone())
+        .ttl(Duration::from_secs(600))
+        .watch(changes.clone())
+        .build();
+    let user = User::new(
+        "sentinel-failover@example.com",
+        "F",
+        time::OffsetDateTime::now_utc(),
+    );
+    let mut everyone = Vec::new();
+    for _ in 0..3 {
+        let token = common::new_session(&store, &user).await;
+        let key = format!("{prefix}{token}");
+        until(
+            "the replica has the session",
+            Duration::from_secs(5),
+            || holds(&replica, &key),
+        )
+        .await;
+        everyone.push(token);
+    }
+    let all: Vec<&str> = everyone.iter().map(String::as_str).collect();
+    common::finds_all(&cached, &all).await;
+    let (kept, deleted) = (&everyone[0], &everyone[1]);
+    let mut applied = changes.applied();
+
+    // The master freezes; the Sentinel takes it for down after 1 s and promotes the replica.
+    let frozen = Frozen::new(info(&master, "server", "process_id").await);
+    let start = Instant::now();
+    let feed_on_replica = tokio::spawn({
+        let replica = replica.clone();
+        async move {
+            until(
+                "the feed subscribed on the promoted replica",
+                Duration::from_secs(40),
+                || async { info(&replica, "stats", "pubsub_patterns").await == "1" },
+            )
+            .await
+        }
+    });
+    until(
+        "the Sentinel names the replica",
+        Duration::from_secs(30),
+        || async {
+            sentinel_master(&sentinel, &name).await == replica && role(&replica).await == "master"
+        },
+    )
+    .await;
+    let promoted = start.elapsed();
+
+    // The store reads every session from the promoted replica and writes new ones there.
+    let failed = read_again(&store, kept, start, Duration::from_secs(30)).await;
+    let served = start.elapsed();
+    common::finds_all(&store, &all).await;
+    let token = common::new_session(&store, &user).await;
+    assert!(holds(&replica, &format!("{prefix}{token}")).await);
+
+    // The feed subscribes on the new master, drops the cache (it may have missed changes),
+    // and reports a delete there.
+    let subscribed = feed_on_replica.await.unwrap();
+    common::cache_dropped(&cached, &inner, kept, "the cache was dropped").await;
+    let gone = common::reported(
+        &mut applied,
+        Duration::from_secs(1),
+        "the delete on the promoted replica was reported within 1 s",
+        del(&replica, &format!("{prefix}{deleted}")),
+    )
+    .await;
+    assert_eq!(gone, 1);
+    common::only_gone_is_read_again(&cached, &inner, deleted, kept).await;
+    println!(
+        "sentinel failover: replica promoted after {} ms, store read again after {} ms ({failed} \
+         failed reads meanwhile), feed subscribed after {} ms",
+        promoted.as_millis(),
+        served.as_millis(),
+        subscribed.as_millis(),
+    );
+
+    // The old master wakes up; the Sentinel makes it a replica of the new one, and the feed
+    // leaves it.
+    drop(frozen);
+    until(
+        "the old master follows the new one",
+        Duration::from_secs(30),
+        || async {
+            role(&master).await == "slave"
+                && info(&master, "replication", "master_link_status").await == "up"
+        },
+    )
+    .await;
+    until(
+        "the feed left the demoted master",
+        Duration::from_secs(20),
+        || async { info(&master, "stats", "pubsub_patterns").await == "0" },
+    )
+    .await;
+
+    // A failover the Sentinel is asked for demotes the master under the store's open
+    // connection (the Sentinel closes the clients of a server it reconfigures): the store's
+    // next write connects again through the Sentinel and lands on the server promoted back.
+    let _: redis::Value = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg(&name)
+        .query_async(&mut conn(&sentinel).await)
+        .await
+        .unwrap();
+    let back = Instant::now();
+    until("the roles went back", Duration::from_secs(30), || async {
+        sentinel_master(&sentinel, &name).await == master
+            && role(&master).await == "master"
+            && role(&replica).await == "slave"
+    })
+    .await;
+    let token = common::new_session(&store, &user).await;
+    assert!(holds(&master, &format!("{prefix}{token}")).await);
+    println!(
+        "sentinel failover back: roles back after {} ms; the next write landed on the new master",
+        back.elapsed().as_millis()
+    );
 }

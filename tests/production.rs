@@ -1,10 +1,11 @@
 //! Issue 13: the network stores as production runs them. PostgreSQL over TLS (`verify-full`
-//! against the harness's CA), Redis and a Redis Cluster over TLS, and PostgreSQL behind PgBouncer 1.18 in
-//! transaction pooling mode, each with the conformance suite; TLS failures that name TLS and
-//! the fix; and PgBouncer under 50 concurrent clients and two app instances, every answer
-//! checked. The servers come from `scripts/with-servers.sh` (`TAS_TEST_POSTGRES_TLS_URL`,
-//! `TAS_TEST_REDIS_TLS_URL`, `TAS_TEST_REDIS_TLS_CLUSTER_URLS`, `TAS_TEST_PGBOUNCER_URL`,
-//! `TAS_TEST_TLS_CA`, `TAS_TEST_TLS_UNTRUSTED_CA`).
+//! against the harness's CA), Redis and a Redis Cluster over TLS, Redis behind Sentinel, and
+//! PostgreSQL behind PgBouncer 1.18 in transaction pooling mode, each with the conformance
+//! suite; TLS failures that name TLS and the fix; and PgBouncer under 50 concurrent clients and
+//! two app instances, every answer checked. The servers come from `scripts/with-servers.sh`
+//! (`TAS_TEST_POSTGRES_TLS_URL`, `TAS_TEST_REDIS_TLS_URL`, `TAS_TEST_REDIS_TLS_CLUSTER_URLS`,
+//! `TAS_TEST_REDIS_SENTINEL_URLS`, `TAS_TEST_PGBOUNCER_URL`, `TAS_TEST_TLS_CA`,
+//! `TAS_TEST_TLS_UNTRUSTED_CA`).
 #![cfg(all(feature = "postgres", feature = "redis"))]
 
 mod common;
@@ -210,6 +211,128 @@ async fn redis_tls_cluster(test: &str) -> Option<RedisStore> {
 mod redis_cluster_over_tls {
     use super::*;
     conformance_suite!(redis_tls_cluster("redis cluster over TLS conformance"));
+}
+
+// ---------------------------------------------------------------- Redis behind Sentinel
+
+/// The Sentinels' URLs and the name they watch the master under.
+fn sentinels(test: &str) -> Option<(Vec<String>, String)> {
+    let urls = common::server_url("TAS_TEST_REDIS_SENTINEL_URLS", test)?;
+    let name = common::server_url("TAS_TEST_REDIS_SENTINEL_MASTER", test)?;
+    Some((urls.split(',').map(str::to_owned).collect(), name))
+}
+
+async fn redis_sentinel(test: &str) -> Option<RedisStore> {
+    let (urls, name) = sentinels(test)?;
+    Some(
+        RedisStore::sentinel_builder(urls, name)
+            .key_prefix(common::redis_prefix())
+            .clock(tower_auth_session::ManualClock::new(
+                conformance::NOW - time::Duration::seconds(2),
+            ))
+            .build()
+            .await
+            .unwrap(),
+    )
+}
+
+mod redis_behind_sentinel {
+    use super::*;
+    conformance_suite!(redis_sentinel("redis behind sentinel conformance"));
+}
+
+#[tokio::test]
+async fn a_store_behind_sentinel_says_what_to_fix_and_skips_a_dead_sentinel() {
+    let test = "a_store_behind_sentinel_says_what_to_fix_and_skips_a_dead_sentinel";
+    let Some((urls, name)) = sentinels(test) else {
+        return;
+    };
+    // A name the Sentinels do not watch.
+    let err = RedisStore::sentinel_builder(urls.clone(), "no-such-master")
+        .build()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"no-such-master\"") && err.contains("sentinel monitor"),
+        "{err}"
+    );
+    // No Sentinel answers.
+    let err = RedisStore::sentinel_builder(["redis://127.0.0.1:1/"], name.clone())
+        .timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("through the Redis Sentinels") && err.contains("Sentinel URLs"),
+        "{err}"
+    );
+    // No URL at all.
+    let err = RedisStore::sentinel_builder(Vec::<String>::new(), name.clone())
+        .build()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no Sentinel URL given"), "{err}");
+    // A dead Sentinel listed first is passed over, and the session lands on the master the
+    // live one names.
+    let prefix = common::redis_prefix();
+    let store = RedisStore::sentinel_builder(
+        std::iter::once("redis://127.0.0.1:1/".to_owned()).chain(urls.iter().cloned()),
+        name.clone(),
+    )
+    .key_prefix(&prefix)
+    .build()
+    .await
+    .unwrap();
+    let user = User::new("sentinel@example.com", "S", time::OffsetDateTime::now_utc());
+    let token = common::new_session(&store, &user).await;
+    common::finds_all(&store, &[token.as_str()]).await;
+    let master = common::redis_nodes::sentinel_master(&urls[0], &name).await;
+    assert!(holds(&master, &format!("{prefix}{token}")).await);
+}
+
+#[cfg(feature = "cache")]
+#[tokio::test]
+async fn a_change_feed_behind_sentinel_hears_the_master() {
+    use tower_auth_session::store::CachedStore;
+    let test = "a_change_feed_behind_sentinel_hears_the_master";
+    let Some((urls, name)) = sentinels(test) else {
+        return;
+    };
+    let prefix = common::redis_prefix();
+    let store = RedisStore::sentinel_builder(urls.clone(), name.clone())
+        .key_prefix(&prefix)
+        .build()
+        .await
+        .unwrap();
+    let changes = store.session_changes(&urls[0]).start().await.unwrap();
+    let inner = common::Counting::new(store.clone());
+    let cached = CachedStore::builder(inner.clone())
+        .ttl(Duration::from_secs(600))
+        .watch(changes.clone())
+        .build();
+    let user = User::new(
+        "sentinel-feed@example.com",
+        "S",
+        time::OffsetDateTime::now_utc(),
+    );
+    let kept = common::new_session(&store, &user).await;
+    let gone = common::new_session(&store, &user).await;
+    common::finds_all(&cached, &[kept.as_str(), gone.as_str()]).await;
+    let master = common::redis_nodes::sentinel_master(&urls[0], &name).await;
+    assert!(holds(&master, &format!("{prefix}{gone}")).await);
+    let mut applied = changes.applied();
+    let deleted = common::reported(
+        &mut applied,
+        Duration::from_secs(1),
+        "a delete on the master was reported within 1 s",
+        del(&master, &format!("{prefix}{gone}")),
+    )
+    .await;
+    assert_eq!(deleted, 1);
+    common::only_gone_is_read_again(&cached, &inner, &gone, &kept).await;
 }
 
 #[tokio::test]

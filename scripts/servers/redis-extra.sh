@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# The TLS-only Redis, the 3-master Redis Cluster with one replica, and the TLS-only 3-master
-# Redis Cluster. Sourced by scripts/with-servers.sh, never run.
+# The TLS-only Redis, the 3-master Redis Cluster with one replica, the TLS-only 3-master
+# Redis Cluster, and a master with a replica behind a Redis Sentinel. Sourced by
+# scripts/with-servers.sh, never run.
 #
 # These Redis servers run in the foreground as background jobs of with-servers.sh (not
 # --daemonize), in their own session (setsid, so a Ctrl-C meant for the tests does not
@@ -202,4 +203,73 @@ redis_tls_cluster_wait() {
     TAS_TEST_REDIS_TLS_CLUSTER_URLS=$(IFS=,; echo "${urls[*]}")
     export TAS_TEST_REDIS_TLS_CLUSTER_URLS
     log "Redis Cluster over TLS only (3 masters on 127.0.0.1:$(IFS=,; echo "${REDIS_TLS_CLUSTER_PORTS[*]}")): cluster_state:ok"
+}
+
+# redis_sentinel_launch DIR: a Redis master, its replica and one Sentinel watching them as
+# "tas" (quorum 1; a master silent for 1 s is taken for down, so a frozen master is replaced
+# in about 2 s). Sets REDIS_SENTINEL_PORTS (master, replica, Sentinel). Finish with
+# redis_sentinel_wait: the Sentinel learns of the replica from the master's INFO, which it
+# reads every 10 s, so other servers start in between.
+REDIS_SENTINEL_PORTS=()
+redis_sentinel_launch() {
+    local dir=$1 attempt master replica sentinel pid
+    mkdir -p "$dir"
+    pick_port master || die "no free port found for the Sentinel's master"
+    redis_launch redis-sentinel-master "$dir/master" --port "$master"
+    wait_listening "Sentinel's Redis master" "$REDIS_PID" "$master" 30 || die "the Sentinel's Redis master did not start on port $master"
+    pick_port replica || die "no free port found for the Sentinel's replica"
+    redis_launch redis-sentinel-replica "$dir/replica" --port "$replica" --replicaof 127.0.0.1 "$master"
+    wait_listening "Sentinel's Redis replica" "$REDIS_PID" "$replica" 30 || die "the Sentinel's Redis replica did not start on port $replica"
+    for ((attempt = 1; ; attempt++)); do
+        pick_port sentinel || die "no free port found for the Sentinel"
+        mkdir -p "$dir/sentinel"
+        # Sentinel rewrites its configuration file: a fresh one each attempt.
+        cat >"$dir/sentinel/sentinel.conf" <<CONF
+bind 127.0.0.1
+port $sentinel
+daemonize no
+pidfile $dir/sentinel/redis.pid
+logfile $dir/sentinel/redis.log
+dir $dir/sentinel
+sentinel monitor tas 127.0.0.1 $master 1
+sentinel down-after-milliseconds tas 1000
+sentinel failover-timeout tas 10000
+sentinel parallel-syncs tas 1
+CONF
+        (cd "$dir/sentinel" && exec setsid redis-server "$dir/sentinel/sentinel.conf" --sentinel \
+            </dev/null >"$dir/sentinel/stdout.log" 2>&1) &
+        pid=$!
+        register_server redis-sentinel "$pid" redis-server
+        wait_listening "Redis Sentinel" "$pid" "$sentinel" 30 && break
+        stop_pid_list 5 "$pid" redis-server || true
+        if [ "$attempt" -ge 5 ]; then
+            tail -n 20 "$dir/sentinel/redis.log" >&2 || true
+            die "Redis Sentinel did not start after $attempt attempts"
+        fi
+        log "Redis Sentinel did not start on port $sentinel; retrying on another port"
+    done
+    REDIS_SENTINEL_PORTS=("$master" "$replica" "$sentinel")
+}
+
+# redis_sentinel_wait: wait until the replica's link is up and the Sentinel knows the replica;
+# export TAS_TEST_REDIS_SENTINEL_URLS (the Sentinel) and TAS_TEST_REDIS_SENTINEL_MASTER. The
+# tests reach the master through the Sentinel only: after a failover test it may be the other
+# server.
+redis_sentinel_wait() {
+    local master=${REDIS_SENTINEL_PORTS[0]} replica=${REDIS_SENTINEL_PORTS[1]}
+    local sentinel=${REDIS_SENTINEL_PORTS[2]} deadline link known
+    deadline=$((SECONDS + 30))
+    while :; do
+        link=$(timeout 2 redis-cli -h 127.0.0.1 -p "$replica" INFO replication 2>/dev/null |
+            tr -d '\r' | sed -n 's/^master_link_status://p') || true
+        known=$(timeout 2 redis-cli -h 127.0.0.1 -p "$sentinel" SENTINEL replicas tas 2>/dev/null |
+            grep -c "^127.0.0.1:$replica\$") || true
+        [ "$link" = up ] && [ "${known:-0}" -ge 1 ] && break
+        [ "$SECONDS" -lt "$deadline" ] ||
+            die "Redis Sentinel on port $sentinel did not see master $master with its replica $replica in 30 s (replica link: ${link:-unknown})"
+        sleep 0.05
+    done
+    export TAS_TEST_REDIS_SENTINEL_URLS=redis://127.0.0.1:$sentinel/
+    export TAS_TEST_REDIS_SENTINEL_MASTER=tas
+    log "Redis Sentinel on 127.0.0.1:$sentinel watching \"tas\": master 127.0.0.1:$master, replica 127.0.0.1:$replica"
 }

@@ -37,11 +37,12 @@ pub async fn del(url: &str, key: &str) -> i64 {
         .unwrap()
 }
 
-/// Whether the node at `url` holds `key` (a replica is asked with `READONLY`); `false` when
-/// the key's slot belongs to another node.
+/// Whether the node at `url` holds `key` (a cluster's replica is asked with `READONLY`; a
+/// server outside a cluster refuses the command and serves reads anyway); `false` when the
+/// key's slot belongs to another node.
 pub async fn holds(url: &str, key: &str) -> bool {
     let mut c = conn(url).await;
-    let _: redis::Value = redis::cmd("READONLY").query_async(&mut c).await.unwrap();
+    let _: redis::RedisResult<redis::Value> = redis::cmd("READONLY").query_async(&mut c).await;
     let found: redis::RedisResult<i64> = redis::cmd("EXISTS").arg(key).query_async(&mut c).await;
     found.is_ok_and(|n| n == 1)
 }
@@ -82,4 +83,30 @@ pub async fn psubscribed(nodes: &[&str]) -> Vec<u64> {
         counts.push(count.parse().unwrap());
     }
     counts
+}
+
+/// The URL of the master the Sentinel at `sentinel` names `name` now
+/// (`SENTINEL get-master-addr-by-name`).
+pub async fn sentinel_master(sentinel: &str, name: &str) -> String {
+    let addr: Vec<String> = redis::cmd("SENTINEL")
+        .arg("get-master-addr-by-name")
+        .arg(name)
+        .query_async(&mut conn(sentinel).await)
+        .await
+        .unwrap();
+    format!("redis://{}:{}/", addr[0], addr[1])
+}
+
+/// The URLs of the replicas the Sentinel at `sentinel` knows for `name` (`SENTINEL replicas`).
+pub async fn sentinel_replicas(sentinel: &str, name: &str) -> Vec<String> {
+    let replicas: Vec<std::collections::HashMap<String, String>> = redis::cmd("SENTINEL")
+        .arg("replicas")
+        .arg(name)
+        .query_async(&mut conn(sentinel).await)
+        .await
+        .unwrap();
+    replicas
+        .iter()
+        .map(|r| format!("redis://{}:{}/", r["ip"], r["port"]))
+        .collect()
 }

@@ -1,4 +1,5 @@
-//! One connection to Redis (a node or a cluster) that is replaced when it fails.
+//! One connection to Redis (a node, a cluster, or the master Sentinels name) that is replaced
+//! when it fails.
 //!
 //! A multiplexed connection whose server was killed, failed over, or went silent behind a
 //! network partition never recovers by itself: a timeout is not a disconnection, so the driver
@@ -7,6 +8,11 @@
 //! on the new connection. While the server stays unreachable, callers fail at once instead of
 //! queueing behind connection attempts: one attempt at a time, at most one every
 //! [`RETRY_EVERY`].
+//!
+//! Behind Redis Sentinel, every new connection asks the Sentinels for the master first, so
+//! the connection that replaces one lost in a failover reaches the promoted replica. A master
+//! demoted while the connection stayed up answers writes with `READONLY`: that too replaces
+//! the connection.
 //!
 //! A cluster connection is different in two ways. It still serves the healthy masters when one
 //! fails, so it is kept, not dropped. And it does not learn by itself that a replica took over
@@ -65,6 +71,43 @@ pub(crate) fn node_config(timeout: Duration) -> redis::AsyncConnectionConfig {
 pub(crate) enum Target {
     Node(redis::Client),
     Cluster(redis::cluster::ClusterClient),
+    /// The master a Redis Sentinel deployment names, asked for at every connection.
+    Sentinel(Arc<Sentinels>),
+}
+
+/// The Sentinels that name one master. One lookup at a time (the client caches its
+/// connections to the Sentinels), each bounded by a timeout, so that a frozen Sentinel or
+/// master holds no other caller for longer.
+pub(crate) struct Sentinels {
+    client: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+    /// The master's name (`sentinel monitor <name> …`).
+    pub(crate) name: String,
+}
+
+impl Sentinels {
+    pub(crate) fn new(client: redis::sentinel::SentinelClient, name: String) -> Self {
+        Self {
+            client: tokio::sync::Mutex::new(client),
+            name,
+        }
+    }
+
+    /// A client for the master the Sentinels name now, which the driver has checked calls
+    /// itself a master (`ROLE`): a Sentinel that has not yet seen a failover may still name
+    /// the demoted server. Within `timeout`.
+    pub(crate) async fn master(&self, timeout: Duration) -> RedisResult<redis::Client> {
+        let lookup = async { self.client.lock().await.async_get_client().await };
+        match tokio::time::timeout(timeout, lookup).await {
+            Ok(found) => found,
+            Err(_) => Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the Redis Sentinels did not name a reachable master {:?} in time",
+                    self.name
+                ),
+            ))),
+        }
+    }
 }
 
 /// A connection of either kind.
@@ -134,6 +177,18 @@ pub(crate) fn connection_failed(error: &RedisError) -> bool {
         || error.is_unrecoverable_error()
 }
 
+/// Whether `error`, met on a connection to `target`, means the link must connect again: a
+/// connection-level failure, or, behind Sentinels, a `READONLY` answer from a master demoted
+/// while the connection stayed up (the Sentinels close their clients' connections when they
+/// reconfigure a server, so this is the rare case where that did not happen: a replica that
+/// answers as a master for a moment after waking up, say). On a plain node there is nowhere
+/// else to go.
+fn must_reconnect(target: &Target, error: &RedisError) -> bool {
+    connection_failed(error)
+        || (matches!(target, Target::Sentinel(_))
+            && error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly))
+}
+
 impl Link {
     /// Connects to `target`; `timeout` bounds connecting and every response.
     pub(crate) async fn connect(target: Target, timeout: Duration) -> RedisResult<Self> {
@@ -156,6 +211,14 @@ impl Link {
         matches!(self.inner.target, Target::Cluster(_))
     }
 
+    /// The Sentinels, when the master is found through them.
+    pub(crate) fn sentinels(&self) -> Option<&Arc<Sentinels>> {
+        match &self.inner.target {
+            Target::Sentinel(sentinels) => Some(sentinels),
+            _ => None,
+        }
+    }
+
     /// Opens a new connection and makes it current.
     async fn open(&self) -> RedisResult<(u64, Conn)> {
         let inner = &self.inner;
@@ -166,6 +229,15 @@ impl Link {
                     .await?,
             ),
             Target::Cluster(client) => Conn::Cluster(client.get_async_connection().await?),
+            Target::Sentinel(sentinels) => {
+                let master = sentinels.master(inner.timeout).await?;
+                tracing::debug!(master = %master.get_connection_info().addr(), name = %sentinels.name, "the Redis Sentinels name the master");
+                Conn::Node(
+                    master
+                        .get_multiplexed_async_connection_with_config(&node_config(inner.timeout))
+                        .await?,
+                )
+            }
         };
         let generation = inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
         inner.current.store(Some(Arc::new(Current {
@@ -237,7 +309,7 @@ impl Link {
                     _ => Err(e),
                 }
             }
-            Err(e) if connection_failed(&e) => {
+            Err(e) if must_reconnect(&self.inner.target, &e) => {
                 self.drop_connection(generation, &e);
                 let (_, conn) = self.get().await?;
                 op(conn).await
@@ -286,5 +358,44 @@ struct Building(Link);
 impl Drop for Building {
     fn drop(&mut self) {
         self.0.inner.rebuilding.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readonly_replaces_the_connection_only_behind_sentinels() {
+        let readonly =
+            redis::parse_redis_value(b"-READONLY You can't write against a read only replica.\r\n")
+                .unwrap()
+                .extract_error()
+                .unwrap_err();
+        assert_eq!(
+            readonly.kind(),
+            redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+        );
+        let sentinels = Target::Sentinel(Arc::new(Sentinels::new(
+            redis::sentinel::SentinelClientBuilder::new(
+                [redis::ConnectionAddr::Tcp("127.0.0.1".into(), 1)],
+                "tas",
+                redis::sentinel::SentinelServerType::Master,
+            )
+            .unwrap()
+            .build()
+            .unwrap(),
+            "tas".into(),
+        )));
+        let node = Target::Node(redis::Client::open("redis://127.0.0.1:1/").unwrap());
+        assert!(must_reconnect(&sentinels, &readonly));
+        assert!(!must_reconnect(&node, &readonly));
+        let other = redis::parse_redis_value(b"-ERR wrong number of arguments\r\n")
+            .unwrap()
+            .extract_error()
+            .unwrap_err();
+        assert!(!must_reconnect(&sentinels, &other));
+        let reset = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(must_reconnect(&sentinels, &reset) && must_reconnect(&node, &reset));
     }
 }

@@ -159,6 +159,8 @@ impl std::fmt::Debug for RedisStore {
 pub struct RedisStoreBuilder {
     urls: Vec<String>,
     cluster: bool,
+    /// With Sentinels (`urls` are theirs): the master's name, user name, password, database.
+    sentinel: Option<SentinelMaster>,
     prefix: String,
     expires_in: time::Duration,
     timeout: Duration,
@@ -171,8 +173,18 @@ impl std::fmt::Debug for RedisStoreBuilder {
         f.debug_struct("RedisStoreBuilder")
             .field("prefix", &self.prefix)
             .field("cluster", &self.cluster)
+            .field("sentinel_master", &self.sentinel.as_ref().map(|m| &m.name))
             .finish_non_exhaustive()
     }
+}
+
+/// What [`RedisStore::sentinel_builder`] connects to: the master the Sentinels name.
+#[derive(Default)]
+struct SentinelMaster {
+    name: String,
+    username: Option<String>,
+    password: Option<String>,
+    db: i64,
 }
 
 /// Where a Redis user gives a private CA.
@@ -237,6 +249,27 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// With [`RedisStore::sentinel_builder`]: the credentials of the master (and of the
+    /// replica that may replace it), `username` `None` for the default user (`requirepass`).
+    /// The Sentinels' own credentials go in their URLs. Ignored without Sentinels. Default:
+    /// none.
+    pub fn master_auth(mut self, username: Option<&str>, password: &str) -> Self {
+        if let Some(master) = &mut self.sentinel {
+            master.username = username.map(str::to_owned);
+            master.password = Some(password.to_owned());
+        }
+        self
+    }
+
+    /// With [`RedisStore::sentinel_builder`]: the master's database number (a URL's path
+    /// names the Sentinel's, which has none). Ignored without Sentinels. Default: 0.
+    pub fn master_database(mut self, db: i64) -> Self {
+        if let Some(master) = &mut self.sentinel {
+            master.db = db;
+        }
+        self
+    }
+
     /// Connects.
     ///
     /// # Errors
@@ -247,8 +280,11 @@ impl RedisStoreBuilder {
         crate::rustls_provider::install();
         let mut link = Link::connect(self.target(self.cluster)?, self.timeout)
             .await
-            .map_err(connect_error)?;
-        if !self.cluster && cluster_enabled(&link).await {
+            .map_err(|e| match &self.sentinel {
+                Some(master) => sentinel_error(&master.name, e),
+                None => connect_error(e),
+            })?;
+        if !self.cluster && self.sentinel.is_none() && cluster_enabled(&link).await {
             // One node of a cluster given as a plain URL (a managed service's configuration
             // endpoint, say): single-node mode would fail every sign-in with `MOVED`.
             tracing::info!("the Redis server is a cluster node: using cluster mode");
@@ -273,8 +309,12 @@ impl RedisStoreBuilder {
 }
 
 impl RedisStoreBuilder {
-    /// The client for one node, or for the cluster the URLs seed.
+    /// The client for one node, for the cluster the URLs seed, or for the master the
+    /// Sentinels name.
     fn target(&self, cluster: bool) -> Result<Target, StoreError> {
+        if let Some(master) = &self.sentinel {
+            return self.sentinel_target(master);
+        }
         if cluster {
             let mut builder = redis::cluster::ClusterClientBuilder::new(self.urls.clone())
                 .connection_timeout(self.timeout)
@@ -290,6 +330,92 @@ impl RedisStoreBuilder {
         let url = self.urls.first().map_or("", String::as_str);
         let client = link::node_client(url, self.root_cert.as_deref()).map_err(connect_error)?;
         Ok(Target::Node(client))
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The Sentinels' client. Their URLs' scheme decides TLS for the master too (managed
+    /// deployments use one setting for both), verified against the same roots.
+    fn sentinel_target(&self, master: &SentinelMaster) -> Result<Target, StoreError> {
+        use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+        use redis::IntoConnectionInfo as _;
+        let infos = self
+            .urls
+            .iter()
+            .map(|url| url.as_str().into_connection_info())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(connect_error)?;
+        let Some(first) = infos.first() else {
+            return Err(sentinel_error(
+                &master.name,
+                redis::RedisError::from((
+                    redis::ErrorKind::EmptySentinelList,
+                    "no Sentinel URL given",
+                )),
+            ));
+        };
+        let tls = matches!(first.addr(), redis::ConnectionAddr::TcpTls { .. });
+        let sentinel_auth = first.redis_settings();
+        let (sentinel_user, sentinel_password) = (
+            sentinel_auth.username().map(str::to_owned),
+            sentinel_auth.password().map(str::to_owned),
+        );
+        let mut builder = SentinelClientBuilder::new(
+            infos.into_iter().map(|info| info.addr().clone()),
+            &master.name,
+            SentinelServerType::Master,
+        )
+        .map_err(connect_error)?
+        .set_client_to_redis_db(master.db);
+        if let Some(user) = &sentinel_user {
+            builder = builder.set_client_to_sentinel_username(user);
+        }
+        if let Some(password) = &sentinel_password {
+            builder = builder.set_client_to_sentinel_password(password);
+        }
+        if let Some(user) = &master.username {
+            builder = builder.set_client_to_redis_username(user);
+        }
+        if let Some(password) = &master.password {
+            builder = builder.set_client_to_redis_password(password);
+        }
+        if tls {
+            builder = builder.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
+            if let Some(pem) = &self.root_cert {
+                let certs = || redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                };
+                builder = builder
+                    .set_client_to_redis_certificates(certs())
+                    .set_client_to_sentinel_certificates(certs());
+            }
+        }
+        let client = builder.build().map_err(connect_error)?;
+        Ok(Target::Sentinel(Arc::new(link::Sentinels::new(
+            client,
+            master.name.clone(),
+        ))))
+    }
+}
+
+/// A failure to reach the master through the Sentinels, saying what to check.
+fn sentinel_error(name: &str, error: redis::RedisError) -> StoreError {
+    if super::tls::explain(&error, &CA_HINT).is_some() {
+        return connect_error(error);
+    }
+    let reason = match error.kind() {
+        redis::ErrorKind::MasterNameNotFoundBySentinel => format!(
+            "no Sentinel reached names a master {name:?} that answers as a master ({error})"
+        ),
+        _ => format!("could not reach the master {name:?} through the Redis Sentinels: {error}"),
+    };
+    StoreError::Connect {
+        problem: reason,
+        fix: format!(
+            "check the Sentinel URLs (redis://host:26379, their credentials in the URL), that \"{name}\" is the name in their `sentinel monitor` line, and the master's credentials (RedisStoreBuilder::master_auth)"
+        ),
+        source: Some(Box::new(error)),
     }
 }
 
@@ -346,6 +472,7 @@ impl RedisStore {
         RedisStoreBuilder {
             urls: vec![url.into()],
             cluster: false,
+            sentinel: None,
             prefix: String::new(),
             expires_in: time::Duration::days(7),
             timeout: Duration::from_secs(2),
@@ -363,6 +490,34 @@ impl RedisStore {
         RedisStoreBuilder {
             urls: urls.into_iter().map(Into::into).collect(),
             cluster: true,
+            ..Self::builder(String::new())
+        }
+    }
+
+    /// A builder for a store on the master that Redis Sentinel names `master_name` (the name
+    /// in `sentinel monitor <name> …`), given one or more Sentinels' URLs, such as
+    /// `redis://sentinel-1:26379/`. Put the Sentinels' own credentials in their URLs, the
+    /// master's in [`master_auth`](RedisStoreBuilder::master_auth); `rediss://` Sentinel URLs
+    /// mean TLS to the master too.
+    ///
+    /// Each connection asks the Sentinels for the master first and checks that the server
+    /// named calls itself a master. After a failover, the connection that replaces the lost one
+    /// (a timeout, a reset, or a `READONLY` answer from the demoted master) reaches the
+    /// promoted replica, and the operation is tried once more there.
+    pub fn sentinel_builder<I, S>(
+        sentinel_urls: I,
+        master_name: impl Into<String>,
+    ) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RedisStoreBuilder {
+            urls: sentinel_urls.into_iter().map(Into::into).collect(),
+            sentinel: Some(SentinelMaster {
+                name: master_name.into(),
+                ..SentinelMaster::default()
+            }),
             ..Self::builder(String::new())
         }
     }
@@ -388,6 +543,12 @@ impl RedisStore {
     /// Whether the store talks to a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         self.link.is_cluster()
+    }
+
+    /// The Sentinels that name the master, for a store made with
+    /// [`sentinel_builder`](Self::sentinel_builder).
+    pub(crate) fn sentinels(&self) -> Option<&Arc<link::Sentinels>> {
+        self.link.sentinels()
     }
 
     fn key(&self, suffix: &str) -> String {
@@ -985,7 +1146,8 @@ impl RedisStore {
     /// URL this store connects to (same server and database number): the feed subscribes on a
     /// connection of its own. On a Redis Cluster, give any one of its nodes' URLs: the feed
     /// subscribes on every master, with that URL's scheme, credentials and TLS settings (see
-    /// [`start`](crate::store::RedisChangesBuilder::start)).
+    /// [`start`](crate::store::RedisChangesBuilder::start)). Behind Redis Sentinel, give one of
+    /// the Sentinels' URLs: the feed follows the master they name.
     ///
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {

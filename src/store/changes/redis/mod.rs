@@ -23,7 +23,8 @@
 //! may have been missed. A node that [`DROP_AFTER`](nodes::DROP_AFTER) readings in a row, over
 //! at least as many seconds, no longer name as a master (one demoted by a failover) is
 //! unsubscribed. Masters found after start are not probed: a warning says when their flags
-//! could not be checked.
+//! could not be checked. Behind Redis Sentinel the one node followed is the master the
+//! Sentinels name, asked for at every check.
 
 mod follower;
 mod nodes;
@@ -111,6 +112,13 @@ impl RedisChangesBuilder {
     /// same way first. A node that three readings in a row, over at least 3 s, no longer name a
     /// master (a master demoted by a failover) is unsubscribed.
     ///
+    /// Behind Redis Sentinel ([`RedisStore::sentinel_builder`]), the feed subscribes on the
+    /// master the store's Sentinels name, with the store's settings for it (credentials,
+    /// database, TLS); the URL is only parsed. Afterwards it asks the Sentinels once a second
+    /// (one `SENTINEL MASTERS` and one `ROLE` check of the master on a new connection), and
+    /// follows a failover the same way: it subscribes on the promoted replica, drops the cache,
+    /// and leaves the old master three readings later.
+    ///
     /// # Errors
     ///
     /// [`StoreError::Connect`], saying what to do, when `notify-keyspace-events` lacks a flag
@@ -120,8 +128,10 @@ impl RedisChangesBuilder {
     pub async fn start(self) -> Result<SessionChanges, StoreError> {
         let watch = |e| StoreError::backend("watch session changes", e);
         let template = self.url.as_str().into_connection_info().map_err(watch)?;
-        let db = template.redis_settings().db();
-        let mut nodes = if self.store.is_cluster() {
+        let url_db = template.redis_settings().db();
+        let mut nodes = if let Some(sentinels) = self.store.sentinels() {
+            Nodes::Sentinel(sentinels.clone())
+        } else if self.store.is_cluster() {
             Nodes::Cluster(Cluster::new(
                 self.store.clone(),
                 template,
@@ -135,6 +145,13 @@ impl RedisChangesBuilder {
             })
         };
         let found = nodes.current().await?;
+        // Behind Sentinels the master's settings are the store's, the URL's address unused.
+        let db = match (&nodes, found.first()) {
+            (Nodes::Sentinel(_), Some(master)) => {
+                master.client.get_connection_info().redis_settings().db()
+            }
+            _ => url_db,
+        };
         for node in &found {
             node.ensure_flags(self.configure).await?;
         }

@@ -1,5 +1,6 @@
-//! The servers the Redis change feed subscribes on: one, or a cluster's masters, read with
-//! `CLUSTER SLOTS` (through the store at start, then from the nodes themselves).
+//! The servers the Redis change feed subscribes on: one, a cluster's masters, read with
+//! `CLUSTER SLOTS` (through the store at start, then from the nodes themselves), or the master
+//! Redis Sentinel names.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use redis::{ConnectionAddr, ConnectionInfo};
 
 use super::super::cannot;
 use crate::error::StoreError;
-use crate::store::redis::link::{node_client, node_config};
+use crate::store::redis::link::{node_client, node_config, Sentinels};
 use crate::store::RedisStore;
 
 /// The flags the feed needs in `notify-keyspace-events`.
@@ -121,6 +122,8 @@ pub(super) enum Nodes {
     One(Node),
     /// A cluster's masters.
     Cluster(Cluster),
+    /// The master the store's Sentinels name, asked for at every check.
+    Sentinel(Arc<Sentinels>),
 }
 
 impl Nodes {
@@ -129,6 +132,17 @@ impl Nodes {
         match self {
             Self::One(node) => Ok(vec![node.clone()]),
             Self::Cluster(cluster) => cluster.masters().await,
+            Self::Sentinel(sentinels) => {
+                let master = sentinels
+                    .master(SUBSCRIBE_WAIT)
+                    .await
+                    .map_err(|e| StoreError::backend("watch session changes", e))?;
+                Ok(vec![Node {
+                    addr: master.get_connection_info().addr().to_string().into(),
+                    client: master,
+                    slots: Vec::new(),
+                }])
+            }
         }
     }
 }
