@@ -43,8 +43,11 @@
 #                                IP:127.0.0.1 and DNS:localhost, also for clientAuth (the bus))
 #   TAS_TEST_REDIS_SENTINEL_URLS redis://127.0.0.1:PORT/ (one Redis Sentinel watching a master
 #                                and its replica as TAS_TEST_REDIS_SENTINEL_MASTER, "tas";
-#                                down-after 1000 ms; which server is the master is the
+#                                down-after 2000 ms; which server is the master is the
 #                                Sentinel's to say: a failover test leaves them swapped)
+#   TAS_TEST_REDIS_TLS_SENTINEL_URLS rediss://127.0.0.1:PORT/ (the same over TLS only: the
+#                                Sentinel, the master and the replica; certificate names
+#                                IP:127.0.0.1)
 # MariaDB 10.11 (root without password over TCP; TLS available, not required; server
 # character set utf8mb4; no database made for the tests):
 #   TAS_TEST_MYSQL_URL           mysql://root@127.0.0.1:PORT/
@@ -425,7 +428,10 @@ chmod 755 "$TAS_TEST_REDIS_CTL"
 log "Redis $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$TAS_TEST_REDIS_PORT (pid $(redis_pid))"
 
 redis_tls_start "$SESSION_DIR/redis-tls" "$tls_dir"
-redis_sentinel_launch "$SESSION_DIR/redis-sentinel"
+redis_sentinel_launch "Redis Sentinel" "$SESSION_DIR/redis-sentinel"
+REDIS_SENTINEL_PORTS=("${SENTINEL_PORTS[@]}")
+redis_sentinel_launch "TLS Redis Sentinel" "$SESSION_DIR/redis-tls-sentinel" "$tls_dir"
+REDIS_TLS_SENTINEL_PORTS=("${SENTINEL_PORTS[@]}")
 redis_tls_cluster_launch "$SESSION_DIR/redis-tls-cluster" "$tls_dir"
 
 # ---------------------------------------------------------------- postgres
@@ -472,7 +478,13 @@ pgbouncer_start "$SESSION_DIR/pgbouncer" "$TAS_TEST_POSTGRES_PORT"
 
 redis_cluster_wait "$SESSION_DIR/redis-cluster"
 redis_tls_cluster_wait "$SESSION_DIR/redis-tls-cluster" "$tls_dir"
-redis_sentinel_wait
+redis_sentinel_wait "Redis Sentinel" "${REDIS_SENTINEL_PORTS[@]}"
+# The tests reach the masters through the Sentinels only: after a failover test the master may
+# be the other server.
+export TAS_TEST_REDIS_SENTINEL_URLS=redis://127.0.0.1:${REDIS_SENTINEL_PORTS[2]}/
+redis_sentinel_wait "TLS Redis Sentinel" "${REDIS_TLS_SENTINEL_PORTS[@]}" --tls --cacert "$tls_dir/ca.crt"
+export TAS_TEST_REDIS_TLS_SENTINEL_URLS=rediss://127.0.0.1:${REDIS_TLS_SENTINEL_PORTS[2]}/
+export TAS_TEST_REDIS_SENTINEL_MASTER=tas
 
 # ---------------------------------------------------------------- mariadb
 

@@ -3,18 +3,25 @@
 //! master's slots again from the promoted replica; the cache's change feed subscribes on the
 //! new master and reports its deletes. Then the old master wakes up as a replica and the test
 //! puts the roles back. The same behind Redis Sentinel, and a failover there asked for while the
-//! store's connection is up. Its own test binary, because it changes the shared servers' roles.
+//! store's connection is up. Its own test binary, because it changes the shared servers' roles;
+//! the two tests take turns ([`ONE_AT_A_TIME`]), since each freezes a server and times what
+//! follows on the machine's two cores.
 #![cfg(all(feature = "redis", feature = "cache"))]
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::redis_nodes::{conn, del, holds, info, role, sentinel_master, sentinel_replicas};
+use common::redis_nodes::{
+    conn, del, holds, info, role, sentinel_master, sentinel_replicas, try_info, try_role,
+};
 use common::until;
 use common::Counting;
 use tower_auth_session::store::{CachedStore, RedisStore};
 use tower_auth_session::{SessionStore, StorageKey, User};
+
+/// Held by each test for its whole run.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A frozen Redis process, woken again when this is dropped (also when the test fails).
 struct Frozen {
@@ -52,6 +59,7 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
     let Some(replica) = common::server_url("TAS_TEST_REDIS_CLUSTER_REPLICA_URL", test) else {
         return;
     };
+    let _turn = ONE_AT_A_TIME.lock().await;
     let nodes: Vec<&str> = urls.split(',').collect();
     let master = nodes[0];
     assert_eq!(role(master).await, "master");
@@ -302,6 +310,7 @@ async fn a_frozen_master_behind_sentinel_fails_over_and_the_store_and_feed_follo
     let Some(name) = common::server_url("TAS_TEST_REDIS_SENTINEL_MASTER", test) else {
         return;
     };
+    let _turn = ONE_AT_A_TIME.lock().await;
     let sentinel = sentinels.split(',').next().unwrap().to_owned();
     // Whichever server the Sentinel names now (an earlier run may have swapped them).
     let master = sentinel_master(&sentinel, &name).await;
@@ -314,9 +323,11 @@ async fn a_frozen_master_behind_sentinel_fails_over_and_the_store_and_feed_follo
         "the replica follows the master",
         Duration::from_secs(30),
         || async {
-            role(&master).await == "master"
-                && role(&replica).await == "slave"
-                && info(&replica, "replication", "master_link_status").await == "up"
+            try_role(&master).await.is_ok_and(|r| r == "master")
+                && try_role(&replica).await.is_ok_and(|r| r == "slave")
+                && try_info(&replica, "replication", "master_link_status")
+                    .await
+                    .is_ok_and(|v| v == "up")
         },
     )
     .await;
@@ -364,7 +375,11 @@ async fn a_frozen_master_behind_sentinel_fails_over_and_the_store_and_feed_follo
             until(
                 "the feed subscribed on the promoted replica",
                 Duration::from_secs(40),
-                || async { info(&replica, "stats", "pubsub_patterns").await == "1" },
+                || async {
+                    try_info(&replica, "stats", "pubsub_patterns")
+                        .await
+                        .is_ok_and(|v| v == "1")
+                },
             )
             .await
         }
@@ -373,7 +388,8 @@ async fn a_frozen_master_behind_sentinel_fails_over_and_the_store_and_feed_follo
         "the Sentinel names the replica",
         Duration::from_secs(30),
         || async {
-            sentinel_master(&sentinel, &name).await == replica && role(&replica).await == "master"
+            sentinel_master(&sentinel, &name).await == replica
+                && try_role(&replica).await.is_ok_and(|r| r == "master")
         },
     )
     .await;
@@ -414,15 +430,21 @@ async fn a_frozen_master_behind_sentinel_fails_over_and_the_store_and_feed_follo
         "the old master follows the new one",
         Duration::from_secs(30),
         || async {
-            role(&master).await == "slave"
-                && info(&master, "replication", "master_link_status").await == "up"
+            try_role(&master).await.is_ok_and(|r| r == "slave")
+                && try_info(&master, "replication", "master_link_status")
+                    .await
+                    .is_ok_and(|v| v == "up")
         },
     )
     .await;
     until(
         "the feed left the demoted master",
         Duration::from_secs(20),
-        || async { info(&master, "stats", "pubsub_patterns").await == "0" },
+        || async {
+            try_info(&master, "stats", "pubsub_patterns")
+                .await
+                .is_ok_and(|v| v == "0")
+        },
     )
     .await;
 
@@ -438,8 +460,8 @@ async fn a_frozen_master_behind_sentinel_fails_over_and_the_store_and_feed_follo
     let back = Instant::now();
     until("the roles went back", Duration::from_secs(30), || async {
         sentinel_master(&sentinel, &name).await == master
-            && role(&master).await == "master"
-            && role(&replica).await == "slave"
+            && try_role(&master).await.is_ok_and(|r| r == "master")
+            && try_role(&replica).await.is_ok_and(|r| r == "slave")
     })
     .await;
     let token = common::new_session(&store, &user).await;

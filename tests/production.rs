@@ -241,6 +241,77 @@ mod redis_behind_sentinel {
     conformance_suite!(redis_sentinel("redis behind sentinel conformance"));
 }
 
+/// The TLS-only Sentinel deployment's Sentinel URL and master name.
+fn tls_sentinels(test: &str) -> Option<(Vec<String>, String)> {
+    let urls = common::server_url("TAS_TEST_REDIS_TLS_SENTINEL_URLS", test)?;
+    let name = common::server_url("TAS_TEST_REDIS_SENTINEL_MASTER", test)?;
+    Some((urls.split(',').map(str::to_owned).collect(), name))
+}
+
+async fn redis_tls_sentinel(test: &str) -> Option<RedisStore> {
+    let (urls, name) = tls_sentinels(test)?;
+    conformance_store(RedisStore::sentinel_builder(urls, name), test).await
+}
+
+mod redis_behind_sentinel_over_tls {
+    use super::*;
+    conformance_suite!(redis_tls_sentinel(
+        "redis behind sentinel over TLS conformance"
+    ));
+}
+
+#[tokio::test]
+async fn a_store_behind_sentinel_over_tls_verifies_the_certificates() {
+    let test = "a_store_behind_sentinel_over_tls_verifies_the_certificates";
+    let Some((urls, name)) = tls_sentinels(test) else {
+        return;
+    };
+    let untrusted = std::fs::read(ca("TAS_TEST_TLS_UNTRUSTED_CA", test).unwrap()).unwrap();
+    let err = RedisStore::sentinel_builder(urls.clone(), name.clone())
+        .tls_root_cert_pem(untrusted)
+        .build()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("TLS") && err.contains("tls_root_cert_pem"),
+        "{err}"
+    );
+    // Plaintext to the TLS-only Sentinel is refused.
+    let plain: Vec<String> = urls
+        .iter()
+        .map(|u| u.replacen("rediss://", "redis://", 1))
+        .collect();
+    assert!(RedisStore::sentinel_builder(plain, name.clone())
+        .timeout(Duration::from_millis(1500))
+        .build()
+        .await
+        .is_err());
+    // With the CA, a session goes to the master over TLS, and the feed hears it there.
+    let store = redis_tls_sentinel(test).await.unwrap();
+    let user = User::new(
+        "sentinel-tls@example.com",
+        "S",
+        time::OffsetDateTime::now_utc(),
+    );
+    let token = common::new_session(&store, &user).await;
+    common::finds_all(&store, &[token.as_str()]).await;
+    #[cfg(feature = "cache")]
+    {
+        use tower_auth_session::SessionStore as _;
+        let changes = store.session_changes(&urls[0]).start().await.unwrap();
+        let mut applied = changes.applied();
+        common::reported(
+            &mut applied,
+            Duration::from_secs(1),
+            "a delete through the store was reported within 1 s",
+            store.delete(&tower_auth_session::StorageKey::new(token.as_str())),
+        )
+        .await
+        .unwrap();
+    }
+}
+
 #[tokio::test]
 async fn a_store_behind_sentinel_says_what_to_fix_and_skips_a_dead_sentinel() {
     let test = "a_store_behind_sentinel_says_what_to_fix_and_skips_a_dead_sentinel";
@@ -253,10 +324,7 @@ async fn a_store_behind_sentinel_says_what_to_fix_and_skips_a_dead_sentinel() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(
-        err.contains("\"no-such-master\"") && err.contains("sentinel monitor"),
-        "{err}"
-    );
+    assert!(err.contains("names a master \"no-such-master\""), "{err}");
     // No Sentinel answers.
     let err = RedisStore::sentinel_builder(["redis://127.0.0.1:1/"], name.clone())
         .timeout(Duration::from_millis(500))
@@ -275,22 +343,102 @@ async fn a_store_behind_sentinel_says_what_to_fix_and_skips_a_dead_sentinel() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("no Sentinel URL given"), "{err}");
-    // A dead Sentinel listed first is passed over, and the session lands on the master the
-    // live one names.
+    // Mixed schemes.
+    let err = RedisStore::sentinel_builder(
+        ["rediss://127.0.0.1:1/".to_owned(), urls[0].clone()],
+        name.clone(),
+    )
+    .build()
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("mix redis:// and rediss://"), "{err}");
+    // A dead Sentinel and a silent one (it accepts connections and never answers, as a frozen
+    // one does) listed first hold nothing up, and the session lands on the master the live one
+    // names.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("redis://{}/", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            held.push(conn);
+        }
+    });
     let prefix = common::redis_prefix();
+    let started = std::time::Instant::now();
     let store = RedisStore::sentinel_builder(
-        std::iter::once("redis://127.0.0.1:1/".to_owned()).chain(urls.iter().cloned()),
+        ["redis://127.0.0.1:1/".to_owned(), silent_url]
+            .into_iter()
+            .chain(urls.iter().cloned()),
         name.clone(),
     )
     .key_prefix(&prefix)
     .build()
     .await
     .unwrap();
+    // Waiting for the silent one would cost at least the driver's 0.5 s response timeout; the
+    // live one answers on loopback in a few milliseconds.
+    assert!(
+        started.elapsed() < Duration::from_millis(450),
+        "the silent Sentinel was waited for: {:?}",
+        started.elapsed()
+    );
+    held.abort();
     let user = User::new("sentinel@example.com", "S", time::OffsetDateTime::now_utc());
     let token = common::new_session(&store, &user).await;
     common::finds_all(&store, &[token.as_str()]).await;
     let master = common::redis_nodes::sentinel_master(&urls[0], &name).await;
     assert!(holds(&master, &format!("{prefix}{token}")).await);
+}
+
+#[tokio::test]
+async fn a_store_behind_sentinel_uses_the_master_settings() {
+    let test = "a_store_behind_sentinel_uses_the_master_settings";
+    let Some((urls, name)) = sentinels(test) else {
+        return;
+    };
+    // The master's credentials reach the master (which has none: it refuses them).
+    let err = RedisStore::sentinel_builder(urls.clone(), name.clone())
+        .master_auth(None, "not-the-password")
+        .build()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("authentication failed") && err.contains("master_auth"),
+        "{err}"
+    );
+    // The master's database number.
+    let prefix = common::redis_prefix();
+    let store = RedisStore::sentinel_builder(urls.clone(), name.clone())
+        .master_database(3)
+        .key_prefix(&prefix)
+        .build()
+        .await
+        .unwrap();
+    let user = User::new(
+        "sentinel-db@example.com",
+        "S",
+        time::OffsetDateTime::now_utc(),
+    );
+    let token = common::new_session(&store, &user).await;
+    let master = common::redis_nodes::sentinel_master(&urls[0], &name).await;
+    let key = format!("{prefix}{token}");
+    assert!(!holds(&master, &key).await, "not in database 0");
+    assert!(holds(&format!("{master}3"), &key).await, "in database 3");
+    // The change feed hears that database.
+    #[cfg(feature = "cache")]
+    {
+        let changes = store.session_changes(&urls[0]).start().await.unwrap();
+        let mut applied = changes.applied();
+        common::reported(
+            &mut applied,
+            Duration::from_secs(1),
+            "a delete in database 3 was reported within 1 s",
+            del(&format!("{master}3"), &key),
+        )
+        .await;
+    }
 }
 
 #[cfg(feature = "cache")]

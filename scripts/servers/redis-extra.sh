@@ -205,71 +205,115 @@ redis_tls_cluster_wait() {
     log "Redis Cluster over TLS only (3 masters on 127.0.0.1:$(IFS=,; echo "${REDIS_TLS_CLUSTER_PORTS[*]}")): cluster_state:ok"
 }
 
-# redis_sentinel_launch DIR: a Redis master, its replica and one Sentinel watching them as
-# "tas" (quorum 1; a master silent for 1 s is taken for down, so a frozen master is replaced
-# in about 2 s). Sets REDIS_SENTINEL_PORTS (master, replica, Sentinel). Finish with
-# redis_sentinel_wait: the Sentinel learns of the replica from the master's INFO, which it
-# reads every 10 s, so other servers start in between.
-REDIS_SENTINEL_PORTS=()
-redis_sentinel_launch() {
-    local dir=$1 attempt master replica sentinel pid
-    mkdir -p "$dir"
-    pick_port master || die "no free port found for the Sentinel's master"
-    redis_launch redis-sentinel-master "$dir/master" --port "$master"
-    wait_listening "Sentinel's Redis master" "$REDIS_PID" "$master" 30 || die "the Sentinel's Redis master did not start on port $master"
-    pick_port replica || die "no free port found for the Sentinel's replica"
-    redis_launch redis-sentinel-replica "$dir/replica" --port "$replica" --replicaof 127.0.0.1 "$master"
-    wait_listening "Sentinel's Redis replica" "$REDIS_PID" "$replica" 30 || die "the Sentinel's Redis replica did not start on port $replica"
+# redis_sentinel_node LABEL NAME DIR TLS_ARGS_COUNT [TLS_ARGS...] [ARGS...]: one Redis server of
+# a Sentinel's deployment on a free port (another one when that fails, 5 tries); with TLS_ARGS
+# it listens over TLS only (plaintext port 0). Sets SENTINEL_NODE_PORT.
+SENTINEL_NODE_PORT=
+redis_sentinel_node() {
+    local label=$1 name=$2 dir=$3 count=$4 attempt port
+    shift 4
+    local -a tls=("${@:1:count}") rest=("${@:count+1}") listen
     for ((attempt = 1; ; attempt++)); do
-        pick_port sentinel || die "no free port found for the Sentinel"
+        pick_port port || die "no free port found for $label"
+        if [ "$count" -gt 0 ]; then
+            listen=(--port 0 --tls-port "$port" "${tls[@]}")
+        else
+            listen=(--port "$port")
+        fi
+        redis_launch "$name" "$dir" "${listen[@]}" "${rest[@]}"
+        if wait_listening "$label" "$REDIS_PID" "$port" 30; then
+            SENTINEL_NODE_PORT=$port
+            return 0
+        fi
+        stop_pid_list 5 "$REDIS_PID" redis-server || true
+        if [ "$attempt" -ge 5 ]; then
+            tail -n 20 "$dir/redis.log" >&2 || true
+            die "$label did not start after $attempt attempts"
+        fi
+        log "$label did not start on port $port; retrying on another port"
+    done
+}
+
+# redis_sentinel_launch LABEL DIR [TLS_DIR]: a Redis master, its replica and one Sentinel
+# watching them as "tas" (quorum 1; a master silent for 2 s is taken for down, so a frozen
+# master is replaced in about 3 to 4 s; 1 s would risk a failover nobody asked for on two busy
+# cores). With TLS_DIR, all three listen over TLS only and talk to each other over TLS, with a
+# certificate naming IP:127.0.0.1 (the address the Sentinel announces). Sets SENTINEL_PORTS
+# (master, replica, Sentinel). Finish with redis_sentinel_wait: the Sentinel learns of the
+# replica from the master's INFO, so other servers start in between.
+SENTINEL_PORTS=()
+redis_sentinel_launch() {
+    local label=$1 dir=$2 tls_dir=${3:-} attempt master replica sentinel pid listen slug
+    local -a tls=()
+    slug=$(echo "$label" | tr 'A-Z ' 'a-z-')
+    mkdir -p "$dir"
+    if [ -n "$tls_dir" ]; then
+        install_key_pair "$tls_dir" server "$dir/server.crt" "$dir/server.key" root
+        tls=(--tls-cert-file "$dir/server.crt" --tls-key-file "$dir/server.key"
+            --tls-ca-cert-file "$tls_dir/ca.crt" --tls-auth-clients no --tls-replication yes)
+    fi
+    redis_sentinel_node "$label's master" "$slug-master" "$dir/master" "${#tls[@]}" "${tls[@]}"
+    master=$SENTINEL_NODE_PORT
+    redis_sentinel_node "$label's replica" "$slug-replica" "$dir/replica" "${#tls[@]}" "${tls[@]}" \
+        --replicaof 127.0.0.1 "$master"
+    replica=$SENTINEL_NODE_PORT
+    for ((attempt = 1; ; attempt++)); do
+        pick_port sentinel || die "no free port found for $label"
         mkdir -p "$dir/sentinel"
+        if [ -n "$tls_dir" ]; then
+            listen="port 0
+tls-port $sentinel
+tls-cert-file $dir/server.crt
+tls-key-file $dir/server.key
+tls-ca-cert-file $tls_dir/ca.crt
+tls-auth-clients no
+tls-replication yes"
+        else
+            listen="port $sentinel"
+        fi
         # Sentinel rewrites its configuration file: a fresh one each attempt.
         cat >"$dir/sentinel/sentinel.conf" <<CONF
 bind 127.0.0.1
-port $sentinel
+$listen
 daemonize no
 pidfile $dir/sentinel/redis.pid
 logfile $dir/sentinel/redis.log
 dir $dir/sentinel
 sentinel monitor tas 127.0.0.1 $master 1
-sentinel down-after-milliseconds tas 1000
+sentinel down-after-milliseconds tas 2000
 sentinel failover-timeout tas 10000
 sentinel parallel-syncs tas 1
 CONF
         (cd "$dir/sentinel" && exec setsid redis-server "$dir/sentinel/sentinel.conf" --sentinel \
             </dev/null >"$dir/sentinel/stdout.log" 2>&1) &
         pid=$!
-        register_server redis-sentinel "$pid" redis-server
-        wait_listening "Redis Sentinel" "$pid" "$sentinel" 30 && break
+        register_server "$slug" "$pid" redis-server
+        wait_listening "$label" "$pid" "$sentinel" 30 && break
         stop_pid_list 5 "$pid" redis-server || true
         if [ "$attempt" -ge 5 ]; then
             tail -n 20 "$dir/sentinel/redis.log" >&2 || true
-            die "Redis Sentinel did not start after $attempt attempts"
+            die "$label did not start after $attempt attempts"
         fi
-        log "Redis Sentinel did not start on port $sentinel; retrying on another port"
+        log "$label did not start on port $sentinel; retrying on another port"
     done
-    REDIS_SENTINEL_PORTS=("$master" "$replica" "$sentinel")
+    SENTINEL_PORTS=("$master" "$replica" "$sentinel")
 }
 
-# redis_sentinel_wait: wait until the replica's link is up and the Sentinel knows the replica;
-# export TAS_TEST_REDIS_SENTINEL_URLS (the Sentinel) and TAS_TEST_REDIS_SENTINEL_MASTER. The
-# tests reach the master through the Sentinel only: after a failover test it may be the other
-# server.
+# redis_sentinel_wait LABEL MASTER REPLICA SENTINEL [CLI_ARGS...]: wait until the replica's link
+# is up and the Sentinel knows the replica (redis-cli run with CLI_ARGS, e.g. TLS options).
 redis_sentinel_wait() {
-    local master=${REDIS_SENTINEL_PORTS[0]} replica=${REDIS_SENTINEL_PORTS[1]}
-    local sentinel=${REDIS_SENTINEL_PORTS[2]} deadline link known
+    local label=$1 master=$2 replica=$3 sentinel=$4 deadline link known
+    shift 4
     deadline=$((SECONDS + 30))
     while :; do
-        link=$(timeout 2 redis-cli -h 127.0.0.1 -p "$replica" INFO replication 2>/dev/null |
+        link=$(timeout 2 redis-cli "$@" -h 127.0.0.1 -p "$replica" INFO replication 2>/dev/null |
             tr -d '\r' | sed -n 's/^master_link_status://p') || true
-        known=$(timeout 2 redis-cli -h 127.0.0.1 -p "$sentinel" SENTINEL replicas tas 2>/dev/null |
+        known=$(timeout 2 redis-cli "$@" -h 127.0.0.1 -p "$sentinel" SENTINEL replicas tas 2>/dev/null |
             grep -c "^127.0.0.1:$replica\$") || true
         [ "$link" = up ] && [ "${known:-0}" -ge 1 ] && break
         [ "$SECONDS" -lt "$deadline" ] ||
-            die "Redis Sentinel on port $sentinel did not see master $master with its replica $replica in 30 s (replica link: ${link:-unknown})"
+            die "$label on port $sentinel did not see master $master with its replica $replica in 30 s (replica link: ${link:-unknown})"
         sleep 0.05
     done
-    export TAS_TEST_REDIS_SENTINEL_URLS=redis://127.0.0.1:$sentinel/
-    export TAS_TEST_REDIS_SENTINEL_MASTER=tas
-    log "Redis Sentinel on 127.0.0.1:$sentinel watching \"tas\": master 127.0.0.1:$master, replica 127.0.0.1:$replica"
+    log "$label on 127.0.0.1:$sentinel watching \"tas\": master 127.0.0.1:$master, replica 127.0.0.1:$replica"
 }

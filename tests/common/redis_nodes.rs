@@ -6,6 +6,13 @@ use std::time::Duration;
 /// A connection to the one node at `url`, with 2 s timeouts. A `rediss://` node is verified
 /// against the test servers' CA (`TAS_TEST_TLS_CA`).
 pub async fn conn(url: &str) -> redis::aio::MultiplexedConnection {
+    try_conn(url)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {url}: {e}"))
+}
+
+/// [`conn`], or its error.
+pub async fn try_conn(url: &str) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
     let config = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(Duration::from_secs(2)));
@@ -17,15 +24,13 @@ pub async fn conn(url: &str) -> redis::aio::MultiplexedConnection {
                 client_tls: None,
                 root_cert: Some(std::fs::read(ca).unwrap()),
             },
-        )
+        )?
     } else {
-        redis::Client::open(url)
+        redis::Client::open(url)?
     };
     client
-        .unwrap()
         .get_multiplexed_async_connection_with_config(&config)
         .await
-        .unwrap()
 }
 
 /// Deletes `key` on the node at `url`, behind any store's back; how many keys went.
@@ -49,29 +54,45 @@ pub async fn holds(url: &str, key: &str) -> bool {
 
 /// One `field:value` line of `INFO section` on the node at `url`.
 pub async fn info(url: &str, section: &str, field: &str) -> String {
+    try_info(url, section, field)
+        .await
+        .unwrap_or_else(|e| panic!("INFO {section} of {url}: {e}"))
+}
+
+/// [`info`], or why not: for polls across a failover, where a Sentinel closes every client
+/// of a server it reconfigures (`CLIENT KILL`), the poll's own connection included.
+pub async fn try_info(url: &str, section: &str, field: &str) -> Result<String, String> {
+    let mut c = try_conn(url).await.map_err(|e| e.to_string())?;
     let text: String = redis::cmd("INFO")
         .arg(section)
-        .query_async(&mut conn(url).await)
+        .query_async(&mut c)
         .await
-        .unwrap();
+        .map_err(|e| e.to_string())?;
     let prefix = format!("{field}:");
     text.lines()
         .find_map(|line| line.strip_prefix(prefix.as_str()))
-        .unwrap_or_else(|| panic!("no {field} in INFO {section} of {url}"))
-        .trim()
-        .to_owned()
+        .map(|v| v.trim().to_owned())
+        .ok_or_else(|| format!("no {field} in INFO {section}"))
 }
 
 /// `master` or `slave`, as the node at `url` says with `ROLE`.
 pub async fn role(url: &str) -> String {
-    let role: Vec<redis::Value> = redis::cmd("ROLE")
-        .query_async(&mut conn(url).await)
+    try_role(url)
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("ROLE of {url}: {e}"))
+}
+
+/// [`role`], or why not (see [`try_info`]).
+pub async fn try_role(url: &str) -> Result<String, String> {
+    let mut c = try_conn(url).await.map_err(|e| e.to_string())?;
+    let role: Vec<redis::Value> = redis::cmd("ROLE")
+        .query_async(&mut c)
+        .await
+        .map_err(|e| e.to_string())?;
     match role.first() {
-        Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-        Some(redis::Value::SimpleString(s)) => s.clone(),
-        other => panic!("ROLE of {url}: {other:?}"),
+        Some(redis::Value::BulkString(b)) => Ok(String::from_utf8_lossy(b).into_owned()),
+        Some(redis::Value::SimpleString(s)) => Ok(s.clone()),
+        other => Err(format!("unexpected ROLE answer {other:?}")),
     }
 }
 

@@ -75,29 +75,70 @@ pub(crate) enum Target {
     Sentinel(Arc<Sentinels>),
 }
 
-/// The Sentinels that name one master. One lookup at a time (the client caches its
-/// connections to the Sentinels), each bounded by a timeout, so that a frozen Sentinel or
-/// master holds no other caller for longer.
+/// Makes one client per Sentinel (each with its own URL's credentials and TLS).
+pub(crate) type MakeSentinelClients =
+    Arc<dyn Fn() -> RedisResult<Vec<redis::sentinel::SentinelClient>> + Send + Sync>;
+
+/// The Sentinels that name one master, each asked on a client of its own, all at once: the
+/// first to name a server that answers as a master (the driver checks `ROLE`) wins, so a
+/// Sentinel that is frozen (one often runs beside the master that froze) or has not yet seen a
+/// failover holds nobody back. One lookup at a time per Sentinel (a client caches its
+/// connection), the whole bounded by a timeout.
 pub(crate) struct Sentinels {
-    client: tokio::sync::Mutex<redis::sentinel::SentinelClient>,
+    clients: Vec<tokio::sync::Mutex<redis::sentinel::SentinelClient>>,
+    make: MakeSentinelClients,
     /// The master's name (`sentinel monitor <name> …`).
     pub(crate) name: String,
 }
 
 impl Sentinels {
-    pub(crate) fn new(client: redis::sentinel::SentinelClient, name: String) -> Self {
-        Self {
-            client: tokio::sync::Mutex::new(client),
+    pub(crate) fn new(make: MakeSentinelClients, name: String) -> RedisResult<Self> {
+        Ok(Self {
+            clients: make()?.into_iter().map(tokio::sync::Mutex::new).collect(),
+            make,
             name,
-        }
+        })
     }
 
-    /// A client for the master the Sentinels name now, which the driver has checked calls
-    /// itself a master (`ROLE`): a Sentinel that has not yet seen a failover may still name
-    /// the demoted server. Within `timeout`.
+    /// Another set of clients to the same Sentinels, so that a user of its own (the change
+    /// feed, which asks every second) never waits behind the store's lookups, nor they behind
+    /// its.
+    pub(crate) fn another(&self) -> RedisResult<Self> {
+        Self::new(self.make.clone(), self.name.clone())
+    }
+
+    /// A client for the master the Sentinels name now, within `timeout`. When none names
+    /// one, the error of a master that failed its check comes before a Sentinel's "no such
+    /// master", and that before a Sentinel that could not be reached.
     pub(crate) async fn master(&self, timeout: Duration) -> RedisResult<redis::Client> {
-        let lookup = async { self.client.lock().await.async_get_client().await };
-        match tokio::time::timeout(timeout, lookup).await {
+        use futures_util::StreamExt as _;
+        let mut lookups: futures_util::stream::FuturesUnordered<_> = self
+            .clients
+            .iter()
+            .map(|client| async move { client.lock().await.async_get_client().await })
+            .collect();
+        let rank = |e: &RedisError| match e.kind() {
+            redis::ErrorKind::Io => 0,
+            redis::ErrorKind::MasterNameNotFoundBySentinel => 1,
+            _ if e.is_timeout() || e.is_connection_refusal() => 0,
+            _ => 2,
+        };
+        let first = async {
+            let mut best: Option<RedisError> = None;
+            while let Some(lookup) = lookups.next().await {
+                match lookup {
+                    Ok(master) => return Ok(master),
+                    Err(e) if best.as_ref().is_none_or(|b| rank(&e) > rank(b)) => {
+                        best = Some(e);
+                    }
+                    Err(_) => {}
+                }
+            }
+            Err(best.unwrap_or_else(|| {
+                RedisError::from((redis::ErrorKind::EmptySentinelList, "no Sentinel URL given"))
+            }))
+        };
+        match tokio::time::timeout(timeout, first).await {
             Ok(found) => found,
             Err(_) => Err(RedisError::from(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -376,17 +417,15 @@ mod tests {
             readonly.kind(),
             redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
         );
-        let sentinels = Target::Sentinel(Arc::new(Sentinels::new(
-            redis::sentinel::SentinelClientBuilder::new(
+        let make: MakeSentinelClients = Arc::new(|| {
+            Ok(vec![redis::sentinel::SentinelClientBuilder::new(
                 [redis::ConnectionAddr::Tcp("127.0.0.1".into(), 1)],
                 "tas",
                 redis::sentinel::SentinelServerType::Master,
-            )
-            .unwrap()
-            .build()
-            .unwrap(),
-            "tas".into(),
-        )));
+            )?
+            .build()?])
+        });
+        let sentinels = Target::Sentinel(Arc::new(Sentinels::new(make, "tas".into()).unwrap()));
         let node = Target::Node(redis::Client::open("redis://127.0.0.1:1/").unwrap());
         assert!(must_reconnect(&sentinels, &readonly));
         assert!(!must_reconnect(&node, &readonly));

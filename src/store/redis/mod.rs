@@ -334,10 +334,10 @@ impl RedisStoreBuilder {
 }
 
 impl RedisStoreBuilder {
-    /// The Sentinels' client. Their URLs' scheme decides TLS for the master too (managed
-    /// deployments use one setting for both), verified against the same roots.
+    /// The Sentinels' clients, one per URL with that URL's credentials. Their scheme decides
+    /// TLS for the master too (deployments use one setting for both), verified against the
+    /// same roots; a list that mixes schemes is refused.
     fn sentinel_target(&self, master: &SentinelMaster) -> Result<Target, StoreError> {
-        use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
         use redis::IntoConnectionInfo as _;
         let infos = self
             .urls
@@ -345,6 +345,9 @@ impl RedisStoreBuilder {
             .map(|url| url.as_str().into_connection_info())
             .collect::<Result<Vec<_>, _>>()
             .map_err(connect_error)?;
+        let tls = |info: &redis::ConnectionInfo| {
+            matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. })
+        };
         let Some(first) = infos.first() else {
             return Err(sentinel_error(
                 &master.name,
@@ -354,49 +357,85 @@ impl RedisStoreBuilder {
                 )),
             ));
         };
-        let tls = matches!(first.addr(), redis::ConnectionAddr::TcpTls { .. });
-        let sentinel_auth = first.redis_settings();
-        let (sentinel_user, sentinel_password) = (
-            sentinel_auth.username().map(str::to_owned),
-            sentinel_auth.password().map(str::to_owned),
-        );
-        let mut builder = SentinelClientBuilder::new(
-            infos.into_iter().map(|info| info.addr().clone()),
-            &master.name,
-            SentinelServerType::Master,
-        )
-        .map_err(connect_error)?
-        .set_client_to_redis_db(master.db);
-        if let Some(user) = &sentinel_user {
-            builder = builder.set_client_to_sentinel_username(user);
+        let tls = tls(first);
+        if infos
+            .iter()
+            .any(|info| matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) != tls)
+        {
+            return Err(StoreError::Connect {
+                problem: "the Sentinel URLs mix redis:// and rediss://".to_owned(),
+                fix: "give every Sentinel URL the same scheme: rediss:// for TLS to the Sentinels and the master, redis:// for neither".to_owned(),
+                source: None,
+            });
         }
-        if let Some(password) = &sentinel_password {
-            builder = builder.set_client_to_sentinel_password(password);
-        }
-        if let Some(user) = &master.username {
-            builder = builder.set_client_to_redis_username(user);
-        }
-        if let Some(password) = &master.password {
-            builder = builder.set_client_to_redis_password(password);
-        }
-        if tls {
-            builder = builder.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
-            if let Some(pem) = &self.root_cert {
-                let certs = || redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.clone()),
-                };
-                builder = builder
-                    .set_client_to_redis_certificates(certs())
-                    .set_client_to_sentinel_certificates(certs());
-            }
-        }
-        let client = builder.build().map_err(connect_error)?;
-        Ok(Target::Sentinel(Arc::new(link::Sentinels::new(
-            client,
+        let (name, username, password, db) = (
             master.name.clone(),
-        ))))
+            master.username.clone(),
+            master.password.clone(),
+            master.db,
+        );
+        let root_cert = self.root_cert.clone();
+        let make: link::MakeSentinelClients = Arc::new(move || {
+            infos
+                .iter()
+                .map(|info| {
+                    sentinel_client(
+                        info,
+                        &name,
+                        username.as_deref(),
+                        password.as_deref(),
+                        db,
+                        tls,
+                        root_cert.as_deref(),
+                    )
+                })
+                .collect()
+        });
+        let sentinels = link::Sentinels::new(make, master.name.clone()).map_err(connect_error)?;
+        Ok(Target::Sentinel(Arc::new(sentinels)))
     }
+}
+
+/// A client of the one Sentinel `info` names, for the master `name` with those settings.
+fn sentinel_client(
+    info: &redis::ConnectionInfo,
+    name: &str,
+    username: Option<&str>,
+    password: Option<&str>,
+    db: i64,
+    tls: bool,
+    root_cert: Option<&[u8]>,
+) -> redis::RedisResult<redis::sentinel::SentinelClient> {
+    use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+    let own = info.redis_settings();
+    let mut builder =
+        SentinelClientBuilder::new([info.addr().clone()], name, SentinelServerType::Master)?
+            .set_client_to_redis_db(db);
+    if let Some(user) = own.username() {
+        builder = builder.set_client_to_sentinel_username(user);
+    }
+    if let Some(secret) = own.password() {
+        builder = builder.set_client_to_sentinel_password(secret);
+    }
+    if let Some(user) = username {
+        builder = builder.set_client_to_redis_username(user);
+    }
+    if let Some(secret) = password {
+        builder = builder.set_client_to_redis_password(secret);
+    }
+    if tls {
+        builder = builder.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
+        if let Some(pem) = root_cert {
+            let certs = || redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            };
+            builder = builder
+                .set_client_to_redis_certificates(certs())
+                .set_client_to_sentinel_certificates(certs());
+        }
+    }
+    builder.build()
 }
 
 /// A failure to reach the master through the Sentinels, saying what to check.
@@ -496,14 +535,19 @@ impl RedisStore {
 
     /// A builder for a store on the master that Redis Sentinel names `master_name` (the name
     /// in `sentinel monitor <name> …`), given one or more Sentinels' URLs, such as
-    /// `redis://sentinel-1:26379/`. Put the Sentinels' own credentials in their URLs, the
-    /// master's in [`master_auth`](RedisStoreBuilder::master_auth); `rediss://` Sentinel URLs
-    /// mean TLS to the master too.
+    /// `redis://sentinel-1:26379/`. Put each Sentinel's own credentials in its URL, the
+    /// master's in [`master_auth`](RedisStoreBuilder::master_auth). `rediss://` Sentinel URLs
+    /// (all or none) mean TLS to the master too, against the same roots
+    /// ([`tls_root_cert_pem`](RedisStoreBuilder::tls_root_cert_pem)); the master's certificate
+    /// must name the address the Sentinels announce for it (often an IP address).
     ///
-    /// Each connection asks the Sentinels for the master first and checks that the server
-    /// named calls itself a master. After a failover, the connection that replaces the lost one
-    /// (a timeout, a reset, or a `READONLY` answer from the demoted master) reaches the
-    /// promoted replica, and the operation is tried once more there.
+    /// Each connection asks every Sentinel at once and takes the first server named that
+    /// calls itself a master (`ROLE`), so a dead or frozen Sentinel, or one that has not yet
+    /// seen a failover, holds nothing up. After a failover, the connection that replaces the
+    /// lost one (a timeout, a reset, or a `READONLY` answer from the demoted master) reaches
+    /// the promoted replica, and the operation is tried once more there. Inside one lookup the
+    /// driver's own limits apply to each Sentinel (1 s to connect, 0.5 s per answer); the
+    /// [`timeout`](RedisStoreBuilder::timeout) bounds the whole.
     pub fn sentinel_builder<I, S>(
         sentinel_urls: I,
         master_name: impl Into<String>,

@@ -29,6 +29,7 @@
 mod follower;
 mod nodes;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::Either;
@@ -130,7 +131,8 @@ impl RedisChangesBuilder {
         let template = self.url.as_str().into_connection_info().map_err(watch)?;
         let url_db = template.redis_settings().db();
         let mut nodes = if let Some(sentinels) = self.store.sentinels() {
-            Nodes::Sentinel(sentinels.clone())
+            // Clients of its own: its lookup every second never holds up the store's.
+            Nodes::Sentinel(Arc::new(sentinels.another().map_err(watch)?))
         } else if self.store.is_cluster() {
             Nodes::Cluster(Cluster::new(
                 self.store.clone(),
