@@ -109,17 +109,7 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
     let start = Instant::now();
     // When the feed subscribes on the replica, watched from now on, beside the store's reads:
     // the feed reads the masters from the nodes themselves, not through the store.
-    let feed_on_replica = tokio::spawn({
-        let replica = replica.clone();
-        async move {
-            until(
-                "the feed subscribed on the promoted replica",
-                Duration::from_secs(40),
-                || async { info(&replica, "stats", "pubsub_patterns").await == "1" },
-            )
-            .await
-        }
-    });
+    let feed_on_replica = watch_feed_subscribe(&replica);
     until("the replica took over", Duration::from_secs(30), || async {
         role(&replica).await == "master"
     })
@@ -128,26 +118,7 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
 
     // The store serves the frozen master's slots from the promoted replica, with every
     // session, and writes new ones there.
-    let mut failed = 0;
-    loop {
-        match store.find(&StorageKey::new(kept.as_str())).await {
-            Ok(found) => {
-                assert!(found.is_some(), "the session survived the failover");
-                break;
-            }
-            Err(error) => {
-                if failed % 25 == 0 {
-                    println!("{} ms: {error}", start.elapsed().as_millis());
-                }
-                failed += 1;
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(45),
-            "the store did not read again"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let failed = read_again(&store, kept, start, Duration::from_secs(45)).await;
     let served = start.elapsed();
     common::finds_all(&store, &all).await;
     let mut written = false;
@@ -160,21 +131,14 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
     }
     assert!(written, "a new session was written on the promoted replica");
 
-    // The feed subscribes on the new master and drops the cache, since it may have missed
-    // changes there.
     let subscribed = feed_on_replica.await.unwrap();
-    common::cache_dropped(&cached, &inner, kept, "the cache was dropped").await;
-
-    // A delete on the new master reaches the cache.
-    let gone = common::reported(
-        &mut applied,
-        Duration::from_secs(1),
-        "the delete on the promoted replica was reported within 1 s",
-        del(&replica, &format!("{prefix}{deleted}")),
+    feed_follows(
+        (&cached, &inner, &mut applied),
+        &replica,
+        &prefix,
+        (kept, deleted),
     )
     .await;
-    assert_eq!(gone, 1);
-    common::only_gone_is_read_again(&cached, &inner, deleted, kept).await;
     println!(
         "failover: replica promoted after {} ms, store served the slots after {} ms ({failed} \
          failed reads meanwhile), feed subscribed after {} ms ({} ms after the promotion)",
@@ -280,6 +244,49 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
         .is_some());
 }
 
+/// From now on, how long until `node` serves one pattern subscription (the feed's), polled
+/// through the Sentinel's or the cluster's killing of clients during a failover.
+fn watch_feed_subscribe(node: &str) -> tokio::task::JoinHandle<Duration> {
+    let node = node.to_owned();
+    tokio::spawn(async move {
+        until(
+            "the feed subscribed on the promoted replica",
+            Duration::from_secs(40),
+            || async {
+                try_info(&node, "stats", "pubsub_patterns")
+                    .await
+                    .is_ok_and(|n| n == "1")
+            },
+        )
+        .await
+    })
+}
+
+/// Once the feed has subscribed on the promoted `replica`: it dropped the cache (it may have
+/// missed changes there), and a delete of `deleted` there is reported within 1 s and read
+/// again alone (`kept` stays cached).
+async fn feed_follows(
+    (cached, inner, applied): (
+        &CachedStore<Counting<RedisStore>>,
+        &Counting<RedisStore>,
+        &mut tokio::sync::watch::Receiver<u64>,
+    ),
+    replica: &str,
+    prefix: &str,
+    (kept, deleted): (&str, &str),
+) {
+    common::cache_dropped(cached, inner, kept, "the cache was dropped").await;
+    let gone = common::reported(
+        applied,
+        Duration::from_secs(1),
+        "the delete on the promoted replica was reported within 1 s",
+        del(replica, &format!("{prefix}{deleted}")),
+    )
+    .await;
+    assert_eq!(gone, 1);
+    common::only_gone_is_read_again(cached, inner, deleted, kept).await;
+}
+
 /// Tries `find` of `token` until the store answers again; how many reads failed meanwhile.
 async fn read_again(store: &RedisStore, token: &str, start: Instant, limit: Duration) -> u32 {
     let mut failed = 0;
@@ -369,21 +376,7 @@ async fn a_frozen_master_behind_sentinel_fails_over_and_the_store_and_feed_follo
     // The master freezes; the Sentinel takes it for down after 1 s and promotes the replica.
     let frozen = Frozen::new(info(&master, "server", "process_id").await);
     let start = Instant::now();
-    let feed_on_replica = tokio::spawn({
-        let replica = replica.clone();
-        async move {
-            until(
-                "the feed subscribed on the promoted replica",
-                Duration::from_secs(40),
-                || async {
-                    try_info(&replica, "stats", "pubsub_patterns")
-                        .await
-                        .is_ok_and(|v| v == "1")
-                },
-            )
-            .await
-        }
-    });
+    let feed_on_replica = watch_feed_subscribe(&replica);
     until(
         "the Sentinel names the replica",
         Duration::from_secs(30),
@@ -402,19 +395,14 @@ async fn a_frozen_master_behind_sentinel_fails_over_and_the_store_and_feed_follo
     let token = common::new_session(&store, &user).await;
     assert!(holds(&replica, &format!("{prefix}{token}")).await);
 
-    // The feed subscribes on the new master, drops the cache (it may have missed changes),
-    // and reports a delete there.
     let subscribed = feed_on_replica.await.unwrap();
-    common::cache_dropped(&cached, &inner, kept, "the cache was dropped").await;
-    let gone = common::reported(
-        &mut applied,
-        Duration::from_secs(1),
-        "the delete on the promoted replica was reported within 1 s",
-        del(&replica, &format!("{prefix}{deleted}")),
+    feed_follows(
+        (&cached, &inner, &mut applied),
+        &replica,
+        &prefix,
+        (kept, deleted),
     )
     .await;
-    assert_eq!(gone, 1);
-    common::only_gone_is_read_again(&cached, &inner, deleted, kept).await;
     println!(
         "sentinel failover: replica promoted after {} ms, store read again after {} ms ({failed} \
          failed reads meanwhile), feed subscribed after {} ms",

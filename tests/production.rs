@@ -215,37 +215,32 @@ mod redis_cluster_over_tls {
 
 // ---------------------------------------------------------------- Redis behind Sentinel
 
-/// The Sentinels' URLs and the name they watch the master under.
-fn sentinels(test: &str) -> Option<(Vec<String>, String)> {
-    let urls = common::server_url("TAS_TEST_REDIS_SENTINEL_URLS", test)?;
+/// The URLs of the Sentinels in `var` and the name they watch the master under.
+fn sentinels_in(var: &str, test: &str) -> Option<(Vec<String>, String)> {
+    let urls = common::server_url(var, test)?;
     let name = common::server_url("TAS_TEST_REDIS_SENTINEL_MASTER", test)?;
     Some((urls.split(',').map(str::to_owned).collect(), name))
 }
 
+/// The plaintext Sentinel deployment.
+fn sentinels(test: &str) -> Option<(Vec<String>, String)> {
+    sentinels_in("TAS_TEST_REDIS_SENTINEL_URLS", test)
+}
+
+/// The TLS-only Sentinel deployment.
+fn tls_sentinels(test: &str) -> Option<(Vec<String>, String)> {
+    sentinels_in("TAS_TEST_REDIS_TLS_SENTINEL_URLS", test)
+}
+
 async fn redis_sentinel(test: &str) -> Option<RedisStore> {
     let (urls, name) = sentinels(test)?;
-    Some(
-        RedisStore::sentinel_builder(urls, name)
-            .key_prefix(common::redis_prefix())
-            .clock(tower_auth_session::ManualClock::new(
-                conformance::NOW - time::Duration::seconds(2),
-            ))
-            .build()
-            .await
-            .unwrap(),
-    )
+    // The CA goes unused: the Sentinel URLs are plaintext.
+    conformance_store(RedisStore::sentinel_builder(urls, name), test).await
 }
 
 mod redis_behind_sentinel {
     use super::*;
     conformance_suite!(redis_sentinel("redis behind sentinel conformance"));
-}
-
-/// The TLS-only Sentinel deployment's Sentinel URL and master name.
-fn tls_sentinels(test: &str) -> Option<(Vec<String>, String)> {
-    let urls = common::server_url("TAS_TEST_REDIS_TLS_SENTINEL_URLS", test)?;
-    let name = common::server_url("TAS_TEST_REDIS_SENTINEL_MASTER", test)?;
-    Some((urls.split(',').map(str::to_owned).collect(), name))
 }
 
 async fn redis_tls_sentinel(test: &str) -> Option<RedisStore> {

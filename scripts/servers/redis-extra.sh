@@ -25,50 +25,39 @@ redis_launch() {
 
 # redis_tls_start DIR TLS_DIR: the TLS-only Redis (plaintext port 0); exports its URL.
 redis_tls_start() {
-    local dir=$1 tls=$2 attempt port pong
+    local dir=$1 tls=$2 port pong
     mkdir -p "$dir"
     install_key_pair "$tls" server "$dir/server.crt" "$dir/server.key" root
-    for ((attempt = 1; ; attempt++)); do
-        pick_port port || die "no free port found for the TLS Redis"
-        redis_launch redis-tls "$dir" --port 0 --tls-port "$port" \
-            --tls-cert-file "$dir/server.crt" --tls-key-file "$dir/server.key" \
-            --tls-ca-cert-file "$tls/ca.crt" --tls-auth-clients no
-        if wait_listening "TLS Redis" "$REDIS_PID" "$port" 30; then
-            break
-        fi
-        if [ "$attempt" -ge 5 ]; then
-            tail -n 20 "$dir/redis.log" >&2 || true
-            die "the TLS Redis did not start after $attempt attempts"
-        fi
-        log "the TLS Redis did not start on port $port; retrying on another port"
-    done
+    redis_node "the TLS Redis" redis-tls "$dir" 0 8 \
+        --tls-cert-file "$dir/server.crt" --tls-key-file "$dir/server.key" \
+        --tls-ca-cert-file "$tls/ca.crt" --tls-auth-clients no
+    port=$NODE_PORT
     pong=$(timeout 10 redis-cli --tls --cacert "$tls/ca.crt" -h 127.0.0.1 -p "$port" PING 2>&1) || true
     [ "$pong" = PONG ] || die "the TLS Redis on port $port does not answer PING over TLS: $pong"
     export TAS_TEST_REDIS_TLS_URL=rediss://127.0.0.1:$port/
     log "Redis (TLS only) on 127.0.0.1:$port (pid $REDIS_PID)"
 }
 
-# redis_cluster_node LABEL NAME DIR [TLS_ARGS...]: start one cluster-enabled node in DIR on a
-# free port pair (port, bus port = port + 10000), on another pair when that fails (5 tries). With
-# TLS_ARGS it listens over TLS only (plaintext port 0), with those arguments. A node is taken
-# for failed after 3 s without an answer (`cluster-node-timeout`). Sets CLUSTER_NODE_PORT.
-CLUSTER_NODE_PORT=
-redis_cluster_node() {
-    local label=$1 name=$2 dir=$3 attempt port
-    shift 3
-    local -a listen
+# redis_node LABEL NAME DIR BUS TLS_COUNT [TLS_ARGS...] [ARGS...]: start one redis-server in DIR
+# on a free port (another one when that fails, 5 tries). BUS > 0: the port BUS above it must be
+# free too and listened on (a cluster node's bus). With TLS_COUNT > 0 arguments TLS_ARGS it listens
+# over TLS only (plaintext port 0). `@PORT@` in ARGS stands for the port. Sets NODE_PORT.
+NODE_PORT=
+redis_node() {
+    local label=$1 name=$2 dir=$3 bus=$4 count=$5 attempt port
+    shift 5
+    local -a tls=("${@:1:count}") rest=("${@:count+1}") listen
     for ((attempt = 1; ; attempt++)); do
-        pick_port port 10000 || die "no free port pair (port, port + 10000) found for $label"
-        if [ "$#" -gt 0 ]; then
-            listen=(--port 0 --tls-port "$port" "$@")
+        pick_port port "$bus" || die "no free port found for $label"
+        if [ "$count" -gt 0 ]; then
+            listen=(--port 0 --tls-port "$port" "${tls[@]}")
         else
             listen=(--port "$port")
         fi
-        redis_launch "$name" "$dir" "${listen[@]}" --cluster-enabled yes \
-            --cluster-config-file "nodes-$port.conf" --cluster-node-timeout 3000
+        redis_launch "$name" "$dir" "${listen[@]}" "${rest[@]//@PORT@/$port}"
         if wait_listening "$label" "$REDIS_PID" "$port" 30 &&
-            wait_listening "$label (bus)" "$REDIS_PID" "$((port + 10000))" 30; then
-            CLUSTER_NODE_PORT=$port
+            { [ "$bus" = 0 ] || wait_listening "$label (bus)" "$REDIS_PID" "$((port + bus))" 30; }; then
+            NODE_PORT=$port
             return 0
         fi
         stop_pid_list 5 "$REDIS_PID" redis-server || true
@@ -76,8 +65,20 @@ redis_cluster_node() {
             tail -n 20 "$dir/redis.log" >&2 || true
             die "$label did not start after $attempt attempts"
         fi
-        log "$label did not start on port $port (or bus port $((port + 10000))); retrying"
+        log "$label did not start on port $port; retrying on another port"
     done
+}
+
+# redis_cluster_node LABEL NAME DIR [TLS_ARGS...]: one cluster-enabled node in DIR (bus port =
+# port + 10000); with TLS_ARGS over TLS only. A node is taken for failed after 3 s without an
+# answer (`cluster-node-timeout`). Sets CLUSTER_NODE_PORT.
+CLUSTER_NODE_PORT=
+redis_cluster_node() {
+    local label=$1 name=$2 dir=$3
+    shift 3
+    redis_node "$label" "$name" "$dir" 10000 "$#" "$@" --cluster-enabled yes \
+        --cluster-config-file "nodes-@PORT@.conf" --cluster-node-timeout 3000
+    CLUSTER_NODE_PORT=$NODE_PORT
 }
 
 # redis_cluster_launch DIR: start four cluster-enabled nodes (each in DIR/nodeN; bus port =
@@ -205,35 +206,6 @@ redis_tls_cluster_wait() {
     log "Redis Cluster over TLS only (3 masters on 127.0.0.1:$(IFS=,; echo "${REDIS_TLS_CLUSTER_PORTS[*]}")): cluster_state:ok"
 }
 
-# redis_sentinel_node LABEL NAME DIR TLS_ARGS_COUNT [TLS_ARGS...] [ARGS...]: one Redis server of
-# a Sentinel's deployment on a free port (another one when that fails, 5 tries); with TLS_ARGS
-# it listens over TLS only (plaintext port 0). Sets SENTINEL_NODE_PORT.
-SENTINEL_NODE_PORT=
-redis_sentinel_node() {
-    local label=$1 name=$2 dir=$3 count=$4 attempt port
-    shift 4
-    local -a tls=("${@:1:count}") rest=("${@:count+1}") listen
-    for ((attempt = 1; ; attempt++)); do
-        pick_port port || die "no free port found for $label"
-        if [ "$count" -gt 0 ]; then
-            listen=(--port 0 --tls-port "$port" "${tls[@]}")
-        else
-            listen=(--port "$port")
-        fi
-        redis_launch "$name" "$dir" "${listen[@]}" "${rest[@]}"
-        if wait_listening "$label" "$REDIS_PID" "$port" 30; then
-            SENTINEL_NODE_PORT=$port
-            return 0
-        fi
-        stop_pid_list 5 "$REDIS_PID" redis-server || true
-        if [ "$attempt" -ge 5 ]; then
-            tail -n 20 "$dir/redis.log" >&2 || true
-            die "$label did not start after $attempt attempts"
-        fi
-        log "$label did not start on port $port; retrying on another port"
-    done
-}
-
 # redis_sentinel_launch LABEL DIR [TLS_DIR]: a Redis master, its replica and one Sentinel
 # watching them as "tas" (quorum 1; a master silent for 2 s is taken for down, so a frozen
 # master is replaced in about 3 to 4 s; 1 s would risk a failover nobody asked for on two busy
@@ -252,11 +224,11 @@ redis_sentinel_launch() {
         tls=(--tls-cert-file "$dir/server.crt" --tls-key-file "$dir/server.key"
             --tls-ca-cert-file "$tls_dir/ca.crt" --tls-auth-clients no --tls-replication yes)
     fi
-    redis_sentinel_node "$label's master" "$slug-master" "$dir/master" "${#tls[@]}" "${tls[@]}"
-    master=$SENTINEL_NODE_PORT
-    redis_sentinel_node "$label's replica" "$slug-replica" "$dir/replica" "${#tls[@]}" "${tls[@]}" \
+    redis_node "$label's master" "$slug-master" "$dir/master" 0 "${#tls[@]}" "${tls[@]}"
+    master=$NODE_PORT
+    redis_node "$label's replica" "$slug-replica" "$dir/replica" 0 "${#tls[@]}" "${tls[@]}" \
         --replicaof 127.0.0.1 "$master"
-    replica=$SENTINEL_NODE_PORT
+    replica=$NODE_PORT
     for ((attempt = 1; ; attempt++)); do
         pick_port sentinel || die "no free port found for $label"
         mkdir -p "$dir/sentinel"
