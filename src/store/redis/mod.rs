@@ -1,5 +1,5 @@
-//! Sessions in Redis, in Better Auth's secondary-storage format (spec §7), on one node or a
-//! Redis Cluster, over plaintext or TLS.
+//! Sessions in Redis, in Better Auth's secondary-storage format (spec §7), on one node, a
+//! Redis Cluster, or the master Redis Sentinel names, over plaintext or TLS.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,6 +120,8 @@ const CAS_RETRIES: usize = 8;
 ///   change orders its steps so that a failure part-way leaves nothing a later step cannot
 ///   repair (the user's session list is written before the session key, and a revoke-all sets
 ///   its marker before deleting anything).
+/// * **Sentinel**: [`RedisStore::sentinel_builder`] connects to the master that Redis Sentinel
+///   names, and after a failover to the replica it promoted.
 /// * **TLS**: `rediss://` URLs verify the server's certificate against the Mozilla roots, or
 ///   against [`RedisStoreBuilder::tls_root_cert_pem`]; `#insecure` at the end of the URL is the
 ///   explicit opt-out.
