@@ -373,7 +373,7 @@ async fn a_frozen_master_behind_sentinel_fails_over_and_the_store_and_feed_follo
     let (kept, deleted) = (&everyone[0], &everyone[1]);
     let mut applied = changes.applied();
 
-    // The master freezes; the Sentinel takes it for down after 1 s and promotes the replica.
+    // The master freezes; the Sentinel takes it for down after 2 s and promotes the replica.
     let frozen = Frozen::new(info(&master, "server", "process_id").await);
     let start = Instant::now();
     let feed_on_replica = watch_feed_subscribe(&replica);
@@ -439,13 +439,22 @@ async fn a_frozen_master_behind_sentinel_fails_over_and_the_store_and_feed_follo
     // A failover the Sentinel is asked for demotes the master under the store's open
     // connection (the Sentinel closes the clients of a server it reconfigures): the store's
     // next write connects again through the Sentinel and lands on the server promoted back.
-    let _: redis::Value = redis::cmd("SENTINEL")
-        .arg("FAILOVER")
-        .arg(&name)
-        .query_async(&mut conn(&sentinel).await)
-        .await
-        .unwrap();
+    // The Sentinel refuses while it still counts the old master's link as syncing
+    // (NOGOODSLAVE) or a failover runs (INPROG): ask until it takes it.
     let back = Instant::now();
+    until(
+        "the Sentinel took the failover",
+        Duration::from_secs(30),
+        || async {
+            let asked: redis::RedisResult<redis::Value> = redis::cmd("SENTINEL")
+                .arg("FAILOVER")
+                .arg(&name)
+                .query_async(&mut conn(&sentinel).await)
+                .await;
+            asked.is_ok()
+        },
+    )
+    .await;
     until("the roles went back", Duration::from_secs(30), || async {
         sentinel_master(&sentinel, &name).await == master
             && try_role(&master).await.is_ok_and(|r| r == "master")

@@ -347,7 +347,17 @@ async fn a_store_behind_sentinel_says_what_to_fix_and_skips_a_dead_sentinel() {
     .await
     .unwrap_err()
     .to_string();
-    assert!(err.contains("mix redis:// and rediss://"), "{err}");
+    assert!(err.contains("mix redis://, rediss://"), "{err}");
+    // TLS verified for some, `#insecure` for others.
+    let err = RedisStore::sentinel_builder(
+        ["rediss://127.0.0.1:1/", "rediss://127.0.0.1:2/#insecure"],
+        name.clone(),
+    )
+    .build()
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("#insecure on all or none"), "{err}");
     // A dead Sentinel and a silent one (it accepts connections and never answers, as a frozen
     // one does) listed first hold nothing up, and the session lands on the master the live one
     // names.
@@ -362,19 +372,24 @@ async fn a_store_behind_sentinel_says_what_to_fix_and_skips_a_dead_sentinel() {
     let prefix = common::redis_prefix();
     let started = std::time::Instant::now();
     let store = RedisStore::sentinel_builder(
-        ["redis://127.0.0.1:1/".to_owned(), silent_url]
-            .into_iter()
-            .chain(urls.iter().cloned()),
+        [
+            "redis://127.0.0.1:1/".to_owned(),
+            silent_url.clone(),
+            silent_url.clone(),
+            silent_url,
+        ]
+        .into_iter()
+        .chain(urls.iter().cloned()),
         name.clone(),
     )
     .key_prefix(&prefix)
     .build()
     .await
     .unwrap();
-    // Waiting for the silent one would cost at least the driver's 0.5 s response timeout; the
-    // live one answers on loopback in a few milliseconds.
+    // Waiting for the silent one, listed three times, would cost at least three of the
+    // driver's 0.5 s response timeouts; the live one answers on loopback in milliseconds.
     assert!(
-        started.elapsed() < Duration::from_millis(450),
+        started.elapsed() < Duration::from_secs(1),
         "the silent Sentinel was waited for: {:?}",
         started.elapsed()
     );
@@ -403,6 +418,27 @@ async fn a_store_behind_sentinel_uses_the_master_settings() {
         err.contains("authentication failed") && err.contains("master_auth"),
         "{err}"
     );
+    // The same while a silent Sentinel keeps its lookup going until the deadline: the refusal
+    // is still what the error says, not the timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("redis://{}/", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            held.push(conn);
+        }
+    });
+    let err = RedisStore::sentinel_builder(
+        std::iter::once(silent_url).chain(urls.iter().cloned()),
+        name.clone(),
+    )
+    .master_auth(None, "not-the-password")
+    .build()
+    .await
+    .unwrap_err()
+    .to_string();
+    held.abort();
+    assert!(err.contains("authentication failed"), "{err}");
     // The master's database number.
     let prefix = common::redis_prefix();
     let store = RedisStore::sentinel_builder(urls.clone(), name.clone())

@@ -46,6 +46,7 @@ NODE_PORT=
 redis_node() {
     local label=$1 name=$2 dir=$3 bus=$4 count=$5 attempt port
     shift 5
+    [ "$count" -le "$#" ] || die "redis_node $label: $count TLS arguments announced, $# given"
     local -a tls=("${@:1:count}") rest=("${@:count+1}") listen
     for ((attempt = 1; ; attempt++)); do
         pick_port port "$bus" || die "no free port found for $label"

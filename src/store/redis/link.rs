@@ -108,8 +108,9 @@ impl Sentinels {
     }
 
     /// A client for the master the Sentinels name now, within `timeout`. When none names
-    /// one, the error of a master that failed its check comes before a Sentinel's "no such
-    /// master", and that before a Sentinel that could not be reached.
+    /// one, the error it reports is the most telling one met by then: a named master that
+    /// answered and refused (a wrong password, say) before a Sentinel's "no such master", and
+    /// that before a server (a Sentinel or the master) that could not be reached.
     pub(crate) async fn master(&self, timeout: Duration) -> RedisResult<redis::Client> {
         use futures_util::StreamExt as _;
         let mut lookups: futures_util::stream::FuturesUnordered<_> = self
@@ -118,36 +119,41 @@ impl Sentinels {
             .map(|client| async move { client.lock().await.async_get_client().await })
             .collect();
         let rank = |e: &RedisError| match e.kind() {
-            redis::ErrorKind::Io => 0,
             redis::ErrorKind::MasterNameNotFoundBySentinel => 1,
-            _ if e.is_timeout() || e.is_connection_refusal() => 0,
+            _ if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() => 0,
             _ => 2,
         };
+        // Kept outside the lookups, so that a Sentinel still silent at the deadline does not
+        // hide what the others said.
+        let mut best: Option<RedisError> = None;
         let first = async {
-            let mut best: Option<RedisError> = None;
             while let Some(lookup) = lookups.next().await {
                 match lookup {
-                    Ok(master) => return Ok(master),
+                    Ok(master) => return Some(master),
                     Err(e) if best.as_ref().is_none_or(|b| rank(&e) > rank(b)) => {
                         best = Some(e);
                     }
                     Err(_) => {}
                 }
             }
-            Err(best.unwrap_or_else(|| {
-                RedisError::from((redis::ErrorKind::EmptySentinelList, "no Sentinel URL given"))
-            }))
+            None
         };
-        match tokio::time::timeout(timeout, first).await {
-            Ok(found) => found,
-            Err(_) => Err(RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!(
-                    "the Redis Sentinels did not name a reachable master {:?} in time",
-                    self.name
-                ),
-            ))),
+        if let Ok(Some(master)) = tokio::time::timeout(timeout, first).await {
+            return Ok(master);
         }
+        Err(best.unwrap_or_else(|| {
+            if self.clients.is_empty() {
+                RedisError::from((redis::ErrorKind::EmptySentinelList, "no Sentinel URL given"))
+            } else {
+                RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "the Redis Sentinels did not name a reachable master {:?} in time",
+                        self.name
+                    ),
+                ))
+            }
+        }))
     }
 }
 
@@ -271,7 +277,9 @@ impl Link {
             ),
             Target::Cluster(client) => Conn::Cluster(client.get_async_connection().await?),
             Target::Sentinel(sentinels) => {
-                let master = sentinels.master(inner.timeout).await?;
+                // Three quarters of the connection's time, so that a lookup that found only
+                // errors by then reports them rather than the caller's bare timeout.
+                let master = sentinels.master(inner.timeout * 3 / 4).await?;
                 tracing::debug!(master = %master.get_connection_info().addr(), name = %sentinels.name, "the Redis Sentinels name the master");
                 Conn::Node(
                     master

@@ -347,8 +347,10 @@ impl RedisStoreBuilder {
             .map(|url| url.as_str().into_connection_info())
             .collect::<Result<Vec<_>, _>>()
             .map_err(connect_error)?;
-        let tls = |info: &redis::ConnectionInfo| {
-            matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. })
+        // None: plaintext; Some(insecure): TLS, verified unless `#insecure`.
+        let tls = |info: &redis::ConnectionInfo| match info.addr() {
+            redis::ConnectionAddr::TcpTls { insecure, .. } => Some(*insecure),
+            _ => None,
         };
         let Some(first) = infos.first() else {
             return Err(sentinel_error(
@@ -359,14 +361,11 @@ impl RedisStoreBuilder {
                 )),
             ));
         };
-        let tls = tls(first);
-        if infos
-            .iter()
-            .any(|info| matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) != tls)
-        {
+        let mode = tls(first);
+        if infos.iter().any(|info| tls(info) != mode) {
             return Err(StoreError::Connect {
-                problem: "the Sentinel URLs mix redis:// and rediss://".to_owned(),
-                fix: "give every Sentinel URL the same scheme: rediss:// for TLS to the Sentinels and the master, redis:// for neither".to_owned(),
+                problem: "the Sentinel URLs mix redis://, rediss:// and rediss://…#insecure".to_owned(),
+                fix: "give every Sentinel URL the same scheme (and #insecure on all or none): rediss:// for TLS to the Sentinels and the master, redis:// for neither".to_owned(),
                 source: None,
             });
         }
@@ -387,7 +386,7 @@ impl RedisStoreBuilder {
                         username.as_deref(),
                         password.as_deref(),
                         db,
-                        tls,
+                        mode,
                         root_cert.as_deref(),
                     )
                 })
@@ -405,7 +404,7 @@ fn sentinel_client(
     username: Option<&str>,
     password: Option<&str>,
     db: i64,
-    tls: bool,
+    tls: Option<bool>,
     root_cert: Option<&[u8]>,
 ) -> redis::RedisResult<redis::sentinel::SentinelClient> {
     use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
@@ -425,9 +424,14 @@ fn sentinel_client(
     if let Some(secret) = password {
         builder = builder.set_client_to_redis_password(secret);
     }
-    if tls {
-        builder = builder.set_client_to_redis_tls_mode(redis::TlsMode::Secure);
-        if let Some(pem) = root_cert {
+    if let Some(insecure) = tls {
+        let mode = if insecure {
+            redis::TlsMode::Insecure
+        } else {
+            redis::TlsMode::Secure
+        };
+        builder = builder.set_client_to_redis_tls_mode(mode);
+        if let Some(pem) = root_cert.filter(|_| !insecure) {
             let certs = || redis::TlsCertificates {
                 client_tls: None,
                 root_cert: Some(pem.to_vec()),
@@ -539,7 +543,7 @@ impl RedisStore {
     /// in `sentinel monitor <name> …`), given one or more Sentinels' URLs, such as
     /// `redis://sentinel-1:26379/`. Put each Sentinel's own credentials in its URL, the
     /// master's in [`master_auth`](RedisStoreBuilder::master_auth). `rediss://` Sentinel URLs
-    /// (all or none) mean TLS to the master too, against the same roots
+    /// (all or none; `#insecure` on all or none) mean TLS to the master too, against the same roots
     /// ([`tls_root_cert_pem`](RedisStoreBuilder::tls_root_cert_pem)); the master's certificate
     /// must name the address the Sentinels announce for it (often an IP address).
     ///

@@ -116,7 +116,8 @@ impl RedisChangesBuilder {
     /// Behind Redis Sentinel ([`RedisStore::sentinel_builder`]), the feed subscribes on the
     /// master the store's Sentinels name, with the store's settings for it (credentials,
     /// database, TLS); the URL is only parsed. Afterwards it asks the Sentinels once a second
-    /// (one `SENTINEL MASTERS` and one `ROLE` check of the master on a new connection), and
+    /// (each Sentinel: one `SENTINEL MASTERS`, and a `ROLE` check of the master it names on a
+    /// new connection, so up to one connection to the master per Sentinel each second), and
     /// follows a failover the same way: it subscribes on the promoted replica, drops the cache,
     /// and leaves the old master three readings later.
     ///
