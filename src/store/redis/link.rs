@@ -87,15 +87,23 @@ pub(crate) type MakeSentinelClients =
 pub(crate) struct Sentinels {
     clients: Vec<tokio::sync::Mutex<redis::sentinel::SentinelClient>>,
     make: MakeSentinelClients,
+    /// A plain client of each Sentinel (its URL's credentials and TLS), for questions the
+    /// driver's Sentinel client does not ask.
+    pub(crate) plain: Vec<redis::Client>,
     /// The master's name (`sentinel monitor <name> …`).
     pub(crate) name: String,
 }
 
 impl Sentinels {
-    pub(crate) fn new(make: MakeSentinelClients, name: String) -> RedisResult<Self> {
+    pub(crate) fn new(
+        make: MakeSentinelClients,
+        plain: Vec<redis::Client>,
+        name: String,
+    ) -> RedisResult<Self> {
         Ok(Self {
             clients: make()?.into_iter().map(tokio::sync::Mutex::new).collect(),
             make,
+            plain,
             name,
         })
     }
@@ -104,7 +112,7 @@ impl Sentinels {
     /// feed, which asks every second) never waits behind the store's lookups, nor they behind
     /// its.
     pub(crate) fn another(&self) -> RedisResult<Self> {
-        Self::new(self.make.clone(), self.name.clone())
+        Self::new(self.make.clone(), self.plain.clone(), self.name.clone())
     }
 
     /// A client for the master the Sentinels name now, within `timeout`. When none names
@@ -433,7 +441,9 @@ mod tests {
             )?
             .build()?])
         });
-        let sentinels = Target::Sentinel(Arc::new(Sentinels::new(make, "tas".into()).unwrap()));
+        let sentinels = Target::Sentinel(Arc::new(
+            Sentinels::new(make, Vec::new(), "tas".into()).unwrap(),
+        ));
         let node = Target::Node(redis::Client::open("redis://127.0.0.1:1/").unwrap());
         assert!(must_reconnect(&sentinels, &readonly));
         assert!(!must_reconnect(&node, &readonly));

@@ -392,7 +392,16 @@ impl RedisStoreBuilder {
                 })
                 .collect()
         });
-        let sentinels = link::Sentinels::new(make, master.name.clone()).map_err(connect_error)?;
+        // The roots serve verified TLS only (a plaintext or `#insecure` client refuses them).
+        let roots = self.root_cert.as_deref().filter(|_| mode == Some(false));
+        let plain = self
+            .urls
+            .iter()
+            .map(|url| link::node_client(url.as_str(), roots))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(connect_error)?;
+        let sentinels =
+            link::Sentinels::new(make, plain, master.name.clone()).map_err(connect_error)?;
         Ok(Target::Sentinel(Arc::new(sentinels)))
     }
 }

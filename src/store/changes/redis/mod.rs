@@ -29,7 +29,6 @@
 mod follower;
 mod nodes;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::Either;
@@ -43,7 +42,7 @@ use crate::error::StoreError;
 use crate::store::redis::link::node_client;
 use crate::store::RedisStore;
 use follower::{Event, Follower, Notifications};
-use nodes::{Cluster, Node, Nodes};
+use nodes::{Cluster, Node, Nodes, SentinelMaster};
 
 /// Watches a [`RedisStore`]'s session keys with keyspace notifications (features `redis` and
 /// `cache`): made by [`RedisStore::session_changes`].
@@ -115,11 +114,11 @@ impl RedisChangesBuilder {
     ///
     /// Behind Redis Sentinel ([`RedisStore::sentinel_builder`]), the feed subscribes on the
     /// master the store's Sentinels name, with the store's settings for it (credentials,
-    /// database, TLS); the URL is only parsed. Afterwards it asks the Sentinels once a second
-    /// (each Sentinel: one `SENTINEL MASTERS`, and a `ROLE` check of the master it names on a
-    /// new connection, so up to one connection to the master per Sentinel each second), and
-    /// follows a failover the same way: it subscribes on the promoted replica, drops the cache,
-    /// and leaves the old master three readings later.
+    /// database, TLS); the URL is only parsed. Afterwards it asks each Sentinel once a second
+    /// where the master is (`SENTINEL get-master-addr-by-name`, on a connection kept for it).
+    /// When one names another server (a failover), it looks the master up as the store does
+    /// (every Sentinel asked, the server named checked with `ROLE`), subscribes there, drops
+    /// the cache, and leaves the old master three readings later.
     ///
     /// # Errors
     ///
@@ -133,7 +132,7 @@ impl RedisChangesBuilder {
         let url_db = template.redis_settings().db();
         let mut nodes = if let Some(sentinels) = self.store.sentinels() {
             // Clients of its own: its lookup every second never holds up the store's.
-            Nodes::Sentinel(Arc::new(sentinels.another().map_err(watch)?))
+            Nodes::Sentinel(SentinelMaster::new(sentinels.another().map_err(watch)?))
         } else if self.store.is_cluster() {
             Nodes::Cluster(Cluster::new(
                 self.store.clone(),

@@ -123,7 +123,7 @@ pub(super) enum Nodes {
     /// A cluster's masters.
     Cluster(Cluster),
     /// The master the store's Sentinels name, asked for at every check.
-    Sentinel(Arc<Sentinels>),
+    Sentinel(SentinelMaster),
 }
 
 impl Nodes {
@@ -132,16 +132,104 @@ impl Nodes {
         match self {
             Self::One(node) => Ok(vec![node.clone()]),
             Self::Cluster(cluster) => cluster.masters().await,
-            Self::Sentinel(sentinels) => {
-                let master = sentinels
-                    .master(SUBSCRIBE_WAIT)
-                    .await
-                    .map_err(|e| StoreError::backend("watch session changes", e))?;
-                Ok(vec![Node {
-                    addr: master.get_connection_info().addr().to_string().into(),
-                    client: master,
-                    slots: Vec::new(),
-                }])
+            Self::Sentinel(master) => Ok(vec![master.current().await?]),
+        }
+    }
+}
+
+/// Follows the master the Sentinels name, cheaply: each check asks every Sentinel for the
+/// master's address (`SENTINEL get-master-addr-by-name`) on a connection kept for it, and
+/// takes the answers that come within [`ANSWER_GRACE`] of the first. While they all name the
+/// master found last, that is the answer (its subscription's `PING` tells whether it is
+/// alive). Otherwise (a failover, or no answer) the full lookup runs: the driver asks the
+/// Sentinels and checks with `ROLE`, on a new connection, that the server named is a master.
+pub(super) struct SentinelMaster {
+    sentinels: Arc<Sentinels>,
+    /// A connection to each Sentinel, kept between checks; `None` until made, or after it
+    /// failed.
+    conns: Vec<Option<redis::aio::MultiplexedConnection>>,
+    last: Option<Node>,
+}
+
+impl SentinelMaster {
+    pub(super) fn new(sentinels: Sentinels) -> Self {
+        Self {
+            conns: vec![None; sentinels.plain.len()],
+            sentinels: Arc::new(sentinels),
+            last: None,
+        }
+    }
+
+    async fn current(&mut self) -> Result<Node, StoreError> {
+        if let Some(last) = self.last.clone() {
+            let named = self.named().await;
+            if !named.is_empty() && named.iter().all(|addr| **addr == *last.addr) {
+                return Ok(last);
+            }
+        }
+        let master = self
+            .sentinels
+            .master(SUBSCRIBE_WAIT)
+            .await
+            .map_err(|e| StoreError::backend("watch session changes", e))?;
+        let node = Node {
+            addr: master.get_connection_info().addr().to_string().into(),
+            client: master,
+            slots: Vec::new(),
+        };
+        self.last = Some(node.clone());
+        Ok(node)
+    }
+
+    /// The master's address (`host:port`) as each Sentinel that answered within
+    /// [`ANSWER_GRACE`] of the first (or within [`SUBSCRIBE_WAIT`], when none did) names it.
+    async fn named(&mut self) -> Vec<String> {
+        let name = self.sentinels.name.clone();
+        let mut asks: futures_util::stream::FuturesUnordered<_> = self
+            .conns
+            .iter_mut()
+            .zip(&self.sentinels.plain)
+            .map(|(conn, client)| {
+                let name = name.clone();
+                async move {
+                    if conn.is_none() {
+                        *conn = client
+                            .get_multiplexed_async_connection_with_config(&node_config(
+                                SUBSCRIBE_WAIT,
+                            ))
+                            .await
+                            .ok();
+                    }
+                    let c = conn.as_mut()?;
+                    let answer: redis::RedisResult<Option<(String, u16)>> = redis::cmd("SENTINEL")
+                        .arg("get-master-addr-by-name")
+                        .arg(&name)
+                        .query_async(c)
+                        .await;
+                    match answer {
+                        Ok(Some((host, port))) => Some(format!("{host}:{port}")),
+                        Ok(None) => None,
+                        Err(_) => {
+                            // Made again at the next check.
+                            *conn = None;
+                            None
+                        }
+                    }
+                }
+            })
+            .collect();
+        let mut named = Vec::new();
+        let mut deadline = tokio::time::Instant::now() + SUBSCRIBE_WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, asks.next()).await {
+                Ok(Some(Some(addr))) => {
+                    if named.is_empty() {
+                        deadline = deadline.min(tokio::time::Instant::now() + ANSWER_GRACE);
+                    }
+                    named.push(addr);
+                }
+                Ok(Some(None)) => {}
+                Ok(None) | Err(_) => return named,
             }
         }
     }
