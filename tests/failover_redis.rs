@@ -2,8 +2,9 @@
 //! polite shutdown) and its replica takes over. The store keeps every session and serves the
 //! master's slots again from the promoted replica; the cache's change feed subscribes on the
 //! new master and reports its deletes. Then the old master wakes up as a replica and the test
-//! puts the roles back. The same behind Redis Sentinel, and a failover there asked for while the
-//! store's connection is up. Its own test binary, because it changes the shared servers' roles;
+//! puts the roles back. The same behind Redis Sentinel, a failover there asked for while the
+//! store's connection is up, and a master demoted under the store's open connection (servers
+//! of that test's own), which answers `READONLY`. Its own test binary, because it changes the shared servers' roles;
 //! the two tests take turns ([`ONE_AT_A_TIME`]), since each freezes a server and times what
 //! follows on the machine's two cores.
 #![cfg(all(feature = "redis", feature = "cache"))]
@@ -467,4 +468,65 @@ async fn a_frozen_master_behind_sentinel_fails_over_and_the_store_and_feed_follo
         "sentinel failover back: roles back after {} ms; the next write landed on the new master",
         back.elapsed().as_millis()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_demoted_under_an_open_connection_answers_readonly_and_the_store_moves() {
+    let test = "a_master_demoted_under_an_open_connection_answers_readonly_and_the_store_moves";
+    // Servers of the test's own: it demotes one.
+    let Some(a) = common::servers::Redis::start(test) else {
+        return;
+    };
+    let Some(b) = common::servers::Redis::start(test) else {
+        return;
+    };
+    let Some(sentinel) = common::servers::Sentinel::start(test, "demoted", a.port) else {
+        return;
+    };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let prefix = common::redis_prefix();
+    let store = RedisStore::sentinel_builder([sentinel.url()], "demoted")
+        .key_prefix(&prefix)
+        .build()
+        .await
+        .unwrap();
+    let user = User::new("demoted@example.com", "D", time::OffsetDateTime::now_utc());
+    let first = common::new_session(&store, &user).await;
+    assert!(holds(&a.url(), &format!("{prefix}{first}")).await);
+
+    // A becomes B's replica while the store's connection to it stays open (a failover whose
+    // Sentinel did not close A's clients), and the Sentinel now names B.
+    let _: redis::Value = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(b.port)
+        .query_async(&mut conn(&a.url()).await)
+        .await
+        .unwrap();
+    until("A is a replica", Duration::from_secs(10), || async {
+        try_role(&a.url()).await.is_ok_and(|r| r == "slave")
+    })
+    .await;
+    let mut s = conn(&sentinel.url()).await;
+    let _: redis::Value = redis::cmd("SENTINEL")
+        .arg("REMOVE")
+        .arg("demoted")
+        .query_async(&mut s)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("SENTINEL")
+        .arg("MONITOR")
+        .arg("demoted")
+        .arg("127.0.0.1")
+        .arg(b.port)
+        .arg(1)
+        .query_async(&mut s)
+        .await
+        .unwrap();
+    assert_eq!(sentinel_master(&sentinel.url(), "demoted").await, b.url());
+
+    // The next write meets READONLY on A, connects again through the Sentinel, and lands on
+    // B: no error reaches the caller.
+    let second = common::new_session(&store, &user).await;
+    assert!(holds(&b.url(), &format!("{prefix}{second}")).await);
+    common::finds_all(&store, &[second.as_str()]).await;
 }

@@ -335,6 +335,76 @@ impl Drop for Redis {
     }
 }
 
+/// A Redis Sentinel of the test's own (a child process), watching the master at
+/// `127.0.0.1:master_port` as `name` with a quorum of 1.
+pub struct Sentinel {
+    _dir: tempfile::TempDir,
+    child: Child,
+    pub port: u16,
+}
+
+impl Sentinel {
+    /// Starts it on a random port and waits until it answers; `None` (after saying why) when
+    /// Redis is not installed and servers are not required.
+    pub fn start(test: &str, name: &str, master_port: u16) -> Option<Self> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            return required("redis-server", test);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        // Sentinel rewrites its configuration file, so it lives in the test's directory.
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "bind 127.0.0.1\nport {port}\ndir {}\nsentinel monitor {name} 127.0.0.1 {master_port} 1\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let sentinel = Self {
+            _dir: dir,
+            child,
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server --sentinel did not start"
+            );
+            // A retry pause while the process binds its port.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Some(sentinel)
+    }
+
+    /// `redis://127.0.0.1:PORT/`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Sockets, or halves of sockets, kept open without reading or writing.
 type Held = Arc<Mutex<Vec<Box<dyn std::any::Any + Send>>>>;
 
