@@ -378,6 +378,21 @@ async fn a_frozen_master_behind_sentinel_fails_over_and_the_store_and_feed_follo
     let frozen = Frozen::new(info(&master, "server", "process_id").await);
     let start = Instant::now();
     let feed_on_replica = watch_feed_subscribe(&replica);
+    // Traffic: a read starts every 50 ms, each on its own, as requests would. Their timeouts
+    // on the frozen master are what make the store connect again (an idle store would wait
+    // for its next call's timeout); the store's recovery below is measured with them.
+    let traffic = tokio::spawn({
+        let (store, token) = (store.clone(), kept.clone());
+        async move {
+            loop {
+                let (store, token) = (store.clone(), token.clone());
+                tokio::spawn(async move {
+                    let _ = store.find(&StorageKey::new(token.as_str())).await;
+                });
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
     until(
         "the Sentinel names the replica",
         Duration::from_secs(30),
@@ -392,6 +407,7 @@ async fn a_frozen_master_behind_sentinel_fails_over_and_the_store_and_feed_follo
     // The store reads every session from the promoted replica and writes new ones there.
     let failed = read_again(&store, kept, start, Duration::from_secs(30)).await;
     let served = start.elapsed();
+    traffic.abort();
     common::finds_all(&store, &all).await;
     let token = common::new_session(&store, &user).await;
     assert!(holds(&replica, &format!("{prefix}{token}")).await);
