@@ -222,6 +222,20 @@ fn sentinels_in(var: &str, test: &str) -> Option<(Vec<String>, String)> {
     Some((urls.split(',').map(str::to_owned).collect(), name))
 }
 
+/// A server that accepts connections and never answers, as a frozen Sentinel does: its URL,
+/// and the task holding its connections (abort it to close them).
+async fn silent_server() -> (String, tokio::task::JoinHandle<()>) {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}/", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            held.push(conn);
+        }
+    });
+    (url, held)
+}
+
 /// The plaintext Sentinel deployment.
 fn sentinels(test: &str) -> Option<(Vec<String>, String)> {
     sentinels_in("TAS_TEST_REDIS_SENTINEL_URLS", test)
@@ -361,14 +375,7 @@ async fn a_store_behind_sentinel_says_what_to_fix_and_skips_a_dead_sentinel() {
     // A dead Sentinel and a silent one (it accepts connections and never answers, as a frozen
     // one does) listed first hold nothing up, and the session lands on the master the live one
     // names.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let silent_url = format!("redis://{}/", silent.local_addr().unwrap());
-    let held = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((conn, _)) = silent.accept().await {
-            held.push(conn);
-        }
-    });
+    let (silent_url, held) = silent_server().await;
     let prefix = common::redis_prefix();
     let started = std::time::Instant::now();
     let store = RedisStore::sentinel_builder(
@@ -420,14 +427,7 @@ async fn a_store_behind_sentinel_uses_the_master_settings() {
     );
     // The same while a silent Sentinel keeps its lookup going until the deadline: the refusal
     // is still what the error says, not the timeout.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let silent_url = format!("redis://{}/", silent.local_addr().unwrap());
-    let held = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((conn, _)) = silent.accept().await {
-            held.push(conn);
-        }
-    });
+    let (silent_url, held) = silent_server().await;
     let err = RedisStore::sentinel_builder(
         std::iter::once(silent_url).chain(urls.iter().cloned()),
         name.clone(),

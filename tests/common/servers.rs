@@ -257,6 +257,25 @@ impl Drop for Postgres {
     }
 }
 
+/// Whether `redis-server` can be run.
+fn redis_installed() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Waits (10 s at most) until something listens on `port` of 127.0.0.1, which `what` started.
+fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start");
+        // A retry pause while the process binds its port.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A Redis server of the test's own (a child process, not daemonized, so it can be killed).
 pub struct Redis {
     dir: tempfile::TempDir,
@@ -268,12 +287,7 @@ impl Redis {
     /// Starts a server on a random port; `None` (after saying why) when Redis is not installed
     /// and servers are not required.
     pub fn start(test: &str) -> Option<Self> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
+        if !redis_installed() {
             return required("redis-server", test);
         }
         let redis = Self {
@@ -312,12 +326,7 @@ impl Redis {
             .spawn()
             .unwrap();
         *self.child.lock().unwrap() = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            // A retry pause while the process binds its port.
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_listening(self.port, "redis-server");
     }
 
     /// SIGKILL, and reap it.
@@ -347,12 +356,7 @@ impl Sentinel {
     /// Starts it on a random port and waits until it answers; `None` (after saying why) when
     /// Redis is not installed and servers are not required.
     pub fn start(test: &str, name: &str, master_port: u16) -> Option<Self> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
+        if !redis_installed() {
             return required("redis-server", test);
         }
         let dir = tempfile::tempdir().unwrap();
@@ -380,15 +384,7 @@ impl Sentinel {
             child,
             port,
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server --sentinel did not start"
-            );
-            // A retry pause while the process binds its port.
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_listening(port, "redis-server --sentinel");
         Some(sentinel)
     }
 
