@@ -6,7 +6,7 @@
 #   Extra arguments go to `cargo test --all-features` (e.g. `-- --nocapture`).
 # Environment:
 #   TAS_CHECKS_SKIP="a b" skip the named steps (fmt clippy features-default features-none
-#                         features-servers features-mysql features-jwt test doc fuzz
+#                         features-servers features-mysql features-redis features-jwt test doc fuzz
 #                         package)
 #   FUZZ_SECONDS=N        how long the fuzz step runs (default 20)
 set -euo pipefail
@@ -57,6 +57,7 @@ step features-default cargo clippy --all-targets -- -D warnings
 step features-none cargo clippy --lib --no-default-features -- -D warnings
 step features-servers cargo clippy --lib --no-default-features --features postgres,mysql,redis,cache -- -D warnings
 step features-mysql cargo clippy --lib --no-default-features --features mysql -- -D warnings
+step features-redis cargo clippy --lib --no-default-features --features redis -- -D warnings
 step features-jwt cargo clippy --lib --no-default-features --features jwt -- -D warnings
 step test cargo test --all-features "$@"
 step doc env RUSTDOCFLAGS="${RUSTDOCFLAGS:+$RUSTDOCFLAGS }-D warnings" cargo doc --all-features --no-deps

@@ -236,6 +236,19 @@ async fn silent_server() -> (String, tokio::task::JoinHandle<()>) {
     (url, held)
 }
 
+/// Starts `store`'s change feed (given `url`) and checks that it reports `change` within 1 s.
+#[cfg(feature = "cache")]
+async fn feed_reports<T>(
+    store: &RedisStore,
+    url: &str,
+    what: &str,
+    change: impl std::future::Future<Output = T>,
+) -> T {
+    let changes = store.session_changes(url).start().await.unwrap();
+    let mut applied = changes.applied();
+    common::reported(&mut applied, Duration::from_secs(1), what, change).await
+}
+
 /// The plaintext Sentinel deployment.
 fn sentinels(test: &str) -> Option<(Vec<String>, String)> {
     sentinels_in("TAS_TEST_REDIS_SENTINEL_URLS", test)
@@ -308,11 +321,9 @@ async fn a_store_behind_sentinel_over_tls_verifies_the_certificates() {
     #[cfg(feature = "cache")]
     {
         use tower_auth_session::SessionStore as _;
-        let changes = store.session_changes(&urls[0]).start().await.unwrap();
-        let mut applied = changes.applied();
-        common::reported(
-            &mut applied,
-            Duration::from_secs(1),
+        feed_reports(
+            &store,
+            &urls[0],
             "a delete through the store was reported within 1 s",
             store.delete(&tower_auth_session::StorageKey::new(token.as_str())),
         )
@@ -459,17 +470,13 @@ async fn a_store_behind_sentinel_uses_the_master_settings() {
     assert!(holds(&format!("{master}3"), &key).await, "in database 3");
     // The change feed hears that database.
     #[cfg(feature = "cache")]
-    {
-        let changes = store.session_changes(&urls[0]).start().await.unwrap();
-        let mut applied = changes.applied();
-        common::reported(
-            &mut applied,
-            Duration::from_secs(1),
-            "a delete in database 3 was reported within 1 s",
-            del(&format!("{master}3"), &key),
-        )
-        .await;
-    }
+    feed_reports(
+        &store,
+        &urls[0],
+        "a delete in database 3 was reported within 1 s",
+        del(&format!("{master}3"), &key),
+    )
+    .await;
 }
 
 #[cfg(feature = "cache")]

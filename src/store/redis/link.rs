@@ -86,9 +86,12 @@ pub(crate) type MakeSentinelClients =
 /// connection), the whole bounded by a timeout.
 pub(crate) struct Sentinels {
     clients: Vec<tokio::sync::Mutex<redis::sentinel::SentinelClient>>,
+    /// Makes the clients again, for [`another`](Self::another) (the change feed's).
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     make: MakeSentinelClients,
     /// A plain client of each Sentinel (its URL's credentials and TLS), for questions the
-    /// driver's Sentinel client does not ask.
+    /// driver's Sentinel client does not ask (the change feed's).
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     pub(crate) plain: Vec<redis::Client>,
     /// The master's name (`sentinel monitor <name> …`).
     pub(crate) name: String,
@@ -111,6 +114,7 @@ impl Sentinels {
     /// Another set of clients to the same Sentinels, so that a user of its own (the change
     /// feed, which asks every second) never waits behind the store's lookups, nor they behind
     /// its.
+    #[cfg(feature = "cache")]
     pub(crate) fn another(&self) -> RedisResult<Self> {
         Self::new(self.make.clone(), self.plain.clone(), self.name.clone())
     }
@@ -266,7 +270,8 @@ impl Link {
         matches!(self.inner.target, Target::Cluster(_))
     }
 
-    /// The Sentinels, when the master is found through them.
+    /// The Sentinels, when the master is found through them (for the change feed).
+    #[cfg(feature = "cache")]
     pub(crate) fn sentinels(&self) -> Option<&Arc<Sentinels>> {
         match &self.inner.target {
             Target::Sentinel(sentinels) => Some(sentinels),

@@ -605,7 +605,8 @@ impl RedisStore {
     }
 
     /// The Sentinels that name the master, for a store made with
-    /// [`sentinel_builder`](Self::sentinel_builder).
+    /// [`sentinel_builder`](Self::sentinel_builder) (the change feed follows them).
+    #[cfg(feature = "cache")]
     pub(crate) fn sentinels(&self) -> Option<&Arc<link::Sentinels>> {
         self.link.sentinels()
     }
