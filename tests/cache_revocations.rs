@@ -370,7 +370,6 @@ async fn better_auth_revocations_reach_a_cache_over_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn better_auth_revocations_reach_a_cache_over_a_redis_cluster() {
     use common::redis_nodes::{conn, psubscribed};
-    use common::Counting;
     use tower_auth_session::store::RedisStore;
     use tower_auth_session::StorageKey;
     let test = "better_auth_revocations_reach_a_cache_over_a_redis_cluster";
@@ -396,11 +395,7 @@ async fn better_auth_revocations_reach_a_cache_over_a_redis_cluster() {
     revocations_reach_the_cache(&ba, store.clone(), changes.clone(), "Redis Cluster").await;
 
     // The server drops the feed's subscriptions on every master.
-    let inner = Counting::new(store.clone());
-    let cached = CachedStore::builder(inner.clone())
-        .ttl(Duration::from_secs(600))
-        .watch(changes.clone())
-        .build();
+    let (inner, cached) = common::counted_cache(&store, &changes);
     let email = format!(
         "kill-{}@example.com",
         tower_auth_session::test_support::generate_id(8).to_lowercase()
@@ -479,7 +474,6 @@ async fn better_auth_revocations_reach_a_cache_over_a_redis_cluster() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_feed_recovers_from_a_killed_connection() {
-    use common::Counting;
     use tower_auth_session::store::PostgresStore;
     use tower_auth_session::{StorageKey, User};
     let test = "a_postgres_feed_recovers_from_a_killed_connection";
@@ -499,11 +493,7 @@ async fn a_postgres_feed_recovers_from_a_killed_connection() {
         .await
         .unwrap();
     assert_eq!(changes.source(), "PostgreSQL LISTEN");
-    let inner = Counting::new(store.clone());
-    let cached = CachedStore::builder(inner.clone())
-        .ttl(Duration::from_secs(600))
-        .watch(changes.clone())
-        .build();
+    let (inner, cached) = common::counted_cache(&store, &changes);
     let user = store
         .insert_user(&User::new(
             "kill@example.com",
@@ -576,7 +566,6 @@ async fn a_postgres_feed_recovers_from_a_killed_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_feed_renews_a_subscription_that_went_silent() {
     use common::servers::Proxy;
-    use common::Counting;
     use tower_auth_session::store::RedisStore;
     use tower_auth_session::{StorageKey, User};
     let test = "a_redis_feed_renews_a_subscription_that_went_silent";
@@ -598,11 +587,7 @@ async fn a_redis_feed_renews_a_subscription_that_went_silent() {
         .start()
         .await
         .unwrap();
-    let inner = Counting::new(store.clone());
-    let cached = CachedStore::builder(inner.clone())
-        .ttl(Duration::from_secs(600))
-        .watch(changes.clone())
-        .build();
+    let (_, cached) = common::counted_cache(&store, &changes);
     let user = User::new("silent@example.com", "S", time::OffsetDateTime::now_utc());
     let mut applied = changes.applied();
     let before = *applied.borrow();

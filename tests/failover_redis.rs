@@ -73,11 +73,7 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
         .await
         .unwrap();
     let changes = store.session_changes(nodes[1]).start().await.unwrap();
-    let inner = Counting::new(store.clone());
-    let cached = CachedStore::builder(inner.clone())
-        .ttl(Duration::from_secs(600))
-        .watch(changes.clone())
-        .build();
+    let (inner, cached) = common::counted_cache(&store, &changes);
 
     // Sessions until two live on the master that will freeze, both copied to its replica.
     let user = User::new("failover@example.com", "F", time::OffsetDateTime::now_utc());
@@ -347,11 +343,7 @@ async fn a_frozen_master_behind_sentinel_fails_over_and_the_store_and_feed_follo
         .await
         .unwrap();
     let changes = store.session_changes(&sentinel).start().await.unwrap();
-    let inner = Counting::new(store.clone());
-    let cached = CachedStore::builder(inner.clone())
-        .ttl(Duration::from_secs(600))
-        .watch(changes.clone())
-        .build();
+    let (inner, cached) = common::counted_cache(&store, &changes);
     let user = User::new(
         "sentinel-failover@example.com",
         "F",

@@ -482,7 +482,6 @@ async fn a_store_behind_sentinel_uses_the_master_settings() {
 #[cfg(feature = "cache")]
 #[tokio::test]
 async fn a_change_feed_behind_sentinel_hears_the_master() {
-    use tower_auth_session::store::CachedStore;
     let test = "a_change_feed_behind_sentinel_hears_the_master";
     let Some((urls, name)) = sentinels(test) else {
         return;
@@ -494,11 +493,7 @@ async fn a_change_feed_behind_sentinel_hears_the_master() {
         .await
         .unwrap();
     let changes = store.session_changes(&urls[0]).start().await.unwrap();
-    let inner = common::Counting::new(store.clone());
-    let cached = CachedStore::builder(inner.clone())
-        .ttl(Duration::from_secs(600))
-        .watch(changes.clone())
-        .build();
+    let (inner, cached) = common::counted_cache(&store, &changes);
     let user = User::new(
         "sentinel-feed@example.com",
         "S",
@@ -632,7 +627,6 @@ async fn a_change_feed_over_redis_tls_hears_deletes() {
 #[cfg(feature = "cache")]
 #[tokio::test]
 async fn a_change_feed_over_a_redis_cluster_over_tls_hears_every_master() {
-    use tower_auth_session::store::CachedStore;
     use tower_auth_session::{SessionStore, StorageKey};
     let test = "a_change_feed_over_a_redis_cluster_over_tls_hears_every_master";
     let Some(urls) = tls_cluster_urls(test) else {
@@ -660,11 +654,7 @@ async fn a_change_feed_over_a_redis_cluster_over_tls_hears_every_master() {
         .unwrap();
     // Counted, so that a cache dropped as a whole (after a renewed subscription) cannot pass
     // for a delete that was heard.
-    let inner = common::Counting::new(store.clone());
-    let cached = CachedStore::builder(inner.clone())
-        .ttl(Duration::from_secs(600))
-        .watch(changes.clone())
-        .build();
+    let (inner, cached) = common::counted_cache(&store, &changes);
     // One session on each master.
     let user = User::new(
         "feed-tls-cluster@example.com",

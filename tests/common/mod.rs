@@ -456,6 +456,25 @@ pub async fn reported<T>(
     out
 }
 
+/// `store` counted (to tell what the cache reads again) behind a cache that keeps entries for
+/// 10 minutes, so that within a test only `changes` drops them: the counted store and the
+/// cache.
+#[cfg(feature = "cache")]
+pub fn counted_cache<S: SessionStore + Clone>(
+    store: &S,
+    changes: &tower_auth_session::store::SessionChanges,
+) -> (
+    Counting<S>,
+    tower_auth_session::store::CachedStore<Counting<S>>,
+) {
+    let inner = Counting::new(store.clone());
+    let cached = tower_auth_session::store::CachedStore::builder(inner.clone())
+        .ttl(std::time::Duration::from_secs(600))
+        .watch(changes.clone())
+        .build();
+    (inner, cached)
+}
+
 /// Waits up to 5 s for `cached` to be dropped as a whole: until finding `kept`, a session
 /// it held, reads `inner` again. Fails with `what` otherwise.
 pub async fn cache_dropped<C: SessionStore, S>(
