@@ -181,7 +181,7 @@ impl std::fmt::Debug for RedisStoreBuilder {
 }
 
 /// What [`RedisStore::sentinel_builder`] connects to: the master the Sentinels name.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct SentinelMaster {
     name: String,
     username: Option<String>,
@@ -369,68 +369,52 @@ impl RedisStoreBuilder {
                 source: None,
             });
         }
-        let (name, username, password, db) = (
-            master.name.clone(),
-            master.username.clone(),
-            master.password.clone(),
-            master.db,
-        );
-        let root_cert = self.root_cert.clone();
+        // The roots serve verified TLS only (a plaintext or `#insecure` client refuses them).
+        let roots = self.root_cert.clone().filter(|_| mode == Some(false));
+        let plain = infos
+            .iter()
+            .map(|info| link::node_client(info.clone(), roots.as_deref()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(connect_error)?;
+        let settings = master.clone();
         let make: link::MakeSentinelClients = Arc::new(move || {
             infos
                 .iter()
-                .map(|info| {
-                    sentinel_client(
-                        info,
-                        &name,
-                        username.as_deref(),
-                        password.as_deref(),
-                        db,
-                        mode,
-                        root_cert.as_deref(),
-                    )
-                })
+                .map(|info| sentinel_client(info, &settings, mode, roots.as_deref()))
                 .collect()
         });
-        // The roots serve verified TLS only (a plaintext or `#insecure` client refuses them).
-        let roots = self.root_cert.as_deref().filter(|_| mode == Some(false));
-        let plain = self
-            .urls
-            .iter()
-            .map(|url| link::node_client(url.as_str(), roots))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(connect_error)?;
         let sentinels =
             link::Sentinels::new(make, plain, master.name.clone()).map_err(connect_error)?;
         Ok(Target::Sentinel(Arc::new(sentinels)))
     }
 }
 
-/// A client of the one Sentinel `info` names, for the master `name` with those settings.
+/// A client of the one Sentinel `info` names, for `master`. `tls`: `None` for plaintext to
+/// the master, else whether it is `#insecure`; `roots`: the CA to verify both against.
 fn sentinel_client(
     info: &redis::ConnectionInfo,
-    name: &str,
-    username: Option<&str>,
-    password: Option<&str>,
-    db: i64,
+    master: &SentinelMaster,
     tls: Option<bool>,
-    root_cert: Option<&[u8]>,
+    roots: Option<&[u8]>,
 ) -> redis::RedisResult<redis::sentinel::SentinelClient> {
     use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
     let own = info.redis_settings();
-    let mut builder =
-        SentinelClientBuilder::new([info.addr().clone()], name, SentinelServerType::Master)?
-            .set_client_to_redis_db(db);
+    let mut builder = SentinelClientBuilder::new(
+        [info.addr().clone()],
+        &master.name,
+        SentinelServerType::Master,
+    )?
+    .set_client_to_redis_db(master.db);
     if let Some(user) = own.username() {
         builder = builder.set_client_to_sentinel_username(user);
     }
     if let Some(secret) = own.password() {
         builder = builder.set_client_to_sentinel_password(secret);
     }
-    if let Some(user) = username {
+    if let Some(user) = &master.username {
         builder = builder.set_client_to_redis_username(user);
     }
-    if let Some(secret) = password {
+    if let Some(secret) = &master.password {
         builder = builder.set_client_to_redis_password(secret);
     }
     if let Some(insecure) = tls {
@@ -440,7 +424,7 @@ fn sentinel_client(
             redis::TlsMode::Secure
         };
         builder = builder.set_client_to_redis_tls_mode(mode);
-        if let Some(pem) = root_cert.filter(|_| !insecure) {
+        if let Some(pem) = roots {
             let certs = || redis::TlsCertificates {
                 client_tls: None,
                 root_cert: Some(pem.to_vec()),
