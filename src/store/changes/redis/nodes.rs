@@ -144,7 +144,7 @@ impl Nodes {
 /// alive). Otherwise (a failover, or no answer) the full lookup runs: the driver asks the
 /// Sentinels and checks with `ROLE`, on a new connection, that the server named is a master.
 pub(super) struct SentinelMaster {
-    sentinels: Arc<Sentinels>,
+    sentinels: Sentinels,
     /// A connection to each Sentinel, kept between checks; `None` until made, or after it
     /// failed.
     conns: Vec<Option<redis::aio::MultiplexedConnection>>,
@@ -155,7 +155,7 @@ impl SentinelMaster {
     pub(super) fn new(sentinels: Sentinels) -> Self {
         Self {
             conns: vec![None; sentinels.plain.len()],
-            sentinels: Arc::new(sentinels),
+            sentinels,
             last: None,
         }
     }
@@ -185,13 +185,13 @@ impl SentinelMaster {
     /// [`ANSWER_GRACE`] of the first (or within [`SUBSCRIBE_WAIT`], when none did) names it.
     async fn named(&mut self) -> Vec<String> {
         let name = self.sentinels.name.clone();
-        let mut asks: futures_util::stream::FuturesUnordered<_> = self
+        let asks: futures_util::stream::FuturesUnordered<_> = self
             .conns
             .iter_mut()
             .zip(&self.sentinels.plain)
             .map(|(conn, client)| {
                 let name = name.clone();
-                async move {
+                let ask = async move {
                     if conn.is_none() {
                         *conn = client
                             .get_multiplexed_async_connection_with_config(&node_config(
@@ -215,23 +215,23 @@ impl SentinelMaster {
                             None
                         }
                     }
+                };
+                async move {
+                    tokio::time::timeout(SUBSCRIBE_WAIT, ask)
+                        .await
+                        .ok()
+                        .flatten()
                 }
             })
             .collect();
         let mut named = Vec::new();
-        let mut deadline = tokio::time::Instant::now() + SUBSCRIBE_WAIT;
-        loop {
-            match tokio::time::timeout_at(deadline, asks.next()).await {
-                Ok(Some(Some(addr))) => {
-                    if named.is_empty() {
-                        deadline = deadline.min(tokio::time::Instant::now() + ANSWER_GRACE);
-                    }
-                    named.push(addr);
-                }
-                Ok(Some(None)) => {}
-                Ok(None) | Err(_) => return named,
-            }
-        }
+        within_grace(asks, |answer| {
+            let useful = answer.is_some();
+            named.extend(answer);
+            useful
+        })
+        .await;
+        named
     }
 }
 
@@ -445,7 +445,7 @@ impl Cluster {
     /// not answer (a frozen master) holds the reading back no longer than that. Notes in
     /// `reading` which nodes were asked, which answered, and whose connection failed for good.
     async fn ask(&self, nodes: &[Arc<str>], reading: &mut Reading) -> Option<Topology> {
-        let mut asks: futures_util::stream::FuturesUnordered<_> = nodes
+        let asks: futures_util::stream::FuturesUnordered<_> = nodes
             .iter()
             .filter_map(|addr| {
                 let mut conn = self.conns.get(addr)?.clone();
@@ -464,18 +464,7 @@ impl Cluster {
             })
             .collect();
         let mut merged: Option<Topology> = None;
-        let mut deadline: Option<tokio::time::Instant> = None;
-        loop {
-            let next = match deadline {
-                None => asks.next().await,
-                Some(at) => tokio::time::timeout_at(at, asks.next())
-                    .await
-                    .ok()
-                    .flatten(),
-            };
-            let Some((addr, answer)) = next else {
-                break;
-            };
+        within_grace(asks, |(addr, answer)| {
             let reply = match answer {
                 Ok(Ok(reply)) => reply,
                 Ok(Err(error)) => {
@@ -483,9 +472,9 @@ impl Cluster {
                     if error.is_connection_dropped() || error.is_unrecoverable_error() {
                         reading.broken.insert(addr);
                     }
-                    continue;
+                    return false;
                 }
-                Err(_) => continue,
+                Err(_) => return false,
             };
             // An empty host in a node's answer is that node's own.
             let own_host = addr.rsplit_once(':').map_or("", |(host, _)| host);
@@ -494,20 +483,23 @@ impl Cluster {
                 // taken as unreadable, not as a cluster without masters.
                 Ok(seen) if seen.masters.is_empty() => {
                     tracing::debug!(node = %addr, "session change feed: a Redis node names no master");
+                    false
                 }
                 Ok(seen) => {
                     reading.answered.insert(addr);
-                    deadline.get_or_insert_with(|| tokio::time::Instant::now() + ANSWER_GRACE);
                     match &mut merged {
                         Some(merged) => merged.merge(seen),
                         None => merged = Some(seen),
                     }
+                    true
                 }
                 Err(error) => {
                     tracing::debug!(%error, node = %addr, "session change feed: unreadable CLUSTER SLOTS");
+                    false
                 }
             }
-        }
+        })
+        .await;
         merged
     }
 
@@ -685,6 +677,30 @@ fn endpoint(
         other => return Err(format!("expected the {what}'s port, got {other:?}")),
     };
     Ok(Some((host, port)))
+}
+
+/// Hands each answer of `asks` to `take` as it comes (`take` says whether it was a useful one),
+/// until every ask has ended, or [`ANSWER_GRACE`] after the first useful answer: a node that
+/// does not answer (a frozen one) holds a reading back no longer than that. Each ask bounds
+/// its own wait.
+async fn within_grace<F: std::future::Future>(
+    mut asks: futures_util::stream::FuturesUnordered<F>,
+    mut take: impl FnMut(F::Output) -> bool,
+) {
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match deadline {
+            None => asks.next().await,
+            Some(at) => tokio::time::timeout_at(at, asks.next())
+                .await
+                .ok()
+                .flatten(),
+        };
+        let Some(answer) = next else { return };
+        if take(answer) {
+            deadline.get_or_insert_with(|| tokio::time::Instant::now() + ANSWER_GRACE);
+        }
+    }
 }
 
 /// The flags of [`NEEDED`] that `current` lacks (`A` stands for every class, `x` included).
