@@ -202,6 +202,59 @@ impl Postgres {
         }
     }
 
+    /// A streaming standby of this server (`pg_basebackup -R`: it replays the primary's WAL and
+    /// answers reads only), on a port and in a directory of its own.
+    pub fn standby(&self) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("tas-pg-standby-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        if is_root() {
+            Command::new("chown")
+                .args(["postgres:postgres", dir.path().to_str().unwrap()])
+                .status()
+                .unwrap();
+            std::fs::set_permissions(
+                dir.path(),
+                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+            )
+            .unwrap();
+        }
+        let data = dir.path().join("data");
+        run_pg(
+            &self.bindir.join("pg_basebackup"),
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                data.to_str().unwrap(),
+                "-R",
+                "-X",
+                "stream",
+                "--no-sync",
+            ],
+        );
+        let standby = Self {
+            dir,
+            bindir: self.bindir.clone(),
+            port: free_port(),
+        };
+        standby.start_again();
+        standby
+    }
+
+    /// `pg_ctl promote -w`: a standby becomes a primary (returns once it takes writes).
+    pub fn promote(&self) {
+        run_pg(
+            &self.bindir.join("pg_ctl"),
+            &["-D", self.data().to_str().unwrap(), "-w", "-s", "promote"],
+        );
+    }
+
     /// `pg_ctl stop -m MODE` (`immediate` is a crash as far as clients can tell: no goodbye).
     pub fn stop(&self, mode: &str) {
         run_pg(

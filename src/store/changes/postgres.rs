@@ -167,9 +167,10 @@ impl PostgresChangesBuilder {
             ));
         }
         let listener = listen(&options, &self.name).await?;
+        let follow = self.listen_url.is_none().then(|| self.store.clone());
         let channel = self.name;
         Ok(SessionChanges::spawn("PostgreSQL LISTEN", move |sink| {
-            run(listener, options, channel, sink)
+            run(listener, options, follow, channel, sink)
         }))
     }
 
@@ -249,8 +250,16 @@ async fn next(listener: &mut PgListener, wait: Duration) -> Heard {
     }
 }
 
-/// Receives notifications until the feed is dropped, reconnecting as needed.
-async fn run(mut listener: PgListener, options: PgConnectOptions, channel: String, sink: Sink) {
+/// Receives notifications until the feed is dropped, reconnecting as needed: to `options`, or,
+/// listening where the store connects (`follow`), to wherever the store connects now, so that a
+/// store whose URL lists several hosts takes the feed along to the primary it moves to.
+async fn run(
+    mut listener: PgListener,
+    mut options: PgConnectOptions,
+    follow: Option<PostgresStore>,
+    channel: String,
+    sink: Sink,
+) {
     let mut wait = PING_AFTER;
     loop {
         let lost = match next(&mut listener, wait).await {
@@ -301,10 +310,18 @@ async fn run(mut listener: PgListener, options: PgConnectOptions, channel: Strin
             if !sink.alive() {
                 return;
             }
+            if let Some(store) = &follow {
+                options = store.pool().connect_options().as_ref().clone();
+            }
             match listen(&options, &channel).await {
                 Ok(fresh) => break fresh,
                 Err(error) => {
                     tracing::debug!(%error, "session change feed: cannot listen yet");
+                    if let Some(store) = &follow {
+                        // The server may be gone for good (a failover): have the store ask
+                        // its hosts again, as its next failed statement would.
+                        store.choose_again(&error).await;
+                    }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }

@@ -9,8 +9,14 @@
 //!   and would each fail one more request.
 //! * A repeatable statement (a read, or a conditional or idempotent write) is tried once more on
 //!   the new pool, so the first request after a crash while the app was idle succeeds.
+//! * A write refused as read-only (SQLSTATE 25006: the connection reached a standby, as after a
+//!   failover behind a DNS name that still points at the old primary) counts as a connection
+//!   failure: the connection is closed and the pool replaced.
+//! * With several hosts to choose from ([`Pools::choosing`], PostgreSQL's multi-host URLs), a
+//!   replacement first asks them which one to use.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -153,12 +159,23 @@ where
 /// pool; the failures of the requests that were using it at the same moment do not.
 const RESET_INTERVAL: Duration = Duration::from_millis(250);
 
+/// The connect options of DB's connections.
+pub(crate) type Options<DB> = <<DB as Database>::Connection as Connection>::Options;
+
+/// Picks the server a replacement pool connects to (PostgreSQL's multi-host URLs): `None` when
+/// no server would do right now.
+pub(crate) type Choose<DB> =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<Options<DB>>> + Send>> + Send + Sync>;
+
 /// The current pool and how to build its replacement.
 pub(crate) struct Pools<DB: Database> {
     current: ArcSwap<Pool<DB>>,
-    options: <DB::Connection as Connection>::Options,
+    options: ArcSwap<Options<DB>>,
     pool_options: PoolOptions<DB>,
     last_reset: Mutex<Option<Instant>>,
+    choose: Option<Choose<DB>>,
+    /// One replacement at a time: the others wait for it, then use the pool it made.
+    turn: tokio::sync::Mutex<()>,
 }
 
 impl<DB: Database> std::fmt::Debug for Pools<DB> {
@@ -170,17 +187,28 @@ impl<DB: Database> std::fmt::Debug for Pools<DB> {
 }
 
 impl<DB: Database> Pools<DB> {
-    pub(crate) fn new(
-        pool: Pool<DB>,
-        options: <DB::Connection as Connection>::Options,
-        pool_options: PoolOptions<DB>,
-    ) -> Self {
+    pub(crate) fn new(pool: Pool<DB>, options: Options<DB>, pool_options: PoolOptions<DB>) -> Self {
         Self {
             current: ArcSwap::from_pointee(pool),
-            options,
+            options: ArcSwap::from_pointee(options),
             pool_options,
             last_reset: Mutex::new(None),
+            choose: None,
+            turn: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Replacements connect to the server `choose` picks (the last one picked while it picks
+    /// none).
+    pub(crate) fn choosing(mut self, choose: Choose<DB>) -> Self {
+        self.choose = Some(choose);
+        self
+    }
+
+    /// Whether replacements choose their server.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) fn has_choice(&self) -> bool {
+        self.choose.is_some()
     }
 
     /// The pool in use now.
@@ -189,8 +217,11 @@ impl<DB: Database> Pools<DB> {
     }
 
     /// Replaces `failed` (if it is still the current pool) by a fresh, lazily connecting pool,
-    /// and closes the old one's idle connections in the background.
-    pub(crate) fn reset(&self, failed: &Arc<Pool<DB>>, why: &dyn std::fmt::Display) {
+    /// to the server [`choosing`](Self::choosing) picks if there is a choice, and closes the
+    /// old one's idle connections in the background. Callers that find a replacement under way
+    /// wait for it.
+    pub(crate) async fn reset(&self, failed: &Arc<Pool<DB>>, why: &(dyn std::fmt::Display + Sync)) {
+        let _turn = self.turn.lock().await;
         {
             let mut last = self.last_reset.lock().unwrap_or_else(|e| e.into_inner());
             if last.is_some_and(|at| at.elapsed() < RESET_INTERVAL)
@@ -200,16 +231,25 @@ impl<DB: Database> Pools<DB> {
             }
             *last = Some(Instant::now());
         }
-        let fresh = self
-            .pool_options
-            .clone()
-            .connect_lazy_with(self.options.clone());
-        let old = self.current.swap(Arc::new(fresh));
         tracing::warn!(
             %why,
             database = DB::NAME,
             "database connection failed; replacing the session store's connection pool"
         );
+        if let Some(choose) = &self.choose {
+            match choose().await {
+                Some(picked) => self.options.store(Arc::new(picked)),
+                None => tracing::warn!(
+                    database = DB::NAME,
+                    "no server in the database URL can take the session store now; trying the last one used"
+                ),
+            }
+        }
+        let fresh = self
+            .pool_options
+            .clone()
+            .connect_lazy_with((**self.options.load()).clone());
+        let old = self.current.swap(Arc::new(fresh));
         if tokio::runtime::Handle::try_current().is_ok() {
             tokio::spawn(async move { old.close().await });
         }
@@ -254,10 +294,12 @@ pub(crate) fn connection_broken(error: &sqlx::Error) -> bool {
         | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => true,
         // SQLSTATE class 08 (connection exception: PostgreSQL, and MySQL's 08S01 "communication
-        // link failure") and PostgreSQL's 57P0x (the server is shutting down or crashed).
+        // link failure"), PostgreSQL's 57P0x (the server is shutting down or crashed), and
+        // 25006 (a write in a read-only transaction: the connection reached a standby, the old
+        // primary after a failover; another connection may reach the new one).
         sqlx::Error::Database(db) => db
             .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c == "25006"),
         _ => false,
     }
 }
@@ -327,7 +369,7 @@ pub(crate) fn repeatable(stmt: &super::dialect::Stmt, write: bool) -> bool {
 /// [`run`] for a store operation: its errors as [`StoreError`]s, the driver's explained by
 /// `explain` when it can (TLS, a pooler) and a timeout named by `operation`.
 pub(crate) async fn run_op<DB, T, F, Fut>(
-    pools: &Pools<DB>,
+    pools: &Arc<Pools<DB>>,
     timeout: Duration,
     operation: &'static str,
     repeatable: bool,
@@ -353,9 +395,10 @@ where
 
 /// Runs `attempt` on the current pool under `timeout`. A connection-level failure replaces the
 /// pool; a `repeatable` operation is then tried once more on the new pool. A timeout replaces
-/// the pool too (a silent network path is the usual cause).
+/// the pool too (a silent network path is the usual cause), in the background: the caller's
+/// deadline has passed.
 pub(crate) async fn run<DB, T, F, Fut>(
-    pools: &Pools<DB>,
+    pools: &Arc<Pools<DB>>,
     timeout: Duration,
     repeatable: bool,
     attempt: F,
@@ -369,7 +412,7 @@ where
     let work = async {
         match attempt(Arc::clone(&pool)).await {
             Err(e) if connection_broken(&e) => {
-                pools.reset(&pool, &e);
+                pools.reset(&pool, &e).await;
                 if !repeatable {
                     return Err(e);
                 }
@@ -381,7 +424,10 @@ where
     match tokio::time::timeout(timeout, work).await {
         Ok(result) => result.map_err(Failure::Sqlx),
         Err(_) => {
-            pools.reset(&pool, &"a statement timed out");
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let pools = Arc::clone(pools);
+                tokio::spawn(async move { pools.reset(&pool, &"a statement timed out").await });
+            }
             Err(Failure::Timeout)
         }
     }
@@ -399,5 +445,6 @@ mod tests {
         assert!(connection_broken(&sqlx::Error::Protocol("desync".into())));
         assert!(!connection_broken(&sqlx::Error::RowNotFound));
         assert!(!connection_broken(&sqlx::Error::PoolTimedOut));
+        assert!(!connection_broken(&sqlx::Error::ColumnNotFound("x".into())));
     }
 }

@@ -16,6 +16,11 @@
 //!   [`PostgresStoreBuilder::pgbouncer`]): no startup parameter PgBouncer refuses, and each
 //!   statement runs unnamed inside its own transaction, so its messages cannot land on two server
 //!   connections.
+//! * **Several hosts**, as libpq takes them (`postgres://u@db1:5432,db2:5432/app`), with
+//!   `target_session_attrs=read-write` (or `primary`) to use only the server that takes writes:
+//!   the hosts are asked at start-up and again whenever the pool is replaced, so the store follows
+//!   a failover to whichever listed server is the primary now. A write refused as read-only
+//!   (SQLSTATE 25006) replaces the pool too, with or without a list.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -88,25 +93,46 @@ impl PostgresStoreBuilder {
     /// a pooler refuses the connection, saying what to change; [`StoreError::Schema`] naming
     /// the missing table or column, or an id column of a type the store cannot use.
     pub async fn build(self) -> Result<PostgresStore, StoreError> {
-        let (url, from_url) = take_params(&self.common.url)?;
+        let mut hosts = Vec::new();
+        let mut from_url = UrlParams::default();
+        for host_url in split_hosts(&self.common.url)? {
+            let (url, params) = take_params(&host_url)?;
+            hosts.push(url);
+            from_url = params;
+        }
         let pooler = self.pgbouncer.or(from_url.pgbouncer).unwrap_or(false);
-        let mut options =
-            PgConnectOptions::from_str(&url).map_err(|e| StoreError::backend("connect", e))?;
-        if let Some(mode) = self.ssl_mode {
-            options = options.ssl_mode(mode);
-        }
         let has_root = self.common.root_cert.is_some() || from_url.root_cert;
-        if let Some(pem) = self.common.root_cert.clone() {
-            options = options.ssl_root_cert_from_pem(pem);
-        }
-        if has_root && matches!(options.get_ssl_mode(), PgSslMode::Require) {
-            // libpq: "require" with a root certificate verifies the chain.
-            options = options.ssl_mode(PgSslMode::VerifyCa);
-        }
-        if pooler {
-            // PgBouncer refuses startup parameters it does not track.
-            options = options.extra_float_digits(None);
-        }
+        let hosts = hosts
+            .iter()
+            .map(|url| {
+                let mut options = PgConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::backend("connect", e))?;
+                if let Some(mode) = self.ssl_mode {
+                    options = options.ssl_mode(mode);
+                }
+                if let Some(pem) = self.common.root_cert.clone() {
+                    options = options.ssl_root_cert_from_pem(pem);
+                }
+                if has_root && matches!(options.get_ssl_mode(), PgSslMode::Require) {
+                    // libpq: "require" with a root certificate verifies the chain.
+                    options = options.ssl_mode(PgSslMode::VerifyCa);
+                }
+                if pooler {
+                    // PgBouncer refuses startup parameters it does not track.
+                    options = options.extra_float_digits(None);
+                }
+                Ok(options)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let attrs = from_url.attrs;
+        let timeout = self.common.timeout;
+        let choice = (hosts.len() > 1 || attrs != Attrs::Any).then(|| Arc::new(hosts.clone()));
+        let options = match &choice {
+            None => hosts[0].clone(),
+            Some(hosts) => pick(hosts, attrs, timeout, pooler)
+                .await
+                .map_err(|why| no_server(attrs, &why))?,
+        };
         let pool_options: PgPoolOptions = self.common.pool_options();
         let pool = pool_options
             .clone()
@@ -114,10 +140,17 @@ impl PostgresStoreBuilder {
             .await
             .map_err(|e| connect_error(e, pooler))?;
         warn_if_plaintext(&options).await;
+        let mut pools = Pools::new(pool, options, pool_options);
+        if let Some(hosts) = choice {
+            pools = pools.choosing(Arc::new(move || {
+                let hosts = Arc::clone(&hosts);
+                Box::pin(async move { pick(&hosts, attrs, timeout, pooler).await.ok() })
+            }));
+        }
         let dialect = PostgresDialect {
-            pools: Arc::new(Pools::new(pool, options, pool_options)),
+            pools: Arc::new(pools),
             pooler,
-            timeout: self.common.timeout,
+            timeout,
         };
         let mode = self.common.mode();
         SqlStore::open_dialect(dialect, mode, self.common.schema).await
@@ -129,10 +162,179 @@ impl PostgresStoreBuilder {
 struct UrlParams {
     pgbouncer: Option<bool>,
     root_cert: bool,
+    attrs: Attrs,
 }
 
-/// Removes `pgbouncer=…` (the store's own parameter, which sqlx does not know) from the URL and
-/// notes whether it names a root certificate.
+/// Which of the URL's servers the store may use, as libpq's `target_session_attrs` (sqlx does
+/// not know the parameter).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Attrs {
+    /// The first that accepts a connection (libpq's default).
+    #[default]
+    Any,
+    /// The first that takes writes: `SHOW transaction_read_only` is `off`.
+    ReadWrite,
+    /// The first that is not a standby: `pg_is_in_recovery()` is false.
+    Primary,
+}
+
+impl Attrs {
+    /// `target_session_attrs=value`: the values that let the store write, or what to use.
+    fn parse(value: &str) -> Result<Self, StoreError> {
+        let fix = "use target_session_attrs=read-write (or primary), or leave it out".to_owned();
+        match value {
+            "any" => Ok(Self::Any),
+            "read-write" => Ok(Self::ReadWrite),
+            "primary" => Ok(Self::Primary),
+            "read-only" | "standby" | "prefer-standby" => Err(StoreError::Connect {
+                problem: format!(
+                    "`target_session_attrs={value}` in the database URL asks for a server that \
+                     takes no writes, and the session store writes (sign-in, refresh, sign-out)"
+                ),
+                fix,
+                source: None,
+            }),
+            other => Err(StoreError::Connect {
+                problem: format!(
+                    "`target_session_attrs={other}` in the database URL is not one of libpq's values"
+                ),
+                fix,
+                source: None,
+            }),
+        }
+    }
+
+    /// What the chosen server must be, for messages.
+    fn wanted(self) -> &'static str {
+        match self {
+            Self::Any => "accepts connections",
+            Self::ReadWrite => "takes writes (target_session_attrs=read-write)",
+            Self::Primary => "is a primary (target_session_attrs=primary)",
+        }
+    }
+}
+
+/// One URL per host of a libpq multi-host URL (`postgres://u:p@db1:5432,db2:5433/app?…`), each
+/// with the same user, database and parameters; the URL itself when it names one host.
+fn split_hosts(url: &str) -> Result<Vec<String>, StoreError> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Ok(vec![url.to_owned()]);
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (user, hosts) = match authority.rfind('@') {
+        Some(at) => authority.split_at(at + 1),
+        None => ("", authority),
+    };
+    if !hosts.contains(',') {
+        return Ok(vec![url.to_owned()]);
+    }
+    hosts
+        .split(',')
+        .map(|host| {
+            if host.is_empty() {
+                return Err(StoreError::Connect {
+                    problem: "the database URL's host list has an empty entry".to_owned(),
+                    fix: "list the hosts as host1:port1,host2:port2".to_owned(),
+                    source: None,
+                });
+            }
+            Ok(format!("{scheme}://{user}{host}{tail}"))
+        })
+        .collect()
+}
+
+/// The server of `hosts` to use: the first in the list that `attrs` accepts, once every host
+/// before it has answered (libpq's order). All are asked at once, each within `timeout`, so a
+/// dead or silent one costs at most that. Else why each was passed over.
+async fn pick(
+    hosts: &[PgConnectOptions],
+    attrs: Attrs,
+    timeout: Duration,
+    pooler: bool,
+) -> Result<PgConnectOptions, Vec<String>> {
+    use futures_util::stream::{FuturesUnordered, StreamExt as _};
+    let mut asked: FuturesUnordered<_> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, options)| async move {
+            let answer = tokio::time::timeout(timeout, suits(options, attrs, pooler))
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer within {} ms", timeout.as_millis())));
+            (i, answer)
+        })
+        .collect();
+    let mut answers: Vec<Option<Result<(), String>>> = vec![None; hosts.len()];
+    while let Some((i, answer)) = asked.next().await {
+        answers[i] = Some(answer);
+        for (options, answer) in hosts.iter().zip(&answers) {
+            match answer {
+                None => break,
+                Some(Ok(())) => return Ok(options.clone()),
+                Some(Err(_)) => {}
+            }
+        }
+    }
+    Err(hosts
+        .iter()
+        .zip(answers)
+        .map(|(options, answer)| {
+            let why = answer.and_then(Result::err).unwrap_or_default();
+            format!("{}:{}: {why}", options.get_host(), options.get_port())
+        })
+        .collect())
+}
+
+/// Whether the server `options` reaches is one `attrs` accepts, or why not. The question has no
+/// parameters, so sqlx sends it in the simple query protocol, which a pooler in transaction
+/// mode passes as one transaction.
+async fn suits(options: &PgConnectOptions, attrs: Attrs, pooler: bool) -> Result<(), String> {
+    let mut conn = PgConnection::connect_with(options)
+        .await
+        .map_err(|e| explain(&e, pooler).map_or_else(|| e.to_string(), |e| e.to_string()))?;
+    let (question, refusal) = match attrs {
+        Attrs::Any => (None, ""),
+        Attrs::ReadWrite => (
+            Some("show transaction_read_only"),
+            "read-only (a standby, or default_transaction_read_only is on)",
+        ),
+        Attrs::Primary => (
+            Some("select case when pg_is_in_recovery() then 'on' else 'off' end"),
+            "a standby (in recovery)",
+        ),
+    };
+    let verdict = match question {
+        None => Ok(()),
+        Some(sql) => match sqlx::Executor::fetch_one(&mut conn, sql).await {
+            Ok(row) => match row.try_get::<String, _>(0).as_deref() {
+                Ok("off") => Ok(()),
+                Ok(_) => Err(refusal.to_owned()),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    let _ = conn.close().await;
+    verdict
+}
+
+/// The error of a start-up where no listed server would do.
+fn no_server(attrs: Attrs, why: &[String]) -> StoreError {
+    StoreError::Connect {
+        problem: format!(
+            "no server in the database URL {}: {}",
+            attrs.wanted(),
+            why.join("; ")
+        ),
+        fix: "list the primary among the URL's hosts (host1:port1,host2:port2) and check that \
+              it is up and reachable from here"
+            .to_owned(),
+        source: None,
+    }
+}
+
+/// Removes `pgbouncer=…` (the store's own parameter) and `target_session_attrs=…` (libpq's),
+/// which sqlx does not know, from the URL, and notes whether it names a root certificate.
 fn take_params(url: &str) -> Result<(String, UrlParams), StoreError> {
     let mut parsed = url::Url::parse(url).map_err(|e| StoreError::backend("connect", e))?;
     let mut params = UrlParams::default();
@@ -158,6 +360,7 @@ fn take_params(url: &str) -> Result<(String, UrlParams), StoreError> {
                 params.root_cert = true;
                 kept.push((key.into_owned(), value.into_owned()));
             }
+            "target_session_attrs" => params.attrs = Attrs::parse(&value)?,
             _ => kept.push((key.into_owned(), value.into_owned())),
         }
     }
@@ -399,6 +602,16 @@ impl SqlStore<PostgresDialect> {
     /// Whether the store runs in PgBouncer transaction-pooling mode.
     pub fn is_pgbouncer(&self) -> bool {
         self.dialect().pooler
+    }
+
+    /// When the URL lets the store choose among servers: replaces the pool by one to the server
+    /// the hosts name now, as a failed statement would (at most once per replacement interval).
+    #[cfg(feature = "cache")]
+    pub(crate) async fn choose_again(&self, why: &(dyn std::fmt::Display + Sync)) {
+        let pools = &self.dialect().pools;
+        if pools.has_choice() {
+            pools.reset(&pools.current(), why).await;
+        }
     }
 }
 
@@ -651,5 +864,67 @@ mod tests {
         assert_eq!(p.pgbouncer, Some(false));
         let err = take_params("postgres://u@h/app?pgbouncer=maybe").unwrap_err();
         assert!(err.to_string().contains("pgbouncer=true"), "{err}");
+    }
+
+    #[test]
+    fn a_host_list_becomes_one_url_per_host_with_the_same_rest() {
+        assert_eq!(
+            split_hosts("postgres://u:p%40ss@db1:5432,db2:5433,[::1]/app?sslmode=require").unwrap(),
+            [
+                "postgres://u:p%40ss@db1:5432/app?sslmode=require",
+                "postgres://u:p%40ss@db2:5433/app?sslmode=require",
+                "postgres://u:p%40ss@[::1]/app?sslmode=require",
+            ]
+        );
+        assert_eq!(
+            split_hosts("postgresql://a,b?target_session_attrs=read-write").unwrap(),
+            [
+                "postgresql://a?target_session_attrs=read-write",
+                "postgresql://b?target_session_attrs=read-write"
+            ]
+        );
+        // One host, or a comma only after the host part: the URL as it is.
+        let one = "postgres://u@db/app?options=-c%20a%3D1,2";
+        assert_eq!(split_hosts(one).unwrap(), [one]);
+        let err = split_hosts("postgres://u@db1,,db2/app").unwrap_err();
+        assert!(err.to_string().contains("host1:port1,host2:port2"), "{err}");
+    }
+
+    #[test]
+    fn target_session_attrs_takes_the_values_that_write_and_explains_the_others() {
+        let (url, p) =
+            take_params("postgres://u@h/app?target_session_attrs=read-write&sslmode=require")
+                .unwrap();
+        assert_eq!(url, "postgres://u@h/app?sslmode=require");
+        assert_eq!(p.attrs, Attrs::ReadWrite);
+        assert_eq!(
+            take_params("postgres://h/a?target_session_attrs=primary")
+                .unwrap()
+                .1
+                .attrs,
+            Attrs::Primary
+        );
+        assert_eq!(
+            take_params("postgres://h/a?target_session_attrs=any")
+                .unwrap()
+                .1
+                .attrs,
+            Attrs::Any
+        );
+        for (value, says) in [
+            ("standby", "takes no writes"),
+            ("read-only", "takes no writes"),
+            ("prefer-standby", "takes no writes"),
+            ("readwrite", "not one of libpq's values"),
+        ] {
+            let err = take_params(&format!("postgres://h/a?target_session_attrs={value}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(says), "{value}: {err}");
+            assert!(
+                err.contains("target_session_attrs=read-write"),
+                "{value}: {err}"
+            );
+        }
     }
 }

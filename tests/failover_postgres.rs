@@ -1,0 +1,282 @@
+//! PostgreSQL behind a host list, as libpq takes it (`postgres://u@db1:5432,db2:5432/app` with
+//! `target_session_attrs=read-write`), the way self-hosted high availability (Patroni, repmgr)
+//! is usually reached without a proxy: the store uses the listed server that takes writes, says
+//! what to fix when none does, and follows a failover to the promoted standby, whether the
+//! primary crashed or stayed up refusing writes; a cache's change feed follows it too.
+//!
+//! Each test owns a primary and a streaming standby (`pg_basebackup -R`), started here and
+//! stopped on drop; the tests take turns, since each runs two servers on two cores.
+#![cfg(all(feature = "postgres", feature = "cache"))]
+
+mod common;
+mod conformance;
+
+use std::time::{Duration, Instant};
+
+use common::servers::Postgres;
+use sqlx::Connection as _;
+use tower_auth_session::store::PostgresStore;
+use tower_auth_session::{Session, SessionStore, StorageKey, User};
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// `postgres://postgres@127.0.0.1:P1,127.0.0.1:P2/postgres` with `query` (may be empty).
+fn list_url(ports: &[u16], query: &str) -> String {
+    let hosts: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let query = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    format!("postgres://postgres@{}/postgres{query}", hosts.join(","))
+}
+
+async fn build(url: &str) -> Result<PostgresStore, tower_auth_session::StoreError> {
+    PostgresStore::builder(url)
+        .create_schema(true)
+        .timeout(Duration::from_secs(1))
+        .build()
+        .await
+}
+
+/// The port of the server the store's pool connects to now.
+fn in_use(store: &PostgresStore) -> u16 {
+    store.pool().connect_options().get_port()
+}
+
+/// One number from `sql` on the server at `port`, on a connection of the test's own.
+async fn number(port: u16, sql: &str) -> i64 {
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut conn).await.unwrap();
+    let _ = conn.close().await;
+    n
+}
+
+async fn execute(port: u16, sql: &str) {
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+    let _ = conn.close().await;
+}
+
+/// A user and `n` live sessions, written through `store`.
+async fn sign_in(store: &PostgresStore, email: &str, n: usize) -> Vec<Session> {
+    let user = store
+        .insert_user(&User::new(email, "Failover", common::now()))
+        .await
+        .unwrap();
+    let mut sessions = Vec::new();
+    for _ in 0..n {
+        let session = conformance::session(&user, common::now() + time::Duration::days(7));
+        sessions.push(store.create(&session, &user).await.unwrap());
+    }
+    sessions
+}
+
+/// Waits until the standby has replayed everything the primary wrote so far.
+async fn replayed(primary: &Postgres, standby: &Postgres) {
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", primary.port);
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let lsn: String = sqlx::query_scalar("select pg_current_wal_lsn()::text")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let _ = conn.close().await;
+    let check = format!("select (pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn)::int::int8");
+    common::until(
+        "the standby replays the primary's writes",
+        Duration::from_secs(10),
+        || async { number(standby.port, &check).await == 1 },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_host_list_uses_the_server_that_takes_writes_and_says_what_to_fix_when_none_does() {
+    let test = "a_host_list_uses_the_server_that_takes_writes_and_says_what_to_fix_when_none_does";
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(primary) = Postgres::start(test) else {
+        return;
+    };
+    let standby = primary.standby();
+    let dead = common::servers::free_port();
+
+    // The standby first in the list: read-write and primary pass it over.
+    for attrs in ["read-write", "primary"] {
+        let url = list_url(
+            &[standby.port, primary.port],
+            &format!("target_session_attrs={attrs}"),
+        );
+        let store = build(&url).await.unwrap();
+        assert_eq!(in_use(&store), primary.port, "{attrs}");
+        sign_in(&store, &format!("{attrs}@example.com"), 1).await;
+    }
+    // Without target_session_attrs, the first server that answers: a dead one is passed over.
+    let store = build(&list_url(&[dead, primary.port], "")).await.unwrap();
+    assert_eq!(in_use(&store), primary.port);
+
+    // No server that takes writes: every host and why it was passed over.
+    let err = build(&list_url(
+        &[dead, standby.port],
+        "target_session_attrs=read-write",
+    ))
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("no server in the database URL takes writes"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("127.0.0.1:{}: read-only", standby.port)),
+        "{err}"
+    );
+    assert!(err.contains(&format!("127.0.0.1:{dead}: ")), "{err}");
+    assert!(err.contains("list the primary"), "{err}");
+    let err = build(&list_url(&[standby.port], "target_session_attrs=primary"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("a standby (in recovery)"), "{err}");
+    // Values that cannot write are refused before connecting.
+    let err = build(&list_url(
+        &[standby.port, primary.port],
+        "target_session_attrs=standby",
+    ))
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("takes no writes"), "{err}");
+}
+
+#[tokio::test]
+async fn a_crashed_primary_fails_over_to_the_promoted_standby_and_the_feed_follows() {
+    let test = "a_crashed_primary_fails_over_to_the_promoted_standby_and_the_feed_follows";
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(primary) = Postgres::start(test) else {
+        return;
+    };
+    let standby = primary.standby();
+    let url = list_url(
+        &[primary.port, standby.port],
+        "target_session_attrs=read-write",
+    );
+    let store = build(&url).await.unwrap();
+    assert_eq!(in_use(&store), primary.port);
+    let sessions = sign_in(&store, "crash@example.com", 5).await;
+    let changes = store
+        .session_changes()
+        .create_trigger(true)
+        .start()
+        .await
+        .unwrap();
+    let (inner, cached) = common::counted_cache(&store, &changes);
+    for s in &sessions {
+        assert!(cached.find(&s.storage_key()).await.unwrap().is_some());
+    }
+    replayed(&primary, &standby).await;
+
+    // The primary crashes (no goodbye to any client); the standby is promoted.
+    primary.kill_postmaster();
+    standby.promote();
+    let promoted = Instant::now();
+
+    // Every session is still there, read from the promoted server; the first read replaced
+    // the pool after its connection failed, asked the hosts, and was tried again there.
+    for s in &sessions {
+        let found = store.find(&s.storage_key()).await.unwrap();
+        assert_eq!(found.unwrap().session.id, s.id);
+    }
+    let reads_back = promoted.elapsed();
+    assert_eq!(in_use(&store), standby.port);
+    // Writes land there too.
+    let more = sign_in(&store, "after@example.com", 1).await;
+    let sql = format!(
+        "select count(*) from \"session\" where token = '{}'",
+        more[0].token
+    );
+    assert_eq!(number(standby.port, &sql).await, 1);
+
+    // The feed reconnected to the promoted server (dropping the cache as it does after any
+    // reconnection) and hears a delete made there.
+    common::cache_dropped(
+        &cached,
+        &inner,
+        &sessions[0].token,
+        "the change feed reconnects to the promoted server",
+    )
+    .await;
+    let mut applied = changes.applied();
+    let delete = format!(
+        "delete from \"session\" where token = '{}'",
+        sessions[1].token
+    );
+    common::reported(
+        &mut applied,
+        Duration::from_secs(2),
+        "the feed hears a delete on the promoted server",
+        execute(standby.port, &delete),
+    )
+    .await;
+    assert!(cached
+        .find(&sessions[1].storage_key())
+        .await
+        .unwrap()
+        .is_none());
+    eprintln!("{test}: the store read every session again {reads_back:?} after the promotion");
+}
+
+#[tokio::test]
+async fn a_primary_that_stays_up_refusing_writes_sends_them_to_the_promoted_standby() {
+    let test = "a_primary_that_stays_up_refusing_writes_sends_them_to_the_promoted_standby";
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(primary) = Postgres::start(test) else {
+        return;
+    };
+    let standby = primary.standby();
+    let url = list_url(
+        &[primary.port, standby.port],
+        "target_session_attrs=read-write",
+    );
+    let store = build(&url).await.unwrap();
+    let sessions = sign_in(&store, "switch@example.com", 2).await;
+    replayed(&primary, &standby).await;
+    // The store holds open connections to the primary; it now refuses writes on every
+    // connection (as the old primary does to clients that stay connected through a
+    // switchover), and the standby is promoted.
+    execute(
+        primary.port,
+        "alter system set default_transaction_read_only = on",
+    )
+    .await;
+    execute(primary.port, "select pg_reload_conf()").await;
+    standby.promote();
+
+    // A refresh (a repeatable write) meets "read-only transaction" on the open connection,
+    // replaces the pool, and lands on the promoted server with no error for the caller.
+    let later = common::now() + time::Duration::days(8);
+    let key = StorageKey::new(sessions[0].token.as_str());
+    let extended = store.extend(&key, later, common::now()).await.unwrap();
+    assert!(extended.is_some(), "the session was extended");
+    assert_eq!(in_use(&store), standby.port);
+    let sql = format!(
+        "select count(*) from \"session\" where token = '{}' and \"expiresAt\" > now() + interval '7 days 12 hours'",
+        sessions[0].token
+    );
+    assert_eq!(
+        number(standby.port, &sql).await,
+        1,
+        "written on the promoted server"
+    );
+    assert_eq!(
+        number(primary.port, &sql).await,
+        0,
+        "not on the old primary"
+    );
+    assert!(store
+        .find(&sessions[1].storage_key())
+        .await
+        .unwrap()
+        .is_some());
+}
