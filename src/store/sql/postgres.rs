@@ -543,6 +543,13 @@ impl SqlStore<PostgresDialect> {
     /// A builder for a store at `url`, such as
     /// `postgres://user:password@db.example.com:5432/app?sslmode=verify-full`.
     ///
+    /// Several hosts, as libpq takes them, let the store follow a failover:
+    /// `postgres://app@db1:5432,db2:5432/app?target_session_attrs=read-write` uses the listed
+    /// server that takes writes (`primary`: the one not in recovery; `any`, the default: the
+    /// first that answers), asks the hosts again whenever its pool is replaced (a connection
+    /// failure, a timeout, a write refused as read-only), and fails at start-up naming each host
+    /// and why it was passed over when none will do.
+    ///
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use tower_auth_session::store::PostgresStore;
