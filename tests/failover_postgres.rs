@@ -115,6 +115,29 @@ async fn a_host_list_uses_the_server_that_takes_writes_and_says_what_to_fix_when
     // Without target_session_attrs, the first server that answers: a dead one is passed over.
     let store = build(&list_url(&[dead, primary.port], "")).await.unwrap();
     assert_eq!(in_use(&store), primary.port);
+    // A host that accepts the connection and then never answers (a partitioned old primary)
+    // does not hold up the choice of the one that takes writes: well under the 1 s timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    let started = Instant::now();
+    let store = build(&list_url(
+        &[silent_port, standby.port, primary.port],
+        "target_session_attrs=read-write",
+    ))
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    assert_eq!(in_use(&store), primary.port);
+    assert!(took < Duration::from_millis(900), "{took:?}");
+    // Asked for any server, the list's order decides: a silent host first is waited for (its
+    // timeout), then passed over.
+    let started = Instant::now();
+    let store = build(&list_url(&[silent_port, primary.port], ""))
+        .await
+        .unwrap();
+    assert_eq!(in_use(&store), primary.port);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    drop(silent);
 
     // No server that takes writes: every host and why it was passed over.
     let err = build(&list_url(
@@ -279,4 +302,47 @@ async fn a_primary_that_stays_up_refusing_writes_sends_them_to_the_promoted_stan
         .await
         .unwrap()
         .is_some());
+}
+
+#[tokio::test]
+async fn a_primary_gone_silent_behind_a_partition_is_left_for_the_promoted_standby() {
+    let test = "a_primary_gone_silent_behind_a_partition_is_left_for_the_promoted_standby";
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(primary) = Postgres::start(test) else {
+        return;
+    };
+    let standby = primary.standby();
+    // The store reaches the primary through a path that can go silent.
+    let path = common::servers::Proxy::start(primary.port).await;
+    let url = list_url(
+        &[path.port, standby.port],
+        "target_session_attrs=read-write",
+    );
+    let store = build(&url).await.unwrap();
+    assert_eq!(in_use(&store), path.port);
+    let sessions = sign_in(&store, "partition@example.com", 3).await;
+    replayed(&primary, &standby).await;
+
+    // The path goes silent (nothing closed, nothing answered) and the standby is promoted.
+    path.black_hole();
+    standby.promote();
+    let promoted = Instant::now();
+    // A read on the silent path times out (1 s) and the pool is replaced in the background; the
+    // silent host does not hold up the choice, so reads come back from the promoted server.
+    let back = common::until(
+        "reads come back from the promoted server",
+        Duration::from_secs(5),
+        || async { store.find(&sessions[0].storage_key()).await.is_ok() },
+    )
+    .await;
+    assert_eq!(in_use(&store), standby.port);
+    // One timeout, not two: waiting for the silent host's answer too would take 2 s.
+    assert!(back < Duration::from_millis(1800), "{back:?}");
+    for s in &sessions {
+        assert!(store.find(&s.storage_key()).await.unwrap().is_some());
+    }
+    eprintln!(
+        "{test}: reads came back {:?} after the promotion ({back:?} of polling)",
+        promoted.elapsed()
+    );
 }

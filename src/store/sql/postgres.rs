@@ -244,9 +244,11 @@ fn split_hosts(url: &str) -> Result<Vec<String>, StoreError> {
         .collect()
 }
 
-/// The server of `hosts` to use: the first in the list that `attrs` accepts, once every host
-/// before it has answered (libpq's order). All are asked at once, each within `timeout`, so a
-/// dead or silent one costs at most that. Else why each was passed over.
+/// The server of `hosts` to use, or why each was passed over. All are asked at once, each
+/// within `timeout`. With [`Attrs::Any`], the first in the list that answers, once every host
+/// before it has (libpq's order: they are alternatives, the first preferred). Asked for the one
+/// that takes writes, the first to say so: there is one primary, and a host that went silent
+/// (the old primary behind a partition) must not hold up the failover for its whole timeout.
 async fn pick(
     hosts: &[PgConnectOptions],
     attrs: Attrs,
@@ -266,6 +268,9 @@ async fn pick(
         .collect();
     let mut answers: Vec<Option<Result<(), String>>> = vec![None; hosts.len()];
     while let Some((i, answer)) = asked.next().await {
+        if attrs != Attrs::Any && answer.is_ok() {
+            return Ok(hosts[i].clone());
+        }
         answers[i] = Some(answer);
         for (options, answer) in hosts.iter().zip(&answers) {
             match answer {
