@@ -223,6 +223,9 @@ async fn listen(options: &PgConnectOptions, channel: &str) -> Result<PgListener,
         .map_err(|e| StoreError::backend("watch session changes", e))?;
     // The pool is the listener's own: nobody closes it.
     listener.ignore_pool_close_event(true);
+    // A lost connection is reported at once rather than re-established on the same server:
+    // `run` reconnects, to where the store connects now when it follows the store.
+    listener.eager_reconnect(false);
     listener
         .listen(channel)
         .await
@@ -234,17 +237,19 @@ async fn listen(options: &PgConnectOptions, channel: &str) -> Result<PgListener,
 enum Heard {
     Token(String),
     Ping,
-    /// The connection was lost and re-established (listening again).
-    Reconnected,
+    /// The connection was lost.
+    Lost,
     Failed(sqlx::Error),
     Silent,
+    /// The store this feed follows moved to another server.
+    Moved,
 }
 
 async fn next(listener: &mut PgListener, wait: Duration) -> Heard {
     match tokio::time::timeout(wait, listener.try_recv()).await {
         Ok(Ok(Some(n))) if n.payload().is_empty() => Heard::Ping,
         Ok(Ok(Some(n))) => Heard::Token(n.payload().to_owned()),
-        Ok(Ok(None)) => Heard::Reconnected,
+        Ok(Ok(None)) => Heard::Lost,
         Ok(Err(e)) => Heard::Failed(e),
         Err(_) => Heard::Silent,
     }
@@ -261,8 +266,22 @@ async fn run(
     sink: Sink,
 ) {
     let mut wait = PING_AFTER;
+    let mut moved = follow.as_ref().map(PostgresStore::moved);
     loop {
-        let lost = match next(&mut listener, wait).await {
+        let heard = match &mut moved {
+            None => next(&mut listener, wait).await,
+            // The store moved to another server (a failover it met first): the triggers fire
+            // there now, even if this connection's server stays up.
+            Some(moved) => {
+                let heard = std::pin::pin!(next(&mut listener, wait));
+                let moved = std::pin::pin!(moved.changed());
+                match futures_util::future::select(heard, moved).await {
+                    futures_util::future::Either::Left((heard, _)) => heard,
+                    futures_util::future::Either::Right(_) => Heard::Moved,
+                }
+            }
+        };
+        let lost = match heard {
             Heard::Token(token) => {
                 wait = PING_AFTER;
                 if !sink.send(Change::Token(&token)) {
@@ -274,14 +293,7 @@ async fn run(
                 wait = PING_AFTER;
                 continue;
             }
-            Heard::Reconnected => {
-                tracing::warn!("session change feed: the LISTEN connection was lost and re-established; dropping cached sessions");
-                wait = PING_AFTER;
-                if !sink.send(Change::All) {
-                    return;
-                }
-                continue;
-            }
+            Heard::Lost => "the connection was lost".to_owned(),
             Heard::Silent if wait == PING_AFTER => {
                 // Ask the server to notify us; hearing anything proves the connection lives.
                 let ping = tokio::time::timeout(
@@ -302,6 +314,7 @@ async fn run(
             }
             Heard::Silent => "the connection went silent".to_owned(),
             Heard::Failed(e) => e.to_string(),
+            Heard::Moved => "the session store moved to another server".to_owned(),
         };
         tracing::warn!(error = %lost, "session change feed: LISTEN connection lost; reconnecting (cached sessions may be served until the cache TTL meanwhile)");
         drop(listener);
@@ -311,17 +324,16 @@ async fn run(
                 return;
             }
             if let Some(store) = &follow {
+                // The server may be gone for good (a failover the store has not met yet): have
+                // the store ask its hosts, as its next failed statement would; it moves only
+                // if they name another server.
+                store.choose_again(&lost).await;
                 options = store.pool().connect_options().as_ref().clone();
             }
             match listen(&options, &channel).await {
                 Ok(fresh) => break fresh,
                 Err(error) => {
                     tracing::debug!(%error, "session change feed: cannot listen yet");
-                    if let Some(store) = &follow {
-                        // The server may be gone for good (a failover): have the store ask
-                        // its hosts again, as its next failed statement would.
-                        store.choose_again(&error).await;
-                    }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }

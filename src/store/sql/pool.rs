@@ -9,11 +9,12 @@
 //!   and would each fail one more request.
 //! * A repeatable statement (a read, or a conditional or idempotent write) is tried once more on
 //!   the new pool, so the first request after a crash while the app was idle succeeds.
-//! * A write refused as read-only (SQLSTATE 25006: the connection reached a standby, as after a
-//!   failover behind a DNS name that still points at the old primary) counts as a connection
-//!   failure: the connection is closed and the pool replaced.
 //! * With several hosts to choose from ([`Pools::choosing`], PostgreSQL's multi-host URLs), a
-//!   replacement first asks them which one to use.
+//!   replacement first asks them which one to use, in a task of its own (a caller's deadline
+//!   never leaves it half done).
+//! * A write refused as read-only (SQLSTATE 25006: the connection reached a standby, as after a
+//!   failover) closes that connection; when the pool chooses the server that takes writes, it
+//!   also replaces the pool, and a repeatable write is tried once more on the new one.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -162,10 +163,27 @@ const RESET_INTERVAL: Duration = Duration::from_millis(250);
 /// The connect options of DB's connections.
 pub(crate) type Options<DB> = <<DB as Database>::Connection as Connection>::Options;
 
+/// A server a choice picked: how to connect to it, and its name (`host:port`), which tells
+/// whether the choice moved.
+pub(crate) struct Picked<DB: Database> {
+    pub(crate) options: Options<DB>,
+    pub(crate) name: String,
+}
+
 /// Picks the server a replacement pool connects to (PostgreSQL's multi-host URLs): `None` when
 /// no server would do right now.
 pub(crate) type Choose<DB> =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<Options<DB>>> + Send>> + Send + Sync>;
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<Picked<DB>>> + Send>> + Send + Sync>;
+
+/// How replacements pick their server.
+struct Choice<DB: Database> {
+    choose: Choose<DB>,
+    /// The choice looks for the server that takes writes: a write refused as read-only asks
+    /// again (with any server allowed, asking again would pick the same one).
+    for_writes: bool,
+    /// The server in use now.
+    name: Mutex<String>,
+}
 
 /// The current pool and how to build its replacement.
 pub(crate) struct Pools<DB: Database> {
@@ -173,9 +191,11 @@ pub(crate) struct Pools<DB: Database> {
     options: ArcSwap<Options<DB>>,
     pool_options: PoolOptions<DB>,
     last_reset: Mutex<Option<Instant>>,
-    choose: Option<Choose<DB>>,
+    choice: Option<Choice<DB>>,
     /// One replacement at a time: the others wait for it, then use the pool it made.
     turn: tokio::sync::Mutex<()>,
+    /// Counts the moves to another server.
+    moved: tokio::sync::watch::Sender<u64>,
 }
 
 impl<DB: Database> std::fmt::Debug for Pools<DB> {
@@ -193,22 +213,29 @@ impl<DB: Database> Pools<DB> {
             options: ArcSwap::from_pointee(options),
             pool_options,
             last_reset: Mutex::new(None),
-            choose: None,
+            choice: None,
             turn: tokio::sync::Mutex::new(()),
+            moved: tokio::sync::watch::channel(0).0,
         }
     }
 
     /// Replacements connect to the server `choose` picks (the last one picked while it picks
-    /// none).
-    pub(crate) fn choosing(mut self, choose: Choose<DB>) -> Self {
-        self.choose = Some(choose);
+    /// none); `now` is the server in use. `for_writes`: the choice looks for the server that
+    /// takes writes.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn choosing(mut self, choose: Choose<DB>, now: String, for_writes: bool) -> Self {
+        self.choice = Some(Choice {
+            choose,
+            for_writes,
+            name: Mutex::new(now),
+        });
         self
     }
 
-    /// Whether replacements choose their server.
-    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
-    pub(crate) fn has_choice(&self) -> bool {
-        self.choose.is_some()
+    /// Changes each time the pool moves to another server.
+    #[cfg_attr(not(all(feature = "postgres", feature = "cache")), allow(dead_code))]
+    pub(crate) fn moved(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.moved.subscribe()
     }
 
     /// The pool in use now.
@@ -216,43 +243,88 @@ impl<DB: Database> Pools<DB> {
         self.current.load_full()
     }
 
+    /// Whether `error` should replace the pool: a connection-level failure, or, when the pool
+    /// chooses the server that takes writes, a write refused as read-only.
+    fn replaces(&self, error: &sqlx::Error) -> bool {
+        connection_broken(error)
+            || (read_only(error) && self.choice.as_ref().is_some_and(|c| c.for_writes))
+    }
+
     /// Replaces `failed` (if it is still the current pool) by a fresh, lazily connecting pool,
-    /// to the server [`choosing`](Self::choosing) picks if there is a choice, and closes the
-    /// old one's idle connections in the background. Callers that find a replacement under way
-    /// wait for it.
-    pub(crate) async fn reset(&self, failed: &Arc<Pool<DB>>, why: &(dyn std::fmt::Display + Sync)) {
+    /// to the server the choice picks if there is one, in a task of its own: the caller's
+    /// deadline may end its wait, never the replacement. Callers that find a replacement under
+    /// way wait for it.
+    async fn replace(self: &Arc<Self>, failed: &Arc<Pool<DB>>, why: String) {
+        let (pools, failed) = (Arc::clone(self), Arc::clone(failed));
+        let _ = tokio::spawn(async move { pools.renew(&failed, &why, false).await }).await;
+    }
+
+    /// When the pool chooses its server: moves to the one the choice picks now, if that is
+    /// another (a check for the change feed, whose connection failed). Else nothing.
+    #[cfg_attr(not(all(feature = "postgres", feature = "cache")), allow(dead_code))]
+    pub(crate) async fn follow_choice(&self, why: &str) {
+        if self.choice.is_some() {
+            self.renew(&self.current(), why, true).await;
+        }
+    }
+
+    async fn renew(&self, failed: &Arc<Pool<DB>>, why: &str, only_if_moved: bool) {
         let _turn = self.turn.lock().await;
-        {
-            let mut last = self.last_reset.lock().unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|at| at.elapsed() < RESET_INTERVAL)
-                || !Arc::ptr_eq(&self.current.load(), failed)
-            {
-                return;
+        let recent = self
+            .last_reset
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < RESET_INTERVAL);
+        if recent || !Arc::ptr_eq(&self.current.load(), failed) {
+            return;
+        }
+        let picked = match &self.choice {
+            Some(choice) => (choice.choose)().await,
+            None => None,
+        };
+        if let Some(choice) = &self.choice {
+            let mut name = choice.name.lock().unwrap_or_else(|e| e.into_inner());
+            match &picked {
+                Some(p) if *name != p.name => {
+                    tracing::warn!(
+                        %why,
+                        database = DB::NAME,
+                        from = %*name,
+                        to = %p.name,
+                        "the session store moves to another server of its database URL"
+                    );
+                    name.clone_from(&p.name);
+                    self.moved.send_modify(|n| *n += 1);
+                }
+                Some(_) if only_if_moved => return,
+                Some(_) => {}
+                None => {
+                    if only_if_moved {
+                        return;
+                    }
+                    tracing::warn!(
+                        database = DB::NAME,
+                        "no server in the database URL can take the session store now; trying the last one used"
+                    );
+                }
             }
-            *last = Some(Instant::now());
         }
         tracing::warn!(
             %why,
             database = DB::NAME,
             "database connection failed; replacing the session store's connection pool"
         );
-        if let Some(choose) = &self.choose {
-            match choose().await {
-                Some(picked) => self.options.store(Arc::new(picked)),
-                None => tracing::warn!(
-                    database = DB::NAME,
-                    "no server in the database URL can take the session store now; trying the last one used"
-                ),
-            }
+        if let Some(p) = picked {
+            self.options.store(Arc::new(p.options));
         }
         let fresh = self
             .pool_options
             .clone()
             .connect_lazy_with((**self.options.load()).clone());
         let old = self.current.swap(Arc::new(fresh));
-        if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::spawn(async move { old.close().await });
-        }
+        tokio::spawn(async move { old.close().await });
+        // Counted from the end of a replacement, which may have waited for the hosts' answers.
+        *self.last_reset.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     }
 }
 
@@ -274,7 +346,7 @@ impl<DB: Database> Guard<DB> {
     /// The statement on this connection finished: return it to the pool when dropped, unless
     /// `result` says the connection itself failed.
     pub(crate) fn finish<T>(&mut self, result: &Result<T, sqlx::Error>) {
-        self.finished = !matches!(result, Err(e) if connection_broken(e));
+        self.finished = !matches!(result, Err(e) if connection_broken(e) || read_only(e));
     }
 }
 
@@ -294,14 +366,19 @@ pub(crate) fn connection_broken(error: &sqlx::Error) -> bool {
         | sqlx::Error::Protocol(_)
         | sqlx::Error::WorkerCrashed => true,
         // SQLSTATE class 08 (connection exception: PostgreSQL, and MySQL's 08S01 "communication
-        // link failure"), PostgreSQL's 57P0x (the server is shutting down or crashed), and
-        // 25006 (a write in a read-only transaction: the connection reached a standby, the old
-        // primary after a failover; another connection may reach the new one).
+        // link failure") and PostgreSQL's 57P0x (the server is shutting down or crashed).
         sqlx::Error::Database(db) => db
             .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c == "25006"),
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
         _ => false,
     }
+}
+
+/// Whether `error` is PostgreSQL's refusal of a write in a read-only transaction (SQLSTATE
+/// 25006): the connection reached a standby (the old primary after a failover, or a name that
+/// still points at it). The connection is not used again: a new one may reach the new primary.
+pub(crate) fn read_only(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("25006"))
 }
 
 /// Why an operation failed.
@@ -411,8 +488,8 @@ where
     let pool = pools.current();
     let work = async {
         match attempt(Arc::clone(&pool)).await {
-            Err(e) if connection_broken(&e) => {
-                pools.reset(&pool, &e).await;
+            Err(e) if pools.replaces(&e) => {
+                pools.replace(&pool, e.to_string()).await;
                 if !repeatable {
                     return Err(e);
                 }
@@ -424,10 +501,8 @@ where
     match tokio::time::timeout(timeout, work).await {
         Ok(result) => result.map_err(Failure::Sqlx),
         Err(_) => {
-            if tokio::runtime::Handle::try_current().is_ok() {
-                let pools = Arc::clone(pools);
-                tokio::spawn(async move { pools.reset(&pool, &"a statement timed out").await });
-            }
+            let pools = Arc::clone(pools);
+            tokio::spawn(async move { pools.renew(&pool, "a statement timed out", false).await });
             Err(Failure::Timeout)
         }
     }
@@ -446,5 +521,6 @@ mod tests {
         assert!(!connection_broken(&sqlx::Error::RowNotFound));
         assert!(!connection_broken(&sqlx::Error::PoolTimedOut));
         assert!(!connection_broken(&sqlx::Error::ColumnNotFound("x".into())));
+        assert!(!read_only(&sqlx::Error::RowNotFound));
     }
 }

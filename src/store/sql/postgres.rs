@@ -20,7 +20,8 @@
 //!   `target_session_attrs=read-write` (or `primary`) to use only the server that takes writes:
 //!   the hosts are asked at start-up and again whenever the pool is replaced, so the store follows
 //!   a failover to whichever listed server is the primary now. A write refused as read-only
-//!   (SQLSTATE 25006) replaces the pool too, with or without a list.
+//!   (SQLSTATE 25006) closes its connection and, with `read-write` or `primary`, replaces the
+//!   pool too.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -140,12 +141,23 @@ impl PostgresStoreBuilder {
             .await
             .map_err(|e| connect_error(e, pooler))?;
         warn_if_plaintext(&options).await;
+        let now = name(&options);
         let mut pools = Pools::new(pool, options, pool_options);
         if let Some(hosts) = choice {
-            pools = pools.choosing(Arc::new(move || {
+            // Within half the operation's deadline, so the caller that met the failure has
+            // time left for its retry on the server picked.
+            let probe = timeout / 2;
+            let choose: pool::Choose<sqlx::Postgres> = Arc::new(move || {
                 let hosts = Arc::clone(&hosts);
-                Box::pin(async move { pick(&hosts, attrs, timeout, pooler).await.ok() })
-            }));
+                Box::pin(async move {
+                    let options = pick(&hosts, attrs, probe, pooler).await.ok()?;
+                    Some(pool::Picked {
+                        name: name(&options),
+                        options,
+                    })
+                })
+            });
+            pools = pools.choosing(choose, now, attrs != Attrs::Any);
         }
         let dialect = PostgresDialect {
             pools: Arc::new(pools),
@@ -244,11 +256,19 @@ fn split_hosts(url: &str) -> Result<Vec<String>, StoreError> {
         .collect()
 }
 
+/// `host:port` of the server `options` reach.
+fn name(options: &PgConnectOptions) -> String {
+    format!("{}:{}", options.get_host(), options.get_port())
+}
+
+/// How long a host that suits waits for the hosts listed before it that have not answered.
+const GRACE: Duration = Duration::from_millis(250);
+
 /// The server of `hosts` to use, or why each was passed over. All are asked at once, each
-/// within `timeout`. With [`Attrs::Any`], the first in the list that answers, once every host
-/// before it has (libpq's order: they are alternatives, the first preferred). Asked for the one
-/// that takes writes, the first to say so: there is one primary, and a host that went silent
-/// (the old primary behind a partition) must not hold up the failover for its whole timeout.
+/// within `timeout`; the first in the list that `attrs` accepts wins (libpq's order), except
+/// that once one has said yes, the hosts before it that have not answered yet get [`GRACE`]
+/// more: a host gone silent (the old primary behind a partition) must not hold up a failover
+/// for its whole timeout.
 async fn pick(
     hosts: &[PgConnectOptions],
     attrs: Attrs,
@@ -267,9 +287,24 @@ async fn pick(
         })
         .collect();
     let mut answers: Vec<Option<Result<(), String>>> = vec![None; hosts.len()];
-    while let Some((i, answer)) = asked.next().await {
-        if attrs != Attrs::Any && answer.is_ok() {
-            return Ok(hosts[i].clone());
+    let mut until = None;
+    loop {
+        let next = match until {
+            None => asked.next().await,
+            Some(at) => tokio::time::timeout_at(at, asked.next())
+                .await
+                .unwrap_or(None),
+        };
+        let Some((i, answer)) = next else {
+            // Everyone answered, or the grace ran out: the first in the list that suits.
+            let first = answers.iter().position(|a| matches!(a, Some(Ok(()))));
+            if let Some(first) = first {
+                return Ok(hosts[first].clone());
+            }
+            break;
+        };
+        if answer.is_ok() && until.is_none() {
+            until = Some(tokio::time::Instant::now() + GRACE);
         }
         answers[i] = Some(answer);
         for (options, answer) in hosts.iter().zip(&answers) {
@@ -284,7 +319,10 @@ async fn pick(
         .iter()
         .zip(answers)
         .map(|(options, answer)| {
-            let why = answer.and_then(Result::err).unwrap_or_default();
+            let why = match answer {
+                Some(Err(why)) => why,
+                _ => format!("no answer within {} ms", timeout.as_millis()),
+            };
             format!("{}:{}: {why}", options.get_host(), options.get_port())
         })
         .collect())
@@ -366,6 +404,17 @@ fn take_params(url: &str) -> Result<(String, UrlParams), StoreError> {
                 kept.push((key.into_owned(), value.into_owned()));
             }
             "target_session_attrs" => params.attrs = Attrs::parse(&value)?,
+            "host" | "hostaddr" | "port" if value.contains(',') => {
+                return Err(StoreError::Connect {
+                    problem: format!(
+                        "`{key}={value}` in the database URL lists several; the store takes a \
+                         host list in the URL's host part only"
+                    ),
+                    fix: "write the hosts as postgres://user@host1:port1,host2:port2/database"
+                        .to_owned(),
+                    source: None,
+                })
+            }
             _ => kept.push((key.into_owned(), value.into_owned())),
         }
     }
@@ -549,11 +598,12 @@ impl SqlStore<PostgresDialect> {
     /// `postgres://user:password@db.example.com:5432/app?sslmode=verify-full`.
     ///
     /// Several hosts, as libpq takes them, let the store follow a failover:
-    /// `postgres://app@db1:5432,db2:5432/app?target_session_attrs=read-write` uses the listed
-    /// server that takes writes (`primary`: the one not in recovery; `any`, the default: the
+    /// `postgres://app@db1:5432,db2:5432/app?target_session_attrs=read-write` uses the first
+    /// listed server that takes writes (`primary`: not in recovery; `any`, the default: the
     /// first that answers), asks the hosts again whenever its pool is replaced (a connection
-    /// failure, a timeout, a write refused as read-only), and fails at start-up naming each host
-    /// and why it was passed over when none will do.
+    /// failure, a timeout, and with `read-write` or `primary` a write refused as read-only),
+    /// and fails at start-up naming each host and why it was passed over when none will do.
+    /// The hosts go in the URL's host part; libpq's `host=`/`port=` lists are refused.
     ///
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -616,14 +666,17 @@ impl SqlStore<PostgresDialect> {
         self.dialect().pooler
     }
 
-    /// When the URL lets the store choose among servers: replaces the pool by one to the server
-    /// the hosts name now, as a failed statement would (at most once per replacement interval).
+    /// When the URL lets the store choose among servers: asks the hosts again, and moves the
+    /// pool if they name another server now (for the change feed, whose connection failed).
     #[cfg(feature = "cache")]
-    pub(crate) async fn choose_again(&self, why: &(dyn std::fmt::Display + Sync)) {
-        let pools = &self.dialect().pools;
-        if pools.has_choice() {
-            pools.reset(&pools.current(), why).await;
-        }
+    pub(crate) async fn choose_again(&self, why: &str) {
+        self.dialect().pools.follow_choice(why).await;
+    }
+
+    /// Changes each time the store moves to another server of its URL.
+    #[cfg(feature = "cache")]
+    pub(crate) fn moved(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.dialect().pools.moved()
     }
 }
 
