@@ -116,6 +116,8 @@ impl PostgresChangesBuilder {
     /// saying what to do; a backend error when the database cannot be reached.
     pub async fn start(self) -> Result<SessionChanges, StoreError> {
         let table = SessionTable::from_delete(&self.delete_sql, '"')?;
+        // Subscribed before reading where the store connects: a move from now on is seen.
+        let moved = self.listen_url.is_none().then(|| self.store.moved());
         let options = self.listen_options()?;
         let pool = self.store.pool();
         let [function, trigger] =
@@ -170,7 +172,7 @@ impl PostgresChangesBuilder {
         let follow = self.listen_url.is_none().then(|| self.store.clone());
         let channel = self.name;
         Ok(SessionChanges::spawn("PostgreSQL LISTEN", move |sink| {
-            run(listener, options, follow, channel, sink)
+            run(listener, options, follow.zip(moved), channel, sink)
         }))
     }
 
@@ -256,23 +258,23 @@ async fn next(listener: &mut PgListener, wait: Duration) -> Heard {
 }
 
 /// Receives notifications until the feed is dropped, reconnecting as needed: to `options`, or,
-/// listening where the store connects (`follow`), to wherever the store connects now, so that a
-/// store whose URL lists several hosts takes the feed along to the primary it moves to.
+/// listening where the store connects (`follow`: the store, and its moves), to wherever the
+/// store connects now, so that a store whose URL lists several hosts takes the feed along to the
+/// primary it moves to.
 async fn run(
     mut listener: PgListener,
     mut options: PgConnectOptions,
-    follow: Option<PostgresStore>,
+    mut follow: Option<(PostgresStore, tokio::sync::watch::Receiver<u64>)>,
     channel: String,
     sink: Sink,
 ) {
     let mut wait = PING_AFTER;
-    let mut moved = follow.as_ref().map(PostgresStore::moved);
     loop {
-        let heard = match &mut moved {
+        let heard = match &mut follow {
             None => next(&mut listener, wait).await,
             // The store moved to another server (a failover it met first): the triggers fire
             // there now, even if this connection's server stays up.
-            Some(moved) => {
+            Some((_, moved)) => {
                 let heard = std::pin::pin!(next(&mut listener, wait));
                 let moved = std::pin::pin!(moved.changed());
                 match futures_util::future::select(heard, moved).await {
@@ -281,6 +283,7 @@ async fn run(
                 }
             }
         };
+        let heard_moved = matches!(heard, Heard::Moved);
         let lost = match heard {
             Heard::Token(token) => {
                 wait = PING_AFTER;
@@ -319,15 +322,21 @@ async fn run(
         tracing::warn!(error = %lost, "session change feed: LISTEN connection lost; reconnecting (cached sessions may be served until the cache TTL meanwhile)");
         drop(listener);
         let mut backoff = Duration::from_millis(200);
+        // The store just moved: its choice is fresh for the first attempt.
+        let mut chosen = heard_moved;
         listener = loop {
             if !sink.alive() {
                 return;
             }
-            if let Some(store) = &follow {
-                // The server may be gone for good (a failover the store has not met yet): have
-                // the store ask its hosts, as its next failed statement would; it moves only
-                // if they name another server.
-                store.choose_again(&lost).await;
+            if let Some((store, moved)) = &mut follow {
+                if !std::mem::take(&mut chosen) {
+                    // The server may be gone for good (a failover the store has not met yet):
+                    // have the store ask its hosts, as its next failed statement would; it
+                    // moves only if they name another server.
+                    store.choose_again(&lost).await;
+                }
+                // Moves up to now are followed by this reconnection.
+                moved.borrow_and_update();
                 options = store.pool().connect_options().as_ref().clone();
             }
             match listen(&options, &channel).await {

@@ -4,7 +4,7 @@
 //! * A statement that fails on its connection (reset, end of stream, a protocol error, a server
 //!   shutting down) or is cancelled mid-flight closes that connection instead of returning it to
 //!   the pool ([`Guard`]): sqlx would otherwise hand it out again, or hang on its health check.
-//! * A connection-level failure or a timeout also replaces the whole pool ([`Pools::reset`]):
+//! * A connection-level failure or a timeout also replaces the whole pool ([`Pools::renew`]):
 //!   the other idle connections died with the server, or sit on a network path that went silent,
 //!   and would each fail one more request.
 //! * A repeatable statement (a read, or a conditional or idempotent write) is tried once more on
@@ -243,32 +243,43 @@ impl<DB: Database> Pools<DB> {
         self.current.load_full()
     }
 
-    /// Whether `error` should replace the pool: a connection-level failure, or, when the pool
-    /// chooses the server that takes writes, a write refused as read-only.
-    fn replaces(&self, error: &sqlx::Error) -> bool {
-        connection_broken(error)
-            || (read_only(error) && self.choice.as_ref().is_some_and(|c| c.for_writes))
-    }
-
-    /// Replaces `failed` (if it is still the current pool) by a fresh, lazily connecting pool,
-    /// to the server the choice picks if there is one, in a task of its own: the caller's
-    /// deadline may end its wait, never the replacement. Callers that find a replacement under
-    /// way wait for it.
-    async fn replace(self: &Arc<Self>, failed: &Arc<Pool<DB>>, why: String) {
-        let (pools, failed) = (Arc::clone(self), Arc::clone(failed));
-        let _ = tokio::spawn(async move { pools.renew(&failed, &why, false).await }).await;
-    }
-
-    /// When the pool chooses its server: moves to the one the choice picks now, if that is
-    /// another (a check for the change feed, whose connection failed). Else nothing.
-    #[cfg_attr(not(all(feature = "postgres", feature = "cache")), allow(dead_code))]
-    pub(crate) async fn follow_choice(&self, why: &str) {
-        if self.choice.is_some() {
-            self.renew(&self.current(), why, true).await;
+    /// How `error` should renew the pool: a connection-level failure replaces it; a write
+    /// refused as read-only, when the pool chooses the server that takes writes, moves it if the
+    /// hosts name another server (not otherwise: a database read-only for another reason would
+    /// have every write rebuild the pool on the same server).
+    fn renewal(&self, error: &sqlx::Error) -> Option<Renewal> {
+        if connection_broken(error) {
+            Some(Renewal::Replace)
+        } else if read_only(error) && self.choice.as_ref().is_some_and(|c| c.for_writes) {
+            Some(Renewal::IfMoved)
+        } else {
+            None
         }
     }
 
-    async fn renew(&self, failed: &Arc<Pool<DB>>, why: &str, only_if_moved: bool) {
+    /// Renews the pool after `failed` (if it is still the current pool) met `why`, in a task of
+    /// its own: the caller's deadline may end its wait, never the renewal. Callers that find
+    /// one under way wait for it.
+    async fn renew_for(self: &Arc<Self>, failed: &Arc<Pool<DB>>, why: String, renewal: Renewal) {
+        let (pools, failed) = (Arc::clone(self), Arc::clone(failed));
+        let _ = tokio::spawn(async move { pools.renew(&failed, &why, renewal).await }).await;
+    }
+
+    /// When the pool chooses its server: moves to the one the choice picks now, if that is
+    /// another (a check for the change feed, whose connection failed). After a renewal under
+    /// way (waited for: the feed then connects where it went) or one just done, nothing.
+    #[cfg_attr(not(all(feature = "postgres", feature = "cache")), allow(dead_code))]
+    pub(crate) async fn follow_choice(&self, why: &str) {
+        if self.choice.is_some() {
+            self.renew(&self.current(), why, Renewal::IfMoved).await;
+        }
+    }
+
+    /// Replaces `failed`, if it is still the current pool, by a fresh, lazily connecting pool,
+    /// to the server the choice picks if there is one; with [`Renewal::IfMoved`], only when the
+    /// choice picks another server than the one in use.
+    async fn renew(&self, failed: &Arc<Pool<DB>>, why: &str, renewal: Renewal) {
+        let only_if_moved = renewal == Renewal::IfMoved;
         let _turn = self.turn.lock().await;
         let recent = self
             .last_reset
@@ -303,17 +314,20 @@ impl<DB: Database> Pools<DB> {
                         return;
                     }
                     tracing::warn!(
+                        %why,
                         database = DB::NAME,
                         "no server in the database URL can take the session store now; trying the last one used"
                     );
                 }
             }
         }
-        tracing::warn!(
-            %why,
-            database = DB::NAME,
-            "database connection failed; replacing the session store's connection pool"
-        );
+        if !only_if_moved {
+            tracing::warn!(
+                %why,
+                database = DB::NAME,
+                "database connection failed; replacing the session store's connection pool"
+            );
+        }
         if let Some(p) = picked {
             self.options.store(Arc::new(p.options));
         }
@@ -326,6 +340,15 @@ impl<DB: Database> Pools<DB> {
         // Counted from the end of a replacement, which may have waited for the hosts' answers.
         *self.last_reset.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     }
+}
+
+/// What a failure does to the pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Renewal {
+    /// Replace it (on the server the choice picks, if there is a choice).
+    Replace,
+    /// Move it, if the choice picks another server than the one in use.
+    IfMoved,
 }
 
 /// A pooled connection that is closed, not returned to the pool, unless the statement on it
@@ -488,21 +511,28 @@ where
     let pool = pools.current();
     let work = async {
         match attempt(Arc::clone(&pool)).await {
-            Err(e) if pools.replaces(&e) => {
-                pools.replace(&pool, e.to_string()).await;
-                if !repeatable {
-                    return Err(e);
+            Err(e) => match pools.renewal(&e) {
+                Some(renewal) => {
+                    pools.renew_for(&pool, e.to_string(), renewal).await;
+                    if !repeatable {
+                        return Err(e);
+                    }
+                    attempt(pools.current()).await
                 }
-                attempt(pools.current()).await
-            }
-            other => other,
+                None => Err(e),
+            },
+            ok => ok,
         }
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(result) => result.map_err(Failure::Sqlx),
         Err(_) => {
             let pools = Arc::clone(pools);
-            tokio::spawn(async move { pools.renew(&pool, "a statement timed out", false).await });
+            tokio::spawn(async move {
+                pools
+                    .renew(&pool, "a statement timed out", Renewal::Replace)
+                    .await;
+            });
             Err(Failure::Timeout)
         }
     }
