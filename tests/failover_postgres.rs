@@ -92,6 +92,75 @@ async fn replayed(primary: &Postgres, standby: &Postgres) {
     .await;
 }
 
+/// A primary, its streaming standby, a store on both (`read-write`, the primary listed first)
+/// with `n` sessions of one user, and a cache that watches the store's change feed and holds
+/// every session.
+struct Pair {
+    primary: Postgres,
+    standby: Postgres,
+    store: PostgresStore,
+    sessions: Vec<Session>,
+    changes: tower_auth_session::store::SessionChanges,
+    inner: common::Counting<PostgresStore>,
+    cached: tower_auth_session::store::CachedStore<common::Counting<PostgresStore>>,
+}
+
+impl Pair {
+    async fn start(test: &str, n: usize) -> Option<Self> {
+        let primary = Postgres::start(test)?;
+        let standby = primary.standby();
+        let url = list_url(
+            &[primary.port, standby.port],
+            "target_session_attrs=read-write",
+        );
+        let store = build(&url).await.unwrap();
+        assert_eq!(in_use(&store), primary.port);
+        let sessions = sign_in(&store, &format!("{n}@example.com"), n).await;
+        let changes = store
+            .session_changes()
+            .create_trigger(true)
+            .start()
+            .await
+            .unwrap();
+        let (inner, cached) = common::counted_cache(&store, &changes);
+        for s in &sessions {
+            assert!(cached.find(&s.storage_key()).await.unwrap().is_some());
+        }
+        replayed(&primary, &standby).await;
+        Some(Self {
+            primary,
+            standby,
+            store,
+            sessions,
+            changes,
+            inner,
+            cached,
+        })
+    }
+
+    /// The feed listens on the promoted standby: it dropped the cache when it reconnected
+    /// (`kept` is read from the store again), and a delete of `deleted` made there reaches the
+    /// cache.
+    async fn feed_follows(&self, kept: &Session, deleted: &Session, what: &str) {
+        common::cache_dropped(&self.cached, &self.inner, &kept.token, what).await;
+        let mut applied = self.changes.applied();
+        let delete = format!("delete from \"session\" where token = '{}'", deleted.token);
+        common::reported(
+            &mut applied,
+            Duration::from_secs(2),
+            "the feed hears a delete on the promoted server",
+            execute(self.standby.port, &delete),
+        )
+        .await;
+        assert!(self
+            .cached
+            .find(&deleted.storage_key())
+            .await
+            .unwrap()
+            .is_none());
+    }
+}
+
 #[tokio::test]
 async fn a_host_list_uses_the_server_that_takes_writes_and_says_what_to_fix_when_none_does() {
     let test = "a_host_list_uses_the_server_that_takes_writes_and_says_what_to_fix_when_none_does";
@@ -187,76 +256,37 @@ async fn a_host_list_uses_the_server_that_takes_writes_and_says_what_to_fix_when
 async fn a_crashed_primary_fails_over_to_the_promoted_standby_and_the_feed_follows() {
     let test = "a_crashed_primary_fails_over_to_the_promoted_standby_and_the_feed_follows";
     let _turn = ONE_AT_A_TIME.lock().await;
-    let Some(primary) = Postgres::start(test) else {
+    let Some(pair) = Pair::start(test, 5).await else {
         return;
     };
-    let standby = primary.standby();
-    let url = list_url(
-        &[primary.port, standby.port],
-        "target_session_attrs=read-write",
-    );
-    let store = build(&url).await.unwrap();
-    assert_eq!(in_use(&store), primary.port);
-    let sessions = sign_in(&store, "crash@example.com", 5).await;
-    let changes = store
-        .session_changes()
-        .create_trigger(true)
-        .start()
-        .await
-        .unwrap();
-    let (inner, cached) = common::counted_cache(&store, &changes);
-    for s in &sessions {
-        assert!(cached.find(&s.storage_key()).await.unwrap().is_some());
-    }
-    replayed(&primary, &standby).await;
+    let (store, sessions) = (&pair.store, &pair.sessions);
 
     // The primary crashes (no goodbye to any client); the standby is promoted.
-    primary.kill_postmaster();
-    standby.promote();
+    pair.primary.kill_postmaster();
+    pair.standby.promote();
     let promoted = Instant::now();
 
     // Every session is still there, read from the promoted server; the first read replaced
     // the pool after its connection failed, asked the hosts, and was tried again there.
-    for s in &sessions {
+    for s in sessions {
         let found = store.find(&s.storage_key()).await.unwrap();
         assert_eq!(found.unwrap().session.id, s.id);
     }
     let reads_back = promoted.elapsed();
-    assert_eq!(in_use(&store), standby.port);
+    assert_eq!(in_use(store), pair.standby.port);
     // Writes land there too.
-    let more = sign_in(&store, "after@example.com", 1).await;
+    let more = sign_in(store, "after@example.com", 1).await;
     let sql = format!(
         "select count(*) from \"session\" where token = '{}'",
         more[0].token
     );
-    assert_eq!(number(standby.port, &sql).await, 1);
-
-    // The feed reconnected to the promoted server (dropping the cache as it does after any
-    // reconnection) and hears a delete made there.
-    common::cache_dropped(
-        &cached,
-        &inner,
-        &sessions[0].token,
-        "the change feed reconnects to the promoted server",
+    assert_eq!(number(pair.standby.port, &sql).await, 1);
+    pair.feed_follows(
+        &sessions[0],
+        &sessions[1],
+        "the change feed moves with the store",
     )
     .await;
-    let mut applied = changes.applied();
-    let delete = format!(
-        "delete from \"session\" where token = '{}'",
-        sessions[1].token
-    );
-    common::reported(
-        &mut applied,
-        Duration::from_secs(2),
-        "the feed hears a delete on the promoted server",
-        execute(standby.port, &delete),
-    )
-    .await;
-    assert!(cached
-        .find(&sessions[1].storage_key())
-        .await
-        .unwrap()
-        .is_none());
     eprintln!("{test}: the store read every session again {reads_back:?} after the promotion");
 }
 
@@ -264,38 +294,19 @@ async fn a_crashed_primary_fails_over_to_the_promoted_standby_and_the_feed_follo
 async fn a_primary_that_stays_up_refusing_writes_sends_them_to_the_promoted_standby() {
     let test = "a_primary_that_stays_up_refusing_writes_sends_them_to_the_promoted_standby";
     let _turn = ONE_AT_A_TIME.lock().await;
-    let Some(primary) = Postgres::start(test) else {
+    let Some(pair) = Pair::start(test, 3).await else {
         return;
     };
-    let standby = primary.standby();
-    let url = list_url(
-        &[primary.port, standby.port],
-        "target_session_attrs=read-write",
-    );
-    let store = build(&url).await.unwrap();
-    let sessions = sign_in(&store, "switch@example.com", 3).await;
-    let changes = store
-        .session_changes()
-        .create_trigger(true)
-        .start()
-        .await
-        .unwrap();
-    let (inner, cached) = common::counted_cache(&store, &changes);
-    assert!(cached
-        .find(&sessions[2].storage_key())
-        .await
-        .unwrap()
-        .is_some());
-    replayed(&primary, &standby).await;
+    let (store, sessions) = (&pair.store, &pair.sessions);
     // The store holds open connections to the primary; it now refuses writes on every
     // connection (as the old primary does to clients that stay connected through a
-    // switchover), and the standby is promoted.
+    // switchover).
     execute(
-        primary.port,
+        pair.primary.port,
         "alter system set default_transaction_read_only = on",
     )
     .await;
-    execute(primary.port, "select pg_reload_conf()").await;
+    execute(pair.primary.port, "select pg_reload_conf()").await;
     // Before the promotion no listed server takes writes: the write fails with the server's
     // refusal, and the store stays where it is.
     let later = common::now() + time::Duration::days(8);
@@ -306,54 +317,31 @@ async fn a_primary_that_stays_up_refusing_writes_sends_them_to_the_promoted_stan
         .unwrap_err()
         .to_string();
     assert!(err.contains("read-only transaction"), "{err}");
-    assert_eq!(in_use(&store), primary.port);
-    standby.promote();
+    assert_eq!(in_use(store), pair.primary.port);
+    pair.standby.promote();
 
     // A refresh (a repeatable write) meets "read-only transaction" on the open connection,
     // moves the pool, and lands on the promoted server with no error for the caller.
     let extended = store.extend(&key, later, common::now()).await.unwrap();
     assert!(extended.is_some(), "the session was extended");
-    assert_eq!(in_use(&store), standby.port);
+    assert_eq!(in_use(store), pair.standby.port);
     let sql = format!(
         "select count(*) from \"session\" where token = '{}' and \"expiresAt\" > now() + interval '7 days 12 hours'",
         sessions[0].token
     );
     assert_eq!(
-        number(standby.port, &sql).await,
+        number(pair.standby.port, &sql).await,
         1,
         "written on the promoted server"
     );
-    assert!(store
-        .find(&sessions[1].storage_key())
-        .await
-        .unwrap()
-        .is_some());
     // The feed's connection to the old primary is still fine, but the triggers fire on the
     // promoted server now: the feed moves with the store, and hears a delete there.
-    common::cache_dropped(
-        &cached,
-        &inner,
-        &sessions[2].token,
+    pair.feed_follows(
+        &sessions[1],
+        &sessions[2],
         "the change feed moves with the store",
     )
     .await;
-    let mut applied = changes.applied();
-    let delete = format!(
-        "delete from \"session\" where token = '{}'",
-        sessions[2].token
-    );
-    common::reported(
-        &mut applied,
-        Duration::from_secs(2),
-        "the feed hears a delete on the promoted server",
-        execute(standby.port, &delete),
-    )
-    .await;
-    assert!(cached
-        .find(&sessions[2].storage_key())
-        .await
-        .unwrap()
-        .is_none());
 }
 
 #[tokio::test]
@@ -413,32 +401,11 @@ async fn a_primary_gone_silent_behind_a_partition_is_left_for_the_promoted_stand
 async fn an_idle_store_is_moved_by_its_change_feed_after_a_crash() {
     let test = "an_idle_store_is_moved_by_its_change_feed_after_a_crash";
     let _turn = ONE_AT_A_TIME.lock().await;
-    let Some(primary) = Postgres::start(test) else {
+    let Some(pair) = Pair::start(test, 2).await else {
         return;
     };
-    let standby = primary.standby();
-    let url = list_url(
-        &[primary.port, standby.port],
-        "target_session_attrs=read-write",
-    );
-    let store = build(&url).await.unwrap();
-    let sessions = sign_in(&store, "idle@example.com", 2).await;
-    let changes = store
-        .session_changes()
-        .create_trigger(true)
-        .start()
-        .await
-        .unwrap();
-    let (inner, cached) = common::counted_cache(&store, &changes);
-    assert!(cached
-        .find(&sessions[0].storage_key())
-        .await
-        .unwrap()
-        .is_some());
-    replayed(&primary, &standby).await;
-
-    primary.kill_postmaster();
-    standby.promote();
+    pair.primary.kill_postmaster();
+    pair.standby.promote();
     let promoted = Instant::now();
     // Nobody uses the store: the feed, which cannot listen on the dead primary, has the store
     // ask its hosts, moves it, and listens on the promoted server.
@@ -446,27 +413,14 @@ async fn an_idle_store_is_moved_by_its_change_feed_after_a_crash() {
         "the feed moves the idle store to the promoted server",
         // Well under the 5 s the listener's own reconnection would wait on the dead server.
         Duration::from_secs(3),
-        || async { in_use(&store) == standby.port },
+        || async { in_use(&pair.store) == pair.standby.port },
     )
     .await;
     let moved = promoted.elapsed();
-    common::cache_dropped(
-        &cached,
-        &inner,
-        &sessions[0].token,
+    pair.feed_follows(
+        &pair.sessions[0],
+        &pair.sessions[1],
         "the change feed listens again and drops the cache",
-    )
-    .await;
-    let mut applied = changes.applied();
-    let delete = format!(
-        "delete from \"session\" where token = '{}'",
-        sessions[1].token
-    );
-    common::reported(
-        &mut applied,
-        Duration::from_secs(2),
-        "the feed hears a delete on the promoted server",
-        execute(standby.port, &delete),
     )
     .await;
     eprintln!("{test}: the feed moved the store {moved:?} after the promotion");

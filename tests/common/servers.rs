@@ -86,6 +86,27 @@ fn required<T>(what: &str, test: &str) -> Option<T> {
     None
 }
 
+/// A directory under /tmp for a cluster's data and socket, which the `postgres` user owns when
+/// the tests run as root (the server runs as that user then).
+fn postgres_dir(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .unwrap();
+    if is_root() {
+        Command::new("chown")
+            .args(["postgres:postgres", dir.path().to_str().unwrap()])
+            .status()
+            .unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    dir
+}
+
 /// A PostgreSQL cluster of the test's own, on a random port, that can be crashed and restarted.
 pub struct Postgres {
     dir: tempfile::TempDir,
@@ -100,21 +121,7 @@ impl Postgres {
         let Some(bindir) = pg_bindir() else {
             return required("PostgreSQL", test);
         };
-        let dir = tempfile::Builder::new()
-            .prefix("tas-pg-")
-            .tempdir_in("/tmp")
-            .unwrap();
-        if is_root() {
-            Command::new("chown")
-                .args(["postgres:postgres", dir.path().to_str().unwrap()])
-                .status()
-                .unwrap();
-            std::fs::set_permissions(
-                dir.path(),
-                std::os::unix::fs::PermissionsExt::from_mode(0o755),
-            )
-            .unwrap();
-        }
+        let dir = postgres_dir("tas-pg-");
         let data = dir.path().join("data");
         run_pg(
             &bindir.join("initdb"),
@@ -205,21 +212,7 @@ impl Postgres {
     /// A streaming standby of this server (`pg_basebackup -R`: it replays the primary's WAL and
     /// answers reads only), on a port and in a directory of its own.
     pub fn standby(&self) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("tas-pg-standby-")
-            .tempdir_in("/tmp")
-            .unwrap();
-        if is_root() {
-            Command::new("chown")
-                .args(["postgres:postgres", dir.path().to_str().unwrap()])
-                .status()
-                .unwrap();
-            std::fs::set_permissions(
-                dir.path(),
-                std::os::unix::fs::PermissionsExt::from_mode(0o755),
-            )
-            .unwrap();
-        }
+        let dir = postgres_dir("tas-pg-standby-");
         let data = dir.path().join("data");
         run_pg(
             &self.bindir.join("pg_basebackup"),
