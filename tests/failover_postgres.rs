@@ -425,3 +425,25 @@ async fn an_idle_store_is_moved_by_its_change_feed_after_a_crash() {
     .await;
     eprintln!("{test}: the feed moved the store {moved:?} after the promotion");
 }
+
+#[tokio::test]
+async fn the_first_listed_server_that_takes_writes_wins_unless_it_is_late_past_the_grace() {
+    let test = "the_first_listed_server_that_takes_writes_wins_unless_it_is_late_past_the_grace";
+    let _turn = ONE_AT_A_TIME.lock().await;
+    // Two servers that both take writes (two addresses of one primary, or a split brain):
+    // libpq takes the first listed. Here the first is behind a slow path.
+    let Some(first) = Postgres::start(test) else {
+        return;
+    };
+    let Some(second) = Postgres::start(test) else {
+        return;
+    };
+    let path = common::servers::Proxy::start(first.port).await;
+    let url = list_url(&[path.port, second.port], "target_session_attrs=read-write");
+    // 50 ms late: within the 250 ms grace the second one's answer opened, so list order holds.
+    path.slow(Duration::from_millis(50));
+    assert_eq!(in_use(&build(&url).await.unwrap()), path.port);
+    // 800 ms late: past the grace, the one that answered is used.
+    path.slow(Duration::from_millis(800));
+    assert_eq!(in_use(&build(&url).await.unwrap()), second.port);
+}

@@ -461,6 +461,8 @@ pub struct Proxy {
     pub port: u16,
     epoch: Arc<AtomicU64>,
     silent: Arc<std::sync::atomic::AtomicBool>,
+    /// Milliseconds each new connection waits before it is forwarded (a slow path).
+    delay: Arc<AtomicU64>,
     /// Sockets (or their halves) held open, never answered.
     held: Held,
     task: tokio::task::JoinHandle<()>,
@@ -473,7 +475,8 @@ impl Proxy {
         let epoch = Arc::new(AtomicU64::new(0));
         let silent = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let held: Held = Arc::new(Mutex::new(Vec::new()));
-        let (e, s, h) = (epoch.clone(), silent.clone(), held.clone());
+        let delay = Arc::new(AtomicU64::new(0));
+        let (e, s, h, d) = (epoch.clone(), silent.clone(), held.clone(), delay.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
@@ -485,7 +488,10 @@ impl Proxy {
                 }
                 let born = e.load(Ordering::SeqCst);
                 let (e, h) = (e.clone(), h.clone());
+                let wait = Duration::from_millis(d.load(Ordering::SeqCst));
                 tokio::spawn(async move {
+                    // The path's latency, as configured with `slow`.
+                    tokio::time::sleep(wait).await;
                     let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
                         return;
                     };
@@ -501,9 +507,16 @@ impl Proxy {
             port,
             epoch,
             silent,
+            delay,
             held,
             task,
         }
+    }
+
+    /// New connections reach the server `by` later (a slow path, not a silent one).
+    pub fn slow(&self, by: Duration) {
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.delay.store(ms, Ordering::SeqCst);
     }
 
     /// Stops forwarding on every open connection and answers no new one.
