@@ -12,7 +12,9 @@
 //! TLS and poolers come from the URL, as with libpq: `?sslmode=verify-full&sslrootcert=/path/ca.pem`
 //! for a managed database with a private CA (`verify-full` against the Mozilla roots without
 //! `sslrootcert`), and `&pgbouncer=true` behind PgBouncer or Supabase's or Neon's pooler in
-//! transaction mode.
+//! transaction mode. Several hosts with `target_session_attrs=read-write`
+//! (`postgres://app@db1:5432,db2:5432/app?target_session_attrs=read-write`) follow a failover to
+//! whichever listed server takes writes.
 
 #[path = "common/demo.rs"]
 mod demo;
