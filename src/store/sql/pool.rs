@@ -14,7 +14,8 @@
 //!   never leaves it half done).
 //! * A write refused as read-only (SQLSTATE 25006: the connection reached a standby, as after a
 //!   failover) closes that connection; when the pool chooses the server that takes writes, it
-//!   also replaces the pool, and a repeatable write is tried once more on the new one.
+//!   also moves the pool if the hosts name another server, and a repeatable write is tried once
+//!   more on the new one.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -179,7 +180,7 @@ pub(crate) type Choose<DB> =
 struct Choice<DB: Database> {
     choose: Choose<DB>,
     /// The choice looks for the server that takes writes: a write refused as read-only asks
-    /// again (with any server allowed, asking again would pick the same one).
+    /// again (with any server allowed, the refusal says nothing about which one to use).
     for_writes: bool,
     /// The server in use now.
     name: Mutex<String>,
