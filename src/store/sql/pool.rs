@@ -12,10 +12,11 @@
 //! * With several hosts to choose from ([`Pools::choosing`], PostgreSQL's multi-host URLs), a
 //!   replacement first asks them which one to use, in a task of its own (a caller's deadline
 //!   never leaves it half done).
-//! * A write refused as read-only (SQLSTATE 25006: the connection reached a standby, as after a
-//!   failover) closes that connection; when the pool chooses the server that takes writes, it
-//!   also moves the pool if the hosts name another server, and a repeatable write is tried once
-//!   more on the new one.
+//! * A write refused as read-only (PostgreSQL's SQLSTATE 25006, MySQL's 1290 and 1836: the
+//!   connection reached a replica, as after a failover behind a name that still points at the
+//!   old primary) closes that connection, and a repeatable write is tried once more on another
+//!   one; when the pool chooses the server that takes writes, it first moves the pool if the
+//!   hosts name another server.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -245,16 +246,19 @@ impl<DB: Database> Pools<DB> {
     }
 
     /// How `error` should renew the pool: a connection-level failure replaces it; a write
-    /// refused as read-only, when the pool chooses the server that takes writes, moves it if the
-    /// hosts name another server (not otherwise: a database read-only for another reason would
-    /// have every write rebuild the pool on the same server).
+    /// refused as read-only is tried once more on another connection (the refused one is
+    /// closed), after moving the pool when it chooses the server that takes writes and the
+    /// hosts name another one (the pool is not rebuilt otherwise: a database read-only for
+    /// another reason would have every write rebuild it on the same server).
     fn renewal(&self, error: &sqlx::Error) -> Option<Renewal> {
         if connection_broken(error) {
             Some(Renewal::Replace)
-        } else if read_only(error) && self.choice.as_ref().is_some_and(|c| c.for_writes) {
+        } else if !read_only(error) {
+            None
+        } else if self.choice.as_ref().is_some_and(|c| c.for_writes) {
             Some(Renewal::IfMoved)
         } else {
-            None
+            Some(Renewal::Retry)
         }
     }
 
@@ -350,6 +354,8 @@ enum Renewal {
     Replace,
     /// Move it, if the choice picks another server than the one in use.
     IfMoved,
+    /// Leave it: only try once more, on another connection.
+    Retry,
 }
 
 /// A pooled connection that is closed, not returned to the pool, unless the statement on it
@@ -398,11 +404,24 @@ pub(crate) fn connection_broken(error: &sqlx::Error) -> bool {
     }
 }
 
-/// Whether `error` is PostgreSQL's refusal of a write in a read-only transaction (SQLSTATE
-/// 25006): the connection reached a standby (the old primary after a failover, or a name that
-/// still points at it). The connection is not used again: a new one may reach the new primary.
+/// Whether `error` refuses a write because the server is read-only: PostgreSQL's SQLSTATE
+/// 25006 (a read-only transaction: the connection reached a standby), MySQL's and MariaDB's
+/// 1290 (`--read-only`, `--super-read-only`) and 1836 (read-only mode). The connection reached
+/// a replica: the old primary after a failover, or a DNS name that still points at it (Aurora
+/// and RDS reuse the name). It is not used again: a new connection resolves the name again and
+/// may reach the new primary.
 pub(crate) fn read_only(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("25006"))
+    let sqlx::Error::Database(db) = error else {
+        return false;
+    };
+    if db.code().as_deref() == Some("25006") {
+        return true;
+    }
+    #[cfg(feature = "mysql")]
+    if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return matches!(mysql.number(), 1290 | 1836);
+    }
+    false
 }
 
 /// Why an operation failed.
@@ -514,7 +533,9 @@ where
         match attempt(Arc::clone(&pool)).await {
             Err(e) => match pools.renewal(&e) {
                 Some(renewal) => {
-                    pools.renew_for(&pool, e.to_string(), renewal).await;
+                    if renewal != Renewal::Retry {
+                        pools.renew_for(&pool, e.to_string(), renewal).await;
+                    }
                     if !repeatable {
                         return Err(e);
                     }
@@ -553,5 +574,6 @@ mod tests {
         assert!(!connection_broken(&sqlx::Error::PoolTimedOut));
         assert!(!connection_broken(&sqlx::Error::ColumnNotFound("x".into())));
         assert!(!read_only(&sqlx::Error::RowNotFound));
+        assert!(!read_only(&sqlx::Error::PoolTimedOut));
     }
 }
