@@ -172,6 +172,16 @@ pub(crate) struct Picked<DB: Database> {
     pub(crate) name: String,
 }
 
+// By hand: a derive would ask `DB: Clone` of the database marker type.
+impl<DB: Database> Clone for Picked<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            options: self.options.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
 /// Picks the server a replacement pool connects to (PostgreSQL's multi-host URLs): `None` when
 /// no server would do right now.
 pub(crate) type Choose<DB> =
@@ -185,6 +195,30 @@ struct Choice<DB: Database> {
     for_writes: bool,
     /// The server in use now.
     name: Mutex<String>,
+    /// The last answer and when it came: a renewal that waited for another one (the change
+    /// feed's check, say) uses its answer rather than asking the hosts again.
+    last: Mutex<Option<(Instant, Option<Picked<DB>>)>>,
+}
+
+impl<DB: Database> Choice<DB> {
+    /// What `choose` answers now, or answered after `since` (while the caller waited for its
+    /// turn: a fresh answer, not an older one that a promotion since may have made wrong).
+    async fn pick(&self, since: Instant) -> Option<Picked<DB>> {
+        let recent = self
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|(at, _)| *at >= since)
+            .map(|(_, picked)| picked.clone());
+        if let Some(picked) = recent {
+            return picked;
+        }
+        let picked = (self.choose)().await;
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), picked.clone()));
+        picked
+    }
 }
 
 /// The current pool and how to build its replacement.
@@ -230,6 +264,7 @@ impl<DB: Database> Pools<DB> {
             choose,
             for_writes,
             name: Mutex::new(now),
+            last: Mutex::new(None),
         });
         self
     }
@@ -285,6 +320,7 @@ impl<DB: Database> Pools<DB> {
     /// choice picks another server than the one in use.
     async fn renew(&self, failed: &Arc<Pool<DB>>, why: &str, renewal: Renewal) {
         let only_if_moved = renewal == Renewal::IfMoved;
+        let waited_from = Instant::now();
         let _turn = self.turn.lock().await;
         let recent = self
             .last_reset
@@ -295,7 +331,7 @@ impl<DB: Database> Pools<DB> {
             return;
         }
         let picked = match &self.choice {
-            Some(choice) => (choice.choose)().await,
+            Some(choice) => choice.pick(waited_from).await,
             None => None,
         };
         if let Some(choice) = &self.choice {
@@ -563,6 +599,41 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn a_renewal_right_after_another_uses_its_answer() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&asked);
+        let choose: Choose<sqlx::Postgres> = Arc::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async {
+                Some(Picked {
+                    options: sqlx::postgres::PgConnectOptions::new(),
+                    name: "db2:5432".to_owned(),
+                })
+            })
+        });
+        let choice = Choice {
+            choose,
+            for_writes: true,
+            name: Mutex::new("db1:5432".to_owned()),
+            last: Mutex::new(None),
+        };
+        // A renewal that started waiting before the first one answered uses its answer.
+        let waiting = Instant::now();
+        assert_eq!(choice.pick(waiting).await.unwrap().name, "db2:5432");
+        assert_eq!(choice.pick(waiting).await.unwrap().name, "db2:5432");
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            1,
+            "the second used the first's answer"
+        );
+        // One that started after it asks again: a promotion since may have changed the answer.
+        assert!(choice.pick(Instant::now()).await.is_some());
+        assert_eq!(asked.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn connection_failures_are_told_from_statement_failures() {
