@@ -14,9 +14,9 @@
 //!   never leaves it half done).
 //! * A write refused as read-only (PostgreSQL's SQLSTATE 25006, MySQL's 1290 and 1836: the
 //!   connection reached a replica, as after a failover behind a name that still points at the
-//!   old primary) closes that connection, and a repeatable write is tried once more on another
-//!   one; when the pool chooses the server that takes writes, it first moves the pool if the
-//!   hosts name another server.
+//!   old primary) closes that connection, and the write (even an insert: it did not run) is
+//!   tried once more on another one; when the pool chooses the server that takes writes, it
+//!   first moves the pool if the hosts name another server.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -195,14 +195,15 @@ struct Choice<DB: Database> {
     for_writes: bool,
     /// The server in use now.
     name: Mutex<String>,
-    /// The last answer and when it came: a renewal that waited for another one (the change
-    /// feed's check, say) uses its answer rather than asking the hosts again.
+    /// The last answer and when its question was asked: a renewal that waited for another one
+    /// (the change feed's check, say) uses its answer rather than asking the hosts again.
     last: Mutex<Option<(Instant, Option<Picked<DB>>)>>,
 }
 
 impl<DB: Database> Choice<DB> {
-    /// What `choose` answers now, or answered after `since` (while the caller waited for its
-    /// turn: a fresh answer, not an older one that a promotion since may have made wrong).
+    /// What `choose` answers now, or answered to a question asked after `since` (while the
+    /// caller waited for its turn, so after the failure that made it ask; not an older answer
+    /// that a promotion since may have made wrong).
     async fn pick(&self, since: Instant) -> Option<Picked<DB>> {
         let recent = self
             .last
@@ -214,9 +215,9 @@ impl<DB: Database> Choice<DB> {
         if let Some(picked) = recent {
             return picked;
         }
+        let asked = Instant::now();
         let picked = (self.choose)().await;
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((Instant::now(), picked.clone()));
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((asked, picked.clone()));
         picked
     }
 }
@@ -227,6 +228,8 @@ pub(crate) struct Pools<DB: Database> {
     options: ArcSwap<Options<DB>>,
     pool_options: PoolOptions<DB>,
     last_reset: Mutex<Option<Instant>>,
+    /// When a read-only refusal was last logged.
+    last_warned: Mutex<Option<Instant>>,
     choice: Option<Choice<DB>>,
     /// One replacement at a time: the others wait for it, then use the pool it made.
     turn: tokio::sync::Mutex<()>,
@@ -249,6 +252,7 @@ impl<DB: Database> Pools<DB> {
             options: ArcSwap::from_pointee(options),
             pool_options,
             last_reset: Mutex::new(None),
+            last_warned: Mutex::new(None),
             choice: None,
             turn: tokio::sync::Mutex::new(()),
             moved: tokio::sync::watch::channel(0).0,
@@ -294,6 +298,22 @@ impl<DB: Database> Pools<DB> {
             Some(Renewal::IfMoved)
         } else {
             Some(Renewal::Retry)
+        }
+    }
+
+    /// Says, at most once every 10 s, that a write was refused as read-only and tried again on
+    /// another connection (a database that stays read-only costs a connection per write).
+    fn refused_as_read_only(&self, error: &sqlx::Error) {
+        let mut last = self.last_warned.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                %error,
+                database = DB::NAME,
+                "a write was refused because the server is read-only (a replica: after a failover, \
+                 a name may still point at the old primary); its connection was closed and the \
+                 write tried again on another"
+            );
         }
     }
 
@@ -569,10 +589,14 @@ where
         match attempt(Arc::clone(&pool)).await {
             Err(e) => match pools.renewal(&e) {
                 Some(renewal) => {
-                    if renewal != Renewal::Retry {
+                    if renewal == Renewal::Retry {
+                        pools.refused_as_read_only(&e);
+                    } else {
                         pools.renew_for(&pool, e.to_string(), renewal).await;
                     }
-                    if !repeatable {
+                    // A read-only refusal means the statement did not run: even an insert may
+                    // be tried again.
+                    if !repeatable && renewal == Renewal::Replace {
                         return Err(e);
                     }
                     attempt(pools.current()).await
