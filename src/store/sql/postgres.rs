@@ -141,6 +141,9 @@ impl PostgresStoreBuilder {
             .await
             .map_err(|e| connect_error(e, pooler))?;
         warn_if_plaintext(&options).await;
+        if attrs == Attrs::Any {
+            warn_if_read_only(&options, pooler).await;
+        }
         let now = name(&options);
         let mut pools = Pools::new(pool, options, pool_options);
         if let Some(hosts) = choice {
@@ -328,6 +331,27 @@ async fn pick(
         .collect())
 }
 
+/// Why a server that takes no writes was passed over.
+const READ_ONLY: &str = "read-only (a standby, or default_transaction_read_only is on)";
+
+/// Logs one warning when the server the store uses takes no writes (a standby, or
+/// `default_transaction_read_only`), which only `target_session_attrs` would have avoided:
+/// signing in, refreshing and signing out would each fail there. Says nothing when the check
+/// itself fails.
+async fn warn_if_read_only(options: &PgConnectOptions, pooler: bool) {
+    if suits(options, Attrs::ReadWrite, pooler)
+        .await
+        .is_err_and(|why| why == READ_ONLY)
+    {
+        tracing::warn!(
+            server = %name(options),
+            "the session store's PostgreSQL server takes no writes (a standby, or \
+             default_transaction_read_only is on): sign-in, refresh and sign-out will fail there; \
+             point the URL at the primary, or list the hosts with target_session_attrs=read-write"
+        );
+    }
+}
+
 /// Whether the server `options` reaches is one `attrs` accepts, or why not. The question has no
 /// parameters, so sqlx sends it in the simple query protocol, which a pooler in transaction
 /// mode passes as one transaction.
@@ -337,10 +361,7 @@ async fn suits(options: &PgConnectOptions, attrs: Attrs, pooler: bool) -> Result
         .map_err(|e| explain(&e, pooler).map_or_else(|| e.to_string(), |e| e.to_string()))?;
     let (question, refusal) = match attrs {
         Attrs::Any => (None, ""),
-        Attrs::ReadWrite => (
-            Some("show transaction_read_only"),
-            "read-only (a standby, or default_transaction_read_only is on)",
-        ),
+        Attrs::ReadWrite => (Some("show transaction_read_only"), READ_ONLY),
         Attrs::Primary => (
             Some("select case when pg_is_in_recovery() then 'on' else 'off' end"),
             "a standby (in recovery)",
