@@ -4,38 +4,18 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use axum::routing::get;
-use common::{get_req, send, SECRET};
+use common::{get_req, send, Captured, SECRET};
 use tower_auth_session::extract::CurrentUser;
 use tower_auth_session::Clock as _;
 use tower_auth_session::{MemoryStore, SessionConfig, SessionLayer};
 
 const COOKIE: &str = "better-auth.session_token";
 
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn rejections_are_logged_with_a_reason_and_never_the_token() {
     let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
+    let subscriber = captured.subscriber(tracing::Level::TRACE);
     let token = "SecretTokenValue0123456789abcdef";
     tracing::subscriber::with_default(subscriber, || {
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -104,7 +84,7 @@ fn rejections_are_logged_with_a_reason_and_never_the_token() {
             send(down, get_req("/me", Some(&cookie))).await;
         });
     });
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.take();
     assert!(logs.contains("unknown token or user missing"), "{logs}");
     assert!(logs.contains("bad_signature"), "{logs}");
     assert!(logs.contains("no_credential"), "{logs}");

@@ -6,30 +6,11 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::servers::Postgres;
+use common::Captured;
 use tower_auth_session::store::PostgresStore;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn take(&self) -> String {
-        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
-    }
-}
 
 #[tokio::test]
 async fn a_store_on_a_server_that_takes_no_writes_says_so_at_start_up() {
@@ -45,12 +26,7 @@ async fn a_store_on_a_server_that_takes_no_writes_says_so_at_start_up() {
         .unwrap();
     let standby = primary.standby();
     let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
+    let subscriber = captured.subscriber(tracing::Level::WARN);
     let _guard = tracing::subscriber::set_default(subscriber);
 
     // On the primary: nothing to say.
