@@ -20,8 +20,8 @@
 //!   `target_session_attrs=read-write` (or `primary`) to use only the server that takes writes:
 //!   the hosts are asked at start-up and again whenever the pool is replaced, so the store follows
 //!   a failover to whichever listed server is the primary now. A write refused as read-only
-//!   (SQLSTATE 25006) closes its connection and, with `read-write` or `primary`, replaces the
-//!   pool too.
+//!   (SQLSTATE 25006) closes its connection and is tried once more on another; with
+//!   `read-write` or `primary`, the pool first moves if the hosts name another server.
 
 use std::str::FromStr;
 use std::sync::Arc;
