@@ -6,12 +6,23 @@
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
-/// Drops everything below the millisecond, as a JavaScript `Date` would.
+/// Drops everything below the millisecond, as a JavaScript `Date` would, in UTC. A time whose
+/// UTC form falls outside `time`'s years (±9999: `9999-12-31T23:59:59-01:00`, written by other
+/// software) becomes the first or last millisecond of that range rather than a panic.
 pub fn truncate_ms(t: OffsetDateTime) -> OffsetDateTime {
     let nanos = t.nanosecond();
-    t.replace_nanosecond(nanos - nanos % 1_000_000)
-        .unwrap_or(t)
-        .to_offset(UtcOffset::UTC)
+    let t = t.replace_nanosecond(nanos - nanos % 1_000_000).unwrap_or(t);
+    t.checked_to_offset(UtcOffset::UTC).unwrap_or_else(|| {
+        let edge = if t.offset().is_negative() {
+            time::PrimitiveDateTime::MAX
+        } else {
+            time::PrimitiveDateTime::MIN
+        };
+        let edge = edge.assume_utc();
+        let nanos = edge.nanosecond();
+        edge.replace_nanosecond(nanos - nanos % 1_000_000)
+            .unwrap_or(edge)
+    })
 }
 
 /// Formats `t` as `toISOString()` does. Years outside 0000–9999 are clamped into that range
@@ -170,6 +181,18 @@ pub(crate) mod iso_ms {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn a_time_past_the_last_utc_year_saturates_instead_of_panicking() {
+        let late = parse_iso("9999-12-31T23:59:59.999-01:00").unwrap();
+        assert_eq!(late.offset(), UtcOffset::UTC);
+        assert_eq!(to_iso(late), "9999-12-31T23:59:59.999Z");
+        let early = time::PrimitiveDateTime::MIN.assume_offset(time::macros::offset!(+1));
+        assert_eq!(
+            truncate_ms(early),
+            time::PrimitiveDateTime::MIN.assume_utc()
+        );
+    }
 
     #[test]
     fn formats_exactly_three_fraction_digits() {
