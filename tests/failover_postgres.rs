@@ -447,3 +447,42 @@ async fn the_first_listed_server_that_takes_writes_wins_unless_it_is_late_past_t
     path.slow(Duration::from_millis(800));
     assert_eq!(in_use(&build(&url).await.unwrap()), second.port);
 }
+
+#[tokio::test]
+async fn load_balance_hosts_random_spreads_stores_over_the_servers_that_take_writes() {
+    let test = "load_balance_hosts_random_spreads_stores_over_the_servers_that_take_writes";
+    let _turn = ONE_AT_A_TIME.lock().await;
+    // Two servers that both take writes (say two PgBouncers in front of one primary).
+    let Some(first) = Postgres::start(test) else {
+        return;
+    };
+    let Some(second) = Postgres::start(test) else {
+        return;
+    };
+    let ports = [first.port, second.port];
+    let mut used = Vec::new();
+    for _ in 0..16 {
+        let url = list_url(
+            &ports,
+            "target_session_attrs=read-write&load_balance_hosts=random",
+        );
+        used.push(in_use(&build(&url).await.unwrap()));
+    }
+    // Each order is a coin toss: all 16 on one server has odds of 1 in 32,768.
+    for port in ports {
+        assert!(used.contains(&port), "{port} never chosen: {used:?}");
+    }
+    // `disable` (libpq's default) keeps the list's order.
+    let url = list_url(&ports, "load_balance_hosts=disable");
+    for _ in 0..4 {
+        assert_eq!(in_use(&build(&url).await.unwrap()), first.port);
+    }
+    let err = build(&list_url(&ports, "load_balance_hosts=sometimes"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("load_balance_hosts=sometimes") && err.contains("load_balance_hosts=random"),
+        "{err}"
+    );
+}

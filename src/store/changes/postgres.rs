@@ -117,7 +117,11 @@ impl PostgresChangesBuilder {
     pub async fn start(self) -> Result<SessionChanges, StoreError> {
         let table = SessionTable::from_delete(&self.delete_sql, '"')?;
         // Subscribed before reading where the store connects: a move from now on is seen.
-        let moved = self.listen_url.is_none().then(|| self.store.moved());
+        // With `listen_url` the feed listens elsewhere and does not follow the store.
+        let follow = self
+            .listen_url
+            .is_none()
+            .then(|| (self.store.clone(), self.store.moved()));
         let options = self.listen_options()?;
         let pool = self.store.pool();
         let [function, trigger] =
@@ -169,10 +173,9 @@ impl PostgresChangesBuilder {
             ));
         }
         let listener = listen(&options, &self.name).await?;
-        let follow = self.listen_url.is_none().then(|| self.store.clone());
         let channel = self.name;
         Ok(SessionChanges::spawn("PostgreSQL LISTEN", move |sink| {
-            run(listener, options, follow.zip(moved), channel, sink)
+            run(listener, options, follow, channel, sink)
         }))
     }
 

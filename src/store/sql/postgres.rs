@@ -22,6 +22,9 @@
 //!   a failover to whichever listed server is the primary now. A write refused as read-only
 //!   (SQLSTATE 25006) closes its connection and is tried once more on another; with
 //!   `read-write` or `primary`, the pool first moves if the hosts name another server.
+//!   `load_balance_hosts=random` asks the hosts in a new random order each time, as libpq
+//!   does, so that instances sharing one URL (several PgBouncers in front of one primary, say)
+//!   spread over the servers that suit rather than all taking the first.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -126,11 +129,12 @@ impl PostgresStoreBuilder {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let attrs = from_url.attrs;
+        let random = from_url.random;
         let timeout = self.common.timeout;
         let choice = (hosts.len() > 1 || attrs != Attrs::Any).then(|| Arc::new(hosts.clone()));
         let options = match &choice {
             None => hosts[0].clone(),
-            Some(hosts) => pick(hosts, attrs, timeout, pooler)
+            Some(hosts) => pick(&in_order(hosts, random), attrs, timeout, pooler)
                 .await
                 .map_err(|why| no_server(attrs, &why))?,
         };
@@ -142,7 +146,7 @@ impl PostgresStoreBuilder {
             .map_err(|e| connect_error(e, pooler))?;
         warn_if_plaintext(&options).await;
         if attrs == Attrs::Any {
-            warn_if_read_only(&options, pooler).await;
+            warn_if_read_only(&pool, &options).await;
         }
         let now = name(&options);
         let mut pools = Pools::new(pool, options, pool_options);
@@ -153,7 +157,9 @@ impl PostgresStoreBuilder {
             let choose: pool::Choose<sqlx::Postgres> = Arc::new(move || {
                 let hosts = Arc::clone(&hosts);
                 Box::pin(async move {
-                    let options = pick(&hosts, attrs, probe, pooler).await.ok()?;
+                    let options = pick(&in_order(&hosts, random), attrs, probe, pooler)
+                        .await
+                        .ok()?;
                     Some(pool::Picked {
                         name: name(&options),
                         options,
@@ -178,6 +184,25 @@ struct UrlParams {
     pgbouncer: Option<bool>,
     root_cert: bool,
     attrs: Attrs,
+    /// `load_balance_hosts=random`: the hosts are asked in a new random order each time.
+    random: bool,
+}
+
+/// `hosts` in the order to prefer them: the URL's, or with `load_balance_hosts=random` a
+/// random one (libpq's), so that instances started from the same URL spread over the servers
+/// that suit. Falls back to the URL's order if the system's random source fails.
+fn in_order(hosts: &[PgConnectOptions], random: bool) -> Vec<PgConnectOptions> {
+    let mut hosts = hosts.to_vec();
+    if random {
+        // Fisher–Yates; the modulo bias over a handful of hosts is immaterial.
+        let mut draws = [0u8; 64];
+        if getrandom::fill(&mut draws).is_ok() {
+            for i in (1..hosts.len().min(draws.len())).rev() {
+                hosts.swap(i, usize::from(draws[i]) % (i + 1));
+            }
+        }
+    }
+    hosts
 }
 
 /// Which of the URL's servers the store may use, as libpq's `target_session_attrs` (sqlx does
@@ -336,13 +361,12 @@ const READ_ONLY: &str = "read-only (a standby, or default_transaction_read_only 
 
 /// Logs one warning when the server the store uses takes no writes (a standby, or
 /// `default_transaction_read_only`), which only `target_session_attrs` would have avoided:
-/// signing in, refreshing and signing out would each fail there. Says nothing when the check
-/// itself fails.
-async fn warn_if_read_only(options: &PgConnectOptions, pooler: bool) {
-    if suits(options, Attrs::ReadWrite, pooler)
-        .await
-        .is_err_and(|why| why == READ_ONLY)
-    {
+/// signing in, refreshing and signing out would each fail there. Asks on one of the pool's
+/// connections (the simple protocol, which a pooler in transaction mode passes); says nothing
+/// when the check itself fails.
+async fn warn_if_read_only(pool: &PgPool, options: &PgConnectOptions) {
+    let answer = sqlx::Executor::fetch_one(pool, "show transaction_read_only").await;
+    if answer.is_ok_and(|row| row.try_get::<String, _>(0).is_ok_and(|v| v == "on")) {
         tracing::warn!(
             server = %name(options),
             "the session store's PostgreSQL server takes no writes (a standby, or \
@@ -425,6 +449,23 @@ fn take_params(url: &str) -> Result<(String, UrlParams), StoreError> {
                 kept.push((key.into_owned(), value.into_owned()));
             }
             "target_session_attrs" => params.attrs = Attrs::parse(&value)?,
+            "load_balance_hosts" => {
+                params.random = match &*value {
+                    "disable" => false,
+                    "random" => true,
+                    other => {
+                        return Err(StoreError::Connect {
+                            problem: format!(
+                                "`load_balance_hosts={other}` in the database URL is not one of \
+                                 libpq's values"
+                            ),
+                            fix: "use load_balance_hosts=random or load_balance_hosts=disable"
+                                .to_owned(),
+                            source: None,
+                        })
+                    }
+                }
+            }
             "host" | "hostaddr" | "port" if value.contains(',') => {
                 return Err(StoreError::Connect {
                     problem: format!(
@@ -1012,5 +1053,36 @@ mod tests {
                 "{value}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn load_balance_hosts_random_shuffles_the_hosts_and_disable_keeps_their_order() {
+        let (_, p) =
+            take_params("postgres://h/a?load_balance_hosts=random&sslmode=require").unwrap();
+        assert!(p.random);
+        let (url, p) = take_params("postgres://h/a?load_balance_hosts=disable").unwrap();
+        assert!(!p.random);
+        assert_eq!(url, "postgres://h/a");
+        let err = take_params("postgres://h/a?load_balance_hosts=yes")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("load_balance_hosts=random"), "{err}");
+
+        let hosts: Vec<PgConnectOptions> = (1..=3)
+            .map(|port| PgConnectOptions::new().host("h").port(port))
+            .collect();
+        let ports = |hosts: &[PgConnectOptions]| -> Vec<u16> {
+            hosts.iter().map(PgConnectOptions::get_port).collect()
+        };
+        assert_eq!(ports(&in_order(&hosts, false)), [1, 2, 3]);
+        let mut first = std::collections::BTreeSet::new();
+        for _ in 0..64 {
+            let mut shuffled = ports(&in_order(&hosts, true));
+            first.insert(shuffled[0]);
+            shuffled.sort_unstable();
+            assert_eq!(shuffled, [1, 2, 3]);
+        }
+        // Each host leads a third of the orders: one never leading in 64 has odds of 1e-11.
+        assert_eq!(first.len(), 3, "{first:?}");
     }
 }
