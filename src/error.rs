@@ -191,6 +191,27 @@ pub enum SchemaError {
         /// The name.
         name: String,
     },
+    /// The SQLite session table's dates are all stored in another form than the schema says
+    /// ([`SqlSchema::sqlite_dates`](crate::store::SqlSchema::sqlite_dates)): the store would
+    /// write dates that Better Auth's adapter reads wrongly (Drizzle's seconds as milliseconds,
+    /// say).
+    #[error(
+        "column \"{column}\" of table \"{table}\" holds dates as {found}, but the store is set to \
+         write {configured}: set SqlSchema::sqlite_dates({fix}) (or the preset of the adapter \
+         that made the table)"
+    )]
+    DateFormatMismatch {
+        /// The session table.
+        table: String,
+        /// Its expiry column.
+        column: String,
+        /// The form the stored rows have.
+        found: &'static str,
+        /// The form the store was set to write.
+        configured: &'static str,
+        /// The setting that matches the rows.
+        fix: &'static str,
+    },
 }
 
 /// What went wrong in a sign-in, sign-out or revocation made from Rust.

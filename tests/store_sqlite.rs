@@ -564,9 +564,10 @@ async fn reads_on_the_calling_thread_match_the_pool() {
     let now = datetime!(2026-11-29 14:00 UTC);
     let a = inline.list_user_sessions(&user.id, now).await.unwrap();
     let b = pooled.list_user_sessions(&user.id, now).await.unwrap();
-    // (The list compares `expiresAt` in SQL, where a real number sorts below any text: the
-    // session with a real-number expiry is not listed, by either path.)
-    assert_eq!(a.len(), 1);
+    // Both listed, the ISO one (2099) first: the list compares and orders dates, not storage
+    // classes (a real number once sorted below any text, and the session went unlisted).
+    let ids: Vec<&str> = a.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["s2", "s1"]);
     assert_eq!(
         serde_json::to_value(&a).unwrap(),
         serde_json::to_value(&b).unwrap()
@@ -586,4 +587,177 @@ async fn concurrent_extends_on_a_file_answer_as_one_at_a_time() {
     conformance::concurrent_extends_answer_as_one_at_a_time(store.clone()).await;
     conformance::extend_moves_expiry_forward_only(store.clone()).await;
     conformance::extend_never_resurrects(store).await;
+}
+
+/// One session of `user` with its expiry written as the SQL literal `expires`.
+async fn session_with_expiry(store: &SqliteStore, user: &User, id: &str, expires: &str) {
+    sqlx::query(&format!(
+        r#"insert into "session" ("id", "expiresAt", "token", "createdAt", "updatedAt", "ipAddress", "userAgent", "userId") values ('{id}', {expires}, 'Tok{id}', '2026-11-29T13:26:18.309Z', '2026-11-29T13:26:18.309Z', null, null, ?)"#,
+    ))
+    .bind(&user.id)
+    .execute(store.pool())
+    .await
+    .unwrap();
+}
+
+/// Expiries in every form a Better Auth adapter (or a store set to the wrong one) leaves in
+/// SQLite, live and past, are compared as dates by every statement with a date in it: the list,
+/// the refresh's guard, the conditional delete and the sweep. Comparing storage classes, the
+/// sweep deleted live sessions stored as numbers under an ISO store, and seconds (Drizzle's
+/// `timestamp` mode) read as milliseconds made every such session look expired.
+#[tokio::test]
+async fn expiries_in_every_form_compare_as_dates() {
+    use tower_auth_session::store::{DateFormat, SqlSchema};
+    let now = datetime!(2026-11-29 14:00 UTC);
+    let live = [
+        ("iso", "'2026-12-06T00:00:00.000Z'"),
+        ("ms", "1796515200000"),
+        ("real", "1796515200000.5"),
+        ("secs", "1796515201"),
+        ("digits", "'1796515202000'"),
+        ("spaced", "'2026-12-06 00:00:03'"),
+    ];
+    let dead = [
+        ("iso_dead", "'2026-11-29T13:59:59.999Z'"),
+        ("ms_dead", "1795960799999"),
+        ("secs_dead", "1795960799"),
+    ];
+    for dates in [
+        DateFormat::IsoText,
+        DateFormat::UnixMillis,
+        DateFormat::UnixSeconds,
+    ] {
+        let (_dir, url) = temp_db();
+        let store = SqliteStore::builder(&url)
+            .schema(SqlSchema::better_auth().sqlite_dates(dates))
+            .create_schema(true)
+            .build()
+            .await
+            .unwrap();
+        let user = store
+            .insert_user(&User::new("forms@example.com", "F", now))
+            .await
+            .unwrap();
+        for (id, expires) in live.iter().chain(&dead) {
+            session_with_expiry(&store, &user, id, expires).await;
+        }
+        let listed: Vec<String> = store
+            .list_user_sessions(&user.id, now)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        // Earliest expiry first: iso 00:00:00, ms/real 00:00:00(.0005), secs :01, digits :02,
+        // spaced :03 (ms before real, equal to the millisecond, by id).
+        assert_eq!(
+            listed,
+            ["iso", "ms", "real", "secs", "digits", "spaced"],
+            "{dates:?}"
+        );
+        let secs = store
+            .find(&StorageKey::new("Toksecs"))
+            .await
+            .unwrap()
+            .expect("a live session stored in seconds");
+        assert_eq!(secs.session.expires_at, datetime!(2026-12-06 0:00:01 UTC));
+        // The conditional delete of a session the layer found expired spares a live one.
+        for (id, _) in live {
+            let key = format!("Tok{id}");
+            store
+                .delete_if_expired(&StorageKey::new(&key), now)
+                .await
+                .unwrap();
+            assert!(
+                store.find(&StorageKey::new(&key)).await.unwrap().is_some(),
+                "{dates:?}: {id} deleted while live"
+            );
+        }
+        // The sweep deletes exactly the past ones.
+        assert_eq!(store.delete_expired(now).await.unwrap(), 3, "{dates:?}");
+        let left: i64 = sqlx::query_scalar(r#"select count(*) from "session""#)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, 6, "{dates:?}");
+        // The refresh's guard sees every live one as live and moves it forward.
+        let later = datetime!(2026-12-20 0:00 UTC);
+        for (id, _) in live {
+            let extended = store
+                .extend(&StorageKey::new(format!("Tok{id}")), later, now)
+                .await
+                .unwrap();
+            assert_eq!(
+                extended.map(|s| s.expires_at),
+                Some(later),
+                "{dates:?}: {id} not extended"
+            );
+        }
+    }
+}
+
+/// A session table whose expiries are all in another form than the store is set to write is
+/// refused at start-up, naming the setting that matches; the matching setting writes that form.
+#[tokio::test]
+async fn a_table_of_dates_in_another_form_is_refused_with_the_setting_to_use() {
+    use tower_auth_session::store::{DateFormat, SqlSchema};
+    let now = datetime!(2026-11-29 14:00 UTC);
+    let (_dir, url) = temp_db();
+    let drizzle_secs = SqlSchema::better_auth().sqlite_dates(DateFormat::UnixSeconds);
+    let store = SqliteStore::builder(&url)
+        .schema(drizzle_secs.clone())
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+    let user = store
+        .insert_user(&User::new("secs@example.com", "S", now))
+        .await
+        .unwrap();
+    session_with_expiry(&store, &user, "a", "1796515201").await;
+    drop(store);
+    for (dates, found) in [
+        (DateFormat::IsoText, "ISO 8601 text"),
+        (DateFormat::UnixMillis, "unix milliseconds"),
+    ] {
+        let err = SqliteStore::builder(&url)
+            .schema(SqlSchema::better_auth().sqlite_dates(dates))
+            .build()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                StoreError::Schema(SchemaError::DateFormatMismatch { .. })
+            ),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains("unix seconds")
+                && message.contains(found)
+                && message.contains("sqlite_dates(DateFormat::UnixSeconds)"),
+            "{message}"
+        );
+    }
+    let store = SqliteStore::builder(&url)
+        .schema(drizzle_secs)
+        .build()
+        .await
+        .unwrap();
+    let mut session = conformance::session(&user, datetime!(2026-12-06 0:00:00.700 UTC));
+    session.id = "b".into();
+    let signed_in = store.create(&session, &user).await.unwrap();
+    let stored: (String, i64) = sqlx::query_as(
+        r#"select typeof("expiresAt"), "expiresAt" from "session" where "id" = 'b'"#,
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    // Whole seconds, as Drizzle's `timestamp` mode reads them back.
+    assert_eq!(
+        stored,
+        ("integer".to_owned(), signed_in.expires_at.unix_timestamp())
+    );
+    assert_eq!(stored.1, 1_796_515_200);
 }

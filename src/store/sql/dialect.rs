@@ -73,6 +73,9 @@ pub struct Syntax {
     /// The type name that casts an id column back to text when it is read (`None`: the dialect's
     /// reader converts integers itself).
     pub text_cast: Option<&'static str>,
+    /// Dates may be held in any storage class (SQLite): a date in a comparison or an ordering
+    /// is first brought to unix milliseconds, whatever form it was written in.
+    pub dates_in_any_class: bool,
 }
 
 /// A statement in the dialect's syntax and the order its placeholders take parameters in.

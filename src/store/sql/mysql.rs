@@ -258,6 +258,7 @@ impl Backend for MySqlDialect {
         delete_limit: true,
         id_casts: None,
         text_cast: Some("char"),
+        dates_in_any_class: false,
     };
 
     async fn fetch_optional<'a>(

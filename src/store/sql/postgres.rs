@@ -754,6 +754,7 @@ impl Backend for PostgresDialect {
         delete_limit: false,
         id_casts: Some(("uuid", "integer")),
         text_cast: Some("text"),
+        dates_in_any_class: false,
     };
 
     async fn fetch_optional<'a>(

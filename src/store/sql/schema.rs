@@ -10,8 +10,54 @@ use crate::error::SchemaError;
 pub enum DateFormat {
     /// `toISOString()` text, `2026-11-29T13:26:18.309Z`: Better Auth's built-in (Kysely) adapter.
     IsoText,
-    /// Integer milliseconds since the Unix epoch: Better Auth's Drizzle and Prisma generators.
+    /// Integer milliseconds since the Unix epoch: Better Auth's Drizzle generator
+    /// (`integer(…, { mode: "timestamp_ms" })`, since Better Auth 1.4) and Prisma's own SQLite
+    /// engine (Prisma 6 and earlier).
     UnixMillis,
+    /// Integer seconds since the Unix epoch: Drizzle's `integer(…, { mode: "timestamp" })`,
+    /// which Better Auth's Drizzle generator wrote before 1.4. Writes lose the milliseconds.
+    UnixSeconds,
+}
+
+impl DateFormat {
+    /// For messages.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Self::IsoText => "ISO 8601 text",
+            Self::UnixMillis => "unix milliseconds",
+            Self::UnixSeconds => "unix seconds",
+        }
+    }
+
+    /// The setting, as code.
+    pub(crate) fn setting(self) -> &'static str {
+        match self {
+            Self::IsoText => "DateFormat::IsoText",
+            Self::UnixMillis => "DateFormat::UnixMillis",
+            Self::UnixSeconds => "DateFormat::UnixSeconds",
+        }
+    }
+}
+
+/// Below this, a number in a SQLite date column counts as seconds, at or above it as
+/// milliseconds: 10¹¹ ms is March 1973, 10¹¹ s the year 5138. Both the reader and the
+/// statements' comparisons use it.
+pub(crate) const SECONDS_BELOW: i64 = 100_000_000_000;
+
+/// The SQLite expression that brings the date `x` (a column or a parameter) to unix
+/// milliseconds, whatever it was written as: a number (seconds or milliseconds, by
+/// [`SECONDS_BELOW`]), a string of digits (the same), or text SQLite's date functions read
+/// (ISO 8601 with `T` or a space, `Z` or an offset). Anything else is NULL, which no
+/// comparison matches.
+fn sqlite_ms(x: &str) -> String {
+    format!(
+        "(case when typeof({x}) in ('integer', 'real') then \
+         (case when abs({x}) < {SECONDS_BELOW} then {x} * 1000 else {x} end) \
+         when {x} glob '[0-9]*' and {x} not glob '*[^0-9]*' then \
+         (case when cast({x} as integer) < {SECONDS_BELOW} then cast({x} as integer) * 1000 \
+         else cast({x} as integer) end) \
+         else round((julianday({x}) - 2440587.5) * 86400000.0) end)"
+    )
 }
 
 /// How ids are made, Better Auth's `advanced.database.generateId`.
@@ -181,7 +227,11 @@ impl SqlSchema {
     }
 
     /// Better Auth's Prisma generator: models `User` and `Session` mapped to tables `user` and
-    /// `session`, camelCase columns and, in SQLite, dates as unix milliseconds.
+    /// `session`, camelCase columns and, in SQLite, dates as unix milliseconds, as Prisma's own
+    /// SQLite engine writes them. Prisma's driver adapters (`@prisma/adapter-better-sqlite3`,
+    /// the only way in Prisma 7) write ISO text unless `timestampFormat: "unixepoch-ms"`: use
+    /// `.sqlite_dates(DateFormat::IsoText)` there (the start-up check names it when the table
+    /// already has sessions).
     pub fn prisma() -> Self {
         Self {
             sqlite_dates: DateFormat::UnixMillis,
@@ -221,7 +271,12 @@ impl SqlSchema {
     }
 
     /// How SQLite dates are stored. Default: [`DateFormat::IsoText`] (unix ms for the Drizzle and
-    /// Prisma presets). Reads accept both whatever this says; writes and range filters use it.
+    /// Prisma presets). Writes use it. Reads, and every comparison of dates in a statement (the
+    /// list, the refresh's guard, the sweep), take each row's date in whatever form it is
+    /// stored, so rows another adapter wrote are never deleted or skipped for their form. A
+    /// session table whose dates are all in another form is refused at start-up
+    /// ([`SchemaError::DateFormatMismatch`](crate::SchemaError::DateFormatMismatch)), naming the
+    /// setting that matches.
     pub fn sqlite_dates(mut self, format: DateFormat) -> Self {
         self.sqlite_dates = format;
         self
@@ -483,6 +538,15 @@ impl Build<'_> {
         }
     }
 
+    /// The date `x` (a column or a parameter) as a comparison or an ordering takes it.
+    fn date(&self, x: &str) -> String {
+        if self.syntax.dates_in_any_class {
+            sqlite_ms(x)
+        } else {
+            x.to_owned()
+        }
+    }
+
     fn stmt(&self, template: &str) -> Stmt {
         Stmt::new(self.syntax, template)
     }
@@ -577,48 +641,61 @@ impl Build<'_> {
         });
         // Conditional: only a live row, only forward. $1 = new expiry, $2 = now, $3 = token.
         let extend = self.stmt(&format!(
-            "update {st} set {exp} = {p1}, {upd} = {p2} where {tok} = {p3} and {exp} >= {p2} and {exp} < {p1}{}",
+            "update {st} set {exp} = {p1}, {upd} = {p2} where {tok} = {p3} and {e} >= {n} and {e} < {ne}{}",
             returning(session_cols("")),
             p1 = p(1),
             p2 = p(2),
             p3 = p(3),
+            e = self.date(&exp),
+            n = self.date(&p(2)),
+            ne = self.date(&p(1)),
         ));
         let extend_many = ExtendMany {
             head: "with tas_refresh (k, e, n) as (values ".to_owned(),
             tail: format!(
                 ") update {st} set {exp} = tas_refresh.e, {upd} = tas_refresh.n from tas_refresh \
-                 where {st}.{tok} = tas_refresh.k and {st}.{exp} >= tas_refresh.n \
-                 and {st}.{exp} < tas_refresh.e{}",
-                returning(session_cols(""))
+                 where {st}.{tok} = tas_refresh.k and {e} >= {n} and {e} < {ne}{}",
+                returning(session_cols("")),
+                e = self.date(&format!("{st}.{exp}")),
+                n = self.date("tas_refresh.n"),
+                ne = self.date("tas_refresh.e"),
             ),
         };
         let delete = self.stmt(&format!("delete from {st} where {tok} = {}", p(1)));
         let delete_if_expired = self.stmt(&format!(
-            "delete from {st} where {tok} = {} and {exp} < {}",
+            "delete from {st} where {tok} = {} and {} < {}",
             p(1),
-            p(2)
+            self.date(&exp),
+            self.date(&p(2))
         ));
         let delete_user_sessions = self.stmt(&format!(
             "delete from {st} where {suid} = {}",
             self.id(user_id_kind, 1)
         ));
         let list = self.stmt(&format!(
-            "select {} from {st} where {suid} = {} and {exp} > {} order by {exp}, {sid}",
+            "select {} from {st} where {suid} = {} and {e} > {} order by {e}, {sid}",
             session_cols(""),
             self.id(user_id_kind, 1),
-            p(2),
+            self.date(&p(2)),
+            e = self.date(&exp),
         ));
-        let delete_expired = self.stmt(&format!("delete from {st} where {exp} < {}", p(1)));
+        let delete_expired = self.stmt(&format!(
+            "delete from {st} where {} < {}",
+            self.date(&exp),
+            self.date(&p(1))
+        ));
         let delete_expired_batch = if self.syntax.delete_limit {
             self.stmt(&format!(
-                "delete from {st} where {exp} < {} limit {}",
-                p(1),
+                "delete from {st} where {} < {} limit {}",
+                self.date(&exp),
+                self.date(&p(1)),
                 p(2)
             ))
         } else {
             self.stmt(&format!(
-                "delete from {st} where {sid} in (select {sid} from {st} where {exp} < {} limit {})",
-                p(1),
+                "delete from {st} where {sid} in (select {sid} from {st} where {} < {} limit {})",
+                self.date(&exp),
+                self.date(&p(1)),
                 p(2),
             ))
         };
@@ -885,6 +962,7 @@ mod tests {
         delete_limit: false,
         id_casts: Some(("uuid", "integer")),
         text_cast: Some("text"),
+        dates_in_any_class: false,
     };
     const MY: Syntax = Syntax {
         quote: '`',
@@ -893,6 +971,7 @@ mod tests {
         delete_limit: true,
         id_casts: None,
         text_cast: Some("char"),
+        dates_in_any_class: false,
     };
 
     fn cols(names: &[&str], id: ColumnType) -> Vec<Column> {

@@ -26,9 +26,11 @@ use time::OffsetDateTime;
 use super::batch::Batcher;
 use super::dialect::{Affected, Backend, ColumnType, ExtendMany, Param, Placeholder, Stmt, Syntax};
 use super::inline::{InlineReader, InlineRow, Val};
-use super::schema::{ddl, DateFormat, DdlTypes, SqlSchema};
+use super::schema::{
+    ddl, quote_with, DateFormat, DdlTypes, SessionColumn, SqlSchema, SECONDS_BELOW,
+};
 use super::{SqlStore, SqliteStore};
-use crate::error::StoreError;
+use crate::error::{SchemaError, StoreError};
 use crate::store::SchemaMode;
 use crate::time_fmt;
 
@@ -150,7 +152,9 @@ impl SqliteStoreBuilder {
             dialect.checkpoint = Some(pool(options, 1).await?);
             dialect
         };
-        SqlStore::open_dialect(dialect, mode, self.schema).await
+        let store = SqlStore::open_dialect(dialect, mode, self.schema.clone()).await?;
+        check_dates(&store, &self.schema).await?;
+        Ok(store)
     }
 }
 
@@ -256,7 +260,9 @@ impl SqlStore<SqliteDialect> {
         schema: SqlSchema,
     ) -> Result<Self, StoreError> {
         let dialect = SqliteDialect::new(pool.clone(), pool, schema.sqlite_dates);
-        SqlStore::open_dialect(dialect, mode, schema).await
+        let store = SqlStore::open_dialect(dialect, mode, schema.clone()).await?;
+        check_dates(&store, &schema).await?;
+        Ok(store)
     }
 
     /// The pool for the store's reads, for the application's own queries. (The store's writes
@@ -285,6 +291,7 @@ impl SqliteDialect {
                 Param::Date(t) => match self.dates {
                     DateFormat::IsoText => query.bind(time_fmt::to_iso(t)),
                     DateFormat::UnixMillis => query.bind(time_fmt::to_unix_ms(t)),
+                    DateFormat::UnixSeconds => query.bind(unix_secs(t)),
                 },
             };
         }
@@ -310,6 +317,7 @@ impl SqliteDialect {
                 Param::Date(t) => match self.dates {
                     DateFormat::IsoText => ToSqlOutput::from(time_fmt::to_iso(t)),
                     DateFormat::UnixMillis => ToSqlOutput::from(time_fmt::to_unix_ms(t)),
+                    DateFormat::UnixSeconds => ToSqlOutput::from(unix_secs(t)),
                 },
             });
         }
@@ -330,6 +338,7 @@ impl Backend for SqliteDialect {
         delete_limit: false,
         id_casts: None,
         text_cast: None,
+        dates_in_any_class: true,
     };
 
     async fn fetch_optional<'a>(
@@ -431,7 +440,7 @@ impl Backend for SqliteDialect {
     fn ddl(&self, schema: &SqlSchema) -> [String; 3] {
         let date = match self.dates {
             DateFormat::IsoText => "date",
-            DateFormat::UnixMillis => "integer",
+            DateFormat::UnixMillis | DateFormat::UnixSeconds => "integer",
         };
         ddl(
             schema,
@@ -472,19 +481,27 @@ impl Backend for SqliteDialect {
         })
     }
 
-    /// A date stored as ISO text (Better Auth's Kysely path) or as unix milliseconds (its
-    /// Drizzle generator).
+    /// A date stored as ISO text (Better Auth's Kysely path), as unix milliseconds (its
+    /// Drizzle generator) or as unix seconds (Drizzle's `timestamp` mode): a number below
+    /// [`SECONDS_BELOW`] counts as seconds, as in the statements' comparisons.
     fn date(row: &SqliteRecord, idx: usize) -> Result<Option<OffsetDateTime>, String> {
+        let number = |n: i64| {
+            if n.abs() < SECONDS_BELOW {
+                time_fmt::from_unix_ms(n * 1000)
+            } else {
+                time_fmt::from_unix_ms(n)
+            }
+        };
         let text_date = |s: &str| match s.parse::<i64>() {
-            Ok(ms) => time_fmt::from_unix_ms(ms),
+            Ok(n) => number(n),
             Err(_) => time_fmt::parse_iso(s),
         };
         let parsed = match value(row, idx)? {
             Val::Null => return Ok(None),
-            Val::Integer(ms) => time_fmt::from_unix_ms(ms),
+            Val::Integer(n) => number(n),
             Val::Real(f) => Some(f)
                 .filter(|f| f.is_finite() && f.abs() < 1e15)
-                .and_then(|f| time_fmt::from_unix_ms(f as i64)),
+                .and_then(|f| number(f as i64)),
             Val::Text(s) => text_date(s),
             Val::Blob(b) => std::str::from_utf8(b).ok().and_then(text_date),
         };
@@ -518,6 +535,82 @@ pub enum SqliteRecord {
     Pool(SqliteRow),
     /// Read on the calling thread.
     Inline(InlineRow),
+}
+
+/// Refuses a session table whose expiries (a sample of up to 256 rows) are all stored in
+/// another form than `schema` says, since the store would then write dates that Better Auth's
+/// adapter reads wrongly; warns when the rows mix forms (each is still read and compared
+/// right). An empty table says nothing.
+async fn check_dates(store: &SqliteStore, schema: &SqlSchema) -> Result<(), StoreError> {
+    let table = &schema.session_table;
+    let column = &schema.session[SessionColumn::ExpiresAt as usize];
+    let sql = format!(
+        "select {c} from {t} where {c} is not null limit 256",
+        c = quote_with('"', column),
+        t = quote_with('"', table),
+    );
+    let rows = sqlx::query(&sql)
+        .fetch_all(store.pool())
+        .await
+        .map_err(|e| StoreError::backend("check dates", e))?;
+    let mut seen: Vec<(DateFormat, usize)> = Vec::new();
+    for row in &rows {
+        let Ok(raw) = row.try_get_raw(0) else {
+            continue;
+        };
+        let name = raw.type_info().name().to_ascii_uppercase();
+        let number = match name.as_str() {
+            "INTEGER" => row.try_get::<i64, _>(0).ok(),
+            "REAL" => row.try_get::<f64, _>(0).ok().map(|f| f as i64),
+            _ => row
+                .try_get::<String, _>(0)
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok()),
+        };
+        let format = match number {
+            Some(n) if n.abs() < SECONDS_BELOW => DateFormat::UnixSeconds,
+            Some(_) => DateFormat::UnixMillis,
+            None => DateFormat::IsoText,
+        };
+        match seen.iter_mut().find(|(f, _)| *f == format) {
+            Some((_, n)) => *n += 1,
+            None => seen.push((format, 1)),
+        }
+    }
+    let configured = schema.sqlite_dates;
+    match seen.as_slice() {
+        [] => Ok(()),
+        [(found, _)] if *found == configured => Ok(()),
+        [(found, _)] => Err(SchemaError::DateFormatMismatch {
+            table: table.clone(),
+            column: column.clone(),
+            found: found.describe(),
+            configured: configured.describe(),
+            fix: found.setting(),
+        }
+        .into()),
+        mixed => {
+            let forms: Vec<String> = mixed
+                .iter()
+                .map(|(f, n)| format!("{n} as {}", f.describe()))
+                .collect();
+            tracing::warn!(
+                table = %table,
+                column = %column,
+                forms = %forms.join(", "),
+                writes = configured.describe(),
+                "the session table's expiries are stored in more than one form: the store reads \
+                 and compares each right, but Better Auth's adapter may not; set \
+                 SqlSchema::sqlite_dates to the form its adapter writes"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `t` in whole unix seconds (floored), for [`DateFormat::UnixSeconds`].
+fn unix_secs(t: OffsetDateTime) -> i64 {
+    time_fmt::to_unix_ms(t).div_euclid(1000)
 }
 
 fn utf8(bytes: &[u8]) -> Result<&str, String> {
