@@ -153,8 +153,17 @@ impl Render {
                 }
             }
         }
+        // A handler that set the session cookie itself (a sign-in as someone else, a sign-out)
+        // decides the token too: Better Auth's bearer plugin reads `set-auth-token` from the
+        // response's final session cookie, and sends none for one being cleared.
+        let handler_set_session = self.plan.auth_token
+            && (headers.contains_key(SET_AUTH_TOKEN)
+                || headers
+                    .get_all(SET_COOKIE)
+                    .iter()
+                    .any(|v| cookie_name(v.as_bytes()) == Some(cookie.session.name.as_bytes())));
         append_cookies(headers, cookies);
-        if self.plan.auth_token {
+        if self.plan.auth_token && !handler_set_session {
             set_auth_token(headers, &parts.keys.signer.sign_raw(&self.token));
         }
     }
@@ -203,11 +212,14 @@ pub(crate) fn mark_uncacheable(headers: &mut HeaderMap) {
     }
 }
 
+/// The bearer plugin's response header.
+const SET_AUTH_TOKEN: HeaderName = HeaderName::from_static("set-auth-token");
+
 /// `set-auth-token: token.signature` (not URL-encoded, as Better Auth's bearer plugin sends it),
 /// exposed to cross-origin scripts.
 pub(crate) fn set_auth_token(headers: &mut HeaderMap, signed: &str) {
     if let Ok(value) = HeaderValue::try_from(signed) {
-        headers.insert(HeaderName::from_static("set-auth-token"), value);
+        headers.insert(SET_AUTH_TOKEN, value);
         let exposed = headers
             .get_all(ACCESS_CONTROL_EXPOSE_HEADERS)
             .iter()

@@ -66,6 +66,10 @@ fn fx(f: impl FnOnce(SessionConfigBuilder) -> SessionConfigBuilder) -> Fx {
                 async move { (s.sign_in(&u).await.unwrap(), "in") }
             }),
         )
+        .route(
+            "/sign-out",
+            post(|s: Sessions| async move { (s.sign_out().await.unwrap(), "out") }),
+        )
         .layer(layer.clone());
     Fx {
         app,
@@ -268,6 +272,40 @@ async fn sign_in_and_refresh_send_set_auth_token() {
         "refresh re-sends the token"
     );
     assert!(r.set_cookie(COOKIE).unwrap().contains("Max-Age=604800"));
+}
+
+/// A handler that sets the session cookie itself decides `set-auth-token`, as Better Auth's
+/// bearer plugin reads it from the response's final session cookie: a sign-in during a request
+/// whose bearer session was due for refresh sends the new token, not the old one, and a sign-out
+/// sends none (the old one was once sent back, and overwrote the handler's).
+#[tokio::test]
+async fn a_handler_that_sets_the_session_cookie_decides_set_auth_token() {
+    let f = fx(|b| b.bearer(Bearer::Signed));
+    let old = f.signed().await;
+    f.clock.set(T0 + Duration::days(2));
+    let auth = format!("Bearer {}", old.signed_token);
+    let r = f
+        .call(req("POST", "/sign-in", &[("authorization", &auth)]))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let new = percent_decode(r.cookie_pair(COOKIE).split_once('=').unwrap().1);
+    assert_ne!(new, old.signed_token);
+    assert_eq!(r.headers["set-auth-token"], new.as_str());
+    assert_eq!(r.headers.get_all("set-auth-token").iter().count(), 1);
+
+    let other = f.signed().await;
+    f.clock.set(T0 + Duration::days(4));
+    let auth = format!("Bearer {}", other.signed_token);
+    let r = f
+        .call(req("POST", "/sign-out", &[("authorization", &auth)]))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.set_cookie(COOKIE).unwrap().contains("Max-Age=0"));
+    assert!(
+        r.headers.get("set-auth-token").is_none(),
+        "no token for a session being signed out: {:?}",
+        r.headers.get("set-auth-token")
+    );
 }
 
 fn percent_decode(s: &str) -> String {
