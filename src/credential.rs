@@ -178,7 +178,8 @@ fn bearer<'h>(config: &SessionConfig, headers: &'h HeaderMap) -> Option<Option<C
 /// requests never need to know.
 pub(crate) struct DontRemember<'h> {
     headers: &'h HeaderMap,
-    known: Option<bool>,
+    /// Whether the cookie is valid, and whether only a previous secret verified it.
+    known: Option<(bool, bool)>,
 }
 
 impl<'h> DontRemember<'h> {
@@ -190,11 +191,23 @@ impl<'h> DontRemember<'h> {
     }
 
     pub(crate) fn get(&mut self, config: &SessionConfig) -> bool {
+        self.read(config).0
+    }
+
+    /// A valid cookie that only a previous secret verified: re-signed with the current one
+    /// while that still verifies it, or "don't remember me" would end with the old secret and
+    /// the session start being refreshed into a lasting cookie.
+    pub(crate) fn needs_resign(&mut self, config: &SessionConfig) -> bool {
+        !config.keys.previous.is_empty() && self.read(config) == (true, true)
+    }
+
+    fn read(&mut self, config: &SessionConfig) -> (bool, bool) {
         let headers = self.headers;
         *self.known.get_or_insert_with(|| {
             find_token_cookie(headers, &config.cookies.dont_remember.name)
                 .and_then(|raw| config.keys.unsign(raw, || config.clock.now()))
-                .is_some_and(|v| v.value == "true")
+                .filter(|v| v.value == "true")
+                .map_or((false, false), |v| (true, v.resign))
         })
     }
 }

@@ -48,6 +48,9 @@ pub(crate) struct CookiePlan {
     pub(crate) cache: CacheCookie,
     /// Send `set-auth-token` (a bearer client's session was refreshed).
     pub(crate) auth_token: bool,
+    /// Re-send the `dont_remember` marker signed with the current secret (a previous one
+    /// verified it).
+    pub(crate) resign_dont_remember: bool,
 }
 
 impl CookiePlan {
@@ -115,6 +118,13 @@ impl Render {
                         .map(|n| cookie.session_data.renamed(n).expired()),
                 );
             }
+        }
+        if self.plan.resign_dont_remember && self.plan.session != SessionCookie::Clear {
+            cookies.push(
+                cookie
+                    .dont_remember
+                    .header(&parts.keys.signer.sign_cookie_value("true"), None),
+            );
         }
         if self.plan.session != SessionCookie::Clear {
             match self.plan.cache {

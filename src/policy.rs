@@ -171,12 +171,21 @@ fn verdict(config: &SessionConfig, session: &Session, now: OffsetDateTime) -> Ve
 
 /// Decides what a request gets. See the [module docs](self) for the rules.
 pub(crate) fn decide(config: &SessionConfig, facts: Facts<'_, '_>) -> Decision {
-    let mut decision = rules(config, facts);
+    let dont_remember = facts.dont_remember;
+    let mut decision = rules(
+        config,
+        Facts {
+            dont_remember: &mut *dont_remember,
+            ..facts
+        },
+    );
     if let Decision::Serve(serve) = &mut decision {
         // Better Auth's bearer plugin sends `set-auth-token` on every response that sets the
         // session cookie.
         serve.plan.auth_token = config.guards.bearer != crate::config::Bearer::Off
             && matches!(serve.plan.session, SessionCookie::Set { .. });
+        serve.plan.resign_dont_remember =
+            serve.auth.is_some() && !config.guards.read_only && dont_remember.needs_resign(config);
     }
     decision
 }

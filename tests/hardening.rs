@@ -378,6 +378,79 @@ async fn previous_secrets_verify_and_cookies_are_re_signed() {
     assert_eq!(send(app, get_req("/me", Some(&resigned))).await.status, 200);
 }
 
+/// A "don't remember me" marker verified with a previous secret is re-signed with the current
+/// one along with the session cookie, so the session is still never refreshed once the old
+/// secret stops verifying (it was refreshed into a lasting 7-day cookie).
+#[tokio::test]
+async fn a_dont_remember_marker_is_re_signed_with_the_session_cookie() {
+    const OLD: &str = "old-secret-0123456789-abcdefghijklmnop";
+    const MARKER: &str = "better-auth.dont_remember";
+    let clock = ManualClock::new(T0);
+    let memory = MemoryStore::new();
+    let user = User::new("forget@example.com", "F", T0);
+    memory.insert_user(user.clone());
+    let before = SessionLayer::new(
+        SessionConfig::builder()
+            .secret(OLD)
+            .clock(clock.clone())
+            .build()
+            .unwrap(),
+        memory.clone(),
+    );
+    let signed = before
+        .manager()
+        .sign_in(&user, SignIn::new().remember_me(false))
+        .await
+        .unwrap();
+    let pairs: Vec<String> = signed
+        .cookies
+        .iter()
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(pairs.len(), 2, "{pairs:?}");
+    let old_cookies = pairs.join("; ");
+
+    // Such a session lives a day, and is always due for refresh by `updateAge`.
+    let until = T0 + Duration::hours(12);
+    let after = SessionLayer::new(
+        config(&clock, |b| b.previous_secret(OLD, Some(until))),
+        memory.clone(),
+    );
+    let app = me_router(&after);
+    clock.set(T0 + Duration::hours(1));
+    let r = send(app.clone(), get_req("/me", Some(&old_cookies))).await;
+    assert_eq!(r.status, 200);
+    let session = r.set_cookie(COOKIE).expect("the session cookie re-signed");
+    assert!(
+        !session.contains("Max-Age"),
+        "a browser-session cookie: {session}"
+    );
+    let marker = r.set_cookie(MARKER).expect("the marker re-signed");
+    assert!(!marker.contains("Max-Age"), "{marker}");
+    let new_cookies = format!("{}; {}", r.cookie_pair(COOKIE), r.cookie_pair(MARKER));
+    assert_eq!(
+        r.cookie_pair(MARKER),
+        format!(
+            "{MARKER}={}",
+            after.config().signer().sign_cookie_value("true")
+        )
+    );
+    let again = send(app.clone(), get_req("/me", Some(&new_cookies))).await;
+    assert!(again.set_cookies().is_empty(), "{:?}", again.set_cookies());
+
+    // Past the old secret's end: still never refreshed.
+    clock.set(until + Duration::hours(1));
+    let r = send(app, get_req("/me", Some(&new_cookies))).await;
+    assert_eq!(r.status, 200);
+    assert!(r.set_cookies().is_empty(), "{:?}", r.set_cookies());
+    let row = memory
+        .find(&tower_auth_session::StorageKey::new(&signed.session.token))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.session.expires_at, signed.session.expires_at);
+}
+
 // ---- observability ------------------------------------------------------------------------------
 
 // ---- housekeeping, dates, Max-Age ---------------------------------------------------------------
