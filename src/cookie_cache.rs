@@ -54,7 +54,10 @@ pub(crate) fn read(spec: &CookieSpec, headers: &HeaderMap) -> (Option<Vec<u8>>, 
                 .then(|| (n, value, String::from_utf8_lossy(name).into_owned()))
         })
         .collect();
-    let names = chunks.iter().map(|c| c.2.clone()).collect();
+    // Each name once, however often the request repeats it: one expiry line per chunk.
+    let mut names: Vec<String> = chunks.iter().map(|c| c.2.clone()).collect();
+    names.sort_unstable();
+    names.dedup();
     if let Some(exact) = find_token_cookie(headers, &spec.name) {
         let exact = exact.trim_ascii();
         return (

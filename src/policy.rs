@@ -229,7 +229,9 @@ fn rules(config: &SessionConfig, facts: Facts<'_, '_>) -> Decision {
             serve.plan.session = SessionCookie::Set {
                 max_age: Some(config.lifetimes.expires_in),
             };
-            serve.plan.cache = store_read_cache(config, facts.dont_remember, IncomingCache::Fine);
+            // Re-issued for the new expiry, unless the cookie is another strategy's (the Better
+            // Auth server's own refresh rewrites it).
+            serve.plan.cache = store_read_cache(config, facts.dont_remember, facts.cache_cookie);
             serve.info.refreshed = true;
             serve.info.via_bearer = facts.via == Via::Bearer;
             return Decision::Serve(serve);

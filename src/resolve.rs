@@ -70,6 +70,13 @@ pub(crate) fn now<St: SessionStore>(
     store.find_now(key).map(|answer| lookup(answer, key))
 }
 
+/// The names of the cache-cookie chunks (`session_data.0`, …) `headers` carry, read when a
+/// session is cleared while the layer's own cache is off: the Better Auth server may have set
+/// them, and its sign-out expires them too.
+pub(crate) fn cache_chunks(config: &SessionConfig, headers: &HeaderMap) -> Vec<String> {
+    cookie_cache::read(&config.cookies.session_data, headers).1
+}
+
 /// Asks the store, under the layer's deadline.
 pub(crate) async fn find<St: SessionStore>(
     config: &SessionConfig,

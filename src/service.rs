@@ -28,7 +28,7 @@ use crate::future::ResponseFuture;
 use crate::manager::SessionManager;
 use crate::metrics::Outcome;
 use crate::model::Authenticated;
-use crate::plan::{Parts, Render};
+use crate::plan::{Parts, Render, SessionCookie};
 use crate::policy::SessionInfo;
 use crate::policy::{self, Decision, Facts, Lookup, Serve, Stage, Write};
 use crate::resolve::{self, CacheRead, Extension, Refreshing};
@@ -106,8 +106,20 @@ fn insert_context(
     extensions.insert(AuthContext::new(manager.clone(), authenticated, info));
 }
 
-/// The plan of `serve`, with what rendering it needs, when it changes any cookie.
-fn render(serve: &Serve, token: &str, now: OffsetDateTime, chunks: Vec<String>) -> Option<Render> {
+/// The plan of `serve`, with what rendering it needs, when it changes any cookie. Clearing the
+/// session also expires the cache-cookie chunks the request carried when the layer's own cache
+/// is off (and they were not read): Better Auth's server may have set them.
+fn render(
+    config: &SessionConfig,
+    headers: &http::HeaderMap,
+    serve: &Serve,
+    token: &str,
+    now: OffsetDateTime,
+    mut chunks: Vec<String>,
+) -> Option<Render> {
+    if serve.plan.session == SessionCookie::Clear && config.cache.is_none() {
+        chunks = resolve::cache_chunks(config, headers);
+    }
     (!serve.plan.is_empty()).then(|| Render {
         plan: serve.plan,
         token: token.to_owned(),
@@ -277,7 +289,14 @@ where
                 Decision::Serve(serve) => {
                     // Decided in place: the borrow of the headers ends with the rendering data.
                     serve.outcome.count();
-                    let render = render(&serve, &credential.token, now, cache.chunks);
+                    let render = render(
+                        config,
+                        req.headers(),
+                        &serve,
+                        &credential.token,
+                        now,
+                        cache.chunks,
+                    );
                     insert_context(
                         &shared.manager,
                         req.extensions_mut(),
@@ -374,7 +393,7 @@ where
                 }
             };
             serve.outcome.count();
-            let render = render(&serve, &token, now, chunks);
+            let render = render(config, req.headers(), &serve, &token, now, chunks);
             insert_context(
                 &shared.manager,
                 req.extensions_mut(),

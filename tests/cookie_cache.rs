@@ -316,3 +316,52 @@ async fn expired_sessions_clear_the_cache_chunks_too() {
     }
     assert!(r.set_cookie(TOKEN_COOKIE).unwrap().contains("Max-Age=0"));
 }
+
+/// A refresh leaves a cache cookie of another strategy alone, as every other store read does:
+/// the Better Auth server's own refresh rewrites it, and the two must not overwrite each other.
+#[tokio::test]
+async fn a_refresh_leaves_another_strategys_cache_cookie_alone() {
+    let f = fx();
+    let token = f.token_cookie(true).await;
+    // A JWT-shaped cookie (Better Auth set to `jwt`, the layer to `compact`).
+    let theirs = format!("{DATA}=eyJhbGciOiJIUzI1NiJ9.eyJzZXNzaW9uIjp7fX0.c2ln");
+    f.clock.set(T0 + Duration::days(2));
+    let r = f.get("/me", &format!("{token}; {theirs}")).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.set_cookie(TOKEN_COOKIE)
+            .unwrap()
+            .contains("Max-Age=604800"),
+        "refreshed"
+    );
+    assert!(
+        r.set_cookie(DATA).is_none(),
+        "another strategy's cookie overwritten: {:?}",
+        r.set_cookies()
+    );
+}
+
+/// Clearing a session expires the cache-cookie chunks the request carried even with the
+/// layer's cache off (the Better Auth server may have its own on), each chunk once however often
+/// the request repeats it.
+#[tokio::test]
+async fn clearing_expires_each_cache_chunk_once_with_the_layers_cache_off() {
+    let f = fx_with("NoCache", |b| b);
+    let token = f.token_cookie(true).await;
+    f.clock.set(T0 + Duration::days(8));
+    let repeated = vec![format!("{DATA}.0=a"); 500].join("; ");
+    let r = f
+        .get("/me", &format!("{token}; {repeated}; {DATA}.1=b"))
+        .await;
+    assert_eq!(r.status, 401);
+    for name in [format!("{DATA}.0"), format!("{DATA}.1")] {
+        let lines: Vec<String> = r
+            .set_cookies()
+            .into_iter()
+            .filter(|l| l.starts_with(&format!("{name}=")))
+            .collect();
+        assert_eq!(lines.len(), 1, "{name}: {lines:?}");
+        assert!(lines[0].contains("Max-Age=0"), "{lines:?}");
+    }
+    assert!(r.set_cookie(TOKEN_COOKIE).unwrap().contains("Max-Age=0"));
+}
