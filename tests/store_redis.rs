@@ -295,6 +295,88 @@ async fn revoked_before_marker_rejects_surviving_keys() {
         .is_none());
 }
 
+/// A marker other software wrote in another numeric form still revokes, as Better Auth's
+/// `Number(marker)` reads it.
+#[tokio::test]
+async fn a_marker_in_any_numeric_form_revokes() {
+    let test = "a_marker_in_any_numeric_form_revokes";
+    let Some(Raw {
+        store,
+        prefix,
+        mut conn,
+    }) = raw_node(test, ManualClock::new(NOW)).await
+    else {
+        return;
+    };
+    let after = tower_auth_session::test_support::to_unix_ms(NOW) + 1;
+    for marker in [
+        format!("{after}.0"),
+        format!(" {after} "),
+        format!("{}e3", after as f64 / 1000.0),
+    ] {
+        let user = User::new("n@example.com", "N", NOW);
+        let s = conformance::session(&user, NOW + Duration::days(7));
+        store.create(&s, &user).await.unwrap();
+        let key = format!("{prefix}revoked-sessions-before-{}", user.id);
+        let _: () = conn.set(&key, &marker).await.unwrap();
+        assert!(
+            store.find(&s.storage_key()).await.unwrap().is_none(),
+            "{marker:?} did not revoke"
+        );
+        // A marker before the session's creation rejects nothing.
+        let _: () = conn.set(&key, format!("{}.5", after - 2)).await.unwrap();
+        assert!(store.find(&s.storage_key()).await.unwrap().is_some());
+    }
+}
+
+/// A user's list skips a value that does not parse and a token listed twice, as Better Auth's
+/// `listSessions` does, instead of failing the whole list.
+#[tokio::test]
+async fn a_users_list_skips_unreadable_values_and_repeated_tokens() {
+    let test = "a_users_list_skips_unreadable_values_and_repeated_tokens";
+    let Some(Raw {
+        store,
+        prefix,
+        mut conn,
+    }) = raw_node(test, ManualClock::new(NOW)).await
+    else {
+        return;
+    };
+    let user = User::new("l@example.com", "L", NOW);
+    let sessions: Vec<_> = (1..=3)
+        .map(|d| conformance::session(&user, NOW + Duration::days(d)))
+        .collect();
+    for s in &sessions {
+        store.create(s, &user).await.unwrap();
+    }
+    let _: () = conn
+        .set(
+            format!("{prefix}{}", sessions[1].token),
+            r#"{"session":{"token":"x"},"user":null}"#,
+        )
+        .await
+        .unwrap();
+    let list_key = format!("{prefix}active-sessions-{}", user.id);
+    let list: String = conn.get(&list_key).await.unwrap();
+    let mut entries: Vec<serde_json::Value> = serde_json::from_str(&list).unwrap();
+    entries.push(entries[0].clone());
+    let _: () = conn
+        .set(&list_key, serde_json::to_string(&entries).unwrap())
+        .await
+        .unwrap();
+    let listed: Vec<String> = store
+        .list_user_sessions(&user.id, NOW)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.token)
+        .collect();
+    assert_eq!(
+        listed,
+        [sessions[0].token.clone(), sessions[2].token.clone()]
+    );
+}
+
 /// A store on the 3-master Redis Cluster the test command starts (`TAS_TEST_REDIS_CLUSTER_URLS`,
 /// comma-separated seed nodes).
 async fn cluster(test: &str) -> Option<RedisStore> {

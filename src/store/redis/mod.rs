@@ -854,9 +854,18 @@ fn one_answer_each<T>(what: &str, asked: usize, answers: Vec<T>) -> Result<Vec<T
 
 /// Whether the user's revoked-before `marker` (`""` when there is none) rejects `stored`.
 fn revoked(stored: &Stored, marker: &str) -> bool {
-    marker
-        .parse::<i64>()
-        .is_ok_and(|before| time_fmt::to_unix_ms(stored.session.created_at) < before)
+    // Read as Better Auth's `Number(marker)` reads it: surrounding blanks, a fraction or an
+    // exponent still make a number (`"1795352011489.0"`, written by other software).
+    let marker = marker.trim();
+    let created = time_fmt::to_unix_ms(stored.session.created_at);
+    match marker.parse::<i64>() {
+        Ok(before) => created < before,
+        // Milliseconds are exact in an f64 for any date `time` holds.
+        #[allow(clippy::cast_precision_loss)]
+        Err(_) => marker
+            .parse::<f64>()
+            .is_ok_and(|before| before.is_finite() && (created as f64) < before),
+    }
 }
 
 impl SessionStore for RedisStore {
@@ -1028,11 +1037,22 @@ impl SessionStore for RedisStore {
     ) -> Result<Vec<Session>, StoreError> {
         let list = self.active(user_id).await?;
         let mut sessions = Vec::with_capacity(list.len());
+        let mut seen = std::collections::HashSet::with_capacity(list.len());
         for entry in list {
-            if let Some(auth) = self.find(&StorageKey::new(entry.token)).await? {
-                if auth.session.expires_at > now {
+            // As Better Auth's `listSessions`: each token once, and a value that does not parse
+            // (written by other software) skipped rather than failing the whole list.
+            if !seen.insert(entry.token.clone()) {
+                continue;
+            }
+            match self.find(&StorageKey::new(entry.token)).await {
+                Ok(Some(auth)) if auth.session.expires_at > now => {
                     sessions.push((*auth.session).clone());
                 }
+                Ok(_) => {}
+                Err(StoreError::Corrupt { reason }) => {
+                    tracing::debug!(%reason, "skipped an unreadable session in a user's list");
+                }
+                Err(e) => return Err(e),
             }
         }
         sessions.sort_by(|a, b| a.expires_at.cmp(&b.expires_at).then(a.id.cmp(&b.id)));
