@@ -175,6 +175,27 @@ mod in_front_of_postgres {
             );
         }
     }
+
+    /// A session only Redis holds (signed in before `storeSessionInDatabase` was turned on) is
+    /// refreshed, as Better Auth refreshes secondary storage whatever the table says; it was
+    /// never extended, and its user signed out at its first expiry however active.
+    #[tokio::test]
+    async fn a_session_only_redis_holds_is_refreshed() {
+        let Some(store) = tiered("tiered redis-only refresh").await else {
+            return;
+        };
+        let user = store.add_user(&conformance::user("redis-only")).await;
+        let session = conformance::session(&user, NOW + Duration::days(1));
+        store.redis().create(&session, &user).await.unwrap();
+        let later = NOW + Duration::days(7);
+        let extended = store
+            .extend(&session.storage_key(), later, NOW)
+            .await
+            .unwrap();
+        assert_eq!(extended.map(|s| s.expires_at), Some(later));
+        let found = store.find(&session.storage_key()).await.unwrap().unwrap();
+        assert_eq!(found.session.expires_at, later);
+    }
 }
 
 #[tokio::test]
@@ -313,6 +334,8 @@ async fn a_marker_in_any_numeric_form_revokes() {
         format!("{after}.0"),
         format!(" {after} "),
         format!("{}e3", after as f64 / 1000.0),
+        format!("{after:#x}"),
+        "Infinity".to_owned(),
     ] {
         let user = User::new("n@example.com", "N", NOW);
         let s = conformance::session(&user, NOW + Duration::days(7));
@@ -323,10 +346,73 @@ async fn a_marker_in_any_numeric_form_revokes() {
             store.find(&s.storage_key()).await.unwrap().is_none(),
             "{marker:?} did not revoke"
         );
-        // A marker before the session's creation rejects nothing.
-        let _: () = conn.set(&key, format!("{}.5", after - 2)).await.unwrap();
-        assert!(store.find(&s.storage_key()).await.unwrap().is_some());
+        // A marker before the session's creation rejects nothing; nor does what JavaScript
+        // reads as NaN.
+        for nothing in [
+            format!("{}.5", after - 2),
+            "inf".to_owned(),
+            "NaN".to_owned(),
+        ] {
+            let _: () = conn.set(&key, &nothing).await.unwrap();
+            assert!(
+                store.find(&s.storage_key()).await.unwrap().is_some(),
+                "{nothing:?} revoked"
+            );
+        }
     }
+}
+
+/// Revoking every session of a user never shortens a revoked-before marker that Better Auth
+/// set for longer sessions (its TTL follows its own `expiresIn`), and leaves the list empty.
+#[tokio::test]
+async fn revoking_all_keeps_a_longer_marker_ttl_and_empties_the_list() {
+    let test = "revoking_all_keeps_a_longer_marker_ttl_and_empties_the_list";
+    let Some(Raw {
+        store,
+        prefix,
+        mut conn,
+    }) = raw_node(test, ManualClock::new(NOW)).await
+    else {
+        return;
+    };
+    let user = User::new("t@example.com", "T", NOW);
+    for d in 1..=3 {
+        store
+            .create(&conformance::session(&user, NOW + Duration::days(d)), &user)
+            .await
+            .unwrap();
+    }
+    let marker = format!("{prefix}revoked-sessions-before-{}", user.id);
+    let thirty_days: i64 = 30 * 86_400;
+    let _: () = redis::cmd("SET")
+        .arg(&marker)
+        .arg("1")
+        .arg("EX")
+        .arg(thirty_days)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(store.delete_user_sessions(&user.id).await.unwrap(), 3);
+    let ttl: i64 = conn.ttl(&marker).await.unwrap();
+    assert!(
+        ttl > thirty_days - 60,
+        "the marker's TTL shortened to {ttl}"
+    );
+    // A marker without expiry keeps none.
+    let _: () = conn.persist(&marker).await.unwrap();
+    store.delete_user_sessions(&user.id).await.unwrap();
+    let ttl: i64 = conn.ttl(&marker).await.unwrap();
+    assert_eq!(ttl, -1);
+    let list: Option<String> = conn
+        .get(format!("{prefix}active-sessions-{}", user.id))
+        .await
+        .unwrap();
+    assert_eq!(list, None);
+    assert!(store
+        .list_user_sessions(&user.id, NOW)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// A user's list skips a value that does not parse and a token listed twice, as Better Auth's

@@ -36,22 +36,24 @@ return 1
 ";
 
 /// One edit of `active-sessions-{userId}` (`KEYS[1]`), atomically, as Better Auth's
-/// `setActiveSessionReferences` writes the list: the entry for token `ARGV[2]` is removed,
-/// entries expired at `ARGV[1]` (ms) are pruned, and with a new expiry `ARGV[3]` (ms) the token
-/// is added back; the list is sorted by expiry and stored with the TTL of the latest one, or
+/// `setActiveSessionReferences` writes the list: the entry for token `ARGV[2]` is removed (and
+/// those of any tokens from `ARGV[4]` on), entries expired at `ARGV[1]` (ms) are pruned, and
+/// with a new expiry `ARGV[3]` (ms) the token is added back; the list is sorted by expiry and stored with the TTL of the latest one, or
 /// deleted when empty. Entries are written as `{"token":…,"expiresAt":N}` as `JSON.stringify`
 /// writes them. One key, so it is atomic on a single node and on a cluster, and concurrent
 /// sign-ins of one user can never lose an entry or fail on contention.
 const LIST_EDIT: &str = r#"
 local raw = redis.call('GET', KEYS[1])
 local now = tonumber(ARGV[1])
+local drop = {[ARGV[2]] = true}
+for i = 4, #ARGV do drop[ARGV[i]] = true end
 local out = {}
 if raw then
   local ok, list = pcall(cjson.decode, raw)
   if ok and type(list) == 'table' then
     for _, e in ipairs(list) do
       if type(e) == 'table' and type(e.token) == 'string' and type(e.expiresAt) == 'number'
-         and e.token ~= ARGV[2] and e.expiresAt > now then
+         and not drop[e.token] and e.expiresAt > now then
         out[#out + 1] = e
       end
     end
@@ -76,12 +78,24 @@ return #out
 "#;
 
 /// Sets the revoked-before marker (`KEYS[1]`) to `max(ARGV[1], its current value)` with TTL
-/// `ARGV[2]`, as Better Auth 1.7.16+ does: the marker never moves back.
+/// `ARGV[2]`, as Better Auth 1.7.16+ does: the marker never moves back. Nor does its TTL: one
+/// Better Auth set for longer sessions than this store's `expires_in` is kept, and a marker
+/// without expiry keeps none. A marker of `Infinity` is left as it is.
 const MARKER: &str = r"
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+-- Infinity (written by other software) already rejects every session: left as it is.
+if cur == math.huge then return 1 end
 local at = tonumber(ARGV[1])
 if cur > at then at = cur end
-redis.call('SET', KEYS[1], string.format('%.0f', at), 'EX', ARGV[2])
+local ttl = tonumber(ARGV[2])
+local left = redis.call('TTL', KEYS[1])
+if left == -1 then
+  -- No expiry: it keeps none.
+  redis.call('SET', KEYS[1], string.format('%.0f', at))
+  return 1
+end
+if left > ttl then ttl = left end
+redis.call('SET', KEYS[1], string.format('%.0f', at), 'EX', ttl)
 return 1
 ";
 
@@ -108,7 +122,7 @@ const CAS_RETRIES: usize = 8;
 /// |---|---|---|
 /// | `{prefix}{token}` | `{"session":{…},"user":{…}}` | until `expiresAt` |
 /// | `{prefix}active-sessions-{userId}` | `[{"token":…,"expiresAt":ms},…]`, earliest first | the latest expiry |
-/// | `{prefix}revoked-sessions-before-{userId}` | ms timestamp of the last revoke-all | `max(expiresIn, 1 day)` |
+/// | `{prefix}revoked-sessions-before-{userId}` | ms timestamp of the last revoke-all | `max(expiresIn, 1 day)`, or the longer TTL (or none) it already had |
 ///
 /// A Better Auth server configured with the same Redis as `secondaryStorage` (and the same key
 /// prefix, none by default) shares sessions with this store in both directions.
@@ -642,6 +656,19 @@ impl RedisStore {
         expires_at: Option<OffsetDateTime>,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        self.edit_list_dropping(user_id, token, expires_at, now, &[])
+            .await
+    }
+
+    /// [`edit_list`](Self::edit_list) that also removes each of `also`.
+    async fn edit_list_dropping(
+        &self,
+        user_id: &str,
+        token: &str,
+        expires_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+        also: &[&str],
+    ) -> Result<(), StoreError> {
         let key = self.list_key(user_id);
         let now_ms = time_fmt::to_unix_ms(now);
         let expires = expires_at.map_or_else(String::new, |t| time_fmt::to_unix_ms(t).to_string());
@@ -655,6 +682,7 @@ impl RedisStore {
                         .arg(now_ms)
                         .arg(token)
                         .arg(expires)
+                        .arg(also)
                         .invoke_async(&mut c)
                         .await
                 }
@@ -858,14 +886,30 @@ fn revoked(stored: &Stored, marker: &str) -> bool {
     // exponent still make a number (`"1795352011489.0"`, written by other software).
     let marker = marker.trim();
     let created = time_fmt::to_unix_ms(stored.session.created_at);
-    match marker.parse::<i64>() {
-        Ok(before) => created < before,
-        // Milliseconds are exact in an f64 for any date `time` holds.
-        #[allow(clippy::cast_precision_loss)]
-        Err(_) => marker
-            .parse::<f64>()
-            .is_ok_and(|before| before.is_finite() && (created as f64) < before),
+    if let Ok(before) = marker.parse::<i64>() {
+        return created < before;
     }
+    if let Some(hex) = marker
+        .strip_prefix("0x")
+        .or_else(|| marker.strip_prefix("0X"))
+    {
+        return i64::from_str_radix(hex, 16).is_ok_and(|before| created < before);
+    }
+    // JavaScript spells infinity one way only; Rust's parser takes `inf` and `nan` too.
+    if marker
+        .chars()
+        .any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+        && marker.trim_start_matches(['+', '-']) != "Infinity"
+    {
+        return false;
+    }
+    // Milliseconds are exact in an f64 for any date `time` holds.
+    #[allow(clippy::cast_precision_loss)]
+    let created = created as f64;
+    marker
+        .replace("Infinity", "inf")
+        .parse::<f64>()
+        .is_ok_and(|before| created < before)
 }
 
 impl SessionStore for RedisStore {
@@ -1026,7 +1070,12 @@ impl SessionStore for RedisStore {
         for entry in &list {
             self.del("revoke all", &self.key(&entry.token)).await?;
         }
-        self.del("revoke all", &self.list_key(user_id)).await?;
+        // Only the tokens deleted leave the list (as Better Auth filters it): a sign-in that
+        // landed meanwhile keeps its entry, so it is still listed and revoked by the next
+        // revocation, rather than living on unlisted.
+        let gone: Vec<&str> = list.iter().map(|e| e.token.as_str()).collect();
+        self.edit_list_dropping(user_id, "", None, self.clock.now(), &gone)
+            .await?;
         Ok(list.len() as u64)
     }
 
@@ -1139,12 +1188,12 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
         expires_at: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
+        // Both, whatever the other answers, as Better Auth updates secondary storage and then
+        // the table: a session only Redis holds (made before `storeSessionInDatabase` was on)
+        // is still refreshed, and one only the table holds too (reads fall back to it).
         let updated = self.database.extend(key, expires_at, now).await?;
-        if updated.is_some() {
-            // Keep Redis in step; a missing key there is fine (reads fall back).
-            self.redis.extend(key, expires_at, now).await?;
-        }
-        Ok(updated)
+        let in_redis = self.redis.extend(key, expires_at, now).await?;
+        Ok(updated.or(in_redis))
     }
 
     async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
