@@ -42,11 +42,19 @@ pub(crate) fn truthy(value: Option<&Value>) -> bool {
     }
 }
 
-/// A date as any store returns it: an ISO string, or Unix milliseconds.
+/// A date as any store returns it: an ISO string, or a Unix time in milliseconds (in seconds
+/// below 10¹¹, as SQLite columns in Drizzle's `timestamp` mode hold it; the store's own date
+/// columns read numbers the same way).
 fn date(value: Option<&Value>) -> Option<OffsetDateTime> {
     match value? {
         Value::String(s) => time_fmt::parse_iso(s),
-        Value::Number(n) => n.as_i64().and_then(time_fmt::from_unix_ms),
+        Value::Number(n) => n.as_i64().and_then(|n| {
+            if (-99_999_999_999..100_000_000_000).contains(&n) {
+                time_fmt::from_unix_ms(n * 1000)
+            } else {
+                time_fmt::from_unix_ms(n)
+            }
+        }),
         _ => None,
     }
 }
@@ -193,6 +201,13 @@ mod tests {
         }
         let ms = user(serde_json::json!({"banned": 1, "banExpires": 1_795_000_000_000_i64}));
         assert!(ms.ban().unwrap().expires.is_some());
+        // Seconds (a SQLite column in Drizzle's `timestamp` mode): 2027-01-01, not 1970.
+        let secs = user(serde_json::json!({"banned": 1, "ban_expires": 1_798_761_600_i64}));
+        assert_eq!(
+            secs.ban().unwrap().expires,
+            Some(datetime!(2027-01-01 0:00 UTC))
+        );
+        assert!(secs.is_banned(now));
         let permanent = user(serde_json::json!({"banned": true, "banExpires": null}));
         assert!(permanent.is_banned(datetime!(2100-01-01 0:00 UTC)));
         for not in [

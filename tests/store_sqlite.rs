@@ -616,11 +616,15 @@ async fn expiries_in_every_form_compare_as_dates() {
         ("secs", "1796515201"),
         ("digits", "'1796515202000'"),
         ("spaced", "'2026-12-06 00:00:03'"),
+        ("loose", "' 2026-12-06t00:00:04.000z'"),
+        ("signed", "'+1796515205000'"),
     ];
     let dead = [
         ("iso_dead", "'2026-11-29T13:59:59.999Z'"),
         ("ms_dead", "1795960799999"),
         ("secs_dead", "1795960799"),
+        // The smallest integer: SQLite's abs() of it is an error that failed the whole sweep.
+        ("min_dead", "-9223372036854775808"),
     ];
     for dates in [
         DateFormat::IsoText,
@@ -649,10 +653,10 @@ async fn expiries_in_every_form_compare_as_dates() {
             .map(|s| s.id)
             .collect();
         // Earliest expiry first: iso 00:00:00, ms/real 00:00:00(.0005), secs :01, digits :02,
-        // spaced :03 (ms before real, equal to the millisecond, by id).
+        // spaced :03, loose :04, signed :05.
         assert_eq!(
             listed,
-            ["iso", "ms", "real", "secs", "digits", "spaced"],
+            ["iso", "ms", "real", "secs", "digits", "spaced", "loose", "signed"],
             "{dates:?}"
         );
         let secs = store
@@ -674,12 +678,12 @@ async fn expiries_in_every_form_compare_as_dates() {
             );
         }
         // The sweep deletes exactly the past ones.
-        assert_eq!(store.delete_expired(now).await.unwrap(), 3, "{dates:?}");
+        assert_eq!(store.delete_expired(now).await.unwrap(), 4, "{dates:?}");
         let left: i64 = sqlx::query_scalar(r#"select count(*) from "session""#)
             .fetch_one(store.pool())
             .await
             .unwrap();
-        assert_eq!(left, 6, "{dates:?}");
+        assert_eq!(left, 8, "{dates:?}");
         // The refresh's guard sees every live one as live and moves it forward.
         let later = datetime!(2026-12-20 0:00 UTC);
         for (id, _) in live {

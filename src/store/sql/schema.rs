@@ -19,6 +19,7 @@ pub enum DateFormat {
     UnixSeconds,
 }
 
+#[cfg(feature = "sqlite")]
 impl DateFormat {
     /// For messages.
     pub(crate) fn describe(self) -> &'static str {
@@ -50,13 +51,18 @@ pub(crate) const SECONDS_BELOW: i64 = 100_000_000_000;
 /// (ISO 8601 with `T` or a space, `Z` or an offset). Anything else is NULL, which no
 /// comparison matches.
 fn sqlite_ms(x: &str) -> String {
+    // No `abs()`: it raises an error on the smallest integer, and one such row would fail the
+    // sweep for the whole table.
+    let s = SECONDS_BELOW;
+    let number =
+        |n: &str| format!("(case when {n} > -{s} and {n} < {s} then {n} * 1000 else {n} end)");
     format!(
-        "(case when typeof({x}) in ('integer', 'real') then \
-         (case when abs({x}) < {SECONDS_BELOW} then {x} * 1000 else {x} end) \
-         when {x} glob '[0-9]*' and {x} not glob '*[^0-9]*' then \
-         (case when cast({x} as integer) < {SECONDS_BELOW} then cast({x} as integer) * 1000 \
-         else cast({x} as integer) end) \
-         else round((julianday({x}) - 2440587.5) * 86400000.0) end)"
+        "(case when typeof({x}) in ('integer', 'real') then {} \
+         when ltrim(trim({x}), '+-') glob '[0-9]*' and ltrim(trim({x}), '+-') not glob '*[^0-9]*' \
+         then {} \
+         else round((julianday(upper(trim({x}))) - 2440587.5) * 86400000.0) end)",
+        number(x),
+        number(&format!("cast(trim({x}) as integer)")),
     )
 }
 

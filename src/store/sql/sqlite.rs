@@ -1,6 +1,7 @@
 //! The SQLite dialect: Better Auth's SQLite schema (spec §4.2, §4.3) on sqlx with a bundled
-//! SQLite. Dates are `toISOString()` text (or unix milliseconds for the Drizzle and Prisma
-//! layouts), booleans `0`/`1`.
+//! SQLite. Dates are written as `toISOString()` text, unix milliseconds (the Drizzle and Prisma
+//! layouts) or unix seconds ([`DateFormat::UnixSeconds`]), and read and compared in whatever
+//! form each row holds; booleans `0`/`1`.
 //!
 //! Writes go through one connection of their own and reads through a pool: SQLite has a single
 //! write lock per file, so several pooled connections writing at once would wait for each other
@@ -486,13 +487,13 @@ impl Backend for SqliteDialect {
     /// [`SECONDS_BELOW`] counts as seconds, as in the statements' comparisons.
     fn date(row: &SqliteRecord, idx: usize) -> Result<Option<OffsetDateTime>, String> {
         let number = |n: i64| {
-            if n.abs() < SECONDS_BELOW {
+            if (-SECONDS_BELOW + 1..SECONDS_BELOW).contains(&n) {
                 time_fmt::from_unix_ms(n * 1000)
             } else {
                 time_fmt::from_unix_ms(n)
             }
         };
-        let text_date = |s: &str| match s.parse::<i64>() {
+        let text_date = |s: &str| match s.trim().parse::<i64>() {
             Ok(n) => number(n),
             Err(_) => time_fmt::parse_iso(s),
         };
@@ -562,13 +563,18 @@ async fn check_dates(store: &SqliteStore, schema: &SqlSchema) -> Result<(), Stor
         let number = match name.as_str() {
             "INTEGER" => row.try_get::<i64, _>(0).ok(),
             "REAL" => row.try_get::<f64, _>(0).ok().map(|f| f as i64),
+            "BLOB" => row
+                .try_get::<Vec<u8>, _>(0)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| s.trim().parse::<i64>().ok()),
             _ => row
                 .try_get::<String, _>(0)
                 .ok()
-                .and_then(|s| s.parse::<i64>().ok()),
+                .and_then(|s| s.trim().parse::<i64>().ok()),
         };
         let format = match number {
-            Some(n) if n.abs() < SECONDS_BELOW => DateFormat::UnixSeconds,
+            Some(n) if (-SECONDS_BELOW + 1..SECONDS_BELOW).contains(&n) => DateFormat::UnixSeconds,
             Some(_) => DateFormat::UnixMillis,
             None => DateFormat::IsoText,
         };
