@@ -255,7 +255,8 @@ pub(crate) fn encode_jwt(
 
 /// A new cache cookie's value for `auth` at `now`, and its `Max-Age` (`None` for a
 /// "don't remember me" session, whose cache cookie ends with the browser session and whose
-/// payload is trusted for 60 s, as Better Auth's `setCookieCache`).
+/// payload is trusted for 60 s, or 300 s as a JWT, as Better Auth's `setCookieCache` falls back
+/// to `|| 60` and `|| 300`).
 pub(crate) fn encode(
     signer: &Signer,
     cache: &CookieCache,
@@ -277,7 +278,14 @@ pub(crate) fn encode(
             &cache.version,
             now_ms + inner_age.whole_milliseconds() as i64,
         ),
-        CookieCacheStrategy::Jwt => encode_jwt(signer, auth, now_ms, &cache.version, inner_age),
+        CookieCacheStrategy::Jwt => {
+            let age = if dont_remember {
+                Duration::seconds(300)
+            } else {
+                inner_age
+            };
+            encode_jwt(signer, auth, now_ms, &cache.version, age)
+        }
         CookieCacheStrategy::Jwe => None,
     }?;
     Some((value, max_age))

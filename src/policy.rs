@@ -171,7 +171,7 @@ fn verdict(config: &SessionConfig, session: &Session, now: OffsetDateTime) -> Ve
 
 /// Decides what a request gets. See the [module docs](self) for the rules.
 pub(crate) fn decide(config: &SessionConfig, facts: Facts<'_, '_>) -> Decision {
-    let dont_remember = facts.dont_remember;
+    let (dont_remember, resign) = (facts.dont_remember, facts.resign);
     let mut decision = rules(
         config,
         Facts {
@@ -184,8 +184,12 @@ pub(crate) fn decide(config: &SessionConfig, facts: Facts<'_, '_>) -> Decision {
         // session cookie.
         serve.plan.auth_token = config.guards.bearer != crate::config::Bearer::Off
             && matches!(serve.plan.session, SessionCookie::Set { .. });
-        serve.plan.resign_dont_remember =
-            serve.auth.is_some() && !config.guards.read_only && dont_remember.needs_resign(config);
+        // Checked only when the session cookie itself verified with a previous secret (both
+        // were signed together): no extra HMAC on other requests during a rotation.
+        serve.plan.resign_dont_remember = resign
+            && serve.auth.is_some()
+            && !config.guards.read_only
+            && dont_remember.needs_resign(config);
     }
     decision
 }

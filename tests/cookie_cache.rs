@@ -365,3 +365,27 @@ async fn clearing_expires_each_cache_chunk_once_with_the_layers_cache_off() {
     }
     assert!(r.set_cookie(TOKEN_COOKIE).unwrap().contains("Max-Age=0"));
 }
+
+/// A "don't remember me" session's JWT cache is trusted for 300 s, as Better Auth's
+/// `setCookieCache` signs it (`options.maxAge || 300`; the compact form's fallback is 60 s).
+#[tokio::test]
+async fn a_dont_remember_jwt_cache_lives_300_seconds() {
+    use base64::Engine as _;
+    let f = fx_with("Jwt", |b| b.cookie_cache(CookieCache::jwt()));
+    let cookies = f.token_cookie(false).await;
+    let r = f.get("/me", &cookies).await;
+    assert!(!r.set_cookie(DATA).unwrap().contains("Max-Age"));
+    let data = r.cookie_pair(DATA);
+    let payload = data.split_once('=').unwrap().1.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        300,
+        "{claims}"
+    );
+}
