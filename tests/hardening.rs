@@ -315,21 +315,28 @@ async fn a_hanging_store_hits_the_deadline() {
 
 // ---- secret rotation ----------------------------------------------------------------------------
 
-#[tokio::test]
-async fn previous_secrets_verify_and_cookies_are_re_signed() {
-    const OLD: &str = "old-secret-0123456789-abcdefghijklmnop";
-    let clock = ManualClock::new(T0);
-    let memory = MemoryStore::new();
-    let user = User::new("rot@example.com", "R", T0);
-    memory.insert_user(user.clone());
-    let before = SessionLayer::new(
+/// The secret before a rotation.
+const OLD: &str = "old-secret-0123456789-abcdefghijklmnop";
+
+/// A layer on `memory` signing with [`OLD`]: the deployment before the rotation.
+fn under_old_secret(clock: &ManualClock, memory: &MemoryStore) -> SessionLayer<MemoryStore> {
+    SessionLayer::new(
         SessionConfig::builder()
             .secret(OLD)
             .clock(clock.clone())
             .build()
             .unwrap(),
         memory.clone(),
-    );
+    )
+}
+
+#[tokio::test]
+async fn previous_secrets_verify_and_cookies_are_re_signed() {
+    let clock = ManualClock::new(T0);
+    let memory = MemoryStore::new();
+    let user = User::new("rot@example.com", "R", T0);
+    memory.insert_user(user.clone());
+    let before = under_old_secret(&clock, &memory);
     let cookie = signed_cookie(&before, &user).await;
 
     // Rotated: the new secret is current, the old one verifies until `until`.
@@ -383,20 +390,12 @@ async fn previous_secrets_verify_and_cookies_are_re_signed() {
 /// secret stops verifying (it was refreshed into a lasting 7-day cookie).
 #[tokio::test]
 async fn a_dont_remember_marker_is_re_signed_with_the_session_cookie() {
-    const OLD: &str = "old-secret-0123456789-abcdefghijklmnop";
     const MARKER: &str = "better-auth.dont_remember";
     let clock = ManualClock::new(T0);
     let memory = MemoryStore::new();
     let user = User::new("forget@example.com", "F", T0);
     memory.insert_user(user.clone());
-    let before = SessionLayer::new(
-        SessionConfig::builder()
-            .secret(OLD)
-            .clock(clock.clone())
-            .build()
-            .unwrap(),
-        memory.clone(),
-    );
+    let before = under_old_secret(&clock, &memory);
     let signed = before
         .manager()
         .sign_in(&user, SignIn::new().remember_me(false))
@@ -595,7 +594,6 @@ fn max_age_is_clamped_to_400_days() {
 
 #[tokio::test]
 async fn a_re_signed_cookie_for_a_far_future_row_is_capped_at_400_days() {
-    const OLD: &str = "old-secret-0123456789-abcdefghijklmnop";
     let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
     let user = User::new("far@example.com", "F", T0);
     store.insert_user(&user).await.unwrap();
