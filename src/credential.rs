@@ -146,6 +146,18 @@ fn looks_signed(raw: &[u8]) -> bool {
     len == 44 && last == b'='
 }
 
+/// The session token a verified `Authorization: Bearer` value names, in bearer mode (the
+/// credential that decides over the cookie, as in [`read`]).
+pub(crate) fn bearer_token<'h>(
+    config: &SessionConfig,
+    headers: &'h HeaderMap,
+) -> Option<Cow<'h, str>> {
+    if config.guards.bearer == Bearer::Off {
+        return None;
+    }
+    bearer(config, headers).flatten()
+}
+
 /// `Authorization: Bearer …`: `None` without one, `Some(None)` for one that does not verify,
 /// `Some(Some(token))` for a signed value that verifies (also with a previous secret, so a
 /// rotation does not log out API clients), or a raw token with [`Bearer::SignedOrRaw`].

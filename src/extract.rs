@@ -223,6 +223,8 @@ pub struct Sessions {
     manager: SessionManager,
     current: Option<Authenticated>,
     request: SignIn,
+    /// The cookie cache's chunks the request carried, expired by a sign-out.
+    cache_chunks: Vec<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Sessions {
@@ -232,10 +234,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Sessions {
         let context = context(parts)?;
         let manager = context.manager().clone();
         let request = SignIn::from_headers(&parts.headers, manager.config());
+        let cache_chunks = crate::cookie_cache::chunk_names(
+            &manager.config().cookies.session_data,
+            &parts.headers,
+        );
         Ok(Self {
             current: context.authenticated().cloned(),
             manager,
             request,
+            cache_chunks,
         })
     }
 }
@@ -265,7 +272,8 @@ impl Sessions {
         self.manager.sign_in(user, options).await
     }
 
-    /// Signs the current session out (deletes it) and returns the clearing cookies. When the
+    /// Signs the current session out (deletes it) and returns the clearing cookies (the
+    /// cookie cache's chunks among them). When the
     /// request is not signed in, only the cookies are cleared. With
     /// [`multi_session`](crate::SessionConfigBuilder::multi_session), every session named by
     /// one of the browser's `_multi-` cookies that verifies ends too, and those cookies are
@@ -282,6 +290,8 @@ impl Sessions {
         self.manager
             .sign_out_multi(self.request.multi.as_ref(), &mut cookies)
             .await?;
+        self.manager
+            .expire_cache_chunks(&self.cache_chunks, &mut cookies);
         Ok(cookies)
     }
 
@@ -290,14 +300,20 @@ impl Sessions {
         self.current.as_ref()
     }
 
-    /// The live sessions of the current user (empty when signed out).
+    /// The live sessions of the current user (empty when signed out), without those an admin
+    /// opened by impersonating them (the admin plugin's `impersonatedBy`), as Better Auth's
+    /// `list-sessions` leaves them out. [`SessionManager::list`] lists them all.
     ///
     /// # Errors
     ///
     /// [`SessionError::Store`] when the store cannot be read.
     pub async fn list(&self) -> Result<Vec<Session>, SessionError> {
         match &self.current {
-            Some(current) => self.manager.list(&current.user.id).await,
+            Some(current) => {
+                let mut sessions = self.manager.list(&current.user.id).await?;
+                sessions.retain(|s| s.impersonated_by().is_none_or(str::is_empty));
+                Ok(sessions)
+            }
             None => Ok(Vec::new()),
         }
     }

@@ -48,13 +48,18 @@ pub(crate) fn truthy(value: Option<&Value>) -> bool {
 fn date(value: Option<&Value>) -> Option<OffsetDateTime> {
     match value? {
         Value::String(s) => time_fmt::parse_iso(s),
-        Value::Number(n) => n.as_i64().and_then(|n| {
-            if (-99_999_999_999..100_000_000_000).contains(&n) {
-                time_fmt::from_unix_ms(n * 1000)
-            } else {
-                time_fmt::from_unix_ms(n)
-            }
-        }),
+        // A float (a SQLite REAL) as `new Date(n)` takes it, to the millisecond.
+        #[allow(clippy::cast_possible_truncation)]
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.abs() < 1e15).map(|f| f as i64))
+            .and_then(|n| {
+                if (-99_999_999_999..100_000_000_000).contains(&n) {
+                    time_fmt::from_unix_ms(n * 1000)
+                } else {
+                    time_fmt::from_unix_ms(n)
+                }
+            }),
         _ => None,
     }
 }
@@ -208,6 +213,9 @@ mod tests {
             Some(datetime!(2027-01-01 0:00 UTC))
         );
         assert!(secs.is_banned(now));
+        // A REAL (ten days before `now`): ended, not a permanent ban.
+        let real = user(serde_json::json!({"banned": 1, "banExpires": 1_795_000_000_000.5_f64}));
+        assert!(real.ban().unwrap().has_ended(now));
         let permanent = user(serde_json::json!({"banned": true, "banExpires": null}));
         assert!(permanent.is_banned(datetime!(2100-01-01 0:00 UTC)));
         for not in [

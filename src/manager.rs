@@ -365,7 +365,8 @@ impl SessionManager {
     /// Signs out the browser that sent `headers`: deletes the session its session cookie (or,
     /// in bearer mode, its bearer value) names and, with
     /// [`multi_session`](crate::SessionConfigBuilder::multi_session), every session named by
-    /// one of its `_multi-` cookies that verifies; returns the cookies that clear them all.
+    /// one of its `_multi-` cookies that verifies; returns the cookies that clear them all,
+    /// the cookie cache's chunks among them.
     /// Values that do not verify delete nothing. (`Sessions::sign_out` does the same for axum
     /// handlers.)
     ///
@@ -376,12 +377,15 @@ impl SessionManager {
     pub async fn sign_out_request(&self, headers: &HeaderMap) -> Result<SetCookies, SessionError> {
         let config = self.config();
         let mut cookies = self.clear_cookies();
-        if let Some(raw) = crate::codec::find_token_cookie(headers, &config.cookies.session.name) {
-            if let Some(verified) = config.keys.unsign(raw, || config.clock.now()) {
-                self.store()
-                    .delete(&config.storage_key(&verified.value))
-                    .await?;
-            }
+        // The credential the layer would have used: a verified bearer value decides over the
+        // cookie (Better Auth's bearer plugin turns it into the cookie before signing out).
+        let token = crate::credential::bearer_token(config, headers).or_else(|| {
+            crate::codec::find_token_cookie(headers, &config.cookies.session.name)
+                .and_then(|raw| config.keys.unsign(raw, || config.clock.now()))
+                .map(|verified| verified.value)
+        });
+        if let Some(token) = token {
+            self.store().delete(&config.storage_key(&token)).await?;
         }
         if config.multi_session.is_some() {
             let multi = crate::multi::read(config, headers);
@@ -389,7 +393,17 @@ impl SessionManager {
                 .cookies
                 .extend(self.end_multi_sessions(&multi).await?);
         }
+        let chunks = crate::cookie_cache::chunk_names(&config.cookies.session_data, headers);
+        self.expire_cache_chunks(&chunks, &mut cookies);
         Ok(cookies)
+    }
+
+    /// Adds the expiries of the cache-cookie chunks named `chunks` to a sign-out's `cookies`.
+    pub(crate) fn expire_cache_chunks(&self, chunks: &[String], cookies: &mut SetCookies) {
+        let spec = &self.config().cookies.session_data;
+        cookies
+            .cookies
+            .extend(chunks.iter().map(|name| spec.renamed(name).expired()));
     }
 
     /// Ends the sessions of a request's multi-session cookies and adds their expiries to
@@ -561,6 +575,8 @@ impl SessionManager {
         batch: u64,
     ) -> tokio::task::JoinHandle<()> {
         let manager = self.clone();
+        // `interval` panics on zero: once a millisecond is the least.
+        let every = every.max(std::time::Duration::from_millis(1));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -103,6 +103,14 @@ impl Render {
     pub(crate) fn apply(self, parts: Parts<'_>, headers: &mut HeaderMap) {
         let mut cookies = Vec::new();
         let cookie = &parts.cookies;
+        // A handler that set the session cookie itself (a sign-in as someone else, a sign-out)
+        // decides the session: the layer's cache cookie (for the request's own session, maybe
+        // just deleted) and `set-auth-token` stay out. Better Auth's bearer plugin reads the
+        // token from the response's final session cookie, and sends none for one cleared.
+        let handler_set_session = headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .any(|v| cookie_name(v.as_bytes()) == Some(cookie.session.name.as_bytes()));
         match self.plan.session {
             SessionCookie::Keep => {}
             SessionCookie::Set { max_age } => cookies.push(
@@ -126,7 +134,7 @@ impl Render {
                     .header(&parts.keys.signer.sign_cookie_value("true"), None),
             );
         }
-        if self.plan.session != SessionCookie::Clear {
+        if self.plan.session != SessionCookie::Clear && !handler_set_session {
             match self.plan.cache {
                 CacheCookie::Keep => {}
                 CacheCookie::Issue {
@@ -163,17 +171,8 @@ impl Render {
                 }
             }
         }
-        // A handler that set the session cookie itself (a sign-in as someone else, a sign-out)
-        // decides the token too: Better Auth's bearer plugin reads `set-auth-token` from the
-        // response's final session cookie, and sends none for one being cleared.
-        let handler_set_session = self.plan.auth_token
-            && (headers.contains_key(SET_AUTH_TOKEN)
-                || headers
-                    .get_all(SET_COOKIE)
-                    .iter()
-                    .any(|v| cookie_name(v.as_bytes()) == Some(cookie.session.name.as_bytes())));
         append_cookies(headers, cookies);
-        if self.plan.auth_token && !handler_set_session {
+        if self.plan.auth_token && !handler_set_session && !headers.contains_key(SET_AUTH_TOKEN) {
             set_auth_token(headers, &parts.keys.signer.sign_raw(&self.token));
         }
     }

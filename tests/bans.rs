@@ -203,3 +203,46 @@ async fn the_example_answers_403_banned_user() {
     assert_eq!(n, 0);
     app.stop();
 }
+
+/// A user's own session list leaves out the sessions an admin opened by impersonating them, as
+/// Better Auth's `list-sessions` does (so the user cannot end the admin's either); the manager's
+/// list has them all.
+#[tokio::test]
+async fn a_users_list_leaves_out_impersonation_sessions() {
+    use axum::routing::get;
+    use tower_auth_session::extract::Sessions;
+    let (_dir, url, pool) = sqlite_with_admin_columns().await;
+    let store = SqliteStore::connect(&url).await.unwrap();
+    let user = store
+        .insert_user(&User::new("imp@example.com", "I", NOW))
+        .await
+        .unwrap();
+    let config = SessionConfig::builder()
+        .secret(common::SECRET)
+        .clock(ManualClock::new(NOW))
+        .build()
+        .unwrap();
+    let layer = tower_auth_session::SessionLayer::new(config, store);
+    let own = layer.manager().sign_in(&user, SignIn::new()).await.unwrap();
+    let admins = layer.manager().sign_in(&user, SignIn::new()).await.unwrap();
+    sqlx::query(r#"update "session" set "impersonatedBy" = 'admin-1' where "id" = ?"#)
+        .bind(&admins.session.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/sessions",
+            get(|s: Sessions| async move {
+                let ids: Vec<String> = s.list().await.unwrap().into_iter().map(|s| s.id).collect();
+                ids.join(",")
+            }),
+        )
+        .layer(layer.clone());
+    let cookie = own.cookies.iter().next().unwrap().to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap();
+    let r = common::send(app, common::get_req("/sessions", Some(cookie))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, own.session.id);
+    assert_eq!(layer.manager().list(&user.id).await.unwrap().len(), 2);
+}

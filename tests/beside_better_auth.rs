@@ -552,3 +552,26 @@ async fn revoke_only_touches_own_sessions() {
         .unwrap());
     assert_eq!(f.store.inner.session_count(), 1);
 }
+
+/// `SessionManager::sign_out_request` in bearer mode deletes the session the bearer value names,
+/// as Better Auth's bearer plugin turns it into the cookie before signing out; it deleted
+/// nothing, and the token kept working.
+#[tokio::test]
+async fn sign_out_request_deletes_the_bearer_session() {
+    let f = fx(|b| b.bearer(Bearer::Signed));
+    let signed = f.signed().await;
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        header::AUTHORIZATION,
+        format!("Bearer {}", signed.signed_token).parse().unwrap(),
+    );
+    f.layer.manager().sign_out_request(&headers).await.unwrap();
+    let key = tower_auth_session::StorageKey::new(&signed.session.token);
+    assert!(tower_auth_session::SessionStore::find(&f.store.inner, &key)
+        .await
+        .unwrap()
+        .is_none());
+    let auth = format!("Bearer {}", signed.signed_token);
+    let r = f.call(req("GET", "/me", &[("authorization", &auth)])).await;
+    assert_eq!(r.status, 401);
+}

@@ -41,6 +41,12 @@ fn fx_with(name: &str, f: impl FnOnce(SessionConfigBuilder) -> SessionConfigBuil
     let app = Router::new()
         .route("/me", get(handler))
         .route("/account/security", get(handler))
+        .route(
+            "/sign-out",
+            axum::routing::post(|s: tower_auth_session::extract::Sessions| async move {
+                (s.sign_out().await.unwrap(), "out")
+            }),
+        )
         .layer(layer.clone());
     Fx {
         app,
@@ -388,4 +394,52 @@ async fn a_dont_remember_jwt_cache_lives_300_seconds() {
         300,
         "{claims}"
     );
+}
+
+/// A sign-out expires the cookie cache's chunks the request carried, as Better Auth's
+/// `deleteSessionCookie` does, and the layer does not issue a new cache for the session the
+/// handler just ended (it once wrote fresh chunks beside the handler's expiries).
+#[tokio::test]
+async fn a_sign_out_expires_the_cache_chunks_and_gets_no_new_cache() {
+    let f = fx_with(&"N".repeat(9000), |b| {
+        b.cookie_cache(CookieCache::compact())
+    });
+    let token = f.token_cookie(true).await;
+    let chunks: Vec<String> = f
+        .get("/me", &token)
+        .await
+        .set_cookies()
+        .into_iter()
+        .filter(|l| l.starts_with(DATA))
+        .collect();
+    assert!(chunks.len() >= 2, "{chunks:?}");
+    for cookie in [format!("{token}; {}", jar(&chunks)), token.clone()] {
+        let r = send(
+            f.app.clone(),
+            http::Request::post("/sign-out")
+                .header(http::header::COOKIE, &cookie)
+                .header(http::header::ORIGIN, "http://localhost:3000")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.set_cookie(TOKEN_COOKIE).unwrap().contains("Max-Age=0"));
+        for line in r.set_cookies().iter().filter(|l| l.starts_with(DATA)) {
+            assert!(
+                line.contains("Max-Age=0"),
+                "a cache issued at sign-out: {line}"
+            );
+        }
+        if cookie.contains(DATA) {
+            for i in 0..chunks.len() {
+                assert!(
+                    r.set_cookie(&format!("{DATA}.{i}"))
+                        .is_some_and(|l| l.contains("Max-Age=0")),
+                    "chunk {i} left: {:?}",
+                    r.set_cookies()
+                );
+            }
+        }
+    }
 }
