@@ -565,7 +565,7 @@ async fn sign_out_request_deletes_the_bearer_session() {
         header::AUTHORIZATION,
         format!("Bearer {}", signed.signed_token).parse().unwrap(),
     );
-    f.layer.manager().sign_out_request(&headers).await.unwrap();
+    let _cleared = f.layer.manager().sign_out_request(&headers).await.unwrap();
     let key = tower_auth_session::StorageKey::new(&signed.session.token);
     assert!(tower_auth_session::SessionStore::find(&f.store.inner, &key)
         .await
