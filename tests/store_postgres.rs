@@ -431,3 +431,48 @@ async fn mismatched_id_types_are_refused_naming_both_columns() {
         "{err}"
     );
 }
+
+/// `infinity` (which Better Auth reads as a session that never expires) and years past 9999
+/// in a timestamp column are read without a panic: sqlx's own decoding panicked on both, on
+/// every request carrying such a session's cookie.
+#[tokio::test]
+async fn infinite_and_far_dates_are_read_without_a_panic() {
+    let Some(store) = store("infinite_and_far_dates_are_read_without_a_panic").await else {
+        return;
+    };
+    let user = store
+        .insert_user(&User::new("inf@example.com", "I", conformance::NOW))
+        .await
+        .unwrap();
+    let pool = store.pool();
+    let insert = |token: &'static str, expires: &'static str| {
+        sqlx::query(
+            r#"insert into "session" ("id", "expiresAt", "token", "createdAt", "updatedAt", "userId") values ($1, $2::timestamptz, $1, now(), now(), $3)"#,
+        )
+        .bind(token)
+        .bind(expires)
+        .bind(user.id.clone())
+        .execute(&pool)
+    };
+    insert("TokInfinity", "infinity").await.unwrap();
+    let found = store
+        .find(&StorageKey::new("TokInfinity"))
+        .await
+        .unwrap()
+        .expect("a session that never expires");
+    assert_eq!(found.session.expires_at.year(), 9999);
+    // Listed like any live session, and never swept.
+    let listed = store
+        .list_user_sessions(&user.id, conformance::NOW)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(store.delete_expired(conformance::NOW).await.unwrap(), 0);
+
+    insert("TokFar", "10000-01-01T00:00:00Z").await.unwrap();
+    let far = store.find(&StorageKey::new("TokFar")).await;
+    assert!(
+        matches!(far, Err(StoreError::Corrupt { .. })),
+        "not a date this crate holds: {far:?}"
+    );
+}

@@ -33,6 +33,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sqlx::postgres::{
     PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow, PgSslMode,
+    PgValueFormat,
 };
 use sqlx::{Connection as _, Row, TypeInfo, ValueRef};
 use time::{OffsetDateTime, PrimitiveDateTime};
@@ -853,13 +854,9 @@ impl Backend for PostgresDialect {
             return Ok(None);
         };
         let parsed = match kind.as_str() {
-            "TIMESTAMPTZ" => row.try_get::<OffsetDateTime, _>(idx).ok(),
             // `timestamp` columns (Drizzle, Prisma) hold UTC wall time: sqlx connects with
-            // TimeZone=UTC.
-            "TIMESTAMP" => row
-                .try_get::<PrimitiveDateTime, _>(idx)
-                .ok()
-                .map(PrimitiveDateTime::assume_utc),
+            // TimeZone=UTC, so both read the same.
+            "TIMESTAMPTZ" | "TIMESTAMP" => timestamp(row, idx),
             "INT8" => row
                 .try_get::<i64, _>(idx)
                 .ok()
@@ -906,6 +903,52 @@ impl Backend for PostgresDialect {
             _ => row.try_get::<String, _>(idx).map(Value::from).ok(),
         }
         .unwrap_or(Value::Null)
+    }
+}
+
+/// Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01.
+const PG_EPOCH_US: i128 = 946_684_800_000_000;
+
+/// A `timestamp` or `timestamptz` value, decoded here rather than by sqlx, whose decoding panics
+/// on `infinity` and on years past 9999 (`time` without its `large-dates`). `infinity` and
+/// `-infinity` become the last and first millisecond `time` holds (Better Auth reads them as
+/// `Infinity`: a session that never expires); other years out of range are not a date.
+fn timestamp(row: &PgRow, idx: usize) -> Option<OffsetDateTime> {
+    let raw = row.try_get_raw(idx).ok()?;
+    let (last, first) = (
+        PrimitiveDateTime::MAX.assume_utc(),
+        PrimitiveDateTime::MIN.assume_utc(),
+    );
+    match raw.format() {
+        PgValueFormat::Binary => {
+            let bytes: [u8; 8] = raw.as_bytes().ok()?.try_into().ok()?;
+            match i64::from_be_bytes(bytes) {
+                i64::MAX => Some(time_fmt::truncate_ms(last)),
+                i64::MIN => Some(time_fmt::truncate_ms(first)),
+                us => {
+                    OffsetDateTime::from_unix_timestamp_nanos((i128::from(us) + PG_EPOCH_US) * 1000)
+                        .ok()
+                        .map(time_fmt::truncate_ms)
+                }
+            }
+        }
+        // The simple protocol's text form: `2026-11-30 09:00:00.123+00`.
+        PgValueFormat::Text => match raw.as_str().ok()?.trim() {
+            "infinity" => Some(time_fmt::truncate_ms(last)),
+            "-infinity" => Some(time_fmt::truncate_ms(first)),
+            text => {
+                let short_offset = text.len() > 3
+                    && matches!(text.as_bytes()[text.len() - 3], b'+' | b'-')
+                    && text.as_bytes()[text.len() - 2..]
+                        .iter()
+                        .all(u8::is_ascii_digit);
+                if short_offset {
+                    time_fmt::parse_iso(&format!("{text}:00"))
+                } else {
+                    time_fmt::parse_iso(text)
+                }
+            }
+        },
     }
 }
 
