@@ -391,6 +391,47 @@ async fn uuid_and_serial_layouts_are_recognised_and_written_natively() {
         .is_empty());
 }
 
+/// `bigint` ids past 2³¹ (a `bigserial` layout, or an identity that has run long) are bound as
+/// `bigint`: cast to `integer` they failed with "out of range" in every lookup by user id.
+#[tokio::test]
+async fn bigint_ids_past_two_to_the_31_are_found() {
+    let ddl = layouts::SERIAL.map(|s| s.replace("integer", "bigint"));
+    let ddl: Vec<&str> = ddl.iter().map(String::as_str).collect();
+    let Some(store) = store_on("bigint_ids_past_two_to_the_31_are_found", &ddl).await else {
+        return;
+    };
+    sqlx::query(r#"alter table "user" alter column "id" restart with 3000000000"#)
+        .execute(&store.pool())
+        .await
+        .unwrap();
+    let user = store
+        .insert_user(&User::new("big@example.com", "B", conformance::NOW))
+        .await
+        .unwrap();
+    assert_eq!(user.id, "3000000000");
+    assert_eq!(
+        store.find_user(&user.id).await.unwrap().map(|u| u.email),
+        Some("big@example.com".to_owned())
+    );
+    let s = store
+        .create(
+            &conformance::session(&user, datetime!(2026-12-01 0:00 UTC)),
+            &user,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .list_user_sessions(&user.id, conformance::NOW)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(store.delete_user_sessions(&user.id).await.unwrap(), 1);
+    assert!(store.find(&s.storage_key()).await.unwrap().is_none());
+}
+
 /// A session table whose user id does not have the user table's id type cannot join its user:
 /// refused at start-up, naming both columns.
 #[tokio::test]

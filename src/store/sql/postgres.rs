@@ -753,7 +753,7 @@ impl Backend for PostgresDialect {
         placeholder: Placeholder::DollarNumbered,
         returning: true,
         delete_limit: false,
-        id_casts: Some(("uuid", "integer")),
+        id_casts: Some(("uuid", "bigint")),
         text_cast: Some("text"),
         dates_in_any_class: false,
     };
