@@ -191,6 +191,21 @@ pub enum SchemaError {
         /// The name.
         name: String,
     },
+    /// A date column has a type the store cannot compare or write dates in (`date`, `text`,
+    /// `bigint`): lookups would fail, or the list and refresh would.
+    #[error(
+        "column \"{column}\" of table \"{table}\" has type {found}: Better Auth's dates are \
+         timestamptz (or timestamp) columns on PostgreSQL and timestamp(3) (or datetime(3)) on \
+         MySQL; migrate the column to one of those"
+    )]
+    UnsupportedDateType {
+        /// The table's name.
+        table: String,
+        /// The column's name.
+        column: String,
+        /// The column's type as the database names it.
+        found: String,
+    },
     /// The SQLite session table's dates are all stored in another form than the schema says
     /// ([`SqlSchema::sqlite_dates`](crate::store::SqlSchema::sqlite_dates)): the store would
     /// write dates that Better Auth's adapter reads wrongly (Drizzle's seconds as milliseconds,

@@ -391,6 +391,47 @@ async fn uuid_and_serial_layouts_are_recognised_and_written_natively() {
         .is_empty());
 }
 
+/// A date column of a type the store cannot compare dates in (`date`, `text`, `bigint`) is
+/// refused at start-up, naming it: it passed, and every list and refresh then failed.
+#[tokio::test]
+async fn a_date_column_of_another_type_is_refused_naming_it() {
+    for (ty, column) in [
+        ("date", "expiresAt"),
+        ("text", "createdAt"),
+        ("bigint", "updatedAt"),
+    ] {
+        let ddl = layouts::SERIAL.map(|s| {
+            if s.starts_with(r#"create table "session""#) {
+                s.replace(
+                    &format!(r#""{column}" timestamptz"#),
+                    &format!(r#""{column}" {ty}"#),
+                )
+            } else {
+                s.to_owned()
+            }
+        });
+        let test = format!("a_date_column_of_another_type_is_refused_{ty}");
+        let Some(url) = common::fresh_pg_database(&test).await else {
+            return;
+        };
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        for statement in &ddl {
+            sqlx::query(statement).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+        let err = PostgresStore::connect(&url).await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                StoreError::Schema(SchemaError::UnsupportedDateType { column: c, found, .. })
+                    if c == column && found.contains(ty)
+            ),
+            "{ty}: {err:?}"
+        );
+        assert!(err.to_string().contains("timestamptz"), "{err}");
+    }
+}
+
 /// `bigint` ids past 2³¹ (a `bigserial` layout, or an identity that has run long) are bound as
 /// `bigint`: cast to `integer` they failed with "out of range" in every lookup by user id.
 #[tokio::test]

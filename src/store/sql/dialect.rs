@@ -76,6 +76,9 @@ pub struct Syntax {
     /// Dates may be held in any storage class (SQLite): a date in a comparison or an ordering
     /// is first brought to unix milliseconds, whatever form it was written in.
     pub dates_in_any_class: bool,
+    /// The column types a date column may have, by the start of their name as the database
+    /// reports it (lower case); empty: any (SQLite, which takes dates in any class).
+    pub date_types: &'static [&'static str],
 }
 
 /// A statement in the dialect's syntax and the order its placeholders take parameters in.

@@ -259,6 +259,7 @@ impl Backend for MySqlDialect {
         id_casts: None,
         text_cast: Some("char"),
         dates_in_any_class: false,
+        date_types: &["datetime", "timestamp"],
     };
 
     async fn fetch_optional<'a>(

@@ -756,6 +756,7 @@ impl Backend for PostgresDialect {
         id_casts: Some(("uuid", "bigint")),
         text_cast: Some("text"),
         dates_in_any_class: false,
+        date_types: &["timestamp"],
     };
 
     async fn fetch_optional<'a>(

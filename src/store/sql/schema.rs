@@ -444,6 +444,36 @@ impl Queries {
         let s = |c: SessionColumn| schema.session[c as usize].as_str();
         let st = schema.session_table.as_str();
         let ut = schema.user_table.as_str();
+        if !syntax.date_types.is_empty() {
+            let dates = [
+                (st, tables.session, s(SessionColumn::ExpiresAt)),
+                (st, tables.session, s(SessionColumn::CreatedAt)),
+                (st, tables.session, s(SessionColumn::UpdatedAt)),
+                (
+                    ut,
+                    tables.user,
+                    &schema.user[UserColumn::CreatedAt as usize],
+                ),
+                (
+                    ut,
+                    tables.user,
+                    &schema.user[UserColumn::UpdatedAt as usize],
+                ),
+            ];
+            for (table, cols, name) in dates {
+                let Some(column) = cols.iter().find(|c| c.name == name) else {
+                    continue;
+                };
+                let found = column.type_name.to_ascii_lowercase();
+                if !syntax.date_types.iter().any(|t| found.starts_with(t)) {
+                    return Err(SchemaError::UnsupportedDateType {
+                        table: table.to_owned(),
+                        column: name.to_owned(),
+                        found: column.type_name.clone(),
+                    });
+                }
+            }
+        }
         if kind(st, tables.session, s(SessionColumn::Token))? != IdKind::Text {
             let column = tables
                 .session
@@ -969,6 +999,7 @@ mod tests {
         id_casts: Some(("uuid", "integer")),
         text_cast: Some("text"),
         dates_in_any_class: false,
+        date_types: &[],
     };
     const MY: Syntax = Syntax {
         quote: '`',
@@ -978,6 +1009,7 @@ mod tests {
         id_casts: None,
         text_cast: Some("char"),
         dates_in_any_class: false,
+        date_types: &[],
     };
 
     fn cols(names: &[&str], id: ColumnType) -> Vec<Column> {

@@ -340,6 +340,7 @@ impl Backend for SqliteDialect {
         id_casts: None,
         text_cast: None,
         dates_in_any_class: true,
+        date_types: &[],
     };
 
     async fn fetch_optional<'a>(
