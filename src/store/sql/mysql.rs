@@ -4,10 +4,15 @@
 //!
 //! * There is no `RETURNING`: a refresh is the conditional `UPDATE` then a `SELECT`, and a serial
 //!   id is read back with `last_insert_id()` on the same connection.
-//! * Dates are written and compared in UTC: the store's connections set `time_zone = '+00:00'`.
-//!   Better Auth's `mysql2` driver writes JavaScript dates in the Node process's *local* time
-//!   zone unless its pool is created with `timezone: "Z"`; run Node in UTC, give `mysql2`
-//!   `timezone: "Z"`, or tell the store the same zone with [`MySqlStoreBuilder::time_zone`].
+//! * Dates are written and read as UTC wall-clock time, on connections whose session
+//!   `time_zone` is `'+00:00'` (by default). Better Auth's `mysql2` driver writes JavaScript
+//!   dates as wall-clock time in the Node process's *local* zone unless its pool has
+//!   `timezone: "Z"`, and never sets `time_zone`, so its connections use the server's default.
+//!   Rows agree when `mysql2` writes UTC (`timezone: "Z"`, or Node run with `TZ=UTC`) and the
+//!   store's [`time_zone`](MySqlStoreBuilder::time_zone) is the session zone of Better Auth's
+//!   connections: the server's default (`SELECT @@global.time_zone`), which is `+00:00` on most
+//!   managed servers. (For `timestamp` columns MySQL converts between that zone and UTC;
+//!   `datetime` columns store the wall-clock time as written, whatever the zone.)
 //! * TLS follows the URL's `ssl-mode` (`DISABLED`, `PREFERRED` (the default), `REQUIRED`,
 //!   `VERIFY_CA`, `VERIFY_IDENTITY`) and `ssl-ca`, as the MySQL client does; connections that
 //!   fail are never reused ([`super::pool`]), as with PostgreSQL.
@@ -58,9 +63,12 @@ impl MySqlStoreBuilder {
         self
     }
 
-    /// The session time zone dates are written and compared in, as MySQL's `time_zone`
-    /// (`"+00:00"`, `"-05:00"`). Set it to the zone Better Auth's `mysql2` writes in when that
-    /// is not UTC. Default: `"+00:00"`.
+    /// The session `time_zone` of the store's connections (`"+00:00"`, `"-05:00"`). Set it to
+    /// the session zone of Better Auth's `mysql2` connections, which is the server's default
+    /// (`SELECT @@global.time_zone`) when that is not UTC, with `mysql2` writing UTC
+    /// (`timezone: "Z"`): MySQL then converts `timestamp` values the same way for both. It does
+    /// not make up for `mysql2` writing local time: give it `timezone: "Z"`. Default:
+    /// `"+00:00"`.
     pub fn time_zone(mut self, zone: impl Into<String>) -> Self {
         self.time_zone = zone.into();
         self
