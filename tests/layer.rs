@@ -557,15 +557,26 @@ async fn sign_in_records_user_agent_and_client_ip() {
     };
     let row = sign_in(vec![
         ("user-agent", "Mozilla/5.0 (test)"),
-        ("x-forwarded-for", "203.0.113.7, 10.0.0.1"),
+        ("x-forwarded-for", " 203.0.113.7 "),
     ])
     .await;
     assert_eq!(row.user_agent.as_deref(), Some("Mozilla/5.0 (test)"));
-    assert_eq!(
-        row.ip_address.as_deref(),
-        Some("203.0.113.7"),
-        "first address of X-Forwarded-For"
-    );
+    assert_eq!(row.ip_address.as_deref(), Some("203.0.113.7"));
+    // As Better Auth 1.7 records them (`getIP` without trusted proxies): a list records
+    // nothing (its leftmost is whatever the client sent), a mapped IPv4 as IPv4, other IPv6
+    // as its /64 written out in full.
+    for (forwarded, recorded) in [
+        ("203.0.113.7, 10.0.0.1", ""),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("2001:DB8::1", "2001:0db8:0000:0000:0000:0000:0000:0000"),
+        (
+            "2001:db8:1:2:3:4:5:6",
+            "2001:0db8:0001:0002:0000:0000:0000:0000",
+        ),
+    ] {
+        let row = sign_in(vec![("x-forwarded-for", forwarded)]).await;
+        assert_eq!(row.ip_address.as_deref(), Some(recorded), "{forwarded}");
+    }
 
     // Unknown values are written as "", as Better Auth does; a bogus forwarded value is ignored.
     let row = sign_in(vec![("x-forwarded-for", "not-an-ip")]).await;

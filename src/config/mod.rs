@@ -450,9 +450,11 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Request headers from which the client IP recorded at sign-in is read, first match wins
-    /// (the first address of a comma-separated list is taken). Default: `x-forwarded-for`,
-    /// as Better Auth. Only trust headers your proxy sets.
+    /// Request headers from which the client IP recorded at sign-in is read, first match wins.
+    /// As Better Auth 1.7 without `trustedProxies`: a header listing several addresses records
+    /// none (its leftmost is whatever the client sent), an IPv4-mapped IPv6 address is
+    /// recorded as IPv4, and other IPv6 addresses as their /64 written out in full. Default:
+    /// `x-forwarded-for`, as Better Auth. Only trust headers your proxy sets.
     pub fn ip_address_headers<I, S>(mut self, headers: I) -> Self
     where
         I: IntoIterator<Item = S>,
