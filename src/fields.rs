@@ -48,18 +48,10 @@ pub(crate) fn truthy(value: Option<&Value>) -> bool {
 fn date(value: Option<&Value>) -> Option<OffsetDateTime> {
     match value? {
         Value::String(s) => time_fmt::parse_iso(s),
-        // A float (a SQLite REAL) as `new Date(n)` takes it, to the millisecond.
-        #[allow(clippy::cast_possible_truncation)]
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.abs() < 1e15).map(|f| f as i64))
-            .and_then(|n| {
-                if (-99_999_999_999..100_000_000_000).contains(&n) {
-                    time_fmt::from_unix_ms(n * 1000)
-                } else {
-                    time_fmt::from_unix_ms(n)
-                }
-            }),
+        Value::Number(n) => match n.as_i64() {
+            Some(n) => time_fmt::from_unix_number(n),
+            None => n.as_f64().and_then(time_fmt::from_unix_float),
+        },
         _ => None,
     }
 }

@@ -74,7 +74,7 @@ pub(crate) fn now<St: SessionStore>(
 /// session is cleared while the layer's own cache is off: the Better Auth server may have set
 /// them, and its sign-out expires them too.
 pub(crate) fn cache_chunks(config: &SessionConfig, headers: &HeaderMap) -> Vec<String> {
-    cookie_cache::read(&config.cookies.session_data, headers).1
+    cookie_cache::chunk_names(&config.cookies.session_data, headers)
 }
 
 /// Asks the store, under the layer's deadline.

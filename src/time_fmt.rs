@@ -18,10 +18,8 @@ pub fn truncate_ms(t: OffsetDateTime) -> OffsetDateTime {
         } else {
             time::PrimitiveDateTime::MIN
         };
-        let edge = edge.assume_utc();
-        let nanos = edge.nanosecond();
-        edge.replace_nanosecond(nanos - nanos % 1_000_000)
-            .unwrap_or(edge)
+        // Already in UTC: truncated without coming back here.
+        truncate_ms(edge.assume_utc())
     })
 }
 
@@ -141,6 +139,36 @@ pub fn to_unix_ms(t: OffsetDateTime) -> i64 {
 /// The inverse of [`to_unix_ms`]; `None` when out of `time`'s range.
 pub fn from_unix_ms(ms: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+/// Below this in absolute value, a number stored as a date counts as unix seconds, at or above
+/// it as milliseconds: 10¹¹ ms is March 1973, 10¹¹ s the year 5138. The SQLite store's reader
+/// and its statements' comparisons, and plugin dates, all use it.
+pub(crate) const SECONDS_BELOW: i64 = 100_000_000_000;
+
+/// Whether the stored number `n` is a date in seconds ([`SECONDS_BELOW`]).
+pub(crate) fn counts_as_seconds(n: i64) -> bool {
+    (-SECONDS_BELOW + 1..SECONDS_BELOW).contains(&n)
+}
+
+/// A date stored as a number: unix seconds or milliseconds, by [`counts_as_seconds`].
+pub(crate) fn from_unix_number(n: i64) -> Option<OffsetDateTime> {
+    if counts_as_seconds(n) {
+        from_unix_ms(n * 1000)
+    } else {
+        from_unix_ms(n)
+    }
+}
+
+/// [`from_unix_number`] of a float (a SQLite REAL), to the millisecond as `new Date(n)` takes
+/// it; `None` when not finite or far out of range.
+pub(crate) fn from_unix_float(f: f64) -> Option<OffsetDateTime> {
+    // In range for an i64 once finite and below 10¹⁵: truncation is the intent.
+    #[allow(clippy::cast_possible_truncation)]
+    let n = f as i64;
+    (f.is_finite() && f.abs() < 1e15)
+        .then_some(n)
+        .and_then(from_unix_number)
 }
 
 fn clamp(t: OffsetDateTime) -> OffsetDateTime {

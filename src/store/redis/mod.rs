@@ -38,8 +38,8 @@ return 1
 /// One edit of `active-sessions-{userId}` (`KEYS[1]`), atomically, as Better Auth's
 /// `setActiveSessionReferences` writes the list: the entry for token `ARGV[2]` is removed (and
 /// those of any tokens from `ARGV[4]` on), entries expired at `ARGV[1]` (ms) are pruned, and
-/// with a new expiry `ARGV[3]` (ms) the token is added back; the list is sorted by expiry and stored with the TTL of the latest one, or
-/// deleted when empty. Entries are written as `{"token":…,"expiresAt":N}` as `JSON.stringify`
+/// with a new expiry `ARGV[3]` (ms) the token is added back; the list is sorted by expiry and
+/// stored with the TTL of the latest one, or deleted when empty. Entries are written as `{"token":…,"expiresAt":N}` as `JSON.stringify`
 /// writes them. One key, so it is atomic on a single node and on a cluster, and concurrent
 /// sign-ins of one user can never lose an entry or fail on contention.
 const LIST_EDIT: &str = r#"

@@ -40,20 +40,15 @@ impl DateFormat {
     }
 }
 
-/// Below this, a number in a SQLite date column counts as seconds, at or above it as
-/// milliseconds: 10¹¹ ms is March 1973, 10¹¹ s the year 5138. Both the reader and the
-/// statements' comparisons use it.
-pub(crate) const SECONDS_BELOW: i64 = 100_000_000_000;
-
 /// The SQLite expression that brings the date `x` (a column or a parameter) to unix
 /// milliseconds, whatever it was written as: a number (seconds or milliseconds, by
-/// [`SECONDS_BELOW`]), a string of digits (the same), or text SQLite's date functions read
+/// [`SECONDS_BELOW`](crate::time_fmt::SECONDS_BELOW), as the reader takes it), a string of digits (the same), or text SQLite's date functions read
 /// (ISO 8601 with `T` or a space, `Z` or an offset). Anything else is NULL, which no
 /// comparison matches.
 fn sqlite_ms(x: &str) -> String {
     // No `abs()`: it raises an error on the smallest integer, and one such row would fail the
     // sweep for the whole table.
-    let s = SECONDS_BELOW;
+    let s = crate::time_fmt::SECONDS_BELOW;
     let number =
         |n: &str| format!("(case when {n} > -{s} and {n} < {s} then {n} * 1000 else {n} end)");
     format!(

@@ -27,9 +27,7 @@ use time::OffsetDateTime;
 use super::batch::Batcher;
 use super::dialect::{Affected, Backend, ColumnType, ExtendMany, Param, Placeholder, Stmt, Syntax};
 use super::inline::{InlineReader, InlineRow, Val};
-use super::schema::{
-    ddl, quote_with, DateFormat, DdlTypes, SessionColumn, SqlSchema, SECONDS_BELOW,
-};
+use super::schema::{ddl, quote_with, DateFormat, DdlTypes, SessionColumn, SqlSchema};
 use super::{SqlStore, SqliteStore};
 use crate::error::{SchemaError, StoreError};
 use crate::store::SchemaMode;
@@ -485,25 +483,16 @@ impl Backend for SqliteDialect {
 
     /// A date stored as ISO text (Better Auth's Kysely path), as unix milliseconds (its
     /// Drizzle generator) or as unix seconds (Drizzle's `timestamp` mode): a number below
-    /// [`SECONDS_BELOW`] counts as seconds, as in the statements' comparisons.
+    /// [`time_fmt::SECONDS_BELOW`] counts as seconds, as in the statements' comparisons.
     fn date(row: &SqliteRecord, idx: usize) -> Result<Option<OffsetDateTime>, String> {
-        let number = |n: i64| {
-            if (-SECONDS_BELOW + 1..SECONDS_BELOW).contains(&n) {
-                time_fmt::from_unix_ms(n * 1000)
-            } else {
-                time_fmt::from_unix_ms(n)
-            }
-        };
         let text_date = |s: &str| match s.trim().parse::<i64>() {
-            Ok(n) => number(n),
+            Ok(n) => time_fmt::from_unix_number(n),
             Err(_) => time_fmt::parse_iso(s),
         };
         let parsed = match value(row, idx)? {
             Val::Null => return Ok(None),
-            Val::Integer(n) => number(n),
-            Val::Real(f) => Some(f)
-                .filter(|f| f.is_finite() && f.abs() < 1e15)
-                .and_then(|f| number(f as i64)),
+            Val::Integer(n) => time_fmt::from_unix_number(n),
+            Val::Real(f) => time_fmt::from_unix_float(f),
             Val::Text(s) => text_date(s),
             Val::Blob(b) => std::str::from_utf8(b).ok().and_then(text_date),
         };
@@ -575,7 +564,7 @@ async fn check_dates(store: &SqliteStore, schema: &SqlSchema) -> Result<(), Stor
                 .and_then(|s| s.trim().parse::<i64>().ok()),
         };
         let format = match number {
-            Some(n) if (-SECONDS_BELOW + 1..SECONDS_BELOW).contains(&n) => DateFormat::UnixSeconds,
+            Some(n) if time_fmt::counts_as_seconds(n) => DateFormat::UnixSeconds,
             Some(_) => DateFormat::UnixMillis,
             None => DateFormat::IsoText,
         };
