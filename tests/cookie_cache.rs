@@ -298,8 +298,9 @@ fn jwe_is_refused_at_start_up() {
     );
 }
 
-#[tokio::test]
-async fn expired_sessions_clear_the_cache_chunks_too() {
+/// A user whose cache cookie is chunked (a 9,000-character name), a session's cookie, and the
+/// chunk lines its first store read issued.
+async fn chunked() -> (Fx, String, Vec<String>) {
     let f = fx_with(&"N".repeat(9000), |b| {
         b.cookie_cache(CookieCache::compact())
     });
@@ -311,6 +312,12 @@ async fn expired_sessions_clear_the_cache_chunks_too() {
         .into_iter()
         .filter(|l| l.starts_with(DATA))
         .collect();
+    (f, token, chunks)
+}
+
+#[tokio::test]
+async fn expired_sessions_clear_the_cache_chunks_too() {
+    let (f, token, chunks) = chunked().await;
     f.clock.set(T0 + Duration::days(8));
     let r = f.get("/me", &format!("{token}; {}", jar(&chunks))).await;
     assert_eq!(r.status, 401);
@@ -401,17 +408,7 @@ async fn a_dont_remember_jwt_cache_lives_300_seconds() {
 /// handler just ended (it once wrote fresh chunks beside the handler's expiries).
 #[tokio::test]
 async fn a_sign_out_expires_the_cache_chunks_and_gets_no_new_cache() {
-    let f = fx_with(&"N".repeat(9000), |b| {
-        b.cookie_cache(CookieCache::compact())
-    });
-    let token = f.token_cookie(true).await;
-    let chunks: Vec<String> = f
-        .get("/me", &token)
-        .await
-        .set_cookies()
-        .into_iter()
-        .filter(|l| l.starts_with(DATA))
-        .collect();
+    let (f, token, chunks) = chunked().await;
     assert!(chunks.len() >= 2, "{chunks:?}");
     for cookie in [format!("{token}; {}", jar(&chunks)), token.clone()] {
         let r = send(
