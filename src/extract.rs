@@ -6,7 +6,7 @@
 //! | [`CurrentSession`] | rejects with `401` and a JSON body |
 //! | [`MaybeUser`] (or `Option<CurrentUser>`) | `None` |
 //! | [`FreshSession`] | rejects with `401`; `403 SESSION_NOT_FRESH` when created more than `freshAge` ago |
-//! | [`Sessions`] | always succeeds: sign in, sign out, list |
+//! | [`Sessions`] | always succeeds: sign in, sign out, list, revoke |
 //! | [`AuthContext`], [`SessionInfo`] | always succeed: the layer's view of the request |
 //!
 //! All of them need [`SessionLayer`](crate::SessionLayer) in front of the route; without it
@@ -320,16 +320,81 @@ impl Sessions {
 
     /// Revokes one of the current user's own sessions, by the key [`list`](Self::list) gave it
     /// ([`Session::storage_key`]); others' are left alone, as Better Auth's `revoke-session`.
-    /// Returns whether a session was deleted.
+    /// When `key` is the request's own session, the result also carries the cookies that
+    /// clear it (the cookie cache's chunks among them), as Better Auth's endpoint sends them:
+    /// return it with the response, or the browser keeps a cache cookie that other readers
+    /// trust until it expires.
     ///
     /// # Errors
     ///
-    /// [`SessionError::Store`] when the store fails.
-    pub async fn revoke(&self, key: &StorageKey<'_>) -> Result<bool, SessionError> {
-        match &self.current {
-            Some(current) => self.manager.revoke_own(&current.user.id, key).await,
-            None => Ok(false),
+    /// [`SessionError::Store`] when the store fails; no cookies are cleared then.
+    pub async fn revoke(&self, key: &StorageKey<'_>) -> Result<Revoked, SessionError> {
+        let Some(current) = &self.current else {
+            return Ok(Revoked::default());
+        };
+        let deleted = self.manager.revoke_own(&current.user.id, key).await?;
+        let cookies = if *key == current.session.storage_key() {
+            self.clearing_cookies()
+        } else {
+            SetCookies::default()
+        };
+        Ok(Revoked {
+            deleted: u64::from(deleted),
+            cookies,
+        })
+    }
+
+    /// Revokes every session of the current user, this one included, and clears its cookies,
+    /// as Better Auth's `revoke-sessions` ("sign out everywhere"). Signed out, nothing is
+    /// deleted and only the cookies are cleared.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the sessions cannot be deleted; no cookies are cleared
+    /// then.
+    pub async fn revoke_all(&self) -> Result<Revoked, SessionError> {
+        let deleted = match &self.current {
+            Some(current) => self.manager.revoke_all(&current.user.id).await?,
+            None => 0,
+        };
+        Ok(Revoked {
+            deleted,
+            cookies: self.clearing_cookies(),
+        })
+    }
+
+    /// Revokes every session of the current user except this one, as Better Auth's
+    /// `revoke-other-sessions`: the live sessions [`SessionManager::list`] gives (those an
+    /// admin opened by impersonating the user among them), one by one. No cookies change.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the store fails; the sessions deleted before the failure
+    /// stay deleted.
+    pub async fn revoke_others(&self) -> Result<Revoked, SessionError> {
+        let Some(current) = &self.current else {
+            return Ok(Revoked::default());
+        };
+        let mut deleted = 0;
+        for session in self.manager.list(&current.user.id).await? {
+            if session.token != current.session.token {
+                self.manager.revoke_session(&session).await?;
+                deleted += 1;
+            }
         }
+        Ok(Revoked {
+            deleted,
+            cookies: SetCookies::default(),
+        })
+    }
+
+    /// The cookies that clear this request's session from the browser: the session cookie,
+    /// the cache cookie with the chunks the request carried, the "don't remember me" marker.
+    fn clearing_cookies(&self) -> SetCookies {
+        let mut cookies = self.manager.clear_cookies();
+        self.manager
+            .expire_cache_chunks(&self.cache_chunks, &mut cookies);
+        cookies
     }
 
     /// The manager, for revocations and other users' sessions.
@@ -344,6 +409,28 @@ impl IntoResponseParts for SetCookies {
     fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
         self.apply(res.headers_mut());
         Ok(res)
+    }
+}
+
+/// What [`Sessions::revoke`], [`revoke_all`](Sessions::revoke_all) and
+/// [`revoke_others`](Sessions::revoke_others) did. Send it with the response (it is an
+/// `IntoResponseParts`): when the request's own session ended, it carries the cookies that
+/// clear it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use = "when the request's own session ended, its cookies are only cleared if this is sent with the response"]
+pub struct Revoked {
+    /// How many sessions were deleted.
+    pub deleted: u64,
+    /// The clearing cookies: empty unless the request's own session ended.
+    pub cookies: SetCookies,
+}
+
+impl IntoResponseParts for Revoked {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        self.cookies.into_response_parts(res)
     }
 }
 

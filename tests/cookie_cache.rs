@@ -3,15 +3,16 @@
 
 mod common;
 
+use axum::extract::Path;
 use axum::routing::get;
 use axum::Router;
 use common::*;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
-use tower_auth_session::extract::CurrentSession;
+use tower_auth_session::extract::{CurrentSession, Sessions};
 use tower_auth_session::{
     CookieCache, ManualClock, MemoryStore, SessionConfig, SessionConfigBuilder, SessionInfo,
-    SessionLayer, SignIn, User,
+    SessionLayer, SignIn, StorageKey, User,
 };
 
 const T0: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
@@ -43,8 +44,30 @@ fn fx_with(name: &str, f: impl FnOnce(SessionConfigBuilder) -> SessionConfigBuil
         .route("/account/security", get(handler))
         .route(
             "/sign-out",
-            axum::routing::post(|s: tower_auth_session::extract::Sessions| async move {
-                (s.sign_out().await.unwrap(), "out")
+            axum::routing::post(|s: Sessions| async move { (s.sign_out().await.unwrap(), "out") }),
+        )
+        .route(
+            "/revoke-session/{key}",
+            axum::routing::post(|s: Sessions, Path(key): Path<String>| async move {
+                let revoked = s.revoke(&StorageKey::new(key)).await.unwrap();
+                let deleted = revoked.deleted.to_string();
+                (revoked, deleted)
+            }),
+        )
+        .route(
+            "/revoke-sessions",
+            axum::routing::post(|s: Sessions| async move {
+                let revoked = s.revoke_all().await.unwrap();
+                let deleted = revoked.deleted.to_string();
+                (revoked, deleted)
+            }),
+        )
+        .route(
+            "/revoke-other-sessions",
+            axum::routing::post(|s: Sessions| async move {
+                let revoked = s.revoke_others().await.unwrap();
+                let deleted = revoked.deleted.to_string();
+                (revoked, deleted)
             }),
         )
         .layer(layer.clone());
@@ -92,6 +115,23 @@ impl Fx {
     async fn get(&self, path: &str, cookie: &str) -> Reply {
         send(self.app.clone(), get_req(path, Some(cookie))).await
     }
+    async fn post(&self, path: &str, cookie: &str) -> Reply {
+        let request = http::Request::post(path)
+            .header(http::header::COOKIE, cookie)
+            .header(http::header::ORIGIN, "http://localhost:3000")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        send(self.app.clone(), request).await
+    }
+}
+
+/// The storage key (the token) of a session cookie jar's `session_token`.
+fn key_of(jar: &str) -> String {
+    let value = jar
+        .split("; ")
+        .find_map(|pair| pair.strip_prefix(&format!("{TOKEN_COOKIE}=")))
+        .unwrap();
+    value.split('.').next().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -439,4 +479,103 @@ async fn a_sign_out_expires_the_cache_chunks_and_gets_no_new_cache() {
             }
         }
     }
+}
+
+/// `Sessions::revoke` of the request's own session clears its cookies, the cache's chunks
+/// among them, as Better Auth's `revoke-session` does (`deleteSessionCookie` when the token is
+/// the current one), and the layer issues no cache for the session just ended; revoking
+/// another of the user's sessions leaves the request's cookies alone.
+#[tokio::test]
+async fn revoking_the_own_session_clears_its_cookies_and_gets_no_new_cache() {
+    let (f, token, chunks) = chunked().await;
+    let other = f.token_cookie(true).await;
+    let cookie = format!("{token}; {}", jar(&chunks));
+
+    let r = f
+        .post(&format!("/revoke-session/{}", key_of(&other)), &cookie)
+        .await;
+    assert_eq!((r.status, r.body.as_str()), (200, "1"));
+    assert!(
+        r.set_cookie(TOKEN_COOKIE).is_none(),
+        "{:?}",
+        r.set_cookies()
+    );
+    assert_eq!(f.get("/me", &other).await.status, 401);
+    assert_eq!(f.get("/me", &token).await.status, 200);
+
+    let r = f
+        .post(&format!("/revoke-session/{}", key_of(&token)), &cookie)
+        .await;
+    assert_eq!((r.status, r.body.as_str()), (200, "1"));
+    assert!(r.set_cookie(TOKEN_COOKIE).unwrap().contains("Max-Age=0"));
+    for line in r.set_cookies().iter().filter(|l| l.starts_with(DATA)) {
+        assert!(
+            line.contains("Max-Age=0"),
+            "a cache issued at revoke: {line}"
+        );
+    }
+    for i in 0..chunks.len() {
+        assert!(
+            r.set_cookie(&format!("{DATA}.{i}"))
+                .is_some_and(|l| l.contains("Max-Age=0")),
+            "chunk {i} left: {:?}",
+            r.set_cookies()
+        );
+    }
+    assert_eq!(f.get("/me", &token).await.status, 401);
+}
+
+/// `Sessions::revoke_all` ends every session of the user and clears this one's cookies
+/// (Better Auth's `revoke-sessions`); `revoke_others` ends the others and changes no cookie
+/// (`revoke-other-sessions`); signed out, neither deletes anything.
+#[tokio::test]
+async fn revoke_all_clears_the_cookies_and_revoke_others_keeps_this_session() {
+    let f = fx();
+    let own = f.token_cookie(true).await;
+    let (a, b) = (f.token_cookie(true).await, f.token_cookie(false).await);
+
+    let r = f.post("/revoke-other-sessions", &own).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "2"));
+    assert!(
+        r.set_cookie(TOKEN_COOKIE).is_none(),
+        "{:?}",
+        r.set_cookies()
+    );
+    assert!(
+        r.set_cookies()
+            .iter()
+            .all(|l| !l.starts_with(DATA) || !l.contains("Max-Age=0")),
+        "{:?}",
+        r.set_cookies()
+    );
+    for gone in [&a, &b] {
+        assert_eq!(f.get("/me", gone).await.status, 401);
+    }
+    assert_eq!(f.get("/me", &own).await.status, 200);
+
+    let again = f.token_cookie(true).await;
+    let r = f.post("/revoke-sessions", &own).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "2"));
+    assert!(r.set_cookie(TOKEN_COOKIE).unwrap().contains("Max-Age=0"));
+    for line in r.set_cookies().iter().filter(|l| l.starts_with(DATA)) {
+        assert!(
+            line.contains("Max-Age=0"),
+            "a cache issued at revoke: {line}"
+        );
+    }
+    for gone in [&own, &again] {
+        assert_eq!(f.get("/me", gone).await.status, 401);
+    }
+
+    let survivor = f.token_cookie(true).await;
+    let anonymous = "unrelated=1";
+    for path in ["/revoke-other-sessions", "/revoke-sessions"] {
+        let r = f.post(path, anonymous).await;
+        assert_eq!((r.status, r.body.as_str()), (200, "0"), "{path}");
+    }
+    let r = f
+        .post(&format!("/revoke-session/{}", key_of(&survivor)), anonymous)
+        .await;
+    assert_eq!((r.status, r.body.as_str()), (200, "0"));
+    assert_eq!(f.get("/me", &survivor).await.status, 200);
 }
