@@ -24,6 +24,9 @@ impl Harness for CachedStore<MemoryStore> {
         self.delete_user_sessions(id).await.unwrap();
         self.inner().delete_user(id);
     }
+    fn keeps_ended_rows(&self) -> bool {
+        true
+    }
 }
 
 async fn cached() -> Option<CachedStore<MemoryStore>> {

@@ -13,6 +13,9 @@ impl Harness for MemoryStore {
     async fn remove_user(&self, id: &str) {
         self.delete_user(id);
     }
+    fn keeps_ended_rows(&self) -> bool {
+        true
+    }
 }
 
 conformance_suite!(async { Some(MemoryStore::new()) });

@@ -196,6 +196,95 @@ mod in_front_of_postgres {
         let found = store.find(&session.storage_key()).await.unwrap().unwrap();
         assert_eq!(found.session.expires_at, later);
     }
+
+    /// Better Auth's `preserveSessionInDatabase`.
+    mod preserving {
+        use super::*;
+
+        async fn preserving(test: &str) -> Option<RedisWithDatabase<PostgresStore>> {
+            Some(tiered(test).await?.preserve_in_database())
+        }
+
+        conformance_suite!(preserving(
+            "redis in front of postgres, preserving, conformance"
+        ));
+
+        /// Sign-outs and revocations delete the Redis key and end the row (its expiry set to
+        /// the store's now) rather than deleting it; lookups do not fall back to the table;
+        /// sweeps leave the rows; lists read Redis. Before, every one of these deleted the
+        /// audit rows a Better Auth server set to preserve them keeps.
+        #[tokio::test]
+        async fn ended_sessions_keep_their_rows_and_lookups_read_redis_only() {
+            let Some(store) = preserving("preserving ends rows").await else {
+                return;
+            };
+            // The store's clock (see `redis`).
+            let now = NOW - Duration::seconds(2);
+            let user = store.add_user(&conformance::user("preserved")).await;
+            let mut sessions = Vec::new();
+            for _ in 0..3 {
+                let s = conformance::session(&user, NOW + Duration::days(7));
+                sessions.push(store.create(&s, &user).await.unwrap());
+            }
+            let [a, b, c] = <[_; 3]>::try_from(sessions).unwrap();
+            let row = |s: &tower_auth_session::Session| {
+                let (db, key) = (store.database().clone(), s.storage_key().into_owned());
+                async move { db.find(&key).await.unwrap().map(|f| f.session.expires_at) }
+            };
+
+            store.delete(&a.storage_key()).await.unwrap();
+            assert!(store.find(&a.storage_key()).await.unwrap().is_none());
+            assert_eq!(row(&a).await, Some(now), "the row is kept, ended");
+
+            // A row Redis no longer has is not read back from the table.
+            store.redis().delete(&b.storage_key()).await.unwrap();
+            assert!(store.find(&b.storage_key()).await.unwrap().is_none());
+            let many = store
+                .find_many(&[b.storage_key(), c.storage_key()])
+                .await
+                .unwrap();
+            assert_eq!(
+                many.iter().map(Option::is_some).collect::<Vec<_>>(),
+                [false, true]
+            );
+
+            let d = conformance::session(&user, NOW + Duration::days(3));
+            let d = store.create(&d, &user).await.unwrap();
+            store.redis().delete(&c.storage_key()).await.unwrap();
+            let listed = store.list_user_sessions(&user.id, NOW).await.unwrap();
+            assert_eq!(
+                listed.iter().map(|s| &s.token).collect::<Vec<_>>(),
+                [&d.token],
+                "the list is Redis's"
+            );
+
+            store.delete_user_sessions(&user.id).await.unwrap();
+            for s in [&b, &c, &d] {
+                assert_eq!(row(s).await, Some(now), "revoke-all ends the rows");
+            }
+            assert_eq!(
+                store
+                    .delete_expired(NOW + Duration::days(30))
+                    .await
+                    .unwrap(),
+                0
+            );
+            assert_eq!(
+                store
+                    .delete_expired_batch(NOW + Duration::days(30), 10)
+                    .await
+                    .unwrap(),
+                0
+            );
+            store
+                .delete_if_expired(&a.storage_key(), NOW + Duration::days(30))
+                .await
+                .unwrap();
+            for s in [&a, &b, &c, &d] {
+                assert_eq!(row(s).await, Some(now), "sweeps leave the rows");
+            }
+        }
+    }
 }
 
 #[tokio::test]

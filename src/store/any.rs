@@ -49,6 +49,16 @@ trait Erased: Send + Sync + 'static {
         user_id: &'a str,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<Vec<Session>, StoreError>>;
+    fn end_session<'a>(
+        &'a self,
+        key: &'a StorageKey<'a>,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn end_user_sessions<'a>(
+        &'a self,
+        user_id: &'a str,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
     fn delete_expired(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64, StoreError>>;
     fn delete_expired_batch(
         &self,
@@ -121,6 +131,20 @@ impl<S: SessionStore> Erased for Holder<S> {
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
         Box::pin(self.0.list_user_sessions(user_id, now))
+    }
+    fn end_session<'a>(
+        &'a self,
+        key: &'a StorageKey<'a>,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.0.end_session(key, now))
+    }
+    fn end_user_sessions<'a>(
+        &'a self,
+        user_id: &'a str,
+        now: OffsetDateTime,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(self.0.end_user_sessions(user_id, now))
     }
     fn delete_expired(&self, now: OffsetDateTime) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(self.0.delete_expired(now))
@@ -221,6 +245,20 @@ impl SessionStore for AnyStore {
     }
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         self.inner.delete_user_sessions(user_id).await
+    }
+    async fn end_session(
+        &self,
+        key: &StorageKey<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.inner.end_session(key, now).await
+    }
+    async fn end_user_sessions(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        self.inner.end_user_sessions(user_id, now).await
     }
     super::pass_through!();
 }

@@ -636,6 +636,18 @@ impl<S: SessionStore> CachedStore<S> {
         Ok(self)
     }
 
+    /// Drops the session `key` from this cache and, over the bus, from every other instance's.
+    async fn ended(&self, key: &StorageKey<'_>) {
+        self.core.invalidate(key.as_str());
+        self.publish(format!("t:{key}")).await;
+    }
+
+    /// Drops every session of `user_id`, here and over the bus.
+    async fn user_ended(&self, user_id: &str) {
+        self.core.invalidate_user(user_id);
+        self.publish(format!("u:{user_id}")).await;
+    }
+
     #[cfg_attr(not(feature = "redis"), allow(clippy::unused_async))]
     async fn publish(&self, message: String) {
         #[cfg(not(feature = "redis"))]
@@ -738,8 +750,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
 
     async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
         self.inner.delete(key).await?;
-        self.core.invalidate(key.as_str());
-        self.publish(format!("t:{key}")).await;
+        self.ended(key).await;
         Ok(())
     }
 
@@ -755,8 +766,27 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         let n = self.inner.delete_user_sessions(user_id).await?;
-        self.core.invalidate_user(user_id);
-        self.publish(format!("u:{user_id}")).await;
+        self.user_ended(user_id).await;
+        Ok(n)
+    }
+
+    async fn end_session(
+        &self,
+        key: &StorageKey<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.inner.end_session(key, now).await?;
+        self.ended(key).await;
+        Ok(())
+    }
+
+    async fn end_user_sessions(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let n = self.inner.end_user_sessions(user_id, now).await?;
+        self.user_ended(user_id).await;
         Ok(n)
     }
 

@@ -229,6 +229,32 @@ impl SessionStore for MemoryStore {
         Ok(self.write().retain(|s| s.user_id != user_id))
     }
 
+    async fn end_session(
+        &self,
+        key: &StorageKey<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if let Some(auth) = self.write().get_mut(key.as_str().as_bytes()) {
+            end(&mut auth.session, now);
+        }
+        Ok(())
+    }
+
+    async fn end_user_sessions(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let mut inner = self.write();
+        let mut ended = 0;
+        for auth in inner.sessions.values_mut() {
+            if auth.session.user_id == user_id && end(&mut auth.session, now) {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
     async fn list_user_sessions(
         &self,
         user_id: &str,
@@ -291,6 +317,17 @@ impl SessionStore for MemoryStore {
         inner.share_user(&user);
         Ok(())
     }
+}
+
+/// Ends `session` at `now` if it is still live; returns whether it was.
+fn end(session: &mut Arc<Session>, now: OffsetDateTime) -> bool {
+    let live = session.expires_at > now;
+    if live {
+        let row = Arc::make_mut(session);
+        row.expires_at = crate::time_fmt::truncate_ms(now);
+        row.updated_at = crate::time_fmt::truncate_ms(now);
+    }
+    live
 }
 
 #[cfg(test)]

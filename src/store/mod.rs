@@ -225,6 +225,32 @@ pub trait SessionStore: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
 
+    /// Ends the session `key` but keeps its row, for an audit trail: sets `expiresAt` and
+    /// `updatedAt` to `now` if it is still live (`expiresAt > now`), as Better Auth does with
+    /// `preserveSessionInDatabase`. [`RedisWithDatabase`] in
+    /// [`preserve_in_database`](RedisWithDatabase::preserve_in_database) mode ends its
+    /// database's sessions this way. The default deletes the session; the SQL and memory
+    /// stores keep it.
+    fn end_session(
+        &self,
+        key: &StorageKey<'_>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = now;
+        self.delete(key)
+    }
+
+    /// [`end_session`](Self::end_session) for every live session of `user_id`; returns how
+    /// many were ended (where the store can tell). The default deletes them.
+    fn end_user_sessions(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let _ = now;
+        self.delete_user_sessions(user_id)
+    }
+
     /// Deletes sessions with `expiresAt < now` and returns how many were deleted.
     fn delete_expired(
         &self,
@@ -320,6 +346,20 @@ impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send {
         (**self).list_user_sessions(user_id, now)
+    }
+    fn end_session(
+        &self,
+        key: &StorageKey<'_>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).end_session(key, now)
+    }
+    fn end_user_sessions(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).end_user_sessions(user_id, now)
     }
     fn delete_expired(
         &self,

@@ -20,6 +20,11 @@ pub trait Harness: SessionStore + Clone {
     fn sweeps(&self) -> bool {
         true
     }
+    /// Whether `end_session` keeps the row, ended, where `find` still reads it (SQL and
+    /// memory stores); the others delete, as the trait's default does.
+    fn keeps_ended_rows(&self) -> bool {
+        false
+    }
 }
 
 /// Every SQL store: users are rows of the user table.
@@ -30,6 +35,9 @@ impl<D: tower_auth_session::store::Dialect> Harness for tower_auth_session::stor
     }
     async fn remove_user(&self, id: &str) {
         self.delete_user(id).await.unwrap();
+    }
+    fn keeps_ended_rows(&self) -> bool {
+        true
     }
 }
 
@@ -311,6 +319,66 @@ pub async fn revoke_all_for_user<S: Harness>(store: S) {
     );
 }
 
+/// `end_session` and `end_user_sessions` (Better Auth's `preserveSessionInDatabase`): live
+/// sessions end at `now`, keeping their rows where the store keeps rows; sessions already
+/// over keep their expiry; other users' sessions are untouched.
+/// The expiry and update time `find` reads for `s`, if it finds it.
+async fn ended<S: Harness>(store: &S, s: &Session) -> Option<(OffsetDateTime, OffsetDateTime)> {
+    store
+        .find(&s.storage_key())
+        .await
+        .unwrap()
+        .map(|f| (f.session.expires_at, f.session.updated_at))
+}
+
+pub async fn end_sessions_keeping_their_rows<S: Harness>(store: S) {
+    let (u, a) = with_session(&store, NOW + Duration::days(7)).await;
+    let b = store
+        .create(&session(&u, NOW + Duration::days(3)), &u)
+        .await
+        .unwrap();
+    let over = store
+        .create(&session(&u, NOW - Duration::hours(1)), &u)
+        .await
+        .unwrap();
+    let (_, other) = with_session(&store, NOW + Duration::days(7)).await;
+    let later = NOW + Duration::seconds(1);
+
+    store.end_session(&a.storage_key(), later).await.unwrap();
+    let live = store.list_user_sessions(&u.id, later).await.unwrap();
+    assert_eq!(
+        live.iter().map(|s| &s.token).collect::<Vec<_>>(),
+        [&b.token]
+    );
+    let n = store.end_user_sessions(&u.id, later).await.unwrap();
+    assert!(store
+        .list_user_sessions(&u.id, later)
+        .await
+        .unwrap()
+        .is_empty());
+    if store.keeps_ended_rows() {
+        assert_eq!(n, 1, "only the session still live was ended");
+        for s in [&a, &b] {
+            assert_eq!(
+                ended(&store, s).await,
+                Some((later, later)),
+                "row kept, ended"
+            );
+        }
+        assert_eq!(
+            ended(&store, &over).await.map(|(expires, _)| expires),
+            Some(over.expires_at),
+            "a session already over keeps its expiry"
+        );
+    } else {
+        for s in [&a, &b] {
+            assert_eq!(ended(&store, s).await, None);
+        }
+    }
+    let untouched = store.find(&other.storage_key()).await.unwrap().unwrap();
+    assert_eq!(untouched.session.expires_at, other.expires_at);
+}
+
 pub async fn list_live_sessions_in_expiry_order<S: Harness>(store: S) {
     let (u, late) = with_session(&store, NOW + Duration::days(7)).await;
     let early = session(&u, NOW + Duration::hours(1));
@@ -399,6 +467,7 @@ macro_rules! conformance_suite {
             delete_one,
             delete_if_expired_spares_a_live_session,
             revoke_all_for_user,
+            end_sessions_keeping_their_rows,
             list_live_sessions_in_expiry_order,
             delete_expired_sessions,
             delete_expired_batch_is_bounded,

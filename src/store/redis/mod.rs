@@ -589,11 +589,14 @@ impl RedisStore {
     }
 
     /// Keeps sessions in `database` too, Better Auth's `storeSessionInDatabase: true`: writes go
-    /// to both, reads try Redis first and fall back to the database.
+    /// to both, reads try Redis first and fall back to the database. For Better Auth's
+    /// `preserveSessionInDatabase: true` as well, add
+    /// [`preserve_in_database`](RedisWithDatabase::preserve_in_database).
     pub fn in_front_of<D: SessionStore>(self, database: D) -> RedisWithDatabase<D> {
         RedisWithDatabase {
             redis: self,
             database,
+            preserve: false,
         }
     }
 
@@ -1118,14 +1121,28 @@ impl SessionStore for RedisStore {
 /// `storeSessionInDatabase: true`. Built by [`RedisStore::in_front_of`].
 ///
 /// Writes go to the database first (the authority), then to Redis; lookups try Redis and fall
-/// back to the database on a miss; revocations clear both.
+/// back to the database on a miss; revocations clear both. With
+/// [`preserve_in_database`](Self::preserve_in_database), the database keeps ended sessions.
 #[derive(Clone, Debug)]
 pub struct RedisWithDatabase<D> {
     redis: RedisStore,
     database: D,
+    preserve: bool,
 }
 
 impl<D> RedisWithDatabase<D> {
+    /// Better Auth's `preserveSessionInDatabase: true`: the database keeps every session row
+    /// for an audit trail. A sign-out or revocation deletes the session from Redis and ends
+    /// its row ([`SessionStore::end_session`]: `expiresAt` and `updatedAt` set to now) instead
+    /// of deleting it; sweeps and expired sessions leave rows alone; lookups and lists read
+    /// Redis only, without falling back to the database, as Better Auth does in this mode.
+    /// Set it exactly when the Better Auth server sharing these sessions does: otherwise one
+    /// side deletes the rows the other keeps. Default: off.
+    pub fn preserve_in_database(mut self) -> Self {
+        self.preserve = true;
+        self
+    }
+
     /// The Redis half.
     pub fn redis(&self) -> &RedisStore {
         &self.redis
@@ -1142,6 +1159,7 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
         match self.redis.read(key.as_str()).await? {
             // A session revoked by the marker is authoritative: no fallback.
             Some((_, stored, revoked)) => Ok(stored.unless_revoked(revoked)),
+            None if self.preserve => Ok(None),
             None => self.database.find(key).await,
         }
     }
@@ -1164,7 +1182,7 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
                 }
             });
         }
-        if !missing.is_empty() {
+        if !missing.is_empty() && !self.preserve {
             let asked: Vec<StorageKey<'_>> = missing
                 .iter()
                 .map(|&i| StorageKey::new(keys[i].as_str()))
@@ -1197,7 +1215,13 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
     }
 
     async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
-        self.database.delete(key).await?;
+        if self.preserve {
+            self.database
+                .end_session(key, self.redis.clock.now())
+                .await?;
+        } else {
+            self.database.delete(key).await?;
+        }
         self.redis.delete(key).await
     }
 
@@ -1206,7 +1230,9 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
         key: &StorageKey<'_>,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.database.delete_if_expired(key, now).await?;
+        if !self.preserve {
+            self.database.delete_if_expired(key, now).await?;
+        }
         // The Redis key carries its own TTL; drop it only if it too says expired.
         match self.redis.read(key.as_str()).await? {
             Some((_, stored, _)) if stored.session.expires_at >= now => Ok(()),
@@ -1216,7 +1242,12 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
-        let n = self.database.delete_user_sessions(user_id).await?;
+        let n = if self.preserve {
+            let now = self.redis.clock.now();
+            self.database.end_user_sessions(user_id, now).await?
+        } else {
+            self.database.delete_user_sessions(user_id).await?
+        };
         let m = self.redis.delete_user_sessions(user_id).await?;
         Ok(n.max(m))
     }
@@ -1226,10 +1257,16 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
         user_id: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<Session>, StoreError> {
+        if self.preserve {
+            return self.redis.list_user_sessions(user_id, now).await;
+        }
         self.database.list_user_sessions(user_id, now).await
     }
 
     async fn delete_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        if self.preserve {
+            return Ok(0);
+        }
         self.database.delete_expired(now).await
     }
 
@@ -1238,6 +1275,9 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
         now: OffsetDateTime,
         limit: u64,
     ) -> Result<u64, StoreError> {
+        if self.preserve {
+            return Ok(0);
+        }
         self.database.delete_expired_batch(now, limit).await
     }
 

@@ -514,6 +514,44 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
             .await
     }
 
+    async fn end_session(
+        &self,
+        key: &StorageKey<'_>,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let now = time_fmt::truncate_ms(now);
+        let params = [
+            Param::Date(now),
+            Param::Date(now),
+            Param::Text(key.as_str()),
+            Param::Date(now),
+        ];
+        self.db
+            .execute("end session", &self.q.end_session, &params)
+            .await?;
+        Ok(())
+    }
+
+    async fn end_user_sessions(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        if !self.q.layout.user_id.accepts(user_id) {
+            return Ok(0);
+        }
+        let now = time_fmt::truncate_ms(now);
+        let params = [
+            Param::Date(now),
+            Param::Date(now),
+            Param::Text(user_id),
+            Param::Date(now),
+        ];
+        self.db
+            .execute("end user sessions", &self.q.end_user_sessions, &params)
+            .await
+    }
+
     async fn list_user_sessions(
         &self,
         user_id: &str,

@@ -377,6 +377,11 @@ pub(crate) struct Queries {
     pub(crate) delete: Stmt,
     pub(crate) delete_if_expired: Stmt,
     pub(crate) delete_user_sessions: Stmt,
+    /// Ends a live session, keeping its row: $1 = $2 = now (expiry, update time), $3 = token,
+    /// $4 = now.
+    pub(crate) end_session: Stmt,
+    /// Ends a user's live sessions, keeping the rows: as `end_session`, $3 = user id.
+    pub(crate) end_user_sessions: Stmt,
     pub(crate) list: Stmt,
     pub(crate) delete_expired: Stmt,
     pub(crate) delete_expired_batch: Stmt,
@@ -703,6 +708,17 @@ impl Build<'_> {
             "delete from {st} where {suid} = {}",
             self.id(user_id_kind, 1)
         ));
+        let end = |target: String| {
+            self.stmt(&format!(
+                "update {st} set {exp} = {}, {upd} = {} where {target} and {} > {}",
+                p(1),
+                p(2),
+                self.date(&exp),
+                self.date(&p(4))
+            ))
+        };
+        let end_session = end(format!("{tok} = {}", p(3)));
+        let end_user_sessions = end(format!("{suid} = {}", self.id(user_id_kind, 3)));
         let list = self.stmt(&format!(
             "select {} from {st} where {suid} = {} and {e} > {} order by {e}, {sid}",
             session_cols(""),
@@ -812,6 +828,8 @@ impl Build<'_> {
             delete,
             delete_if_expired,
             delete_user_sessions,
+            end_session,
+            end_user_sessions,
             list,
             delete_expired,
             delete_expired_batch,
