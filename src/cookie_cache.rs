@@ -151,6 +151,27 @@ pub(crate) fn strategy_of(value: &[u8]) -> Option<CookieCacheStrategy> {
     }
 }
 
+/// Whether `value` is a JWT cache cookie signed with the `jwt()` plugin's keys (Better Auth's
+/// `jwt({ sessionCookieCache: true })`: an asymmetric `alg` and a `kid`) rather than with the
+/// secret (`HS256`), which is the only form this crate reads and writes. The two sides would
+/// otherwise each expire the other's cookie on every request.
+pub(crate) fn signed_with_jwks(value: &[u8]) -> bool {
+    let mut parts = value.split(|&b| b == b'.');
+    let header = parts.next().unwrap_or_default();
+    if parts.count() != 2 {
+        return false;
+    }
+    B64URL
+        .decode(header)
+        .ok()
+        .and_then(|h| serde_json::from_slice::<serde_json::Map<String, Value>>(&h).ok())
+        .is_some_and(|h| {
+            h.get("alg")
+                .and_then(Value::as_str)
+                .is_some_and(|alg| alg != "HS256")
+        })
+}
+
 /// Verifies a cache cookie for the session stored under `key` at `now`; `None` means "not
 /// usable, fall back to the store" (never "signed out").
 pub(crate) fn verify(

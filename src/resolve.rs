@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use http::HeaderMap;
 use time::OffsetDateTime;
 
-use crate::config::SessionConfig;
+use crate::config::{CookieCacheStrategy, SessionConfig};
 use crate::cookie_cache;
 use crate::credential::TokenTag;
 use crate::error::StoreError;
@@ -54,6 +54,13 @@ pub(crate) fn now<St: SessionStore>(
                         config
                             .warnings
                             .other_cache_strategy(theirs.as_str(), settings.strategy.as_str());
+                        IncomingCache::OtherStrategy
+                    }
+                    Some(CookieCacheStrategy::Jwt) if cookie_cache::signed_with_jwks(&value) => {
+                        config.warnings.other_cache_strategy(
+                            "jwt signed with the jwt() plugin's keys (sessionCookieCache)",
+                            settings.strategy.as_str(),
+                        );
                         IncomingCache::OtherStrategy
                     }
                     _ => {

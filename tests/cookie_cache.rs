@@ -579,3 +579,45 @@ async fn revoke_all_clears_the_cookies_and_revoke_others_keeps_this_session() {
     assert_eq!((r.status, r.body.as_str()), (200, "0"));
     assert_eq!(f.get("/me", &survivor).await.status, 200);
 }
+
+/// Better Auth's `jwt({ sessionCookieCache: true })` signs its `jwt` cache cookie with the
+/// plugin's keys (`EdDSA`, a `kid`), a form this crate neither reads nor writes: the layer (set
+/// to `jwt`, the secret-signed form) leaves it alone on store reads and refreshes, as it does a
+/// cookie of another strategy. Before, each side expired and rewrote the other's cookie on
+/// every request, so neither cache ever hit.
+#[tokio::test]
+async fn a_cache_jwt_signed_with_the_plugins_keys_is_left_alone() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let f = fx_with("Cache", |b| b.cookie_cache(CookieCache::jwt()));
+    let token = f.token_cookie(true).await;
+    let theirs = format!(
+        "{DATA}={}.{}.c2ln",
+        b64(r#"{"alg":"EdDSA","kid":"k1","typ":"better-auth.session-cache+jwt"}"#),
+        b64(r#"{"session":{},"user":{}}"#)
+    );
+    for at in [T0, T0 + Duration::days(2)] {
+        f.clock.set(at);
+        let r = f.get("/me", &format!("{token}; {theirs}")).await;
+        assert_eq!(r.status, 200);
+        assert!(
+            r.set_cookie(DATA).is_none(),
+            "the plugin's cache cookie overwritten: {:?}",
+            r.set_cookies()
+        );
+    }
+    // An HS256 one that fails to verify is still replaced, as before.
+    let forged = format!(
+        "{DATA}={}.{}.c2ln",
+        b64(r#"{"alg":"HS256"}"#),
+        b64(r#"{"session":{},"user":{}}"#)
+    );
+    let r = f.get("/me", &format!("{token}; {forged}")).await;
+    let lines = r.set_cookies();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{DATA}=")) && !l.contains("Max-Age=0")),
+        "{lines:?}"
+    );
+}

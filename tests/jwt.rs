@@ -159,6 +159,27 @@ async fn issuer_and_audience_must_be_the_base_url() {
     }
 }
 
+/// Better Auth signs its `baseURL`'s origin (`new URL(baseURL).origin`) as `iss` and `aud`,
+/// so a base URL given with a path, a trailing slash, capitals or the default port verifies
+/// the same tokens; it refused every one before.
+#[tokio::test]
+async fn the_base_url_is_reduced_to_its_origin_as_better_auth_does() {
+    let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));
+    for base in [
+        format!("{BASE}/"),
+        format!("{BASE}/api/auth"),
+        "HTTP://LocalHost:3000/api/auth/".to_owned(),
+    ] {
+        let verifier = JwtVerifier::builder(base.clone())
+            .keys(all_keys())
+            .build()
+            .unwrap();
+        let app = app(verifier, &clock, MemoryStore::new());
+        let r = send(app, bearer("/me", VECTORS[0].1)).await;
+        assert_eq!(r.status, 200, "{base}: {}", r.body);
+    }
+}
+
 /// The bearer credential decides: a valid JWT beside another user's session cookie signs in
 /// as the JWT's user, and a refused JWT is anonymous whatever cookie is there.
 #[tokio::test]

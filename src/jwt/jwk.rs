@@ -8,7 +8,8 @@
 //!   SHA-256, MGF1-SHA-256, salt length 32). Nothing else (no `none`, no `HS*`) is accepted;
 //! * `GET /api/auth/jwks` answers `{"keys":[…]}`, each entry being
 //!   `{alg: row.alg ?? defaultAlg, crv: row.crv ?? cfg.crv, ...JSON.parse(row.publicKey), kid: row.id}`,
-//!   with no `use` and no `key_ops`; `crv` is absent for RSA;
+//!   with no `use` and no `key_ops`; an RSA key may carry the configured curve as `crv`
+//!   (an RSA key made before the configuration moved to EdDSA), which is ignored, as jose does;
 //! * the `jwks` table stores `publicKey` as the JSON of the exported public JWK (no `kid`, no
 //!   `alg`); rows made before the `alg`/`crv` columns existed fall back to the configured
 //!   algorithm;
@@ -439,7 +440,14 @@ impl Jwk {
                 expected: "a string: \"OKP\", \"EC\" or \"RSA\"",
             }
         })?;
-        let crv = member("crv", "a string: \"Ed25519\", \"P-256\" or \"P-521\"")?;
+        // Better Auth serves `crv: row.crv ?? cfg.crv` for every key, so an RSA key made before
+        // the configuration moved to EdDSA carries `"crv":"Ed25519"`; jose ignores `crv` on RSA
+        // keys, and so does this.
+        let crv = if kty == "RSA" {
+            None
+        } else {
+            member("crv", "a string: \"Ed25519\", \"P-256\" or \"P-521\"")?
+        };
         let alg = member("alg", "a string: EdDSA, ES256, ES512, RS256 or PS256")?;
 
         if let Some(usage) = member("use", "a string, \"sig\"")? {
@@ -964,12 +972,13 @@ mod tests {
                 "{alg}: {err}"
             );
         }
-        let mut rsa_with_crv = entry(VECTORS[3].jwks);
-        rsa_with_crv["crv"] = json!("P-256");
-        assert!(matches!(
-            Jwk::from_json(&rsa_with_crv),
-            Err(JwkError::AlgorithmMismatch { .. })
-        ));
+        // Better Auth serves the configured `crv` on RSA keys too; jose ignores it there.
+        for crv in [json!("P-256"), json!("Ed25519"), json!(7)] {
+            let mut rsa_with_crv = entry(VECTORS[3].jwks);
+            rsa_with_crv["crv"] = crv.clone();
+            let key = Jwk::from_json(&rsa_with_crv).expect("crv is ignored on RSA keys");
+            assert_eq!(key.algorithm(), Algorithm::Rs256, "{crv}");
+        }
         let mut ed448 = entry(VECTORS[0].jwks);
         ed448["crv"] = json!("Ed448");
         ed448.as_object_mut().expect("object").remove("alg");

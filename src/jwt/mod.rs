@@ -12,6 +12,13 @@
 //! [`CurrentSession`](crate::extract::CurrentSession) does not. Anything else (malformed,
 //! expired, wrongly signed, an unknown `kid`, `alg: none`) is anonymous, never a 5xx.
 //!
+//! The payload must be Better Auth's default, the session user (`id`, `name`, `email`,
+//! `emailVerified`, `createdAt`, `updatedAt`, plugin fields), since that user is what the
+//! request signs in as: a token from a `jwt({ jwt: { definePayload } })` that leaves some of
+//! those out is refused (logged at debug level with the reason `payload`), even though Better
+//! Auth's own `verifyJWT` accepts it. Keep the default payload, or spread the user into yours
+//! (`definePayload: ({ user }) => ({ ...user, role: user.role })`).
+//!
 //! # The trade-off
 //!
 //! A JWT is checked without the store: it stays valid until it expires (Better Auth's default
@@ -213,6 +220,15 @@ impl JwtVerifierBuilder {
     }
 }
 
+/// The origin of `base_url` as JavaScript's `new URL(base_url).origin` writes it, which is
+/// what Better Auth signs as `iss` and `aud`; `base_url` itself when it has no such origin.
+fn origin(base_url: String) -> String {
+    match url::Url::parse(&base_url).map(|u| u.origin()) {
+        Ok(origin @ url::Origin::Tuple(..)) => origin.ascii_serialization(),
+        _ => base_url,
+    }
+}
+
 /// What [`JwtVerifier::verify_now`] could decide without waiting.
 pub(crate) enum Now {
     /// Decided.
@@ -222,11 +238,14 @@ pub(crate) enum Now {
 }
 
 impl JwtVerifier {
-    /// A builder for tokens from the Better Auth server at `base_url` (its `baseURL` option,
-    /// exactly as configured there, e.g. `https://app.example.com`): the default issuer and
-    /// audience.
+    /// A builder for tokens from the Better Auth server at `base_url` (its `baseURL` option or
+    /// `BETTER_AUTH_URL`, e.g. `https://app.example.com/api/auth`). Better Auth keeps only the
+    /// URL's origin (scheme, lower-case host, port unless the scheme's default) and signs it as
+    /// the default issuer and audience, so the builder does the same:
+    /// `https://App.Example.com:443/api/auth/` expects `https://app.example.com`. A value that
+    /// is not a URL is taken as it is.
     pub fn builder(base_url: impl Into<String>) -> JwtVerifierBuilder {
-        let base_url = base_url.into();
+        let base_url = origin(base_url.into());
         JwtVerifierBuilder {
             issuer: base_url.clone(),
             audience: base_url,
@@ -315,4 +334,29 @@ fn user_of(claims: &Claims) -> Option<User> {
         fields.remove(name);
     }
     serde_json::from_value(serde_json::Value::Object(fields)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin;
+
+    /// As JavaScript's `new URL(…).origin`, which Better Auth's `baseURL` goes through.
+    #[test]
+    fn the_origin_is_javascripts() {
+        for (given, origin_) in [
+            ("https://app.example.com", "https://app.example.com"),
+            (
+                "https://App.Example.com:443/api/auth/",
+                "https://app.example.com",
+            ),
+            ("http://localhost:3000/", "http://localhost:3000"),
+            ("http://localhost:80", "http://localhost"),
+            ("https://[::1]:8443/x?y#z", "https://[::1]:8443"),
+            ("https://bücher.example", "https://xn--bcher-kva.example"),
+            ("not a url", "not a url"),
+            ("file:///tmp/x", "file:///tmp/x"),
+        ] {
+            assert_eq!(origin(given.to_owned()), origin_, "{given}");
+        }
+    }
 }

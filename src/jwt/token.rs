@@ -11,7 +11,7 @@
 //!   deployment allows; the signature is checked before any claim is looked at, so an unsigned
 //!   token is only ever reported as a bad signature;
 //! * the payload is the session user (`name`, `email`, …, plugin fields such as `role`) plus
-//!   `sub` (the user id), `iat`, `exp = iat + 900`, and `iss` = `aud` = the `baseURL` string.
+//!   `sub` (the user id), `iat`, `exp = iat + 900`, and `iss` = `aud` = the `baseURL`'s origin.
 //!   `exp` is required and, as in `jose`, the token is expired from the second `exp` (plus
 //!   leeway) on; `nbf`, absent in Better Auth's tokens, is honoured when present; `iss` must
 //!   match exactly; `aud` is a string or an array that must contain the expected audience; `sub`
@@ -96,9 +96,9 @@ pub(crate) struct Parsed<'a> {
 /// What a valid token must show, besides a good signature.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Expect<'a> {
-    /// The exact `iss` (Better Auth: its `baseURL` string, e.g. `http://localhost:3000`).
+    /// The exact `iss` (Better Auth: its `baseURL`'s origin, e.g. `http://localhost:3000`).
     pub(crate) issuer: &'a str,
-    /// The audience `aud` must be or contain (Better Auth: its `baseURL` string).
+    /// The audience `aud` must be or contain (Better Auth: its `baseURL`'s origin).
     pub(crate) audience: &'a str,
     /// Clock tolerance applied to `exp` and `nbf` (Better Auth's own verifier uses 0); a negative
     /// value counts as 0.
