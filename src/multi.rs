@@ -3,6 +3,13 @@
 //! account's session cookie (`token.signature`). The layer never reads them to authenticate
 //! (Better Auth's `getSession` does not either); sign-in adds one, and sign-out ends the session
 //! of every one that verifies. A forged or unsigned `_multi-` cookie drives nothing.
+//!
+//! When the layer refreshes a session whose `_multi-` cookie the browser no longer sends (it
+//! outlived the cookie's `Max-Age`, or predates the plugin), it sets it again, as the plugin's
+//! after-hook does on Better Auth's own refreshes, unless the browser holds the most allowed;
+//! unlike that hook, it ends none of the user's other sessions there (that stays a sign-in's
+//! work). On the same refreshes, `_multi-` cookies that verified only with a previous secret
+//! are re-signed with the current one: Better Auth reads them with the current secret only.
 
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
@@ -12,8 +19,9 @@ use crate::config::SessionConfig;
 /// What Better Auth's plugin recognises as a multi-session cookie: any name containing this.
 const MARKER: &[u8] = b"_multi-";
 
-/// At most this many `_multi-` cookies of one request are verified (a browser holds at most
-/// `maximumSessions` of them; the rest of a larger header is ignored).
+/// At least this many `_multi-` cookies of one request are verified, and at most this many or
+/// `maximumSessions`, whichever is larger (a browser holds at most `maximumSessions` of them;
+/// the rest of a larger header is ignored).
 const MAX_READ: usize = 64;
 
 /// A `_multi-` cookie of the request whose value verified.
@@ -23,6 +31,8 @@ pub(crate) struct MultiCookie {
     pub(crate) name: String,
     /// The session token it carries.
     pub(crate) token: String,
+    /// Verified with a previous secret only.
+    pub(crate) resign: bool,
 }
 
 /// The multi-session cookies of one request.
@@ -50,6 +60,7 @@ pub(crate) fn cookie_name(session_cookie: &str, token: &str) -> String {
 /// Reads and verifies the request's multi-session cookies.
 pub(crate) fn read(config: &SessionConfig, headers: &HeaderMap) -> MultiCookies {
     let session_name = config.cookies.session.name.as_bytes();
+    let most = MAX_READ.max(config.multi_session.unwrap_or(0));
     let mut out = MultiCookies::default();
     for field in headers.get_all(COOKIE) {
         let field = field.as_bytes();
@@ -63,7 +74,7 @@ pub(crate) fn read(config: &SessionConfig, headers: &HeaderMap) -> MultiCookies 
                 continue;
             }
             out.count += 1;
-            if out.count > MAX_READ || !is_cookie_name(name) {
+            if out.count > most || !is_cookie_name(name) {
                 continue;
             }
             let raw = segment[eq + 1..].trim_ascii();
@@ -72,6 +83,7 @@ pub(crate) fn read(config: &SessionConfig, headers: &HeaderMap) -> MultiCookies 
                     // A cookie-name token is ASCII.
                     name: String::from_utf8_lossy(name).into_owned(),
                     token: verified.value.into_owned(),
+                    resign: verified.resign,
                 });
             }
         }
@@ -89,6 +101,49 @@ pub(crate) fn set(config: &SessionConfig, token: &str, signed_value: &str) -> He
         .session
         .renamed(&name)
         .header(signed_value, Some(config.lifetimes.expires_in))
+}
+
+/// The multi-session cookies for a response that refreshes the session of `token` (or
+/// re-signs its cookie), from the request's `headers`: the `_multi-` cookies that verified
+/// only with a previous secret, signed again with the current one; and the cookie for `token`
+/// when the request lacks it and the browser holds fewer than `maximum` (Better Auth counts
+/// every `_multi-` cookie, and the session cookie the response sets).
+pub(crate) fn on_refresh(
+    config: &SessionConfig,
+    headers: &HeaderMap,
+    token: &str,
+    maximum: usize,
+) -> Vec<HeaderValue> {
+    let request = read(config, headers);
+    let signer = &config.keys.signer;
+    let mut cookies: Vec<HeaderValue> = request
+        .verified
+        .iter()
+        .filter(|c| c.resign)
+        .map(|c| {
+            config.cookies.session.renamed(&c.name).header(
+                &signer.sign_cookie_value(&c.token),
+                Some(config.lifetimes.expires_in),
+            )
+        })
+        .collect();
+    let name = cookie_name(&config.cookies.session.name, token);
+    if !holds(headers, name.as_bytes()) && request.count < maximum {
+        cookies.push(set(config, token, &signer.sign_cookie_value(token)));
+    }
+    cookies
+}
+
+/// Whether the request carries a cookie named exactly `name`.
+fn holds(headers: &HeaderMap, name: &[u8]) -> bool {
+    headers.get_all(COOKIE).iter().any(|field| {
+        field.as_bytes().split(|&b| b == b';').any(|segment| {
+            segment
+                .iter()
+                .position(|&b| b == b'=')
+                .is_some_and(|eq| segment[..eq].trim_ascii() == name)
+        })
+    })
 }
 
 /// The `Set-Cookie` that deletes the multi-session cookie the browser sent as `name`.
@@ -144,7 +199,8 @@ mod tests {
             read.verified,
             [MultiCookie {
                 name: "better-auth.session_token_multi-tokena".into(),
-                token: "TokenA".into()
+                token: "TokenA".into(),
+                resign: false,
             }]
         );
     }

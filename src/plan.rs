@@ -69,13 +69,16 @@ impl CookiePlan {
 }
 
 /// A plan with what rendering it needs: the raw token (it is signed again), the session (for a
-/// cache cookie), the clock reading, and the cache-cookie chunks the request carried.
+/// cache cookie), the clock reading, the cache-cookie chunks the request carried, and the
+/// multi-session cookies that go with the session cookie.
 pub(crate) struct Render {
     pub(crate) plan: CookiePlan,
     pub(crate) token: String,
     pub(crate) auth: Option<Authenticated>,
     pub(crate) now: OffsetDateTime,
     pub(crate) chunks: Vec<String>,
+    /// Multi-session cookies sent with a session cookie sent again (none without the plugin).
+    pub(crate) multi: Vec<HeaderValue>,
 }
 
 /// The configuration parts that rendering reads.
@@ -126,6 +129,9 @@ impl Render {
                         .map(|n| cookie.session_data.renamed(n).expired()),
                 );
             }
+        }
+        if !handler_set_session {
+            cookies.extend(self.multi);
         }
         if self.plan.resign_dont_remember && self.plan.session != SessionCookie::Clear {
             cookies.push(

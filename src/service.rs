@@ -108,7 +108,8 @@ fn insert_context(
 
 /// The plan of `serve`, with what rendering it needs, when it changes any cookie. Clearing the
 /// session also expires the cache-cookie chunks the request carried when the layer's own cache
-/// is off (and they were not read): Better Auth's server may have set them.
+/// is off (and they were not read): Better Auth's server may have set them. With multi-session,
+/// a session cookie sent again brings its `_multi-` cookies ([`crate::multi::on_refresh`]).
 fn render(
     config: &SessionConfig,
     headers: &http::HeaderMap,
@@ -120,12 +121,19 @@ fn render(
     if serve.plan.session == SessionCookie::Clear && config.cache.is_none() {
         chunks = resolve::cache_chunks(config, headers);
     }
+    let multi = match (config.multi_session, serve.plan.session) {
+        (Some(maximum), SessionCookie::Set { .. }) => {
+            crate::multi::on_refresh(config, headers, token, maximum)
+        }
+        _ => Vec::new(),
+    };
     (!serve.plan.is_empty()).then(|| Render {
         plan: serve.plan,
         token: token.to_owned(),
         auth: serve.auth.clone(),
         now,
         chunks,
+        multi,
     })
 }
 

@@ -242,3 +242,137 @@ async fn a_multi_cookie_alone_is_anonymous() {
     let r = send(app, common::get_req("/me", Some(&jar.header()))).await;
     assert_eq!(r.body, "a@example.com");
 }
+
+/// A layer with its own clock and, optionally, a previous secret.
+fn clocked(
+    store: &MemoryStore,
+    secret: &str,
+    previous: Option<&str>,
+    maximum: usize,
+) -> (Router, ManualClock) {
+    let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));
+    let mut builder = SessionConfig::builder()
+        .secret(secret)
+        .clock(clock.clone())
+        .multi_session(maximum);
+    if let Some(previous) = previous {
+        builder = builder.previous_secret(previous, None);
+    }
+    let app = Router::new()
+        .route(
+            "/me",
+            get(|MaybeUser(u): MaybeUser| async move {
+                u.map_or("anonymous".to_owned(), |u| u.email.clone())
+            }),
+        )
+        .layer(SessionLayer::new(builder.build().unwrap(), store.clone()));
+    (app, clock)
+}
+
+async fn get_me(app: &Router, jar: &Jar) -> Vec<String> {
+    let req = Request::get("/me").header(header::COOKIE, jar.header());
+    let r = send(app.clone(), req.body(axum::body::Body::empty()).unwrap()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, "a@example.com");
+    r.set_cookies()
+}
+
+/// A refresh by the layer sets the session's `_multi-` cookie again when the browser no longer
+/// sends it (it outlived its `Max-Age`), as the plugin's after-hook does on Better Auth's own
+/// refreshes; not when the browser holds the most allowed, and not when it still has it.
+#[tokio::test]
+async fn a_refresh_sets_a_lost_multi_cookie_again() {
+    for (others, expect_multi) in [(0, true), (2, true), (3, false)] {
+        let store = MemoryStore::new();
+        let (app, clock) = clocked(&store, common::SECRET, None, 3);
+        let signer = tower_auth_session::codec::Signer::new(common::SECRET);
+        let user = User::new("a@example.com", "A", datetime!(2026-11-01 0:00 UTC));
+        store.insert_user(user.clone());
+        let signed = SessionLayer::new(config(3), store.clone())
+            .manager()
+            .sign_in(&user, SignIn::new())
+            .await
+            .unwrap();
+        let mut jar = Jar::default();
+        jar.apply(
+            &signed
+                .cookies
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>(),
+        );
+        let multi = format!("{NAME}_multi-{}", signed.session.token.to_lowercase());
+        assert!(jar.get(&multi).is_some());
+
+        // Still held: a refresh leaves it.
+        clock.advance(time::Duration::days(1) + time::Duration::seconds(1));
+        let lines = get_me(&app, &jar).await;
+        assert!(
+            lines.iter().any(|l| l.starts_with(&format!("{NAME}="))),
+            "refreshed"
+        );
+        assert!(!lines.iter().any(|l| l.contains("_multi-")), "{lines:?}");
+
+        // Lost, beside `others` other accounts' cookies.
+        jar.0.retain(|(n, _)| n != &multi);
+        for i in 0..others {
+            jar.0.push((
+                format!("{NAME}_multi-other{i}"),
+                signer.sign_cookie_value(&format!("OtherToken{i}")),
+            ));
+        }
+        clock.advance(time::Duration::days(1) + time::Duration::seconds(1));
+        let lines = get_me(&app, &jar).await;
+        let again = lines.iter().find(|l| l.starts_with(&format!("{multi}=")));
+        assert_eq!(again.is_some(), expect_multi, "{others} others: {lines:?}");
+        if let Some(line) = again {
+            assert!(line.contains("Max-Age=604800"), "{line}");
+            let value = line.split(';').next().unwrap().split_once('=').unwrap().1;
+            assert_eq!(value, jar.get(NAME).unwrap(), "the session cookie's value");
+        }
+    }
+}
+
+/// `_multi-` cookies that only a previous secret verifies are re-signed with the current one
+/// when the session cookie is (Better Auth reads them with the current secret only, so its
+/// account switcher would list nothing after a rotation).
+#[tokio::test]
+async fn a_rotation_re_signs_the_multi_cookies_too() {
+    const OLD: &str = "an-old-secret-of-at-least-thirty-two-bytes!!";
+    let store = MemoryStore::new();
+    let user = User::new("a@example.com", "A", datetime!(2026-11-01 0:00 UTC));
+    store.insert_user(user.clone());
+    let (old_app, _) = clocked(&store, OLD, None, 5);
+    let mut jar = Jar::default();
+    let old_manager = {
+        let config = SessionConfig::builder()
+            .secret(OLD)
+            .clock(ManualClock::new(datetime!(2026-11-28 12:00 UTC)))
+            .multi_session(5)
+            .build()
+            .unwrap();
+        SessionLayer::new(config, store.clone()).manager()
+    };
+    let signed = old_manager.sign_in(&user, SignIn::new()).await.unwrap();
+    jar.apply(
+        &signed
+            .cookies
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(get_me(&old_app, &jar).await, Vec::<String>::new());
+
+    let (new_app, _) = clocked(&store, common::SECRET, Some(OLD), 5);
+    let lines = get_me(&new_app, &jar).await;
+    jar.apply(&lines);
+    let current = tower_auth_session::codec::Signer::new(common::SECRET);
+    let multi = format!("{NAME}_multi-{}", signed.session.token.to_lowercase());
+    for name in [NAME, multi.as_str()] {
+        let value = jar.get(name).unwrap();
+        assert!(
+            current.unsign(value.as_bytes()).is_some(),
+            "{name} not re-signed: {lines:?}"
+        );
+    }
+}

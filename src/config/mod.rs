@@ -568,6 +568,11 @@ impl SessionConfigBuilder {
     /// cookies; [`Sessions::sign_out`](crate::extract::Sessions::sign_out) and
     /// [`SessionManager::sign_out_request`](crate::SessionManager::sign_out_request) end
     /// every session named by a `_multi-` cookie that verifies, and expire those cookies.
+    /// The maximum and the clean-up need the browser's cookies: sign-ins made with
+    /// [`SignIn::from_headers`](crate::SignIn::from_headers) (the `Sessions` extractor's)
+    /// apply them, [`SignIn::new`](crate::SignIn::new) cannot. A refresh by the layer sets the
+    /// session's `_multi-` cookie again when the browser no longer sends it (below the
+    /// maximum), and re-signs `_multi-` cookies a previous secret verified.
     /// Default: off.
     pub fn multi_session(mut self, maximum_sessions: usize) -> Self {
         self.multi_session = Some(maximum_sessions);
