@@ -451,6 +451,52 @@ async fn a_marker_in_any_numeric_form_revokes() {
     }
 }
 
+/// The lookup script takes the user id from the first `"userId":"` in the value; a JSON field
+/// of the session holding a `userId` of its own before the real one must not make the store
+/// apply another user's revoked-before marker (or miss the real user's).
+#[tokio::test]
+async fn the_marker_is_the_sessions_users_whatever_the_value_holds_before_it() {
+    let test = "the_marker_is_the_sessions_users_whatever_the_value_holds_before_it";
+    let Some(Raw {
+        store,
+        prefix,
+        mut conn,
+    }) = raw_node(test, ManualClock::new(NOW)).await
+    else {
+        return;
+    };
+    let user = User::new("d@example.com", "D", NOW);
+    let s = conformance::session(&user, NOW + Duration::days(7));
+    store.create(&s, &user).await.unwrap();
+    let key = format!("{prefix}{}", s.token);
+    let value: String = conn.get(&key).await.unwrap();
+    let decoyed = value.replacen(
+        r#"{"session":{"#,
+        r#"{"session":{"meta":{"userId":"decoy"},"#,
+        1,
+    );
+    assert_ne!(decoyed, value);
+    let _: () = conn.set(&key, &decoyed).await.unwrap();
+    let found = |store: RedisStore| {
+        let key = s.storage_key().into_owned();
+        async move {
+            let one = store.find(&key).await.unwrap().is_some();
+            let many = store.find_many(std::slice::from_ref(&key)).await.unwrap()[0].is_some();
+            assert_eq!(one, many, "find and find_many agree");
+            one
+        }
+    };
+    assert!(found(store.clone()).await);
+    revoke_behind_the_store(&mut conn, &prefix, &user.id).await;
+    assert!(!found(store.clone()).await, "the real user's marker revokes");
+    let _: () = conn
+        .del(format!("{prefix}revoked-sessions-before-{}", user.id))
+        .await
+        .unwrap();
+    revoke_behind_the_store(&mut conn, &prefix, "decoy").await;
+    assert!(found(store.clone()).await, "another user's marker does not");
+}
+
 /// Revoking every session of a user never shortens a revoked-before marker that Better Auth
 /// set for longer sessions (its TTL follows its own `expiresIn`), and leaves the list empty.
 #[tokio::test]
