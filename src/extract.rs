@@ -26,6 +26,7 @@ use crate::error::SessionError;
 use crate::manager::{SessionManager, SetCookies, SignIn, SignedIn};
 use crate::model::{Authenticated, Session, StorageKey, User};
 use crate::policy::SessionInfo;
+use crate::store::SessionStore;
 
 /// Why an extractor refused the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +226,8 @@ pub struct Sessions {
     request: SignIn,
     /// The cookie cache's chunks the request carried, expired by a sign-out.
     cache_chunks: Vec<String>,
+    /// Whether the layer took `current` from the cookie cache, without reading the store.
+    from_cache: bool,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Sessions {
@@ -240,6 +243,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Sessions {
         );
         Ok(Self {
             current: context.authenticated().cloned(),
+            from_cache: context.info().from_cache,
             manager,
             request,
             cache_chunks,
@@ -325,11 +329,14 @@ impl Sessions {
     /// return it with the response, or the browser keeps a cache cookie that other readers
     /// trust until it expires.
     ///
+    /// A session the layer took from the cookie cache is read from the store first, as Better
+    /// Auth does for its revocation endpoints: one revoked meanwhile revokes nothing.
+    ///
     /// # Errors
     ///
     /// [`SessionError::Store`] when the store fails; no cookies are cleared then.
     pub async fn revoke(&self, key: &StorageKey<'_>) -> Result<Revoked, SessionError> {
-        let Some(current) = &self.current else {
+        let Some(current) = self.authoritative().await? else {
             return Ok(Revoked::default());
         };
         let deleted = self.manager.revoke_own(&current.user.id, key).await?;
@@ -353,7 +360,7 @@ impl Sessions {
     /// [`SessionError::Store`] when the sessions cannot be deleted; no cookies are cleared
     /// then.
     pub async fn revoke_all(&self) -> Result<Revoked, SessionError> {
-        let deleted = match &self.current {
+        let deleted = match self.authoritative().await? {
             Some(current) => self.manager.revoke_all(&current.user.id).await?,
             None => 0,
         };
@@ -372,7 +379,7 @@ impl Sessions {
     /// [`SessionError::Store`] when the store fails; the sessions deleted before the failure
     /// stay deleted.
     pub async fn revoke_others(&self) -> Result<Revoked, SessionError> {
-        let Some(current) = &self.current else {
+        let Some(current) = self.authoritative().await? else {
             return Ok(Revoked::default());
         };
         let mut deleted = 0;
@@ -386,6 +393,26 @@ impl Sessions {
             deleted,
             cookies: SetCookies::default(),
         })
+    }
+
+    /// The request's session as the store holds it now, for the revocations: one the layer
+    /// took from the cookie cache is read again (a cache cookie outlives a revocation made
+    /// elsewhere by up to its `maxAge`), as Better Auth's `sensitiveSessionMiddleware` reads
+    /// it again for `revoke-session(s)`. `None` when it is gone or expired.
+    async fn authoritative(&self) -> Result<Option<Authenticated>, SessionError> {
+        let Some(current) = &self.current else {
+            return Ok(None);
+        };
+        if !self.from_cache {
+            return Ok(Some(current.clone()));
+        }
+        let now = self.manager.config().clock.now();
+        let found = self
+            .manager
+            .store()
+            .find(&current.session.storage_key())
+            .await?;
+        Ok(found.filter(|f| f.session.expires_at >= now))
     }
 
     /// The cookies that clear this request's session from the browser: the session cookie,

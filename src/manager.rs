@@ -577,7 +577,7 @@ impl SessionManager {
         };
         let probe = self.store().create(&probe, probe_user).await?;
         let read = self.store().find(&probe.storage_key()).await;
-        let deleted = self.store().delete(&probe.storage_key()).await;
+        let deleted = self.store().purge(&probe.storage_key()).await;
         match read? {
             Some(found) if found.session.id == probe.id => {}
             _ => {

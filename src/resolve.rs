@@ -49,28 +49,23 @@ pub(crate) fn now<St: SessionStore>(
                 {
                     return Some(Lookup::Cached(auth));
                 }
-                cache.incoming = match cookie_cache::strategy_of(&value) {
-                    Some(theirs) if theirs != settings.strategy => {
-                        config
-                            .warnings
-                            .other_cache_strategy(theirs.as_str(), settings.strategy.as_str());
-                        IncomingCache::OtherStrategy
-                    }
-                    Some(CookieCacheStrategy::Jwt) if cookie_cache::signed_with_jwks(&value) => {
-                        config.warnings.other_cache_strategy(
-                            "jwt signed with the jwt() plugin's keys (sessionCookieCache)",
-                            settings.strategy.as_str(),
-                        );
-                        IncomingCache::OtherStrategy
-                    }
-                    _ => {
-                        tracing::debug!(
-                            reason = "cookie cache invalid",
-                            "falling back to the store"
-                        );
-                        IncomingCache::Unusable
-                    }
-                };
+            }
+            // Another side's cookie is left alone on every route, authoritative ones included.
+            let theirs = match cookie_cache::strategy_of(&value) {
+                Some(theirs) if theirs != settings.strategy => Some(theirs.as_str()),
+                Some(CookieCacheStrategy::Jwt) if cookie_cache::signed_with_jwks(&value) => {
+                    Some("jwt signed with the jwt() plugin's keys (sessionCookieCache)")
+                }
+                _ => None,
+            };
+            if let Some(theirs) = theirs {
+                config
+                    .warnings
+                    .other_cache_strategy(theirs, settings.strategy.as_str());
+                cache.incoming = IncomingCache::OtherStrategy;
+            } else if !authoritative {
+                tracing::debug!(reason = "cookie cache invalid", "falling back to the store");
+                cache.incoming = IncomingCache::Unusable;
             }
         }
     }

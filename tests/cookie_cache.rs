@@ -621,3 +621,60 @@ async fn a_cache_jwt_signed_with_the_plugins_keys_is_left_alone() {
         "{lines:?}"
     );
 }
+
+/// On a route where the store decides (`authoritative_for`), the layer still leaves a cache
+/// cookie of another strategy alone (it issued its own there, overwriting Better Auth's).
+#[tokio::test]
+async fn an_authoritative_route_leaves_another_strategys_cache_cookie_alone() {
+    let f = fx();
+    let token = f.token_cookie(true).await;
+    let theirs = format!("{DATA}=eyJhbGciOiJIUzI1NiJ9.eyJzZXNzaW9uIjp7fX0.c2ln");
+    let r = f
+        .get("/account/security", &format!("{token}; {theirs}"))
+        .await;
+    assert_eq!(r.body, "cache@example.com cache=false");
+    assert!(
+        r.set_cookie(DATA).is_none(),
+        "another strategy's cookie overwritten: {:?}",
+        r.set_cookies()
+    );
+    // Its own strategy's cookie is still issued there, as before.
+    let r = f.get("/account/security", &token).await;
+    assert!(r.set_cookie(DATA).is_some(), "{:?}", r.set_cookies());
+}
+
+/// The revocations read a session the cookie cache vouched for from the store first, as Better
+/// Auth's `sensitiveSessionMiddleware` does: a session revoked elsewhere, still served from its
+/// cache cookie, cannot end the user's other sessions.
+#[tokio::test]
+async fn a_cached_session_revoked_elsewhere_revokes_nothing() {
+    let f = fx();
+    let own = f.token_cookie(true).await;
+    let other = f.token_cookie(true).await;
+    let first = f.get("/me", &own).await;
+    let cached = format!("{own}; {}", jar(&first.set_cookies()));
+    assert_eq!(
+        f.get("/me", &cached).await.body,
+        "cache@example.com cache=true"
+    );
+
+    f.layer.manager().revoke(&key_of(&own)).await.unwrap();
+    assert_eq!(
+        f.get("/me", &cached).await.body,
+        "cache@example.com cache=true",
+        "still served from its cache cookie"
+    );
+    for path in [
+        "/revoke-other-sessions".to_owned(),
+        format!("/revoke-session/{}", key_of(&other)),
+        "/revoke-sessions".to_owned(),
+    ] {
+        let r = f.post(&path, &cached).await;
+        assert_eq!((r.status, r.body.as_str()), (200, "0"), "{path}");
+    }
+    assert_eq!(
+        f.get("/me", &other).await.status,
+        200,
+        "the other session lives"
+    );
+}

@@ -209,6 +209,38 @@ mod in_front_of_postgres {
             "redis in front of postgres, preserving, conformance"
         ));
 
+        /// `health_check`'s probe is purged, not kept ended: a probe every 10 s would otherwise
+        /// add thousands of rows a day to the audit trail.
+        #[tokio::test]
+        async fn the_health_check_leaves_no_row() {
+            let test = "preserving health check";
+            let Some(redis) = redis(test).await else {
+                return;
+            };
+            let Some(url) = common::fresh_pg_database(test).await else {
+                return;
+            };
+            let pg = PostgresStore::builder(url.clone())
+                .create_schema(true)
+                .build()
+                .await
+                .unwrap();
+            let store = redis.in_front_of(pg).preserve_in_database();
+            let user = store.add_user(&conformance::user("probe")).await;
+            let config = tower_auth_session::SessionConfig::builder()
+                .secret(common::SECRET)
+                .build()
+                .unwrap();
+            let manager = tower_auth_session::SessionManager::new(config, store);
+            manager.health_check(&user).await.unwrap();
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            let rows: i64 = sqlx::query_scalar(r#"select count(*) from "session""#)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert_eq!(rows, 0);
+        }
+
         /// Sign-outs and revocations delete the Redis key and end the row (its expiry set to
         /// the store's now) rather than deleting it; lookups do not fall back to the table;
         /// sweeps leave the rows; lists read Redis. Before, every one of these deleted the
@@ -488,7 +520,10 @@ async fn the_marker_is_the_sessions_users_whatever_the_value_holds_before_it() {
     };
     assert!(found(store.clone()).await);
     revoke_behind_the_store(&mut conn, &prefix, &user.id).await;
-    assert!(!found(store.clone()).await, "the real user's marker revokes");
+    assert!(
+        !found(store.clone()).await,
+        "the real user's marker revokes"
+    );
     let _: () = conn
         .del(format!("{prefix}revoked-sessions-before-{}", user.id))
         .await

@@ -137,15 +137,15 @@ impl std::fmt::Debug for JwtVerifierBuilder {
 }
 
 impl JwtVerifierBuilder {
-    /// The exact `iss` a token must carry. Default: the base URL given to
-    /// [`JwtVerifier::builder`] (Better Auth's `jwt.issuer` default).
+    /// The exact `iss` a token must carry, as given. Default: the origin of the base URL given
+    /// to [`JwtVerifier::builder`] (Better Auth's `jwt.issuer` default).
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = issuer.into();
         self
     }
 
-    /// The audience `aud` must be (or contain). Default: the base URL (Better Auth's
-    /// `jwt.audience` default).
+    /// The audience `aud` must be (or contain), as given. Default: the origin of the base URL
+    /// (Better Auth's `jwt.audience` default).
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audience = audience.into();
         self

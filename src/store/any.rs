@@ -49,6 +49,7 @@ trait Erased: Send + Sync + 'static {
         user_id: &'a str,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<Vec<Session>, StoreError>>;
+    fn purge<'a>(&'a self, key: &'a StorageKey<'a>) -> BoxFuture<'a, Result<(), StoreError>>;
     fn end_session<'a>(
         &'a self,
         key: &'a StorageKey<'a>,
@@ -131,6 +132,9 @@ impl<S: SessionStore> Erased for Holder<S> {
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<Vec<Session>, StoreError>> {
         Box::pin(self.0.list_user_sessions(user_id, now))
+    }
+    fn purge<'a>(&'a self, key: &'a StorageKey<'a>) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.0.purge(key))
     }
     fn end_session<'a>(
         &'a self,
@@ -245,6 +249,9 @@ impl SessionStore for AnyStore {
     }
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         self.inner.delete_user_sessions(user_id).await
+    }
+    async fn purge(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
+        self.inner.purge(key).await
     }
     async fn end_session(
         &self,

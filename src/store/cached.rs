@@ -770,6 +770,12 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         Ok(n)
     }
 
+    async fn purge(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
+        self.inner.purge(key).await?;
+        self.ended(key).await;
+        Ok(())
+    }
+
     async fn end_session(
         &self,
         key: &StorageKey<'_>,

@@ -240,6 +240,14 @@ pub trait SessionStore: Send + Sync + 'static {
         self.delete(key)
     }
 
+    /// Deletes the session `key` outright, also where the store keeps ended sessions for an
+    /// audit trail ([`RedisWithDatabase::preserve_in_database`]): for sessions that never were
+    /// a user's, such as [`health_check`](crate::SessionManager::health_check)'s probe. The
+    /// default deletes it.
+    fn purge(&self, key: &StorageKey<'_>) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.delete(key)
+    }
+
     /// [`end_session`](Self::end_session) for every live session of `user_id`; returns how
     /// many were ended (where the store can tell). The default deletes them.
     fn end_user_sessions(
@@ -346,6 +354,9 @@ impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send {
         (**self).list_user_sessions(user_id, now)
+    }
+    fn purge(&self, key: &StorageKey<'_>) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).purge(key)
     }
     fn end_session(
         &self,

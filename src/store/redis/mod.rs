@@ -1258,6 +1258,11 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
         self.redis.delete(key).await
     }
 
+    async fn purge(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
+        self.database.purge(key).await?;
+        self.redis.delete(key).await
+    }
+
     async fn delete_if_expired(
         &self,
         key: &StorageKey<'_>,
