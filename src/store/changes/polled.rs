@@ -327,15 +327,22 @@ mod sqlite {
 
     impl Sqlite {
         pub(super) fn new(store: &SqliteStore, names: &Names) -> Self {
-            let ct = &names.changes;
+            Self::on(store.pool().clone(), &names.changes)
+        }
+
+        /// The statements for the change table `ct`, on `pool`. Pruning keeps the newest row,
+        /// so that the table is never empty once used: an empty table's `max(id)` of 0 would
+        /// read as a recreated table and flush every cache after each quiet spell.
+        fn on(pool: SqlitePool, ct: &str) -> Self {
             Self {
-                pool: store.pool().clone(),
+                pool,
                 since: format!(
                     "select \"id\", \"token\" from {ct} where \"id\" > ? order by \"id\""
                 ),
                 max: format!("select coalesce(max(\"id\"), 0) from {ct}"),
                 prune: format!(
-                    "delete from {ct} where \"at\" < cast(strftime('%s', 'now') as integer) - ?"
+                    "delete from {ct} where \"at\" < cast(strftime('%s', 'now') as integer) - ? \
+                     and \"id\" < (select max(\"id\") from {ct})"
                 ),
             }
         }
@@ -376,6 +383,37 @@ mod sqlite {
                 .rows_affected())
         }
     }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// Pruning keeps the newest row, so the table's `max(id)` never falls back to 0 (read
+        /// as a recreated table, which flushes every cache) after a quiet spell.
+        #[tokio::test]
+        async fn pruning_keeps_the_newest_row() {
+            let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
+            sqlx::query(
+                "create table \"changes\" (\"id\" integer primary key autoincrement, \
+                 \"token\" text not null, \"at\" integer not null)",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            for token in ["a", "b", "c"] {
+                sqlx::query("insert into \"changes\" (\"token\", \"at\") values (?, 0)")
+                    .bind(token)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            let table = Sqlite::on(pool, "\"changes\"");
+            assert_eq!(table.prune(10).await.unwrap(), 2);
+            assert_eq!(table.max_id().await.unwrap(), 3);
+            assert_eq!(table.prune(10).await.unwrap(), 0);
+            assert_eq!(table.since(2).await.unwrap(), [(3, "c".to_owned())]);
+        }
+    }
 }
 
 #[cfg(feature = "mysql")]
@@ -398,7 +436,12 @@ mod mysql {
                 store: store.clone(),
                 since: format!("select `id`, `token` from {ct} where `id` > ? order by `id`"),
                 max: format!("select cast(coalesce(max(`id`), 0) as signed) from {ct}"),
-                prune: format!("delete from {ct} where `at` < now(3) - interval ? second"),
+                // Keeps the newest row (see the SQLite poller); MySQL reads the table it
+                // deletes from only through a derived table.
+                prune: format!(
+                    "delete from {ct} where `at` < now(3) - interval ? second \
+                     and `id` < (select newest from (select max(`id`) as newest from {ct}) as m)"
+                ),
             }
         }
 
