@@ -256,18 +256,11 @@ async fn better_auth_revocations_reach_a_cache_over_postgres() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("PgBouncer"), "{err}");
-    let changes = store
-        .session_changes()
-        .create_trigger(true)
-        .start()
-        .await
-        .unwrap();
-    let _again = store
-        .session_changes()
-        .create_trigger(true)
-        .start()
-        .await
-        .unwrap();
+    // Instances started together race to create the trigger: every one starts.
+    let start = || store.session_changes().create_trigger(true).start();
+    let (changes, again, third) = tokio::join!(start(), start(), start());
+    let changes = changes.unwrap();
+    drop((again.unwrap(), third.unwrap()));
     revocations_reach_the_cache(&ba, store, changes, "PostgreSQL").await;
 }
 
@@ -292,18 +285,11 @@ async fn better_auth_revocations_reach_a_cache_over_mysql() {
     let store = MySqlStore::connect(&url).await.unwrap();
     let err = store.session_changes().start().await.unwrap_err();
     assert!(err.to_string().contains("create_trigger(true)"), "{err}");
-    let changes = store
-        .session_changes()
-        .create_trigger(true)
-        .start()
-        .await
-        .unwrap();
-    let _again = store
-        .session_changes()
-        .create_trigger(true)
-        .start()
-        .await
-        .unwrap();
+    // Instances started together race to create the trigger: every one starts.
+    let start = || store.session_changes().create_trigger(true).start();
+    let (changes, again, third) = tokio::join!(start(), start(), start());
+    let changes = changes.unwrap();
+    drop((again.unwrap(), third.unwrap()));
     revocations_reach_the_cache(&ba, store, changes, "MySQL/MariaDB").await;
 }
 

@@ -112,8 +112,25 @@ macro_rules! builder_methods {
             let names = self.names()?;
             let db = self.table_for(&names);
             if self.settings.create {
-                for statement in names.ddl() {
-                    db.run(&statement).await.map_err(|e| self.create_error(e))?;
+                // Instances started together race to create them (`trigger already exists`):
+                // the statements are idempotent, so one that lost runs them again, and finds
+                // what the winner made.
+                let mut attempts = 0;
+                loop {
+                    attempts += 1;
+                    let mut failed = None;
+                    for statement in names.ddl() {
+                        if let Err(e) = db.run(&statement).await {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                    match failed {
+                        None => break,
+                        Some(_) if db.count_objects(&names).await.map_err(backend)? >= 3 => break,
+                        Some(e) if attempts >= 3 => return Err(self.create_error(e)),
+                        Some(_) => {}
+                    }
                 }
             }
             let found = db.count_objects(&names).await.map_err(backend)?;

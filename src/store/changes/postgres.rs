@@ -150,15 +150,23 @@ impl PostgresChangesBuilder {
                     Some(Box::new(e)),
                 )
             };
-            sqlx::raw_sql(&function)
-                .execute(&pool)
-                .await
-                .map_err(create)?;
-            if !exists().await? {
-                sqlx::raw_sql(&trigger)
-                    .execute(&pool)
-                    .await
-                    .map_err(create)?;
+            // Instances started together race here (`tuple concurrently updated` on the
+            // function, `trigger already exists`): one that lost finds the trigger the winner
+            // created, or tries again.
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let made = match sqlx::raw_sql(&function).execute(&pool).await {
+                    Ok(_) if exists().await? => Ok(()),
+                    Ok(_) => sqlx::raw_sql(&trigger).execute(&pool).await.map(|_| ()),
+                    Err(e) => Err(e),
+                };
+                match made {
+                    Ok(()) => break,
+                    Err(_) if exists().await? => break,
+                    Err(e) if attempts >= 3 => return Err(create(e)),
+                    Err(_) => {}
+                }
             }
         }
         if !exists().await? {
