@@ -696,6 +696,91 @@ async fn a_watched_sqlite_feed_drops_rows_deleted_behind_the_stores_back() {
     assert!(rows >= 1);
 }
 
+/// A migration tool that drops the change table (not knowing it) leaves its triggers on the
+/// session table, and then every session update and delete fails, Better Auth's included.
+/// A feed allowed to create the table recreates it, drops every cached session (changes were
+/// missed), and goes on reporting.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_change_table_is_recreated_by_the_feed() {
+    use tower_auth_session::SqliteStore;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("dropped.db").display());
+    let store = SqliteStore::connect(&url).await.unwrap();
+    let changes = store
+        .session_changes()
+        .create_trigger(true)
+        .start()
+        .await
+        .unwrap();
+    let cached = CachedStore::builder(store.clone())
+        .ttl(Duration::from_secs(600))
+        .watch(changes.clone())
+        .build();
+    let user = store
+        .insert_user(&User::new("dropped@example.com", "D", conformance::NOW))
+        .await
+        .unwrap();
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(7);
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let s = conformance::session(&user, later);
+        sessions.push(store.create(&s, &user).await.unwrap());
+    }
+    assert!(cached
+        .find(&sessions[0].storage_key())
+        .await
+        .unwrap()
+        .is_some());
+
+    let other = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let mut rx = changes.applied();
+    sqlx::query(r#"drop table "tas_session_changes""#)
+        .execute(&other)
+        .await
+        .unwrap();
+    // Each change the feed applies is a moment to look: the recreation comes with one that
+    // drops every cached session.
+    let recreated = async {
+        loop {
+            rx.changed().await.unwrap();
+            let tables: i64 = sqlx::query_scalar(
+                "select count(*) from sqlite_master where name = 'tas_session_changes'",
+            )
+            .fetch_one(&other)
+            .await
+            .unwrap();
+            if tables == 1 && cached.find_now(&sessions[0].storage_key()).is_none() {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), recreated)
+        .await
+        .expect("the feed recreated the table and dropped every cached session");
+    // Writers work again, and their changes are reported.
+    assert!(cached
+        .find(&sessions[1].storage_key())
+        .await
+        .unwrap()
+        .is_some());
+    let seen = *rx.borrow();
+    sqlx::query(r#"delete from "session" where "token" = ?"#)
+        .bind(&sessions[1].token)
+        .execute(&other)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n > seen))
+        .await
+        .expect("the delete was reported")
+        .unwrap();
+    assert!(cached
+        .find(&sessions[1].storage_key())
+        .await
+        .unwrap()
+        .is_none());
+}
+
 #[cfg(all(feature = "postgres", feature = "redis"))]
 mod across_instances {
     use super::*;

@@ -13,9 +13,24 @@
 //! | `RedisStore` | keyspace notifications (`notify-keyspace-events` with `K`, `g`, `$`, `x`) on the session keys | one round trip | the setting (set at start when the server allows `CONFIG SET`); on a Redis Cluster, one subscription per master, following failovers (masters read again every second) |
 //!
 //! Schema changes are opt-in and idempotent: nothing is created unless `create_trigger(true)`
-//! is given, and creating again is harmless. The triggers only add a row or a notification to
-//! Better Auth's own writes; they never fail them while their table exists. Each builder's
-//! `ddl()` gives the statements for a migration tool instead.
+//! is given, and creating again is harmless (also by several instances starting at once). The
+//! triggers only add a row or a notification to Better Auth's own writes; they never fail them
+//! while their table exists. Each builder's `ddl()` gives the statements for a migration tool
+//! instead. A migration tool that does not know the change table may drop it (then the
+//! SQLite and MySQL triggers fail every session update and delete, Better Auth's included) or
+//! rebuild the session table without the triggers (then the feed hears nothing): the polling
+//! feeds check for both, at once when a read fails and every quarter of the retention, and
+//! recreate what is missing when `create_trigger(true)` was given (dropping every cached
+//! session), or log an error saying what is broken. Tell the migration tool to leave the
+//! `tas_session_changes` objects alone.
+//!
+//! What the feeds do not report, and so is served for at most the cache's `ttl`: changes to
+//! the user row alone (Better Auth's admin `setRole`, a new name or e-mail; bans and user
+//! deletions end the sessions, which is reported) on PostgreSQL, SQLite and MySQL (Redis keeps
+//! the user inside each session value, which Better Auth rewrites); PostgreSQL `TRUNCATE`;
+//! Redis evictions under `maxmemory`. With `RedisStore::in_front_of`, Better Auth deletes the
+//! Redis key before the row: watch the database's feed too, or a read in between caches the
+//! row again.
 //!
 //! A feed that loses its connection reconnects by itself and then drops every cached entry,
 //! since changes may have been missed meanwhile. While it cannot reconnect, the staleness

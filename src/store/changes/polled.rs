@@ -33,6 +33,71 @@ trait ChangeTable: Send + Sync + 'static {
     fn max_id(&self) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
     /// Deletes rows older than `secs` seconds.
     fn prune(&self, secs: u64) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+    /// Runs one of the `CREATE` statements (idempotent).
+    fn create(&self, sql: &str) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    /// How many of the change table and its two triggers exist.
+    fn objects(&self, names: &Names) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
+}
+
+/// Keeps the change table and its triggers there while the feed runs. A migration tool that
+/// does not know them may drop the table (then every update and delete of a session row fails
+/// in the triggers, Better Auth's sign-outs and refreshes included) or rebuild the session
+/// table without them (then the feed hears nothing). The poller recreates them when its
+/// builder may create them, and otherwise says loudly what is broken.
+struct Upkeep {
+    names: Names,
+    create: bool,
+    /// Reported missing, not yet seen back.
+    reported: bool,
+}
+
+impl Upkeep {
+    /// Checks that everything is there; returns whether it had to recreate something (changes
+    /// may have been missed meanwhile).
+    async fn check<T: ChangeTable>(&mut self, db: &T) -> bool {
+        let Ok(found) = db.objects(&self.names).await else {
+            return false;
+        };
+        if found >= 3 {
+            if std::mem::take(&mut self.reported) {
+                tracing::info!(
+                    source = SOURCE,
+                    "the session change table and triggers are back"
+                );
+            }
+            return false;
+        }
+        if self.create {
+            for statement in self.names.ddl() {
+                let _ = db.create(&statement).await;
+            }
+            if db.objects(&self.names).await.is_ok_and(|n| n >= 3) {
+                tracing::warn!(
+                    source = SOURCE,
+                    table = %self.names.changes,
+                    "the session change table or its triggers had gone (dropped or rebuilt by a \
+                     migration?): recreated them, and dropped every cached session"
+                );
+                self.reported = false;
+                return true;
+            }
+        }
+        if !std::mem::replace(&mut self.reported, true) {
+            tracing::error!(
+                source = SOURCE,
+                table = %self.names.changes,
+                session_table = %self.names.session.table,
+                found,
+                "the session change table or its triggers are missing (dropped or rebuilt by a \
+                 migration?). While the table is missing and its triggers remain, every update \
+                 and delete of a session fails, Better Auth's sign-outs and refreshes included; \
+                 while the triggers are missing, cached sessions are served until the cache TTL. \
+                 Recreate them (create_trigger(true), or the statements from .ddl()), or drop \
+                 the triggers"
+            );
+        }
+        false
+    }
 }
 
 /// The settings both builders share.
@@ -151,8 +216,13 @@ macro_rules! builder_methods {
             }
             let floor = db.max_id().await.map_err(backend)?;
             let settings = self.settings;
+            let upkeep = Upkeep {
+                names,
+                create: settings.create,
+                reported: false,
+            };
             Ok(SessionChanges::spawn(SOURCE, move |sink| {
-                poll(db, sink, floor, settings.interval, settings.retention)
+                poll(db, upkeep, sink, floor, settings.interval, settings.retention)
             }))
         }
     };
@@ -246,6 +316,7 @@ impl Names {
 /// Polls `db` every `interval` until the feed is dropped.
 async fn poll<T: ChangeTable>(
     db: T,
+    mut upkeep: Upkeep,
     sink: Sink,
     mut floor: i64,
     interval: Duration,
@@ -293,6 +364,11 @@ async fn poll<T: ChangeTable>(
                 seen = seen.split_off(&(floor + 1));
             }
             Err(error) => {
+                // A dropped table fails Better Auth's writes: recreated at once when allowed.
+                if upkeep.check(&db).await {
+                    sink.send(Change::All);
+                    continue;
+                }
                 if !failing {
                     tracing::warn!(
                         source = SOURCE,
@@ -306,6 +382,9 @@ async fn poll<T: ChangeTable>(
         }
         if last_prune.elapsed() >= prune_every {
             last_prune = Instant::now();
+            if upkeep.check(&db).await {
+                sink.send(Change::All);
+            }
             let secs = retention.as_secs();
             if let Err(error) = db.prune(secs).await {
                 tracing::debug!(%error, "could not prune the session change table");
@@ -382,6 +461,12 @@ mod sqlite {
     }
 
     impl ChangeTable for Sqlite {
+        async fn create(&self, sql: &str) -> Result<(), sqlx::Error> {
+            self.run(sql).await
+        }
+        async fn objects(&self, names: &Names) -> Result<i64, sqlx::Error> {
+            self.count_objects(names).await
+        }
         async fn since(&self, after: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
             sqlx::query_as(&self.since)
                 .bind(after)
@@ -503,6 +588,12 @@ mod mysql {
     }
 
     impl ChangeTable for MySql {
+        async fn create(&self, sql: &str) -> Result<(), sqlx::Error> {
+            self.run(sql).await
+        }
+        async fn objects(&self, names: &Names) -> Result<i64, sqlx::Error> {
+            self.count_objects(names).await
+        }
         async fn since(&self, after: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
             sqlx::query_as(&self.since)
                 .bind(after)
@@ -658,6 +749,12 @@ impl MySqlTable {
 
 #[cfg(feature = "mysql")]
 impl ChangeTable for MySqlTable {
+    fn create(&self, sql: &str) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        self.run(sql)
+    }
+    fn objects(&self, names: &Names) -> impl Future<Output = Result<i64, sqlx::Error>> + Send {
+        self.count_objects(names)
+    }
     fn since(
         &self,
         after: i64,
