@@ -38,6 +38,8 @@ enum Backend {
     Redis,
     RedisCluster,
     RedisAndPostgres,
+    /// Better Auth's `preserveSessionInDatabase` on both sides.
+    RedisAndPostgresPreserving,
 }
 
 impl Backend {
@@ -53,7 +55,11 @@ impl Backend {
     fn postgres(self) -> bool {
         matches!(
             self,
-            Self::Postgres | Self::PostgresUuid | Self::PostgresSerial | Self::RedisAndPostgres
+            Self::Postgres
+                | Self::PostgresUuid
+                | Self::PostgresSerial
+                | Self::RedisAndPostgres
+                | Self::RedisAndPostgresPreserving
         )
     }
     fn sqlite(self) -> bool {
@@ -108,7 +114,7 @@ async fn shared(test: &str, backend: Backend) -> Option<Shared> {
         None
     };
     let redis_url = match backend {
-        Backend::Redis | Backend::RedisAndPostgres => {
+        Backend::Redis | Backend::RedisAndPostgres | Backend::RedisAndPostgresPreserving => {
             let base = common::server_url("TAS_TEST_REDIS_URL", test)?;
             // Better Auth writes unprefixed keys: give each test its own logical database.
             let db = 1 + (std::process::id() as usize + test.len() * 7 + backend as usize) % 15;
@@ -184,8 +190,14 @@ macro_rules! peer {
         if let Some(mode) = backend.generate_id() {
             env.push(("BA_GENERATE_ID", mode.to_owned()));
         }
-        if backend == Backend::RedisAndPostgres {
+        if matches!(
+            backend,
+            Backend::RedisAndPostgres | Backend::RedisAndPostgresPreserving
+        ) {
             env.push(("BA_STORE_SESSION_IN_DATABASE", "1".to_owned()));
+        }
+        if backend == Backend::RedisAndPostgresPreserving {
+            env.push(("BA_PRESERVE_SESSION_IN_DATABASE", "1".to_owned()));
         }
         for (k, v) in $ba_env {
             env.push((k, v.to_string()));
@@ -365,7 +377,12 @@ impl<St: SessionStore> Peer<St> {
                 .unwrap();
             any |= n > 0;
         }
-        if let Some(pool) = &self.pg {
+        // With preserveSessionInDatabase, ended rows stay (checked at the end of `every_direction`).
+        if let Some(pool) = self
+            .pg
+            .as_ref()
+            .filter(|_| self.backend != Backend::RedisAndPostgresPreserving)
+        {
             let n: i64 = sqlx::query_scalar(r#"select count(*) from "session" where "token" = $1"#)
                 .bind(token)
                 .fetch_one(pool)
@@ -612,6 +629,22 @@ async fn every_direction<St: SessionStore>(p: Peer<St>) {
         p.backend
     );
 
+    //    With preserveSessionInDatabase on both sides, no row of this user was deleted by
+    //    either: the seven sessions above are all in the table, ended where Better Auth or Rust
+    //    signed them out or revoked them; only `c` (expired by Rust's clock alone, its Redis
+    //    key dropped) keeps its expiry.
+    if p.backend == Backend::RedisAndPostgresPreserving {
+        let pool = p.pg.as_ref().unwrap();
+        let (rows, live): (i64, i64) = sqlx::query_as(
+            r#"select count(*), count(*) filter (where "expiresAt" > now()) from "session" where "userId" = $1"#,
+        )
+        .bind(&user.id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!((rows, live), (7, 1), "rows kept, live");
+    }
+
     // 7. "Don't remember me": Rust never refreshes while the signed marker is present.
     let up = p.ba_sign_up("peer-dont@example.com", false).await;
     let cookies = up["cookie"].as_str().unwrap().to_owned();
@@ -727,6 +760,10 @@ macro_rules! backend_test {
                 Backend::RedisAndPostgres => {
                     run!(redis_store.unwrap().in_front_of(pg_store.unwrap()))
                 }
+                Backend::RedisAndPostgresPreserving => run!(redis_store
+                    .unwrap()
+                    .in_front_of(pg_store.unwrap())
+                    .preserve_in_database()),
             }
         }
     };
@@ -749,6 +786,10 @@ backend_test!(every_direction_on_a_redis_cluster, Backend::RedisCluster);
 backend_test!(
     every_direction_on_redis_in_front_of_postgres,
     Backend::RedisAndPostgres
+);
+backend_test!(
+    every_direction_on_redis_in_front_of_postgres_preserving,
+    Backend::RedisAndPostgresPreserving
 );
 
 /// 6. Cookie names: `__Secure-` (https base URL), a custom prefix, a custom name. Configured the

@@ -170,6 +170,7 @@ if (int("BA_FRESH_AGE") !== undefined) session.freshAge = int("BA_FRESH_AGE");
 if (flag("BA_DISABLE_SESSION_REFRESH")) session.disableSessionRefresh = true;
 if (flag("BA_DEFER_SESSION_REFRESH")) session.deferSessionRefresh = true;
 if (flag("BA_STORE_SESSION_IN_DATABASE")) session.storeSessionInDatabase = true;
+if (flag("BA_PRESERVE_SESSION_IN_DATABASE")) session.preserveSessionInDatabase = true;
 if (cookieCacheMode !== "off") {
   session.cookieCache = { enabled: true, strategy: cookieCacheMode };
   if (int("BA_COOKIE_CACHE_MAX_AGE") !== undefined) session.cookieCache.maxAge = int("BA_COOKIE_CACHE_MAX_AGE");
