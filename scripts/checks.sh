@@ -6,8 +6,8 @@
 #   Extra arguments go to `cargo test --all-features` (e.g. `-- --nocapture`).
 # Environment:
 #   TAS_CHECKS_SKIP="a b" skip the named steps (fmt clippy features-default features-none
-#                         features-servers features-mysql features-redis features-jwt test doc fuzz
-#                         package)
+#                         features-servers features-mysql features-redis features-jwt
+#                         features-sqlite-cache test doc fuzz package)
 #   FUZZ_SECONDS=N        how long the fuzz step runs (default 20)
 set -euo pipefail
 
@@ -59,6 +59,7 @@ step features-servers cargo clippy --lib --no-default-features --features postgr
 step features-mysql cargo clippy --lib --no-default-features --features mysql -- -D warnings
 step features-redis cargo clippy --lib --no-default-features --features redis -- -D warnings
 step features-jwt cargo clippy --lib --no-default-features --features jwt -- -D warnings
+step features-sqlite-cache cargo clippy --lib --no-default-features --features sqlite,cache -- -D warnings
 step test cargo test --all-features "$@"
 step doc env RUSTDOCFLAGS="${RUSTDOCFLAGS:+$RUSTDOCFLAGS }-D warnings" cargo doc --all-features --no-deps
 step fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash scripts/fuzz.sh

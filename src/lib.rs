@@ -31,15 +31,19 @@
 //!
 //! | step | module |
 //! |---|---|
-//! | the credential: the session cookie or a bearer value, verified (spec §2), the origin check | `credential`, [`codec`], `origin` |
-//! | resolution: the cookie cache (spec §6), then the store under its deadline (spec §4, §7) | `resolve`, `cookie_cache`, [`store`] |
-//! | one decision, as data: every per-request rule (spec §5) | `policy` |
+//! | the credential: the session cookie or a bearer value, verified (`TOKEN.SIGNATURE`, HMAC-SHA256), the origin check | `credential`, [`codec`], `origin` |
+//! | resolution: the cookie cache (`session_data`), then the store under its deadline | `resolve`, `cookie_cache`, [`store`] |
+//! | one decision, as data: every per-request rule (expiry, refresh after `updateAge`, "don't remember me") | `policy` |
 //! | the store write the decision asks for (a coalesced refresh, an expired row's deletion) | `resolve` |
 //! | the request extension ([`AuthContext`]) and the inner service | `service`, `context` |
-//! | the cookie plan, rendered to `Set-Cookie` once, on the way out (spec §2.2) | `plan` |
+//! | the cookie plan, rendered to `Set-Cookie` once, on the way out | `plan` |
 //!
 //! Configuration is one flat builder ([`SessionConfigBuilder`]) validated into typed parts;
 //! sign-in, sign-out and revocation from Rust go through [`SessionManager`].
+//!
+//! Comments in the source cite "spec §N": the byte-level contract with Better Auth (cookies,
+//! schema, refresh, cookie cache, secondary storage) the project keeps beside the repository,
+//! checked against Better Auth's own source; the README's compatibility section summarises it.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -209,20 +209,11 @@ async fn better_auth_revocations_reach_a_cache_over_sqlite() {
     // Without the table and triggers, and without the opt-in, the feed refuses to start.
     let err = store.session_changes().start().await.unwrap_err();
     assert!(err.to_string().contains("create_trigger(true)"), "{err}");
-    let changes = store
-        .session_changes()
-        .create_trigger(true)
-        .start()
-        .await
-        .unwrap();
-    // Idempotent: a second instance creates nothing new and starts too.
-    let again = store
-        .session_changes()
-        .create_trigger(true)
-        .start()
-        .await
-        .unwrap();
-    drop(again);
+    // Idempotent, also for instances started together: every one starts.
+    let start = || store.session_changes().create_trigger(true).start();
+    let (changes, again, third) = tokio::join!(start(), start(), start());
+    let changes = changes.unwrap();
+    drop((again.unwrap(), third.unwrap()));
     revocations_reach_the_cache(&ba, store, changes, "SQLite").await;
 }
 

@@ -206,3 +206,53 @@ async fn mysql_over_tls_verifies_the_certificate() {
     let err = MySqlStore::connect(&wrong).await.unwrap_err().to_string();
     assert!(err.contains("TLS") && err.contains("ssl-ca"), "{err}");
 }
+
+/// A root certificate named in the URL without `ssl-mode` (or with `REQUIRED`) verifies the
+/// chain, as the MySQL client does for `--ssl-ca`: sqlx loaded it and accepted any certificate.
+#[tokio::test]
+async fn an_ssl_ca_in_the_url_is_checked() {
+    let test = "an_ssl_ca_in_the_url_is_checked";
+    let Some(untrusted) = common::server_url("TAS_TEST_TLS_UNTRUSTED_CA", test) else {
+        return;
+    };
+    for params in [
+        format!("?ssl-ca={untrusted}"),
+        format!("?ssl-mode=REQUIRED&ssl-ca={untrusted}"),
+    ] {
+        let Some(url) = database(test, &ddl::TEXT, &params).await else {
+            return;
+        };
+        let err = MySqlStore::connect(&url).await.unwrap_err().to_string();
+        assert!(err.contains("TLS"), "{params}: {err}");
+    }
+}
+
+/// Under MariaDB's and MySQL's default collations `=` matches a token in another case or with
+/// trailing spaces; the store answers only the token itself (a cache in front kept such a
+/// spelling past the revocation of the real one).
+#[tokio::test]
+async fn a_token_matches_only_itself() {
+    let test = "a_token_matches_only_itself";
+    let Some(store) = store(test, &ddl::TEXT, SqlSchema::better_auth()).await else {
+        return;
+    };
+    let user = store
+        .insert_user(&User::new("case@example.com", "C", conformance::NOW))
+        .await
+        .unwrap();
+    let s = conformance::session(&user, conformance::NOW + time::Duration::days(7));
+    let s = store.create(&s, &user).await.unwrap();
+    assert!(store.find(&s.storage_key()).await.unwrap().is_some());
+    for variant in [
+        s.token.to_uppercase(),
+        s.token.to_lowercase(),
+        format!("{} ", s.token),
+    ] {
+        let key = StorageKey::new(variant.as_str());
+        assert!(store.find(&key).await.unwrap().is_none(), "{variant:?}");
+        assert!(
+            store.find_many(&[key]).await.unwrap()[0].is_none(),
+            "{variant:?}"
+        );
+    }
+}

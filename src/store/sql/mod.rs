@@ -377,12 +377,16 @@ const PLUGIN_BOOLEANS: [&str; 7] = [
 ];
 
 impl<D: Dialect> SessionStore for SqlStore<D> {
+    /// The row whose token is `key` byte for byte: under MySQL's and MariaDB's default
+    /// collations `=` also matches another case, accents, or trailing spaces, and a cache in
+    /// front would keep such a spelling past a revocation of the real one.
     async fn find(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
         let row = self
             .db
             .fetch_optional("find", &self.q.find, &[Param::Text(key.as_str())], false)
             .await?;
-        row.map(|row| self.read_found(&row)).transpose()
+        let found = row.map(|row| self.read_found(&row)).transpose()?;
+        Ok(found.filter(|f| f.session.token == key.as_str()))
     }
 
     /// One `… WHERE token IN (…)` per 64 keys, the list padded to a power of two by repeating

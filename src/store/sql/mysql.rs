@@ -90,14 +90,10 @@ impl MySqlStoreBuilder {
         }
         if let Some(pem) = self.common.root_cert.clone() {
             options = options.ssl_ca_from_pem(pem);
-            if matches!(
-                options.get_ssl_mode(),
-                MySqlSslMode::Preferred | MySqlSslMode::Required
-            ) {
-                // As with libpq: a root certificate means the chain is verified.
-                options = options.ssl_mode(MySqlSslMode::VerifyCa);
-            }
         }
+        let root_cert = self.common.root_cert.is_some() || names_a_root_cert(&self.common.url);
+        let mode = verified(options.get_ssl_mode(), root_cert);
+        options = options.ssl_mode(mode);
         let pool_options: MySqlPoolOptions = self.common.pool_options();
         let pool = pool_options
             .clone()
@@ -105,12 +101,50 @@ impl MySqlStoreBuilder {
             .await
             .map_err(|e| explain(&e).unwrap_or_else(|| StoreError::backend("connect", e)))?;
         warn_if_plaintext(&options).await;
+        let mode = self.common.mode();
+        let schema = self.common.schema;
+        let expiry = (
+            schema.session_table.clone(),
+            schema.session[super::SessionColumn::ExpiresAt as usize].clone(),
+        );
         let dialect = MySqlDialect {
-            pools: Arc::new(Pools::new(pool, options, pool_options)),
+            pools: Arc::new(Pools::new(pool.clone(), options, pool_options)),
             timeout: self.common.timeout,
         };
-        let mode = self.common.mode();
-        SqlStore::open_dialect(dialect, mode, self.common.schema).await
+        let store = SqlStore::open_dialect(dialect, mode, schema).await?;
+        warn_if_expiry_updates_itself(&pool, &expiry.0, &expiry.1).await;
+        Ok(store)
+    }
+}
+
+/// Logs one warning when the session table's expiry column updates itself: on MySQL, and on
+/// MariaDB before 10.10, with `explicit_defaults_for_timestamp` off, the first `timestamp`
+/// column declared without a default (Better Auth's migration declares `expiresAt` so) becomes
+/// `ON UPDATE CURRENT_TIMESTAMP`, and every update that does not set it (Better Auth's
+/// `update-session`, the organization plugin's set-active) ends the session. Says nothing when
+/// the check itself fails.
+async fn warn_if_expiry_updates_itself(pool: &sqlx::MySqlPool, table: &str, column: &str) {
+    let extra: Result<Option<String>, _> = sqlx::query_scalar(
+        "select cast(extra as char) from information_schema.columns \
+         where table_schema = database() and table_name = ? and column_name = ?",
+    )
+    .bind(table)
+    .bind(column)
+    .fetch_optional(pool)
+    .await;
+    if let Ok(Some(extra)) = extra {
+        if extra.to_ascii_lowercase().contains("on update") {
+            tracing::warn!(
+                table,
+                column,
+                extra,
+                "the session expiry column updates itself on every update of the row (MariaDB \
+                 before 10.10 or MySQL with explicit_defaults_for_timestamp off made it so): an \
+                 update that does not set it, such as Better Auth's update-session, ends the \
+                 session. Fix the column: alter table … modify … timestamp(3) not null default \
+                 current_timestamp(3)"
+            );
+        }
     }
 }
 
@@ -460,6 +494,24 @@ impl Backend for MySqlDialect {
     }
 }
 
+/// Whether the URL names a root certificate (`ssl-ca`, sqlx's spelling, or `sslca`).
+fn names_a_root_cert(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| {
+        u.query_pairs()
+            .any(|(k, _)| matches!(&*k, "ssl-ca" | "sslca"))
+    })
+}
+
+/// The TLS mode to use: with a root certificate, `PREFERRED` and `REQUIRED` verify the chain
+/// (`VERIFY_CA`), as libpq does and the MySQL client does for `--ssl-ca`; sqlx would load the
+/// certificate and then accept any server certificate.
+fn verified(mode: MySqlSslMode, root_cert: bool) -> MySqlSslMode {
+    match mode {
+        MySqlSslMode::Preferred | MySqlSslMode::Required if root_cert => MySqlSslMode::VerifyCa,
+        other => other,
+    }
+}
+
 /// The session change feed (features `mysql` and `cache`): see [`crate::store::changes`].
 #[cfg(feature = "cache")]
 impl SqlStore<MySqlDialect> {
@@ -480,5 +532,35 @@ impl SqlStore<MySqlDialect> {
     /// ```
     pub fn session_changes(&self) -> crate::store::MySqlChangesBuilder {
         crate::store::MySqlChangesBuilder::new(self.clone(), &self.q.delete.sql)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mode's name, for comparing (`MySqlSslMode` has no `PartialEq`).
+    fn name(mode: MySqlSslMode) -> String {
+        format!("{mode:?}")
+    }
+
+    #[test]
+    fn a_root_certificate_makes_the_chain_verified() {
+        assert!(names_a_root_cert("mysql://app@db/app?ssl-ca=%2Fca.pem"));
+        assert!(names_a_root_cert(
+            "mysql://app@db/app?sslmode=REQUIRED&sslca=/ca.pem"
+        ));
+        assert!(!names_a_root_cert("mysql://app@db/app?ssl-mode=REQUIRED"));
+        for mode in [MySqlSslMode::Preferred, MySqlSslMode::Required] {
+            assert_eq!(name(verified(mode, true)), "VerifyCa");
+            assert_eq!(name(verified(mode, false)), name(mode));
+        }
+        for mode in [
+            MySqlSslMode::Disabled,
+            MySqlSslMode::VerifyCa,
+            MySqlSslMode::VerifyIdentity,
+        ] {
+            assert_eq!(name(verified(mode, true)), name(mode));
+        }
     }
 }

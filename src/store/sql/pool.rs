@@ -453,11 +453,25 @@ pub(crate) fn connection_broken(error: &sqlx::Error) -> bool {
         | sqlx::Error::WorkerCrashed => true,
         // SQLSTATE class 08 (connection exception: PostgreSQL, and MySQL's 08S01 "communication
         // link failure") and PostgreSQL's 57P0x (the server is shutting down or crashed).
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0")),
+        sqlx::Error::Database(db) => {
+            db.code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0"))
+                || mysql_closing(&**db)
+        }
         _ => false,
     }
+}
+
+/// MySQL 8.0.24's error 4031 (`ER_CLIENT_INTERACTION_TIMEOUT`): the server closes a connection
+/// idle past its `wait_timeout`, and says so with SQLSTATE `HY000` rather than a connection
+/// class. The statement never ran.
+fn mysql_closing(db: &dyn sqlx::error::DatabaseError) -> bool {
+    #[cfg(feature = "mysql")]
+    if let Some(mysql) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return mysql.number() == 4031;
+    }
+    let _ = db;
+    false
 }
 
 /// Whether `error` refuses a write because the server is read-only: PostgreSQL's SQLSTATE

@@ -925,7 +925,11 @@ pub(crate) fn ddl(schema: &SqlSchema, syntax: &Syntax, types: &DdlTypes) -> [Str
         u(UserColumn::UpdatedAt),
     );
     let session = format!(
-        "create table if not exists {} ({} {id_col}, {} {date} not null, {} {unique_text} not null unique, {} {date}{date_default} not null, {} {date} not null, {} {text}, {} {text}, {} {fk_type} not null references {} ({}) on delete cascade)",
+        // Every date column has an explicit default: on MySQL and MariaDB before 10.10 with
+        // `explicit_defaults_for_timestamp` off, the first `timestamp` column without one
+        // silently becomes `ON UPDATE CURRENT_TIMESTAMP`, and Better Auth's `update-session`
+        // (which does not set `expiresAt`) would then expire the session it updates.
+        "create table if not exists {} ({} {id_col}, {} {date}{date_default} not null, {} {unique_text} not null unique, {} {date}{date_default} not null, {} {date}{date_default} not null, {} {text}, {} {text}, {} {fk_type} not null references {} ({}) on delete cascade)",
         q(&schema.session_table),
         s(S::Id),
         s(S::ExpiresAt),
