@@ -650,8 +650,9 @@ async fn a_watched_sqlite_feed_drops_rows_deleted_behind_the_stores_back() {
     let store = SqliteStore::connect(&url).await.unwrap();
     let builder = store.session_changes();
     let ddl = builder.ddl().unwrap();
-    assert_eq!(ddl.len(), 3, "{ddl:?}");
+    assert_eq!(ddl.len(), 4, "{ddl:?}");
     assert!(ddl[1].contains(r#"after delete on "session""#), "{ddl:?}");
+    assert!(ddl[3].contains(r#"after update on "user""#), "{ddl:?}");
     let changes = builder.create_trigger(true).start().await.unwrap();
     let cached = CachedStore::builder(store.clone())
         .ttl(Duration::from_secs(600))
@@ -779,6 +780,181 @@ async fn a_dropped_change_table_is_recreated_by_the_feed() {
         .await
         .unwrap()
         .is_none());
+}
+
+/// A change to a user's row alone (Better Auth's admin `setRole`, a new name or e-mail: an
+/// `UPDATE` of the user table) drops that user's cached sessions through the PostgreSQL
+/// feed, so the next read sees the new row. A database with only the session table's trigger
+/// (made by an earlier version's `ddl()`) still starts.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_new_row_reaches_a_cache_over_postgres() {
+    use tower_auth_session::store::PostgresStore;
+    let test = "a_users_new_row_reaches_a_cache_over_postgres";
+    let Some(url) = common::fresh_pg_database(test).await else {
+        return;
+    };
+    let store = PostgresStore::builder(url.as_str())
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+    let ddl = store.session_changes().ddl().unwrap();
+    assert_eq!(ddl.len(), 4, "{ddl:?}");
+    assert!(
+        ddl[3].contains(r#"after delete or update on "user""#),
+        "{ddl:?}"
+    );
+    let changes = store
+        .session_changes()
+        .create_trigger(true)
+        .start()
+        .await
+        .unwrap();
+    let cached = CachedStore::builder(store.clone())
+        .ttl(Duration::from_secs(600))
+        .watch(changes.clone())
+        .build();
+    let user = store
+        .insert_user(&User::new(
+            "renamed@example.com",
+            "Before",
+            conformance::NOW,
+        ))
+        .await
+        .unwrap();
+    let s = conformance::session(
+        &user,
+        time::OffsetDateTime::now_utc() + time::Duration::days(7),
+    );
+    let s = store.create(&s, &user).await.unwrap();
+    let name = |found: Option<Authenticated>| found.map(|f| f.user.name.clone());
+    assert_eq!(
+        name(cached.find(&s.storage_key()).await.unwrap()).as_deref(),
+        Some("Before")
+    );
+
+    let other = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut rx = changes.applied();
+    let seen = *rx.borrow();
+    sqlx::query(r#"update "user" set "name" = 'After' where "id" = $1"#)
+        .bind(&user.id)
+        .execute(&other)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n > seen))
+        .await
+        .expect("the user's change was reported")
+        .unwrap();
+    assert_eq!(
+        name(cached.find(&s.storage_key()).await.unwrap()).as_deref(),
+        Some("After")
+    );
+
+    // Only the session table's trigger, as an earlier version made: still starts.
+    drop(changes);
+    sqlx::query(r#"drop trigger "tas_session_changes_users" on "user""#)
+        .execute(&other)
+        .await
+        .unwrap();
+    store.session_changes().start().await.unwrap();
+}
+
+/// [`a_users_new_row_reaches_a_cache_over_postgres`] on a polled change table: `rename`
+/// changes the user's name behind the store's back, as Better Auth's `updateUser` would.
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+async fn a_users_new_row_reaches_a_polled_cache<D, F, Fut>(
+    store: tower_auth_session::store::SqlStore<D>,
+    changes: tower_auth_session::store::SessionChanges,
+    rename: F,
+) where
+    D: tower_auth_session::store::Dialect,
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let cached = CachedStore::builder(store.clone())
+        .ttl(Duration::from_secs(600))
+        .watch(changes.clone())
+        .build();
+    let user = store
+        .insert_user(&User::new("polled@example.com", "Before", conformance::NOW))
+        .await
+        .unwrap();
+    let s = conformance::session(
+        &user,
+        time::OffsetDateTime::now_utc() + time::Duration::days(7),
+    );
+    let s = store.create(&s, &user).await.unwrap();
+    let name = |found: Option<Authenticated>| found.map(|f| f.user.name.clone());
+    assert_eq!(
+        name(cached.find(&s.storage_key()).await.unwrap()).as_deref(),
+        Some("Before")
+    );
+    let mut rx = changes.applied();
+    let seen = *rx.borrow();
+    rename(user.id.clone()).await;
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n > seen))
+        .await
+        .expect("the user's change was reported")
+        .unwrap();
+    assert_eq!(
+        name(cached.find(&s.storage_key()).await.unwrap()).as_deref(),
+        Some("After")
+    );
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_new_row_reaches_a_cache_over_sqlite() {
+    use tower_auth_session::SqliteStore;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("users.db").display());
+    let store = SqliteStore::connect(&url).await.unwrap();
+    let changes = store
+        .session_changes()
+        .create_trigger(true)
+        .start()
+        .await
+        .unwrap();
+    let rename = |id: String| async move {
+        let other = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(r#"update "user" set "name" = 'After' where "id" = ?"#)
+            .bind(id)
+            .execute(&other)
+            .await
+            .unwrap();
+    };
+    a_users_new_row_reaches_a_polled_cache(store, changes, rename).await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_new_row_reaches_a_cache_over_mysql() {
+    use tower_auth_session::store::MySqlStore;
+    let test = "a_users_new_row_reaches_a_cache_over_mysql";
+    let Some(url) = common::fresh_mysql_database(test).await else {
+        return;
+    };
+    let store = MySqlStore::builder(url.as_str())
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+    let changes = store
+        .session_changes()
+        .create_trigger(true)
+        .start()
+        .await
+        .unwrap();
+    let rename = |id: String| async move {
+        let other = sqlx::MySqlPool::connect(&url).await.unwrap();
+        sqlx::query("update `user` set `name` = 'After' where `id` = ?")
+            .bind(id)
+            .execute(&other)
+            .await
+            .unwrap();
+    };
+    a_users_new_row_reaches_a_polled_cache(store, changes, rename).await;
 }
 
 #[cfg(all(feature = "postgres", feature = "redis"))]

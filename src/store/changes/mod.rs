@@ -8,7 +8,7 @@
 //!
 //! | store | mechanism | delay | needs |
 //! |---|---|---|---|
-//! | `PostgresStore` | a trigger `AFTER DELETE OR UPDATE` on the session table calls `pg_notify(channel, OLD.token)`; the feed `LISTEN`s on a connection of its own | one round trip | the trigger (once; [`PostgresChangesBuilder::create_trigger`]); a direct connection (`LISTEN` does not work through PgBouncer in transaction mode) |
+//! | `PostgresStore` | a trigger `AFTER DELETE OR UPDATE` on the session table calls `pg_notify(channel, OLD.token)` (on the user table, `pg_notify(channel_users, OLD.id)`); the feed `LISTEN`s on a connection of its own | one round trip | the trigger (once; [`PostgresChangesBuilder::create_trigger`]); a direct connection (`LISTEN` does not work through PgBouncer in transaction mode) |
 //! | `SqliteStore`, `MySqlStore` | triggers write deleted and updated tokens into a small change table, polled by id every 200 ms and pruned as it ages | ≤ the poll interval | the table and triggers (once; `create_trigger(true)`) |
 //! | `RedisStore` | keyspace notifications (`notify-keyspace-events` with `K`, `g`, `$`, `x`) on the session keys | one round trip | the setting (set at start when the server allows `CONFIG SET`); on a Redis Cluster, one subscription per master, following failovers (masters read again every second) |
 //!
@@ -24,11 +24,13 @@
 //! session), or log an error saying what is broken. Tell the migration tool to leave the
 //! `tas_session_changes` objects alone.
 //!
-//! What the feeds do not report, and so is served for at most the cache's `ttl`: changes to
-//! the user row alone (Better Auth's admin `setRole`, a new name or e-mail; bans and user
-//! deletions end the sessions, which is reported) on PostgreSQL, SQLite and MySQL (Redis keeps
-//! the user inside each session value, which Better Auth rewrites); PostgreSQL `TRUNCATE`;
-//! Redis evictions under `maxmemory`. With `RedisStore::in_front_of`, Better Auth deletes the
+//! A change to a user's row alone (Better Auth's admin `setRole`, a new name or e-mail) drops
+//! that user's cached sessions too: on PostgreSQL, SQLite and MySQL a trigger on the user
+//! table reports it (on the channel `{name}_users`, or as a change-table row holding the id
+//! after a `\x01`); on Redis, Better Auth rewrites each session value, which holds the user.
+//! A database set up by an earlier version's `ddl()` lacks that trigger: the feed starts and
+//! warns. What the feeds do not report, and so is served for at most the cache's `ttl`:
+//! PostgreSQL `TRUNCATE`; Redis evictions under `maxmemory`. With `RedisStore::in_front_of`, Better Auth deletes the
 //! Redis key before the row: watch the database's feed too, or a read in between caches the
 //! row again.
 //!

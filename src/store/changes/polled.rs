@@ -37,6 +37,8 @@ trait ChangeTable: Send + Sync + 'static {
     fn create(&self, sql: &str) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
     /// How many of the change table and its two triggers exist.
     fn objects(&self, names: &Names) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
+    /// Whether the trigger named `name` exists.
+    fn has_trigger(&self, name: &str) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
 }
 
 /// Keeps the change table and its triggers there while the feed runs. A migration tool that
@@ -104,6 +106,7 @@ impl Upkeep {
 #[derive(Clone, Debug)]
 struct Settings {
     delete_sql: String,
+    delete_user_sql: String,
     name: String,
     create: bool,
     interval: Duration,
@@ -111,9 +114,10 @@ struct Settings {
 }
 
 impl Settings {
-    fn new(delete_sql: &str) -> Self {
+    fn new(delete_sql: &str, delete_user_sql: &str) -> Self {
         Self {
             delete_sql: delete_sql.to_owned(),
+            delete_user_sql: delete_user_sql.to_owned(),
             name: super::DEFAULT_NAME.to_owned(),
             create: false,
             interval: Duration::from_millis(200),
@@ -134,7 +138,8 @@ macro_rules! builder_methods {
         }
 
         /// The name of the change table; the triggers are named after it (`{name}_delete`,
-        /// `{name}_update`). Default: `tas_session_changes`.
+        /// `{name}_update` on the session table, `{name}_user` on the user table). Default:
+        /// `tas_session_changes`.
         pub fn table(mut self, name: impl Into<String>) -> Self {
             self.settings.name = name.into();
             self
@@ -214,6 +219,15 @@ macro_rules! builder_methods {
                     None,
                 ));
             }
+            if !db.has_trigger(&names.raw_user).await.map_err(backend)? {
+                tracing::warn!(
+                    trigger = %names.raw_user,
+                    table = %names.user.table,
+                    "no trigger reports changes to user rows: a user's new role or name is served \
+                     from the cache until its TTL; create it with create_trigger(true) or the \
+                     statements from .ddl()"
+                );
+            }
             let floor = db.max_id().await.map_err(backend)?;
             let settings = self.settings;
             let upkeep = Upkeep {
@@ -235,10 +249,15 @@ fn backend(e: sqlx::Error) -> StoreError {
 /// The quoted names a change table uses.
 struct Names {
     session: SessionTable,
+    /// The user table and its id column.
+    user: SessionTable,
     changes: String,
     on_delete: String,
     on_update: String,
+    on_user: String,
     raw: [String; 3],
+    /// The user table's trigger, unquoted (optional: earlier versions did not make it).
+    raw_user: String,
     /// `CREATE TRIGGER` statements, per dialect.
     dialect: Dialect,
 }
@@ -254,6 +273,8 @@ enum Dialect {
 impl Names {
     fn new(settings: &Settings, quote: char, dialect: Dialect) -> Result<Self, StoreError> {
         let session = SessionTable::from_delete(&settings.delete_sql, quote)?;
+        let user = SessionTable::from_delete(&settings.delete_user_sql, quote)?;
+        let raw_user = format!("{}_user", settings.name);
         let raw = [
             settings.name.clone(),
             format!("{}_delete", settings.name),
@@ -261,10 +282,13 @@ impl Names {
         ];
         Ok(Self {
             session,
+            user,
             changes: quote_with(quote, &raw[0]),
             on_delete: quote_with(quote, &raw[1]),
             on_update: quote_with(quote, &raw[2]),
+            on_user: quote_with(quote, &raw_user),
             raw,
+            raw_user,
             dialect,
         })
     }
@@ -289,6 +313,14 @@ impl Names {
                     ),
                     trigger(&self.on_delete, "delete"),
                     trigger(&self.on_update, "update"),
+                    // A user row's change, as its id after a `\x01` no token starts with.
+                    format!(
+                        "create trigger if not exists {name} after update on {ut} begin \
+                         insert into {ct} (\"token\") values (char(1) || old.{id}); end",
+                        name = self.on_user,
+                        ut = self.user.table,
+                        id = self.user.token,
+                    ),
                 ]
             }
             #[cfg(feature = "mysql")]
@@ -307,11 +339,21 @@ impl Names {
                     ),
                     trigger(&self.on_delete, "delete"),
                     trigger(&self.on_update, "update"),
+                    format!(
+                        "create trigger {name} after update on {ut} for each row \
+                         insert into {ct} (`token`) values (concat(char(1 using utf8mb4), old.{id}))",
+                        name = self.on_user,
+                        ut = self.user.table,
+                        id = self.user.token,
+                    ),
                 ]
             }
         }
     }
 }
+
+/// The change table's marker for a user row's change: its `token` is the user's id after it.
+const USER_MARK: char = '\u{1}';
 
 /// Polls `db` every `interval` until the feed is dropped.
 async fn poll<T: ChangeTable>(
@@ -348,7 +390,11 @@ async fn poll<T: ChangeTable>(
                 }
                 last_ok = Instant::now();
                 for (id, token) in rows {
-                    if seen.insert(id) && !sink.send(Change::Token(&token)) {
+                    let change = match token.strip_prefix(USER_MARK) {
+                        Some(user_id) => Change::User(user_id),
+                        None => Change::Token(&token),
+                    };
+                    if seen.insert(id) && !sink.send(change) {
                         return;
                     }
                     max_seen = max_seen.max(id);
@@ -463,6 +509,15 @@ mod sqlite {
     impl ChangeTable for Sqlite {
         async fn create(&self, sql: &str) -> Result<(), sqlx::Error> {
             self.run(sql).await
+        }
+        async fn has_trigger(&self, name: &str) -> Result<bool, sqlx::Error> {
+            let n: i64 = sqlx::query_scalar(
+                "select count(*) from sqlite_master where type = 'trigger' and name = ?",
+            )
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(n > 0)
         }
         async fn objects(&self, names: &Names) -> Result<i64, sqlx::Error> {
             self.count_objects(names).await
@@ -591,6 +646,9 @@ mod mysql {
         async fn create(&self, sql: &str) -> Result<(), sqlx::Error> {
             self.run(sql).await
         }
+        async fn has_trigger(&self, name: &str) -> Result<bool, sqlx::Error> {
+            MySql::has_trigger(self, name).await
+        }
         async fn objects(&self, names: &Names) -> Result<i64, sqlx::Error> {
             self.count_objects(names).await
         }
@@ -631,10 +689,14 @@ pub struct SqliteChangesBuilder {
 
 #[cfg(feature = "sqlite")]
 impl SqliteChangesBuilder {
-    pub(crate) fn new(store: crate::store::SqliteStore, delete_sql: &str) -> Self {
+    pub(crate) fn new(
+        store: crate::store::SqliteStore,
+        delete_sql: &str,
+        delete_user_sql: &str,
+    ) -> Self {
         Self {
             store,
-            settings: Settings::new(delete_sql),
+            settings: Settings::new(delete_sql, delete_user_sql),
         }
     }
 
@@ -678,10 +740,14 @@ pub struct MySqlChangesBuilder {
 
 #[cfg(feature = "mysql")]
 impl MySqlChangesBuilder {
-    pub(crate) fn new(store: crate::store::MySqlStore, delete_sql: &str) -> Self {
+    pub(crate) fn new(
+        store: crate::store::MySqlStore,
+        delete_sql: &str,
+        delete_user_sql: &str,
+    ) -> Self {
         Self {
             store,
-            settings: Settings::new(delete_sql),
+            settings: Settings::new(delete_sql, delete_user_sql),
         }
     }
 
@@ -692,7 +758,11 @@ impl MySqlChangesBuilder {
     fn table_for(&self, names: &Names) -> MySqlTable {
         MySqlTable {
             inner: mysql::MySql::new(&self.store, names),
-            triggers: [names.raw[1].clone(), names.raw[2].clone()],
+            triggers: [
+                names.raw[1].clone(),
+                names.raw[2].clone(),
+                names.raw_user.clone(),
+            ],
         }
     }
 
@@ -723,7 +793,7 @@ impl MySqlChangesBuilder {
 #[cfg(feature = "mysql")]
 struct MySqlTable {
     inner: mysql::MySql,
-    triggers: [String; 2],
+    triggers: [String; 3],
 }
 
 #[cfg(feature = "mysql")]
@@ -749,6 +819,9 @@ impl MySqlTable {
 
 #[cfg(feature = "mysql")]
 impl ChangeTable for MySqlTable {
+    fn has_trigger(&self, name: &str) -> impl Future<Output = Result<bool, sqlx::Error>> + Send {
+        self.inner.has_trigger(name)
+    }
     fn create(&self, sql: &str) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
         self.run(sql)
     }

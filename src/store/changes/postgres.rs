@@ -37,16 +37,18 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PostgresChangesBuilder {
     store: PostgresStore,
     delete_sql: String,
+    delete_user_sql: String,
     name: String,
     create: bool,
     listen_url: Option<String>,
 }
 
 impl PostgresChangesBuilder {
-    pub(crate) fn new(store: PostgresStore, delete_sql: &str) -> Self {
+    pub(crate) fn new(store: PostgresStore, delete_sql: &str, delete_user_sql: &str) -> Self {
         Self {
             store,
             delete_sql: delete_sql.to_owned(),
+            delete_user_sql: delete_user_sql.to_owned(),
             name: super::DEFAULT_NAME.to_owned(),
             create: false,
             listen_url: None,
@@ -78,44 +80,62 @@ impl PostgresChangesBuilder {
     }
 
     /// The statements [`create_trigger(true)`](Self::create_trigger) runs, for a migration
-    /// tool that owns the schema.
+    /// tool that owns the schema: a function and a trigger on the session table notifying the
+    /// channel with each deleted or updated row's token, and a function and a trigger on the
+    /// user table notifying `{channel}_users` with the user's id (an admin's `setRole`, a new
+    /// name: the user's cached sessions are dropped).
     ///
     /// # Errors
     ///
     /// Only if the store's statements cannot be read (a bug).
     pub fn ddl(&self) -> Result<Vec<String>, StoreError> {
-        let table = SessionTable::from_delete(&self.delete_sql, '"')?;
-        let function = quote_with('"', &self.name);
-        let trigger = quote_with('"', &self.name);
-        let channel = literal(&self.name);
+        let [session, user] = self.watched()?;
         Ok(vec![
-            format!(
-                "create or replace function {function}() returns trigger language plpgsql as \
-                 $tas$ begin perform pg_notify({channel}, OLD.{token}); return null; end $tas$",
-                token = table.token
-            ),
-            // `create trigger` has no `if not exists`: `start` runs it only when the trigger is
-            // missing (`create or replace trigger` needs PostgreSQL 14).
-            format!(
-                "create trigger {trigger} after delete or update on {table} for each row \
-                 execute function {function}()",
-                table = table.table
-            ),
+            session.function(),
+            session.trigger(),
+            user.function(),
+            user.trigger(),
         ])
     }
 
-    /// Creates or checks the trigger, and starts listening (in a task of its own, on the
+    /// What each trigger watches, reports and is named.
+    fn watched(&self) -> Result<[Watched; 2], StoreError> {
+        let session = SessionTable::from_delete(&self.delete_sql, '"')?;
+        let user = SessionTable::from_delete(&self.delete_user_sql, '"')?;
+        let users = users_channel(&self.name);
+        Ok([
+            Watched {
+                name: self.name.clone(),
+                channel: self.name.clone(),
+                table: session.table,
+                column: session.token,
+            },
+            Watched {
+                name: users.clone(),
+                channel: users,
+                table: user.table,
+                column: user.token,
+            },
+        ])
+    }
+
+    /// Creates or checks the triggers, and starts listening (in a task of its own, on the
     /// current Tokio runtime). Give the result to
     /// [`CachedStoreBuilder::watch`](crate::store::CachedStoreBuilder::watch).
+    ///
+    /// The user table's trigger came later than the session table's: a database where only
+    /// the session table's exists (made by an earlier version's `ddl()`) still starts, with
+    /// one warning that user-row changes are served until the cache TTL.
     ///
     /// # Errors
     ///
     /// [`StoreError::Connect`] when the store connects through PgBouncer in transaction mode
     /// and no [`listen_url`](Self::listen_url) is given (or it has `pgbouncer=true` too), or
-    /// when the trigger is missing (without `create_trigger(true)`) or cannot be created,
-    /// saying what to do; a backend error when the database cannot be reached.
+    /// when the session table's trigger is missing (without `create_trigger(true)`) or a
+    /// trigger cannot be created, saying what to do; a backend error when the database cannot
+    /// be reached.
     pub async fn start(self) -> Result<SessionChanges, StoreError> {
-        let table = SessionTable::from_delete(&self.delete_sql, '"')?;
+        let [session, user] = self.watched()?;
         // Subscribed before reading where the store connects: a move from now on is seen.
         // With `listen_url` the feed listens elsewhere and does not follow the store.
         let follow = self
@@ -124,61 +144,30 @@ impl PostgresChangesBuilder {
             .then(|| (self.store.clone(), self.store.moved()));
         let options = self.listen_options()?;
         let pool = self.store.pool();
-        let [function, trigger] =
-            <[String; 2]>::try_from(self.ddl()?).unwrap_or_else(|_| unreachable!("two statements"));
-        // Simple-protocol statements only: they also work through PgBouncer in transaction
-        // mode, where the store itself may connect.
-        let check = format!(
-            "select exists (select 1 from pg_trigger where tgname = {} and tgrelid = to_regclass({}))",
-            literal(&self.name),
-            literal(&table.table)
-        );
-        let exists = || async {
-            let row = sqlx::raw_sql(&check)
-                .fetch_one(&pool)
-                .await
-                .map_err(|e| StoreError::backend("watch session changes", e))?;
-            row.try_get::<bool, _>(0)
-                .map_err(|e| StoreError::backend("watch session changes", e))
-        };
         if self.create {
-            let create = |e: sqlx::Error| {
-                cannot(
-                    format!("cannot create the session trigger on {}", table.table),
-                    "connect as the table's owner (or a role allowed to create functions and \
-                     triggers), or have an administrator run the statements from .ddl()",
-                    Some(Box::new(e)),
-                )
-            };
-            // Instances started together race here (`tuple concurrently updated` on the
-            // function, `trigger already exists`): one that lost finds the trigger the winner
-            // created, or tries again.
-            let mut attempts = 0;
-            loop {
-                attempts += 1;
-                let made = match sqlx::raw_sql(&function).execute(&pool).await {
-                    Ok(_) if exists().await? => Ok(()),
-                    Ok(_) => sqlx::raw_sql(&trigger).execute(&pool).await.map(|_| ()),
-                    Err(e) => Err(e),
-                };
-                match made {
-                    Ok(()) => break,
-                    Err(_) if exists().await? => break,
-                    Err(e) if attempts >= 3 => return Err(create(e)),
-                    Err(_) => {}
-                }
+            for watched in [&session, &user] {
+                watched.create(&pool).await?;
             }
         }
-        if !exists().await? {
+        if !session.exists(&pool).await? {
             return Err(cannot(
                 format!(
                     "no trigger {:?} on table {} reports session changes",
-                    self.name, table.table
+                    self.name, session.table
                 ),
                 "call PostgresStore::session_changes().create_trigger(true) once (as the \
                  table's owner), or run the statements from .ddl()",
                 None,
             ));
+        }
+        if !user.exists(&pool).await? {
+            tracing::warn!(
+                trigger = %user.name,
+                table = %user.table,
+                "no trigger reports changes to user rows: a user's new role or name is served \
+                 from the cache until its TTL; create it with create_trigger(true) or the \
+                 statements from .ddl()"
+            );
         }
         let listener = listen(&options, &self.name).await?;
         let channel = self.name;
@@ -240,15 +229,101 @@ async fn listen(options: &PgConnectOptions, channel: &str) -> Result<PgListener,
     // `run` reconnects, to where the store connects now when it follows the store.
     listener.eager_reconnect(false);
     listener
-        .listen(channel)
+        .listen_all([channel, users_channel(channel).as_str()])
         .await
         .map_err(|e| StoreError::backend("watch session changes", e))?;
     Ok(listener)
 }
 
+/// The channel user-row changes are notified on.
+fn users_channel(name: &str) -> String {
+    format!("{name}_users")
+}
+
+/// One trigger: on `table`, after a delete or update, notify `channel` with `OLD.column`. The
+/// function and the trigger are both called `name`.
+struct Watched {
+    name: String,
+    channel: String,
+    table: String,
+    column: String,
+}
+
+impl Watched {
+    fn function(&self) -> String {
+        format!(
+            "create or replace function {function}() returns trigger language plpgsql as \
+             $tas$ begin perform pg_notify({channel}, OLD.{column}::text); return null; end $tas$",
+            function = quote_with('"', &self.name),
+            channel = literal(&self.channel),
+            column = self.column,
+        )
+    }
+
+    // `create trigger` has no `if not exists`: `create` runs it only when the trigger is
+    // missing (`create or replace trigger` needs PostgreSQL 14).
+    fn trigger(&self) -> String {
+        format!(
+            "create trigger {trigger} after delete or update on {table} for each row \
+             execute function {trigger}()",
+            trigger = quote_with('"', &self.name),
+            table = self.table,
+        )
+    }
+
+    /// Whether the trigger is there. Simple-protocol statements only, here and in `create`:
+    /// they also work through PgBouncer in transaction mode, where the store may connect.
+    async fn exists(&self, pool: &sqlx::PgPool) -> Result<bool, StoreError> {
+        let check = format!(
+            "select exists (select 1 from pg_trigger where tgname = {} and tgrelid = to_regclass({}))",
+            literal(&self.name),
+            literal(&self.table)
+        );
+        let row = sqlx::raw_sql(&check)
+            .fetch_one(pool)
+            .await
+            .map_err(|e| StoreError::backend("watch session changes", e))?;
+        row.try_get::<bool, _>(0)
+            .map_err(|e| StoreError::backend("watch session changes", e))
+    }
+
+    /// Creates (or replaces) the function, and the trigger if it is missing. Instances started
+    /// together race here (`tuple concurrently updated` on the function, `trigger already
+    /// exists`): one that lost finds the trigger the winner created, or tries again.
+    async fn create(&self, pool: &sqlx::PgPool) -> Result<(), StoreError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let made = match sqlx::raw_sql(&self.function()).execute(pool).await {
+                Ok(_) if self.exists(pool).await? => Ok(()),
+                Ok(_) => sqlx::raw_sql(&self.trigger())
+                    .execute(pool)
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match made {
+                Ok(()) => return Ok(()),
+                Err(_) if self.exists(pool).await? => return Ok(()),
+                Err(e) if attempts >= 3 => {
+                    return Err(cannot(
+                        format!("cannot create the change trigger on {}", self.table),
+                        "connect as the table's owner (or a role allowed to create functions \
+                         and triggers), or have an administrator run the statements from .ddl()",
+                        Some(Box::new(e)),
+                    ))
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}
+
 /// What one wait for a message gave.
 enum Heard {
     Token(String),
+    /// A user row changed.
+    User(String),
     Ping,
     /// The connection was lost.
     Lost,
@@ -258,9 +333,10 @@ enum Heard {
     Moved,
 }
 
-async fn next(listener: &mut PgListener, wait: Duration) -> Heard {
+async fn next(listener: &mut PgListener, wait: Duration, users: &str) -> Heard {
     match tokio::time::timeout(wait, listener.try_recv()).await {
         Ok(Ok(Some(n))) if n.payload().is_empty() => Heard::Ping,
+        Ok(Ok(Some(n))) if n.channel() == users => Heard::User(n.payload().to_owned()),
         Ok(Ok(Some(n))) => Heard::Token(n.payload().to_owned()),
         Ok(Ok(None)) => Heard::Lost,
         Ok(Err(e)) => Heard::Failed(e),
@@ -280,13 +356,14 @@ async fn run(
     sink: Sink,
 ) {
     let mut wait = PING_AFTER;
+    let users = users_channel(&channel);
     loop {
         let heard = match &mut follow {
-            None => next(&mut listener, wait).await,
+            None => next(&mut listener, wait, &users).await,
             // The store moved to another server (a failover it met first): the triggers fire
             // there now, even if this connection's server stays up.
             Some((_, moved)) => {
-                let heard = std::pin::pin!(next(&mut listener, wait));
+                let heard = std::pin::pin!(next(&mut listener, wait, &users));
                 let moved = std::pin::pin!(moved.changed());
                 match futures_util::future::select(heard, moved).await {
                     futures_util::future::Either::Left((heard, _)) => heard,
@@ -299,6 +376,13 @@ async fn run(
             Heard::Token(token) => {
                 wait = PING_AFTER;
                 if !sink.send(Change::Token(&token)) {
+                    return;
+                }
+                continue;
+            }
+            Heard::User(id) => {
+                wait = PING_AFTER;
+                if !sink.send(Change::User(&id)) {
                     return;
                 }
                 continue;

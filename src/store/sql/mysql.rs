@@ -531,7 +531,11 @@ impl SqlStore<MySqlDialect> {
     /// # let _ = cached; Ok(()) }
     /// ```
     pub fn session_changes(&self) -> crate::store::MySqlChangesBuilder {
-        crate::store::MySqlChangesBuilder::new(self.clone(), &self.q.delete.sql)
+        crate::store::MySqlChangesBuilder::new(
+            self.clone(),
+            &self.q.delete.sql,
+            &self.q.delete_user.sql,
+        )
     }
 }
 

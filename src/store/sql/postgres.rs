@@ -980,7 +980,11 @@ impl SqlStore<PostgresDialect> {
     /// # let _ = cached; Ok(()) }
     /// ```
     pub fn session_changes(&self) -> crate::store::PostgresChangesBuilder {
-        crate::store::PostgresChangesBuilder::new(self.clone(), &self.q.delete.sql)
+        crate::store::PostgresChangesBuilder::new(
+            self.clone(),
+            &self.q.delete.sql,
+            &self.q.delete_user.sql,
+        )
     }
 }
 

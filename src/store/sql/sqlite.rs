@@ -657,6 +657,10 @@ impl SqlStore<SqliteDialect> {
     /// # let _ = cached; Ok(()) }
     /// ```
     pub fn session_changes(&self) -> crate::store::SqliteChangesBuilder {
-        crate::store::SqliteChangesBuilder::new(self.clone(), &self.q.delete.sql)
+        crate::store::SqliteChangesBuilder::new(
+            self.clone(),
+            &self.q.delete.sql,
+            &self.q.delete_user.sql,
+        )
     }
 }
