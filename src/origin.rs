@@ -5,18 +5,17 @@ use http::{HeaderMap, Method};
 
 use crate::error::ConfigError;
 
-/// One trusted origin: an exact `scheme://host[:port]`, or a wildcard host.
+/// One trusted origin, as Better Auth's `trustedOrigins` reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Pattern {
-    /// `https://app.example.com` (lower-cased, no trailing slash).
+    /// `https://app.example.com` (lower-cased, no trailing slash, no default port).
     Exact(String),
-    /// `*.example.com`, optionally with a scheme and a port: matches hosts that end in
-    /// `.example.com` and have at least one more label.
-    Wildcard {
-        scheme: Option<String>,
-        suffix: String,
-        port: Option<String>,
-    },
+    /// A pattern with `*` (any run of characters) or `?` (any one character), matched against
+    /// the whole origin when it has a scheme (`https://*.example.com`,
+    /// `https://my-app-*.vercel.app`, `http://localhost:*`), else against the host and port
+    /// (`*.example.com`). A host pattern of digits, dots and wildcards (`192.168.*.*`) only
+    /// matches IPv4 addresses.
+    Glob { pattern: String, with_scheme: bool },
 }
 
 /// What the layer checks before any store call.
@@ -24,82 +23,142 @@ enum Pattern {
 pub(crate) struct OriginCheck {
     enabled: bool,
     patterns: Vec<Pattern>,
+    /// Exempt paths, without trailing slashes: each matches itself and what lies below it.
     exempt: Vec<String>,
 }
 
-/// `scheme`, `host`, `port` of an origin string such as `https://a.example.com:8443`.
+/// `scheme`, `host`, `port` of an origin string such as `https://a.example.com:8443` or
+/// `http://[::1]:3000`.
 fn split_origin(origin: &str) -> Option<(&str, &str, Option<&str>)> {
     let (scheme, rest) = origin.split_once("://")?;
     let authority = rest.split(['/', '?', '#']).next()?;
-    if authority.is_empty() || authority.contains('@') {
+    if authority.is_empty() || authority.contains(['@', '\\']) {
         return None;
     }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p))
-            if !h.ends_with(']') && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            (h, Some(p))
+    let (host, port) = if authority.starts_with('[') {
+        let end = authority.find(']')?;
+        let (host, rest) = authority.split_at(end + 1);
+        match rest.strip_prefix(':') {
+            Some(port) => (host, Some(port)),
+            None if rest.is_empty() => (host, None),
+            None => return None,
         }
-        Some((h, p)) if h.ends_with(']') || p.is_empty() => (authority, None),
-        Some(_) => return None,
-        None => (authority, None),
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
     };
+    let port = port.filter(|p| !p.is_empty());
+    if port.is_some_and(|p| !p.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
     (!host.is_empty()).then_some((scheme, host, port))
 }
 
-/// The origin (`scheme://host[:port]`, lower-cased) of a URL, or `None`.
+/// The origin (`scheme://host[:port]`, lower-cased, without the scheme's default port, as
+/// JavaScript's `URL.origin` writes it) of a URL, or `None`.
 fn origin_of(url: &str) -> Option<String> {
     let (scheme, host, port) = split_origin(url.trim())?;
-    let mut out = format!(
-        "{}://{}",
-        scheme.to_ascii_lowercase(),
-        host.to_ascii_lowercase()
-    );
-    if let Some(port) = port {
+    let scheme = scheme.to_ascii_lowercase();
+    let mut out = format!("{scheme}://{}", host.to_ascii_lowercase());
+    let default = match scheme.as_str() {
+        "https" => Some("443"),
+        "http" => Some("80"),
+        _ => None,
+    };
+    if let Some(port) = port.filter(|&p| Some(p) != default) {
         out.push(':');
         out.push_str(port);
     }
     Some(out)
 }
 
+/// Whether `text` matches the glob `pattern` (`*` any run, `?` any one character, `\` escapes
+/// the next one), as Better Auth's `wildcardMatch` without a separator.
+fn glob(pattern: &[char], text: &[char]) -> bool {
+    // Iterative, with one backtracking point: linear for patterns of one `*` run at a time.
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some('?') => {
+                p += 1;
+                t += 1;
+            }
+            Some('\\') if pattern.get(p + 1) == Some(&text[t]) => {
+                p += 2;
+                t += 1;
+            }
+            Some(&c) if c != '\\' && c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
+}
+
+/// Whether the host part of a host pattern is an IPv4 wildcard (`192.168.*.*`).
+fn ipv4_pattern(host: &str) -> bool {
+    host.contains(['*', '?'])
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'*' | b'?'))
+}
+
 impl OriginCheck {
+    /// `base_url` (Better Auth's `baseURL`) is trusted as well, as Better Auth always trusts
+    /// its own origin.
     pub(crate) fn new(
         trusted: &[String],
+        base_url: Option<&str>,
         enabled: bool,
         exempt: Vec<String>,
     ) -> Result<Self, ConfigError> {
-        let mut patterns = Vec::with_capacity(trusted.len());
+        let mut patterns = Vec::with_capacity(trusted.len() + 1);
+        if let Some(base) = base_url {
+            let origin = origin_of(base).ok_or_else(|| ConfigError::Invalid {
+                option: "base_url",
+                reason: format!("{base:?} is not a URL like https://app.example.com"),
+            })?;
+            patterns.push(Pattern::Exact(origin));
+        }
         for t in trusted {
             let t = t.trim().trim_end_matches('/');
-            let invalid = || {
-                ConfigError::Invalid {
+            let invalid = || ConfigError::Invalid {
                 option: "trusted_origins",
                 reason: format!(
-                    "{t:?} is neither an origin like https://app.example.com nor a pattern like *.example.com"
+                    "{t:?} is neither an origin like https://app.example.com nor a pattern like \
+                     *.example.com or https://*.example.com"
                 ),
-            }
             };
-            let (scheme, rest) = match t.split_once("://") {
-                Some((s, r)) => (Some(s.to_ascii_lowercase()), r),
-                None => (None, t),
-            };
-            if let Some(suffix) = rest.strip_prefix("*.") {
-                let (suffix, port) = match suffix.rsplit_once(':') {
-                    Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => {
-                        (h, Some(p.to_owned()))
-                    }
-                    _ => (suffix, None),
-                };
-                if suffix.is_empty() || suffix.contains(['*', '/']) {
+            if t.contains(['*', '?']) {
+                let with_scheme = t.contains("://");
+                let host = t.split_once("://").map_or(t, |(_, rest)| rest);
+                if host.is_empty() || host.contains('/') || host.trim_matches('*').is_empty() {
                     return Err(invalid());
                 }
-                patterns.push(Pattern::Wildcard {
-                    scheme,
-                    suffix: format!(".{}", suffix.to_ascii_lowercase()),
-                    port,
+                patterns.push(Pattern::Glob {
+                    pattern: t.to_ascii_lowercase(),
+                    with_scheme,
                 });
             } else {
-                scheme.as_ref().ok_or_else(invalid)?;
+                if !t.contains("://") {
+                    return Err(invalid());
+                }
                 patterns.push(Pattern::Exact(origin_of(t).ok_or_else(invalid)?));
             }
         }
@@ -109,6 +168,10 @@ impl OriginCheck {
                 reason: "the origin check is on but no trusted origin is configured; add trusted_origins".to_owned(),
             });
         }
+        let exempt = exempt
+            .into_iter()
+            .map(|p| p.trim_end_matches('/').to_owned())
+            .collect();
         Ok(Self {
             enabled,
             patterns,
@@ -120,44 +183,85 @@ impl OriginCheck {
         let Some(normalized) = origin_of(origin) else {
             return false;
         };
-        let Some((scheme, host, port)) = split_origin(&normalized) else {
+        let Some((_, host, port)) = split_origin(&normalized) else {
             return false;
+        };
+        let authority = match port {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
         };
         self.patterns.iter().any(|p| match p {
             Pattern::Exact(o) => *o == normalized,
-            Pattern::Wildcard {
-                scheme: s,
-                suffix,
-                port: pp,
+            Pattern::Glob {
+                pattern,
+                with_scheme,
             } => {
-                s.as_deref().is_none_or(|s| s == scheme)
-                    && host.len() > suffix.len()
-                    && host.ends_with(suffix.as_str())
-                    && pp.as_deref() == port
+                let pattern: Vec<char> = pattern.chars().collect();
+                let (text, pattern_host) = if *with_scheme {
+                    (&normalized, pattern.iter().collect::<String>())
+                } else {
+                    (&authority, pattern.iter().collect::<String>())
+                };
+                let pattern_host = pattern_host
+                    .split_once("://")
+                    .map_or(pattern_host.as_str(), |(_, h)| h)
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                glob(&pattern, &text.chars().collect::<Vec<_>>())
+                    && (!ipv4_pattern(&pattern_host) || host.parse::<std::net::Ipv4Addr>().is_ok())
             }
+        })
+    }
+
+    /// Whether `path` is exempt: an exempt path itself or anything below it.
+    fn exempt(&self, path: &str) -> bool {
+        self.exempt.iter().any(|prefix| {
+            path.strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
         })
     }
 
     /// Whether a request must be refused: a state-changing method, carrying the session
     /// cookie, not exempt, and not from a trusted origin. Never touches the store.
+    ///
+    /// As Better Auth: `Origin`, else (absent or empty) `Referer`; `Origin: null` with
+    /// `Sec-Fetch-Site: same-origin` (a same-origin request from a page with
+    /// `Referrer-Policy: no-referrer`) is the request's own origin. Unlike Better Auth, a
+    /// request with neither header is refused only when Fetch Metadata says it is cross-site
+    /// (non-browser clients send neither). An `Origin` that is not text, or given twice, is
+    /// refused.
     pub(crate) fn refuses(&self, method: &Method, path: &str, headers: &HeaderMap) -> bool {
         if !self.enabled || matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
             return false;
         }
-        if self
-            .exempt
-            .iter()
-            .any(|prefix| path.starts_with(prefix.as_str()))
-        {
+        if self.exempt(path) {
             return false;
         }
-        let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-        match (header(ORIGIN), header(REFERER)) {
+        let fetch_site = headers
+            .get(http::HeaderName::from_static("sec-fetch-site"))
+            .and_then(|v| v.to_str().ok());
+        let mut origins = headers.get_all(ORIGIN).iter();
+        let origin = match (origins.next(), origins.next()) {
+            (Some(_), Some(_)) => return true,
+            (Some(value), None) => match value.to_str() {
+                Ok(text) if !text.trim().is_empty() => Some(text.trim()),
+                Ok(_) => None,
+                Err(_) => return true,
+            },
+            (None, _) => None,
+        };
+        let referer = headers
+            .get(REFERER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|r| !r.trim().is_empty());
+        match (origin, referer) {
+            (Some("null"), _) => !fetch_site.is_some_and(|s| s.eq_ignore_ascii_case("same-origin")),
             (Some(origin), _) => !self.trusts(origin),
             (None, Some(referer)) => !self.trusts(referer),
             // Neither header: not a browser's cross-site request unless Fetch Metadata says so.
-            (None, None) => header(http::HeaderName::from_static("sec-fetch-site"))
-                .is_some_and(|site| site.eq_ignore_ascii_case("cross-site")),
+            (None, None) => fetch_site.is_some_and(|site| site.eq_ignore_ascii_case("cross-site")),
         }
     }
 }
@@ -168,7 +272,18 @@ mod tests {
 
     fn check(trusted: &[&str]) -> OriginCheck {
         let trusted: Vec<String> = trusted.iter().map(|s| s.to_string()).collect();
-        OriginCheck::new(&trusted, true, vec!["/webhooks/".into()]).unwrap()
+        OriginCheck::new(&trusted, None, true, vec!["/webhooks/".into()]).unwrap()
+    }
+
+    fn post(headers: &[(&str, &[u8])]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_bytes(value).unwrap(),
+            );
+        }
+        map
     }
 
     #[test]
@@ -180,6 +295,7 @@ mod tests {
         ]);
         assert!(c.trusts("https://app.example.com"));
         assert!(c.trusts("HTTPS://App.Example.com"));
+        assert!(c.trusts("https://app.example.com:443"), "the default port");
         assert!(!c.trusts("http://app.example.com"));
         assert!(!c.trusts("https://app.example.com:444"));
         assert!(!c.trusts("https://app.example.com.evil.test"));
@@ -190,18 +306,105 @@ mod tests {
         assert!(!c.trusts("https://example.org.evil.test"));
         assert!(c.trusts("https://x.example.net:8443"));
         assert!(!c.trusts("https://x.example.net"));
+        assert!(!c.trusts("https://evil.com\\.example.org"));
         assert!(!c.trusts("null"));
         assert!(!c.trusts(""));
     }
 
+    /// Better Auth's `trustedOrigins` patterns: `*` and `?` anywhere, IPv6 hosts, IPv4
+    /// wildcards that only match addresses.
+    #[test]
+    fn patterns_as_better_auth_reads_them() {
+        let c = check(&[
+            "https://my-app-*.vercel.app",
+            "http://localhost:*",
+            "http://[::1]:3000",
+            "192.168.*.*",
+            "https://app?.example.com",
+        ]);
+        assert!(c.trusts("https://my-app-git-main.vercel.app"));
+        assert!(!c.trusts("https://other-app.vercel.app"));
+        assert!(c.trusts("http://localhost:5173"));
+        assert!(!c.trusts("https://localhost:5173"));
+        assert!(c.trusts("http://[::1]:3000"));
+        assert!(!c.trusts("http://[::1]:3001"));
+        assert!(c.trusts("http://192.168.1.20"));
+        assert!(!c.trusts("http://192.168.evil.com"));
+        assert!(c.trusts("https://app2.example.com"));
+        assert!(!c.trusts("https://app22.example.com"));
+        assert!(glob(
+            &['a', '*', 'b', '*', 'c'],
+            &"axxbyyc".chars().collect::<Vec<_>>()
+        ));
+        assert!(!glob(
+            &['a', '*', 'b'],
+            &"axxbc".chars().collect::<Vec<_>>()
+        ));
+    }
+
+    #[test]
+    fn the_base_urls_origin_is_trusted() {
+        let c =
+            OriginCheck::new(&[], Some("https://App.example.com/api/auth"), true, vec![]).unwrap();
+        assert!(c.trusts("https://app.example.com"));
+        assert!(!c.trusts("https://other.example.com"));
+    }
+
+    #[test]
+    fn what_a_request_carries() {
+        let c = check(&["https://app.example.com"]);
+        let refuses = |headers: &[(&str, &[u8])]| c.refuses(&Method::POST, "/x", &post(headers));
+        assert!(!refuses(&[("origin", b"https://app.example.com")]));
+        assert!(refuses(&[("origin", b"https://evil.example.com")]));
+        // `Origin: null` from the page's own origin (Referrer-Policy: no-referrer).
+        assert!(!refuses(&[
+            ("origin", b"null"),
+            ("sec-fetch-site", b"same-origin")
+        ]));
+        assert!(refuses(&[
+            ("origin", b"null"),
+            ("sec-fetch-site", b"cross-site")
+        ]));
+        assert!(refuses(&[("origin", b"null")]));
+        // An empty Origin falls back to the Referer.
+        assert!(!refuses(&[
+            ("origin", b""),
+            ("referer", b"https://app.example.com/page")
+        ]));
+        // Not text, or twice: refused rather than taken as absent.
+        assert!(refuses(&[("origin", b"https://app.example.com\xff")]));
+        assert!(refuses(&[
+            ("origin", b"https://app.example.com"),
+            ("origin", b"https://app.example.com")
+        ]));
+        assert!(!refuses(&[]));
+        assert!(refuses(&[("sec-fetch-site", b"cross-site")]));
+    }
+
+    #[test]
+    fn exempt_paths_are_a_path_and_what_lies_below() {
+        let c = check(&["https://app.example.com"]);
+        let evil = post(&[("origin", b"https://evil.example.com")]);
+        assert!(!c.refuses(&Method::POST, "/webhooks", &evil));
+        assert!(!c.refuses(&Method::POST, "/webhooks/stripe", &evil));
+        assert!(c.refuses(&Method::POST, "/webhooks-settings/delete", &evil));
+    }
+
     #[test]
     fn bad_patterns_are_config_errors() {
-        for bad in ["app.example.com", "https://", "*.", "https://*.*.x"] {
+        for bad in [
+            "app.example.com",
+            "https://",
+            "*",
+            "https://*",
+            "https://*/path",
+        ] {
             assert!(
-                OriginCheck::new(&[bad.to_string()], true, vec![]).is_err(),
+                OriginCheck::new(&[bad.to_string()], None, true, vec![]).is_err(),
                 "{bad}"
             );
         }
-        assert!(OriginCheck::new(&[], true, vec![]).is_err());
+        assert!(OriginCheck::new(&[], None, true, vec![]).is_err());
+        assert!(OriginCheck::new(&[], Some("not a url"), false, vec![]).is_err());
     }
 }

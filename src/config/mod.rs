@@ -258,6 +258,7 @@ pub struct SessionConfigBuilder {
     secure: Option<bool>,
     /// Set by `base_url(…)`.
     base_url_secure: Option<bool>,
+    base_url: Option<String>,
     /// Found in the environment.
     env_secure: Option<bool>,
     cookie_prefix: Option<String>,
@@ -383,10 +384,13 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Derives [`secure`](Self::secure) from Better Auth's `baseURL`: an `https://` URL means
-    /// secure cookies. Wins over the environment; an explicit `secure(…)` wins over it.
+    /// Better Auth's `baseURL`. Derives [`secure`](Self::secure) from it (an `https://` URL
+    /// means secure cookies; wins over the environment; an explicit `secure(…)` wins over it),
+    /// and, as Better Auth, trusts its origin for cookie-authenticated writes and turns the
+    /// [origin check](Self::trusted_origins) on (unless [`origin_check(false)`](Self::origin_check)).
     pub fn base_url(mut self, url: &str) -> Self {
         self.base_url_secure = Some(url.starts_with("https://"));
+        self.base_url = Some(url.to_owned());
         self
     }
 
@@ -479,12 +483,16 @@ impl SessionConfigBuilder {
     }
 
     /// Origins trusted for cookie-authenticated writes, as Better Auth's `trustedOrigins`:
-    /// exact origins (`https://app.example.com`) and wildcard hosts (`*.example.com`,
-    /// `https://*.example.com`). Setting any turns on the origin check (CSRF defence): a
-    /// request other than GET, HEAD or OPTIONS that carries the session cookie must come from
-    /// one of them (`Origin`, else `Referer`; with neither, `Sec-Fetch-Site: cross-site` is
-    /// refused), or it gets `403 {"code":"INVALID_ORIGIN"}` without any store call.
-    /// Bearer-authenticated requests are exempt. Default: none (check off).
+    /// exact origins (`https://app.example.com`; a default port is dropped) and patterns with
+    /// `*` or `?` anywhere, matched against the whole origin when they have a scheme
+    /// (`https://*.example.com`, `https://my-app-*.vercel.app`, `http://localhost:*`), else
+    /// against the host and port (`*.example.com`). Setting any, or a
+    /// [`base_url`](Self::base_url) (whose origin is trusted too), turns on the origin check
+    /// (CSRF defence): a request other than GET, HEAD or OPTIONS that carries the session
+    /// cookie must come from one of them (`Origin`, else `Referer`; `Origin: null` counts as
+    /// same-origin with `Sec-Fetch-Site: same-origin`; with neither header,
+    /// `Sec-Fetch-Site: cross-site` is refused), or it gets `403 {"code":"INVALID_ORIGIN"}`
+    /// without any store call. Bearer-authenticated requests are exempt. Default: none.
     pub fn trusted_origins<I, S>(mut self, origins: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -496,14 +504,16 @@ impl SessionConfigBuilder {
     }
 
     /// Turns the origin check on or off explicitly. Default: on exactly when
-    /// [`trusted_origins`](Self::trusted_origins) are configured.
+    /// [`trusted_origins`](Self::trusted_origins) or a [`base_url`](Self::base_url) are
+    /// configured.
     pub fn origin_check(mut self, enabled: bool) -> Self {
         self.origin_check = Some(enabled);
         self
     }
 
-    /// Exempts request paths starting with `prefix` from the origin check (for webhooks that
-    /// receive cross-site POSTs). Default: none.
+    /// Exempts the path `prefix` and the paths below it (`/webhooks` exempts `/webhooks` and
+    /// `/webhooks/stripe`, not `/webhooks-settings`) from the origin check, for webhooks that
+    /// receive cross-site POSTs. Default: none.
     pub fn skip_origin_check_for(mut self, prefix: impl Into<String>) -> Self {
         self.origin_check_exempt.push(prefix.into());
         self
@@ -688,8 +698,9 @@ impl SessionConfigBuilder {
                 bearer: self.bearer,
                 origins: crate::origin::OriginCheck::new(
                     &self.trusted_origins,
+                    self.base_url.as_deref(),
                     self.origin_check
-                        .unwrap_or(!self.trusted_origins.is_empty()),
+                        .unwrap_or(!self.trusted_origins.is_empty() || self.base_url.is_some()),
                     self.origin_check_exempt,
                 )?,
                 read_only: self.read_only,
