@@ -88,9 +88,13 @@ impl CookieCache {
     }
 
     /// The cache version, Better Auth's `cookieCache.version`: bump it to invalidate every
-    /// cache cookie at once. Default: `"1"`.
+    /// cache cookie at once. An empty version is `"1"`, as Better Auth reads it. Default:
+    /// `"1"`.
     pub fn version(mut self, version: impl Into<String>) -> Self {
         self.version = version.into();
+        if self.version.is_empty() {
+            self.version = "1".to_owned();
+        }
         self
     }
 
@@ -112,5 +116,17 @@ impl CookieCache {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Better Auth sets no version for an empty one and reads a missing version as `"1"`.
+    #[test]
+    fn an_empty_version_is_one() {
+        assert_eq!(CookieCache::compact().version("").version, "1");
+        assert_eq!(CookieCache::compact().version("2").version, "2");
     }
 }
