@@ -49,26 +49,18 @@ fn fx_with(name: &str, f: impl FnOnce(SessionConfigBuilder) -> SessionConfigBuil
         .route(
             "/revoke-session/{key}",
             axum::routing::post(|s: Sessions, Path(key): Path<String>| async move {
-                let revoked = s.revoke(&StorageKey::new(key)).await.unwrap();
-                let deleted = revoked.deleted.to_string();
-                (revoked, deleted)
+                answer(s.revoke(&StorageKey::new(key)).await.unwrap())
             }),
         )
         .route(
             "/revoke-sessions",
-            axum::routing::post(|s: Sessions| async move {
-                let revoked = s.revoke_all().await.unwrap();
-                let deleted = revoked.deleted.to_string();
-                (revoked, deleted)
-            }),
+            axum::routing::post(|s: Sessions| async move { answer(s.revoke_all().await.unwrap()) }),
         )
         .route(
             "/revoke-other-sessions",
-            axum::routing::post(|s: Sessions| async move {
-                let revoked = s.revoke_others().await.unwrap();
-                let deleted = revoked.deleted.to_string();
-                (revoked, deleted)
-            }),
+            axum::routing::post(
+                |s: Sessions| async move { answer(s.revoke_others().await.unwrap()) },
+            ),
         )
         .layer(layer.clone());
     Fx {
@@ -78,6 +70,14 @@ fn fx_with(name: &str, f: impl FnOnce(SessionConfigBuilder) -> SessionConfigBuil
         clock,
         user,
     }
+}
+
+/// A revocation's response: its cookies, and how many sessions it deleted as the body.
+fn answer(
+    revoked: tower_auth_session::extract::Revoked,
+) -> (tower_auth_session::extract::Revoked, String) {
+    let deleted = revoked.deleted.to_string();
+    (revoked, deleted)
 }
 
 fn fx() -> Fx {

@@ -697,6 +697,29 @@ async fn a_watched_sqlite_feed_drops_rows_deleted_behind_the_stores_back() {
     assert!(rows >= 1);
 }
 
+/// A SQLite store in a fresh file of `dir` named `file`, its URL, and its change feed (created).
+#[cfg(feature = "sqlite")]
+async fn sqlite_feed(
+    dir: &tempfile::TempDir,
+    file: &str,
+) -> (
+    String,
+    tower_auth_session::SqliteStore,
+    tower_auth_session::store::SessionChanges,
+) {
+    let url = format!("sqlite://{}", dir.path().join(file).display());
+    let store = tower_auth_session::SqliteStore::connect(&url)
+        .await
+        .unwrap();
+    let changes = store
+        .session_changes()
+        .create_trigger(true)
+        .start()
+        .await
+        .unwrap();
+    (url, store, changes)
+}
+
 /// A migration tool that drops the change table (not knowing it) leaves its triggers on the
 /// session table, and then every session update and delete fails, Better Auth's included.
 /// A feed allowed to create the table recreates it, drops every cached session (changes were
@@ -704,16 +727,8 @@ async fn a_watched_sqlite_feed_drops_rows_deleted_behind_the_stores_back() {
 #[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_change_table_is_recreated_by_the_feed() {
-    use tower_auth_session::SqliteStore;
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("dropped.db").display());
-    let store = SqliteStore::connect(&url).await.unwrap();
-    let changes = store
-        .session_changes()
-        .create_trigger(true)
-        .start()
-        .await
-        .unwrap();
+    let (url, store, changes) = sqlite_feed(&dir, "dropped.db").await;
     let cached = CachedStore::builder(store.clone())
         .ttl(Duration::from_secs(600))
         .watch(changes.clone())
@@ -906,16 +921,8 @@ async fn a_users_new_row_reaches_a_polled_cache<D, F, Fut>(
 #[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_new_row_reaches_a_cache_over_sqlite() {
-    use tower_auth_session::SqliteStore;
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("users.db").display());
-    let store = SqliteStore::connect(&url).await.unwrap();
-    let changes = store
-        .session_changes()
-        .create_trigger(true)
-        .start()
-        .await
-        .unwrap();
+    let (url, store, changes) = sqlite_feed(&dir, "users.db").await;
     let rename = |id: String| async move {
         let other = sqlx::SqlitePool::connect(&url).await.unwrap();
         sqlx::query(r#"update "user" set "name" = 'After' where "id" = ?"#)
