@@ -558,3 +558,23 @@ async fn infinite_and_far_dates_are_read_without_a_panic() {
         "not a date this crate holds: {far:?}"
     );
 }
+
+/// libpq's `connect_timeout` is taken out of the URL (sqlx warned and ignored it) and the store
+/// starts; a value that is not whole seconds is refused, naming it.
+#[tokio::test]
+async fn connect_timeout_in_the_url_is_accepted() {
+    let test = "connect_timeout_in_the_url_is_accepted";
+    let Some(url) = common::fresh_pg_database(test).await else {
+        return;
+    };
+    PostgresStore::builder(format!("{url}?connect_timeout=10"))
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+    let err = PostgresStore::builder(format!("{url}?connect_timeout=soon"))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("connect_timeout"), "{err}");
+}

@@ -25,6 +25,9 @@
 //!   `load_balance_hosts=random` asks the hosts in a new random order each time, as libpq
 //!   does, so that instances sharing one URL (several PgBouncers in front of one primary, say)
 //!   spread over the servers that suit rather than all taking the first.
+//! * **`connect_timeout`** (libpq's, whole seconds) bounds connecting at start-up: a serverless
+//!   database (Neon, a paused instance) may take several seconds to wake, more than the pool's
+//!   2-second wait. On the request path the store's own deadlines still apply.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -132,16 +135,21 @@ impl PostgresStoreBuilder {
         let attrs = from_url.attrs;
         let random = from_url.random;
         let timeout = self.common.timeout;
+        // libpq's `connect_timeout` bounds connecting at start-up, where a serverless database
+        // (Neon, a paused instance) may take seconds to wake; on the request path the store's
+        // own deadlines apply, as a request cannot wait that long.
+        let waking = from_url.connect_timeout.unwrap_or_default();
         let choice = (hosts.len() > 1 || attrs != Attrs::Any).then(|| Arc::new(hosts.clone()));
         let options = match &choice {
             None => hosts[0].clone(),
-            Some(hosts) => pick(&in_order(hosts, random), attrs, timeout, pooler)
+            Some(hosts) => pick(&in_order(hosts, random), attrs, timeout.max(waking), pooler)
                 .await
                 .map_err(|why| no_server(attrs, &why))?,
         };
         let pool_options: PgPoolOptions = self.common.pool_options();
         let pool = pool_options
             .clone()
+            .acquire_timeout(self.common.acquire_timeout.max(waking))
             .connect_with(options.clone())
             .await
             .map_err(|e| connect_error(e, pooler))?;
@@ -187,6 +195,8 @@ struct UrlParams {
     attrs: Attrs,
     /// `load_balance_hosts=random`: the hosts are asked in a new random order each time.
     random: bool,
+    /// libpq's `connect_timeout` (whole seconds; below 2 counts as 2, 0 or less as none).
+    connect_timeout: Option<Duration>,
 }
 
 /// `hosts` in the order to prefer them: the URL's, or with `load_balance_hosts=random` a
@@ -422,8 +432,9 @@ fn no_server(attrs: Attrs, why: &[String]) -> StoreError {
     }
 }
 
-/// Removes `pgbouncer=…` (the store's own parameter) and `target_session_attrs=…` (libpq's),
-/// which sqlx does not know, from the URL, and notes whether it names a root certificate.
+/// Removes `pgbouncer=…` (the store's own parameter) and libpq's `target_session_attrs=…`,
+/// `load_balance_hosts=…` and `connect_timeout=…`, which sqlx does not know (it would warn
+/// and ignore them), from the URL, and notes whether it names a root certificate.
 fn take_params(url: &str) -> Result<(String, UrlParams), StoreError> {
     let mut parsed = url::Url::parse(url).map_err(|e| StoreError::backend("connect", e))?;
     let mut params = UrlParams::default();
@@ -466,6 +477,20 @@ fn take_params(url: &str) -> Result<(String, UrlParams), StoreError> {
                         })
                     }
                 }
+            }
+            "connect_timeout" => {
+                let seconds: i64 = value.trim().parse().map_err(|_| StoreError::Connect {
+                    problem: format!(
+                        "`connect_timeout={value}` in the database URL is not a whole number of \
+                         seconds"
+                    ),
+                    fix: "use connect_timeout=10 (seconds), as libpq".to_owned(),
+                    source: None,
+                })?;
+                params.connect_timeout = u64::try_from(seconds)
+                    .ok()
+                    .filter(|&s| s > 0)
+                    .map(|s| Duration::from_secs(s.max(2)));
             }
             "host" | "hostaddr" | "port" if value.contains(',') => {
                 return Err(StoreError::Connect {
@@ -1040,6 +1065,20 @@ mod tests {
         assert_eq!(p.pgbouncer, Some(false));
         let err = take_params("postgres://u@h/app?pgbouncer=maybe").unwrap_err();
         assert!(err.to_string().contains("pgbouncer=true"), "{err}");
+        for (given, wanted) in [("10", Some(10)), ("1", Some(2)), ("0", None), ("-3", None)] {
+            let (url, p) = take_params(&format!(
+                "postgres://u@h/app?connect_timeout={given}&sslmode=require"
+            ))
+            .unwrap();
+            assert_eq!(url, "postgres://u@h/app?sslmode=require");
+            assert_eq!(
+                p.connect_timeout,
+                wanted.map(Duration::from_secs),
+                "{given}"
+            );
+        }
+        let err = take_params("postgres://u@h/app?connect_timeout=ten").unwrap_err();
+        assert!(err.to_string().contains("connect_timeout=10"), "{err}");
     }
 
     #[test]
