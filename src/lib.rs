@@ -48,6 +48,7 @@
 #![deny(missing_docs, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod client_ip;
 mod clock;
 pub mod codec;
 mod config;

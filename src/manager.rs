@@ -75,31 +75,6 @@ impl Default for SignIn {
     }
 }
 
-/// The client IP in a forwarded header as Better Auth 1.7 records it (`getIP` without trusted
-/// proxies): only a header holding exactly one address (the leftmost of several is whatever
-/// the client chose to send); an IPv4-mapped IPv6 address as IPv4; other IPv6 addresses masked
-/// to their /64 and written out in full, lower case (its default `ipv6Subnet`).
-fn client_ip(value: &str) -> Option<String> {
-    let mut addresses = value.split(',').map(str::trim).filter(|s| !s.is_empty());
-    let only = addresses.next()?;
-    if addresses.next().is_some() {
-        return None;
-    }
-    Some(match only.parse::<std::net::IpAddr>().ok()? {
-        std::net::IpAddr::V4(v4) => v4.to_string(),
-        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!(
-                    "{:04x}:{:04x}:{:04x}:{:04x}:0000:0000:0000:0000",
-                    s[0], s[1], s[2], s[3]
-                )
-            }
-        },
-    })
-}
-
 impl SignIn {
     /// Remembered (a persistent cookie), with no IP address or user agent recorded, and no
     /// request cookies: with [`multi_session`](crate::SessionConfigBuilder::multi_session), the
@@ -116,7 +91,8 @@ impl SignIn {
     }
 
     /// Options filled from a request: its `User-Agent`, its client IP from the configured
-    /// [`ip_address_headers`](crate::SessionConfigBuilder::ip_address_headers), and, with
+    /// [`ip_address_headers`](crate::SessionConfigBuilder::ip_address_headers) (and
+    /// [`trusted_proxies`](crate::SessionConfigBuilder::trusted_proxies)), and, with
     /// [`multi_session`](crate::SessionConfigBuilder::multi_session), the browser's
     /// multi-session cookies (a sign-in ends this user's earlier sessions among them and
     /// respects `maximumSessions`, as Better Auth's plugin does).
@@ -125,10 +101,7 @@ impl SignIn {
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let ip_address = config
-            .ip_address_headers
-            .iter()
-            .find_map(|name| client_ip(headers.get(name)?.to_str().ok()?));
+        let ip_address = config.ip.client_ip(headers);
         Self {
             remember_me: true,
             ip_address,

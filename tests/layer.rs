@@ -535,26 +535,7 @@ async fn revoke_all_and_list() {
 #[tokio::test]
 async fn sign_in_records_user_agent_and_client_ip() {
     let f = fixture();
-    // Signs in through the `Sessions` extractor with `headers`; returns the stored session.
-    let sign_in = |headers: Vec<(&'static str, &'static str)>| {
-        let app = f.app.clone();
-        let store = f.store.inner.clone();
-        async move {
-            let mut req = http::Request::post("/sign-in");
-            for (k, v) in headers {
-                req = req.header(k, v);
-            }
-            let r = send(app, req.body(axum::body::Body::empty()).unwrap()).await;
-            let pair = r.cookie_pair(COOKIE);
-            let token = pair.split_once('=').unwrap().1.split('.').next().unwrap();
-            store
-                .find(&StorageKey::new(token))
-                .await
-                .unwrap()
-                .unwrap()
-                .session
-        }
-    };
+    let sign_in = |headers: Vec<(&'static str, &'static str)>| signed_in_row(&f, headers);
     let row = sign_in(vec![
         ("user-agent", "Mozilla/5.0 (test)"),
         ("x-forwarded-for", " 203.0.113.7 "),
@@ -584,6 +565,58 @@ async fn sign_in_records_user_agent_and_client_ip() {
         (row.user_agent.as_deref(), row.ip_address.as_deref()),
         (Some(""), Some(""))
     );
+}
+
+/// Signs in through the `Sessions` extractor with `headers`; returns the stored session.
+async fn signed_in_row(
+    f: &Fixture,
+    headers: Vec<(&'static str, &'static str)>,
+) -> tower_auth_session::Session {
+    let mut req = http::Request::post("/sign-in");
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let r = send(f.app.clone(), req.body(axum::body::Body::empty()).unwrap()).await;
+    let pair = r.cookie_pair(COOKIE);
+    let token = pair.split_once('=').unwrap().1.split('.').next().unwrap();
+    f.store
+        .inner
+        .find(&StorageKey::new(token))
+        .await
+        .unwrap()
+        .unwrap()
+        .session
+        .as_ref()
+        .clone()
+}
+
+/// Better Auth's `trustedProxies`, `ipv6Subnet` and `disableIpTracking`.
+#[tokio::test]
+async fn the_client_ip_behind_trusted_proxies_and_its_subnet() {
+    let f = fixture_with(|b| {
+        b.trusted_proxies(["10.0.0.0/8", "fd00::/8"])
+            .ipv6_subnet(128)
+    });
+    for (forwarded, recorded) in [
+        ("spoofed, 198.51.100.4, 10.1.2.3", "198.51.100.4"),
+        ("10.1.2.3, 10.9.9.9", ""),
+        (
+            "2001:db8::1, fd00::2",
+            "2001:0db8:0000:0000:0000:0000:0000:0001",
+        ),
+    ] {
+        let row = signed_in_row(&f, vec![("x-forwarded-for", forwarded)]).await;
+        assert_eq!(row.ip_address.as_deref(), Some(recorded), "{forwarded}");
+    }
+    let off = fixture_with(|b| b.disable_ip_tracking(true));
+    let row = signed_in_row(&off, vec![("x-forwarded-for", "203.0.113.7")]).await;
+    assert_eq!(row.ip_address.as_deref(), Some(""));
+    let err = SessionConfig::builder()
+        .secret(SECRET)
+        .trusted_proxies(["10.0.0.0/40"])
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("trusted_proxies"), "{err}");
 }
 
 #[test]

@@ -138,7 +138,7 @@ pub struct SessionConfig {
     pub(crate) lifetimes: Lifetimes,
     pub(crate) guards: Guards,
     pub(crate) cache: Option<CookieCache>,
-    pub(crate) ip_address_headers: Vec<http::HeaderName>,
+    pub(crate) ip: crate::client_ip::IpTracking,
     /// Better Auth's `multiSession({ maximumSessions })`, when enabled.
     pub(crate) multi_session: Option<usize>,
     /// Rate-limited warnings about misconfiguration, shared by clones.
@@ -271,6 +271,9 @@ pub struct SessionConfigBuilder {
     update_age: Option<Duration>,
     disable_refresh: bool,
     ip_address_headers: Option<Vec<String>>,
+    trusted_proxies: Vec<String>,
+    ipv6_subnet: Option<u8>,
+    disable_ip_tracking: bool,
     store_timeout: Option<std::time::Duration>,
     bearer: Bearer,
     trusted_origins: Vec<String>,
@@ -454,17 +457,49 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Request headers from which the client IP recorded at sign-in is read, first match wins.
-    /// As Better Auth 1.7 without `trustedProxies`: a header listing several addresses records
-    /// none (its leftmost is whatever the client sent), an IPv4-mapped IPv6 address is
-    /// recorded as IPv4, and other IPv6 addresses as their /64 written out in full. Default:
-    /// `x-forwarded-for`, as Better Auth. Only trust headers your proxy sets.
+    /// Request headers from which the client IP recorded at sign-in is read, first match wins
+    /// (Better Auth's `advanced.ipAddress.ipAddressHeaders`). As Better Auth 1.7: without
+    /// [`trusted_proxies`](Self::trusted_proxies) a header listing several addresses records
+    /// none (its leftmost is whatever the client sent); an IPv4-mapped IPv6 address is
+    /// recorded as IPv4, and other IPv6 addresses as their [`ipv6_subnet`](Self::ipv6_subnet)
+    /// written out in full. Default: `x-forwarded-for`, as Better Auth. Only trust headers
+    /// your proxy sets.
     pub fn ip_address_headers<I, S>(mut self, headers: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
         self.ip_address_headers = Some(headers.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Better Auth's `advanced.ipAddress.trustedProxies`: addresses and ranges (`10.0.0.0/8`,
+    /// `fd00::/8`, `192.0.2.9`) of the proxies in front of the app. A forwarded list is read
+    /// from the right, skipping their hops; the first hop that is not one of them is the
+    /// client (a hop that is not an address records none). Default: none (only a header
+    /// holding exactly one address is recorded). An entry that is not an address or a range
+    /// is refused at [`build`](Self::build).
+    pub fn trusted_proxies<I, S>(mut self, proxies: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.trusted_proxies
+            .extend(proxies.into_iter().map(Into::into));
+        self
+    }
+
+    /// Better Auth's `advanced.ipAddress.ipv6Subnet`: how many leading bits of an IPv6 client
+    /// address are recorded (the rest are zero), 0 to 128. Default: 64, as Better Auth.
+    pub fn ipv6_subnet(mut self, bits: u8) -> Self {
+        self.ipv6_subnet = Some(bits);
+        self
+    }
+
+    /// Better Auth's `advanced.ipAddress.disableIpTracking`: record no client IP at sign-in.
+    /// Default: `false`.
+    pub fn disable_ip_tracking(mut self, disable: bool) -> Self {
+        self.disable_ip_tracking = disable;
         self
     }
 
@@ -651,17 +686,12 @@ impl SessionConfigBuilder {
                 reason: format!("{update_age} is negative; use zero to refresh on every request"),
             });
         }
-        let ip_address_headers = self
-            .ip_address_headers
-            .unwrap_or_else(|| vec!["x-forwarded-for".to_owned()])
-            .into_iter()
-            .map(|h| {
-                http::HeaderName::try_from(h.as_str()).map_err(|_| ConfigError::Invalid {
-                    option: "ip_address_headers",
-                    reason: format!("{h:?} is not a valid header name"),
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let ip = crate::client_ip::IpTracking::new(
+            self.ip_address_headers,
+            &self.trusted_proxies,
+            self.ipv6_subnet,
+            self.disable_ip_tracking,
+        )?;
 
         let mut previous = Vec::with_capacity(self.previous_secrets.len());
         for (old, until) in self.previous_secrets {
@@ -709,7 +739,7 @@ impl SessionConfigBuilder {
                 store_timeout: self.store_timeout.unwrap_or(DEFAULT_STORE_TIMEOUT),
             },
             cache: self.cookie_cache,
-            ip_address_headers,
+            ip,
             multi_session: match self.multi_session {
                 Some(0) => {
                     return Err(ConfigError::Invalid {
