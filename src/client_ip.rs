@@ -120,9 +120,20 @@ impl IpTracking {
         if self.disabled {
             return None;
         }
-        self.headers
-            .iter()
-            .find_map(|name| self.read_header(headers.get(name)?.to_str().ok()?))
+        self.headers.iter().find_map(|name| {
+            // Every line of the header, as one list (the Fetch API's `Headers.get`, which Better
+            // Auth reads): a proxy that adds a line of its own (HAProxy's `option forwardfor`)
+            // must not leave the client's line looking like the whole chain.
+            let mut lines = headers.get_all(name).iter();
+            let first = lines.next()?.to_str().ok()?;
+            let mut joined = std::borrow::Cow::Borrowed(first);
+            for line in lines {
+                let joined = joined.to_mut();
+                joined.push_str(", ");
+                joined.push_str(line.to_str().ok()?);
+            }
+            self.read_header(&joined)
+        })
     }
 
     /// One forwarded header's client: with trusted proxies, the rightmost hop that is not one
@@ -231,6 +242,17 @@ mod tests {
             ip(&t, "203.0.113.1, fd12::1").as_deref(),
             Some("203.0.113.1")
         );
+    }
+
+    /// A proxy that adds a line of its own: the lines are one list, as Better Auth reads them.
+    #[test]
+    fn every_line_of_the_header_counts() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        headers.append("x-forwarded-for", "198.51.100.4".parse().unwrap());
+        assert_eq!(tracking(&[], None).client_ip(&headers), None);
+        let behind = tracking(&["10.0.0.0/8"], None);
+        assert_eq!(behind.client_ip(&headers).as_deref(), Some("198.51.100.4"));
     }
 
     #[test]

@@ -129,10 +129,15 @@ impl OriginCheck {
         exempt: Vec<String>,
     ) -> Result<Self, ConfigError> {
         let mut patterns = Vec::with_capacity(trusted.len() + 1);
-        if let Some(base) = base_url {
+        // Read only for the check: a base URL that only decides `Secure` stays as lenient as
+        // it always was.
+        if let Some(base) = base_url.filter(|_| enabled) {
             let origin = origin_of(base).ok_or_else(|| ConfigError::Invalid {
                 option: "base_url",
-                reason: format!("{base:?} is not a URL like https://app.example.com"),
+                reason: format!(
+                    "{base:?} is not a URL like https://app.example.com (the origin check trusts \
+                     its origin)"
+                ),
             })?;
             patterns.push(Pattern::Exact(origin));
         }
@@ -226,12 +231,13 @@ impl OriginCheck {
     /// Whether a request must be refused: a state-changing method, carrying the session
     /// cookie, not exempt, and not from a trusted origin. Never touches the store.
     ///
-    /// As Better Auth: `Origin`, else (absent or empty) `Referer`; `Origin: null` with
+    /// As Better Auth: `Origin`, else (absent or empty) `Referer`. `Origin: null` with
     /// `Sec-Fetch-Site: same-origin` (a same-origin request from a page with
-    /// `Referrer-Policy: no-referrer`) is the request's own origin. Unlike Better Auth, a
-    /// request with neither header is refused only when Fetch Metadata says it is cross-site
-    /// (non-browser clients send neither). An `Origin` that is not text, or given twice, is
-    /// refused.
+    /// `Referrer-Policy: no-referrer`) is accepted on the browser's word that the page shares
+    /// the request's origin (Better Auth also checks that origin, rebuilt from `Host`, against
+    /// its trusted list). Unlike Better Auth, a request with neither header is refused only
+    /// when Fetch Metadata says it is cross-site (non-browser clients send neither). An
+    /// `Origin` that is not text, or given twice, is refused.
     pub(crate) fn refuses(&self, method: &Method, path: &str, headers: &HeaderMap) -> bool {
         if !self.enabled || matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
             return false;
@@ -405,6 +411,7 @@ mod tests {
             );
         }
         assert!(OriginCheck::new(&[], None, true, vec![]).is_err());
-        assert!(OriginCheck::new(&[], Some("not a url"), false, vec![]).is_err());
+        assert!(OriginCheck::new(&[], Some("not a url"), true, vec![]).is_err());
+        assert!(OriginCheck::new(&[], Some("not a url"), false, vec![]).is_ok());
     }
 }

@@ -389,8 +389,8 @@ impl SessionConfigBuilder {
 
     /// Better Auth's `baseURL`. Derives [`secure`](Self::secure) from it (an `https://` URL
     /// means secure cookies; wins over the environment; an explicit `secure(…)` wins over it),
-    /// and, as Better Auth, trusts its origin for cookie-authenticated writes and turns the
-    /// [origin check](Self::trusted_origins) on (unless [`origin_check(false)`](Self::origin_check)).
+    /// and, as Better Auth, trusts its origin when the [origin check](Self::trusted_origins)
+    /// is on.
     pub fn base_url(mut self, url: &str) -> Self {
         self.base_url_secure = Some(url.starts_with("https://"));
         self.base_url = Some(url.to_owned());
@@ -521,8 +521,8 @@ impl SessionConfigBuilder {
     /// exact origins (`https://app.example.com`; a default port is dropped) and patterns with
     /// `*` or `?` anywhere, matched against the whole origin when they have a scheme
     /// (`https://*.example.com`, `https://my-app-*.vercel.app`, `http://localhost:*`), else
-    /// against the host and port (`*.example.com`). Setting any, or a
-    /// [`base_url`](Self::base_url) (whose origin is trusted too), turns on the origin check
+    /// against the host and port (`*.example.com`); a [`base_url`](Self::base_url)'s origin is
+    /// trusted too. Setting any turns on the origin check
     /// (CSRF defence): a request other than GET, HEAD or OPTIONS that carries the session
     /// cookie must come from one of them (`Origin`, else `Referer`; `Origin: null` counts as
     /// same-origin with `Sec-Fetch-Site: same-origin`; with neither header,
@@ -538,9 +538,9 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Turns the origin check on or off explicitly. Default: on exactly when
-    /// [`trusted_origins`](Self::trusted_origins) or a [`base_url`](Self::base_url) are
-    /// configured.
+    /// Turns the origin check on or off explicitly (on with only a
+    /// [`base_url`](Self::base_url), its origin is the one trusted). Default: on exactly when
+    /// [`trusted_origins`](Self::trusted_origins) are configured.
     pub fn origin_check(mut self, enabled: bool) -> Self {
         self.origin_check = Some(enabled);
         self
@@ -730,7 +730,7 @@ impl SessionConfigBuilder {
                     &self.trusted_origins,
                     self.base_url.as_deref(),
                     self.origin_check
-                        .unwrap_or(!self.trusted_origins.is_empty() || self.base_url.is_some()),
+                        .unwrap_or(!self.trusted_origins.is_empty()),
                     self.origin_check_exempt,
                 )?,
                 read_only: self.read_only,

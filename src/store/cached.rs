@@ -218,6 +218,22 @@ impl Core {
             .retain(|found| found.is_none_or(|a| a.session.user_id != user_id));
     }
 
+    /// [`invalidate_user`](Self::invalidate_user) for several users in one pass over the cache.
+    fn invalidate_users(&self, user_ids: &[String]) {
+        match user_ids {
+            [] => {}
+            [one] => self.invalidate_user(one),
+            many => {
+                let ids: std::collections::HashSet<&str> =
+                    many.iter().map(String::as_str).collect();
+                self.epoch.fetch_add(1, Ordering::SeqCst);
+                self.cache.retain(|found| {
+                    found.is_none_or(|a| !ids.contains(a.session.user_id.as_str()))
+                });
+            }
+        }
+    }
+
     #[cfg_attr(
         not(any(
             feature = "redis",
@@ -238,6 +254,7 @@ impl Target for Core {
         match change {
             Change::Token(token) => self.invalidate(token),
             Change::User(user_id) => self.invalidate_user(user_id),
+            Change::Users(user_ids) => self.invalidate_users(user_ids),
             Change::All => self.invalidate_all(),
         }
     }

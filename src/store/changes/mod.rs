@@ -17,7 +17,8 @@
 //! triggers only add a row or a notification to Better Auth's own writes; they never fail them
 //! while their table exists. Each builder's `ddl()` gives the statements for a migration tool
 //! instead. A migration tool that does not know the change table may drop it (then the
-//! SQLite and MySQL triggers fail every session update and delete, Better Auth's included) or
+//! SQLite and MySQL triggers fail every session update and delete and every user update,
+//! Better Auth's included) or
 //! rebuild the session table without the triggers (then the feed hears nothing): the polling
 //! feeds check for both, at once when a read fails and every quarter of the retention, and
 //! recreate what is missing when `create_trigger(true)` was given (dropping every cached
@@ -30,7 +31,7 @@
 //! after a `\x01`); on Redis, Better Auth rewrites each session value, which holds the user.
 //! A database set up by an earlier version's `ddl()` lacks that trigger: the feed starts and
 //! warns. What the feeds do not report, and so is served for at most the cache's `ttl`:
-//! PostgreSQL `TRUNCATE`; Redis evictions under `maxmemory`. With `RedisStore::in_front_of`, Better Auth deletes the
+//! `TRUNCATE` (no trigger fires on PostgreSQL or MySQL); Redis evictions under `maxmemory`. With `RedisStore::in_front_of`, Better Auth deletes the
 //! Redis key before the row: watch the database's feed too, or a read in between caches the
 //! row again.
 //!
@@ -96,6 +97,9 @@ pub(crate) enum Change<'a> {
     Token(&'a str),
     /// Every session of this user was revoked.
     User(&'a str),
+    /// The rows of these users changed (a new role or name): their sessions are read again.
+    /// Sent once per batch, as dropping them scans the whole cache.
+    Users(&'a [String]),
     /// Changes may have been missed (a reconnect): drop everything.
     All,
 }

@@ -92,7 +92,8 @@ impl Upkeep {
                 found,
                 "the session change table or its triggers are missing (dropped or rebuilt by a \
                  migration?). While the table is missing and its triggers remain, every update \
-                 and delete of a session fails, Better Auth's sign-outs and refreshes included; \
+                 and delete of a session, and every update of a user, fails, Better Auth's \
+                 sign-outs and refreshes included; \
                  while the triggers are missing, cached sessions are served until the cache TTL. \
                  Recreate them (create_trigger(true), or the statements from .ddl()), or drop \
                  the triggers"
@@ -370,6 +371,7 @@ async fn poll<T: ChangeTable>(
     let mut max_seen = floor;
     let mut last_ok = Instant::now();
     let mut last_prune = Instant::now();
+    let mut last_check = Instant::now() - RECHECK;
     let mut failing = false;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -389,15 +391,25 @@ async fn poll<T: ChangeTable>(
                     sink.send(Change::All);
                 }
                 last_ok = Instant::now();
+                // Users whose row changed are dropped together, once per poll: each drop
+                // scans the whole cache, and some plugins update the user at every sign-in.
+                let mut users: Vec<String> = Vec::new();
                 for (id, token) in rows {
-                    let change = match token.strip_prefix(USER_MARK) {
-                        Some(user_id) => Change::User(user_id),
-                        None => Change::Token(&token),
-                    };
-                    if seen.insert(id) && !sink.send(change) {
-                        return;
-                    }
                     max_seen = max_seen.max(id);
+                    if !seen.insert(id) {
+                        continue;
+                    }
+                    match token.strip_prefix(USER_MARK) {
+                        Some(user_id) if !users.iter().any(|u| u == user_id) => {
+                            users.push(user_id.to_owned());
+                        }
+                        Some(_) => {}
+                        None if !sink.send(Change::Token(&token)) => return,
+                        None => {}
+                    }
+                }
+                if !users.is_empty() && !sink.send(Change::Users(&users)) {
+                    return;
                 }
                 history.push_back((last_ok, max_seen));
                 while let Some(&(at, max)) = history.front() {
@@ -410,10 +422,15 @@ async fn poll<T: ChangeTable>(
                 seen = seen.split_off(&(floor + 1));
             }
             Err(error) => {
-                // A dropped table fails Better Auth's writes: recreated at once when allowed.
-                if upkeep.check(&db).await {
-                    sink.send(Change::All);
-                    continue;
+                // A dropped table fails Better Auth's writes: recreated as soon as allowed
+                // (checked at most every few seconds while reads fail).
+                if last_check.elapsed() >= RECHECK {
+                    last_check = Instant::now();
+                    if upkeep.check(&db).await {
+                        restart(&mut floor, &mut max_seen, &mut seen, &mut history);
+                        sink.send(Change::All);
+                        continue;
+                    }
                 }
                 if !failing {
                     tracing::warn!(
@@ -429,6 +446,7 @@ async fn poll<T: ChangeTable>(
         if last_prune.elapsed() >= prune_every {
             last_prune = Instant::now();
             if upkeep.check(&db).await {
+                restart(&mut floor, &mut max_seen, &mut seen, &mut history);
                 sink.send(Change::All);
             }
             let secs = retention.as_secs();
@@ -447,6 +465,23 @@ async fn poll<T: ChangeTable>(
             }
         }
     }
+}
+
+/// How often the upkeep looks while reads of the change table fail.
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// Starts reading a recreated change table from its first row: its ids started again (rows
+/// read twice, where only the triggers were recreated, drop entries twice: harmless).
+fn restart(
+    floor: &mut i64,
+    max_seen: &mut i64,
+    seen: &mut BTreeSet<i64>,
+    history: &mut VecDeque<(Instant, i64)>,
+) {
+    *floor = 0;
+    *max_seen = 0;
+    seen.clear();
+    history.clear();
 }
 
 /// The feed's name for logs (both dialects run the same poller).

@@ -55,17 +55,18 @@ impl PostgresChangesBuilder {
         }
     }
 
-    /// Create (or replace) the trigger function and create the trigger when it is absent.
-    /// Needs the right to create functions and triggers on the session table (its owner).
-    /// Default: `false`: they must exist (see [`ddl`](Self::ddl)), else
+    /// Create (or replace) the trigger functions and create the triggers when they are absent.
+    /// Needs the right to create functions and triggers on the session table (its owner), and
+    /// on the user table for user-row changes (without it the feed starts and warns).
+    /// Default: `false`: the session table's must exist (see [`ddl`](Self::ddl)), else
     /// [`start`](Self::start) fails saying so.
     pub fn create_trigger(mut self, create: bool) -> Self {
         self.create = create;
         self
     }
 
-    /// The name of the notification channel, the trigger and its function. Default:
-    /// `tas_session_changes`.
+    /// The name of the notification channel, the trigger and its function (user-row changes
+    /// use `{name}_users`), at most 57 bytes. Default: `tas_session_changes`.
     pub fn channel(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
@@ -144,9 +145,24 @@ impl PostgresChangesBuilder {
             .then(|| (self.store.clone(), self.store.moved()));
         let options = self.listen_options()?;
         let pool = self.store.pool();
+        if self.name.len() > MAX_NAME {
+            return Err(cannot(
+                format!(
+                    "the channel name {:?} is longer than {MAX_NAME} bytes: PostgreSQL cuts \
+                     identifiers at 63, and `{}` (user-row changes) would not fit",
+                    self.name,
+                    users_channel(&self.name)
+                ),
+                "give session_changes().channel(…) a shorter name",
+                None,
+            ));
+        }
         if self.create {
-            for watched in [&session, &user] {
-                watched.create(&pool).await?;
+            session.create(&pool).await?;
+            // The user table's trigger is optional (the warning below says what is lost):
+            // a role allowed on the session table only still starts.
+            if let Err(error) = user.create(&pool).await {
+                tracing::debug!(%error, "could not create the user table's change trigger");
             }
         }
         if !session.exists(&pool).await? {
@@ -234,6 +250,9 @@ async fn listen(options: &PgConnectOptions, channel: &str) -> Result<PgListener,
         .map_err(|e| StoreError::backend("watch session changes", e))?;
     Ok(listener)
 }
+
+/// The longest channel name whose users channel (`{name}_users`) PostgreSQL keeps whole.
+const MAX_NAME: usize = 63 - "_users".len();
 
 /// The channel user-row changes are notified on.
 fn users_channel(name: &str) -> String {
@@ -382,7 +401,20 @@ async fn run(
             }
             Heard::User(id) => {
                 wait = PING_AFTER;
-                if !sink.send(Change::User(&id)) {
+                // Users whose row changed are dropped together: each drop scans the whole
+                // cache, and some plugins update the user at every sign-in. What has already
+                // arrived goes with this one.
+                let mut changed = vec![id];
+                while let Some(n) = listener.next_buffered() {
+                    if n.channel() == users {
+                        if !changed.iter().any(|u| u == n.payload()) {
+                            changed.push(n.payload().to_owned());
+                        }
+                    } else if !n.payload().is_empty() && !sink.send(Change::Token(n.payload())) {
+                        return;
+                    }
+                }
+                if !sink.send(Change::Users(&changed)) {
                     return;
                 }
                 continue;
