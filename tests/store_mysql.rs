@@ -256,3 +256,28 @@ async fn a_token_matches_only_itself() {
         );
     }
 }
+
+/// `DECIMAL` and `DATE` plugin columns read as mysql2 hands them to Better Auth: the number's
+/// text, the day's midnight. They read as null before.
+#[tokio::test]
+async fn decimal_and_date_columns_read_as_better_auth_sees_them() {
+    let test = "decimal_and_date_columns_read_as_better_auth_sees_them";
+    let Some(url) = database(
+        test,
+        &[
+            "create table `user` (`id` varchar(36) not null primary key, `name` varchar(255) not null, `email` varchar(255) not null unique, `emailVerified` boolean not null, `image` text, `createdAt` timestamp(3) default CURRENT_TIMESTAMP(3) not null, `updatedAt` timestamp(3) default CURRENT_TIMESTAMP(3) not null, `credits` decimal(12,2), `birthday` date)",
+            "create table `session` (`id` varchar(36) not null primary key, `expiresAt` timestamp(3) not null, `token` varchar(255) not null unique, `createdAt` timestamp(3) default CURRENT_TIMESTAMP(3) not null, `updatedAt` timestamp(3) not null, `ipAddress` text, `userAgent` text, `userId` varchar(36) not null references `user` (`id`) on delete cascade)",
+            "insert into `user` values ('U1', 'Alice', 'alice@example.com', true, null, now(3), now(3), 12345678.5, '1990-05-17')",
+            "insert into `session` values ('S1', now(3) + interval 7 day, 'Tok1', now(3), now(3), '', '', 'U1')",
+        ],
+        "",
+    )
+    .await
+    else {
+        return;
+    };
+    let store = MySqlStore::connect(&url).await.unwrap();
+    let found = store.find(&StorageKey::new("Tok1")).await.unwrap().unwrap();
+    assert_eq!(found.user.extra["credits"], "12345678.50");
+    assert_eq!(found.user.extra["birthday"], "1990-05-17T00:00:00.000Z");
+}

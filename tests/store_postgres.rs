@@ -578,3 +578,28 @@ async fn connect_timeout_in_the_url_is_accepted() {
         .unwrap_err();
     assert!(err.to_string().contains("connect_timeout"), "{err}");
 }
+
+/// Plugin columns of types Better Auth's generator does not make but custom schemas do
+/// (`numeric`, `date`) read as node-postgres hands them to Better Auth: the number's text, the
+/// day's midnight. They read as null before.
+#[tokio::test]
+async fn numeric_and_date_columns_read_as_better_auth_sees_them() {
+    let test = "numeric_and_date_columns_read_as_better_auth_sees_them";
+    let Some(url) = common::fresh_pg_database(test).await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    for ddl in [
+        r#"create table "user" ("id" text not null primary key, "name" text not null, "email" text not null unique, "emailVerified" boolean not null, "image" text, "createdAt" timestamptz default CURRENT_TIMESTAMP not null, "updatedAt" timestamptz default CURRENT_TIMESTAMP not null, "credits" numeric(12,2), "birthday" date, "ratio" numeric)"#,
+        r#"create table "session" ("id" text not null primary key, "expiresAt" timestamptz not null, "token" text not null unique, "createdAt" timestamptz default CURRENT_TIMESTAMP not null, "updatedAt" timestamptz not null, "ipAddress" text, "userAgent" text, "userId" text not null references "user" ("id") on delete cascade)"#,
+        r#"insert into "user" values ('U1', 'Alice', 'alice@example.com', true, null, now(), now(), 12345678.5, '1990-05-17', -0.000120)"#,
+        r#"insert into "session" values ('S1', now() + interval '7 days', 'Tok1', now(), now(), '', '', 'U1')"#,
+    ] {
+        sqlx::query(ddl).execute(&pool).await.unwrap();
+    }
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let found = store.find(&StorageKey::new("Tok1")).await.unwrap().unwrap();
+    assert_eq!(found.user.extra["credits"], "12345678.50");
+    assert_eq!(found.user.extra["birthday"], "1990-05-17T00:00:00.000Z");
+    assert_eq!(found.user.extra["ratio"], "-0.000120");
+}

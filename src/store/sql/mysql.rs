@@ -483,9 +483,17 @@ impl Backend for MySqlDialect {
                 .ok()
                 .flatten()
                 .map(|t| Value::from(time_fmt::to_iso(t))),
-            "FLOAT" | "DOUBLE" | "DECIMAL" => {
-                row.try_get_unchecked::<f64, _>(idx).ok().map(Value::from)
-            }
+            "FLOAT" | "DOUBLE" => row.try_get_unchecked::<f64, _>(idx).ok().map(Value::from),
+            // As mysql2 gives them to Better Auth: `DECIMAL` as its text (it comes as text), `DATE`
+            // as the day's midnight (UTC).
+            "DECIMAL" | "NEWDECIMAL" => row
+                .try_get_unchecked::<String, _>(idx)
+                .ok()
+                .map(Value::from),
+            "DATE" => row
+                .try_get_unchecked::<time::Date, _>(idx)
+                .ok()
+                .map(|d| Value::from(time_fmt::to_iso(d.midnight().assume_utc()))),
             k if k.contains("INT") => row.try_get_unchecked::<i64, _>(idx).ok().map(Value::from),
             "JSON" => row.try_get_unchecked::<Value, _>(idx).ok(),
             _ => Self::text(row, idx).ok().flatten().map(Value::from),

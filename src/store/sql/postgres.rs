@@ -926,9 +926,107 @@ impl Backend for PostgresDialect {
                 .ok()
                 .flatten()
                 .map(|t| Value::from(time_fmt::to_iso(t))),
+            // As node-postgres gives them to Better Auth: `numeric` as its text, `date` as the
+            // day's midnight (UTC).
+            "NUMERIC" => numeric(row, idx).map(Value::from),
+            "DATE" => {
+                day(row, idx).map(|d| Value::from(time_fmt::to_iso(d.midnight().assume_utc())))
+            }
             _ => row.try_get::<String, _>(idx).map(Value::from).ok(),
         }
         .unwrap_or(Value::Null)
+    }
+}
+
+/// A `numeric` value as text (`12.50`, `-0.001`, `NaN`), decoded here: sqlx decodes it only
+/// with a decimal crate this crate does not otherwise need.
+fn numeric(row: &PgRow, idx: usize) -> Option<String> {
+    let raw = row.try_get_raw(idx).ok()?;
+    match raw.format() {
+        PgValueFormat::Text => Some(raw.as_str().ok()?.to_owned()),
+        PgValueFormat::Binary => numeric_text(raw.as_bytes().ok()?),
+    }
+}
+
+/// The binary `numeric` form: digit count, weight (of the first base-10000 digit), sign, display
+/// scale, then the base-10000 digits.
+fn numeric_text(bytes: &[u8]) -> Option<String> {
+    let word = |i: usize| -> Option<u16> {
+        Some(u16::from_be_bytes(
+            bytes.get(i * 2..i * 2 + 2)?.try_into().ok()?,
+        ))
+    };
+    let (ndigits, weight, sign, scale) = (
+        usize::from(word(0)?),
+        i32::from(word(1)? as i16),
+        word(2)?,
+        usize::from(word(3)?),
+    );
+    let special = match sign {
+        0x0000 | 0x4000 => None,
+        0xC000 => Some("NaN"),
+        0xD000 => Some("Infinity"),
+        0xF000 => Some("-Infinity"),
+        _ => return None,
+    };
+    if let Some(special) = special {
+        return Some(special.to_owned());
+    }
+    let digits: Vec<u16> = (0..ndigits).map(|i| word(4 + i)).collect::<Option<_>>()?;
+    if digits.iter().any(|&d| d > 9999) {
+        return None;
+    }
+    // Base-10000 digit `i` stands for 10000^(weight - i).
+    let digit = |i: i32| -> u16 {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| digits.get(i).copied())
+            .unwrap_or(0)
+    };
+    let mut out = String::new();
+    if sign == 0x4000 {
+        out.push('-');
+    }
+    if weight < 0 {
+        out.push('0');
+    } else {
+        for i in 0..=weight {
+            let d = digit(i);
+            if i == 0 {
+                out.push_str(&d.to_string());
+            } else {
+                out.push_str(&format!("{d:04}"));
+            }
+        }
+    }
+    if scale > 0 {
+        let mut fraction = String::new();
+        let mut i = weight + 1;
+        while fraction.len() < scale {
+            fraction.push_str(&format!("{:04}", digit(i)));
+            i += 1;
+        }
+        fraction.truncate(scale);
+        out.push('.');
+        out.push_str(&fraction);
+    }
+    Some(out)
+}
+
+/// A `date` value: days from 2000-01-01 (binary) or `YYYY-MM-DD` (text); infinities and
+/// years out of range are not a day.
+fn day(row: &PgRow, idx: usize) -> Option<time::Date> {
+    let raw = row.try_get_raw(idx).ok()?;
+    match raw.format() {
+        PgValueFormat::Binary => {
+            let days = i32::from_be_bytes(raw.as_bytes().ok()?.try_into().ok()?);
+            let epoch = time::Date::from_calendar_date(2000, time::Month::January, 1).ok()?;
+            epoch.checked_add(time::Duration::days(i64::from(days)))
+        }
+        PgValueFormat::Text => {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            time::Date::parse(raw.as_str().ok()?.trim(), &format).ok()
+        }
     }
 }
 
@@ -1045,6 +1143,39 @@ mod tests {
         assert_eq!(
             plaintext("10.0.0.5", false, PgSslMode::VerifyFull),
             Some(false)
+        );
+    }
+
+    /// The binary `numeric` form, as PostgreSQL sends it.
+    #[test]
+    fn numerics_read_as_their_text() {
+        fn bytes(ndigits: u16, weight: i16, sign: u16, scale: u16, digits: &[u16]) -> Vec<u8> {
+            let mut out = Vec::new();
+            for w in [ndigits, weight as u16, sign, scale] {
+                out.extend_from_slice(&w.to_be_bytes());
+            }
+            for d in digits {
+                out.extend_from_slice(&d.to_be_bytes());
+            }
+            out
+        }
+        let cases: [(Vec<u8>, &str); 7] = [
+            (bytes(2, 0, 0, 2, &[12, 5000]), "12.50"),
+            (bytes(1, 1, 0, 0, &[1]), "10000"),
+            (bytes(2, 1, 0x4000, 0, &[1, 2]), "-10002"),
+            (bytes(1, -1, 0, 3, &[10]), "0.001"),
+            (bytes(0, 0, 0, 0, &[]), "0"),
+            (bytes(0, 0, 0, 2, &[]), "0.00"),
+            (bytes(0, 0, 0xC000, 0, &[]), "NaN"),
+        ];
+        for (raw, text) in cases {
+            assert_eq!(numeric_text(&raw).as_deref(), Some(text));
+        }
+        assert_eq!(numeric_text(&[0, 1]), None, "truncated");
+        assert_eq!(
+            numeric_text(&bytes(1, 0, 0, 0, &[10000])),
+            None,
+            "a digit past 9999"
         );
     }
 
