@@ -95,11 +95,19 @@ pub(crate) fn read(config: &SessionConfig, headers: &HeaderMap) -> MultiCookies 
 /// and attributes, with `Max-Age` = `expiresIn` always (also for a "don't remember me" session,
 /// as Better Auth).
 pub(crate) fn set(config: &SessionConfig, token: &str, signed_value: &str) -> HeaderValue {
-    let name = cookie_name(&config.cookies.session.name, token);
+    set_named(
+        config,
+        &cookie_name(&config.cookies.session.name, token),
+        signed_value,
+    )
+}
+
+/// [`set`] for the multi-session cookie named `name` (as the browser sent it, or as made).
+fn set_named(config: &SessionConfig, name: &str, signed_value: &str) -> HeaderValue {
     config
         .cookies
         .session
-        .renamed(&name)
+        .renamed(name)
         .header(signed_value, Some(config.lifetimes.expires_in))
 }
 
@@ -120,30 +128,14 @@ pub(crate) fn on_refresh(
         .verified
         .iter()
         .filter(|c| c.resign)
-        .map(|c| {
-            config.cookies.session.renamed(&c.name).header(
-                &signer.sign_cookie_value(&c.token),
-                Some(config.lifetimes.expires_in),
-            )
-        })
+        .map(|c| set_named(config, &c.name, &signer.sign_cookie_value(&c.token)))
         .collect();
     let name = cookie_name(&config.cookies.session.name, token);
-    if !holds(headers, name.as_bytes()) && request.count < maximum {
-        cookies.push(set(config, token, &signer.sign_cookie_value(token)));
+    let held = crate::codec::find_token_cookie(headers, &name).is_some();
+    if !held && request.count < maximum {
+        cookies.push(set_named(config, &name, &signer.sign_cookie_value(token)));
     }
     cookies
-}
-
-/// Whether the request carries a cookie named exactly `name`.
-fn holds(headers: &HeaderMap, name: &[u8]) -> bool {
-    headers.get_all(COOKIE).iter().any(|field| {
-        field.as_bytes().split(|&b| b == b';').any(|segment| {
-            segment
-                .iter()
-                .position(|&b| b == b'=')
-                .is_some_and(|eq| segment[..eq].trim_ascii() == name)
-        })
-    })
 }
 
 /// The `Set-Cookie` that deletes the multi-session cookie the browser sent as `name`.

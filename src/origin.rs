@@ -14,8 +14,13 @@ enum Pattern {
     /// the whole origin when it has a scheme (`https://*.example.com`,
     /// `https://my-app-*.vercel.app`, `http://localhost:*`), else against the host and port
     /// (`*.example.com`). A host pattern of digits, dots and wildcards (`192.168.*.*`) only
-    /// matches IPv4 addresses.
-    Glob { pattern: String, with_scheme: bool },
+    /// matches IPv4 addresses (`ipv4_only`).
+    Glob {
+        /// The pattern, lower-cased, as characters for [`glob`].
+        pattern: Vec<char>,
+        with_scheme: bool,
+        ipv4_only: bool,
+    },
 }
 
 /// What the layer checks before any store call.
@@ -156,9 +161,11 @@ impl OriginCheck {
                 if host.is_empty() || host.contains('/') || host.trim_matches('*').is_empty() {
                     return Err(invalid());
                 }
+                let pattern_host = host.split(':').next().unwrap_or_default();
                 patterns.push(Pattern::Glob {
-                    pattern: t.to_ascii_lowercase(),
+                    pattern: t.to_ascii_lowercase().chars().collect(),
                     with_scheme,
+                    ipv4_only: ipv4_pattern(pattern_host),
                 });
             } else {
                 if !t.contains("://") {
@@ -200,22 +207,15 @@ impl OriginCheck {
             Pattern::Glob {
                 pattern,
                 with_scheme,
+                ipv4_only,
             } => {
-                let pattern: Vec<char> = pattern.chars().collect();
-                let (text, pattern_host) = if *with_scheme {
-                    (&normalized, pattern.iter().collect::<String>())
+                let text = if *with_scheme {
+                    &normalized
                 } else {
-                    (&authority, pattern.iter().collect::<String>())
+                    &authority
                 };
-                let pattern_host = pattern_host
-                    .split_once("://")
-                    .map_or(pattern_host.as_str(), |(_, h)| h)
-                    .split(':')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                glob(&pattern, &text.chars().collect::<Vec<_>>())
-                    && (!ipv4_pattern(&pattern_host) || host.parse::<std::net::Ipv4Addr>().is_ok())
+                glob(pattern, &text.chars().collect::<Vec<_>>())
+                    && (!ipv4_only || host.parse::<std::net::Ipv4Addr>().is_ok())
             }
         })
     }

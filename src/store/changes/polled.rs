@@ -34,9 +34,10 @@ trait ChangeTable: Send + Sync + 'static {
     /// Deletes rows older than `secs` seconds.
     fn prune(&self, secs: u64) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
     /// Runs one of the `CREATE` statements (idempotent).
-    fn create(&self, sql: &str) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
-    /// How many of the change table and its two triggers exist.
-    fn objects(&self, names: &Names) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
+    fn run(&self, sql: &str) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    /// How many of the change table and its two triggers on the session table exist.
+    fn count_objects(&self, names: &Names)
+        -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
     /// Whether the trigger named `name` exists.
     fn has_trigger(&self, name: &str) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
 }
@@ -57,7 +58,7 @@ impl Upkeep {
     /// Checks that everything is there; returns whether it had to recreate something (changes
     /// may have been missed meanwhile).
     async fn check<T: ChangeTable>(&mut self, db: &T) -> bool {
-        let Ok(found) = db.objects(&self.names).await else {
+        let Ok(found) = db.count_objects(&self.names).await else {
             return false;
         };
         if found >= 3 {
@@ -69,20 +70,15 @@ impl Upkeep {
             }
             return false;
         }
-        if self.create {
-            for statement in self.names.ddl() {
-                let _ = db.create(&statement).await;
-            }
-            if db.objects(&self.names).await.is_ok_and(|n| n >= 3) {
-                tracing::warn!(
-                    source = SOURCE,
-                    table = %self.names.changes,
-                    "the session change table or its triggers had gone (dropped or rebuilt by a \
-                     migration?): recreated them, and dropped every cached session"
-                );
-                self.reported = false;
-                return true;
-            }
+        if self.create && matches!(create_all(db, &self.names).await, Ok(Ok(()))) {
+            tracing::warn!(
+                source = SOURCE,
+                table = %self.names.changes,
+                "the session change table or its triggers had gone (dropped or rebuilt by a \
+                 migration?): recreated them, and dropped every cached session"
+            );
+            self.reported = false;
+            return true;
         }
         if !std::mem::replace(&mut self.reported, true) {
             tracing::error!(
@@ -101,6 +97,26 @@ impl Upkeep {
         }
         false
     }
+}
+
+/// Runs the `CREATE` statements up to the first that fails. `Ok(Ok(()))` when they all ran, or
+/// when the change table and the session table's triggers are there anyway (another instance
+/// made them meanwhile); `Ok(Err(e))` with the failed statement's error when they are not; the
+/// outer error when that check itself failed.
+async fn create_all<T: ChangeTable>(
+    db: &T,
+    names: &Names,
+) -> Result<Result<(), sqlx::Error>, sqlx::Error> {
+    for statement in names.ddl() {
+        if let Err(e) = db.run(&statement).await {
+            return Ok(if db.count_objects(names).await? >= 3 {
+                Ok(())
+            } else {
+                Err(e)
+            });
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// The settings both builders share.
@@ -189,18 +205,10 @@ macro_rules! builder_methods {
                 let mut attempts = 0;
                 loop {
                     attempts += 1;
-                    let mut failed = None;
-                    for statement in names.ddl() {
-                        if let Err(e) = db.run(&statement).await {
-                            failed = Some(e);
-                            break;
-                        }
-                    }
-                    match failed {
-                        None => break,
-                        Some(_) if db.count_objects(&names).await.map_err(backend)? >= 3 => break,
-                        Some(e) if attempts >= 3 => return Err(self.create_error(e)),
-                        Some(_) => {}
+                    match create_all(&db, &names).await.map_err(backend)? {
+                        Ok(()) => break,
+                        Err(e) if attempts >= 3 => return Err(self.create_error(e)),
+                        Err(_) => {}
                     }
                 }
             }
@@ -427,7 +435,7 @@ async fn poll<T: ChangeTable>(
                 if last_check.elapsed() >= RECHECK {
                     last_check = Instant::now();
                     if upkeep.check(&db).await {
-                        restart(&mut floor, &mut max_seen, &mut seen, &mut history);
+                        restart(0, &mut floor, &mut max_seen, &mut seen, &mut history);
                         sink.send(Change::All);
                         continue;
                     }
@@ -446,7 +454,7 @@ async fn poll<T: ChangeTable>(
         if last_prune.elapsed() >= prune_every {
             last_prune = Instant::now();
             if upkeep.check(&db).await {
-                restart(&mut floor, &mut max_seen, &mut seen, &mut history);
+                restart(0, &mut floor, &mut max_seen, &mut seen, &mut history);
                 sink.send(Change::All);
             }
             let secs = retention.as_secs();
@@ -456,10 +464,7 @@ async fn poll<T: ChangeTable>(
             if let Ok(max) = db.max_id().await {
                 if max < floor {
                     // The table was recreated: its ids started again.
-                    floor = max;
-                    max_seen = max;
-                    seen.clear();
-                    history.clear();
+                    restart(max, &mut floor, &mut max_seen, &mut seen, &mut history);
                     sink.send(Change::All);
                 }
             }
@@ -470,16 +475,18 @@ async fn poll<T: ChangeTable>(
 /// How often the upkeep looks while reads of the change table fail.
 const RECHECK: Duration = Duration::from_secs(5);
 
-/// Starts reading a recreated change table from its first row: its ids started again (rows
-/// read twice, where only the triggers were recreated, drop entries twice: harmless).
+/// Starts reading a recreated change table after id `from`: its ids started again. After a
+/// recreation by the upkeep, from its first row (rows read twice, where only the triggers were
+/// recreated, drop entries twice: harmless).
 fn restart(
+    from: i64,
     floor: &mut i64,
     max_seen: &mut i64,
     seen: &mut BTreeSet<i64>,
     history: &mut VecDeque<(Instant, i64)>,
 ) {
-    *floor = 0;
-    *max_seen = 0;
+    *floor = from;
+    *max_seen = from;
     seen.clear();
     history.clear();
 }
@@ -523,12 +530,13 @@ mod sqlite {
                 ),
             }
         }
+    }
 
-        pub(super) async fn run(&self, sql: &str) -> Result<(), sqlx::Error> {
+    impl ChangeTable for Sqlite {
+        async fn run(&self, sql: &str) -> Result<(), sqlx::Error> {
             sqlx::query(sql).execute(&self.pool).await.map(|_| ())
         }
-
-        pub(super) async fn count_objects(&self, names: &Names) -> Result<i64, sqlx::Error> {
+        async fn count_objects(&self, names: &Names) -> Result<i64, sqlx::Error> {
             sqlx::query_scalar(
                 "select count(*) from sqlite_master where (type = 'table' and name = ?) \
                  or (type = 'trigger' and name in (?, ?))",
@@ -539,12 +547,6 @@ mod sqlite {
             .fetch_one(&self.pool)
             .await
         }
-    }
-
-    impl ChangeTable for Sqlite {
-        async fn create(&self, sql: &str) -> Result<(), sqlx::Error> {
-            self.run(sql).await
-        }
         async fn has_trigger(&self, name: &str) -> Result<bool, sqlx::Error> {
             let n: i64 = sqlx::query_scalar(
                 "select count(*) from sqlite_master where type = 'trigger' and name = ?",
@@ -553,9 +555,6 @@ mod sqlite {
             .fetch_one(&self.pool)
             .await?;
             Ok(n > 0)
-        }
-        async fn objects(&self, names: &Names) -> Result<i64, sqlx::Error> {
-            self.count_objects(names).await
         }
         async fn since(&self, after: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
             sqlx::query_as(&self.since)
@@ -610,7 +609,7 @@ mod sqlite {
 
 #[cfg(feature = "mysql")]
 mod mysql {
-    use super::{ChangeTable, Names};
+    use super::Names;
     use crate::store::MySqlStore;
 
     /// MySQL statements, on the store's current pool (replaced after connection failures).
@@ -677,28 +676,20 @@ mod mysql {
         }
     }
 
-    impl ChangeTable for MySql {
-        async fn create(&self, sql: &str) -> Result<(), sqlx::Error> {
-            self.run(sql).await
-        }
-        async fn has_trigger(&self, name: &str) -> Result<bool, sqlx::Error> {
-            MySql::has_trigger(self, name).await
-        }
-        async fn objects(&self, names: &Names) -> Result<i64, sqlx::Error> {
-            self.count_objects(names).await
-        }
-        async fn since(&self, after: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
+    /// The poller's reads (through [`MySqlTable`](super::MySqlTable)).
+    impl MySql {
+        pub(super) async fn since(&self, after: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
             sqlx::query_as(&self.since)
                 .bind(after)
                 .fetch_all(&self.store.pool())
                 .await
         }
-        async fn max_id(&self) -> Result<i64, sqlx::Error> {
+        pub(super) async fn max_id(&self) -> Result<i64, sqlx::Error> {
             sqlx::query_scalar(&self.max)
                 .fetch_one(&self.store.pool())
                 .await
         }
-        async fn prune(&self, secs: u64) -> Result<u64, sqlx::Error> {
+        pub(super) async fn prune(&self, secs: u64) -> Result<u64, sqlx::Error> {
             Ok(sqlx::query(&self.prune)
                 .bind(secs)
                 .execute(&self.store.pool())
@@ -832,7 +823,7 @@ struct MySqlTable {
 }
 
 #[cfg(feature = "mysql")]
-impl MySqlTable {
+impl ChangeTable for MySqlTable {
     async fn run(&self, sql: &str) -> Result<(), sqlx::Error> {
         if sql.starts_with("create trigger") {
             for name in &self.triggers {
@@ -850,18 +841,8 @@ impl MySqlTable {
     async fn count_objects(&self, names: &Names) -> Result<i64, sqlx::Error> {
         self.inner.count_objects(names).await
     }
-}
-
-#[cfg(feature = "mysql")]
-impl ChangeTable for MySqlTable {
     fn has_trigger(&self, name: &str) -> impl Future<Output = Result<bool, sqlx::Error>> + Send {
         self.inner.has_trigger(name)
-    }
-    fn create(&self, sql: &str) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
-        self.run(sql)
-    }
-    fn objects(&self, names: &Names) -> impl Future<Output = Result<i64, sqlx::Error>> + Send {
-        self.count_objects(names)
     }
     fn since(
         &self,

@@ -39,9 +39,10 @@ return 1
 /// `setActiveSessionReferences` writes the list: the entry for token `ARGV[2]` is removed (and
 /// those of any tokens from `ARGV[4]` on), entries expired at `ARGV[1]` (ms) are pruned, and
 /// with a new expiry `ARGV[3]` (ms) the token is added back; the list is sorted by expiry and
-/// stored with the TTL of the latest one, or deleted when empty. Entries are written as `{"token":…,"expiresAt":N}` as `JSON.stringify`
-/// writes them. One key, so it is atomic on a single node and on a cluster, and concurrent
-/// sign-ins of one user can never lose an entry or fail on contention.
+/// stored with the TTL of the latest one, or deleted when empty. Entries are written as
+/// `{"token":…,"expiresAt":N}` as `JSON.stringify` writes them. One key, so it is atomic on a
+/// single node and on a cluster, and concurrent sign-ins of one user can never lose an entry
+/// or fail on contention.
 const LIST_EDIT: &str = r#"
 local raw = redis.call('GET', KEYS[1])
 local now = tonumber(ARGV[1])
@@ -732,14 +733,8 @@ impl RedisStore {
             let user_id = serde_json::from_str::<Stored>(&raw)
                 .map(|s| s.session.user_id)
                 .unwrap_or_default();
-            let marker_key = self.marker_key(&user_id);
-            let marker: Option<String> = self
-                .run("find", |mut c| {
-                    let marker_key = &marker_key;
-                    async move { c.get(marker_key).await }
-                })
-                .await?;
-            (raw, marker.unwrap_or_default())
+            let marker = self.marker(&user_id).await?;
+            (raw, marker)
         } else {
             let marker_prefix = self.marker_key("");
             let found: Option<(String, String, String)> = self
@@ -777,15 +772,21 @@ impl RedisStore {
         if stored.session.user_id == uid {
             return Ok((stored, by_uid));
         }
-        let marker_key = self.marker_key(&stored.session.user_id);
+        let marker = self.marker(&stored.session.user_id).await?;
+        let rejected = revoked(&stored, &marker);
+        Ok((stored, rejected))
+    }
+
+    /// The revoked-before marker of `user_id` (`""` when there is none).
+    async fn marker(&self, user_id: &str) -> Result<String, StoreError> {
+        let marker_key = self.marker_key(user_id);
         let marker: Option<String> = self
             .run("find", |mut c| {
                 let marker_key = &marker_key;
                 async move { c.get(marker_key).await }
             })
             .await?;
-        let rejected = revoked(&stored, marker.as_deref().unwrap_or_default());
-        Ok((stored, rejected))
+        Ok(marker.unwrap_or_default())
     }
 
     /// [`read`](Self::read) for many keys, one answer per key in order (without the raw
