@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 
 use http::header::AUTHORIZATION;
-use http::{HeaderMap, Method};
+use http::{HeaderMap, Method, Uri};
 
 use crate::codec::find_token_cookie;
 use crate::config::{Bearer, SessionConfig};
@@ -50,7 +50,7 @@ pub(crate) enum Read<'h> {
 pub(crate) fn read<'h>(
     config: &SessionConfig,
     method: &Method,
-    path: &str,
+    uri: &Uri,
     headers: &'h HeaderMap,
 ) -> Read<'h> {
     #[cfg(feature = "jwt")]
@@ -81,7 +81,7 @@ pub(crate) fn read<'h>(
             Outcome::NoCredential
         });
     };
-    if guards.origins.refuses(method, path, headers) {
+    if guards.origins.refuses(method, uri, headers) {
         return Read::UntrustedOrigin;
     }
     match config.keys.unsign(raw, || config.clock.now()) {

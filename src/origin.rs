@@ -1,7 +1,7 @@
 //! The origin check for cookie-authenticated writes (CSRF), as Better Auth's `trustedOrigins`.
 
-use http::header::{ORIGIN, REFERER};
-use http::{HeaderMap, Method};
+use http::header::{HOST, ORIGIN, REFERER};
+use http::{HeaderMap, Method, Uri};
 
 use crate::error::ConfigError;
 
@@ -220,6 +220,24 @@ impl OriginCheck {
         })
     }
 
+    /// Whether the request's own origin is trusted: `Host` (else the URI's authority) with the
+    /// URI's scheme, or with `https` or `http` when the URI has none.
+    fn trusts_own_origin(&self, uri: &Uri, headers: &HeaderMap) -> bool {
+        let host = match headers.get(HOST) {
+            Some(value) => value.to_str().ok(),
+            None => uri.authority().map(http::uri::Authority::as_str),
+        };
+        let Some(host) = host.map(str::trim).filter(|h| !h.is_empty()) else {
+            return false;
+        };
+        match uri.scheme_str() {
+            Some(scheme) => self.trusts(&format!("{scheme}://{host}")),
+            None => ["https", "http"]
+                .iter()
+                .any(|scheme| self.trusts(&format!("{scheme}://{host}"))),
+        }
+    }
+
     /// Whether `path` is exempt: an exempt path itself or anything below it.
     fn exempt(&self, path: &str) -> bool {
         self.exempt.iter().any(|prefix| {
@@ -233,16 +251,17 @@ impl OriginCheck {
     ///
     /// As Better Auth: `Origin`, else (absent or empty) `Referer`. `Origin: null` with
     /// `Sec-Fetch-Site: same-origin` (a same-origin request from a page with
-    /// `Referrer-Policy: no-referrer`) is accepted on the browser's word that the page shares
-    /// the request's origin (Better Auth also checks that origin, rebuilt from `Host`, against
-    /// its trusted list). Unlike Better Auth, a request with neither header is refused only
-    /// when Fetch Metadata says it is cross-site (non-browser clients send neither). An
-    /// `Origin` that is not text, or given twice, is refused.
-    pub(crate) fn refuses(&self, method: &Method, path: &str, headers: &HeaderMap) -> bool {
+    /// `Referrer-Policy: no-referrer`) stands for the request's own origin, which must be
+    /// trusted: as Better Auth, it is rebuilt from the `Host` header (or, over HTTP/2, the
+    /// URI's authority) with the URI's scheme, or either of `https` and `http` when the URI has
+    /// none (a forwarded host is not read). Unlike Better Auth, a request with neither header
+    /// is refused only when Fetch Metadata says it is cross-site (non-browser clients send
+    /// neither). An `Origin` that is not text, or given twice, is refused.
+    pub(crate) fn refuses(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> bool {
         if !self.enabled || matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
             return false;
         }
-        if self.exempt(path) {
+        if self.exempt(uri.path()) {
             return false;
         }
         let fetch_site = headers
@@ -263,7 +282,10 @@ impl OriginCheck {
             .and_then(|v| v.to_str().ok())
             .filter(|r| !r.trim().is_empty());
         match (origin, referer) {
-            (Some("null"), _) => !fetch_site.is_some_and(|s| s.eq_ignore_ascii_case("same-origin")),
+            (Some("null"), _) => {
+                !(fetch_site.is_some_and(|s| s.eq_ignore_ascii_case("same-origin"))
+                    && self.trusts_own_origin(uri, headers))
+            }
             (Some(origin), _) => !self.trusts(origin),
             (None, Some(referer)) => !self.trusts(referer),
             // Neither header: not a browser's cross-site request unless Fetch Metadata says so.
@@ -359,18 +381,42 @@ mod tests {
     #[test]
     fn what_a_request_carries() {
         let c = check(&["https://app.example.com"]);
-        let refuses = |headers: &[(&str, &[u8])]| c.refuses(&Method::POST, "/x", &post(headers));
+        let uri = Uri::from_static("/x");
+        let refuses = |headers: &[(&str, &[u8])]| c.refuses(&Method::POST, &uri, &post(headers));
         assert!(!refuses(&[("origin", b"https://app.example.com")]));
         assert!(refuses(&[("origin", b"https://evil.example.com")]));
-        // `Origin: null` from the page's own origin (Referrer-Policy: no-referrer).
+        // `Origin: null` from the page's own origin (Referrer-Policy: no-referrer): that
+        // origin, from `Host`, must be trusted.
         assert!(!refuses(&[
+            ("origin", b"null"),
+            ("sec-fetch-site", b"same-origin"),
+            ("host", b"app.example.com"),
+        ]));
+        assert!(refuses(&[
+            ("origin", b"null"),
+            ("sec-fetch-site", b"same-origin"),
+            ("host", b"evil.example.com"),
+        ]));
+        assert!(refuses(&[
             ("origin", b"null"),
             ("sec-fetch-site", b"same-origin")
         ]));
         assert!(refuses(&[
             ("origin", b"null"),
-            ("sec-fetch-site", b"cross-site")
+            ("sec-fetch-site", b"cross-site"),
+            ("host", b"app.example.com"),
         ]));
+        // Over HTTP/2 the authority is the URI's, and its scheme counts.
+        let h2 = |uri: &'static str| {
+            c.refuses(
+                &Method::POST,
+                &Uri::from_static(uri),
+                &post(&[("origin", b"null"), ("sec-fetch-site", b"same-origin")]),
+            )
+        };
+        assert!(!h2("https://app.example.com/x"));
+        assert!(h2("http://app.example.com/x"));
+        assert!(h2("https://evil.example.com/x"));
         assert!(refuses(&[("origin", b"null")]));
         // An empty Origin falls back to the Referer.
         assert!(!refuses(&[
@@ -391,9 +437,10 @@ mod tests {
     fn exempt_paths_are_a_path_and_what_lies_below() {
         let c = check(&["https://app.example.com"]);
         let evil = post(&[("origin", b"https://evil.example.com")]);
-        assert!(!c.refuses(&Method::POST, "/webhooks", &evil));
-        assert!(!c.refuses(&Method::POST, "/webhooks/stripe", &evil));
-        assert!(c.refuses(&Method::POST, "/webhooks-settings/delete", &evil));
+        let refuses = |path: &'static str| c.refuses(&Method::POST, &Uri::from_static(path), &evil);
+        assert!(!refuses("/webhooks"));
+        assert!(!refuses("/webhooks/stripe"));
+        assert!(refuses("/webhooks-settings/delete"));
     }
 
     #[test]

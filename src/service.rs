@@ -231,38 +231,37 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = &*self.shared;
         let config = &*shared.config;
-        let credential =
-            match credential::read(config, req.method(), req.uri().path(), req.headers()) {
-                Read::Credential(credential) => credential,
-                Read::Anonymous(outcome) => {
-                    // No credential, or a malformed or forged one: no store call, no Set-Cookie.
-                    tracing::trace!(reason = %outcome, "anonymous request");
-                    outcome.count();
-                    insert_context(
-                        &shared.manager,
-                        req.extensions_mut(),
-                        None,
-                        SessionInfo::default(),
-                    );
-                    return ResponseFuture::passthrough(self.inner.call(req), None);
-                }
-                #[cfg(feature = "jwt")]
-                Read::Jwt(token) => {
-                    let token = token.to_owned();
-                    return self.jwt(req, token);
-                }
-                Read::UntrustedOrigin => {
-                    tracing::info!(
-                        reason = "untrusted_origin",
-                        "refused a cookie-authenticated write"
-                    );
-                    Outcome::UntrustedOrigin.count();
-                    let head = RequestHead::new(req.method(), req.uri(), req.headers());
-                    return ResponseFuture::ready(Ok(self
-                        .respond
-                        .respond(LayerRejection::UntrustedOrigin, &head)));
-                }
-            };
+        let credential = match credential::read(config, req.method(), req.uri(), req.headers()) {
+            Read::Credential(credential) => credential,
+            Read::Anonymous(outcome) => {
+                // No credential, or a malformed or forged one: no store call, no Set-Cookie.
+                tracing::trace!(reason = %outcome, "anonymous request");
+                outcome.count();
+                insert_context(
+                    &shared.manager,
+                    req.extensions_mut(),
+                    None,
+                    SessionInfo::default(),
+                );
+                return ResponseFuture::passthrough(self.inner.call(req), None);
+            }
+            #[cfg(feature = "jwt")]
+            Read::Jwt(token) => {
+                let token = token.to_owned();
+                return self.jwt(req, token);
+            }
+            Read::UntrustedOrigin => {
+                tracing::info!(
+                    reason = "untrusted_origin",
+                    "refused a cookie-authenticated write"
+                );
+                Outcome::UntrustedOrigin.count();
+                let head = RequestHead::new(req.method(), req.uri(), req.headers());
+                return ResponseFuture::ready(Ok(self
+                    .respond
+                    .respond(LayerRejection::UntrustedOrigin, &head)));
+            }
+        };
 
         let key = config.keys.storage_key(&credential.token);
         let mut cache = CacheRead::default();

@@ -180,7 +180,7 @@ async fn trusted_origins_agree_with_better_auth() {
 
     // Each case: headers, and whether both sides must accept the cookie-authenticated POST.
     type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, bool);
-    let cases: [Case<'_>; 8] = [
+    let cases: [Case<'_>; 9] = [
         ("trusted origin", vec![("origin", trusted)], true),
         (
             "base URL origin",
@@ -208,6 +208,15 @@ async fn trusted_origins_agree_with_better_auth() {
                 ("host", "localhost:3000"),
             ],
             true,
+        ),
+        (
+            "Origin: null, same-origin, sent to an untrusted host",
+            vec![
+                ("origin", "null"),
+                ("sec-fetch-site", "same-origin"),
+                ("host", "evil.test"),
+            ],
+            false,
         ),
         (
             "trusted origin with its default port",

@@ -524,8 +524,9 @@ impl SessionConfigBuilder {
     /// against the host and port (`*.example.com`); a [`base_url`](Self::base_url)'s origin is
     /// trusted too. Setting any turns on the origin check
     /// (CSRF defence): a request other than GET, HEAD or OPTIONS that carries the session
-    /// cookie must come from one of them (`Origin`, else `Referer`; `Origin: null` counts as
-    /// same-origin with `Sec-Fetch-Site: same-origin`; with neither header,
+    /// cookie must come from one of them (`Origin`, else `Referer`; `Origin: null` with
+    /// `Sec-Fetch-Site: same-origin` stands for the request's own origin, from `Host`, which
+    /// must be trusted; with neither header,
     /// `Sec-Fetch-Site: cross-site` is refused), or it gets `403 {"code":"INVALID_ORIGIN"}`
     /// without any store call. Bearer-authenticated requests are exempt. Default: none.
     pub fn trusted_origins<I, S>(mut self, origins: I) -> Self
