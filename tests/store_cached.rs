@@ -447,11 +447,18 @@ async fn revoking_a_user_drops_only_that_users_entries() {
 
 /// A store whose lookups read the row, then wait for a signal before answering: a read in
 /// flight while a revocation happens.
+///
+/// Writes can be held too: with `hold_writes` set, an extension waits for `write_gate` before
+/// it writes (signalling `writing`), and a deletion deletes the row and then never answers (a
+/// reply lost, a request dropped).
 #[derive(Clone)]
 struct Slow {
     inner: MemoryStore,
     gate: std::sync::Arc<tokio::sync::Notify>,
     reading: std::sync::Arc<tokio::sync::Notify>,
+    hold_writes: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    write_gate: std::sync::Arc<tokio::sync::Notify>,
+    writing: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Slow {
@@ -460,7 +467,14 @@ impl Slow {
             inner: MemoryStore::new(),
             gate: std::sync::Arc::default(),
             reading: std::sync::Arc::default(),
+            hold_writes: std::sync::Arc::default(),
+            write_gate: std::sync::Arc::default(),
+            writing: std::sync::Arc::default(),
         }
+    }
+
+    fn holds_writes(&self) -> bool {
+        self.hold_writes.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// A user of `email` and a week-long session of theirs, created through `store`.
@@ -505,10 +519,18 @@ impl SessionStore for Slow {
         at: time::OffsetDateTime,
         now: time::OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
+        if self.holds_writes() {
+            self.writing.notify_one();
+            self.write_gate.notified().await;
+        }
         self.inner.extend(key, at, now).await
     }
     async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
-        self.inner.delete(key).await
+        self.inner.delete(key).await?;
+        if self.holds_writes() {
+            std::future::pending::<()>().await;
+        }
+        Ok(())
     }
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         self.inner.delete_user_sessions(user_id).await
@@ -523,6 +545,118 @@ impl SessionStore for Slow {
     async fn delete_expired(&self, now: time::OffsetDateTime) -> Result<u64, StoreError> {
         self.inner.delete_expired(now).await
     }
+}
+
+#[tokio::test]
+async fn a_revocation_dropped_after_the_store_deleted_the_row_still_drops_the_entry() {
+    let slow = Slow::new();
+    let store = CachedStore::builder(slow.clone()).build();
+    let s = slow.signed_in(&store, "dropped@example.com").await;
+    let key = s.storage_key();
+    slow.gate.notify_one();
+    assert!(store.find(&key).await.unwrap().is_some());
+    assert!(store.find_now(&key).is_some(), "cached");
+
+    slow.hold_writes
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    {
+        let mut revoking = std::pin::pin!(store.delete(&key));
+        // One poll: the store deletes the row, and its answer never comes...
+        tokio::select! {
+            biased;
+            _ = &mut revoking => panic!("the deletion was to be held"),
+            () = std::future::ready(()) => {}
+        }
+        // ...and the call is dropped (the client went away, a timeout fired).
+    }
+    assert!(
+        slow.inner.find(&key).await.unwrap().is_none(),
+        "the store deleted the row"
+    );
+    assert!(
+        store.find_now(&key).is_none(),
+        "the cache still serves a session the store deleted"
+    );
+}
+
+#[tokio::test]
+async fn an_extension_does_not_give_the_cached_user_row_a_new_ttl() {
+    let (store, inner, clock) = timed(Duration::from_secs(8), Duration::from_secs(5));
+    let (user, s) = signed_in(&store, "extended@example.com").await;
+    let key = s.storage_key();
+    assert_eq!(store.find(&key).await.unwrap().unwrap().user.name, "T");
+    // The user's row changes behind the cache (an admin renames them; no feed is watched)...
+    inner.inner.insert_user(User {
+        name: "Renamed".to_owned(),
+        ..user
+    });
+    // ...and the session is extended through the cache 6 s into the 8 s TTL.
+    clock.advance(time::Duration::seconds(6));
+    let later = conformance::NOW + time::Duration::days(8);
+    store
+        .extend(&key, later, conformance::NOW)
+        .await
+        .unwrap()
+        .expect("extended");
+    let hit = store.find_now(&key).unwrap().unwrap().unwrap();
+    assert_eq!(hit.session.expires_at, later, "the new expiry is served");
+    // Past the TTL of the read that cached the user row, it is read again.
+    clock.advance(time::Duration::seconds(3));
+    assert_eq!(
+        store.find(&key).await.unwrap().unwrap().user.name,
+        "Renamed",
+        "the user row was served past its TTL because the session was extended"
+    );
+}
+
+#[tokio::test]
+async fn a_read_ahead_that_began_during_an_extension_does_not_put_the_old_expiry_back() {
+    let slow = Slow::new();
+    let clock = ManualClock::new(conformance::NOW);
+    let store = CachedStore::builder(slow.clone())
+        .ttl(Duration::from_secs(8))
+        .refresh_ahead(Duration::from_secs(2))
+        .clock(clock.clone())
+        .build();
+    let s = slow.signed_in(&store, "during@example.com").await;
+    let key = s.storage_key();
+    slow.gate.notify_one();
+    assert!(store.find(&key).await.unwrap().is_some());
+    slow.reading.notified().await;
+    assert!(store.find(&key).await.unwrap().is_some(), "a hit");
+    clock.advance(time::Duration::milliseconds(6_500));
+    let later = conformance::NOW + time::Duration::days(8);
+    slow.hold_writes
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // The extension has begun and not yet written...
+    let extending = {
+        let store = store.clone();
+        let key = s.token.clone();
+        tokio::spawn(async move {
+            store
+                .extend(&StorageKey::new(key), later, conformance::NOW)
+                .await
+                .unwrap()
+        })
+    };
+    slow.writing.notified().await;
+    // ...a read ahead reads the old row and is held...
+    let refresh = {
+        let store = store.clone();
+        tokio::spawn(async move { store.refresh_due().await.unwrap() })
+    };
+    slow.reading.notified().await;
+    // ...the extension writes and returns, then the read ahead answers.
+    slow.write_gate.notify_one();
+    assert!(extending.await.unwrap().is_some());
+    slow.gate.notify_one();
+    assert_eq!(refresh.await.unwrap(), 1);
+    slow.gate.notify_one();
+    assert_eq!(
+        store.find(&key).await.unwrap().unwrap().session.expires_at,
+        later,
+        "a read ahead that raced the extension cached the old expiry"
+    );
 }
 
 #[tokio::test]
@@ -1091,5 +1225,118 @@ mod across_instances {
                 .status,
             401
         );
+    }
+}
+
+#[cfg(feature = "redis")]
+mod bus {
+    use super::*;
+    use common::servers::Proxy;
+
+    /// Subscribers to `channel` on the Redis at `url`.
+    async fn subscribers(url: &str, channel: &str) -> i64 {
+        let client = redis::Client::open(url).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let (_, n): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        n
+    }
+
+    fn channel() -> String {
+        format!(
+            "tas-bus-{}",
+            tower_auth_session::test_support::generate_id(8)
+        )
+    }
+
+    /// Two caches over one memory store, A on Redis directly and B through `proxy`, on one
+    /// bus, and a session of a user, cached on B.
+    async fn two_instances(
+        url: &str,
+        proxy: &Proxy,
+    ) -> (CachedStore<MemoryStore>, CachedStore<MemoryStore>, Session) {
+        let memory = MemoryStore::new();
+        let channel = channel();
+        let a = CachedStore::builder(memory.clone())
+            .build()
+            .with_redis_bus(url, &channel)
+            .await
+            .unwrap();
+        let b = CachedStore::builder(memory.clone())
+            .ttl(Duration::from_secs(600))
+            .build()
+            .with_redis_bus(&format!("redis://127.0.0.1:{}/", proxy.port), &channel)
+            .await
+            .unwrap();
+        let user = User::new("bus-silent@example.com", "B", conformance::NOW);
+        memory.insert_user(user.clone());
+        let s = conformance::session(&user, conformance::NOW + time::Duration::days(7));
+        a.create(&s, &user).await.unwrap();
+        assert!(b.find(&s.storage_key()).await.unwrap().is_some());
+        (a, b, s)
+    }
+
+    /// B's subscription is cut off without a reset (a silent network path): it would look
+    /// alive for good and hear nothing. Its PING finds it out, it subscribes again once the
+    /// path flows, and drops its cache, so a session revoked on A meanwhile is not served.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bus_subscription_that_went_silent_is_renewed() {
+        let test = "a_bus_subscription_that_went_silent_is_renewed";
+        let Some(url) = common::server_url("TAS_TEST_REDIS_URL", test) else {
+            return;
+        };
+        let Some(port) = common::server_url("TAS_TEST_REDIS_PORT", test) else {
+            return;
+        };
+        let proxy = Proxy::start(port.parse().unwrap()).await;
+        let (a, b, s) = two_instances(&url, &proxy).await;
+        proxy.black_hole();
+        a.delete(&s.storage_key()).await.unwrap();
+        let served = || matches!(b.find_now(&s.storage_key()), Some(Ok(Some(_))));
+        assert!(served(), "unheard, the revocation has not reached B");
+        proxy.heal();
+        let took = common::until(
+            "B still served a session revoked on A while its bus heard nothing",
+            Duration::from_secs(10),
+            || async { !served() },
+        )
+        .await;
+        println!(
+            "silent bus subscription: B's cache dropped {} ms after the path flowed again",
+            took.as_millis()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_cache_unsubscribes_from_a_quiet_bus() {
+        let test = "a_dropped_cache_unsubscribes_from_a_quiet_bus";
+        let Some(url) = common::server_url("TAS_TEST_REDIS_URL", test) else {
+            return;
+        };
+        let channel = channel();
+        let cache = CachedStore::builder(MemoryStore::new())
+            .build()
+            .with_redis_bus(&url, &channel)
+            .await
+            .unwrap();
+        let clone = cache.clone();
+        assert_eq!(subscribers(&url, &channel).await, 1);
+        drop(cache);
+        assert_eq!(
+            subscribers(&url, &channel).await,
+            1,
+            "a clone still uses the bus"
+        );
+        drop(clone);
+        common::until(
+            "the subscriber outlived the last clone of its cache",
+            Duration::from_secs(10),
+            || async { subscribers(&url, &channel).await == 0 },
+        )
+        .await;
     }
 }

@@ -28,6 +28,7 @@
 //! counter (one of 64, chosen by the token's hash; all of them for a user or everything), and
 //! a fill that sees its counter moved drops what it just cached.
 
+mod bus;
 mod table;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +38,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
+use self::bus::{apply, Bus};
 use super::changes::{Change, SessionChanges, Target};
 use super::SessionStore;
 use crate::clock::Clock;
@@ -522,19 +524,6 @@ async fn refresh_ahead<S: SessionStore>(
     }
 }
 
-/// Without the `redis` feature there is no bus.
-#[cfg(not(feature = "redis"))]
-#[derive(Clone)]
-struct Bus;
-
-/// The Redis pub/sub channel invalidations travel on.
-#[cfg(feature = "redis")]
-#[derive(Clone)]
-struct Bus {
-    publisher: super::redis::link::Link,
-    channel: Arc<str>,
-}
-
 impl<S: SessionStore> CachedStore<S> {
     /// A builder caching `inner`.
     pub fn builder(inner: S) -> CachedStoreBuilder<S> {
@@ -594,117 +583,92 @@ impl<S: SessionStore> CachedStore<S> {
     /// A backend error when Redis cannot be reached at start-up.
     #[cfg(feature = "redis")]
     pub async fn with_redis_bus(mut self, url: &str, channel: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError::backend("bus", e))?;
-        let publisher = super::redis::link::Link::connect(
-            super::redis::link::Target::Node(client.clone()),
-            Duration::from_secs(2),
+        let bus = Bus::connect(
+            Arc::downgrade(&self.core),
+            Arc::clone(&self.applied),
+            url,
+            channel,
         )
-        .await
-        .map_err(|e| StoreError::backend("bus", e))?;
-        let channel: Arc<str> = channel.into();
-        // Subscribe before returning, so nothing published after this call is missed.
-        let mut pubsub = client
-            .get_async_pubsub()
-            .await
-            .map_err(|e| StoreError::backend("bus", e))?;
-        pubsub
-            .subscribe(&*channel)
-            .await
-            .map_err(|e| StoreError::backend("bus", e))?;
-        let core = Arc::downgrade(&self.core);
-        let applied = Arc::clone(&self.applied);
-        let sub_channel = Arc::clone(&channel);
-        tokio::spawn(async move {
-            let mut pubsub = Some(pubsub);
-            loop {
-                let mut current = match pubsub.take() {
-                    Some(p) => p,
-                    None => match reconnect(&client, &sub_channel).await {
-                        Some(p) => p,
-                        None => {
-                            if core.strong_count() == 0 {
-                                return;
-                            }
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                            continue;
-                        }
-                    },
-                };
-                {
-                    use futures_util::StreamExt as _;
-                    let mut messages = current.on_message();
-                    while let Some(message) = messages.next().await {
-                        let Some(core) = core.upgrade() else { return };
-                        let Ok(payload) = message.get_payload::<String>() else {
-                            continue;
-                        };
-                        apply(&core, &payload);
-                        applied.send_modify(|n| *n += 1);
-                    }
-                }
-                let Some(core) = core.upgrade() else { return };
-                tracing::warn!("session cache bus disconnected; reconnecting (entries expire within the cache TTL meanwhile)");
-                // Anything missed while disconnected may be stale for at most `ttl`; drop
-                // everything to shorten that window.
-                core.invalidate_all();
-            }
-        });
-        self.bus = Some(Bus { publisher, channel });
+        .await?;
+        self.bus = Some(bus);
         Ok(self)
     }
 
-    /// Drops the session `key` from this cache and, over the bus, from every other instance's.
-    async fn ended(&self, key: &StorageKey<'_>) {
-        self.core.invalidate(key.as_str());
-        self.publish(format!("t:{key}")).await;
-    }
-
-    /// Drops every session of `user_id`, here and over the bus.
-    async fn user_ended(&self, user_id: &str) {
-        self.core.invalidate_user(user_id);
-        self.publish(format!("u:{user_id}")).await;
-    }
-
-    #[cfg_attr(not(feature = "redis"), allow(clippy::unused_async))]
-    async fn publish(&self, message: String) {
-        #[cfg(not(feature = "redis"))]
-        let _ = message;
-        #[cfg(feature = "redis")]
-        if let Some(bus) = &self.bus {
-            let sent: Result<i64, _> = bus
-                .publisher
-                .run(|mut conn| {
-                    let message = &message;
-                    async move {
-                        redis::cmd("PUBLISH")
-                            .arg(&*bus.channel)
-                            .arg(message)
-                            .query_async(&mut conn)
-                            .await
-                    }
-                })
-                .await;
-            if let Err(error) = sent {
-                tracing::warn!(%error, "could not publish a session invalidation; other instances may serve it until their cache TTL");
-            }
+    /// A revocation about to be sent to the store: `message` (`t:{token}` or `u:{user id}`)
+    /// is applied here and published on the bus once the store answers, whatever it answers
+    /// (an error may come after the write committed), or, if the call is dropped first, at
+    /// the drop (the publication then on a task of its own).
+    fn ending(&self, message: String) -> Ending<'_> {
+        Ending {
+            core: &self.core,
+            bus: self.bus.as_ref(),
+            message: Some(message),
         }
     }
 }
 
-#[cfg(feature = "redis")]
-async fn reconnect(client: &redis::Client, channel: &str) -> Option<redis::aio::PubSub> {
-    let mut pubsub = client.get_async_pubsub().await.ok()?;
-    pubsub.subscribe(channel).await.ok()?;
-    Some(pubsub)
+/// A revocation in flight (see [`CachedStore::ending`]).
+struct Ending<'a> {
+    core: &'a Core,
+    bus: Option<&'a Bus>,
+    message: Option<String>,
 }
 
-/// Applies one bus message: `t:<token>` or `u:<user id>`.
-#[cfg(feature = "redis")]
-fn apply(core: &Core, payload: &str) {
-    if let Some(token) = payload.strip_prefix("t:") {
-        core.invalidate(token);
-    } else if let Some(user_id) = payload.strip_prefix("u:") {
-        core.invalidate_user(user_id);
+impl Ending<'_> {
+    /// Applies the invalidation here, then waits for the bus to take it.
+    async fn finish(mut self) {
+        if let Some(message) = &self.message {
+            apply(self.core, message);
+            if let Some(bus) = self.bus {
+                bus.publish(message).await;
+            }
+        }
+        // Kept until published: dropped while publishing, the drop publishes it again.
+        self.message = None;
+    }
+}
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        let Some(message) = self.message.take() else {
+            return;
+        };
+        apply(self.core, &message);
+        #[cfg(feature = "redis")]
+        if let (Some(bus), Ok(runtime)) = (self.bus, tokio::runtime::Handle::try_current()) {
+            let bus = bus.clone();
+            runtime.spawn(async move { bus.publish(&message).await });
+        }
+    }
+}
+
+/// A store call that may change what is cached for a token: unless disarmed, the token's
+/// entry is dropped here when this is (the call errs, or its future is dropped).
+struct Invalidation<'a> {
+    core: &'a Core,
+    token: &'a str,
+    armed: bool,
+}
+
+impl<'a> Invalidation<'a> {
+    fn local(core: &'a Core, token: &'a str) -> Self {
+        Self {
+            core,
+            token,
+            armed: true,
+        }
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Invalidation<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.core.invalidate(self.token);
+        }
     }
 }
 
@@ -750,25 +714,34 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         now: OffsetDateTime,
     ) -> Result<Option<Session>, StoreError> {
         let token = key.as_str();
-        // A read that began before this write would otherwise cache the old expiry after the
-        // new one, for a whole TTL.
+        // Dropped before the store answers (the request's future dropped, a timeout): the
+        // write may have committed, so the entry goes.
+        let pending = Invalidation::local(&self.core, token);
+        let updated = self.inner.extend(key, expires_at, now).await;
+        // Fenced after the write: every read of the token in flight may have read the old
+        // expiry (however its stamp compares with the write's start), and drops its answer
+        // rather than cache it for a whole TTL; reads that begin now see the new one.
         self.core.fence(token);
-        let stamp = self.core.stamp(token);
-        let updated = self.inner.extend(key, expires_at, now).await?;
-        match (&updated, self.core.lookup(token)) {
-            (Some(session), Some(Some(mut fresh))) => {
-                fresh.session = Arc::new(session.clone());
-                self.core.remember(token, Some(&fresh), stamp);
+        match &updated {
+            // The cached entry takes the new session and keeps its expiry: its user row was
+            // read when it was cached, and must not be served longer than the TTL from then.
+            Ok(Some(session)) => {
+                pending.disarm();
+                self.core
+                    .cache
+                    .replace_session(token, Arc::new(session.clone()));
             }
-            _ => self.core.invalidate(token),
+            // Gone, or unknown whether it was written.
+            Ok(None) | Err(_) => drop(pending),
         }
-        Ok(updated)
+        updated
     }
 
     async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
-        self.inner.delete(key).await?;
-        self.ended(key).await;
-        Ok(())
+        let ending = self.ending(format!("t:{key}"));
+        let result = self.inner.delete(key).await;
+        ending.finish().await;
+        result
     }
 
     async fn delete_if_expired(
@@ -776,21 +749,24 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         key: &StorageKey<'_>,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.inner.delete_if_expired(key, now).await?;
-        self.core.invalidate(key.as_str());
-        Ok(())
+        let pending = Invalidation::local(&self.core, key.as_str());
+        let result = self.inner.delete_if_expired(key, now).await;
+        drop(pending);
+        result
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
-        let n = self.inner.delete_user_sessions(user_id).await?;
-        self.user_ended(user_id).await;
-        Ok(n)
+        let ending = self.ending(format!("u:{user_id}"));
+        let result = self.inner.delete_user_sessions(user_id).await;
+        ending.finish().await;
+        result
     }
 
     async fn purge(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
-        self.inner.purge(key).await?;
-        self.ended(key).await;
-        Ok(())
+        let ending = self.ending(format!("t:{key}"));
+        let result = self.inner.purge(key).await;
+        ending.finish().await;
+        result
     }
 
     async fn end_session(
@@ -798,9 +774,10 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         key: &StorageKey<'_>,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.inner.end_session(key, now).await?;
-        self.ended(key).await;
-        Ok(())
+        let ending = self.ending(format!("t:{key}"));
+        let result = self.inner.end_session(key, now).await;
+        ending.finish().await;
+        result
     }
 
     async fn end_user_sessions(
@@ -808,9 +785,10 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         user_id: &str,
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
-        let n = self.inner.end_user_sessions(user_id, now).await?;
-        self.user_ended(user_id).await;
-        Ok(n)
+        let ending = self.ending(format!("u:{user_id}"));
+        let result = self.inner.end_user_sessions(user_id, now).await;
+        ending.finish().await;
+        result
     }
 
     super::pass_through!();

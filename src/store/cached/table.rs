@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::super::key::Slots;
-use crate::model::Authenticated;
+use crate::model::{Authenticated, Session};
 
 /// What is cached for one token: 16 bytes of record, 8 of expiry and use bit, on one line with
 /// the token's 40 ([`Slots`]).
@@ -139,6 +139,21 @@ impl Table {
             state: AtomicU64::new(until << 1),
         };
         shard.insert(hash, token, entry, &self.hasher);
+    }
+
+    /// Puts `session` in the entry cached for `token`, if there is one holding a session,
+    /// keeping the entry's expiry, its user and its use bit; never inserts. What a session's
+    /// extension changes in the cache: the user row stays as old as when it was read, and so
+    /// is still served only until the TTL from that read.
+    pub(super) fn replace_session(&self, token: &str, session: Arc<Session>) {
+        let hash = self.hash(token.as_bytes());
+        let mut shard = self.write(hash);
+        if let Some(Entry {
+            found: Some(found), ..
+        }) = shard.get_mut(hash, token.as_bytes())
+        {
+            found.session = session;
+        }
     }
 
     /// The tokens of entries that hold a session, were read since they were cached (or since
