@@ -198,6 +198,7 @@ impl SessionManager {
     /// A manager for `store` with `config`. [`SessionLayer::manager`](crate::SessionLayer::manager)
     /// gives the layer's own.
     pub fn new(config: SessionConfig, store: impl SessionStore) -> Self {
+        store.session_lifetime(config.lifetimes.expires_in);
         Self::from_parts(Arc::new(config), AnyStore::new(store))
     }
 

@@ -46,6 +46,7 @@ pub(crate) struct Shared<St> {
 
 impl<St: SessionStore> Shared<St> {
     pub(crate) fn new(config: SessionConfig, store: St) -> Self {
+        store.session_lifetime(config.lifetimes.expires_in);
         let config = Arc::new(config);
         let store = Arc::new(store);
         Self {

@@ -414,6 +414,43 @@ async fn keys_have_better_auths_shapes_and_ttls() {
     );
 }
 
+/// The marker must outlive every session a revoke-all ended (a key a racing Better Auth
+/// refresh wrote back authenticates again once it expires): a layer whose sessions live 30 days
+/// raises it from the store's default 7, as does a manager; a shorter lifetime never lowers it.
+#[tokio::test]
+async fn the_marker_lives_as_long_as_the_longest_sessions_of_a_layer_over_the_store() {
+    let Some(Raw {
+        store,
+        prefix,
+        mut conn,
+    }) = raw_node(
+        "the_marker_lives_as_long_as_the_longest_sessions_of_a_layer_over_the_store",
+        ManualClock::new(NOW),
+    )
+    .await
+    else {
+        return;
+    };
+    let config = |days: i64| {
+        tower_auth_session::SessionConfig::builder()
+            .secret(common::SECRET)
+            .expires_in(Duration::days(days))
+            .build()
+            .unwrap()
+    };
+    let _layer = tower_auth_session::SessionLayer::new(config(30), store.clone());
+    let _manager = tower_auth_session::SessionManager::new(config(3), store.clone());
+    let user = User::new("long@example.com", "L", NOW);
+    let s = conformance::session(&user, NOW + Duration::days(30));
+    store.create(&s, &user).await.unwrap();
+    store.delete_user_sessions(&user.id).await.unwrap();
+    let ttl: i64 = conn
+        .ttl(format!("{prefix}revoked-sessions-before-{}", user.id))
+        .await
+        .unwrap();
+    assert!((2_591_990..=2_592_000).contains(&ttl), "{ttl}");
+}
+
 #[tokio::test]
 async fn revoked_before_marker_rejects_surviving_keys() {
     let test = "revoked_before_marker_rejects_surviving_keys";
@@ -789,6 +826,21 @@ where
             "find_many and find agree"
         );
     }
+    // A value that cannot be read is missing in a batch, as Better Auth's `findSessions` skips
+    // it, rather than the batch's error (a cache's read ahead would lose every session of the
+    // batch); a lookup of it alone reports it.
+    let _: () = conn
+        .set(format!("{prefix}unreadable-token"), "not json")
+        .await
+        .unwrap();
+    let unreadable = || tower_auth_session::StorageKey::new("unreadable-token");
+    let found = store
+        .find_many(&[unreadable(), k.storage_key()])
+        .await
+        .unwrap();
+    assert!(found[0].is_none());
+    assert_eq!(found[1].as_ref().unwrap().session.token, k.token);
+    assert!(store.find(&unreadable()).await.is_err());
 }
 
 #[tokio::test]

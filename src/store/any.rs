@@ -73,6 +73,7 @@ trait Erased: Send + Sync + 'static {
         user_id: &'a str,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn session_lifetime(&self, expires_in: time::Duration);
     fn debug(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result;
 }
 
@@ -172,6 +173,9 @@ impl<S: SessionStore> Erased for Holder<S> {
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(self.0.lift_ban(user_id, now))
+    }
+    fn session_lifetime(&self, expires_in: time::Duration) {
+        self.0.session_lifetime(expires_in);
     }
     fn debug(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "AnyStore({})", std::any::type_name::<S>())

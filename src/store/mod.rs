@@ -67,6 +67,9 @@ macro_rules! pass_through {
         ) -> Result<(), crate::error::StoreError> {
             self.inner.lift_ban(user_id, now).await
         }
+        fn session_lifetime(&self, expires_in: time::Duration) {
+            self.inner.session_lifetime(expires_in);
+        }
     };
 }
 use pass_through;
@@ -299,6 +302,16 @@ pub trait SessionStore: Send + Sync + 'static {
         let _ = (user_id, now);
         async { Ok(()) }
     }
+
+    /// Told the session lifetime (`expiresIn`) of each [`SessionLayer`](crate::SessionLayer)
+    /// and [`SessionManager`](crate::SessionManager) built over the store, when it is built:
+    /// a store that keeps something for as long as a session may live keeps it at least the
+    /// longest it was told (the Redis store's revoked-before marker, which must outlive every
+    /// session a revocation of all of a user's sessions ended). Wrappers pass it on. The
+    /// default does nothing.
+    fn session_lifetime(&self, expires_in: time::Duration) {
+        let _ = expires_in;
+    }
 }
 
 impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
@@ -397,5 +410,8 @@ impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).lift_ban(user_id, now)
+    }
+    fn session_lifetime(&self, expires_in: time::Duration) {
+        (**self).session_lifetime(expires_in);
     }
 }

@@ -1,6 +1,7 @@
 //! Sessions in Redis, in Better Auth's secondary-storage format (spec §7), on one node, a
 //! Redis Cluster, or the master Redis Sentinel names, over plaintext or TLS.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -157,7 +158,9 @@ const CAS_RETRIES: usize = 8;
 pub struct RedisStore {
     link: Link,
     prefix: Arc<str>,
-    marker_ttl: u64,
+    /// Seconds: the longest of the builder's `expires_in`, a day, and the session lifetimes
+    /// the layers and managers over the store told it ([`SessionStore::session_lifetime`]).
+    marker_ttl: Arc<AtomicU64>,
     clock: Arc<dyn Clock>,
     scripts: Arc<Scripts>,
 }
@@ -234,8 +237,10 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// The session lifetime (`expiresIn`), used for the revoked-before marker's TTL. Default:
-    /// 7 days.
+    /// The session lifetime (`expiresIn`), used for the revoked-before marker's TTL (at
+    /// least a day, as Better Auth's). Default: 7 days, raised to the `expires_in` of every
+    /// [`SessionLayer`](crate::SessionLayer) and [`SessionManager`](crate::SessionManager)
+    /// built over the store; set it when Better Auth's sessions live longer than the layer's.
     pub fn expires_in(mut self, expires_in: time::Duration) -> Self {
         self.expires_in = expires_in;
         self
@@ -319,8 +324,9 @@ impl RedisStoreBuilder {
         Ok(RedisStore {
             link,
             prefix: self.prefix.into(),
-            marker_ttl: u64::try_from(self.expires_in.whole_seconds().max(86_400))
-                .unwrap_or(86_400),
+            marker_ttl: Arc::new(AtomicU64::new(
+                u64::try_from(self.expires_in.whole_seconds().max(86_400)).unwrap_or(86_400),
+            )),
             clock: self.clock,
             scripts: Arc::new(Scripts {
                 cas: Script::new(CAS),
@@ -517,6 +523,19 @@ fn backend(operation: &'static str) -> impl FnOnce(redis::RedisError) -> StoreEr
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
         reason: format!("Redis session value: {e}"),
+    }
+}
+
+/// In a batch read ([`SessionStore::find_many`]), a value that cannot be read is missing rather
+/// than the batch's error, as Better Auth's `findSessions` skips it: the others are still
+/// read, and a lookup of that token alone reports it.
+fn skip_unreadable<T>(read: Result<Option<T>, StoreError>) -> Result<Option<T>, StoreError> {
+    match read {
+        Err(StoreError::Corrupt { reason }) => {
+            tracing::warn!(%reason, "skipped an unreadable session value in a batch read");
+            Ok(None)
+        }
+        other => other,
     }
 }
 
@@ -827,7 +846,9 @@ impl RedisStore {
                 .await?;
             for reply in one_answer_each("a pipeline of reads", chunk.len(), replies)? {
                 found.push(match reply {
-                    Some((raw, marker, uid)) => Some(self.decode_found(&raw, &marker, &uid).await?),
+                    Some((raw, marker, uid)) => {
+                        skip_unreadable(self.decode_found(&raw, &marker, &uid).await.map(Some))?
+                    }
                     None => None,
                 });
             }
@@ -851,14 +872,16 @@ impl RedisStore {
         for chunk in keys.chunks(64) {
             let names: Vec<String> = chunk.iter().map(|k| self.key(k.as_str())).collect();
             let raws = self.mget(&names).await?;
-            let stored = raws
+            let stored: Vec<Option<Stored>> = raws
                 .iter()
                 .map(|raw| {
-                    raw.as_deref()
+                    let parsed = raw
+                        .as_deref()
                         .map(|raw| serde_json::from_str::<Stored>(raw).map_err(corrupt))
-                        .transpose()
+                        .transpose();
+                    skip_unreadable(parsed).unwrap_or_default()
                 })
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect();
             let marker_names: Vec<String> = stored
                 .iter()
                 .flatten()
@@ -1088,7 +1111,7 @@ impl SessionStore for RedisStore {
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
         let now_ms = time_fmt::to_unix_ms(self.clock.now());
         let marker_key = self.marker_key(user_id);
-        let marker_ttl = self.marker_ttl;
+        let marker_ttl = self.marker_ttl.load(Ordering::Relaxed);
         let _: i64 = self
             .run("revoke all", |mut c| {
                 let marker_key = &marker_key;
@@ -1148,6 +1171,12 @@ impl SessionStore for RedisStore {
     /// Redis expires keys by itself (every key has a TTL), so there is nothing to sweep.
     async fn delete_expired(&self, _now: OffsetDateTime) -> Result<u64, StoreError> {
         Ok(0)
+    }
+
+    fn session_lifetime(&self, expires_in: time::Duration) {
+        if let Ok(seconds) = u64::try_from(expires_in.whole_seconds()) {
+            self.marker_ttl.fetch_max(seconds, Ordering::Relaxed);
+        }
     }
 }
 
@@ -1326,6 +1355,11 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
 
     async fn lift_ban(&self, user_id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
         self.database.lift_ban(user_id, now).await
+    }
+
+    fn session_lifetime(&self, expires_in: time::Duration) {
+        self.redis.session_lifetime(expires_in);
+        self.database.session_lifetime(expires_in);
     }
 }
 
