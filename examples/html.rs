@@ -139,10 +139,15 @@ async fn login(
         }
     };
     let signed_in = sessions.sign_in(&user).await.map_err(failed)?;
-    // Only local paths: never redirect to another site.
+    // Only local paths: never redirect to another site. Browsers read `\` as `/` and drop
+    // tabs and newlines, so `/\evil.test` and `/<TAB>/evil.test` are other sites too.
     let next = form
         .next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .filter(|n| {
+            n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.chars().any(|c| c == '\\' || c.is_control())
+        })
         .unwrap_or_else(|| "/dashboard".to_owned());
     Ok((signed_in, Redirect::to(&next)))
 }

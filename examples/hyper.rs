@@ -16,7 +16,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -55,12 +55,16 @@ async fn handle(
             None => text(StatusCode::UNAUTHORIZED, "sign in first\n"),
         },
         (Method::POST, "/sign-in") => {
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            // An e-mail address: a bounded read (hyper sets no limit of its own).
+            let body = match Limited::new(req.into_body(), 1024).collect().await {
+                Ok(body) => body.to_bytes(),
+                Err(_) => {
+                    return Ok(text(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "send an e-mail address as the body\n",
+                    ))
+                }
+            };
             let email = String::from_utf8_lossy(&body).trim().to_lowercase();
             if !email.contains('@') {
                 return Ok(text(

@@ -3,8 +3,12 @@
 
 use tower_auth_session::SessionConfig;
 
+/// Tests here take turns with the process environment.
+static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn better_auth_secrets_env_is_read_first_current_first() {
+    let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
     std::env::set_var(
         "BETTER_AUTH_SECRETS",
         "2:current-secret-0123456789-abcdefghijk, 1:previous-secret-0123456789-abcdefghij",
@@ -123,6 +127,56 @@ fn better_auth_secrets_env_is_read_first_current_first() {
         .build()
         .unwrap();
     assert_eq!(explicit.session_cookie_name(), "better-auth.session_token");
+    std::env::remove_var("BETTER_AUTH_URL");
+    std::env::remove_var("BETTER_AUTH_SECRET");
+}
+
+/// `BETTER_AUTH_TRUSTED_ORIGINS` turns on the origin check with its origins and the
+/// environment's base URL, as Better Auth trusts them; unset, the check stays off.
+#[test]
+fn better_auth_trusted_origins_env_turns_on_the_origin_check() {
+    use tower::ServiceExt as _;
+    let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+    std::env::set_var(
+        "BETTER_AUTH_SECRET",
+        "origins-secret-0123456789-abcdefghijklm",
+    );
+    // Answers POST /write with the status the layer let through (200) or its own (403).
+    let status = |origin: &str| {
+        let config = SessionConfig::from_env().unwrap();
+        let layer =
+            tower_auth_session::SessionLayer::new(config, tower_auth_session::MemoryStore::new());
+        let app = axum::Router::new()
+            .route("/write", axum::routing::post(|| async { "ok" }))
+            .layer(layer);
+        let request = axum::http::Request::post("/write")
+            .header("cookie", "better-auth.session_token=t.s")
+            .header("origin", origin)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(app.oneshot(request))
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    std::env::set_var("BETTER_AUTH_URL", "http://base.example.com/api/auth");
+    assert_eq!(status("https://evil.test"), 200, "unset: no check");
+    std::env::set_var(
+        "BETTER_AUTH_TRUSTED_ORIGINS",
+        "https://app.example.com, https://*.example.org",
+    );
+    assert_eq!(status("https://evil.test"), 403);
+    assert_eq!(status("https://app.example.com"), 200);
+    assert_eq!(status("https://shop.example.org"), 200);
+    assert_eq!(
+        status("http://base.example.com"),
+        200,
+        "the base URL's origin"
+    );
+    std::env::remove_var("BETTER_AUTH_TRUSTED_ORIGINS");
     std::env::remove_var("BETTER_AUTH_URL");
     std::env::remove_var("BETTER_AUTH_SECRET");
 }

@@ -107,6 +107,9 @@ async fn plain_hyper_example_uses_the_same_layer() {
         ],
     );
     assert_eq!(http("GET", &app.url("/me"), &[], None).await.status, 401);
+    let huge = format!("{}@example.com", "a".repeat(4096));
+    let r = http("POST", &app.url("/sign-in"), &[], Some(&huge)).await;
+    assert_eq!(r.status, 413, "a body is read only up to a bound");
     let r = http("POST", &app.url("/sign-in"), &[], Some("hy@example.com")).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.headers["cache-control"], "no-store");

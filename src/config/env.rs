@@ -40,6 +40,16 @@ pub(crate) fn secure() -> Option<bool> {
     matches!(var("NODE_ENV"), Ok(Some(v)) if v == "production").then_some(true)
 }
 
+/// The first base URL set, as Better Auth's `getBaseURL` reads the environment.
+pub(crate) fn base_url() -> Result<Option<String>, ConfigError> {
+    for name in BASE_URL_VARS {
+        if let Some(url) = var(name)? {
+            return Ok(Some(url));
+        }
+    }
+    Ok(None)
+}
+
 /// Reads an environment variable; unset and empty are both `None`.
 pub(crate) fn var(name: &'static str) -> Result<Option<String>, ConfigError> {
     match std::env::var(name) {

@@ -329,7 +329,9 @@ impl SessionConfigBuilder {
     ///   `NEXT_PUBLIC_BETTER_AUTH_URL`, `PUBLIC_BETTER_AUTH_URL`, `NUXT_PUBLIC_BETTER_AUTH_URL`,
     ///   `NUXT_PUBLIC_AUTH_URL`, `BASE_URL`, first set wins) starts with `https://`, or, with no
     ///   base URL, when `NODE_ENV=production`. An explicit [`secure`](Self::secure) or
-    ///   [`base_url`](Self::base_url) wins, whatever the order of the calls.
+    ///   [`base_url`](Self::base_url) wins, whatever the order of the calls;
+    /// * the trusted origins in `BETTER_AUTH_TRUSTED_ORIGINS`, which turn on the origin check
+    ///   ([`trusted_origins_from_env`](Self::trusted_origins_from_env)).
     ///
     /// ```
     /// # std::env::set_var("BETTER_AUTH_SECRET", "a-private-secret-of-at-least-32-bytes!!");
@@ -348,7 +350,40 @@ impl SessionConfigBuilder {
     /// [`ConfigError::MissingSecret`] when no secret is set, [`ConfigError::NotUnicode`] when a
     /// value is not UTF-8, [`ConfigError::Invalid`] for a malformed `BETTER_AUTH_SECRETS`.
     pub fn from_env(self) -> Result<Self, ConfigError> {
-        Ok(self.secret_from_env()?.secure_from_env())
+        self.secret_from_env()?
+            .secure_from_env()
+            .trusted_origins_from_env()
+    }
+
+    /// Adds the origins listed in `BETTER_AUTH_TRUSTED_ORIGINS` (comma-separated, exact origins
+    /// or patterns, as Better Auth reads the variable) to the
+    /// [`trusted_origins`](Self::trusted_origins), which turns on the origin check, and with
+    /// them the origin of the environment's base URL (`BETTER_AUTH_URL` and the others
+    /// [`from_env`](Self::from_env) reads), which Better Auth always trusts. Nothing when the
+    /// variable is unset or empty. An origin that is not valid fails
+    /// [`build`](Self::build), naming it.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NotUnicode`] when a value is not UTF-8.
+    pub fn trusted_origins_from_env(mut self) -> Result<Self, ConfigError> {
+        let Some(list) = env::var("BETTER_AUTH_TRUSTED_ORIGINS")? else {
+            return Ok(self);
+        };
+        let listed: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if listed.is_empty() {
+            return Ok(self);
+        }
+        if let Some(base) = env::base_url()? {
+            self.trusted_origins.push(base);
+        }
+        self.trusted_origins.extend(listed);
+        Ok(self)
     }
 
     /// Reads the secret as [`from_env`](Self::from_env) does, and, since a builder that reads
