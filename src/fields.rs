@@ -74,15 +74,24 @@ impl User {
     }
 
     /// Each role in [`role`](Self::role), split on commas as Better Auth does (with no
-    /// trimming: `"admin, user"` holds `"admin"` and `" user"`); empty parts are skipped.
+    /// trimming: `"admin, user"` holds `"admin"` and `" user"`); empty parts are skipped. A
+    /// user without a role (`NULL`, empty, or no column: a user created outside Better Auth's
+    /// admin plugin) has its default role, `"user"`, as the plugin's access checks read it;
+    /// see [`roles_or`](Self::roles_or) for another `defaultRole`.
     pub fn roles(&self) -> impl Iterator<Item = &str> + '_ {
+        self.roles_or("user")
+    }
+
+    /// [`roles`](Self::roles) with the admin plugin's `defaultRole` set to `default_role`.
+    pub fn roles_or<'a>(&'a self, default_role: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.role()
-            .unwrap_or("")
+            .filter(|r| !r.is_empty())
+            .unwrap_or(default_role)
             .split(',')
             .filter(|r| !r.is_empty())
     }
 
-    /// Whether [`roles`](Self::roles) holds `role`.
+    /// Whether [`roles`](Self::roles) holds `role` (a user without a role has `"user"`).
     pub fn has_role(&self, role: &str) -> bool {
         self.roles().any(|r| r == role)
     }
@@ -176,7 +185,17 @@ mod tests {
         assert!(u.has_role("admin") && u.has_role("user") && !u.has_role("ad"));
         let spaced = user(serde_json::json!({"role": "admin, user"}));
         assert!(!spaced.has_role("user"), "no trimming, as Better Auth");
-        assert_eq!(user(serde_json::json!({})).roles().count(), 0);
+        // Without a role, the admin plugin's default one, as its access checks read it.
+        for none in [
+            serde_json::json!({}),
+            serde_json::json!({"role": null}),
+            serde_json::json!({"role": ""}),
+        ] {
+            let u = user(none);
+            assert_eq!(u.roles().collect::<Vec<_>>(), ["user"]);
+            assert!(u.has_role("user") && !u.has_role("admin"));
+            assert_eq!(u.roles_or("member").collect::<Vec<_>>(), ["member"]);
+        }
         assert_eq!(user(serde_json::json!({"role": null})).role(), None);
     }
 

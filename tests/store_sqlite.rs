@@ -130,6 +130,20 @@ async fn reads_rows_better_auth_wrote_with_plugin_columns() {
         "0/1 plugin booleans read as booleans"
     );
     assert!(found.session.extra["impersonatedBy"].is_null());
+
+    // Another tool wrote 2 in boolean columns: Better Auth's adapter reads a number there as
+    // `=== 1`, false, and so does the store.
+    sqlx::query(r#"update "user" set "emailVerified" = 2, "banned" = 2"#)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let found = store
+        .find(&StorageKey::new("BcRqToken"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!found.user.email_verified);
+    assert_eq!(found.user.extra["banned"], false);
 }
 
 #[tokio::test]

@@ -354,9 +354,11 @@ fn read_extra<D: Backend>(
             let mut value = D::json(row, start + i);
             if PLUGIN_BOOLEANS.contains(&name.as_str()) {
                 // Stored as 0/1 where the database has no boolean type (SQLite): Better Auth
-                // reads them as booleans, and so do the apps.
-                if let Some(n) = value.as_i64() {
-                    value = serde_json::Value::Bool(n != 0);
+                // reads a number there as `=== 1`, and so do the apps.
+                if let Some(n) = value.as_f64() {
+                    #[allow(clippy::float_cmp)]
+                    let one = n == 1.0;
+                    value = serde_json::Value::Bool(one);
                 }
             }
             (name.clone(), value)

@@ -464,8 +464,9 @@ impl Backend for MySqlDialect {
         if raw.is_null() {
             return Ok(None);
         }
+        // As Better Auth's adapter reads a number in a boolean column: `=== 1`.
         row.try_get_unchecked::<i64, _>(idx)
-            .map(|v| Some(v != 0))
+            .map(|v| Some(v == 1))
             .map_err(|e| e.to_string())
     }
 

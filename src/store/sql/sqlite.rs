@@ -502,8 +502,10 @@ impl Backend for SqliteDialect {
     fn boolean(row: &SqliteRecord, idx: usize) -> Result<Option<bool>, String> {
         Ok(match value(row, idx)? {
             Val::Null => None,
-            Val::Integer(v) => Some(v != 0),
-            Val::Real(f) => Some(f as i64 != 0),
+            // As Better Auth's adapter reads a number in a boolean column: `=== 1`.
+            Val::Integer(v) => Some(v == 1),
+            #[allow(clippy::float_cmp)]
+            Val::Real(f) => Some(f == 1.0),
             Val::Text(s) => Some(matches!(s, "1" | "true")),
             Val::Blob(b) => Some(matches!(b, b"1" | b"true")),
         })
