@@ -779,3 +779,113 @@ async fn a_table_of_dates_in_another_form_is_refused_with_the_setting_to_use() {
     );
     assert_eq!(stored.1, 1_796_515_200);
 }
+
+/// With no session yet, the expiry column's declared type decides where the forms cannot both
+/// be right: numbers in Better Auth's `date` column (or ISO text in an ORM's integer one) would
+/// make Better Auth list no live session, or keep expired ones live.
+#[tokio::test]
+async fn an_empty_table_whose_declared_date_type_disagrees_is_refused() {
+    use tower_auth_session::store::{DateFormat, SqlSchema};
+    for (made_with, opened_with, fix) in [
+        (
+            DateFormat::IsoText,
+            DateFormat::UnixMillis,
+            "sqlite_dates(DateFormat::IsoText)",
+        ),
+        (
+            DateFormat::UnixSeconds,
+            DateFormat::IsoText,
+            "sqlite_dates(DateFormat::UnixMillis or DateFormat::UnixSeconds",
+        ),
+    ] {
+        let (_dir, url) = temp_db();
+        // The store's own tables declare `date` for ISO text and `integer` for numbers, as
+        // Better Auth's migration and the ORMs do.
+        drop(
+            SqliteStore::builder(&url)
+                .schema(SqlSchema::better_auth().sqlite_dates(made_with))
+                .create_schema(true)
+                .build()
+                .await
+                .unwrap(),
+        );
+        let err = SqliteStore::builder(&url)
+            .schema(SqlSchema::better_auth().sqlite_dates(opened_with))
+            .build()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                StoreError::Schema(SchemaError::DateFormatMismatch { .. })
+            ),
+            "{made_with:?} opened as {opened_with:?}: {err:?}"
+        );
+        assert!(err.to_string().contains(fix), "{err}");
+        // Opened as it was made, it starts.
+        SqliteStore::builder(&url)
+            .schema(SqlSchema::better_auth().sqlite_dates(made_with))
+            .build()
+            .await
+            .unwrap();
+    }
+}
+
+/// Better Auth's SQLite migration gives a required additional field (`required: true,
+/// defaultValue: "free"`) no default in the database: it fills it in JavaScript. The store,
+/// which does not write such columns, names them at start-up, where its inserts would fail
+/// later; nullable columns and those with a default are fine.
+#[test]
+fn required_columns_the_store_does_not_write_are_named_at_start_up() {
+    let captured = common::Captured::default();
+    let subscriber = captured.subscriber(tracing::Level::WARN);
+    tracing::subscriber::with_default(subscriber, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (_dir, url) = temp_db();
+            let store = SqliteStore::builder(&url)
+                .create_schema(true)
+                .build()
+                .await
+                .unwrap();
+            for ddl in [
+                r#"alter table "session" add column "activeOrganizationId" text"#,
+                r#"alter table "user" add column "credits" integer not null default 0"#,
+            ] {
+                sqlx::query(ddl).execute(store.pool()).await.unwrap();
+            }
+            drop(store);
+            SqliteStore::connect(&url).await.unwrap();
+            assert_eq!(captured.take(), "", "nullable, or with a default: no warning");
+
+            // Made the way Better Auth's migration makes a new required field on SQLite: the
+            // table rebuilt with the column `not null`, no default (here on an empty table).
+            let store = SqliteStore::connect(&url).await.unwrap();
+            sqlx::query(r#"alter table "user" add column "plan" text not null default 'x'"#)
+                .execute(store.pool())
+                .await
+                .unwrap();
+            sqlx::query(r#"drop table "session""#)
+                .execute(store.pool())
+                .await
+                .unwrap();
+            sqlx::query(
+                r#"create table "session" ("id" text not null primary key, "expiresAt" date not null, "token" text not null unique, "createdAt" date not null, "updatedAt" date not null, "ipAddress" text, "userAgent" text, "userId" text not null references "user" ("id") on delete cascade, "tenant" text not null)"#,
+            )
+            .execute(store.pool())
+            .await
+            .unwrap();
+            drop(store);
+            SqliteStore::connect(&url).await.unwrap();
+            let logs = captured.take();
+            assert!(
+                logs.contains("sign-ins made from Rust will fail") && logs.contains("tenant"),
+                "{logs}"
+            );
+            assert!(!logs.contains("plan"), "a default is enough: {logs}");
+        });
+    });
+}

@@ -176,6 +176,9 @@ pub struct Column {
     pub kind: ColumnType,
     /// The database's own name for the type (`uuid`, `integer`, `varchar(36)`, …).
     pub type_name: String,
+    /// `NOT NULL` without a default (nor generated, nor an automatic id): an insert that
+    /// leaves it out fails.
+    pub required: bool,
 }
 
 /// A statement's effect: the rows it changed.
@@ -293,10 +296,12 @@ pub trait Backend: Clone + Send + Sync + std::fmt::Debug + 'static {
                     let name = text(row, 0)?;
                     let data_type = text(row, 1)?;
                     let type_name = text(row, 2).unwrap_or_else(|_| data_type.clone());
+                    let required = text(row, 3).is_ok_and(|r| r == "yes");
                     Ok(Column {
                         name,
                         kind: Self::column_kind(&data_type, &type_name),
                         type_name,
+                        required,
                     })
                 })
                 .collect()

@@ -358,7 +358,9 @@ impl Backend for MySqlDialect {
     }
 
     const COLUMNS_SQL: &'static str = "select cast(column_name as char), cast(data_type as char), \
-         cast(column_type as char) from information_schema.columns \
+         cast(column_type as char), case when is_nullable = 'NO' and column_default is null \
+         and extra not like '%auto_increment%' and extra not like '%GENERATED%' \
+         then 'yes' else 'no' end from information_schema.columns \
          where table_schema = database() and table_name = ? order by ordinal_position";
 
     fn column_kind(data_type: &str, full_type: &str) -> ColumnType {

@@ -820,7 +820,9 @@ impl Backend for PostgresDialect {
             .affected(operation)
     }
 
-    const COLUMNS_SQL: &'static str = "select column_name::text, data_type::text \
+    const COLUMNS_SQL: &'static str = "select column_name::text, data_type::text, \
+         data_type::text, case when is_nullable = 'NO' and column_default is null \
+         and is_identity = 'NO' and is_generated = 'NEVER' then 'yes' else 'no' end \
          from information_schema.columns \
          where table_schema = current_schema() and table_name = $1 order by ordinal_position";
 

@@ -421,6 +421,18 @@ impl Queries {
             Some(token.as_str()),
         )?;
         let user_extra = check_columns(&schema.user_table, tables.user, &schema.user, None)?;
+        warn_required_extra(
+            &schema.session_table,
+            tables.session,
+            &session_extra,
+            "sign-ins",
+        );
+        warn_required_extra(
+            &schema.user_table,
+            tables.user,
+            &user_extra,
+            "sign-ups (insert_user)",
+        );
         let kind = |table: &str, cols: &[Column], name: &str| -> Result<IdKind, SchemaError> {
             let column =
                 cols.iter()
@@ -962,6 +974,26 @@ pub(crate) fn ddl(schema: &SqlSchema, syntax: &Syntax, types: &DdlTypes) -> [Str
 
 /// Checks that the table has every column the schema names, and returns the others (plugin
 /// columns), in table order.
+/// Warns about columns the store does not write (plugins', the app's) that are `NOT NULL`
+/// without a default: Better Auth fills them in JavaScript (`defaultValue`), and on SQLite its
+/// migration gives them no default in the database, so the store's inserts (`what`) fail.
+fn warn_required_extra(table: &str, have: &[Column], extra: &[String], what: &str) {
+    let required: Vec<&str> = have
+        .iter()
+        .filter(|c| c.required && extra.contains(&c.name))
+        .map(|c| c.name.as_str())
+        .collect();
+    if !required.is_empty() {
+        tracing::warn!(
+            table = %table,
+            columns = %required.join(", "),
+            "{what} made from Rust will fail: these columns are NOT NULL without a default, and \
+             the store does not write them (Better Auth fills them in JavaScript); give them a \
+             default in the database, or allow NULL"
+        );
+    }
+}
+
 fn check_columns(
     table: &str,
     have: &[Column],
@@ -1040,6 +1072,7 @@ mod tests {
                     ColumnType::Text
                 },
                 type_name: "t".into(),
+                required: false,
             })
             .collect()
     }

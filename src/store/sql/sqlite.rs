@@ -417,7 +417,9 @@ impl Backend for SqliteDialect {
             .map_err(|e| StoreError::backend(operation, e))
     }
 
-    const COLUMNS_SQL: &'static str = "select name, type from pragma_table_info(?1)";
+    const COLUMNS_SQL: &'static str = "select name, type, type, \
+         case when \"notnull\" = 1 and dflt_value is null and pk = 0 then 'yes' else 'no' end \
+         from pragma_table_info(?1)";
 
     /// SQLite's type affinity rules (§3.1 of its datatype docs), reduced to what an id column
     /// can be.
@@ -533,7 +535,8 @@ pub enum SqliteRecord {
 /// Refuses a session table whose expiries (a sample of up to 256 rows) are all stored in
 /// another form than `schema` says, since the store would then write dates that Better Auth's
 /// adapter reads wrongly; warns when the rows mix forms (each is still read and compared
-/// right). An empty table says nothing.
+/// right). An empty table is judged by the column's declared type
+/// ([`check_declared_date_type`]).
 async fn check_dates(store: &SqliteStore, schema: &SqlSchema) -> Result<(), StoreError> {
     let table = &schema.session_table;
     let column = &schema.session[SessionColumn::ExpiresAt as usize];
@@ -577,7 +580,7 @@ async fn check_dates(store: &SqliteStore, schema: &SqlSchema) -> Result<(), Stor
     }
     let configured = schema.sqlite_dates;
     match seen.as_slice() {
-        [] => Ok(()),
+        [] => check_declared_date_type(store, table, column, configured).await,
         [(found, _)] if *found == configured => Ok(()),
         [(found, _)] => Err(SchemaError::DateFormatMismatch {
             table: table.clone(),
@@ -603,6 +606,53 @@ async fn check_dates(store: &SqliteStore, schema: &SqlSchema) -> Result<(), Stor
             );
             Ok(())
         }
+    }
+}
+
+/// With no session yet, the expiry column's declared type tells what its adapter writes where
+/// the two forms cannot both be right: Better Auth's migration declares `date` and writes ISO
+/// text; Drizzle and Prisma's engine declare an integer type and write numbers. In SQLite a
+/// number sorts below any text, so the other form in such a column makes Better Auth list no
+/// live session, or keep expired ones live. Other declared types (Prisma's `DATETIME`, which
+/// its engine and its driver adapters fill differently) say nothing.
+async fn check_declared_date_type(
+    store: &SqliteStore,
+    table: &str,
+    column: &str,
+    configured: DateFormat,
+) -> Result<(), StoreError> {
+    let declared: Option<String> =
+        sqlx::query_scalar("select type from pragma_table_info(?1) where name = ?2")
+            .bind(table)
+            .bind(column)
+            .fetch_optional(store.pool())
+            .await
+            .map_err(|e| StoreError::backend("check dates", e))?;
+    let declared = declared.unwrap_or_default().to_ascii_lowercase();
+    let found = if declared.contains("int") {
+        // Drizzle's `timestamp_ms` and Prisma's engine write milliseconds; `timestamp`, seconds.
+        (configured == DateFormat::IsoText).then_some((
+            "numbers (its declared type is an integer: no row yet)",
+            "DateFormat::UnixMillis or DateFormat::UnixSeconds, as the ORM writes",
+        ))
+    } else if declared == "date" || declared == "text" {
+        (configured != DateFormat::IsoText).then_some((
+            "ISO 8601 text (its declared type is date or text: no row yet)",
+            "DateFormat::IsoText",
+        ))
+    } else {
+        None
+    };
+    match found {
+        None => Ok(()),
+        Some((found, fix)) => Err(SchemaError::DateFormatMismatch {
+            table: table.to_owned(),
+            column: column.to_owned(),
+            found,
+            configured: configured.describe(),
+            fix,
+        }
+        .into()),
     }
 }
 
