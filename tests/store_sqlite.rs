@@ -889,3 +889,66 @@ fn required_columns_the_store_does_not_write_are_named_at_start_up() {
         });
     });
 }
+
+/// Additional fields declared with their Better Auth type read as Better Auth's adapter reads
+/// them (a boolean's 0/1, a JSON field's text); undeclared ones as SQLite gives them.
+#[tokio::test]
+async fn declared_additional_fields_read_as_better_auth_reads_them() {
+    use tower_auth_session::store::{FieldType, SqlSchema};
+    let (_dir, url) = temp_db();
+    let store = SqliteStore::builder(&url)
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+    for ddl in [
+        r#"alter table "user" add column "isPremium" integer"#,
+        r#"alter table "user" add column "tags" text"#,
+        r#"alter table "user" add column "broken" text"#,
+        r#"alter table "user" add column "note" text"#,
+        r#"alter table "session" add column "scopes" text"#,
+    ] {
+        sqlx::query(ddl).execute(store.pool()).await.unwrap();
+    }
+    drop(store);
+    let store = SqliteStore::builder(&url)
+        .schema(
+            SqlSchema::better_auth()
+                .user_field("isPremium", FieldType::Boolean)
+                .user_field("tags", FieldType::Json)
+                .user_field("broken", FieldType::Json)
+                .session_field("scopes", FieldType::Json),
+        )
+        .build()
+        .await
+        .unwrap();
+    let now = datetime!(2026-11-29 14:00 UTC);
+    let user = store
+        .insert_user(&User::new("typed@example.com", "T", now))
+        .await
+        .unwrap();
+    sqlx::query(r#"update "user" set "isPremium" = 1, "tags" = '["a","b"]', "broken" = 'x{', "note" = '["not", "declared"]'"#)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let session = conformance::session(&user, now + time::Duration::days(7));
+    store.create(&session, &user).await.unwrap();
+    sqlx::query(r#"update "session" set "scopes" = '{"read":true}'"#)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let found = store.find(&session.storage_key()).await.unwrap().unwrap();
+    let extra = &found.user.extra;
+    assert_eq!(extra["isPremium"], serde_json::json!(true));
+    assert_eq!(extra["tags"], serde_json::json!(["a", "b"]));
+    assert_eq!(
+        extra["broken"],
+        serde_json::Value::Null,
+        "not JSON: null, as safeJSONParse"
+    );
+    assert_eq!(extra["note"], serde_json::json!(r#"["not", "declared"]"#));
+    assert_eq!(
+        found.session.extra["scopes"],
+        serde_json::json!({"read": true})
+    );
+}

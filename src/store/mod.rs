@@ -90,7 +90,9 @@ mod sql;
 ))]
 pub use sql::JwksTable;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-pub use sql::{DateFormat, Dialect, IdFormat, SessionColumn, SqlSchema, SqlStore, UserColumn};
+pub use sql::{
+    DateFormat, Dialect, FieldType, IdFormat, SessionColumn, SqlSchema, SqlStore, UserColumn,
+};
 #[cfg(feature = "mysql")]
 pub use sql::{MySqlDialect, MySqlStore, MySqlStoreBuilder};
 #[cfg(feature = "postgres")]

@@ -49,7 +49,7 @@ use dialect::{Backend, Param};
 pub use jwks::JwksTable;
 #[cfg(feature = "cache")]
 pub(crate) use schema::quote_with;
-pub use schema::{DateFormat, IdFormat, SessionColumn, SqlSchema, UserColumn};
+pub use schema::{DateFormat, FieldType, IdFormat, SessionColumn, SqlSchema, UserColumn};
 use schema::{IdKind, Queries, Tables, SESSION_CORE};
 
 #[cfg(feature = "mysql")]
@@ -311,7 +311,7 @@ fn read_session<D: Backend>(row: &D::Row, q: &Queries) -> Result<Session, StoreE
         updated_at: date(5, "session.updatedAt")?,
         ip_address: opt_text(6, "session.ipAddress")?,
         user_agent: opt_text(7, "session.userAgent")?,
-        extra: read_extra::<D>(row, SESSION_CORE, &q.session_extra),
+        extra: read_extra::<D>(row, SESSION_CORE, &q.session_extra, &q.session_types),
     })
 }
 
@@ -338,7 +338,7 @@ fn read_user<D: Backend>(row: &D::Row, start: usize, q: &Queries) -> Result<User
         image: D::text(row, start + 4).map_err(|e| corrupt("user.image", e))?,
         created_at: date(5, "user.createdAt")?,
         updated_at: date(6, "user.updatedAt")?,
-        extra: read_extra::<D>(row, start + 7, &q.user_extra),
+        extra: read_extra::<D>(row, start + 7, &q.user_extra, &q.user_types),
     })
 }
 
@@ -346,37 +346,21 @@ fn read_extra<D: Backend>(
     row: &D::Row,
     start: usize,
     names: &[String],
+    types: &[Option<FieldType>],
 ) -> Map<String, serde_json::Value> {
     names
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let mut value = D::json(row, start + i);
-            if PLUGIN_BOOLEANS.contains(&name.as_str()) {
-                // Stored as 0/1 where the database has no boolean type (SQLite): Better Auth
-                // reads a number there as `=== 1`, and so do the apps.
-                if let Some(n) = value.as_f64() {
-                    #[allow(clippy::float_cmp)]
-                    let one = n == 1.0;
-                    value = serde_json::Value::Bool(one);
-                }
-            }
+            let value = D::json(row, start + i);
+            let value = match types.get(i).copied().flatten() {
+                Some(kind) => kind.read(value),
+                None => value,
+            };
             (name.clone(), value)
         })
         .collect()
 }
-
-/// Boolean columns of Better Auth's plugins (admin, two-factor, anonymous, phone number), in
-/// their camelCase and snake_case spellings.
-const PLUGIN_BOOLEANS: [&str; 7] = [
-    "banned",
-    "twoFactorEnabled",
-    "two_factor_enabled",
-    "isAnonymous",
-    "is_anonymous",
-    "phoneNumberVerified",
-    "phone_number_verified",
-];
 
 impl<D: Dialect> SessionStore for SqlStore<D> {
     /// The row whose token is `key` byte for byte: under MySQL's and MariaDB's default

@@ -94,6 +94,45 @@ impl std::fmt::Display for IdFormat {
     }
 }
 
+/// The type Better Auth gives an additional field (`additionalFields`' `type`), for a column
+/// the database cannot type itself: SQLite and MySQL keep booleans as numbers, and those and
+/// PostgreSQL's `text` keep JSON as text. Better Auth's adapter reads such a column back into
+/// its type; so does the store, with [`SqlSchema::user_field`] and
+/// [`SqlSchema::session_field`], for the handlers and for the cookie cache it issues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FieldType {
+    /// `type: "boolean"`: a number reads as `true` when it is 1 (Better Auth's `=== 1`).
+    Boolean,
+    /// `type: "json"`, `"string[]"` or `"number[]"`: text is parsed as JSON (`null` when it
+    /// is not JSON, as Better Auth's `safeJSONParse`).
+    Json,
+}
+
+impl FieldType {
+    /// `value`, as Better Auth's adapter reads a column of this type.
+    pub(crate) fn read(self, value: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match (self, value) {
+            (Self::Boolean, Value::Number(n)) => Value::Bool(n.as_f64() == Some(1.0)),
+            (Self::Json, Value::String(text)) => serde_json::from_str(&text).unwrap_or(Value::Null),
+            (_, value) => value,
+        }
+    }
+}
+
+/// Boolean columns of Better Auth's plugins (admin, two-factor, anonymous, phone number), in
+/// their camelCase and snake_case spellings: typed without being declared.
+const PLUGIN_BOOLEANS: [&str; 7] = [
+    "banned",
+    "twoFactorEnabled",
+    "two_factor_enabled",
+    "isAnonymous",
+    "is_anonymous",
+    "phoneNumberVerified",
+    "phone_number_verified",
+];
+
 /// The columns of the `user` table, in the order the stores read them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -181,6 +220,9 @@ pub struct SqlSchema {
     pub(crate) session: [String; 8],
     pub(crate) sqlite_dates: DateFormat,
     pub(crate) ids: IdFormat,
+    /// Declared types of extra columns (`user_field`, `session_field`).
+    pub(crate) user_fields: Vec<(String, FieldType)>,
+    pub(crate) session_fields: Vec<(String, FieldType)>,
 }
 
 impl Default for SqlSchema {
@@ -213,6 +255,8 @@ impl SqlSchema {
             session: SESSION_CAMEL.map(str::to_owned),
             sqlite_dates: DateFormat::IsoText,
             ids: IdFormat::Text,
+            user_fields: Vec::new(),
+            session_fields: Vec::new(),
         }
     }
 
@@ -280,6 +324,23 @@ impl SqlSchema {
     /// setting that matches.
     pub fn sqlite_dates(mut self, format: DateFormat) -> Self {
         self.sqlite_dates = format;
+        self
+    }
+
+    /// Declares the type of an extra column of the user table (an `additionalFields` entry of
+    /// Better Auth's `user`, by its column name), so that it reads as Better Auth's adapter
+    /// reads it: `.user_field("isPremium", FieldType::Boolean)` reads SQLite's `1` as `true`,
+    /// `.user_field("tags", FieldType::Json)` reads `'["a"]'` as an array. Undeclared extra
+    /// columns read as the database gives them, except the plugins' known booleans (`banned`,
+    /// `twoFactorEnabled`, `isAnonymous`, `phoneNumberVerified`).
+    pub fn user_field(mut self, column: impl Into<String>, kind: FieldType) -> Self {
+        self.user_fields.push((column.into(), kind));
+        self
+    }
+
+    /// [`user_field`](Self::user_field) for the session table (`session.additionalFields`).
+    pub fn session_field(mut self, column: impl Into<String>, kind: FieldType) -> Self {
+        self.session_fields.push((column.into(), kind));
         self
     }
 
@@ -394,7 +455,29 @@ pub(crate) struct Queries {
     pub(crate) lift_ban: Option<Stmt>,
     pub(crate) session_extra: Vec<String>,
     pub(crate) user_extra: Vec<String>,
+    /// How each of `session_extra` and `user_extra` reads ([`FieldType`]), in the same order.
+    pub(crate) session_types: Vec<Option<FieldType>>,
+    pub(crate) user_types: Vec<Option<FieldType>>,
     pub(crate) layout: Layout,
+}
+
+/// The type of each extra column: declared, else a plugin's known boolean, else none.
+fn field_types(declared: &[(String, FieldType)], extra: &[String]) -> Vec<Option<FieldType>> {
+    extra
+        .iter()
+        .map(|name| {
+            declared
+                .iter()
+                .rev()
+                .find(|(column, _)| column == name)
+                .map(|(_, kind)| *kind)
+                .or_else(|| {
+                    PLUGIN_BOOLEANS
+                        .contains(&name.as_str())
+                        .then_some(FieldType::Boolean)
+                })
+        })
+        .collect()
 }
 
 /// The tables as the database reports them.
@@ -529,13 +612,19 @@ impl Queries {
             cast.push(s(SessionColumn::UserId).to_owned());
             cast.push(schema.user[UserColumn::Id as usize].clone());
         }
-        Ok(Build {
-            schema,
-            syntax,
-            layout,
-            text_cast: cast,
-        }
-        .queries(session_extra, user_extra))
+        let session_types = field_types(&schema.session_fields, &session_extra);
+        let user_types = field_types(&schema.user_fields, &user_extra);
+        Ok(Queries {
+            session_types,
+            user_types,
+            ..Build {
+                schema,
+                syntax,
+                layout,
+                text_cast: cast,
+            }
+            .queries(session_extra, user_extra)
+        })
     }
 }
 
@@ -853,6 +942,8 @@ impl Build<'_> {
             lift_ban,
             session_extra,
             user_extra,
+            session_types: Vec::new(),
+            user_types: Vec::new(),
             layout: self.layout,
         }
     }
