@@ -611,20 +611,8 @@ async fn an_extension_does_not_give_the_cached_user_row_a_new_ttl() {
 
 #[tokio::test]
 async fn a_read_ahead_that_began_during_an_extension_does_not_put_the_old_expiry_back() {
-    let slow = Slow::new();
-    let clock = ManualClock::new(conformance::NOW);
-    let store = CachedStore::builder(slow.clone())
-        .ttl(Duration::from_secs(8))
-        .refresh_ahead(Duration::from_secs(2))
-        .clock(clock.clone())
-        .build();
-    let s = slow.signed_in(&store, "during@example.com").await;
+    let (store, slow, s) = due_entry("during@example.com").await;
     let key = s.storage_key();
-    slow.gate.notify_one();
-    assert!(store.find(&key).await.unwrap().is_some());
-    slow.reading.notified().await;
-    assert!(store.find(&key).await.unwrap().is_some(), "a hit");
-    clock.advance(time::Duration::milliseconds(6_500));
     let later = conformance::NOW + time::Duration::days(8);
     slow.hold_writes
         .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -684,16 +672,8 @@ async fn a_read_that_races_a_revocation_is_not_cached() {
 }
 
 /// A cache over a [`Slow`] store (served 7 to 8 s, read ahead in the last 2 s) holding one
-/// session that was read since it was cached, and a read ahead of it that has read the row and
-/// is held before it caches the answer (released by `slow.gate`).
-async fn read_ahead_held(
-    email: &str,
-) -> (
-    CachedStore<Slow>,
-    Slow,
-    Session,
-    tokio::task::JoinHandle<usize>,
-) {
+/// session that was read since it was cached, 6.5 s after it was: due for a read ahead.
+async fn due_entry(email: &str) -> (CachedStore<Slow>, Slow, Session) {
     let slow = Slow::new();
     let clock = ManualClock::new(conformance::NOW);
     let store = CachedStore::builder(slow.clone())
@@ -710,6 +690,20 @@ async fn read_ahead_held(
         "a hit"
     );
     clock.advance(time::Duration::milliseconds(6_500));
+    (store, slow, s)
+}
+
+/// [`due_entry`], and a read ahead of it that has read the row and is held before it caches
+/// the answer (released by `slow.gate`).
+async fn read_ahead_held(
+    email: &str,
+) -> (
+    CachedStore<Slow>,
+    Slow,
+    Session,
+    tokio::task::JoinHandle<usize>,
+) {
+    let (store, slow, s) = due_entry(email).await;
     let refresh = {
         let store = store.clone();
         tokio::spawn(async move { store.refresh_due().await.unwrap() })

@@ -716,6 +716,27 @@ async fn expiries_in_every_form_compare_as_dates() {
 
 /// A session table whose expiries are all in another form than the store is set to write is
 /// refused at start-up, naming the setting that matches; the matching setting writes that form.
+/// Opening `url` with `dates` fails with [`SchemaError::DateFormatMismatch`], whose message
+/// holds each of `says`.
+async fn refused_for_dates(url: &str, dates: tower_auth_session::store::DateFormat, says: &[&str]) {
+    let err = SqliteStore::builder(url)
+        .schema(tower_auth_session::store::SqlSchema::better_auth().sqlite_dates(dates))
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            StoreError::Schema(SchemaError::DateFormatMismatch { .. })
+        ),
+        "{dates:?}: {err:?}"
+    );
+    let message = err.to_string();
+    for said in says {
+        assert!(message.contains(said), "{said:?} not in {message}");
+    }
+}
+
 #[tokio::test]
 async fn a_table_of_dates_in_another_form_is_refused_with_the_setting_to_use() {
     use tower_auth_session::store::{DateFormat, SqlSchema};
@@ -738,25 +759,16 @@ async fn a_table_of_dates_in_another_form_is_refused_with_the_setting_to_use() {
         (DateFormat::IsoText, "ISO 8601 text"),
         (DateFormat::UnixMillis, "unix milliseconds"),
     ] {
-        let err = SqliteStore::builder(&url)
-            .schema(SqlSchema::better_auth().sqlite_dates(dates))
-            .build()
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(
-                &err,
-                StoreError::Schema(SchemaError::DateFormatMismatch { .. })
-            ),
-            "{err:?}"
-        );
-        let message = err.to_string();
-        assert!(
-            message.contains("unix seconds")
-                && message.contains(found)
-                && message.contains("sqlite_dates(DateFormat::UnixSeconds)"),
-            "{message}"
-        );
+        refused_for_dates(
+            &url,
+            dates,
+            &[
+                "unix seconds",
+                found,
+                "sqlite_dates(DateFormat::UnixSeconds)",
+            ],
+        )
+        .await;
     }
     let store = SqliteStore::builder(&url)
         .schema(drizzle_secs)
@@ -809,19 +821,7 @@ async fn an_empty_table_whose_declared_date_type_disagrees_is_refused() {
                 .await
                 .unwrap(),
         );
-        let err = SqliteStore::builder(&url)
-            .schema(SqlSchema::better_auth().sqlite_dates(opened_with))
-            .build()
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(
-                &err,
-                StoreError::Schema(SchemaError::DateFormatMismatch { .. })
-            ),
-            "{made_with:?} opened as {opened_with:?}: {err:?}"
-        );
-        assert!(err.to_string().contains(fix), "{err}");
+        refused_for_dates(&url, opened_with, &[fix]).await;
         // Opened as it was made, it starts.
         SqliteStore::builder(&url)
             .schema(SqlSchema::better_auth().sqlite_dates(made_with))
@@ -838,55 +838,48 @@ async fn an_empty_table_whose_declared_date_type_disagrees_is_refused() {
 #[test]
 fn required_columns_the_store_does_not_write_are_named_at_start_up() {
     let captured = common::Captured::default();
-    let subscriber = captured.subscriber(tracing::Level::WARN);
-    tracing::subscriber::with_default(subscriber, || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
+    captured.run(tracing::Level::WARN, async {
+        let (_dir, url) = temp_db();
+        let store = SqliteStore::builder(&url)
+            .create_schema(true)
             .build()
+            .await
             .unwrap();
-        rt.block_on(async {
-            let (_dir, url) = temp_db();
-            let store = SqliteStore::builder(&url)
-                .create_schema(true)
-                .build()
-                .await
-                .unwrap();
-            for ddl in [
-                r#"alter table "session" add column "activeOrganizationId" text"#,
-                r#"alter table "user" add column "credits" integer not null default 0"#,
-            ] {
-                sqlx::query(ddl).execute(store.pool()).await.unwrap();
-            }
-            drop(store);
-            SqliteStore::connect(&url).await.unwrap();
-            assert_eq!(captured.take(), "", "nullable, or with a default: no warning");
+        for ddl in [
+            r#"alter table "session" add column "activeOrganizationId" text"#,
+            r#"alter table "user" add column "credits" integer not null default 0"#,
+        ] {
+            sqlx::query(ddl).execute(store.pool()).await.unwrap();
+        }
+        drop(store);
+        SqliteStore::connect(&url).await.unwrap();
+        assert_eq!(captured.take(), "", "nullable, or with a default: no warning");
 
-            // Made the way Better Auth's migration makes a new required field on SQLite: the
-            // table rebuilt with the column `not null`, no default (here on an empty table).
-            let store = SqliteStore::connect(&url).await.unwrap();
-            sqlx::query(r#"alter table "user" add column "plan" text not null default 'x'"#)
-                .execute(store.pool())
-                .await
-                .unwrap();
-            sqlx::query(r#"drop table "session""#)
-                .execute(store.pool())
-                .await
-                .unwrap();
-            sqlx::query(
-                r#"create table "session" ("id" text not null primary key, "expiresAt" date not null, "token" text not null unique, "createdAt" date not null, "updatedAt" date not null, "ipAddress" text, "userAgent" text, "userId" text not null references "user" ("id") on delete cascade, "tenant" text not null)"#,
-            )
+        // Made the way Better Auth's migration makes a new required field on SQLite: the
+        // table rebuilt with the column `not null`, no default (here on an empty table).
+        let store = SqliteStore::connect(&url).await.unwrap();
+        sqlx::query(r#"alter table "user" add column "plan" text not null default 'x'"#)
             .execute(store.pool())
             .await
             .unwrap();
-            drop(store);
-            SqliteStore::connect(&url).await.unwrap();
-            let logs = captured.take();
-            assert!(
-                logs.contains("sign-ins made from Rust will fail") && logs.contains("tenant"),
-                "{logs}"
-            );
-            assert!(!logs.contains("plan"), "a default is enough: {logs}");
-        });
+        sqlx::query(r#"drop table "session""#)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query(
+            r#"create table "session" ("id" text not null primary key, "expiresAt" date not null, "token" text not null unique, "createdAt" date not null, "updatedAt" date not null, "ipAddress" text, "userAgent" text, "userId" text not null references "user" ("id") on delete cascade, "tenant" text not null)"#,
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        drop(store);
+        SqliteStore::connect(&url).await.unwrap();
+        let logs = captured.take();
+        assert!(
+            logs.contains("sign-ins made from Rust will fail") && logs.contains("tenant"),
+            "{logs}"
+        );
+        assert!(!logs.contains("plan"), "a default is enough: {logs}");
     });
 }
 

@@ -517,6 +517,18 @@ impl Captured {
             .finish()
     }
 
+    /// Runs `work` to completion on a runtime of its own (current thread), with this capture
+    /// as the subscriber, up to `level`.
+    pub fn run(&self, level: tracing::Level, work: impl std::future::Future<Output = ()>) {
+        tracing::subscriber::with_default(self.subscriber(level), || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(work)
+        });
+    }
+
     /// What was written since the last call.
     pub fn take(&self) -> String {
         String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
