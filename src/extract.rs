@@ -224,10 +224,12 @@ pub struct Sessions {
     manager: SessionManager,
     current: Option<Authenticated>,
     request: SignIn,
-    /// The cookie cache's chunks the request carried, expired by a sign-out.
-    cache_chunks: Vec<String>,
     /// Whether the layer took `current` from the cookie cache, without reading the store.
     from_cache: bool,
+    /// Without a current session, the token of the request's session cookie when it verifies
+    /// (the layer may have decided on a JWT bearer instead, or found the session gone): what a
+    /// sign-out deletes, as Better Auth's does.
+    cookie_token: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Sessions {
@@ -236,17 +238,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Sessions {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let context = context(parts)?;
         let manager = context.manager().clone();
-        let request = SignIn::from_headers(&parts.headers, manager.config());
-        let cache_chunks = crate::cookie_cache::chunk_names(
-            &manager.config().cookies.session_data,
-            &parts.headers,
-        );
+        let config = manager.config();
+        let request = SignIn::from_headers(&parts.headers, config);
+        let current = context.authenticated().cloned();
+        let cookie_token = if current.is_none() {
+            crate::codec::find_token_cookie(&parts.headers, &config.cookies.session.name)
+                .and_then(|raw| config.keys.unsign(raw, || config.clock.now()))
+                .map(|verified| verified.value.into_owned())
+        } else {
+            None
+        };
         Ok(Self {
-            current: context.authenticated().cloned(),
+            current,
             from_cache: context.info().from_cache,
             manager,
             request,
-            cache_chunks,
+            cookie_token,
         })
     }
 }
@@ -287,15 +294,16 @@ impl Sessions {
     ///
     /// [`SessionError::Store`] when the session cannot be deleted.
     pub async fn sign_out(&self) -> Result<SetCookies, SessionError> {
-        let mut cookies = match &self.current {
-            Some(current) => self.manager.sign_out_session(&current.session).await?,
-            None => self.manager.clear_cookies(),
+        let mut cookies = match (&self.current, &self.cookie_token) {
+            (Some(current), _) => self.manager.sign_out_session(&current.session).await?,
+            (None, Some(token)) => self.manager.sign_out(token).await?,
+            (None, None) => self.manager.clear_cookies(),
         };
         self.manager
             .sign_out_multi(self.request.multi.as_ref(), &mut cookies)
             .await?;
         self.manager
-            .expire_cache_chunks(&self.cache_chunks, &mut cookies);
+            .expire_cache_chunks(self.request.cache_chunks(), &mut cookies);
         Ok(cookies)
     }
 
@@ -420,7 +428,7 @@ impl Sessions {
     fn clearing_cookies(&self) -> SetCookies {
         let mut cookies = self.manager.clear_cookies();
         self.manager
-            .expire_cache_chunks(&self.cache_chunks, &mut cookies);
+            .expire_cache_chunks(self.request.cache_chunks(), &mut cookies);
         cookies
     }
 

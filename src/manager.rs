@@ -11,7 +11,7 @@ use time::Duration;
 use crate::config::{Bearer, SessionConfig};
 use crate::error::SessionError;
 use crate::ids::generate_id;
-use crate::model::{Session, StorageKey, User};
+use crate::model::{Authenticated, Session, StorageKey, User};
 use crate::multi::MultiCookies;
 use crate::plan::{mark_uncacheable, set_auth_token};
 use crate::store::{AnyStore, SessionStore};
@@ -67,12 +67,28 @@ pub struct SignIn {
     user_agent: Option<String>,
     /// The request's multi-session cookies, when that plugin is configured.
     pub(crate) multi: Option<MultiCookies>,
+    /// Whether the request carried a "don't remember me" marker that verifies (`None`: no
+    /// request seen, so a remembered sign-in expires it in any case).
+    dont_remember_seen: Option<bool>,
+    /// The chunks of the cookie cache the request carried, replaced or expired by the new one.
+    cache_chunks: Vec<String>,
 }
 
 impl Default for SignIn {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The request's `User-Agent` as Better Auth's `headers.get("user-agent")` gives it: each byte
+/// read as Latin-1 (as Node decodes header values), repeated lines joined with `, `.
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    let lines: Vec<String> = headers
+        .get_all(http::header::USER_AGENT)
+        .iter()
+        .map(|v| v.as_bytes().iter().map(|&b| char::from(b)).collect())
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(", "))
 }
 
 impl SignIn {
@@ -87,6 +103,8 @@ impl SignIn {
             ip_address: None,
             user_agent: None,
             multi: None,
+            dont_remember_seen: None,
+            cache_chunks: Vec::new(),
         }
     }
 
@@ -97,19 +115,23 @@ impl SignIn {
     /// multi-session cookies (a sign-in ends this user's earlier sessions among them and
     /// respects `maximumSessions`, as Better Auth's plugin does).
     pub fn from_headers(headers: &HeaderMap, config: &SessionConfig) -> Self {
-        let user_agent = headers
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
         let ip_address = config.ip.client_ip(headers);
         Self {
             remember_me: true,
             ip_address,
-            user_agent,
+            user_agent: user_agent(headers),
             multi: config
                 .multi_session
                 .map(|_| crate::multi::read(config, headers)),
+            dont_remember_seen: Some(crate::credential::DontRemember::new(headers).get(config)),
+            cache_chunks: crate::cookie_cache::chunk_names(&config.cookies.session_data, headers),
         }
+    }
+
+    /// The chunks of the cookie cache the request carried.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn cache_chunks(&self) -> &[String] {
+        &self.cache_chunks
     }
 
     /// `false` gives Better Auth's "don't remember me" session: it lasts one day whatever
@@ -242,7 +264,10 @@ impl SessionManager {
     pub async fn sign_in(&self, user: &User, options: SignIn) -> Result<SignedIn, SessionError> {
         let config = self.config();
         let now = config.clock.now();
-        self.admit(user, now).await?;
+        // The stored row, when the store keeps users (with a lapsed ban lifted), is what the
+        // session is written with, as Better Auth reads the user again for it.
+        let stored_user = self.admit(user, now).await?;
+        let user = stored_user.as_ref().unwrap_or(user);
         let lifetime = config.lifetimes.of_new_session(options.remember_me);
         let token = generate_id(32);
         let session = Session {
@@ -265,14 +290,36 @@ impl SessionManager {
         )];
         if options.remember_me {
             // Better Auth 1.7 expires a leftover "don't remember me" marker on a remembered
-            // sign-in, or the new session would never be refreshed.
-            cookies.push(cookie.dont_remember.expired());
+            // sign-in, or the new session would never be refreshed: when the request carried
+            // one (or, without the request's headers, in any case).
+            if options.dont_remember_seen != Some(false) {
+                cookies.push(cookie.dont_remember.expired());
+            }
         } else {
             cookies.push(
                 cookie
                     .dont_remember
                     .header(&signer.sign_cookie_value("true"), None),
             );
+        }
+        // Better Auth's `setSessionCookie` ends with the cookie cache: without it, the cache of
+        // the account signed in before stays in the browser, and helpers that trust the cache
+        // alone (Better Auth's `getCookieCache`) keep showing that account.
+        if let Some(cache) = &config.cache {
+            let auth = Authenticated {
+                session: Arc::new(session.clone()),
+                user: Arc::new(user.clone()),
+            };
+            if let Some((value, max_age)) =
+                crate::cookie_cache::encode(signer, cache, &auth, now, !options.remember_me)
+            {
+                cookies.extend(crate::cookie_cache::set_cookies(
+                    &cookie.session_data,
+                    &value,
+                    max_age,
+                    &options.cache_chunks,
+                ));
+            }
         }
         if let Some(maximum) = config.multi_session {
             let value = signer.sign_cookie_value(&token);
@@ -421,16 +468,21 @@ impl SessionManager {
         Ok(())
     }
 
-    /// Applies the admin plugin's ban to a sign-in of `user` at `now`.
-    async fn admit(&self, user: &User, now: time::OffsetDateTime) -> Result<(), SessionError> {
+    /// Applies the admin plugin's ban to a sign-in of `user` at `now`, and returns the user's
+    /// stored row (read again after a lapsed ban is lifted), when the store keeps users.
+    async fn admit(
+        &self,
+        user: &User,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<User>, SessionError> {
         let current = self.store().find_user(&user.id).await?;
         let Some(ban) = current.as_ref().unwrap_or(user).ban() else {
-            return Ok(());
+            return Ok(current);
         };
         if ban.has_ended(now) {
             self.store().lift_ban(&user.id, now).await?;
             tracing::info!(user_id = %user.id, "lifted an expired ban at sign-in");
-            return Ok(());
+            return Ok(self.store().find_user(&user.id).await?);
         }
         tracing::info!(user_id = %user.id, reason = "banned_user", "refused a sign-in");
         Err(SessionError::Banned(ban))
@@ -613,5 +665,30 @@ impl SessionManager {
     /// The cookies that clear the session from a browser, without touching the store.
     pub fn clear_cookies(&self) -> SetCookies {
         SetCookies::new(self.config().cookies.clearing.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As Node hands `headers.get("user-agent")` to Better Auth: Latin-1, lines joined.
+    #[test]
+    fn user_agents_read_as_node_reads_them() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(user_agent(&headers), None);
+        headers.append(
+            http::header::USER_AGENT,
+            HeaderValue::from_bytes(b"Mozilla \xc3\xa9").unwrap(),
+        );
+        assert_eq!(
+            user_agent(&headers).as_deref(),
+            Some("Mozilla \u{c3}\u{a9}")
+        );
+        headers.append(http::header::USER_AGENT, HeaderValue::from_static("second"));
+        assert_eq!(
+            user_agent(&headers).as_deref(),
+            Some("Mozilla \u{c3}\u{a9}, second")
+        );
     }
 }

@@ -23,6 +23,48 @@ enum Pattern {
     },
 }
 
+impl Pattern {
+    /// One entry of `trusted_origins`.
+    fn parse(entry: &str) -> Result<Self, ConfigError> {
+        let t = entry.trim().trim_end_matches('/');
+        let invalid = || ConfigError::Invalid {
+            option: "trusted_origins",
+            reason: format!(
+                "{t:?} is neither an origin like https://app.example.com nor a pattern like \
+                 *.example.com or https://*.example.com"
+            ),
+        };
+        if t.contains(['*', '?']) {
+            let with_scheme = t.contains("://");
+            let host = t.split_once("://").map_or(t, |(_, rest)| rest);
+            if host.is_empty() || host.contains('/') || host.trim_matches('*').is_empty() {
+                return Err(invalid());
+            }
+            let pattern_host = host.split(':').next().unwrap_or_default();
+            Ok(Self::Glob {
+                pattern: t.to_ascii_lowercase().chars().collect(),
+                with_scheme,
+                ipv4_only: ipv4_pattern(pattern_host),
+            })
+        } else {
+            if !t.contains("://") {
+                return Err(invalid());
+            }
+            Ok(Self::Exact(origin_of(t).ok_or_else(invalid)?))
+        }
+    }
+}
+
+/// Whether `entry` of Better Auth's `trustedOrigins` is one the origin check can match a
+/// browser's `Origin` against: an `http(s)` origin or a host pattern. Better Auth also takes
+/// entries that only its redirect checks use (an app's scheme, `myapp://`; a pattern with a
+/// path, `exp://192.168.*.*:*/**`), which no `Origin` header carries.
+pub(crate) fn usable(entry: &str) -> bool {
+    let scheme = entry.trim().split_once("://").map(|(scheme, _)| scheme);
+    scheme.is_none_or(|s| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"))
+        && Pattern::parse(entry).is_ok()
+}
+
 /// What the layer checks before any store call.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct OriginCheck {
@@ -147,32 +189,7 @@ impl OriginCheck {
             patterns.push(Pattern::Exact(origin));
         }
         for t in trusted {
-            let t = t.trim().trim_end_matches('/');
-            let invalid = || ConfigError::Invalid {
-                option: "trusted_origins",
-                reason: format!(
-                    "{t:?} is neither an origin like https://app.example.com nor a pattern like \
-                     *.example.com or https://*.example.com"
-                ),
-            };
-            if t.contains(['*', '?']) {
-                let with_scheme = t.contains("://");
-                let host = t.split_once("://").map_or(t, |(_, rest)| rest);
-                if host.is_empty() || host.contains('/') || host.trim_matches('*').is_empty() {
-                    return Err(invalid());
-                }
-                let pattern_host = host.split(':').next().unwrap_or_default();
-                patterns.push(Pattern::Glob {
-                    pattern: t.to_ascii_lowercase().chars().collect(),
-                    with_scheme,
-                    ipv4_only: ipv4_pattern(pattern_host),
-                });
-            } else {
-                if !t.contains("://") {
-                    return Err(invalid());
-                }
-                patterns.push(Pattern::Exact(origin_of(t).ok_or_else(invalid)?));
-            }
+            patterns.push(Pattern::parse(t)?);
         }
         if enabled && patterns.is_empty() {
             return Err(ConfigError::Invalid {
@@ -221,7 +238,9 @@ impl OriginCheck {
     }
 
     /// Whether the request's own origin is trusted: `Host` (else the URI's authority) with the
-    /// URI's scheme, or with `https` or `http` when the URI has none.
+    /// URI's scheme, or with `https` or `http` when the URI has none (Better Auth's Node
+    /// adapter knows the connection's scheme, or reads `X-Forwarded-Proto`; the layer does not
+    /// see the connection, and the host is what a page cannot choose).
     fn trusts_own_origin(&self, uri: &Uri, headers: &HeaderMap) -> bool {
         let host = match headers.get(HOST) {
             Some(value) => value.to_str().ok(),

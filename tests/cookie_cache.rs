@@ -98,6 +98,8 @@ fn jar(lines: &[String]) -> String {
 }
 
 impl Fx {
+    /// The cookies of a new sign-in, without the cookie cache it issued: the first request
+    /// reads the store.
     async fn token_cookie(&self, remember: bool) -> String {
         let s = self
             .layer
@@ -109,6 +111,7 @@ impl Fx {
             .cookies
             .iter()
             .map(|v| v.to_str().unwrap().to_owned())
+            .filter(|line| !line.starts_with(DATA))
             .collect();
         jar(&lines)
     }
@@ -677,4 +680,47 @@ async fn a_cached_session_revoked_elsewhere_revokes_nothing() {
         200,
         "the other session lives"
     );
+}
+
+/// A sign-in writes the cookie cache of the new session, as Better Auth's `setSessionCookie`
+/// does: the cache of the account signed in before on the same browser is replaced (helpers
+/// that trust the cache alone, such as Better Auth's `getCookieCache`, would otherwise keep
+/// showing that account), and the new session's first request needs no store read. A
+/// remembered sign-in on a request without a "don't remember me" marker expires none.
+#[tokio::test]
+async fn a_sign_in_issues_the_new_sessions_cache() {
+    let f = fx();
+    let a = f.token_cookie(true).await;
+    let first = f.get("/me", &a).await;
+    let a_jar = format!("{a}; {}", first.cookie_pair(DATA));
+    let b = User::new("other@example.com", "B", T0);
+    f.store.inner.insert_user(b.clone());
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::COOKIE, a_jar.parse().unwrap());
+    let signed = f
+        .layer
+        .manager()
+        .sign_in(&b, SignIn::from_headers(&headers, f.layer.config()))
+        .await
+        .unwrap();
+    let lines: Vec<String> = signed
+        .cookies
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let data = lines
+        .iter()
+        .find(|l| l.starts_with(&format!("{DATA}=")))
+        .expect("session_data written at sign-in");
+    assert!(data.contains("; Max-Age=300;"), "{data}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("better-auth.dont_remember=")),
+        "no marker to expire: {lines:?}"
+    );
+    let calls = f.store.calls();
+    let r = f.get("/me", &jar(&lines)).await;
+    assert_eq!(r.body, "other@example.com cache=true");
+    assert_eq!(f.store.calls(), calls, "answered from the new cache");
 }

@@ -132,11 +132,25 @@ fn better_auth_secrets_env_is_read_first_current_first() {
 }
 
 /// `BETTER_AUTH_TRUSTED_ORIGINS` turns on the origin check with its origins and the
-/// environment's base URL, as Better Auth trusts them; unset, the check stays off.
+/// environment's base URL, as Better Auth trusts them; unset, the check stays off. Entries
+/// only Better Auth's redirect checks use (an app scheme) are skipped, not refused: the
+/// variable is shared with the Node server.
 #[test]
 fn better_auth_trusted_origins_env_turns_on_the_origin_check() {
     use tower::ServiceExt as _;
     let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+    for name in [
+        "BETTER_AUTH_TRUSTED_ORIGINS",
+        "BETTER_AUTH_SECRETS",
+        "BETTER_AUTH_URL",
+        "NEXT_PUBLIC_BETTER_AUTH_URL",
+        "PUBLIC_BETTER_AUTH_URL",
+        "NUXT_PUBLIC_BETTER_AUTH_URL",
+        "NUXT_PUBLIC_AUTH_URL",
+        "BASE_URL",
+    ] {
+        std::env::remove_var(name);
+    }
     std::env::set_var(
         "BETTER_AUTH_SECRET",
         "origins-secret-0123456789-abcdefghijklm",
@@ -166,7 +180,7 @@ fn better_auth_trusted_origins_env_turns_on_the_origin_check() {
     assert_eq!(status("https://evil.test"), 200, "unset: no check");
     std::env::set_var(
         "BETTER_AUTH_TRUSTED_ORIGINS",
-        "https://app.example.com, https://*.example.org",
+        "https://app.example.com,https://*.example.org,myapp://,exp://192.168.*.*:*/**",
     );
     assert_eq!(status("https://evil.test"), 403);
     assert_eq!(status("https://app.example.com"), 200);
@@ -176,7 +190,12 @@ fn better_auth_trusted_origins_env_turns_on_the_origin_check() {
         200,
         "the base URL's origin"
     );
-    std::env::remove_var("BETTER_AUTH_TRUSTED_ORIGINS");
+    // `BASE_URL=/` (a bundler's public path) is no base URL, as Better Auth reads it.
     std::env::remove_var("BETTER_AUTH_URL");
+    std::env::set_var("BASE_URL", "/");
+    assert_eq!(status("https://app.example.com"), 200);
+    assert_eq!(status("https://evil.test"), 403);
+    std::env::remove_var("BASE_URL");
+    std::env::remove_var("BETTER_AUTH_TRUSTED_ORIGINS");
     std::env::remove_var("BETTER_AUTH_SECRET");
 }

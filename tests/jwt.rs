@@ -65,6 +65,12 @@ fn app(verifier: JwtVerifier, clock: &ManualClock, store: MemoryStore) -> Router
             "/session",
             get(|CurrentSession(s): CurrentSession| async move { s.session.id.clone() }),
         )
+        .route(
+            "/sign-out",
+            axum::routing::post(|s: tower_auth_session::extract::Sessions| async move {
+                (s.sign_out().await.unwrap(), "out")
+            }),
+        )
         .layer(SessionLayer::new(config, store))
 }
 
@@ -213,6 +219,43 @@ async fn the_jwt_decides_over_a_session_cookie() {
     assert_eq!(r.status, 401);
     let r = send(app, common::get_req("/me", Some(&cookie))).await;
     assert!(r.body.starts_with("bob@example.com false"), "{}", r.body);
+}
+
+/// A sign-out whose request also carries a JWT bearer (the layer decides on the JWT) deletes
+/// the session of the request's cookie, as Better Auth's sign-out does (its bearer plugin
+/// ignores a JWT): the browser forgot the cookie, and the row must not stay valid.
+#[tokio::test]
+async fn a_sign_out_with_a_jwt_bearer_ends_the_cookies_session() {
+    let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));
+    let store = MemoryStore::new();
+    let bob = User::new("bob@example.com", "Bob", datetime!(2026-11-01 0:00 UTC));
+    store.insert_user(bob.clone());
+    let config = SessionConfig::builder()
+        .secret(common::SECRET)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let manager = SessionLayer::new(config, store.clone()).manager().clone();
+    for jwt in [
+        VECTORS[0].1.to_owned(),
+        VECTORS[0].1.replace(".eyJ", ".eyK"),
+    ] {
+        let signed = manager.sign_in(&bob, SignIn::new()).await.unwrap();
+        let cookie = common::session_cookie(&signed);
+        let app = app(verifier(all_keys()), &clock, store.clone());
+        let request = Request::post("/sign-out")
+            .header(header::AUTHORIZATION, format!("Bearer {jwt}"))
+            .header(header::COOKIE, &cookie)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let r = send(app, request).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            store.session_count(),
+            0,
+            "the cookie's session was left valid"
+        );
+    }
 }
 
 /// A key source that counts fetches and can be changed (a rotation on the Better Auth side).

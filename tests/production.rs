@@ -82,6 +82,41 @@ fn names_tls_and(err: &StoreError, fix: &str) {
     );
 }
 
+/// A change feed's own `listen_url` is read as the store reads its URL: `sslmode=require`
+/// with a root certificate verifies the chain, as libpq does (the notifications carry session
+/// tokens). It connected to any server before.
+#[tokio::test]
+async fn a_listen_url_under_require_with_an_untrusted_root_is_refused() {
+    let test = "a_listen_url_under_require_with_an_untrusted_root_is_refused";
+    let Some(untrusted) = ca("TAS_TEST_TLS_UNTRUSTED_CA", test) else {
+        return;
+    };
+    let Some(store) = tls_store(test).await else {
+        return;
+    };
+    let Some(listen) = tls_url(
+        test,
+        "127.0.0.1",
+        &format!("?sslmode=require&sslrootcert={untrusted}"),
+    )
+    .await
+    else {
+        return;
+    };
+    let err = store
+        .session_changes()
+        .create_trigger(true)
+        .listen_url(listen)
+        .start()
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("TLS") || text.contains("certificate"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn a_wrong_hostname_under_verify_full_names_tls_and_the_fix() {
     let test = "a_wrong_hostname_under_verify_full_names_tls_and_the_fix";
@@ -899,4 +934,91 @@ async fn the_examples_take_tls_settings_from_their_environment() {
         ],
     );
     sign_in_and_read_me(&app, "tls-redis@example.com").await;
+}
+
+// ---------------------------------------------------------------- server-side limits
+
+/// A lookup waits on a lock past the store's deadline (a migration holds the session table).
+/// The store gives up on it; the server must too: a backend waiting on a lock does not notice
+/// its client went away, so without the server's own `lock_timeout` every such request left
+/// one waiting (and committing later), until the server refused connections to everyone.
+async fn a_lock_wait_is_given_up_by_the_server(store: PostgresStore, direct: &str) {
+    use tower_auth_session::SessionStore as _;
+    let user = store
+        .insert_user(&User::new(
+            "locked@example.com",
+            "L",
+            time::OffsetDateTime::now_utc(),
+        ))
+        .await
+        .unwrap();
+    let session = conformance::session(
+        &user,
+        time::OffsetDateTime::now_utc() + time::Duration::days(1),
+    );
+    store.create(&session, &user).await.unwrap();
+    let admin = sqlx::PgPool::connect(direct).await.unwrap();
+    let mut locker = admin.begin().await.unwrap();
+    let locker_pid: i32 = sqlx::query_scalar("select pg_backend_pid()")
+        .fetch_one(&mut *locker)
+        .await
+        .unwrap();
+    sqlx::query(r#"lock table "session" in access exclusive mode"#)
+        .execute(&mut *locker)
+        .await
+        .unwrap();
+    assert!(
+        store.find(&session.storage_key()).await.is_err(),
+        "the lock held it"
+    );
+    let waiting: i64 = sqlx::query_scalar(
+        "select count(*) from pg_stat_activity where datname = current_database() \
+         and wait_event_type = 'Lock' and pid <> $1",
+    )
+    .bind(locker_pid)
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    locker.rollback().await.unwrap();
+    assert_eq!(
+        waiting, 0,
+        "a backend still waits on the lock for a request given up"
+    );
+    assert!(store.find(&session.storage_key()).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_lock_wait_past_the_deadline_is_given_up_by_the_server() {
+    let test = "a_lock_wait_past_the_deadline_is_given_up_by_the_server";
+    let Some(url) = common::fresh_pg_database(test).await else {
+        return;
+    };
+    let store = PostgresStore::builder(&url)
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+    a_lock_wait_is_given_up_by_the_server(store, &url).await;
+}
+
+#[tokio::test]
+async fn a_lock_wait_past_the_deadline_is_given_up_by_the_server_behind_pgbouncer() {
+    let test = "a_lock_wait_past_the_deadline_is_given_up_by_the_server_behind_pgbouncer";
+    let Some(direct) = common::server_url("TAS_TEST_POSTGRES_URL", test) else {
+        return;
+    };
+    let Some(url) = through_pgbouncer(test, "?pgbouncer=true").await else {
+        return;
+    };
+    let store = PostgresStore::builder(&url)
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+    let (_, name) = url
+        .trim_end_matches("?pgbouncer=true")
+        .rsplit_once('/')
+        .unwrap();
+    let (server, _) = direct.rsplit_once('/').unwrap();
+    a_lock_wait_is_given_up_by_the_server(store, &format!("{server}/{name}")).await;
 }

@@ -1275,8 +1275,9 @@ mod bus {
     }
 
     /// B's subscription is cut off without a reset (a silent network path): it would look
-    /// alive for good and hear nothing. Its PING finds it out, it subscribes again once the
-    /// path flows, and drops its cache, so a session revoked on A meanwhile is not served.
+    /// alive for good and hear nothing. Its PING finds it out and drops B's cache; what B
+    /// caches while it cannot subscribe again may be revoked unheard, so B drops its cache
+    /// once more when the subscription is back.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_bus_subscription_that_went_silent_is_renewed() {
         let test = "a_bus_subscription_that_went_silent_is_renewed";
@@ -1288,9 +1289,21 @@ mod bus {
         };
         let proxy = Proxy::start(port.parse().unwrap()).await;
         let (a, b, s) = two_instances(&url, &proxy).await;
-        proxy.black_hole();
-        a.delete(&s.storage_key()).await.unwrap();
         let served = || matches!(b.find_now(&s.storage_key()), Some(Ok(Some(_))));
+        proxy.black_hole();
+        let took = common::until(
+            "B's silent subscription was not noticed",
+            Duration::from_secs(10),
+            || async { b.entry_count() == 0 },
+        )
+        .await;
+        println!(
+            "silent bus subscription: B dropped its cache {} ms after the path went silent",
+            took.as_millis()
+        );
+        // Cached again while B cannot subscribe, then revoked on A, unheard.
+        assert!(b.find(&s.storage_key()).await.unwrap().is_some());
+        a.delete(&s.storage_key()).await.unwrap();
         assert!(served(), "unheard, the revocation has not reached B");
         proxy.heal();
         let took = common::until(

@@ -176,6 +176,41 @@ mod in_front_of_postgres {
         }
     }
 
+    /// An unreadable value in Redis is skipped by `find_many`, as Better Auth's `findSessions`
+    /// skips it, and not looked for in the database either (nor does Better Auth look).
+    #[tokio::test]
+    async fn find_many_does_not_look_up_an_unreadable_value_in_the_database() {
+        let test = "find_many_does_not_look_up_an_unreadable_value_in_the_database";
+        let Some(Raw {
+            store,
+            prefix,
+            mut conn,
+        }) = raw_node(test, ManualClock::new(NOW)).await
+        else {
+            return;
+        };
+        let Some(url) = common::fresh_pg_database(test).await else {
+            return;
+        };
+        let pg = PostgresStore::builder(url)
+            .create_schema(true)
+            .build()
+            .await
+            .unwrap();
+        let store = store.in_front_of(pg);
+        let user = store.add_user(&conformance::user("unreadable")).await;
+        let s = store
+            .create(&conformance::session(&user, NOW + Duration::days(7)), &user)
+            .await
+            .unwrap();
+        let _: () = conn
+            .set(format!("{prefix}{}", s.token), "not json")
+            .await
+            .unwrap();
+        let found = store.find_many(&[s.storage_key()]).await.unwrap();
+        assert!(found[0].is_none(), "read from the database row instead");
+    }
+
     /// A session only Redis holds (signed in before `storeSessionInDatabase` was turned on) is
     /// refreshed, as Better Auth refreshes secondary storage whatever the table says; it was
     /// never extended, and its user signed out at its first expiry however active.
@@ -412,6 +447,48 @@ async fn keys_have_better_auths_shapes_and_ttls() {
         left,
         vec![format!("{prefix}revoked-sessions-before-{}", user.id)]
     );
+}
+
+/// A sign-in writes the session with the user's stored row, read again once a lapsed ban is
+/// lifted (as Better Auth reads the user for secondary storage), not the row the caller had:
+/// Redis held `banned: true` for the session's lifetime before.
+#[tokio::test]
+async fn a_sign_in_stores_the_users_row_as_the_ban_lift_left_it() {
+    let test = "a_sign_in_stores_the_users_row_as_the_ban_lift_left_it";
+    let Some(Raw {
+        store,
+        prefix,
+        mut conn,
+    }) = raw_node(test, ManualClock::new(NOW)).await
+    else {
+        return;
+    };
+    let memory = tower_auth_session::MemoryStore::new();
+    let mut user = User::new("lifted@example.com", "L", NOW - Duration::days(3));
+    user.extra.insert("banned".into(), true.into());
+    user.extra.insert("banReason".into(), "spam".into());
+    user.extra.insert(
+        "banExpires".into(),
+        tower_auth_session::test_support::to_iso(NOW - Duration::milliseconds(1)).into(),
+    );
+    memory.insert_user(user.clone());
+    let config = tower_auth_session::SessionConfig::builder()
+        .secret(common::SECRET)
+        .clock(ManualClock::new(NOW))
+        .build()
+        .unwrap();
+    let manager = tower_auth_session::SessionManager::new(config, store.in_front_of(memory));
+    let signed = manager
+        .sign_in(&user, tower_auth_session::SignIn::new())
+        .await
+        .unwrap();
+    let value: String = conn
+        .get(format!("{prefix}{}", signed.session.token))
+        .await
+        .unwrap();
+    let value: serde_json::Value = serde_json::from_str(&value).unwrap();
+    assert_eq!(value["user"]["banned"], false, "{value}");
+    assert_eq!(value["user"]["banReason"], serde_json::Value::Null);
 }
 
 /// The marker must outlive every session a revoke-all ended (a key a racing Better Auth

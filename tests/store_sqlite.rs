@@ -792,43 +792,50 @@ async fn a_table_of_dates_in_another_form_is_refused_with_the_setting_to_use() {
     assert_eq!(stored.1, 1_796_515_200);
 }
 
-/// With no session yet, the expiry column's declared type decides where the forms cannot both
-/// be right: numbers in Better Auth's `date` column (or ISO text in an ORM's integer one) would
-/// make Better Auth list no live session, or keep expired ones live.
-#[tokio::test]
-async fn an_empty_table_whose_declared_date_type_disagrees_is_refused() {
+/// With no session yet, the expiry column's declared type hints at the form its adapter
+/// writes: numbers in Better Auth's `date` column (or ISO text in an ORM's integer one) would
+/// make Better Auth list no live session, or keep expired ones live. The table may be written
+/// by another adapter than the one that made it, so the store warns and starts.
+#[test]
+fn an_empty_table_whose_declared_date_type_disagrees_is_named() {
     use tower_auth_session::store::{DateFormat, SqlSchema};
-    for (made_with, opened_with, fix) in [
-        (
-            DateFormat::IsoText,
-            DateFormat::UnixMillis,
-            "sqlite_dates(DateFormat::IsoText)",
-        ),
-        (
-            DateFormat::UnixSeconds,
-            DateFormat::IsoText,
-            "sqlite_dates(DateFormat::UnixMillis or DateFormat::UnixSeconds",
-        ),
-    ] {
-        let (_dir, url) = temp_db();
-        // The store's own tables declare `date` for ISO text and `integer` for numbers, as
-        // Better Auth's migration and the ORMs do.
-        drop(
-            SqliteStore::builder(&url)
-                .schema(SqlSchema::better_auth().sqlite_dates(made_with))
-                .create_schema(true)
-                .build()
-                .await
-                .unwrap(),
-        );
-        refused_for_dates(&url, opened_with, &[fix]).await;
-        // Opened as it was made, it starts.
-        SqliteStore::builder(&url)
-            .schema(SqlSchema::better_auth().sqlite_dates(made_with))
-            .build()
-            .await
-            .unwrap();
-    }
+    let captured = common::Captured::default();
+    captured.run(tracing::Level::WARN, async {
+        for (made_with, opened_with, hint) in [
+            (
+                DateFormat::IsoText,
+                DateFormat::UnixMillis,
+                "DateFormat::IsoText",
+            ),
+            (
+                DateFormat::UnixSeconds,
+                DateFormat::IsoText,
+                "DateFormat::UnixMillis or UnixSeconds",
+            ),
+        ] {
+            let (_dir, url) = temp_db();
+            // The store's own tables declare `date` for ISO text and `integer` for numbers, as
+            // Better Auth's migration and Drizzle do.
+            let open = |dates| {
+                SqliteStore::builder(&url)
+                    .schema(SqlSchema::better_auth().sqlite_dates(dates))
+                    .create_schema(true)
+                    .build()
+            };
+            drop(open(made_with).await.unwrap());
+            assert_eq!(
+                captured.take(),
+                "",
+                "{made_with:?} as it was made: no warning"
+            );
+            drop(open(opened_with).await.unwrap());
+            let logs = captured.take();
+            assert!(
+                logs.contains("declared type suggests") && logs.contains(hint),
+                "{made_with:?} opened as {opened_with:?}: {logs}"
+            );
+        }
+    });
 }
 
 /// Better Auth's SQLite migration gives a required additional field (`required: true,
@@ -908,7 +915,7 @@ async fn declared_additional_fields_read_as_better_auth_reads_them() {
         .schema(
             SqlSchema::better_auth()
                 .user_field("isPremium", FieldType::Boolean)
-                .user_field("tags", FieldType::Json)
+                .user_field("tags", FieldType::Array)
                 .user_field("broken", FieldType::Json)
                 .session_field("scopes", FieldType::Json),
         )

@@ -100,6 +100,7 @@ pub(crate) struct CookieOptions<'a> {
     pub(crate) path: Option<&'a str>,
     pub(crate) same_site: SameSite,
     pub(crate) http_only: bool,
+    pub(crate) partitioned: bool,
 }
 
 impl Cookies {
@@ -123,7 +124,7 @@ impl Cookies {
         let spec = |name: String| -> Result<CookieSpec, ConfigError> {
             check_token("cookie name", &name)?;
             // Per cookie, as better-call: `__Host-` forces `Path=/`, no `Domain` and `Secure`;
-            // `__Secure-` and `SameSite=None` force `Secure`.
+            // `__Secure-`, `SameSite=None` and `Partitioned` force `Secure`.
             let is_host = name.starts_with("__Host-");
             let mut scope = String::new();
             if let (Some(domain), false) = (options.domain, is_host) {
@@ -140,11 +141,15 @@ impl Cookies {
                 || is_host
                 || name.starts_with("__Secure-")
                 || options.same_site == SameSite::None
+                || options.partitioned
             {
                 flags.push_str("; Secure");
             }
             flags.push_str("; SameSite=");
             flags.push_str(options.same_site.as_str());
+            if options.partitioned {
+                flags.push_str("; Partitioned");
+            }
             Ok(CookieSpec { name, scope, flags })
         };
         let session = spec(format!("{secure_prefix}{base}"))?;
@@ -194,5 +199,38 @@ fn check_attr(option: &'static str, value: &str) -> Result<(), ConfigError> {
             option,
             reason: format!("{value:?} must be non-empty printable ASCII without spaces or ';'"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As better-call writes them: `Partitioned` last, and `Secure` forced, on the cookies and
+    /// on their deletions (a browser deletes a partitioned cookie only with a partitioned
+    /// deletion).
+    #[test]
+    fn partitioned_cookies_are_secure_and_say_so_last() {
+        let cookies = Cookies::new(&CookieOptions {
+            secure: false,
+            prefix: None,
+            session_cookie_name: None,
+            domain: None,
+            path: None,
+            same_site: SameSite::Lax,
+            http_only: true,
+            partitioned: true,
+        })
+        .unwrap();
+        assert_eq!(
+            cookies.session.header("v", Some(Duration::days(7))),
+            "better-auth.session_token=v; Max-Age=604800; Path=/; HttpOnly; Secure; SameSite=Lax; Partitioned"
+        );
+        for deletion in &cookies.clearing {
+            assert!(deletion
+                .to_str()
+                .unwrap()
+                .ends_with("; Secure; SameSite=Lax; Partitioned"));
+        }
     }
 }

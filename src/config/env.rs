@@ -32,18 +32,20 @@ pub(crate) fn secrets() -> Result<Vec<String>, ConfigError> {
 /// Whether the environment makes cookies secure: the first base URL set decides (`https://`);
 /// without one, `NODE_ENV=production`. `None` when the environment says nothing.
 pub(crate) fn secure() -> Option<bool> {
-    for name in BASE_URL_VARS {
-        if let Ok(Some(url)) = var(name) {
-            return Some(url.starts_with("https://"));
-        }
+    if let Ok(Some(url)) = base_url() {
+        return Some(url.starts_with("https://"));
     }
     matches!(var("NODE_ENV"), Ok(Some(v)) if v == "production").then_some(true)
 }
 
-/// The first base URL set, as Better Auth's `getBaseURL` reads the environment.
+/// The first base URL set, as Better Auth's `getBaseURL` reads the environment (which skips
+/// `BASE_URL=/`, a bundler's public path).
 pub(crate) fn base_url() -> Result<Option<String>, ConfigError> {
     for name in BASE_URL_VARS {
         if let Some(url) = var(name)? {
+            if name == "BASE_URL" && url == "/" {
+                continue;
+            }
             return Ok(Some(url));
         }
     }

@@ -267,6 +267,7 @@ pub struct SessionConfigBuilder {
     path: Option<String>,
     same_site: SameSite,
     http_only: Option<bool>,
+    partitioned: bool,
     expires_in: Option<Duration>,
     update_age: Option<Duration>,
     disable_refresh: bool,
@@ -356,12 +357,14 @@ impl SessionConfigBuilder {
     }
 
     /// Adds the origins listed in `BETTER_AUTH_TRUSTED_ORIGINS` (comma-separated, exact origins
-    /// or patterns, as Better Auth reads the variable) to the
-    /// [`trusted_origins`](Self::trusted_origins), which turns on the origin check, and with
-    /// them the origin of the environment's base URL (`BETTER_AUTH_URL` and the others
-    /// [`from_env`](Self::from_env) reads), which Better Auth always trusts. Nothing when the
-    /// variable is unset or empty. An origin that is not valid fails
-    /// [`build`](Self::build), naming it.
+    /// or patterns, as Better Auth reads the variable; unlike Better Auth, spaces around an
+    /// entry are ignored) to the [`trusted_origins`](Self::trusted_origins), which turns on
+    /// the origin check, and with them the origin of the environment's base URL
+    /// (`BETTER_AUTH_URL` and the others [`from_env`](Self::from_env) reads), which Better Auth
+    /// always trusts. Entries only Better Auth's redirect checks use (an app scheme such as
+    /// `myapp://`, a pattern with a path) are skipped with a warning, as are entries that are
+    /// not origins: the variable is usually shared with the Better Auth server. Nothing when
+    /// the variable is unset or empty.
     ///
     /// # Errors
     ///
@@ -370,16 +373,22 @@ impl SessionConfigBuilder {
         let Some(list) = env::var("BETTER_AUTH_TRUSTED_ORIGINS")? else {
             return Ok(self);
         };
-        let listed: Vec<String> = list
-            .split(',')
-            .map(str::trim)
-            .filter(|o| !o.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let mut listed = Vec::new();
+        for entry in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            if crate::origin::usable(entry) {
+                listed.push(entry.to_owned());
+            } else {
+                tracing::warn!(
+                    entry,
+                    "BETTER_AUTH_TRUSTED_ORIGINS: skipped an entry no browser Origin matches \
+                     (an app scheme, a path, or not an origin)"
+                );
+            }
+        }
         if listed.is_empty() {
             return Ok(self);
         }
-        if let Some(base) = env::base_url()? {
+        if let Some(base) = env::base_url()?.filter(|b| crate::origin::usable(b)) {
             self.trusted_origins.push(base);
         }
         self.trusted_origins.extend(listed);
@@ -469,6 +478,16 @@ impl SessionConfigBuilder {
     /// Whether the cookies are `HttpOnly`. Default: `true`.
     pub fn http_only(mut self, http_only: bool) -> Self {
         self.http_only = Some(http_only);
+        self
+    }
+
+    /// Whether the cookies are `Partitioned` (CHIPS: kept per top-level site, for an app in a
+    /// third-party iframe), which makes them `Secure` too: Better Auth's
+    /// `advanced.defaultCookieAttributes.partitioned`. Match the Better Auth server's setting:
+    /// a browser deletes a partitioned cookie only when the deletion is partitioned as well, so
+    /// a sign-out without it leaves Better Auth's cookies in place. Default: `false`.
+    pub fn partitioned(mut self, partitioned: bool) -> Self {
+        self.partitioned = partitioned;
         self
     }
 
@@ -704,6 +723,7 @@ impl SessionConfigBuilder {
             path: self.path.as_deref(),
             same_site: self.same_site,
             http_only: self.http_only.unwrap_or(true),
+            partitioned: self.partitioned,
         })?;
 
         let expires_in = self.expires_in.unwrap_or(Duration::days(7));

@@ -90,6 +90,10 @@ pub(crate) struct Core {
     stripes: [AtomicU64; STRIPES],
     /// Bumped by invalidations of a user or of everything.
     epoch: AtomicU64,
+    /// Dropped with the cache's last clone (whichever clones have the bus): stop the bus
+    /// subscribers, which hear for every clone.
+    #[cfg(feature = "redis")]
+    bus_stops: std::sync::Mutex<Vec<tokio::sync::oneshot::Sender<()>>>,
 }
 
 /// The invalidation counters a fill started under.
@@ -466,6 +470,8 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
             },
             stripes: std::array::from_fn(|_| AtomicU64::new(0)),
             epoch: AtomicU64::new(0),
+            #[cfg(feature = "redis")]
+            bus_stops: std::sync::Mutex::default(),
         });
         for feed in &self.feeds {
             let weak: Weak<Core> = Arc::downgrade(&core);
@@ -576,20 +582,16 @@ impl<S: SessionStore> CachedStore<S> {
     /// Publishes and subscribes to invalidations on Redis pub/sub `channel` (feature `redis`)
     /// (for example `"tower-auth-session:invalidate"`), so a revocation on one instance drops
     /// the cached session on all of them. The subscriber task reconnects by itself; while it
-    /// cannot, the staleness bound is the cache `ttl`. Needs a Tokio runtime.
+    /// cannot, the staleness bound is the cache `ttl`. Needs a Tokio runtime. Call it before
+    /// the cache is cloned (before a layer takes it): clones made earlier hear the bus, but do
+    /// not publish their own revocations.
     ///
     /// # Errors
     ///
     /// A backend error when Redis cannot be reached at start-up.
     #[cfg(feature = "redis")]
     pub async fn with_redis_bus(mut self, url: &str, channel: &str) -> Result<Self, StoreError> {
-        let bus = Bus::connect(
-            Arc::downgrade(&self.core),
-            Arc::clone(&self.applied),
-            url,
-            channel,
-        )
-        .await?;
+        let bus = Bus::connect(&self.core, Arc::clone(&self.applied), url, channel).await?;
         self.bus = Some(bus);
         Ok(self)
     }

@@ -8,7 +8,7 @@
 //! dropped once it is (what was published meanwhile is lost).
 
 #[cfg(feature = "redis")]
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, PoisonError, Weak};
 #[cfg(feature = "redis")]
 use std::time::Duration;
 
@@ -35,17 +35,16 @@ pub(super) struct Bus;
 pub(super) struct Bus {
     publisher: crate::store::redis::link::Link,
     channel: Arc<str>,
-    /// Dropped with the last clone of the cache: stops the subscriber task.
-    _stop: Arc<tokio::sync::oneshot::Sender<()>>,
 }
 
 #[cfg(feature = "redis")]
 impl Bus {
     /// Connects the publisher, subscribes (before returning, so nothing published after this
     /// call is missed) and starts the subscriber task, which applies what it hears to `core`
-    /// and counts it in `applied`.
+    /// and counts it in `applied`, until `core` is dropped (with the cache's last clone, those
+    /// made before the bus included).
     pub(super) async fn connect(
-        core: Weak<Core>,
+        core: &Arc<Core>,
         applied: Arc<tokio::sync::watch::Sender<u64>>,
         url: &str,
         channel: &str,
@@ -62,16 +61,22 @@ impl Bus {
             .await
             .map_err(|e| StoreError::backend("bus", e))?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let work = listen(client, Arc::clone(&channel), first, core, applied);
-        // The subscriber stops with the last clone of the cache, even on a quiet channel.
+        core.bus_stops
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(stop);
+        let work = listen(
+            client,
+            Arc::clone(&channel),
+            first,
+            Arc::downgrade(core),
+            applied,
+        );
+        // The subscriber stops with the cache, even on a quiet channel.
         tokio::spawn(async move {
             futures_util::future::select(std::pin::pin!(work), stopped).await;
         });
-        Ok(Self {
-            publisher,
-            channel,
-            _stop: Arc::new(stop),
-        })
+        Ok(Self { publisher, channel })
     }
 
     /// Publishes `message` to the other instances (logged when it cannot be).

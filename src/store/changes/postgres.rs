@@ -10,7 +10,6 @@
 //! without closing (a network partition) is found by a ping: after 30 s without a message the
 //! feed notifies itself and expects to hear it within 5 s, else it reconnects.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
@@ -200,11 +199,9 @@ impl PostgresChangesBuilder {
                            trigger itself is installed through the store";
         match &self.listen_url {
             Some(url) => {
-                let parsed = url::Url::parse(url)
-                    .map_err(|e| StoreError::backend("watch session changes", e))?;
-                let pooled = parsed
-                    .query_pairs()
-                    .any(|(k, v)| k == "pgbouncer" && matches!(&*v, "true" | "1" | "yes" | "on"));
+                // As the store reads its own URL: `sslmode=require` with a root certificate
+                // verifies the chain (the notifications carry session tokens).
+                let (options, pooled) = crate::store::sql::postgres::one_server(url)?;
                 if pooled {
                     return Err(cannot(
                         "the listen URL has pgbouncer=true: LISTEN does not work through \
@@ -213,8 +210,7 @@ impl PostgresChangesBuilder {
                         None,
                     ));
                 }
-                PgConnectOptions::from_str(url)
-                    .map_err(|e| StoreError::backend("watch session changes", e))
+                Ok(options)
             }
             None if self.store.is_pgbouncer() => Err(cannot(
                 "the store connects through PgBouncer in transaction pooling mode \

@@ -526,16 +526,43 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// In a batch read ([`SessionStore::find_many`]), a value that cannot be read is missing rather
-/// than the batch's error, as Better Auth's `findSessions` skips it: the others are still
-/// read, and a lookup of that token alone reports it.
-fn skip_unreadable<T>(read: Result<Option<T>, StoreError>) -> Result<Option<T>, StoreError> {
-    match read {
-        Err(StoreError::Corrupt { reason }) => {
-            tracing::warn!(%reason, "skipped an unreadable session value in a batch read");
-            Ok(None)
+/// One key of a batch read ([`SessionStore::find_many`]).
+// Each lives only until its batch is answered, as the `Option<(Stored, bool)>` before it did:
+// boxing the value would allocate once more per session read.
+#[allow(clippy::large_enum_variant)]
+enum BatchRead {
+    /// The value, and whether the user's revoked-before marker rejects it.
+    Found(Stored, bool),
+    /// No such key.
+    Missing,
+    /// A value that cannot be read: skipped rather than the batch's error, as Better Auth's
+    /// `findSessions` skips it (the others are still read; a lookup of that token alone
+    /// reports it), and never looked for in a database either.
+    Unreadable,
+}
+
+impl BatchRead {
+    /// `read` of one value, with an unreadable one [`Unreadable`](Self::Unreadable).
+    fn of(read: Result<(Stored, bool), StoreError>) -> Result<Self, StoreError> {
+        match read {
+            Ok((stored, revoked)) => Ok(Self::Found(stored, revoked)),
+            Err(StoreError::Corrupt { reason }) => Ok(Self::unreadable(reason)),
+            Err(error) => Err(error),
         }
-        other => other,
+    }
+
+    /// [`Unreadable`](Self::Unreadable), logged with `reason`.
+    fn unreadable(reason: impl std::fmt::Display) -> Self {
+        tracing::warn!(%reason, "skipped an unreadable session value in a batch read");
+        Self::Unreadable
+    }
+
+    /// The session it authenticates, if any.
+    fn authenticated(self) -> Option<Authenticated> {
+        match self {
+            Self::Found(stored, revoked) => stored.unless_revoked(revoked),
+            Self::Missing | Self::Unreadable => None,
+        }
     }
 }
 
@@ -812,10 +839,7 @@ impl RedisStore {
     /// values): one pipeline per 64 keys on a single node, each key read by the same script
     /// (loaded first in the pipeline, so a restarted Redis that lost it still answers); on a
     /// cluster, [`read_many_on_cluster`](Self::read_many_on_cluster).
-    async fn read_many(
-        &self,
-        keys: &[StorageKey<'_>],
-    ) -> Result<Vec<Option<(Stored, bool)>>, StoreError> {
+    async fn read_many(&self, keys: &[StorageKey<'_>]) -> Result<Vec<BatchRead>, StoreError> {
         if self.link.is_cluster() {
             return self.read_many_on_cluster(keys).await;
         }
@@ -847,9 +871,9 @@ impl RedisStore {
             for reply in one_answer_each("a pipeline of reads", chunk.len(), replies)? {
                 found.push(match reply {
                     Some((raw, marker, uid)) => {
-                        skip_unreadable(self.decode_found(&raw, &marker, &uid).await.map(Some))?
+                        BatchRead::of(self.decode_found(&raw, &marker, &uid).await)?
                     }
-                    None => None,
+                    None => BatchRead::Missing,
                 });
             }
         }
@@ -867,33 +891,32 @@ impl RedisStore {
     async fn read_many_on_cluster(
         &self,
         keys: &[StorageKey<'_>],
-    ) -> Result<Vec<Option<(Stored, bool)>>, StoreError> {
+    ) -> Result<Vec<BatchRead>, StoreError> {
         let mut found = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(64) {
             let names: Vec<String> = chunk.iter().map(|k| self.key(k.as_str())).collect();
             let raws = self.mget(&names).await?;
-            let stored: Vec<Option<Stored>> = raws
+            let parsed: Vec<Option<serde_json::Result<Stored>>> = raws
                 .iter()
-                .map(|raw| {
-                    let parsed = raw
-                        .as_deref()
-                        .map(|raw| serde_json::from_str::<Stored>(raw).map_err(corrupt))
-                        .transpose();
-                    skip_unreadable(parsed).unwrap_or_default()
-                })
+                .map(|raw| raw.as_deref().map(serde_json::from_str::<Stored>))
                 .collect();
-            let marker_names: Vec<String> = stored
+            let marker_names: Vec<String> = parsed
                 .iter()
+                .flatten()
                 .flatten()
                 .map(|s| self.marker_key(&s.session.user_id))
                 .collect();
             let mut markers = self.mget(&marker_names).await?.into_iter();
-            for stored in stored {
-                found.push(stored.map(|stored| {
-                    let marker = markers.next().flatten().unwrap_or_default();
-                    let revoked = revoked(&stored, &marker);
-                    (stored, revoked)
-                }));
+            for read in parsed {
+                found.push(match read {
+                    Some(Ok(stored)) => {
+                        let marker = markers.next().flatten().unwrap_or_default();
+                        let revoked = revoked(&stored, &marker);
+                        BatchRead::Found(stored, revoked)
+                    }
+                    Some(Err(error)) => BatchRead::unreadable(corrupt(error)),
+                    None => BatchRead::Missing,
+                });
             }
         }
         Ok(found)
@@ -991,7 +1014,7 @@ impl SessionStore for RedisStore {
             .read_many(keys)
             .await?
             .into_iter()
-            .map(|read| read.and_then(|(stored, revoked)| stored.unless_revoked(revoked)))
+            .map(BatchRead::authenticated)
             .collect())
     }
 
@@ -1237,13 +1260,10 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
         let mut found = Vec::with_capacity(keys.len());
         let mut missing = Vec::new();
         for (i, read) in reads.into_iter().enumerate() {
-            found.push(match read {
-                Some((stored, revoked)) => stored.unless_revoked(revoked),
-                None => {
-                    missing.push(i);
-                    None
-                }
-            });
+            if matches!(read, BatchRead::Missing) {
+                missing.push(i);
+            }
+            found.push(read.authenticated());
         }
         if !missing.is_empty() && !self.preserve {
             let asked: Vec<StorageKey<'_>> = missing

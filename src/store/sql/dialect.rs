@@ -192,6 +192,11 @@ pub trait Backend: Clone + Send + Sync + std::fmt::Debug + 'static {
     /// The dialect's name, for messages (`SQLite`, `PostgreSQL`, `MySQL`).
     const NAME: &'static str;
 
+    /// Whether Better Auth's adapter takes booleans and JSON from this database's driver as
+    /// they come (`supportsBooleans`, `supportsJSON`: PostgreSQL), rather than converting
+    /// numbers and text ([`FieldType`](super::FieldType)).
+    const NATIVE_TYPES: bool = false;
+
     /// How statements are spelled.
     const SYNTAX: Syntax;
 

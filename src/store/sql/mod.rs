@@ -38,7 +38,7 @@ mod mysql;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod pool;
 #[cfg(feature = "postgres")]
-mod postgres;
+pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 #[cfg(feature = "sqlite")]
@@ -354,7 +354,7 @@ fn read_extra<D: Backend>(
         .map(|(i, name)| {
             let value = D::json(row, start + i);
             let value = match types.get(i).copied().flatten() {
-                Some(kind) => kind.read(value),
+                Some(kind) => kind.read(value, D::NATIVE_TYPES),
                 None => value,
             };
             (name.clone(), value)

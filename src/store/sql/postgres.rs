@@ -61,6 +61,50 @@ pub struct PostgresDialect {
     pooler: bool,
     /// The deadline of one store operation, including a retry on a fresh connection.
     timeout: Duration,
+    /// In pooler mode, the statement that opens each transaction with the server's own
+    /// limits ([`ServerLimits`]).
+    begin: String,
+}
+
+/// `statement_timeout` and `lock_timeout` a little under the store's deadline, on the server.
+/// The deadline alone is the client's: when it passes, the store closes the connection, but a
+/// backend waiting on a lock does not notice a closed client, and runs (and commits) once the
+/// lock is released. Behind a migration that holds the session table for a while, every
+/// request then left one such backend, until the server refused connections to everyone;
+/// with the limits, the server gives up first and the connection is reused.
+struct ServerLimits {
+    /// Milliseconds.
+    ms: u128,
+    statement: bool,
+    lock: bool,
+}
+
+impl ServerLimits {
+    /// For `timeout`, leaving alone what the URL's `options` already set.
+    fn new(timeout: Duration, options: &PgConnectOptions) -> Self {
+        let margin = (timeout / 20).min(Duration::from_millis(100));
+        let set = options.get_options().unwrap_or_default();
+        Self {
+            ms: timeout.saturating_sub(margin).as_millis().max(1),
+            statement: !set.contains("statement_timeout"),
+            lock: !set.contains("lock_timeout"),
+        }
+    }
+
+    /// `SET` (`LOCAL`: for the transaction only) statements, one string; empty for none.
+    fn sql(&self, local: bool) -> String {
+        let set = if local { "SET LOCAL" } else { "SET" };
+        let mut sql = String::new();
+        for (name, wanted) in [
+            ("statement_timeout", self.statement),
+            ("lock_timeout", self.lock),
+        ] {
+            if wanted {
+                sql.push_str(&format!("{set} {name} = {}; ", self.ms));
+            }
+        }
+        sql
+    }
 }
 
 /// Builds a [`PostgresStore`] from a URL.
@@ -109,7 +153,7 @@ impl PostgresStoreBuilder {
             from_url = params;
         }
         let pooler = self.pgbouncer.or(from_url.pgbouncer).unwrap_or(false);
-        let has_root = self.common.root_cert.is_some() || from_url.root_cert;
+        let has_root = self.common.root_cert.is_some() || from_url.root_cert || env_root_cert();
         let hosts = hosts
             .iter()
             .map(|url| {
@@ -146,7 +190,23 @@ impl PostgresStoreBuilder {
                 .await
                 .map_err(|why| no_server(attrs, &why))?,
         };
-        let pool_options: PgPoolOptions = self.common.pool_options();
+        let limits = ServerLimits::new(timeout, &hosts[0]);
+        let mut pool_options: PgPoolOptions = self.common.pool_options();
+        // Set once per connection; through a pooler in transaction mode a session setting
+        // would stay on a server connection other clients use, so there each transaction
+        // sets its own.
+        let set = limits.sql(false);
+        if !pooler && !set.is_empty() {
+            // `'static`, once per store: the callback's future may not borrow it.
+            let set: &'static str = Box::leak(set.into_boxed_str());
+            pool_options = pool_options.after_connect(move |conn, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(conn, sqlx::raw_sql(set))
+                        .await
+                        .map(|_| ())
+                })
+            });
+        }
         let pool = pool_options
             .clone()
             .acquire_timeout(self.common.acquire_timeout.max(waking))
@@ -181,6 +241,7 @@ impl PostgresStoreBuilder {
             pools: Arc::new(pools),
             pooler,
             timeout,
+            begin: format!("BEGIN; {}", limits.sql(true)),
         };
         let mode = self.common.mode();
         SqlStore::open_dialect(dialect, mode, self.common.schema).await
@@ -435,6 +496,37 @@ fn no_server(attrs: Attrs, why: &[String]) -> StoreError {
 /// Removes `pgbouncer=…` (the store's own parameter) and libpq's `target_session_attrs=…`,
 /// `load_balance_hosts=…` and `connect_timeout=…`, which sqlx does not know (it would warn
 /// and ignore them), from the URL, and notes whether it names a root certificate.
+/// Whether `PGSSLROOTCERT` names a root certificate, which the driver loads as libpq does.
+fn env_root_cert() -> bool {
+    std::env::var_os("PGSSLROOTCERT").is_some_and(|v| !v.is_empty())
+}
+
+/// The connection settings of the one server `url` names, read as the store reads its own
+/// URL (libpq's `sslmode=require` with a root certificate, in the URL or `PGSSLROOTCERT`,
+/// verifies the chain; the store's own parameters are taken out), and whether it asks for
+/// pgbouncer mode. For a connection of its own, such as a change feed's `listen_url`.
+#[cfg_attr(not(feature = "cache"), allow(dead_code))]
+pub(crate) fn one_server(url: &str) -> Result<(PgConnectOptions, bool), StoreError> {
+    let hosts = split_hosts(url)?;
+    let [host] = hosts.as_slice() else {
+        return Err(StoreError::Connect {
+            problem: "the URL lists several hosts, where one server is needed".to_owned(),
+            fix: "name one server (a listener follows the store's own host list when no URL \
+                  of its own is given)"
+                .to_owned(),
+            source: None,
+        });
+    };
+    let (clean, params) = take_params(host)?;
+    let mut options =
+        PgConnectOptions::from_str(&clean).map_err(|e| StoreError::backend("connect", e))?;
+    if (params.root_cert || env_root_cert()) && matches!(options.get_ssl_mode(), PgSslMode::Require)
+    {
+        options = options.ssl_mode(PgSslMode::VerifyCa);
+    }
+    Ok((options, params.pgbouncer == Some(true)))
+}
+
 fn take_params(url: &str) -> Result<(String, UrlParams), StoreError> {
     let mut parsed = url::Url::parse(url).map_err(|e| StoreError::backend("connect", e))?;
     let mut params = UrlParams::default();
@@ -643,7 +735,7 @@ impl PostgresDialect {
     ) -> Result<Got, sqlx::Error> {
         let mut guard = Guard::acquire(pool).await?;
         let result = if self.pooler {
-            let mut tx = guard.conn.begin().await?;
+            let mut tx = guard.conn.begin_with(self.begin.clone()).await?;
             match exec(&mut tx, stmt, params, want, false).await {
                 Ok(got) => tx.commit().await.map(|()| got),
                 // Rolled back when the transaction is dropped (before the connection is reused).
@@ -720,8 +812,9 @@ impl SqlStore<PostgresDialect> {
         Self::builder(url).build().await
     }
 
-    /// Uses an existing pool (its connections are used as they are: no pgbouncer mode, and a
-    /// failed pool is not replaced).
+    /// Uses an existing pool (its connections are used as they are: no pgbouncer mode, no
+    /// server-side `statement_timeout` or `lock_timeout` set by the store, and a failed pool is
+    /// not replaced).
     ///
     /// # Errors
     ///
@@ -739,6 +832,7 @@ impl SqlStore<PostgresDialect> {
             pools: Arc::new(Pools::new(pool, options, pool_options)),
             pooler: false,
             timeout: Duration::from_secs(2),
+            begin: String::new(),
         };
         SqlStore::open_dialect(dialect, mode, schema).await
     }
@@ -772,6 +866,7 @@ impl Backend for PostgresDialect {
     type Row = PgRow;
 
     const NAME: &'static str = "PostgreSQL";
+    const NATIVE_TYPES: bool = true;
 
     const SYNTAX: Syntax = Syntax {
         quote: '"',

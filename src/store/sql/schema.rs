@@ -95,27 +95,35 @@ impl std::fmt::Display for IdFormat {
 }
 
 /// The type Better Auth gives an additional field (`additionalFields`' `type`), for a column
-/// the database cannot type itself: SQLite and MySQL keep booleans as numbers, and those and
-/// PostgreSQL's `text` keep JSON as text. Better Auth's adapter reads such a column back into
-/// its type; so does the store, with [`SqlSchema::user_field`] and
+/// the database cannot type itself: SQLite and MySQL keep booleans as numbers and JSON as
+/// text, and every database keeps arrays as text. Better Auth's Kysely adapter reads such a
+/// column back into its type; so does the store, with [`SqlSchema::user_field`] and
 /// [`SqlSchema::session_field`], for the handlers and for the cookie cache it issues.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FieldType {
-    /// `type: "boolean"`: a number reads as `true` when it is 1 (Better Auth's `=== 1`).
+    /// `type: "boolean"`: on SQLite and MySQL a number reads as `true` when it is 1 (Better
+    /// Auth's `=== 1`); PostgreSQL's booleans are its own.
     Boolean,
-    /// `type: "json"`, `"string[]"` or `"number[]"`: text is parsed as JSON (`null` when it
-    /// is not JSON, as Better Auth's `safeJSONParse`).
+    /// `type: "json"`: on SQLite and MySQL text is parsed as JSON (`null` when it is not JSON,
+    /// as Better Auth's `safeJSONParse`); on PostgreSQL the value stays as the column gives it
+    /// (`jsonb` parsed, `text` a string), as Better Auth's adapter leaves it there.
     Json,
+    /// `type: "string[]"` or `"number[]"`: text is parsed as JSON on every database (Better
+    /// Auth's adapter keeps arrays as JSON text everywhere).
+    Array,
 }
 
 impl FieldType {
-    /// `value`, as Better Auth's adapter reads a column of this type.
-    pub(crate) fn read(self, value: serde_json::Value) -> serde_json::Value {
+    /// `value`, as Better Auth's adapter reads a column of this type, from a database whose
+    /// booleans and JSON it takes as they come (`native`: PostgreSQL) or not.
+    pub(crate) fn read(self, value: serde_json::Value, native: bool) -> serde_json::Value {
         use serde_json::Value;
+        let parse = |text: &str| serde_json::from_str(text).unwrap_or(Value::Null);
         match (self, value) {
-            (Self::Boolean, Value::Number(n)) => Value::Bool(n.as_f64() == Some(1.0)),
-            (Self::Json, Value::String(text)) => serde_json::from_str(&text).unwrap_or(Value::Null),
+            (Self::Boolean, Value::Number(n)) if !native => Value::Bool(n.as_f64() == Some(1.0)),
+            (Self::Json, Value::String(text)) if !native => parse(&text),
+            (Self::Array, Value::String(text)) => parse(&text),
             (_, value) => value,
         }
     }
@@ -1063,11 +1071,10 @@ pub(crate) fn ddl(schema: &SqlSchema, syntax: &Syntax, types: &DdlTypes) -> [Str
     [user, session, index]
 }
 
-/// Checks that the table has every column the schema names, and returns the others (plugin
-/// columns), in table order.
 /// Warns about columns the store does not write (plugins', the app's) that are `NOT NULL`
-/// without a default: Better Auth fills them in JavaScript (`defaultValue`), and on SQLite its
-/// migration gives them no default in the database, so the store's inserts (`what`) fail.
+/// without a default: Better Auth fills them in JavaScript (`defaultValue`), and its migration
+/// creates a table's required fields without a database default, so the store's inserts
+/// (`what`) fail.
 fn warn_required_extra(table: &str, have: &[Column], extra: &[String], what: &str) {
     let required: Vec<&str> = have
         .iter()
@@ -1085,6 +1092,8 @@ fn warn_required_extra(table: &str, have: &[Column], extra: &[String], what: &st
     }
 }
 
+/// Checks that the table has every column the schema names, and returns the others (plugin
+/// columns), in table order.
 fn check_columns(
     table: &str,
     have: &[Column],
@@ -1130,6 +1139,33 @@ fn check_columns(
 mod tests {
     use super::*;
     use crate::store::sql::dialect::Placeholder;
+
+    /// As Better Auth's Kysely adapter: booleans and JSON converted where the database has
+    /// none of its own (`supportsBooleans`, `supportsJSON` false), arrays everywhere.
+    #[test]
+    fn field_types_read_as_better_auths_adapter() {
+        use serde_json::json;
+        let read = |kind: FieldType, value, native| kind.read(value, native);
+        assert_eq!(read(FieldType::Boolean, json!(1), false), json!(true));
+        assert_eq!(read(FieldType::Boolean, json!(2), false), json!(false));
+        assert_eq!(read(FieldType::Boolean, json!(1), true), json!(1));
+        assert_eq!(read(FieldType::Boolean, json!(true), false), json!(true));
+        assert_eq!(
+            read(FieldType::Json, json!(r#"{"a":1}"#), false),
+            json!({"a": 1})
+        );
+        assert_eq!(read(FieldType::Json, json!("{"), false), json!(null));
+        assert_eq!(
+            read(FieldType::Json, json!(r#"{"a":1}"#), true),
+            json!(r#"{"a":1}"#),
+            "PostgreSQL: as the column gives it"
+        );
+        assert_eq!(
+            read(FieldType::Array, json!(r#"["x"]"#), true),
+            json!(["x"])
+        );
+        assert_eq!(read(FieldType::Array, json!(null), false), json!(null));
+    }
 
     const PG: Syntax = Syntax {
         quote: '"',

@@ -535,7 +535,7 @@ pub enum SqliteRecord {
 /// Refuses a session table whose expiries (a sample of up to 256 rows) are all stored in
 /// another form than `schema` says, since the store would then write dates that Better Auth's
 /// adapter reads wrongly; warns when the rows mix forms (each is still read and compared
-/// right). An empty table is judged by the column's declared type
+/// right). For an empty table, a declared type that disagrees is a warning
 /// ([`check_declared_date_type`]).
 async fn check_dates(store: &SqliteStore, schema: &SqlSchema) -> Result<(), StoreError> {
     let table = &schema.session_table;
@@ -609,12 +609,15 @@ async fn check_dates(store: &SqliteStore, schema: &SqlSchema) -> Result<(), Stor
     }
 }
 
-/// With no session yet, the expiry column's declared type tells what its adapter writes where
-/// the two forms cannot both be right: Better Auth's migration declares `date` and writes ISO
-/// text; Drizzle and Prisma's engine declare an integer type and write numbers. In SQLite a
-/// number sorts below any text, so the other form in such a column makes Better Auth list no
-/// live session, or keep expired ones live. Other declared types (Prisma's `DATETIME`, which
-/// its engine and its driver adapters fill differently) say nothing.
+/// With no session yet, the expiry column's declared type hints at what its adapter writes:
+/// Better Auth's migration declares `date` (and its Kysely adapter writes ISO text), Drizzle's
+/// `integer(…, { mode: "timestamp_ms" })` declares `integer` (and writes numbers). In SQLite a
+/// number sorts below any text, so a form other than the adapter's makes Better Auth list no
+/// live session, or keep expired ones live. The declared type tells which tool made the table,
+/// not which one writes it (Better Auth's adapter may write into a table drizzle-kit made), so
+/// a disagreement is only a warning; the rows, once there are some, decide
+/// ([`check_dates`]). Other declared types (Prisma's `DATETIME`, which its engine and its
+/// driver adapters fill differently) say nothing.
 async fn check_declared_date_type(
     store: &SqliteStore,
     table: &str,
@@ -629,31 +632,25 @@ async fn check_declared_date_type(
             .await
             .map_err(|e| StoreError::backend("check dates", e))?;
     let declared = declared.unwrap_or_default().to_ascii_lowercase();
-    let found = if declared.contains("int") {
-        // Drizzle's `timestamp_ms` and Prisma's engine write milliseconds; `timestamp`, seconds.
-        (configured == DateFormat::IsoText).then_some((
-            "numbers (its declared type is an integer: no row yet)",
-            "DateFormat::UnixMillis or DateFormat::UnixSeconds, as the ORM writes",
-        ))
+    let hint = if declared.contains("int") {
+        (configured == DateFormat::IsoText).then_some("DateFormat::UnixMillis or UnixSeconds")
     } else if declared == "date" || declared == "text" {
-        (configured != DateFormat::IsoText).then_some((
-            "ISO 8601 text (its declared type is date or text: no row yet)",
-            "DateFormat::IsoText",
-        ))
+        (configured != DateFormat::IsoText).then_some("DateFormat::IsoText")
     } else {
         None
     };
-    match found {
-        None => Ok(()),
-        Some((found, fix)) => Err(SchemaError::DateFormatMismatch {
-            table: table.to_owned(),
-            column: column.to_owned(),
-            found,
-            configured: configured.describe(),
-            fix,
-        }
-        .into()),
+    if let Some(setting) = hint {
+        tracing::warn!(
+            table = %table,
+            column = %column,
+            declared = %declared,
+            writes = configured.describe(),
+            "the session table has no row yet, and its expiry column's declared type suggests \
+             another date form than the store writes: if Better Auth's adapter writes this table, \
+             check SqlSchema::sqlite_dates (perhaps {setting}); the first rows will tell"
+        );
     }
+    Ok(())
 }
 
 /// `t` in whole unix seconds (floored), for [`DateFormat::UnixSeconds`].
