@@ -37,6 +37,35 @@ async fn a_store_on_a_server_that_takes_no_writes_says_so_at_start_up() {
         .unwrap();
     let logs = captured.take();
     assert!(!logs.contains("takes no writes"), "{logs}");
+    assert!(!logs.contains("without time zone"), "{logs}");
+
+    // Dates in `timestamp without time zone` (Better Auth's migrations before 1.3), which
+    // node-postgres fills in the Node process's local time: named at start-up.
+    let admin = sqlx::PgPool::connect(&primary.url()).await.unwrap();
+    sqlx::query("create database old_dates")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let (server, _) = primary
+        .url()
+        .rsplit_once('/')
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .unwrap();
+    let old = format!("{server}/old_dates");
+    let pool = sqlx::PgPool::connect(&old).await.unwrap();
+    for ddl in [
+        r#"create table "user" ("id" text not null primary key, "name" text not null, "email" text not null unique, "emailVerified" boolean not null, "image" text, "createdAt" timestamp not null, "updatedAt" timestamp not null)"#,
+        r#"create table "session" ("id" text not null primary key, "expiresAt" timestamp not null, "token" text not null unique, "createdAt" timestamp not null, "updatedAt" timestamp not null, "ipAddress" text, "userAgent" text, "userId" text not null references "user" ("id") on delete cascade)"#,
+    ] {
+        sqlx::query(ddl).execute(&pool).await.unwrap();
+    }
+    PostgresStore::connect(&old).await.unwrap();
+    let logs = captured.take();
+    assert_eq!(logs.matches("without time zone").count(), 1, "{logs}");
+    assert!(
+        logs.contains("TZ=UTC") && logs.contains("timestamptz"),
+        "{logs}"
+    );
 
     // On the standby: it starts (reads work there), and says what to change.
     let standby_url = standby.url();

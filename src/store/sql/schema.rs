@@ -575,6 +575,19 @@ impl Queries {
                         found: column.type_name.clone(),
                     });
                 }
+                if found == "timestamp without time zone" && name == s(SessionColumn::ExpiresAt) {
+                    // Better Auth's migrations before 1.3 made these; node-postgres writes a
+                    // `Date` into them as the Node process's local time.
+                    tracing::warn!(
+                        table = %table,
+                        column = %name,
+                        "the session table's dates are `timestamp without time zone`: the store \
+                         reads them as UTC, and node-postgres writes them in the Node process's \
+                         local time, so unless Better Auth runs with TZ=UTC the two sides disagree \
+                         on expiries by its UTC offset; run Node with TZ=UTC, or alter the columns \
+                         to timestamptz (what Better Auth creates today)"
+                    );
+                }
             }
         }
         if kind(st, tables.session, s(SessionColumn::Token))? != IdKind::Text {
