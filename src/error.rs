@@ -244,6 +244,13 @@ pub enum SessionError {
     /// [`BANNED_USER_MESSAGE`](Self::BANNED_USER_MESSAGE).
     #[error("the user is banned{}", ban_suffix(.0))]
     Banned(crate::fields::Ban),
+    /// The request's session is older than `freshAge`
+    /// ([`fresh_age`](crate::SessionConfigBuilder::fresh_age)) for an operation Better Auth
+    /// keeps to fresh sessions (listing the user's sessions, with their tokens): answer `403`
+    /// with [`code`](Self::code) `SESSION_NOT_FRESH`, as Better Auth does; the user signs in
+    /// again.
+    #[error("the session is not fresh enough for this; sign in again")]
+    NotFresh,
 }
 
 fn ban_suffix(ban: &crate::fields::Ban) -> String {
@@ -265,6 +272,7 @@ impl SessionError {
     pub fn code(&self) -> Option<&'static str> {
         match self {
             Self::Banned(_) => Some("BANNED_USER"),
+            Self::NotFresh => Some("SESSION_NOT_FRESH"),
             _ => None,
         }
     }
@@ -273,7 +281,7 @@ impl SessionError {
     /// otherwise (a store failure is the server's problem).
     pub fn status(&self) -> http::StatusCode {
         match self {
-            Self::Banned(_) => http::StatusCode::FORBIDDEN,
+            Self::Banned(_) | Self::NotFresh => http::StatusCode::FORBIDDEN,
             _ => http::StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

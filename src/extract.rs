@@ -314,14 +314,23 @@ impl Sessions {
 
     /// The live sessions of the current user (empty when signed out), without those an admin
     /// opened by impersonating them (the admin plugin's `impersonatedBy`), as Better Auth's
-    /// `list-sessions` leaves them out. [`SessionManager::list`] lists them all.
+    /// `list-sessions` leaves them out. [`SessionManager::list`] lists them all. As Better
+    /// Auth's endpoint, only for a fresh session (created within
+    /// [`fresh_age`](crate::SessionConfigBuilder::fresh_age), one day by default; zero turns
+    /// the check off): the list holds every session's token, which an old, perhaps stolen,
+    /// cookie must not be enough to read.
     ///
     /// # Errors
     ///
-    /// [`SessionError::Store`] when the store cannot be read.
+    /// [`SessionError::NotFresh`] for a session older than `fresh_age` (`403`
+    /// `SESSION_NOT_FRESH`); [`SessionError::Store`] when the store cannot be read.
     pub async fn list(&self) -> Result<Vec<Session>, SessionError> {
         match &self.current {
             Some(current) => {
+                let config = self.manager.config();
+                if !current.is_fresh(config.clock().now(), config.fresh_age()) {
+                    return Err(SessionError::NotFresh);
+                }
                 let mut sessions = self.manager.list(&current.user.id).await?;
                 sessions.retain(|s| s.impersonated_by().is_none_or(str::is_empty));
                 Ok(sessions)

@@ -489,7 +489,10 @@ impl SessionManager {
     }
 
     /// Deletes the session of `token` (the token a session cookie or bearer value carries) and
-    /// returns the cookies that clear it from the browser.
+    /// returns the cookies that clear it from the browser: the session cookie, the cookie
+    /// cache and `dont_remember`, not the cache's chunks or the `_multi-` cookies the browser
+    /// may also hold, which only the request shows ([`sign_out_request`](Self::sign_out_request)
+    /// and the `Sessions` extractor clear those too).
     ///
     /// # Errors
     ///

@@ -898,3 +898,38 @@ fn every_outcome_and_refresh_is_counted() {
     );
     assert_eq!(get("tower_auth_session_refreshes_total{}"), 1);
 }
+
+/// Listing the user's sessions hands out every session's token: as Better Auth's
+/// `list-sessions`, only a fresh session (created within `freshAge`, a day by default) may,
+/// and an older one gets `403 SESSION_NOT_FRESH`.
+#[tokio::test]
+async fn listing_sessions_needs_a_fresh_session() {
+    let store = MemoryStore::new();
+    let user = User::new("fresh@example.com", "F", T0);
+    store.insert_user(user.clone());
+    let clock = ManualClock::new(T0);
+    let config = SessionConfig::builder()
+        .secret(SECRET)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let layer = SessionLayer::new(config, store);
+    let signed = layer.manager().sign_in(&user, SignIn::new()).await.unwrap();
+    let app = Router::new()
+        .route(
+            "/sessions",
+            get(|s: tower_auth_session::extract::Sessions| async move {
+                match s.list().await {
+                    Ok(list) => (http::StatusCode::OK, list.len().to_string()),
+                    Err(e) => (e.status(), e.code().unwrap_or_default().to_owned()),
+                }
+            }),
+        )
+        .layer(layer);
+    let cookie = session_cookie(&signed);
+    let r = send(app.clone(), get_req("/sessions", Some(&cookie))).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "1"));
+    clock.advance(Duration::days(1));
+    let r = send(app, get_req("/sessions", Some(&cookie))).await;
+    assert_eq!((r.status, r.body.as_str()), (403, "SESSION_NOT_FRESH"));
+}
