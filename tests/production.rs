@@ -162,12 +162,17 @@ async fn an_untrusted_ca_names_tls_and_the_fix() {
     };
     let err = PostgresStore::connect(&url).await.unwrap_err();
     names_tls_and(&err, "sslrootcert");
-    // Without any root the Mozilla roots are used: the private CA is not among them.
-    let default_roots = url.split('?').next().unwrap().to_owned() + "?sslmode=verify-full";
-    names_tls_and(
-        &PostgresStore::connect(&default_roots).await.unwrap_err(),
-        "sslrootcert",
-    );
+    // Without any root the Mozilla roots are used: the private CA is not among them. The same
+    // with libpq 16's `sslrootcert=system` (it was read as a file named "system").
+    let base = url.split('?').next().unwrap().to_owned();
+    for params in ["?sslmode=verify-full", "?sslrootcert=system"] {
+        names_tls_and(
+            &PostgresStore::connect(&format!("{base}{params}"))
+                .await
+                .unwrap_err(),
+            "sslrootcert",
+        );
+    }
     // As in libpq, `require` with a root certificate verifies the chain; without one it only
     // encrypts.
     let require = url.replace("sslmode=verify-full", "sslmode=require");
@@ -183,7 +188,7 @@ async fn an_untrusted_ca_names_tls_and_the_fix() {
         .unwrap();
     // A CA given from Rust instead of the URL.
     let pem = std::fs::read(ca("TAS_TEST_TLS_CA", test).unwrap()).unwrap();
-    PostgresStore::builder(default_roots)
+    PostgresStore::builder(format!("{base}?sslmode=verify-full"))
         .tls_root_cert_pem(pem)
         .create_schema(true)
         .build()

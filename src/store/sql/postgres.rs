@@ -531,6 +531,7 @@ fn take_params(url: &str) -> Result<(String, UrlParams), StoreError> {
     let mut parsed = url::Url::parse(url).map_err(|e| StoreError::backend("connect", e))?;
     let mut params = UrlParams::default();
     let mut kept = Vec::new();
+    let mut system_roots = false;
     for (key, value) in parsed.query_pairs() {
         match &*key {
             "pgbouncer" => {
@@ -548,6 +549,10 @@ fn take_params(url: &str) -> Result<(String, UrlParams), StoreError> {
                     }
                 });
             }
+            // libpq 16's special value: the trusted roots the client has (here the Mozilla
+            // roots the TLS stack bundles), with `verify-full` (which the connection strings
+            // of Neon and others pair it with).
+            "sslrootcert" if value == "system" => system_roots = true,
             "sslrootcert" => {
                 params.root_cert = true;
                 kept.push((key.into_owned(), value.into_owned()));
@@ -596,6 +601,22 @@ fn take_params(url: &str) -> Result<(String, UrlParams), StoreError> {
                 })
             }
             _ => kept.push((key.into_owned(), value.into_owned())),
+        }
+    }
+    if system_roots {
+        match kept.iter().find(|(k, _)| k == "sslmode") {
+            None => kept.push(("sslmode".to_owned(), "verify-full".to_owned())),
+            Some((_, mode)) if mode == "verify-full" => {}
+            Some((_, mode)) => {
+                return Err(StoreError::Connect {
+                    problem: format!(
+                        "`sslmode={mode}` with `sslrootcert=system` in the database URL: libpq \
+                         refuses a weaker mode than verify-full with the system's roots"
+                    ),
+                    fix: "use sslmode=verify-full with sslrootcert=system".to_owned(),
+                    source: None,
+                })
+            }
         }
     }
     if kept.is_empty() {
@@ -1307,6 +1328,22 @@ mod tests {
         }
         let err = take_params("postgres://u@h/app?connect_timeout=ten").unwrap_err();
         assert!(err.to_string().contains("connect_timeout=10"), "{err}");
+    }
+
+    /// libpq 16's `sslrootcert=system`, as Neon's connection strings have it: the client's
+    /// trusted roots, under `verify-full` (a weaker mode is refused, as libpq refuses it).
+    #[test]
+    fn sslrootcert_system_is_the_bundled_roots_under_verify_full() {
+        let (url, p) = take_params("postgres://h/a?sslrootcert=system").unwrap();
+        assert_eq!(url, "postgres://h/a?sslmode=verify-full");
+        assert!(!p.root_cert);
+        let (url, _) =
+            take_params("postgres://h/a?sslmode=verify-full&sslrootcert=system").unwrap();
+        assert_eq!(url, "postgres://h/a?sslmode=verify-full");
+        let err = take_params("postgres://h/a?sslmode=require&sslrootcert=system")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("verify-full"), "{err}");
     }
 
     #[test]
