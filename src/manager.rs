@@ -80,15 +80,13 @@ impl Default for SignIn {
     }
 }
 
-/// The request's `User-Agent` as Better Auth's `headers.get("user-agent")` gives it: each byte
-/// read as Latin-1 (as Node decodes header values), repeated lines joined with `, `.
+/// The request's `User-Agent` as Better Auth on Node gets it: each byte read as Latin-1 (as
+/// Node decodes header values), and the first line only (Node's `IncomingMessage` drops
+/// repeated `User-Agent` lines).
 fn user_agent(headers: &HeaderMap) -> Option<String> {
-    let lines: Vec<String> = headers
-        .get_all(http::header::USER_AGENT)
-        .iter()
+    headers
+        .get(http::header::USER_AGENT)
         .map(|v| v.as_bytes().iter().map(|&b| char::from(b)).collect())
-        .collect();
-    (!lines.is_empty()).then(|| lines.join(", "))
 }
 
 impl SignIn {
@@ -675,7 +673,7 @@ impl SessionManager {
 mod tests {
     use super::*;
 
-    /// As Node hands `headers.get("user-agent")` to Better Auth: Latin-1, lines joined.
+    /// As Node hands the user agent to Better Auth: Latin-1, the first line.
     #[test]
     fn user_agents_read_as_node_reads_them() {
         let mut headers = HeaderMap::new();
@@ -691,7 +689,7 @@ mod tests {
         headers.append(http::header::USER_AGENT, HeaderValue::from_static("second"));
         assert_eq!(
             user_agent(&headers).as_deref(),
-            Some("Mozilla \u{c3}\u{a9}, second")
+            Some("Mozilla \u{c3}\u{a9}")
         );
     }
 }

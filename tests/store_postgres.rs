@@ -51,6 +51,19 @@ async fn better_auth_ddl_rows_are_read_and_written() {
     assert_eq!(found.user.extra["role"], "admin");
     assert_eq!(found.user.extra["banned"], false);
     assert!(found.session.extra["impersonatedBy"].is_null());
+    // Drizzle's and Prisma's `string[]` on PostgreSQL is `text[]`: an array, as node-postgres
+    // gives it to Better Auth.
+    sqlx::query(r#"alter table "user" add column "tags" text[]"#)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(r#"update "user" set "tags" = '{a,b}'"#)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let found = store.find(&StorageKey::new("Tok1")).await.unwrap().unwrap();
+    assert_eq!(found.user.extra["tags"], serde_json::json!(["a", "b"]));
     // A refresh is a narrow write of expiresAt and updatedAt.
     let now = datetime!(2026-11-23 12:00:00.5 UTC);
     let s = store

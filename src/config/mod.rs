@@ -374,7 +374,9 @@ impl SessionConfigBuilder {
             return Ok(self);
         };
         let mut listed = Vec::new();
+        let mut any = false;
         for entry in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            any = true;
             if crate::origin::usable(entry) {
                 listed.push(entry.to_owned());
             } else {
@@ -385,9 +387,12 @@ impl SessionConfigBuilder {
                 );
             }
         }
-        if listed.is_empty() {
+        if !any {
             return Ok(self);
         }
+        // On even when every entry was skipped (an Expo app's schemes only): Better Auth still
+        // checks browsers' origins, against its base URL at least.
+        self.origin_check = Some(true);
         if let Some(base) = env::base_url()?.filter(|b| crate::origin::usable(b)) {
             self.trusted_origins.push(base);
         }

@@ -85,25 +85,34 @@ impl ServerLimits {
         let margin = (timeout / 20).min(Duration::from_millis(100));
         let set = options.get_options().unwrap_or_default();
         Self {
-            ms: timeout.saturating_sub(margin).as_millis().max(1),
+            // PostgreSQL takes at most `INT_MAX` milliseconds (about 24.8 days).
+            ms: timeout
+                .saturating_sub(margin)
+                .as_millis()
+                .clamp(1, i32::MAX as u128),
             statement: !set.contains("statement_timeout"),
             lock: !set.contains("lock_timeout"),
         }
     }
 
-    /// `SET` (`LOCAL`: for the transaction only) statements, one string; empty for none.
-    fn sql(&self, local: bool) -> String {
-        let set = if local { "SET LOCAL" } else { "SET" };
-        let mut sql = String::new();
-        for (name, wanted) in [
+    /// The settings to make, as `(name, milliseconds)`.
+    fn pairs(&self) -> Vec<(&'static str, u128)> {
+        [
             ("statement_timeout", self.statement),
             ("lock_timeout", self.lock),
-        ] {
-            if wanted {
-                sql.push_str(&format!("{set} {name} = {}; ", self.ms));
-            }
-        }
-        sql
+        ]
+        .into_iter()
+        .filter(|(_, wanted)| *wanted)
+        .map(|(name, _)| (name, self.ms))
+        .collect()
+    }
+
+    /// `SET LOCAL` statements for one transaction, one string; empty for none.
+    fn set_local(&self) -> String {
+        self.pairs()
+            .into_iter()
+            .map(|(name, ms)| format!("SET LOCAL {name} = {ms}; "))
+            .collect()
     }
 }
 
@@ -172,6 +181,13 @@ impl PostgresStoreBuilder {
                 if pooler {
                     // PgBouncer refuses startup parameters it does not track.
                     options = options.extra_float_digits(None);
+                } else {
+                    // As startup parameters: a session `SET` through a pooler in transaction
+                    // mode (one that runs the store without pgbouncer mode) would stay on server
+                    // connections other clients use; a pooler refuses these instead, and the
+                    // refusal names pgbouncer mode.
+                    let limits = ServerLimits::new(self.common.timeout, &options);
+                    options = options.options(limits.pairs());
                 }
                 Ok(options)
             })
@@ -191,22 +207,7 @@ impl PostgresStoreBuilder {
                 .map_err(|why| no_server(attrs, &why))?,
         };
         let limits = ServerLimits::new(timeout, &hosts[0]);
-        let mut pool_options: PgPoolOptions = self.common.pool_options();
-        // Set once per connection; through a pooler in transaction mode a session setting
-        // would stay on a server connection other clients use, so there each transaction
-        // sets its own.
-        let set = limits.sql(false);
-        if !pooler && !set.is_empty() {
-            // `'static`, once per store: the callback's future may not borrow it.
-            let set: &'static str = Box::leak(set.into_boxed_str());
-            pool_options = pool_options.after_connect(move |conn, _| {
-                Box::pin(async move {
-                    sqlx::Executor::execute(conn, sqlx::raw_sql(set))
-                        .await
-                        .map(|_| ())
-                })
-            });
-        }
+        let pool_options: PgPoolOptions = self.common.pool_options();
         let pool = pool_options
             .clone()
             .acquire_timeout(self.common.acquire_timeout.max(waking))
@@ -241,7 +242,7 @@ impl PostgresStoreBuilder {
             pools: Arc::new(pools),
             pooler,
             timeout,
-            begin: format!("BEGIN; {}", limits.sql(true)),
+            begin: format!("BEGIN; {}", limits.set_local()),
         };
         let mode = self.common.mode();
         SqlStore::open_dialect(dialect, mode, self.common.schema).await
@@ -493,9 +494,6 @@ fn no_server(attrs: Attrs, why: &[String]) -> StoreError {
     }
 }
 
-/// Removes `pgbouncer=…` (the store's own parameter) and libpq's `target_session_attrs=…`,
-/// `load_balance_hosts=…` and `connect_timeout=…`, which sqlx does not know (it would warn
-/// and ignore them), from the URL, and notes whether it names a root certificate.
 /// Whether `PGSSLROOTCERT` names a root certificate, which the driver loads as libpq does.
 fn env_root_cert() -> bool {
     std::env::var_os("PGSSLROOTCERT").is_some_and(|v| !v.is_empty())
@@ -527,6 +525,9 @@ pub(crate) fn one_server(url: &str) -> Result<(PgConnectOptions, bool), StoreErr
     Ok((options, params.pgbouncer == Some(true)))
 }
 
+/// Removes `pgbouncer=…` (the store's own parameter) and libpq's `target_session_attrs=…`,
+/// `load_balance_hosts=…` and `connect_timeout=…`, which sqlx does not know (it would warn
+/// and ignore them), from the URL, and notes whether it names a root certificate.
 fn take_params(url: &str) -> Result<(String, UrlParams), StoreError> {
     let mut parsed = url::Url::parse(url).map_err(|e| StoreError::backend("connect", e))?;
     let mut params = UrlParams::default();
@@ -859,7 +860,9 @@ impl SqlStore<PostgresDialect> {
     }
 
     /// The current connection pool, for the application's own queries. (After a connection
-    /// failure the store replaces its pool; ask again rather than keeping this one.)
+    /// failure the store replaces its pool; ask again rather than keeping this one.) Its
+    /// connections carry the store's `statement_timeout` and `lock_timeout` (a little under
+    /// its deadline): a longer query needs `SET LOCAL` in its transaction, or a pool of its own.
     pub fn pool(&self) -> PgPool {
         (*self.dialect().pools.current()).clone()
     }
@@ -1040,6 +1043,12 @@ impl Backend for PostgresDialect {
             "FLOAT4" => row.try_get::<f32, _>(idx).map(Value::from).ok(),
             "FLOAT8" => row.try_get::<f64, _>(idx).map(Value::from).ok(),
             "JSON" | "JSONB" => row.try_get::<Value, _>(idx).ok(),
+            // Drizzle's and Prisma's `string[]`/`number[]` (`text[]`, `integer[]`): arrays, as
+            // node-postgres gives them.
+            "TEXT[]" | "VARCHAR[]" => row.try_get::<Vec<String>, _>(idx).map(Value::from).ok(),
+            "INT4[]" => row.try_get::<Vec<i32>, _>(idx).map(Value::from).ok(),
+            "INT8[]" => row.try_get::<Vec<i64>, _>(idx).map(Value::from).ok(),
+            "FLOAT8[]" => row.try_get::<Vec<f64>, _>(idx).map(Value::from).ok(),
             "TIMESTAMPTZ" | "TIMESTAMP" => Self::date(row, idx)
                 .ok()
                 .flatten()

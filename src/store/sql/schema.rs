@@ -96,7 +96,7 @@ impl std::fmt::Display for IdFormat {
 
 /// The type Better Auth gives an additional field (`additionalFields`' `type`), for a column
 /// the database cannot type itself: SQLite and MySQL keep booleans as numbers and JSON as
-/// text, and every database keeps arrays as text. Better Auth's Kysely adapter reads such a
+/// text, and Better Auth's Kysely adapter keeps arrays as JSON text on every database. Better Auth's Kysely adapter reads such a
 /// column back into its type; so does the store, with [`SqlSchema::user_field`] and
 /// [`SqlSchema::session_field`], for the handlers and for the cookie cache it issues.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,8 +109,9 @@ pub enum FieldType {
     /// as Better Auth's `safeJSONParse`); on PostgreSQL the value stays as the column gives it
     /// (`jsonb` parsed, `text` a string), as Better Auth's adapter leaves it there.
     Json,
-    /// `type: "string[]"` or `"number[]"`: text is parsed as JSON on every database (Better
-    /// Auth's adapter keeps arrays as JSON text everywhere).
+    /// `type: "string[]"` or `"number[]"` kept as JSON text (Better Auth's Kysely adapter
+    /// keeps arrays so on every database): parsed. PostgreSQL array columns (`text[]`, as
+    /// Drizzle and Prisma make them) read as arrays without a declaration.
     Array,
 }
 
@@ -582,10 +583,12 @@ impl Queries {
                         table = %table,
                         column = %name,
                         "the session table's dates are `timestamp without time zone`: the store \
-                         reads them as UTC, and node-postgres writes them in the Node process's \
-                         local time, so unless Better Auth runs with TZ=UTC the two sides disagree \
-                         on expiries by its UTC offset; run Node with TZ=UTC, or alter the columns \
-                         to timestamptz (what Better Auth creates today)"
+                         reads them as UTC; if Better Auth's built-in adapter (Kysely over \
+                         node-postgres) writes this table, it writes them in the Node process's \
+                         local time, and unless Node runs with TZ=UTC the two sides disagree on \
+                         expiries by its UTC offset (run Node with TZ=UTC, or alter the columns to \
+                         timestamptz, what Better Auth creates today); Drizzle and Prisma write \
+                         UTC there, and need nothing"
                     );
                 }
             }
