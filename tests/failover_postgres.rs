@@ -307,6 +307,22 @@ async fn a_primary_that_stays_up_refusing_writes_sends_them_to_the_promoted_stan
     )
     .await;
     execute(pair.primary.port, "select pg_reload_conf()").await;
+    // `pg_reload_conf` only signals the postmaster: once a new connection sees the setting, it
+    // has re-read its configuration and signalled every backend, the store's idle ones
+    // included, which apply it before their next statement.
+    common::until(
+        "the primary applied default_transaction_read_only",
+        Duration::from_secs(10),
+        || async {
+            number(
+                pair.primary.port,
+                "select case when current_setting('default_transaction_read_only') = 'on' then 1::int8 else 0 end",
+            )
+            .await
+                == 1
+        },
+    )
+    .await;
     // Before the promotion no listed server takes writes: the write fails with the server's
     // refusal, and the store stays where it is.
     let later = common::now() + time::Duration::days(8);
