@@ -292,11 +292,28 @@ pub(crate) fn encode_jwt(
     Some(format!("{signed}.{signature}"))
 }
 
+/// The `Set-Cookie` lines that issue the cache cookie for `auth` at `now` ([`encode`], then
+/// [`set_cookies`]: chunked as needed, the request's unused chunks `seen_chunks` expired); none
+/// when the strategy cannot be written here (JWE) or the value is too large.
+pub(crate) fn issue(
+    signer: &Signer,
+    cache: &CookieCache,
+    spec: &CookieSpec,
+    auth: &Authenticated,
+    now: OffsetDateTime,
+    dont_remember: bool,
+    seen_chunks: &[String],
+) -> Vec<HeaderValue> {
+    encode(signer, cache, auth, now, dont_remember).map_or_else(Vec::new, |(value, max_age)| {
+        set_cookies(spec, &value, max_age, seen_chunks)
+    })
+}
+
 /// A new cache cookie's value for `auth` at `now`, and its `Max-Age` (`None` for a
 /// "don't remember me" session, whose cache cookie ends with the browser session and whose
 /// payload is trusted for 60 s, or 300 s as a JWT, as Better Auth's `setCookieCache` falls back
 /// to `|| 60` and `|| 300`).
-pub(crate) fn encode(
+fn encode(
     signer: &Signer,
     cache: &CookieCache,
     auth: &Authenticated,
@@ -333,7 +350,7 @@ pub(crate) fn encode(
 /// The `Set-Cookie` lines for a cache cookie `value`, chunked above 4050 bytes as Better Auth
 /// chunks it (spec §6.5), plus deletions of chunks the request carried that are no longer used.
 /// Empty when the value would need more than 100 chunks (Better Auth then skips the cache).
-pub(crate) fn set_cookies(
+fn set_cookies(
     spec: &CookieSpec,
     value: &str,
     max_age: Option<Duration>,

@@ -146,12 +146,23 @@ fn looks_signed(raw: &[u8]) -> bool {
     len == 44 && last == b'='
 }
 
-/// The session token a verified `Authorization: Bearer` value names, in bearer mode (the
-/// credential that decides over the cookie, as in [`read`]).
-pub(crate) fn bearer_token<'h>(
+/// The session token a sign-out deletes: what the layer would have used, a verified bearer
+/// value over the session cookie (Better Auth's bearer plugin turns it into the cookie before
+/// signing out), but never a JWT (the bearer plugin ignores one, and the cookie decides).
+pub(crate) fn sign_out_token<'h>(
     config: &SessionConfig,
     headers: &'h HeaderMap,
 ) -> Option<Cow<'h, str>> {
+    bearer_token(config, headers).or_else(|| {
+        find_token_cookie(headers, &config.cookies.session.name)
+            .and_then(|raw| config.keys.unsign(raw, || config.clock.now()))
+            .map(|verified| verified.value)
+    })
+}
+
+/// The session token a verified `Authorization: Bearer` value names, in bearer mode (the
+/// credential that decides over the cookie, as in [`read`]).
+fn bearer_token<'h>(config: &SessionConfig, headers: &'h HeaderMap) -> Option<Cow<'h, str>> {
     if config.guards.bearer == Bearer::Off {
         return None;
     }

@@ -241,14 +241,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Sessions {
         let config = manager.config();
         let request = SignIn::from_headers(&parts.headers, config);
         let current = context.authenticated().cloned();
-        // As `SessionManager::sign_out_request`: a verified bearer value first, then the cookie.
         let cookie_token = if current.is_none() {
-            crate::credential::bearer_token(config, &parts.headers)
-                .or_else(|| {
-                    crate::codec::find_token_cookie(&parts.headers, &config.cookies.session.name)
-                        .and_then(|raw| config.keys.unsign(raw, || config.clock.now()))
-                        .map(|verified| verified.value)
-                })
+            crate::credential::sign_out_token(config, &parts.headers)
                 .map(std::borrow::Cow::into_owned)
         } else {
             None

@@ -304,20 +304,15 @@ impl SessionManager {
         // the account signed in before stays in the browser, and helpers that trust the cache
         // alone (Better Auth's `getCookieCache`) keep showing that account.
         if let Some(cache) = &config.cache {
-            let auth = Authenticated {
-                session: Arc::new(session.clone()),
-                user: Arc::new(user.clone()),
-            };
-            if let Some((value, max_age)) =
-                crate::cookie_cache::encode(signer, cache, &auth, now, !options.remember_me)
-            {
-                cookies.extend(crate::cookie_cache::set_cookies(
-                    &cookie.session_data,
-                    &value,
-                    max_age,
-                    &options.cache_chunks,
-                ));
-            }
+            cookies.extend(crate::cookie_cache::issue(
+                signer,
+                cache,
+                &cookie.session_data,
+                &Authenticated::new(session.clone(), user.clone()),
+                now,
+                !options.remember_me,
+                &options.cache_chunks,
+            ));
         }
         if let Some(maximum) = config.multi_session {
             let value = signer.sign_cookie_value(&token);
@@ -421,14 +416,7 @@ impl SessionManager {
     pub async fn sign_out_request(&self, headers: &HeaderMap) -> Result<SetCookies, SessionError> {
         let config = self.config();
         let mut cookies = self.clear_cookies();
-        // The credential the layer would have used: a verified bearer value decides over the
-        // cookie (Better Auth's bearer plugin turns it into the cookie before signing out).
-        let token = crate::credential::bearer_token(config, headers).or_else(|| {
-            crate::codec::find_token_cookie(headers, &config.cookies.session.name)
-                .and_then(|raw| config.keys.unsign(raw, || config.clock.now()))
-                .map(|verified| verified.value)
-        });
-        if let Some(token) = token {
+        if let Some(token) = crate::credential::sign_out_token(config, headers) {
             self.store().delete(&config.storage_key(&token)).await?;
         }
         if config.multi_session.is_some() {

@@ -151,23 +151,14 @@ impl Render {
                         cookies
                             .extend(cookie_cache::expire_all(&cookie.session_data, &self.chunks));
                     }
-                    let encoded = parts
-                        .cache
-                        .zip(self.auth.as_ref())
-                        .and_then(|(cache, auth)| {
-                            cookie_cache::encode(
-                                &parts.keys.signer,
-                                cache,
-                                auth,
-                                self.now,
-                                dont_remember,
-                            )
-                        });
-                    if let Some((value, max_age)) = encoded {
-                        cookies.extend(cookie_cache::set_cookies(
+                    if let Some((cache, auth)) = parts.cache.zip(self.auth.as_ref()) {
+                        cookies.extend(cookie_cache::issue(
+                            &parts.keys.signer,
+                            cache,
                             &cookie.session_data,
-                            &value,
-                            max_age,
+                            auth,
+                            self.now,
+                            dont_remember,
                             &self.chunks,
                         ));
                     }

@@ -596,20 +596,27 @@ impl<S: SessionStore> CachedStore<S> {
         Ok(self)
     }
 
-    /// A revocation about to be sent to the store: `message` (`t:{token}` or `u:{user id}`)
-    /// is applied here and published on the bus once the store answers, whatever it answers
-    /// (an error may come after the write committed), or, if the call is dropped first, at
-    /// the drop (the publication then on a task of its own).
-    fn ending(&self, message: String) -> Ending<'_> {
-        Ending {
+    /// Runs the revocation `call` on the store, then applies `message` (`t:{token}` or
+    /// `u:{user id}`) here and publishes it on the bus, whatever the store answered (an error
+    /// may come after the write committed); if this is dropped first, at the drop (the
+    /// publication then on a task of its own).
+    async fn ended<T>(
+        &self,
+        message: String,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let ending = Ending {
             core: &self.core,
             bus: self.bus.as_ref(),
             message: Some(message),
-        }
+        };
+        let result = call.await;
+        ending.finish().await;
+        result
     }
 }
 
-/// A revocation in flight (see [`CachedStore::ending`]).
+/// A revocation in flight (see [`CachedStore::ended`]).
 struct Ending<'a> {
     core: &'a Core,
     bus: Option<&'a Bus>,
@@ -740,10 +747,7 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
     }
 
     async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
-        let ending = self.ending(format!("t:{key}"));
-        let result = self.inner.delete(key).await;
-        ending.finish().await;
-        result
+        self.ended(format!("t:{key}"), self.inner.delete(key)).await
     }
 
     async fn delete_if_expired(
@@ -758,17 +762,15 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
     }
 
     async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
-        let ending = self.ending(format!("u:{user_id}"));
-        let result = self.inner.delete_user_sessions(user_id).await;
-        ending.finish().await;
-        result
+        self.ended(
+            format!("u:{user_id}"),
+            self.inner.delete_user_sessions(user_id),
+        )
+        .await
     }
 
     async fn purge(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
-        let ending = self.ending(format!("t:{key}"));
-        let result = self.inner.purge(key).await;
-        ending.finish().await;
-        result
+        self.ended(format!("t:{key}"), self.inner.purge(key)).await
     }
 
     async fn end_session(
@@ -776,10 +778,8 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         key: &StorageKey<'_>,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let ending = self.ending(format!("t:{key}"));
-        let result = self.inner.end_session(key, now).await;
-        ending.finish().await;
-        result
+        self.ended(format!("t:{key}"), self.inner.end_session(key, now))
+            .await
     }
 
     async fn end_user_sessions(
@@ -787,10 +787,11 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         user_id: &str,
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
-        let ending = self.ending(format!("u:{user_id}"));
-        let result = self.inner.end_user_sessions(user_id, now).await;
-        ending.finish().await;
-        result
+        self.ended(
+            format!("u:{user_id}"),
+            self.inner.end_user_sessions(user_id, now),
+        )
+        .await
     }
 
     super::pass_through!();

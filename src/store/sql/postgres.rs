@@ -174,10 +174,7 @@ impl PostgresStoreBuilder {
                 if let Some(pem) = self.common.root_cert.clone() {
                     options = options.ssl_root_cert_from_pem(pem);
                 }
-                if has_root && matches!(options.get_ssl_mode(), PgSslMode::Require) {
-                    // libpq: "require" with a root certificate verifies the chain.
-                    options = options.ssl_mode(PgSslMode::VerifyCa);
-                }
+                options = require_as_libpq(options, has_root);
                 if pooler {
                     // PgBouncer refuses startup parameters it does not track.
                     options = options.extra_float_digits(None);
@@ -206,7 +203,6 @@ impl PostgresStoreBuilder {
                 .await
                 .map_err(|why| no_server(attrs, &why))?,
         };
-        let limits = ServerLimits::new(timeout, &hosts[0]);
         let pool_options: PgPoolOptions = self.common.pool_options();
         let pool = pool_options
             .clone()
@@ -242,7 +238,16 @@ impl PostgresStoreBuilder {
             pools: Arc::new(pools),
             pooler,
             timeout,
-            begin: format!("BEGIN; {}", limits.set_local()),
+            // In pgbouncer mode the limits go with each transaction (startup parameters are
+            // refused there); elsewhere they are the connections' own.
+            begin: if pooler {
+                format!(
+                    "BEGIN; {}",
+                    ServerLimits::new(timeout, &hosts[0]).set_local()
+                )
+            } else {
+                String::new()
+            },
         };
         let mode = self.common.mode();
         SqlStore::open_dialect(dialect, mode, self.common.schema).await
@@ -516,13 +521,19 @@ pub(crate) fn one_server(url: &str) -> Result<(PgConnectOptions, bool), StoreErr
         });
     };
     let (clean, params) = take_params(host)?;
-    let mut options =
+    let options =
         PgConnectOptions::from_str(&clean).map_err(|e| StoreError::backend("connect", e))?;
-    if (params.root_cert || env_root_cert()) && matches!(options.get_ssl_mode(), PgSslMode::Require)
-    {
-        options = options.ssl_mode(PgSslMode::VerifyCa);
-    }
+    let options = require_as_libpq(options, params.root_cert || env_root_cert());
     Ok((options, params.pgbouncer == Some(true)))
+}
+
+/// libpq's rule: `sslmode=require` with a root certificate (`has_root`) verifies the chain.
+fn require_as_libpq(options: PgConnectOptions, has_root: bool) -> PgConnectOptions {
+    if has_root && matches!(options.get_ssl_mode(), PgSslMode::Require) {
+        options.ssl_mode(PgSslMode::VerifyCa)
+    } else {
+        options
+    }
 }
 
 /// Removes `pgbouncer=…` (the store's own parameter) and libpq's `target_session_attrs=…`,

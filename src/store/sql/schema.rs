@@ -96,9 +96,10 @@ impl std::fmt::Display for IdFormat {
 
 /// The type Better Auth gives an additional field (`additionalFields`' `type`), for a column
 /// the database cannot type itself: SQLite and MySQL keep booleans as numbers and JSON as
-/// text, and Better Auth's Kysely adapter keeps arrays as JSON text on every database. Better Auth's Kysely adapter reads such a
-/// column back into its type; so does the store, with [`SqlSchema::user_field`] and
-/// [`SqlSchema::session_field`], for the handlers and for the cookie cache it issues.
+/// text, and Better Auth's Kysely adapter keeps arrays as JSON text on every database. That
+/// adapter reads such a column back into its type; so does the store, with
+/// [`SqlSchema::user_field`] and [`SqlSchema::session_field`], for the handlers and for the
+/// cookie cache it issues.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FieldType {
@@ -339,7 +340,7 @@ impl SqlSchema {
     /// Declares the type of an extra column of the user table (an `additionalFields` entry of
     /// Better Auth's `user`, by its column name), so that it reads as Better Auth's adapter
     /// reads it: `.user_field("isPremium", FieldType::Boolean)` reads SQLite's `1` as `true`,
-    /// `.user_field("tags", FieldType::Json)` reads `'["a"]'` as an array. Undeclared extra
+    /// `.user_field("tags", FieldType::Array)` reads `'["a"]'` as an array. Undeclared extra
     /// columns read as the database gives them, except the plugins' known booleans (`banned`,
     /// `twoFactorEnabled`, `isAnonymous`, `phoneNumberVerified`).
     pub fn user_field(mut self, column: impl Into<String>, kind: FieldType) -> Self {
@@ -636,19 +637,13 @@ impl Queries {
             cast.push(s(SessionColumn::UserId).to_owned());
             cast.push(schema.user[UserColumn::Id as usize].clone());
         }
-        let session_types = field_types(&schema.session_fields, &session_extra);
-        let user_types = field_types(&schema.user_fields, &user_extra);
-        Ok(Queries {
-            session_types,
-            user_types,
-            ..Build {
-                schema,
-                syntax,
-                layout,
-                text_cast: cast,
-            }
-            .queries(session_extra, user_extra)
-        })
+        Ok(Build {
+            schema,
+            syntax,
+            layout,
+            text_cast: cast,
+        }
+        .queries(session_extra, user_extra))
     }
 }
 
@@ -964,10 +959,10 @@ impl Build<'_> {
             user_by_id,
             delete_user,
             lift_ban,
+            session_types: field_types(&schema.session_fields, &session_extra),
+            user_types: field_types(&schema.user_fields, &user_extra),
             session_extra,
             user_extra,
-            session_types: Vec::new(),
-            user_types: Vec::new(),
             layout: self.layout,
         }
     }
