@@ -185,6 +185,19 @@ pub enum SchemaError {
         /// Its id column.
         user_column: String,
     },
+    /// [`SqlSchema::schema_name`](crate::store::SqlSchema::schema_name) was given to a store
+    /// whose database has no schemas of that kind (Better Auth's `database.schemaName` is
+    /// PostgreSQL's alone).
+    #[error(
+        "schema_name({namespace:?}) is PostgreSQL's (Better Auth's `database.schemaName`); \
+         {database} has no such schemas: remove it (on MySQL, name the database in the URL)"
+    )]
+    NamespaceUnsupported {
+        /// The schema name given.
+        namespace: String,
+        /// The store's database.
+        database: &'static str,
+    },
     /// A configured table or column name cannot be used (empty, or holding a NUL character).
     #[error("{name:?} cannot be a table or column name: names must be non-empty and hold no NUL")]
     InvalidName {

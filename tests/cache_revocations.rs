@@ -255,6 +255,75 @@ async fn better_auth_revocations_reach_a_cache_over_postgres() {
     revocations_reach_the_cache(&ba, store, changes, "PostgreSQL").await;
 }
 
+/// Better Auth with `database.schemaName`: its tables in schema `auth`, none in `public`. The
+/// store finds them only when told the schema's name (whatever the connection's `search_path`),
+/// Rust and Better Auth sign-ins are each other's, and the feed's functions and triggers go in
+/// the same schema.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn better_auth_revocations_reach_a_cache_over_postgres_in_a_schema_of_its_own() {
+    use tower_auth_session::store::{PostgresStore, SqlSchema};
+    use tower_auth_session::StorageKey;
+    let test = "better_auth_revocations_reach_a_cache_over_postgres_in_a_schema_of_its_own";
+    let Some(pg) = common::fresh_pg_database(test).await else {
+        return;
+    };
+    let Some(ba) = better_auth(
+        &[
+            ("BETTER_AUTH_SECRET", common::SECRET),
+            ("BA_DB", &pg),
+            ("BA_MIGRATE", "1"),
+            ("BA_PG_SCHEMA", "auth"),
+        ],
+        test,
+    ) else {
+        return;
+    };
+    // The connection's search_path finds nothing: a start-up error naming the table.
+    let err = PostgresStore::connect(&pg).await.unwrap_err();
+    assert!(
+        err.to_string().contains(r#"table "session" is missing"#),
+        "{err}"
+    );
+    let store = PostgresStore::builder(&pg)
+        .schema(SqlSchema::better_auth().schema_name("auth"))
+        .build()
+        .await
+        .unwrap();
+    // A Better Auth session is found by the store.
+    let email = format!(
+        "schema-{}@example.com",
+        tower_auth_session::test_support::generate_id(8).to_lowercase()
+    );
+    let (_, token) = ba_session(&ba, &email, true).await;
+    let found = store.find(&StorageKey::new(&token)).await.unwrap().unwrap();
+    assert_eq!(found.user.email, email);
+    let changes = store
+        .session_changes()
+        .create_trigger(true)
+        .start()
+        .await
+        .unwrap();
+    let pool = sqlx::PgPool::connect(&pg).await.unwrap();
+    let homes: Vec<(String, String)> = sqlx::query_as(
+        "select p.proname::text, n.nspname::text from pg_proc p \
+         join pg_namespace n on n.oid = p.pronamespace \
+         where p.proname like 'tas_session_changes%' order by 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        homes,
+        [
+            ("tas_session_changes".to_owned(), "auth".to_owned()),
+            ("tas_session_changes_users".to_owned(), "auth".to_owned()),
+        ]
+    );
+    pool.close().await;
+    revocations_reach_the_cache(&ba, store, changes, "PostgreSQL, schema auth").await;
+}
+
 #[cfg(feature = "mysql")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn better_auth_revocations_reach_a_cache_over_mysql() {

@@ -807,6 +807,64 @@ async fn pgbouncer_without_pooler_mode_is_a_clear_start_up_error() {
     assert!(bouncer_store(test).await.unwrap().is_pgbouncer());
 }
 
+/// Better Auth's `database.schemaName` behind PgBouncer, which refuses (or, told to ignore it,
+/// drops) the `options` startup parameter a `search_path` would need: the store names the
+/// schema in every statement. Tables of another shape in `public` are never read (a store that
+/// read them would refuse to start); sessions are written, found, listed and ended in `auth`.
+#[tokio::test]
+async fn a_schema_of_its_own_is_used_through_pgbouncer() {
+    use tower_auth_session::store::SqlSchema;
+    use tower_auth_session::{SessionStore, StorageKey};
+    let test = "a_schema_of_its_own_is_used_through_pgbouncer";
+    let Some(url) = through_pgbouncer(test, "?pgbouncer=true").await else {
+        return;
+    };
+    let direct = common::server_url("TAS_TEST_POSTGRES_URL", test).unwrap();
+    let (_, database) = url.split('?').next().unwrap().rsplit_once('/').unwrap();
+    let direct = format!("{}/{database}", direct.rsplit_once('/').unwrap().0);
+    let pool = sqlx::PgPool::connect(&direct).await.unwrap();
+    for decoy in [
+        r#"create table "user" ("x" integer)"#,
+        r#"create table "session" ("x" integer)"#,
+    ] {
+        sqlx::query(decoy).execute(&pool).await.unwrap();
+    }
+    let store = PostgresStore::builder(&url)
+        .schema(SqlSchema::better_auth().schema_name("auth"))
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+    assert!(store.is_pgbouncer());
+    let user = store
+        .insert_user(&User::new("schema@example.com", "S", common::now()))
+        .await
+        .unwrap();
+    let token = common::new_session(&store, &user).await;
+    let found = store.find(&StorageKey::new(&token)).await.unwrap().unwrap();
+    assert_eq!(found.user.email, "schema@example.com");
+    assert_eq!(
+        store
+            .list_user_sessions(&user.id, common::now())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let (in_auth,): (i64,) = sqlx::query_as(r#"select count(*) from "auth"."session""#)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(in_auth, 1);
+    store.delete(&StorageKey::new(&token)).await.unwrap();
+    assert!(store
+        .find(&StorageKey::new(&token))
+        .await
+        .unwrap()
+        .is_none());
+    pool.close().await;
+}
+
 /// 50 concurrent clients, each its own user and session, through two app instances sharing a
 /// two-connection server pool: every answer names the client's own user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

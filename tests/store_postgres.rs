@@ -23,6 +23,34 @@ async fn store(test: &str) -> Option<PostgresStore> {
 
 conformance_suite!(store("postgres conformance"));
 
+/// A fresh database whose Better Auth tables are in schema `auth` (Better Auth's
+/// `database.schemaName`), with tables of another shape in `public` that a store reading them
+/// would refuse.
+async fn store_in_schema(test: &str) -> Option<PostgresStore> {
+    let url = common::fresh_pg_database(test).await?;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    for decoy in [
+        r#"create table "user" ("x" integer)"#,
+        r#"create table "session" ("x" integer)"#,
+    ] {
+        sqlx::query(decoy).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    Some(
+        PostgresStore::builder(url)
+            .schema(SqlSchema::better_auth().schema_name("auth"))
+            .create_schema(true)
+            .build()
+            .await
+            .unwrap(),
+    )
+}
+
+mod in_a_schema_of_its_own {
+    use super::*;
+    conformance_suite!(store_in_schema("postgres schema conformance"));
+}
+
 #[tokio::test]
 async fn better_auth_ddl_rows_are_read_and_written() {
     let Some(url) = common::fresh_pg_database("better_auth_ddl_rows_are_read_and_written").await

@@ -952,3 +952,23 @@ async fn declared_additional_fields_read_as_better_auth_reads_them() {
         serde_json::json!({"read": true})
     );
 }
+
+/// Better Auth's `database.schemaName` is PostgreSQL's: given to the SQLite store, a start-up
+/// error that says so rather than tables looked up somewhere else.
+#[tokio::test]
+async fn a_schema_name_is_refused_naming_postgres() {
+    let err = SqliteStore::builder("sqlite::memory:")
+        .schema(tower_auth_session::store::SqlSchema::better_auth().schema_name("auth"))
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Schema(SchemaError::NamespaceUnsupported { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("PostgreSQL"), "{err}");
+}

@@ -56,6 +56,8 @@ if (!env.BA_DB) fail("BA_DB is required (sqlite:/abs/path.db, postgres://... or 
 const closers = [];
 let database;
 let dbKind;
+// What Better Auth is given: the driver object itself, or with BA_PG_SCHEMA a Kysely dialect on it.
+let authDatabase;
 if (env.BA_DB.startsWith("sqlite:")) {
   const { default: Database } = await import("better-sqlite3");
   database = new Database(env.BA_DB.slice("sqlite:".length));
@@ -67,6 +69,10 @@ if (env.BA_DB.startsWith("sqlite:")) {
   database.on("error", (e) => log("pg pool error:", e.message));
   dbKind = "postgres";
   closers.push(() => database.end());
+  if (env.BA_PG_SCHEMA) {
+    const { PostgresDialect } = await import("kysely");
+    authDatabase = { dialect: new PostgresDialect({ pool: database }), type: "postgres", schemaName: env.BA_PG_SCHEMA };
+  }
 } else if (/^mysql:\/\//.test(env.BA_DB)) {
   // mysql2's promise pool: Better Auth detects it ("getConnection" in db) and wraps it in Kysely's MysqlDialect.
   // Dates are sent and read as UTC (timezone "Z") unless the URL says otherwise (?timezone=...).
@@ -100,6 +106,8 @@ async function rawQuery(sql, params = []) {
 }
 const quoteIdent = (name) => (dbKind === "mysql" ? `\`${name}\`` : `"${name}"`);
 const placeholder = (i) => (dbKind === "postgres" ? `$${i}` : "?");
+// A table of Better Auth's, in BA_PG_SCHEMA when there is one.
+const tableRef = (name) => (dbKind === "postgres" && env.BA_PG_SCHEMA ? `${quoteIdent(env.BA_PG_SCHEMA)}.${quoteIdent(name)}` : quoteIdent(name));
 
 // Secondary storage: plain Redis, no key prefix, TTL in seconds, exactly the interface Better Auth calls.
 let secondaryStorage;
@@ -231,7 +239,7 @@ const options = {
   appName: "tower-auth-session-interop",
   baseURL,
   secret: env.BETTER_AUTH_SECRET,
-  database,
+  database: authDatabase ?? database,
   secondaryStorage,
   session,
   advanced,
@@ -335,7 +343,7 @@ const jsonSafe = (v) => JSON.parse(JSON.stringify(v, (_k, x) => (typeof x === "b
 
 // The user row exactly as the driver returns it (column names, 0/1 booleans, date types), or null.
 const rawUserRow = async (userId) => {
-  const { rows } = await rawQuery(`SELECT * FROM ${quoteIdent("user")} WHERE ${quoteIdent("id")} = ${placeholder(1)}`, [userId]);
+  const { rows } = await rawQuery(`SELECT * FROM ${tableRef("user")} WHERE ${quoteIdent("id")} = ${placeholder(1)}`, [userId]);
   return rows.length ? jsonSafe(rows[0]) : null;
 };
 

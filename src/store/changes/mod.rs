@@ -239,8 +239,14 @@ pub(crate) fn cannot(
 #[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
 #[derive(Clone, Debug)]
 pub(crate) struct SessionTable {
+    /// As statements name it: quoted, after its schema if it has one (`"auth"."session"`).
     pub(crate) table: String,
     pub(crate) token: String,
+    /// The quoted schema (`"auth"`) of a table named in one ([`SqlSchema::schema_name`]).
+    ///
+    /// [`SqlSchema::schema_name`]: crate::store::SqlSchema::schema_name
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) namespace: Option<String>,
 }
 
 #[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
@@ -249,12 +255,20 @@ impl SessionTable {
     pub(crate) fn from_delete(delete: &str, quote: char) -> Result<Self, StoreError> {
         let parse = || -> Option<Self> {
             let rest = delete.strip_prefix("delete from ")?;
-            let (table, rest) = quoted(rest, quote)?;
+            let (first, rest) = quoted(rest, quote)?;
+            let (table, namespace, rest) = match rest.strip_prefix('.') {
+                Some(rest) => {
+                    let (table, rest) = quoted(rest, quote)?;
+                    (format!("{first}.{table}"), Some(first.to_owned()), rest)
+                }
+                None => (first.to_owned(), None, rest),
+            };
             let rest = rest.strip_prefix(" where ")?;
             let (token, _) = quoted(rest, quote)?;
             Some(Self {
-                table: table.to_owned(),
+                table,
                 token: token.to_owned(),
+                namespace,
             })
         };
         parse().ok_or_else(|| {
@@ -320,6 +334,18 @@ mod tests {
         assert_eq!(
             (t.table.as_str(), t.token.as_str()),
             ("`sessions`", "`token`")
+        );
+        let t =
+            SessionTable::from_delete(r#"delete from "auth"."session" where "token" = $1"#, '"')
+                .unwrap();
+        assert_eq!(t.table, r#""auth"."session""#);
+        assert_eq!(t.namespace.as_deref(), Some(r#""auth""#));
+        assert_eq!(t.token, r#""token""#);
+        assert_eq!(
+            SessionTable::from_delete(r#"delete from "a.b" where "t" = $1"#, '"')
+                .unwrap()
+                .namespace,
+            None
         );
         assert!(SessionTable::from_delete("select 1", '"').is_err());
         assert_eq!(quote_with('"', r#"a"b"#), r#""a""b""#);

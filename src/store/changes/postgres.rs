@@ -109,12 +109,14 @@ impl PostgresChangesBuilder {
                 channel: self.name.clone(),
                 table: session.table,
                 column: session.token,
+                namespace: session.namespace,
             },
             Watched {
                 name: users.clone(),
                 channel: users,
                 table: user.table,
                 column: user.token,
+                namespace: user.namespace,
             },
         ])
     }
@@ -262,14 +264,26 @@ struct Watched {
     channel: String,
     table: String,
     column: String,
+    /// The table's schema, quoted, where it names one: the function goes there too (a role
+    /// may create objects in its schema and not in `public`, as PostgreSQL 15 has it).
+    namespace: Option<String>,
 }
 
 impl Watched {
+    /// The trigger function's name as statements give it.
+    fn qualified_function(&self) -> String {
+        let function = quote_with('"', &self.name);
+        match &self.namespace {
+            Some(namespace) => format!("{namespace}.{function}"),
+            None => function,
+        }
+    }
+
     fn function(&self) -> String {
         format!(
             "create or replace function {function}() returns trigger language plpgsql as \
              $tas$ begin perform pg_notify({channel}, OLD.{column}::text); return null; end $tas$",
-            function = quote_with('"', &self.name),
+            function = self.qualified_function(),
             channel = literal(&self.channel),
             column = self.column,
         )
@@ -280,8 +294,9 @@ impl Watched {
     fn trigger(&self) -> String {
         format!(
             "create trigger {trigger} after delete or update on {table} for each row \
-             execute function {trigger}()",
+             execute function {function}()",
             trigger = quote_with('"', &self.name),
+            function = self.qualified_function(),
             table = self.table,
         )
     }

@@ -267,27 +267,44 @@ pub trait Backend: Clone + Send + Sync + std::fmt::Debug + 'static {
         }
     }
 
-    /// The query that lists a table's columns in table order, the table's name its one
-    /// parameter: each row the column's name, its data type, and optionally the type as the
-    /// database spells it in full (`varchar(36)`); the data type stands for both otherwise.
+    /// The query that lists a table's columns in table order, the table's name its first
+    /// parameter (and the schema's namespace, or `NULL`, its second where
+    /// [`NAMESPACES`](Self::NAMESPACES)): each row the column's name, its data type, and
+    /// optionally the type as the database spells it in full (`varchar(36)`); the data type
+    /// stands for both otherwise.
     const COLUMNS_SQL: &'static str;
+
+    /// The parameters [`COLUMNS_SQL`](Self::COLUMNS_SQL)'s placeholders take, in order.
+    const COLUMNS_BINDS: &'static [usize] = &[0];
+
+    /// Whether tables may be named in a schema of their own ([`SqlSchema::schema_name`],
+    /// PostgreSQL's).
+    ///
+    /// [`SqlSchema::schema_name`]: super::SqlSchema::schema_name
+    const NAMESPACES: bool = false;
 
     /// The kind of a column from its data type and full type name, as the dialect's readers and
     /// binds treat it.
     fn column_kind(data_type: &str, full_type: &str) -> ColumnType;
 
-    /// The columns of `table` in table order; empty when the table does not exist.
+    /// The columns of `table` (in schema `namespace` if given) in table order; empty when the
+    /// table does not exist.
     fn columns<'a>(
         &'a self,
         table: &'a str,
+        namespace: Option<&'a str>,
     ) -> impl Future<Output = Result<Vec<Column>, StoreError>> + Send + 'a {
         async move {
             let stmt = Stmt {
                 sql: Self::COLUMNS_SQL.to_owned(),
-                binds: vec![0],
+                binds: Self::COLUMNS_BINDS.to_vec(),
             };
             let rows = self
-                .fetch_all("read schema", &stmt, &[Param::Text(table)])
+                .fetch_all(
+                    "read schema",
+                    &stmt,
+                    &[Param::Text(table), Param::OptText(namespace)],
+                )
                 .await?;
             let text = |row: &Self::Row, idx: usize| {
                 Self::text(row, idx)

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::dialect::Stmt;
-use super::schema::quote_with;
+use super::schema::{quote_with, table_ref};
 use super::{Dialect, SqlStore};
 use crate::error::BoxError;
 use crate::jwt::{Algorithm, BoxFuture, Jwk, JwkSet, KeySource};
@@ -39,7 +39,9 @@ impl<D: Dialect> SqlStore<D> {
     }
 
     /// [`jwks`](Self::jwks) for a table Better Auth was told to call `table`
-    /// (`jwt({ schema: { jwks: { modelName } } })`).
+    /// (`jwt({ schema: { jwks: { modelName } } })`). In the store's
+    /// [`schema_name`](crate::store::SqlSchema::schema_name) when it has one, as Better Auth
+    /// qualifies every table there.
     pub fn jwks_in(&self, table: &str) -> JwksTable<D> {
         let syntax = D::SYNTAX;
         let q = |name: &str| quote_with(syntax.quote, name);
@@ -53,7 +55,7 @@ impl<D: Dialect> SqlStore<D> {
             q("publicKey"),
             q("alg"),
             q("crv"),
-            q(table)
+            table_ref(syntax.quote, self.q.namespace.as_deref(), table)
         );
         JwksTable {
             store: self.clone(),

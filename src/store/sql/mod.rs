@@ -20,7 +20,7 @@ use serde_json::Map;
 use time::OffsetDateTime;
 
 use super::{SchemaMode, SessionStore};
-use crate::error::StoreError;
+use crate::error::{SchemaError, StoreError};
 use crate::model::{Authenticated, Session, StorageKey, User};
 use crate::time_fmt;
 
@@ -128,13 +128,29 @@ impl<D: Dialect> SqlStore<D> {
         schema: SqlSchema,
     ) -> Result<Self, StoreError> {
         schema.validate()?;
+        let namespace = schema.namespace.as_deref();
+        if let (Some(namespace), false) = (namespace, D::NAMESPACES) {
+            return Err(SchemaError::NamespaceUnsupported {
+                namespace: namespace.to_owned(),
+                database: D::NAME,
+            }
+            .into());
+        }
         if mode == SchemaMode::CreateIfMissing {
+            // As Better Auth's migration with `schemaName`: the schema first.
+            if let Some(namespace) = namespace {
+                let create = format!(
+                    "create schema if not exists {}",
+                    schema::quote_with(D::SYNTAX.quote, namespace)
+                );
+                db.run_ddl(&create).await?;
+            }
             for statement in db.ddl(&schema) {
                 db.run_ddl(&statement).await?;
             }
         }
-        let session = db.columns(&schema.session_table).await?;
-        let user = db.columns(&schema.user_table).await?;
+        let session = db.columns(&schema.session_table, namespace).await?;
+        let user = db.columns(&schema.user_table, namespace).await?;
         let q = Queries::checked(
             &schema,
             &D::SYNTAX,
@@ -147,7 +163,7 @@ impl<D: Dialect> SqlStore<D> {
         tracing::info!(
             database = D::NAME,
             ids = %q.layout.format(),
-            session_table = %schema.session_table,
+            session_table = %schema.shown(&schema.session_table),
             "session store ready"
         );
         Ok(Self { db, q: Arc::new(q) })

@@ -697,8 +697,11 @@ fn explain(error: &sqlx::Error, pooler: bool) -> Option<StoreError> {
         sqlx::Error::Database(db) if db.message().contains("unsupported startup parameter") => (
             format!("the server refused a startup parameter ({})", db.message()),
             if pooler {
-                "the pooler refuses a parameter this store does not send in pgbouncer mode; \
-                 add it to PgBouncer's ignore_startup_parameters"
+                "the pooler refuses a parameter of the URL (the store sends none of its own in \
+                 pgbouncer mode); add it to PgBouncer's ignore_startup_parameters, except a \
+                 search_path in `options`: a pooler that ignores it leaves the store on the \
+                 public schema's tables, so name the schema with SqlSchema::schema_name \
+                 (Better Auth's database.schemaName) instead"
                     .to_owned()
             } else {
                 "this looks like PgBouncer; in transaction pooling mode connect with \
@@ -954,7 +957,12 @@ impl Backend for PostgresDialect {
          data_type::text, case when is_nullable = 'NO' and column_default is null \
          and is_identity = 'NO' and is_generated = 'NEVER' then 'yes' else 'no' end \
          from information_schema.columns \
-         where table_schema = current_schema() and table_name = $1 order by ordinal_position";
+         where table_schema::text = coalesce($2::text, current_schema()::text) \
+         and table_name = $1 order by ordinal_position";
+
+    const COLUMNS_BINDS: &'static [usize] = &[0, 1];
+
+    const NAMESPACES: bool = true;
 
     fn column_kind(data_type: &str, _full_type: &str) -> ColumnType {
         match data_type {

@@ -226,6 +226,8 @@ pub(crate) const SESSION_CORE: usize = SESSION_CAMEL.len();
 pub struct SqlSchema {
     pub(crate) user_table: String,
     pub(crate) session_table: String,
+    /// PostgreSQL's schema (namespace) of both tables: Better Auth's `database.schemaName`.
+    pub(crate) namespace: Option<String>,
     pub(crate) user: [String; 7],
     pub(crate) session: [String; 8],
     pub(crate) sqlite_dates: DateFormat,
@@ -261,6 +263,7 @@ impl SqlSchema {
         Self {
             user_table: "user".into(),
             session_table: "session".into(),
+            namespace: None,
             user: USER_CAMEL.map(str::to_owned),
             session: SESSION_CAMEL.map(str::to_owned),
             sqlite_dates: DateFormat::IsoText,
@@ -292,6 +295,21 @@ impl SqlSchema {
             sqlite_dates: DateFormat::UnixMillis,
             ..Self::better_auth()
         }
+    }
+
+    /// PostgreSQL only: the tables are in schema (namespace) `name`, as Better Auth's
+    /// `database.schemaName` puts them (`auth migrate` creates the schema first, and so does
+    /// [`create_schema(true)`](crate::store::PostgresStoreBuilder::create_schema)). Every
+    /// statement names the schema, so the connection's `search_path` does not matter: a pooler
+    /// that drops or refuses the `options` startup parameter (PgBouncer) cannot send the store
+    /// to the `public` schema's tables. A change feed's triggers and functions go in the same
+    /// schema, and [`SqlStore::jwks`](crate::store::SqlStore::jwks) reads its `jwks` table.
+    ///
+    /// Default: none (the tables the connection's `search_path` finds first, as Better Auth
+    /// without `schemaName`). The SQLite and MySQL stores refuse it at start-up.
+    pub fn schema_name(mut self, name: impl Into<String>) -> Self {
+        self.namespace = Some(name.into());
+        self
     }
 
     /// Plural table names, `users` and `sessions` (Better Auth's `usePlural`).
@@ -363,10 +381,19 @@ impl SqlSchema {
         self
     }
 
+    /// `table` as messages name it: `auth.session` in a schema of its own.
+    pub(crate) fn shown(&self, table: &str) -> String {
+        match &self.namespace {
+            Some(namespace) => format!("{namespace}.{table}"),
+            None => table.to_owned(),
+        }
+    }
+
     /// Refuses names that cannot be quoted safely (empty, or holding NUL).
     pub(crate) fn validate(&self) -> Result<(), SchemaError> {
         let names = [&self.user_table, &self.session_table]
             .into_iter()
+            .chain(&self.namespace)
             .chain(&self.user)
             .chain(&self.session);
         for name in names {
@@ -469,6 +496,9 @@ pub(crate) struct Queries {
     pub(crate) session_types: Vec<Option<FieldType>>,
     pub(crate) user_types: Vec<Option<FieldType>>,
     pub(crate) layout: Layout,
+    /// The schema's namespace ([`SqlSchema::schema_name`]), for tables of plugins (`jwks`).
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
+    pub(crate) namespace: Option<String>,
 }
 
 /// The type of each extra column: declared, else a plugin's known boolean, else none.
@@ -507,21 +537,19 @@ impl Queries {
     ) -> Result<Self, SchemaError> {
         schema.validate()?;
         let token = &schema.session[SessionColumn::Token as usize];
+        // As errors and warnings name them (`auth.session` in a schema of their own).
+        let session_table = schema.shown(&schema.session_table);
+        let user_table = schema.shown(&schema.user_table);
         let session_extra = check_columns(
-            &schema.session_table,
+            &session_table,
             tables.session,
             &schema.session,
             Some(token.as_str()),
         )?;
-        let user_extra = check_columns(&schema.user_table, tables.user, &schema.user, None)?;
+        let user_extra = check_columns(&user_table, tables.user, &schema.user, None)?;
+        warn_required_extra(&session_table, tables.session, &session_extra, "sign-ins");
         warn_required_extra(
-            &schema.session_table,
-            tables.session,
-            &session_extra,
-            "sign-ins",
-        );
-        warn_required_extra(
-            &schema.user_table,
+            &user_table,
             tables.user,
             &user_extra,
             "sign-ups (insert_user)",
@@ -547,8 +575,8 @@ impl Queries {
             }
         };
         let s = |c: SessionColumn| schema.session[c as usize].as_str();
-        let st = schema.session_table.as_str();
-        let ut = schema.user_table.as_str();
+        let st = session_table.as_str();
+        let ut = user_table.as_str();
         if !syntax.date_types.is_empty() {
             let dates = [
                 (st, tables.session, s(SessionColumn::ExpiresAt)),
@@ -710,8 +738,9 @@ impl Build<'_> {
     fn queries(&self, session_extra: Vec<String>, user_extra: Vec<String>) -> Queries {
         use SessionColumn as S;
         let schema = self.schema;
-        let st = self.q(&schema.session_table);
-        let ut = self.q(&schema.user_table);
+        let table = |name: &str| table_ref(self.syntax.quote, schema.namespace.as_deref(), name);
+        let st = table(&schema.session_table);
+        let ut = table(&schema.user_table);
         let session_cols = |alias: &str| -> String {
             schema
                 .session
@@ -964,7 +993,21 @@ impl Build<'_> {
             session_extra,
             user_extra,
             layout: self.layout,
+            namespace: schema.namespace.clone(),
         }
+    }
+}
+
+/// `table` as statements name it: quoted with `quote`, after the schema's namespace if it has
+/// one (`"auth"."session"`).
+pub(crate) fn table_ref(quote: char, namespace: Option<&str>, table: &str) -> String {
+    match namespace {
+        Some(namespace) => format!(
+            "{}.{}",
+            quote_with(quote, namespace),
+            quote_with(quote, table)
+        ),
+        None => quote_with(quote, table),
     }
 }
 
@@ -1010,6 +1053,7 @@ pub(crate) struct DdlTypes {
 pub(crate) fn ddl(schema: &SqlSchema, syntax: &Syntax, types: &DdlTypes) -> [String; 3] {
     use SessionColumn as S;
     let q = |s: &str| quote_with(syntax.quote, s);
+    let table = |name: &str| table_ref(syntax.quote, schema.namespace.as_deref(), name);
     let u = |c: UserColumn| q(&schema.user[c as usize]);
     let s = |c: SessionColumn| q(&schema.session[c as usize]);
     let (id_col, fk_type) = match schema.ids {
@@ -1037,7 +1081,7 @@ pub(crate) fn ddl(schema: &SqlSchema, syntax: &Syntax, types: &DdlTypes) -> [Str
     } = types;
     let user = format!(
         "create table if not exists {} ({} {id_col}, {} {short_text} not null, {} {unique_text} not null unique, {} {boolean} not null, {} {text}, {} {date}{date_default} not null, {} {date}{date_default} not null)",
-        q(&schema.user_table),
+        table(&schema.user_table),
         u(UserColumn::Id),
         u(UserColumn::Name),
         u(UserColumn::Email),
@@ -1052,7 +1096,7 @@ pub(crate) fn ddl(schema: &SqlSchema, syntax: &Syntax, types: &DdlTypes) -> [Str
         // silently becomes `ON UPDATE CURRENT_TIMESTAMP`, and Better Auth's `update-session`
         // (which does not set `expiresAt`) would then expire the session it updates.
         "create table if not exists {} ({} {id_col}, {} {date}{date_default} not null, {} {unique_text} not null unique, {} {date}{date_default} not null, {} {date}{date_default} not null, {} {text}, {} {text}, {} {fk_type} not null references {} ({}) on delete cascade)",
-        q(&schema.session_table),
+        table(&schema.session_table),
         s(S::Id),
         s(S::ExpiresAt),
         s(S::Token),
@@ -1061,7 +1105,7 @@ pub(crate) fn ddl(schema: &SqlSchema, syntax: &Syntax, types: &DdlTypes) -> [Str
         s(S::IpAddress),
         s(S::UserAgent),
         s(S::UserId),
-        q(&schema.user_table),
+        table(&schema.user_table),
         u(UserColumn::Id),
     );
     let index = format!(
@@ -1076,7 +1120,7 @@ pub(crate) fn ddl(schema: &SqlSchema, syntax: &Syntax, types: &DdlTypes) -> [Str
             schema.session_table,
             schema.session[S::UserId as usize]
         )),
-        q(&schema.session_table),
+        table(&schema.session_table),
         s(S::UserId),
     );
     [user, session, index]
@@ -1213,6 +1257,64 @@ mod tests {
                 required: false,
             })
             .collect()
+    }
+
+    /// With a schema name every statement and the DDL name both tables in that schema, and no
+    /// statement names either table without it (the connection's `search_path` would decide).
+    #[test]
+    fn a_schema_name_qualifies_every_table() {
+        let schema = SqlSchema::better_auth().schema_name("auth");
+        let q = Queries::checked(
+            &schema,
+            &PG,
+            &Tables {
+                session: &cols(&SESSION_CAMEL, ColumnType::Text),
+                user: &cols(&USER_CAMEL, ColumnType::Text),
+            },
+        )
+        .unwrap();
+        let types = DdlTypes {
+            text: "text",
+            short_text: "text",
+            unique_text: "text",
+            id_text: "text",
+            uuid: None,
+            serial_primary: "serial",
+            integer: "integer",
+            date: "timestamptz",
+            boolean: "boolean",
+            date_default: "",
+            index_if_not_exists: true,
+        };
+        let mut all: Vec<String> = [
+            &q.find,
+            &q.insert,
+            &q.extend,
+            &q.delete,
+            &q.delete_user_sessions,
+            &q.list,
+            &q.insert_user,
+            &q.user_by_id,
+            &q.delete_expired,
+        ]
+        .iter()
+        .map(|stmt| stmt.sql.clone())
+        .collect();
+        all.push(format!("{}{}", q.extend_many.head, q.extend_many.tail));
+        all.extend(ddl(&schema, &PG, &types));
+        for sql in &all {
+            assert!(sql.contains(r#""auth"."#), "{sql}");
+            let rest = sql
+                .replace(r#""auth"."session""#, "")
+                .replace(r#""auth"."user""#, "");
+            assert!(
+                !rest.contains(r#""session""#) && !rest.contains(r#""user""#),
+                "{sql}"
+            );
+        }
+        assert_eq!(q.namespace.as_deref(), Some("auth"));
+        assert_eq!(schema.shown("session"), "auth.session");
+        assert_eq!(table_ref('"', Some(r#"a"b"#), "t"), r#""a""b"."t""#);
     }
 
     #[test]
