@@ -305,6 +305,89 @@ async fn a_flood_of_unknown_kids_costs_one_fetch_per_cooldown() {
     assert_eq!(send(app, bearer("/me", token)).await.status, 200);
 }
 
+/// A key source whose fetch waits until the test lets it go: a slow JWKS endpoint.
+#[derive(Clone)]
+struct Gated {
+    set: JwkSet,
+    gate: Arc<tokio::sync::Semaphore>,
+    fetches: Arc<AtomicUsize>,
+}
+
+impl Gated {
+    fn new() -> Self {
+        Self {
+            set: JwkSet::from_json(VECTORS[0].2.as_bytes()).unwrap(),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+            fetches: Arc::default(),
+        }
+    }
+
+    /// Runs the other tasks until the first fetch has started.
+    async fn started(&self) {
+        while self.fetches.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+impl KeySource for Gated {
+    fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, BoxError>> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            let _open = self.gate.acquire().await.unwrap();
+            Ok(self.set.clone())
+        })
+    }
+}
+
+/// Tokens that arrive while the first fetch is under way (a cold start with traffic, the
+/// first tokens of a rotated key) wait for it: they were refused as of an unknown `kid` for the
+/// whole cool-down.
+#[tokio::test]
+async fn tokens_arriving_during_a_fetch_wait_for_it() {
+    let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));
+    let source = Gated::new();
+    let app = app(verifier(source.clone()), &clock, MemoryStore::new());
+    let (_, token, _) = VECTORS[0];
+    let first = tokio::spawn(send(app.clone(), bearer("/me", token)));
+    source.started().await;
+    let others: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(send(app.clone(), bearer("/me", token))))
+        .collect();
+    // Every request runs until it waits.
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    source.gate.add_permits(10);
+    assert_eq!(first.await.unwrap().status, 200);
+    for other in others {
+        assert_eq!(other.await.unwrap().status, 200);
+    }
+    assert_eq!(
+        source.fetches.load(Ordering::SeqCst),
+        1,
+        "one fetch for all"
+    );
+}
+
+/// The request that started a fetch goes away (the client hangs up, a timeout layer fires):
+/// the fetch still ends and its keys are kept. It was cancelled with the request, and every
+/// token was refused until the cool-down allowed another.
+#[tokio::test]
+async fn a_fetch_outlives_the_request_that_started_it() {
+    let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));
+    let source = Gated::new();
+    let app = app(verifier(source.clone()), &clock, MemoryStore::new());
+    let (_, token, _) = VECTORS[0];
+    let first = tokio::spawn(send(app.clone(), bearer("/me", token)));
+    source.started().await;
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    source.gate.add_permits(10);
+    assert_eq!(send(app.clone(), bearer("/me", token)).await.status, 200);
+    assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test]
 async fn a_rotated_key_is_fetched_on_its_first_token() {
     let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));

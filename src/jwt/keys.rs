@@ -20,7 +20,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Somewhere the whole set of verification keys can be fetched from.
 pub trait KeySource: Send + Sync + 'static {
-    /// Fetches the current key set.
+    /// Fetches the current key set. Tokens naming a `kid` the cache does not hold wait for
+    /// it, so it should give up in bounded time ([`JwksUrl`] has its timeout, the SQL stores'
+    /// `jwks` tables their deadlines).
     fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, BoxError>>;
 }
 
@@ -124,39 +126,73 @@ impl Loaded {
     }
 }
 
+/// The fetch under way: every caller that needs it awaits it. It runs in a task of its own
+/// (where there is a Tokio runtime), so it ends whatever becomes of the callers.
+type Flight = futures_util::future::Shared<BoxFuture<'static, ()>>;
+
 #[derive(Default)]
 struct State {
     loaded: Option<Arc<Loaded>>,
     /// When the last fetch started (successful or not).
     last_fetch: Option<Instant>,
+    /// The fetch under way, if any.
+    flight: Option<Flight>,
+}
+
+/// What the cache shares with the fetch it starts.
+struct Inner {
+    source: Box<dyn KeySource>,
+    state: RwLock<State>,
+    fetches: std::sync::atomic::AtomicU64,
+}
+
+impl Inner {
+    /// Fetches the set and keeps it (a failed fetch keeps the previous one), then ends the
+    /// flight.
+    async fn fetch(self: Arc<Self>) {
+        let fetched = self.source.fetch().await;
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        match fetched {
+            Ok(set) => {
+                tracing::debug!(keys = set.len(), "fetched the JWT verification keys");
+                state.loaded = Some(Arc::new(Loaded {
+                    set,
+                    at: Instant::now(),
+                }));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not fetch the JWT verification keys; keeping the previous ones");
+            }
+        }
+        state.flight = None;
+    }
 }
 
 /// The last key set, and the rule for fetching again.
 pub(crate) struct KeyCache {
-    source: Box<dyn KeySource>,
-    state: RwLock<State>,
-    /// One fetch at a time.
-    fetching: tokio::sync::Mutex<()>,
+    shared: Arc<Inner>,
     cooldown: Duration,
     max_age: Duration,
-    fetches: std::sync::atomic::AtomicU64,
 }
 
 impl KeyCache {
     pub(crate) fn new(source: Box<dyn KeySource>, cooldown: Duration, max_age: Duration) -> Self {
         Self {
-            source,
-            state: RwLock::default(),
-            fetching: tokio::sync::Mutex::new(()),
+            shared: Arc::new(Inner {
+                source,
+                state: RwLock::default(),
+                fetches: std::sync::atomic::AtomicU64::new(0),
+            }),
             cooldown,
             max_age,
-            fetches: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// How many fetches were made (for tests and diagnostics).
     pub(crate) fn fetches(&self) -> u64 {
-        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
+        self.shared
+            .fetches
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn may_fetch(&self, state: &State, now: Instant) -> bool {
@@ -165,58 +201,69 @@ impl KeyCache {
             .is_none_or(|at| now.duration_since(at) >= self.cooldown)
     }
 
-    /// The key for `kid` if held, else whether fetching is allowed now.
+    /// The key for `kid` if held, else whether fetching (or waiting for the fetch under way)
+    /// is allowed now.
     pub(crate) fn get(&self, kid: &str) -> Cached {
         let now = Instant::now();
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let state = self.shared.state.read().unwrap_or_else(|e| e.into_inner());
         match &state.loaded {
-            Some(loaded) => match loaded.set.get(kid) {
-                Some(_) => {
-                    if now.duration_since(loaded.at) > self.max_age && self.may_fetch(&state, now) {
-                        // Stale: fetch (the held key still answers if the fetch fails).
-                        Cached::Fetch
-                    } else {
-                        Cached::Key(Arc::clone(loaded))
-                    }
+            Some(loaded) if loaded.set.get(kid).is_some() => {
+                if now.duration_since(loaded.at) > self.max_age && self.may_fetch(&state, now) {
+                    // Stale: fetch (the held key still answers if the fetch fails).
+                    Cached::Fetch
+                } else {
+                    Cached::Key(Arc::clone(loaded))
                 }
-                None if self.may_fetch(&state, now) => Cached::Fetch,
-                None => Cached::Unknown,
-            },
-            None if self.may_fetch(&state, now) => Cached::Fetch,
-            None => Cached::Unknown,
+            }
+            // A fetch under way may bring the key (the first tokens after a start, or after
+            // Better Auth rotated its key): wait for it rather than refuse a valid token.
+            _ if state.flight.is_some() || self.may_fetch(&state, now) => Cached::Fetch,
+            _ => Cached::Unknown,
         }
     }
 
-    /// Fetches the set again (unless another caller just did, or the cool-down forbids it),
-    /// then answers for `kid`. A failed fetch keeps the previous set.
-    pub(crate) async fn refresh(&self, kid: &str) -> Option<Arc<Loaded>> {
-        let _one = self.fetching.lock().await;
-        let allowed = {
-            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-            self.may_fetch(&state, Instant::now())
-        };
-        if allowed {
-            self.state
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .last_fetch = Some(Instant::now());
-            self.fetches
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            match self.source.fetch().await {
-                Ok(set) => {
-                    tracing::debug!(keys = set.len(), "fetched the JWT verification keys");
-                    self.state.write().unwrap_or_else(|e| e.into_inner()).loaded =
-                        Some(Arc::new(Loaded {
-                            set,
-                            at: Instant::now(),
-                        }));
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "could not fetch the JWT verification keys; keeping the previous ones");
-                }
+    /// Starts a fetch: in a task of its own where there is a Tokio runtime, so that a caller
+    /// that goes away (a client hanging up, a timeout) does not cancel it and leave the set
+    /// unfetched for a whole cool-down.
+    fn start(&self, state: &mut State, now: Instant) -> Flight {
+        use futures_util::FutureExt as _;
+        state.last_fetch = Some(now);
+        self.shared
+            .fetches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let work = Arc::clone(&self.shared).fetch();
+        let flight: BoxFuture<'static, ()> = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let task = runtime.spawn(work);
+                Box::pin(async move {
+                    // A panic in the key source ends the fetch like a failure.
+                    let _ = task.await;
+                })
             }
+            // Without one, whoever awaits the flight drives it (a later caller resumes it).
+            Err(_) => Box::pin(work),
+        };
+        let flight = flight.shared();
+        state.flight = Some(flight.clone());
+        flight
+    }
+
+    /// Fetches the set again, or waits for the fetch under way (unless the cool-down forbids
+    /// one), then answers for `kid`. A failed fetch keeps the previous set.
+    pub(crate) async fn refresh(&self, kid: &str) -> Option<Arc<Loaded>> {
+        let flight = {
+            let mut state = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            match &state.flight {
+                Some(flight) => Some(flight.clone()),
+                None if self.may_fetch(&state, now) => Some(self.start(&mut state, now)),
+                None => None,
+            }
+        };
+        if let Some(flight) = flight {
+            flight.await;
         }
-        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let state = self.shared.state.read().unwrap_or_else(|e| e.into_inner());
         let loaded = state.loaded.as_ref()?;
         loaded.set.get(kid).map(|_| Arc::clone(loaded))
     }
