@@ -76,10 +76,13 @@ pub(crate) fn read(spec: &CookieSpec, headers: &HeaderMap) -> (Option<Vec<u8>>, 
     let mut names: Vec<String> = chunks.iter().map(|c| c.2.clone()).collect();
     names.sort_unstable();
     names.dedup();
-    if let Some(exact) = find_token_cookie(headers, &spec.name) {
-        let exact = exact.trim_ascii();
+    // An empty one counts as absent, as Better Auth's `getChunkedCookie` (`if (value)`) has it.
+    if let Some(exact) = find_token_cookie(headers, &spec.name)
+        .map(<[u8]>::trim_ascii)
+        .filter(|exact| !exact.is_empty())
+    {
         return (
-            (!exact.is_empty() && exact.len() <= MAX_CACHE_LEN).then(|| exact.to_vec()),
+            (exact.len() <= MAX_CACHE_LEN).then(|| exact.to_vec()),
             names,
         );
     }
@@ -348,8 +351,11 @@ fn encode(
 }
 
 /// The `Set-Cookie` lines for a cache cookie `value`, chunked above 4050 bytes as Better Auth
-/// chunks it (spec §6.5), plus deletions of chunks the request carried that are no longer used.
-/// Empty when the value would need more than 100 chunks (Better Auth then skips the cache).
+/// chunks it (spec §6.5), plus deletions of chunks the request carried that are no longer used,
+/// and when chunked, of the unchunked cookie: every reader (Better Auth's `getCookieCache`,
+/// which does not compare tokens, among them) takes that one first, so a previous account's
+/// would go on answering. When the value would need more than 100 chunks, Better Auth skips
+/// the cache and so does this: only the deletions.
 fn set_cookies(
     spec: &CookieSpec,
     value: &str,
@@ -376,15 +382,13 @@ fn set_cookies(
         .collect();
     if pieces.len() > 100 {
         tracing::warn!("session too large for the cookie cache; not caching it");
-        return Vec::new();
+        return expire_all(spec, seen_chunks);
     }
-    let mut out: Vec<HeaderValue> = pieces
-        .iter()
-        .enumerate()
-        .map(|(i, piece)| {
+    let mut out: Vec<HeaderValue> = std::iter::once(spec.expired())
+        .chain(pieces.iter().enumerate().map(|(i, piece)| {
             spec.renamed(&format!("{}.{i}", spec.name))
                 .header(piece, max_age)
-        })
+        }))
         .collect();
     for name in seen_chunks {
         let index: usize = name

@@ -330,8 +330,10 @@ fn signed_in(
 }
 
 /// What a store read does to the cache cookie: re-issue it when the cache is on (as Better Auth
-/// does on every store read), else expire an unusable one the request carried; one written
-/// with another strategy is left alone.
+/// does on every store read), except for a "don't remember me" session (Better Auth's
+/// `getSession` returns before `setCookieCache` for those: their cache comes from the sign-in
+/// only); else expire an unusable one the request carried; one written with another strategy
+/// is left alone.
 fn store_read_cache(
     config: &SessionConfig,
     dont_remember: &mut DontRemember<'_>,
@@ -339,9 +341,9 @@ fn store_read_cache(
 ) -> CacheCookie {
     if config.guards.read_only || incoming == IncomingCache::OtherStrategy {
         CacheCookie::Keep
-    } else if config.cache.is_some() {
+    } else if config.cache.is_some() && !dont_remember.get(config) {
         CacheCookie::Issue {
-            dont_remember: dont_remember.get(config),
+            dont_remember: false,
             expire_first: incoming == IncomingCache::Unusable,
         }
     } else if incoming == IncomingCache::Unusable {

@@ -283,9 +283,15 @@ async fn the_session_cache_is_chunked_when_large() {
     let chunks: Vec<String> = r
         .set_cookies()
         .into_iter()
-        .filter(|l| l.starts_with(DATA))
+        .filter(|l| l.starts_with(&format!("{DATA}.")))
         .collect();
     assert!(chunks.len() >= 3, "{}", chunks.len());
+    // The unchunked cookie goes, as Better Auth's chunking expires it: readers take it first.
+    assert!(
+        r.set_cookie(DATA).is_some_and(|l| l.contains("Max-Age=0")),
+        "{:?}",
+        r.set_cookies()
+    );
     for (i, line) in chunks.iter().enumerate() {
         assert!(line.starts_with(&format!("{DATA}.{i}=")), "{line}");
         assert!(line.len() <= 4050, "{}", line.len());
@@ -295,15 +301,40 @@ async fn the_session_cache_is_chunked_when_large() {
     let cached = f.get("/me", &both).await;
     assert!(cached.body.ends_with("cache=true"), "chunks reassembled");
     assert_eq!(f.store.calls(), calls);
+    // An empty unchunked cookie beside them counts as absent, as in Better Auth.
+    let cached = f
+        .get("/me", &format!("{token}; {DATA}=; {}", jar(&chunks)))
+        .await;
+    assert!(cached.body.ends_with("cache=true"), "{}", cached.body);
+    assert_eq!(f.store.calls(), calls);
 }
 
+/// "Don't remember me" sessions: the sign-in's cache cookie lasts the browser session, and a
+/// store read issues none, as Better Auth's `getSession` returns before `setCookieCache` for
+/// them (beside a Better Auth server the two would overwrite each other's on every request).
 #[tokio::test]
-async fn dont_remember_sessions_get_a_browser_session_cache() {
+async fn dont_remember_sessions_get_their_cache_at_sign_in_only() {
     let f = fx();
+    let signed = f
+        .layer
+        .manager()
+        .sign_in(&f.user, SignIn::new().remember_me(false))
+        .await
+        .unwrap();
+    let lines: Vec<String> = signed
+        .cookies
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let data = lines
+        .iter()
+        .find(|l| l.starts_with(&format!("{DATA}=")))
+        .expect("a cache cookie at sign-in");
+    assert!(!data.contains("Max-Age"), "{data}");
     let cookies = f.token_cookie(false).await;
     let r = f.get("/me", &cookies).await;
-    let line = r.set_cookie(DATA).unwrap();
-    assert!(!line.contains("Max-Age"), "{line}");
+    assert_eq!(r.status, 200);
+    assert!(r.set_cookie(DATA).is_none(), "{:?}", r.set_cookies());
 }
 
 #[tokio::test]
@@ -353,7 +384,7 @@ async fn chunked() -> (Fx, String, Vec<String>) {
         .await
         .set_cookies()
         .into_iter()
-        .filter(|l| l.starts_with(DATA))
+        .filter(|l| l.starts_with(&format!("{DATA}.")))
         .collect();
     (f, token, chunks)
 }
@@ -428,10 +459,21 @@ async fn clearing_expires_each_cache_chunk_once_with_the_layers_cache_off() {
 async fn a_dont_remember_jwt_cache_lives_300_seconds() {
     use base64::Engine as _;
     let f = fx_with("Jwt", |b| b.cookie_cache(CookieCache::jwt()));
-    let cookies = f.token_cookie(false).await;
-    let r = f.get("/me", &cookies).await;
-    assert!(!r.set_cookie(DATA).unwrap().contains("Max-Age"));
-    let data = r.cookie_pair(DATA);
+    // Issued at sign-in (a store read issues none for such a session, as in Better Auth).
+    let signed = f
+        .layer
+        .manager()
+        .sign_in(&f.user, SignIn::new().remember_me(false))
+        .await
+        .unwrap();
+    let line = signed
+        .cookies
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|l| l.starts_with(&format!("{DATA}=")))
+        .unwrap();
+    assert!(!line.contains("Max-Age"), "{line}");
+    let data = line.split(';').next().unwrap();
     let payload = data.split_once('=').unwrap().1.split('.').nth(1).unwrap();
     let claims: serde_json::Value = serde_json::from_slice(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -687,6 +729,42 @@ async fn a_cached_session_revoked_elsewhere_revokes_nothing() {
 /// that trust the cache alone, such as Better Auth's `getCookieCache`, would otherwise keep
 /// showing that account), and the new session's first request needs no store read. A
 /// remembered sign-in on a request without a "don't remember me" marker expires none.
+/// A sign-in whose cache must be chunked (a 9,000-character name) expires the previous
+/// account's unchunked cache cookie: Better Auth's `getCookieCache`, which does not compare
+/// tokens, reads that one first and kept showing the previous account.
+#[tokio::test]
+async fn a_chunked_sign_in_expires_the_previous_unchunked_cache() {
+    let f = fx();
+    let a = f.token_cookie(true).await;
+    let first = f.get("/me", &a).await;
+    let a_jar = format!("{a}; {}", first.cookie_pair(DATA));
+    let b = User::new("big@example.com", &"N".repeat(9000), T0);
+    f.store.inner.insert_user(b.clone());
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::COOKIE, a_jar.parse().unwrap());
+    let signed = f
+        .layer
+        .manager()
+        .sign_in(&b, SignIn::from_headers(&headers, f.layer.config()))
+        .await
+        .unwrap();
+    let lines: Vec<String> = signed
+        .cookies
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!("{DATA}.0="))),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{DATA}=;")) && l.contains("Max-Age=0")),
+        "{lines:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_sign_in_issues_the_new_sessions_cache() {
     let f = fx();
