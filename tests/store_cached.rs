@@ -848,6 +848,74 @@ async fn sqlite_feed(
     (url, store, changes)
 }
 
+/// The change table emptied and its ids started again (a `TRUNCATE` on MySQL, a rebuilt
+/// table, a failover to a server that lacked the last rows; here SQLite's sequence reset) and a
+/// session revoked at once: its change row reuses an id the feed had applied, and was skipped
+/// for good. The feed sees the ids went backwards and drops every cached session.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_whose_change_ids_start_again_drops_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, store, changes) = sqlite_feed(&dir, "restarted.db").await;
+    let cached = CachedStore::builder(store.clone())
+        .ttl(Duration::from_secs(600))
+        .watch(changes.clone())
+        .build();
+    let user = store
+        .insert_user(&User::new("ids@example.com", "I", conformance::NOW))
+        .await
+        .unwrap();
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(7);
+    let other = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let mut applied = changes.applied();
+    // Three changes the feed applies: ids 1, 2 and 3.
+    for _ in 0..3 {
+        let s = store
+            .create(&conformance::session(&user, later), &user)
+            .await
+            .unwrap();
+        common::reported(
+            &mut applied,
+            Duration::from_secs(10),
+            "a delete was reported",
+            async {
+                sqlx::query(r#"delete from "session" where "token" = ?"#)
+                    .bind(&s.token)
+                    .execute(&other)
+                    .await
+                    .unwrap();
+            },
+        )
+        .await;
+    }
+    let s = store
+        .create(&conformance::session(&user, later), &user)
+        .await
+        .unwrap();
+    assert!(cached.find(&s.storage_key()).await.unwrap().is_some());
+    // In one transaction, so the feed never sees the empty table: emptied, ids reset, and the
+    // session revoked (change id 1 again).
+    let mut tx = other.begin().await.unwrap();
+    for statement in [
+        r#"delete from "tas_session_changes""#,
+        "delete from sqlite_sequence where name = 'tas_session_changes'",
+    ] {
+        sqlx::query(statement).execute(&mut *tx).await.unwrap();
+    }
+    sqlx::query(r#"delete from "session" where "token" = ?"#)
+        .bind(&s.token)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    common::until(
+        "the revoked session is still served from the cache",
+        Duration::from_secs(5),
+        || async { cached.find_now(&s.storage_key()).is_none() },
+    )
+    .await;
+}
+
 /// A migration tool that drops the change table (not knowing it) leaves its triggers on the
 /// session table, and then every session update and delete fails, Better Auth's included.
 /// A feed allowed to create the table recreates it, drops every cached session (changes were
@@ -1063,6 +1131,76 @@ async fn a_users_new_row_reaches_a_cache_over_mysql() {
             .unwrap();
     };
     a_users_new_row_reaches_the_cache(store, changes, rename).await;
+}
+
+/// The path the feed's own error recommends: an administrator runs the statements from
+/// `.ddl()`, and the application's user has rows only. MySQL shows triggers only to users with
+/// the `TRIGGER` privilege, so that user saw "1 of 3 found" and the feed refused to start,
+/// though the triggers were there and worked.
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mysql_feed_an_administrator_installed_starts_without_the_trigger_privilege() {
+    use tower_auth_session::store::MySqlStore;
+    let test = "a_mysql_feed_an_administrator_installed_starts_without_the_trigger_privilege";
+    let Some(url) = common::fresh_mysql_database(test).await else {
+        return;
+    };
+    let owner = MySqlStore::builder(url.as_str())
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+    let admin = sqlx::MySqlPool::connect(&url).await.unwrap();
+    for statement in owner.session_changes().ddl().unwrap() {
+        sqlx::raw_sql(&statement).execute(&admin).await.unwrap();
+    }
+    let (server, database) = url.rsplit_once('/').unwrap();
+    let account = format!("app_{}", &database[2..]);
+    sqlx::raw_sql(&format!(
+        "create user '{account}'@'%' identified by 'pw'; \
+         grant select, insert, update, delete on `{database}`.* to '{account}'@'%'"
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let (scheme, rest) = server.split_once("://").unwrap();
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let app_url = format!("{scheme}://{account}:pw@{host}/{database}");
+    let store = MySqlStore::connect(&app_url).await.unwrap();
+    let changes = store.session_changes().start().await.unwrap();
+    let cached = CachedStore::builder(store.clone())
+        .ttl(Duration::from_secs(600))
+        .watch(changes.clone())
+        .build();
+    let user = store
+        .insert_user(&User::new("app@example.com", "App", conformance::NOW))
+        .await
+        .unwrap();
+    let s = conformance::session(
+        &user,
+        time::OffsetDateTime::now_utc() + time::Duration::days(7),
+    );
+    let s = store.create(&s, &user).await.unwrap();
+    assert!(cached.find(&s.storage_key()).await.unwrap().is_some());
+    let mut applied = changes.applied();
+    common::reported(
+        &mut applied,
+        Duration::from_secs(10),
+        "an administrator's delete was reported through the triggers",
+        async {
+            sqlx::query("delete from `session` where `token` = ?")
+                .bind(&s.token)
+                .execute(&admin)
+                .await
+                .unwrap();
+        },
+    )
+    .await;
+    assert!(cached.find(&s.storage_key()).await.unwrap().is_none());
+    sqlx::raw_sql(&format!("drop user '{account}'@'%'"))
+        .execute(&admin)
+        .await
+        .unwrap();
 }
 
 #[cfg(all(feature = "postgres", feature = "redis"))]

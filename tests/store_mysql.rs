@@ -281,3 +281,60 @@ async fn decimal_and_date_columns_read_as_better_auth_sees_them() {
     assert_eq!(found.user.extra["credits"], "12345678.50");
     assert_eq!(found.user.extra["birthday"], "1990-05-17T00:00:00.000Z");
 }
+
+/// A lookup waits on a lock past the store's deadline (`LOCK TABLES … WRITE`, a migration
+/// holding the session table). The store gives up on it; the server must too: a thread waiting
+/// on a metadata lock counts its client as connected while the client's goodbye sits unread,
+/// and `lock_wait_timeout` is a year by default, so every such request left one thread waiting
+/// until `max_connections` refused everyone.
+#[tokio::test]
+async fn a_lock_wait_past_the_deadline_is_given_up_by_the_server() {
+    use sqlx::Connection as _;
+    let test = "a_lock_wait_past_the_deadline_is_given_up_by_the_server";
+    let Some(url) = database(test, &ddl::TEXT, "").await else {
+        return;
+    };
+    let store = MySqlStore::connect(&url).await.unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let user = store
+        .insert_user(&User::new("locked@example.com", "L", now))
+        .await
+        .unwrap();
+    let session = conformance::session(&user, now + time::Duration::days(1));
+    store.create(&session, &user).await.unwrap();
+    let mut locker = sqlx::MySqlConnection::connect(&url).await.unwrap();
+    let locker_id: u64 = sqlx::query_scalar("select connection_id()")
+        .fetch_one(&mut locker)
+        .await
+        .unwrap();
+    sqlx::raw_sql("lock tables `session` write, `user` write")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    assert!(
+        store.find(&session.storage_key()).await.is_err(),
+        "the lock held it"
+    );
+    let admin = sqlx::MySqlPool::connect(&url).await.unwrap();
+    common::until(
+        "a server thread still waits on the lock for a request given up",
+        std::time::Duration::from_secs(2),
+        || async {
+            sqlx::query_scalar::<_, i64>(
+                "select count(*) from information_schema.processlist \
+                 where db = database() and id <> ? and state like 'Waiting for%lock%'",
+            )
+            .bind(locker_id)
+            .fetch_one(&admin)
+            .await
+            .unwrap()
+                == 0
+        },
+    )
+    .await;
+    sqlx::raw_sql("unlock tables")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    assert!(store.find(&session.storage_key()).await.unwrap().is_some());
+}

@@ -9,8 +9,9 @@
 //! Ids are allocated when a transaction writes and become visible when it commits, so an id
 //! can appear after a larger one has been read. The poller therefore keeps reading from the
 //! largest id it had seen two seconds earlier (remembering which ids it already applied), and
-//! only then moves past any gap. A poller that could not read for half the retention, or that
-//! finds the table's ids moved backwards (recreated), drops its whole cache.
+//! only then moves past any gap. A poller that reads again after a failure, or finds the
+//! table's ids moved backwards (recreated or truncated, or a failover to a server that lacked
+//! the last rows), drops its whole cache.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
@@ -390,12 +391,29 @@ async fn poll<T: ChangeTable>(
         }
         match db.since(floor).await {
             Ok(rows) => {
-                if failing {
+                let recovered = std::mem::take(&mut failing);
+                if recovered {
                     tracing::info!(source = SOURCE, "session change feed reads again");
-                    failing = false;
                 }
-                if last_ok.elapsed() > retention / 2 {
-                    // Rows may have been pruned before this instance read them.
+                // Nothing new: a cheap look at whether the ids went backwards, as they do when
+                // the table is recreated or truncated, or after a failover to a server that had
+                // not received the last rows. Its new rows reuse ids this poller has seen (or
+                // passed), and would be skipped for good.
+                let fresh = rows
+                    .iter()
+                    .any(|(id, _)| *id > max_seen || !seen.contains(id));
+                if recovered || !fresh {
+                    if let Ok(max) = db.max_id().await {
+                        if max < max_seen {
+                            restart(max, &mut floor, &mut max_seen, &mut seen, &mut history);
+                            sink.send(Change::All);
+                            continue;
+                        }
+                    }
+                }
+                if recovered || last_ok.elapsed() > retention / 2 {
+                    // Rows may have been missed: pruned before this instance read them, or
+                    // lost while it could not read.
                     sink.send(Change::All);
                 }
                 last_ok = Instant::now();
@@ -618,6 +636,8 @@ mod mysql {
         pub(super) since: String,
         pub(super) max: String,
         pub(super) prune: String,
+        /// Said once: the user cannot see triggers, so they are taken on trust.
+        pub(super) blind_warned: std::sync::atomic::AtomicBool,
     }
 
     impl MySql {
@@ -633,7 +653,38 @@ mod mysql {
                     "delete from {ct} where `at` < now(3) - interval ? second \
                      and `id` < (select newest from (select max(`id`) as newest from {ct}) as m)"
                 ),
+                blind_warned: std::sync::atomic::AtomicBool::new(false),
             }
+        }
+
+        /// Whether the store's user may see triggers at all: MySQL and MariaDB list a table's
+        /// triggers only to users with the `TRIGGER` privilege on it, and an application user
+        /// whose administrator ran the statements from `.ddl()` usually has rows only. Its own
+        /// grants, globally, on this database (patterns included) or on one of its tables.
+        async fn can_see_triggers(&self) -> Result<bool, sqlx::Error> {
+            let n: i64 = sqlx::query_scalar(
+                "select (select count(*) from information_schema.user_privileges \
+                 where privilege_type = 'TRIGGER') \
+                 + (select count(*) from information_schema.schema_privileges \
+                 where privilege_type = 'TRIGGER' and database() like table_schema) \
+                 + (select count(*) from information_schema.table_privileges \
+                 where privilege_type = 'TRIGGER' and database() like table_schema)",
+            )
+            .fetch_one(&self.store.pool())
+            .await?;
+            let visible = n > 0;
+            if !visible
+                && !self
+                    .blind_warned
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    "the store's database user has no TRIGGER privilege, so MySQL shows it no \
+                     triggers: the change feed trusts that its triggers were created (the \
+                     statements from .ddl()) and cannot tell when they go missing"
+                );
+            }
+            Ok(visible)
         }
 
         pub(super) async fn run(&self, sql: &str) -> Result<(), sqlx::Error> {
@@ -660,6 +711,9 @@ mod mysql {
             .bind(&names.raw[2])
             .fetch_one(&self.store.pool())
             .await?;
+            if tables == 1 && triggers == 0 && !self.can_see_triggers().await? {
+                return Ok(3);
+            }
             Ok(tables + triggers)
         }
 
@@ -672,7 +726,7 @@ mod mysql {
             .bind(name)
             .fetch_one(&self.store.pool())
             .await?;
-            Ok(n > 0)
+            Ok(n > 0 || !self.can_see_triggers().await?)
         }
     }
 

@@ -94,13 +94,18 @@ impl MySqlStoreBuilder {
         let root_cert = self.common.root_cert.is_some() || names_a_root_cert(&self.common.url);
         let mode = verified(options.get_ssl_mode(), root_cert);
         options = options.ssl_mode(mode);
-        let pool_options: MySqlPoolOptions = self.common.pool_options();
+        let limits = ServerLimits::new(self.common.timeout);
+        let pool_options: MySqlPoolOptions = self
+            .common
+            .pool_options()
+            .after_connect(move |conn, _| limits.apply(conn));
         let pool = pool_options
             .clone()
             .connect_with(options.clone())
             .await
             .map_err(|e| explain(&e).unwrap_or_else(|| StoreError::backend("connect", e)))?;
         warn_if_plaintext(&options).await;
+        warn_if_zones_differ(&pool, &self.time_zone).await;
         let mode = self.common.mode();
         let schema = self.common.schema;
         let expiry = (
@@ -114,6 +119,98 @@ impl MySqlStoreBuilder {
         let store = SqlStore::open_dialect(dialect, mode, schema).await?;
         warn_if_expiry_updates_itself(&pool, &expiry.0, &expiry.1).await;
         Ok(store)
+    }
+}
+
+/// The server's own limits, a little under the store's deadline, on each connection. The
+/// deadline alone is the client's: when it passes, the store closes the connection, but a
+/// server thread waiting on a lock (a `LOCK TABLES`, an `ALTER TABLE` queued behind a long
+/// transaction) still counts its client as connected (sqlx's goodbye sits unread in its
+/// socket) and waits until `lock_wait_timeout`, a year by default: every request then left one
+/// thread waiting, and committing late, until `max_connections` refused everyone, Better Auth
+/// included. With the limits the server gives up first.
+#[derive(Clone, Copy, Debug)]
+struct ServerLimits {
+    /// `lock_wait_timeout` and `innodb_lock_wait_timeout`: whole seconds, at least 1.
+    lock_secs: u64,
+    /// The statement time limit in milliseconds.
+    statement_ms: u64,
+}
+
+impl ServerLimits {
+    fn new(timeout: Duration) -> Self {
+        let margin = (timeout / 20).min(Duration::from_millis(100));
+        let limit = timeout.saturating_sub(margin);
+        Self {
+            lock_secs: limit.as_secs().max(1),
+            // MySQL's `max_execution_time` is an unsigned 32-bit count of milliseconds.
+            statement_ms: u64::try_from(limit.as_millis())
+                .unwrap_or(u64::MAX)
+                .clamp(1, u64::from(u32::MAX)),
+        }
+    }
+
+    /// Sets the limits on a new connection: the lock waits (both servers), and the statement
+    /// time as the server names it (MariaDB's `max_statement_time`, every statement, in
+    /// seconds; MySQL's `max_execution_time`, `SELECT`s, in milliseconds). A server that
+    /// refuses one (a proxy that allows no `SET`) still serves, with a warning.
+    fn apply(
+        self,
+        conn: &mut MySqlConnection,
+    ) -> futures_util::future::BoxFuture<'_, Result<(), sqlx::Error>> {
+        use sqlx::Executor as _;
+        Box::pin(async move {
+            let locks = format!(
+                "set session lock_wait_timeout = {0}, innodb_lock_wait_timeout = {0}",
+                self.lock_secs
+            );
+            if let Err(error) = conn.execute(locks.as_str()).await {
+                tracing::warn!(%error, "could not set the connection's lock wait limits");
+            }
+            let mariadb = format!(
+                "set session max_statement_time = {}",
+                self.statement_ms as f64 / 1000.0
+            );
+            if conn.execute(mariadb.as_str()).await.is_err() {
+                let mysql = format!("set session max_execution_time = {}", self.statement_ms);
+                if let Err(error) = conn.execute(mysql.as_str()).await {
+                    tracing::warn!(%error, "could not set the connection's statement time limit");
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Logs one warning when the server's default `time_zone`, which Better Auth's `mysql2`
+/// connections keep (it never sets one), is another offset from UTC than the store's sessions'
+/// `zone`: MySQL converts `timestamp` values through the session's zone, so each side reads
+/// the other's dates that far apart (east of UTC, sessions look expired early and their rows
+/// are deleted; west of it, a session Better Auth ended stays valid for hours). Says nothing
+/// when the check itself fails or the server cannot convert its zone (named zones without the
+/// time zone tables).
+async fn warn_if_zones_differ(pool: &MySqlPool, zone: &str) {
+    let offsets: Result<(Option<i64>, Option<i64>, String), _> = sqlx::query_as(
+        "select timestampdiff(minute, utc_timestamp(), now()), \
+         timestampdiff(minute, utc_timestamp(), \
+         convert_tz(utc_timestamp(), '+00:00', @@global.time_zone)), \
+         cast(@@global.time_zone as char)",
+    )
+    .fetch_one(pool)
+    .await;
+    if let Ok((Some(ours), Some(theirs), global)) = offsets {
+        if ours != theirs {
+            tracing::warn!(
+                store_time_zone = zone,
+                server_time_zone = %global,
+                minutes_apart = theirs - ours,
+                "the server's default time_zone, which Better Auth's mysql2 connections use, is \
+                 not the store's: `timestamp` dates written by one read the other's offset apart \
+                 (sessions expire early, or ended ones stay valid). Give the store the server's \
+                 zone with MySqlStoreBuilder::time_zone (the value of @@global.time_zone), and \
+                 keep mysql2's `timezone: \"Z\"`"
+            );
+        }
     }
 }
 
