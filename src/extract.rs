@@ -224,8 +224,6 @@ pub struct Sessions {
     manager: SessionManager,
     current: Option<Authenticated>,
     request: SignIn,
-    /// Whether the layer took `current` from the cookie cache, without reading the store.
-    from_cache: bool,
     /// Without a current session, the token of the request's session cookie when it verifies
     /// (the layer may have decided on a JWT bearer instead, or found the session gone): what a
     /// sign-out deletes, as Better Auth's does.
@@ -249,7 +247,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Sessions {
         };
         Ok(Self {
             current,
-            from_cache: context.info().from_cache,
             manager,
             request,
             cookie_token,
@@ -411,22 +408,20 @@ impl Sessions {
         })
     }
 
-    /// The request's session as the store holds it now, for the revocations: one the layer
-    /// took from the cookie cache is read again (a cache cookie outlives a revocation made
-    /// elsewhere by up to its `maxAge`), as Better Auth's `sensitiveSessionMiddleware` reads
-    /// it again for `revoke-session(s)`. `None` when it is gone or expired.
+    /// The request's session as the store holds it now, for the revocations: read again past
+    /// the cookie cache (a cache cookie outlives a revocation made elsewhere by up to its
+    /// `maxAge`) and past a `CachedStore`'s entry ([`SessionStore::find_fresh`]), as Better
+    /// Auth's `sensitiveSessionMiddleware` reads it again for `revoke-session(s)`. `None` when
+    /// it is gone or expired.
     async fn authoritative(&self) -> Result<Option<Authenticated>, SessionError> {
         let Some(current) = &self.current else {
             return Ok(None);
         };
-        if !self.from_cache {
-            return Ok(Some(current.clone()));
-        }
         let now = self.manager.config().clock.now();
         let found = self
             .manager
             .store()
-            .find(&current.session.storage_key())
+            .find_fresh(&current.session.storage_key())
             .await?;
         Ok(found.filter(|f| f.session.expires_at >= now))
     }

@@ -27,9 +27,9 @@ pub(crate) struct CacheRead {
     pub(crate) chunks: Vec<String>,
 }
 
-/// Resolves what can be resolved without waiting: a valid cache cookie (unless the route is
-/// `authoritative`), or a store that answers from memory ([`SessionStore::find_now`]). `None`:
-/// the store must be asked ([`find`]).
+/// Resolves what can be resolved without waiting: a valid cache cookie, or a store that
+/// answers from memory ([`SessionStore::find_now`]), neither on an `authoritative` route.
+/// `None`: the store must be asked ([`find`]).
 pub(crate) fn now<St: SessionStore>(
     config: &SessionConfig,
     store: &St,
@@ -69,6 +69,10 @@ pub(crate) fn now<St: SessionStore>(
             }
         }
     }
+    if authoritative {
+        // Past any copy in this process (a `CachedStore`'s) too: `find` asks `find_fresh`.
+        return None;
+    }
     store.find_now(key).map(|answer| lookup(answer, key))
 }
 
@@ -79,13 +83,20 @@ pub(crate) fn cache_chunks(config: &SessionConfig, headers: &HeaderMap) -> Vec<S
     cookie_cache::chunk_names(&config.cookies.session_data, headers)
 }
 
-/// Asks the store, under the layer's deadline.
+/// Asks the store, under the layer's deadline: past any copy in this process on an
+/// `authoritative` route ([`SessionStore::find_fresh`]).
 pub(crate) async fn find<St: SessionStore>(
     config: &SessionConfig,
     store: &St,
     key: &StorageKey<'_>,
+    authoritative: bool,
 ) -> Lookup {
-    lookup(timed(config, StoreOp::Find, store.find(key)).await, key)
+    let answer = if authoritative {
+        timed(config, StoreOp::Find, store.find_fresh(key)).await
+    } else {
+        timed(config, StoreOp::Find, store.find(key)).await
+    };
+    lookup(answer, key)
 }
 
 /// What a store answer means for the policy.

@@ -266,8 +266,7 @@ where
 
         let key = config.keys.storage_key(&credential.token);
         let mut cache = CacheRead::default();
-        let authoritative =
-            config.cache.is_some() && config.guards.is_authoritative(req.uri().path());
+        let authoritative = config.guards.is_authoritative(req.uri().path());
         let known = resolve::now(
             config,
             &*shared.store,
@@ -355,7 +354,7 @@ where
             let mut decision = match pending {
                 Some(decision) => decision,
                 None => {
-                    let lookup = resolve::find(config, store, &key).await;
+                    let lookup = resolve::find(config, store, &key, authoritative).await;
                     now = config.clock.now();
                     policy::decide(config, facts!(lookup, Stage::First, now))
                 }
@@ -391,9 +390,10 @@ where
                                 Stage::First,
                             ),
                             Extension::NotWritten => (Lookup::NotExtended(auth), Stage::First),
-                            Extension::Raced => {
-                                (resolve::find(config, store, &key).await, Stage::Reread)
-                            }
+                            Extension::Raced => (
+                                resolve::find(config, store, &key, authoritative).await,
+                                Stage::Reread,
+                            ),
                         };
                         now = config.clock.now();
                         decision = policy::decide(config, facts!(lookup, stage, now));

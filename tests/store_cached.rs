@@ -825,6 +825,72 @@ async fn a_watched_sqlite_feed_drops_rows_deleted_behind_the_stores_back() {
     assert!(rows >= 1);
 }
 
+/// `authoritative_for` reads past a `CachedStore`'s entry, with the cookie cache on and off:
+/// a session deleted behind the cache (by Better Auth, with no change feed) is refused on
+/// those routes at once, while the others may serve it until the cache's TTL. It was served on
+/// every route, and with the cookie cache off `authoritative_for` did nothing at all.
+#[tokio::test]
+async fn authoritative_routes_read_past_a_cached_store() {
+    use tower_auth_session::extract::MaybeUser;
+    use tower_auth_session::{CookieCache, SessionConfig, SessionLayer, SignIn};
+    for cookie_cache in [false, true] {
+        let inner = MemoryStore::new();
+        let store = CachedStore::builder(inner.clone())
+            .ttl(Duration::from_secs(600))
+            .build();
+        let mut config = SessionConfig::builder()
+            .secret(common::SECRET)
+            .authoritative_for("/account/");
+        if cookie_cache {
+            config = config.cookie_cache(CookieCache::compact());
+        }
+        let layer = SessionLayer::new(config.build().unwrap(), store.clone());
+        let email = |MaybeUser(u): MaybeUser| async move {
+            u.map_or("anonymous".to_owned(), |u| u.email.clone())
+        };
+        let app = axum::Router::new()
+            .route("/me", axum::routing::get(email))
+            .route("/account", axum::routing::get(email))
+            .route("/account/delete", axum::routing::get(email))
+            .layer(layer.clone());
+        let user = User::new("past@example.com", "P", conformance::NOW);
+        inner.insert_user(user.clone());
+        let signed = layer.manager().sign_in(&user, SignIn::new()).await.unwrap();
+        let mut cookie = common::session_cookie(&signed);
+        let first = common::send(app.clone(), common::get_req("/me", Some(&cookie))).await;
+        assert_eq!(first.body, "past@example.com", "cached");
+        if cookie_cache {
+            // The cache cookie too: the other routes take the session from it.
+            cookie = format!(
+                "{cookie}; {}",
+                first.cookie_pair("better-auth.session_data")
+            );
+        }
+        let get = |path: &'static str| {
+            let app = app.clone();
+            let cookie = cookie.clone();
+            async move {
+                common::send(app, common::get_req(path, Some(&cookie)))
+                    .await
+                    .body
+            }
+        };
+        inner.delete(&signed.session.storage_key()).await.unwrap();
+        assert_eq!(
+            get("/me").await,
+            "past@example.com",
+            "other routes are served from the cache until its TTL"
+        );
+        for path in ["/account", "/account/delete"] {
+            assert_eq!(
+                get(path).await,
+                "anonymous",
+                "{path}, cookie cache {cookie_cache}"
+            );
+        }
+    }
+}
+
 /// A SQLite store in a fresh file of `dir` named `file`, its URL, and its change feed (created).
 #[cfg(feature = "sqlite")]
 async fn sqlite_feed(

@@ -120,11 +120,15 @@ pub(crate) struct Guards {
 }
 
 impl Guards {
-    /// Whether `path` must read the store even with a valid cookie cache.
+    /// Whether `path` must read the store even with a valid cookie cache. A prefix's trailing
+    /// `/` is not needed to match (`/account/` covers `/account` too); any path that starts
+    /// with it matches (a safe excess: a store read).
     pub(crate) fn is_authoritative(&self, path: &str) -> bool {
-        self.authoritative
-            .iter()
-            .any(|p| path.starts_with(p.as_str()))
+        !self.authoritative.is_empty()
+            && self
+                .authoritative
+                .iter()
+                .any(|p| path.starts_with(p.trim_end_matches('/')))
     }
 }
 
@@ -643,8 +647,11 @@ impl SessionConfigBuilder {
     }
 
     /// Request paths starting with `prefix` always read the store, ignoring the cookie cache
-    /// (Better Auth's `sensitiveSessionMiddleware`), so a revoked session cannot use them even
-    /// while its cache cookie is valid. Default: none.
+    /// and reading past a [`CachedStore`](crate::store::CachedStore)'s copy (Better Auth's
+    /// `sensitiveSessionMiddleware`), so a revoked session cannot use them even while its
+    /// cache cookie or cache entry is valid. `/account/` covers `/account` too. The path is the
+    /// one this layer sees: inside axum's `Router::nest`, without the nest's prefix. Default:
+    /// none.
     pub fn authoritative_for(mut self, prefix: impl Into<String>) -> Self {
         self.authoritative.push(prefix.into());
         self

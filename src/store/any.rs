@@ -19,6 +19,10 @@ trait Erased: Send + Sync + 'static {
         key: &'a StorageKey<'a>,
     ) -> BoxFuture<'a, Result<Option<Authenticated>, StoreError>>;
     fn find_now(&self, key: &StorageKey<'_>) -> Option<Result<Option<Authenticated>, StoreError>>;
+    fn find_fresh<'a>(
+        &'a self,
+        key: &'a StorageKey<'a>,
+    ) -> BoxFuture<'a, Result<Option<Authenticated>, StoreError>>;
     fn find_many<'a>(
         &'a self,
         keys: &'a [StorageKey<'a>],
@@ -89,6 +93,12 @@ impl<S: SessionStore> Erased for Holder<S> {
     }
     fn find_now(&self, key: &StorageKey<'_>) -> Option<Result<Option<Authenticated>, StoreError>> {
         self.0.find_now(key)
+    }
+    fn find_fresh<'a>(
+        &'a self,
+        key: &'a StorageKey<'a>,
+    ) -> BoxFuture<'a, Result<Option<Authenticated>, StoreError>> {
+        Box::pin(self.0.find_fresh(key))
     }
     fn find_many<'a>(
         &'a self,
@@ -223,6 +233,9 @@ impl SessionStore for AnyStore {
     }
     fn find_now(&self, key: &StorageKey<'_>) -> Option<Result<Option<Authenticated>, StoreError>> {
         self.inner.find_now(key)
+    }
+    async fn find_fresh(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
+        self.inner.find_fresh(key).await
     }
     async fn find_many(
         &self,

@@ -709,6 +709,15 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         Some(answer)
     }
 
+    /// Past the cache: the entry is dropped, the inner store asked, and its answer cached.
+    async fn find_fresh(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
+        self.core.invalidate(key.as_str());
+        let stamp = self.core.stamp(key.as_str());
+        let found = self.inner.find_fresh(key).await?;
+        self.core.remember(key.as_str(), found.as_ref(), stamp);
+        Ok(found)
+    }
+
     async fn create(&self, session: &Session, user: &User) -> Result<Session, StoreError> {
         let stored = self.inner.create(session, user).await?;
         // A negative entry for this token (vanishingly unlikely) must not hide the new session.

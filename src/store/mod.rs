@@ -158,6 +158,19 @@ pub trait SessionStore: Send + Sync + 'static {
         None
     }
 
+    /// [`find`](Self::find) from where the sessions are kept, past any copy this process
+    /// holds: for the routes that must see a revocation made elsewhere at once
+    /// ([`authoritative_for`](crate::SessionConfigBuilder::authoritative_for), Better Auth's
+    /// `sensitiveSessionMiddleware`) and before the revocations of
+    /// [`Sessions`](crate::extract::Sessions). The default is `find`; [`CachedStore`] reads its
+    /// inner store and caches that answer in place of its entry.
+    fn find_fresh(
+        &self,
+        key: &StorageKey<'_>,
+    ) -> impl Future<Output = Result<Option<Authenticated>, StoreError>> + Send {
+        self.find(key)
+    }
+
     /// [`find`](Self::find) for many keys at once: one answer per key, in the order of `keys`
     /// (a key given twice is answered twice). `CachedStore` reads again, in batches, the entries
     /// about to expire that requests still use, so that a cache keeps serving them without a
@@ -325,6 +338,12 @@ impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
     }
     fn find_now(&self, key: &StorageKey<'_>) -> Option<Result<Option<Authenticated>, StoreError>> {
         (**self).find_now(key)
+    }
+    fn find_fresh(
+        &self,
+        key: &StorageKey<'_>,
+    ) -> impl Future<Output = Result<Option<Authenticated>, StoreError>> + Send {
+        (**self).find_fresh(key)
     }
     fn find_many(
         &self,
