@@ -324,17 +324,34 @@ impl Gated {
 
     /// Runs the other tasks until the first fetch has started.
     async fn started(&self) {
-        while self.fetches.load(Ordering::SeqCst) == 0 {
+        self.started_again(1).await;
+    }
+
+    /// Runs the other tasks until `n` fetches have started.
+    async fn started_again(&self, n: usize) {
+        while self.fetches.load(Ordering::SeqCst) < n {
             tokio::task::yield_now().await;
         }
     }
+}
+
+/// An app whose keys come from a [`Gated`] source, and a first request (the token of
+/// `VECTORS[0]`) waiting in the fetch it started.
+async fn waiting_in_a_fetch() -> (Gated, Router, tokio::task::JoinHandle<common::Reply>) {
+    let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));
+    let source = Gated::new();
+    let app = app(verifier(source.clone()), &clock, MemoryStore::new());
+    let first = tokio::spawn(send(app.clone(), bearer("/me", VECTORS[0].1)));
+    source.started().await;
+    (source, app, first)
 }
 
 impl KeySource for Gated {
     fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, BoxError>> {
         self.fetches.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
-            let _open = self.gate.acquire().await.unwrap();
+            // One permit a fetch.
+            self.gate.acquire().await.unwrap().forget();
             Ok(self.set.clone())
         })
     }
@@ -345,12 +362,8 @@ impl KeySource for Gated {
 /// whole cool-down.
 #[tokio::test]
 async fn tokens_arriving_during_a_fetch_wait_for_it() {
-    let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));
-    let source = Gated::new();
-    let app = app(verifier(source.clone()), &clock, MemoryStore::new());
-    let (_, token, _) = VECTORS[0];
-    let first = tokio::spawn(send(app.clone(), bearer("/me", token)));
-    source.started().await;
+    let (source, app, first) = waiting_in_a_fetch().await;
+    let token = VECTORS[0].1;
     let others: Vec<_> = (0..3)
         .map(|_| tokio::spawn(send(app.clone(), bearer("/me", token))))
         .collect();
@@ -375,17 +388,42 @@ async fn tokens_arriving_during_a_fetch_wait_for_it() {
 /// token was refused until the cool-down allowed another.
 #[tokio::test]
 async fn a_fetch_outlives_the_request_that_started_it() {
-    let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));
-    let source = Gated::new();
-    let app = app(verifier(source.clone()), &clock, MemoryStore::new());
-    let (_, token, _) = VECTORS[0];
-    let first = tokio::spawn(send(app.clone(), bearer("/me", token)));
-    source.started().await;
+    let (source, app, first) = waiting_in_a_fetch().await;
+    let token = VECTORS[0].1;
     first.abort();
     assert!(first.await.unwrap_err().is_cancelled());
     source.gate.add_permits(10);
     assert_eq!(send(app.clone(), bearer("/me", token)).await.status, 200);
     assert_eq!(source.fetches.load(Ordering::SeqCst), 1);
+}
+
+/// A stale key set is fetched again in the background: the token that finds it stale is
+/// answered with the key held (it waited on the fetch, the whole HTTP timeout while the key
+/// endpoint was down, once per cool-down).
+#[tokio::test]
+async fn a_stale_key_set_is_fetched_again_without_waiting() {
+    let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));
+    let source = Gated::new();
+    source.gate.add_permits(1);
+    let verifier = JwtVerifier::builder(BASE)
+        .keys(source.clone())
+        .key_max_age(Duration::ZERO)
+        .key_cooldown(Duration::ZERO)
+        .build()
+        .unwrap();
+    let app = app(verifier, &clock, MemoryStore::new());
+    let token = VECTORS[0].1;
+    assert_eq!(send(app.clone(), bearer("/me", token)).await.status, 200);
+    // Stale at once; the next fetch waits on a closed gate (a dead key endpoint).
+    let reply = tokio::time::timeout(
+        Duration::from_secs(5),
+        send(app.clone(), bearer("/me", token)),
+    )
+    .await
+    .expect("the token waited on the key fetch");
+    assert_eq!(reply.status, 200);
+    source.started_again(2).await;
+    source.gate.add_permits(1);
 }
 
 #[tokio::test]

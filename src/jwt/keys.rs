@@ -208,12 +208,24 @@ impl KeyCache {
         let state = self.shared.state.read().unwrap_or_else(|e| e.into_inner());
         match &state.loaded {
             Some(loaded) if loaded.set.get(kid).is_some() => {
-                if now.duration_since(loaded.at) > self.max_age && self.may_fetch(&state, now) {
-                    // Stale: fetch (the held key still answers if the fetch fails).
-                    Cached::Fetch
-                } else {
-                    Cached::Key(Arc::clone(loaded))
+                let loaded = Arc::clone(loaded);
+                let stale = now.duration_since(loaded.at) > self.max_age
+                    && state.flight.is_none()
+                    && self.may_fetch(&state, now);
+                drop(state);
+                if stale {
+                    // Fetched again in the background: the held key answers meanwhile (and if
+                    // the fetch fails), so no token waits on a slow or dead key endpoint.
+                    // Without a runtime to run it on, this token fetches.
+                    if tokio::runtime::Handle::try_current().is_err() {
+                        return Cached::Fetch;
+                    }
+                    let mut state = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
+                    if state.flight.is_none() && self.may_fetch(&state, now) {
+                        drop(self.start(&mut state, now));
+                    }
                 }
+                Cached::Key(loaded)
             }
             // A fetch under way may bring the key (the first tokens after a start, or after
             // Better Auth rotated its key): wait for it rather than refuse a valid token.

@@ -179,8 +179,10 @@ impl JwtVerifierBuilder {
         self
     }
 
-    /// How long a fetched key set is used before it is fetched again (on the next token,
-    /// subject to the cool-down; the old set answers if the fetch fails). Default: 10 minutes.
+    /// How long a fetched key set is used before it is fetched again: in the background, on
+    /// the next token, subject to the cool-down; the old set answers meanwhile and if the fetch
+    /// fails (a key Better Auth removed keeps verifying until the new set has arrived).
+    /// Default: 10 minutes.
     pub fn key_max_age(mut self, max_age: Duration) -> Self {
         self.max_age = max_age;
         self
