@@ -293,7 +293,13 @@ fn rules(config: &SessionConfig, facts: Facts<'_, '_>) -> Decision {
             auth,
         }),
         (verdict, stage) => {
-            if verdict == Verdict::Due && stage == Stage::Reread {
+            // Due again right after a write that matched nothing: unless another request has
+            // just extended it (as with `update_age(0)`, where a fresh session is due at once),
+            // the store's conditional write cannot read the table's dates.
+            if verdict == Verdict::Due
+                && stage == Stage::Reread
+                && !just_extended(config, &auth, facts.now)
+            {
                 tracing::warn!("a due refresh wrote nothing; check that the store's date format matches the table");
             }
             let mut serve = signed_in(config, facts.dont_remember, auth, facts.now, facts.resign);
@@ -301,6 +307,18 @@ fn rules(config: &SessionConfig, facts: Facts<'_, '_>) -> Decision {
             serve.info.via_bearer = facts.via == Via::Bearer;
             Decision::Serve(serve)
         }
+    }
+}
+
+/// Whether `auth` expires about `expiresIn` from `now`: another request has just extended it.
+/// Dates at the edge of the representable range (a corrupt row) say nothing.
+fn just_extended(config: &SessionConfig, auth: &Authenticated, now: OffsetDateTime) -> bool {
+    match (
+        auth.session.expires_at.checked_add(Duration::seconds(1)),
+        now.checked_add(config.lifetimes.expires_in),
+    ) {
+        (Some(expiry), Some(fresh)) => expiry >= fresh,
+        _ => true,
     }
 }
 

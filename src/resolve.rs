@@ -132,9 +132,32 @@ pub(crate) enum Extension {
 }
 
 /// Tokens whose refresh is being written right now: concurrent requests for the same session
-/// skip their own write (at most one store write per session per `updateAge`).
+/// skip their own write (at most one store write per session per `updateAge`). And when the
+/// last refresh write failed: for [`WRITE_BACKOFF`] after it none is tried, so a write outage
+/// (a failover that left the store on a read-only server, a locked table) makes one request
+/// wait on the store now and then rather than every request of every session due for one.
 #[derive(Debug, Default)]
-pub(crate) struct Refreshing(Mutex<HashSet<String>>);
+pub(crate) struct Refreshing {
+    in_flight: Mutex<HashSet<String>>,
+    failed_at: Mutex<Option<std::time::Instant>>,
+}
+
+/// How long refresh writes rest after one failed. Sessions due for a refresh are served as
+/// they are meanwhile (they have `expiresIn - updateAge` left, days by default).
+const WRITE_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Refreshing {
+    fn resting(&self) -> bool {
+        self.failed_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < WRITE_BACKOFF)
+    }
+
+    fn failed(&self) {
+        *self.failed_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+    }
+}
 
 /// Extends a session due for a refresh, unless another request is already doing it.
 pub(crate) async fn extend<St: SessionStore>(
@@ -145,6 +168,10 @@ pub(crate) async fn extend<St: SessionStore>(
     expires_at: OffsetDateTime,
     now: OffsetDateTime,
 ) -> Extension {
+    if refreshing.resting() {
+        tracing::trace!("refresh writes rest after a failure");
+        return Extension::NotWritten;
+    }
     let Some(_slot) = RefreshSlot::claim(refreshing, key.as_str()) else {
         tracing::trace!("refresh already in flight");
         return Extension::NotWritten;
@@ -157,7 +184,8 @@ pub(crate) async fn extend<St: SessionStore>(
         Ok(None) => Extension::Raced,
         Err(error) => {
             // The session is valid; only its extension failed.
-            tracing::warn!(%error, "could not extend a session");
+            refreshing.failed();
+            tracing::warn!(%error, "could not extend a session; refreshes rest for 5 s");
             Extension::NotWritten
         }
     }
@@ -204,7 +232,7 @@ struct RefreshSlot<'a> {
 impl<'a> RefreshSlot<'a> {
     /// Claims the refresh of `key`; `None` when another request is already writing it.
     fn claim(set: &'a Refreshing, key: &str) -> Option<Self> {
-        let mut guard = set.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = set.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         guard.insert(key.to_owned()).then(|| RefreshSlot {
             set,
             key: key.to_owned(),
@@ -215,7 +243,7 @@ impl<'a> RefreshSlot<'a> {
 impl Drop for RefreshSlot<'_> {
     fn drop(&mut self) {
         self.set
-            .0
+            .in_flight
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.key);

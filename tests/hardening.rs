@@ -592,6 +592,35 @@ fn max_age_is_clamped_to_400_days() {
     assert!(err.to_string().contains("400 days"), "{err}");
 }
 
+/// Settings that could only break every request are start-up errors naming the option: a
+/// negative `fresh_age` turned the freshness check off (Better Auth would call no session
+/// fresh), and a zero `store_timeout` answered every signed-in request 503.
+#[test]
+fn a_negative_fresh_age_and_a_zero_store_timeout_are_refused() {
+    let err = SessionConfig::builder()
+        .secret(SECRET)
+        .fresh_age(Duration::seconds(-1))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("fresh_age"), "{err}");
+    let err = SessionConfig::builder()
+        .secret(SECRET)
+        .store_timeout(std::time::Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("store_timeout"), "{err}");
+    let cfg = SessionConfig::builder()
+        .secret(SECRET)
+        .fresh_age(Duration::ZERO)
+        .build()
+        .unwrap();
+    assert_eq!(
+        cfg.fresh_age(),
+        Duration::ZERO,
+        "zero still turns the check off"
+    );
+}
+
 #[tokio::test]
 async fn a_re_signed_cookie_for_a_far_future_row_is_capped_at_400_days() {
     let store = SqliteStore::connect("sqlite::memory:").await.unwrap();
@@ -932,4 +961,85 @@ async fn listing_sessions_needs_a_fresh_session() {
     clock.advance(Duration::days(1));
     let r = send(app, get_req("/sessions", Some(&cookie))).await;
     assert_eq!((r.status, r.body.as_str()), (403, "SESSION_NOT_FRESH"));
+}
+
+/// `MemoryStore` whose refresh writes fail (a failover left the store on a read-only server),
+/// counting them.
+#[derive(Clone, Debug, Default)]
+struct NoWrites {
+    memory: MemoryStore,
+    extends: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SessionStore for NoWrites {
+    async fn find(&self, key: &StorageKey<'_>) -> Result<Option<Authenticated>, StoreError> {
+        self.memory.find(key).await
+    }
+    async fn create(&self, session: &Session, user: &User) -> Result<Session, StoreError> {
+        self.memory.create(session, user).await
+    }
+    async fn extend(
+        &self,
+        _: &StorageKey<'_>,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+    ) -> Result<Option<Session>, StoreError> {
+        self.extends
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(StoreError::backend(
+            "extend",
+            std::io::Error::other("cannot execute UPDATE in a read-only transaction"),
+        ))
+    }
+    async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
+        self.memory.delete(key).await
+    }
+    async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
+        self.memory.delete_user_sessions(user_id).await
+    }
+    async fn list_user_sessions(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.memory.list_user_sessions(user_id, now).await
+    }
+    async fn delete_expired(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.memory.delete_expired(now).await
+    }
+}
+
+/// A write outage: a refresh write that fails is not tried again by the next requests due for
+/// one for a few seconds, so one request waits on the store rather than every request of every
+/// session due for a refresh (each up to the store's deadline). They are served as they are.
+#[tokio::test]
+async fn a_failed_refresh_write_rests_the_others() {
+    let store = NoWrites::default();
+    let clock = ManualClock::new(T0);
+    let config = SessionConfig::builder()
+        .secret(SECRET)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let layer = SessionLayer::new(config, store.clone());
+    let app = email_router(layer.clone());
+    let mut cookies = Vec::new();
+    for email in ["a@example.com", "b@example.com"] {
+        let user = User::new(email, "N", T0);
+        store.memory.insert_user(user.clone());
+        let signed = layer.manager().sign_in(&user, SignIn::new()).await.unwrap();
+        cookies.push((email, session_cookie(&signed)));
+    }
+    // Both due for a refresh (a day after sign-in, `updateAge` one day).
+    clock.set(T0 + Duration::days(2));
+    for (email, cookie) in &cookies {
+        let r = send(app.clone(), get_req("/", Some(cookie))).await;
+        assert_eq!((r.status, r.body.as_str()), (200, *email));
+        assert!(r.set_cookie(COOKIE).is_none(), "nothing was extended");
+    }
+    assert_eq!(
+        store.extends.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the second refresh was tried too"
+    );
 }

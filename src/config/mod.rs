@@ -718,7 +718,8 @@ impl SessionConfigBuilder {
     /// * [`ConfigError::MissingSecret`], [`ConfigError::WeakSecret`] or
     ///   [`ConfigError::DefaultSecret`] unless a private secret of at least 32 bytes was given;
     /// * [`ConfigError::Invalid`] for a cookie name, domain or path that cannot appear in a
-    ///   `Set-Cookie` header, or a lifetime that is zero, negative or over 400 days.
+    ///   `Set-Cookie` header, a lifetime that is zero, negative or over 400 days, a negative
+    ///   `fresh_age` or a zero `store_timeout`.
     pub fn build(self) -> Result<SessionConfig, ConfigError> {
         let secret = self.secret.ok_or(ConfigError::MissingSecret)?;
         check_secret(&secret)?;
@@ -754,6 +755,23 @@ impl SessionConfigBuilder {
                 reason: format!("{update_age} is negative; use zero to refresh on every request"),
             });
         }
+        let fresh_age = self.fresh_age.unwrap_or(Duration::days(1));
+        if fresh_age < Duration::ZERO {
+            return Err(ConfigError::Invalid {
+                option: "fresh_age",
+                reason: format!(
+                    "{fresh_age} is negative; use zero to turn the freshness check off"
+                ),
+            });
+        }
+        if self.store_timeout == Some(std::time::Duration::ZERO) {
+            return Err(ConfigError::Invalid {
+                option: "store_timeout",
+                reason: "zero leaves no time for any store call: every signed-in request would \
+                         be answered 503"
+                    .to_owned(),
+            });
+        }
         let ip = crate::client_ip::IpTracking::new(
             self.ip_address_headers,
             &self.trusted_proxies,
@@ -787,10 +805,7 @@ impl SessionConfigBuilder {
                 expires_in,
                 update_age,
                 disable_refresh: self.disable_refresh,
-                fresh_age: self
-                    .fresh_age
-                    .unwrap_or(Duration::days(1))
-                    .max(Duration::ZERO),
+                fresh_age,
             },
             guards: Guards {
                 bearer: self.bearer,
