@@ -365,6 +365,22 @@ impl Names {
 /// The change table's marker for a user row's change: its `token` is the user's id after it.
 const USER_MARK: char = '\u{1}';
 
+/// How long one of the poller's statements may take: a connection that went silent fails it
+/// (logged, and the cache dropped once reads work again) rather than silencing the feed.
+const DEADLINE: Duration = Duration::from_secs(5);
+
+/// `work` within [`DEADLINE`].
+async fn within<T>(work: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T, sqlx::Error> {
+    tokio::time::timeout(DEADLINE, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the change table did not answer within 5 s",
+            )))
+        })
+}
+
 /// Polls `db` every `interval` until the feed is dropped.
 async fn poll<T: ChangeTable>(
     db: T,
@@ -389,7 +405,7 @@ async fn poll<T: ChangeTable>(
         if !sink.alive() {
             return;
         }
-        match db.since(floor).await {
+        match within(db.since(floor)).await {
             Ok(rows) => {
                 let recovered = std::mem::take(&mut failing);
                 if recovered {
@@ -403,7 +419,7 @@ async fn poll<T: ChangeTable>(
                     .iter()
                     .any(|(id, _)| *id > max_seen || !seen.contains(id));
                 if recovered || !fresh {
-                    if let Ok(max) = db.max_id().await {
+                    if let Ok(max) = within(db.max_id()).await {
                         if max < max_seen {
                             restart(max, &mut floor, &mut max_seen, &mut seen, &mut history);
                             sink.send(Change::All);
@@ -476,10 +492,10 @@ async fn poll<T: ChangeTable>(
                 sink.send(Change::All);
             }
             let secs = retention.as_secs();
-            if let Err(error) = db.prune(secs).await {
+            if let Err(error) = within(db.prune(secs)).await {
                 tracing::debug!(%error, "could not prune the session change table");
             }
-            if let Ok(max) = db.max_id().await {
+            if let Ok(max) = within(db.max_id()).await {
                 if max < floor {
                     // The table was recreated: its ids started again.
                     restart(max, &mut floor, &mut max_seen, &mut seen, &mut history);
