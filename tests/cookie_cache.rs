@@ -115,6 +115,32 @@ impl Fx {
             .collect();
         jar(&lines)
     }
+    /// The `Set-Cookie` lines of a sign-in of `user`.
+    async fn sign_in_lines(&self, user: &User, request: SignIn) -> Vec<String> {
+        self.layer
+            .manager()
+            .sign_in(user, request)
+            .await
+            .unwrap()
+            .cookies
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The `Set-Cookie` lines of a sign-in of `user` (added to the store) in a browser that
+    /// holds another account's session and its cache cookie.
+    async fn sign_in_after_another(&self, user: &User) -> Vec<String> {
+        let a = self.token_cookie(true).await;
+        let first = self.get("/me", &a).await;
+        let a_jar = format!("{a}; {}", first.cookie_pair(DATA));
+        self.store.inner.insert_user(user.clone());
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::COOKIE, a_jar.parse().unwrap());
+        let request = SignIn::from_headers(&headers, self.layer.config());
+        self.sign_in_lines(user, request).await
+    }
+
     async fn get(&self, path: &str, cookie: &str) -> Reply {
         send(self.app.clone(), get_req(path, Some(cookie))).await
     }
@@ -315,17 +341,9 @@ async fn the_session_cache_is_chunked_when_large() {
 #[tokio::test]
 async fn dont_remember_sessions_get_their_cache_at_sign_in_only() {
     let f = fx();
-    let signed = f
-        .layer
-        .manager()
-        .sign_in(&f.user, SignIn::new().remember_me(false))
-        .await
-        .unwrap();
-    let lines: Vec<String> = signed
-        .cookies
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
+    let lines = f
+        .sign_in_lines(&f.user, SignIn::new().remember_me(false))
+        .await;
     let data = lines
         .iter()
         .find(|l| l.starts_with(&format!("{DATA}=")))
@@ -460,16 +478,10 @@ async fn a_dont_remember_jwt_cache_lives_300_seconds() {
     use base64::Engine as _;
     let f = fx_with("Jwt", |b| b.cookie_cache(CookieCache::jwt()));
     // Issued at sign-in (a store read issues none for such a session, as in Better Auth).
-    let signed = f
-        .layer
-        .manager()
-        .sign_in(&f.user, SignIn::new().remember_me(false))
+    let line = f
+        .sign_in_lines(&f.user, SignIn::new().remember_me(false))
         .await
-        .unwrap();
-    let line = signed
-        .cookies
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
+        .into_iter()
         .find(|l| l.starts_with(&format!("{DATA}=")))
         .unwrap();
     assert!(!line.contains("Max-Age"), "{line}");
@@ -735,24 +747,8 @@ async fn a_cached_session_revoked_elsewhere_revokes_nothing() {
 #[tokio::test]
 async fn a_chunked_sign_in_expires_the_previous_unchunked_cache() {
     let f = fx();
-    let a = f.token_cookie(true).await;
-    let first = f.get("/me", &a).await;
-    let a_jar = format!("{a}; {}", first.cookie_pair(DATA));
-    let b = User::new("big@example.com", &"N".repeat(9000), T0);
-    f.store.inner.insert_user(b.clone());
-    let mut headers = http::HeaderMap::new();
-    headers.insert(http::header::COOKIE, a_jar.parse().unwrap());
-    let signed = f
-        .layer
-        .manager()
-        .sign_in(&b, SignIn::from_headers(&headers, f.layer.config()))
-        .await
-        .unwrap();
-    let lines: Vec<String> = signed
-        .cookies
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
+    let big = User::new("big@example.com", &"N".repeat(9000), T0);
+    let lines = f.sign_in_after_another(&big).await;
     assert!(
         lines.iter().any(|l| l.starts_with(&format!("{DATA}.0="))),
         "{lines:?}"
@@ -768,24 +764,9 @@ async fn a_chunked_sign_in_expires_the_previous_unchunked_cache() {
 #[tokio::test]
 async fn a_sign_in_issues_the_new_sessions_cache() {
     let f = fx();
-    let a = f.token_cookie(true).await;
-    let first = f.get("/me", &a).await;
-    let a_jar = format!("{a}; {}", first.cookie_pair(DATA));
-    let b = User::new("other@example.com", "B", T0);
-    f.store.inner.insert_user(b.clone());
-    let mut headers = http::HeaderMap::new();
-    headers.insert(http::header::COOKIE, a_jar.parse().unwrap());
-    let signed = f
-        .layer
-        .manager()
-        .sign_in(&b, SignIn::from_headers(&headers, f.layer.config()))
-        .await
-        .unwrap();
-    let lines: Vec<String> = signed
-        .cookies
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
+    let lines = f
+        .sign_in_after_another(&User::new("other@example.com", "B", T0))
+        .await;
     let data = lines
         .iter()
         .find(|l| l.starts_with(&format!("{DATA}=")))

@@ -782,10 +782,7 @@ async fn a_watched_sqlite_feed_drops_rows_deleted_behind_the_stores_back() {
     assert!(ddl[1].contains(r#"after delete on "session""#), "{ddl:?}");
     assert!(ddl[3].contains(r#"after update on "user""#), "{ddl:?}");
     let changes = builder.create_trigger(true).start().await.unwrap();
-    let cached = CachedStore::builder(store.clone())
-        .ttl(Duration::from_secs(600))
-        .watch(changes.clone())
-        .build();
+    let cached = watching(&store, &changes);
     assert_eq!(cached.watched().len(), 1);
     let user = store
         .insert_user(&User::new("feed@example.com", "F", conformance::NOW))
@@ -891,6 +888,18 @@ async fn authoritative_routes_read_past_a_cached_store() {
     }
 }
 
+/// A cache of `store` watching `changes`, with a TTL long enough that only the feed drops
+/// entries.
+fn watching<S: SessionStore + Clone>(
+    store: &S,
+    changes: &tower_auth_session::store::SessionChanges,
+) -> CachedStore<S> {
+    CachedStore::builder(store.clone())
+        .ttl(Duration::from_secs(600))
+        .watch(changes.clone())
+        .build()
+}
+
 /// A SQLite store in a fresh file of `dir` named `file`, its URL, and its change feed (created).
 #[cfg(feature = "sqlite")]
 async fn sqlite_feed(
@@ -923,10 +932,7 @@ async fn sqlite_feed(
 async fn a_feed_whose_change_ids_start_again_drops_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let (url, store, changes) = sqlite_feed(&dir, "restarted.db").await;
-    let cached = CachedStore::builder(store.clone())
-        .ttl(Duration::from_secs(600))
-        .watch(changes.clone())
-        .build();
+    let cached = watching(&store, &changes);
     let user = store
         .insert_user(&User::new("ids@example.com", "I", conformance::NOW))
         .await
@@ -991,10 +997,7 @@ async fn a_feed_whose_change_ids_start_again_drops_the_cache() {
 async fn a_dropped_change_table_is_recreated_by_the_feed() {
     let dir = tempfile::tempdir().unwrap();
     let (url, store, changes) = sqlite_feed(&dir, "dropped.db").await;
-    let cached = CachedStore::builder(store.clone())
-        .ttl(Duration::from_secs(600))
-        .watch(changes.clone())
-        .build();
+    let cached = watching(&store, &changes);
     let user = store
         .insert_user(&User::new("dropped@example.com", "D", conformance::NOW))
         .await
@@ -1122,10 +1125,7 @@ async fn a_users_new_row_reaches_the_cache<D, F, Fut>(
     F: FnOnce(String) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let cached = CachedStore::builder(store.clone())
-        .ttl(Duration::from_secs(600))
-        .watch(changes.clone())
-        .build();
+    let cached = watching(&store, &changes);
     let user = store
         .insert_user(&User::new("polled@example.com", "Before", conformance::NOW))
         .await
@@ -1234,10 +1234,7 @@ async fn a_mysql_feed_an_administrator_installed_starts_without_the_trigger_priv
     let app_url = format!("{scheme}://{account}:pw@{host}/{database}");
     let store = MySqlStore::connect(&app_url).await.unwrap();
     let changes = store.session_changes().start().await.unwrap();
-    let cached = CachedStore::builder(store.clone())
-        .ttl(Duration::from_secs(600))
-        .watch(changes.clone())
-        .build();
+    let cached = watching(&store, &changes);
     let user = store
         .insert_user(&User::new("app@example.com", "App", conformance::NOW))
         .await
