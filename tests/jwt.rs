@@ -426,6 +426,43 @@ async fn a_stale_key_set_is_fetched_again_without_waiting() {
     source.gate.add_permits(1);
 }
 
+/// A key source whose first fetch panics (a bug in a custom source, a client library's
+/// panic).
+struct PanicsOnce {
+    set: JwkSet,
+    calls: AtomicUsize,
+}
+
+impl KeySource for PanicsOnce {
+    fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, BoxError>> {
+        let first = self.calls.fetch_add(1, Ordering::SeqCst) == 0;
+        let set = self.set.clone();
+        Box::pin(async move {
+            assert!(!first, "the key source panicked (as this test wants)");
+            Ok(set)
+        })
+    }
+}
+
+/// A fetch that panics ends like a failed one: that token is refused, and the next one's fetch
+/// is made. The fetch stayed marked as under way for good, and no key set was fetched again.
+#[tokio::test]
+async fn a_key_source_that_panics_does_not_stop_later_fetches() {
+    let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));
+    let verifier = JwtVerifier::builder(BASE)
+        .keys(PanicsOnce {
+            set: JwkSet::from_json(VECTORS[0].2.as_bytes()).unwrap(),
+            calls: AtomicUsize::new(0),
+        })
+        .key_cooldown(Duration::ZERO)
+        .build()
+        .unwrap();
+    let app = app(verifier, &clock, MemoryStore::new());
+    let token = VECTORS[0].1;
+    assert_eq!(send(app.clone(), bearer("/me", token)).await.status, 401);
+    assert_eq!(send(app, bearer("/me", token)).await.status, 200);
+}
+
 #[tokio::test]
 async fn a_rotated_key_is_fetched_on_its_first_token() {
     let clock = ManualClock::new(datetime!(2026-11-28 12:00 UTC));

@@ -150,21 +150,38 @@ impl Inner {
     /// Fetches the set and keeps it (a failed fetch keeps the previous one), then ends the
     /// flight.
     async fn fetch(self: Arc<Self>) {
+        let landing = Landing(&self);
         let fetched = self.source.fetch().await;
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        match fetched {
-            Ok(set) => {
-                tracing::debug!(keys = set.len(), "fetched the JWT verification keys");
-                state.loaded = Some(Arc::new(Loaded {
-                    set,
-                    at: Instant::now(),
-                }));
-            }
-            Err(error) => {
-                tracing::warn!(%error, "could not fetch the JWT verification keys; keeping the previous ones");
+        {
+            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            match fetched {
+                Ok(set) => {
+                    tracing::debug!(keys = set.len(), "fetched the JWT verification keys");
+                    state.loaded = Some(Arc::new(Loaded {
+                        set,
+                        at: Instant::now(),
+                    }));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "could not fetch the JWT verification keys; keeping the previous ones");
+                }
             }
         }
-        state.flight = None;
+        drop(landing);
+    }
+}
+
+/// Ends the flight however its fetch ends: a key source that panics, or a fetch whose task is
+/// cancelled, must not leave it in place (no key set would be fetched again).
+struct Landing<'a>(&'a Inner);
+
+impl Drop for Landing<'_> {
+    fn drop(&mut self) {
+        self.0
+            .state
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .flight = None;
     }
 }
 

@@ -9,9 +9,9 @@
 //! Ids are allocated when a transaction writes and become visible when it commits, so an id
 //! can appear after a larger one has been read. The poller therefore keeps reading from the
 //! largest id it had seen two seconds earlier (remembering which ids it already applied), and
-//! only then moves past any gap. A poller that reads again after a failure, or finds the
-//! table's ids moved backwards (recreated or truncated, or a failover to a server that lacked
-//! the last rows), drops its whole cache.
+//! only then moves past any gap. A poller that could not read for half the retention, or finds
+//! the table's ids moved backwards (recreated or truncated, or a failover to a server that
+//! lacked the last rows), drops its whole cache.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
@@ -369,6 +369,13 @@ const USER_MARK: char = '\u{1}';
 /// (logged, and the cache dropped once reads work again) rather than silencing the feed.
 const DEADLINE: Duration = Duration::from_secs(5);
 
+/// [`Upkeep::check`] within [`DEADLINE`] (a silent connection: nothing recreated).
+async fn checked<T: ChangeTable>(upkeep: &mut Upkeep, db: &T) -> bool {
+    tokio::time::timeout(DEADLINE, upkeep.check(db))
+        .await
+        .unwrap_or(false)
+}
+
 /// `work` within [`DEADLINE`].
 async fn within<T>(work: impl Future<Output = Result<T, sqlx::Error>>) -> Result<T, sqlx::Error> {
     tokio::time::timeout(DEADLINE, work)
@@ -427,9 +434,10 @@ async fn poll<T: ChangeTable>(
                         }
                     }
                 }
-                if recovered || last_ok.elapsed() > retention / 2 {
-                    // Rows may have been missed: pruned before this instance read them, or
-                    // lost while it could not read.
+                if last_ok.elapsed() > retention / 2 {
+                    // Rows may have been pruned before this instance read them. (After a
+                    // shorter failure nothing was missed: the floor did not move, and this
+                    // read brings what was written meanwhile.)
                     sink.send(Change::All);
                 }
                 last_ok = Instant::now();
@@ -468,7 +476,7 @@ async fn poll<T: ChangeTable>(
                 // (checked at most every few seconds while reads fail).
                 if last_check.elapsed() >= RECHECK {
                     last_check = Instant::now();
-                    if upkeep.check(&db).await {
+                    if checked(&mut upkeep, &db).await {
                         restart(0, &mut floor, &mut max_seen, &mut seen, &mut history);
                         sink.send(Change::All);
                         continue;
@@ -487,7 +495,7 @@ async fn poll<T: ChangeTable>(
         }
         if last_prune.elapsed() >= prune_every {
             last_prune = Instant::now();
-            if upkeep.check(&db).await {
+            if checked(&mut upkeep, &db).await {
                 restart(0, &mut floor, &mut max_seen, &mut seen, &mut history);
                 sink.send(Change::All);
             }
@@ -678,13 +686,20 @@ mod mysql {
         /// whose administrator ran the statements from `.ddl()` usually has rows only. Its own
         /// grants, globally, on this database (patterns included) or on one of its tables.
         async fn can_see_triggers(&self) -> Result<bool, sqlx::Error> {
+            // The store's own grants only: a user allowed to read `mysql.*` sees everyone's.
+            // (A TRIGGER privilege that comes through a role is not listed: such a user's
+            // feed takes its triggers on trust too.)
             let n: i64 = sqlx::query_scalar(
                 "select (select count(*) from information_schema.user_privileges \
-                 where privilege_type = 'TRIGGER') \
+                 where privilege_type = 'TRIGGER' and grantee = me.g) \
                  + (select count(*) from information_schema.schema_privileges \
-                 where privilege_type = 'TRIGGER' and database() like table_schema) \
+                 where privilege_type = 'TRIGGER' and grantee = me.g \
+                 and database() like table_schema) \
                  + (select count(*) from information_schema.table_privileges \
-                 where privilege_type = 'TRIGGER' and database() like table_schema)",
+                 where privilege_type = 'TRIGGER' and grantee = me.g \
+                 and database() like table_schema) \
+                 from (select concat('''', substring_index(current_user(), '@', 1), '''@''', \
+                 substring_index(current_user(), '@', -1), '''') as g) as me",
             )
             .fetch_one(&self.store.pool())
             .await?;

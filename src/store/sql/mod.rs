@@ -143,7 +143,12 @@ impl<D: Dialect> SqlStore<D> {
                     "create schema if not exists {}",
                     schema::quote_with(D::SYNTAX.quote, namespace)
                 );
-                db.run_ddl(&create).await?;
+                if let Err(error) = db.run_ddl(&create).await {
+                    // PostgreSQL checks the right to create schemas before `if not exists`: a
+                    // role that may create tables in an existing schema fails here. The tables'
+                    // statements below say what is wrong if the schema is really missing.
+                    tracing::debug!(%error, "could not create the schema; going on with its tables");
+                }
             }
             for statement in db.ddl(&schema) {
                 db.run_ddl(&statement).await?;

@@ -1296,10 +1296,18 @@ mod tests {
             &q.insert_user,
             &q.user_by_id,
             &q.delete_expired,
+            &q.delete_expired_batch,
+            &q.delete_if_expired,
+            &q.end_session,
+            &q.end_user_sessions,
+            &q.session_by_token,
+            &q.user_by_email,
+            &q.delete_user,
         ]
         .iter()
         .map(|stmt| stmt.sql.clone())
         .collect();
+        all.extend(q.find_many.iter().map(|stmt| stmt.sql.clone()));
         all.push(format!("{}{}", q.extend_many.head, q.extend_many.tail));
         all.extend(ddl(&schema, &PG, &types));
         for sql in &all {
