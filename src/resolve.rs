@@ -133,9 +133,11 @@ pub(crate) enum Extension {
 
 /// Tokens whose refresh is being written right now: concurrent requests for the same session
 /// skip their own write (at most one store write per session per `updateAge`). And when the
-/// last refresh write failed: for [`WRITE_BACKOFF`] after it none is tried, so a write outage
-/// (a failover that left the store on a read-only server, a locked table) makes one request
-/// wait on the store now and then rather than every request of every session due for one.
+/// last refresh write ran out of time: for [`WRITE_BACKOFF`] after it none is tried, so a write
+/// outage that hangs (a locked table, a server that went silent) makes one request wait on the
+/// store now and then rather than every request of every session due for one. A write that
+/// fails at once (a read-only server, one bad row) costs little and rests nothing: one session
+/// whose write always fails must not keep every other session from being refreshed.
 #[derive(Debug, Default)]
 pub(crate) struct Refreshing {
     in_flight: Mutex<HashSet<String>>,
@@ -184,8 +186,12 @@ pub(crate) async fn extend<St: SessionStore>(
         Ok(None) => Extension::Raced,
         Err(error) => {
             // The session is valid; only its extension failed.
-            refreshing.failed();
-            tracing::warn!(%error, "could not extend a session; refreshes rest for 5 s");
+            if matches!(error, StoreError::Timeout { .. }) {
+                refreshing.failed();
+                tracing::warn!(%error, "could not extend a session in time; refreshes rest for 5 s");
+            } else {
+                tracing::warn!(%error, "could not extend a session");
+            }
             Extension::NotWritten
         }
     }
