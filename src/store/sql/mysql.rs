@@ -139,8 +139,7 @@ struct ServerLimits {
 
 impl ServerLimits {
     fn new(timeout: Duration) -> Self {
-        let margin = (timeout / 20).min(Duration::from_millis(100));
-        let limit = timeout.saturating_sub(margin);
+        let limit = pool::server_limit(timeout);
         Self {
             lock_secs: limit.as_secs().max(1),
             // MySQL's `max_execution_time` is an unsigned 32-bit count of milliseconds.

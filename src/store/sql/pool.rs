@@ -128,6 +128,13 @@ pub(crate) use network_builder_methods;
 /// `stmt` with `params` bound in its placeholders' order, for the network dialects, whose
 /// drivers bind every [`Param`](super::dialect::Param) natively (SQLite binds dates and booleans
 /// its own way).
+/// The limit the database server itself is given on a statement (and a lock wait) of an
+/// operation with `timeout`: a little under it, so the server gives up first and the
+/// connection can be reused.
+pub(crate) fn server_limit(timeout: Duration) -> Duration {
+    timeout.saturating_sub((timeout / 20).min(Duration::from_millis(100)))
+}
+
 pub(crate) fn bind<'q, DB>(
     mut query: sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>,
     stmt: &super::dialect::Stmt,

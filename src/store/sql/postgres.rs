@@ -82,12 +82,10 @@ struct ServerLimits {
 impl ServerLimits {
     /// For `timeout`, leaving alone what the URL's `options` already set.
     fn new(timeout: Duration, options: &PgConnectOptions) -> Self {
-        let margin = (timeout / 20).min(Duration::from_millis(100));
         let set = options.get_options().unwrap_or_default();
         Self {
             // PostgreSQL takes at most `INT_MAX` milliseconds (about 24.8 days).
-            ms: timeout
-                .saturating_sub(margin)
+            ms: pool::server_limit(timeout)
                 .as_millis()
                 .clamp(1, i32::MAX as u128),
             statement: !set.contains("statement_timeout"),
