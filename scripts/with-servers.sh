@@ -27,6 +27,8 @@
 # pgbouncer 1.18 (transaction pooling, default_pool_size 2, wildcard database) in front
 # of the plaintext PostgreSQL; refuses unknown startup parameters such as `options`:
 #   TAS_TEST_PGBOUNCER_URL       postgres://postgres@127.0.0.1:PORT/postgres
+#   TAS_TEST_PGBOUNCER_STATEMENT_URL  postgres://postgres@127.0.0.1:PORT/tas_statement (the same
+#                                server's `postgres` database, in statement pooling mode)
 # Redis:
 #   TAS_TEST_REDIS_URL           redis://127.0.0.1:PORT/
 #   TAS_TEST_REDIS_CTL           executable: start | stop | restart | status (same port)

@@ -4,8 +4,8 @@
 //! suite; TLS failures that name TLS and the fix; and PgBouncer under 50 concurrent clients and
 //! two app instances, every answer checked. The servers come from `scripts/with-servers.sh`
 //! (`TAS_TEST_POSTGRES_TLS_URL`, `TAS_TEST_REDIS_TLS_URL`, `TAS_TEST_REDIS_TLS_CLUSTER_URLS`,
-//! `TAS_TEST_REDIS_SENTINEL_URLS`, `TAS_TEST_PGBOUNCER_URL`, `TAS_TEST_TLS_CA`,
-//! `TAS_TEST_TLS_UNTRUSTED_CA`).
+//! `TAS_TEST_REDIS_SENTINEL_URLS`, `TAS_TEST_PGBOUNCER_URL`, `TAS_TEST_PGBOUNCER_STATEMENT_URL`,
+//! `TAS_TEST_TLS_CA`, `TAS_TEST_TLS_UNTRUSTED_CA`).
 #![cfg(all(feature = "postgres", feature = "redis"))]
 
 mod common;
@@ -805,6 +805,31 @@ async fn pgbouncer_without_pooler_mode_is_a_clear_start_up_error() {
         "{text}"
     );
     assert!(bouncer_store(test).await.unwrap().is_pgbouncer());
+}
+
+/// A database PgBouncer pools by statement cannot run the transaction each statement needs in
+/// pgbouncer mode: the store refuses to start, naming the pool mode and its fix, rather than
+/// failing as "create schema failed" (or, without creating tables, on every request).
+#[tokio::test]
+async fn pgbouncer_in_statement_pooling_mode_is_a_clear_start_up_error() {
+    let test = "pgbouncer_in_statement_pooling_mode_is_a_clear_start_up_error";
+    let Some(url) = common::server_url("TAS_TEST_PGBOUNCER_STATEMENT_URL", test) else {
+        return;
+    };
+    for create in [true, false] {
+        let err = PostgresStore::builder(format!("{url}?pgbouncer=true"))
+            .create_schema(create)
+            .build()
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, StoreError::Connect { .. })
+                && text.contains("statement pooling mode")
+                && text.contains("pool_mode = transaction"),
+            "{text}"
+        );
+    }
 }
 
 /// Better Auth's `database.schemaName` behind PgBouncer, which refuses (or, told to ignore it,

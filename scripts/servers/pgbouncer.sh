@@ -3,7 +3,8 @@
 # Sourced by scripts/with-servers.sh, never run.
 #
 # A wildcard database entry (tests create their own databases), trust auth with an
-# auth_file naming "postgres", and no ignore_startup_parameters: like Debian's default
+# auth_file naming "postgres", one database in statement pooling mode (`tas_statement`, the
+# server's `postgres` database: a pooler the store must refuse), and no ignore_startup_parameters: like Debian's default
 # configuration, it refuses a client that sends a startup parameter it does not know
 # (e.g. `options`). pgbouncer refuses to run as root: it runs as the postgres OS user,
 # in the foreground as a background job of with-servers.sh in its own session (setsid),
@@ -34,6 +35,7 @@ pgbouncer_start() {
 ; scripts/with-servers.sh: throwaway pgbouncer in front of 127.0.0.1:$pg_port
 [databases]
 * = host=127.0.0.1 port=$pg_port
+tas_statement = host=127.0.0.1 port=$pg_port dbname=postgres pool_mode=statement
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -68,6 +70,7 @@ EOF
         log "pgbouncer did not start on port $port; retrying on another port"
     done
     export TAS_TEST_PGBOUNCER_URL=postgres://postgres@127.0.0.1:$port/postgres
+    export TAS_TEST_PGBOUNCER_STATEMENT_URL=postgres://postgres@127.0.0.1:$port/tas_statement
     [ "$(psql_check "$TAS_TEST_PGBOUNCER_URL" 'select 1' 2>&1)" = 1 ] ||
         die "pgbouncer on port $port does not answer: $(psql_check "$TAS_TEST_PGBOUNCER_URL" 'select 1' 2>&1)"
     log "pgbouncer $("$bin" --version | awk 'NR == 1 { print $2 }') on 127.0.0.1:$port (transaction pooling, pid $pid) -> PostgreSQL 127.0.0.1:$pg_port"

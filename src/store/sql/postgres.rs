@@ -15,7 +15,8 @@
 //! * **PgBouncer in transaction pooling mode** (`?pgbouncer=true` or
 //!   [`PostgresStoreBuilder::pgbouncer`]): no startup parameter PgBouncer refuses, and each
 //!   statement runs unnamed inside its own transaction, so its messages cannot land on two server
-//!   connections.
+//!   connections. A database the pooler runs in statement pooling mode, which refuses
+//!   transactions, is a start-up error naming the pool mode to set.
 //! * **Several hosts**, as libpq takes them (`postgres://u@db1:5432,db2:5432/app`), with
 //!   `target_session_attrs=read-write` (or `primary`) to use only the server that takes writes:
 //!   the hosts are asked at start-up and again whenever the pool is replaced, so the store follows
@@ -208,6 +209,18 @@ impl PostgresStoreBuilder {
             .connect_with(options.clone())
             .await
             .map_err(|e| connect_error(e, pooler))?;
+        // In pgbouncer mode the limits go with each transaction (startup parameters are
+        // refused there); elsewhere they are the connections' own.
+        let begin = if pooler {
+            let begin = format!(
+                "BEGIN; {}",
+                ServerLimits::new(timeout, &hosts[0]).set_local()
+            );
+            check_transactions(&pool, &begin).await?;
+            begin
+        } else {
+            String::new()
+        };
         warn_if_plaintext(&options).await;
         if attrs == Attrs::Any {
             warn_if_read_only(&pool, &options).await;
@@ -236,16 +249,7 @@ impl PostgresStoreBuilder {
             pools: Arc::new(pools),
             pooler,
             timeout,
-            // In pgbouncer mode the limits go with each transaction (startup parameters are
-            // refused there); elsewhere they are the connections' own.
-            begin: if pooler {
-                format!(
-                    "BEGIN; {}",
-                    ServerLimits::new(timeout, &hosts[0]).set_local()
-                )
-            } else {
-                String::new()
-            },
+            begin,
         };
         let mode = self.common.mode();
         SqlStore::open_dialect(dialect, mode, self.common.schema).await
@@ -680,6 +684,18 @@ async fn warn_if_plaintext(options: &PgConnectOptions) {
     }
 }
 
+/// In pgbouncer mode, opens and commits one transaction as every statement will: a pooler that
+/// refuses transactions (PgBouncer's `pool_mode = statement`) is a start-up error that says so,
+/// not a "create schema failed" or a failure of every request.
+async fn check_transactions(pool: &PgPool, begin: &str) -> Result<(), StoreError> {
+    let probe = async {
+        let mut conn = pool.acquire().await?;
+        let tx = conn.begin_with(begin.to_owned()).await?;
+        tx.commit().await
+    };
+    probe.await.map_err(|e| connect_error(e, true))
+}
+
 /// Turns a connection failure into an error that says what to change, where the cause is known.
 fn connect_error(error: sqlx::Error, pooler: bool) -> StoreError {
     if let Some(connect) = explain(&error, pooler) {
@@ -706,6 +722,18 @@ fn explain(error: &sqlx::Error, pooler: bool) -> Option<StoreError> {
                  ?pgbouncer=true in the URL (or PostgresStoreBuilder::pgbouncer(true))"
                     .to_owned()
             },
+        ),
+        sqlx::Error::Database(db) if db.message().contains("statement pooling mode") => (
+            format!(
+                "the pooler runs this database in statement pooling mode ({}), where a \
+                 statement cannot run inside a transaction; the store needs one for each \
+                 statement in pgbouncer mode, as Better Auth does for a sign-up",
+                db.message()
+            ),
+            "set pool_mode = transaction (or session) for this database in pgbouncer.ini \
+             (a `pool_mode=transaction` in its [databases] entry, or the [pgbouncer] default), \
+             or connect to PostgreSQL directly"
+                .to_owned(),
         ),
         sqlx::Error::Database(db) if db.message().contains("prepared statement") && !pooler => (
             format!("the server lost a prepared statement ({})", db.message()),
