@@ -21,7 +21,7 @@ use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
 use crate::codec::{cookies_with_prefix, find_token_cookie, Signer};
-use crate::config::{CookieCache, CookieCacheStrategy, CookieSpec};
+use crate::config::{chunk_index, CookieCache, CookieCacheStrategy, CookieSpec};
 use crate::model::{Authenticated, Session, User};
 use crate::time_fmt;
 use crate::wire::{SessionRow, UserRow};
@@ -40,27 +40,6 @@ const B64URL: GeneralPurpose = GeneralPurpose::new(
 const CHUNK_LIMIT: usize = 4050;
 /// Cache cookies longer than this (all chunks together) are ignored unread.
 const MAX_CACHE_LEN: usize = 100 * CHUNK_LIMIT;
-
-/// The index of a chunk cookie named `name` (`{prefix}N`): canonical non-negative integers
-/// below 100 only, as Better Auth reads them (`String(Number(s)) === s`).
-fn chunk_index(name: &[u8], prefix: &str) -> Option<u32> {
-    let index = std::str::from_utf8(name.get(prefix.len()..)?).ok()?;
-    let n: u32 = index.parse().ok()?;
-    (n.to_string() == index && n < 100).then_some(n)
-}
-
-/// The names of the cache-cookie chunks `headers` carry, each once: for a sign-out, which
-/// expires them as Better Auth's `deleteSessionCookie` does.
-pub(crate) fn chunk_names(spec: &CookieSpec, headers: &HeaderMap) -> Vec<String> {
-    let prefix = format!("{}.", spec.name);
-    let mut names: Vec<String> = cookies_with_prefix(headers, &prefix)
-        .filter(|(name, _)| chunk_index(name, &prefix).is_some())
-        .map(|(name, _)| String::from_utf8_lossy(name).into_owned())
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    names
-}
 
 /// The raw cache cookie: the exact name, else its chunks `.0`, `.1`, … concatenated in numeric
 /// order (spec §6.5). Returns the value and the chunk names seen (for expiring them).

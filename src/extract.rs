@@ -280,7 +280,8 @@ impl Sessions {
     }
 
     /// Signs the current session out (deletes it) and returns the clearing cookies (the
-    /// cookie cache's chunks among them). When the
+    /// cookie cache's chunks among them, and Better Auth's account and `oauth_state` cookies
+    /// the request carried). When the
     /// request is not signed in, only the cookies are cleared. With
     /// [`multi_session`](crate::SessionConfigBuilder::multi_session), every session named by
     /// one of the browser's `_multi-` cookies that verifies ends too, and those cookies are
@@ -298,8 +299,11 @@ impl Sessions {
         self.manager
             .sign_out_multi(self.request.multi.as_ref(), &mut cookies)
             .await?;
-        self.manager
-            .expire_cache_chunks(self.request.cache_chunks(), &mut cookies);
+        self.manager.expire_carried(
+            self.request.cache_chunks(),
+            self.request.others(),
+            &mut cookies,
+        );
         Ok(cookies)
     }
 
@@ -427,11 +431,15 @@ impl Sessions {
     }
 
     /// The cookies that clear this request's session from the browser: the session cookie,
-    /// the cache cookie with the chunks the request carried, the "don't remember me" marker.
+    /// the cache cookie with the chunks the request carried, the "don't remember me" marker,
+    /// and Better Auth's account and `oauth_state` cookies the request carried.
     fn clearing_cookies(&self) -> SetCookies {
         let mut cookies = self.manager.clear_cookies();
-        self.manager
-            .expire_cache_chunks(self.request.cache_chunks(), &mut cookies);
+        self.manager.expire_carried(
+            self.request.cache_chunks(),
+            self.request.others(),
+            &mut cookies,
+        );
         cookies
     }
 

@@ -72,6 +72,9 @@ pub struct SignIn {
     dont_remember_seen: Option<bool>,
     /// The chunks of the cookie cache the request carried, replaced or expired by the new one.
     cache_chunks: Vec<String>,
+    /// The deletions of Better Auth's other sign-in cookies the request carried, for a
+    /// sign-out ([`Cookies::others_carried`](crate::config::Cookies::others_carried)).
+    others: Vec<HeaderValue>,
 }
 
 impl Default for SignIn {
@@ -103,6 +106,7 @@ impl SignIn {
             multi: None,
             dont_remember_seen: None,
             cache_chunks: Vec::new(),
+            others: Vec::new(),
         }
     }
 
@@ -122,7 +126,8 @@ impl SignIn {
                 .multi_session
                 .map(|_| crate::multi::read(config, headers)),
             dont_remember_seen: Some(crate::credential::DontRemember::new(headers).get(config)),
-            cache_chunks: crate::cookie_cache::chunk_names(&config.cookies.session_data, headers),
+            cache_chunks: config.cookies.session_data.chunk_names(headers),
+            others: config.cookies.others_carried(headers),
         }
     }
 
@@ -130,6 +135,12 @@ impl SignIn {
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     pub(crate) fn cache_chunks(&self) -> &[String] {
         &self.cache_chunks
+    }
+
+    /// The deletions of Better Auth's other sign-in cookies the request carried.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub(crate) fn others(&self) -> Vec<HeaderValue> {
+        self.others.clone()
     }
 
     /// `false` gives Better Auth's "don't remember me" session: it lasts one day whatever
@@ -405,7 +416,8 @@ impl SessionManager {
     /// in bearer mode, its bearer value) names and, with
     /// [`multi_session`](crate::SessionConfigBuilder::multi_session), every session named by
     /// one of its `_multi-` cookies that verifies; returns the cookies that clear them all,
-    /// the cookie cache's chunks among them.
+    /// the cookie cache's chunks among them, and Better Auth's account cookie (with its chunks)
+    /// and `oauth_state` when the request carries them, as its `deleteSessionCookie` does.
     /// Values that do not verify delete nothing. (`Sessions::sign_out` does the same for axum
     /// handlers.)
     ///
@@ -425,17 +437,28 @@ impl SessionManager {
                 .cookies
                 .extend(self.end_multi_sessions(&multi).await?);
         }
-        let chunks = crate::cookie_cache::chunk_names(&config.cookies.session_data, headers);
-        self.expire_cache_chunks(&chunks, &mut cookies);
+        let chunks = config.cookies.session_data.chunk_names(headers);
+        self.expire_carried(
+            &chunks,
+            config.cookies.others_carried(headers),
+            &mut cookies,
+        );
         Ok(cookies)
     }
 
-    /// Adds the expiries of the cache-cookie chunks named `chunks` to a sign-out's `cookies`.
-    pub(crate) fn expire_cache_chunks(&self, chunks: &[String], cookies: &mut SetCookies) {
+    /// Adds to a sign-out's `cookies` the expiries of the cache-cookie chunks named `chunks`
+    /// and `others` (Better Auth's other sign-in cookies the request carried).
+    pub(crate) fn expire_carried(
+        &self,
+        chunks: &[String],
+        others: Vec<HeaderValue>,
+        cookies: &mut SetCookies,
+    ) {
         let spec = &self.config().cookies.session_data;
         cookies
             .cookies
             .extend(chunks.iter().map(|name| spec.renamed(name).expired()));
+        cookies.cookies.extend(others);
     }
 
     /// Ends the sessions of a request's multi-session cookies and adds their expiries to
@@ -476,8 +499,8 @@ impl SessionManager {
 
     /// Deletes the session of `token` (the token a session cookie or bearer value carries) and
     /// returns the cookies that clear it from the browser: the session cookie, the cookie
-    /// cache and `dont_remember`, not the cache's chunks or the `_multi-` cookies the browser
-    /// may also hold, which only the request shows ([`sign_out_request`](Self::sign_out_request)
+    /// cache and `dont_remember`, not the cache's chunks, the `_multi-` cookies or Better Auth's
+    /// account and `oauth_state` cookies the browser may also hold, which only the request shows ([`sign_out_request`](Self::sign_out_request)
     /// and the `Sessions` extractor clear those too).
     ///
     /// # Errors

@@ -69,8 +69,9 @@ impl CookiePlan {
 }
 
 /// A plan with what rendering it needs: the raw token (it is signed again), the session (for a
-/// cache cookie), the clock reading, the cache-cookie chunks the request carried, and the
-/// multi-session cookies that go with the session cookie.
+/// cache cookie), the clock reading, the cache-cookie chunks the request carried, the
+/// multi-session cookies that go with the session cookie, and the other cookies a clearing
+/// expires.
 pub(crate) struct Render {
     pub(crate) plan: CookiePlan,
     pub(crate) token: String,
@@ -79,6 +80,9 @@ pub(crate) struct Render {
     pub(crate) chunks: Vec<String>,
     /// Multi-session cookies sent with a session cookie sent again (none without the plugin).
     pub(crate) multi: Vec<HeaderValue>,
+    /// With [`SessionCookie::Clear`], the deletions of Better Auth's other sign-in cookies the
+    /// request carried (the account cookie, `oauth_state`).
+    pub(crate) others: Vec<HeaderValue>,
 }
 
 /// The configuration parts that rendering reads.
@@ -128,6 +132,7 @@ impl Render {
                         .iter()
                         .map(|n| cookie.session_data.renamed(n).expired()),
                 );
+                cookies.extend(self.others);
             }
         }
         if !handler_set_session {

@@ -80,7 +80,7 @@ pub(crate) fn now<St: SessionStore>(
 /// session is cleared while the layer's own cache is off: the Better Auth server may have set
 /// them, and its sign-out expires them too.
 pub(crate) fn cache_chunks(config: &SessionConfig, headers: &HeaderMap) -> Vec<String> {
-    cookie_cache::chunk_names(&config.cookies.session_data, headers)
+    config.cookies.session_data.chunk_names(headers)
 }
 
 /// Asks the store, under the layer's deadline: past any copy in this process on an

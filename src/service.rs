@@ -109,7 +109,8 @@ fn insert_context(
 
 /// The plan of `serve`, with what rendering it needs, when it changes any cookie. Clearing the
 /// session also expires the cache-cookie chunks the request carried when the layer's own cache
-/// is off (and they were not read): Better Auth's server may have set them. With multi-session,
+/// is off (and they were not read): Better Auth's server may have set them; and its other
+/// sign-in cookies the request carried (the account cookie, `oauth_state`). With multi-session,
 /// a session cookie sent again brings its `_multi-` cookies ([`crate::multi::on_refresh`]).
 fn render(
     config: &SessionConfig,
@@ -119,9 +120,15 @@ fn render(
     now: OffsetDateTime,
     mut chunks: Vec<String>,
 ) -> Option<Render> {
-    if serve.plan.session == SessionCookie::Clear && config.cache.is_none() {
+    let clear = serve.plan.session == SessionCookie::Clear;
+    if clear && config.cache.is_none() {
         chunks = resolve::cache_chunks(config, headers);
     }
+    let others = if clear {
+        config.cookies.others_carried(headers)
+    } else {
+        Vec::new()
+    };
     let multi = match (config.multi_session, serve.plan.session) {
         (Some(maximum), SessionCookie::Set { .. }) => {
             crate::multi::on_refresh(config, headers, token, maximum)
@@ -135,6 +142,7 @@ fn render(
         now,
         chunks,
         multi,
+        others,
     })
 }
 

@@ -538,6 +538,87 @@ async fn a_sign_out_expires_the_cache_chunks_and_gets_no_new_cache() {
     }
 }
 
+/// Better Auth's other sign-in cookies, as a browser holds them beside a Better Auth server with
+/// `account.storeAccountCookie` (the account cookie, chunked or not) and the cookie state
+/// strategy (`oauth_state`).
+const OTHERS: [&str; 4] = [
+    "better-auth.account_data",
+    "better-auth.account_data.0",
+    "better-auth.account_data.1",
+    "better-auth.oauth_state",
+];
+
+/// Asserts that `lines` expire each of [`OTHERS`] once when `carried`, and none otherwise.
+fn assert_others_expired(lines: &[String], carried: bool, what: &str) {
+    for name in OTHERS {
+        let expiries: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("{name}=")))
+            .collect();
+        if carried {
+            assert_eq!(expiries.len(), 1, "{what}: {name}: {lines:?}");
+            assert!(
+                expiries[0].starts_with(&format!("{name}=; Max-Age=0; Path=/")),
+                "{what}: {expiries:?}"
+            );
+        } else {
+            assert!(expiries.is_empty(), "{what}: {name} touched: {lines:?}");
+        }
+    }
+}
+
+/// A session cleared by the layer (expired), a sign-out through `Sessions` and one through
+/// `SessionManager::sign_out_request` expire Better Auth's account cookie (with its chunks) and
+/// `oauth_state` when the request carries them, as Better Auth's `deleteSessionCookie` does: a
+/// sign-out from Rust left the previous user's linked-account tokens in the browser, which
+/// Better Auth's `getAccountCookie` reads without checking whose they are. A request that
+/// carries none of them gets no deletions of them.
+#[tokio::test]
+async fn clearing_a_session_expires_better_auths_account_and_oauth_state_cookies() {
+    let f = fx();
+    let others = OTHERS.map(|n| format!("{n}=x")).join("; ");
+    for carried in [true, false] {
+        let with = |token: &str| {
+            if carried {
+                format!("{token}; {others}; better-auth.account_data.0=again")
+            } else {
+                token.to_owned()
+            }
+        };
+        let token = f.token_cookie(true).await;
+        let r = send(
+            f.app.clone(),
+            http::Request::post("/sign-out")
+                .header(http::header::COOKIE, with(&token))
+                .header(http::header::ORIGIN, "http://localhost:3000")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_others_expired(&r.set_cookies(), carried, "Sessions::sign_out");
+
+        let token = f.token_cookie(true).await;
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::COOKIE, with(&token).parse().unwrap());
+        let out = f.layer.manager().sign_out_request(&headers).await.unwrap();
+        let lines: Vec<String> = out.iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        assert_others_expired(&lines, carried, "sign_out_request");
+
+        let token = f.token_cookie(true).await;
+        f.clock.set(T0 + Duration::days(8));
+        let r = f.get("/me", &with(&token)).await;
+        assert_eq!(r.status, 401);
+        assert_others_expired(&r.set_cookies(), carried, "the layer's clearing");
+        // A live session's request leaves them alone.
+        f.clock.set(T0);
+        let token = f.token_cookie(true).await;
+        let r = f.get("/me", &with(&token)).await;
+        assert_eq!(r.status, 200);
+        assert_others_expired(&r.set_cookies(), false, "a live session");
+    }
+}
+
 /// `Sessions::revoke` of the request's own session clears its cookies, the cache's chunks
 /// among them, as Better Auth's `revoke-session` does (`deleteSessionCookie` when the token is
 /// the current one), and the layer issues no cache for the session just ended; revoking

@@ -2,11 +2,20 @@
 //! `Set-Cookie` lines. Only [`crate::plan`] writes these lines, on the way out of a request, and
 //! [`crate::manager`] for sign-ins and sign-outs.
 
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue};
 use time::Duration;
 
 use super::MAX_COOKIE_AGE;
+use crate::codec::cookies_with_prefix;
 use crate::error::ConfigError;
+
+/// The index of a chunk cookie named `name` (`{prefix}N`): canonical non-negative integers
+/// below 100 only, as Better Auth reads them (`String(Number(s)) === s`).
+pub(crate) fn chunk_index(name: &[u8], prefix: &str) -> Option<u32> {
+    let index = std::str::from_utf8(name.get(prefix.len()..)?).ok()?;
+    let n: u32 = index.parse().ok()?;
+    (n.to_string() == index && n < 100).then_some(n)
+}
 
 /// The `SameSite` attribute of the session cookies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -78,6 +87,24 @@ impl CookieSpec {
     pub(crate) fn expired(&self) -> HeaderValue {
         self.header("", Some(Duration::ZERO))
     }
+
+    /// The names of this cookie's chunks (`name.0`, `name.1`, …) `headers` carry, each once:
+    /// for a sign-out, which expires them as Better Auth's `deleteSessionCookie` does.
+    pub(crate) fn chunk_names(&self, headers: &HeaderMap) -> Vec<String> {
+        let prefix = format!("{}.", self.name);
+        let mut names: Vec<String> = cookies_with_prefix(headers, &prefix)
+            .filter(|(name, _)| chunk_index(name, &prefix).is_some())
+            .map(|(name, _)| String::from_utf8_lossy(name).into_owned())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// Whether `headers` carry this cookie under its exact name.
+    fn carried(&self, headers: &HeaderMap) -> bool {
+        cookies_with_prefix(headers, &self.name).any(|(name, _)| name == self.name.as_bytes())
+    }
 }
 
 /// The layer's cookies: the session token, `dont_remember`, and the cookie cache.
@@ -89,6 +116,12 @@ pub(crate) struct Cookies {
     /// `Max-Age=0` for the session token, the cookie cache and `dont_remember`, as Better Auth's
     /// `deleteSessionCookie` emits them: the same bytes on every rejection, so built once.
     pub(crate) clearing: [HeaderValue; 3],
+    /// Better Auth's account cookie (`account.storeAccountCookie`): the linked account's
+    /// tokens, encrypted. Only ever expired here.
+    account_data: CookieSpec,
+    /// Better Auth's OAuth state cookie (`oauth_state`, its cookie state strategy). Only ever
+    /// expired here.
+    oauth_state: CookieSpec,
 }
 
 /// What the builder says about cookies.
@@ -165,7 +198,31 @@ impl Cookies {
             dont_remember,
             session_data,
             clearing,
+            account_data: spec(format!("{secure_prefix}{prefix}.account_data"))?,
+            oauth_state: spec(format!("{secure_prefix}{prefix}.oauth_state"))?,
         })
+    }
+
+    /// The deletions of Better Auth's other sign-in cookies `headers` carry, which its
+    /// `deleteSessionCookie` expires with the session (when the options that set them are on,
+    /// as they are when the browser holds them): the account cookie and its chunks, and
+    /// `oauth_state`. A sign-out from Rust otherwise left the previous user's linked-account
+    /// tokens in the browser. Empty when the request carries none (the usual case).
+    pub(crate) fn others_carried(&self, headers: &HeaderMap) -> Vec<HeaderValue> {
+        let mut out = Vec::new();
+        if self.account_data.carried(headers) {
+            out.push(self.account_data.expired());
+        }
+        out.extend(
+            self.account_data
+                .chunk_names(headers)
+                .iter()
+                .map(|name| self.account_data.renamed(name).expired()),
+        );
+        if self.oauth_state.carried(headers) {
+            out.push(self.oauth_state.expired());
+        }
+        out
     }
 }
 

@@ -27,7 +27,7 @@ mod keys;
 
 pub use cache::{CookieCache, CookieCacheStrategy};
 pub use cookies::SameSite;
-pub(crate) use cookies::{CookieSpec, Cookies};
+pub(crate) use cookies::{chunk_index, CookieSpec, Cookies};
 pub(crate) use keys::{sha256_hex, Keys};
 
 /// Better Auth's published development secret. Anyone can forge cookies with it, so this crate
