@@ -264,6 +264,17 @@ pub enum SessionError {
     /// again.
     #[error("the session is not fresh enough for this; sign in again")]
     NotFresh,
+    /// The user has two-factor authentication on (`twoFactorEnabled`, Better Auth's
+    /// two-factor plugin) and the sign-in did not say the second factor was verified: no
+    /// session was created. Verify it, then sign in with
+    /// [`SignIn::second_factor_verified`](crate::SignIn::second_factor_verified). (Better
+    /// Auth's own password sign-in answers `200` with `{"twoFactorRedirect":true}` here and
+    /// continues at its `/two-factor/verify-*` endpoints.) [`status`](Self::status) is `403`.
+    #[error(
+        "the user has two-factor authentication on: verify the second factor, then sign in \
+         with SignIn::second_factor_verified"
+    )]
+    SecondFactorRequired,
 }
 
 fn ban_suffix(ban: &crate::fields::Ban) -> String {
@@ -290,11 +301,14 @@ impl SessionError {
         }
     }
 
-    /// The HTTP status Better Auth answers this error with: `403` for a banned user, `500`
-    /// otherwise (a store failure is the server's problem).
+    /// The HTTP status Better Auth answers this error with: `403` for a banned user, a session
+    /// that is not fresh and a second factor not verified, `500` otherwise (a store failure is
+    /// the server's problem).
     pub fn status(&self) -> http::StatusCode {
         match self {
-            Self::Banned(_) | Self::NotFresh => http::StatusCode::FORBIDDEN,
+            Self::Banned(_) | Self::NotFresh | Self::SecondFactorRequired => {
+                http::StatusCode::FORBIDDEN
+            }
             _ => http::StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

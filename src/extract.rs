@@ -255,13 +255,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Sessions {
 }
 
 impl Sessions {
-    /// Signs `user` in with a remembered session.
+    /// Signs `user` in with a remembered session ([`SessionManager::sign_in`] with
+    /// [`sign_in_options`](Self::sign_in_options)).
     ///
     /// # Errors
     ///
-    /// [`SessionError::Store`] when the session cannot be written.
+    /// [`SessionError::Banned`] for a banned user, [`SessionError::SecondFactorRequired`] for
+    /// a user with two-factor authentication on, [`SessionError::Store`] when the session
+    /// cannot be written.
     pub async fn sign_in(&self, user: &User) -> Result<SignedIn, SessionError> {
         self.manager.sign_in(user, self.request.clone()).await
+    }
+
+    /// The options this request gives a sign-in ([`SignIn::from_headers`]), to change before
+    /// [`SessionManager::sign_in`]: for example, after the app has verified a two-factor
+    /// user's second factor,
+    /// `sessions.manager().sign_in(&user, sessions.sign_in_options().second_factor_verified())`.
+    pub fn sign_in_options(&self) -> SignIn {
+        self.request.clone()
     }
 
     /// Signs `user` in; `remember_me: false` makes a browser-session cookie that lasts at most
@@ -269,7 +280,7 @@ impl Sessions {
     ///
     /// # Errors
     ///
-    /// [`SessionError::Store`] when the session cannot be written.
+    /// As [`sign_in`](Self::sign_in).
     pub async fn sign_in_with(
         &self,
         user: &User,

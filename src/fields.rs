@@ -105,6 +105,18 @@ impl User {
         })
     }
 
+    /// Whether the two-factor plugin's `twoFactorEnabled` is true: Better Auth's password
+    /// sign-ins give such a user no session until the second factor is verified (see
+    /// [`SignIn::second_factor_verified`](crate::SignIn::second_factor_verified)).
+    pub fn two_factor_enabled(&self) -> bool {
+        truthy(get(&self.extra, "twoFactorEnabled", "two_factor_enabled"))
+    }
+
+    /// Whether the anonymous plugin's `isAnonymous` is true (a guest user).
+    pub fn is_anonymous(&self) -> bool {
+        truthy(get(&self.extra, "isAnonymous", "is_anonymous"))
+    }
+
     /// Whether the user is banned at `now`: `banned` is true and the ban has not ended.
     pub fn is_banned(&self, now: OffsetDateTime) -> bool {
         self.ban().is_some_and(|ban| !ban.has_ended(now))

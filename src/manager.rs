@@ -70,6 +70,9 @@ pub struct SignIn {
     /// Whether the request carried a "don't remember me" marker that verifies (`None`: no
     /// request seen, so a remembered sign-in expires it in any case).
     dont_remember_seen: Option<bool>,
+    /// The caller verified the user's second factor (or the sign-in is of a kind Better
+    /// Auth's two-factor plugin does not gate).
+    second_factor: bool,
     /// The chunks of the cookie cache the request carried, replaced or expired by the new one.
     cache_chunks: Vec<String>,
     /// The deletions of Better Auth's other sign-in cookies the request carried, for a
@@ -105,6 +108,7 @@ impl SignIn {
             user_agent: None,
             multi: None,
             dont_remember_seen: None,
+            second_factor: false,
             cache_chunks: Vec::new(),
             others: Vec::new(),
         }
@@ -126,6 +130,7 @@ impl SignIn {
                 .multi_session
                 .map(|_| crate::multi::read(config, headers)),
             dont_remember_seen: Some(crate::credential::DontRemember::new(headers).get(config)),
+            second_factor: false,
             cache_chunks: config.cookies.session_data.chunk_names(headers),
             others: config.cookies.others_carried(headers),
         }
@@ -148,6 +153,17 @@ impl SignIn {
     /// `dont_remember` cookie is set, and it is never refreshed. Default: `true`.
     pub fn remember_me(mut self, remember: bool) -> Self {
         self.remember_me = remember;
+        self
+    }
+
+    /// Says that the caller has verified the user's second factor, or that this sign-in is of
+    /// a kind Better Auth's two-factor plugin does not gate (its gate covers the password
+    /// sign-ins `/sign-in/email`, `/sign-in/username` and `/sign-in/phone-number`; social
+    /// sign-ins, magic links and passkeys pass). Without it, a user whose `twoFactorEnabled`
+    /// is true is refused with [`SessionError::SecondFactorRequired`] and no session is
+    /// written. Default: not verified.
+    pub fn second_factor_verified(mut self) -> Self {
+        self.second_factor = true;
         self
     }
 
@@ -266,10 +282,20 @@ impl SessionManager {
     /// ([`SessionError::status`], [`SessionError::code`]). Sessions that already exist are not
     /// affected (Better Auth deletes them when it bans a user).
     ///
+    /// # Two-factor authentication (Better Auth's two-factor plugin)
+    ///
+    /// A user whose `twoFactorEnabled` is true (in the stored row, else in `user`) is refused
+    /// with [`SessionError::SecondFactorRequired`] and no session is written, unless `options`
+    /// say [`second_factor_verified`](SignIn::second_factor_verified): Better Auth's password
+    /// sign-in gives such a user no session until the second factor is verified, and a
+    /// password checked in Rust must not get around it.
+    ///
     /// # Errors
     ///
-    /// [`SessionError::Banned`] for a banned user; [`SessionError::Store`] when the user cannot
-    /// be read or the row cannot be written.
+    /// [`SessionError::Banned`] for a banned user; [`SessionError::SecondFactorRequired`] for
+    /// a user with two-factor authentication without
+    /// [`second_factor_verified`](SignIn::second_factor_verified); [`SessionError::Store`]
+    /// when the user cannot be read or the row cannot be written.
     pub async fn sign_in(&self, user: &User, options: SignIn) -> Result<SignedIn, SessionError> {
         let config = self.config();
         let now = config.clock.now();
@@ -277,6 +303,10 @@ impl SessionManager {
         // session is written with, as Better Auth reads the user again for it.
         let stored_user = self.admit(user, now).await?;
         let user = stored_user.as_ref().unwrap_or(user);
+        if user.two_factor_enabled() && !options.second_factor {
+            tracing::info!(user_id = %user.id, reason = "second_factor_required", "refused a sign-in");
+            return Err(SessionError::SecondFactorRequired);
+        }
         let lifetime = config.lifetimes.of_new_session(options.remember_me);
         let token = generate_id(32);
         let session = Session {
@@ -499,9 +529,10 @@ impl SessionManager {
 
     /// Deletes the session of `token` (the token a session cookie or bearer value carries) and
     /// returns the cookies that clear it from the browser: the session cookie, the cookie
-    /// cache and `dont_remember`, not the cache's chunks, the `_multi-` cookies or Better Auth's
-    /// account and `oauth_state` cookies the browser may also hold, which only the request shows ([`sign_out_request`](Self::sign_out_request)
-    /// and the `Sessions` extractor clear those too).
+    /// cache and `dont_remember`, not the cache's chunks, the `_multi-` cookies or Better
+    /// Auth's account and `oauth_state` cookies the browser may also hold, which only the
+    /// request shows ([`sign_out_request`](Self::sign_out_request) and the `Sessions`
+    /// extractor clear those too).
     ///
     /// # Errors
     ///

@@ -1,6 +1,7 @@
 //! Better Auth's admin plugin at sign-in: a banned user gets no session (`SessionError::Banned`,
 //! Better Auth's `403 BANNED_USER`), a ban whose `banExpires` has passed is lifted, and the
-//! examples answer as Better Auth does.
+//! examples answer as Better Auth does. And the two-factor plugin: a user with
+//! `twoFactorEnabled` gets no session until the caller says the second factor was verified.
 #![cfg(all(feature = "sqlite", feature = "axum"))]
 
 mod common;
@@ -245,4 +246,134 @@ async fn a_users_list_leaves_out_impersonation_sessions() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, own.session.id);
     assert_eq!(layer.manager().list(&user.id).await.unwrap().len(), 2);
+}
+
+// ---------------------------------------------------------------- two-factor
+
+/// A user with Better Auth's two-factor plugin on (`twoFactorEnabled`) gets no session from a
+/// sign-in that does not say the second factor was verified, as Better Auth's password sign-in
+/// gives none before `/two-factor/verify-*`; with `second_factor_verified` the sign-in goes
+/// on. The stored row decides, as for bans.
+#[tokio::test]
+async fn two_factor_users_get_no_session_until_the_second_factor_is_verified() {
+    let store = MemoryStore::new();
+    let mut user = User::new("totp@example.com", "T", NOW - Duration::days(3));
+    user.extra.insert("twoFactorEnabled".into(), true.into());
+    store.insert_user(user.clone());
+    let m = manager(store.clone());
+    // The given user says nothing of two-factor: the stored row still refuses it.
+    let mut stale = user.clone();
+    stale.extra.remove("twoFactorEnabled");
+    for given in [&user, &stale] {
+        let err = m.sign_in(given, SignIn::new()).await.unwrap_err();
+        assert!(matches!(err, SessionError::SecondFactorRequired), "{err:?}");
+        assert_eq!(err.status().as_u16(), 403);
+        assert!(err.to_string().contains("second_factor_verified"), "{err}");
+        assert_eq!(store.session_count(), 0);
+    }
+    let _signed = m
+        .sign_in(&user, SignIn::new().second_factor_verified())
+        .await
+        .unwrap();
+    assert_eq!(store.session_count(), 1);
+
+    // A ban comes first, as Better Auth's session hook runs before the two-factor gate.
+    let mut both = banned(None, None);
+    both.extra.insert("twoFactorEnabled".into(), true.into());
+    let err = manager(MemoryStore::new())
+        .sign_in(&both, SignIn::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SessionError::Banned(_)), "{err:?}");
+}
+
+/// The two-factor plugin's column as Better Auth's SQLite migration makes it and its adapter
+/// writes it (an integer boolean): 1 is refused, 0 and null sign in.
+#[tokio::test]
+async fn sqlite_two_factor_column_as_better_auth_writes_it() {
+    let (_dir, url, pool) = sqlite_with_admin_columns().await;
+    sqlx::query(r#"alter table "user" add column "twoFactorEnabled" integer"#)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(r#"insert into "user" ("id", "name", "email", "emailVerified", "createdAt", "updatedAt", "twoFactorEnabled") values ('T1', 'On', 'on@example.com', 0, '2026-11-20T00:00:00.000Z', '2026-11-20T00:00:00.000Z', 1), ('T0', 'Off', 'off@example.com', 0, '2026-11-20T00:00:00.000Z', '2026-11-20T00:00:00.000Z', 0), ('TN', 'Never', 'never@example.com', 0, '2026-11-20T00:00:00.000Z', '2026-11-20T00:00:00.000Z', null)"#)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let store = SqliteStore::connect(&url).await.unwrap();
+    let m = manager(store.clone());
+    let on = store.find_user("T1").await.unwrap().unwrap();
+    assert!(on.two_factor_enabled());
+    assert!(matches!(
+        m.sign_in(&on, SignIn::new()).await,
+        Err(SessionError::SecondFactorRequired)
+    ));
+    let sessions = |id: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(r#"select count(*) from "session" where "userId" = ?"#)
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(sessions("T1").await, 0);
+    for id in ["T0", "TN"] {
+        let user = store.find_user(id).await.unwrap().unwrap();
+        assert!(!user.two_factor_enabled());
+        let _signed = m.sign_in(&user, SignIn::new()).await.unwrap();
+        assert_eq!(sessions(id).await, 1, "{id}");
+    }
+}
+
+/// Through the `Sessions` extractor: `sign_in` refuses a two-factor user (no cookie), and the
+/// request's own options with `second_factor_verified` sign them in.
+#[tokio::test]
+async fn sessions_sign_in_a_two_factor_user_only_once_verified() {
+    use axum::routing::post;
+    use tower_auth_session::extract::Sessions;
+    let store = MemoryStore::new();
+    let mut user = User::new("totp@example.com", "T", NOW);
+    user.extra.insert("twoFactorEnabled".into(), true.into());
+    store.insert_user(user.clone());
+    let config = SessionConfig::builder()
+        .secret(common::SECRET)
+        .clock(ManualClock::new(NOW))
+        .build()
+        .unwrap();
+    let layer = tower_auth_session::SessionLayer::new(config, store.clone());
+    let (u1, u2) = (user.clone(), user.clone());
+    let app = axum::Router::new()
+        .route(
+            "/password",
+            post(move |s: Sessions| async move {
+                use axum::response::IntoResponse as _;
+                match s.sign_in(&u1).await {
+                    Ok(signed) => (signed, "in").into_response(),
+                    Err(e) => e.status().into_response(),
+                }
+            }),
+        )
+        .route(
+            "/verified",
+            post(move |s: Sessions| async move {
+                let options = s.sign_in_options().second_factor_verified();
+                (s.manager().sign_in(&u2, options).await.unwrap(), "in")
+            }),
+        )
+        .layer(layer);
+    let post = |path: &str| {
+        http::Request::post(path)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let r = common::send(app.clone(), post("/password")).await;
+    assert_eq!(r.status, 403);
+    assert!(r.set_cookies().is_empty(), "{:?}", r.set_cookies());
+    assert_eq!(store.session_count(), 0);
+    let r = common::send(app, post("/verified")).await;
+    assert_eq!(r.status, 200);
+    assert!(r.set_cookie("better-auth.session_token").is_some());
+    assert_eq!(store.session_count(), 1);
 }

@@ -166,6 +166,13 @@ pub async fn sign_in<D: Directory>(
                 })),
             ))
         }
+        // Two-factor users: this demo has no second factor to verify.
+        Err(error @ SessionError::SecondFactorRequired) => {
+            return Err((
+                error.status(),
+                Json(json!({ "message": error.to_string() })),
+            ))
+        }
         Err(error) => return Err(internal(error)),
     };
     let expires_at = expires_at(&signed.session);
