@@ -1113,6 +1113,104 @@ async fn a_users_new_row_reaches_a_cache_over_postgres() {
     store.session_changes().start().await.unwrap();
 }
 
+/// PostgreSQL checks no privilege on `LISTEN`: whoever can connect hears the feed's channel.
+/// It carries the fingerprint of each deleted or refreshed session's token (`#` and its
+/// SHA-256 in hexadecimal), never the token, which would be a login; the cache still finds and
+/// drops the session by it. A trigger function an earlier version made (which notifies the
+/// token) keeps working.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_feed_tells_listeners_fingerprints_not_tokens() {
+    use sha2::Digest as _;
+    use tower_auth_session::store::PostgresStore;
+    let test = "the_postgres_feed_tells_listeners_fingerprints_not_tokens";
+    let Some(url) = common::fresh_pg_database(test).await else {
+        return;
+    };
+    let store = PostgresStore::builder(url.as_str())
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+    let changes = store
+        .session_changes()
+        .create_trigger(true)
+        .start()
+        .await
+        .unwrap();
+    let cached = watching(&store, &changes);
+    let other = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut spy = sqlx::postgres::PgListener::connect(&url).await.unwrap();
+    spy.listen("tas_session_changes").await.unwrap();
+    let user = store
+        .insert_user(&User::new("spied@example.com", "S", conformance::NOW))
+        .await
+        .unwrap();
+    let live = || {
+        conformance::session(
+            &user,
+            time::OffsetDateTime::now_utc() + time::Duration::days(7),
+        )
+    };
+    let mut rx = changes.applied();
+    // Better Auth's refresh, then its sign-out, of a cached session.
+    for statement in [
+        r#"update "session" set "expiresAt" = "expiresAt" + interval '1 day' where "token" = $1"#,
+        r#"delete from "session" where "token" = $1"#,
+    ] {
+        let s = store.create(&live(), &user).await.unwrap();
+        let key = s.storage_key();
+        assert!(cached.find(&key).await.unwrap().is_some());
+        assert!(cached.find_now(&key).is_some());
+        let seen = *rx.borrow();
+        sqlx::query(statement)
+            .bind(key.as_str())
+            .execute(&other)
+            .await
+            .unwrap();
+        let heard = tokio::time::timeout(Duration::from_secs(10), spy.recv())
+            .await
+            .expect("a notification")
+            .unwrap();
+        let digest: String = sha2::Sha256::digest(key.as_str().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(heard.payload(), format!("#{digest}"), "{statement}");
+        assert!(!heard.payload().contains(key.as_str()));
+        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n > seen))
+            .await
+            .expect("the change was applied")
+            .unwrap();
+        assert!(
+            cached.find_now(&key).is_none(),
+            "the cache kept a session changed behind its back: {statement}"
+        );
+    }
+
+    // The function as an earlier version made it: the token itself.
+    sqlx::raw_sql(
+        r#"create or replace function "tas_session_changes"() returns trigger language plpgsql as $tas$ begin perform pg_notify('tas_session_changes', OLD."token"::text); return null; end $tas$"#,
+    )
+    .execute(&other)
+    .await
+    .unwrap();
+    let s = store.create(&live(), &user).await.unwrap();
+    let key = s.storage_key();
+    assert!(cached.find(&key).await.unwrap().is_some());
+    let seen = *rx.borrow();
+    sqlx::query(r#"delete from "session" where "token" = $1"#)
+        .bind(key.as_str())
+        .execute(&other)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n > seen))
+        .await
+        .expect("the change was applied")
+        .unwrap();
+    assert!(cached.find_now(&key).is_none());
+}
+
 /// A session cached through `changes` shows its user's new name once `rename` changes it
 /// behind the store's back, as Better Auth's `updateUser` would.
 #[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]

@@ -29,6 +29,7 @@
 //! a fill that sees its counter moved drops what it just cached.
 
 mod bus;
+mod fingerprints;
 mod table;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -90,6 +91,9 @@ pub(crate) struct Core {
     stripes: [AtomicU64; STRIPES],
     /// Bumped by invalidations of a user or of everything.
     epoch: AtomicU64,
+    /// With a feed that reports fingerprints (PostgreSQL): the cached tokens by fingerprint,
+    /// and the stripes picked by fingerprint rather than by the keyed hash.
+    fingerprints: Option<fingerprints::Fingerprints>,
     /// Dropped with the cache's last clone (whichever clones have the bus): stop the bus
     /// subscribers, which hear for every clone.
     #[cfg(feature = "redis")]
@@ -129,10 +133,19 @@ impl Core {
         low & (STRIPES - 1)
     }
 
+    /// The stripe of `token`, whose keyed hash is `hash`: by fingerprint when a feed reports
+    /// fingerprints, so that a reported one fences the fills of its token.
+    fn stripe_of(&self, token: &str, hash: u64) -> usize {
+        match self.fingerprints {
+            Some(_) => fingerprints::stripe(&fingerprints::of(token), STRIPES),
+            None => Self::stripe(hash),
+        }
+    }
+
     /// Taken before reading the store for `token`.
     fn stamp(&self, token: &str) -> Stamp {
         let hash = self.hash(token);
-        let stripe = Self::stripe(hash);
+        let stripe = self.stripe_of(token, hash);
         Stamp {
             stripe,
             hash,
@@ -162,6 +175,13 @@ impl Core {
         if until <= now {
             // The read took longer than the entry would be served.
             return;
+        }
+        if let (Some(prints), Some(_)) = (&self.fingerprints, found) {
+            // Recorded before the entry is cached: a fingerprint reported after the check below
+            // finds the token.
+            prints.insert(fingerprints::of(token), token, |t| {
+                self.cache.contains(t.as_bytes())
+            });
         }
         self.cache.insert(token, found.cloned(), until, now);
         // Inserted first, checked second: an invalidation that raced the store read either
@@ -210,7 +230,21 @@ impl Core {
     /// Makes every read of `token` already in flight (a fill, a read ahead) drop its answer
     /// rather than cache it.
     fn fence(&self, token: &str) {
-        self.stripes[Self::stripe(self.hash(token))].fetch_add(1, Ordering::SeqCst);
+        self.stripes[self.stripe_of(token, self.hash(token))].fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Drops the cached session whose token has this fingerprint (`hex`, as a feed reports
+    /// it), and fences its fills in flight. Without fingerprints recorded (no such feed was
+    /// given to the builder) or for a malformed one, drops everything.
+    fn invalidate_fingerprint(&self, hex: &str) {
+        let (Some(prints), Some(print)) = (&self.fingerprints, fingerprints::parse(hex)) else {
+            self.invalidate_all();
+            return;
+        };
+        self.stripes[fingerprints::stripe(&print, STRIPES)].fetch_add(1, Ordering::SeqCst);
+        if let Some(token) = prints.take(&print) {
+            self.cache.remove(token.as_bytes());
+        }
     }
 
     fn invalidate(&self, token: &str) {
@@ -252,6 +286,9 @@ impl Core {
     fn invalidate_all(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         self.cache.clear();
+        if let Some(prints) = &self.fingerprints {
+            prints.clear();
+        }
     }
 }
 
@@ -259,6 +296,7 @@ impl Target for Core {
     fn apply(&self, change: &Change<'_>) {
         match change {
             Change::Token(token) => self.invalidate(token),
+            Change::Fingerprint(hex) => self.invalidate_fingerprint(hex),
             Change::User(user_id) => self.invalidate_user(user_id),
             Change::Users(user_ids) => self.invalidate_users(user_ids),
             Change::All => self.invalidate_all(),
@@ -470,6 +508,11 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
             },
             stripes: std::array::from_fn(|_| AtomicU64::new(0)),
             epoch: AtomicU64::new(0),
+            fingerprints: self
+                .feeds
+                .iter()
+                .any(SessionChanges::reports_fingerprints)
+                .then(|| fingerprints::Fingerprints::new(capacity)),
             #[cfg(feature = "redis")]
             bus_stops: std::sync::Mutex::default(),
         });
@@ -804,4 +847,73 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
     }
 
     super::pass_through!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    /// A cache over a memory store holding one session, built as a PostgreSQL feed's watcher
+    /// is (recording fingerprints), and the session's storage key.
+    async fn watched() -> (CachedStore<MemoryStore>, String) {
+        let feed = SessionChanges::spawn_reporting("test", true, |_sink| async {});
+        let store = MemoryStore::new();
+        let user = User::new("print@example.com", "P", OffsetDateTime::now_utc());
+        store.insert_user(user.clone());
+        let now = OffsetDateTime::now_utc();
+        let session =
+            Session::for_tests(&user.id, "print-token", now + time::Duration::days(1), now);
+        let session = store.create(&session, &user).await.unwrap();
+        let cached = CachedStore::builder(store).watch(feed).build();
+        assert!(cached.core.fingerprints.is_some());
+        (cached, session.token)
+    }
+
+    fn hex(token: &str) -> String {
+        fingerprints::of(token)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_reported_fingerprint_drops_its_session_only() {
+        let (cached, token) = watched().await;
+        let key = StorageKey::new(token.clone());
+        assert!(cached.find(&key).await.unwrap().is_some());
+        cached
+            .core
+            .apply(&Change::Fingerprint(&hex("another token")));
+        assert!(
+            cached.core.lookup(&token).is_some(),
+            "another session's change"
+        );
+        cached.core.apply(&Change::Fingerprint(&hex(&token)));
+        assert!(cached.core.lookup(&token).is_none());
+    }
+
+    /// A fill that read the store before the fingerprint arrived (and recorded it after) is
+    /// not cached: the fingerprint fenced its stripe.
+    #[tokio::test]
+    async fn a_fill_that_raced_a_reported_fingerprint_is_not_cached() {
+        let (cached, token) = watched().await;
+        let key = StorageKey::new(token.clone());
+        let stamp = cached.core.stamp(&token);
+        let found = cached.inner().find(&key).await.unwrap();
+        cached.core.apply(&Change::Fingerprint(&hex(&token)));
+        cached.core.remember(&token, found.as_ref(), stamp);
+        assert!(cached.core.lookup(&token).is_none());
+        assert_eq!(cached.entry_count(), 0);
+    }
+
+    /// A fingerprint the cache cannot read drops everything rather than nothing.
+    #[tokio::test]
+    async fn a_malformed_fingerprint_drops_everything() {
+        let (cached, token) = watched().await;
+        let key = StorageKey::new(token.clone());
+        assert!(cached.find(&key).await.unwrap().is_some());
+        cached.core.apply(&Change::Fingerprint("not hex"));
+        assert!(cached.core.lookup(&token).is_none());
+    }
 }

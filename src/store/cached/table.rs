@@ -178,6 +178,12 @@ impl Table {
     }
 
     /// Forgets `token`.
+    /// Whether an entry for `token` is held (served or not).
+    pub(super) fn contains(&self, token: &[u8]) -> bool {
+        let hash = self.hash(token);
+        self.read(hash).get(hash, token).is_some()
+    }
+
     pub(super) fn remove(&self, token: &[u8]) {
         let hash = self.hash(token);
         self.write(hash).remove(hash, token);

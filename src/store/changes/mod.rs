@@ -8,7 +8,7 @@
 //!
 //! | store | mechanism | delay | needs |
 //! |---|---|---|---|
-//! | `PostgresStore` | a trigger `AFTER DELETE OR UPDATE` on the session table calls `pg_notify(channel, OLD.token)` (on the user table, `pg_notify(channel_users, OLD.id)`); the feed `LISTEN`s on a connection of its own | one round trip | the trigger (once; [`PostgresChangesBuilder::create_trigger`]); a direct connection (`LISTEN` does not work through PgBouncer in transaction mode) |
+//! | `PostgresStore` | a trigger `AFTER DELETE OR UPDATE` on the session table calls `pg_notify(channel, …)` with the token's fingerprint, `'#'` and its SHA-256 in hexadecimal (any role may `LISTEN`; the cache finds the token by it) (on the user table, `pg_notify(channel_users, OLD.id)`); the feed `LISTEN`s on a connection of its own | one round trip | the trigger (once; [`PostgresChangesBuilder::create_trigger`]); a direct connection (`LISTEN` does not work through PgBouncer in transaction mode) |
 //! | `SqliteStore`, `MySqlStore` | triggers write deleted and updated tokens into a small change table, polled by id every 200 ms and pruned as it ages | ≤ the poll interval | the table and triggers (once; `create_trigger(true)`) |
 //! | `RedisStore` | keyspace notifications (`notify-keyspace-events` with `K`, `g`, `$`, `x`) on the session keys | one round trip | the setting (set at start when the server allows `CONFIG SET`); on a Redis Cluster, one subscription per master, following failovers (masters read again every second) |
 //!
@@ -95,6 +95,10 @@ pub(crate) const DEFAULT_NAME: &str = "tas_session_changes";
 pub(crate) enum Change<'a> {
     /// The session stored under this key was deleted or rewritten.
     Token(&'a str),
+    /// The session stored under the key with this fingerprint (the SHA-256 of the key, in
+    /// hexadecimal: at least its first 32 digits) was deleted or rewritten. Sent by a feed
+    /// whose messages others may read ([`SessionChanges::reports_fingerprints`]).
+    Fingerprint(&'a str),
     /// Every session of this user was revoked.
     User(&'a str),
     /// The rows of these users changed (a new role or name): their sessions are read again.
@@ -124,6 +128,8 @@ pub struct SessionChanges {
 
 struct Feed {
     source: &'static str,
+    /// Reports [`Change::Fingerprint`]s.
+    fingerprints: bool,
     targets: Mutex<Vec<Weak<dyn Target>>>,
     applied: watch::Sender<u64>,
     /// Dropped with the feed, which ends its task.
@@ -152,6 +158,12 @@ impl SessionChanges {
         self.feed.applied.subscribe()
     }
 
+    /// Whether the feed reports sessions by fingerprint ([`Change::Fingerprint`]): a cache
+    /// watching it records its tokens' fingerprints.
+    pub(crate) fn reports_fingerprints(&self) -> bool {
+        self.feed.fingerprints
+    }
+
     /// Registers a cache with the feed.
     pub(crate) fn attach(&self, target: Weak<dyn Target>) {
         let mut targets = self
@@ -169,9 +181,22 @@ impl SessionChanges {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        Self::spawn_reporting(source, false, run)
+    }
+
+    /// [`spawn`](Self::spawn) a feed that reports fingerprints (`fingerprints`) or not.
+    pub(crate) fn spawn_reporting<F>(
+        source: &'static str,
+        fingerprints: bool,
+        run: impl FnOnce(Sink) -> F,
+    ) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
         let (stop, stopped) = oneshot::channel();
         let feed = Arc::new(Feed {
             source,
+            fingerprints,
             targets: Mutex::new(Vec::new()),
             applied: watch::channel(0).0,
             _stop: stop,

@@ -1,9 +1,15 @@
 //! PostgreSQL: a trigger that notifies, and a connection that listens.
 //!
 //! `AFTER DELETE OR UPDATE` on the session table, for each row, the trigger function calls
-//! `pg_notify(channel, OLD.token)`. PostgreSQL delivers notifications when the writing
-//! transaction commits, to every connection that ran `LISTEN channel`: each instance keeps one
-//! such connection (sqlx's `PgListener`, on a pool of one connection of its own).
+//! `pg_notify(channel, '#' || encode(sha256(convert_to(OLD.token, 'UTF8')), 'hex'))`: the
+//! token's fingerprint, not the token. PostgreSQL checks no privilege on `LISTEN`, so any role
+//! that can connect to the database hears the channel; a token there (Better Auth refreshes
+//! live sessions) would be a login for it. The cache finds the token by its fingerprint
+//! (recorded when it was cached). A trigger function made by an earlier version, which sends
+//! the token itself, still works, with a warning to replace it. PostgreSQL delivers
+//! notifications when the writing transaction commits, to every connection that ran
+//! `LISTEN channel`: each instance keeps one such connection (sqlx's `PgListener`, on a pool of
+//! one connection of its own). `sha256()` needs PostgreSQL 11 or later.
 //!
 //! When the connection drops, the listener reconnects and listens again, then the feed drops
 //! every cached entry (notifications sent meanwhile are lost). A connection that goes silent
@@ -81,7 +87,8 @@ impl PostgresChangesBuilder {
 
     /// The statements [`create_trigger(true)`](Self::create_trigger) runs, for a migration
     /// tool that owns the schema: a function and a trigger on the session table notifying the
-    /// channel with each deleted or updated row's token, and a function and a trigger on the
+    /// channel with each deleted or updated row's token's fingerprint (`#` and the SHA-256 of
+    /// the token in hexadecimal), and a function and a trigger on the
     /// user table notifying `{channel}_users` with the user's id (an admin's `setRole`, a new
     /// name: the user's cached sessions are dropped).
     ///
@@ -110,6 +117,7 @@ impl PostgresChangesBuilder {
                 table: session.table,
                 column: session.token,
                 namespace: session.namespace,
+                fingerprint: true,
             },
             Watched {
                 name: users.clone(),
@@ -117,6 +125,7 @@ impl PostgresChangesBuilder {
                 table: user.table,
                 column: user.token,
                 namespace: user.namespace,
+                fingerprint: false,
             },
         ])
     }
@@ -188,9 +197,11 @@ impl PostgresChangesBuilder {
         }
         let listener = listen(&options, &self.name).await?;
         let channel = self.name;
-        Ok(SessionChanges::spawn("PostgreSQL LISTEN", move |sink| {
-            run(listener, options, follow, channel, sink)
-        }))
+        Ok(SessionChanges::spawn_reporting(
+            "PostgreSQL LISTEN",
+            true,
+            move |sink| run(listener, options, follow, channel, sink),
+        ))
     }
 
     /// Where to listen: `listen_url`, else the store's own connection settings; never through
@@ -267,6 +278,8 @@ struct Watched {
     /// The table's schema, quoted, where it names one: the function goes there too (a role
     /// may create objects in its schema and not in `public`, as PostgreSQL 15 has it).
     namespace: Option<String>,
+    /// Notify the column's fingerprint (the session token), not its value (a user id).
+    fingerprint: bool,
 }
 
 impl Watched {
@@ -280,12 +293,17 @@ impl Watched {
     }
 
     fn function(&self) -> String {
+        let column = format!("OLD.{}::text", self.column);
+        let payload = if self.fingerprint {
+            format!("'{FINGERPRINT}' || encode(sha256(convert_to({column}, 'UTF8')), 'hex')")
+        } else {
+            column
+        };
         format!(
             "create or replace function {function}() returns trigger language plpgsql as \
-             $tas$ begin perform pg_notify({channel}, OLD.{column}::text); return null; end $tas$",
+             $tas$ begin perform pg_notify({channel}, {payload}); return null; end $tas$",
             function = self.qualified_function(),
             channel = literal(&self.channel),
-            column = self.column,
         )
     }
 
@@ -349,8 +367,14 @@ impl Watched {
     }
 }
 
+/// What starts a fingerprint on the session channel (a token never does: Better Auth's are
+/// alphanumeric, and hashed ones hexadecimal).
+const FINGERPRINT: char = '#';
+
 /// What one wait for a message gave.
 enum Heard {
+    /// A session changed: its token's fingerprint (`#…`), or the token itself (a trigger
+    /// function made by an earlier version).
     Token(String),
     /// A user row changed.
     User(String),
@@ -374,6 +398,22 @@ async fn next(listener: &mut PgListener, wait: Duration, users: &str) -> Heard {
     }
 }
 
+/// The change a session channel's `payload` reports: a fingerprint, or a token from a trigger
+/// function an earlier version made (said once, in `warned`).
+fn session_change<'p>(payload: &'p str, warned: &mut bool) -> Change<'p> {
+    if let Some(fingerprint) = payload.strip_prefix(FINGERPRINT) {
+        return Change::Fingerprint(fingerprint);
+    }
+    if !std::mem::replace(warned, true) {
+        tracing::warn!(
+            "the session change trigger notifies session tokens, which any database role may \
+             LISTEN to: replace its function with create_trigger(true) or the statements from \
+             .ddl() (they notify fingerprints)"
+        );
+    }
+    Change::Token(payload)
+}
+
 /// Receives notifications until the feed is dropped, reconnecting as needed: to `options`, or,
 /// listening where the store connects (`follow`: the store, and its moves), to wherever the
 /// store connects now, so that a store whose URL lists several hosts takes the feed along to the
@@ -386,6 +426,7 @@ async fn run(
     sink: Sink,
 ) {
     let mut wait = PING_AFTER;
+    let mut warned = false;
     let users = users_channel(&channel);
     loop {
         let heard = match &mut follow {
@@ -403,9 +444,9 @@ async fn run(
         };
         let heard_moved = matches!(heard, Heard::Moved);
         let lost = match heard {
-            Heard::Token(token) => {
+            Heard::Token(payload) => {
                 wait = PING_AFTER;
-                if !sink.send(Change::Token(&token)) {
+                if !sink.send(session_change(&payload, &mut warned)) {
                     return;
                 }
                 continue;
@@ -421,7 +462,9 @@ async fn run(
                         if !changed.iter().any(|u| u == n.payload()) {
                             changed.push(n.payload().to_owned());
                         }
-                    } else if !n.payload().is_empty() && !sink.send(Change::Token(n.payload())) {
+                    } else if !n.payload().is_empty()
+                        && !sink.send(session_change(n.payload(), &mut warned))
+                    {
                         return;
                     }
                 }
