@@ -117,6 +117,56 @@ async fn a_listen_url_under_require_with_an_untrusted_root_is_refused() {
     );
 }
 
+/// The TLS settings given to the store's builder apply to a feed's `listen_url` as to the
+/// store's own URL: a root certificate given in code turns the listen URL's `sslmode=require`
+/// into a verified connection, refused when the server's certificate is not signed by it. The
+/// listen URL was read on its own before, and `require` accepted any certificate.
+#[tokio::test]
+async fn a_listen_url_follows_the_tls_settings_given_in_code() {
+    let test = "a_listen_url_follows_the_tls_settings_given_in_code";
+    let (Some(trusted), Some(untrusted)) = (
+        ca("TAS_TEST_TLS_CA", test),
+        ca("TAS_TEST_TLS_UNTRUSTED_CA", test),
+    ) else {
+        return;
+    };
+    let Some(plain) = common::fresh_pg_database(test).await else {
+        return;
+    };
+    let Some(listen) = tls_url(test, "127.0.0.1", "?sslmode=require").await else {
+        return;
+    };
+    for (pem, verified) in [(&untrusted, false), (&trusted, true)] {
+        // A store on the plaintext server (`prefer` finds no TLS there), given a root in code.
+        let store = PostgresStore::builder(plain.as_str())
+            .create_schema(true)
+            .tls_root_cert_pem(std::fs::read(pem).unwrap())
+            .build()
+            .await
+            .unwrap();
+        let started = store
+            .session_changes()
+            .create_trigger(true)
+            .listen_url(listen.as_str())
+            .start()
+            .await;
+        match started {
+            Ok(_) => assert!(
+                verified,
+                "listened under a root that did not sign the server"
+            ),
+            Err(err) => {
+                let text = err.to_string();
+                assert!(!verified, "{text}");
+                assert!(
+                    text.contains("TLS") || text.contains("certificate"),
+                    "{text}"
+                );
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_wrong_hostname_under_verify_full_names_tls_and_the_fix() {
     let test = "a_wrong_hostname_under_verify_full_names_tls_and_the_fix";

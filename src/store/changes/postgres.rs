@@ -79,7 +79,9 @@ impl PostgresChangesBuilder {
 
     /// Listen on a connection to this URL instead of the store's own settings: for a store
     /// that connects through PgBouncer in transaction mode, a URL that reaches PostgreSQL
-    /// directly (usually port 5432). Default: the store's connection settings.
+    /// directly (usually port 5432). The TLS settings given to the store's builder
+    /// (`ssl_mode`, `tls_root_cert_pem`) apply to it too, and a plaintext connection to
+    /// another machine is named in a warning. Default: the store's connection settings.
     pub fn listen_url(mut self, url: impl Into<String>) -> Self {
         self.listen_url = Some(url.into());
         self
@@ -153,7 +155,7 @@ impl PostgresChangesBuilder {
             .listen_url
             .is_none()
             .then(|| (self.store.clone(), self.store.moved()));
-        let options = self.listen_options()?;
+        let options = self.listen_options().await?;
         let pool = self.store.pool();
         if self.name.len() > MAX_NAME {
             return Err(cannot(
@@ -206,15 +208,16 @@ impl PostgresChangesBuilder {
 
     /// Where to listen: `listen_url`, else the store's own connection settings; never through
     /// PgBouncer in transaction mode.
-    fn listen_options(&self) -> Result<PgConnectOptions, StoreError> {
+    async fn listen_options(&self) -> Result<PgConnectOptions, StoreError> {
         const FIX: &str = "give session_changes() a URL that reaches PostgreSQL directly \
                            (without the pooler, usually port 5432) with .listen_url(…); the \
                            trigger itself is installed through the store";
         match &self.listen_url {
             Some(url) => {
-                // As the store reads its own URL: `sslmode=require` with a root certificate
-                // verifies the chain (the notifications carry session tokens).
-                let (options, pooled) = crate::store::sql::postgres::one_server(url)?;
+                // As the store reads its own URL, with the TLS settings given to its builder:
+                // `sslmode=require` with a root certificate verifies the chain.
+                let (options, pooled) =
+                    crate::store::sql::postgres::one_server(url, &self.store).await?;
                 if pooled {
                     return Err(cannot(
                         "the listen URL has pgbouncer=true: LISTEN does not work through \

@@ -65,6 +65,34 @@ pub struct PostgresDialect {
     /// In pooler mode, the statement that opens each transaction with the server's own
     /// limits ([`ServerLimits`]).
     begin: String,
+    /// The TLS settings given to the builder, for connections of the store's own to other
+    /// URLs (a change feed's `listen_url`).
+    tls: Tls,
+}
+
+/// TLS settings given in code ([`PostgresStoreBuilder::ssl_mode`],
+/// [`tls_root_cert_pem`](PostgresStoreBuilder::tls_root_cert_pem)), which win over the URL's.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Tls {
+    mode: Option<PgSslMode>,
+    root_pem: Option<Vec<u8>>,
+}
+
+impl Tls {
+    /// `options` (read from a URL that names a root certificate or not: `url_root`) with these
+    /// settings applied, and libpq's rule that `require` with a root certificate verifies it.
+    fn apply(&self, mut options: PgConnectOptions, url_root: bool) -> PgConnectOptions {
+        if let Some(mode) = self.mode {
+            options = options.ssl_mode(mode);
+        }
+        if let Some(pem) = self.root_pem.clone() {
+            options = options.ssl_root_cert_from_pem(pem);
+        }
+        require_as_libpq(
+            options,
+            self.root_pem.is_some() || url_root || env_root_cert(),
+        )
+    }
 }
 
 /// `statement_timeout` and `lock_timeout` a little under the store's deadline, on the server.
@@ -161,19 +189,16 @@ impl PostgresStoreBuilder {
             from_url = params;
         }
         let pooler = self.pgbouncer.or(from_url.pgbouncer).unwrap_or(false);
-        let has_root = self.common.root_cert.is_some() || from_url.root_cert || env_root_cert();
+        let tls = Tls {
+            mode: self.ssl_mode,
+            root_pem: self.common.root_cert.clone(),
+        };
         let hosts = hosts
             .iter()
             .map(|url| {
-                let mut options = PgConnectOptions::from_str(url)
+                let options = PgConnectOptions::from_str(url)
                     .map_err(|e| StoreError::backend("connect", e))?;
-                if let Some(mode) = self.ssl_mode {
-                    options = options.ssl_mode(mode);
-                }
-                if let Some(pem) = self.common.root_cert.clone() {
-                    options = options.ssl_root_cert_from_pem(pem);
-                }
-                options = require_as_libpq(options, has_root);
+                let mut options = tls.apply(options, from_url.root_cert);
                 if pooler {
                     // PgBouncer refuses startup parameters it does not track.
                     options = options.extra_float_digits(None);
@@ -250,6 +275,7 @@ impl PostgresStoreBuilder {
             pooler,
             timeout,
             begin,
+            tls,
         };
         let mode = self.common.mode();
         SqlStore::open_dialect(dialect, mode, self.common.schema).await
@@ -506,12 +532,17 @@ fn env_root_cert() -> bool {
     std::env::var_os("PGSSLROOTCERT").is_some_and(|v| !v.is_empty())
 }
 
-/// The connection settings of the one server `url` names, read as the store reads its own
-/// URL (libpq's `sslmode=require` with a root certificate, in the URL or `PGSSLROOTCERT`,
-/// verifies the chain; the store's own parameters are taken out), and whether it asks for
-/// pgbouncer mode. For a connection of its own, such as a change feed's `listen_url`.
+/// The connection settings of the one server `url` names, read as `store` reads its own URL:
+/// the TLS settings given to its builder apply, libpq's `sslmode=require` with a root
+/// certificate (given in code, in the URL or `PGSSLROOTCERT`) verifies the chain, and the
+/// store's own parameters are taken out; and whether it asks for pgbouncer mode. For a
+/// connection of its own, such as a change feed's `listen_url`. A plaintext connection to
+/// another machine is named in a warning, as for the store.
 #[cfg_attr(not(feature = "cache"), allow(dead_code))]
-pub(crate) fn one_server(url: &str) -> Result<(PgConnectOptions, bool), StoreError> {
+pub(crate) async fn one_server(
+    url: &str,
+    store: &PostgresStore,
+) -> Result<(PgConnectOptions, bool), StoreError> {
     let hosts = split_hosts(url)?;
     let [host] = hosts.as_slice() else {
         return Err(StoreError::Connect {
@@ -525,7 +556,8 @@ pub(crate) fn one_server(url: &str) -> Result<(PgConnectOptions, bool), StoreErr
     let (clean, params) = take_params(host)?;
     let options =
         PgConnectOptions::from_str(&clean).map_err(|e| StoreError::backend("connect", e))?;
-    let options = require_as_libpq(options, params.root_cert || env_root_cert());
+    let options = store.dialect().tls.apply(options, params.root_cert);
+    warn_if_plaintext(&options).await;
     Ok((options, params.pgbouncer == Some(true)))
 }
 
@@ -895,6 +927,7 @@ impl SqlStore<PostgresDialect> {
             pooler: false,
             timeout: Duration::from_secs(2),
             begin: String::new(),
+            tls: Tls::default(),
         };
         SqlStore::open_dialect(dialect, mode, schema).await
     }
