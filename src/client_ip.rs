@@ -124,13 +124,19 @@ impl IpTracking {
             // Every line of the header, as one list (the Fetch API's `Headers.get`, which Better
             // Auth reads): a proxy that adds a line of its own (HAProxy's `option forwardfor`)
             // must not leave the client's line looking like the whole chain.
+            // Bytes beyond ASCII read as Latin-1, as Node reads header values: such a hop is
+            // not an address, and ends the search only when it is reached from the right (a
+            // client must not be able to keep its address out of the row with one byte).
             let mut lines = headers.get_all(name).iter();
-            let first = lines.next()?.to_str().ok()?;
-            let mut joined = std::borrow::Cow::Borrowed(first);
+            let first = lines.next()?;
+            let mut joined = match first.to_str() {
+                Ok(ascii) => std::borrow::Cow::Borrowed(ascii),
+                Err(_) => std::borrow::Cow::Owned(latin1(first.as_bytes())),
+            };
             for line in lines {
                 let joined = joined.to_mut();
                 joined.push_str(", ");
-                joined.push_str(line.to_str().ok()?);
+                joined.push_str(&latin1(line.as_bytes()));
             }
             self.read_header(&joined)
         })
@@ -190,9 +196,15 @@ impl IpTracking {
     }
 }
 
+/// `bytes` read as Latin-1 (each byte one character), as Node decodes header values.
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     fn tracking(proxies: &[&str], subnet: Option<u8>) -> IpTracking {
         let proxies: Vec<String> = proxies.iter().map(|s| (*s).to_owned()).collect();
@@ -253,6 +265,43 @@ mod tests {
         assert_eq!(tracking(&[], None).client_ip(&headers), None);
         let behind = tracking(&["10.0.0.0/8"], None);
         assert_eq!(behind.client_ip(&headers).as_deref(), Some("198.51.100.4"));
+    }
+
+    /// A byte beyond ASCII in a hop the client wrote (to the left of the proxies' own) reads
+    /// as Latin-1, as Node reads it: that hop is not an address, and the client is still found
+    /// from the right rather than the whole header being thrown away (and with it the client's
+    /// address, or, with a second header configured, the header the client chose read instead).
+    #[test]
+    fn bytes_beyond_ascii_spoil_only_their_own_hop() {
+        let t = IpTracking::new(
+            Some(vec!["x-forwarded-for".to_owned(), "x-real-ip".to_owned()]),
+            &["10.0.0.0/8".to_owned()],
+            None,
+            false,
+        )
+        .unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff, 198.51.100.4, 10.0.0.1").unwrap(),
+        );
+        headers.insert("x-real-ip", "6.6.6.6".parse().unwrap());
+        assert_eq!(t.client_ip(&headers).as_deref(), Some("198.51.100.4"));
+        // On a later line too.
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"caf\xe9, 198.51.100.4").unwrap(),
+        );
+        assert_eq!(t.client_ip(&headers).as_deref(), Some("198.51.100.4"));
+        // Reached from the right, it ends the search, as in Better Auth.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"198.51.100.4, \xff, 10.0.0.1").unwrap(),
+        );
+        assert_eq!(t.client_ip(&headers), None);
     }
 
     #[test]
