@@ -1080,7 +1080,7 @@ async fn a_users_new_row_reaches_a_cache_over_postgres() {
         .await
         .unwrap();
     let ddl = store.session_changes().ddl().unwrap();
-    assert_eq!(ddl.len(), 4, "{ddl:?}");
+    assert_eq!(ddl.len(), 5, "{ddl:?}");
     assert!(
         ddl[3].contains(r#"after delete or update on "user""#),
         "{ddl:?}"
@@ -1209,6 +1209,40 @@ async fn the_postgres_feed_tells_listeners_fingerprints_not_tokens() {
         .expect("the change was applied")
         .unwrap();
     assert!(cached.find_now(&key).is_none());
+
+    // A `TRUNCATE` fires no row trigger: the statement-level one drops every cached session,
+    // also when it cascades from the user table. (The function as this version makes it.)
+    let ddl = store.session_changes().ddl().unwrap();
+    sqlx::raw_sql(&ddl[0]).execute(&other).await.unwrap();
+    for statement in [r#"truncate "session""#, r#"truncate "user" cascade"#] {
+        let user = store
+            .insert_user(&User::new("truncated@example.com", "T", conformance::NOW))
+            .await
+            .unwrap();
+        let s = store
+            .create(
+                &conformance::session(
+                    &user,
+                    time::OffsetDateTime::now_utc() + time::Duration::days(7),
+                ),
+                &user,
+            )
+            .await
+            .unwrap();
+        let key = s.storage_key();
+        assert!(cached.find(&key).await.unwrap().is_some());
+        let seen = *rx.borrow();
+        sqlx::raw_sql(statement).execute(&other).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n > seen))
+            .await
+            .expect("the truncation was reported")
+            .unwrap();
+        assert!(cached.find_now(&key).is_none(), "{statement}");
+        sqlx::raw_sql(r#"delete from "user""#)
+            .execute(&other)
+            .await
+            .unwrap();
+    }
 }
 
 /// A session cached through `changes` shows its user's new name once `rename` changes it

@@ -31,9 +31,10 @@
 //! after a `\x01`); on Redis, Better Auth rewrites each session value, which holds the user.
 //! A database set up by an earlier version's `ddl()` lacks that trigger: the feed starts and
 //! warns. What the feeds do not report, and so is served for at most the cache's `ttl`:
-//! `TRUNCATE` (no trigger fires on PostgreSQL or MySQL); Redis evictions under `maxmemory`. With `RedisStore::in_front_of`, Better Auth deletes the
-//! Redis key before the row: watch the database's feed too, or a read in between caches the
-//! row again.
+//! `TRUNCATE` on MySQL (no trigger fires; on PostgreSQL a statement-level trigger drops every
+//! cached session); Redis `FLUSHALL`/`FLUSHDB` (no key event); Redis evictions under
+//! `maxmemory`. With `RedisStore::in_front_of`, Better Auth deletes the Redis key before the
+//! row: watch the database's feed too, or a read in between caches the row again.
 //!
 //! A feed that loses its connection reconnects by itself and then drops every cached entry,
 //! since changes may have been missed meanwhile. While it cannot reconnect, the staleness

@@ -92,7 +92,9 @@ impl PostgresChangesBuilder {
     /// channel with each deleted or updated row's token's fingerprint (`#` and the SHA-256 of
     /// the token in hexadecimal), and a function and a trigger on the
     /// user table notifying `{channel}_users` with the user's id (an admin's `setRole`, a new
-    /// name: the user's cached sessions are dropped).
+    /// name: the user's cached sessions are dropped), and a statement-level trigger
+    /// `{channel}_trunc` on the session table notifying `*` for a `TRUNCATE` (every cached
+    /// session is dropped).
     ///
     /// # Errors
     ///
@@ -104,6 +106,7 @@ impl PostgresChangesBuilder {
             session.trigger(),
             user.function(),
             user.trigger(),
+            session.truncate_trigger(),
         ])
     }
 
@@ -295,18 +298,42 @@ impl Watched {
         }
     }
 
+    /// The trigger function. The session table's reports a row's fingerprint, and `*` for a
+    /// `TRUNCATE` (its statement-level trigger, [`truncate_trigger`](Self::truncate_trigger)).
     fn function(&self) -> String {
+        let channel = literal(&self.channel);
         let column = format!("OLD.{}::text", self.column);
-        let payload = if self.fingerprint {
-            format!("'{FINGERPRINT}' || encode(sha256(convert_to({column}, 'UTF8')), 'hex')")
+        let body = if self.fingerprint {
+            format!(
+                "if TG_OP = 'TRUNCATE' then perform pg_notify({channel}, '{EVERYTHING}'); \
+                 else perform pg_notify({channel}, '{FINGERPRINT}' || \
+                 encode(sha256(convert_to({column}, 'UTF8')), 'hex')); end if;"
+            )
         } else {
-            column
+            format!("perform pg_notify({channel}, {column});")
         };
         format!(
             "create or replace function {function}() returns trigger language plpgsql as \
-             $tas$ begin perform pg_notify({channel}, {payload}); return null; end $tas$",
+             $tas$ begin {body} return null; end $tas$",
             function = self.qualified_function(),
-            channel = literal(&self.channel),
+        )
+    }
+
+    /// The name of the session table's `TRUNCATE` trigger: `{name}_trunc` (as long as
+    /// `_users`, so that it fits wherever the name does).
+    fn truncate_name(&self) -> String {
+        format!("{}_trunc", self.name)
+    }
+
+    /// The session table's statement-level trigger: a `TRUNCATE` (of the table, or cascaded
+    /// from the user table's) fires no row trigger, and drops every cached session.
+    fn truncate_trigger(&self) -> String {
+        format!(
+            "create trigger {trigger} after truncate on {table} for each statement \
+             execute function {function}()",
+            trigger = quote_with('"', &self.truncate_name()),
+            function = self.qualified_function(),
+            table = self.table,
         )
     }
 
@@ -325,9 +352,14 @@ impl Watched {
     /// Whether the trigger is there. Simple-protocol statements only, here and in `create`:
     /// they also work through PgBouncer in transaction mode, where the store may connect.
     async fn exists(&self, pool: &sqlx::PgPool) -> Result<bool, StoreError> {
+        self.trigger_exists(pool, &self.name).await
+    }
+
+    /// Whether the trigger `name` is on the table.
+    async fn trigger_exists(&self, pool: &sqlx::PgPool, name: &str) -> Result<bool, StoreError> {
         let check = format!(
             "select exists (select 1 from pg_trigger where tgname = {} and tgrelid = to_regclass({}))",
-            literal(&self.name),
+            literal(name),
             literal(&self.table)
         );
         let row = sqlx::raw_sql(&check)
@@ -354,8 +386,8 @@ impl Watched {
                 Err(e) => Err(e),
             };
             match made {
-                Ok(()) => return Ok(()),
-                Err(_) if self.exists(pool).await? => return Ok(()),
+                Ok(()) => return self.create_truncate(pool).await,
+                Err(_) if self.exists(pool).await? => return self.create_truncate(pool).await,
                 Err(e) if attempts >= 3 => {
                     return Err(cannot(
                         format!("cannot create the change trigger on {}", self.table),
@@ -373,6 +405,24 @@ impl Watched {
 /// What starts a fingerprint on the session channel (a token never does: Better Auth's are
 /// alphanumeric, and hashed ones hexadecimal).
 const FINGERPRINT: char = '#';
+
+impl Watched {
+    /// Creates the session table's `TRUNCATE` trigger if it is missing (the user table has
+    /// none). Optional: without it (a role that may not create it, a lost race) a `TRUNCATE`
+    /// is served until the cache TTL, as before it existed.
+    async fn create_truncate(&self, pool: &sqlx::PgPool) -> Result<(), StoreError> {
+        if !self.fingerprint || self.trigger_exists(pool, &self.truncate_name()).await? {
+            return Ok(());
+        }
+        if let Err(error) = sqlx::raw_sql(&self.truncate_trigger()).execute(pool).await {
+            tracing::debug!(%error, "could not create the session table's TRUNCATE trigger");
+        }
+        Ok(())
+    }
+}
+
+/// What the session channel carries for a `TRUNCATE`: every session changed.
+const EVERYTHING: &str = "*";
 
 /// What one wait for a message gave.
 enum Heard {
@@ -404,6 +454,9 @@ async fn next(listener: &mut PgListener, wait: Duration, users: &str) -> Heard {
 /// The change a session channel's `payload` reports: a fingerprint, or a token from a trigger
 /// function an earlier version made (said once, in `warned`).
 fn session_change<'p>(payload: &'p str, warned: &mut bool) -> Change<'p> {
+    if payload == EVERYTHING {
+        return Change::All;
+    }
     if let Some(fingerprint) = payload.strip_prefix(FINGERPRINT) {
         return Change::Fingerprint(fingerprint);
     }
