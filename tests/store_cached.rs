@@ -1245,6 +1245,77 @@ async fn the_postgres_feed_tells_listeners_fingerprints_not_tokens() {
     }
 }
 
+/// A bulk update of the user table (a backfill, a migration) notifies once per row; each
+/// drop of a user's sessions scans the whole cache, so the feed gathers the rows that arrive
+/// together and drops them in a few passes, not one per user.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_user_update_reaches_a_postgres_cache_in_a_few_batches() {
+    use tower_auth_session::store::PostgresStore;
+    let test = "a_bulk_user_update_reaches_a_postgres_cache_in_a_few_batches";
+    let Some(url) = common::fresh_pg_database(test).await else {
+        return;
+    };
+    let store = PostgresStore::builder(url.as_str())
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+    let changes = store
+        .session_changes()
+        .create_trigger(true)
+        .start()
+        .await
+        .unwrap();
+    let cached = watching(&store, &changes);
+    let mut keys = Vec::new();
+    for i in 0..300 {
+        let user = store
+            .insert_user(&User::new(
+                &format!("bulk{i}@example.com"),
+                "Before",
+                conformance::NOW,
+            ))
+            .await
+            .unwrap();
+        let s = store
+            .create(
+                &conformance::session(
+                    &user,
+                    time::OffsetDateTime::now_utc() + time::Duration::days(7),
+                ),
+                &user,
+            )
+            .await
+            .unwrap();
+        assert!(cached.find(&s.storage_key()).await.unwrap().is_some());
+        keys.push(s.token);
+    }
+    let mut rx = changes.applied();
+    let seen = *rx.borrow();
+    let other = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(r#"update "user" set "name" = 'After'"#)
+        .execute(&other)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while keys.iter().any(|k| {
+            cached
+                .find_now(&tower_auth_session::StorageKey::new(k.as_str()))
+                .is_some()
+        }) {
+            rx.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("every user's sessions were dropped");
+    let batches = *rx.borrow() - seen;
+    assert!(
+        batches <= 10,
+        "{batches} passes over the cache for 300 users"
+    );
+}
+
 /// A session cached through `changes` shows its user's new name once `rename` changes it
 /// behind the store's back, as Better Auth's `updateUser` would.
 #[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]

@@ -29,6 +29,10 @@ use crate::store::PostgresStore;
 const PING_AFTER: Duration = Duration::from_secs(30);
 /// How long the check may take.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long user-row changes gather after the first before they are applied together.
+const USER_BATCH_WINDOW: Duration = Duration::from_millis(20);
+/// The most user ids applied in one batch.
+const USER_BATCH_MAX: usize = 1_000;
 
 /// Watches a [`PostgresStore`]'s session table with a trigger and `LISTEN` (features `postgres`
 /// and `cache`): made by [`PostgresStore::session_changes`].
@@ -484,12 +488,15 @@ async fn run(
     let mut wait = PING_AFTER;
     let mut warned = false;
     let users = users_channel(&channel);
+    // What ended a batch of user-row changes (a lost connection), handled next.
+    let mut pending: Option<Heard> = None;
     loop {
-        let heard = match &mut follow {
-            None => next(&mut listener, wait, &users).await,
+        let heard = match (pending.take(), &mut follow) {
+            (Some(heard), _) => heard,
+            (None, None) => next(&mut listener, wait, &users).await,
             // The store moved to another server (a failover it met first): the triggers fire
             // there now, even if this connection's server stays up.
-            Some((_, moved)) => {
+            (None, Some((_, moved))) => {
                 let heard = std::pin::pin!(next(&mut listener, wait, &users));
                 let moved = std::pin::pin!(moved.changed());
                 match futures_util::future::select(heard, moved).await {
@@ -510,18 +517,38 @@ async fn run(
             Heard::User(id) => {
                 wait = PING_AFTER;
                 // Users whose row changed are dropped together: each drop scans the whole
-                // cache, and some plugins update the user at every sign-in. What has already
-                // arrived goes with this one.
+                // cache, and a bulk update (a backfill, a migration) or a plugin that updates
+                // the user at every sign-in sends many. What arrives within a short window
+                // goes with this one; session changes meanwhile are applied as they come.
                 let mut changed = vec![id];
-                while let Some(n) = listener.next_buffered() {
-                    if n.channel() == users {
-                        if !changed.iter().any(|u| u == n.payload()) {
-                            changed.push(n.payload().to_owned());
+                let until = tokio::time::Instant::now() + USER_BATCH_WINDOW;
+                while changed.len() < USER_BATCH_MAX {
+                    let heard = match listener.next_buffered() {
+                        Some(n) => Ok(Ok(Some(n))),
+                        None => tokio::time::timeout_at(until, listener.try_recv()).await,
+                    };
+                    match heard {
+                        Ok(Ok(Some(n))) if n.channel() == users && !n.payload().is_empty() => {
+                            if !changed.iter().any(|u| u == n.payload()) {
+                                changed.push(n.payload().to_owned());
+                            }
                         }
-                    } else if !n.payload().is_empty()
-                        && !sink.send(session_change(n.payload(), &mut warned))
-                    {
-                        return;
+                        Ok(Ok(Some(n))) => {
+                            if !n.payload().is_empty()
+                                && !sink.send(session_change(n.payload(), &mut warned))
+                            {
+                                return;
+                            }
+                        }
+                        Ok(Ok(None)) => {
+                            pending = Some(Heard::Lost);
+                            break;
+                        }
+                        Ok(Err(e)) => {
+                            pending = Some(Heard::Failed(e));
+                            break;
+                        }
+                        Err(_) => break,
                     }
                 }
                 if !sink.send(Change::Users(&changed)) {
