@@ -1245,6 +1245,90 @@ async fn the_postgres_feed_tells_listeners_fingerprints_not_tokens() {
     }
 }
 
+/// A running PostgreSQL feed checks its triggers: one disabled (a bulk load's `DISABLE
+/// TRIGGER`) or dropped (a migration that recreates the table) is restored with
+/// `create_trigger(true)`, and every cached session dropped, since changes were missed; the
+/// feed hears Better Auth's deletes again. Without `create_trigger`, a disabled trigger is a
+/// start-up error.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_feed_restores_a_trigger_that_stopped_firing() {
+    use tower_auth_session::store::PostgresStore;
+    let test = "a_postgres_feed_restores_a_trigger_that_stopped_firing";
+    let Some(url) = common::fresh_pg_database(test).await else {
+        return;
+    };
+    let store = PostgresStore::builder(url.as_str())
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+    let changes = store
+        .session_changes()
+        .create_trigger(true)
+        .check_triggers_every(Duration::from_millis(100))
+        .start()
+        .await
+        .unwrap();
+    let cached = watching(&store, &changes);
+    let other = sqlx::PgPool::connect(&url).await.unwrap();
+    let user = store
+        .insert_user(&User::new("upkeep@example.com", "U", conformance::NOW))
+        .await
+        .unwrap();
+    let mut rx = changes.applied();
+    for broken in [
+        r#"alter table "session" disable trigger "tas_session_changes""#,
+        r#"drop trigger "tas_session_changes" on "session""#,
+    ] {
+        let live = || {
+            conformance::session(
+                &user,
+                time::OffsetDateTime::now_utc() + time::Duration::days(7),
+            )
+        };
+        let missed = store.create(&live(), &user).await.unwrap();
+        assert!(cached.find(&missed.storage_key()).await.unwrap().is_some());
+        let seen = *rx.borrow();
+        sqlx::raw_sql(broken).execute(&other).await.unwrap();
+        // Deleted while nothing reports it (unless the trigger is back already).
+        sqlx::query(r#"delete from "session" where "token" = $1"#)
+            .bind(&missed.token)
+            .execute(&other)
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n > seen))
+            .await
+            .expect("the trigger was restored and the cache dropped")
+            .unwrap();
+        assert!(cached.find_now(&missed.storage_key()).is_none(), "{broken}");
+        // The restored trigger reports the next delete.
+        let s = store.create(&live(), &user).await.unwrap();
+        assert!(cached.find(&s.storage_key()).await.unwrap().is_some());
+        let seen = *rx.borrow();
+        sqlx::query(r#"delete from "session" where "token" = $1"#)
+            .bind(&s.token)
+            .execute(&other)
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n > seen))
+            .await
+            .expect("the delete was reported")
+            .unwrap();
+        assert!(
+            cached.find_now(&s.storage_key()).is_none(),
+            "after {broken}"
+        );
+    }
+
+    sqlx::raw_sql(r#"alter table "session" disable trigger "tas_session_changes""#)
+        .execute(&other)
+        .await
+        .unwrap();
+    let err = store.session_changes().start().await.unwrap_err();
+    assert!(err.to_string().contains("is disabled"), "{err}");
+}
+
 /// A bulk update of the user table (a backfill, a migration) notifies once per row; each
 /// drop of a user's sessions scans the whole cache, so the feed gathers the rows that arrive
 /// together and drops them in a few passes, not one per user.

@@ -20,9 +20,11 @@
 //! SQLite and MySQL triggers fail every session update and delete and every user update,
 //! Better Auth's included) or
 //! rebuild the session table without the triggers (then the feed hears nothing): the polling
-//! feeds check for both, at once when a read fails and every quarter of the retention, and
-//! recreate what is missing when `create_trigger(true)` was given (dropping every cached
-//! session), or log an error saying what is broken. Tell the migration tool to leave the
+//! feeds check for both, at once when a read fails and every quarter of the retention, and the
+//! PostgreSQL feed checks that its triggers are there and enabled every minute
+//! ([`PostgresChangesBuilder::check_triggers_every`]); each recreates (or enables) what is
+//! missing when `create_trigger(true)` was given (dropping every cached session), or logs an
+//! error saying what is broken. Tell the migration tool to leave the
 //! `tas_session_changes` objects alone.
 //!
 //! A change to a user's row alone (Better Auth's admin `setRole`, a new name or e-mail) drops
@@ -214,7 +216,8 @@ impl SessionChanges {
     }
 }
 
-/// Where a feed's task reports changes.
+/// Where a feed's task reports changes (clones report to the same feed).
+#[derive(Clone)]
 pub(crate) struct Sink {
     feed: Weak<Feed>,
 }

@@ -33,6 +33,8 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 const USER_BATCH_WINDOW: Duration = Duration::from_millis(20);
 /// The most user ids applied in one batch.
 const USER_BATCH_MAX: usize = 1_000;
+/// How often the triggers are checked by default.
+const UPKEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Watches a [`PostgresStore`]'s session table with a trigger and `LISTEN` (features `postgres`
 /// and `cache`): made by [`PostgresStore::session_changes`].
@@ -50,6 +52,7 @@ pub struct PostgresChangesBuilder {
     name: String,
     create: bool,
     listen_url: Option<String>,
+    upkeep_every: Duration,
 }
 
 impl PostgresChangesBuilder {
@@ -61,7 +64,19 @@ impl PostgresChangesBuilder {
             name: super::DEFAULT_NAME.to_owned(),
             create: false,
             listen_url: None,
+            upkeep_every: UPKEEP_EVERY,
         }
+    }
+
+    /// How often the running feed checks that its triggers are still in place and enabled:
+    /// a migration that recreates the session table, or an `ALTER TABLE … DISABLE TRIGGER`
+    /// for a bulk load, leaves the feed hearing nothing. With
+    /// [`create_trigger(true)`](Self::create_trigger) what is missing is created (or enabled)
+    /// again and every cached session dropped; otherwise an error says what is wrong, once
+    /// each time it goes wrong. Default: 60 s.
+    pub fn check_triggers_every(mut self, every: Duration) -> Self {
+        self.upkeep_every = every.max(Duration::from_millis(10));
+        self
     }
 
     /// Create (or replace) the trigger functions and create the triggers when they are absent.
@@ -178,24 +193,44 @@ impl PostgresChangesBuilder {
         }
         if self.create {
             session.create(&pool).await?;
+            session.restore(&pool, session.state(&pool).await?).await?;
             // The user table's trigger is optional (the warning below says what is lost):
             // a role allowed on the session table only still starts.
-            if let Err(error) = user.create(&pool).await {
+            let made = match user.create(&pool).await {
+                Ok(()) => user.restore(&pool, user.state(&pool).await?).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = made {
                 tracing::debug!(%error, "could not create the user table's change trigger");
             }
         }
-        if !session.exists(&pool).await? {
-            return Err(cannot(
-                format!(
-                    "no trigger {:?} on table {} reports session changes",
-                    self.name, session.table
-                ),
-                "call PostgresStore::session_changes().create_trigger(true) once (as the \
-                 table's owner), or run the statements from .ddl()",
-                None,
-            ));
+        match session.state(&pool).await? {
+            Trigger::Enabled => {}
+            Trigger::Missing => {
+                return Err(cannot(
+                    format!(
+                        "no trigger {:?} on table {} reports session changes",
+                        self.name, session.table
+                    ),
+                    "call PostgresStore::session_changes().create_trigger(true) once (as the \
+                     table's owner), or run the statements from .ddl()",
+                    None,
+                ))
+            }
+            Trigger::Disabled => {
+                return Err(cannot(
+                    format!(
+                        "the trigger {:?} on table {} is disabled: it reports no session changes",
+                        self.name, session.table
+                    ),
+                    "enable it (ALTER TABLE … ENABLE TRIGGER), or start the feed with \
+                     create_trigger(true), which does",
+                    None,
+                ))
+            }
         }
-        if !user.exists(&pool).await? {
+        let user_watched = user.state(&pool).await? == Trigger::Enabled;
+        if !user_watched {
             tracing::warn!(
                 trigger = %user.name,
                 table = %user.table,
@@ -206,10 +241,23 @@ impl PostgresChangesBuilder {
         }
         let listener = listen(&options, &self.name).await?;
         let channel = self.name;
+        let upkeep = Upkeep {
+            store: self.store.clone(),
+            watched: if user_watched {
+                vec![session, user]
+            } else {
+                vec![session]
+            },
+            create: self.create,
+            every: self.upkeep_every,
+        };
         Ok(SessionChanges::spawn_reporting(
             "PostgreSQL LISTEN",
             true,
-            move |sink| run(listener, options, follow, channel, sink),
+            move |sink| {
+                tokio::spawn(upkeep.run(sink.clone()));
+                run(listener, options, follow, channel, sink)
+            },
         ))
     }
 
@@ -410,7 +458,58 @@ impl Watched {
 /// alphanumeric, and hashed ones hexadecimal).
 const FINGERPRINT: char = '#';
 
+/// Whether a trigger fires on an ordinary session's writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trigger {
+    Enabled,
+    Missing,
+    /// Disabled, or enabled only for replication sessions (`tgenabled` `D` or `R`).
+    Disabled,
+}
+
 impl Watched {
+    /// The trigger's state. A trigger enabled only in replica mode does not fire for Better
+    /// Auth's writes either.
+    async fn state(&self, pool: &sqlx::PgPool) -> Result<Trigger, StoreError> {
+        let check = format!(
+            "select tgenabled::text from pg_trigger where tgname = {} and tgrelid = to_regclass({})",
+            literal(&self.name),
+            literal(&self.table)
+        );
+        let rows = sqlx::raw_sql(&check)
+            .fetch_all(pool)
+            .await
+            .map_err(|e| StoreError::backend("watch session changes", e))?;
+        let Some(row) = rows.first() else {
+            return Ok(Trigger::Missing);
+        };
+        let enabled: String = row
+            .try_get(0)
+            .map_err(|e| StoreError::backend("watch session changes", e))?;
+        Ok(match enabled.as_str() {
+            "O" | "A" => Trigger::Enabled,
+            _ => Trigger::Disabled,
+        })
+    }
+
+    /// Makes the trigger fire again: creates it (and its function) when missing, enables it
+    /// when disabled.
+    async fn restore(&self, pool: &sqlx::PgPool, state: Trigger) -> Result<(), StoreError> {
+        match state {
+            Trigger::Enabled => Ok(()),
+            Trigger::Missing => self.create(pool).await,
+            Trigger::Disabled => sqlx::raw_sql(&format!(
+                "alter table {} enable trigger {}",
+                self.table,
+                quote_with('"', &self.name)
+            ))
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::backend("watch session changes", e)),
+        }
+    }
+
     /// Creates the session table's `TRUNCATE` trigger if it is missing (the user table has
     /// none). Optional: without it (a role that may not create it, a lost race) a `TRUNCATE`
     /// is served until the cache TTL, as before it existed.
@@ -422,6 +521,71 @@ impl Watched {
             tracing::debug!(%error, "could not create the session table's TRUNCATE trigger");
         }
         Ok(())
+    }
+}
+
+/// The running feed's check of its triggers.
+struct Upkeep {
+    store: PostgresStore,
+    /// The triggers to keep: the session table's, and the user table's when it was there at
+    /// start.
+    watched: Vec<Watched>,
+    create: bool,
+    every: Duration,
+}
+
+impl Upkeep {
+    /// Every `every`, until the feed is dropped: each trigger that no longer fires is made to
+    /// fire again (with `create`, then every cached session is dropped: changes were missed) or
+    /// named in an error, once each time it stops firing.
+    async fn run(self, sink: Sink) {
+        let mut reported = vec![Trigger::Enabled; self.watched.len()];
+        let mut ticks = tokio::time::interval(self.every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            if !sink.alive() {
+                return;
+            }
+            let pool = self.store.pool();
+            for (watched, reported) in self.watched.iter().zip(&mut reported) {
+                let state = match tokio::time::timeout(PING_TIMEOUT, watched.state(&pool)).await {
+                    Ok(Ok(state)) => state,
+                    // The database is unreachable: the listener reports that.
+                    Ok(Err(_)) | Err(_) => continue,
+                };
+                if state == Trigger::Enabled {
+                    *reported = state;
+                    continue;
+                }
+                if self.create {
+                    match watched.restore(&pool, state).await {
+                        Ok(()) => {
+                            tracing::warn!(trigger = %watched.name, table = %watched.table, ?state, "the session change trigger stopped firing; restored it and dropped every cached session");
+                            if !sink.send(Change::All) {
+                                return;
+                            }
+                            *reported = Trigger::Enabled;
+                            continue;
+                        }
+                        Err(error) => {
+                            tracing::debug!(%error, "could not restore the change trigger");
+                        }
+                    }
+                }
+                if std::mem::replace(reported, state) != state {
+                    tracing::error!(
+                        trigger = %watched.name,
+                        table = %watched.table,
+                        ?state,
+                        "the session change trigger no longer fires: changes Better Auth makes \
+                         are served from the cache until its TTL; create or enable it again \
+                         (create_trigger(true) does, or the statements from .ddl())"
+                    );
+                }
+            }
+        }
     }
 }
 
