@@ -343,7 +343,7 @@ impl Sessions {
                     return Err(SessionError::NotFresh);
                 }
                 let mut sessions = self.manager.list(&current.user.id).await?;
-                sessions.retain(|s| s.impersonated_by().is_none_or(str::is_empty));
+                sessions.retain(|s| !s.is_impersonation());
                 Ok(sessions)
             }
             None => Ok(Vec::new()),

@@ -163,9 +163,22 @@ impl Session {
     }
 
     /// The admin plugin's `impersonatedBy`: the id of the admin impersonating the user in this
-    /// session.
+    /// session (`None` when it is not text: see [`is_impersonation`](Self::is_impersonation)).
     pub fn impersonated_by(&self) -> Option<&str> {
         text(&self.extra, "impersonatedBy", "impersonated_by")
+    }
+
+    /// Whether an admin opened this session by impersonating its user: `impersonatedBy` holds
+    /// a value JavaScript reads as true (a non-empty id, or a number other than 0 where a
+    /// schema keeps integer ids), as Better Auth's session list tests it.
+    pub fn is_impersonation(&self) -> bool {
+        match get(&self.extra, "impersonatedBy", "impersonated_by") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::Number(n)) => n.as_f64().is_some_and(|n| n != 0.0),
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(Value::Array(_) | Value::Object(_)) => true,
+        }
     }
 
     /// The extra columns as the app's own type, borrowing from the row, as
@@ -209,6 +222,30 @@ mod tests {
             assert_eq!(u.roles_or("member").collect::<Vec<_>>(), ["member"]);
         }
         assert_eq!(user(serde_json::json!({"role": null})).role(), None);
+    }
+
+    /// As Better Auth's list filter (`!session.impersonatedBy`) reads the column, whatever
+    /// its type: a schema with integer ids keeps the admin's id as a number.
+    #[test]
+    fn impersonation_is_read_as_javascript_reads_it() {
+        let now = datetime!(2026-11-28 12:00 UTC);
+        let session = |extra: Value| {
+            let mut s = Session::for_tests("u", "t", now, now);
+            s.extra = extra.as_object().unwrap().clone();
+            s
+        };
+        for (extra, is) in [
+            (serde_json::json!({}), false),
+            (serde_json::json!({"impersonatedBy": null}), false),
+            (serde_json::json!({"impersonatedBy": ""}), false),
+            (serde_json::json!({"impersonatedBy": 0}), false),
+            (serde_json::json!({"impersonatedBy": "admin-1"}), true),
+            (serde_json::json!({"impersonatedBy": 7}), true),
+            (serde_json::json!({"impersonated_by": 7}), true),
+            (serde_json::json!({"impersonated_by": "admin-1"}), true),
+        ] {
+            assert_eq!(session(extra.clone()).is_impersonation(), is, "{extra}");
+        }
     }
 
     #[test]

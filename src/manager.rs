@@ -58,6 +58,21 @@ impl std::fmt::Debug for SessionManager {
     }
 }
 
+/// `user` as Better Auth's lifting of a ban leaves the row: `banned` false, the reason and the
+/// end cleared (under whichever names the row has them), `updatedAt` now.
+fn lifted(user: &User, now: time::OffsetDateTime) -> User {
+    let mut user = user.clone();
+    user.extra
+        .insert("banned".to_owned(), serde_json::Value::Bool(false));
+    for field in ["banReason", "ban_reason", "banExpires", "ban_expires"] {
+        if let Some(value) = user.extra.get_mut(field) {
+            *value = serde_json::Value::Null;
+        }
+    }
+    user.updated_at = now;
+    user
+}
+
 /// Options for [`SessionManager::sign_in`].
 #[derive(Clone, Debug)]
 #[must_use]
@@ -521,7 +536,10 @@ impl SessionManager {
         if ban.has_ended(now) {
             self.store().lift_ban(&user.id, now).await?;
             tracing::info!(user_id = %user.id, "lifted an expired ban at sign-in");
-            return Ok(self.store().find_user(&user.id).await?);
+            // A store without user rows (Redis alone) keeps the user inside each session:
+            // the new one must not carry the ban just lifted.
+            let stored = self.store().find_user(&user.id).await?;
+            return Ok(Some(stored.unwrap_or_else(|| lifted(user, now))));
         }
         tracing::info!(user_id = %user.id, reason = "banned_user", "refused a sign-in");
         Err(SessionError::Banned(ban))

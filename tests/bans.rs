@@ -377,3 +377,31 @@ async fn sessions_sign_in_a_two_factor_user_only_once_verified() {
     assert!(r.set_cookie("better-auth.session_token").is_some());
     assert_eq!(store.session_count(), 1);
 }
+
+/// A store without user rows keeps the user inside each session (Redis alone; here a memory
+/// store given no user row): the session of a sign-in that lifted an ended ban carries the user
+/// as the lift leaves it, not `banned: true`, which Better Auth code reading
+/// `session.user.banned` would take for a ban.
+#[tokio::test]
+async fn a_lifted_ban_is_not_written_into_the_new_session() {
+    let store = MemoryStore::new();
+    let user = banned(Some("spam"), Some(NOW - Duration::milliseconds(1)));
+    let signed = manager(store.clone())
+        .sign_in(&user, SignIn::new())
+        .await
+        .unwrap();
+    let found = store
+        .find(&signed.session.storage_key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        found.user.ban().map(|b| b.reason),
+        None,
+        "{:?}",
+        found.user.extra
+    );
+    assert_eq!(found.user.extra["banned"], false);
+    assert_eq!(found.user.extra["banReason"], Value::Null);
+    assert_eq!(found.user.updated_at, NOW);
+}
