@@ -260,6 +260,22 @@ async fn a_crashed_primary_fails_over_to_the_promoted_standby_and_the_feed_follo
         return;
     };
     let (store, sessions) = (&pair.store, &pair.sessions);
+    // A second feed on a listen URL of its own listing both servers (no
+    // target_session_attrs: a listener wants the primary), as a store behind a pooler has.
+    let listen = store
+        .session_changes()
+        .listen_url(list_url(&[pair.standby.port, pair.primary.port], ""))
+        .start()
+        .await
+        .unwrap();
+    let (listen_inner, listen_cached) = common::counted_cache(store, &listen);
+    for s in sessions {
+        assert!(listen_cached
+            .find(&s.storage_key())
+            .await
+            .unwrap()
+            .is_some());
+    }
 
     // The primary crashes (no goodbye to any client); the standby is promoted.
     pair.primary.kill_postmaster();
@@ -287,6 +303,31 @@ async fn a_crashed_primary_fails_over_to_the_promoted_standby_and_the_feed_follo
         "the change feed moves with the store",
     )
     .await;
+    // The listen URL's feed chose the promoted server among its hosts.
+    common::cache_dropped(
+        &listen_cached,
+        &listen_inner,
+        &sessions[0].token,
+        "the listen URL's feed reconnected to the promoted server",
+    )
+    .await;
+    let mut applied = listen.applied();
+    let delete = format!(
+        "delete from \"session\" where token = '{}'",
+        sessions[2].token
+    );
+    common::reported(
+        &mut applied,
+        Duration::from_secs(5),
+        "the listen URL's feed hears a delete on the promoted server",
+        execute(pair.standby.port, &delete),
+    )
+    .await;
+    assert!(listen_cached
+        .find(&sessions[2].storage_key())
+        .await
+        .unwrap()
+        .is_none());
     eprintln!("{test}: the store read every session again {reads_back:?} after the promotion");
 }
 

@@ -23,6 +23,7 @@ use sqlx::Row as _;
 
 use super::{cannot, literal, quote_with, Change, SessionChanges, SessionTable, Sink};
 use crate::error::StoreError;
+use crate::store::sql::postgres::Servers;
 use crate::store::PostgresStore;
 
 /// Silence after which the feed checks its connection.
@@ -33,6 +34,8 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 const USER_BATCH_WINDOW: Duration = Duration::from_millis(20);
 /// The most user ids applied in one batch.
 const USER_BATCH_MAX: usize = 1_000;
+/// How often a feed that cannot listen again says so.
+const STILL_DOWN_EVERY: Duration = Duration::from_secs(60);
 /// How often the triggers are checked by default.
 const UPKEEP_EVERY: Duration = Duration::from_secs(60);
 
@@ -98,7 +101,10 @@ impl PostgresChangesBuilder {
 
     /// Listen on a connection to this URL instead of the store's own settings: for a store
     /// that connects through PgBouncer in transaction mode, a URL that reaches PostgreSQL
-    /// directly (usually port 5432). The TLS settings given to the store's builder
+    /// directly (usually port 5432). It may list several hosts, as libpq takes them
+    /// (`postgres://u@db1:5432,db2:5432/app`): the feed listens on the one that is a primary
+    /// (or as `target_session_attrs` says), asked again at each reconnection, so it follows a
+    /// failover. The TLS settings given to the store's builder
     /// (`ssl_mode`, `tls_root_cert_pem`) apply to it too, and a plaintext connection to
     /// another machine is named in a warning. Default: the store's connection settings.
     pub fn listen_url(mut self, url: impl Into<String>) -> Self {
@@ -177,7 +183,7 @@ impl PostgresChangesBuilder {
             .listen_url
             .is_none()
             .then(|| (self.store.clone(), self.store.moved()));
-        let options = self.listen_options().await?;
+        let (options, servers) = self.listen_options().await?;
         let pool = self.store.pool();
         if self.name.len() > MAX_NAME {
             return Err(cannot(
@@ -256,14 +262,15 @@ impl PostgresChangesBuilder {
             true,
             move |sink| {
                 tokio::spawn(upkeep.run(sink.clone()));
-                run(listener, options, follow, channel, sink)
+                run(listener, options, follow, servers, channel, sink)
             },
         ))
     }
 
-    /// Where to listen: `listen_url`, else the store's own connection settings; never through
-    /// PgBouncer in transaction mode.
-    async fn listen_options(&self) -> Result<PgConnectOptions, StoreError> {
+    /// Where to listen: `listen_url` (and its servers, asked again at each reconnection when
+    /// it lists several), else the store's own connection settings; never through PgBouncer
+    /// in transaction mode.
+    async fn listen_options(&self) -> Result<(PgConnectOptions, Option<Servers>), StoreError> {
         const FIX: &str = "give session_changes() a URL that reaches PostgreSQL directly \
                            (without the pooler, usually port 5432) with .listen_url(…); the \
                            trigger itself is installed through the store";
@@ -271,8 +278,7 @@ impl PostgresChangesBuilder {
             Some(url) => {
                 // As the store reads its own URL, with the TLS settings given to its builder:
                 // `sslmode=require` with a root certificate verifies the chain.
-                let (options, pooled) =
-                    crate::store::sql::postgres::one_server(url, &self.store).await?;
+                let (servers, pooled) = Servers::of(url, &self.store).await?;
                 if pooled {
                     return Err(cannot(
                         "the listen URL has pgbouncer=true: LISTEN does not work through \
@@ -281,7 +287,7 @@ impl PostgresChangesBuilder {
                         None,
                     ));
                 }
-                Ok(options)
+                Ok((servers.choose().await?, Some(servers)))
             }
             None if self.store.is_pgbouncer() => Err(cannot(
                 "the store connects through PgBouncer in transaction pooling mode \
@@ -289,7 +295,7 @@ impl PostgresChangesBuilder {
                 FIX,
                 None,
             )),
-            None => Ok(self.store.pool().connect_options().as_ref().clone()),
+            None => Ok((self.store.pool().connect_options().as_ref().clone(), None)),
         }
     }
 }
@@ -646,6 +652,7 @@ async fn run(
     mut listener: PgListener,
     mut options: PgConnectOptions,
     mut follow: Option<(PostgresStore, tokio::sync::watch::Receiver<u64>)>,
+    servers: Option<Servers>,
     channel: String,
     sink: Sink,
 ) {
@@ -752,6 +759,8 @@ async fn run(
         let mut backoff = Duration::from_millis(200);
         // The store just moved: its choice is fresh for the first attempt.
         let mut chosen = heard_moved;
+        let down_since = tokio::time::Instant::now();
+        let mut next_warning = down_since + STILL_DOWN_EVERY;
         listener = loop {
             if !sink.alive() {
                 return;
@@ -767,10 +776,27 @@ async fn run(
                 moved.borrow_and_update();
                 options = store.pool().connect_options().as_ref().clone();
             }
+            if let Some(servers) = &servers {
+                // The listen URL's servers, asked again: after a failover, the new primary.
+                match servers.choose().await {
+                    Ok(chosen) => options = chosen,
+                    Err(error) => {
+                        tracing::debug!(%error, "session change feed: no listen server suits yet")
+                    }
+                }
+            }
             match listen(&options, &channel).await {
                 Ok(fresh) => break fresh,
                 Err(error) => {
-                    tracing::debug!(%error, "session change feed: cannot listen yet");
+                    let now = tokio::time::Instant::now();
+                    if now >= next_warning {
+                        // Once a minute while it lasts: the cache serves changes Better Auth
+                        // makes until its TTL all that time, which a log at debug hid.
+                        next_warning = now + STILL_DOWN_EVERY;
+                        tracing::warn!(%error, down_for = ?now - down_since, "session change feed: still cannot listen; cached sessions are served until the cache TTL");
+                    } else {
+                        tracing::debug!(%error, "session change feed: cannot listen yet");
+                    }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }

@@ -532,33 +532,68 @@ fn env_root_cert() -> bool {
     std::env::var_os("PGSSLROOTCERT").is_some_and(|v| !v.is_empty())
 }
 
-/// The connection settings of the one server `url` names, read as `store` reads its own URL:
-/// the TLS settings given to its builder apply, libpq's `sslmode=require` with a root
-/// certificate (given in code, in the URL or `PGSSLROOTCERT`) verifies the chain, and the
-/// store's own parameters are taken out; and whether it asks for pgbouncer mode. For a
-/// connection of its own, such as a change feed's `listen_url`. A plaintext connection to
-/// another machine is named in a warning, as for the store.
-#[cfg_attr(not(feature = "cache"), allow(dead_code))]
-pub(crate) async fn one_server(
-    url: &str,
-    store: &PostgresStore,
-) -> Result<(PgConnectOptions, bool), StoreError> {
-    let hosts = split_hosts(url)?;
-    let [host] = hosts.as_slice() else {
-        return Err(StoreError::Connect {
-            problem: "the URL lists several hosts, where one server is needed".to_owned(),
-            fix: "name one server (a listener follows the store's own host list when no URL \
-                  of its own is given)"
-                .to_owned(),
-            source: None,
-        });
-    };
-    let (clean, params) = take_params(host)?;
-    let options =
-        PgConnectOptions::from_str(&clean).map_err(|e| StoreError::backend("connect", e))?;
-    let options = store.dialect().tls.apply(options, params.root_cert);
-    warn_if_plaintext(&options).await;
-    Ok((options, params.pgbouncer == Some(true)))
+/// The servers a connection of the store's own (a change feed's `listen_url`) may use, read as
+/// `store` reads its own URL: one, or a host list (`host1:port1,host2:port2`) asked at each
+/// connection for the one that suits, as the store asks its own.
+#[derive(Clone, Debug)]
+pub(crate) struct Servers {
+    hosts: Vec<PgConnectOptions>,
+    attrs: Attrs,
+    random: bool,
+    timeout: Duration,
+}
+
+impl Servers {
+    /// Reads `url`: the TLS settings given to `store`'s builder apply, libpq's
+    /// `sslmode=require` with a root certificate (given in code, in the URL or
+    /// `PGSSLROOTCERT`) verifies the chain, and the store's own parameters are taken out. Of a
+    /// host list, the primary is wanted unless `target_session_attrs` says otherwise (a
+    /// standby refuses `LISTEN`). Also whether it asks for pgbouncer mode. A plaintext
+    /// connection to another machine is named in a warning, as for the store.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) async fn of(url: &str, store: &PostgresStore) -> Result<(Self, bool), StoreError> {
+        let mut hosts = Vec::new();
+        let mut from_url = UrlParams::default();
+        for host in split_hosts(url)? {
+            let (clean, params) = take_params(&host)?;
+            let options = PgConnectOptions::from_str(&clean)
+                .map_err(|e| StoreError::backend("connect", e))?;
+            hosts.push(store.dialect().tls.apply(options, params.root_cert));
+            from_url = params;
+        }
+        warn_if_plaintext(&hosts[0]).await;
+        let attrs = match from_url.attrs {
+            Attrs::Any if hosts.len() > 1 => Attrs::Primary,
+            attrs => attrs,
+        };
+        let timeout = store
+            .dialect()
+            .timeout
+            .max(from_url.connect_timeout.unwrap_or_default());
+        let servers = Self {
+            hosts,
+            attrs,
+            random: from_url.random,
+            timeout,
+        };
+        Ok((servers, from_url.pgbouncer == Some(true)))
+    }
+
+    /// The server to connect to now: the only one, or the first of the list that suits.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) async fn choose(&self) -> Result<PgConnectOptions, StoreError> {
+        if let ([only], Attrs::Any) = (self.hosts.as_slice(), self.attrs) {
+            return Ok(only.clone());
+        }
+        pick(
+            &in_order(&self.hosts, self.random),
+            self.attrs,
+            self.timeout,
+            false,
+        )
+        .await
+        .map_err(|why| no_server(self.attrs, &why))
+    }
 }
 
 /// libpq's rule: `sslmode=require` with a root certificate (`has_root`) verifies the chain.
