@@ -11,6 +11,13 @@
 //! `LISTEN channel`: each instance keeps one such connection (sqlx's `PgListener`, on a pool of
 //! one connection of its own). `sha256()` needs PostgreSQL 11 or later.
 //!
+//! A cost to know before installing the trigger: PostgreSQL serialises the commits of
+//! transactions that notify (a lock taken at commit, across the whole cluster, held through
+//! the commit's flush and any synchronous replica's answer). Each session update and delete
+//! then commits one at a time with every other notifying transaction in the cluster. With
+//! Better Auth's default `updateAge` (a day) that is a few writes per active session per day;
+//! with a short `updateAge`, or a synchronous replica far away, measure the write rate first.
+//!
 //! When the connection drops, the listener reconnects and listens again, then the feed drops
 //! every cached entry (notifications sent meanwhile are lost). A connection that goes silent
 //! without closing (a network partition) is found by a ping: after 30 s without a message the
