@@ -9,7 +9,7 @@ use futures_util::stream::{AbortHandle, BoxStream};
 use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
 
-use super::nodes::{Node, Nodes, DROP_AFTER, SUBSCRIBE_WAIT};
+use super::nodes::{Flags, Node, Nodes, DROP_AFTER, SUBSCRIBE_WAIT};
 use crate::error::StoreError;
 
 /// How often the feed checks that it hears every node: a cluster's masters are read again,
@@ -203,8 +203,11 @@ impl Follower {
             let task = attempts.spawn(async move {
                 // A promoted replica or a new master may lack the flags the masters got at
                 // start.
-                if let Err(error) = node.ensure_flags(configure).await {
-                    tracing::warn!(%error, node = %node.addr, "session change feed: a new Redis master may not publish keyspace notifications");
+                match node.ensure_flags(configure).await {
+                    Ok(Flags::Set | Flags::Unreachable) => {}
+                    // Not probed (the start-up probe ran on the masters of then): say so.
+                    Ok(Flags::Unread) => tracing::warn!(node = %node.addr, "session change feed: cannot read notify-keyspace-events on a new Redis master (CONFIG refused); if it lacks K, g, $ and x, changes there are served from the cache until its TTL"),
+                    Err(error) => tracing::warn!(%error, node = %node.addr, "session change feed: a new Redis master may not publish keyspace notifications"),
                 }
                 let subscribed = Self::open(&node, &pattern).await;
                 (node, subscribed)

@@ -23,7 +23,7 @@
 //! may have been missed. A node that [`DROP_AFTER`](nodes::DROP_AFTER) readings in a row, over
 //! at least as many seconds, no longer name as a master (one demoted by a failover) is
 //! unsubscribed. Masters found after start are not probed: a warning says when their flags
-//! could not be checked. Behind Redis Sentinel the one node followed is the master the
+//! could not be checked (`CONFIG GET` refused). Behind Redis Sentinel the one node followed is the master the
 //! Sentinels name, asked for at every check.
 
 mod follower;
@@ -155,7 +155,8 @@ impl RedisChangesBuilder {
             _ => url_db,
         };
         for node in &found {
-            node.ensure_flags(self.configure).await?;
+            // Unread flags are left to the probe below.
+            let _flags = node.ensure_flags(self.configure).await?;
         }
         let channel_prefix = format!("__keyspace@{db}__:{}", self.store.key_prefix());
         let mut follower = Follower::new(

@@ -47,8 +47,10 @@ impl Node {
     }
 
     /// Makes sure `notify-keyspace-events` holds every flag in [`NEEDED`] here, adding the
-    /// missing ones with `CONFIG SET` when `configure`.
-    pub(super) async fn ensure_flags(&self, configure: bool) -> Result<(), StoreError> {
+    /// missing ones with `CONFIG SET` when `configure`. [`Flags::Unread`] when the node
+    /// refuses `CONFIG GET` (managed services often rename or forbid it): at start the probe
+    /// then tells whether notifications arrive; later, nothing does.
+    pub(super) async fn ensure_flags(&self, configure: bool) -> Result<Flags, StoreError> {
         const SETTING: &str = "notify-keyspace-events";
         let fix = format!(
             "set {SETTING} to include K, g, $ and x (for example \"Kg$x\") in the Redis \
@@ -64,7 +66,7 @@ impl Node {
             Err(error) => {
                 // The subscription that follows fails the same way, and says so.
                 tracing::debug!(%error, node = on, "cannot reach the node to read {SETTING}");
-                return Ok(());
+                return Ok(Flags::Unreachable);
             }
         };
         let current: Result<std::collections::HashMap<String, String>, _> = redis::cmd("CONFIG")
@@ -77,13 +79,13 @@ impl Node {
             Err(error) => {
                 // Managed services often rename or forbid CONFIG: the probe in `start` tells
                 // whether notifications arrive, and its error names the setting.
-                tracing::debug!(%error, node = on, "CONFIG GET {SETTING} refused; relying on the probe");
-                return Ok(());
+                tracing::debug!(%error, node = on, "CONFIG GET {SETTING} refused");
+                return Ok(Flags::Unread);
             }
         };
         let missing = missing_flags(&current);
         if missing.is_empty() {
-            return Ok(());
+            return Ok(Flags::Set);
         }
         if !configure {
             return Err(cannot(
@@ -102,7 +104,7 @@ impl Node {
         match set {
             Ok(_) => {
                 tracing::info!(setting = SETTING, value = %wanted, node = on, "enabled Redis keyspace notifications for the session change feed");
-                Ok(())
+                Ok(Flags::Set)
             }
             Err(e) => Err(cannot(
                 format!(
@@ -113,6 +115,17 @@ impl Node {
             )),
         }
     }
+}
+
+/// What [`Node::ensure_flags`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Flags {
+    /// Every flag the feed needs is set.
+    Set,
+    /// The node refused `CONFIG GET`.
+    Unread,
+    /// The node could not be reached (its subscription fails the same way, and says so).
+    Unreachable,
 }
 
 /// Where the feed's servers come from. One per feed, so its size does not matter.
