@@ -1069,32 +1069,18 @@ async fn a_dropped_change_table_is_recreated_by_the_feed() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_new_row_reaches_a_cache_over_postgres() {
-    use tower_auth_session::store::PostgresStore;
-    let test = "a_users_new_row_reaches_a_cache_over_postgres";
-    let Some(url) = common::fresh_pg_database(test).await else {
+    let Some(pg) = pg_feed("a_users_new_row_reaches_a_cache_over_postgres", |b| b).await else {
         return;
     };
-    let store = PostgresStore::builder(url.as_str())
-        .create_schema(true)
-        .build()
-        .await
-        .unwrap();
-    let ddl = store.session_changes().ddl().unwrap();
+    let ddl = pg.store.session_changes().ddl().unwrap();
     assert_eq!(ddl.len(), 5, "{ddl:?}");
     assert!(
         ddl[3].contains(r#"after delete or update on "user""#),
         "{ddl:?}"
     );
-    let changes = store
-        .session_changes()
-        .create_trigger(true)
-        .start()
-        .await
-        .unwrap();
     let rename = |id: String| {
-        let url = url.clone();
+        let other = pg.other.clone();
         async move {
-            let other = sqlx::PgPool::connect(&url).await.unwrap();
             sqlx::query(r#"update "user" set "name" = 'After' where "id" = $1"#)
                 .bind(id)
                 .execute(&other)
@@ -1102,15 +1088,95 @@ async fn a_users_new_row_reaches_a_cache_over_postgres() {
                 .unwrap();
         }
     };
-    a_users_new_row_reaches_the_cache(store.clone(), changes, rename).await;
+    a_users_new_row_reaches_the_cache(pg.store.clone(), pg.changes.clone(), rename).await;
 
     // Only the session table's trigger, as an earlier version made: still starts.
-    let other = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::query(r#"drop trigger "tas_session_changes_users" on "user""#)
-        .execute(&other)
+    pg.run(r#"drop trigger "tas_session_changes_users" on "user""#)
+        .await;
+    pg.store.session_changes().start().await.unwrap();
+}
+
+/// A PostgreSQL store on a fresh database with Better Auth's tables, its change feed (the
+/// triggers created; `tune` changes the builder), and a pool of another client that writes
+/// behind the store's back, as Better Auth does.
+#[cfg(feature = "postgres")]
+struct PgFeed {
+    url: String,
+    store: tower_auth_session::store::PostgresStore,
+    changes: tower_auth_session::store::SessionChanges,
+    other: sqlx::PgPool,
+}
+
+/// A [`PgFeed`] for `test`, `None` when no server is set.
+#[cfg(feature = "postgres")]
+async fn pg_feed(
+    test: &str,
+    tune: impl FnOnce(
+        tower_auth_session::store::PostgresChangesBuilder,
+    ) -> tower_auth_session::store::PostgresChangesBuilder,
+) -> Option<PgFeed> {
+    let url = common::fresh_pg_database(test).await?;
+    let store = tower_auth_session::store::PostgresStore::builder(url.as_str())
+        .create_schema(true)
+        .build()
         .await
         .unwrap();
-    store.session_changes().start().await.unwrap();
+    let changes = tune(store.session_changes().create_trigger(true))
+        .start()
+        .await
+        .unwrap();
+    let other = sqlx::PgPool::connect(&url).await.unwrap();
+    Some(PgFeed {
+        url,
+        store,
+        changes,
+        other,
+    })
+}
+
+#[cfg(feature = "postgres")]
+impl PgFeed {
+    /// Runs `sql` (no parameters) as the other client.
+    async fn run(&self, sql: &str) {
+        sqlx::raw_sql(sql).execute(&self.other).await.unwrap();
+    }
+
+    /// Runs `sql` as the other client with `$1` = `token`.
+    async fn run_with(&self, sql: &str, token: &str) {
+        sqlx::query(sql)
+            .bind(token)
+            .execute(&self.other)
+            .await
+            .unwrap();
+    }
+
+    /// A user named `email`, with a session of a week written through the store.
+    async fn signed_in(&self, email: &str) -> (User, Session) {
+        let user = self
+            .store
+            .insert_user(&User::new(email, "Before", conformance::NOW))
+            .await
+            .unwrap();
+        let session = conformance::session(
+            &user,
+            time::OffsetDateTime::now_utc() + time::Duration::days(7),
+        );
+        let session = self.store.create(&session, &user).await.unwrap();
+        (user, session)
+    }
+
+    /// Runs `sql` with `$1` = `token` (none: no parameter), then waits up to 10 s for the feed
+    /// to apply a change (`what` when it does not).
+    async fn reported(&self, sql: &str, token: Option<&str>, what: &str) {
+        let mut applied = self.changes.applied();
+        let write = async {
+            match token {
+                Some(token) => self.run_with(sql, token).await,
+                None => self.run(sql).await,
+            }
+        };
+        common::reported(&mut applied, Duration::from_secs(10), what, write).await;
+    }
 }
 
 /// PostgreSQL checks no privilege on `LISTEN`: whoever can connect hears the feed's channel.
@@ -1122,52 +1188,25 @@ async fn a_users_new_row_reaches_a_cache_over_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_feed_tells_listeners_fingerprints_not_tokens() {
     use sha2::Digest as _;
-    use tower_auth_session::store::PostgresStore;
     let test = "the_postgres_feed_tells_listeners_fingerprints_not_tokens";
-    let Some(url) = common::fresh_pg_database(test).await else {
+    let Some(pg) = pg_feed(test, |b| b).await else {
         return;
     };
-    let store = PostgresStore::builder(url.as_str())
-        .create_schema(true)
-        .build()
-        .await
-        .unwrap();
-    let changes = store
-        .session_changes()
-        .create_trigger(true)
-        .start()
-        .await
-        .unwrap();
-    let cached = watching(&store, &changes);
-    let other = sqlx::PgPool::connect(&url).await.unwrap();
-    let mut spy = sqlx::postgres::PgListener::connect(&url).await.unwrap();
+    let cached = watching(&pg.store, &pg.changes);
+    let mut spy = sqlx::postgres::PgListener::connect(&pg.url).await.unwrap();
     spy.listen("tas_session_changes").await.unwrap();
-    let user = store
-        .insert_user(&User::new("spied@example.com", "S", conformance::NOW))
-        .await
-        .unwrap();
-    let live = || {
-        conformance::session(
-            &user,
-            time::OffsetDateTime::now_utc() + time::Duration::days(7),
-        )
-    };
-    let mut rx = changes.applied();
     // Better Auth's refresh, then its sign-out, of a cached session.
-    for statement in [
+    for (i, statement) in [
         r#"update "session" set "expiresAt" = "expiresAt" + interval '1 day' where "token" = $1"#,
         r#"delete from "session" where "token" = $1"#,
-    ] {
-        let s = store.create(&live(), &user).await.unwrap();
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (_, s) = pg.signed_in(&format!("spied{i}@example.com")).await;
         let key = s.storage_key();
         assert!(cached.find(&key).await.unwrap().is_some());
-        assert!(cached.find_now(&key).is_some());
-        let seen = *rx.borrow();
-        sqlx::query(statement)
-            .bind(key.as_str())
-            .execute(&other)
-            .await
-            .unwrap();
+        pg.reported(statement, Some(&s.token), statement).await;
         let heard = tokio::time::timeout(Duration::from_secs(10), spy.recv())
             .await
             .expect("a notification")
@@ -1178,10 +1217,6 @@ async fn the_postgres_feed_tells_listeners_fingerprints_not_tokens() {
             .collect();
         assert_eq!(heard.payload(), format!("#{digest}"), "{statement}");
         assert!(!heard.payload().contains(key.as_str()));
-        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n > seen))
-            .await
-            .expect("the change was applied")
-            .unwrap();
         assert!(
             cached.find_now(&key).is_none(),
             "the cache kept a session changed behind its back: {statement}"
@@ -1189,59 +1224,23 @@ async fn the_postgres_feed_tells_listeners_fingerprints_not_tokens() {
     }
 
     // The function as an earlier version made it: the token itself.
-    sqlx::raw_sql(
-        r#"create or replace function "tas_session_changes"() returns trigger language plpgsql as $tas$ begin perform pg_notify('tas_session_changes', OLD."token"::text); return null; end $tas$"#,
-    )
-    .execute(&other)
-    .await
-    .unwrap();
-    let s = store.create(&live(), &user).await.unwrap();
-    let key = s.storage_key();
-    assert!(cached.find(&key).await.unwrap().is_some());
-    let seen = *rx.borrow();
-    sqlx::query(r#"delete from "session" where "token" = $1"#)
-        .bind(key.as_str())
-        .execute(&other)
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n > seen))
-        .await
-        .expect("the change was applied")
-        .unwrap();
-    assert!(cached.find_now(&key).is_none());
+    pg.run(r#"create or replace function "tas_session_changes"() returns trigger language plpgsql as $tas$ begin perform pg_notify('tas_session_changes', OLD."token"::text); return null; end $tas$"#).await;
+    let (_, s) = pg.signed_in("old@example.com").await;
+    assert!(cached.find(&s.storage_key()).await.unwrap().is_some());
+    let delete = r#"delete from "session" where "token" = $1"#;
+    pg.reported(delete, Some(&s.token), "an old trigger's token")
+        .await;
+    assert!(cached.find_now(&s.storage_key()).is_none());
 
     // A `TRUNCATE` fires no row trigger: the statement-level one drops every cached session,
     // also when it cascades from the user table. (The function as this version makes it.)
-    let ddl = store.session_changes().ddl().unwrap();
-    sqlx::raw_sql(&ddl[0]).execute(&other).await.unwrap();
+    pg.run(&pg.store.session_changes().ddl().unwrap()[0]).await;
     for statement in [r#"truncate "session""#, r#"truncate "user" cascade"#] {
-        let user = store
-            .insert_user(&User::new("truncated@example.com", "T", conformance::NOW))
-            .await
-            .unwrap();
-        let s = store
-            .create(
-                &conformance::session(
-                    &user,
-                    time::OffsetDateTime::now_utc() + time::Duration::days(7),
-                ),
-                &user,
-            )
-            .await
-            .unwrap();
-        let key = s.storage_key();
-        assert!(cached.find(&key).await.unwrap().is_some());
-        let seen = *rx.borrow();
-        sqlx::raw_sql(statement).execute(&other).await.unwrap();
-        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n > seen))
-            .await
-            .expect("the truncation was reported")
-            .unwrap();
-        assert!(cached.find_now(&key).is_none(), "{statement}");
-        sqlx::raw_sql(r#"delete from "user""#)
-            .execute(&other)
-            .await
-            .unwrap();
+        let (_, s) = pg.signed_in("truncated@example.com").await;
+        assert!(cached.find(&s.storage_key()).await.unwrap().is_some());
+        pg.reported(statement, None, statement).await;
+        assert!(cached.find_now(&s.storage_key()).is_none(), "{statement}");
+        pg.run(r#"delete from "user""#).await;
     }
 }
 
@@ -1253,79 +1252,49 @@ async fn the_postgres_feed_tells_listeners_fingerprints_not_tokens() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_feed_restores_a_trigger_that_stopped_firing() {
-    use tower_auth_session::store::PostgresStore;
-    let test = "a_postgres_feed_restores_a_trigger_that_stopped_firing";
-    let Some(url) = common::fresh_pg_database(test).await else {
+    let Some(pg) = pg_feed(
+        "a_postgres_feed_restores_a_trigger_that_stopped_firing",
+        |b| b.check_triggers_every(Duration::from_millis(100)),
+    )
+    .await
+    else {
         return;
     };
-    let store = PostgresStore::builder(url.as_str())
-        .create_schema(true)
-        .build()
-        .await
-        .unwrap();
-    let changes = store
-        .session_changes()
-        .create_trigger(true)
-        .check_triggers_every(Duration::from_millis(100))
-        .start()
-        .await
-        .unwrap();
-    let cached = watching(&store, &changes);
-    let other = sqlx::PgPool::connect(&url).await.unwrap();
-    let user = store
-        .insert_user(&User::new("upkeep@example.com", "U", conformance::NOW))
-        .await
-        .unwrap();
-    let mut rx = changes.applied();
-    for broken in [
+    let cached = watching(&pg.store, &pg.changes);
+    let delete = r#"delete from "session" where "token" = $1"#;
+    for (i, broken) in [
         r#"alter table "session" disable trigger "tas_session_changes""#,
         r#"drop trigger "tas_session_changes" on "session""#,
-    ] {
-        let live = || {
-            conformance::session(
-                &user,
-                time::OffsetDateTime::now_utc() + time::Duration::days(7),
-            )
-        };
-        let missed = store.create(&live(), &user).await.unwrap();
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (_, missed) = pg.signed_in(&format!("missed{i}@example.com")).await;
         assert!(cached.find(&missed.storage_key()).await.unwrap().is_some());
-        let seen = *rx.borrow();
-        sqlx::raw_sql(broken).execute(&other).await.unwrap();
+        let mut applied = pg.changes.applied();
+        let seen = *applied.borrow();
+        pg.run(broken).await;
         // Deleted while nothing reports it (unless the trigger is back already).
-        sqlx::query(r#"delete from "session" where "token" = $1"#)
-            .bind(&missed.token)
-            .execute(&other)
-            .await
-            .unwrap();
-        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n > seen))
+        pg.run_with(delete, &missed.token).await;
+        tokio::time::timeout(Duration::from_secs(10), applied.wait_for(|n| *n > seen))
             .await
             .expect("the trigger was restored and the cache dropped")
             .unwrap();
         assert!(cached.find_now(&missed.storage_key()).is_none(), "{broken}");
         // The restored trigger reports the next delete.
-        let s = store.create(&live(), &user).await.unwrap();
+        let (_, s) = pg.signed_in(&format!("next{i}@example.com")).await;
         assert!(cached.find(&s.storage_key()).await.unwrap().is_some());
-        let seen = *rx.borrow();
-        sqlx::query(r#"delete from "session" where "token" = $1"#)
-            .bind(&s.token)
-            .execute(&other)
-            .await
-            .unwrap();
-        tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|n| *n > seen))
-            .await
-            .expect("the delete was reported")
-            .unwrap();
+        pg.reported(delete, Some(&s.token), "the delete was reported")
+            .await;
         assert!(
             cached.find_now(&s.storage_key()).is_none(),
             "after {broken}"
         );
     }
 
-    sqlx::raw_sql(r#"alter table "session" disable trigger "tas_session_changes""#)
-        .execute(&other)
-        .await
-        .unwrap();
-    let err = store.session_changes().start().await.unwrap_err();
+    pg.run(r#"alter table "session" disable trigger "tas_session_changes""#)
+        .await;
+    let err = pg.store.session_changes().start().await.unwrap_err();
     assert!(err.to_string().contains("is disabled"), "{err}");
 }
 
@@ -1335,53 +1304,20 @@ async fn a_postgres_feed_restores_a_trigger_that_stopped_firing() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bulk_user_update_reaches_a_postgres_cache_in_a_few_batches() {
-    use tower_auth_session::store::PostgresStore;
     let test = "a_bulk_user_update_reaches_a_postgres_cache_in_a_few_batches";
-    let Some(url) = common::fresh_pg_database(test).await else {
+    let Some(pg) = pg_feed(test, |b| b).await else {
         return;
     };
-    let store = PostgresStore::builder(url.as_str())
-        .create_schema(true)
-        .build()
-        .await
-        .unwrap();
-    let changes = store
-        .session_changes()
-        .create_trigger(true)
-        .start()
-        .await
-        .unwrap();
-    let cached = watching(&store, &changes);
+    let cached = watching(&pg.store, &pg.changes);
     let mut keys = Vec::new();
     for i in 0..300 {
-        let user = store
-            .insert_user(&User::new(
-                &format!("bulk{i}@example.com"),
-                "Before",
-                conformance::NOW,
-            ))
-            .await
-            .unwrap();
-        let s = store
-            .create(
-                &conformance::session(
-                    &user,
-                    time::OffsetDateTime::now_utc() + time::Duration::days(7),
-                ),
-                &user,
-            )
-            .await
-            .unwrap();
+        let (_, s) = pg.signed_in(&format!("bulk{i}@example.com")).await;
         assert!(cached.find(&s.storage_key()).await.unwrap().is_some());
         keys.push(s.token);
     }
-    let mut rx = changes.applied();
+    let mut rx = pg.changes.applied();
     let seen = *rx.borrow();
-    let other = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::raw_sql(r#"update "user" set "name" = 'After'"#)
-        .execute(&other)
-        .await
-        .unwrap();
+    pg.run(r#"update "user" set "name" = 'After'"#).await;
     tokio::time::timeout(Duration::from_secs(10), async {
         while keys.iter().any(|k| {
             cached
