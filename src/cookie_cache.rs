@@ -68,6 +68,10 @@ pub(crate) fn read(spec: &CookieSpec, headers: &HeaderMap) -> (Option<Vec<u8>>, 
     if chunks.is_empty() {
         return (None, names);
     }
+    // Chunks are read as Better Auth's `parseCookies` reads them: a value outside RFC 6265's
+    // characters is skipped, and of a chunk sent twice the last copy counts (a map insert).
+    chunks.retain(|c| cookie_value_ok(c.1));
+    chunks.reverse();
     chunks.sort_by_key(|c| c.0);
     chunks.dedup_by_key(|c| c.0);
     let total: usize = chunks.iter().map(|c| c.1.len()).sum();
@@ -79,6 +83,19 @@ pub(crate) fn read(spec: &CookieSpec, headers: &HeaderMap) -> (Option<Vec<u8>>, 
         value.extend_from_slice(part);
     }
     (Some(value), names)
+}
+
+/// Whether Better Auth's `parseCookies` keeps a cookie with this (trimmed) value: once a pair
+/// of surrounding double quotes is taken off, RFC 6265's cookie-value characters, space and
+/// comma.
+fn cookie_value_ok(value: &[u8]) -> bool {
+    let value = match value {
+        [b'"', inner @ .., b'"'] => inner,
+        other => other,
+    };
+    value
+        .iter()
+        .all(|&b| matches!(b, 0x20 | 0x21 | 0x23..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E))
 }
 
 #[derive(Deserialize)]

@@ -407,6 +407,39 @@ async fn chunked() -> (Fx, String, Vec<String>) {
     (f, token, chunks)
 }
 
+/// A chunk sent twice (cookies of two paths or domains) is read as Better Auth's
+/// `parseCookies` reads it: the last copy counts, and a copy whose value has characters a
+/// cookie value may not (a backslash, a quote inside) is skipped.
+#[tokio::test]
+async fn a_chunk_sent_twice_is_read_as_better_auth_reads_it() {
+    let (f, token, chunks) = chunked().await;
+    let pairs: Vec<&str> = chunks
+        .iter()
+        .map(|l| l.split(';').next().unwrap())
+        .collect();
+    let first = pairs[0];
+    let (name, _) = first.split_once('=').unwrap();
+    let rest = pairs[1..].join("; ");
+    let stale = format!("{name}=stale");
+    let cases = [
+        // The stale copy first, the good one last: the cache is read.
+        (format!("{token}; {stale}; {first}; {rest}"), true),
+        // The good copy first, the stale one last: the stale one counts, and the store is read.
+        (format!("{token}; {first}; {stale}; {rest}"), false),
+        // A last copy Better Auth skips (a backslash): the good one counts.
+        (format!("{token}; {first}; {name}=bad\\value; {rest}"), true),
+    ];
+    for (case, (cookie, cached)) in cases.iter().enumerate() {
+        let r = f.get("/me", cookie).await;
+        assert_eq!(r.status, 200);
+        assert!(
+            r.body.ends_with(&format!("cache={cached}")),
+            "case {case}: {}",
+            r.body.len()
+        );
+    }
+}
+
 #[tokio::test]
 async fn expired_sessions_clear_the_cache_chunks_too() {
     let (f, token, chunks) = chunked().await;
