@@ -148,7 +148,7 @@ impl IpTracking {
     fn read_header(&self, value: &str) -> Option<String> {
         let hops: Vec<&str> = value
             .split(',')
-            .map(str::trim)
+            .map(js_trim)
             .filter(|s| !s.is_empty())
             .collect();
         let client = if self.trusted_proxies.is_empty() {
@@ -194,6 +194,12 @@ impl IpTracking {
             }
         }
     }
+}
+
+/// `s` without the whitespace JavaScript's `trim` removes, of the characters Latin-1 has: not
+/// U+0085, which Rust's `trim` also removes.
+fn js_trim(s: &str) -> &str {
+    s.trim_matches(|c| matches!(c, '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}'))
 }
 
 /// `bytes` read as Latin-1 (each byte one character), as Node decodes header values.
@@ -295,6 +301,13 @@ mod tests {
             HeaderValue::from_bytes(b"caf\xe9, 198.51.100.4").unwrap(),
         );
         assert_eq!(t.client_ip(&headers).as_deref(), Some("198.51.100.4"));
+        // U+0085 (byte 0x85) is not whitespace to JavaScript's `trim`: that hop is no address.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"198.51.100.4\x85, 10.0.0.1").unwrap(),
+        );
+        assert_eq!(t.client_ip(&headers), None);
         // Reached from the right, it ends the search, as in Better Auth.
         let mut headers = HeaderMap::new();
         headers.insert(

@@ -176,14 +176,15 @@ impl Core {
             // The read took longer than the entry would be served.
             return;
         }
+        self.cache.insert(token, found.cloned(), until, now);
         if let (Some(prints), Some(_)) = (&self.fingerprints, found) {
-            // Recorded before the entry is cached: a fingerprint reported after the check below
-            // finds the token.
+            // Recorded after the entry is cached (a record then always has its entry, which a
+            // sweep of full records keeps) and before the check below: a fingerprint reported
+            // before this record fenced the stripe, and one reported after it finds the token.
             prints.insert(fingerprints::of(token), token, |t| {
                 self.cache.contains(t.as_bytes())
             });
         }
-        self.cache.insert(token, found.cloned(), until, now);
         // Inserted first, checked second: an invalidation that raced the store read either
         // shows here, or removes the entry after this insert.
         if self.stripes[stamp.stripe].load(Ordering::SeqCst) != stamp.count
@@ -235,10 +236,15 @@ impl Core {
 
     /// Drops the cached session whose token has this fingerprint (`hex`, as a feed reports
     /// it), and fences its fills in flight. Without fingerprints recorded (no such feed was
-    /// given to the builder) or for a malformed one, drops everything.
+    /// given to the builder) drops everything; a malformed one drops nothing (anyone who can
+    /// connect to PostgreSQL can send one: it must not empty every cache).
     fn invalidate_fingerprint(&self, hex: &str) {
-        let (Some(prints), Some(print)) = (&self.fingerprints, fingerprints::parse(hex)) else {
+        let Some(prints) = &self.fingerprints else {
             self.invalidate_all();
+            return;
+        };
+        let Some(print) = fingerprints::parse(hex) else {
+            tracing::debug!("ignored a malformed session fingerprint");
             return;
         };
         self.stripes[fingerprints::stripe(&print, STRIPES)].fetch_add(1, Ordering::SeqCst);
@@ -285,10 +291,12 @@ impl Core {
     )]
     fn invalidate_all(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
-        self.cache.clear();
+        // The records before the entries: a fill recorded after the records went has its entry
+        // after the entries went, and keeps both (a stale record only costs a miss).
         if let Some(prints) = &self.fingerprints {
             prints.clear();
         }
+        self.cache.clear();
     }
 }
 
@@ -907,13 +915,35 @@ mod tests {
         assert_eq!(cached.entry_count(), 0);
     }
 
-    /// A fingerprint the cache cannot read drops everything rather than nothing.
+    /// A fingerprint the cache cannot read drops nothing: anyone who can connect to the
+    /// database may send one, and must not be able to empty every cache with it.
     #[tokio::test]
-    async fn a_malformed_fingerprint_drops_everything() {
+    async fn a_malformed_fingerprint_drops_nothing() {
         let (cached, token) = watched().await;
         let key = StorageKey::new(token.clone());
         assert!(cached.find(&key).await.unwrap().is_some());
         cached.core.apply(&Change::Fingerprint("not hex"));
-        assert!(cached.core.lookup(&token).is_none());
+        assert!(cached.core.lookup(&token).is_some());
+    }
+
+    /// A fill stamped before a drop of everything caches nothing; one after it is cached with
+    /// its record, and found by its fingerprint.
+    #[tokio::test]
+    async fn a_session_cached_again_after_a_drop_is_found_by_its_fingerprint() {
+        let (cached, token) = watched().await;
+        let key = StorageKey::new(token.clone());
+        let stamp = cached.core.stamp(&token);
+        let found = cached.inner().find(&key).await.unwrap();
+        cached.core.invalidate_all();
+        cached.core.remember(&token, found.as_ref(), stamp);
+        assert!(
+            cached.core.lookup(&token).is_none(),
+            "stamped before the drop"
+        );
+        let stamp = cached.core.stamp(&token);
+        cached.core.remember(&token, found.as_ref(), stamp);
+        assert!(cached.core.lookup(&token).is_some());
+        cached.core.apply(&Change::Fingerprint(&hex(&token)));
+        assert!(cached.core.lookup(&token).is_none(), "its record was kept");
     }
 }

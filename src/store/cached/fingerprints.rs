@@ -78,6 +78,8 @@ impl Fingerprints {
     ) {
         let mut shard = self.shard(&fingerprint);
         if shard.len() >= self.limit && !shard.contains_key(&fingerprint) {
+            // Under the lock, so that no record is dropped while its token is cached again: a
+            // probe of the cache per record, once per half the shard's share of fills.
             shard.retain(|_, token| cached(token));
         }
         if shard.get(&fingerprint).map(|t| &**t) != Some(token) {

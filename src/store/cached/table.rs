@@ -177,13 +177,13 @@ impl Table {
         due
     }
 
-    /// Forgets `token`.
     /// Whether an entry for `token` is held (served or not).
     pub(super) fn contains(&self, token: &[u8]) -> bool {
         let hash = self.hash(token);
         self.read(hash).get(hash, token).is_some()
     }
 
+    /// Forgets `token`.
     pub(super) fn remove(&self, token: &[u8]) {
         let hash = self.hash(token);
         self.write(hash).remove(hash, token);

@@ -45,6 +45,8 @@ const USER_BATCH_MAX: usize = 1_000;
 const STILL_DOWN_EVERY: Duration = Duration::from_secs(60);
 /// How often the triggers are checked by default.
 const UPKEEP_EVERY: Duration = Duration::from_secs(60);
+/// The longest interval between checks (a longer one would overflow the timer).
+const MAX_UPKEEP_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Watches a [`PostgresStore`]'s session table with a trigger and `LISTEN` (features `postgres`
 /// and `cache`): made by [`PostgresStore::session_changes`].
@@ -78,14 +80,17 @@ impl PostgresChangesBuilder {
         }
     }
 
-    /// How often the running feed checks that its triggers are still in place and enabled:
-    /// a migration that recreates the session table, or an `ALTER TABLE … DISABLE TRIGGER`
-    /// for a bulk load, leaves the feed hearing nothing. With
-    /// [`create_trigger(true)`](Self::create_trigger) what is missing is created (or enabled)
-    /// again and every cached session dropped; otherwise an error says what is wrong, once
-    /// each time it goes wrong. Default: 60 s.
+    /// How often the running feed checks that its triggers are still in place, enabled, and
+    /// notifying fingerprints: a migration that recreates the session table, or an
+    /// `ALTER TABLE … DISABLE TRIGGER` for a bulk load, leaves the feed hearing nothing. With
+    /// [`create_trigger(true)`](Self::create_trigger) a missing trigger is created again (its
+    /// function too, waiting at most half a second for the table's lock) and every cached
+    /// session dropped, and a function an earlier version put back is replaced; otherwise an
+    /// error says what is wrong, once each time it goes wrong. A disabled trigger is only
+    /// named, never enabled here (whoever disabled it will), and once it fires again every
+    /// cached session is dropped. Default: 60 s; at most a day.
     pub fn check_triggers_every(mut self, every: Duration) -> Self {
-        self.upkeep_every = every.max(Duration::from_millis(10));
+        self.upkeep_every = every.clamp(Duration::from_millis(10), MAX_UPKEEP_EVERY);
         self
     }
 
@@ -206,19 +211,29 @@ impl PostgresChangesBuilder {
         }
         if self.create {
             session.create(&pool).await?;
-            session.restore(&pool, session.state(&pool).await?).await?;
             // The user table's trigger is optional (the warning below says what is lost):
             // a role allowed on the session table only still starts.
-            let made = match user.create(&pool).await {
-                Ok(()) => user.restore(&pool, user.state(&pool).await?).await,
-                Err(error) => Err(error),
-            };
-            if let Err(error) = made {
+            if let Err(error) = user.create(&pool).await {
                 tracing::debug!(%error, "could not create the user table's change trigger");
             }
         }
-        match session.state(&pool).await? {
+        let session_state = session.state(&pool).await?;
+        match session_state {
             Trigger::Enabled => {}
+            Trigger::Outdated => tracing::warn!(
+                trigger = %self.name,
+                "the session change trigger's function notifies session tokens, which any \
+                 database role may LISTEN to: replace it with create_trigger(true) or the \
+                 statements from .ddl() (they notify fingerprints)"
+            ),
+            // Someone disabled it (a bulk load, say) and will enable it again: start, deaf
+            // meanwhile; the upkeep names it, and drops the cache once it fires again.
+            Trigger::Disabled => tracing::warn!(
+                trigger = %self.name,
+                table = %session.table,
+                "the session change trigger is disabled: changes Better Auth makes are served \
+                 from the cache until its TTL until it is enabled again"
+            ),
             Trigger::Missing => {
                 return Err(cannot(
                     format!(
@@ -230,19 +245,9 @@ impl PostgresChangesBuilder {
                     None,
                 ))
             }
-            Trigger::Disabled => {
-                return Err(cannot(
-                    format!(
-                        "the trigger {:?} on table {} is disabled: it reports no session changes",
-                        self.name, session.table
-                    ),
-                    "enable it (ALTER TABLE … ENABLE TRIGGER), or start the feed with \
-                     create_trigger(true), which does",
-                    None,
-                ))
-            }
         }
-        let user_watched = user.state(&pool).await? == Trigger::Enabled;
+        let user_state = user.state(&pool).await?;
+        let user_watched = user_state != Trigger::Missing;
         if !user_watched {
             tracing::warn!(
                 trigger = %user.name,
@@ -254,13 +259,14 @@ impl PostgresChangesBuilder {
         }
         let listener = listen(&options, &self.name).await?;
         let channel = self.name;
+        let (watched, initial) = if user_watched {
+            (vec![session, user], vec![session_state, user_state])
+        } else {
+            (vec![session], vec![session_state])
+        };
         let upkeep = Upkeep {
             store: self.store.clone(),
-            watched: if user_watched {
-                vec![session, user]
-            } else {
-                vec![session]
-            },
+            watched,
             create: self.create,
             every: self.upkeep_every,
         };
@@ -268,8 +274,13 @@ impl PostgresChangesBuilder {
             "PostgreSQL LISTEN",
             true,
             move |sink| {
-                tokio::spawn(upkeep.run(sink.clone()));
-                run(listener, options, follow, servers, channel, sink)
+                // One future: dropping the feed ends both at once.
+                let upkeep = upkeep.run(sink.clone(), initial);
+                let listen = run(listener, options, follow, servers, channel, sink);
+                async move {
+                    let (upkeep, listen) = (std::pin::pin!(upkeep), std::pin::pin!(listen));
+                    futures_util::future::select(upkeep, listen).await;
+                }
             },
         ))
     }
@@ -471,13 +482,16 @@ impl Watched {
 /// alphanumeric, and hashed ones hexadecimal).
 const FINGERPRINT: char = '#';
 
-/// Whether a trigger fires on an ordinary session's writes.
+/// Whether a trigger fires on an ordinary session's writes, and as this version needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Trigger {
     Enabled,
     Missing,
     /// Disabled, or enabled only for replication sessions (`tgenabled` `D` or `R`).
     Disabled,
+    /// Enabled, with the function an earlier version made, which notifies session tokens (an
+    /// earlier version's instance with `create_trigger(true)` may have put it back).
+    Outdated,
 }
 
 impl Watched {
@@ -485,7 +499,8 @@ impl Watched {
     /// Auth's writes either.
     async fn state(&self, pool: &sqlx::PgPool) -> Result<Trigger, StoreError> {
         let check = format!(
-            "select tgenabled::text from pg_trigger where tgname = {} and tgrelid = to_regclass({})",
+            "select t.tgenabled::text, p.prosrc from pg_trigger t join pg_proc p on p.oid = \
+             t.tgfoid where t.tgname = {} and t.tgrelid = to_regclass({})",
             literal(&self.name),
             literal(&self.table)
         );
@@ -496,30 +511,39 @@ impl Watched {
         let Some(row) = rows.first() else {
             return Ok(Trigger::Missing);
         };
-        let enabled: String = row
-            .try_get(0)
-            .map_err(|e| StoreError::backend("watch session changes", e))?;
-        Ok(match enabled.as_str() {
+        let read = |i| -> Result<String, StoreError> {
+            row.try_get(i)
+                .map_err(|e| StoreError::backend("watch session changes", e))
+        };
+        Ok(match read(0)?.as_str() {
+            "O" | "A" if self.fingerprint && !read(1)?.contains("sha256") => Trigger::Outdated,
             "O" | "A" => Trigger::Enabled,
             _ => Trigger::Disabled,
         })
     }
 
-    /// Makes the trigger fire again: creates it (and its function) when missing, enables it
-    /// when disabled.
+    /// Makes a trigger that is missing or outdated fire as this version needs: creates it and
+    /// its function in one transaction that waits at most half a second for the table's lock
+    /// (creating a trigger conflicts with every write of the table: a session write must not
+    /// queue behind it for long), or replaces the function (no lock on the table). A disabled
+    /// trigger is left alone: whoever disabled it (for a bulk load, say) enables it again.
     async fn restore(&self, pool: &sqlx::PgPool, state: Trigger) -> Result<(), StoreError> {
-        match state {
-            Trigger::Enabled => Ok(()),
-            Trigger::Missing => self.create(pool).await,
-            Trigger::Disabled => sqlx::raw_sql(&format!(
-                "alter table {} enable trigger {}",
-                self.table,
-                quote_with('"', &self.name)
-            ))
-            .execute(pool)
-            .await
-            .map(|_| ())
-            .map_err(|e| StoreError::backend("watch session changes", e)),
+        let statements = match state {
+            Trigger::Enabled | Trigger::Disabled => return Ok(()),
+            Trigger::Missing => format!(
+                "begin; set local lock_timeout = 500; {}; {}; commit",
+                self.function(),
+                self.trigger()
+            ),
+            Trigger::Outdated => self.function(),
+        };
+        match tokio::time::timeout(PING_TIMEOUT, sqlx::raw_sql(&statements).execute(pool)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::backend("watch session changes", e)),
+            Err(_) => Err(StoreError::backend(
+                "watch session changes",
+                std::io::Error::other("no answer in time"),
+            )),
         }
     }
 
@@ -548,11 +572,14 @@ struct Upkeep {
 }
 
 impl Upkeep {
-    /// Every `every`, until the feed is dropped: each trigger that no longer fires is made to
-    /// fire again (with `create`, then every cached session is dropped: changes were missed) or
-    /// named in an error, once each time it stops firing.
-    async fn run(self, sink: Sink) {
-        let mut reported = vec![Trigger::Enabled; self.watched.len()];
+    /// Every `every`, until the feed is dropped. A trigger that is missing (a migration
+    /// recreated the table), or whose function an earlier version put back, is restored with
+    /// `create` (a missing one's changes were missed: every cached session is dropped), and
+    /// named in an error otherwise, once each time its state changes. A disabled one is named
+    /// (never enabled here: whoever disabled it will), and once it fires again every cached
+    /// session is dropped, since its changes were missed meanwhile.
+    async fn run(self, sink: Sink, initial: Vec<Trigger>) {
+        let mut reported = initial;
         let mut ticks = tokio::time::interval(self.every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
@@ -563,39 +590,52 @@ impl Upkeep {
             }
             let pool = self.store.pool();
             for (watched, reported) in self.watched.iter().zip(&mut reported) {
-                let state = match tokio::time::timeout(PING_TIMEOUT, watched.state(&pool)).await {
+                let mut state = match tokio::time::timeout(PING_TIMEOUT, watched.state(&pool)).await
+                {
                     Ok(Ok(state)) => state,
                     // The database is unreachable: the listener reports that.
                     Ok(Err(_)) | Err(_) => continue,
                 };
-                if state == Trigger::Enabled {
-                    *reported = state;
-                    continue;
-                }
-                if self.create {
+                if self.create && matches!(state, Trigger::Missing | Trigger::Outdated) {
                     match watched.restore(&pool, state).await {
                         Ok(()) => {
-                            tracing::warn!(trigger = %watched.name, table = %watched.table, ?state, "the session change trigger stopped firing; restored it and dropped every cached session");
-                            if !sink.send(Change::All) {
+                            tracing::warn!(trigger = %watched.name, table = %watched.table, ?state, "restored the session change trigger");
+                            if state == Trigger::Missing && !sink.send(Change::All) {
                                 return;
                             }
-                            *reported = Trigger::Enabled;
-                            continue;
+                            state = Trigger::Enabled;
                         }
                         Err(error) => {
                             tracing::debug!(%error, "could not restore the change trigger");
                         }
                     }
                 }
-                if std::mem::replace(reported, state) != state {
-                    tracing::error!(
+                let before = std::mem::replace(reported, state);
+                if before == state {
+                    continue;
+                }
+                match state {
+                    Trigger::Enabled if before == Trigger::Disabled => {
+                        tracing::info!(trigger = %watched.name, "the session change trigger fires again; dropped every cached session");
+                        if !sink.send(Change::All) {
+                            return;
+                        }
+                    }
+                    Trigger::Enabled => {}
+                    Trigger::Outdated => tracing::warn!(
+                        trigger = %watched.name,
+                        "the session change trigger's function notifies session tokens again \
+                         (an earlier version recreated it?): any database role may LISTEN to \
+                         them; upgrade every instance, then create_trigger(true) replaces it"
+                    ),
+                    Trigger::Missing | Trigger::Disabled => tracing::error!(
                         trigger = %watched.name,
                         table = %watched.table,
                         ?state,
-                        "the session change trigger no longer fires: changes Better Auth makes \
-                         are served from the cache until its TTL; create or enable it again \
-                         (create_trigger(true) does, or the statements from .ddl())"
-                    );
+                        "the session change trigger does not fire: changes Better Auth makes \
+                         are served from the cache until its TTL; enable it again, or create \
+                         it (create_trigger(true) does, or the statements from .ddl())"
+                    ),
                 }
             }
         }

@@ -561,7 +561,9 @@ impl Servers {
             hosts.push(store.dialect().tls.apply(options, params.root_cert));
             from_url = params;
         }
-        warn_if_plaintext(&hosts[0]).await;
+        for host in &hosts {
+            warn_if_plaintext(host).await;
+        }
         let attrs = match from_url.attrs {
             Attrs::Any if hosts.len() > 1 => Attrs::Primary,
             attrs => attrs,

@@ -59,6 +59,9 @@ pub(super) struct Follower {
     /// Nodes with a subscription attempt under way, by the attempt's task.
     trying: HashMap<tokio::task::Id, Arc<str>>,
     next_id: u64,
+    /// Nodes whose flags are known to do (probed at start), or whose unreadable flags were
+    /// already named: a resubscription there says nothing.
+    flags_said: Arc<std::sync::Mutex<HashSet<Arc<str>>>>,
 }
 
 impl Follower {
@@ -77,7 +80,16 @@ impl Follower {
             named_before: HashSet::new(),
             trying: HashMap::new(),
             next_id: 0,
+            flags_said: Arc::default(),
         }
+    }
+
+    /// Notes that `addr`'s flags are known to do (the start-up probe heard it).
+    pub(super) fn flags_known(&self, addr: Arc<str>) {
+        self.flags_said
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(addr);
     }
 
     /// The pattern subscribed to.
@@ -200,12 +212,19 @@ impl Follower {
             }
             let (configure, pattern) = (self.configure, self.pattern.clone());
             let addr = node.addr.clone();
+            let said = Arc::clone(&self.flags_said);
             let task = attempts.spawn(async move {
                 // A promoted replica or a new master may lack the flags the masters got at
                 // start.
                 match node.ensure_flags(configure).await {
                     Ok(Flags::Set | Flags::Unreachable) => {}
-                    // Not probed (the start-up probe ran on the masters of then): say so.
+                    // Not probed (the start-up probe ran on the masters of then): say so, once
+                    // per node.
+                    Ok(Flags::Unread)
+                        if !said
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(node.addr.clone()) => {}
                     Ok(Flags::Unread) => tracing::warn!(node = %node.addr, "session change feed: cannot read notify-keyspace-events on a new Redis master (CONFIG refused); if it lacks K, g, $ and x, changes there are served from the cache until its TTL"),
                     Err(error) => tracing::warn!(%error, node = %node.addr, "session change feed: a new Redis master may not publish keyspace notifications"),
                 }

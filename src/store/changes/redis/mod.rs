@@ -166,6 +166,7 @@ impl RedisChangesBuilder {
         );
         let mut streams = SelectAll::new();
         for node in &found {
+            follower.flags_known(node.addr.clone());
             let pubsub = Follower::open(node, follower.pattern())
                 .await
                 .map_err(watch)?;
