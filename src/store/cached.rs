@@ -112,6 +112,8 @@ struct Stamp {
     /// from, so that however long the read takes, nothing is served longer than the TTL after it
     /// began.
     at: u64,
+    /// The token's fingerprint, when a feed reports fingerprints (computed once per fill).
+    print: Option<fingerprints::Fingerprint>,
 }
 
 impl Core {
@@ -133,25 +135,30 @@ impl Core {
         low & (STRIPES - 1)
     }
 
-    /// The stripe of `token`, whose keyed hash is `hash`: by fingerprint when a feed reports
-    /// fingerprints, so that a reported one fences the fills of its token.
-    fn stripe_of(&self, token: &str, hash: u64) -> usize {
+    /// The stripe of `token`, whose keyed hash is `hash`, and its fingerprint when a feed
+    /// reports fingerprints: then the stripe is the fingerprint's, so that a reported one
+    /// fences the fills of its token.
+    fn stripe_of(&self, token: &str, hash: u64) -> (usize, Option<fingerprints::Fingerprint>) {
         match self.fingerprints {
-            Some(_) => fingerprints::stripe(&fingerprints::of(token), STRIPES),
-            None => Self::stripe(hash),
+            Some(_) => {
+                let print = fingerprints::of(token);
+                (fingerprints::stripe(&print, STRIPES), Some(print))
+            }
+            None => (Self::stripe(hash), None),
         }
     }
 
     /// Taken before reading the store for `token`.
     fn stamp(&self, token: &str) -> Stamp {
         let hash = self.hash(token);
-        let stripe = self.stripe_of(token, hash);
+        let (stripe, print) = self.stripe_of(token, hash);
         Stamp {
             stripe,
             hash,
             count: self.stripes[stripe].load(Ordering::SeqCst),
             epoch: self.epoch.load(Ordering::SeqCst),
             at: self.ticks.now(),
+            print,
         }
     }
 
@@ -177,11 +184,11 @@ impl Core {
             return;
         }
         self.cache.insert(token, found.cloned(), until, now);
-        if let (Some(prints), Some(_)) = (&self.fingerprints, found) {
+        if let (Some(prints), Some(print), Some(_)) = (&self.fingerprints, stamp.print, found) {
             // Recorded after the entry is cached (a record then always has its entry, which a
             // sweep of full records keeps) and before the check below: a fingerprint reported
             // before this record fenced the stripe, and one reported after it finds the token.
-            prints.insert(fingerprints::of(token), token, |t| {
+            prints.insert(print, token, |t| {
                 self.cache.contains(t.as_bytes())
             });
         }
@@ -231,7 +238,8 @@ impl Core {
     /// Makes every read of `token` already in flight (a fill, a read ahead) drop its answer
     /// rather than cache it.
     fn fence(&self, token: &str) {
-        self.stripes[self.stripe_of(token, self.hash(token))].fetch_add(1, Ordering::SeqCst);
+        let (stripe, _) = self.stripe_of(token, self.hash(token));
+        self.stripes[stripe].fetch_add(1, Ordering::SeqCst);
     }
 
     /// Drops the cached session whose token has this fingerprint (`hex`, as a feed reports
