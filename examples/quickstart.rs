@@ -2,7 +2,7 @@
 //! the embedded SQLite store.
 //!
 //! ```sh
-//! export BETTER_AUTH_SECRET="$(head -c 32 /dev/urandom | base64)"
+//! export BETTER_AUTH_SECRET="${BETTER_AUTH_SECRET:-$(head -c 32 /dev/urandom | base64)}"
 //! cargo run --example quickstart
 //! curl -i -c jar -H 'content-type: application/json' -d '{"email":"alice@example.com"}' localhost:3000/sign-in
 //! curl -b jar localhost:3000/me      # stop and restart the server: still signed in

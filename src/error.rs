@@ -301,9 +301,10 @@ impl SessionError {
         }
     }
 
-    /// The HTTP status Better Auth answers this error with: `403` for a banned user, a session
-    /// that is not fresh and a second factor not verified, `500` otherwise (a store failure is
-    /// the server's problem).
+    /// The HTTP status to answer this error with: `403` for a banned user and a session that is
+    /// not fresh (as Better Auth), and for a second factor not verified (this crate's choice:
+    /// Better Auth's own sign-in answers `200 {"twoFactorRedirect":true}`); `500` otherwise (a
+    /// store failure is the server's problem).
     pub fn status(&self) -> http::StatusCode {
         match self {
             Self::Banned(_) | Self::NotFresh | Self::SecondFactorRequired => {

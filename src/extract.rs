@@ -292,8 +292,10 @@ impl Sessions {
 
     /// Signs the current session out (deletes it) and returns the clearing cookies (the
     /// cookie cache's chunks among them, and Better Auth's account and `oauth_state` cookies
-    /// the request carried). When the
-    /// request is not signed in, only the cookies are cleared. With
+    /// the request carried). When the request is not signed in but carries a session cookie
+    /// that verifies (a JWT bearer decided, or the session was not found), that cookie's
+    /// session is deleted too, as Better Auth's sign-out does; otherwise only the cookies are
+    /// cleared. With
     /// [`multi_session`](crate::SessionConfigBuilder::multi_session), every session named by
     /// one of the browser's `_multi-` cookies that verifies ends too, and those cookies are
     /// expired, as Better Auth's sign-out does.

@@ -252,7 +252,8 @@ pub struct SignedIn {
     /// The signed value `token.signature` (not URL-encoded), as Better Auth's bearer plugin
     /// returns it in `set-auth-token`.
     pub signed_token: String,
-    /// The cookies to send: the session cookie, and `dont_remember` handling.
+    /// The cookies to send: the session cookie, `dont_remember` handling, and with those
+    /// features the cookie cache and the `_multi-` cookie.
     pub cookies: SetCookies,
 }
 

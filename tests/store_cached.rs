@@ -1299,6 +1299,24 @@ async fn a_postgres_feed_restores_a_trigger_that_stopped_firing() {
     })
     .await;
 
+    // The `TRUNCATE` trigger, dropped: created again.
+    pg.run(r#"drop trigger "tas_session_changes_trunc" on "session""#)
+        .await;
+    common::until(
+        "the TRUNCATE trigger created again",
+        Duration::from_secs(10),
+        || async {
+            sqlx::query_scalar::<_, i64>(
+                "select count(*) from pg_trigger where tgname = 'tas_session_changes_trunc'",
+            )
+            .fetch_one(&pg.other)
+            .await
+            .unwrap()
+                == 1
+        },
+    )
+    .await;
+
     // Disabled before a feed starts: it starts, and drops its cache once the trigger fires
     // again (a delete made meanwhile was not reported).
     pg.run(r#"alter table "session" disable trigger "tas_session_changes""#)

@@ -188,9 +188,7 @@ impl Core {
             // Recorded after the entry is cached (a record then always has its entry, which a
             // sweep of full records keeps) and before the check below: a fingerprint reported
             // before this record fenced the stripe, and one reported after it finds the token.
-            prints.insert(print, token, |t| {
-                self.cache.contains(t.as_bytes())
-            });
+            prints.insert(print, token, |t| self.cache.contains(t.as_bytes()));
         }
         // Inserted first, checked second: an invalidation that raced the store read either
         // shows here, or removes the entry after this insert.

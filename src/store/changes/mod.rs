@@ -15,16 +15,18 @@
 //! Schema changes are opt-in and idempotent: nothing is created unless `create_trigger(true)`
 //! is given, and creating again is harmless (also by several instances starting at once). The
 //! triggers only add a row or a notification to Better Auth's own writes; they never fail them
-//! while their table exists. Each builder's `ddl()` gives the statements for a migration tool
+//! while their table exists (the PostgreSQL feed needs PostgreSQL 11 or later, for
+//! `sha256()`, and refuses to start on an older server). Each builder's `ddl()` gives the statements for a migration tool
 //! instead. A migration tool that does not know the change table may drop it (then the
 //! SQLite and MySQL triggers fail every session update and delete and every user update,
 //! Better Auth's included) or
 //! rebuild the session table without the triggers (then the feed hears nothing): the polling
 //! feeds check for both, at once when a read fails and every quarter of the retention, and the
 //! PostgreSQL feed checks that its triggers are there and enabled every minute
-//! ([`PostgresChangesBuilder::check_triggers_every`]); each recreates (or enables) what is
-//! missing when `create_trigger(true)` was given (dropping every cached session), or logs an
-//! error saying what is broken. Tell the migration tool to leave the
+//! ([`PostgresChangesBuilder::check_triggers_every`]); each recreates what is missing when
+//! `create_trigger(true)` was given (dropping every cached session), or logs an error saying
+//! what is broken. A disabled PostgreSQL trigger is only named, never enabled (whoever disabled
+//! it will); once it fires again every cached session is dropped. Tell the migration tool to leave the
 //! `tas_session_changes` objects alone.
 //!
 //! A change to a user's row alone (Better Auth's admin `setRole`, a new name or e-mail) drops

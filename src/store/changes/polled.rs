@@ -146,7 +146,8 @@ impl Settings {
 
 macro_rules! builder_methods {
     ($store:literal) => {
-        /// Create the change table and the two triggers when they are absent (`create … if
+        /// Create the change table and its triggers (two on the session table, one on the
+        /// user table) when they are absent (`create … if
         /// not exists`: harmless when they exist). Needs the right to create tables and
         /// triggers. Default: `false`: they must exist (see [`ddl`](Self::ddl)), else
         /// [`start`](Self::start) fails saying so.

@@ -85,8 +85,9 @@ impl PostgresChangesBuilder {
     /// `ALTER TABLE … DISABLE TRIGGER` for a bulk load, leaves the feed hearing nothing. With
     /// [`create_trigger(true)`](Self::create_trigger) a missing trigger is created again (its
     /// function too, waiting at most half a second for the table's lock) and every cached
-    /// session dropped, and a function an earlier version put back is replaced; otherwise an
-    /// error says what is wrong, once each time it goes wrong. A disabled trigger is only
+    /// session dropped, a missing `TRUNCATE` trigger is created again, and a function an
+    /// earlier version put back is replaced; otherwise an error says what is wrong, once each
+    /// time it goes wrong. A disabled trigger is only
     /// named, never enabled here (whoever disabled it will), and once it fires again every
     /// cached session is dropped. Default: 60 s; at most a day.
     pub fn check_triggers_every(mut self, every: Duration) -> Self {
@@ -209,6 +210,7 @@ impl PostgresChangesBuilder {
                 None,
             ));
         }
+        check_version(&pool).await?;
         if self.create {
             session.create(&pool).await?;
             // The user table's trigger is optional (the warning below says what is lost):
@@ -255,6 +257,15 @@ impl PostgresChangesBuilder {
                 "no trigger reports changes to user rows: a user's new role or name is served \
                  from the cache until its TTL; create it with create_trigger(true) or the \
                  statements from .ddl()"
+            );
+        }
+        if !session.truncate_exists(&pool).await? {
+            tracing::warn!(
+                trigger = %session.truncate_name(),
+                table = %session.table,
+                "no trigger reports a TRUNCATE of the session table: truncated sessions are \
+                 served from the cache until its TTL; create it with create_trigger(true) or \
+                 the statements from .ddl()"
             );
         }
         let listener = listen(&options, &self.name).await?;
@@ -551,13 +562,60 @@ impl Watched {
     /// none). Optional: without it (a role that may not create it, a lost race) a `TRUNCATE`
     /// is served until the cache TTL, as before it existed.
     async fn create_truncate(&self, pool: &sqlx::PgPool) -> Result<(), StoreError> {
-        if !self.fingerprint || self.trigger_exists(pool, &self.truncate_name()).await? {
+        if self.truncate_exists(pool).await? {
             return Ok(());
         }
-        if let Err(error) = sqlx::raw_sql(&self.truncate_trigger()).execute(pool).await {
-            tracing::debug!(%error, "could not create the session table's TRUNCATE trigger");
+        // As a restore: a session write must not queue long behind the table's lock.
+        let create = format!(
+            "begin; set local lock_timeout = 500; {}; commit",
+            self.truncate_trigger()
+        );
+        match tokio::time::timeout(PING_TIMEOUT, sqlx::raw_sql(&create).execute(pool)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "could not create the session table's TRUNCATE trigger");
+            }
+            Err(_) => {
+                tracing::debug!("could not create the session table's TRUNCATE trigger in time")
+            }
         }
         Ok(())
+    }
+
+    /// Whether the session table's `TRUNCATE` trigger is there (always, for the user table's
+    /// trigger, which has none).
+    async fn truncate_exists(&self, pool: &sqlx::PgPool) -> Result<bool, StoreError> {
+        if !self.fingerprint {
+            return Ok(true);
+        }
+        self.trigger_exists(pool, &self.truncate_name()).await
+    }
+}
+
+/// Refuses a server older than PostgreSQL 11, where the trigger function's `sha256()` does not
+/// exist: there every session update and delete, Better Auth's included, would fail in it.
+async fn check_version(pool: &sqlx::PgPool) -> Result<(), StoreError> {
+    let rows = sqlx::raw_sql("show server_version_num")
+        .fetch_all(pool)
+        .await
+        .map_err(|e| StoreError::backend("watch session changes", e))?;
+    let version = rows
+        .first()
+        .and_then(|row| row.try_get::<String, _>(0).ok())
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    match version {
+        Some(version) if version < 110_000 => Err(cannot(
+            format!(
+                "the session change feed needs PostgreSQL 11 or later (its trigger calls \
+                 sha256()), and the server is {}.{}",
+                version / 10_000,
+                version % 10_000 / 100
+            ),
+            "upgrade PostgreSQL, or use CachedStore without a feed (its TTL bounds how long a \
+             session ended by Better Auth is served)",
+            None,
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -580,6 +638,8 @@ impl Upkeep {
     /// session is dropped, since its changes were missed meanwhile.
     async fn run(self, sink: Sink, initial: Vec<Trigger>) {
         let mut reported = initial;
+        // Whether a missing `TRUNCATE` trigger was named (at start it was, if missing).
+        let mut truncate_said = true;
         let mut ticks = tokio::time::interval(self.every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
@@ -589,6 +649,24 @@ impl Upkeep {
                 return;
             }
             let pool = self.store.pool();
+            if let Some(session) = self.watched.first() {
+                // The `TRUNCATE` trigger: created again with `create` (a migration that
+                // recreated the table took it too), named once otherwise.
+                let present = tokio::time::timeout(PING_TIMEOUT, session.truncate_exists(&pool))
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
+                match present {
+                    Some(false) if self.create => {
+                        let _ = session.create_truncate(&pool).await;
+                    }
+                    Some(false) if !std::mem::replace(&mut truncate_said, true) => {
+                        tracing::warn!(trigger = %session.truncate_name(), "no trigger reports a TRUNCATE of the session table any more: truncated sessions are served from the cache until its TTL");
+                    }
+                    Some(true) => truncate_said = false,
+                    _ => {}
+                }
+            }
             for (watched, reported) in self.watched.iter().zip(&mut reported) {
                 let mut state = match tokio::time::timeout(PING_TIMEOUT, watched.state(&pool)).await
                 {
