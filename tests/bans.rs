@@ -405,3 +405,132 @@ async fn a_lifted_ban_is_not_written_into_the_new_session() {
     assert_eq!(found.user.extra["banReason"], Value::Null);
     assert_eq!(found.user.updated_at, NOW);
 }
+
+// ---------------------------------------------------------------- bans on the server stores
+
+/// Bans on PostgreSQL and MySQL/MariaDB with the admin plugin's columns as Better Auth's
+/// migration types them there (`boolean` and `timestamptz`; `tinyint(1)` and `datetime(3)`):
+/// a ban still running refuses the sign-in and writes no session; an ended one is lifted as
+/// Better Auth lifts it (`banned` false, reason and end cleared, `updatedAt` now).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn bans_on_a_server_store<S: SessionStore + Clone>(
+    store: S,
+    run: impl Fn(&'static str) -> futures_util::future::BoxFuture<'static, ()>,
+    lifted: impl std::future::Future<Output = (bool, Option<String>, bool)>,
+) {
+    run("banned-running").await;
+    run("banned-ended").await;
+    let m = manager(store.clone());
+    let running = store.find_user("B1").await.unwrap().unwrap();
+    assert!(running.is_banned(NOW), "{:?}", running.extra);
+    assert!(matches!(
+        m.sign_in(&running, SignIn::new()).await,
+        Err(SessionError::Banned(_))
+    ));
+    assert!(store
+        .list_user_sessions("B1", NOW)
+        .await
+        .unwrap()
+        .is_empty());
+    let ended = store.find_user("B2").await.unwrap().unwrap();
+    assert!(ended.ban().is_some() && !ended.is_banned(NOW));
+    let signed = m.sign_in(&ended, SignIn::new()).await.unwrap();
+    assert_eq!(signed.session.user_id, "B2");
+    let (banned, reason, expires_cleared) = lifted.await;
+    assert_eq!((banned, reason, expires_cleared), (false, None, true));
+    let user = store.find_user("B2").await.unwrap().unwrap();
+    assert_eq!(user.ban().map(|b| b.reason), None);
+    assert_eq!(user.updated_at, NOW);
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn bans_on_postgres() {
+    let Some(url) = common::fresh_pg_database("bans_on_postgres").await else {
+        return;
+    };
+    let store = tower_auth_session::PostgresStore::builder(url.as_str())
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(r#"alter table "user" add column "role" text, add column "banned" boolean, add column "banReason" text, add column "banExpires" timestamptz"#)
+        .execute(&pool)
+        .await
+        .unwrap();
+    // Opened again: a store reads the extra columns there are when it opens.
+    drop(store);
+    let store = tower_auth_session::PostgresStore::connect(&url)
+        .await
+        .unwrap();
+    let run = {
+        let pool = pool.clone();
+        move |which: &'static str| {
+            let pool = pool.clone();
+            let sql = match which {
+                "banned-running" => {
+                    r#"insert into "user" ("id", "name", "email", "emailVerified", "createdAt", "updatedAt", "role", "banned", "banReason", "banExpires") values ('B1', 'Bob', 'bob@example.com', false, '2026-11-20T00:00:00Z', '2026-11-20T00:00:00Z', 'user', true, 'spam', '2026-11-28T13:00:00Z')"#
+                }
+                _ => {
+                    r#"insert into "user" ("id", "name", "email", "emailVerified", "createdAt", "updatedAt", "role", "banned", "banReason", "banExpires") values ('B2', 'Eve', 'eve@example.com', false, '2026-11-20T00:00:00Z', '2026-11-20T00:00:00Z', 'user', true, 'spam', '2026-11-28T11:59:59.999Z')"#
+                }
+            };
+            Box::pin(async move {
+                sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+            }) as futures_util::future::BoxFuture<'static, ()>
+        }
+    };
+    let lifted = async {
+        sqlx::query_as::<_, (bool, Option<String>, bool)>(
+            r#"select "banned", "banReason", "banExpires" is null from "user" where "id" = 'B2'"#,
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    bans_on_a_server_store(store, run, lifted).await;
+}
+
+#[cfg(feature = "mysql")]
+#[tokio::test]
+async fn bans_on_mysql() {
+    let Some(url) = common::fresh_mysql_database("bans_on_mysql").await else {
+        return;
+    };
+    let store = tower_auth_session::MySqlStore::builder(url.as_str())
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+    let pool = sqlx::MySqlPool::connect(&url).await.unwrap();
+    sqlx::raw_sql("alter table `user` add column `role` text, add column `banned` tinyint(1), add column `banReason` text, add column `banExpires` datetime(3)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    drop(store);
+    let store = tower_auth_session::MySqlStore::connect(&url).await.unwrap();
+    let run = {
+        let pool = pool.clone();
+        move |which: &'static str| {
+            let pool = pool.clone();
+            let sql = match which {
+                "banned-running" => "insert into `user` (`id`, `name`, `email`, `emailVerified`, `createdAt`, `updatedAt`, `role`, `banned`, `banReason`, `banExpires`) values ('B1', 'Bob', 'bob@example.com', 0, '2026-11-20 00:00:00.000', '2026-11-20 00:00:00.000', 'user', 1, 'spam', '2026-11-28 13:00:00.000')",
+                _ => "insert into `user` (`id`, `name`, `email`, `emailVerified`, `createdAt`, `updatedAt`, `role`, `banned`, `banReason`, `banExpires`) values ('B2', 'Eve', 'eve@example.com', 0, '2026-11-20 00:00:00.000', '2026-11-20 00:00:00.000', 'user', 1, 'spam', '2026-11-28 11:59:59.999')",
+            };
+            Box::pin(async move {
+                sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+            }) as futures_util::future::BoxFuture<'static, ()>
+        }
+    };
+    let lifted = async {
+        let (banned, reason, cleared): (i8, Option<String>, i64) = sqlx::query_as(
+            "select `banned`, `banReason`, `banExpires` is null from `user` where `id` = 'B2'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        (banned != 0, reason, cleared == 1)
+    };
+    bans_on_a_server_store(store, run, lifted).await;
+}
