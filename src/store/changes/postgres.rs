@@ -541,8 +541,10 @@ impl Watched {
     async fn restore(&self, pool: &sqlx::PgPool, state: Trigger) -> Result<(), StoreError> {
         let statements = match state {
             Trigger::Enabled | Trigger::Disabled => return Ok(()),
+            // One simple query: one implicit transaction (an error rolls it all back and leaves
+            // the connection clean, where an explicit `begin` would leave it aborted).
             Trigger::Missing => format!(
-                "begin; set local lock_timeout = 500; {}; {}; commit",
+                "set local lock_timeout = 500; {}; {}",
                 self.function(),
                 self.trigger()
             ),
@@ -566,10 +568,7 @@ impl Watched {
             return Ok(());
         }
         // As a restore: a session write must not queue long behind the table's lock.
-        let create = format!(
-            "begin; set local lock_timeout = 500; {}; commit",
-            self.truncate_trigger()
-        );
+        let create = format!("set local lock_timeout = 500; {}", self.truncate_trigger());
         match tokio::time::timeout(PING_TIMEOUT, sqlx::raw_sql(&create).execute(pool)).await {
             Ok(Ok(_)) => {}
             Ok(Err(error)) => {
