@@ -181,24 +181,15 @@ impl PostgresStoreBuilder {
     /// a pooler refuses the connection, saying what to change; [`StoreError::Schema`] naming
     /// the missing table or column, or an id column of a type the store cannot use.
     pub async fn build(self) -> Result<PostgresStore, StoreError> {
-        let mut hosts = Vec::new();
-        let mut from_url = UrlParams::default();
-        for host_url in split_hosts(&self.common.url)? {
-            let (url, params) = take_params(&host_url)?;
-            hosts.push(url);
-            from_url = params;
-        }
-        let pooler = self.pgbouncer.or(from_url.pgbouncer).unwrap_or(false);
         let tls = Tls {
             mode: self.ssl_mode,
             root_pem: self.common.root_cert.clone(),
         };
+        let (hosts, from_url) = read_hosts(&self.common.url, &tls)?;
+        let pooler = self.pgbouncer.or(from_url.pgbouncer).unwrap_or(false);
         let hosts = hosts
-            .iter()
-            .map(|url| {
-                let options = PgConnectOptions::from_str(url)
-                    .map_err(|e| StoreError::backend("connect", e))?;
-                let mut options = tls.apply(options, from_url.root_cert);
+            .into_iter()
+            .map(|mut options| {
                 if pooler {
                     // PgBouncer refuses startup parameters it does not track.
                     options = options.extra_float_digits(None);
@@ -210,9 +201,9 @@ impl PostgresStoreBuilder {
                     let limits = ServerLimits::new(self.common.timeout, &options);
                     options = options.options(limits.pairs());
                 }
-                Ok(options)
+                options
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .collect::<Vec<_>>();
         let attrs = from_url.attrs;
         let random = from_url.random;
         let timeout = self.common.timeout;
@@ -552,15 +543,7 @@ impl Servers {
     /// connection to another machine is named in a warning, as for the store.
     #[cfg_attr(not(feature = "cache"), allow(dead_code))]
     pub(crate) async fn of(url: &str, store: &PostgresStore) -> Result<(Self, bool), StoreError> {
-        let mut hosts = Vec::new();
-        let mut from_url = UrlParams::default();
-        for host in split_hosts(url)? {
-            let (clean, params) = take_params(&host)?;
-            let options = PgConnectOptions::from_str(&clean)
-                .map_err(|e| StoreError::backend("connect", e))?;
-            hosts.push(store.dialect().tls.apply(options, params.root_cert));
-            from_url = params;
-        }
+        let (hosts, from_url) = read_hosts(url, &store.dialect().tls)?;
         for host in &hosts {
             warn_if_plaintext(host).await;
         }
@@ -596,6 +579,21 @@ impl Servers {
         .await
         .map_err(|why| no_server(self.attrs, &why))
     }
+}
+
+/// The connection settings of each host of `url` (one, or a libpq host list), with `tls`
+/// applied, and the store's own parameters the URL carries (taken out of the settings).
+fn read_hosts(url: &str, tls: &Tls) -> Result<(Vec<PgConnectOptions>, UrlParams), StoreError> {
+    let mut hosts = Vec::new();
+    let mut from_url = UrlParams::default();
+    for host in split_hosts(url)? {
+        let (clean, params) = take_params(&host)?;
+        let options =
+            PgConnectOptions::from_str(&clean).map_err(|e| StoreError::backend("connect", e))?;
+        hosts.push(tls.apply(options, params.root_cert));
+        from_url = params;
+    }
+    Ok((hosts, from_url))
 }
 
 /// libpq's rule: `sslmode=require` with a root certificate (`has_root`) verifies the chain.
