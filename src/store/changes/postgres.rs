@@ -338,9 +338,7 @@ async fn listen(options: &PgConnectOptions, channel: &str) -> Result<PgListener,
         .max_lifetime(None)
         .acquire_timeout(Duration::from_secs(5))
         .connect_lazy_with(options.clone());
-    let mut listener = PgListener::connect_with(&pool)
-        .await
-        .map_err(|e| StoreError::backend("watch session changes", e))?;
+    let mut listener = PgListener::connect_with(&pool).await.map_err(feed_error)?;
     // The pool is the listener's own: nobody closes it.
     listener.ignore_pool_close_event(true);
     // A lost connection is reported at once rather than re-established on the same server:
@@ -349,7 +347,7 @@ async fn listen(options: &PgConnectOptions, channel: &str) -> Result<PgListener,
     listener
         .listen_all([channel, users_channel(channel).as_str()])
         .await
-        .map_err(|e| StoreError::backend("watch session changes", e))?;
+        .map_err(feed_error)?;
     Ok(listener)
 }
 
@@ -452,9 +450,8 @@ impl Watched {
         let row = sqlx::raw_sql(&check)
             .fetch_one(pool)
             .await
-            .map_err(|e| StoreError::backend("watch session changes", e))?;
-        row.try_get::<bool, _>(0)
-            .map_err(|e| StoreError::backend("watch session changes", e))
+            .map_err(feed_error)?;
+        row.try_get::<bool, _>(0).map_err(feed_error)
     }
 
     /// Creates (or replaces) the function, and the trigger if it is missing. Instances started
@@ -518,14 +515,11 @@ impl Watched {
         let rows = sqlx::raw_sql(&check)
             .fetch_all(pool)
             .await
-            .map_err(|e| StoreError::backend("watch session changes", e))?;
+            .map_err(feed_error)?;
         let Some(row) = rows.first() else {
             return Ok(Trigger::Missing);
         };
-        let read = |i| -> Result<String, StoreError> {
-            row.try_get(i)
-                .map_err(|e| StoreError::backend("watch session changes", e))
-        };
+        let read = |i| -> Result<String, StoreError> { row.try_get(i).map_err(feed_error) };
         Ok(match read(0)?.as_str() {
             "O" | "A" if self.fingerprint && !read(1)?.contains("sha256") => Trigger::Outdated,
             "O" | "A" => Trigger::Enabled,
@@ -539,24 +533,14 @@ impl Watched {
     /// queue behind it for long), or replaces the function (no lock on the table). A disabled
     /// trigger is left alone: whoever disabled it (for a bulk load, say) enables it again.
     async fn restore(&self, pool: &sqlx::PgPool, state: Trigger) -> Result<(), StoreError> {
-        let statements = match state {
-            Trigger::Enabled | Trigger::Disabled => return Ok(()),
-            // One simple query: one implicit transaction (an error rolls it all back and leaves
-            // the connection clean, where an explicit `begin` would leave it aborted).
-            Trigger::Missing => format!(
-                "set local lock_timeout = 500; {}; {}",
-                self.function(),
-                self.trigger()
-            ),
-            Trigger::Outdated => self.function(),
-        };
-        match tokio::time::timeout(PING_TIMEOUT, sqlx::raw_sql(&statements).execute(pool)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::backend("watch session changes", e)),
-            Err(_) => Err(StoreError::backend(
-                "watch session changes",
-                std::io::Error::other("no answer in time"),
-            )),
+        match state {
+            Trigger::Enabled | Trigger::Disabled => Ok(()),
+            Trigger::Missing => {
+                let statements = format!("{}; {}", self.function(), self.trigger());
+                briefly(pool, &statements).await
+            }
+            // Replacing the function locks no table.
+            Trigger::Outdated => in_time(pool, &self.function()).await,
         }
     }
 
@@ -567,16 +551,8 @@ impl Watched {
         if self.truncate_exists(pool).await? {
             return Ok(());
         }
-        // As a restore: a session write must not queue long behind the table's lock.
-        let create = format!("set local lock_timeout = 500; {}", self.truncate_trigger());
-        match tokio::time::timeout(PING_TIMEOUT, sqlx::raw_sql(&create).execute(pool)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => {
-                tracing::debug!(%error, "could not create the session table's TRUNCATE trigger");
-            }
-            Err(_) => {
-                tracing::debug!("could not create the session table's TRUNCATE trigger in time")
-            }
+        if let Err(error) = briefly(pool, &self.truncate_trigger()).await {
+            tracing::debug!(%error, "could not create the session table's TRUNCATE trigger");
         }
         Ok(())
     }
@@ -591,13 +567,38 @@ impl Watched {
     }
 }
 
+/// A driver error of the feed's own statements.
+fn feed_error(error: sqlx::Error) -> StoreError {
+    StoreError::backend("watch session changes", error)
+}
+
+/// [`in_time`], waiting at most half a second for a table's lock: creating a trigger conflicts
+/// with every write of the table, and a session write must not queue behind it for long.
+async fn briefly(pool: &sqlx::PgPool, statements: &str) -> Result<(), StoreError> {
+    in_time(pool, &format!("set local lock_timeout = 500; {statements}")).await
+}
+
+/// Runs `statements` (DDL) as one simple query, so one implicit transaction (an error rolls
+/// it all back and leaves the connection clean, where an explicit `begin` would leave it
+/// aborted), within [`PING_TIMEOUT`].
+async fn in_time(pool: &sqlx::PgPool, statements: &str) -> Result<(), StoreError> {
+    match tokio::time::timeout(PING_TIMEOUT, sqlx::raw_sql(statements).execute(pool)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(feed_error(e)),
+        Err(_) => Err(StoreError::backend(
+            "watch session changes",
+            std::io::Error::other("no answer in time"),
+        )),
+    }
+}
+
 /// Refuses a server older than PostgreSQL 11, where the trigger function's `sha256()` does not
 /// exist: there every session update and delete, Better Auth's included, would fail in it.
 async fn check_version(pool: &sqlx::PgPool) -> Result<(), StoreError> {
     let rows = sqlx::raw_sql("show server_version_num")
         .fetch_all(pool)
         .await
-        .map_err(|e| StoreError::backend("watch session changes", e))?;
+        .map_err(feed_error)?;
     let version = rows
         .first()
         .and_then(|row| row.try_get::<String, _>(0).ok())
