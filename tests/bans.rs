@@ -412,14 +412,14 @@ async fn a_lifted_ban_is_not_written_into_the_new_session() {
 /// migration types them there (`boolean` and `timestamptz`; `tinyint(1)` and `datetime(3)`):
 /// a ban still running refuses the sign-in and writes no session; an ended one is lifted as
 /// Better Auth lifts it (`banned` false, reason and end cleared, `updatedAt` now).
+///
+/// `store` holds `B1`, banned until after `NOW`, and `B2`, whose ban ended just before it;
+/// `lifted` reads `B2`'s `banned`, `banReason` and whether `banExpires` is null.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 async fn bans_on_a_server_store<S: SessionStore + Clone>(
     store: S,
-    run: impl Fn(&'static str) -> futures_util::future::BoxFuture<'static, ()>,
     lifted: impl std::future::Future<Output = (bool, Option<String>, bool)>,
 ) {
-    run("banned-running").await;
-    run("banned-ended").await;
     let m = manager(store.clone());
     let running = store.find_user("B1").await.unwrap().unwrap();
     assert!(running.is_banned(NOW), "{:?}", running.extra);
@@ -464,23 +464,10 @@ async fn bans_on_postgres() {
     let store = tower_auth_session::PostgresStore::connect(&url)
         .await
         .unwrap();
-    let run = {
-        let pool = pool.clone();
-        move |which: &'static str| {
-            let pool = pool.clone();
-            let sql = match which {
-                "banned-running" => {
-                    r#"insert into "user" ("id", "name", "email", "emailVerified", "createdAt", "updatedAt", "role", "banned", "banReason", "banExpires") values ('B1', 'Bob', 'bob@example.com', false, '2026-11-20T00:00:00Z', '2026-11-20T00:00:00Z', 'user', true, 'spam', '2026-11-28T13:00:00Z')"#
-                }
-                _ => {
-                    r#"insert into "user" ("id", "name", "email", "emailVerified", "createdAt", "updatedAt", "role", "banned", "banReason", "banExpires") values ('B2', 'Eve', 'eve@example.com', false, '2026-11-20T00:00:00Z', '2026-11-20T00:00:00Z', 'user', true, 'spam', '2026-11-28T11:59:59.999Z')"#
-                }
-            };
-            Box::pin(async move {
-                sqlx::raw_sql(sql).execute(&pool).await.unwrap();
-            }) as futures_util::future::BoxFuture<'static, ()>
-        }
-    };
+    sqlx::raw_sql(r#"insert into "user" ("id", "name", "email", "emailVerified", "createdAt", "updatedAt", "role", "banned", "banReason", "banExpires") values ('B1', 'Bob', 'bob@example.com', false, '2026-11-20T00:00:00Z', '2026-11-20T00:00:00Z', 'user', true, 'spam', '2026-11-28T13:00:00Z'), ('B2', 'Eve', 'eve@example.com', false, '2026-11-20T00:00:00Z', '2026-11-20T00:00:00Z', 'user', true, 'spam', '2026-11-28T11:59:59.999Z')"#)
+        .execute(&pool)
+        .await
+        .unwrap();
     let lifted = async {
         sqlx::query_as::<_, (bool, Option<String>, bool)>(
             r#"select "banned", "banReason", "banExpires" is null from "user" where "id" = 'B2'"#,
@@ -489,7 +476,7 @@ async fn bans_on_postgres() {
         .await
         .unwrap()
     };
-    bans_on_a_server_store(store, run, lifted).await;
+    bans_on_a_server_store(store, lifted).await;
 }
 
 #[cfg(feature = "mysql")]
@@ -510,19 +497,10 @@ async fn bans_on_mysql() {
         .unwrap();
     drop(store);
     let store = tower_auth_session::MySqlStore::connect(&url).await.unwrap();
-    let run = {
-        let pool = pool.clone();
-        move |which: &'static str| {
-            let pool = pool.clone();
-            let sql = match which {
-                "banned-running" => "insert into `user` (`id`, `name`, `email`, `emailVerified`, `createdAt`, `updatedAt`, `role`, `banned`, `banReason`, `banExpires`) values ('B1', 'Bob', 'bob@example.com', 0, '2026-11-20 00:00:00.000', '2026-11-20 00:00:00.000', 'user', 1, 'spam', '2026-11-28 13:00:00.000')",
-                _ => "insert into `user` (`id`, `name`, `email`, `emailVerified`, `createdAt`, `updatedAt`, `role`, `banned`, `banReason`, `banExpires`) values ('B2', 'Eve', 'eve@example.com', 0, '2026-11-20 00:00:00.000', '2026-11-20 00:00:00.000', 'user', 1, 'spam', '2026-11-28 11:59:59.999')",
-            };
-            Box::pin(async move {
-                sqlx::raw_sql(sql).execute(&pool).await.unwrap();
-            }) as futures_util::future::BoxFuture<'static, ()>
-        }
-    };
+    sqlx::raw_sql("insert into `user` (`id`, `name`, `email`, `emailVerified`, `createdAt`, `updatedAt`, `role`, `banned`, `banReason`, `banExpires`) values ('B1', 'Bob', 'bob@example.com', 0, '2026-11-20 00:00:00.000', '2026-11-20 00:00:00.000', 'user', 1, 'spam', '2026-11-28 13:00:00.000'), ('B2', 'Eve', 'eve@example.com', 0, '2026-11-20 00:00:00.000', '2026-11-20 00:00:00.000', 'user', 1, 'spam', '2026-11-28 11:59:59.999')")
+        .execute(&pool)
+        .await
+        .unwrap();
     let lifted = async {
         let (banned, reason, cleared): (i8, Option<String>, i64) = sqlx::query_as(
             "select `banned`, `banReason`, `banExpires` is null from `user` where `id` = 'B2'",
@@ -532,5 +510,5 @@ async fn bans_on_mysql() {
         .unwrap();
         (banned != 0, reason, cleared == 1)
     };
-    bans_on_a_server_store(store, run, lifted).await;
+    bans_on_a_server_store(store, lifted).await;
 }
