@@ -154,6 +154,22 @@ pub enum SchemaError {
         /// Extra advice for known legacy layouts.
         hint: &'static str,
     },
+    /// A column named for a Better Auth field
+    /// ([`SqlSchema::user_field_column`](crate::store::SqlSchema::user_field_column)) is
+    /// missing from its table.
+    #[error(
+        "column \"{column}\", where Better Auth's field \"{field}\" is configured to live, is \
+         missing from table \"{table}\": name the column the plugin's `schema` option gives the \
+         field, or run the plugin's migration"
+    )]
+    MissingFieldColumn {
+        /// The table's name.
+        table: String,
+        /// The configured column.
+        column: String,
+        /// Better Auth's name of the field.
+        field: String,
+    },
     /// An id or token column has a type the store cannot use.
     #[error(
         "column \"{column}\" of table \"{table}\" has type {found}: ids must be text, uuid or \

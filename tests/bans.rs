@@ -512,3 +512,93 @@ async fn bans_on_mysql() {
     };
     bans_on_a_server_store(store, lifted).await;
 }
+
+/// The admin plugin's fields under columns its `schema` option renamed
+/// (`fields: { banned: "is_banned", banReason: "ban_note" }`), and an impersonation column
+/// renamed on the session table: with `user_field_column` the ban in `is_banned` is seen
+/// (without it the column was an unknown extra and the banned user signed in), the fields read
+/// under Better Auth's names, and lifting an ended ban writes the renamed columns.
+#[tokio::test]
+async fn renamed_plugin_columns_read_as_better_auth_names_them() {
+    use tower_auth_session::store::SqlSchema;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("app.db").display());
+    let pool = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
+        .await
+        .unwrap();
+    for statement in [
+        r#"create table "user" ("id" text not null primary key, "name" text not null, "email" text not null unique, "emailVerified" integer not null, "image" text, "createdAt" date not null, "updatedAt" date not null, "is_banned" integer, "ban_note" text, "banExpires" date, "banned" text)"#,
+        r#"create table "session" ("id" text not null primary key, "expiresAt" date not null, "token" text not null unique, "createdAt" date not null, "updatedAt" date not null, "ipAddress" text, "userAgent" text, "userId" text not null references "user" ("id") on delete cascade, "impersonator" text)"#,
+        // U1's ban runs, U2's ended; "banned" is a stale column of another meaning.
+        r#"insert into "user" values ('U1', 'Bob', 'bob@example.com', 0, null, '2026-11-20T00:00:00.000Z', '2026-11-28T11:00:00.000Z', 1, 'spam', '2026-11-28T13:00:00.000Z', 'no'), ('U2', 'Eve', 'eve@example.com', 0, null, '2026-11-20T00:00:00.000Z', '2026-11-28T11:00:00.000Z', 1, 'spam', '2026-11-28T11:59:59.999Z', 'no')"#,
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    let schema = SqlSchema::better_auth()
+        .user_field_column("banned", "is_banned")
+        .user_field_column("banReason", "ban_note")
+        .session_field_column("impersonatedBy", "impersonator");
+    let store = SqliteStore::builder(&url)
+        .schema(schema.clone())
+        .build()
+        .await
+        .unwrap();
+    let m = manager(store.clone());
+
+    let bob = store.find_user("U1").await.unwrap().unwrap();
+    assert_eq!(bob.extra["banned"], true, "{:?}", bob.extra);
+    assert_eq!(bob.extra["banReason"], "spam");
+    assert!(!bob.extra.contains_key("is_banned") && !bob.extra.contains_key("ban_note"));
+    assert!(bob.is_banned(NOW));
+    let err = m.sign_in(&bob, SignIn::new()).await.unwrap_err();
+    let SessionError::Banned(ban) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(ban.reason.as_deref(), Some("spam"));
+
+    let eve = store.find_user("U2").await.unwrap().unwrap();
+    let signed = m.sign_in(&eve, SignIn::new()).await.unwrap();
+    let row: (i64, Option<String>, Option<String>, String) = sqlx::query_as(
+        r#"select "is_banned", "ban_note", "banExpires", "banned" from "user" where "id" = 'U2'"#,
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        row,
+        (0, None, None, "no".to_owned()),
+        "lifted in the renamed columns"
+    );
+
+    // The session table's renamed column reads as `impersonatedBy`, in a lookup and in a list
+    // (whose `Sessions::list` leaves impersonation sessions out).
+    sqlx::query(r#"update "session" set "impersonator" = 'admin-1' where "id" = ?"#)
+        .bind(&signed.session.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let found = store
+        .find(&signed.session.storage_key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.session.extra["impersonatedBy"], "admin-1");
+    assert!(found.session.is_impersonation());
+    let listed = m.list("U2").await.unwrap();
+    assert!(
+        listed.len() == 1 && listed[0].is_impersonation(),
+        "{listed:?}"
+    );
+
+    // A renamed column the table lacks is a start-up error naming it and the field.
+    let err = SqliteStore::builder(&url)
+        .schema(schema.user_field_column("twoFactorEnabled", "has_2fa"))
+        .build()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(r#"column "has_2fa""#) && err.contains(r#"field "twoFactorEnabled""#),
+        "{err}"
+    );
+}

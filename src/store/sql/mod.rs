@@ -197,7 +197,7 @@ impl<D: Dialect> SqlStore<D> {
     /// A row of the lookup (`find`, `find_many`): the session's columns, then its user's.
     fn read_found(&self, row: &D::Row) -> Result<Authenticated, StoreError> {
         let session = self.read_session(row)?;
-        let user = self.read_user(row, SESSION_CORE + self.q.session_extra.len())?;
+        let user = self.read_user(row, SESSION_CORE + self.q.session_keys.len())?;
         Ok(Authenticated::new(session, user))
     }
 
@@ -332,7 +332,7 @@ fn read_session<D: Backend>(row: &D::Row, q: &Queries) -> Result<Session, StoreE
         updated_at: date(5, "session.updatedAt")?,
         ip_address: opt_text(6, "session.ipAddress")?,
         user_agent: opt_text(7, "session.userAgent")?,
-        extra: read_extra::<D>(row, SESSION_CORE, &q.session_extra, &q.session_types),
+        extra: read_extra::<D>(row, SESSION_CORE, &q.session_keys, &q.session_types),
     })
 }
 
@@ -359,7 +359,7 @@ fn read_user<D: Backend>(row: &D::Row, start: usize, q: &Queries) -> Result<User
         image: D::text(row, start + 4).map_err(|e| corrupt("user.image", e))?,
         created_at: date(5, "user.createdAt")?,
         updated_at: date(6, "user.updatedAt")?,
-        extra: read_extra::<D>(row, start + 7, &q.user_extra, &q.user_types),
+        extra: read_extra::<D>(row, start + 7, &q.user_keys, &q.user_types),
     })
 }
 

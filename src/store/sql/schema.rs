@@ -235,6 +235,10 @@ pub struct SqlSchema {
     /// Declared types of extra columns (`user_field`, `session_field`).
     pub(crate) user_fields: Vec<(String, FieldType)>,
     pub(crate) session_fields: Vec<(String, FieldType)>,
+    /// Better Auth field names of renamed extra columns, as `(field, column)`
+    /// (`user_field_column`, `session_field_column`).
+    pub(crate) user_field_columns: Vec<(String, String)>,
+    pub(crate) session_field_columns: Vec<(String, String)>,
 }
 
 impl Default for SqlSchema {
@@ -270,6 +274,8 @@ impl SqlSchema {
             ids: IdFormat::Text,
             user_fields: Vec::new(),
             session_fields: Vec::new(),
+            user_field_columns: Vec::new(),
+            session_field_columns: Vec::new(),
         }
     }
 
@@ -372,6 +378,39 @@ impl SqlSchema {
         self
     }
 
+    /// A field of the user table that a Better Auth plugin (or `additionalFields`) keeps under
+    /// another column name, as the plugin's `schema` option renames it:
+    /// `admin({ schema: { user: { fields: { banned: "is_banned" } } } })` is
+    /// `.user_field_column("banned", "is_banned")`.
+    ///
+    /// The column then reads as Better Auth names the field: into
+    /// [`User::extra`](crate::User::extra) under `field`, so that the plugin checks find it (a
+    /// ban in `is_banned` refuses the sign-in and the session; without this it was an unknown
+    /// column and the ban was not seen), the cookie cache carries it under Better Auth's name,
+    /// and lifting a ban writes `column`. A column named `field` as well is not read. The
+    /// start-up check refuses a `column` the table does not have. The snake_case spellings of
+    /// the plugins' fields (`two_factor_enabled`, `ban_reason`) are found without this.
+    pub fn user_field_column(
+        mut self,
+        field: impl Into<String>,
+        column: impl Into<String>,
+    ) -> Self {
+        self.user_field_columns.push((field.into(), column.into()));
+        self
+    }
+
+    /// [`user_field_column`](Self::user_field_column) for the session table (the admin
+    /// plugin's `impersonatedBy`, the organization plugin's `activeOrganizationId`).
+    pub fn session_field_column(
+        mut self,
+        field: impl Into<String>,
+        column: impl Into<String>,
+    ) -> Self {
+        self.session_field_columns
+            .push((field.into(), column.into()));
+        self
+    }
+
     /// Which ids a Rust sign-in writes, Better Auth's `advanced.database.generateId`, and which
     /// id columns [`SchemaMode::CreateIfMissing`](crate::store::SchemaMode) creates. Default:
     /// [`IdFormat::Text`]. Where the database has typed columns (PostgreSQL `uuid`, integer
@@ -395,7 +434,13 @@ impl SqlSchema {
             .into_iter()
             .chain(&self.namespace)
             .chain(&self.user)
-            .chain(&self.session);
+            .chain(&self.session)
+            .chain(
+                self.user_field_columns
+                    .iter()
+                    .chain(&self.session_field_columns)
+                    .flat_map(|(field, column)| [field, column]),
+            );
         for name in names {
             if name.is_empty() || name.contains('\0') {
                 return Err(SchemaError::InvalidName { name: name.clone() });
@@ -490,9 +535,11 @@ pub(crate) struct Queries {
     pub(crate) delete_user: Stmt,
     /// Clears the admin plugin's ban, when the user table has its `banned` column.
     pub(crate) lift_ban: Option<Stmt>,
-    pub(crate) session_extra: Vec<String>,
-    pub(crate) user_extra: Vec<String>,
-    /// How each of `session_extra` and `user_extra` reads ([`FieldType`]), in the same order.
+    /// The names the tables' extra columns read as, in the order the statements read them:
+    /// the column's, or Better Auth's field name of a renamed column.
+    pub(crate) session_keys: Vec<String>,
+    pub(crate) user_keys: Vec<String>,
+    /// How each of `session_keys` and `user_keys` reads ([`FieldType`]), in the same order.
     pub(crate) session_types: Vec<Option<FieldType>>,
     pub(crate) user_types: Vec<Option<FieldType>>,
     pub(crate) layout: Layout,
@@ -501,23 +548,62 @@ pub(crate) struct Queries {
     pub(crate) namespace: Option<String>,
 }
 
-/// The type of each extra column: declared, else a plugin's known boolean, else none.
-fn field_types(declared: &[(String, FieldType)], extra: &[String]) -> Vec<Option<FieldType>> {
+/// The type of each extra column (`extra`, read as `keys`): declared (by column or field
+/// name), else a plugin's known boolean, else none.
+fn field_types(
+    declared: &[(String, FieldType)],
+    extra: &[String],
+    keys: &[String],
+) -> Vec<Option<FieldType>> {
     extra
         .iter()
-        .map(|name| {
+        .zip(keys)
+        .map(|(column, key)| {
             declared
                 .iter()
                 .rev()
-                .find(|(column, _)| column == name)
+                .find(|(name, _)| name == column || name == key)
                 .map(|(_, kind)| *kind)
                 .or_else(|| {
                     PLUGIN_BOOLEANS
-                        .contains(&name.as_str())
+                        .contains(&key.as_str())
                         .then_some(FieldType::Boolean)
                 })
         })
         .collect()
+}
+
+/// The names `extra` (a table's extra columns) read as, given the table's renamed fields
+/// (`(field, column)`): a renamed column as its field, every other column as itself; a
+/// column named like a renamed field is left out (the renamed column is that field). Refuses
+/// a renamed column the table does not have.
+fn extra_keys(
+    table: &str,
+    mut extra: Vec<String>,
+    renamed: &[(String, String)],
+) -> Result<(Vec<String>, Vec<String>), SchemaError> {
+    if let Some((field, column)) = renamed.iter().find(|(_, c)| !extra.contains(c)) {
+        return Err(SchemaError::MissingFieldColumn {
+            table: table.to_owned(),
+            column: column.clone(),
+            field: field.clone(),
+        });
+    }
+    let field_of = |column: &str| {
+        renamed
+            .iter()
+            .rev()
+            .find(|(_, c)| c == column)
+            .map(|(f, _)| f)
+    };
+    extra.retain(|column| {
+        field_of(column).is_some() || !renamed.iter().any(|(field, _)| field == column)
+    });
+    let keys = extra
+        .iter()
+        .map(|column| field_of(column).unwrap_or(column).clone())
+        .collect();
+    Ok((extra, keys))
 }
 
 /// The tables as the database reports them.
@@ -547,6 +633,10 @@ impl Queries {
             Some(token.as_str()),
         )?;
         let user_extra = check_columns(&user_table, tables.user, &schema.user, None)?;
+        let (session_extra, session_keys) =
+            extra_keys(&session_table, session_extra, &schema.session_field_columns)?;
+        let (user_extra, user_keys) =
+            extra_keys(&user_table, user_extra, &schema.user_field_columns)?;
         warn_required_extra(&session_table, tables.session, &session_extra, "sign-ins");
         warn_required_extra(
             &user_table,
@@ -671,7 +761,7 @@ impl Queries {
             layout,
             text_cast: cast,
         }
-        .queries(session_extra, user_extra))
+        .queries([session_extra, session_keys], [user_extra, user_keys]))
     }
 }
 
@@ -735,7 +825,12 @@ impl Build<'_> {
         Stmt::new(self.syntax, template)
     }
 
-    fn queries(&self, session_extra: Vec<String>, user_extra: Vec<String>) -> Queries {
+    /// The statements, for the tables' extra columns and the names they read as.
+    fn queries(
+        &self,
+        [session_extra, session_keys]: [Vec<String>; 2],
+        [user_extra, user_keys]: [Vec<String>; 2],
+    ) -> Queries {
         use SessionColumn as S;
         let schema = self.schema;
         let table = |name: &str| table_ref(self.syntax.quote, schema.namespace.as_deref(), name);
@@ -942,11 +1037,13 @@ impl Build<'_> {
             "delete from {ut} where {uid} = {}",
             self.id(user_id_kind, 1)
         ));
+        // A plugin's column, by the name it reads as (renamed columns by their field).
         let has = |names: &[&str]| {
             user_extra
                 .iter()
-                .find(|c| names.contains(&c.as_str()))
-                .map(|c| self.q(c))
+                .zip(&user_keys)
+                .find(|(_, key)| names.contains(&key.as_str()))
+                .map(|(c, _)| self.q(c))
         };
         let lift_ban = has(&["banned"]).map(|banned| {
             let mut set = vec![format!("{banned} = {}", p(1))];
@@ -988,10 +1085,10 @@ impl Build<'_> {
             user_by_id,
             delete_user,
             lift_ban,
-            session_types: field_types(&schema.session_fields, &session_extra),
-            user_types: field_types(&schema.user_fields, &user_extra),
-            session_extra,
-            user_extra,
+            session_types: field_types(&schema.session_fields, &session_extra, &session_keys),
+            user_types: field_types(&schema.user_fields, &user_extra, &user_keys),
+            session_keys,
+            user_keys,
             layout: self.layout,
             namespace: schema.namespace.clone(),
         }
