@@ -32,9 +32,16 @@ fn list_url(ports: &[u16], query: &str) -> String {
 }
 
 async fn build(url: &str) -> Result<PostgresStore, tower_auth_session::StoreError> {
+    build_with(url, Duration::from_secs(1)).await
+}
+
+async fn build_with(
+    url: &str,
+    timeout: Duration,
+) -> Result<PostgresStore, tower_auth_session::StoreError> {
     PostgresStore::builder(url)
         .create_schema(true)
-        .timeout(Duration::from_secs(1))
+        .timeout(timeout)
         .build()
         .await
 }
@@ -113,7 +120,10 @@ impl Pair {
             &[primary.port, standby.port],
             "target_session_attrs=read-write",
         );
-        let store = build(&url).await.unwrap();
+        // A failover is tested for what it ends in, not for how fast: 5 s lets the first read
+        // after a crash find the promoted server on a loaded machine (CI saw one such read
+        // take more than 1 s once, while the servers were busy promoting and reconnecting).
+        let store = build_with(&url, Duration::from_secs(5)).await.unwrap();
         assert_eq!(in_use(&store), primary.port);
         let sessions = sign_in(&store, &format!("{n}@example.com"), n).await;
         let changes = store
