@@ -256,7 +256,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Sessions {
 
 impl Sessions {
     /// Signs `user` in with a remembered session ([`SessionManager::sign_in`] with
-    /// [`sign_in_options`](Self::sign_in_options)).
+    /// [`sign_in_options`](Self::sign_in_options)). When the request was a guest's of Better
+    /// Auth's anonymous plugin, the guest is deleted afterwards (see
+    /// [`sign_in_using`](Self::sign_in_using)).
     ///
     /// # Errors
     ///
@@ -264,13 +266,40 @@ impl Sessions {
     /// a user with two-factor authentication on, [`SessionError::Store`] when the session
     /// cannot be written.
     pub async fn sign_in(&self, user: &User) -> Result<SignedIn, SessionError> {
-        self.manager.sign_in(user, self.request.clone()).await
+        self.sign_in_using(user, self.request.clone()).await
+    }
+
+    /// Signs `user` in with `options` (start from [`sign_in_options`](Self::sign_in_options)).
+    /// Like every sign-in of this extractor, a guest of Better Auth's anonymous plugin who
+    /// signs in with a real account is deleted once the new session is written
+    /// ([`SessionManager::delete_linked_anonymous`]; a failure there is logged, not returned,
+    /// as the plugin logs it).
+    ///
+    /// # Errors
+    ///
+    /// As [`sign_in`](Self::sign_in).
+    pub async fn sign_in_using(
+        &self,
+        user: &User,
+        options: SignIn,
+    ) -> Result<SignedIn, SessionError> {
+        let signed = self.manager.sign_in(user, options).await?;
+        if let Some(previous) = &self.current {
+            if let Err(error) = self.manager.delete_linked_anonymous(previous, user).await {
+                tracing::error!(
+                    anonymous_user = %previous.user.id,
+                    %error,
+                    "could not delete the anonymous user who signed in with an account"
+                );
+            }
+        }
+        Ok(signed)
     }
 
     /// The options this request gives a sign-in ([`SignIn::from_headers`]), to change before
-    /// [`SessionManager::sign_in`]: for example, after the app has verified a two-factor
-    /// user's second factor,
-    /// `sessions.manager().sign_in(&user, sessions.sign_in_options().second_factor_verified())`.
+    /// [`sign_in_using`](Self::sign_in_using): for example, after the app has verified a
+    /// two-factor user's second factor,
+    /// `sessions.sign_in_using(&user, sessions.sign_in_options().second_factor_verified())`.
     pub fn sign_in_options(&self) -> SignIn {
         self.request.clone()
     }
@@ -287,7 +316,7 @@ impl Sessions {
         remember_me: bool,
     ) -> Result<SignedIn, SessionError> {
         let options = self.request.clone().remember_me(remember_me);
-        self.manager.sign_in(user, options).await
+        self.sign_in_using(user, options).await
     }
 
     /// Signs the current session out (deletes it) and returns the clearing cookies (the

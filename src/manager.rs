@@ -619,6 +619,36 @@ impl SessionManager {
         }
     }
 
+    /// Better Auth's anonymous plugin after a sign-in: when `previous` (the request's session
+    /// before it signed `user` in) was a guest's (`isAnonymous`) and `user` is another,
+    /// non-anonymous user, deletes the guest and their sessions
+    /// ([`SessionStore::remove_user`](crate::SessionStore::remove_user)), as the plugin does
+    /// when a guest links an account; returns whether it deleted. Nothing is deleted with
+    /// [`delete_anonymous_users(false)`](crate::SessionConfigBuilder::delete_anonymous_users).
+    /// [`Sessions::sign_in`](crate::extract::Sessions::sign_in) calls it; call it after
+    /// [`sign_in`](Self::sign_in) where the request's session is at hand otherwise
+    /// ([`AuthContext::authenticated`](crate::AuthContext::authenticated)).
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the user or their sessions cannot be deleted.
+    pub async fn delete_linked_anonymous(
+        &self,
+        previous: &Authenticated,
+        user: &User,
+    ) -> Result<bool, SessionError> {
+        let guest = &previous.user;
+        if !self.config().delete_anonymous
+            || !guest.is_anonymous()
+            || guest.id == user.id
+            || user.is_anonymous()
+        {
+            return Ok(false);
+        }
+        self.store().remove_user(&guest.id).await?;
+        Ok(true)
+    }
+
     /// Deletes every session of `user_id` ("sign out everywhere"); returns how many.
     ///
     /// # Errors

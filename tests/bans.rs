@@ -359,7 +359,7 @@ async fn sessions_sign_in_a_two_factor_user_only_once_verified() {
             "/verified",
             post(move |s: Sessions| async move {
                 let options = s.sign_in_options().second_factor_verified();
-                (s.manager().sign_in(&u2, options).await.unwrap(), "in")
+                (s.sign_in_using(&u2, options).await.unwrap(), "in")
             }),
         )
         .layer(layer);

@@ -19,7 +19,7 @@ impl Harness for CachedStore<MemoryStore> {
         self.inner().insert_user(user.clone());
         user.clone()
     }
-    async fn remove_user(&self, id: &str) {
+    async fn delete_user_row(&self, id: &str) {
         // Deleting a user revokes their sessions through the crate, which invalidates the cache.
         self.delete_user_sessions(id).await.unwrap();
         self.inner().delete_user(id);

@@ -10,7 +10,7 @@ impl Harness for MemoryStore {
         self.insert_user(user.clone());
         user.clone()
     }
-    async fn remove_user(&self, id: &str) {
+    async fn delete_user_row(&self, id: &str) {
         self.delete_user(id);
     }
     fn keeps_ended_rows(&self) -> bool {

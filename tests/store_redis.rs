@@ -109,7 +109,7 @@ mod in_front_of_postgres {
         async fn add_user(&self, user: &User) -> User {
             self.database().insert_user(user).await.unwrap()
         }
-        async fn remove_user(&self, id: &str) {
+        async fn delete_user_row(&self, id: &str) {
             self.delete_user_sessions(id).await.unwrap();
             self.database().delete_user(id).await.unwrap();
         }

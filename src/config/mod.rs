@@ -145,6 +145,9 @@ pub struct SessionConfig {
     pub(crate) ip: crate::client_ip::IpTracking,
     /// Better Auth's `multiSession({ maximumSessions })`, when enabled.
     pub(crate) multi_session: Option<usize>,
+    /// Whether a sign-in over an anonymous user's session deletes that user
+    /// ([`SessionConfigBuilder::delete_anonymous_users`]).
+    pub(crate) delete_anonymous: bool,
     /// Rate-limited warnings about misconfiguration, shared by clones.
     pub(crate) warnings: Arc<crate::warnings::Warnings>,
     /// Better Auth `jwt()` tokens accepted from `Authorization: Bearer`.
@@ -291,6 +294,7 @@ pub struct SessionConfigBuilder {
     outage: OutagePolicy,
     hash_tokens: bool,
     multi_session: Option<usize>,
+    keep_anonymous: bool,
     #[cfg(feature = "jwt")]
     jwt: Option<crate::jwt::JwtVerifier>,
     clock: Option<Arc<dyn Clock>>,
@@ -691,6 +695,18 @@ impl SessionConfigBuilder {
         self
     }
 
+    /// Better Auth's anonymous plugin: when a guest (a user with `isAnonymous`) signs in with
+    /// a real account, the anonymous user and their sessions are deleted, as the plugin does
+    /// unless `disableDeleteAnonymousUser`. [`Sessions::sign_in`](crate::extract::Sessions::sign_in)
+    /// does it after the new session is written (move what the guest owns to the new user
+    /// before, as the plugin's `onLinkAccount` would); elsewhere call
+    /// [`SessionManager::delete_linked_anonymous`](crate::SessionManager::delete_linked_anonymous).
+    /// `false` keeps them, as `disableDeleteAnonymousUser: true`. Default: `true`.
+    pub fn delete_anonymous_users(mut self, delete: bool) -> Self {
+        self.keep_anonymous = !delete;
+        self
+    }
+
     /// Accept Better Auth `jwt()` plugin tokens from `Authorization: Bearer` (feature `jwt`):
     /// a bearer value shaped like a JWT is verified by `verifier` and, when valid, signs the
     /// request in as the user it carries, without a store read. It decides over a session
@@ -833,6 +849,7 @@ impl SessionConfigBuilder {
                 }
                 other => other,
             },
+            delete_anonymous: !self.keep_anonymous,
             warnings: Arc::default(),
             #[cfg(feature = "jwt")]
             jwt: self.jwt,

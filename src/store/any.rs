@@ -77,6 +77,7 @@ trait Erased: Send + Sync + 'static {
         user_id: &'a str,
         now: OffsetDateTime,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn remove_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
     fn session_lifetime(&self, expires_in: time::Duration);
     fn debug(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result;
 }
@@ -184,6 +185,9 @@ impl<S: SessionStore> Erased for Holder<S> {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(self.0.lift_ban(user_id, now))
     }
+    fn remove_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.0.remove_user(user_id))
+    }
     fn session_lifetime(&self, expires_in: time::Duration) {
         self.0.session_lifetime(expires_in);
     }
@@ -283,6 +287,9 @@ impl SessionStore for AnyStore {
         now: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         self.inner.end_user_sessions(user_id, now).await
+    }
+    async fn remove_user(&self, user_id: &str) -> Result<bool, StoreError> {
+        self.inner.remove_user(user_id).await
     }
     super::pass_through!();
 }

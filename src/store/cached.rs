@@ -860,6 +860,11 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         .await
     }
 
+    async fn remove_user(&self, user_id: &str) -> Result<bool, StoreError> {
+        self.ended(format!("u:{user_id}"), self.inner.remove_user(user_id))
+            .await
+    }
+
     super::pass_through!();
 }
 

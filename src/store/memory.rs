@@ -299,6 +299,11 @@ impl SessionStore for MemoryStore {
         Ok(self.read().users.get(user_id).map(|u| (**u).clone()))
     }
 
+    async fn remove_user(&self, user_id: &str) -> Result<bool, StoreError> {
+        MemoryStore::delete_user(self, user_id);
+        Ok(true)
+    }
+
     async fn lift_ban(&self, user_id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
         let mut inner = self.write();
         let Some(current) = inner.users.get(user_id) else {

@@ -318,6 +318,18 @@ pub trait SessionStore: Send + Sync + 'static {
         async { Ok(()) }
     }
 
+    /// Deletes the user `user_id` and every session of theirs, as Better Auth's `deleteUser`
+    /// does (its accounts go with the row where the foreign key cascades, as Better Auth's
+    /// migrations make it); returns whether the store holds users, that is whether a row was
+    /// there to delete. Used for Better Auth's anonymous plugin
+    /// ([`SessionManager::delete_linked_anonymous`](crate::SessionManager::delete_linked_anonymous)).
+    /// The default, for a store without users (Redis alone), deletes the sessions and returns
+    /// `false`.
+    fn remove_user(&self, user_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let sessions = self.delete_user_sessions(user_id);
+        async move { sessions.await.map(|_| false) }
+    }
+
     /// Told the session lifetime (`expiresIn`) of each [`SessionLayer`](crate::SessionLayer)
     /// and [`SessionManager`](crate::SessionManager) built over the store, when it is built:
     /// a store that keeps something for as long as a session may live keeps it at least the
@@ -431,6 +443,9 @@ impl<S: SessionStore> SessionStore for std::sync::Arc<S> {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).lift_ban(user_id, now)
+    }
+    fn remove_user(&self, user_id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).remove_user(user_id)
     }
     fn session_lifetime(&self, expires_in: time::Duration) {
         (**self).session_lifetime(expires_in);

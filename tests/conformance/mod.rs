@@ -15,7 +15,7 @@ pub trait Harness: SessionStore + Clone {
     /// Stores `user` and returns it as stored (a SQL store with uuid or serial ids gives it
     /// another id).
     fn add_user(&self, user: &User) -> impl std::future::Future<Output = User> + Send;
-    fn remove_user(&self, id: &str) -> impl std::future::Future<Output = ()> + Send;
+    fn delete_user_row(&self, id: &str) -> impl std::future::Future<Output = ()> + Send;
     /// Whether `delete_expired` removes rows (SQL) rather than leaving expiry to TTLs (Redis).
     fn sweeps(&self) -> bool {
         true
@@ -33,7 +33,7 @@ impl<D: tower_auth_session::store::Dialect> Harness for tower_auth_session::stor
     async fn add_user(&self, user: &User) -> User {
         self.insert_user(user).await.unwrap()
     }
-    async fn remove_user(&self, id: &str) {
+    async fn delete_user_row(&self, id: &str) {
         self.delete_user(id).await.unwrap();
     }
     fn keeps_ended_rows(&self) -> bool {
@@ -48,7 +48,7 @@ impl Harness for tower_auth_session::store::RedisStore {
     async fn add_user(&self, user: &User) -> User {
         user.clone()
     }
-    async fn remove_user(&self, id: &str) {
+    async fn delete_user_row(&self, id: &str) {
         self.delete_user_sessions(id).await.unwrap();
     }
     fn sweeps(&self) -> bool {
@@ -120,7 +120,7 @@ pub async fn find_many_answers_each_key_in_order<S: Harness>(store: S) {
     let (_, a) = with_session(&store, NOW + Duration::days(7)).await;
     let (_, b) = with_session(&store, NOW + Duration::days(7)).await;
     let (gone_user, gone) = with_session(&store, NOW + Duration::days(7)).await;
-    store.remove_user(&gone_user.id).await;
+    store.delete_user_row(&gone_user.id).await;
     assert!(store.find_many(&[]).await.unwrap().is_empty());
     // More keys than one batch of the SQL stores (64), the sessions at both ends and across
     // the boundary, one of them twice, among unknown tokens and a session whose user is gone.
@@ -448,8 +448,26 @@ pub async fn delete_expired_batch_is_bounded<S: Harness>(store: S) {
 
 pub async fn deleted_user_never_authenticates<S: Harness>(store: S) {
     let (u, s) = with_session(&store, NOW + Duration::days(7)).await;
-    store.remove_user(&u.id).await;
+    store.delete_user_row(&u.id).await;
     assert!(store.find(&s.storage_key()).await.unwrap().is_none());
+}
+
+/// `remove_user` (Better Auth's `deleteUser`): the user's sessions stop authenticating, other
+/// users' do not, and a store that holds users (it says so) no longer has the row.
+pub async fn remove_user_takes_the_users_sessions_with_it<S: Harness>(store: S) {
+    let (u, s) = with_session(&store, NOW + Duration::days(7)).await;
+    let (_, other) = with_session(&store, NOW + Duration::days(7)).await;
+    let held = SessionStore::remove_user(&store, &u.id).await.unwrap();
+    assert!(store.find(&s.storage_key()).await.unwrap().is_none());
+    assert!(store.find(&other.storage_key()).await.unwrap().is_some());
+    assert!(store
+        .list_user_sessions(&u.id, NOW)
+        .await
+        .unwrap()
+        .is_empty());
+    if held {
+        assert!(store.find_user(&u.id).await.unwrap().is_none());
+    }
 }
 
 /// Instantiates every conformance test for a store. `$make` is an async block yielding
@@ -471,7 +489,8 @@ macro_rules! conformance_suite {
             list_live_sessions_in_expiry_order,
             delete_expired_sessions,
             delete_expired_batch_is_bounded,
-            deleted_user_never_authenticates
+            deleted_user_never_authenticates,
+            remove_user_takes_the_users_sessions_with_it
         );
     };
     (@tests $make:expr; $($name:ident),*) => {

@@ -1377,6 +1377,13 @@ impl<D: SessionStore> SessionStore for RedisWithDatabase<D> {
         self.database.lift_ban(user_id, now).await
     }
 
+    /// The user in the database, then their sessions in Redis.
+    async fn remove_user(&self, user_id: &str) -> Result<bool, StoreError> {
+        let held = self.database.remove_user(user_id).await?;
+        self.redis.delete_user_sessions(user_id).await?;
+        Ok(held)
+    }
+
     fn session_lifetime(&self, expires_in: time::Duration) {
         self.redis.session_lifetime(expires_in);
         self.database.session_lifetime(expires_in);

@@ -613,6 +613,11 @@ impl<D: Dialect> SessionStore for SqlStore<D> {
         SqlStore::find_user(self, user_id).await
     }
 
+    async fn remove_user(&self, user_id: &str) -> Result<bool, StoreError> {
+        SqlStore::delete_user(self, user_id).await?;
+        Ok(true)
+    }
+
     async fn lift_ban(&self, user_id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
         let Some(stmt) = &self.q.lift_ban else {
             return Ok(());
