@@ -473,3 +473,65 @@ async fn jwt_tokens_from_better_auth_verify_here() {
         assert_eq!(me.body, "anonymous");
     }
 }
+
+/// Better Auth's `anonymous()` plugin: a guest who signs in with an account is deleted (their
+/// row and sessions) by Better Auth's own sign-in and by a Rust sign-in through `Sessions`
+/// alike, and the guest's cookie is then signed out on both sides.
+#[tokio::test]
+async fn anonymous_guests_are_deleted_at_sign_in_on_both_sides() {
+    let test = "anonymous_guests_are_deleted_at_sign_in_on_both_sides";
+    let Some(p) = both(test, "anonymous", &[], |b, _| b).await else {
+        return;
+    };
+    for side in ["better-auth", "rust"] {
+        let email = format!("{side}@example.com");
+        p.ba_sign_up(&email).await;
+        let guest = post_json(&p.ba.url("/test/sign-in-anonymous"), json!({})).await;
+        assert_eq!(guest["status"], 200, "{guest}");
+        let guest_id = guest["body"]["user"]["id"].as_str().unwrap().to_owned();
+        let cookie = guest["cookie"].as_str().unwrap().to_owned();
+        let me = p.rust("GET", "/me", Some(&cookie), &[], None).await;
+        assert!(
+            me.body.ends_with("@anonymous.placeholder.invalid"),
+            "the guest, here: {}",
+            me.body
+        );
+        let row = p.store.find_user(&guest_id).await.unwrap().unwrap();
+        assert!(row.is_anonymous(), "{:?}", row.extra);
+        assert_eq!(p.sessions_of(&guest_id).await, 1);
+
+        let status = if side == "better-auth" {
+            let signed = post_json(
+                &p.ba.url("/test/sign-in"),
+                json!({"email": email, "password": "correct horse battery", "headers": {"cookie": cookie}}),
+            )
+            .await;
+            signed["status"].as_u64().unwrap()
+        } else {
+            let signed = p
+                .rust(
+                    "POST",
+                    "/sign-in",
+                    Some(&cookie),
+                    &[],
+                    Some(json!({ "email": email })),
+                )
+                .await;
+            u64::from(signed.status)
+        };
+        assert_eq!(status, 200, "{side}");
+        assert!(
+            p.store.find_user(&guest_id).await.unwrap().is_none(),
+            "{side}: the guest's row"
+        );
+        assert_eq!(
+            p.sessions_of(&guest_id).await,
+            0,
+            "{side}: the guest's sessions"
+        );
+        let me = p.rust("GET", "/me", Some(&cookie), &[], None).await;
+        assert_eq!(me.body, "anonymous", "{side}");
+        let ba = p.ba_session(json!({ "cookie": cookie })).await;
+        assert!(ba["session"].is_null(), "{side}: {ba}");
+    }
+}

@@ -16,7 +16,7 @@ delete process.env.BETTER_AUTH_TELEMETRY_ENDPOINT;
 const { betterAuth } = await import("better-auth");
 const { toNodeHandler } = await import("better-auth/node");
 const { getMigrations } = await import("better-auth/db/migration");
-const { bearer, admin, multiSession, jwt, organization } = await import("better-auth/plugins");
+const { bearer, admin, anonymous, multiSession, jwt, organization } = await import("better-auth/plugins");
 const { makeSignature } = await import("better-auth/crypto");
 
 const log = (...a) => process.stderr.write(`[interop] ${a.map((x) => (typeof x === "string" ? x : inspect(x, { depth: 4 }))).join(" ")}\n`);
@@ -197,8 +197,8 @@ if (generateId !== undefined) {
   advanced.database = { generateId };
 }
 
-// Plugins: BA_PLUGINS=admin,multiSession,jwt,organization,bearer (BA_BEARER=1 still adds bearer).
-const PLUGIN_NAMES = ["admin", "multiSession", "jwt", "organization", "bearer"];
+// Plugins: BA_PLUGINS=admin,anonymous,multiSession,jwt,organization,bearer (BA_BEARER=1 still adds bearer).
+const PLUGIN_NAMES = ["admin", "anonymous", "multiSession", "jwt", "organization", "bearer"];
 const pluginNames = [];
 for (const raw of (env.BA_PLUGINS || "").split(",").map((s) => s.trim()).filter(Boolean)) {
   const name = PLUGIN_NAMES.find((n) => n.toLowerCase() === raw.toLowerCase().replace(/[-_]/g, ""));
@@ -214,6 +214,8 @@ const plugins = pluginNames.map((name) => {
       return bearer();
     case "admin":
       return admin();
+    case "anonymous":
+      return anonymous();
     case "organization":
       return organization();
     case "multiSession": {
@@ -409,6 +411,14 @@ const testRoutes = {
       body: { email, password, ...(rememberMe === undefined ? {} : { rememberMe }) },
       headers: toHeaders(body.headers),
     });
+    return [200, { ...r, cookie: cookieHeaderFrom(r.setCookie) }];
+  },
+
+  // ---- anonymous plugin: a guest's session (`isAnonymous` user), as POST /sign-in/anonymous makes it.
+  "POST /test/sign-in-anonymous": async (body) => {
+    const missing = needPlugin("anonymous");
+    if (missing) return missing;
+    const r = await callApi(auth.api.signInAnonymous, { headers: toHeaders(body.headers) });
     return [200, { ...r, cookie: cookieHeaderFrom(r.setCookie) }];
   },
 
