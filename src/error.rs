@@ -170,6 +170,17 @@ pub enum SchemaError {
         /// Better Auth's name of the field.
         field: String,
     },
+    /// A renamed field ([`SqlSchema::user_field_column`](crate::store::SqlSchema::user_field_column))
+    /// that would read one way and write another.
+    #[error("field \"{field}\" in column \"{column}\" cannot be configured: {reason}")]
+    InvalidFieldColumn {
+        /// Better Auth's name of the field.
+        field: String,
+        /// The configured column.
+        column: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// An id or token column has a type the store cannot use.
     #[error(
         "column \"{column}\" of table \"{table}\" has type {found}: ids must be text, uuid or \

@@ -256,9 +256,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Sessions {
 
 impl Sessions {
     /// Signs `user` in with a remembered session ([`SessionManager::sign_in`] with
-    /// [`sign_in_options`](Self::sign_in_options)). When the request was a guest's of Better
-    /// Auth's anonymous plugin, the guest is deleted afterwards (see
-    /// [`sign_in_using`](Self::sign_in_using)).
+    /// [`sign_in_options`](Self::sign_in_options)). With
+    /// [`delete_anonymous_users`](crate::SessionConfigBuilder::delete_anonymous_users), a
+    /// guest of Better Auth's anonymous plugin whose request this was is deleted afterwards
+    /// (see [`sign_in_using`](Self::sign_in_using)).
     ///
     /// # Errors
     ///
@@ -270,10 +271,12 @@ impl Sessions {
     }
 
     /// Signs `user` in with `options` (start from [`sign_in_options`](Self::sign_in_options)).
-    /// Like every sign-in of this extractor, a guest of Better Auth's anonymous plugin who
-    /// signs in with a real account is deleted once the new session is written
-    /// ([`SessionManager::delete_linked_anonymous`]; a failure there is logged, not returned,
-    /// as the plugin logs it).
+    /// Like every sign-in of this extractor, with
+    /// [`delete_anonymous_users`](crate::SessionConfigBuilder::delete_anonymous_users) a guest
+    /// of Better Auth's anonymous plugin who signs in with a real account is deleted once the
+    /// new session is written ([`SessionManager::delete_linked_anonymous`]; a failure there is
+    /// logged, not returned, as the plugin logs it). Unlike Better Auth, whose after-hook does
+    /// not run at `/two-factor/verify-*`, this includes a sign-in completing a second factor.
     ///
     /// # Errors
     ///
@@ -305,7 +308,8 @@ impl Sessions {
     }
 
     /// Signs `user` in; `remember_me: false` makes a browser-session cookie that lasts at most
-    /// one day and is never refreshed, as Better Auth's `rememberMe: false`.
+    /// one day and is never refreshed, as Better Auth's `rememberMe: false`. A guest is
+    /// deleted as with [`sign_in_using`](Self::sign_in_using).
     ///
     /// # Errors
     ///

@@ -94,7 +94,7 @@ pub use error::{BoxError, ConfigError, SchemaError, SessionError, StoreError};
 pub use fields::Ban;
 pub use future::ResponseFuture;
 pub use layer::SessionLayer;
-pub use manager::{SessionManager, SetCookies, SignIn, SignedIn};
+pub use manager::{GuestRemoval, SessionManager, SetCookies, SignIn, SignedIn};
 pub use model::{Authenticated, Session, StorageKey, User};
 pub use policy::SessionInfo;
 pub use service::SessionService;

@@ -257,6 +257,20 @@ pub struct SignedIn {
     pub cookies: SetCookies,
 }
 
+/// What [`SessionManager::delete_linked_anonymous`] deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GuestRemoval {
+    /// Nothing: the previous session was not a guest's, the same user signed in, the new user
+    /// is anonymous too, or deleting guests is off.
+    Kept,
+    /// The guest's row and their sessions (accounts go with the row where the foreign key
+    /// cascades, as Better Auth's migrations make it).
+    UserAndSessions,
+    /// The guest's sessions: the store keeps no users (Redis alone).
+    SessionsOnly,
+}
+
 impl SessionManager {
     /// A manager for `store` with `config`. [`SessionLayer::manager`](crate::SessionLayer::manager)
     /// gives the layer's own.
@@ -623,30 +637,49 @@ impl SessionManager {
     /// before it signed `user` in) was a guest's (`isAnonymous`) and `user` is another,
     /// non-anonymous user, deletes the guest and their sessions
     /// ([`SessionStore::remove_user`](crate::SessionStore::remove_user)), as the plugin does
-    /// when a guest links an account; returns whether it deleted. Nothing is deleted with
-    /// [`delete_anonymous_users(false)`](crate::SessionConfigBuilder::delete_anonymous_users).
+    /// when a guest links an account. Only with
+    /// [`delete_anonymous_users(true)`](crate::SessionConfigBuilder::delete_anonymous_users).
+    /// Where the store keeps users, both rows are read again first: a guest whose row is no
+    /// longer anonymous (the request's copy may be a cookie cache's) is kept, and `user` is
+    /// judged by its stored row (its id as the store spells it).
     /// [`Sessions::sign_in`](crate::extract::Sessions::sign_in) calls it; call it after
     /// [`sign_in`](Self::sign_in) where the request's session is at hand otherwise
     /// ([`AuthContext::authenticated`](crate::AuthContext::authenticated)).
     ///
+    /// Returns what went: [`GuestRemoval::Kept`] when nothing applied,
+    /// [`GuestRemoval::UserAndSessions`], or [`GuestRemoval::SessionsOnly`] from a store
+    /// without users (Redis alone: the guest's row is in Better Auth's database, for it or the
+    /// app to delete).
+    ///
     /// # Errors
     ///
-    /// [`SessionError::Store`] when the user or their sessions cannot be deleted.
+    /// [`SessionError::Store`] when a row cannot be read or deleted. The SQL stores delete the
+    /// sessions and then the row, as Better Auth does; a foreign key of the app's that
+    /// restricts the row's deletion leaves the guest without sessions.
     pub async fn delete_linked_anonymous(
         &self,
         previous: &Authenticated,
         user: &User,
-    ) -> Result<bool, SessionError> {
+    ) -> Result<GuestRemoval, SessionError> {
         let guest = &previous.user;
-        if !self.config().delete_anonymous
-            || !guest.is_anonymous()
-            || guest.id == user.id
-            || user.is_anonymous()
-        {
-            return Ok(false);
+        if !self.config().delete_anonymous || !guest.is_anonymous() || guest.id == user.id {
+            return Ok(GuestRemoval::Kept);
         }
-        self.store().remove_user(&guest.id).await?;
-        Ok(true)
+        let store = self.store();
+        let guest_row = store.find_user(&guest.id).await?;
+        if guest_row.as_ref().is_some_and(|row| !row.is_anonymous()) {
+            return Ok(GuestRemoval::Kept);
+        }
+        let new_row = store.find_user(&user.id).await?;
+        let new_user = new_row.as_ref().unwrap_or(user);
+        if new_user.id == guest.id || new_user.is_anonymous() {
+            return Ok(GuestRemoval::Kept);
+        }
+        Ok(if store.remove_user(&guest.id).await? {
+            GuestRemoval::UserAndSessions
+        } else {
+            GuestRemoval::SessionsOnly
+        })
     }
 
     /// Deletes every session of `user_id` ("sign out everywhere"); returns how many.

@@ -78,7 +78,8 @@ pub struct Session {
     #[serde(default)]
     pub user_agent: Option<String>,
     /// Columns beyond Better Auth's core schema (plugins such as `impersonatedBy` or
-    /// `activeOrganizationId`), by column name.
+    /// `activeOrganizationId`), by column name, or by Better Auth's field name where the
+    /// plugin renamed its column (`SqlSchema::session_field_column`).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -105,7 +106,8 @@ pub struct User {
     #[serde(with = "time_fmt::iso_ms")]
     pub updated_at: OffsetDateTime,
     /// Columns beyond Better Auth's core schema (for example the admin plugin's `role` and
-    /// `banned`), by column name.
+    /// `banned`), by column name, or by Better Auth's field name where the plugin renamed its
+    /// column (`SqlSchema::user_field_column`).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

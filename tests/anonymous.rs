@@ -20,12 +20,15 @@ fn guest() -> User {
     user
 }
 
+/// The config with `delete_anonymous_users(true)`, or the default (guests kept).
 fn config(delete: bool) -> SessionConfig {
-    SessionConfig::builder()
-        .secret(common::SECRET)
-        .delete_anonymous_users(delete)
-        .build()
-        .unwrap()
+    let builder = SessionConfig::builder().secret(common::SECRET);
+    let builder = if delete {
+        builder.delete_anonymous_users(true)
+    } else {
+        builder
+    };
+    builder.build().unwrap()
 }
 
 /// An app whose `GET /link` signs `user` in through the `Sessions` extractor and answers the
@@ -94,7 +97,8 @@ async fn the_plugins_exceptions_keep_the_guest() {
     let mut other_guest = guest();
     other_guest.id = "another-guest".into();
     other_guest.email = "other@anon.example.com".into();
-    // `disableDeleteAnonymousUser`; the guest signing in again; a new anonymous user.
+    // Off by default (`disableDeleteAnonymousUser`); the guest signing in again; a new
+    // anonymous user.
     for (delete, to) in [(false, None), (true, Some(0)), (true, Some(1))] {
         let store = MemoryStore::new();
         let guest = guest();
@@ -117,6 +121,64 @@ async fn the_plugins_exceptions_keep_the_guest() {
     store.insert_user(first.clone());
     store.insert_user(real.clone());
     assert_eq!(link(&store, true, &first, &real).await, (true, true));
+}
+
+/// Both rows are read again before anything is deleted: a guest whose row is no longer
+/// anonymous (the request's copy was older) is kept, and the new user is judged by its row.
+#[tokio::test]
+async fn the_stored_rows_decide() {
+    use tower_auth_session::{Authenticated, GuestRemoval, SessionManager};
+    let store = MemoryStore::new();
+    let manager = SessionManager::new(config(true), store.clone());
+    let stale_guest = guest();
+    let mut upgraded = stale_guest.clone();
+    upgraded.extra.insert("isAnonymous".into(), false.into());
+    store.insert_user(upgraded);
+    let real = User::new("real@example.com", "Real", common::now());
+    store.insert_user(real.clone());
+    let signed = manager.sign_in(&stale_guest, SignIn::new()).await.unwrap();
+    let previous = Authenticated::new(signed.session.clone(), stale_guest.clone());
+    assert_eq!(
+        manager
+            .delete_linked_anonymous(&previous, &real)
+            .await
+            .unwrap(),
+        GuestRemoval::Kept
+    );
+    assert!(store.find_user(&stale_guest.id).await.unwrap().is_some());
+
+    // The app's copy of the new user lacks the plugin column; its row is a guest's.
+    let guest_a = guest();
+    let mut guest_b = guest();
+    guest_b.id = "guest-b".into();
+    guest_b.email = "b@anon.example.com".into();
+    store.insert_user(guest_a.clone());
+    store.insert_user(guest_b.clone());
+    let mut copy_of_b = guest_b.clone();
+    copy_of_b.extra.clear();
+    let signed = manager.sign_in(&guest_a, SignIn::new()).await.unwrap();
+    let previous = Authenticated::new(signed.session.clone(), guest_a.clone());
+    assert_eq!(
+        manager
+            .delete_linked_anonymous(&previous, &copy_of_b)
+            .await
+            .unwrap(),
+        GuestRemoval::Kept
+    );
+    // And with a real user: the guest and their sessions go.
+    assert_eq!(
+        manager
+            .delete_linked_anonymous(&previous, &real)
+            .await
+            .unwrap(),
+        GuestRemoval::UserAndSessions
+    );
+    assert!(store.find_user(&guest_a.id).await.unwrap().is_none());
+    assert!(store
+        .find(&signed.session.storage_key())
+        .await
+        .unwrap()
+        .is_none());
 }
 
 /// On SQLite with the anonymous plugin's column and Better Auth's `account` table (its

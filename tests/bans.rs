@@ -601,4 +601,35 @@ async fn renamed_plugin_columns_read_as_better_auth_names_them() {
         err.contains(r#"column "has_2fa""#) && err.contains(r#"field "twoFactorEnabled""#),
         "{err}"
     );
+    // Renames that would read one column and write another are refused before connecting.
+    for (schema, says) in [
+        (
+            SqlSchema::better_auth()
+                .user_field_column("banned", "is_banned")
+                .user_field_column("banned", "ban_note"),
+            "the field is given two columns",
+        ),
+        (
+            SqlSchema::better_auth()
+                .user_field_column("banned", "is_banned")
+                .user_field_column("isBanned", "is_banned"),
+            "the column is given two fields",
+        ),
+        (
+            SqlSchema::better_auth().user_field_column("name", "ban_note"),
+            "core fields",
+        ),
+        (
+            SqlSchema::better_auth().session_field_column("impersonatedBy", "token"),
+            "core columns",
+        ),
+    ] {
+        let err = SqliteStore::builder(&url)
+            .schema(schema)
+            .build()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{err}");
+    }
 }

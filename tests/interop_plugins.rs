@@ -480,7 +480,11 @@ async fn jwt_tokens_from_better_auth_verify_here() {
 #[tokio::test]
 async fn anonymous_guests_are_deleted_at_sign_in_on_both_sides() {
     let test = "anonymous_guests_are_deleted_at_sign_in_on_both_sides";
-    let Some(p) = both(test, "anonymous", &[], |b, _| b).await else {
+    let Some(p) = both(test, "anonymous", &[], |b, _| {
+        b.delete_anonymous_users(true)
+    })
+    .await
+    else {
         return;
     };
     for side in ["better-auth", "rust"] {

@@ -294,7 +294,7 @@ pub struct SessionConfigBuilder {
     outage: OutagePolicy,
     hash_tokens: bool,
     multi_session: Option<usize>,
-    keep_anonymous: bool,
+    delete_anonymous: bool,
     #[cfg(feature = "jwt")]
     jwt: Option<crate::jwt::JwtVerifier>,
     clock: Option<Arc<dyn Clock>>,
@@ -695,15 +695,18 @@ impl SessionConfigBuilder {
         self
     }
 
-    /// Better Auth's anonymous plugin: when a guest (a user with `isAnonymous`) signs in with
-    /// a real account, the anonymous user and their sessions are deleted, as the plugin does
-    /// unless `disableDeleteAnonymousUser`. [`Sessions::sign_in`](crate::extract::Sessions::sign_in)
-    /// does it after the new session is written (move what the guest owns to the new user
-    /// before, as the plugin's `onLinkAccount` would); elsewhere call
+    /// Better Auth's anonymous plugin (`anonymous()`): when a guest (a user whose
+    /// `isAnonymous` is true) signs in with a real account, delete the guest and their
+    /// sessions, as the plugin does unless `disableDeleteAnonymousUser`. Turn it on when the
+    /// Better Auth server runs the plugin that way: the crate cannot see the server's plugin
+    /// list, and an `isAnonymous` column of another meaning must not delete users.
+    /// [`Sessions::sign_in`](crate::extract::Sessions::sign_in) (and its siblings) then
+    /// delete the guest once the new session is written: move what the guest owns to the new
+    /// user before, as the plugin's `onLinkAccount` would. Elsewhere call
     /// [`SessionManager::delete_linked_anonymous`](crate::SessionManager::delete_linked_anonymous).
-    /// `false` keeps them, as `disableDeleteAnonymousUser: true`. Default: `true`.
+    /// Default: off (guests are kept, as with `disableDeleteAnonymousUser: true`).
     pub fn delete_anonymous_users(mut self, delete: bool) -> Self {
-        self.keep_anonymous = !delete;
+        self.delete_anonymous = delete;
         self
     }
 
@@ -849,7 +852,7 @@ impl SessionConfigBuilder {
                 }
                 other => other,
             },
-            delete_anonymous: !self.keep_anonymous,
+            delete_anonymous: self.delete_anonymous,
             warnings: Arc::default(),
             #[cfg(feature = "jwt")]
             jwt: self.jwt,

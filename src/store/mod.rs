@@ -320,8 +320,8 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Deletes the user `user_id` and every session of theirs, as Better Auth's `deleteUser`
     /// does (its accounts go with the row where the foreign key cascades, as Better Auth's
-    /// migrations make it); returns whether the store holds users, that is whether a row was
-    /// there to delete. Used for Better Auth's anonymous plugin
+    /// migrations make it); returns whether the store keeps users (if so, the row is gone,
+    /// or was never there). Used for Better Auth's anonymous plugin
     /// ([`SessionManager::delete_linked_anonymous`](crate::SessionManager::delete_linked_anonymous)).
     /// The default, for a store without users (Redis alone), deletes the sessions and returns
     /// `false`.

@@ -366,7 +366,8 @@ impl SqlSchema {
     /// reads it: `.user_field("isPremium", FieldType::Boolean)` reads SQLite's `1` as `true`,
     /// `.user_field("tags", FieldType::Array)` reads `'["a"]'` as an array. Undeclared extra
     /// columns read as the database gives them, except the plugins' known booleans (`banned`,
-    /// `twoFactorEnabled`, `isAnonymous`, `phoneNumberVerified`).
+    /// `twoFactorEnabled`, `isAnonymous`, `phoneNumberVerified`). A column renamed with
+    /// [`user_field_column`](Self::user_field_column) may be named by its field instead.
     pub fn user_field(mut self, column: impl Into<String>, kind: FieldType) -> Self {
         self.user_fields.push((column.into(), kind));
         self
@@ -388,8 +389,12 @@ impl SqlSchema {
     /// ban in `is_banned` refuses the sign-in and the session; without this it was an unknown
     /// column and the ban was not seen), the cookie cache carries it under Better Auth's name,
     /// and lifting a ban writes `column`. A column named `field` as well is not read. The
-    /// start-up check refuses a `column` the table does not have. The snake_case spellings of
-    /// the plugins' fields (`two_factor_enabled`, `ban_reason`) are found without this.
+    /// start-up check refuses a `column` the table does not have (spelled as the database
+    /// reports it), a field given two columns or a column two fields, and Better Auth's core
+    /// fields and columns (renamed with [`user_column`](Self::user_column)). The crate's
+    /// accessors also find the snake_case spellings of the plugins' fields
+    /// (`two_factor_enabled`, `ban_reason`) without this, but only with it do the cookie
+    /// cache and Redis values carry Better Auth's names.
     pub fn user_field_column(
         mut self,
         field: impl Into<String>,
@@ -446,7 +451,8 @@ impl SqlSchema {
                 return Err(SchemaError::InvalidName { name: name.clone() });
             }
         }
-        Ok(())
+        check_field_columns(&self.user_field_columns, &USER_CAMEL, &self.user)?;
+        check_field_columns(&self.session_field_columns, &SESSION_CAMEL, &self.session)
     }
 }
 
@@ -573,6 +579,37 @@ fn field_types(
         .collect()
 }
 
+/// Refuses renamed fields (`(field, column)`) that would read one way and write another: a
+/// field given two columns, a column given two fields, a core field (Better Auth's `fields`
+/// names, `core`) or a core column (`columns`, as configured).
+fn check_field_columns(
+    renamed: &[(String, String)],
+    core: &[&str],
+    columns: &[String],
+) -> Result<(), SchemaError> {
+    for (i, (field, column)) in renamed.iter().enumerate() {
+        let reason = if renamed[..i].iter().any(|(f, _)| f == field) {
+            Some("the field is given two columns")
+        } else if renamed[..i].iter().any(|(_, c)| c == column) {
+            Some("the column is given two fields")
+        } else if core.contains(&field.as_str()) {
+            Some("the field is one of Better Auth's core fields: rename core columns with `user_column` or `session_column`")
+        } else if columns.contains(column) {
+            Some("the column is one of the table's core columns")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(SchemaError::InvalidFieldColumn {
+                field: field.clone(),
+                column: column.clone(),
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The names `extra` (a table's extra columns) read as, given the table's renamed fields
 /// (`(field, column)`): a renamed column as its field, every other column as itself; a
 /// column named like a renamed field is left out (the renamed column is that field). Refuses
@@ -633,10 +670,6 @@ impl Queries {
             Some(token.as_str()),
         )?;
         let user_extra = check_columns(&user_table, tables.user, &schema.user, None)?;
-        let (session_extra, session_keys) =
-            extra_keys(&session_table, session_extra, &schema.session_field_columns)?;
-        let (user_extra, user_keys) =
-            extra_keys(&user_table, user_extra, &schema.user_field_columns)?;
         warn_required_extra(&session_table, tables.session, &session_extra, "sign-ins");
         warn_required_extra(
             &user_table,
@@ -644,6 +677,10 @@ impl Queries {
             &user_extra,
             "sign-ups (insert_user)",
         );
+        let (session_extra, session_keys) =
+            extra_keys(&session_table, session_extra, &schema.session_field_columns)?;
+        let (user_extra, user_keys) =
+            extra_keys(&user_table, user_extra, &schema.user_field_columns)?;
         let kind = |table: &str, cols: &[Column], name: &str| -> Result<IdKind, SchemaError> {
             let column =
                 cols.iter()
