@@ -122,12 +122,17 @@ const SQLITE_DDL: [&str; 2] = [
 ];
 
 async fn sqlite_with_admin_columns() -> (tempfile::TempDir, String, sqlx::SqlitePool) {
+    sqlite_with(&SQLITE_DDL).await
+}
+
+/// A new SQLite file where `statements` ran: its directory, URL and a pool of the test's own.
+async fn sqlite_with(statements: &[&str]) -> (tempfile::TempDir, String, sqlx::SqlitePool) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("app.db").display());
     let pool = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
         .await
         .unwrap();
-    for statement in SQLITE_DDL {
+    for statement in statements {
         sqlx::query(statement).execute(&pool).await.unwrap();
     }
     (dir, url, pool)
@@ -521,19 +526,13 @@ async fn bans_on_mysql() {
 #[tokio::test]
 async fn renamed_plugin_columns_read_as_better_auth_names_them() {
     use tower_auth_session::store::SqlSchema;
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("app.db").display());
-    let pool = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc"))
-        .await
-        .unwrap();
-    for statement in [
+    let (_dir, url, pool) = sqlite_with(&[
         r#"create table "user" ("id" text not null primary key, "name" text not null, "email" text not null unique, "emailVerified" integer not null, "image" text, "createdAt" date not null, "updatedAt" date not null, "is_banned" integer, "ban_note" text, "banExpires" date, "banned" text)"#,
         r#"create table "session" ("id" text not null primary key, "expiresAt" date not null, "token" text not null unique, "createdAt" date not null, "updatedAt" date not null, "ipAddress" text, "userAgent" text, "userId" text not null references "user" ("id") on delete cascade, "impersonator" text)"#,
         // U1's ban runs, U2's ended; "banned" is a stale column of another meaning.
         r#"insert into "user" values ('U1', 'Bob', 'bob@example.com', 0, null, '2026-11-20T00:00:00.000Z', '2026-11-28T11:00:00.000Z', 1, 'spam', '2026-11-28T13:00:00.000Z', 'no'), ('U2', 'Eve', 'eve@example.com', 0, null, '2026-11-20T00:00:00.000Z', '2026-11-28T11:00:00.000Z', 1, 'spam', '2026-11-28T11:59:59.999Z', 'no')"#,
-    ] {
-        sqlx::query(statement).execute(&pool).await.unwrap();
-    }
+    ])
+    .await;
     let schema = SqlSchema::better_auth()
         .user_field_column("banned", "is_banned")
         .user_field_column("banReason", "ban_note")
