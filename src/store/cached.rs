@@ -630,6 +630,12 @@ impl<S: SessionStore> CachedStore<S> {
         &self.feeds
     }
 
+    /// Whether the cache holds an answer for `key` now (for the feeds' tests).
+    #[cfg(test)]
+    pub(crate) fn holds(&self, key: &StorageKey<'_>) -> bool {
+        self.core.lookup(key.as_str()).is_some()
+    }
+
     /// A counter of invalidations received from other instances over the bus, for tests and
     /// dashboards.
     pub fn bus_invalidations(&self) -> watch::Receiver<u64> {

@@ -9,19 +9,36 @@
 //! Ids are allocated when a transaction writes and become visible when it commits, so an id
 //! can appear after a larger one has been read. The poller therefore keeps reading from the
 //! largest id it had seen two seconds earlier (remembering which ids it already applied), and
-//! only then moves past any gap. A poller that could not read for half the retention, or finds
+//! only then moves past any gap. The ids it passed over are looked up by id once a second for
+//! a minute more (a transaction that stayed open, or one rolled back whose id never comes), so
+//! a change committed late is still applied. A poller that could not read for half the retention, or finds
 //! the table's ids moved backwards (recreated or truncated, or a failover to a server that
 //! lacked the last rows), drops its whole cache.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock: the same as the system's, and paused in tests.
+use tokio::time::Instant;
 
 use super::{cannot, quote_with, Change, SessionChanges, SessionTable, Sink};
 use crate::error::StoreError;
 
-/// How long an allocated id may stay invisible (its transaction not yet committed).
+/// How long an allocated id may stay invisible (its transaction not yet committed) before the
+/// poller reads past it.
 const SETTLE: Duration = Duration::from_secs(2);
+
+/// How long an id read past is still looked up ([`LATE_EVERY`]): a change committed within a
+/// minute of its id is applied.
+const LATE_FOR: Duration = Duration::from_secs(60);
+
+/// How often the ids read past are looked up.
+const LATE_EVERY: Duration = Duration::from_secs(1);
+
+/// The most ids read past that are looked up; beyond it the oldest are given up (rolled back
+/// ids, or ids that jump, as under Galera's `auto_increment_increment`).
+const LATE_MAX: usize = 1024;
 
 /// What the poller needs from one database.
 trait ChangeTable: Send + Sync + 'static {
@@ -29,6 +46,11 @@ trait ChangeTable: Send + Sync + 'static {
     fn since(
         &self,
         after: i64,
+    ) -> impl Future<Output = Result<Vec<(i64, String)>, sqlx::Error>> + Send;
+    /// The rows among `ids` (at most [`LATE_MAX`]).
+    fn among(
+        &self,
+        ids: &[i64],
     ) -> impl Future<Output = Result<Vec<(i64, String)>, sqlx::Error>> + Send;
     /// The largest id (0 when empty).
     fn max_id(&self) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
@@ -399,6 +421,7 @@ async fn poll<T: ChangeTable>(
     retention: Duration,
 ) {
     let prune_every = (retention / 4).max(Duration::from_secs(5));
+    let mut late = Late::default();
     let mut seen = BTreeSet::new();
     let mut history: VecDeque<(Instant, i64)> = VecDeque::new();
     let mut max_seen = floor;
@@ -429,7 +452,14 @@ async fn poll<T: ChangeTable>(
                 if recovered || !fresh {
                     if let Ok(max) = within(db.max_id()).await {
                         if max < max_seen {
-                            restart(max, &mut floor, &mut max_seen, &mut seen, &mut history);
+                            restart(
+                                max,
+                                &mut floor,
+                                &mut max_seen,
+                                &mut seen,
+                                &mut history,
+                                &mut late,
+                            );
                             sink.send(Change::All);
                             continue;
                         }
@@ -442,24 +472,11 @@ async fn poll<T: ChangeTable>(
                     sink.send(Change::All);
                 }
                 last_ok = Instant::now();
-                // Users whose row changed are dropped together, once per poll: each drop
-                // scans the whole cache, and some plugins update the user at every sign-in.
-                let mut users: Vec<String> = Vec::new();
-                for (id, token) in rows {
+                let rows = rows.into_iter().filter(|&(id, _)| {
                     max_seen = max_seen.max(id);
-                    if !seen.insert(id) {
-                        continue;
-                    }
-                    match token.strip_prefix(USER_MARK) {
-                        Some(user_id) if !users.iter().any(|u| u == user_id) => {
-                            users.push(user_id.to_owned());
-                        }
-                        Some(_) => {}
-                        None if !sink.send(Change::Token(&token)) => return,
-                        None => {}
-                    }
-                }
-                if !users.is_empty() && !sink.send(Change::Users(&users)) {
+                    seen.insert(id)
+                });
+                if !report(&sink, rows) {
                     return;
                 }
                 history.push_back((last_ok, max_seen));
@@ -467,10 +484,14 @@ async fn poll<T: ChangeTable>(
                     if at.elapsed() < SETTLE {
                         break;
                     }
+                    late.passed(floor, max, &seen);
                     floor = floor.max(max);
                     history.pop_front();
                 }
                 seen = seen.split_off(&(floor + 1));
+                if !late.look_up(&db, &sink).await {
+                    return;
+                }
             }
             Err(error) => {
                 // A dropped table fails Better Auth's writes: recreated as soon as allowed
@@ -478,7 +499,14 @@ async fn poll<T: ChangeTable>(
                 if last_check.elapsed() >= RECHECK {
                     last_check = Instant::now();
                     if checked(&mut upkeep, &db).await {
-                        restart(0, &mut floor, &mut max_seen, &mut seen, &mut history);
+                        restart(
+                            0,
+                            &mut floor,
+                            &mut max_seen,
+                            &mut seen,
+                            &mut history,
+                            &mut late,
+                        );
                         sink.send(Change::All);
                         continue;
                     }
@@ -497,7 +525,14 @@ async fn poll<T: ChangeTable>(
         if last_prune.elapsed() >= prune_every {
             last_prune = Instant::now();
             if checked(&mut upkeep, &db).await {
-                restart(0, &mut floor, &mut max_seen, &mut seen, &mut history);
+                restart(
+                    0,
+                    &mut floor,
+                    &mut max_seen,
+                    &mut seen,
+                    &mut history,
+                    &mut late,
+                );
                 sink.send(Change::All);
             }
             let secs = retention.as_secs();
@@ -507,11 +542,93 @@ async fn poll<T: ChangeTable>(
             if let Ok(max) = within(db.max_id()).await {
                 if max < floor {
                     // The table was recreated: its ids started again.
-                    restart(max, &mut floor, &mut max_seen, &mut seen, &mut history);
+                    restart(
+                        max,
+                        &mut floor,
+                        &mut max_seen,
+                        &mut seen,
+                        &mut history,
+                        &mut late,
+                    );
                     sink.send(Change::All);
                 }
             }
         }
+    }
+}
+
+/// Sends what `rows` report to the sink: each token's change, and the users whose row changed
+/// together, once (each drop of a user scans the whole cache, and some plugins update the user
+/// at every sign-in). `false` once the feed is gone.
+fn report(sink: &Sink, rows: impl IntoIterator<Item = (i64, String)>) -> bool {
+    let mut users: Vec<String> = Vec::new();
+    for (_, token) in rows {
+        match token.strip_prefix(USER_MARK) {
+            Some(user_id) if !users.iter().any(|u| u == user_id) => {
+                users.push(user_id.to_owned());
+            }
+            Some(_) => {}
+            None if !sink.send(Change::Token(&token)) => return false,
+            None => {}
+        }
+    }
+    users.is_empty() || sink.send(Change::Users(&users))
+}
+
+/// The ids the poller read past before they became visible, looked up by id for
+/// [`LATE_FOR`]: a transaction that committed more than [`SETTLE`] after its id was taken
+/// (a long one, or a server that stalled) is applied when it does.
+#[derive(Default)]
+struct Late {
+    /// Id → when it was read past.
+    ids: BTreeMap<i64, Instant>,
+    last: Option<Instant>,
+}
+
+impl Late {
+    /// The floor moves from `floor` to `to`: the ids between them not `seen` are read past.
+    fn passed(&mut self, floor: i64, to: i64, seen: &BTreeSet<i64>) {
+        let now = Instant::now();
+        // Newest first: past the bound, the oldest are the ones given up.
+        let start = floor.max(to.saturating_sub(LATE_MAX as i64)) + 1;
+        for id in (start..=to).rev().filter(|id| !seen.contains(id)) {
+            self.ids.insert(id, now);
+        }
+        while self.ids.len() > LATE_MAX {
+            self.ids.pop_first();
+        }
+    }
+
+    /// Once every [`LATE_EVERY`]: the ids read past that are visible now are reported and
+    /// forgotten, and so are those older than [`LATE_FOR`]. `false` once the feed is gone.
+    async fn look_up<T: ChangeTable>(&mut self, db: &T, sink: &Sink) -> bool {
+        if self.ids.is_empty() || self.last.is_some_and(|at| at.elapsed() < LATE_EVERY) {
+            return true;
+        }
+        self.last = Some(Instant::now());
+        self.ids.retain(|_, at| at.elapsed() < LATE_FOR);
+        let ids: Vec<i64> = self.ids.keys().copied().collect();
+        if ids.is_empty() {
+            return true;
+        }
+        let rows = match within(db.among(&ids)).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::debug!(%error, "could not look up the change table's late ids");
+                return true;
+            }
+        };
+        if !rows.is_empty() {
+            tracing::debug!(
+                source = SOURCE,
+                late = rows.len(),
+                "applied changes committed after the poller had read past their ids"
+            );
+        }
+        let rows = rows
+            .into_iter()
+            .filter(|(id, _)| self.ids.remove(id).is_some());
+        report(sink, rows)
     }
 }
 
@@ -527,11 +644,27 @@ fn restart(
     max_seen: &mut i64,
     seen: &mut BTreeSet<i64>,
     history: &mut VecDeque<(Instant, i64)>,
+    late: &mut Late,
 ) {
     *floor = from;
     *max_seen = from;
     seen.clear();
     history.clear();
+    late.ids.clear();
+}
+
+/// `prefix` (`select … where id in (`) with `ids` and the closing parenthesis: numbers, so
+/// written into the statement rather than bound (one statement whatever their count).
+fn id_list(prefix: &str, ids: &[i64]) -> String {
+    use std::fmt::Write as _;
+    let mut sql = String::with_capacity(prefix.len() + ids.len() * 8 + 1);
+    sql.push_str(prefix);
+    for (i, id) in ids.iter().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        let _ = write!(sql, "{comma}{id}");
+    }
+    sql.push(')');
+    sql
 }
 
 /// The feed's name for logs (both dialects run the same poller).
@@ -548,6 +681,8 @@ mod sqlite {
     pub(super) struct Sqlite {
         pub(super) pool: SqlitePool,
         pub(super) since: String,
+        /// `… where "id" in (`, the ids and `)` appended.
+        pub(super) among: String,
         pub(super) max: String,
         pub(super) prune: String,
     }
@@ -566,6 +701,7 @@ mod sqlite {
                 since: format!(
                     "select \"id\", \"token\" from {ct} where \"id\" > ? order by \"id\""
                 ),
+                among: format!("select \"id\", \"token\" from {ct} where \"id\" in ("),
                 max: format!("select coalesce(max(\"id\"), 0) from {ct}"),
                 prune: format!(
                     "delete from {ct} where \"at\" < cast(strftime('%s', 'now') as integer) - ? \
@@ -604,6 +740,10 @@ mod sqlite {
                 .bind(after)
                 .fetch_all(&self.pool)
                 .await
+        }
+        async fn among(&self, ids: &[i64]) -> Result<Vec<(i64, String)>, sqlx::Error> {
+            let sql = super::id_list(&self.among, ids);
+            sqlx::query_as(&sql).fetch_all(&self.pool).await
         }
         async fn max_id(&self) -> Result<i64, sqlx::Error> {
             sqlx::query_scalar(&self.max).fetch_one(&self.pool).await
@@ -659,6 +799,8 @@ mod mysql {
     pub(super) struct MySql {
         pub(super) store: MySqlStore,
         pub(super) since: String,
+        /// `… where `id` in (`, the ids and `)` appended.
+        pub(super) among: String,
         pub(super) max: String,
         pub(super) prune: String,
         /// Said once: the user cannot see triggers, so they are taken on trust.
@@ -671,6 +813,7 @@ mod mysql {
             Self {
                 store: store.clone(),
                 since: format!("select `id`, `token` from {ct} where `id` > ? order by `id`"),
+                among: format!("select `id`, `token` from {ct} where `id` in ("),
                 max: format!("select cast(coalesce(max(`id`), 0) as signed) from {ct}"),
                 // Keeps the newest row (see the SQLite poller); MySQL reads the table it
                 // deletes from only through a derived table.
@@ -769,6 +912,10 @@ mod mysql {
                 .bind(after)
                 .fetch_all(&self.store.pool())
                 .await
+        }
+        pub(super) async fn among(&self, ids: &[i64]) -> Result<Vec<(i64, String)>, sqlx::Error> {
+            let sql = super::id_list(&self.among, ids);
+            sqlx::query_as(&sql).fetch_all(&self.store.pool()).await
         }
         pub(super) async fn max_id(&self) -> Result<i64, sqlx::Error> {
             sqlx::query_scalar(&self.max)
@@ -936,10 +1083,154 @@ impl ChangeTable for MySqlTable {
     ) -> impl Future<Output = Result<Vec<(i64, String)>, sqlx::Error>> + Send {
         self.inner.since(after)
     }
+    fn among(
+        &self,
+        ids: &[i64],
+    ) -> impl Future<Output = Result<Vec<(i64, String)>, sqlx::Error>> + Send {
+        self.inner.among(ids)
+    }
     fn max_id(&self) -> impl Future<Output = Result<i64, sqlx::Error>> + Send {
         self.inner.max_id()
     }
     fn prune(&self, secs: u64) -> impl Future<Output = Result<u64, sqlx::Error>> + Send {
         self.inner.prune(secs)
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod late_tests {
+    use std::sync::{Arc, Mutex};
+
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::model::{Session, StorageKey, User};
+    use crate::store::{CachedStore, MemoryStore, SessionStore};
+
+    /// A change table whose rows become visible when the test commits them.
+    #[derive(Clone, Default)]
+    struct Fake(Arc<Mutex<Vec<(i64, String)>>>);
+
+    impl Fake {
+        fn commit(&self, id: i64, token: &str) {
+            self.0.lock().unwrap().push((id, token.to_owned()));
+        }
+        fn rows(&self, keep: impl Fn(i64) -> bool) -> Vec<(i64, String)> {
+            let mut rows: Vec<_> = self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(id, _)| keep(*id))
+                .cloned()
+                .collect();
+            rows.sort();
+            rows
+        }
+    }
+
+    impl ChangeTable for Fake {
+        async fn since(&self, after: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
+            Ok(self.rows(|id| id > after))
+        }
+        async fn among(&self, ids: &[i64]) -> Result<Vec<(i64, String)>, sqlx::Error> {
+            Ok(self.rows(|id| ids.contains(&id)))
+        }
+        async fn max_id(&self) -> Result<i64, sqlx::Error> {
+            Ok(self.rows(|_| true).last().map_or(0, |(id, _)| *id))
+        }
+        async fn prune(&self, _secs: u64) -> Result<u64, sqlx::Error> {
+            Ok(0)
+        }
+        async fn run(&self, _sql: &str) -> Result<(), sqlx::Error> {
+            Ok(())
+        }
+        async fn count_objects(&self, _names: &Names) -> Result<i64, sqlx::Error> {
+            Ok(3)
+        }
+        async fn has_trigger(&self, _name: &str) -> Result<bool, sqlx::Error> {
+            Ok(true)
+        }
+    }
+
+    /// Id 2 is taken by a transaction that commits only after id 3 was read and the poller's
+    /// settling time has passed (it read past id 2): its change still reaches the cache, on
+    /// a later look-up of the ids read past. Before, it was skipped for good.
+    #[tokio::test(start_paused = true)]
+    async fn a_change_committed_after_the_poller_read_past_its_id_is_applied() {
+        let table = Fake::default();
+        let settings = Settings::new(
+            "delete from \"session\" where \"token\" = ?",
+            "delete from \"user\" where \"id\" = ?",
+        );
+        let upkeep = Upkeep {
+            names: Names::new(&settings, '"', Dialect::Sqlite).unwrap(),
+            create: false,
+            reported: false,
+        };
+        let db = table.clone();
+        let feed = SessionChanges::spawn("test", move |sink| {
+            poll(
+                db,
+                upkeep,
+                sink,
+                0,
+                Duration::from_millis(200),
+                Duration::from_secs(300),
+            )
+        });
+        let store = MemoryStore::new();
+        let now = OffsetDateTime::now_utc();
+        let user = User::new("late@example.com", "L", now);
+        store.insert_user(user.clone());
+        let mut keys = Vec::new();
+        for token in ["first", "late", "third"] {
+            let session = Session::for_tests(&user.id, token, now + time::Duration::days(1), now);
+            keys.push(StorageKey::new(
+                store.create(&session, &user).await.unwrap().token,
+            ));
+        }
+        let cached = CachedStore::builder(store).watch(feed.clone()).build();
+        for key in &keys {
+            assert!(cached.find(key).await.unwrap().is_some());
+        }
+        let mut applied = feed.applied();
+
+        table.commit(1, "first");
+        table.commit(3, "third");
+        applied.changed().await.unwrap();
+        tokio::time::sleep(SETTLE * 2).await;
+        // (Tokio's clock is paused: the sleep only moves it on.)
+        let held = |key: &StorageKey<'_>| cached.holds(key);
+        assert!(!held(&keys[0]) && !held(&keys[2]));
+        assert!(held(&keys[1]), "nothing reported it yet");
+
+        table.commit(2, "late");
+        let applied_late = async {
+            while held(&keys[1]) {
+                applied.changed().await.unwrap();
+            }
+        };
+        tokio::time::timeout(LATE_EVERY * 2, applied_late)
+            .await
+            .expect("the late change was applied within two look-ups");
+    }
+
+    /// The ids read past are bounded, newest kept.
+    #[test]
+    fn ids_read_past_are_bounded() {
+        let mut late = Late::default();
+        let seen = BTreeSet::from([5]);
+        late.passed(0, 10, &seen);
+        assert_eq!(
+            late.ids.keys().copied().collect::<Vec<_>>(),
+            [1, 2, 3, 4, 6, 7, 8, 9, 10]
+        );
+        late.passed(10, 10 + 3 * LATE_MAX as i64, &BTreeSet::new());
+        assert_eq!(late.ids.len(), LATE_MAX);
+        assert_eq!(
+            late.ids.keys().next(),
+            Some(&(10 + 2 * LATE_MAX as i64 + 1))
+        );
     }
 }
