@@ -6,14 +6,15 @@
 //! what it reads from its cache. Any instance deletes rows older than the retention (5 minutes
 //! by default) now and then.
 //!
-//! Ids are allocated when a transaction writes and become visible when it commits, so an id
-//! can appear after a larger one has been read. The poller therefore keeps reading from the
-//! largest id it had seen two seconds earlier (remembering which ids it already applied), and
-//! only then moves past any gap. The ids it passed over are looked up by id once a second for
-//! a minute more (a transaction that stayed open, or one rolled back whose id never comes), so
-//! a change committed late is still applied. A poller that could not read for half the retention, or finds
-//! the table's ids moved backwards (recreated or truncated, or a failover to a server that
-//! lacked the last rows), drops its whole cache.
+//! Ids are allocated when a transaction writes and become visible when it commits, so on MySQL
+//! and MariaDB an id can appear after a larger one has been read (SQLite has one writer, and
+//! reuses a rolled-back id). The poller therefore keeps reading from the largest id it had
+//! seen two seconds earlier (remembering which ids it already applied), and only then moves
+//! past any gap. The ids it passed over are looked up by id once a second for up to a minute
+//! more (a transaction that stayed open, or one rolled back whose id never comes), so a change
+//! committed that late is still applied. A poller that could not read for half the retention,
+//! or finds the table's ids moved backwards (recreated or truncated, or a failover to a server
+//! that lacked the last rows), drops its whole cache.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
@@ -29,16 +30,22 @@ use crate::error::StoreError;
 /// poller reads past it.
 const SETTLE: Duration = Duration::from_secs(2);
 
-/// How long an id read past is still looked up ([`LATE_EVERY`]): a change committed within a
-/// minute of its id is applied.
+/// How long an id read past is still looked up ([`LATE_EVERY`]), counted from when the poller
+/// read past it, and by successful look-ups only (a look-up that fails expires nothing); at
+/// most the retention less [`SETTLE`] twice, so that pruning does not take a row first.
 const LATE_FOR: Duration = Duration::from_secs(60);
 
 /// How often the ids read past are looked up.
 const LATE_EVERY: Duration = Duration::from_secs(1);
 
 /// The most ids read past that are looked up; beyond it the oldest are given up (rolled back
-/// ids, or ids that jump, as under Galera's `auto_increment_increment`).
+/// ids, or ids that jump, as under Galera's `auto_increment_increment`, where the window is
+/// shorter than [`LATE_FOR`] once the ids never used fill it).
 const LATE_MAX: usize = 1024;
+
+/// The most ids one move of the floor adds: of a longer gap (a jump of the counter), the
+/// lowest and the highest half of this, where a transaction still open most likely sits.
+const LATE_PER_GAP: usize = 64;
 
 /// What the poller needs from one database.
 trait ChangeTable: Send + Sync + 'static {
@@ -47,7 +54,7 @@ trait ChangeTable: Send + Sync + 'static {
         &self,
         after: i64,
     ) -> impl Future<Output = Result<Vec<(i64, String)>, sqlx::Error>> + Send;
-    /// The rows among `ids` (at most [`LATE_MAX`]).
+    /// The rows among `ids` (at most [`LATE_MAX`]; none when it is empty).
     fn among(
         &self,
         ids: &[i64],
@@ -421,13 +428,15 @@ async fn poll<T: ChangeTable>(
     retention: Duration,
 ) {
     let prune_every = (retention / 4).max(Duration::from_secs(5));
-    let mut late = Late::default();
+    let mut late = Late::new(retention);
     let mut seen = BTreeSet::new();
     let mut history: VecDeque<(Instant, i64)> = VecDeque::new();
     let mut max_seen = floor;
     let mut last_ok = Instant::now();
     let mut last_prune = Instant::now();
-    let mut last_check = Instant::now() - RECHECK;
+    let mut last_check = Instant::now()
+        .checked_sub(RECHECK)
+        .unwrap_or_else(Instant::now);
     let mut failing = false;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -575,24 +584,44 @@ fn report(sink: &Sink, rows: impl IntoIterator<Item = (i64, String)>) -> bool {
     users.is_empty() || sink.send(Change::Users(&users))
 }
 
-/// The ids the poller read past before they became visible, looked up by id for
+/// The ids the poller read past before they became visible, looked up by id for up to
 /// [`LATE_FOR`]: a transaction that committed more than [`SETTLE`] after its id was taken
 /// (a long one, or a server that stalled) is applied when it does.
-#[derive(Default)]
 struct Late {
-    /// Id → when it was read past.
-    ids: BTreeMap<i64, Instant>,
-    last: Option<Instant>,
+    /// Id → how long it is still looked up (the time left counts down only while look-ups
+    /// succeed).
+    ids: BTreeMap<i64, Duration>,
+    /// The last look-up tried, and the last that succeeded.
+    tried: Option<Instant>,
+    succeeded: Option<Instant>,
+    /// [`LATE_FOR`], or less under a short retention.
+    keep: Duration,
 }
 
 impl Late {
+    fn new(retention: Duration) -> Self {
+        Self {
+            ids: BTreeMap::new(),
+            tried: None,
+            succeeded: None,
+            keep: LATE_FOR.min(retention.saturating_sub(SETTLE * 2)),
+        }
+    }
+
     /// The floor moves from `floor` to `to`: the ids between them not `seen` are read past.
+    /// Of a gap longer than [`LATE_PER_GAP`], its two ends.
     fn passed(&mut self, floor: i64, to: i64, seen: &BTreeSet<i64>) {
-        let now = Instant::now();
-        // Newest first: past the bound, the oldest are the ones given up.
-        let start = floor.max(to.saturating_sub(LATE_MAX as i64)) + 1;
-        for id in (start..=to).rev().filter(|id| !seen.contains(id)) {
-            self.ids.insert(id, now);
+        let half = (LATE_PER_GAP / 2) as i64;
+        let mut add = |from: i64, through: i64| {
+            for id in (from..=through).filter(|id| !seen.contains(id)) {
+                self.ids.insert(id, self.keep);
+            }
+        };
+        if to.saturating_sub(floor) > 2 * half {
+            add(floor + 1, floor + half);
+            add(to - half + 1, to);
+        } else {
+            add(floor + 1, to);
         }
         while self.ids.len() > LATE_MAX {
             self.ids.pop_first();
@@ -600,24 +629,32 @@ impl Late {
     }
 
     /// Once every [`LATE_EVERY`]: the ids read past that are visible now are reported and
-    /// forgotten, and so are those older than [`LATE_FOR`]. `false` once the feed is gone.
+    /// forgotten; after a look-up that succeeded, those looked up for their whole time are
+    /// given up. `false` once the feed is gone.
     async fn look_up<T: ChangeTable>(&mut self, db: &T, sink: &Sink) -> bool {
-        if self.ids.is_empty() || self.last.is_some_and(|at| at.elapsed() < LATE_EVERY) {
+        if self.ids.is_empty() || self.tried.is_some_and(|at| at.elapsed() < LATE_EVERY) {
             return true;
         }
-        self.last = Some(Instant::now());
-        self.ids.retain(|_, at| at.elapsed() < LATE_FOR);
+        self.tried = Some(Instant::now());
         let ids: Vec<i64> = self.ids.keys().copied().collect();
-        if ids.is_empty() {
-            return true;
-        }
         let rows = match within(db.among(&ids)).await {
             Ok(rows) => rows,
             Err(error) => {
-                tracing::debug!(%error, "could not look up the change table's late ids");
+                tracing::debug!(
+                    source = SOURCE,
+                    %error,
+                    "could not look up the change table's late ids"
+                );
                 return true;
             }
         };
+        // The time between two look-ups that succeeded counts against every id.
+        let since = self.succeeded.map_or(Duration::ZERO, |at| at.elapsed());
+        self.succeeded = self.tried;
+        let rows: Vec<(i64, String)> = rows
+            .into_iter()
+            .filter(|(id, _)| self.ids.remove(id).is_some())
+            .collect();
         if !rows.is_empty() {
             tracing::debug!(
                 source = SOURCE,
@@ -625,9 +662,10 @@ impl Late {
                 "applied changes committed after the poller had read past their ids"
             );
         }
-        let rows = rows
-            .into_iter()
-            .filter(|(id, _)| self.ids.remove(id).is_some());
+        self.ids.retain(|_, left| {
+            *left = left.saturating_sub(since);
+            !left.is_zero()
+        });
         report(sink, rows)
     }
 }
@@ -657,7 +695,7 @@ fn restart(
 /// written into the statement rather than bound (one statement whatever their count).
 fn id_list(prefix: &str, ids: &[i64]) -> String {
     use std::fmt::Write as _;
-    let mut sql = String::with_capacity(prefix.len() + ids.len() * 8 + 1);
+    let mut sql = String::with_capacity(prefix.len() + ids.len() * 12 + 1);
     sql.push_str(prefix);
     for (i, id) in ids.iter().enumerate() {
         let comma = if i == 0 { "" } else { "," };
@@ -742,8 +780,15 @@ mod sqlite {
                 .await
         }
         async fn among(&self, ids: &[i64]) -> Result<Vec<(i64, String)>, sqlx::Error> {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
             let sql = super::id_list(&self.among, ids);
-            sqlx::query_as(&sql).fetch_all(&self.pool).await
+            // Not prepared for good: the list differs at every look-up.
+            sqlx::query_as(&sql)
+                .persistent(false)
+                .fetch_all(&self.pool)
+                .await
         }
         async fn max_id(&self) -> Result<i64, sqlx::Error> {
             sqlx::query_scalar(&self.max).fetch_one(&self.pool).await
@@ -786,6 +831,12 @@ mod sqlite {
             assert_eq!(table.max_id().await.unwrap(), 3);
             assert_eq!(table.prune(10).await.unwrap(), 0);
             assert_eq!(table.since(2).await.unwrap(), [(3, "c".to_owned())]);
+            // Late ids are looked up by id, in one statement; none, in none.
+            assert_eq!(
+                table.among(&[1, 3, 9]).await.unwrap(),
+                [(3, "c".to_owned())]
+            );
+            assert!(table.among(&[]).await.unwrap().is_empty());
         }
     }
 }
@@ -914,8 +965,17 @@ mod mysql {
                 .await
         }
         pub(super) async fn among(&self, ids: &[i64]) -> Result<Vec<(i64, String)>, sqlx::Error> {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
             let sql = super::id_list(&self.among, ids);
-            sqlx::query_as(&sql).fetch_all(&self.store.pool()).await
+            // Not prepared for good: the list differs at every look-up, and the store's
+            // statement cache (and the server's count of prepared statements, which Better
+            // Auth shares) would fill with them.
+            sqlx::query_as(&sql)
+                .persistent(false)
+                .fetch_all(&self.store.pool())
+                .await
         }
         pub(super) async fn max_id(&self) -> Result<i64, sqlx::Error> {
             sqlx::query_scalar(&self.max)
@@ -1198,7 +1258,10 @@ mod late_tests {
 
         table.commit(1, "first");
         table.commit(3, "third");
-        applied.changed().await.unwrap();
+        tokio::time::timeout(SETTLE, applied.changed())
+            .await
+            .expect("ids 1 and 3 were reported")
+            .unwrap();
         tokio::time::sleep(SETTLE * 2).await;
         // (Tokio's clock is paused: the sleep only moves it on.)
         let held = |key: &StorageKey<'_>| cached.holds(key);
@@ -1216,21 +1279,26 @@ mod late_tests {
             .expect("the late change was applied within two look-ups");
     }
 
-    /// The ids read past are bounded, newest kept.
+    /// Of a long gap (a jump of the counter), its two ends; in all, the newest [`LATE_MAX`].
     #[test]
     fn ids_read_past_are_bounded() {
-        let mut late = Late::default();
-        let seen = BTreeSet::from([5]);
-        late.passed(0, 10, &seen);
-        assert_eq!(
-            late.ids.keys().copied().collect::<Vec<_>>(),
-            [1, 2, 3, 4, 6, 7, 8, 9, 10]
-        );
-        late.passed(10, 10 + 3 * LATE_MAX as i64, &BTreeSet::new());
+        let mut late = Late::new(Duration::from_secs(300));
+        late.passed(0, 10, &BTreeSet::from([5]));
+        let ids = |late: &Late| late.ids.keys().copied().collect::<Vec<_>>();
+        assert_eq!(ids(&late), [1, 2, 3, 4, 6, 7, 8, 9, 10]);
+        let mut late = Late::new(Duration::from_secs(300));
+        late.passed(100, 1000, &BTreeSet::new());
+        let expected: Vec<i64> = (101..=132).chain(969..=1000).collect();
+        assert_eq!(ids(&late), expected);
+        for step in 0..40 {
+            late.passed(1000 + step * 64, 1000 + (step + 1) * 64, &BTreeSet::new());
+        }
         assert_eq!(late.ids.len(), LATE_MAX);
+        assert_eq!(late.ids.keys().last(), Some(&(1000 + 40 * 64)));
+        // A short retention shortens the look-ups, so that pruning does not come first.
         assert_eq!(
-            late.ids.keys().next(),
-            Some(&(10 + 2 * LATE_MAX as i64 + 1))
+            Late::new(Duration::from_secs(10)).keep,
+            Duration::from_secs(6)
         );
     }
 }
