@@ -418,20 +418,79 @@ async fn within<T>(work: impl Future<Output = Result<T, sqlx::Error>>) -> Result
         })
 }
 
+/// Where the poller is in the change table.
+struct Position {
+    /// Every id at or below it was applied, or read past ([`Late`]).
+    floor: i64,
+    /// The largest id read.
+    max_seen: i64,
+    /// The ids above `floor` already applied.
+    seen: BTreeSet<i64>,
+    /// When each poll read, and the largest id seen by then: the floor follows [`SETTLE`]
+    /// behind.
+    history: VecDeque<(Instant, i64)>,
+    late: Late,
+}
+
+impl Position {
+    fn new(floor: i64, retention: Duration) -> Self {
+        Self {
+            floor,
+            max_seen: floor,
+            seen: BTreeSet::new(),
+            history: VecDeque::new(),
+            late: Late::new(retention),
+        }
+    }
+
+    /// Starts reading a recreated change table after id `from`: its ids started again. After
+    /// a recreation by the upkeep, from its first row (rows read twice, where only the
+    /// triggers were recreated, drop entries twice: harmless).
+    fn restart(&mut self, from: i64) {
+        self.floor = from;
+        self.max_seen = from;
+        self.seen.clear();
+        self.history.clear();
+        self.late.ids.clear();
+    }
+
+    /// Takes the rows of one read: the ones not applied yet, for the sink.
+    fn read(&mut self, rows: Vec<(i64, String)>) -> Vec<(i64, String)> {
+        rows.into_iter()
+            .filter(|&(id, _)| {
+                self.max_seen = self.max_seen.max(id);
+                self.seen.insert(id)
+            })
+            .collect()
+    }
+
+    /// After a read at `at`: the floor moves to the largest id seen [`SETTLE`] ago, reading
+    /// past the ids still missing below it.
+    fn settle(&mut self, at: Instant) {
+        self.history.push_back((at, self.max_seen));
+        while let Some(&(then, max)) = self.history.front() {
+            if then.elapsed() < SETTLE {
+                break;
+            }
+            self.late.passed(self.floor, max, &self.seen);
+            self.floor = self.floor.max(max);
+            self.history.pop_front();
+        }
+        self.seen = self.seen.split_off(&(self.floor + 1));
+    }
+}
+
 /// Polls `db` every `interval` until the feed is dropped.
 async fn poll<T: ChangeTable>(
     db: T,
     mut upkeep: Upkeep,
     sink: Sink,
-    mut floor: i64,
+    floor: i64,
     interval: Duration,
     retention: Duration,
 ) {
     let prune_every = (retention / 4).max(Duration::from_secs(5));
-    let mut late = Late::new(retention);
-    let mut seen = BTreeSet::new();
-    let mut history: VecDeque<(Instant, i64)> = VecDeque::new();
-    let mut max_seen = floor;
+    let mut at = Position::new(floor, retention);
     let mut last_ok = Instant::now();
     let mut last_prune = Instant::now();
     let mut last_check = Instant::now()
@@ -445,7 +504,7 @@ async fn poll<T: ChangeTable>(
         if !sink.alive() {
             return;
         }
-        match within(db.since(floor)).await {
+        match within(db.since(at.floor)).await {
             Ok(rows) => {
                 let recovered = std::mem::take(&mut failing);
                 if recovered {
@@ -457,18 +516,11 @@ async fn poll<T: ChangeTable>(
                 // passed), and would be skipped for good.
                 let fresh = rows
                     .iter()
-                    .any(|(id, _)| *id > max_seen || !seen.contains(id));
+                    .any(|(id, _)| *id > at.max_seen || !at.seen.contains(id));
                 if recovered || !fresh {
                     if let Ok(max) = within(db.max_id()).await {
-                        if max < max_seen {
-                            restart(
-                                max,
-                                &mut floor,
-                                &mut max_seen,
-                                &mut seen,
-                                &mut history,
-                                &mut late,
-                            );
+                        if max < at.max_seen {
+                            at.restart(max);
                             sink.send(Change::All);
                             continue;
                         }
@@ -481,24 +533,11 @@ async fn poll<T: ChangeTable>(
                     sink.send(Change::All);
                 }
                 last_ok = Instant::now();
-                let rows = rows.into_iter().filter(|&(id, _)| {
-                    max_seen = max_seen.max(id);
-                    seen.insert(id)
-                });
-                if !report(&sink, rows) {
+                if !report(&sink, at.read(rows)) {
                     return;
                 }
-                history.push_back((last_ok, max_seen));
-                while let Some(&(at, max)) = history.front() {
-                    if at.elapsed() < SETTLE {
-                        break;
-                    }
-                    late.passed(floor, max, &seen);
-                    floor = floor.max(max);
-                    history.pop_front();
-                }
-                seen = seen.split_off(&(floor + 1));
-                if !late.look_up(&db, &sink).await {
+                at.settle(last_ok);
+                if !at.late.look_up(&db, &sink).await {
                     return;
                 }
             }
@@ -508,14 +547,7 @@ async fn poll<T: ChangeTable>(
                 if last_check.elapsed() >= RECHECK {
                     last_check = Instant::now();
                     if checked(&mut upkeep, &db).await {
-                        restart(
-                            0,
-                            &mut floor,
-                            &mut max_seen,
-                            &mut seen,
-                            &mut history,
-                            &mut late,
-                        );
+                        at.restart(0);
                         sink.send(Change::All);
                         continue;
                     }
@@ -534,14 +566,7 @@ async fn poll<T: ChangeTable>(
         if last_prune.elapsed() >= prune_every {
             last_prune = Instant::now();
             if checked(&mut upkeep, &db).await {
-                restart(
-                    0,
-                    &mut floor,
-                    &mut max_seen,
-                    &mut seen,
-                    &mut history,
-                    &mut late,
-                );
+                at.restart(0);
                 sink.send(Change::All);
             }
             let secs = retention.as_secs();
@@ -549,16 +574,9 @@ async fn poll<T: ChangeTable>(
                 tracing::debug!(%error, "could not prune the session change table");
             }
             if let Ok(max) = within(db.max_id()).await {
-                if max < floor {
+                if max < at.floor {
                     // The table was recreated: its ids started again.
-                    restart(
-                        max,
-                        &mut floor,
-                        &mut max_seen,
-                        &mut seen,
-                        &mut history,
-                        &mut late,
-                    );
+                    at.restart(max);
                     sink.send(Change::All);
                 }
             }
@@ -672,24 +690,6 @@ impl Late {
 
 /// How often the upkeep looks while reads of the change table fail.
 const RECHECK: Duration = Duration::from_secs(5);
-
-/// Starts reading a recreated change table after id `from`: its ids started again. After a
-/// recreation by the upkeep, from its first row (rows read twice, where only the triggers were
-/// recreated, drop entries twice: harmless).
-fn restart(
-    from: i64,
-    floor: &mut i64,
-    max_seen: &mut i64,
-    seen: &mut BTreeSet<i64>,
-    history: &mut VecDeque<(Instant, i64)>,
-    late: &mut Late,
-) {
-    *floor = from;
-    *max_seen = from;
-    seen.clear();
-    history.clear();
-    late.ids.clear();
-}
 
 /// `prefix` (`select … where id in (`) with `ids` and the closing parenthesis: numbers, so
 /// written into the statement rather than bound (one statement whatever their count).
