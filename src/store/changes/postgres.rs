@@ -548,13 +548,18 @@ impl Watched {
     /// none). Optional: without it (a role that may not create it, a lost race) a `TRUNCATE`
     /// is served until the cache TTL, as before it existed.
     async fn create_truncate(&self, pool: &sqlx::PgPool) -> Result<(), StoreError> {
-        if self.truncate_exists(pool).await? {
-            return Ok(());
+        if !self.truncate_exists(pool).await? {
+            self.add_truncate(pool).await;
         }
+        Ok(())
+    }
+
+    /// Creates the session table's `TRUNCATE` trigger, known to be missing; a failure is
+    /// logged at debug (see [`create_truncate`](Self::create_truncate)).
+    async fn add_truncate(&self, pool: &sqlx::PgPool) {
         if let Err(error) = briefly(pool, &self.truncate_trigger()).await {
             tracing::debug!(%error, "could not create the session table's TRUNCATE trigger");
         }
-        Ok(())
     }
 
     /// Whether the session table's `TRUNCATE` trigger is there (always, for the user table's
@@ -657,11 +662,14 @@ impl Upkeep {
                     .ok()
                     .and_then(Result::ok);
                 match present {
-                    Some(false) if self.create => {
-                        let _ = session.create_truncate(&pool).await;
-                    }
+                    // Just looked: missing.
+                    Some(false) if self.create => session.add_truncate(&pool).await,
                     Some(false) if !std::mem::replace(&mut truncate_said, true) => {
-                        tracing::warn!(trigger = %session.truncate_name(), "no trigger reports a TRUNCATE of the session table any more: truncated sessions are served from the cache until its TTL");
+                        tracing::warn!(
+                            trigger = %session.truncate_name(),
+                            "no trigger reports a TRUNCATE of the session table any more: \
+                             truncated sessions are served from the cache until its TTL"
+                        );
                     }
                     Some(true) => truncate_said = false,
                     _ => {}
