@@ -719,3 +719,138 @@ async fn a_redis_cluster_feed_starts_under_a_hash_tagged_prefix() {
     .unwrap();
     assert!(cached.find(&key).await.unwrap().is_none());
 }
+
+/// A managed Redis (ElastiCache, Memorystore and the like) forbids `CONFIG`: the feed can
+/// neither read nor set `notify-keyspace-events`. Until the operator makes the setting, starting
+/// the feed fails and names it, whether `CONFIG` is forbidden outright (the probe hears
+/// nothing), allowed only to read, or the application turned configuring off, and none of those
+/// attempts changes the server. Once it is set in the server's configuration, the feed starts
+/// through the same restricted user and hears a session deleted behind the store's back. A
+/// server of the test's own: the setting is server-wide.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_feed_where_config_is_forbidden_says_what_to_set_and_then_hears_deletes() {
+    use tower_auth_session::store::RedisStore;
+    use tower_auth_session::{StorageKey, User};
+    let test = "a_redis_feed_where_config_is_forbidden_says_what_to_set_and_then_hears_deletes";
+    let Some(server) = common::servers::Redis::start(test) else {
+        return;
+    };
+    let admin = server.url();
+    let mut conn = common::redis_nodes::conn(&admin).await;
+    let setting = |conn: redis::aio::MultiplexedConnection| async move {
+        let mut conn = conn;
+        let got: (String, String) = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("notify-keyspace-events")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        got.1
+    };
+    assert_eq!(
+        setting(conn.clone()).await,
+        "",
+        "a fresh server notifies nothing"
+    );
+    // Users as a managed service hands them out: every command but CONFIG, or CONFIG GET only.
+    for (user, rules) in [
+        ("no-config", &["-config"][..]),
+        ("read-config", &["-config", "+config|get"][..]),
+    ] {
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(user)
+            .arg(&["on", ">managed-secret", "~*", "&*", "+@all"])
+            .arg(rules)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let as_user = |user: &str| format!("redis://{user}:managed-secret@127.0.0.1:{}/", server.port);
+    let store = RedisStore::connect(&admin).await.unwrap();
+
+    let refused = |e: tower_auth_session::StoreError| e.to_string();
+    let told_off = refused(
+        store
+            .session_changes(admin.as_str())
+            .configure_server(false)
+            .start()
+            .await
+            .unwrap_err(),
+    );
+    let read_only = refused(
+        store
+            .session_changes(as_user("read-config"))
+            .start()
+            .await
+            .unwrap_err(),
+    );
+    let forbidden = refused(
+        store
+            .session_changes(as_user("no-config"))
+            .start()
+            .await
+            .unwrap_err(),
+    );
+    for (what, err) in [
+        ("configure_server(false)", &told_off),
+        ("CONFIG SET refused", &read_only),
+        ("CONFIG refused", &forbidden),
+    ] {
+        assert!(
+            err.contains("notify-keyspace-events") && err.contains("K, g, $ and x"),
+            "{what}: the error names the setting and its flags: {err}"
+        );
+    }
+    assert!(told_off.contains("parameter group"), "{told_off}");
+    assert!(read_only.contains("CONFIG SET was refused"), "{read_only}");
+    assert!(forbidden.contains("was not reported"), "{forbidden}");
+    assert_eq!(
+        setting(conn.clone()).await,
+        "",
+        "no attempt changed the server"
+    );
+
+    // The operator makes the setting; the restricted user's feed now starts and hears deletes.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg("Kg$x")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let changes = store
+        .session_changes(as_user("no-config"))
+        .start()
+        .await
+        .unwrap();
+    let (inner, cached) = common::counted_cache(&store, &changes);
+    let user = User::new("managed@example.com", "M", time::OffsetDateTime::now_utc());
+    let mut applied = changes.applied();
+    let before = *applied.borrow();
+    let gone = common::new_session(&store, &user).await;
+    let kept = common::new_session(&store, &user).await;
+    // The sessions' own writes are reported too: wait for them before caching.
+    tokio::time::timeout(DEADLINE, applied.wait_for(|n| *n >= before + 2))
+        .await
+        .expect("the writes were reported")
+        .unwrap();
+    for token in [&gone, &kept] {
+        assert!(cached
+            .find(&StorageKey::new(token.as_str()))
+            .await
+            .unwrap()
+            .is_some());
+    }
+    common::reported(
+        &mut applied,
+        DEADLINE,
+        "a delete behind the store's back was not reported",
+        async {
+            assert_eq!(common::redis_nodes::del(&admin, &gone).await, 1);
+        },
+    )
+    .await;
+    common::only_gone_is_read_again(&cached, &inner, &gone, &kept).await;
+}
