@@ -131,6 +131,84 @@ fn better_auth_secrets_env_is_read_first_current_first() {
     std::env::remove_var("BETTER_AUTH_SECRET");
 }
 
+/// `BETTER_AUTH_SECRETS` values are trimmed as Better Auth trims them (`2: secret` signs with
+/// `secret`, not ` secret`: every cookie would fail its check), an empty one is refused, and an
+/// older entry too weak to be a secret (the reason to rotate) does not stop start-up, as it does
+/// not stop Better Auth's: it is only left out of the cookie checks.
+#[test]
+fn better_auth_secrets_values_are_trimmed_and_weak_older_ones_left_out() {
+    use tower::ServiceExt as _;
+    let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+    std::env::remove_var("BETTER_AUTH_URL");
+    let current = "current-secret-0123456789-abcdefghijk";
+    std::env::set_var(
+        "BETTER_AUTH_SECRETS",
+        format!("2: {current} ,1:\tshort-old-secret"),
+    );
+    let cfg = SessionConfig::from_env().unwrap();
+    assert_eq!(
+        cfg.signer().sign_raw("t"),
+        tower_auth_session::codec::Signer::new(current).sign_raw("t")
+    );
+    // A cookie signed with the weak older secret is not accepted; one signed with the current is.
+    let store = tower_auth_session::MemoryStore::new();
+    let user =
+        tower_auth_session::User::new("weak@example.com", "W", time::OffsetDateTime::now_utc());
+    store.insert_user(user.clone());
+    let token = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(
+            tower_auth_session::SessionLayer::new(cfg.clone(), store.clone())
+                .manager()
+                .sign_in(&user, tower_auth_session::SignIn::new()),
+        )
+        .unwrap()
+        .session
+        .token;
+    let status = |secret: &str| {
+        let app = axum::Router::new()
+            .route(
+                "/",
+                axum::routing::get(|_: tower_auth_session::extract::CurrentUser| async { "ok" }),
+            )
+            .layer(tower_auth_session::SessionLayer::new(
+                cfg.clone(),
+                store.clone(),
+            ));
+        let cookie = format!(
+            "better-auth.session_token={}",
+            tower_auth_session::codec::Signer::new(secret).sign_cookie_value(&token)
+        );
+        let req = http::Request::get("/")
+            .header("cookie", cookie)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(app.oneshot(req))
+            .unwrap()
+            .status()
+    };
+    assert_eq!(status(current), http::StatusCode::OK);
+    assert_eq!(status("short-old-secret"), http::StatusCode::UNAUTHORIZED);
+
+    std::env::set_var(
+        "BETTER_AUTH_SECRETS",
+        format!("2:{current},1:better-auth-secret-12345678901234567890"),
+    );
+    assert!(
+        SessionConfig::from_env().is_ok(),
+        "Better Auth starts with this environment"
+    );
+    std::env::set_var("BETTER_AUTH_SECRETS", format!("2:  ,1:{current}"));
+    let err = SessionConfig::from_env().unwrap_err().to_string();
+    assert!(err.contains("version 2 has an empty secret value"), "{err}");
+    std::env::remove_var("BETTER_AUTH_SECRETS");
+}
+
 /// `BETTER_AUTH_TRUSTED_ORIGINS` turns on the origin check with its origins and the
 /// environment's base URL, as Better Auth trusts them; unset, the check stays off. Entries
 /// only Better Auth's redirect checks use (an app scheme) are skipped, not refused: the

@@ -84,6 +84,13 @@ pub(crate) fn parse_secrets(list: &str) -> Result<Vec<String>, ConfigError> {
         if versions.contains(&version) {
             return Err(invalid(format!("version {version} appears twice")));
         }
+        // Better Auth trims the value too: `2: new-secret` signs with `new-secret`.
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(invalid(format!(
+                "version {version} has an empty secret value"
+            )));
+        }
         versions.push(version);
         values.push(value.to_owned());
     }

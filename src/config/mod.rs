@@ -331,9 +331,10 @@ impl SessionConfigBuilder {
     /// Applies the environment as Better Auth reads it, everything [`SessionConfig::from_env`]
     /// applies, so that builder options can be added on top:
     ///
-    /// * the secret from `BETTER_AUTH_SECRETS` (`version:value,…`: the first is current, the
-    ///   others become [`previous_secret`](Self::previous_secret)s), else `BETTER_AUTH_SECRET`,
-    ///   else `AUTH_SECRET`;
+    /// * the secret from `BETTER_AUTH_SECRETS` (`version:value,…`, values trimmed: the first is
+    ///   current, the others become [`previous_secret`](Self::previous_secret)s, except one
+    ///   shorter than 32 bytes or Better Auth's default, which is left out with a warning), else
+    ///   `BETTER_AUTH_SECRET`, else `AUTH_SECRET`;
     /// * secure cookies (`__Secure-` names) when the base URL (`BETTER_AUTH_URL`,
     ///   `NEXT_PUBLIC_BETTER_AUTH_URL`, `PUBLIC_BETTER_AUTH_URL`, `NUXT_PUBLIC_BETTER_AUTH_URL`,
     ///   `NUXT_PUBLIC_AUTH_URL`, `BASE_URL`, first set wins) starts with `https://`, or, with no
@@ -423,6 +424,17 @@ impl SessionConfigBuilder {
             self = self.secret(current);
         }
         for old in secrets {
+            // Better Auth keeps older entries only to decrypt what it encrypted with them and
+            // judges none of them: a weak one (the reason to rotate) is not refused, only left
+            // out of the cookie checks here.
+            if old.len() < MIN_SECRET_LEN || old == BETTER_AUTH_DEFAULT_SECRET {
+                tracing::warn!(
+                    "an older BETTER_AUTH_SECRETS entry is shorter than 32 bytes or Better Auth's \
+                     default: cookies signed with it are not accepted (Better Auth accepts none \
+                     signed with an older secret either)"
+                );
+                continue;
+            }
             self = self.previous_secret(old, None);
         }
         Ok(self.secure_from_env())
