@@ -158,7 +158,8 @@ impl Cookies {
             check_token("cookie name", &name)?;
             // Per cookie, as better-call: `__Host-` forces `Path=/`, no `Domain` and `Secure`;
             // `__Secure-`, `SameSite=None` and `Partitioned` force `Secure`.
-            let is_host = name.starts_with("__Host-");
+            // Matched ignoring case, as better-call and browsers (RFC 6265bis) match them.
+            let is_host = has_prefix(&name, "__Host-");
             let mut scope = String::new();
             if let (Some(domain), false) = (options.domain, is_host) {
                 scope.push_str("; Domain=");
@@ -172,7 +173,7 @@ impl Cookies {
             }
             if options.secure
                 || is_host
-                || name.starts_with("__Secure-")
+                || has_prefix(&name, "__Secure-")
                 || options.same_site == SameSite::None
                 || options.partitioned
             {
@@ -259,9 +260,48 @@ fn check_attr(option: &'static str, value: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// Whether `name` starts with `prefix`, ignoring ASCII case.
+fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.get(..prefix.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `__host-` is `__Host-` to better-call and to browsers: `Secure`, `Path=/` and no
+    /// `Domain`, or a browser drops the cookie (and ignores its deletion).
+    #[test]
+    fn cookie_name_prefixes_are_matched_ignoring_case() {
+        for (name, line) in [
+            (
+                "__host-sid",
+                "__host-sid=v; Max-Age=604800; Path=/; HttpOnly; Secure; SameSite=Lax",
+            ),
+            (
+                "__SECURE-sid",
+                "__SECURE-sid=v; Max-Age=604800; Domain=example.com; Path=/app; HttpOnly; Secure; SameSite=Lax",
+            ),
+            (
+                "_host-sid",
+                "_host-sid=v; Max-Age=604800; Domain=example.com; Path=/app; HttpOnly; SameSite=Lax",
+            ),
+        ] {
+            let cookies = Cookies::new(&CookieOptions {
+                secure: false,
+                prefix: None,
+                session_cookie_name: Some(name),
+                domain: Some("example.com"),
+                path: Some("/app"),
+                same_site: SameSite::Lax,
+                http_only: true,
+                partitioned: false,
+            })
+            .unwrap();
+            assert_eq!(cookies.session.header("v", Some(Duration::days(7))), line);
+        }
+    }
 
     /// As better-call writes them: `Partitioned` last, and `Secure` forced, on the cookies and
     /// on their deletions (a browser deletes a partitioned cookie only with a partitioned
