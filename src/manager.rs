@@ -90,6 +90,8 @@ pub struct SignIn {
     second_factor: bool,
     /// The chunks of the cookie cache the request carried, replaced or expired by the new one.
     cache_chunks: Vec<String>,
+    /// Whether the request carried a cookie cache, whole or in chunks.
+    cache_seen: bool,
     /// The deletions of Better Auth's other sign-in cookies the request carried, for a
     /// sign-out ([`Cookies::others_carried`](crate::config::Cookies::others_carried)).
     others: Vec<HeaderValue>,
@@ -125,6 +127,7 @@ impl SignIn {
             dont_remember_seen: None,
             second_factor: false,
             cache_chunks: Vec::new(),
+            cache_seen: false,
             others: Vec::new(),
         }
     }
@@ -134,9 +137,12 @@ impl SignIn {
     /// [`trusted_proxies`](crate::SessionConfigBuilder::trusted_proxies)), and, with
     /// [`multi_session`](crate::SessionConfigBuilder::multi_session), the browser's
     /// multi-session cookies (a sign-in ends this user's earlier sessions among them and
-    /// respects `maximumSessions`, as Better Auth's plugin does).
+    /// respects `maximumSessions`, as Better Auth's plugin does), and the cookie cache it
+    /// carried (replaced by the new session's, or expired when the layer keeps none).
     pub fn from_headers(headers: &HeaderMap, config: &SessionConfig) -> Self {
         let ip_address = config.ip.client_ip(headers);
+        let cache_chunks = config.cookies.session_data.chunk_names(headers);
+        let cache_seen = !cache_chunks.is_empty() || config.cookies.session_data.carried(headers);
         Self {
             remember_me: true,
             ip_address,
@@ -146,7 +152,8 @@ impl SignIn {
                 .map(|_| crate::multi::read(config, headers)),
             dont_remember_seen: Some(crate::credential::DontRemember::new(headers).get(config)),
             second_factor: false,
-            cache_chunks: config.cookies.session_data.chunk_names(headers),
+            cache_chunks,
+            cache_seen,
             others: config.cookies.others_carried(headers),
         }
     }
@@ -382,6 +389,13 @@ impl SessionManager {
                 &Authenticated::new(session.clone(), user.clone()),
                 now,
                 !options.remember_me,
+                &options.cache_chunks,
+            ));
+        } else if options.cache_seen {
+            // The layer keeps no cookie cache, but Better Auth's server may: the cache of the
+            // account signed in before, which the request carried, would outlive the sign-in.
+            cookies.extend(crate::cookie_cache::expire_all(
+                &cookie.session_data,
                 &options.cache_chunks,
             ));
         }

@@ -875,6 +875,45 @@ async fn a_chunked_sign_in_expires_the_previous_unchunked_cache() {
     );
 }
 
+/// With the layer's cache off, Better Auth's server may still keep one (the README's advice for
+/// the layer, Better Auth's for its server): a sign-in from Rust expires the cache cookie, and
+/// its chunks, that the request carried, or `getCookieCache` keeps showing the account signed in
+/// before. A request without one gets no deletion.
+#[tokio::test]
+async fn a_sign_in_with_the_layers_cache_off_expires_the_previous_accounts_cache() {
+    let f = fx_with("NoCache", |b| b);
+    let bob = User::new("bob@example.com", "Bob", T0);
+    f.store.inner.insert_user(bob.clone());
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::COOKIE,
+        format!("{DATA}=alice-cache-from-better-auth; {DATA}.0=x")
+            .parse()
+            .unwrap(),
+    );
+    let lines = f
+        .sign_in_lines(&bob, SignIn::from_headers(&headers, f.layer.config()))
+        .await;
+    for name in [DATA.to_owned(), format!("{DATA}.0")] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{name}=;")) && l.contains("Max-Age=0")),
+            "{name} not expired: {lines:?}"
+        );
+    }
+    let lines = f
+        .sign_in_lines(
+            &bob,
+            SignIn::from_headers(&http::HeaderMap::new(), f.layer.config()),
+        )
+        .await;
+    assert!(
+        !lines.iter().any(|l| l.starts_with(DATA)),
+        "nothing to expire: {lines:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_sign_in_issues_the_new_sessions_cache() {
     let f = fx();

@@ -102,7 +102,7 @@ impl CookieSpec {
     }
 
     /// Whether `headers` carry this cookie under its exact name.
-    fn carried(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn carried(&self, headers: &HeaderMap) -> bool {
         cookies_with_prefix(headers, &self.name).any(|(name, _)| name == self.name.as_bytes())
     }
 }
