@@ -356,7 +356,15 @@ fn escape_glob(s: &str) -> String {
 /// What a notification on `channel` (`__keyspace@N__:{prefix}{suffix}`) means for the cache.
 fn change_of<'a>(channel: &'a str, channel_prefix: &str, event: &str) -> Option<Change<'a>> {
     let suffix = channel.strip_prefix(channel_prefix)?;
-    if suffix.starts_with("active-sessions-") || suffix.starts_with("tas-session-changes-probe-") {
+    // Better Auth's rate limiter counts every request under `{ip}|{path}` in the same storage
+    // (`INCR`, then `EXPIRE`, then `expired`): no session key holds a `|`, and no session is
+    // written by a counter command. Taken for sessions, each of its requests fenced a stripe
+    // of every instance's cache and dropped fills and reads ahead.
+    if suffix.starts_with("active-sessions-")
+        || suffix.starts_with("tas-session-changes-probe-")
+        || suffix.contains('|')
+        || matches!(event, "incrby" | "incrbyfloat" | "append" | "setrange")
+    {
         return None;
     }
     if let Some(user_id) = suffix.strip_prefix("revoked-sessions-before-") {
@@ -397,6 +405,14 @@ mod tests {
         )
         .is_none());
         assert!(change_of("__keyspace@3__:app:active-sessions-u1", p, "set").is_none());
+        // Better Auth's rate-limit counters share the storage and its prefix.
+        for event in ["incrby", "expire", "expired", "set", "del"] {
+            assert!(
+                change_of("__keyspace@3__:app:203.0.113.7|/get-session", p, event).is_none(),
+                "{event}"
+            );
+        }
+        assert!(change_of("__keyspace@3__:app:tok123", p, "incrby").is_none());
         assert!(change_of("__keyspace@4__:app:tok", p, "del").is_none());
         assert!(matches!(
             change_of("__keyspace@3__:app:tok", p, "expired"),
