@@ -747,6 +747,23 @@ async fn a_read_ahead_that_began_before_an_extension_does_not_put_the_old_expiry
     assert_eq!(served.session.expires_at, later, "the old expiry came back");
 }
 
+/// An invalidation of something else during a read ahead (another user's sessions revoked,
+/// which moves the cache-wide counter every fill is checked against) leaves the entry read
+/// again and served: a read ahead exists to keep sessions in use cached without a miss.
+#[tokio::test]
+async fn a_read_ahead_keeps_its_entry_when_another_user_is_revoked() {
+    let (store, slow, s, refresh) = read_ahead_held("kept@example.com").await;
+    store.delete_user_sessions("someone-else").await.unwrap();
+    slow.gate.notify_one();
+    assert_eq!(refresh.await.unwrap(), 1);
+    let served = store
+        .find_now(&s.storage_key())
+        .expect("still cached after another user's revocation")
+        .unwrap()
+        .expect("the session");
+    assert_eq!(served.session.token, s.token);
+}
+
 #[tokio::test]
 async fn an_entrys_ttl_runs_from_when_its_read_began() {
     let slow = Slow::new();

@@ -170,19 +170,10 @@ impl Core {
         } else {
             self.negative_ttl
         };
-        if ttl == 0 {
-            return;
-        }
-        // Served for between seven eighths of the TTL and all of it, by token: entries filled
-        // together (a cold start, a deploy) then expire over an eighth of the TTL rather than in
-        // the same millisecond, and their reads of the store come spread, not as one burst.
-        let spread = (stamp.hash >> 16) % (ttl / 8 + 1);
         let now = self.ticks.now();
-        let until = stamp.at.saturating_add(ttl - spread);
-        if until <= now {
-            // The read took longer than the entry would be served.
+        let Some(until) = Self::served_until(ttl, stamp.hash, stamp.at, now) else {
             return;
-        }
+        };
         self.cache.insert(token, found.cloned(), until, now);
         if let (Some(prints), Some(print), Some(_)) = (&self.fingerprints, stamp.print, found) {
             // Recorded after the entry is cached (a record then always has its entry, which a
@@ -199,11 +190,29 @@ impl Core {
         }
     }
 
+    /// Until which tick an answer for the token of keyed `hash`, read from tick `at` on, is
+    /// served with `ttl`; `None` when not at all (no TTL, or the read took longer than the
+    /// entry would be served).
+    fn served_until(ttl: u64, hash: u64, at: u64, now: u64) -> Option<u64> {
+        if ttl == 0 {
+            return None;
+        }
+        // Served for between seven eighths of the TTL and all of it, by token: entries filled
+        // together (a cold start, a deploy) then expire over an eighth of the TTL rather than in
+        // the same millisecond, and their reads of the store come spread, not as one burst.
+        let spread = (hash >> 16) % (ttl / 8 + 1);
+        let until = at.saturating_add(ttl - spread);
+        (until > now).then_some(until)
+    }
+
     /// Reads again from `inner`, in batches, the entries [`due`](table::Table::due) within the
-    /// refresh window, each under the stamp taken before its batch was read (a revocation
-    /// that arrives meanwhile wins, as for any fill). An entry whose session the store no
-    /// longer has is dropped. A batch the store fails to read is left to expire, and the
-    /// others are still read. Returns how many entries were read, or the first error.
+    /// refresh window. Each answer replaces its entry only if the entry still holds the
+    /// records it held when the read began ([`replace_if`](table::Table::replace_if)): a
+    /// revocation of the session or its user meanwhile removed it, and an extension put
+    /// another session in it, so neither is undone; an invalidation of anything else leaves
+    /// the entry served. An entry whose session the store no longer has is dropped. A batch
+    /// the store fails to read is left to expire, and the others are still read. Returns how
+    /// many entries were read, or the first error.
     async fn refresh_due<S: SessionStore>(&self, inner: &S) -> Result<usize, StoreError> {
         if self.refresh_window == 0 {
             return Ok(0);
@@ -213,8 +222,11 @@ impl Core {
         let mut read = 0;
         let mut failed = None;
         for batch in due.chunks(REFRESH_BATCH) {
-            let stamps: Vec<Stamp> = batch.iter().map(|token| self.stamp(token)).collect();
-            let keys: Vec<StorageKey<'_>> = batch.iter().map(StorageKey::new).collect();
+            let began = self.ticks.now();
+            let keys: Vec<StorageKey<'_>> = batch
+                .iter()
+                .map(|(token, _)| StorageKey::new(token))
+                .collect();
             let answers = match inner.find_many(&keys).await {
                 Ok(answers) => answers,
                 Err(error) => {
@@ -223,10 +235,15 @@ impl Core {
                 }
             };
             read += batch.len();
-            for ((token, answer), stamp) in batch.iter().zip(answers).zip(stamps) {
-                match answer {
-                    Some(found) => self.remember(token, Some(&found), stamp),
-                    None => self.cache.remove(token.as_bytes()),
+            let now = self.ticks.now();
+            for ((token, held), answer) in batch.iter().zip(answers) {
+                let Some(found) = answer else {
+                    self.cache.remove(token.as_bytes());
+                    continue;
+                };
+                // Not served at all when the read took longer than that: left to expire.
+                if let Some(until) = Self::served_until(self.ttl, self.hash(token), began, now) {
+                    self.cache.replace_if(token, held, found, until);
                 }
             }
         }

@@ -156,21 +156,65 @@ impl Table {
         }
     }
 
-    /// The tokens of entries that hold a session, were read since they were cached (or since
-    /// their shard's last sweep), and stop being served after tick `now` but by `before`: the
-    /// ones worth reading again before they expire. Each shard is read-locked in turn.
-    pub(super) fn due(&self, now: u64, before: u64) -> Vec<String> {
+    /// Puts `new` for `token` until tick `until`, if the entry still holds the records of
+    /// `held` (the same session and user, not equal copies: held since [`due`](Self::due)
+    /// listed it, so no other entry can have reused their memory); never inserts. Whether it
+    /// did.
+    ///
+    /// What a read ahead caches: every invalidation that concerns the token removes its entry,
+    /// and an extension puts another session in it, so an entry that still holds the very
+    /// records it held when the read began has seen neither, and the read is at least as fresh.
+    /// An invalidation of something else (another user, another token in the same fence
+    /// stripe) leaves the entry served, where a fill's coarser check would drop it.
+    pub(super) fn replace_if(
+        &self,
+        token: &str,
+        held: &Authenticated,
+        new: Authenticated,
+        until: u64,
+    ) -> bool {
+        let holds = |found: &Option<Authenticated>| {
+            found.as_ref().is_some_and(|cur| {
+                Arc::ptr_eq(&cur.session, &held.session) && Arc::ptr_eq(&cur.user, &held.user)
+            })
+        };
+        let hash = self.hash(token.as_bytes());
+        // Compared outside the write lock, as `insert` does: records read again keep the
+        // cached ones when they hold the same rows.
+        let new = Authenticated {
+            session: same_or_new(held.session.clone(), new.session),
+            user: same_or_new(held.user.clone(), new.user),
+        };
+        let mut shard = self.write(hash);
+        match shard.get_mut(hash, token.as_bytes()) {
+            Some(entry) if holds(&entry.found) => {
+                entry.found = Some(new);
+                entry.state = AtomicU64::new(until << 1);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The entries that hold a session, were read since they were cached (or since their
+    /// shard's last sweep), and stop being served after tick `now` but by `before`: the ones
+    /// worth reading again before they expire, with the records they hold (for
+    /// [`replace_if`](Self::replace_if)). Each shard is read-locked in turn.
+    pub(super) fn due(&self, now: u64, before: u64) -> Vec<(String, Authenticated)> {
         let mut due = Vec::new();
         for shard in &self.shards {
             let shard = shard.read().unwrap_or_else(|e| e.into_inner());
             for slot in shard.iter() {
                 let state = slot.value.state.load(Ordering::Relaxed);
                 let until = state >> 1;
-                if state & 1 == 1 && until > now && until <= before && slot.value.found.is_some() {
-                    // Keys are inserted from `&str`: always UTF-8.
-                    if let Ok(token) = std::str::from_utf8(slot.key.as_bytes()) {
-                        due.push(token.to_owned());
-                    }
+                if state & 1 == 0 || until <= now || until > before {
+                    continue;
+                }
+                // Keys are inserted from `&str`: always UTF-8.
+                if let (Some(found), Ok(token)) =
+                    (&slot.value.found, std::str::from_utf8(slot.key.as_bytes()))
+                {
+                    due.push((token.to_owned(), found.clone()));
                 }
             }
         }
@@ -368,10 +412,36 @@ mod tests {
             assert!(table.get(t.as_bytes(), || 1).is_some());
         }
         // At tick 6, for entries that stop being served by tick 12.
-        assert_eq!(table.due(6, 12), vec!["read-soon".to_owned()]);
+        let tokens = |due: Vec<(String, Authenticated)>| -> Vec<String> {
+            due.into_iter().map(|(t, _)| t).collect()
+        };
+        assert_eq!(tokens(table.due(6, 12)), ["read-soon"]);
         // Filling again clears the use bit: not due until read again.
         table.insert("read-soon", found("u"), 20, 6);
-        assert!(table.due(6, 30).iter().all(|t| t != "read-soon"));
+        assert!(tokens(table.due(6, 30)).iter().all(|t| t != "read-soon"));
+    }
+
+    #[test]
+    fn a_read_ahead_replaces_only_the_records_it_began_from() {
+        let table = Table::new(100, foldhash::fast::RandomState::default());
+        table.insert("t", found("u"), 10, 0);
+        assert!(table.get(b"t", || 1).is_some());
+        let (_, held) = table.due(6, 12).pop().unwrap();
+        let mut read = found("u").unwrap();
+        Arc::make_mut(&mut read.session).ip_address = Some("new".into());
+        assert!(table.replace_if("t", &held, read.clone(), 40));
+        let served = table.get(b"t", || 35).flatten().unwrap();
+        assert_eq!(served.session.ip_address.as_deref(), Some("new"));
+        assert!(
+            Arc::ptr_eq(&served.user, &held.user),
+            "the same user row kept"
+        );
+        // The entry now holds other records (refilled, extended): a read begun before is not
+        // put in, and neither is one for an entry that went.
+        assert!(!table.replace_if("t", &held, read.clone(), 50));
+        table.remove(b"t");
+        assert!(!table.replace_if("t", &served, read, 50));
+        assert!(!table.contains(b"t"), "never inserts");
     }
 
     #[test]
