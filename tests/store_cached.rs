@@ -450,7 +450,9 @@ async fn revoking_a_user_drops_only_that_users_entries() {
 ///
 /// Writes can be held too: with `hold_writes` set, an extension waits for `write_gate` before
 /// it writes (signalling `writing`), and a deletion deletes the row and then never answers (a
-/// reply lost, a request dropped).
+/// reply lost, a request dropped); with `commit_later` set, a deletion is received and never
+/// answered, and its row goes only when `commit` is notified (a statement the database runs
+/// after its client gave up).
 #[derive(Clone)]
 struct Slow {
     inner: MemoryStore,
@@ -459,6 +461,8 @@ struct Slow {
     hold_writes: std::sync::Arc<std::sync::atomic::AtomicBool>,
     write_gate: std::sync::Arc<tokio::sync::Notify>,
     writing: std::sync::Arc<tokio::sync::Notify>,
+    commit_later: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    commit: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Slow {
@@ -470,6 +474,8 @@ impl Slow {
             hold_writes: std::sync::Arc::default(),
             write_gate: std::sync::Arc::default(),
             writing: std::sync::Arc::default(),
+            commit_later: std::sync::Arc::default(),
+            commit: std::sync::Arc::default(),
         }
     }
 
@@ -526,6 +532,18 @@ impl SessionStore for Slow {
         self.inner.extend(key, at, now).await
     }
     async fn delete(&self, key: &StorageKey<'_>) -> Result<(), StoreError> {
+        if self.commit_later.load(std::sync::atomic::Ordering::SeqCst) {
+            let (inner, commit, token) = (
+                self.inner.clone(),
+                self.commit.clone(),
+                key.as_str().to_owned(),
+            );
+            tokio::spawn(async move {
+                commit.notified().await;
+                inner.delete(&StorageKey::new(token)).await.unwrap();
+            });
+            std::future::pending::<()>().await;
+        }
         self.inner.delete(key).await?;
         if self.holds_writes() {
             std::future::pending::<()>().await;
@@ -576,6 +594,48 @@ async fn a_revocation_dropped_after_the_store_deleted_the_row_still_drops_the_en
     assert!(
         store.find_now(&key).is_none(),
         "the cache still serves a session the store deleted"
+    );
+}
+
+/// A revocation dropped before the store answered, whose write commits afterwards (a statement
+/// the database received runs without its client), while a request in between read the row
+/// and cached it: the invalidation is applied again once such a write has had time to land, so
+/// the revoked session is not served for the rest of the TTL.
+#[tokio::test(start_paused = true)]
+async fn a_revocation_that_commits_after_its_call_was_dropped_still_drops_the_entry() {
+    let slow = Slow::new();
+    let store = CachedStore::builder(slow.clone())
+        .ttl(Duration::from_secs(600))
+        .build();
+    let s = slow.signed_in(&store, "late@example.com").await;
+    let key = s.storage_key();
+    slow.gate.notify_one();
+    assert!(store.find(&key).await.unwrap().is_some());
+
+    slow.commit_later
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    {
+        let mut revoking = std::pin::pin!(store.delete(&key));
+        tokio::select! {
+            biased;
+            _ = &mut revoking => panic!("the deletion was to be held"),
+            () = std::future::ready(()) => {}
+        }
+    }
+    assert!(store.find_now(&key).is_none(), "dropped at once");
+    // A request reads the row the deletion has not removed yet, and caches it...
+    slow.gate.notify_one();
+    assert!(store.find(&key).await.unwrap().is_some());
+    assert!(store.find_now(&key).is_some(), "cached again");
+    // ...then the deletion commits.
+    slow.commit.notify_one();
+    while slow.inner.find(&key).await.unwrap().is_some() {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        store.find_now(&key).is_none(),
+        "the cache still serves a session whose deletion committed after its call was dropped"
     );
 }
 

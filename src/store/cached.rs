@@ -679,7 +679,8 @@ impl<S: SessionStore> CachedStore<S> {
     /// Runs the revocation `call` on the store, then applies `message` (`t:{token}` or
     /// `u:{user id}`) here and publishes it on the bus, whatever the store answered (an error
     /// may come after the write committed); if this is dropped first, at the drop (the
-    /// publication then on a task of its own).
+    /// publication then on a task of its own), and again after each of
+    /// [`LATE_WRITE_CHECKS`], in case the write committed after the drop.
     async fn ended<T>(
         &self,
         message: String,
@@ -696,9 +697,15 @@ impl<S: SessionStore> CachedStore<S> {
     }
 }
 
+/// How long after a revocation call was dropped unanswered its invalidation is applied (and
+/// published) again, each wait after the previous one: the write may still commit (a statement
+/// the database received runs without its client), after a request in between read the row
+/// and cached it. A write that lands later still is bounded by the TTL.
+const LATE_WRITE_CHECKS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(4)];
+
 /// A revocation in flight (see [`CachedStore::ended`]).
 struct Ending<'a> {
-    core: &'a Core,
+    core: &'a Arc<Core>,
     bus: Option<&'a Bus>,
     message: Option<String>,
 }
@@ -723,11 +730,26 @@ impl Drop for Ending<'_> {
             return;
         };
         apply(self.core, &message);
-        #[cfg(feature = "redis")]
-        if let (Some(bus), Ok(runtime)) = (self.bus, tokio::runtime::Handle::try_current()) {
-            let bus = bus.clone();
-            runtime.spawn(async move { bus.publish(&message).await });
-        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let core = Arc::downgrade(self.core);
+        let bus = self.bus.cloned();
+        runtime.spawn(async move {
+            if let Some(bus) = &bus {
+                bus.publish(&message).await;
+            }
+            for wait in LATE_WRITE_CHECKS {
+                tokio::time::sleep(wait).await;
+                let Some(core) = core.upgrade() else {
+                    return;
+                };
+                apply(&core, &message);
+                if let Some(bus) = &bus {
+                    bus.publish(&message).await;
+                }
+            }
+        });
     }
 }
 
