@@ -1139,6 +1139,86 @@ async fn a_dropped_change_table_is_recreated_by_the_feed() {
         .is_none());
 }
 
+/// A migration that rebuilds the user table (Prisma's "redefine table", a copy and rename)
+/// drops its triggers: a user's new role or ban was then served from the cache until its TTL,
+/// with no log line. The feed keeps the user table's trigger as it keeps the session table's:
+/// recreated, and every cached session dropped (changes were missed meanwhile).
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_user_trigger_is_recreated_by_the_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("user-trigger.db").display());
+    let store = tower_auth_session::SqliteStore::connect(&url)
+        .await
+        .unwrap();
+    // Checked every 5 s (a quarter of the retention).
+    let changes = store
+        .session_changes()
+        .create_trigger(true)
+        .retention(Duration::from_secs(20))
+        .start()
+        .await
+        .unwrap();
+    let cached = watching(&store, &changes);
+    let user = store
+        .insert_user(&User::new("rebuilt@example.com", "R", conformance::NOW))
+        .await
+        .unwrap();
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(7);
+    let s = store
+        .create(&conformance::session(&user, later), &user)
+        .await
+        .unwrap();
+    assert!(cached.find(&s.storage_key()).await.unwrap().is_some());
+
+    let other = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let trigger_there = || async {
+        let n: i64 = sqlx::query_scalar(
+            "select count(*) from sqlite_master where type = 'trigger' \
+             and name = 'tas_session_changes_user'",
+        )
+        .fetch_one(&other)
+        .await
+        .unwrap();
+        n == 1
+    };
+    sqlx::query(r#"drop trigger "tas_session_changes_user""#)
+        .execute(&other)
+        .await
+        .unwrap();
+    // The user's row changes while nothing reports it...
+    sqlx::query(r#"update "user" set "name" = 'Banned meanwhile' where "id" = ?"#)
+        .bind(&user.id)
+        .execute(&other)
+        .await
+        .unwrap();
+    // ...the feed puts the trigger back and drops what it may have missed.
+    common::until(
+        "the user trigger was not recreated and the cache not dropped",
+        Duration::from_secs(12),
+        || async { trigger_there().await && cached.find_now(&s.storage_key()).is_none() },
+    )
+    .await;
+    let served = cached.find(&s.storage_key()).await.unwrap().unwrap();
+    assert_eq!(served.user.name, "Banned meanwhile");
+    // And a user's change is reported again.
+    let mut applied = changes.applied();
+    common::reported(
+        &mut applied,
+        Duration::from_secs(10),
+        "a user's change was not reported",
+        async {
+            sqlx::query(r#"update "user" set "name" = 'Again' where "id" = ?"#)
+                .bind(&user.id)
+                .execute(&other)
+                .await
+                .unwrap();
+        },
+    )
+    .await;
+    assert!(cached.find_now(&s.storage_key()).is_none(), "dropped again");
+}
+
 /// A change to a user's row alone (Better Auth's admin `setRole`, a new name or e-mail: an
 /// `UPDATE` of the user table) drops that user's cached sessions through the PostgreSQL
 /// feed, so the next read sees the new row. A database with only the session table's trigger

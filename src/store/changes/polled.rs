@@ -80,25 +80,44 @@ trait ChangeTable: Send + Sync + 'static {
 struct Upkeep {
     names: Names,
     create: bool,
+    /// The user table's trigger was there at start, so it is kept there too (a feed started
+    /// without it said so then, and runs without it).
+    user_watched: bool,
     /// Reported missing, not yet seen back.
     reported: bool,
+    /// Found something missing since everything was last seen there: changes may have been
+    /// missed, whoever puts it back (this instance, another, an operator).
+    missed: bool,
 }
 
 impl Upkeep {
-    /// Checks that everything is there; returns whether it had to recreate something (changes
-    /// may have been missed meanwhile).
+    /// Checks that everything is there; returns whether changes may have been missed since the
+    /// last check (something was missing, and is back or was recreated here): every cached
+    /// session is then dropped.
     async fn check<T: ChangeTable>(&mut self, db: &T) -> bool {
         let Ok(found) = db.count_objects(&self.names).await else {
             return false;
         };
-        if found >= 3 {
+        let user_trigger = if self.user_watched {
+            let Ok(there) = db.has_trigger(&self.names.raw_user).await else {
+                return false;
+            };
+            there
+        } else {
+            true
+        };
+        if found >= 3 && user_trigger {
             if std::mem::take(&mut self.reported) {
                 tracing::info!(
                     source = SOURCE,
-                    "the session change table and triggers are back"
+                    "the session change table and triggers are back: dropped every cached session"
                 );
             }
-            return false;
+            return std::mem::take(&mut self.missed);
+        }
+        self.missed = true;
+        if found >= 3 {
+            return self.user_trigger_missing(db).await;
         }
         if self.create && matches!(create_all(db, &self.names).await, Ok(Ok(()))) {
             tracing::warn!(
@@ -108,6 +127,7 @@ impl Upkeep {
                  migration?): recreated them, and dropped every cached session"
             );
             self.reported = false;
+            self.missed = false;
             return true;
         }
         if !std::mem::replace(&mut self.reported, true) {
@@ -123,6 +143,41 @@ impl Upkeep {
                  while the triggers are missing, cached sessions are served until the cache TTL. \
                  Recreate them (create_trigger(true), or the statements from .ddl()), or drop \
                  the triggers"
+            );
+        }
+        false
+    }
+
+    /// The session table's triggers are there, the user table's is not (a migration rebuilt
+    /// the user table): recreated when the builder may create it, else reported once. Whether
+    /// it was recreated.
+    async fn user_trigger_missing<T: ChangeTable>(&mut self, db: &T) -> bool {
+        // The last statement of `ddl` is the user table's trigger.
+        if let (true, Some(statement)) = (self.create, self.names.ddl().pop()) {
+            if db.run(&statement).await.is_ok()
+                || db.has_trigger(&self.names.raw_user).await.unwrap_or(false)
+            {
+                tracing::warn!(
+                    source = SOURCE,
+                    trigger = %self.names.raw_user,
+                    table = %self.names.user.table,
+                    "the trigger that reports changes to user rows had gone (the user table \
+                     rebuilt by a migration?): recreated it, and dropped every cached session"
+                );
+                self.reported = false;
+                self.missed = false;
+                return true;
+            }
+        }
+        if !std::mem::replace(&mut self.reported, true) {
+            tracing::error!(
+                source = SOURCE,
+                trigger = %self.names.raw_user,
+                table = %self.names.user.table,
+                "the trigger that reports changes to user rows is missing (the user table \
+                 rebuilt by a migration?): a user's new role, ban or name is served from the \
+                 cache until its TTL. Recreate it (create_trigger(true), or the statements from \
+                 .ddl())"
             );
         }
         false
@@ -259,7 +314,8 @@ macro_rules! builder_methods {
                     None,
                 ));
             }
-            if !db.has_trigger(&names.raw_user).await.map_err(backend)? {
+            let user_watched = db.has_trigger(&names.raw_user).await.map_err(backend)?;
+            if !user_watched {
                 tracing::warn!(
                     trigger = %names.raw_user,
                     table = %names.user.table,
@@ -273,7 +329,9 @@ macro_rules! builder_methods {
             let upkeep = Upkeep {
                 names,
                 create: settings.create,
+                user_watched,
                 reported: false,
+                missed: false,
             };
             Ok(SessionChanges::spawn(SOURCE, move |sink| {
                 poll(db, upkeep, sink, floor, settings.interval, settings.retention)
@@ -1226,7 +1284,9 @@ mod late_tests {
         let upkeep = Upkeep {
             names: Names::new(&settings, '"', Dialect::Sqlite).unwrap(),
             create: false,
+            user_watched: true,
             reported: false,
+            missed: false,
         };
         let db = table.clone();
         let feed = SessionChanges::spawn("test", move |sink| {

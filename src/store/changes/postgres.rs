@@ -639,8 +639,9 @@ impl Upkeep {
     /// recreated the table), or whose function an earlier version put back, is restored with
     /// `create` (a missing one's changes were missed: every cached session is dropped), and
     /// named in an error otherwise, once each time its state changes. A disabled one is named
-    /// (never enabled here: whoever disabled it will), and once it fires again every cached
-    /// session is dropped, since its changes were missed meanwhile.
+    /// (never enabled here: whoever disabled it will). Once one seen missing or disabled fires
+    /// again, whoever put it back, every cached session is dropped, since its changes were
+    /// missed meanwhile.
     async fn run(self, sink: Sink, initial: Vec<Trigger>) {
         let mut reported = initial;
         // Whether a missing `TRUNCATE` trigger was named (at start it was, if missing).
@@ -682,6 +683,7 @@ impl Upkeep {
                     // The database is unreachable: the listener reports that.
                     Ok(Err(_)) | Err(_) => continue,
                 };
+                let mut restored = false;
                 if self.create && matches!(state, Trigger::Missing | Trigger::Outdated) {
                     match watched.restore(&pool, state).await {
                         Ok(()) => {
@@ -689,6 +691,7 @@ impl Upkeep {
                             if state == Trigger::Missing && !sink.send(Change::All) {
                                 return;
                             }
+                            restored = true;
                             state = Trigger::Enabled;
                         }
                         Err(error) => {
@@ -701,7 +704,11 @@ impl Upkeep {
                     continue;
                 }
                 match state {
-                    Trigger::Enabled if before == Trigger::Disabled => {
+                    // Back after this feed saw it missing or disabled, whoever put it back
+                    // (another instance, an operator): its changes were missed meanwhile.
+                    Trigger::Enabled
+                        if matches!(before, Trigger::Disabled | Trigger::Missing) && !restored =>
+                    {
                         tracing::info!(trigger = %watched.name, "the session change trigger fires again; dropped every cached session");
                         if !sink.send(Change::All) {
                             return;
