@@ -346,9 +346,11 @@ impl Target for Core {
 ///   `negative_ttl`, default 5 s), so a flood of garbage-but-signed cookies cannot hammer the
 ///   database. (Unsigned garbage never reaches any store.)
 /// * **Revocation through this crate**: deleting a session or all of a user's sessions through
-///   this store drops the local entries at once, and, with `with_redis_bus` (feature `redis`),
-///   publishes the invalidation so every other instance drops them too, before the next
-///   request.
+///   this store drops the local entries at once (before the call returns), and, with
+///   `with_redis_bus` (feature `redis`), publishes the invalidation so every other instance
+///   drops them too, as soon as the message reaches it (asynchronously: usually within
+///   milliseconds). A revocation whose call is dropped unanswered is applied again later, in
+///   case its write still lands.
 /// * **Revocation by Better Auth**: with [`CachedStoreBuilder::watch`] and a store's change
 ///   feed (`PostgresStore::session_changes`, `SqliteStore::session_changes`,
 ///   `MySqlStore::session_changes`, `RedisStore::session_changes`), sessions the Better Auth
