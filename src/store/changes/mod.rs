@@ -20,13 +20,15 @@
 //! instead. A migration tool that does not know the change table may drop it (then the
 //! SQLite and MySQL triggers fail every session update and delete and every user update,
 //! Better Auth's included) or
-//! rebuild the session table without the triggers (then the feed hears nothing): the polling
-//! feeds check for both, at once when a read fails and every quarter of the retention, and the
-//! PostgreSQL feed checks that its triggers are there and enabled every minute
+//! rebuild the session or user table without the triggers (then the feed hears nothing): the
+//! polling feeds check for both, at once when a read fails and every quarter of the retention,
+//! and the PostgreSQL feed checks that its triggers are there and enabled every minute
 //! ([`PostgresChangesBuilder::check_triggers_every`]); each recreates what is missing when
-//! `create_trigger(true)` was given (dropping every cached session), or logs an error saying
-//! what is broken. A disabled PostgreSQL trigger is only named, never enabled (whoever disabled
-//! it will); once it fires again every cached session is dropped. Tell the migration tool to leave the
+//! `create_trigger(true)` was given, or logs an error saying what is broken. A disabled
+//! PostgreSQL trigger is only named, never enabled (whoever disabled it will). Whenever a feed
+//! finds again what it saw missing or disabled, whoever put it back (itself, another instance,
+//! an operator), it drops every cached session: changes were missed meanwhile. An outage
+//! shorter than the check interval goes unseen. Tell the migration tool to leave the
 //! `tas_session_changes` objects alone.
 //!
 //! A change to a user's row alone (Better Auth's admin `setRole`, a new name or e-mail) drops

@@ -83,42 +83,74 @@ struct Upkeep {
     /// The user table's trigger was there at start, so it is kept there too (a feed started
     /// without it said so then, and runs without it).
     user_watched: bool,
-    /// Reported missing, not yet seen back.
+    /// The change table or the session table's triggers reported missing, not yet seen back.
     reported: bool,
+    /// The user table's trigger reported missing, not yet seen back.
+    user_reported: bool,
     /// Found something missing since everything was last seen there: changes may have been
     /// missed, whoever puts it back (this instance, another, an operator).
     missed: bool,
 }
 
+/// What a check of the change table and its triggers found.
+#[derive(Debug, PartialEq, Eq)]
+enum Upkept {
+    /// Nothing changed since the last check, or something is still missing.
+    Same,
+    /// Something seen missing is there again: changes were missed meanwhile.
+    Back,
+    /// This feed created the change table or the session triggers again (the table may be a
+    /// new one, its ids starting again).
+    Recreated,
+}
+
 impl Upkeep {
-    /// Checks that everything is there; returns whether changes may have been missed since the
-    /// last check (something was missing, and is back or was recreated here): every cached
-    /// session is then dropped.
-    async fn check<T: ChangeTable>(&mut self, db: &T) -> bool {
+    /// Checks that everything is there, recreating what is missing when the builder may.
+    async fn check<T: ChangeTable>(&mut self, db: &T) -> Upkept {
         let Ok(found) = db.count_objects(&self.names).await else {
-            return false;
+            return Upkept::Same;
         };
         let user_trigger = if self.user_watched {
             let Ok(there) = db.has_trigger(&self.names.raw_user).await else {
-                return false;
+                return Upkept::Same;
             };
             there
         } else {
             true
         };
+        if found >= 3 && std::mem::take(&mut self.reported) {
+            tracing::info!(
+                source = SOURCE,
+                "the session change table and triggers are back"
+            );
+        }
+        if user_trigger && std::mem::take(&mut self.user_reported) {
+            tracing::info!(
+                source = SOURCE,
+                "the trigger that reports changes to user rows is back"
+            );
+        }
         if found >= 3 && user_trigger {
-            if std::mem::take(&mut self.reported) {
-                tracing::info!(
-                    source = SOURCE,
-                    "the session change table and triggers are back: dropped every cached session"
-                );
-            }
-            return std::mem::take(&mut self.missed);
+            return if std::mem::take(&mut self.missed) {
+                Upkept::Back
+            } else {
+                Upkept::Same
+            };
         }
         self.missed = true;
-        if found >= 3 {
-            return self.user_trigger_missing(db).await;
+        if found < 3 {
+            return self.session_objects_missing(db, found).await;
         }
+        if self.user_trigger_missing(db).await {
+            self.missed = false;
+            return Upkept::Back;
+        }
+        Upkept::Same
+    }
+
+    /// The change table or a session table trigger is missing: all recreated when the builder
+    /// may, else reported once.
+    async fn session_objects_missing<T: ChangeTable>(&mut self, db: &T, found: i64) -> Upkept {
         if self.create && matches!(create_all(db, &self.names).await, Ok(Ok(()))) {
             tracing::warn!(
                 source = SOURCE,
@@ -127,8 +159,9 @@ impl Upkeep {
                  migration?): recreated them, and dropped every cached session"
             );
             self.reported = false;
+            self.user_reported = false;
             self.missed = false;
-            return true;
+            return Upkept::Recreated;
         }
         if !std::mem::replace(&mut self.reported, true) {
             tracing::error!(
@@ -145,12 +178,12 @@ impl Upkeep {
                  the triggers"
             );
         }
-        false
+        Upkept::Same
     }
 
     /// The session table's triggers are there, the user table's is not (a migration rebuilt
     /// the user table): recreated when the builder may create it, else reported once. Whether
-    /// it was recreated.
+    /// it is there again.
     async fn user_trigger_missing<T: ChangeTable>(&mut self, db: &T) -> bool {
         // The last statement of `ddl` is the user table's trigger.
         if let (true, Some(statement)) = (self.create, self.names.ddl().pop()) {
@@ -164,12 +197,11 @@ impl Upkeep {
                     "the trigger that reports changes to user rows had gone (the user table \
                      rebuilt by a migration?): recreated it, and dropped every cached session"
                 );
-                self.reported = false;
-                self.missed = false;
+                self.user_reported = false;
                 return true;
             }
         }
-        if !std::mem::replace(&mut self.reported, true) {
+        if !std::mem::replace(&mut self.user_reported, true) {
             tracing::error!(
                 source = SOURCE,
                 trigger = %self.names.raw_user,
@@ -331,6 +363,7 @@ macro_rules! builder_methods {
                 create: settings.create,
                 user_watched,
                 reported: false,
+                user_reported: false,
                 missed: false,
             };
             Ok(SessionChanges::spawn(SOURCE, move |sink| {
@@ -458,10 +491,24 @@ const USER_MARK: char = '\u{1}';
 const DEADLINE: Duration = Duration::from_secs(5);
 
 /// [`Upkeep::check`] within [`DEADLINE`] (a silent connection: nothing recreated).
-async fn checked<T: ChangeTable>(upkeep: &mut Upkeep, db: &T) -> bool {
+async fn checked<T: ChangeTable>(upkeep: &mut Upkeep, db: &T) -> Upkept {
     tokio::time::timeout(DEADLINE, upkeep.check(db))
         .await
-        .unwrap_or(false)
+        .unwrap_or(Upkept::Same)
+}
+
+/// Acts on what a check found: every cached session dropped when changes may have been
+/// missed, and the ids read again from the start when the change table may be a new one (the
+/// ids of a table recreated elsewhere are caught by the look at its largest id). Whether the
+/// cache was dropped.
+fn upkept(found: Upkept, at: &mut Position, sink: &Sink) -> bool {
+    match found {
+        Upkept::Same => return false,
+        Upkept::Back => {}
+        Upkept::Recreated => at.restart(0),
+    }
+    sink.send(Change::All);
+    true
 }
 
 /// `work` within [`DEADLINE`].
@@ -604,9 +651,7 @@ async fn poll<T: ChangeTable>(
                 // (checked at most every few seconds while reads fail).
                 if last_check.elapsed() >= RECHECK {
                     last_check = Instant::now();
-                    if checked(&mut upkeep, &db).await {
-                        at.restart(0);
-                        sink.send(Change::All);
+                    if upkept(checked(&mut upkeep, &db).await, &mut at, &sink) {
                         continue;
                     }
                 }
@@ -623,10 +668,7 @@ async fn poll<T: ChangeTable>(
         }
         if last_prune.elapsed() >= prune_every {
             last_prune = Instant::now();
-            if checked(&mut upkeep, &db).await {
-                at.restart(0);
-                sink.send(Change::All);
-            }
+            upkept(checked(&mut upkeep, &db).await, &mut at, &sink);
             let secs = retention.as_secs();
             if let Err(error) = within(db.prune(secs)).await {
                 tracing::debug!(%error, "could not prune the session change table");
@@ -972,9 +1014,16 @@ mod mysql {
         }
 
         pub(super) async fn run(&self, sql: &str) -> Result<(), sqlx::Error> {
+            // `CREATE TRIGGER` waits for a lock on its table that every write of the table then
+            // queues behind, for as long as any transaction that wrote it stays open (a year,
+            // by default): on a connection of its own that waits 2 s at most, then gives up
+            // until the next check. (A client that stops waiting does not end the statement.)
+            let mut pooled = self.store.pool().acquire().await?;
+            pooled.close_on_drop();
+            let conn: &mut sqlx::MySqlConnection = &mut pooled;
+            sqlx::Executor::execute(&mut *conn, "set session lock_wait_timeout = 2").await?;
             // Plain text protocol: MySQL cannot prepare `CREATE TRIGGER`.
-            sqlx::raw_sql(sql)
-                .execute(&self.store.pool())
+            sqlx::Executor::execute(&mut *conn, sqlx::raw_sql(sql))
                 .await
                 .map(|_| ())
         }
@@ -1286,6 +1335,7 @@ mod late_tests {
             create: false,
             user_watched: true,
             reported: false,
+            user_reported: false,
             missed: false,
         };
         let db = table.clone();
