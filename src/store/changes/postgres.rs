@@ -87,9 +87,9 @@ impl PostgresChangesBuilder {
     /// function too, waiting at most half a second for the table's lock) and every cached
     /// session dropped, a missing `TRUNCATE` trigger is created again, and a function an
     /// earlier version put back is replaced; otherwise an error says what is wrong, once each
-    /// time it goes wrong. A disabled trigger is only
-    /// named, never enabled here (whoever disabled it will), and once it fires again every
-    /// cached session is dropped. Default: 60 s; at most a day.
+    /// time it goes wrong. A disabled trigger is only named, never enabled here (whoever
+    /// disabled it will). Once a trigger seen missing or disabled fires again, whoever put it
+    /// back, every cached session is dropped. Default: 60 s; at most a day.
     pub fn check_triggers_every(mut self, every: Duration) -> Self {
         self.upkeep_every = every.clamp(Duration::from_millis(10), MAX_UPKEEP_EVERY);
         self
@@ -683,15 +683,17 @@ impl Upkeep {
                     // The database is unreachable: the listener reports that.
                     Ok(Err(_)) | Err(_) => continue,
                 };
-                let mut restored = false;
+                let mut flushed = false;
                 if self.create && matches!(state, Trigger::Missing | Trigger::Outdated) {
                     match watched.restore(&pool, state).await {
                         Ok(()) => {
                             tracing::warn!(trigger = %watched.name, table = %watched.table, ?state, "restored the session change trigger");
-                            if state == Trigger::Missing && !sink.send(Change::All) {
-                                return;
+                            if state == Trigger::Missing {
+                                if !sink.send(Change::All) {
+                                    return;
+                                }
+                                flushed = true;
                             }
-                            restored = true;
                             state = Trigger::Enabled;
                         }
                         Err(error) => {
@@ -703,17 +705,19 @@ impl Upkeep {
                 if before == state {
                     continue;
                 }
-                match state {
-                    // Back after this feed saw it missing or disabled, whoever put it back
-                    // (another instance, an operator): its changes were missed meanwhile.
-                    Trigger::Enabled
-                        if matches!(before, Trigger::Disabled | Trigger::Missing) && !restored =>
-                    {
-                        tracing::info!(trigger = %watched.name, "the session change trigger fires again; dropped every cached session");
-                        if !sink.send(Change::All) {
-                            return;
-                        }
+                // Firing again after this feed saw it missing or disabled, whoever put it back
+                // (another instance, of this version or an earlier one; an operator): its
+                // changes were missed meanwhile.
+                if matches!(before, Trigger::Disabled | Trigger::Missing)
+                    && matches!(state, Trigger::Enabled | Trigger::Outdated)
+                    && !flushed
+                {
+                    tracing::info!(trigger = %watched.name, "the session change trigger fires again; dropped every cached session");
+                    if !sink.send(Change::All) {
+                        return;
                     }
+                }
+                match state {
                     Trigger::Enabled => {}
                     Trigger::Outdated => tracing::warn!(
                         trigger = %watched.name,
