@@ -356,19 +356,21 @@ fn escape_glob(s: &str) -> String {
 /// What a notification on `channel` (`__keyspace@N__:{prefix}{suffix}`) means for the cache.
 fn change_of<'a>(channel: &'a str, channel_prefix: &str, event: &str) -> Option<Change<'a>> {
     let suffix = channel.strip_prefix(channel_prefix)?;
-    // Better Auth's rate limiter counts every request under `{ip}|{path}` in the same storage
-    // (`INCR`, then `EXPIRE`, then `expired`): no session key holds a `|`, and no session is
-    // written by a counter command. Taken for sessions, each of its requests fenced a stripe
-    // of every instance's cache and dropped fills and reads ahead.
+    // A user id may hold any character: looked at before the filters below.
+    if let Some(user_id) = suffix.strip_prefix("revoked-sessions-before-") {
+        return (event == "set").then_some(Change::User(user_id));
+    }
+    // Better Auth keeps more than sessions in the same storage: its rate limiter counts every
+    // request under `{ip}|{path}` (`INCR`, then `EXPIRE`, then `expired`), and verification
+    // values live under `verification:{id}`. A session key (a token, or its hex hash) holds
+    // neither `|` nor `:`, and no session is written by a counter command. Taken for sessions,
+    // each counter fenced a stripe of every instance's cache, dropping fills.
     if suffix.starts_with("active-sessions-")
         || suffix.starts_with("tas-session-changes-probe-")
-        || suffix.contains('|')
+        || suffix.contains(['|', ':'])
         || matches!(event, "incrby" | "incrbyfloat" | "append" | "setrange")
     {
         return None;
-    }
-    if let Some(user_id) = suffix.strip_prefix("revoked-sessions-before-") {
-        return (event == "set").then_some(Change::User(user_id));
     }
     // `SET … EX` publishes `set`, then `expire`; a TTL change alone leaves the session (and
     // the `expiresAt` inside it) as it was. An `EXPIRE` into the past publishes `del`.
@@ -413,6 +415,16 @@ mod tests {
             );
         }
         assert!(change_of("__keyspace@3__:app:tok123", p, "incrby").is_none());
+        assert!(change_of("__keyspace@3__:app:verification:abc", p, "del").is_none());
+        // A user id holding either character still has its revocations heard.
+        assert!(matches!(
+            change_of(
+                "__keyspace@3__:app:revoked-sessions-before-auth0|42",
+                p,
+                "set"
+            ),
+            Some(Change::User("auth0|42"))
+        ));
         assert!(change_of("__keyspace@4__:app:tok", p, "del").is_none());
         assert!(matches!(
             change_of("__keyspace@3__:app:tok", p, "expired"),
