@@ -116,7 +116,8 @@ impl SignIn {
     /// Remembered (a persistent cookie), with no IP address or user agent recorded, and no
     /// request cookies: with [`multi_session`](crate::SessionConfigBuilder::multi_session), the
     /// sign-in then always adds its `_multi-` cookie and ends none of the user's earlier
-    /// sessions, since it cannot see the browser's. Use [`from_headers`](Self::from_headers)
+    /// sessions, since it cannot see the browser's; nor can it expire a cookie cache Better
+    /// Auth's server set when the layer keeps none. Use [`from_headers`](Self::from_headers)
     /// (what the `Sessions` extractor does) to apply `maximumSessions` and that clean-up.
     pub fn new() -> Self {
         Self {

@@ -250,8 +250,9 @@ impl Core {
         failed.map_or(Ok(read), Err)
     }
 
-    /// Makes every read of `token` already in flight (a fill, a read ahead) drop its answer
-    /// rather than cache it.
+    /// Makes every fill of `token` already in flight drop its answer rather than cache it.
+    /// (A read ahead is guarded otherwise: it replaces an entry only if the entry still holds
+    /// the records it began from, see [`Table::replace_if`](table::Table::replace_if).)
     fn fence(&self, token: &str) {
         let (stripe, _) = self.stripe_of(token, self.hash(token));
         self.stripes[stripe].fetch_add(1, Ordering::SeqCst);
@@ -681,19 +682,22 @@ impl<S: SessionStore> CachedStore<S> {
     /// Runs the revocation `call` on the store, then applies `message` (`t:{token}` or
     /// `u:{user id}`) here and publishes it on the bus, whatever the store answered (an error
     /// may come after the write committed); if this is dropped first, at the drop (the
-    /// publication then on a task of its own), and again after each of
-    /// [`LATE_WRITE_CHECKS`], in case the write committed after the drop.
+    /// publication then on a task of its own), and, when the store had not answered, again
+    /// after each of [`LATE_WRITE_CHECKS`], in case the write committed after the drop (the
+    /// runtime's timers needed, as for the read-ahead task).
     async fn ended<T>(
         &self,
         message: String,
         call: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        let ending = Ending {
+        let mut ending = Ending {
             core: &self.core,
             bus: self.bus.as_ref(),
             message: Some(message),
+            answered: false,
         };
         let result = call.await;
+        ending.answered = true;
         ending.finish().await;
         result
     }
@@ -710,6 +714,8 @@ struct Ending<'a> {
     core: &'a Arc<Core>,
     bus: Option<&'a Bus>,
     message: Option<String>,
+    /// The store answered: its write landed or failed, nothing to apply again later.
+    answered: bool,
 }
 
 impl Ending<'_> {
@@ -737,16 +743,23 @@ impl Drop for Ending<'_> {
         };
         let core = Arc::downgrade(self.core);
         let bus = self.bus.cloned();
+        let checks: &[Duration] = if self.answered {
+            // Dropped while publishing: the write is done, only the publication is left.
+            &[]
+        } else {
+            &LATE_WRITE_CHECKS
+        };
         runtime.spawn(async move {
             if let Some(bus) = &bus {
                 bus.publish(&message).await;
             }
-            for wait in LATE_WRITE_CHECKS {
+            for &wait in checks {
                 tokio::time::sleep(wait).await;
-                let Some(core) = core.upgrade() else {
-                    return;
-                };
-                apply(&core, &message);
+                // Not kept while publishing: a cache dropped meanwhile goes at once.
+                match core.upgrade() {
+                    Some(core) => apply(&core, &message),
+                    None => return,
+                }
                 if let Some(bus) = &bus {
                     bus.publish(&message).await;
                 }
@@ -840,9 +853,11 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         // write may have committed, so the entry goes.
         let pending = Invalidation::local(&self.core, token);
         let updated = self.inner.extend(key, expires_at, now).await;
-        // Fenced after the write: every read of the token in flight may have read the old
+        // Fenced after the write: every fill of the token in flight may have read the old
         // expiry (however its stamp compares with the write's start), and drops its answer
-        // rather than cache it for a whole TTL; reads that begin now see the new one.
+        // rather than cache it for a whole TTL; reads that begin now see the new one. A read
+        // ahead in flight finds a new session record in the entry (a new `Arc`, never the
+        // old one kept: that is its guard) and leaves it.
         self.core.fence(token);
         match &updated {
             // The cached entry takes the new session and keeps its expiry: its user row was
