@@ -565,6 +565,17 @@ impl SessionStore for Slow {
     }
 }
 
+/// Polls `call` once and drops it, as a client that went away or a timeout does; fails if the
+/// call finished in that poll.
+async fn polled_once_then_dropped<T>(call: impl std::future::Future<Output = T>) {
+    let mut call = std::pin::pin!(call);
+    tokio::select! {
+        biased;
+        _ = &mut call => panic!("the call was to be held"),
+        () = std::future::ready(()) => {}
+    }
+}
+
 #[tokio::test]
 async fn a_revocation_dropped_after_the_store_deleted_the_row_still_drops_the_entry() {
     let slow = Slow::new();
@@ -577,16 +588,9 @@ async fn a_revocation_dropped_after_the_store_deleted_the_row_still_drops_the_en
 
     slow.hold_writes
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    {
-        let mut revoking = std::pin::pin!(store.delete(&key));
-        // One poll: the store deletes the row, and its answer never comes...
-        tokio::select! {
-            biased;
-            _ = &mut revoking => panic!("the deletion was to be held"),
-            () = std::future::ready(()) => {}
-        }
-        // ...and the call is dropped (the client went away, a timeout fired).
-    }
+    // One poll: the store deletes the row, and its answer never comes; then the call is
+    // dropped (the client went away, a timeout fired).
+    polled_once_then_dropped(store.delete(&key)).await;
     assert!(
         slow.inner.find(&key).await.unwrap().is_none(),
         "the store deleted the row"
@@ -614,14 +618,7 @@ async fn a_revocation_that_commits_after_its_call_was_dropped_still_drops_the_en
 
     slow.commit_later
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    {
-        let mut revoking = std::pin::pin!(store.delete(&key));
-        tokio::select! {
-            biased;
-            _ = &mut revoking => panic!("the deletion was to be held"),
-            () = std::future::ready(()) => {}
-        }
-    }
+    polled_once_then_dropped(store.delete(&key)).await;
     assert!(store.find_now(&key).is_none(), "dropped at once");
     // A request reads the row the deletion has not removed yet, and caches it...
     slow.gate.notify_one();
@@ -1202,21 +1199,17 @@ async fn a_dropped_user_trigger_is_recreated_by_the_feed() {
     let served = cached.find(&s.storage_key()).await.unwrap().unwrap();
     assert_eq!(served.user.name, "Banned meanwhile");
     // And a user's change is reported again.
-    let mut applied = changes.applied();
-    common::reported(
-        &mut applied,
-        Duration::from_secs(10),
+    sqlx::query(r#"update "user" set "name" = 'Again' where "id" = ?"#)
+        .bind(&user.id)
+        .execute(&other)
+        .await
+        .unwrap();
+    common::until(
         "a user's change was not reported",
-        async {
-            sqlx::query(r#"update "user" set "name" = 'Again' where "id" = ?"#)
-                .bind(&user.id)
-                .execute(&other)
-                .await
-                .unwrap();
-        },
+        Duration::from_secs(10),
+        || async { cached.find_now(&s.storage_key()).is_none() },
     )
     .await;
-    assert!(cached.find_now(&s.storage_key()).is_none(), "dropped again");
 }
 
 /// A change to a user's row alone (Better Auth's admin `setRole`, a new name or e-mail: an
