@@ -1015,15 +1015,11 @@ mod mysql {
 
         pub(super) async fn run(&self, sql: &str) -> Result<(), sqlx::Error> {
             // `CREATE TRIGGER` waits for a lock on its table that every write of the table then
-            // queues behind, for as long as any transaction that wrote it stays open (a year,
-            // by default): on a connection of its own that waits 2 s at most, then gives up
-            // until the next check. (A client that stops waiting does not end the statement.)
-            let mut pooled = self.store.pool().acquire().await?;
-            pooled.close_on_drop();
-            let conn: &mut sqlx::MySqlConnection = &mut pooled;
-            sqlx::Executor::execute(&mut *conn, "set session lock_wait_timeout = 2").await?;
-            // Plain text protocol: MySQL cannot prepare `CREATE TRIGGER`.
-            sqlx::Executor::execute(&mut *conn, sqlx::raw_sql(sql))
+            // queues behind: the store's connections carry `lock_wait_timeout` a little under
+            // its deadline (`ServerLimits`), so the server gives up first and the next check
+            // tries again. Plain text protocol: MySQL cannot prepare `CREATE TRIGGER`.
+            sqlx::raw_sql(sql)
+                .execute(&self.store.pool())
                 .await
                 .map(|_| ())
         }
