@@ -34,7 +34,8 @@ pub(crate) const SIGNATURE_LEN: usize = 44;
 
 /// Session cookie values longer than this are rejected before any decoding or crypto.
 ///
-/// A Better Auth value is 32 + 1 + 44 raw characters, 84 once percent-encoded; 1 KiB leaves room
+/// A Better Auth value is 32 + 1 + 44 = 77 raw characters, 79 or more once percent-encoded (the
+/// padding `=` becomes `%3D`, and each `+` or `/` three characters); 1 KiB leaves room
 /// for longer custom tokens while bounding the work an attacker can ask for.
 pub const MAX_SIGNED_VALUE_LEN: usize = 1024;
 

@@ -206,8 +206,8 @@ impl SignIn {
 /// `Set-Cookie` headers to send with a response, produced by a sign-in or sign-out.
 ///
 /// With the `axum` feature it is an `IntoResponseParts`; elsewhere call
-/// [`apply`](SetCookies::apply). Either way the response also gets `Cache-Control: no-store`
-/// and `Vary: Cookie`.
+/// [`apply`](SetCookies::apply). Either way a response that gets any cookie also gets
+/// `Cache-Control: no-store` and `Vary: Cookie`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[must_use = "the cookies only take effect when added to the response"]
 pub struct SetCookies {
@@ -233,8 +233,8 @@ impl SetCookies {
         self.auth_token.as_deref()
     }
 
-    /// Appends the cookies to `headers`, with `Cache-Control: no-store` and `Vary: Cookie`, and
-    /// in bearer mode `set-auth-token` and `Access-Control-Expose-Headers`.
+    /// Appends the cookies to `headers`, with `Cache-Control: no-store` and `Vary: Cookie` when
+    /// there is any, and in bearer mode `set-auth-token` and `Access-Control-Expose-Headers`.
     pub fn apply(self, headers: &mut HeaderMap) {
         if let Some(token) = &self.auth_token {
             set_auth_token(headers, token);

@@ -169,7 +169,8 @@ impl fmt::Debug for SessionConfig {
 }
 
 impl SessionConfig {
-    /// A builder with Better Auth's defaults. Only the secret must be set.
+    /// A builder with Better Auth's defaults, except that the plugin behaviours are off until
+    /// turned on. Only the secret must be set.
     ///
     /// ```
     /// use tower_auth_session::SessionConfig;
@@ -255,7 +256,9 @@ impl SessionConfig {
     }
 }
 
-/// Builds a [`SessionConfig`]. Every setting has Better Auth's default except the secret.
+/// Builds a [`SessionConfig`]. Every setting has Better Auth's default except the secret
+/// (required) and the plugin behaviours ([`multi_session`](Self::multi_session),
+/// [`delete_anonymous_users`](Self::delete_anonymous_users), `jwt`), which are off until turned on.
 #[derive(Clone, Default)]
 #[must_use]
 pub struct SessionConfigBuilder {

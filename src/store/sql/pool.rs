@@ -43,6 +43,10 @@ pub(crate) struct NetworkOptions {
     pub(crate) root_cert: Option<Vec<u8>>,
 }
 
+/// How long a network store waits for a pooled connection by default (sqlx's own default is
+/// 30 s, far too long for a request path).
+pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl NetworkOptions {
     /// The defaults: Better Auth's schema, verified only; a pool of 10; 2-second deadlines.
     pub(crate) fn new(url: String) -> Self {
@@ -50,7 +54,7 @@ impl NetworkOptions {
             url,
             schema: super::SqlSchema::better_auth(),
             create: false,
-            acquire_timeout: Duration::from_secs(2),
+            acquire_timeout: ACQUIRE_TIMEOUT,
             max_connections: 10,
             timeout: Duration::from_secs(2),
             root_cert: None,
@@ -676,7 +680,10 @@ mod tests {
             "the second used the first's answer"
         );
         // One that started after it asks again: a promotion since may have changed the answer.
-        assert!(choice.pick(Instant::now()).await.is_some());
+        assert!(choice
+            .pick(Instant::now() + std::time::Duration::from_millis(1))
+            .await
+            .is_some());
         assert_eq!(asked.load(Ordering::SeqCst), 2);
     }
 

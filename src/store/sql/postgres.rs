@@ -50,9 +50,9 @@ use crate::error::StoreError;
 use crate::store::SchemaMode;
 use crate::time_fmt;
 
-/// The default time to wait for a pooled connection before failing (sqlx's own default is 30 s,
-/// far too long for a request path).
-pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The default time to wait for a pooled connection before failing: 2 s (sqlx's own default
+/// is 30 s, far too long for a request path).
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = super::pool::ACQUIRE_TIMEOUT;
 
 /// The PostgreSQL dialect of [`SqlStore`]: its connection pool and how it connects.
 #[derive(Clone, Debug)]

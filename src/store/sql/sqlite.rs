@@ -102,7 +102,8 @@ impl SqliteStoreBuilder {
     /// sqlx runs every SQLite connection on a thread of its own, and hands each query to it
     /// and each row back: three or four context switches per lookup, more than a lookup by
     /// token costs when its pages are in the page cache. Over HTTP with 10,000 sessions the
-    /// same query served about 1.6 times as many requests run on the calling thread. These
+    /// same query served 1.4 to 1.6 times as many requests run on the calling thread
+    /// (`BENCHMARKS.md` compares it with a hand-written sqlx query on the same file). These
     /// reads use up to [`read_connections`](Self::read_connections) connections of their own
     /// and never wait: a read that would wait for a lock, or fails, goes through the pool.
     ///
