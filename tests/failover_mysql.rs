@@ -139,7 +139,7 @@ async fn a_write_refused_as_read_only_closes_its_connection_and_is_tried_again()
     // The refused connections are closed, not handed out again.
     common::until(
         "the connections that met the refusal are closed",
-        Duration::from_secs(2),
+        Duration::from_secs(10),
         || async { store.pool().size() < open },
     )
     .await;

@@ -157,7 +157,7 @@ impl Pair {
         let delete = format!("delete from \"session\" where token = '{}'", deleted.token);
         common::reported(
             &mut applied,
-            Duration::from_secs(2),
+            Duration::from_secs(10),
             "the feed hears a delete on the promoted server",
             execute(self.standby.port, &delete),
         )

@@ -213,7 +213,7 @@ async fn a_frozen_cluster_master_fails_over_and_the_store_and_feed_follow() {
     // Cached, the session is served until the feed reports its delete.
     until(
         "a delete on the master reached the cache after the roles went back",
-        Duration::from_secs(1),
+        Duration::from_secs(10),
         || async { cached.find(&key).await.unwrap().is_none() },
     )
     .await;
@@ -260,7 +260,7 @@ fn watch_feed_subscribe(node: &str) -> tokio::task::JoinHandle<Duration> {
 }
 
 /// Once the feed has subscribed on the promoted `replica`: it dropped the cache (it may have
-/// missed changes there), and a delete of `deleted` there is reported within 1 s and read
+/// missed changes there), and a delete of `deleted` there is reported and read
 /// again alone (`kept` stays cached).
 async fn feed_follows(
     (cached, inner, applied): (
@@ -275,8 +275,8 @@ async fn feed_follows(
     common::cache_dropped(cached, inner, kept, "the cache was dropped").await;
     let gone = common::reported(
         applied,
-        Duration::from_secs(1),
-        "the delete on the promoted replica was reported within 1 s",
+        Duration::from_secs(10),
+        "the delete on the promoted replica was reported",
         del(replica, &format!("{prefix}{deleted}")),
     )
     .await;

@@ -1016,8 +1016,9 @@ impl SessionStore for NoWrites {
 /// A write outage that hangs: a refresh write that runs out of time is not tried again by the
 /// next requests due for one for a few seconds, so one request waits on the store rather than
 /// every request of every session due for a refresh (each up to the store's deadline). They
-/// are served as they are.
-#[tokio::test]
+/// are served as they are. Paused time: the first write's deadline passes at once, and the rest
+/// window (a `std::time::Instant`) cannot pass meanwhile.
+#[tokio::test(start_paused = true)]
 async fn a_refresh_write_out_of_time_rests_the_others() {
     assert_eq!(
         refresh_writes_tried(false).await,

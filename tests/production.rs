@@ -326,7 +326,8 @@ async fn silent_server() -> (String, tokio::task::JoinHandle<()>) {
     (url, held)
 }
 
-/// Starts `store`'s change feed (given `url`) and checks that it reports `change` within 1 s.
+/// Starts `store`'s change feed (given `url`) and checks that it reports `change` (within 10 s:
+/// a feed that missed it never reports it).
 #[cfg(feature = "cache")]
 async fn feed_reports<T>(
     store: &RedisStore,
@@ -336,7 +337,7 @@ async fn feed_reports<T>(
 ) -> T {
     let changes = store.session_changes(url).start().await.unwrap();
     let mut applied = changes.applied();
-    common::reported(&mut applied, Duration::from_secs(1), what, change).await
+    common::reported(&mut applied, Duration::from_secs(10), what, change).await
 }
 
 /// The plaintext Sentinel deployment.
@@ -414,7 +415,7 @@ async fn a_store_behind_sentinel_over_tls_verifies_the_certificates() {
         feed_reports(
             &store,
             &urls[0],
-            "a delete through the store was reported within 1 s",
+            "a delete through the store was reported",
             store.delete(&tower_auth_session::StorageKey::new(token.as_str())),
         )
         .await
@@ -563,7 +564,7 @@ async fn a_store_behind_sentinel_uses_the_master_settings() {
     feed_reports(
         &store,
         &urls[0],
-        "a delete in database 3 was reported within 1 s",
+        "a delete in database 3 was reported",
         del(&format!("{master}3"), &key),
     )
     .await;
@@ -597,8 +598,8 @@ async fn a_change_feed_behind_sentinel_hears_the_master() {
     let mut applied = changes.applied();
     let deleted = common::reported(
         &mut applied,
-        Duration::from_secs(1),
-        "a delete on the master was reported within 1 s",
+        Duration::from_secs(10),
+        "a delete on the master was reported",
         del(&master, &format!("{prefix}{gone}")),
     )
     .await;
@@ -702,8 +703,8 @@ async fn a_change_feed_over_redis_tls_hears_deletes() {
     assert!(cached.find(&key).await.unwrap().is_some());
     let deleted = common::reported(
         &mut changes.applied(),
-        Duration::from_secs(1),
-        "the delete was reported within 1 s",
+        Duration::from_secs(10),
+        "the delete was reported",
         del(&url, &format!("{prefix}{token}")),
     )
     .await;
@@ -804,8 +805,8 @@ async fn a_change_feed_over_a_redis_cluster_over_tls_hears_every_master() {
         assert!(cached.find(&key).await.unwrap().is_some());
         let deleted = common::reported(
             &mut applied,
-            Duration::from_secs(1),
-            &format!("the delete on {url} was reported within 1 s"),
+            Duration::from_secs(10),
+            &format!("the delete on {url} was reported"),
             del(url, &format!("{prefix}{token}")),
         )
         .await;
@@ -1122,7 +1123,7 @@ async fn a_lock_wait_is_given_up_by_the_server(store: PostgresStore, direct: &st
     };
     common::until(
         "a backend still waits on the lock for a request given up",
-        Duration::from_secs(1),
+        Duration::from_secs(10),
         || async { waiting().await == 0 },
     )
     .await;

@@ -318,7 +318,7 @@ async fn a_lock_wait_past_the_deadline_is_given_up_by_the_server() {
     let admin = sqlx::MySqlPool::connect(&url).await.unwrap();
     common::until(
         "a server thread still waits on the lock for a request given up",
-        std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(10),
         || async {
             sqlx::query_scalar::<_, i64>(
                 "select count(*) from information_schema.processlist \

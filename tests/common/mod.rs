@@ -484,7 +484,7 @@ pub async fn cache_dropped<C: SessionStore, S>(
     what: &str,
 ) {
     let calls = inner.calls();
-    until(what, std::time::Duration::from_secs(5), || async {
+    until(what, std::time::Duration::from_secs(15), || async {
         assert!(cached.find(&StorageKey::new(kept)).await.unwrap().is_some());
         inner.calls() > calls
     })
