@@ -9,7 +9,7 @@ use common::process::{better_auth, post_json};
 use futures_util::future::join_all;
 use serde_json::json;
 use time::Duration;
-use tower_auth_session::{SessionConfig, SessionLayer, SqliteStore};
+use tower_auth_session::{SessionConfig, SessionLayer, SessionStore as _, SqliteStore, StorageKey};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_heavy_traffic_beside_better_auth_writing_the_same_file() {
@@ -54,6 +54,20 @@ async fn refresh_heavy_traffic_beside_better_auth_writing_the_same_file() {
     // Warm: the store's connections are open.
     for cookie in &cookies {
         common::send(app.clone(), common::get_req("/", Some(cookie))).await;
+    }
+    // Each session's expiry as the file holds it before the burst.
+    let expiry = |cookie: &str| {
+        let value = cookie.split_once('=').map_or("", |(_, v)| v);
+        let token = value.split('.').next().unwrap_or_default().to_owned();
+        let store = store.clone();
+        async move {
+            let found = store.find(&StorageKey::new(token)).await.unwrap();
+            found.expect("the session is there").session.expires_at
+        }
+    };
+    let mut before = Vec::new();
+    for cookie in &cookies {
+        before.push(expiry(cookie).await);
     }
 
     // At once: 400 Rust requests (each refreshes, so each writes) and Better Auth signing up
@@ -102,6 +116,14 @@ async fn refresh_heavy_traffic_beside_better_auth_writing_the_same_file() {
         refreshed >= cookies.len(),
         "only {refreshed} refreshes landed"
     );
+    // Twenty requests each, later than the warm-up: every session's expiry moved in the file.
+    for (cookie, before) in cookies.iter().zip(before) {
+        let after = expiry(cookie).await;
+        assert!(
+            after > before,
+            "no refresh of a session reached the file: {before} then {after}"
+        );
+    }
     assert!(
         failed.len() <= 4,
         "{} of 40 Better Auth sign-ups refused",
