@@ -59,7 +59,7 @@ async fn refresh_heavy_traffic_beside_better_auth_writing_the_same_file() {
     let expiry = |cookie: &str| {
         let value = cookie.split_once('=').map_or("", |(_, v)| v);
         let token = value.split('.').next().unwrap_or_default().to_owned();
-        let store = store.clone();
+        let store = &store;
         async move {
             let found = store.find(&StorageKey::new(token)).await.unwrap();
             found.expect("the session is there").session.expires_at

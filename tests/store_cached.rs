@@ -1182,16 +1182,23 @@ async fn a_dropped_user_trigger_is_recreated_by_the_feed() {
         .unwrap();
         n == 1
     };
+    let rename = |name: &'static str| {
+        let (other, id) = (&other, &user.id);
+        async move {
+            sqlx::query(r#"update "user" set "name" = ? where "id" = ?"#)
+                .bind(name)
+                .bind(id)
+                .execute(other)
+                .await
+                .unwrap();
+        }
+    };
     sqlx::query(r#"drop trigger "tas_session_changes_user""#)
         .execute(&other)
         .await
         .unwrap();
     // The user's row changes while nothing reports it...
-    sqlx::query(r#"update "user" set "name" = 'Banned meanwhile' where "id" = ?"#)
-        .bind(&user.id)
-        .execute(&other)
-        .await
-        .unwrap();
+    rename("Banned meanwhile").await;
     // ...the feed puts the trigger back and drops what it may have missed.
     common::until(
         "the user trigger was not recreated and the cache not dropped",
@@ -1202,11 +1209,7 @@ async fn a_dropped_user_trigger_is_recreated_by_the_feed() {
     let served = cached.find(&s.storage_key()).await.unwrap().unwrap();
     assert_eq!(served.user.name, "Banned meanwhile");
     // And a user's change is reported again.
-    sqlx::query(r#"update "user" set "name" = 'Again' where "id" = ?"#)
-        .bind(&user.id)
-        .execute(&other)
-        .await
-        .unwrap();
+    rename("Again").await;
     common::until(
         "a user's change was not reported",
         Duration::from_secs(10),
