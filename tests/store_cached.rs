@@ -1218,6 +1218,201 @@ async fn a_dropped_user_trigger_is_recreated_by_the_feed() {
     .await;
 }
 
+/// A migration that swaps in a rebuilt session table and keeps the old one (gh-ost's `_del`
+/// table, pt-online-schema-change with `--no-drop-old-table`, a copy and two renames by hand):
+/// the feed's triggers move with the old table, and a check by name alone found them there
+/// while nothing reported the live table's changes. The feed sees they are on the wrong table,
+/// moves them to the table in use, and drops every cached session (changes were missed).
+///
+/// `db` runs a statement on the store's database; `swap` swaps the session table for a copy
+/// and renames the old one `_session_del`; `triggers_on` counts the feed's triggers on a table.
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+async fn a_swapped_session_table_gets_the_triggers_back<D, Run, RunFut, Swap, On, OnFut>(
+    store: tower_auth_session::store::SqlStore<D>,
+    changes: tower_auth_session::store::SessionChanges,
+    delete: Run,
+    swap: Swap,
+    triggers_on: On,
+) where
+    D: tower_auth_session::store::Dialect,
+    Run: Fn(String) -> RunFut,
+    RunFut: std::future::Future<Output = ()>,
+    Swap: std::future::Future<Output = ()>,
+    On: Fn(&'static str) -> OnFut,
+    OnFut: std::future::Future<Output = i64>,
+{
+    let cached = watching(&store, &changes);
+    let user = store
+        .insert_user(&User::new("swapped@example.com", "S", conformance::NOW))
+        .await
+        .unwrap();
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(7);
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let s = conformance::session(&user, later);
+        sessions.push(store.create(&s, &user).await.unwrap());
+    }
+    assert!(cached
+        .find(&sessions[0].storage_key())
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(triggers_on("session").await, 2);
+    swap.await;
+    assert_eq!(
+        triggers_on("_session_del").await,
+        2,
+        "the triggers moved with the old table"
+    );
+    assert_eq!(triggers_on("session").await, 0);
+
+    common::until(
+        "the triggers were not moved to the table in use, or the cache not dropped",
+        Duration::from_secs(30),
+        || async {
+            triggers_on("session").await == 2
+                && cached.find_now(&sessions[0].storage_key()).is_none()
+        },
+    )
+    .await;
+    assert_eq!(triggers_on("_session_del").await, 0);
+    // The live table's changes are reported again.
+    assert!(cached
+        .find(&sessions[1].storage_key())
+        .await
+        .unwrap()
+        .is_some());
+    delete(sessions[1].token.clone()).await;
+    common::until(
+        "a delete from the table in use was not reported",
+        Duration::from_secs(10),
+        || async { cached.find_now(&sessions[1].storage_key()).is_none() },
+    )
+    .await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swapped_session_table_gets_the_triggers_back_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("swapped.db").display());
+    let store = tower_auth_session::SqliteStore::connect(&url)
+        .await
+        .unwrap();
+    // Checked every 5 s (a quarter of the retention).
+    let changes = store
+        .session_changes()
+        .create_trigger(true)
+        .retention(Duration::from_secs(20))
+        .start()
+        .await
+        .unwrap();
+    let other = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let swap = async {
+        let schema: String = sqlx::query_scalar(
+            "select sql from sqlite_master where type = 'table' and name = 'session'",
+        )
+        .fetch_one(&other)
+        .await
+        .unwrap();
+        let copy = schema.replacen(r#""session""#, r#""session_new""#, 1);
+        assert_ne!(copy, schema, "the copy's statement names its own table");
+        sqlx::query(&copy).execute(&other).await.unwrap();
+        let mut swap = other.begin().await.unwrap();
+        for statement in [
+            r#"insert into "session_new" select * from "session""#,
+            r#"alter table "session" rename to "_session_del""#,
+            r#"alter table "session_new" rename to "session""#,
+        ] {
+            sqlx::query(statement).execute(&mut *swap).await.unwrap();
+        }
+        swap.commit().await.unwrap();
+    };
+    let delete = |token: String| {
+        let other = &other;
+        async move {
+            sqlx::query(r#"delete from "session" where "token" = ?"#)
+                .bind(token)
+                .execute(other)
+                .await
+                .unwrap();
+        }
+    };
+    let triggers_on = |table: &'static str| {
+        let other = &other;
+        async move {
+            sqlx::query_scalar(
+                "select count(*) from sqlite_master where type = 'trigger' \
+                 and name like 'tas_session_changes_%' and tbl_name = ?",
+            )
+            .bind(table)
+            .fetch_one(other)
+            .await
+            .unwrap()
+        }
+    };
+    a_swapped_session_table_gets_the_triggers_back(store, changes, delete, swap, triggers_on).await;
+}
+
+/// The same swap as gh-ost and pt-online-schema-change make it: one atomic `RENAME TABLE`.
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swapped_session_table_gets_the_triggers_back_on_mysql() {
+    use tower_auth_session::store::MySqlStore;
+    let test = "a_swapped_session_table_gets_the_triggers_back_on_mysql";
+    let Some(url) = common::fresh_mysql_database(test).await else {
+        return;
+    };
+    let store = MySqlStore::builder(url.as_str())
+        .create_schema(true)
+        .build()
+        .await
+        .unwrap();
+    let changes = store
+        .session_changes()
+        .create_trigger(true)
+        .retention(Duration::from_secs(20))
+        .start()
+        .await
+        .unwrap();
+    let other = sqlx::MySqlPool::connect(&url).await.unwrap();
+    let swap = async {
+        for statement in [
+            "create table `session_new` like `session`",
+            "insert into `session_new` select * from `session`",
+            "rename table `session` to `_session_del`, `session_new` to `session`",
+        ] {
+            sqlx::query(statement).execute(&other).await.unwrap();
+        }
+    };
+    let delete = |token: String| {
+        let other = &other;
+        async move {
+            sqlx::query("delete from `session` where `token` = ?")
+                .bind(token)
+                .execute(other)
+                .await
+                .unwrap();
+        }
+    };
+    let triggers_on = |table: &'static str| {
+        let other = &other;
+        async move {
+            sqlx::query_scalar(
+                "select count(*) from information_schema.triggers \
+                 where trigger_schema = database() \
+                 and trigger_name like 'tas\\_session\\_changes\\_%' \
+                 and event_object_table = ?",
+            )
+            .bind(table)
+            .fetch_one(other)
+            .await
+            .unwrap()
+        }
+    };
+    a_swapped_session_table_gets_the_triggers_back(store, changes, delete, swap, triggers_on).await;
+}
+
 /// A change to a user's row alone (Better Auth's admin `setRole`, a new name or e-mail: an
 /// `UPDATE` of the user table) drops that user's cached sessions through the PostgreSQL
 /// feed, so the next read sees the new row. A database with only the session table's trigger

@@ -274,6 +274,10 @@ pub(crate) fn cannot(
 pub(crate) struct SessionTable {
     /// As statements name it: quoted, after its schema if it has one (`"auth"."session"`).
     pub(crate) table: String,
+    /// The table's own name, unquoted and without its schema (`session`): what a database's
+    /// catalog says a trigger is on.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "mysql")), allow(dead_code))]
+    pub(crate) name: String,
     pub(crate) token: String,
     /// The quoted schema (`"auth"`) of a table named in one ([`SqlSchema::schema_name`]).
     ///
@@ -289,17 +293,24 @@ impl SessionTable {
         let parse = || -> Option<Self> {
             let rest = delete.strip_prefix("delete from ")?;
             let (first, rest) = quoted(rest, quote)?;
-            let (table, namespace, rest) = match rest.strip_prefix('.') {
+            let (table, name, namespace, rest) = match rest.strip_prefix('.') {
                 Some(rest) => {
                     let (table, rest) = quoted(rest, quote)?;
-                    (format!("{first}.{table}"), Some(first.to_owned()), rest)
+                    let name = unquote(table, quote);
+                    (
+                        format!("{first}.{table}"),
+                        name,
+                        Some(first.to_owned()),
+                        rest,
+                    )
                 }
-                None => (first.to_owned(), None, rest),
+                None => (first.to_owned(), unquote(first, quote), None, rest),
             };
             let rest = rest.strip_prefix(" where ")?;
             let (token, _) = quoted(rest, quote)?;
             Some(Self {
                 table,
+                name,
                 token: token.to_owned(),
                 namespace,
             })
@@ -312,6 +323,17 @@ impl SessionTable {
             )
         })
     }
+}
+
+/// The name a quoted identifier (as [`quoted`] splits it off) stands for: without its outer
+/// quotes, a doubled quote inside read as one.
+#[cfg(any(feature = "sqlite", feature = "mysql", feature = "postgres"))]
+fn unquote(quoted: &str, quote: char) -> String {
+    let inner = quoted
+        .strip_prefix(quote)
+        .and_then(|s| s.strip_suffix(quote))
+        .unwrap_or(quoted);
+    inner.replace(&format!("{quote}{quote}"), &quote.to_string())
 }
 
 /// Splits a quoted identifier (quotes doubled inside) off the front of `s`.
@@ -362,17 +384,20 @@ mod tests {
             SessionTable::from_delete(r#"delete from "my ""odd"" table" where "tok""en" = ?"#, '"')
                 .unwrap();
         assert_eq!(t.table, r#""my ""odd"" table""#);
+        assert_eq!(t.name, r#"my "odd" table"#);
         assert_eq!(t.token, r#""tok""en""#);
         let t = SessionTable::from_delete("delete from `sessions` where `token` = ?", '`').unwrap();
         assert_eq!(
             (t.table.as_str(), t.token.as_str()),
             ("`sessions`", "`token`")
         );
+        assert_eq!(t.name, "sessions");
         let t =
             SessionTable::from_delete(r#"delete from "auth"."session" where "token" = $1"#, '"')
                 .unwrap();
         assert_eq!(t.table, r#""auth"."session""#);
         assert_eq!(t.namespace.as_deref(), Some(r#""auth""#));
+        assert_eq!(t.name, "session");
         assert_eq!(t.token, r#""token""#);
         assert_eq!(
             SessionTable::from_delete(r#"delete from "a.b" where "t" = $1"#, '"')

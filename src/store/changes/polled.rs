@@ -65,11 +65,21 @@ trait ChangeTable: Send + Sync + 'static {
     fn prune(&self, secs: u64) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
     /// Runs one of the `CREATE` statements (idempotent).
     fn run(&self, sql: &str) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
-    /// How many of the change table and its two triggers on the session table exist.
+    /// How many of the change table and its two triggers on the session table exist (a
+    /// trigger of that name on another table does not count).
     fn count_objects(&self, names: &Names)
         -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
-    /// Whether the trigger named `name` exists.
-    fn has_trigger(&self, name: &str) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
+    /// Whether the trigger named `name` exists on the table named `table` (unquoted).
+    fn has_trigger(
+        &self,
+        name: &str,
+        table: &str,
+    ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
+    /// The table (unquoted) the trigger named `name` is on, if there is one of that name.
+    fn trigger_table(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, sqlx::Error>> + Send;
 }
 
 /// Keeps the change table and its triggers there while the feed runs. A migration tool that
@@ -111,7 +121,10 @@ impl Upkeep {
             return Upkept::Same;
         };
         let user_trigger = if self.user_watched {
-            let Ok(there) = db.has_trigger(&self.names.raw_user).await else {
+            let Ok(there) = db
+                .has_trigger(&self.names.raw_user, &self.names.user.name)
+                .await
+            else {
                 return Upkept::Same;
             };
             there
@@ -187,8 +200,13 @@ impl Upkeep {
     async fn user_trigger_missing<T: ChangeTable>(&mut self, db: &T) -> bool {
         // The last statement of `ddl` is the user table's trigger.
         if let (true, Some(statement)) = (self.create, self.names.ddl().pop()) {
-            if db.run(&statement).await.is_ok()
-                || db.has_trigger(&self.names.raw_user).await.unwrap_or(false)
+            let user = (self.names.raw_user.as_str(), self.names.user.name.as_str());
+            let moved = matches!(move_misplaced(db, &self.names, &[user]).await, Ok(Ok(())));
+            if (moved && db.run(&statement).await.is_ok())
+                || db
+                    .has_trigger(&self.names.raw_user, &self.names.user.name)
+                    .await
+                    .unwrap_or(false)
             {
                 tracing::warn!(
                     source = SOURCE,
@@ -224,6 +242,9 @@ async fn create_all<T: ChangeTable>(
     db: &T,
     names: &Names,
 ) -> Result<Result<(), sqlx::Error>, sqlx::Error> {
+    if let Err(e) = move_misplaced(db, names, &names.triggers()).await? {
+        return Ok(Err(e));
+    }
     for statement in names.ddl() {
         if let Err(e) = db.run(&statement).await {
             return Ok(if db.count_objects(names).await? >= 3 {
@@ -232,6 +253,40 @@ async fn create_all<T: ChangeTable>(
                 Err(e)
             });
         }
+    }
+    Ok(Ok(()))
+}
+
+/// Drops each of `triggers` (name, the table it belongs on) that is on another table, so that
+/// the `CREATE` statements make it again where it belongs: trigger names are unique in a
+/// schema, and a trigger moves with its table when the table is renamed. A migration that
+/// swaps in a rebuilt table and keeps the old one (gh-ost's `_del` table, pt-online-schema-change
+/// with `--no-drop-old-table`, a hand-written copy and rename) leaves the feed's triggers on the
+/// old table, where they report nothing. The outer error when reading the catalog failed, the
+/// inner one when a drop did.
+async fn move_misplaced<T: ChangeTable>(
+    db: &T,
+    names: &Names,
+    triggers: &[(&str, &str)],
+) -> Result<Result<(), sqlx::Error>, sqlx::Error> {
+    for &(trigger, table) in triggers {
+        let Some(on) = db.trigger_table(trigger).await? else {
+            continue;
+        };
+        if on.eq_ignore_ascii_case(table) {
+            continue;
+        }
+        if let Err(e) = db.run(&names.drop_trigger(trigger)).await {
+            return Ok(Err(e));
+        }
+        tracing::warn!(
+            source = SOURCE,
+            trigger,
+            on = %on,
+            table,
+            "a change trigger was on another table (the table swapped for a rebuilt copy that \
+             kept the old one?): dropped it there, to create it again on the table in use"
+        );
     }
     Ok(Ok(()))
 }
@@ -264,7 +319,10 @@ macro_rules! builder_methods {
     ($store:literal) => {
         /// Create the change table and its triggers (two on the session table, one on the
         /// user table) when they are absent (`create … if
-        /// not exists`: harmless when they exist). Needs the right to create tables and
+        /// not exists`: harmless when they exist), at start and whenever the feed finds them
+        /// gone. A trigger of the feed's name found on another table (a migration swapped in a
+        /// rebuilt table and kept the old one, which took the trigger with it) is dropped
+        /// there and created on the table in use. Needs the right to create tables and
         /// triggers. Default: `false`: they must exist (see [`ddl`](Self::ddl)), else
         /// [`start`](Self::start) fails saying so.
         pub fn create_trigger(mut self, create: bool) -> Self {
@@ -346,7 +404,10 @@ macro_rules! builder_methods {
                     None,
                 ));
             }
-            let user_watched = db.has_trigger(&names.raw_user).await.map_err(backend)?;
+            let user_watched = db
+                .has_trigger(&names.raw_user, &names.user.name)
+                .await
+                .map_err(backend)?;
             if !user_watched {
                 tracing::warn!(
                     trigger = %names.raw_user,
@@ -422,6 +483,26 @@ impl Names {
             raw_user,
             dialect,
         })
+    }
+
+    /// The feed's triggers, each with the table it belongs on (unquoted).
+    fn triggers(&self) -> [(&str, &str); 3] {
+        [
+            (&self.raw[1], &self.session.name),
+            (&self.raw[2], &self.session.name),
+            (&self.raw_user, &self.user.name),
+        ]
+    }
+
+    /// The statement dropping the trigger named `name` (unquoted).
+    fn drop_trigger(&self, name: &str) -> String {
+        let quote = match self.dialect {
+            #[cfg(feature = "sqlite")]
+            Dialect::Sqlite => '"',
+            #[cfg(feature = "mysql")]
+            Dialect::MySql => '`',
+        };
+        format!("drop trigger if exists {}", quote_with(quote, name))
     }
 
     fn ddl(&self) -> Vec<String> {
@@ -856,22 +937,28 @@ mod sqlite {
         async fn count_objects(&self, names: &Names) -> Result<i64, sqlx::Error> {
             sqlx::query_scalar(
                 "select count(*) from sqlite_master where (type = 'table' and name = ?) \
-                 or (type = 'trigger' and name in (?, ?))",
+                 or (type = 'trigger' and name in (?, ?) and tbl_name = ? collate nocase)",
             )
             .bind(&names.raw[0])
             .bind(&names.raw[1])
             .bind(&names.raw[2])
+            .bind(&names.session.name)
             .fetch_one(&self.pool)
             .await
         }
-        async fn has_trigger(&self, name: &str) -> Result<bool, sqlx::Error> {
-            let n: i64 = sqlx::query_scalar(
-                "select count(*) from sqlite_master where type = 'trigger' and name = ?",
+        async fn has_trigger(&self, name: &str, table: &str) -> Result<bool, sqlx::Error> {
+            Ok(self
+                .trigger_table(name)
+                .await?
+                .is_some_and(|on| on.eq_ignore_ascii_case(table)))
+        }
+        async fn trigger_table(&self, name: &str) -> Result<Option<String>, sqlx::Error> {
+            sqlx::query_scalar(
+                "select tbl_name from sqlite_master where type = 'trigger' and name = ?",
             )
             .bind(name)
-            .fetch_one(&self.pool)
-            .await?;
-            Ok(n > 0)
+            .fetch_optional(&self.pool)
+            .await
         }
         async fn since(&self, after: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
             sqlx::query_as(&self.since)
@@ -1034,10 +1121,12 @@ mod mysql {
             .await?;
             let triggers: i64 = sqlx::query_scalar(
                 "select count(*) from information_schema.triggers \
-                 where trigger_schema = database() and trigger_name in (?, ?)",
+                 where trigger_schema = database() and trigger_name in (?, ?) \
+                 and lower(event_object_table) = lower(?)",
             )
             .bind(&names.raw[1])
             .bind(&names.raw[2])
+            .bind(&names.session.name)
             .fetch_one(&self.store.pool())
             .await?;
             if tables == 1 && triggers == 0 && !self.can_see_triggers().await? {
@@ -1046,16 +1135,31 @@ mod mysql {
             Ok(tables + triggers)
         }
 
-        /// Whether the trigger named `name` exists.
-        pub(super) async fn has_trigger(&self, name: &str) -> Result<bool, sqlx::Error> {
-            let n: i64 = sqlx::query_scalar(
-                "select count(*) from information_schema.triggers \
+        /// Whether the trigger named `name` exists on the table named `table` (or, to a user
+        /// that cannot see triggers, whether it may: it is taken as there).
+        pub(super) async fn has_trigger(
+            &self,
+            name: &str,
+            table: &str,
+        ) -> Result<bool, sqlx::Error> {
+            Ok(match self.trigger_table(name).await? {
+                Some(on) => on.eq_ignore_ascii_case(table),
+                None => !self.can_see_triggers().await?,
+            })
+        }
+
+        /// The table the trigger named `name` is on, if this user sees one of that name.
+        pub(super) async fn trigger_table(
+            &self,
+            name: &str,
+        ) -> Result<Option<String>, sqlx::Error> {
+            sqlx::query_scalar(
+                "select event_object_table from information_schema.triggers \
                  where trigger_schema = database() and trigger_name = ?",
             )
             .bind(name)
-            .fetch_one(&self.store.pool())
-            .await?;
-            Ok(n > 0 || !self.can_see_triggers().await?)
+            .fetch_optional(&self.store.pool())
+            .await
         }
     }
 
@@ -1180,11 +1284,9 @@ impl MySqlChangesBuilder {
     fn table_for(&self, names: &Names) -> MySqlTable {
         MySqlTable {
             inner: mysql::MySql::new(&self.store, names),
-            triggers: [
-                names.raw[1].clone(),
-                names.raw[2].clone(),
-                names.raw_user.clone(),
-            ],
+            triggers: names
+                .triggers()
+                .map(|(name, table)| (name.to_owned(), table.to_owned())),
         }
     }
 
@@ -1215,17 +1317,18 @@ impl MySqlChangesBuilder {
 #[cfg(feature = "mysql")]
 struct MySqlTable {
     inner: mysql::MySql,
-    triggers: [String; 3],
+    /// The feed's triggers, each with the table it belongs on.
+    triggers: [(String, String); 3],
 }
 
 #[cfg(feature = "mysql")]
 impl ChangeTable for MySqlTable {
     async fn run(&self, sql: &str) -> Result<(), sqlx::Error> {
         if sql.starts_with("create trigger") {
-            for name in &self.triggers {
+            for (name, table) in &self.triggers {
                 let quoted = quote_with('`', name);
                 if sql.starts_with(&format!("create trigger {quoted} "))
-                    && self.inner.has_trigger(name).await?
+                    && self.inner.has_trigger(name, table).await?
                 {
                     return Ok(());
                 }
@@ -1237,8 +1340,18 @@ impl ChangeTable for MySqlTable {
     async fn count_objects(&self, names: &Names) -> Result<i64, sqlx::Error> {
         self.inner.count_objects(names).await
     }
-    fn has_trigger(&self, name: &str) -> impl Future<Output = Result<bool, sqlx::Error>> + Send {
-        self.inner.has_trigger(name)
+    fn has_trigger(
+        &self,
+        name: &str,
+        table: &str,
+    ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send {
+        self.inner.has_trigger(name, table)
+    }
+    fn trigger_table(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, sqlx::Error>> + Send {
+        self.inner.trigger_table(name)
     }
     fn since(
         &self,
@@ -1311,8 +1424,11 @@ mod late_tests {
         async fn count_objects(&self, _names: &Names) -> Result<i64, sqlx::Error> {
             Ok(3)
         }
-        async fn has_trigger(&self, _name: &str) -> Result<bool, sqlx::Error> {
+        async fn has_trigger(&self, _name: &str, _table: &str) -> Result<bool, sqlx::Error> {
             Ok(true)
+        }
+        async fn trigger_table(&self, _name: &str) -> Result<Option<String>, sqlx::Error> {
+            Ok(Some("session".to_owned()))
         }
     }
 
