@@ -98,6 +98,22 @@ pub(crate) struct Core {
     /// subscribers, which hear for every clone.
     #[cfg(feature = "redis")]
     bus_stops: std::sync::Mutex<Vec<tokio::sync::oneshot::Sender<()>>>,
+    /// Revocations whose calls were dropped unanswered, to apply again
+    /// ([`LATE_WRITE_CHECKS`]).
+    late: std::sync::Mutex<Late>,
+}
+
+/// Revocations to apply again after their calls were dropped unanswered, gathered so that a
+/// burst of them (a batch job revoking many users behind a tight timeout, a database stall
+/// that makes many sign-outs give up) costs one pass over the cache per round rather than one
+/// per dropped call and round, here and on every instance the bus reaches.
+#[derive(Default)]
+struct Late {
+    /// Each message (`t:{token}` or `u:{user id}`), when it is due, and the bus to publish it
+    /// on (that of the clone whose call was dropped).
+    due: Vec<(tokio::time::Instant, String, Option<Bus>)>,
+    /// A task is applying them ([`reapply_late`]).
+    running: bool,
 }
 
 /// The invalidation counters a fill started under.
@@ -351,7 +367,7 @@ impl Target for Core {
 ///   `with_redis_bus` (feature `redis`), publishes the invalidation so every other instance
 ///   drops them too, as soon as the message reaches it (asynchronously: usually within
 ///   milliseconds). A revocation whose call is dropped unanswered is applied again later, in
-///   case its write still lands.
+///   case its write still lands (after 1 s and 5 s, those due together in one pass).
 /// * **Revocation by Better Auth**: with [`CachedStoreBuilder::watch`] and a store's change
 ///   feed (`PostgresStore::session_changes`, `SqliteStore::session_changes`,
 ///   `MySqlStore::session_changes`, `RedisStore::session_changes`), sessions the Better Auth
@@ -549,6 +565,7 @@ impl<S: SessionStore> CachedStoreBuilder<S> {
                 .then(|| fingerprints::Fingerprints::new(capacity)),
             #[cfg(feature = "redis")]
             bus_stops: std::sync::Mutex::default(),
+            late: std::sync::Mutex::default(),
         });
         for feed in &self.feeds {
             let weak: Weak<Core> = Arc::downgrade(&core);
@@ -741,30 +758,104 @@ impl Drop for Ending<'_> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let core = Arc::downgrade(self.core);
         let bus = self.bus.cloned();
-        let checks: &[Duration] = if self.answered {
-            // Dropped while publishing: the write is done, only the publication is left.
-            &[]
-        } else {
-            &LATE_WRITE_CHECKS
+        if !self.answered {
+            // The write may still commit: applied again later (with the other revocations
+            // then due). Dropped while publishing, the write is done: only the publication is
+            // left.
+            let start = {
+                let mut late = self
+                    .core
+                    .late
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut at = tokio::time::Instant::now();
+                for wait in LATE_WRITE_CHECKS {
+                    at += wait;
+                    late.due.push((at, message.clone(), bus.clone()));
+                }
+                !std::mem::replace(&mut late.running, true)
+            };
+            if start {
+                runtime.spawn(reapply_late(Arc::downgrade(self.core)));
+            }
+        }
+        if let Some(bus) = bus {
+            runtime.spawn(async move { bus.publish(&message).await });
+        }
+    }
+}
+
+/// Applies (and publishes) again the revocations of [`Core::late`] as they fall due, all those
+/// due at once in one pass, until none is left; the cache's last clone dropped ends it.
+async fn reapply_late(core: Weak<Core>) {
+    /// Marks the task stopped however it ends: on a runtime without timers the first wait
+    /// panics, and the revocations queued are then dropped (applied once, at the drop, as the
+    /// documentation of [`CachedStore`] says).
+    struct Stopped(Weak<Core>);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            if let Some(core) = self.0.upgrade() {
+                let mut late = core
+                    .late
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                late.running = false;
+                late.due.clear();
+            }
+        }
+    }
+    let _stopped = Stopped(core.clone());
+    loop {
+        let next = {
+            let Some(core) = core.upgrade() else { return };
+            let late = core
+                .late
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match late.due.iter().map(|(at, _, _)| *at).min() {
+                Some(at) => at,
+                // Emptied under the lock that queues: a revocation queued after this starts a
+                // new task.
+                None => return,
+            }
         };
-        runtime.spawn(async move {
-            if let Some(bus) = &bus {
+        tokio::time::sleep_until(next).await;
+        let mut messages: Vec<(String, Option<Bus>)> = {
+            // Not kept while publishing: a cache dropped meanwhile goes at once.
+            let Some(core) = core.upgrade() else { return };
+            let now = tokio::time::Instant::now();
+            let mut late = core
+                .late
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (due, later) = std::mem::take(&mut late.due)
+                .into_iter()
+                .partition(|(at, _, _)| *at <= now);
+            late.due = later;
+            drop(late);
+            let mut messages: Vec<(String, Option<Bus>)> = due
+                .into_iter()
+                .map(|(_, message, bus)| (message, bus))
+                .collect();
+            // One of each message, with a bus when any of its calls had one.
+            messages.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.is_some().cmp(&a.1.is_some())));
+            messages.dedup_by(|later, first| later.0 == first.0);
+            let mut users = Vec::new();
+            for (message, _) in &messages {
+                match message.strip_prefix("u:") {
+                    Some(user_id) => users.push(user_id.to_owned()),
+                    None => apply(&core, message),
+                }
+            }
+            core.invalidate_users(&users);
+            messages
+        };
+        for (message, bus) in messages.drain(..) {
+            if let Some(bus) = bus {
                 bus.publish(&message).await;
             }
-            for &wait in checks {
-                tokio::time::sleep(wait).await;
-                // Not kept while publishing: a cache dropped meanwhile goes at once.
-                match core.upgrade() {
-                    Some(core) => apply(&core, &message),
-                    None => return,
-                }
-                if let Some(bus) = &bus {
-                    bus.publish(&message).await;
-                }
-            }
-        });
+        }
     }
 }
 
@@ -1018,5 +1109,56 @@ mod tests {
         assert!(cached.core.lookup(&token).is_some());
         cached.core.apply(&Change::Fingerprint(&hex(&token)));
         assert!(cached.core.lookup(&token).is_none(), "its record was kept");
+    }
+
+    /// A burst of revocations dropped unanswered (a batch job behind a tight timeout): each is
+    /// applied at its drop, then all of them again in one pass per round, not one pass per
+    /// user and round. And the late pass still drops what a request cached meanwhile.
+    #[tokio::test(start_paused = true)]
+    async fn revocations_dropped_together_are_applied_again_in_one_pass() {
+        let store = MemoryStore::new();
+        let user = User::new("late@example.com", "L", OffsetDateTime::now_utc());
+        store.insert_user(user.clone());
+        let now = OffsetDateTime::now_utc();
+        let session =
+            Session::for_tests(&user.id, "late-token", now + time::Duration::days(1), now);
+        let session = store.create(&session, &user).await.unwrap();
+        let cached = CachedStore::builder(store)
+            .ttl(Duration::from_secs(600))
+            .build();
+        let epoch = || cached.core.epoch.load(Ordering::SeqCst);
+        let before = epoch();
+        let mut users: Vec<String> = (0..100).map(|i| format!("other-{i}")).collect();
+        users.push(user.id.clone());
+        for id in &users {
+            drop(Ending {
+                core: &cached.core,
+                bus: None,
+                message: Some(format!("u:{id}")),
+                answered: false,
+            });
+        }
+        assert_eq!(epoch(), before + 101, "each applied at its drop");
+        // A request reads the session the revocation has not removed yet, and caches it.
+        let key = session.storage_key();
+        assert!(cached.find(&key).await.unwrap().is_some());
+        assert!(cached.core.lookup(&session.token).is_some());
+
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert_eq!(
+            epoch(),
+            before + 102,
+            "one pass for the hundred and one at 1 s"
+        );
+        assert!(
+            cached.core.lookup(&session.token).is_none(),
+            "dropped again"
+        );
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(epoch(), before + 103, "and one at 5 s");
+        assert!(cached.core.late.lock().unwrap().due.is_empty());
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert_eq!(epoch(), before + 103, "nothing after");
+        assert!(!cached.core.late.lock().unwrap().running, "the task ended");
     }
 }
