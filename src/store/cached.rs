@@ -367,7 +367,8 @@ impl Target for Core {
 ///   `with_redis_bus` (feature `redis`), publishes the invalidation so every other instance
 ///   drops them too, as soon as the message reaches it (asynchronously: usually within
 ///   milliseconds). A revocation whose call is dropped unanswered is applied again later, in
-///   case its write still lands (after 1 s and 5 s, those due together in one pass).
+///   case its write still lands (after about 1 s and 5 s, those due within a quarter of a
+///   second of each other in one pass).
 /// * **Revocation by Better Auth**: with [`CachedStoreBuilder::watch`] and a store's change
 ///   feed (`PostgresStore::session_changes`, `SqliteStore::session_changes`,
 ///   `MySqlStore::session_changes`, `RedisStore::session_changes`), sessions the Better Auth
@@ -786,16 +787,30 @@ impl Drop for Ending<'_> {
     }
 }
 
-/// Applies (and publishes) again the revocations of [`Core::late`] as they fall due, all those
-/// due at once in one pass, until none is left; the cache's last clone dropped ends it.
+/// How long after the earliest revocation due the re-applying task waits for others to fall
+/// due, so that revocations dropped a little apart (a batch job's, one by one) are applied in
+/// one pass: a late re-apply runs at most this much later than due.
+const LATE_GATHER: Duration = Duration::from_millis(250);
+
+/// Applies (and publishes) again the revocations of [`Core::late`] as they fall due, those due
+/// within [`LATE_GATHER`] of each other in one pass, until none is left; the cache's last
+/// clone dropped ends it.
 async fn reapply_late(core: Weak<Core>) {
-    /// Marks the task stopped however it ends: on a runtime without timers the first wait
-    /// panics, and the revocations queued are then dropped (applied once, at the drop, as the
-    /// documentation of [`CachedStore`] says).
-    struct Stopped(Weak<Core>);
+    /// Marks the task stopped when it ends otherwise than by finding the queue empty: a
+    /// panic (on a runtime without timers the first wait panics) or its runtime shutting
+    /// down. The revocations queued are then dropped (each was applied once, at its drop),
+    /// so that the next drop starts a new task rather than queue behind one that no longer
+    /// runs.
+    struct Stopped {
+        core: Weak<Core>,
+        done: bool,
+    }
     impl Drop for Stopped {
         fn drop(&mut self) {
-            if let Some(core) = self.0.upgrade() {
+            if self.done {
+                return;
+            }
+            if let Some(core) = self.core.upgrade() {
                 let mut late = core
                     .late
                     .lock()
@@ -805,22 +820,37 @@ async fn reapply_late(core: Weak<Core>) {
             }
         }
     }
-    let _stopped = Stopped(core.clone());
+    let mut stopped = Stopped {
+        core: core.clone(),
+        done: false,
+    };
     loop {
         let next = {
             let Some(core) = core.upgrade() else { return };
-            let late = core
+            let mut late = core
                 .late
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             match late.due.iter().map(|(at, _, _)| *at).min() {
                 Some(at) => at,
-                // Emptied under the lock that queues: a revocation queued after this starts a
-                // new task.
-                None => return,
+                None => {
+                    // Under the lock that queues: a revocation queued after this starts a
+                    // new task.
+                    late.running = false;
+                    stopped.done = true;
+                    return;
+                }
             }
         };
-        tokio::time::sleep_until(next).await;
+        // Every revocation is queued at least the first of the checks before it is due: with
+        // nothing due sooner, looking again after that long, none queued meanwhile runs
+        // later than the gathering time.
+        let look = tokio::time::Instant::now() + LATE_WRITE_CHECKS[0];
+        if next > look {
+            tokio::time::sleep_until(look).await;
+            continue;
+        }
+        tokio::time::sleep_until(next + LATE_GATHER).await;
         let mut messages: Vec<(String, Option<Bus>)> = {
             // Not kept while publishing: a cache dropped meanwhile goes at once.
             let Some(core) = core.upgrade() else { return };
@@ -851,10 +881,16 @@ async fn reapply_late(core: Weak<Core>) {
             core.invalidate_users(&users);
             messages
         };
-        for (message, bus) in messages.drain(..) {
-            if let Some(bus) = bus {
-                bus.publish(&message).await;
-            }
+        // Published on a task of their own: a slow bus delays no local re-apply.
+        messages.retain(|(_, bus)| bus.is_some());
+        if !messages.is_empty() {
+            tokio::spawn(async move {
+                for (message, bus) in messages {
+                    if let Some(bus) = bus {
+                        bus.publish(&message).await;
+                    }
+                }
+            });
         }
     }
 }
@@ -1111,45 +1147,52 @@ mod tests {
         assert!(cached.core.lookup(&token).is_none(), "its record was kept");
     }
 
-    /// A burst of revocations dropped unanswered (a batch job behind a tight timeout): each is
-    /// applied at its drop, then all of them again in one pass per round, not one pass per
-    /// user and round. And the late pass still drops what a request cached meanwhile.
-    #[tokio::test(start_paused = true)]
-    async fn revocations_dropped_together_are_applied_again_in_one_pass() {
+    /// A cache over a memory store, and a session of its own user in it.
+    async fn with_session(email: &str) -> (CachedStore<MemoryStore>, Session) {
         let store = MemoryStore::new();
-        let user = User::new("late@example.com", "L", OffsetDateTime::now_utc());
+        let user = User::new(email, "L", OffsetDateTime::now_utc());
         store.insert_user(user.clone());
         let now = OffsetDateTime::now_utc();
-        let session =
-            Session::for_tests(&user.id, "late-token", now + time::Duration::days(1), now);
+        let session = Session::for_tests(&user.id, email, now + time::Duration::days(1), now);
         let session = store.create(&session, &user).await.unwrap();
         let cached = CachedStore::builder(store)
             .ttl(Duration::from_secs(600))
             .build();
+        (cached, session)
+    }
+
+    /// Drops a revocation of `message` as a call dropped unanswered does.
+    fn drop_unanswered(cached: &CachedStore<MemoryStore>, message: String) {
+        drop(Ending {
+            core: &cached.core,
+            bus: None,
+            message: Some(message),
+            answered: false,
+        });
+    }
+
+    /// A burst of revocations dropped unanswered a little apart (a batch job behind a tight
+    /// timeout): each is applied at its drop, then all of them again in one pass per round,
+    /// not one pass per user and round. And the late pass still drops what a request cached
+    /// meanwhile.
+    #[tokio::test(start_paused = true)]
+    async fn revocations_dropped_together_are_applied_again_in_one_pass() {
+        let (cached, session) = with_session("late@example.com").await;
         let epoch = || cached.core.epoch.load(Ordering::SeqCst);
         let before = epoch();
         let mut users: Vec<String> = (0..100).map(|i| format!("other-{i}")).collect();
-        users.push(user.id.clone());
+        users.push(session.user_id.clone());
         for id in &users {
-            drop(Ending {
-                core: &cached.core,
-                bus: None,
-                message: Some(format!("u:{id}")),
-                answered: false,
-            });
+            drop_unanswered(&cached, format!("u:{id}"));
+            tokio::time::advance(Duration::from_millis(2)).await;
         }
         assert_eq!(epoch(), before + 101, "each applied at its drop");
         // A request reads the session the revocation has not removed yet, and caches it.
-        let key = session.storage_key();
-        assert!(cached.find(&key).await.unwrap().is_some());
+        assert!(cached.find(&session.storage_key()).await.unwrap().is_some());
         assert!(cached.core.lookup(&session.token).is_some());
 
         tokio::time::sleep(Duration::from_millis(1_500)).await;
-        assert_eq!(
-            epoch(),
-            before + 102,
-            "one pass for the hundred and one at 1 s"
-        );
+        assert_eq!(epoch(), before + 102, "one pass for the 101 at 1 s");
         assert!(
             cached.core.lookup(&session.token).is_none(),
             "dropped again"
@@ -1160,5 +1203,91 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert_eq!(epoch(), before + 103, "nothing after");
         assert!(!cached.core.late.lock().unwrap().running, "the task ended");
+    }
+
+    /// A revocation dropped while the task waits for another's 5 s round is applied again
+    /// about 1 s after its drop, not at that round.
+    #[tokio::test(start_paused = true)]
+    async fn a_revocation_dropped_during_a_long_wait_is_not_late() {
+        let (cached, session) = with_session("wait@example.com").await;
+        drop_unanswered(&cached, "u:someone-else".to_owned());
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        // The first revocation's 1 s round is done; its 5 s one is 3.5 s away.
+        drop_unanswered(&cached, format!("t:{}", session.token));
+        assert!(cached.find(&session.storage_key()).await.unwrap().is_some());
+        assert!(cached.core.lookup(&session.token).is_some(), "cached again");
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert!(
+            cached.core.lookup(&session.token).is_none(),
+            "applied again 1 s after its drop, within the gathering time"
+        );
+    }
+
+    /// The task's runtime shut down while it waited: the next drop, on another runtime, is
+    /// queued for a new task rather than behind the one that no longer runs.
+    #[test]
+    fn a_task_ended_with_its_runtime_is_started_again() {
+        let first = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let cached = first.block_on(async {
+            let (cached, _) = with_session("runtime@example.com").await;
+            drop_unanswered(&cached, "u:first".to_owned());
+            // The task starts and waits.
+            tokio::task::yield_now().await;
+            cached
+        });
+        assert!(cached.core.late.lock().unwrap().running);
+        drop(first);
+        {
+            let late = cached.core.late.lock().unwrap();
+            assert!(!late.running, "marked stopped with its runtime");
+            assert!(late.due.is_empty());
+        }
+        let second = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        second.block_on(async {
+            let before = cached.core.epoch.load(Ordering::SeqCst);
+            drop_unanswered(&cached, "u:second".to_owned());
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            assert_eq!(
+                cached.core.epoch.load(Ordering::SeqCst),
+                before + 2,
+                "applied at the drop and again at 1 s"
+            );
+        });
+    }
+
+    /// On a runtime built without timers the re-applying task cannot wait: it stops, and the
+    /// next dropped revocation is still applied at once and queued for a new task, rather than
+    /// queued for good behind a task that no longer runs.
+    #[test]
+    fn without_timers_dropped_revocations_do_not_pile_up() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let cached = CachedStore::builder(MemoryStore::new()).build();
+            for round in 0..3 {
+                let before = cached.core.epoch.load(Ordering::SeqCst);
+                drop_unanswered(&cached, format!("u:user-{round}"));
+                assert_eq!(cached.core.epoch.load(Ordering::SeqCst), before + 1);
+                assert!(
+                    cached.core.late.lock().unwrap().running,
+                    "a task was started"
+                );
+                // The task runs, and its wait panics.
+                for _ in 0..10 {
+                    tokio::task::yield_now().await;
+                }
+                let late = cached.core.late.lock().unwrap();
+                assert!(!late.running, "round {round}: the task is marked stopped");
+                assert!(late.due.is_empty(), "round {round}: nothing is left queued");
+            }
+        });
     }
 }

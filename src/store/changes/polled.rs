@@ -291,6 +291,24 @@ async fn move_misplaced<T: ChangeTable>(
     Ok(Ok(()))
 }
 
+/// For an error saying the triggers are missing: those found on another table, which the
+/// `.ddl()` statements cannot create again until they are dropped there (empty when none).
+async fn misplaced<T: ChangeTable>(db: &T, names: &Names) -> Result<String, sqlx::Error> {
+    let mut found = String::new();
+    for (trigger, table) in names.triggers() {
+        if let Some(on) = db.trigger_table(trigger).await? {
+            if !on.eq_ignore_ascii_case(table) {
+                found.push_str(&format!(
+                    "; the trigger {trigger} is on table {on}, not {table} (a table swap that \
+                     kept the old table?): drop it there ({}) before running .ddl()",
+                    names.drop_trigger(trigger)
+                ));
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// The settings both builders share.
 #[derive(Clone, Debug)]
 struct Settings {
@@ -390,9 +408,11 @@ macro_rules! builder_methods {
             }
             let found = db.count_objects(&names).await.map_err(backend)?;
             if found < 3 {
+                let elsewhere = misplaced(&db, &names).await.map_err(backend)?;
                 return Err(cannot(
                     format!(
-                        "the change table {} or its triggers on {} are missing ({found} of 3 found)",
+                        "the change table {} or its triggers on {} are missing ({found} of 3 \
+                         found){elsewhere}",
                         names.changes, names.session.table
                     ),
                     concat!(
@@ -1119,20 +1139,23 @@ mod mysql {
             .bind(&names.raw[0])
             .fetch_one(&self.store.pool())
             .await?;
-            let triggers: i64 = sqlx::query_scalar(
-                "select count(*) from information_schema.triggers \
-                 where trigger_schema = database() and trigger_name in (?, ?) \
-                 and lower(event_object_table) = lower(?)",
+            // Those of the names, and those of them on the session table: a user that sees
+            // none at all may lack the privilege to see triggers, and is not refused for it.
+            let (named, placed): (i64, i64) = sqlx::query_as(
+                "select count(*), \
+                 cast(coalesce(sum(lower(cast(event_object_table as char)) = lower(?)), 0) as signed) \
+                 from information_schema.triggers \
+                 where trigger_schema = database() and trigger_name in (?, ?)",
             )
+            .bind(&names.session.name)
             .bind(&names.raw[1])
             .bind(&names.raw[2])
-            .bind(&names.session.name)
             .fetch_one(&self.store.pool())
             .await?;
-            if tables == 1 && triggers == 0 && !self.can_see_triggers().await? {
+            if tables == 1 && named == 0 && !self.can_see_triggers().await? {
                 return Ok(3);
             }
-            Ok(tables + triggers)
+            Ok(tables + placed)
         }
 
         /// Whether the trigger named `name` exists on the table named `table` (or, to a user
@@ -1154,7 +1177,8 @@ mod mysql {
             name: &str,
         ) -> Result<Option<String>, sqlx::Error> {
             sqlx::query_scalar(
-                "select event_object_table from information_schema.triggers \
+                // Cast: MySQL 8 sends the data dictionary's names as binary strings.
+                "select cast(event_object_table as char) from information_schema.triggers \
                  where trigger_schema = database() and trigger_name = ?",
             )
             .bind(name)
