@@ -1224,12 +1224,18 @@ async fn a_dropped_user_trigger_is_recreated_by_the_feed() {
 /// while nothing reported the live table's changes. The feed sees they are on the wrong table,
 /// moves them to the table in use, and drops every cached session (changes were missed).
 ///
-/// `db` runs a statement on the store's database; `swap` swaps the session table for a copy
-/// and renames the old one `_session_del`; `triggers_on` counts the feed's triggers on a table.
+/// Another instance, whose own check does not run meanwhile (`bystander`: a feed that may not
+/// create and checks every 75 s), drops its cache too: the repairing feed tells it through
+/// the change table.
+///
+/// `delete` deletes a session by token on the store's database; `swap` swaps the session table
+/// for a copy and renames the old one `_session_del`; `triggers_on` counts the feed's
+/// triggers on a table.
 #[cfg(any(feature = "sqlite", feature = "mysql"))]
 async fn a_swapped_session_table_gets_the_triggers_back<D, Run, RunFut, Swap, On, OnFut>(
     store: tower_auth_session::store::SqlStore<D>,
     changes: tower_auth_session::store::SessionChanges,
+    bystander: tower_auth_session::store::SessionChanges,
     delete: Run,
     swap: Swap,
     triggers_on: On,
@@ -1242,6 +1248,7 @@ async fn a_swapped_session_table_gets_the_triggers_back<D, Run, RunFut, Swap, On
     OnFut: std::future::Future<Output = i64>,
 {
     let cached = watching(&store, &changes);
+    let other_instance = watching(&store, &bystander);
     let user = store
         .insert_user(&User::new("swapped@example.com", "S", conformance::NOW))
         .await
@@ -1252,11 +1259,13 @@ async fn a_swapped_session_table_gets_the_triggers_back<D, Run, RunFut, Swap, On
         let s = conformance::session(&user, later);
         sessions.push(store.create(&s, &user).await.unwrap());
     }
-    assert!(cached
-        .find(&sessions[0].storage_key())
-        .await
-        .unwrap()
-        .is_some());
+    for cache in [&cached, &other_instance] {
+        assert!(cache
+            .find(&sessions[0].storage_key())
+            .await
+            .unwrap()
+            .is_some());
+    }
     assert_eq!(triggers_on("session").await, 2);
     swap.await;
 
@@ -1270,6 +1279,16 @@ async fn a_swapped_session_table_gets_the_triggers_back<D, Run, RunFut, Swap, On
     )
     .await;
     assert_eq!(triggers_on("_session_del").await, 0);
+    common::until(
+        "the other instance did not drop its cache",
+        Duration::from_secs(10),
+        || async {
+            other_instance
+                .find_now(&sessions[0].storage_key())
+                .is_none()
+        },
+    )
+    .await;
     // The live table's changes are reported again.
     assert!(cached
         .find(&sessions[1].storage_key())
@@ -1301,6 +1320,7 @@ async fn a_swapped_session_table_gets_the_triggers_back_on_sqlite() {
         .start()
         .await
         .unwrap();
+    let bystander = store.session_changes().start().await.unwrap();
     let other = sqlx::SqlitePool::connect(&url).await.unwrap();
     let swap = swap_sqlite_session_table(&other);
     let delete = |token: String| {
@@ -1326,7 +1346,15 @@ async fn a_swapped_session_table_gets_the_triggers_back_on_sqlite() {
             .unwrap()
         }
     };
-    a_swapped_session_table_gets_the_triggers_back(store, changes, delete, swap, triggers_on).await;
+    a_swapped_session_table_gets_the_triggers_back(
+        store,
+        changes,
+        bystander,
+        delete,
+        swap,
+        triggers_on,
+    )
+    .await;
 }
 
 /// Swaps the session table for a copy, keeping the old one as `_session_del`, in one
@@ -1409,6 +1437,7 @@ async fn a_swapped_session_table_gets_the_triggers_back_on_mysql() {
         .start()
         .await
         .unwrap();
+    let bystander = store.session_changes().start().await.unwrap();
     let other = sqlx::MySqlPool::connect(&url).await.unwrap();
     let swap = async {
         for statement in [
@@ -1444,7 +1473,15 @@ async fn a_swapped_session_table_gets_the_triggers_back_on_mysql() {
             .unwrap()
         }
     };
-    a_swapped_session_table_gets_the_triggers_back(store, changes, delete, swap, triggers_on).await;
+    a_swapped_session_table_gets_the_triggers_back(
+        store,
+        changes,
+        bystander,
+        delete,
+        swap,
+        triggers_on,
+    )
+    .await;
 }
 
 /// A change to a user's row alone (Better Auth's admin `setRole`, a new name or e-mail: an

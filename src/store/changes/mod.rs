@@ -27,9 +27,13 @@
 //! `create_trigger(true)` was given, or logs an error saying what is broken. A disabled
 //! PostgreSQL trigger is only named, never enabled (whoever disabled it will). Whenever a feed
 //! finds again what it saw missing or disabled, whoever put it back (itself, another instance,
-//! an operator), it drops every cached session: changes were missed meanwhile. An outage
-//! shorter than the check interval goes unseen. Tell the migration tool to leave the
-//! `tas_session_changes` objects alone.
+//! an operator), it drops every cached session: changes were missed meanwhile. A SQLite or
+//! MySQL feed that recreated a trigger also writes a row to the change table that makes every
+//! instance's feed drop its cache, including those whose own check did not run meanwhile. A
+//! polling feed counts a trigger only on the table it belongs on: after a migration swapped in
+//! a rebuilt table and kept the old one (which took the triggers with it), it moves them.
+//! Otherwise an outage shorter than the check interval goes unseen. Tell the migration tool
+//! to leave the `tas_session_changes` objects alone.
 //!
 //! A change to a user's row alone (Better Auth's admin `setRole`, a new name or e-mail) drops
 //! that user's cached sessions too: on PostgreSQL, SQLite and MySQL a trigger on the user

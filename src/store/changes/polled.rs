@@ -171,6 +171,7 @@ impl Upkeep {
                 "the session change table or its triggers had gone (dropped or rebuilt by a \
                  migration?): recreated them, and dropped every cached session"
             );
+            self.tell_everyone(db).await;
             self.reported = false;
             self.user_reported = false;
             self.missed = false;
@@ -194,6 +195,15 @@ impl Upkeep {
         Upkept::Same
     }
 
+    /// After this instance put triggers back: a row telling every instance's feed to drop its
+    /// cache. A failure is only logged: the instances whose own check saw the triggers missing
+    /// drop theirs anyway.
+    async fn tell_everyone<T: ChangeTable>(&self, db: &T) {
+        if let Err(error) = db.run(&self.names.all_marker()).await {
+            tracing::debug!(source = SOURCE, %error, "could not tell the other instances that changes were missed");
+        }
+    }
+
     /// The session table's triggers are there, the user table's is not (a migration rebuilt
     /// the user table): recreated when the builder may create it, else reported once. Whether
     /// it is there again.
@@ -215,6 +225,7 @@ impl Upkeep {
                     "the trigger that reports changes to user rows had gone (the user table \
                      rebuilt by a migration?): recreated it, and dropped every cached session"
                 );
+                self.tell_everyone(db).await;
                 self.user_reported = false;
                 return true;
             }
@@ -514,6 +525,17 @@ impl Names {
         ]
     }
 
+    /// The statement writing [`ALL_MARK`] to the change table.
+    fn all_marker(&self) -> String {
+        let ct = &self.changes;
+        match self.dialect {
+            #[cfg(feature = "sqlite")]
+            Dialect::Sqlite => format!("insert into {ct} (\"token\") values (char(2))"),
+            #[cfg(feature = "mysql")]
+            Dialect::MySql => format!("insert into {ct} (`token`) values (char(2 using utf8mb4))"),
+        }
+    }
+
     /// The statement dropping the trigger named `name` (unquoted).
     fn drop_trigger(&self, name: &str) -> String {
         let quote = match self.dialect {
@@ -586,6 +608,12 @@ impl Names {
 
 /// The change table's marker for a user row's change: its `token` is the user's id after it.
 const USER_MARK: char = '\u{1}';
+
+/// The change table's row for "changes were missed: drop everything", written by the instance
+/// that put the triggers back, so that every instance drops what it cached meanwhile, not
+/// only those whose own check ran while the triggers were missing. (An earlier version reads
+/// it as a token no session has.)
+const ALL_MARK: &str = "\u{2}";
 
 /// How long one of the poller's statements may take: a connection that went silent fails it
 /// (logged, and the cache dropped once reads work again) rather than silencing the feed.
@@ -791,6 +819,12 @@ async fn poll<T: ChangeTable>(
 fn report(sink: &Sink, rows: impl IntoIterator<Item = (i64, String)>) -> bool {
     let mut users: Vec<String> = Vec::new();
     for (_, token) in rows {
+        if token == ALL_MARK {
+            if !sink.send(Change::All) {
+                return false;
+            }
+            continue;
+        }
         match token.strip_prefix(USER_MARK) {
             Some(user_id) if !users.iter().any(|u| u == user_id) => {
                 users.push(user_id.to_owned());
