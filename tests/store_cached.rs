@@ -1416,6 +1416,42 @@ async fn a_feed_refuses_to_start_on_a_swapped_table_and_says_where_the_triggers_
     }
 }
 
+/// A rolling deploy after such a swap: the new instance's feed moves the triggers back as it
+/// starts, and the instances already running (whose own checks have not run yet) drop what
+/// they cached while nothing reported the live table's changes.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_that_repairs_as_it_starts_tells_the_running_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    // Checks every 75 s: not during this test.
+    let (url, store, changes) = sqlite_feed(&dir, "deploy.db").await;
+    let running = watching(&store, &changes);
+    let user = store
+        .insert_user(&User::new("deploy@example.com", "D", conformance::NOW))
+        .await
+        .unwrap();
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(7);
+    let s = store
+        .create(&conformance::session(&user, later), &user)
+        .await
+        .unwrap();
+    assert!(running.find(&s.storage_key()).await.unwrap().is_some());
+    let other = sqlx::SqlitePool::connect(&url).await.unwrap();
+    swap_sqlite_session_table(&other).await;
+    let _new_instance = store
+        .session_changes()
+        .create_trigger(true)
+        .start()
+        .await
+        .unwrap();
+    common::until(
+        "the running instance did not drop its cache",
+        Duration::from_secs(10),
+        || async { running.find_now(&s.storage_key()).is_none() },
+    )
+    .await;
+}
+
 /// The same swap as gh-ost and pt-online-schema-change make it: one atomic `RENAME TABLE`.
 #[cfg(feature = "mysql")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

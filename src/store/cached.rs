@@ -778,11 +778,42 @@ impl Drop for Ending<'_> {
                 !std::mem::replace(&mut late.running, true)
             };
             if start {
-                runtime.spawn(reapply_late(Arc::downgrade(self.core)));
+                // The guard made here, not in the task: a task its runtime drops unpolled
+                // (spawned while the runtime shuts down) still marks itself stopped.
+                runtime.spawn(reapply_late(Stopped {
+                    core: Arc::downgrade(self.core),
+                    done: false,
+                }));
             }
         }
         if let Some(bus) = bus {
             runtime.spawn(async move { bus.publish(&message).await });
+        }
+    }
+}
+
+/// Marks the re-applying task ([`reapply_late`]) stopped when it ends otherwise than by finding
+/// the queue empty: a panic (on a runtime without timers its first wait panics), its runtime
+/// shutting down, or its runtime dropping it before it first ran. The revocations queued are
+/// then dropped (each was applied once, at its drop), so that the next drop starts a new task
+/// rather than queue behind one that no longer runs.
+struct Stopped {
+    core: Weak<Core>,
+    done: bool,
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Some(core) = self.core.upgrade() {
+            let mut late = core
+                .late
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            late.running = false;
+            late.due.clear();
         }
     }
 }
@@ -795,35 +826,8 @@ const LATE_GATHER: Duration = Duration::from_millis(250);
 /// Applies (and publishes) again the revocations of [`Core::late`] as they fall due, those due
 /// within [`LATE_GATHER`] of each other in one pass, until none is left; the cache's last
 /// clone dropped ends it.
-async fn reapply_late(core: Weak<Core>) {
-    /// Marks the task stopped when it ends otherwise than by finding the queue empty: a
-    /// panic (on a runtime without timers the first wait panics) or its runtime shutting
-    /// down. The revocations queued are then dropped (each was applied once, at its drop),
-    /// so that the next drop starts a new task rather than queue behind one that no longer
-    /// runs.
-    struct Stopped {
-        core: Weak<Core>,
-        done: bool,
-    }
-    impl Drop for Stopped {
-        fn drop(&mut self) {
-            if self.done {
-                return;
-            }
-            if let Some(core) = self.core.upgrade() {
-                let mut late = core
-                    .late
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                late.running = false;
-                late.due.clear();
-            }
-        }
-    }
-    let mut stopped = Stopped {
-        core: core.clone(),
-        done: false,
-    };
+async fn reapply_late(mut stopped: Stopped) {
+    let core = stopped.core.clone();
     loop {
         let next = {
             let Some(core) = core.upgrade() else { return };
@@ -1223,43 +1227,51 @@ mod tests {
         );
     }
 
-    /// The task's runtime shut down while it waited: the next drop, on another runtime, is
-    /// queued for a new task rather than behind the one that no longer runs.
+    /// The task's runtime shut down while it waited, or before it ever ran: the next drop,
+    /// on another runtime, is queued for a new task rather than behind one that no longer
+    /// runs.
     #[test]
     fn a_task_ended_with_its_runtime_is_started_again() {
-        let first = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let cached = first.block_on(async {
-            let (cached, _) = with_session("runtime@example.com").await;
-            drop_unanswered(&cached, "u:first".to_owned());
-            // The task starts and waits.
-            tokio::task::yield_now().await;
-            cached
-        });
-        assert!(cached.core.late.lock().unwrap().running);
-        drop(first);
-        {
-            let late = cached.core.late.lock().unwrap();
-            assert!(!late.running, "marked stopped with its runtime");
-            assert!(late.due.is_empty());
+        for polled in [true, false] {
+            let first = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            let cached = first.block_on(async {
+                let (cached, _) = with_session("runtime@example.com").await;
+                drop_unanswered(&cached, "u:first".to_owned());
+                if polled {
+                    // The task starts and waits.
+                    tokio::task::yield_now().await;
+                }
+                cached
+            });
+            assert!(cached.core.late.lock().unwrap().running);
+            drop(first);
+            {
+                let late = cached.core.late.lock().unwrap();
+                assert!(
+                    !late.running,
+                    "polled {polled}: marked stopped with its runtime"
+                );
+                assert!(late.due.is_empty());
+            }
+            let second = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            second.block_on(async {
+                let before = cached.core.epoch.load(Ordering::SeqCst);
+                drop_unanswered(&cached, "u:second".to_owned());
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                assert_eq!(
+                    cached.core.epoch.load(Ordering::SeqCst),
+                    before + 2,
+                    "polled {polled}: applied at the drop and again at 1 s"
+                );
+            });
         }
-        let second = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        second.block_on(async {
-            let before = cached.core.epoch.load(Ordering::SeqCst);
-            drop_unanswered(&cached, "u:second".to_owned());
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            assert_eq!(
-                cached.core.epoch.load(Ordering::SeqCst),
-                before + 2,
-                "applied at the drop and again at 1 s"
-            );
-        });
     }
 
     /// On a runtime built without timers the re-applying task cannot wait: it stops, and the

@@ -171,7 +171,7 @@ impl Upkeep {
                 "the session change table or its triggers had gone (dropped or rebuilt by a \
                  migration?): recreated them, and dropped every cached session"
             );
-            self.tell_everyone(db).await;
+            tell_everyone(db, &self.names).await;
             self.reported = false;
             self.user_reported = false;
             self.missed = false;
@@ -195,15 +195,6 @@ impl Upkeep {
         Upkept::Same
     }
 
-    /// After this instance put triggers back: a row telling every instance's feed to drop its
-    /// cache. A failure is only logged: the instances whose own check saw the triggers missing
-    /// drop theirs anyway.
-    async fn tell_everyone<T: ChangeTable>(&self, db: &T) {
-        if let Err(error) = db.run(&self.names.all_marker()).await {
-            tracing::debug!(source = SOURCE, %error, "could not tell the other instances that changes were missed");
-        }
-    }
-
     /// The session table's triggers are there, the user table's is not (a migration rebuilt
     /// the user table): recreated when the builder may create it, else reported once. Whether
     /// it is there again.
@@ -225,7 +216,7 @@ impl Upkeep {
                     "the trigger that reports changes to user rows had gone (the user table \
                      rebuilt by a migration?): recreated it, and dropped every cached session"
                 );
-                self.tell_everyone(db).await;
+                tell_everyone(db, &self.names).await;
                 self.user_reported = false;
                 return true;
             }
@@ -300,6 +291,21 @@ async fn move_misplaced<T: ChangeTable>(
         );
     }
     Ok(Ok(()))
+}
+
+/// After this instance put triggers back: a row telling every instance's feed to drop its
+/// cache (changes were missed meanwhile). A failure is logged: the instances whose own check
+/// saw the triggers missing drop theirs anyway, the others keep what they cached until the
+/// TTL.
+async fn tell_everyone<T: ChangeTable>(db: &T, names: &Names) {
+    if let Err(error) = db.run(&names.all_marker()).await {
+        tracing::warn!(
+            source = SOURCE,
+            %error,
+            "could not tell the other instances that session changes were missed: they \
+             serve what they cached until the cache TTL"
+        );
+    }
 }
 
 /// For an error saying the triggers are missing: those found on another table, which the
@@ -404,6 +410,9 @@ macro_rules! builder_methods {
             let names = self.names()?;
             let db = self.table_for(&names);
             if self.settings.create {
+                // Something there and something missing (or on another table): whoever
+                // watched meanwhile missed changes.
+                let repairing = (1..3).contains(&db.count_objects(&names).await.map_err(backend)?);
                 // Instances started together race to create them (`trigger already exists`):
                 // the statements are idempotent, so one that lost runs them again, and finds
                 // what the winner made.
@@ -415,6 +424,9 @@ macro_rules! builder_methods {
                         Err(e) if attempts >= 3 => return Err(self.create_error(e)),
                         Err(_) => {}
                     }
+                }
+                if repairing {
+                    tell_everyone(&db, &names).await;
                 }
             }
             let found = db.count_objects(&names).await.map_err(backend)?;
