@@ -1320,7 +1320,13 @@ async fn a_swapped_session_table_gets_the_triggers_back_on_sqlite() {
         .start()
         .await
         .unwrap();
-    let bystander = store.session_changes().start().await.unwrap();
+    // Checks every 15 minutes: its own check cannot drop its cache during the test.
+    let bystander = store
+        .session_changes()
+        .retention(Duration::from_secs(3600))
+        .start()
+        .await
+        .unwrap();
     let other = sqlx::SqlitePool::connect(&url).await.unwrap();
     let swap = swap_sqlite_session_table(&other);
     let delete = |token: String| {
@@ -1473,7 +1479,13 @@ async fn a_swapped_session_table_gets_the_triggers_back_on_mysql() {
         .start()
         .await
         .unwrap();
-    let bystander = store.session_changes().start().await.unwrap();
+    // Checks every 15 minutes: its own check cannot drop its cache during the test.
+    let bystander = store
+        .session_changes()
+        .retention(Duration::from_secs(3600))
+        .start()
+        .await
+        .unwrap();
     let other = sqlx::MySqlPool::connect(&url).await.unwrap();
     let swap = async {
         for statement in [
