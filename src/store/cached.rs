@@ -266,6 +266,14 @@ impl Core {
         failed.map_or(Ok(read), Err)
     }
 
+    /// The revocations to apply again ([`Late`]); a panic elsewhere while it was held does not
+    /// stop them.
+    fn late(&self) -> std::sync::MutexGuard<'_, Late> {
+        self.late
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Makes every fill of `token` already in flight drop its answer rather than cache it.
     /// (A read ahead is guarded otherwise: it replaces an entry only if the entry still holds
     /// the records it began from, see [`Table::replace_if`](table::Table::replace_if).)
@@ -765,11 +773,7 @@ impl Drop for Ending<'_> {
             // then due). Dropped while publishing, the write is done: only the publication is
             // left.
             let start = {
-                let mut late = self
-                    .core
-                    .late
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut late = self.core.late();
                 let mut at = tokio::time::Instant::now();
                 for wait in LATE_WRITE_CHECKS {
                     at += wait;
@@ -808,10 +812,7 @@ impl Drop for Stopped {
             return;
         }
         if let Some(core) = self.core.upgrade() {
-            let mut late = core
-                .late
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut late = core.late();
             late.running = false;
             late.due.clear();
         }
@@ -831,10 +832,7 @@ async fn reapply_late(mut stopped: Stopped) {
     loop {
         let next = {
             let Some(core) = core.upgrade() else { return };
-            let mut late = core
-                .late
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut late = core.late();
             match late.due.iter().map(|(at, _, _)| *at).min() {
                 Some(at) => at,
                 None => {
@@ -855,14 +853,11 @@ async fn reapply_late(mut stopped: Stopped) {
             continue;
         }
         tokio::time::sleep_until(next + LATE_GATHER).await;
-        let mut messages: Vec<(String, Option<Bus>)> = {
+        let messages: Vec<(String, Option<Bus>)> = {
             // Not kept while publishing: a cache dropped meanwhile goes at once.
             let Some(core) = core.upgrade() else { return };
             let now = tokio::time::Instant::now();
-            let mut late = core
-                .late
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut late = core.late();
             let (due, later) = std::mem::take(&mut late.due)
                 .into_iter()
                 .partition(|(at, _, _)| *at <= now);
@@ -886,13 +881,14 @@ async fn reapply_late(mut stopped: Stopped) {
             messages
         };
         // Published on a task of their own: a slow bus delays no local re-apply.
-        messages.retain(|(_, bus)| bus.is_some());
-        if !messages.is_empty() {
+        let published: Vec<(String, Bus)> = messages
+            .into_iter()
+            .filter_map(|(message, bus)| Some((message, bus?)))
+            .collect();
+        if !published.is_empty() {
             tokio::spawn(async move {
-                for (message, bus) in messages {
-                    if let Some(bus) = bus {
-                        bus.publish(&message).await;
-                    }
+                for (message, bus) in published {
+                    bus.publish(&message).await;
                 }
             });
         }

@@ -274,12 +274,9 @@ async fn move_misplaced<T: ChangeTable>(
     triggers: &[(&str, &str)],
 ) -> Result<Result<(), sqlx::Error>, sqlx::Error> {
     for &(trigger, table) in triggers {
-        let Some(on) = db.trigger_table(trigger).await? else {
+        let Some(on) = elsewhere(db, trigger, table).await? else {
             continue;
         };
-        if on.eq_ignore_ascii_case(table) {
-            continue;
-        }
         if let Err(e) = db.run(&names.drop_trigger(trigger)).await {
             return Ok(Err(e));
         }
@@ -315,17 +312,34 @@ async fn tell_everyone<T: ChangeTable>(db: &T, names: &Names) {
 async fn misplaced<T: ChangeTable>(db: &T, names: &Names) -> Result<String, sqlx::Error> {
     let mut found = String::new();
     for (trigger, table) in names.triggers() {
-        if let Some(on) = db.trigger_table(trigger).await? {
-            if !on.eq_ignore_ascii_case(table) {
-                found.push_str(&format!(
-                    "; the trigger {trigger} is on table {on}, not {table} (a table swap that \
-                     kept the old table?): drop it there ({}) before running .ddl()",
-                    names.drop_trigger(trigger)
-                ));
-            }
+        if let Some(on) = elsewhere(db, trigger, table).await? {
+            found.push_str(&format!(
+                "; the trigger {trigger} is on table {on}, not {table} (a table swap that \
+                 kept the old table?): drop it there ({}) before running .ddl()",
+                names.drop_trigger(trigger)
+            ));
         }
     }
     Ok(found)
+}
+
+/// The table the trigger named `trigger` is on when that is not `table` (`None` when it is
+/// there, or there is none of that name).
+async fn elsewhere<T: ChangeTable>(
+    db: &T,
+    trigger: &str,
+    table: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    Ok(db
+        .trigger_table(trigger)
+        .await?
+        .filter(|on| !same_table(on, table)))
+}
+
+/// Whether a catalog's table name `on` names `table`: ASCII letters in either case, as SQLite
+/// reads identifiers (and MySQL where table names do not depend on case).
+fn same_table(on: &str, table: &str) -> bool {
+    on.eq_ignore_ascii_case(table)
 }
 
 /// The settings both builders share.
@@ -1018,7 +1032,7 @@ mod sqlite {
             Ok(self
                 .trigger_table(name)
                 .await?
-                .is_some_and(|on| on.eq_ignore_ascii_case(table)))
+                .is_some_and(|on| super::same_table(&on, table)))
         }
         async fn trigger_table(&self, name: &str) -> Result<Option<String>, sqlx::Error> {
             sqlx::query_scalar(
@@ -1214,7 +1228,7 @@ mod mysql {
             table: &str,
         ) -> Result<bool, sqlx::Error> {
             Ok(match self.trigger_table(name).await? {
-                Some(on) => on.eq_ignore_ascii_case(table),
+                Some(on) => super::same_table(&on, table),
                 None => !self.can_see_triggers().await?,
             })
         }
@@ -1508,12 +1522,8 @@ mod late_tests {
         }
     }
 
-    /// Id 2 is taken by a transaction that commits only after id 3 was read and the poller's
-    /// settling time has passed (it read past id 2): its change still reaches the cache, on
-    /// a later look-up of the ids read past. Before, it was skipped for good.
-    #[tokio::test(start_paused = true)]
-    async fn a_change_committed_after_the_poller_read_past_its_id_is_applied() {
-        let table = Fake::default();
+    /// A feed polling `table` every 200 ms, from id 0, without creating anything.
+    fn fake_feed(table: &Fake) -> SessionChanges {
         let settings = Settings::new(
             "delete from \"session\" where \"token\" = ?",
             "delete from \"user\" where \"id\" = ?",
@@ -1527,7 +1537,7 @@ mod late_tests {
             missed: false,
         };
         let db = table.clone();
-        let feed = SessionChanges::spawn("test", move |sink| {
+        SessionChanges::spawn("test", move |sink| {
             poll(
                 db,
                 upkeep,
@@ -1536,13 +1546,21 @@ mod late_tests {
                 Duration::from_millis(200),
                 Duration::from_secs(300),
             )
-        });
+        })
+    }
+
+    /// A cache watching `feed` over a memory store holding a session for each of `tokens`
+    /// (one user's), each cached; and their keys.
+    async fn cached_sessions(
+        feed: &SessionChanges,
+        tokens: &[&str],
+    ) -> (CachedStore<MemoryStore>, Vec<StorageKey<'static>>) {
         let store = MemoryStore::new();
         let now = OffsetDateTime::now_utc();
         let user = User::new("late@example.com", "L", now);
         store.insert_user(user.clone());
         let mut keys = Vec::new();
-        for token in ["first", "late", "third"] {
+        for token in tokens {
             let session = Session::for_tests(&user.id, token, now + time::Duration::days(1), now);
             keys.push(StorageKey::new(
                 store.create(&session, &user).await.unwrap().token,
@@ -1552,6 +1570,17 @@ mod late_tests {
         for key in &keys {
             assert!(cached.find(key).await.unwrap().is_some());
         }
+        (cached, keys)
+    }
+
+    /// Id 2 is taken by a transaction that commits only after id 3 was read and the poller's
+    /// settling time has passed (it read past id 2): its change still reaches the cache, on
+    /// a later look-up of the ids read past. Before, it was skipped for good.
+    #[tokio::test(start_paused = true)]
+    async fn a_change_committed_after_the_poller_read_past_its_id_is_applied() {
+        let table = Fake::default();
+        let feed = fake_feed(&table);
+        let (cached, keys) = cached_sessions(&feed, &["first", "late", "third"]).await;
         let mut applied = feed.applied();
 
         table.commit(1, "first");
@@ -1583,44 +1612,8 @@ mod late_tests {
     #[tokio::test(start_paused = true)]
     async fn the_all_marker_drops_every_cached_session() {
         let table = Fake::default();
-        let settings = Settings::new(
-            "delete from \"session\" where \"token\" = ?",
-            "delete from \"user\" where \"id\" = ?",
-        );
-        let upkeep = Upkeep {
-            names: Names::new(&settings, '"', Dialect::Sqlite).unwrap(),
-            create: false,
-            user_watched: true,
-            reported: false,
-            user_reported: false,
-            missed: false,
-        };
-        let db = table.clone();
-        let feed = SessionChanges::spawn("test", move |sink| {
-            poll(
-                db,
-                upkeep,
-                sink,
-                0,
-                Duration::from_millis(200),
-                Duration::from_secs(300),
-            )
-        });
-        let store = MemoryStore::new();
-        let now = OffsetDateTime::now_utc();
-        let user = User::new("marker@example.com", "M", now);
-        store.insert_user(user.clone());
-        let mut keys = Vec::new();
-        for token in ["one", "two"] {
-            let session = Session::for_tests(&user.id, token, now + time::Duration::days(1), now);
-            keys.push(StorageKey::new(
-                store.create(&session, &user).await.unwrap().token,
-            ));
-        }
-        let cached = CachedStore::builder(store).watch(feed.clone()).build();
-        for key in &keys {
-            assert!(cached.find(key).await.unwrap().is_some());
-        }
+        let feed = fake_feed(&table);
+        let (cached, keys) = cached_sessions(&feed, &["one", "two"]).await;
         let mut applied = feed.applied();
         table.commit(1, ALL_MARK);
         table.commit(2, "unknown");
